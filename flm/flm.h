@@ -1,0 +1,26 @@
+#ifndef FLM_CLI_H
+#define FLM_CLI_H
+
+#include <stdint.h>
+
+#include "flm_msg.h"
+
+struct json_object;
+
+/* Exit codes: stable, documented in flm(1). */
+#define FLM_EX_OK		0
+#define FLM_EX_ERROR		1	/* the daemon refused or failed */
+#define FLM_EX_USAGE		2
+#define FLM_EX_NODAEMON		3	/* flmd not running / unreachable */
+#define FLM_EX_PERM		4	/* not allowed to talk to flmd */
+
+struct cli {
+	const char	*dir;
+	int		 json;
+};
+
+/* flm_ctl.c */
+int	cli_request(struct cli *, uint16_t, struct json_object *,
+	    struct json_object **);
+
+#endif

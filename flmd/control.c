@@ -1,0 +1,274 @@
+/*
+ * The control socket flm(1) talks to.  Peers are checked with
+ * SO_PEERCRED, connections are capped, and a client that sends
+ * anything malformed loses its connection, never the daemon.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "chan.h"
+#include "flmd.h"
+#include "log.h"
+
+#define CONTROL_MAX_CLIENTS	32
+#define CONTROL_BACKLOG		16
+
+struct ctl_conn {
+	TAILQ_ENTRY(ctl_conn)	 entry;
+	uint32_t		 id;
+	struct chan		*chan;
+	uid_t			 uid;
+	pid_t			 pid;
+};
+
+static TAILQ_HEAD(, ctl_conn)	 ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
+static int			 ctl_nconns;
+static uint32_t			 ctl_nextid = 1;
+static int			 ctl_fd = -1;
+static struct event		*ctl_ev_accept;
+static struct event		*ctl_ev_pause;
+
+static void	control_accept(evutil_socket_t, short, void *);
+static void	control_dispatch(struct chan *, struct chan_msg *, void *);
+static void	control_closed(struct chan *, const char *, void *);
+
+void
+control_init(void)
+{
+	struct sockaddr_un	 sun;
+	struct group		*gr;
+	mode_t			 old;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, env->paths.sock, sizeof(env->paths.sock));
+
+	/* A socket that answers belongs to a running flmd: do not steal it. */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		fatalx("flmd is already running (control socket %s answers)",
+		    env->paths.sock);
+	close(fd);
+	if (unlink(env->paths.sock) == -1 && errno != ENOENT)
+		fatal("unlink %s", env->paths.sock);
+
+	if ((ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1)
+		fatal("socket");
+	old = umask(S_IXUSR | S_IXGRP | S_IRWXO);
+	if (bind(ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("bind %s", env->paths.sock);
+	umask(old);
+	if (chmod(env->paths.sock, 0660) == -1)
+		fatal("chmod %s", env->paths.sock);
+	if (!env->paths.user_mode && (gr = getgrnam(FLM_ADMIN_GROUP)) != NULL &&
+	    chown(env->paths.sock, 0, gr->gr_gid) == -1)
+		fatal("chown %s", env->paths.sock);
+	if (listen(ctl_fd, CONTROL_BACKLOG) == -1)
+		fatal("listen %s", env->paths.sock);
+
+	ctl_ev_accept = event_new(env->base, ctl_fd, EV_READ | EV_PERSIST,
+	    control_accept, NULL);
+	ctl_ev_pause = evtimer_new(env->base, control_accept, NULL);
+	if (ctl_ev_accept == NULL || ctl_ev_pause == NULL ||
+	    event_add(ctl_ev_accept, NULL) == -1)
+		fatalx("control: event setup failed");
+}
+
+void
+control_cleanup(void)
+{
+	struct ctl_conn	*c;
+
+	while ((c = TAILQ_FIRST(&ctl_conns)) != NULL) {
+		TAILQ_REMOVE(&ctl_conns, c, entry);
+		chan_free(c->chan);
+		free(c);
+	}
+	if (ctl_ev_accept) {
+		event_free(ctl_ev_accept);
+		event_free(ctl_ev_pause);
+		ctl_ev_accept = ctl_ev_pause = NULL;
+	}
+	if (ctl_fd != -1) {
+		close(ctl_fd);
+		ctl_fd = -1;
+		unlink(env->paths.sock);
+	}
+}
+
+/* root, flmd's own user, or a member of group flmadm. */
+static int
+control_peer_allowed(uid_t uid, gid_t gid)
+{
+	struct group	*gr;
+	struct passwd	*pw;
+	gid_t		 groups[64];
+	int		 n = 64, i;
+
+	if (uid == 0 || uid == geteuid())
+		return 1;
+	if ((gr = getgrnam(FLM_ADMIN_GROUP)) == NULL)
+		return 0;
+	if (gid == gr->gr_gid)
+		return 1;
+	if ((pw = getpwuid(uid)) == NULL ||
+	    getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) == -1)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (groups[i] == gr->gr_gid)
+			return 1;
+	return 0;
+}
+
+static void
+control_reply_error(struct chan *ch, uint32_t peerid, int code,
+    const char *msg)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	json_object_object_add(o, "code", json_object_new_int(code));
+	chan_compose_json(ch, IMSG_CTL_ERROR, peerid, o);
+	json_object_put(o);
+}
+
+static void
+control_accept(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ctl_conn	*c;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+	int		 cfd;
+
+	(void)fd;
+	(void)arg;
+	if (ev & EV_TIMEOUT) {		/* the pause after EMFILE is over */
+		event_add(ctl_ev_accept, NULL);
+		return;
+	}
+	if ((cfd = accept4(ctl_fd, NULL, NULL, SOCK_CLOEXEC |
+	    SOCK_NONBLOCK)) == -1) {
+		if (errno == EMFILE || errno == ENFILE) {
+			/* Out of descriptors: stop accepting for a second. */
+			struct timeval	 tv = { 1, 0 };
+
+			log_warn("control: accept");
+			event_del(ctl_ev_accept);
+			evtimer_add(ctl_ev_pause, &tv);
+		} else if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("control: accept");
+		return;
+	}
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("control: SO_PEERCRED");
+		close(cfd);
+		return;
+	}
+	if (ctl_nconns >= CONTROL_MAX_CLIENTS) {
+		log_warnx("control: too many clients (%d), refusing pid %ld",
+		    ctl_nconns, (long)cred.pid);
+		close(cfd);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn("control: calloc");
+		close(cfd);
+		return;
+	}
+	c->id = ctl_nextid++;
+	c->uid = cred.uid;
+	c->pid = cred.pid;
+	c->chan = chan_new(env->base, cfd, PROC_FLMD, 0, control_dispatch,
+	    control_closed, c);
+	if (c->chan == NULL) {
+		close(cfd);
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&ctl_conns, c, entry);
+	ctl_nconns++;
+	if (!control_peer_allowed(cred.uid, cred.gid)) {
+		log_warnx("control: refused uid %ld (pid %ld): not root, "
+		    "the daemon's user, or in group %s", (long)cred.uid,
+		    (long)cred.pid, FLM_ADMIN_GROUP);
+		control_reply_error(c->chan, 0, EPERM, "permission denied: "
+		    "run as root or as a member of group " FLM_ADMIN_GROUP);
+		chan_fail(c->chan, "permission denied");
+	}
+}
+
+static void
+control_drop(struct ctl_conn *c)
+{
+	TAILQ_REMOVE(&ctl_conns, c, entry);
+	ctl_nconns--;
+	chan_free(c->chan);
+	free(c);
+}
+
+static void
+control_closed(struct chan *ch, const char *reason, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	(void)ch;
+	if (reason != NULL && strcmp(reason, "permission denied") != 0)
+		log_warnx("control: client pid %ld: %s", (long)c->pid, reason);
+	control_drop(c);
+}
+
+static void
+control_status(struct ctl_conn *c, uint32_t peerid)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "mode", json_object_new_string(
+	    env->paths.user_mode ? "user" : "system"));
+	json_object_object_add(o, "state_dir",
+	    json_object_new_string(env->paths.statedir));
+	json_object_object_add(o, "socket",
+	    json_object_new_string(env->paths.sock));
+	json_object_object_add(o, "protocol",
+	    json_object_new_int(FLM_PROTO_VERSION));
+	json_object_object_add(o, "processes", proc_status_json());
+	chan_compose_json(c->chan, IMSG_CTL_RESULT, peerid, o);
+	json_object_put(o);
+}
+
+static void
+control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	switch (m->hdr.type) {
+	case IMSG_CTL_STATUS:
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed STATUS request");
+			return;
+		}
+		control_status(c, m->hdr.peerid);
+		break;
+	default:
+		chan_fail(ch, "unknown request type %u", m->hdr.type);
+		break;
+	}
+}

@@ -1,0 +1,204 @@
+/*
+ * flmd: the FLM supervisor.  Owns the control socket, starts flm-keyd
+ * and flm-proxyd, restarts them when they die, and stops them all.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "flmd.h"
+#include "log.h"
+
+struct flmd	*env;
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: flmd [-dv] [-D statedir]\n");
+	exit(2);
+}
+
+static void
+flmd_mkdir(const char *path, mode_t mode, const char *owner)
+{
+	struct passwd	*pw;
+
+	if (mkdir(path, mode) == -1 && errno != EEXIST)
+		fatal("mkdir %s", path);
+	if (chmod(path, mode) == -1)
+		fatal("chmod %s", path);
+	if (owner == NULL)
+		return;
+	if ((pw = getpwnam(owner)) == NULL)
+		fatalx("user %s does not exist: create the FLM system users "
+		    "(systemd-sysusers flm.conf) or run in user mode with "
+		    "-D DIR", owner);
+	if (chown(path, pw->pw_uid, pw->pw_gid) == -1)
+		fatal("chown %s", path);
+}
+
+/*
+ * The state directory: 0711 so the children's users can reach their
+ * own subdirectories but list nothing; keyd's subdirectory is its own.
+ */
+static void
+flmd_prepare_dirs(void)
+{
+	struct flm_paths	*p = &env->paths;
+	int			 sys = !p->user_mode;
+
+	flmd_mkdir(p->statedir, sys ? 0711 : 0700, NULL);
+	if (sys)
+		flmd_mkdir(p->rundir, 0755, NULL);
+	flmd_mkdir(p->keyddir, 0700, sys ? FLM_KEYD_USER : NULL);
+	flmd_mkdir(p->emptydir, 0555, NULL);
+}
+
+static void
+flmd_pidfile(void)
+{
+	char	 buf[32];
+	int	 fd, n;
+
+	if ((fd = open(env->paths.pidfile, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC | O_NOFOLLOW, 0644)) == -1)
+		fatal("open %s", env->paths.pidfile);
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, n) != n)
+		fatal("write %s", env->paths.pidfile);
+	close(fd);
+}
+
+static void
+flmd_sig(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		if (env->shutting_down)
+			break;
+		log_info("shutting down on signal %d", (int)sig);
+		env->shutting_down = 1;
+		event_base_loopbreak(env->base);
+		break;
+	case SIGHUP:
+		log_info("reloading");
+		proc_reload_all();
+		break;
+	case SIGCHLD:
+		proc_reap();
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+flmd_self_dir(void)
+{
+	char	 exe[PATH_MAX];
+	ssize_t	 n;
+
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
+		return;
+	exe[n] = '\0';
+	snprintf(env->self_dir, sizeof(env->self_dir), "%s", dirname(exe));
+}
+
+int
+main(int argc, char *argv[])
+{
+	static struct flmd	 flmd;
+	struct event		*sigs[5];
+	const int		 signos[5] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD,
+				    SIGPIPE };
+	const char		*dir = NULL;
+	char			 err[256];
+	int			 ch, i;
+
+	env = &flmd;
+	while ((ch = getopt(argc, argv, "dD:v")) != -1) {
+		switch (ch) {
+		case 'd':
+			env->foreground = 1;
+			break;
+		case 'D':
+			dir = optarg;
+			break;
+		case 'v':
+			env->verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	log_init(1, env->verbose);
+	log_procname("flmd");
+	if (paths_init(&env->paths, dir, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (!env->paths.user_mode && geteuid() != 0)
+		fatalx("system mode needs root; for user mode give a state "
+		    "directory: flmd -d -D DIR (or set FLM_STATE_DIR)");
+	flmd_self_dir();
+	flmd_prepare_dirs();
+
+	if (!env->foreground && daemon(0, 0) == -1)
+		fatal("daemon");
+	log_init(env->foreground, env->verbose);
+
+	clock_gettime(CLOCK_MONOTONIC, &env->started);
+	env->started_wall = time(NULL);
+	if ((env->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+
+	control_init();
+	flmd_pidfile();
+
+	for (i = 0; i < 5; i++) {
+		if (signos[i] == SIGPIPE) {
+			signal(SIGPIPE, SIG_IGN);
+			sigs[i] = NULL;
+			continue;
+		}
+		sigs[i] = evsignal_new(env->base, signos[i], flmd_sig, NULL);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			fatalx("cannot install signal handler %d", signos[i]);
+	}
+
+	proc_init();
+	proc_start_all();
+	log_info("started in %s mode, state %s, control %s",
+	    env->paths.user_mode ? "user" : "system", env->paths.statedir,
+	    env->paths.sock);
+
+	event_base_dispatch(env->base);
+
+	control_cleanup();
+	proc_shutdown_all();
+	unlink(env->paths.pidfile);
+	for (i = 0; i < 5; i++)
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	event_base_free(env->base);
+	log_info("stopped");
+	return 0;
+}

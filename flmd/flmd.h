@@ -1,0 +1,66 @@
+/* flmd: the supervisor.  Shared between flmd.c, proc.c and control.c. */
+#ifndef FLMD_H
+#define FLMD_H
+
+#include <sys/types.h>
+#include <time.h>
+
+#include "flm_msg.h"
+#include "paths.h"
+
+struct event_base;
+struct json_object;
+struct chan;
+
+#define PROC_STABLE_SECS	10	/* a run this long resets back-off */
+#define PROC_BACKOFF_MIN_MS	100
+#define PROC_BACKOFF_MAX_MS	30000
+#define PROC_CRASHLOOP		5	/* quick deaths in a row */
+#define PROC_KILL_GRACE_MS	3000	/* SIGTERM, then SIGKILL */
+
+struct flmd_proc {
+	enum flm_proc	 id;
+	const char	*name;
+	const char	*user;		/* system mode only */
+	const char	*env_path;	/* user-mode override of the binary */
+	pid_t		 pid;
+	struct chan	*chan;
+	struct timespec	 started;	/* CLOCK_MONOTONIC */
+	time_t		 started_wall;
+	unsigned int	 restarts;
+	unsigned int	 quick_deaths;
+	int		 backoff_ms;
+	int		 crashloop;
+	struct event	*ev_restart;
+	char		 last_exit[64];
+};
+
+struct flmd {
+	struct event_base	*base;
+	struct flm_paths	 paths;
+	int			 foreground;
+	int			 verbose;
+	int			 shutting_down;
+	time_t			 started_wall;
+	struct timespec		 started;
+	char			 self_dir[PATH_MAX];
+};
+
+extern struct flmd	*env;
+
+/* proc.c */
+void			 proc_init(void);
+void			 proc_start_all(void);
+void			 proc_reap(void);
+void			 proc_reload_all(void);
+int			 proc_shutdown_all(void);
+int			 proc_alive_count(void);
+struct json_object	*proc_status_json(void);
+struct flmd_proc	*proc_byid(enum flm_proc);
+long			 proc_uptime(const struct timespec *);
+
+/* control.c */
+void			 control_init(void);
+void			 control_cleanup(void);
+
+#endif

@@ -1,0 +1,444 @@
+/*
+ * flmd's children: start each with fork+exec, its channel on a fixed
+ * descriptor; restart the dead with back-off; wire proxyd to keyd.
+ */
+#include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "chan.h"
+#include "flmd.h"
+#include "log.h"
+
+static struct flmd_proc procs[] = {
+	{ .id = PROC_KEYD, .name = "flm-keyd", .user = FLM_KEYD_USER,
+	  .env_path = "FLM_KEYD_PATH" },
+	{ .id = PROC_PROXYD, .name = "flm-proxyd", .user = FLM_PROXYD_USER,
+	  .env_path = "FLM_PROXYD_PATH" },
+};
+#define NPROCS	(sizeof(procs) / sizeof(procs[0]))
+
+static void	proc_spawn(struct flmd_proc *);
+static void	proc_dispatch(struct chan *, struct chan_msg *, void *);
+static void	proc_chan_closed(struct chan *, const char *, void *);
+
+struct flmd_proc *
+proc_byid(enum flm_proc id)
+{
+	size_t	 i;
+
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].id == id)
+			return &procs[i];
+	return NULL;
+}
+
+static struct flmd_proc *
+proc_bypid(pid_t pid)
+{
+	size_t	 i;
+
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].pid == pid)
+			return &procs[i];
+	return NULL;
+}
+
+/* The other end of the proxyd <-> keyd channel. */
+static struct flmd_proc *
+proc_peer(const struct flmd_proc *p)
+{
+	return proc_byid(p->id == PROC_KEYD ? PROC_PROXYD : PROC_KEYD);
+}
+
+long
+proc_uptime(const struct timespec *since)
+{
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - since->tv_sec);
+}
+
+static void
+proc_restart_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	if (!env->shutting_down)
+		proc_spawn(arg);
+}
+
+void
+proc_init(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < NPROCS; i++) {
+		procs[i].ev_restart = evtimer_new(env->base, proc_restart_cb,
+		    &procs[i]);
+		if (procs[i].ev_restart == NULL)
+			fatalx("evtimer_new");
+	}
+}
+
+void
+proc_start_all(void)
+{
+	size_t	 i;
+
+	/* keyd first: proxyd's peer channel then goes straight to it. */
+	for (i = 0; i < NPROCS; i++)
+		proc_spawn(&procs[i]);
+}
+
+/*
+ * Which binary to run.  In user mode an environment override, then the
+ * build tree beside flmd (for running uninstalled), then LIBEXECDIR.
+ */
+static void
+proc_path(const struct flmd_proc *p, char *buf, size_t bufsz)
+{
+	const char	*e;
+
+	if (env->paths.user_mode) {
+		if ((e = getenv(p->env_path)) != NULL && *e != '\0') {
+			snprintf(buf, bufsz, "%s", e);
+			return;
+		}
+		if (*env->self_dir != '\0') {
+			int	 n = snprintf(buf, bufsz, "%s/../%s/%s",
+				    env->self_dir, p->name, p->name);
+
+			if (n > 0 && (size_t)n < bufsz && access(buf, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(buf, bufsz, "%s/%s", LIBEXECDIR, p->name);
+}
+
+/* In the forked child: put the channels on their fixed descriptors. */
+static void __attribute__((noreturn))
+proc_exec_child(const char *path, const char *name, int chfd, int peerfd)
+{
+	char		*argv[8];
+	int		 argc = 0;
+	sigset_t	 set;
+
+	if (chfd != FLM_CHAN_PARENT_FD) {
+		if (dup2(chfd, FLM_CHAN_PARENT_FD) == -1)
+			_exit(127);
+	} else if (fcntl(chfd, F_SETFD, 0) == -1)
+		_exit(127);
+	if (peerfd != -1) {
+		if (peerfd != FLM_CHAN_PEER_FD) {
+			if (dup2(peerfd, FLM_CHAN_PEER_FD) == -1)
+				_exit(127);
+		} else if (fcntl(peerfd, F_SETFD, 0) == -1)
+			_exit(127);
+	} else
+		close(FLM_CHAN_PEER_FD);
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	/* A child must not outlive a flmd that was SIGKILLed. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+	argv[argc++] = (char *)name;
+	argv[argc++] = "-D";
+	argv[argc++] = env->paths.statedir;
+	if (env->paths.user_mode)
+		argv[argc++] = "-u";
+	if (env->foreground)
+		argv[argc++] = "-d";
+	if (env->verbose)
+		argv[argc++] = "-v";
+	argv[argc] = NULL;
+	execv(path, argv);
+	{
+		char	 msg[PATH_MAX + 64];
+		int	 n;
+
+		n = snprintf(msg, sizeof(msg), "flmd: cannot exec %s: %s\n",
+		    path, strerror(errno));
+		if (n > 0)
+			(void)!write(STDERR_FILENO, msg, (size_t)n);
+	}
+	_exit(127);
+}
+
+static void
+proc_spawn(struct flmd_proc *p)
+{
+	struct flmd_proc	*peer = proc_peer(p);
+	char			 path[PATH_MAX];
+	int			 sp[2], pp[2] = { -1, -1 };
+	pid_t			 pid;
+
+	proc_path(p, path, sizeof(path));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		goto retry;
+	/* A fresh proxyd <-> keyd channel whenever the peer is alive. */
+	if (peer->chan != NULL &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pp) == -1) {
+		close(sp[0]);
+		close(sp[1]);
+		goto retry;
+	}
+	switch ((pid = fork())) {
+	case -1:
+		close(sp[0]);
+		close(sp[1]);
+		if (pp[0] != -1) {
+			close(pp[0]);
+			close(pp[1]);
+		}
+		goto retry;
+	case 0:
+		proc_exec_child(path, p->name, sp[1], pp[1]);
+	default:
+		break;
+	}
+	close(sp[1]);
+	if (pp[1] != -1)
+		close(pp[1]);
+	p->pid = pid;
+	clock_gettime(CLOCK_MONOTONIC, &p->started);
+	p->started_wall = time(NULL);
+	p->chan = chan_new(env->base, sp[0], PROC_FLMD, 0, proc_dispatch,
+	    proc_chan_closed, p);
+	if (p->chan == NULL)
+		fatalx("%s: cannot set up channel", p->name);
+	if (pp[0] != -1 &&
+	    chan_compose(peer->chan, IMSG_PEER_CHANNEL, 0, pp[0], NULL, 0) == -1)
+		log_warnx("cannot hand %s its channel to %s", peer->name,
+		    p->name);
+	log_debug("started %s (pid %ld) from %s", p->name, (long)pid, path);
+	return;
+retry:
+	log_warn("cannot start %s", p->name);
+	{
+		struct timeval	 tv = { 1, 0 };
+
+		evtimer_add(p->ev_restart, &tv);
+	}
+}
+
+static void
+proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
+{
+	struct flmd_proc	*p = arg;
+
+	switch (m->hdr.type) {
+	default:
+		chan_fail(ch, "unexpected message type %u from %s",
+		    m->hdr.type, p->name);
+		break;
+	}
+}
+
+/* A broken channel means a broken child: kill it, SIGCHLD restarts it. */
+static void
+proc_chan_closed(struct chan *ch, const char *reason, void *arg)
+{
+	struct flmd_proc	*p = arg;
+
+	if (reason != NULL && !env->shutting_down)
+		log_warnx("%s (pid %ld): %s; restarting it", p->name,
+		    (long)p->pid, reason);
+	chan_free(ch);
+	p->chan = NULL;
+	if (p->pid > 0 && !env->shutting_down)
+		kill(p->pid, SIGKILL);
+}
+
+static void
+proc_schedule_restart(struct flmd_proc *p, int status)
+{
+	struct timeval	 tv;
+	long		 ran = proc_uptime(&p->started);
+
+	if (WIFSIGNALED(status))
+		snprintf(p->last_exit, sizeof(p->last_exit), "signal %d",
+		    WTERMSIG(status));
+	else
+		snprintf(p->last_exit, sizeof(p->last_exit), "exit %d",
+		    WEXITSTATUS(status));
+
+	/* A child that ran a while gets a fresh start at once. */
+	if (ran >= PROC_STABLE_SECS) {
+		p->quick_deaths = 0;
+		p->backoff_ms = 0;
+		p->crashloop = 0;
+	} else {
+		p->quick_deaths++;
+		p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 :
+		    PROC_BACKOFF_MIN_MS;
+		if (p->backoff_ms > PROC_BACKOFF_MAX_MS)
+			p->backoff_ms = PROC_BACKOFF_MAX_MS;
+	}
+	if (p->quick_deaths >= PROC_CRASHLOOP && !p->crashloop) {
+		p->crashloop = 1;
+		log_warnx("%s is in a crash loop (%u quick deaths, last %s); "
+		    "retrying every %d ms at most, see its log", p->name,
+		    p->quick_deaths, p->last_exit, PROC_BACKOFF_MAX_MS);
+	}
+	log_warnx("%s (pid %ld) died after %lds (%s); restart in %d ms",
+	    p->name, (long)p->pid, ran, p->last_exit, p->backoff_ms);
+	p->pid = 0;
+	p->restarts++;
+	tv.tv_sec = p->backoff_ms / 1000;
+	tv.tv_usec = (p->backoff_ms % 1000) * 1000;
+	evtimer_add(p->ev_restart, &tv);
+}
+
+/* SIGCHLD: collect every dead child. */
+void
+proc_reap(void)
+{
+	struct flmd_proc	*p;
+	pid_t			 pid;
+	int			 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if ((p = proc_bypid(pid)) == NULL)
+			continue;
+		if (p->chan != NULL) {
+			chan_free(p->chan);
+			p->chan = NULL;
+		}
+		if (env->shutting_down) {
+			p->pid = 0;
+			continue;
+		}
+		proc_schedule_restart(p, status);
+	}
+}
+
+void
+proc_reload_all(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].chan != NULL)
+			chan_compose(procs[i].chan, IMSG_RELOAD, 0, -1, NULL, 0);
+}
+
+int
+proc_alive_count(void)
+{
+	size_t	 i;
+	int	 n = 0;
+
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].pid > 0)
+			n++;
+	return n;
+}
+
+/* Ask every child to stop; SIGKILL whoever is still there after grace. */
+int
+proc_shutdown_all(void)
+{
+	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
+	size_t		 i;
+	int		 waited;
+
+	for (i = 0; i < NPROCS; i++) {
+		evtimer_del(procs[i].ev_restart);
+		if (procs[i].pid > 0)
+			kill(procs[i].pid, SIGTERM);
+	}
+	for (waited = 0; waited < PROC_KILL_GRACE_MS; waited += 20) {
+		proc_reap();
+		if (proc_alive_count() == 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	for (i = 0; i < NPROCS; i++) {
+		if (procs[i].pid > 0) {
+			log_warnx("%s did not stop in time; killing it",
+			    procs[i].name);
+			kill(procs[i].pid, SIGKILL);
+			waitpid(procs[i].pid, NULL, 0);
+			procs[i].pid = 0;
+		}
+		if (procs[i].chan != NULL) {
+			chan_free(procs[i].chan);
+			procs[i].chan = NULL;
+		}
+		event_free(procs[i].ev_restart);
+		procs[i].ev_restart = NULL;
+	}
+	return 0;
+}
+
+static const char *
+proc_state(const struct flmd_proc *p)
+{
+	if (p->pid == 0)
+		return p->crashloop ? "crash-loop" : "restarting";
+	if (p->chan == NULL || !chan_ready(p->chan))
+		return "starting";
+	return p->crashloop ? "crash-loop" : "running";
+}
+
+static struct json_object *
+proc_entry_json(const char *name, long pid, long uptime, unsigned restarts,
+    const char *version, const char *state)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "pid", json_object_new_int64(pid));
+	json_object_object_add(o, "uptime_s", json_object_new_int64(uptime));
+	json_object_object_add(o, "restarts", json_object_new_int(restarts));
+	json_object_object_add(o, "version", json_object_new_string(version));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	return o;
+}
+
+struct json_object *
+proc_status_json(void)
+{
+	struct json_object	*arr = json_object_new_array();
+	struct json_object	*o;
+	size_t			 i;
+
+	json_object_array_add(arr, proc_entry_json("flmd", (long)getpid(),
+	    proc_uptime(&env->started), 0, PACKAGE_VERSION, "running"));
+	for (i = 0; i < NPROCS; i++) {
+		const struct flmd_proc	*p = &procs[i];
+		int			 up = p->pid > 0 && p->chan != NULL &&
+					    chan_ready(p->chan);
+
+		o = proc_entry_json(p->name, (long)p->pid,
+		    p->pid > 0 ? proc_uptime(&p->started) : 0, p->restarts,
+		    up ? chan_peer_version(p->chan) : "", proc_state(p));
+		if (*p->last_exit)
+			json_object_object_add(o, "last_exit",
+			    json_object_new_string(p->last_exit));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}

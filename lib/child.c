@@ -1,0 +1,205 @@
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "child.h"
+#include "log.h"
+#include "sandbox.h"
+
+static void __attribute__((noreturn))
+child_usage(const char *name)
+{
+	fprintf(stderr, "usage: %s [-duv] -D statedir\n"
+	    "%s is started by flmd(8), never by hand.\n", name, name);
+	exit(2);
+}
+
+static void
+child_sig(evutil_socket_t sig, short ev, void *arg)
+{
+	struct child	*c = arg;
+
+	(void)ev;
+	if (sig == SIGTERM || sig == SIGINT)
+		event_base_loopexit(c->base, NULL);
+}
+
+static void
+child_parent_closed(struct chan *ch, const char *reason, void *arg)
+{
+	struct child	*c = arg;
+
+	(void)ch;
+	/* Without flmd there is nobody to serve: leave. */
+	if (reason != NULL)
+		log_warnx("channel to flmd: %s", reason);
+	event_base_loopexit(c->base, NULL);
+}
+
+static void
+child_peer_closed(struct chan *ch, const char *reason, void *arg)
+{
+	struct child	*c = arg;
+
+	/* flmd hands us a fresh one when the peer comes back. */
+	if (reason != NULL)
+		log_warnx("channel to %s: %s; dropped",
+		    flm_proc_name(c->proc == PROC_KEYD ? PROC_PROXYD :
+		    PROC_KEYD), reason);
+	chan_free(ch);
+	if (c->peer == ch)
+		c->peer = NULL;
+}
+
+static void
+child_peer_attach(struct child *c, int fd)
+{
+	if (c->peer != NULL)
+		chan_free(c->peer);
+	c->peer = chan_new(c->base, fd, c->proc, 0, c->peer_cb,
+	    child_peer_closed, c);
+	if (c->peer == NULL) {
+		log_warnx("cannot set up peer channel");
+		close(fd);
+		return;
+	}
+	if (c->peer_up != NULL)
+		c->peer_up(c->peer);
+}
+
+static void
+child_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
+{
+	struct child	*c = arg;
+
+	switch (m->hdr.type) {
+	case IMSG_PEER_CHANNEL:
+		if (m->fd == -1 || msg_end(m) == -1) {
+			chan_fail(ch, "malformed PEER_CHANNEL");
+			return;
+		}
+		child_peer_attach(c, m->fd);
+		m->fd = -1;
+		return;
+	case IMSG_RELOAD:
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed RELOAD");
+			return;
+		}
+		log_info("reload requested");
+		break;
+	default:
+		break;
+	}
+	if (c->parent_cb != NULL)
+		c->parent_cb(ch, m, c);
+	else if (m->hdr.type != IMSG_RELOAD)
+		chan_fail(ch, "unexpected message type %u", m->hdr.type);
+}
+
+static int
+child_is_socket(int fd)
+{
+	struct stat	 st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Parse the command line flmd gave us and attach the channels. */
+void
+child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
+{
+	const char	*name = flm_proc_name(proc);
+	const char	*dir = NULL;
+	const int	 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE };
+	char		 err[256];
+	int		 ch, user_mode = 0, i;
+
+	c->proc = proc;
+	while ((ch = getopt(argc, argv, "dD:uv")) != -1) {
+		switch (ch) {
+		case 'd':
+			c->foreground = 1;
+			break;
+		case 'D':
+			dir = optarg;
+			break;
+		case 'u':
+			user_mode = 1;
+			break;
+		case 'v':
+			c->verbose++;
+			break;
+		default:
+			child_usage(name);
+		}
+	}
+	if (optind != argc || dir == NULL)
+		child_usage(name);
+	log_init(c->foreground, c->verbose);
+	log_procname(name);
+	if (!child_is_socket(FLM_CHAN_PARENT_FD))
+		fatalx("no channel on descriptor %d: %s is started by flmd",
+		    FLM_CHAN_PARENT_FD, name);
+	if (paths_init(&c->paths, dir, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	c->paths.user_mode = user_mode;
+
+	if ((c->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	for (i = 0; i < 4; i++) {
+		if (signos[i] == SIGPIPE || signos[i] == SIGHUP) {
+			/* flmd sends RELOAD; a stray HUP must not kill us. */
+			signal(signos[i], SIG_IGN);
+			c->sigs[i] = NULL;
+			continue;
+		}
+		c->sigs[i] = evsignal_new(c->base, signos[i], child_sig, c);
+		if (c->sigs[i] == NULL || evsignal_add(c->sigs[i], NULL) == -1)
+			fatalx("signal setup");
+	}
+	c->parent = chan_new(c->base, FLM_CHAN_PARENT_FD, proc, CHAN_FDPASS,
+	    child_parent_dispatch, child_parent_closed, c);
+	if (c->parent == NULL)
+		fatalx("cannot set up channel to flmd");
+	if (child_is_socket(FLM_CHAN_PEER_FD))
+		child_peer_attach(c, FLM_CHAN_PEER_FD);
+}
+
+/* System mode: become user (chrooted to root if given); user mode: chdir. */
+void
+child_drop(struct child *c, const char *user, const char *root)
+{
+	if (c->paths.user_mode) {
+		if (root != NULL && chdir(root) == -1)
+			fatal("chdir %s", root);
+		return;
+	}
+	sandbox_drop_user(user, root);
+}
+
+int
+child_run(struct child *c)
+{
+	int	 i;
+
+	event_base_dispatch(c->base);
+	if (c->peer != NULL)
+		chan_free(c->peer);
+	chan_free(c->parent);
+	for (i = 0; i < 4; i++)
+		if (c->sigs[i] != NULL)
+			event_free(c->sigs[i]);
+	event_base_free(c->base);
+	log_debug("exiting");
+	return 0;
+}

@@ -1,0 +1,191 @@
+#include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+/*
+ * System mode only: chroot (if given) and become user for good.
+ * Verified: a process that could switch back is not allowed to run.
+ */
+void
+sandbox_drop_user(const char *user, const char *root)
+{
+	struct passwd	*pw;
+	uid_t		 ru, eu, su;
+	gid_t		 rg, eg, sg;
+
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s does not exist: create it (systemd-sysusers "
+		    "flm.conf) or run in user mode with -D DIR", user);
+	if (root != NULL) {
+		if (chroot(root) == -1)
+			fatal("chroot %s", root);
+		if (chdir("/") == -1)
+			fatal("chdir /");
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("cannot drop privileges to %s", user);
+	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1)
+		fatal("getresuid");
+	if (ru != pw->pw_uid || eu != pw->pw_uid || su != pw->pw_uid ||
+	    rg != pw->pw_gid || eg != pw->pw_gid || sg != pw->pw_gid)
+		fatalx("privilege drop to %s incomplete", user);
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1))
+		fatalx("privilege drop to %s is reversible", user);
+}
+
+static void
+sandbox_sigsys(int sig, siginfo_t *si, void *ctx)
+{
+	char	 buf[96];
+	int	 n;
+
+	(void)sig;
+	(void)ctx;
+	n = snprintf(buf, sizeof(buf),
+	    "sandbox: forbidden system call %d, exiting\n", si->si_syscall);
+	if (n > 0)
+		(void)!write(STDERR_FILENO, buf, (size_t)n);
+	_exit(159);
+}
+
+/*
+ * Deny by default: a forbidden call kills the whole process.  With
+ * FLM_SANDBOX_DEBUG set the call is trapped and named on stderr first.
+ */
+scmp_filter_ctx
+sandbox_begin(void)
+{
+	scmp_filter_ctx	 ctx;
+	uint32_t	 act = SCMP_ACT_KILL_PROCESS;
+
+	if (getenv("FLM_SANDBOX_DEBUG") != NULL) {
+		struct sigaction	 sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = sandbox_sigsys;
+		sa.sa_flags = SA_SIGINFO;
+		if (sigaction(SIGSYS, &sa, NULL) == -1)
+			fatal("sigaction SIGSYS");
+		act = SCMP_ACT_TRAP;
+	}
+	if ((ctx = seccomp_init(act)) == NULL)
+		fatalx("seccomp_init failed");
+	/* Only the native ABI: no x32 or i386 back door. */
+	if (seccomp_arch_exist(ctx, SCMP_ARCH_NATIVE) != 0)
+		fatalx("seccomp: native architecture missing");
+	return ctx;
+}
+
+void
+sandbox_rule(scmp_filter_ctx ctx, int nr, const char *name,
+    unsigned int ncmp, ...)
+{
+	struct scmp_arg_cmp	 cmp[4];
+	va_list			 ap;
+	unsigned int		 i;
+	int			 r;
+
+	if (nr == __NR_SCMP_ERROR)	/* not on this architecture */
+		return;
+	if (ncmp > 4)
+		fatalx("seccomp: too many conditions for %s", name);
+	va_start(ap, ncmp);
+	for (i = 0; i < ncmp; i++)
+		cmp[i] = va_arg(ap, struct scmp_arg_cmp);
+	va_end(ap);
+	r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, ncmp, cmp);
+	if (r != 0)
+		fatalx("seccomp: cannot allow %s: %s", name, strerror(-r));
+}
+
+/* What any libevent daemon of ours needs once it is serving. */
+void
+sandbox_allow_common(scmp_filter_ctx ctx)
+{
+	SANDBOX_ALLOW(ctx, read);
+	SANDBOX_ALLOW(ctx, readv);
+	SANDBOX_ALLOW(ctx, write);
+	SANDBOX_ALLOW(ctx, writev);
+	SANDBOX_ALLOW(ctx, recvmsg);
+	SANDBOX_ALLOW(ctx, sendmsg);
+	SANDBOX_ALLOW(ctx, recvfrom);
+	SANDBOX_ALLOW(ctx, sendto);
+	SANDBOX_ALLOW(ctx, close);
+	SANDBOX_ALLOW(ctx, fcntl);
+	SANDBOX_ALLOW(ctx, fstat);
+	SANDBOX_ALLOW(ctx, newfstatat);
+	SANDBOX_ALLOW(ctx, lseek);
+	SANDBOX_ALLOW(ctx, epoll_wait);
+	SANDBOX_ALLOW(ctx, epoll_pwait);
+	SANDBOX_ALLOW(ctx, epoll_ctl);
+	SANDBOX_ALLOW(ctx, poll);
+	SANDBOX_ALLOW(ctx, ppoll);
+	SANDBOX_ALLOW(ctx, brk);
+	SANDBOX_ALLOW(ctx, mmap);
+	SANDBOX_ALLOW(ctx, munmap);
+	SANDBOX_ALLOW(ctx, mremap);
+	SANDBOX_ALLOW(ctx, madvise);
+	SANDBOX_ALLOW(ctx, mprotect);
+	SANDBOX_ALLOW(ctx, futex);
+	SANDBOX_ALLOW(ctx, clock_gettime);
+	SANDBOX_ALLOW(ctx, gettimeofday);
+	SANDBOX_ALLOW(ctx, clock_nanosleep);
+	SANDBOX_ALLOW(ctx, nanosleep);
+	SANDBOX_ALLOW(ctx, getpid);
+	SANDBOX_ALLOW(ctx, gettid);
+	SANDBOX_ALLOW(ctx, getrandom);
+	SANDBOX_ALLOW(ctx, rt_sigaction);
+	SANDBOX_ALLOW(ctx, rt_sigprocmask);
+	SANDBOX_ALLOW(ctx, rt_sigreturn);
+	SANDBOX_ALLOW(ctx, restart_syscall);
+	SANDBOX_ALLOW(ctx, exit);
+	SANDBOX_ALLOW(ctx, exit_group);
+#if defined(__SANITIZE_ADDRESS__)
+	/* The sanitizer runtime's own needs: reports and leak checks. */
+	SANDBOX_ALLOW(ctx, sigaltstack);
+	SANDBOX_ALLOW(ctx, prctl);
+	SANDBOX_ALLOW(ctx, readlink);
+	SANDBOX_ALLOW_ARG(ctx, openat, 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
+	SANDBOX_ALLOW(ctx, getdents64);
+	SANDBOX_ALLOW(ctx, clone);
+	SANDBOX_ALLOW(ctx, ptrace);
+	SANDBOX_ALLOW(ctx, wait4);
+	SANDBOX_ALLOW(ctx, sched_yield);
+	SANDBOX_ALLOW(ctx, sched_getaffinity);
+	SANDBOX_ALLOW(ctx, getrlimit);
+	SANDBOX_ALLOW(ctx, prlimit64);
+	SANDBOX_ALLOW(ctx, getppid);
+	SANDBOX_ALLOW(ctx, tgkill);
+#endif
+}
+
+void
+sandbox_load(scmp_filter_ctx ctx)
+{
+	int	 r;
+
+	/* seccomp_load sets no_new_privs (SCMP_FLTATR_CTL_NNP defaults on). */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+	if ((r = seccomp_load(ctx)) != 0)
+		fatalx("seccomp_load: %s", strerror(-r));
+	seccomp_release(ctx);
+}

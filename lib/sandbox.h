@@ -1,0 +1,23 @@
+/*
+ * Pieces every FLM child sandbox is built from.  The allow-lists
+ * themselves live beside each process's main (keyd_sandbox.c,
+ * proxyd_sandbox.c) so each can be reviewed at a glance.
+ */
+#ifndef FLM_SANDBOX_H
+#define FLM_SANDBOX_H
+
+#include <seccomp.h>
+
+#define SANDBOX_ALLOW(ctx, call) \
+	sandbox_rule((ctx), SCMP_SYS(call), #call, 0)
+#define SANDBOX_ALLOW_ARG(ctx, call, ...) \
+	sandbox_rule((ctx), SCMP_SYS(call), #call, __VA_ARGS__)
+
+void		 sandbox_drop_user(const char *, const char *);
+scmp_filter_ctx	 sandbox_begin(void);
+void		 sandbox_rule(scmp_filter_ctx, int, const char *,
+		    unsigned int, ...);
+void		 sandbox_allow_common(scmp_filter_ctx);
+void		 sandbox_load(scmp_filter_ctx);
+
+#endif
