@@ -20,6 +20,7 @@
 #include "paths.h"
 
 #define CLI_TIMEOUT_SECS	30
+#define CLI_REQID		1	/* one request per connection */
 
 struct cli_req {
 	struct event_base	*base;
@@ -34,6 +35,13 @@ cli_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	struct cli_req	*r = arg;
 
 	(void)ch;
+	if (m->hdr.peerid != CLI_REQID && m->hdr.peerid != 0) {
+		fprintf(stderr, "flm: answer to another request from flmd\n");
+		r->rc = FLM_EX_ERROR;
+		r->done = 1;
+		event_base_loopbreak(r->base);
+		return;
+	}
 	switch (m->hdr.type) {
 	case IMSG_CTL_RESULT:
 	case IMSG_CTL_ERROR:
@@ -161,8 +169,9 @@ cli_request(struct cli *c, uint16_t type, struct json_object *args,
 		fprintf(stderr, "flm: cannot set up channel\n");
 		exit(FLM_EX_ERROR);
 	}
-	rc = args ? chan_compose_json(ch, type, 1, args) :
-	    chan_compose(ch, type, 1, -1, NULL, 0);
+	chan_expect_peer(ch, PROC_FLMD);
+	rc = args ? chan_compose_json(ch, type, CLI_REQID, args) :
+	    chan_compose(ch, type, CLI_REQID, -1, NULL, 0);
 	if (rc == -1) {
 		fprintf(stderr, "flm: cannot send request to flmd\n");
 		exit(FLM_EX_ERROR);

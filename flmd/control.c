@@ -47,8 +47,9 @@ static void	control_accept(evutil_socket_t, short, void *);
 static void	control_dispatch(struct chan *, struct chan_msg *, void *);
 static void	control_closed(struct chan *, const char *, void *);
 
+/* Before daemonising, so that "already running" reaches the terminal. */
 void
-control_init(void)
+control_bind(void)
 {
 	struct sockaddr_un	 sun;
 	struct group		*gr;
@@ -83,7 +84,11 @@ control_init(void)
 		fatal("chown %s", env->paths.sock);
 	if (listen(ctl_fd, CONTROL_BACKLOG) == -1)
 		fatal("listen %s", env->paths.sock);
+}
 
+void
+control_init(void)
+{
 	ctl_ev_accept = event_new(env->base, ctl_fd, EV_READ | EV_PERSIST,
 	    control_accept, NULL);
 	ctl_ev_pause = evtimer_new(env->base, control_accept, NULL);
@@ -204,6 +209,7 @@ control_accept(evutil_socket_t fd, short ev, void *arg)
 		free(c);
 		return;
 	}
+	chan_expect_peer(c->chan, PROC_CLI);
 	TAILQ_INSERT_TAIL(&ctl_conns, c, entry);
 	ctl_nconns++;
 	if (!control_peer_allowed(cred.uid, cred.gid)) {

@@ -51,6 +51,20 @@ flmd_mkdir(const char *path, mode_t mode, const char *owner)
 		fatal("chown %s", path);
 }
 
+/* System mode: refuse to start rather than crash-loop the children. */
+static void
+flmd_check_users(void)
+{
+	const char	*users[] = { FLM_KEYD_USER, FLM_PROXYD_USER };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(users) / sizeof(users[0]); i++)
+		if (getpwnam(users[i]) == NULL)
+			fatalx("user %s does not exist: create the FLM system "
+			    "users (systemd-sysusers flm.conf) or run in user "
+			    "mode with -D DIR", users[i]);
+}
+
 /*
  * The state directory: 0711 so the children's users can reach their
  * own subdirectories but list nothing; keyd's subdirectory is its own.
@@ -159,7 +173,10 @@ main(int argc, char *argv[])
 		fatalx("system mode needs root; for user mode give a state "
 		    "directory: flmd -d -D DIR (or set FLM_STATE_DIR)");
 	flmd_self_dir();
+	if (!env->paths.user_mode)
+		flmd_check_users();
 	flmd_prepare_dirs();
+	control_bind();
 
 	if (!env->foreground && daemon(0, 0) == -1)
 		fatal("daemon");

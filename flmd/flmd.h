@@ -60,6 +60,7 @@ struct flmd_proc	*proc_byid(enum flm_proc);
 long			 proc_uptime(const struct timespec *);
 
 /* control.c */
+void			 control_bind(void);
 void			 control_init(void);
 void			 control_cleanup(void);
 

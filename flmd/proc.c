@@ -228,6 +228,7 @@ proc_spawn(struct flmd_proc *p)
 	    proc_chan_closed, p);
 	if (p->chan == NULL)
 		fatalx("%s: cannot set up channel", p->name);
+	chan_expect_peer(p->chan, p->id);
 	if (pp[0] != -1 &&
 	    chan_compose(peer->chan, IMSG_PEER_CHANNEL, 0, pp[0], NULL, 0) == -1)
 		log_warnx("cannot hand %s its channel to %s", peer->name,
@@ -248,7 +249,21 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
 	struct flmd_proc	*p = arg;
 
+	struct flmd_proc	*peer;
+
 	switch (m->hdr.type) {
+	case IMSG_PEER_BROKEN:
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed PEER_BROKEN");
+			return;
+		}
+		/* The accused gets a clean restart and a fresh channel. */
+		peer = proc_peer(p);
+		log_warnx("%s reports a protocol error from %s; restarting "
+		    "%s", p->name, peer->name, peer->name);
+		if (peer->pid > 0)
+			kill(peer->pid, SIGKILL);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from %s",
 		    m->hdr.type, p->name);
@@ -400,7 +415,10 @@ proc_state(const struct flmd_proc *p)
 		return p->crashloop ? "crash-loop" : "restarting";
 	if (p->chan == NULL || !chan_ready(p->chan))
 		return "starting";
-	return p->crashloop ? "crash-loop" : "running";
+	/* A run past the stable mark ends a crash loop. */
+	if (p->crashloop && proc_uptime(&p->started) < PROC_STABLE_SECS)
+		return "crash-loop";
+	return "running";
 }
 
 static struct json_object *

@@ -52,10 +52,12 @@ struct chan {
 	size_t			 out_bytes;
 
 	int			 hello_seen;
+	uint32_t		 expect_proc;	/* PROC_NONE: any */
 	uint32_t		 peer_proc;
 	pid_t			 peer_pid;
 	char			 peer_version[32];
 
+	int			 wdead;		/* peer stopped reading */
 	int			 dispatching;
 	int			 closed;	/* close_cb delivered */
 	int			 freed;		/* chan_free() while dispatching */
@@ -122,19 +124,27 @@ fail:
 }
 
 static void
-chan_destroy(struct chan *ch)
+chan_drop_output(struct chan *ch)
 {
 	struct chan_out	*o;
-	int		 i;
 
-	event_free(ch->ev_read);
-	event_free(ch->ev_write);
 	while ((o = TAILQ_FIRST(&ch->out)) != NULL) {
 		TAILQ_REMOVE(&ch->out, o, entry);
 		if (o->fd != -1)
 			close(o->fd);
 		free(o);
 	}
+	ch->out_bytes = 0;
+}
+
+static void
+chan_destroy(struct chan *ch)
+{
+	int	 i;
+
+	event_free(ch->ev_read);
+	event_free(ch->ev_write);
+	chan_drop_output(ch);
 	for (i = 0; i < ch->nfds; i++)
 		close(ch->fds[i]);
 	close(ch->fd);
@@ -241,6 +251,11 @@ chan_recv_hello(struct chan *ch, struct chan_msg *m)
 		chan_fail(ch, "HELLO from unknown process type %u", proc);
 		return;
 	}
+	if (ch->expect_proc != PROC_NONE && proc != ch->expect_proc) {
+		chan_fail(ch, "HELLO from %s where %s was expected",
+		    flm_proc_name(proc), flm_proc_name(ch->expect_proc));
+		return;
+	}
 	ch->peer_proc = proc;
 	ch->peer_pid = (pid_t)m->hdr.pid;
 	ch->hello_seen = 1;
@@ -332,6 +347,8 @@ chan_read_once(struct chan *ch)
 	mh.msg_controllen = sizeof(cmsgbuf.buf);
 
 	n = recvmsg(ch->fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n == -1 && errno == ECONNRESET)
+		n = 0;		/* the peer left without reading: an end */
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
@@ -391,6 +408,13 @@ chan_read_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (r == 1)
 		chan_dispatch(ch);
+}
+
+/* Only this kind of process may speak on the channel. */
+void
+chan_expect_peer(struct chan *ch, uint32_t proc)
+{
+	ch->expect_proc = proc;
 }
 
 size_t
@@ -478,6 +502,16 @@ chan_flush(struct chan *ch)
 				continue;
 			if (errno == EAGAIN)
 				break;
+			if (errno == EPIPE || errno == ECONNRESET) {
+				/*
+				 * The peer is gone; what it sent before
+				 * going is still to be read, and the read
+				 * side reports the end.
+				 */
+				chan_drop_output(ch);
+				ch->wdead = 1;
+				return 0;
+			}
 			chan_fail(ch, "write: %s", strerror(errno));
 			return -1;
 		}
@@ -526,11 +560,24 @@ chan_compose(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
 			close(fd);
 		return -1;
 	}
+	if (ch->wdead) {
+		if (fd != -1)
+			close(fd);
+		return 0;
+	}
 	if (len > CHAN_MAX_MSG - CHAN_HDR_SIZE) {
 		log_warnx("%s: message type %u too large (%zu bytes)",
 		    __func__, type, len);
 		if (fd != -1)
 			close(fd);
+		return -1;
+	}
+	if (ch->out_bytes + CHAN_HDR_SIZE + len > CHAN_MAX_QUEUE) {
+		/* A peer that stops reading must not exhaust our memory. */
+		if (fd != -1)
+			close(fd);
+		chan_fail(ch, "peer does not read: %zu bytes queued",
+		    ch->out_bytes);
 		return -1;
 	}
 	if ((o = malloc(sizeof(*o) + CHAN_HDR_SIZE + len)) == NULL) {

@@ -3,9 +3,11 @@
  * stream socket, driven by libevent, with optional descriptor passing.
  *
  * Every channel starts with a HELLO exchange that checks the protocol
- * version; a message before HELLO, a bad header, an unexpected
- * descriptor or a short/trailing payload makes the channel fail, and
- * the owner's close callback decides what that means for the peer.
+ * version (and, with chan_expect_peer(), who speaks); a message before
+ * HELLO, a bad header, a descriptor on a channel that takes none, or a
+ * short/trailing payload makes the channel fail, and the owner's close
+ * callback decides what that means for the peer.  A descriptor that
+ * rides on a message whose handler does not claim it is closed.
  */
 #ifndef FLM_CHAN_H
 #define FLM_CHAN_H
@@ -19,6 +21,7 @@ struct json_object;
 #define CHAN_HDR_SIZE	16
 #define CHAN_MAX_MSG	(256 * 1024)	/* header included */
 #define CHAN_MAX_FDS	8		/* received, not yet claimed */
+#define CHAN_MAX_QUEUE	(64 * 1024 * 1024)	/* unsent bytes */
 
 #define CHAN_F_FD	0x0001		/* a descriptor travels with it */
 
@@ -50,6 +53,7 @@ typedef void	(*chan_close_cb)(struct chan *, const char *, void *);
 struct chan	*chan_new(struct event_base *, int, uint32_t, int,
 		    chan_msg_cb, chan_close_cb, void *);
 void		 chan_free(struct chan *);
+void		 chan_expect_peer(struct chan *, uint32_t);
 void		 chan_fail(struct chan *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 int		 chan_compose(struct chan *, uint16_t, uint32_t, int,

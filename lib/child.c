@@ -50,11 +50,16 @@ child_peer_closed(struct chan *ch, const char *reason, void *arg)
 {
 	struct child	*c = arg;
 
-	/* flmd hands us a fresh one when the peer comes back. */
-	if (reason != NULL)
+	/*
+	 * A peer that broke protocol is restarted by flmd on our word;
+	 * flmd hands us a fresh channel when the peer comes back.
+	 */
+	if (reason != NULL) {
 		log_warnx("channel to %s: %s; dropped",
 		    flm_proc_name(c->proc == PROC_KEYD ? PROC_PROXYD :
 		    PROC_KEYD), reason);
+		chan_compose(c->parent, IMSG_PEER_BROKEN, 0, -1, NULL, 0);
+	}
 	chan_free(ch);
 	if (c->peer == ch)
 		c->peer = NULL;
@@ -72,6 +77,8 @@ child_peer_attach(struct child *c, int fd)
 		close(fd);
 		return;
 	}
+	chan_expect_peer(c->peer, c->proc == PROC_KEYD ? PROC_PROXYD :
+	    PROC_KEYD);
 	if (c->peer_up != NULL)
 		c->peer_up(c->peer);
 }
@@ -153,6 +160,8 @@ child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
 	if (paths_init(&c->paths, dir, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	c->paths.user_mode = user_mode;
+	/* Trapping instead of killing is for development, never system mode. */
+	sandbox_debug = user_mode && getenv("FLM_SANDBOX_DEBUG") != NULL;
 
 	if ((c->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
@@ -171,6 +180,7 @@ child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
 	    child_parent_dispatch, child_parent_closed, c);
 	if (c->parent == NULL)
 		fatalx("cannot set up channel to flmd");
+	chan_expect_peer(c->parent, PROC_FLMD);
 	if (child_is_socket(FLM_CHAN_PEER_FD))
 		child_peer_attach(c, FLM_CHAN_PEER_FD);
 }

@@ -30,6 +30,9 @@ enum flm_msg_type {
 	IMSG_RELOAD,		/* empty: re-read configuration */
 	IMSG_PEER_CHANNEL,	/* fd: a fresh channel to the other child */
 
+	/* child -> flmd */
+	IMSG_PEER_BROKEN,	/* empty: the other child broke protocol */
+
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
 	IMSG_CTL_RESULT,	/* JSON object */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "paths.h"
 
@@ -28,9 +29,17 @@ paths_init(struct flm_paths *p, const char *dir, char *err, size_t errsz)
 	if (dir != NULL && *dir != '\0') {
 		p->user_mode = 1;
 		if (realpath(dir, p->statedir) == NULL) {
-			/* It may not exist yet: flmd creates it. */
-			if (snprintf(p->statedir, sizeof(p->statedir), "%s",
-			    dir) >= (int)sizeof(p->statedir))
+			char	 cwd[PATH_MAX];
+
+			/* It may not exist yet (flmd creates it): anchor it. */
+			if (*dir == '/')
+				cwd[0] = '\0';
+			else if (getcwd(cwd, sizeof(cwd)) == NULL) {
+				snprintf(err, errsz, "getcwd failed");
+				return -1;
+			}
+			if (snprintf(p->statedir, sizeof(p->statedir), "%s%s%s",
+			    cwd, *cwd ? "/" : "", dir) >= (int)sizeof(p->statedir))
 				goto toolong;
 		}
 		memcpy(p->rundir, p->statedir, sizeof(p->rundir));

@@ -13,6 +13,8 @@
 #define SANDBOX_ALLOW_ARG(ctx, call, ...) \
 	sandbox_rule((ctx), SCMP_SYS(call), #call, __VA_ARGS__)
 
+extern int	 sandbox_debug;
+
 void		 sandbox_drop_user(const char *, const char *);
 scmp_filter_ctx	 sandbox_begin(void);
 void		 sandbox_rule(scmp_filter_ctx, int, const char *,

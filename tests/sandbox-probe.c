@@ -16,6 +16,7 @@
 
 #include "keyd.h"
 #include "proxyd.h"
+#include "sandbox.h"
 
 static int
 probe(const char *action, const char *arg)
@@ -56,6 +57,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
+	sandbox_debug = getenv("FLM_SANDBOX_DEBUG") != NULL;
 	if (strcmp(argv[1], "keyd") == 0)
 		keyd_sandbox();
 	else if (strcmp(argv[1], "proxyd") == 0)

@@ -1,0 +1,105 @@
+# Shared by the TAP integration tests: start a real FLM suite in user
+# mode in a private state directory, poll for conditions, report TAP.
+# Sourced, not run.  Needs: jq.
+
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+FLMD=$top_builddir/flmd/flmd
+FLM=$top_builddir/flm/flm
+KEYD=$top_builddir/flm-keyd/flm-keyd
+PROXYD=$top_builddir/flm-proxyd/flm-proxyd
+PROBE=$top_builddir/tests/sandbox-probe
+UDS_SEND=$top_builddir/tests/uds-send
+unset FLM_STATE_DIR FLM_KEYD_PATH FLM_PROXYD_PATH FLM_SANDBOX_DEBUG
+
+T_N=0
+T_FAILED=0
+FLMD_PID=
+STATE=
+
+plan() { echo "1..$1"; }
+
+ok() {
+	T_N=$((T_N + 1))
+	echo "ok $T_N - $*"
+}
+
+not_ok() {
+	T_N=$((T_N + 1))
+	T_FAILED=$((T_FAILED + 1))
+	echo "not ok $T_N - $*"
+}
+
+diag() { echo "$*" | sed 's/^/# /'; }
+
+# check DESCRIPTION COMMAND...: one test point from a command's status.
+check() {
+	desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# wait_until MS COMMAND...: poll every 20 ms until COMMAND succeeds.
+wait_until() {
+	ms=$1
+	shift
+	while [ "$ms" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.02
+		ms=$((ms - 20))
+	done
+	"$@"
+}
+
+status_json() { "$FLM" -D "$STATE" status --json 2>/dev/null; }
+
+# proc_field NAME FIELD: one field of one process from flm status.
+proc_field() {
+	status_json | jq -r --arg n "$1" --arg f "$2" \
+	    '.processes[] | select(.name == $n) | .[$f]'
+}
+
+proc_pid() { proc_field "$1" pid; }
+
+all_running() {
+	[ "$(status_json | jq '[.processes[] | select(.state == "running")]
+	    | length' 2>/dev/null)" = 3 ]
+}
+
+pid_alive() { [ -n "$1" ] && [ "$1" -gt 0 ] && kill -0 "$1" 2>/dev/null; }
+
+# suite_start [ENV=VALUE ...]: a fresh state directory and a running suite.
+suite_start() {
+	STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
+	env "$@" "$FLMD" -d -v -D "$STATE" >"$STATE/flmd.log" 2>&1 &
+	FLMD_PID=$!
+	if ! wait_until 5000 all_running; then
+		diag "suite did not come up:"
+		diag "$(cat "$STATE/flmd.log")"
+		return 1
+	fi
+}
+
+suite_stop() {
+	[ -n "$FLMD_PID" ] || return 0
+	kill -TERM "$FLMD_PID" 2>/dev/null
+	wait "$FLMD_PID" 2>/dev/null
+	FLMD_PID=
+}
+
+# Keep the logs of a failed run in the TAP output, then clean up.
+suite_cleanup() {
+	if [ -n "$FLMD_PID" ]; then
+		kill -KILL "$FLMD_PID" 2>/dev/null
+		wait "$FLMD_PID" 2>/dev/null
+	fi
+	if [ -n "$STATE" ] && [ -d "$STATE" ]; then
+		if [ "$T_FAILED" -gt 0 ] && [ -f "$STATE/flmd.log" ]; then
+			diag "flmd.log:"
+			diag "$(cat "$STATE/flmd.log")"
+		fi
+		rm -rf "$STATE"
+	fi
+}
+
+trap suite_cleanup EXIT

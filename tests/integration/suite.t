@@ -1,1 +1,51 @@
-echo "1..0 # SKIP not written"
+#!/bin/sh
+# The suite comes up as three sandboxed processes, reloads on SIGHUP
+# and goes away cleanly on SIGTERM.
+. "$(dirname "$0")/lib.sh"
+
+plan 17
+
+check "flmd starts and all three processes run" suite_start
+
+keyd=$(proc_pid flm-keyd)
+proxyd=$(proc_pid flm-proxyd)
+check "status reports flmd's own pid" [ "$(proc_pid flmd)" = "$FLMD_PID" ]
+check "flm-keyd pid $keyd is alive" pid_alive "$keyd"
+check "flm-proxyd pid $proxyd is alive" pid_alive "$proxyd"
+check "children are flmd's children" [ "$(awk '/^PPid:/ {print $2}' \
+    /proc/"$keyd"/status)" = "$FLMD_PID" ]
+
+for p in "$keyd" "$proxyd"; do
+	check "pid $p runs under a seccomp filter" \
+	    grep -q '^Seccomp:[[:space:]]*2$' /proc/"$p"/status
+	check "pid $p has no_new_privs" \
+	    grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/"$p"/status
+done
+
+check "children report their software version" \
+    [ "$(proc_field flm-keyd version)" = "$("$FLM" version --json | jq -r .version)" ]
+
+table=$("$FLM" -D "$STATE" status | cat)
+check "status without --json on a pipe is JSON" \
+    sh -c "echo '$table' | jq -e '.processes | length == 3' >/dev/null"
+
+FLM_STATE_DIR=$STATE "$FLM" status --json >/dev/null 2>&1
+check "flm finds the daemon through FLM_STATE_DIR" [ $? -eq 0 ]
+
+kill -HUP "$FLMD_PID"
+reloaded() { [ "$(grep -c 'reload requested' "$STATE/flmd.log")" -ge 2 ]; }
+check "SIGHUP reaches both children" wait_until 2000 reloaded
+check "SIGHUP restarts nothing" [ "$(proc_pid flm-keyd)" = "$keyd" ] && \
+    [ "$(proc_pid flm-proxyd)" = "$proxyd" ]
+
+suite_stop
+gone() { ! pid_alive "$keyd" && ! pid_alive "$proxyd"; }
+check "SIGTERM stops every process" wait_until 3000 gone
+check "SIGTERM removes the control socket and pid file" \
+    [ ! -e "$STATE/flmd.sock" ] && [ ! -e "$STATE/flmd.pid" ]
+
+out=$("$FLM" -D "$STATE" status 2>&1)
+rc=$?
+check "flm status without a daemon exits 3 and says so (rc $rc)" \
+    sh -c "[ $rc -eq 3 ] && echo \"\$1\" | grep -q 'flmd is not running'" \
+    sh "$out"

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install what building and testing FLM needs on Debian 12, if missing.
+# Run as root (or with sudo available).  Safe to run again: it installs
+# only what is not there yet.
+set -eu
+
+PKGS="build-essential autoconf automake libtool pkg-config
+libsqlite3-dev libssl-dev libevent-dev libjson-c-dev libargon2-dev
+libsodium-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev
+mandoc jq curl sqlite3 util-linux procps ca-certificates"
+
+missing=
+for p in $PKGS; do
+	st=$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null || true)
+	[ "$st" = "install ok installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO=sudo
+else
+	echo "deps: need root to install:$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

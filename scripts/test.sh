@@ -1,0 +1,81 @@
+#!/bin/sh
+# README command (2): install what is missing, build, and run every
+# test twice (plain, then AddressSanitizer + UBSan), plus the manual
+# page lint and make distcheck.  Ends with "N passed, N failed".
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+sh scripts/deps.sh || exit 1
+
+passed=0
+failed=0
+skipped=0
+
+# tally DIR: add up the automake .trs results below DIR.
+tally() {
+	for f in $(find "$1" -name '*.trs'); do
+		p=$(grep -c '^:test-result: PASS' "$f")
+		x=$(grep -c '^:test-result: XFAIL' "$f")
+		s=$(grep -c '^:test-result: SKIP' "$f")
+		b=$(grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)' "$f")
+		passed=$((passed + p + x))
+		skipped=$((skipped + s))
+		failed=$((failed + b))
+	done
+}
+
+# step NAME COMMAND...: one pass/fail point for a whole step.
+step() {
+	name=$1
+	shift
+	if "$@"; then
+		echo "PASS: $name"
+		passed=$((passed + 1))
+	else
+		echo "FAIL: $name"
+		failed=$((failed + 1))
+	fi
+}
+
+run_check() {
+	dir=$1
+	shift
+	(cd "$dir" && env "$@" make -j2 check >check.out 2>&1)
+	rc=$?
+	grep -E '^(PASS|FAIL|XPASS|ERROR|SKIP):' "$dir/check.out" | sed "s|^|[$dir] |"
+	if [ $rc -ne 0 ]; then
+		find "$dir/tests" -name '*.log' -exec grep -l -E '^(not ok|ERROR)' {} + 2>/dev/null |
+		    while read -r l; do echo "---- $l"; tail -40 "$l"; done
+	fi
+	tally "$dir"
+}
+
+echo "== build"
+step "build (-Werror)" sh scripts/build.sh build
+if [ -x build/flmd/flmd ]; then
+	echo "== tests"
+	run_check build
+	echo "== manual pages"
+	step "mandoc -Tlint" sh -c "cd build && make lint-man >/dev/null"
+	echo "== make distcheck"
+	step "make distcheck" sh -c "cd build && make -j2 distcheck >distcheck.out 2>&1 || { tail -40 distcheck.out; exit 1; }"
+fi
+
+echo "== AddressSanitizer + UBSan"
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+step "build (sanitizers)" sh scripts/build.sh build-asan \
+    CFLAGS="-O1 -g $SAN" LDFLAGS="$SAN"
+if [ -x build-asan/flmd/flmd ]; then
+	run_check build-asan \
+	    ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=23 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+
+echo
+if [ $skipped -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ $failed -eq 0 ]

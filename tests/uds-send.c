@@ -1,0 +1,112 @@
+/*
+ * uds-send: a raw client for flmd's control socket in tests.
+ *   uds-send PATH            send standard input, then report whether
+ *                            the server closed the connection (exit 0)
+ *                            or kept it open for 2 s (exit 1)
+ *   uds-send -n N PATH       open N connections at once and print how
+ *                            many the server closed within 1 s
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int
+uds_connect(const char *path)
+{
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -1;
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 1 if the peer closed within ms, reading (and counting) what it sent. */
+static int
+uds_closed_within(int fd, int ms, size_t *got)
+{
+	struct pollfd	 pfd = { .fd = fd, .events = POLLIN };
+	char		 buf[4096];
+	ssize_t		 n;
+
+	for (;;) {
+		if (poll(&pfd, 1, ms) <= 0)
+			return 0;
+		if ((n = read(fd, buf, sizeof(buf))) <= 0)
+			return 1;
+		*got += n;
+	}
+}
+
+static int
+uds_send(const char *path)
+{
+	char	 buf[4096];
+	size_t	 got = 0;
+	ssize_t	 n;
+	int	 fd, closed;
+
+	if ((fd = uds_connect(path)) == -1) {
+		perror("connect");
+		return 2;
+	}
+	while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0)
+		if (write(fd, buf, n) != n)
+			break;
+	closed = uds_closed_within(fd, 2000, &got);
+	printf("%s after %zu bytes\n", closed ? "closed" : "open", got);
+	close(fd);
+	return closed ? 0 : 1;
+}
+
+static int
+uds_many(const char *path, int n)
+{
+	int	*fds, i, closed = 0;
+	size_t	 got;
+
+	if ((fds = calloc(n, sizeof(int))) == NULL)
+		return 2;
+	for (i = 0; i < n; i++)
+		if ((fds[i] = uds_connect(path)) == -1) {
+			perror("connect");
+			return 2;
+		}
+	for (i = 0; i < n; i++) {
+		got = 0;
+		closed += uds_closed_within(fds[i], i == 0 ? 1000 : 50, &got);
+	}
+	printf("%d\n", closed);
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	if (argc == 4 && strcmp(argv[1], "-n") == 0)
+		return uds_many(argv[3], atoi(argv[2]));
+	if (argc == 2)
+		return uds_send(argv[1]);
+	fprintf(stderr, "usage: uds-send [-n N] path\n");
+	return 2;
+}
