@@ -672,7 +672,7 @@ msg_get_string(struct chan_msg *m, char *buf, size_t bufsz)
 	return 0;
 }
 
-/* The rest of the payload is one JSON value. */
+/* The rest of the payload is one JSON object, array or string. */
 int
 msg_get_json(struct chan_msg *m, struct json_object **obj)
 {

@@ -12,6 +12,8 @@
 #ifndef FLM_CHAN_H
 #define FLM_CHAN_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
