@@ -1,6 +1,27 @@
 #ifndef KEYD_H
 #define KEYD_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flm_msg.h"
+
+struct db;
+struct json_object;
+
+/* Argon2id parameters (docs/DB_SCHEMA.md): no weaker than OWASP's. */
+#define KEYD_ARGON2_T		2
+#define KEYD_ARGON2_M_KIB	19456	/* 19 MiB */
+#define KEYD_ARGON2_P		1
+#define KEYD_ARGON2_SALT	16
+#define KEYD_ARGON2_HASH	32
+
+/* keyd_apikeys.c */
+int		 keyd_key_create(struct db *, const char *,
+		    struct json_object **, char *, size_t);
+uint32_t	 keyd_key_verify(struct db *, const char *, size_t,
+		    char [FLM_KEY_ID_LEN + 1]);
+
 /* keyd_sandbox.c */
 void	keyd_sandbox(void);
 

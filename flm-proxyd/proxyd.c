@@ -6,21 +6,100 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
+#include <json-c/json.h>
 
-#include "child.h"
 #include "log.h"
 #include "proxyd.h"
 
-static struct child	proxyd;
+static struct proxyd	 proxyd;
+struct proxyd		*px = &proxyd;
 
 static void
 proxyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
 	(void)arg;
-	chan_fail(ch, "unexpected message type %u from flm-keyd",
-	    m->hdr.type);
+	switch (m->hdr.type) {
+	case IMSG_KEY_VERDICT:
+		auth_verdict(ch, m);
+		break;
+	default:
+		chan_fail(ch, "unexpected message type %u from flm-keyd",
+		    m->hdr.type);
+		break;
+	}
+}
+
+static void
+proxyd_engines(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*arr, *e, *v;
+	struct proxyd_engine	*pe;
+	size_t			 i, n;
+
+	if (msg_get_json(m, &arr) == -1 ||
+	    !json_object_is_type(arr, json_type_array)) {
+		json_object_put(arr);
+		chan_fail(ch, "malformed ENGINES");
+		return;
+	}
+	n = json_object_array_length(arr);
+	px->nengines = 0;
+	for (i = 0; i < n && px->nengines < PROXYD_MAX_ENGINES; i++) {
+		e = json_object_array_get_idx(arr, i);
+		pe = &px->engines[px->nengines];
+		memset(pe, 0, sizeof(*pe));
+#define ENGINE_STR(f) \
+		if (!json_object_object_get_ex(e, #f, &v) || \
+		    !json_object_is_type(v, json_type_string) || \
+		    (size_t)json_object_get_string_len(v) >= sizeof(pe->f)) \
+			continue; \
+		memcpy(pe->f, json_object_get_string(v), \
+		    json_object_get_string_len(v) + 1);
+		ENGINE_STR(id);
+		ENGINE_STR(kind);
+		ENGINE_STR(host);
+		ENGINE_STR(addr);
+#undef ENGINE_STR
+		if (!json_object_object_get_ex(e, "port", &v))
+			continue;
+		pe->port = json_object_get_int(v);
+		px->nengines++;
+	}
+	json_object_put(arr);
+	log_debug("%d engines configured", px->nengines);
+}
+
+static void
+proxyd_listen(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*o, *id;
+
+	if (m->fd == -1 || msg_get_json(m, &o) == -1) {
+		chan_fail(ch, "malformed PROXY_LISTEN");
+		return;
+	}
+	if (json_object_object_get_ex(o, "id", &id)) {
+		http_listen(m->fd, json_object_get_string(id));
+		m->fd = -1;
+	}
+	json_object_put(o);
+}
+
+static void
+proxyd_close(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*o, *id;
+
+	if (msg_get_json(m, &o) == -1) {
+		chan_fail(ch, "malformed PROXY_CLOSE");
+		return;
+	}
+	if (json_object_object_get_ex(o, "id", &id))
+		http_close(json_object_get_string(id));
+	json_object_put(o);
 }
 
 static void
@@ -29,6 +108,15 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	(void)arg;
 	switch (m->hdr.type) {
 	case IMSG_RELOAD:
+		break;
+	case IMSG_PROXY_LISTEN:
+		proxyd_listen(ch, m);
+		break;
+	case IMSG_PROXY_CLOSE:
+		proxyd_close(ch, m);
+		break;
+	case IMSG_ENGINES:
+		proxyd_engines(ch, m);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
@@ -39,11 +127,20 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 int
 main(int argc, char *argv[])
 {
-	proxyd.parent_cb = proxyd_parent_dispatch;
-	proxyd.peer_cb = proxyd_peer_dispatch;
-	child_init(&proxyd, PROC_PROXYD, argc, argv);
-	child_drop(&proxyd, FLM_PROXYD_USER, proxyd.paths.emptydir);
+	int	 rv;
+
+	px->c.parent_cb = proxyd_parent_dispatch;
+	px->c.peer_cb = proxyd_peer_dispatch;
+	px->c.peer_up = auth_keyd_up;
+	child_init(&px->c, PROC_PROXYD, argc, argv);
+	child_drop(&px->c, FLM_PROXYD_USER, px->c.paths.emptydir);
+	http_init();
+	auth_init();
 	proxyd_sandbox();
 	log_debug("ready");
-	return child_run(&proxyd);
+	rv = child_run(&px->c);
+	upstream_cleanup();
+	auth_cleanup();
+	http_cleanup();
+	return rv;
 }

@@ -1,5 +1,65 @@
+/* flm-proxyd: shared between its files. */
 #ifndef PROXYD_H
 #define PROXYD_H
+
+#include <stdint.h>
+
+#include "child.h"
+#include "flm_msg.h"
+
+struct evhttp;
+struct evhttp_request;
+struct evhttp_connection;
+struct json_object;
+
+#define PROXYD_MAX_LISTENERS	8
+#define PROXYD_MAX_ENGINES	32
+
+struct proxyd_engine {
+	char		 id[33];
+	char		 kind[16];
+	char		 host[256];
+	char		 addr[64];	/* numeric: proxyd resolves nothing */
+	int		 port;
+};
+
+struct proxyd {
+	struct child		 c;
+	struct evhttp		*http;
+	struct {
+		char				 id[80];
+		struct evhttp_bound_socket	*bs;
+	}			 listeners[PROXYD_MAX_LISTENERS];
+	int			 nlisteners;
+	struct proxyd_engine	 engines[PROXYD_MAX_ENGINES];
+	int			 nengines;
+};
+
+extern struct proxyd	*px;
+
+/* proxyd_http.c */
+void	http_init(void);
+void	http_listen(int, const char *);
+void	http_close(const char *);
+void	http_cleanup(void);
+void	http_json(struct evhttp_request *, int, struct json_object *);
+void	http_error(struct evhttp_request *, int, const char *, const char *,
+	    const char *);
+void	http_watch_close(struct evhttp_request *);
+
+/* proxyd_auth.c */
+typedef void	(*auth_done_cb)(struct evhttp_request *, const char *, void *);
+void	auth_init(void);
+void	auth_check(struct evhttp_request *, auth_done_cb, void *);
+void	auth_verdict(struct chan *, struct chan_msg *);
+void	auth_keyd_up(struct chan *);
+void	auth_conn_closed(struct evhttp_connection *);
+void	auth_cleanup(void);
+
+/* proxyd_upstream.c */
+void	upstream_models(struct evhttp_request *, const char *, void *);
+void	upstream_conn_closed(struct evhttp_connection *);
+void	upstream_cleanup(void);
 
 /* proxyd_sandbox.c */
 void	proxyd_sandbox(void);

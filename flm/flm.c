@@ -15,17 +15,40 @@
 #include "flm.h"
 
 struct flm_cmd {
-	const char	*name;
+	const char	*name;		/* one or two words */
 	int		(*fn)(struct cli *, int, char **);
+	const char	*opts;		/* long options it takes, see cli_opts */
+	int		 nargs;		/* positional arguments */
 	const char	*usage;
 };
 
 static int	cmd_status(struct cli *, int, char **);
 static int	cmd_version(struct cli *, int, char **);
+static int	cmd_key_create(struct cli *, int, char **);
+static int	cmd_proxy(struct cli *, int, char **);
+static int	cmd_config(struct cli *, int, char **);
+static void	print_result(struct cli *, struct json_object *,
+		    void (*)(struct json_object *));
 
 static const struct flm_cmd cmds[] = {
-	{ "status",	cmd_status,	"status [--json]" },
-	{ "version",	cmd_version,	"version [--json]" },
+	{ "status",		cmd_status,	"j",	0,
+	    "status [--json]" },
+	{ "version",		cmd_version,	"j",	0,
+	    "version [--json]" },
+	{ "api-keys create",	cmd_key_create,	"jl",	0,
+	    "api-keys create --label NAME [--json]" },
+	{ "proxy start",	cmd_proxy,	"jpbm",	0,
+	    "proxy start [--port N] [--bind ADDR] [--mode local-http] [--json]" },
+	{ "proxy stop",		cmd_proxy,	"jp",	0,
+	    "proxy stop [--port N] [--json]" },
+	{ "proxy status",	cmd_proxy,	"j",	0,
+	    "proxy status [--json]" },
+	{ "config get",		cmd_config,	"j",	1,
+	    "config get KEY [--json]" },
+	{ "config set",		cmd_config,	"j",	2,
+	    "config set KEY VALUE [--json]" },
+	{ "config list",	cmd_config,	"j",	0,
+	    "config list [--json]" },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -42,33 +65,66 @@ usage(void)
 	exit(FLM_EX_USAGE);
 }
 
-/* Every command takes --json; anything else is a usage error. */
-static int
-cli_opts(struct cli *c, const char *usage_line, int argc, char **argv)
+static void __attribute__((noreturn))
+cmd_usage(const struct flm_cmd *cmd, const char *why)
+{
+	if (why != NULL)
+		fprintf(stderr, "flm: %s\n", why);
+	fprintf(stderr, "usage: flm %s\n", cmd->usage);
+	exit(FLM_EX_USAGE);
+}
+
+/*
+ * The options a command allows, by letter: j --json, l --label,
+ * p --port, b --bind, m --mode.  The daemon validates values; here we
+ * only refuse what cannot be a request at all.
+ */
+static void
+cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 {
 	static const struct option	 opts[] = {
-		{ "json", no_argument, NULL, 'j' },
+		{ "json",  no_argument,       NULL, 'j' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "port",  required_argument, NULL, 'p' },
+		{ "bind",  required_argument, NULL, 'b' },
+		{ "mode",  required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 }
 	};
+	char				*end;
+	long				 n;
 	int				 ch;
 
 	optind = 1;
+	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == '?' || ch == ':' || strchr(cmd->opts, ch) == NULL)
+			cmd_usage(cmd, "unknown or incomplete option");
 		switch (ch) {
 		case 'j':
 			c->json = 1;
 			break;
-		default:
-			fprintf(stderr, "usage: flm %s\n", usage_line);
-			exit(FLM_EX_USAGE);
+		case 'l':
+			c->label = optarg;
+			break;
+		case 'p':
+			n = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || n < 1 ||
+			    n > 65535)
+				cmd_usage(cmd, "--port: expected 1-65535");
+			c->port = (int)n;
+			break;
+		case 'b':
+			c->bind = optarg;
+			break;
+		case 'm':
+			c->mode = optarg;
+			break;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "flm: unexpected argument '%s'\n"
-		    "usage: flm %s\n", argv[optind], usage_line);
-		exit(FLM_EX_USAGE);
-	}
-	return 0;
+	if (argc - optind != cmd->nargs)
+		cmd_usage(cmd, argc - optind > cmd->nargs ?
+		    "too many arguments" : "missing argument");
+	c->args = argv + optind;
 }
 
 static void
@@ -116,13 +172,148 @@ cmd_status(struct cli *c, int argc, char **argv)
 	struct json_object	*res = NULL;
 	int			 rc;
 
-	cli_opts(c, "status [--json]", argc, argv);
+	(void)argc;
+	(void)argv;
 	if ((rc = cli_request(c, IMSG_CTL_STATUS, NULL, &res)) != 0)
 		return rc;
-	if (c->json || !isatty(STDOUT_FILENO))
+	print_result(c, res, status_table);
+	json_object_put(res);
+	return FLM_EX_OK;
+}
+
+/* Print a result as JSON (--json or not a terminal) or via table(). */
+static void
+print_result(struct cli *c, struct json_object *res,
+    void (*table)(struct json_object *))
+{
+	if (c->json || !isatty(STDOUT_FILENO) || table == NULL)
 		print_json(res);
 	else
-		status_table(res);
+		table(res);
+}
+
+static int
+cmd_key_create(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*req, *res = NULL;
+	int			 rc;
+
+	(void)argc;
+	(void)argv;
+	if (c->label == NULL)
+		cmd_usage(&cmds[2], "--label is required");
+	req = json_object_new_object();
+	json_object_object_add(req, "label", json_object_new_string(c->label));
+	rc = cli_request(c, IMSG_CTL_KEY_CREATE, req, &res);
+	json_object_put(req);
+	if (rc != 0)
+		return rc;
+	if (c->json)
+		print_json(res);
+	else {
+		printf("%s\n", jstr(res, "key"));
+		fprintf(stderr, "flm: created key %s (label %s); it is shown "
+		    "only this once: store it now\n", jstr(res, "id"),
+		    jstr(res, "label"));
+	}
+	json_object_put(res);
+	return FLM_EX_OK;
+}
+
+static void
+proxy_table(struct json_object *res)
+{
+	size_t	 i, n;
+
+	if (!json_object_is_type(res, json_type_array)) {
+		print_json(res);
+		return;
+	}
+	n = json_object_array_length(res);
+	if (n == 0) {
+		printf("no proxy is running\n");
+		return;
+	}
+	printf("%-24s %-12s %8s %-8s %s\n", "ID", "MODE", "PID", "EGRESS",
+	    "CERTIFICATE");
+	for (i = 0; i < n; i++) {
+		struct json_object	*h = json_object_array_get_idx(res, i);
+
+		printf("%-24s %-12s %8s %-8s %s\n", jstr(h, "id"),
+		    jstr(h, "mode"), jstr(h, "pid"), jstr(h, "egress"),
+		    jstr(h, "certificate"));
+	}
+}
+
+static int
+cmd_proxy(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*req = NULL, *res = NULL;
+	uint16_t		 type;
+	int			 rc;
+
+	(void)argc;
+	if (strcmp(argv[1], "status") == 0)
+		type = IMSG_CTL_PROXY_STATUS;
+	else {
+		type = strcmp(argv[1], "start") == 0 ? IMSG_CTL_PROXY_START :
+		    IMSG_CTL_PROXY_STOP;
+		req = json_object_new_object();
+		if (c->port)
+			json_object_object_add(req, "port",
+			    json_object_new_int(c->port));
+		if (c->bind)
+			json_object_object_add(req, "bind",
+			    json_object_new_string(c->bind));
+		if (c->mode)
+			json_object_object_add(req, "mode",
+			    json_object_new_string(c->mode));
+	}
+	rc = cli_request(c, type, req, &res);
+	json_object_put(req);
+	if (rc != 0)
+		return rc;
+	if (type == IMSG_CTL_PROXY_START && !c->json && isatty(STDOUT_FILENO))
+		printf("proxy listening on http://%s:%s/v1 (%s)\n",
+		    jstr(res, "bind"), jstr(res, "port"), jstr(res, "mode"));
+	else
+		print_result(c, res, proxy_table);
+	json_object_put(res);
+	return FLM_EX_OK;
+}
+
+static void
+config_table(struct json_object *res)
+{
+	json_object_object_foreach(res, k, v)
+		printf("%s = %s\n", k, json_object_get_string(v));
+}
+
+static int
+cmd_config(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*req = NULL, *res = NULL;
+	uint16_t		 type;
+	int			 rc;
+
+	(void)argc;
+	if (strcmp(argv[1], "list") == 0)
+		type = IMSG_CTL_CONFIG_LIST;
+	else {
+		type = strcmp(argv[1], "get") == 0 ? IMSG_CTL_CONFIG_GET :
+		    IMSG_CTL_CONFIG_SET;
+		req = json_object_new_object();
+		json_object_object_add(req, "key",
+		    json_object_new_string(c->args[0]));
+		if (type == IMSG_CTL_CONFIG_SET)
+			json_object_object_add(req, "value",
+			    json_object_new_string(c->args[1]));
+	}
+	rc = cli_request(c, type, req, &res);
+	json_object_put(req);
+	if (rc != 0)
+		return rc;
+	print_result(c, res, config_table);
 	json_object_put(res);
 	return FLM_EX_OK;
 }
@@ -132,7 +323,8 @@ cmd_version(struct cli *c, int argc, char **argv)
 {
 	struct json_object	*o;
 
-	cli_opts(c, "version [--json]", argc, argv);
+	(void)argc;
+	(void)argv;
 	if (!c->json) {
 		printf("flm %s (protocol %d)\n", PACKAGE_VERSION,
 		    FLM_PROTO_VERSION);
@@ -170,9 +362,21 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc < 1)
 		usage();
-	for (i = 0; i < NCMDS; i++)
-		if (strcmp(argv[0], cmds[i].name) == 0)
-			return cmds[i].fn(&cli, argc, argv);
-	fprintf(stderr, "flm: unknown command '%s'\n", argv[0]);
+	for (i = 0; i < NCMDS; i++) {
+		const char	*sp = strchr(cmds[i].name, ' ');
+		size_t		 l = sp ? (size_t)(sp - cmds[i].name) :
+				    strlen(cmds[i].name);
+		int		 words = sp ? 2 : 1;
+
+		if (strncmp(argv[0], cmds[i].name, l) != 0 ||
+		    argv[0][l] != '\0')
+			continue;
+		if (sp != NULL && (argc < 2 || strcmp(argv[1], sp + 1) != 0))
+			continue;
+		cli_opts(&cli, &cmds[i], argc - words + 1, argv + words - 1);
+		return cmds[i].fn(&cli, argc, argv);
+	}
+	fprintf(stderr, "flm: unknown command '%s%s%s'\n", argv[0],
+	    argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
 	usage();
 }

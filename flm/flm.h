@@ -17,6 +17,11 @@ struct json_object;
 struct cli {
 	const char	*dir;
 	int		 json;
+	const char	*label;
+	const char	*bind;
+	const char	*mode;
+	int		 port;
+	char		**args;		/* positional arguments */
 };
 
 /* flm_ctl.c */

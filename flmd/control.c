@@ -34,6 +34,8 @@ struct ctl_conn {
 	struct chan		*chan;
 	uid_t			 uid;
 	pid_t			 pid;
+	enum flm_proc		 waiting;	/* a child owes us an answer */
+	uint32_t		 reqid;		/* the client's request id */
 };
 
 static TAILQ_HEAD(, ctl_conn)	 ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
@@ -242,6 +244,20 @@ control_closed(struct chan *ch, const char *reason, void *arg)
 	control_drop(c);
 }
 
+static struct json_object *
+control_db_json(struct db *db)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "version", json_object_new_int(db->version));
+	json_object_object_add(o, "safe_mode",
+	    json_object_new_boolean(db->safe_mode));
+	if (db->safe_mode)
+		json_object_object_add(o, "reason",
+		    json_object_new_string(db->safe_reason));
+	return o;
+}
+
 static void
 control_status(struct ctl_conn *c, uint32_t peerid)
 {
@@ -256,25 +272,205 @@ control_status(struct ctl_conn *c, uint32_t peerid)
 	json_object_object_add(o, "protocol",
 	    json_object_new_int(FLM_PROTO_VERSION));
 	json_object_object_add(o, "processes", proc_status_json());
+	json_object_object_add(o, "config_db", control_db_json(&config_db));
 	chan_compose_json(c->chan, IMSG_CTL_RESULT, peerid, o);
 	json_object_put(o);
 }
 
 static void
-control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
+control_reply(struct ctl_conn *c, uint32_t peerid, struct json_object *o)
 {
-	struct ctl_conn	*c = arg;
+	chan_compose_json(c->chan, IMSG_CTL_RESULT, peerid, o);
+	json_object_put(o);
+}
 
-	switch (m->hdr.type) {
-	case IMSG_CTL_STATUS:
-		if (msg_end(m) == -1) {
-			chan_fail(ch, "malformed STATUS request");
+static struct ctl_conn *
+control_byid(uint32_t id)
+{
+	struct ctl_conn	*c;
+
+	TAILQ_FOREACH(c, &ctl_conns, entry)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+/* A child's answer to a forwarded request goes to the asking client. */
+void
+control_relay(uint32_t id, uint16_t type, struct json_object *o)
+{
+	struct ctl_conn	*c;
+
+	if ((c = control_byid(id)) == NULL || c->waiting == PROC_NONE)
+		return;		/* the client left meanwhile */
+	c->waiting = PROC_NONE;
+	chan_compose_json(c->chan, type, c->reqid, o);
+}
+
+void
+control_proc_gone(enum flm_proc proc)
+{
+	struct ctl_conn	*c;
+
+	TAILQ_FOREACH(c, &ctl_conns, entry) {
+		if (c->waiting != proc)
+			continue;
+		c->waiting = PROC_NONE;
+		control_reply_error(c->chan, c->reqid, EAGAIN, "the request "
+		    "was lost: the process that owed the answer stopped; "
+		    "try again");
+	}
+}
+
+static void
+control_forward(struct ctl_conn *c, enum flm_proc proc, uint16_t type,
+    uint32_t peerid, struct json_object *req)
+{
+	if (proc_forward(proc, type, c->id, req) == -1) {
+		control_reply_error(c->chan, peerid, EAGAIN, proc == PROC_KEYD ?
+		    "flm-keyd is not running (see flm status); try again" :
+		    "flm-proxyd is not running (see flm status); try again");
+		return;
+	}
+	c->waiting = proc;
+	c->reqid = peerid;
+}
+
+static void
+control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
+    struct json_object *req)
+{
+	struct json_object	*k, *v, *all, *res;
+	char			 err[512];
+
+	if (type == IMSG_CTL_CONFIG_LIST) {
+		control_reply(c, peerid, config_list(NULL));
+		return;
+	}
+	if (!json_object_object_get_ex(req, "key", &k) ||
+	    !json_object_is_type(k, json_type_string)) {
+		control_reply_error(c->chan, peerid, EINVAL, "a key is needed");
+		return;
+	}
+	if (type == IMSG_CTL_CONFIG_GET) {
+		all = config_list(NULL);
+		if (!json_object_object_get_ex(all, json_object_get_string(k),
+		    &v)) {
+			json_object_put(all);
+			control_reply_error(c->chan, peerid, ENOENT,
+			    "not set");
 			return;
 		}
-		control_status(c, m->hdr.peerid);
+		res = json_object_new_object();
+		json_object_object_add(res, json_object_get_string(k),
+		    json_object_get(v));
+		json_object_put(all);
+		control_reply(c, peerid, res);
+		return;
+	}
+	if (!json_object_object_get_ex(req, "value", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		control_reply_error(c->chan, peerid, EINVAL, "a value is needed");
+		return;
+	}
+	if (config_set(json_object_get_string(k), json_object_get_string(v),
+	    err, sizeof(err)) == -1) {
+		control_reply_error(c->chan, peerid, EINVAL, err);
+		return;
+	}
+	if (strncmp(json_object_get_string(k), "engines.", 8) == 0)
+		proc_send_engines();
+	res = json_object_new_object();
+	json_object_object_add(res, json_object_get_string(k),
+	    json_object_get(v));
+	control_reply(c, peerid, res);
+}
+
+static void
+control_proxy(struct ctl_conn *c, uint16_t type, uint32_t peerid,
+    struct json_object *req)
+{
+	struct json_object	*res = NULL;
+	char			 err[512];
+	int			 r;
+
+	if (type == IMSG_CTL_PROXY_STATUS) {
+		control_reply(c, peerid, proxy_status());
+		return;
+	}
+	r = type == IMSG_CTL_PROXY_START ?
+	    proxy_start(req, &res, err, sizeof(err)) :
+	    proxy_stop(req, &res, err, sizeof(err));
+	if (r == -1)
+		control_reply_error(c->chan, peerid, EINVAL, err);
+	else
+		control_reply(c, peerid, res);
+}
+
+/* Requests without a payload, and those with one JSON object. */
+static int
+control_args(struct chan *ch, struct chan_msg *m, int json,
+    struct json_object **req)
+{
+	*req = NULL;
+	if (!json) {
+		if (msg_end(m) == 0)
+			return 0;
+	} else if (msg_get_json(m, req) == 0 &&
+	    json_object_is_type(*req, json_type_object))
+		return 0;
+	json_object_put(*req);
+	*req = NULL;
+	chan_fail(ch, "malformed request type %u", m->hdr.type);
+	return -1;
+}
+
+static void
+control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
+{
+	struct ctl_conn		*c = arg;
+	struct json_object	*req;
+	uint16_t		 t = m->hdr.type;
+	uint32_t		 id = m->hdr.peerid;
+
+	if (c->waiting != PROC_NONE) {
+		chan_fail(ch, "request type %u while another is pending", t);
+		return;
+	}
+	switch (t) {
+	case IMSG_CTL_STATUS:
+	case IMSG_CTL_PROXY_STATUS:
+	case IMSG_CTL_CONFIG_LIST:
+		if (control_args(ch, m, 0, &req) == -1)
+			return;
+		break;
+	case IMSG_CTL_KEY_CREATE:
+	case IMSG_CTL_PROXY_START:
+	case IMSG_CTL_PROXY_STOP:
+	case IMSG_CTL_CONFIG_GET:
+	case IMSG_CTL_CONFIG_SET:
+		if (control_args(ch, m, 1, &req) == -1)
+			return;
 		break;
 	default:
-		chan_fail(ch, "unknown request type %u", m->hdr.type);
+		chan_fail(ch, "unknown request type %u", t);
+		return;
+	}
+	switch (t) {
+	case IMSG_CTL_STATUS:
+		control_status(c, id);
+		break;
+	case IMSG_CTL_KEY_CREATE:
+		control_forward(c, PROC_KEYD, IMSG_KEY_CREATE, id, req);
+		break;
+	case IMSG_CTL_PROXY_START:
+	case IMSG_CTL_PROXY_STOP:
+	case IMSG_CTL_PROXY_STATUS:
+		control_proxy(c, t, id, req);
+		break;
+	default:
+		control_config(c, t, id, req);
 		break;
 	}
+	json_object_put(req);
 }

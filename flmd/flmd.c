@@ -201,7 +201,9 @@ main(int argc, char *argv[])
 			fatalx("cannot install signal handler %d", signos[i]);
 	}
 
+	config_open();
 	proc_init();
+	proxy_restore();
 	proc_start_all();
 	log_info("started in %s mode, state %s, control %s",
 	    env->paths.user_mode ? "user" : "system", env->paths.statedir,
@@ -211,6 +213,8 @@ main(int argc, char *argv[])
 
 	control_cleanup();
 	proc_shutdown_all();
+	proxy_cleanup();
+	config_close();
 	unlink(env->paths.pidfile);
 	for (i = 0; i < 5; i++)
 		if (sigs[i] != NULL)

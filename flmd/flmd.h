@@ -5,6 +5,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "db.h"
 #include "flm_msg.h"
 #include "paths.h"
 
@@ -33,6 +34,7 @@ struct flmd_proc {
 	int		 crashloop;
 	struct event	*ev_restart;
 	char		 last_exit[64];
+	struct json_object *db_state;	/* keyd: its database's health */
 };
 
 struct flmd {
@@ -59,9 +61,35 @@ struct json_object	*proc_status_json(void);
 struct flmd_proc	*proc_byid(enum flm_proc);
 long			 proc_uptime(const struct timespec *);
 
+struct chan		*proc_chan(enum flm_proc);
+int			 proc_forward(enum flm_proc, uint16_t, uint32_t,
+			    struct json_object *);
+void			 proc_send_engines(void);
+
 /* control.c */
 void			 control_bind(void);
 void			 control_init(void);
 void			 control_cleanup(void);
+void			 control_relay(uint32_t, uint16_t, struct json_object *);
+void			 control_proc_gone(enum flm_proc);
+
+/* flmd_config.c */
+extern struct db	 config_db;
+void			 config_open(void);
+void			 config_close(void);
+int			 config_set(const char *, const char *, char *, size_t);
+struct json_object	*config_list(const char *);
+struct json_object	*config_engines(void);
+int			 config_parse_url(const char *, char *, size_t, int *);
+
+/* flmd_proxy.c */
+int			 proxy_start(struct json_object *, struct json_object **,
+			    char *, size_t);
+int			 proxy_stop(struct json_object *, struct json_object **,
+			    char *, size_t);
+struct json_object	*proxy_status(void);
+void			 proxy_send_all(struct chan *);
+void			 proxy_restore(void);
+void			 proxy_cleanup(void);
 
 #endif

@@ -233,6 +233,11 @@ proc_spawn(struct flmd_proc *p)
 	    chan_compose(peer->chan, IMSG_PEER_CHANNEL, 0, pp[0], NULL, 0) == -1)
 		log_warnx("cannot hand %s its channel to %s", peer->name,
 		    p->name);
+	/* A new proxyd gets its listeners and engines straight away. */
+	if (p->id == PROC_PROXYD) {
+		proc_send_engines();
+		proxy_send_all(p->chan);
+	}
 	log_debug("started %s (pid %ld) from %s", p->name, (long)pid, path);
 	return;
 retry:
@@ -250,8 +255,27 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	struct flmd_proc	*p = arg;
 
 	struct flmd_proc	*peer;
+	struct json_object	*o;
 
 	switch (m->hdr.type) {
+	case IMSG_DB_STATE:
+		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1) {
+			chan_fail(ch, "malformed DB_STATE");
+			return;
+		}
+		json_object_put(p->db_state);
+		p->db_state = o;
+		break;
+	case IMSG_KEY_RESULT:
+	case IMSG_KEY_ERROR:
+		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1) {
+			chan_fail(ch, "malformed key reply");
+			return;
+		}
+		control_relay(m->hdr.peerid, m->hdr.type == IMSG_KEY_RESULT ?
+		    IMSG_CTL_RESULT : IMSG_CTL_ERROR, o);
+		json_object_put(o);
+		break;
 	case IMSG_PEER_BROKEN:
 		if (msg_end(m) == -1) {
 			chan_fail(ch, "malformed PEER_BROKEN");
@@ -282,6 +306,7 @@ proc_chan_closed(struct chan *ch, const char *reason, void *arg)
 		    (long)p->pid, reason);
 	chan_free(ch);
 	p->chan = NULL;
+	control_proc_gone(p->id);
 	if (p->pid > 0 && !env->shutting_down)
 		kill(p->pid, SIGKILL);
 }
@@ -340,6 +365,7 @@ proc_reap(void)
 		if (p->chan != NULL) {
 			chan_free(p->chan);
 			p->chan = NULL;
+			control_proc_gone(p->id);
 		}
 		if (env->shutting_down) {
 			p->pid = 0;
@@ -404,6 +430,8 @@ proc_shutdown_all(void)
 		}
 		event_free(procs[i].ev_restart);
 		procs[i].ev_restart = NULL;
+		json_object_put(procs[i].db_state);
+		procs[i].db_state = NULL;
 	}
 	return 0;
 }
@@ -456,7 +484,43 @@ proc_status_json(void)
 		if (*p->last_exit)
 			json_object_object_add(o, "last_exit",
 			    json_object_new_string(p->last_exit));
+		if (p->db_state != NULL)
+			json_object_object_add(o, "database",
+			    json_object_get(p->db_state));
 		json_object_array_add(arr, o);
 	}
 	return arr;
+}
+
+struct chan *
+proc_chan(enum flm_proc id)
+{
+	struct flmd_proc	*p = proc_byid(id);
+
+	return p != NULL ? p->chan : NULL;
+}
+
+/* A control request for a child; its answer comes back with peerid. */
+int
+proc_forward(enum flm_proc id, uint16_t type, uint32_t peerid,
+    struct json_object *o)
+{
+	struct chan	*ch = proc_chan(id);
+
+	if (ch == NULL || !chan_ready(ch))
+		return -1;
+	return chan_compose_json(ch, type, peerid, o);
+}
+
+void
+proc_send_engines(void)
+{
+	struct json_object	*arr;
+	struct chan		*ch = proc_chan(PROC_PROXYD);
+
+	if (ch == NULL)
+		return;
+	arr = config_engines();
+	chan_compose_json(ch, IMSG_ENGINES, 0, arr);
+	json_object_put(arr);
 }

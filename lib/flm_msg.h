@@ -32,11 +32,67 @@ enum flm_msg_type {
 
 	/* child -> flmd */
 	IMSG_PEER_BROKEN,	/* empty: the other child broke protocol */
+	IMSG_DB_STATE,		/* keyd: JSON {db, version, safe_mode, reason} */
+
+	/* flmd -> proxyd */
+	IMSG_PROXY_LISTEN = 20,	/* fd + JSON {id, bind, port, mode} */
+	IMSG_PROXY_CLOSE,	/* JSON {id} */
+	IMSG_ENGINES,		/* JSON [{id, kind, host, addr, port}] */
+
+	/* flmd -> keyd, replies carry the same peerid */
+	IMSG_KEY_CREATE = 40,	/* JSON {label}; reply RESULT or ERROR */
+	IMSG_KEY_RESULT,	/* JSON object */
+	IMSG_KEY_ERROR,		/* JSON {"error": "...", "code": N} */
+
+	/* proxyd <-> keyd: fixed structs, the hot path */
+	IMSG_KEY_VERIFY = 60,	/* struct flm_key_verify */
+	IMSG_KEY_VERDICT,	/* struct flm_key_verdict */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
 	IMSG_CTL_RESULT,	/* JSON object */
 	IMSG_CTL_ERROR,		/* JSON {"error": "...", "code": N} */
+	IMSG_CTL_KEY_CREATE,	/* JSON {label} */
+	IMSG_CTL_PROXY_START,	/* JSON {port, bind, mode} */
+	IMSG_CTL_PROXY_STOP,	/* JSON {port} or {} for all */
+	IMSG_CTL_PROXY_STATUS,	/* empty */
+	IMSG_CTL_CONFIG_GET,	/* JSON {key} */
+	IMSG_CTL_CONFIG_SET,	/* JSON {key, value} */
+	IMSG_CTL_CONFIG_LIST,	/* empty */
+};
+
+/* API keys: flm_<16 hex id>_<43 base64url secret>. */
+#define FLM_KEY_PREFIX		"flm_"
+#define FLM_KEY_ID_LEN		16
+#define FLM_KEY_SECRET_LEN	43	/* 32 bytes, base64url, unpadded */
+#define FLM_KEY_LEN		(4 + FLM_KEY_ID_LEN + 1 + FLM_KEY_SECRET_LEN)
+#define FLM_TOKEN_MAX		128
+
+#define FLM_VERIFY_VERSION	1
+
+struct flm_key_verify {
+	uint32_t	 version;
+	uint32_t	 token_len;
+	uint64_t	 reqid;
+	char		 token[FLM_TOKEN_MAX];
+};
+
+enum flm_key_result {
+	FLM_KEY_OK = 0,
+	FLM_KEY_MALFORMED,
+	FLM_KEY_UNKNOWN,
+	FLM_KEY_BAD_SECRET,
+	FLM_KEY_REVOKED,
+	FLM_KEY_EXPIRED,
+	FLM_KEY_UNAVAILABLE,	/* keyd cannot decide: database trouble */
+};
+
+struct flm_key_verdict {
+	uint32_t	 version;
+	uint32_t	 result;
+	uint64_t	 reqid;
+	char		 key_id[FLM_KEY_ID_LEN + 1];
+	char		 pad[7];
 };
 
 const char	*flm_proc_name(uint32_t);

@@ -1,0 +1,286 @@
+/*
+ * config.db, owned by flmd: validated settings and the engine list
+ * that proxyd may connect to (it connects nowhere else).
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <sqlite3.h>
+
+#include "db.h"
+#include "flmd.h"
+#include "log.h"
+
+#define CONFIG_DB_NAME	"config.db"
+
+struct db	 config_db;
+
+static const struct {
+	const char	*kind;
+	const char	*url;
+} engine_defaults[] = {
+	{ "ollama",	"http://127.0.0.1:11434" },
+	{ "lmstudio",	"http://127.0.0.1:1234" },
+	{ "vllm",	"http://127.0.0.1:8000" },
+	{ "llamacpp",	"http://127.0.0.1:8080" },
+};
+#define NDEFAULTS	(sizeof(engine_defaults) / sizeof(engine_defaults[0]))
+
+void
+config_open(void)
+{
+	char	 path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", env->paths.statedir,
+	    CONFIG_DB_NAME);
+	db_open(&config_db, path, 0, 0, config_migrations,
+	    config_migrations_count);
+}
+
+void
+config_close(void)
+{
+	db_close(&config_db);
+}
+
+static int
+config_kind_valid(const char *kind)
+{
+	size_t	 i;
+
+	for (i = 0; i < NDEFAULTS; i++)
+		if (strcmp(kind, engine_defaults[i].kind) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+config_id_valid(const char *id, size_t len)
+{
+	size_t	 i;
+
+	if (len < 1 || len > 32)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!islower((unsigned char)id[i]) &&
+		    !isdigit((unsigned char)id[i]) && id[i] != '-' &&
+		    id[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* http://HOST:PORT with an optional trailing slash; nothing else yet. */
+int
+config_parse_url(const char *url, char *host, size_t hostsz, int *port)
+{
+	const char	*p, *colon;
+	char		*end;
+	long		 n;
+	size_t		 hlen;
+
+	if (strncmp(url, "http://", 7) != 0)
+		return -1;
+	p = url + 7;
+	if (*p == '[') {		/* [v6addr]:port */
+		if ((colon = strstr(p, "]:")) == NULL)
+			return -1;
+		hlen = colon - p - 1;
+		p++;
+		colon++;
+	} else {
+		if ((colon = strrchr(p, ':')) == NULL)
+			return -1;
+		hlen = colon - p;
+	}
+	if (hlen == 0 || hlen >= hostsz)
+		return -1;
+	memcpy(host, p, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	n = strtol(colon + 1, &end, 10);
+	if (errno || n < 1 || n > 65535 || (*end != '\0' && strcmp(end, "/")))
+		return -1;
+	*port = (int)n;
+	return 0;
+}
+
+/* Validate key = value; err says what is expected. */
+static int
+config_validate(const char *key, const char *value, char *err, size_t errsz)
+{
+	char		 host[256];
+	const char	*dot;
+	int		 port;
+
+	if (strncmp(key, "engines.", 8) == 0 &&
+	    (dot = strchr(key + 8, '.')) != NULL &&
+	    config_id_valid(key + 8, dot - (key + 8))) {
+		if (strcmp(dot, ".url") == 0) {
+			if (config_parse_url(value, host, sizeof(host),
+			    &port) == 0)
+				return 0;
+			snprintf(err, errsz, "%s: expected http://HOST:PORT",
+			    key);
+			return -1;
+		}
+		if (strcmp(dot, ".kind") == 0) {
+			if (config_kind_valid(value))
+				return 0;
+			snprintf(err, errsz, "%s: expected ollama, lmstudio, "
+			    "vllm or llamacpp", key);
+			return -1;
+		}
+	}
+	snprintf(err, errsz, "unknown setting '%s'; known: engines.ID.url, "
+	    "engines.ID.kind (ID: 1-32 of a-z 0-9 - _)", key);
+	return -1;
+}
+
+int
+config_set(const char *key, const char *value, char *err, size_t errsz)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (config_validate(key, value, err, errsz) == -1 ||
+	    db_writable(&config_db, err, errsz) == -1)
+		return -1;
+	rc = sqlite3_prepare_v2(config_db.h, "INSERT INTO settings (key, "
+	    "value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+	    "value = excluded.value, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ',"
+	    " 'now')", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
+		    sqlite3_extended_errcode(config_db.h);
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errsz, "cannot store %s: %s", key,
+		    db_strerror(&config_db, rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* All settings as a JSON object; prefix NULL for all. */
+struct json_object *
+config_list(const char *prefix)
+{
+	struct json_object	*o = json_object_new_object();
+	sqlite3_stmt		*st;
+
+	if (config_db.h == NULL || sqlite3_prepare_v2(config_db.h,
+	    "SELECT key, value FROM settings ORDER BY key", -1, &st,
+	    NULL) != SQLITE_OK)
+		return o;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char	*k = (const char *)sqlite3_column_text(st, 0);
+
+		if (prefix != NULL && strncmp(k, prefix, strlen(prefix)) != 0)
+			continue;
+		json_object_object_add(o, k, json_object_new_string(
+		    (const char *)sqlite3_column_text(st, 1)));
+	}
+	sqlite3_finalize(st);
+	return o;
+}
+
+/* Resolve host here: proxyd gets addresses, never names. */
+static int
+config_resolve(const char *host, char *addr, size_t addrsz)
+{
+	struct addrinfo	 hints, *res;
+	int		 r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0)
+		return -1;
+	r = getnameinfo(res->ai_addr, res->ai_addrlen, addr, addrsz, NULL, 0,
+	    NI_NUMERICHOST);
+	freeaddrinfo(res);
+	return r == 0 ? 0 : -1;
+}
+
+static void
+config_engine_add(struct json_object *arr, const char *id, const char *kind,
+    const char *url)
+{
+	struct json_object	*e;
+	char			 host[256], addr[INET6_ADDRSTRLEN];
+	int			 port;
+
+	if (config_parse_url(url, host, sizeof(host), &port) == -1 ||
+	    config_resolve(host, addr, sizeof(addr)) == -1) {
+		log_warnx("engine %s: cannot use %s", id, url);
+		return;
+	}
+	e = json_object_new_object();
+	json_object_object_add(e, "id", json_object_new_string(id));
+	json_object_object_add(e, "kind", json_object_new_string(kind));
+	json_object_object_add(e, "host", json_object_new_string(host));
+	json_object_object_add(e, "addr", json_object_new_string(addr));
+	json_object_object_add(e, "port", json_object_new_int(port));
+	json_object_array_add(arr, e);
+}
+
+/*
+ * The engines proxyd may use: the four defaults (unless overridden)
+ * and every engines.ID.url in settings.
+ */
+struct json_object *
+config_engines(void)
+{
+	struct json_object	*arr = json_object_new_array();
+	struct json_object	*set = config_list("engines.");
+	char			 key[128];
+	size_t			 i;
+
+	for (i = 0; i < NDEFAULTS; i++) {
+		struct json_object	*u;
+
+		snprintf(key, sizeof(key), "engines.%s.url",
+		    engine_defaults[i].kind);
+		config_engine_add(arr, engine_defaults[i].kind,
+		    engine_defaults[i].kind,
+		    json_object_object_get_ex(set, key, &u) ?
+		    json_object_get_string(u) : engine_defaults[i].url);
+	}
+	json_object_object_foreach(set, k, v) {
+		char		 id[40];
+		const char	*dot;
+		struct json_object *kv;
+		size_t		 n;
+
+		dot = strrchr(k, '.');
+		if (strcmp(dot, ".url") != 0)
+			continue;
+		n = dot - (k + 8);
+		snprintf(id, sizeof(id), "%.*s", (int)n, k + 8);
+		if (config_kind_valid(id))
+			continue;	/* a default, done above */
+		snprintf(key, sizeof(key), "engines.%s.kind", id);
+		if (!json_object_object_get_ex(set, key, &kv)) {
+			log_warnx("engine %s: no engines.%s.kind set; "
+			    "ignored", id, id);
+			continue;
+		}
+		config_engine_add(arr, id, json_object_get_string(kv),
+		    json_object_get_string(v));
+	}
+	json_object_put(set);
+	return arr;
+}

@@ -1,0 +1,217 @@
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "db.h"
+#include "log.h"
+
+#define DB_BUSY_MS	5000
+
+/* Words for the user, with what to do about it where we know. */
+const char *
+db_strerror(struct db *db, int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return "the disk is full: free some space; nothing stored "
+		    "was lost";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "the database is locked by another process: stop it "
+		    "(is a sqlite3 shell open on the file?)";
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return "the database file is corrupt or not an SQLite "
+		    "database: move it aside and restore a backup";
+	case SQLITE_READONLY:
+		return "the database is read-only: check the file's owner "
+		    "and mode";
+	case SQLITE_CANTOPEN:
+		return "the database cannot be opened: check the directory's "
+		    "owner and mode";
+	case SQLITE_IOERR:
+		return "I/O error on the database: check the disk";
+	default:
+		return db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc);
+	}
+}
+
+static void __attribute__((format(printf, 2, 3)))
+db_enter_safe_mode(struct db *db, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	db->safe_mode = 1;
+	va_start(ap, fmt);
+	vsnprintf(db->safe_reason, sizeof(db->safe_reason), fmt, ap);
+	va_end(ap);
+	log_warnx("%s: safe mode (read-only): %s", db->path, db->safe_reason);
+	/* Enforced by SQLite itself too, not only by our checks. */
+	if (db->h)
+		sqlite3_exec(db->h, "PRAGMA query_only=ON", NULL, NULL, NULL);
+}
+
+static int
+db_exec(struct db *db, const char *sql)
+{
+	return sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+}
+
+static int
+db_current_version(struct db *db, int *version)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	rc = sqlite3_prepare_v2(db->h, "SELECT COALESCE(MAX(version), 0) "
+	    "FROM schema_migrations", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*version = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+db_apply(struct db *db, const struct db_migration *m)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = db_exec(db, "BEGIN IMMEDIATE")) != SQLITE_OK ||
+	    (rc = db_exec(db, m->sql)) != SQLITE_OK)
+		return rc;
+	rc = sqlite3_prepare_v2(db->h, "INSERT INTO schema_migrations "
+	    "(version, name) VALUES (?, ?)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int(st, 1, m->version);
+	sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
+	    sqlite3_extended_errcode(db->h);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return rc;
+	return db_exec(db, "COMMIT");
+}
+
+/* One transaction per migration; the first failure stops the run. */
+static int
+db_migrate(struct db *db, const struct db_migration *m, size_t n)
+{
+	size_t		 i;
+	int		 rc;
+
+	rc = db_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+	    "applied_at TEXT NOT NULL DEFAULT "
+	    "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))");
+	if (rc != SQLITE_OK) {
+		db_enter_safe_mode(db, "cannot prepare migrations: %s",
+		    db_strerror(db, rc));
+		return -1;
+	}
+	if ((rc = db_current_version(db, &db->version)) != SQLITE_OK) {
+		db_enter_safe_mode(db, "cannot read schema_migrations: %s",
+		    db_strerror(db, rc));
+		return -1;
+	}
+	if (n > 0 && db->version > m[n - 1].version) {
+		db_enter_safe_mode(db, "database schema %d is newer than this "
+		    "FLM knows (%d); upgrade FLM", db->version,
+		    m[n - 1].version);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (m[i].version <= db->version)
+			continue;
+		if ((rc = db_apply(db, &m[i])) != SQLITE_OK) {
+			char	 why[256];
+
+			/* Read the message before ROLLBACK replaces it. */
+			snprintf(why, sizeof(why), "%s", db_strerror(db, rc));
+			db_exec(db, "ROLLBACK");
+			db_enter_safe_mode(db, "migration %s failed: %s; the "
+			    "database is as it was after the last good "
+			    "migration", m[i].name, why);
+			return -1;
+		}
+		db->version = m[i].version;
+		log_info("%s: applied migration %s", db->path, m[i].name);
+	}
+	return 0;
+}
+
+/*
+ * Open path (created 0600 if missing), set the pragmas, migrate.  A
+ * failure after the file opened leaves db usable in safe mode: returns
+ * 0 and sets db->safe_mode.  -1 only when there is no handle at all.
+ */
+int
+db_open(struct db *db, const char *path, int flags, int busy_ms,
+    const struct db_migration *m, size_t n)
+{
+	mode_t	 old;
+	int	 rc;
+
+	memset(db, 0, sizeof(*db));
+	snprintf(db->path, sizeof(db->path), "%s", path);
+	old = umask(077);
+	rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	umask(old);
+	if (rc != SQLITE_OK) {
+		db_enter_safe_mode(db, "cannot open %s: %s", path,
+		    db_strerror(db, rc));
+		sqlite3_close(db->h);
+		db->h = NULL;
+		return -1;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, busy_ms > 0 ? busy_ms : DB_BUSY_MS);
+	/* Temporary tables in memory: keyd's sandbox has no /tmp. */
+	if ((rc = db_exec(db, "PRAGMA temp_store=MEMORY")) != SQLITE_OK ||
+	    (rc = db_exec(db, "PRAGMA foreign_keys=ON")) != SQLITE_OK ||
+	    (rc = db_exec(db, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
+	    (rc = db_exec(db, "PRAGMA synchronous=NORMAL")) != SQLITE_OK ||
+	    ((flags & DB_SECURE) &&
+	    (rc = db_exec(db, "PRAGMA secure_delete=ON")) != SQLITE_OK)) {
+		db_enter_safe_mode(db, "cannot set up %s: %s", path,
+		    db_strerror(db, rc));
+		return 0;
+	}
+	db_migrate(db, m, n);
+	return 0;
+}
+
+/* 0 if writes may go ahead; else -1 and why, with how to recover. */
+int
+db_writable(struct db *db, char *err, size_t errsz)
+{
+	if (!db->safe_mode && db->h != NULL)
+		return 0;
+	snprintf(err, errsz, "%s is in read-only safe mode (%s); fix the "
+	    "cause and restart flmd", db->path, db->safe_reason);
+	return -1;
+}
+
+void
+db_close(struct db *db)
+{
+	if (db->h != NULL) {
+		sqlite3_close(db->h);
+		db->h = NULL;
+	}
+}

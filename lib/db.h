@@ -1,0 +1,40 @@
+/*
+ * The one SQLite helper: open with FLM's pragmas, apply the compiled-in
+ * migrations, and fall back to read-only safe mode when that fails.
+ */
+#ifndef FLM_DB_H
+#define FLM_DB_H
+
+#include <stddef.h>
+
+struct sqlite3;
+
+struct db_migration {
+	int		 version;
+	const char	*name;
+	const char	*sql;
+};
+
+#define DB_SECURE	0x01	/* secure_delete: for security.db */
+
+struct db {
+	struct sqlite3	*h;
+	char		 path[4096];
+	int		 version;	/* newest migration applied */
+	int		 safe_mode;
+	char		 safe_reason[512];
+};
+
+/* migrations_gen.c, made from migrations/ by scripts/sql2c.sh */
+extern const struct db_migration	 config_migrations[];
+extern const size_t			 config_migrations_count;
+extern const struct db_migration	 security_migrations[];
+extern const size_t			 security_migrations_count;
+
+int		 db_open(struct db *, const char *, int, int,
+		    const struct db_migration *, size_t);
+void		 db_close(struct db *);
+int		 db_writable(struct db *, char *, size_t);
+const char	*db_strerror(struct db *, int);
+
+#endif
