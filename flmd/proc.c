@@ -346,6 +346,9 @@ proc_schedule_restart(struct flmd_proc *p, int status)
 	    p->name, (long)p->pid, ran, p->last_exit, p->backoff_ms);
 	p->pid = 0;
 	p->restarts++;
+	/* The next one reports its database afresh. */
+	json_object_put(p->db_state);
+	p->db_state = NULL;
 	tv.tv_sec = p->backoff_ms / 1000;
 	tv.tv_usec = (p->backoff_ms % 1000) * 1000;
 	evtimer_add(p->ev_restart, &tv);

@@ -5,11 +5,14 @@
  *                            or kept it open for 2 s (exit 1)
  *   uds-send -n N PATH       open N connections at once and print how
  *                            many the server closed within 1 s
+ *   uds-send -p              print a free TCP port on 127.0.0.1
  */
 #include "config.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
+
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -100,9 +103,32 @@ uds_many(const char *path, int n)
 	return 0;
 }
 
+static int
+free_port(void)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	int			 fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+		perror("free port");
+		return 2;
+	}
+	printf("%d\n", ntohs(sin.sin_port));
+	close(fd);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
+	if (argc == 2 && strcmp(argv[1], "-p") == 0)
+		return free_port();
 	if (argc == 4 && strcmp(argv[1], "-n") == 0)
 		return uds_many(argv[3], atoi(argv[2]));
 	if (argc == 2)

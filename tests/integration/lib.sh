@@ -103,3 +103,18 @@ suite_cleanup() {
 }
 
 trap suite_cleanup EXIT
+
+# A free TCP port on loopback (the kernel's pick, released at once).
+free_port() {
+	"$top_builddir/tests/uds-send" -p 2>/dev/null
+}
+
+# http_code URL [curl args...]: the status code only.
+http_code() {
+	url=$1
+	shift
+	curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" "$url"
+}
+
+# json_has JSON FILTER: jq's FILTER is true of JSON.
+json_has() { printf '%s' "$1" | jq -e "$2" >/dev/null 2>&1; }

@@ -27,7 +27,7 @@ check "children report their software version" \
 
 table=$("$FLM" -D "$STATE" status | cat)
 check "status without --json on a pipe is JSON" \
-    sh -c "echo '$table' | jq -e '.processes | length == 3' >/dev/null"
+    json_has "$table" '.processes | length == 3'
 
 FLM_STATE_DIR=$STATE "$FLM" status --json >/dev/null 2>&1
 check "flm finds the daemon through FLM_STATE_DIR" [ $? -eq 0 ]

@@ -1,0 +1,43 @@
+#!/bin/sh
+# flm-keyd faces flm-proxyd, the less privileged peer: garbage or a
+# malformed request on their channel is refused and logged, proxyd is
+# restarted, and keyd carries on.
+. "$(dirname "$0")/lib.sh"
+
+plan 8
+
+WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
+trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
+
+# fake_proxyd NAME BYTES: a proxyd that first sends BYTES to keyd on
+# descriptor 4, then (next start) is the real one.
+fake_proxyd() {
+	cat >"$WRAP/$1" <<EOS
+#!/bin/sh
+if [ ! -e "$WRAP/$1.sent" ]; then
+	: >"$WRAP/$1.sent"
+	printf '$2' >&4
+	exec sleep 30
+fi
+exec "$PROXYD" "\$@"
+EOS
+	chmod +x "$WRAP/$1"
+}
+fake_proxyd garbage 'GET / HTTP/1.1\r\nHost: keyd\r\n\r\n'
+# HELLO from proxyd (proto 1, proc 3, "x"), then a KEY_VERIFY of 4 bytes.
+fake_proxyd short '\001\000\000\000\035\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\003\000\000\000\001\000\000\000x\074\000\000\000\024\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000'
+
+for kind in garbage short; do
+	check "suite starts with a $kind-sending proxyd" \
+	    suite_start FLM_PROXYD_PATH="$WRAP/$kind"
+	keyd=$(proc_pid flm-keyd)
+	refused() { grep -q 'flm-keyd.*channel to flm-proxyd' "$STATE/flmd.log"; }
+	check "keyd refuses and logs the $kind" wait_until 2000 refused
+	restarted() { [ "$(proc_field flm-proxyd restarts)" -ge 1 ]; }
+	check "flmd restarts proxyd on keyd's word" wait_until 2000 restarted
+	check "keyd itself lives on (pid $keyd)" \
+	    [ "$(proc_pid flm-keyd)" = "$keyd" ]
+	suite_stop
+	rm -rf "$STATE"
+	STATE=
+done

@@ -1,0 +1,84 @@
+#!/bin/sh
+# A database that is corrupt, locked or from a newer FLM: its owner
+# starts in read-only safe mode, says why, refuses writes, and changes
+# nothing on disk.
+. "$(dirname "$0")/lib.sh"
+
+plan 10
+
+# start_with SETUP: a fresh state directory prepared by SETUP, then flmd.
+start_with() {
+	STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
+	mkdir -m 0700 "$STATE/keyd"
+	"$@"
+	"$FLMD" -d -D "$STATE" >"$STATE/flmd.log" 2>&1 9>&- &
+	FLMD_PID=$!
+	wait_until 8000 all_running
+}
+
+stop_and_clean() {
+	suite_stop
+	rm -rf "$STATE"
+}
+
+keyd_db() { status_json | jq -r ".processes[1].database.$1"; }
+
+# 1. security.db is garbage.
+corrupt() {
+	head -c 8192 /dev/urandom >"$STATE/keyd/security.db"
+	cp "$STATE/keyd/security.db" "$STATE/garbage.copy"
+}
+start_with corrupt
+safe() { [ "$(keyd_db safe_mode)" = true ]; }
+check "corrupt security.db: keyd runs in safe mode" wait_until 3000 safe
+check "flm status says it is corrupt" \
+    sh -c "$FLM -D $STATE status --json | grep -q 'corrupt'"
+out=$("$FLM" -D "$STATE" api-keys create --label x 2>&1)
+rc=$?
+check "api-keys create is refused with how to recover (rc $rc)" \
+    sh -c "[ $rc -eq 1 ] && echo \"\$1\" | grep -q 'safe mode'" sh "$out"
+check "the corrupt file is left byte for byte as it was" \
+    cmp -s "$STATE/keyd/security.db" "$STATE/garbage.copy"
+stop_and_clean
+
+# 2. security.db locked by another process while it needs its migrations.
+locked() {
+	sqlite3 "$STATE/keyd/security.db" "CREATE TABLE precious(x);
+	    INSERT INTO precious VALUES ('kept');"
+	mkfifo "$STATE/hold"
+	(sqlite3 "$STATE/keyd/security.db" <"$STATE/hold" >/dev/null 2>&1 &)
+	exec 9>"$STATE/hold"
+	echo "BEGIN EXCLUSIVE; INSERT INTO precious VALUES ('uncommitted');" >&9
+	sleep 0.3
+}
+start_with locked
+safe_locked() { keyd_db reason | grep -q locked; }
+check "a locked security.db: safe mode naming the lock" \
+    wait_until 9000 safe_locked
+exec 9>&-
+sleep 0.3
+kill -KILL "$(proc_pid flm-keyd)"
+unsafe() { [ "$(keyd_db safe_mode)" = false ]; }
+check "with the lock gone a restarted keyd migrates and leaves safe mode" \
+    wait_until 3000 unsafe
+check "what was stored before is still there, nothing more" \
+    [ "$(sqlite3 "$STATE/keyd/security.db" 'SELECT group_concat(x) FROM precious')" = kept ]
+stop_and_clean
+
+# 3. config.db from a newer FLM.
+newer() {
+	sqlite3 "$STATE/config.db" "CREATE TABLE schema_migrations (version
+	    INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL
+	    DEFAULT 'x'); INSERT INTO schema_migrations (version, name)
+	    VALUES (99, '099_future');"
+}
+start_with newer
+check "config.db from a newer FLM: flmd in safe mode" \
+    [ "$(status_json | jq -r .config_db.safe_mode)" = true ]
+out=$("$FLM" -D "$STATE" config set engines.ollama.url http://127.0.0.1:1 2>&1)
+check "config set is refused in safe mode" \
+    sh -c "echo \"\$1\" | grep -q 'safe mode'" sh "$out"
+check "reads still work in safe mode" \
+    sh -c "\"$FLM\" -D \"$STATE\" config list --json >/dev/null"
+stop_and_clean
+STATE=
