@@ -30,9 +30,9 @@ check "401 body has OpenAI's error shape" \
     json_has "$body" '.error.message and .error.type == "invalid_request_error"'
 check "the created key: 200" \
     [ "$(http_code "$URL" -H "Authorization: Bearer $KEY")" = 200 ]
+case $KEY in *A) WRONG=${KEY%?}B ;; *) WRONG=${KEY%?}A ;; esac
 check "a wrong secret with a real id: 401" \
-    [ "$(http_code "$URL" -H "Authorization: Bearer ${KEY%?}A")" = 401 ] ||
-    [ "$(http_code "$URL" -H "Authorization: Bearer ${KEY%?}B")" = 401 ]
+    [ "$(http_code "$URL" -H "Authorization: Bearer $WRONG")" = 401 ]
 check "/healthz needs no key" [ "$(http_code http://127.0.0.1:$PORT/healthz)" = 200 ]
 
 # served_within MS: the key works again within MS milliseconds.
