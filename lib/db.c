@@ -192,7 +192,14 @@ db_open(struct db *db, const char *path, int flags, int busy_ms,
 		    db_strerror(db, rc));
 		return 0;
 	}
-	db_migrate(db, m, n);
+	/*
+	 * SQLite quietly opens a write-protected file read-only; without
+	 * this, db_writable() would say yes to a database that cannot be.
+	 */
+	if (db_migrate(db, m, n) == 0 &&
+	    sqlite3_db_readonly(db->h, "main") == 1)
+		db_enter_safe_mode(db, "cannot write %s: %s", path,
+		    db_strerror(db, SQLITE_READONLY));
 	return 0;
 }
 
