@@ -154,6 +154,27 @@ db_migrate(struct db *db, const struct db_migration *m, size_t n)
 	return 0;
 }
 
+/* journal_mode answers with the mode in force rather than failing. */
+static int
+db_wal(struct db *db)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	rc = sqlite3_prepare_v2(db->h, "PRAGMA journal_mode=WAL", -1, &st,
+	    NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0),
+		    "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+	else
+		rc = sqlite3_extended_errcode(db->h);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /*
  * Open path (created 0600 if missing), set the pragmas, migrate.  A
  * failure after the file opened leaves db usable in safe mode: returns
@@ -184,7 +205,7 @@ db_open(struct db *db, const char *path, int flags, int busy_ms,
 	/* Temporary tables in memory: keyd's sandbox has no /tmp. */
 	if ((rc = db_exec(db, "PRAGMA temp_store=MEMORY")) != SQLITE_OK ||
 	    (rc = db_exec(db, "PRAGMA foreign_keys=ON")) != SQLITE_OK ||
-	    (rc = db_exec(db, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
+	    (rc = db_wal(db)) != SQLITE_OK ||
 	    (rc = db_exec(db, "PRAGMA synchronous=NORMAL")) != SQLITE_OK ||
 	    ((flags & DB_SECURE) &&
 	    (rc = db_exec(db, "PRAGMA secure_delete=ON")) != SQLITE_OK)) {

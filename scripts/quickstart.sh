@@ -22,25 +22,60 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# wait_for WHAT COMMAND...: up to 5 s.
+wait_for() {
+	what=$1
+	shift
+	i=0
+	until "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ $i -gt 100 ]; then
+			echo "quickstart: $what did not come up" >&2
+			cat "$STATE"/*.log >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+}
+show() {
+	echo
+	echo "\$ $*"
+	"$@"
+}
+
+echo "quickstart: starting the mock engine (Ollama flavour) on loopback"
+"$B/tests/mock-engine/flm-mock-engine" --listen 127.0.0.1:0 --flavor ollama \
+    --port-file "$STATE/mock.port" >"$STATE/mock.log" 2>&1 &
+pids="$!"
+wait_for "the mock engine" test -s "$STATE/mock.port"
+MOCK_PORT=$(cat "$STATE/mock.port")
+
 echo "quickstart: starting flmd in user mode, state in $STATE"
 "$B/flmd/flmd" -d -D "$STATE" >"$STATE/flmd.log" 2>&1 &
-pids="$!"
-i=0
-until $FLM status --json >/dev/null 2>&1; do
-	i=$((i + 1))
-	if [ $i -gt 100 ]; then
-		echo "quickstart: flmd did not come up:" >&2
-		cat "$STATE/flmd.log" >&2
-		exit 1
-	fi
-	sleep 0.05
-done
+pids="$! $pids"
+wait_for flmd $FLM status --json
+
+show $FLM status
+show $FLM config set engines.ollama.url "http://127.0.0.1:$MOCK_PORT"
+PORT=$("$B/tests/uds-send" -p)
+show $FLM proxy start --port "$PORT"
+echo
+echo "\$ flm api-keys create --label quickstart"
+KEY=$($FLM api-keys create --label quickstart --json | sed -n 's/.*"key": *"\([^"]*\)".*/\1/p')
+echo "$KEY"
+URL=http://127.0.0.1:$PORT/v1/models
 
 echo
-echo "\$ flm status"
-$FLM status
+echo "\$ curl $URL                  # no key"
+curl -s -w '\n(HTTP %{http_code})\n' "$URL"
 echo
+echo "\$ curl -H 'Authorization: Bearer flm_...' $URL"
+out=$(curl -s -w '\n(HTTP %{http_code})' -H "Authorization: Bearer $KEY" "$URL")
+echo "$out"
+case $out in
+*'"flm://ollama/'*'(HTTP 200)') echo; echo "quickstart: OK, the proxy answered with the engine's models" ;;
+*) echo "quickstart: the authenticated request failed" >&2; exit 1 ;;
+esac
 if [ "${FLM_QUICKSTART_KEEP:-0}" = 1 ]; then
-	echo "quickstart: left running; stop it with: kill $pids"
-	echo "quickstart: talk to it with: $FLM status"
+	echo "quickstart: left running (pids $pids); state in $STATE"
 fi
