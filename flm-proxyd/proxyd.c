@@ -63,7 +63,9 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 		ENGINE_STR(host);
 		ENGINE_STR(addr);
 #undef ENGINE_STR
-		if (!json_object_object_get_ex(e, "port", &v))
+		if (!json_object_object_get_ex(e, "port", &v) ||
+		    !json_object_is_type(v, json_type_int) ||
+		    json_object_get_int(v) < 1 || json_object_get_int(v) > 65535)
 			continue;
 		pe->port = json_object_get_int(v);
 		px->nengines++;
@@ -81,7 +83,8 @@ proxyd_listen(struct chan *ch, struct chan_msg *m)
 		chan_fail(ch, "malformed PROXY_LISTEN");
 		return;
 	}
-	if (json_object_object_get_ex(o, "id", &id)) {
+	if (json_object_object_get_ex(o, "id", &id) &&
+	    json_object_is_type(id, json_type_string)) {
 		http_listen(m->fd, json_object_get_string(id));
 		m->fd = -1;
 	}

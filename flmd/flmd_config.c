@@ -134,6 +134,15 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 			return -1;
 		}
 		if (strcmp(dot, ".kind") == 0) {
+			size_t	 n = dot - (key + 8);
+			char	 id[40];
+
+			snprintf(id, sizeof(id), "%.*s", (int)n, key + 8);
+			if (config_kind_valid(id)) {
+				snprintf(err, errsz, "%s: the built-in engine %s "
+				    "is always of kind %s", key, id, id);
+				return -1;
+			}
 			if (config_kind_valid(value))
 				return 0;
 			snprintf(err, errsz, "%s: expected ollama, lmstudio, "

@@ -285,8 +285,14 @@ proxy_stop(struct json_object *req, struct json_object **res, char *err,
 	struct json_object	*v;
 	int			 i, port = 0, n = 0;
 
-	if (json_object_object_get_ex(req, "port", &v))
+	if (json_object_object_get_ex(req, "port", &v)) {
 		port = json_object_get_int(v);
+		if (!json_object_is_type(v, json_type_int) || port < 1 ||
+		    port > 65535) {
+			snprintf(err, errsz, "--port: expected 1-65535");
+			return -1;
+		}
+	}
 	for (i = nhandles - 1; i >= 0; i--) {
 		if (port && handles[i].port != port)
 			continue;

@@ -259,7 +259,9 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 
 	switch (m->hdr.type) {
 	case IMSG_DB_STATE:
-		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1) {
+		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1 ||
+		    !json_object_is_type(o, json_type_object)) {
+			json_object_put(o);
 			chan_fail(ch, "malformed DB_STATE");
 			return;
 		}
@@ -510,7 +512,8 @@ proc_forward(enum flm_proc id, uint16_t type, uint32_t peerid,
 {
 	struct chan	*ch = proc_chan(id);
 
-	if (ch == NULL || !chan_ready(ch))
+	/* A child still starting answers once it is up: queue it. */
+	if (ch == NULL)
 		return -1;
 	return chan_compose_json(ch, type, peerid, o);
 }

@@ -70,6 +70,8 @@ pid_alive() { [ -n "$1" ] && [ "$1" -gt 0 ] && kill -0 "$1" 2>/dev/null; }
 
 # suite_start [ENV=VALUE ...]: a fresh state directory and a running suite.
 suite_start() {
+	suite_stop
+	[ -n "$STATE" ] && rm -rf "$STATE"
 	STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
 	env "$@" "$FLMD" -d -v -D "$STATE" >"$STATE/flmd.log" 2>&1 &
 	FLMD_PID=$!
