@@ -108,10 +108,11 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			break;
 		case 'p':
 			n = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || n < 1 ||
+			if (*optarg == '\0' || *end != '\0' || n < 0 ||
 			    n > 65535)
-				cmd_usage(cmd, "--port: expected 1-65535");
+				cmd_usage(cmd, "--port: expected 0-65535");
 			c->port = (int)n;
+			c->port_set = 1;
 			break;
 		case 'b':
 			c->bind = optarg;
@@ -259,7 +260,7 @@ cmd_proxy(struct cli *c, int argc, char **argv)
 		type = strcmp(argv[1], "start") == 0 ? IMSG_CTL_PROXY_START :
 		    IMSG_CTL_PROXY_STOP;
 		req = json_object_new_object();
-		if (c->port)
+		if (c->port_set)
 			json_object_object_add(req, "port",
 			    json_object_new_int(c->port));
 		if (c->bind)

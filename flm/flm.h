@@ -21,6 +21,7 @@ struct cli {
 	const char	*bind;
 	const char	*mode;
 	int		 port;
+	int		 port_set;
 	char		**args;		/* positional arguments */
 };
 

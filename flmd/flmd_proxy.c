@@ -76,14 +76,15 @@ proxy_sockaddr(const char *bind, int port, struct sockaddr_storage *ss,
 	return -1;
 }
 
+/* Port 0: the kernel picks one, and *port says which. */
 static int
-proxy_listen(const char *addr, int port, char *err, size_t errsz)
+proxy_listen(const char *addr, int *port, char *err, size_t errsz)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
 	int			 fd, on = 1;
 
-	if (proxy_sockaddr(addr, port, &ss, &len) == -1) {
+	if (proxy_sockaddr(addr, *port, &ss, &len) == -1) {
 		snprintf(err, errsz, "--bind %s: not an IPv4 or IPv6 address",
 		    addr);
 		return -1;
@@ -97,13 +98,17 @@ proxy_listen(const char *addr, int port, char *err, size_t errsz)
 	    SOCK_CLOEXEC, 0)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
 	    bind(fd, (struct sockaddr *)&ss, len) == -1 ||
-	    listen(fd, PROXY_BACKLOG) == -1) {
+	    listen(fd, PROXY_BACKLOG) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
 		snprintf(err, errsz, "cannot listen on %s port %d: %s", addr,
-		    port, strerror(errno));
+		    *port, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		return -1;
 	}
+	*port = ntohs(ss.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
 	return fd;
 }
 
@@ -199,7 +204,7 @@ proxy_add(const char *bind, int port, const char *mode, int remember,
 	struct proxy_handle	*h;
 	int			 fd;
 
-	if (proxy_find(port) != NULL) {
+	if (port != 0 && proxy_find(port) != NULL) {
 		snprintf(err, errsz, "a proxy already listens on port %d",
 		    port);
 		return -1;
@@ -208,7 +213,7 @@ proxy_add(const char *bind, int port, const char *mode, int remember,
 		snprintf(err, errsz, "at most %d proxies", PROXY_MAX_HANDLES);
 		return -1;
 	}
-	if ((fd = proxy_listen(bind, port, err, errsz)) == -1)
+	if ((fd = proxy_listen(bind, &port, err, errsz)) == -1)
 		return -1;
 	h = &handles[nhandles++];
 	memset(h, 0, sizeof(*h));
@@ -236,9 +241,10 @@ proxy_start(struct json_object *req, struct json_object **res, char *err,
 
 	if (json_object_object_get_ex(req, "port", &v)) {
 		port = json_object_get_int(v);
-		if (!json_object_is_type(v, json_type_int) || port < 1 ||
+		if (!json_object_is_type(v, json_type_int) || port < 0 ||
 		    port > 65535) {
-			snprintf(err, errsz, "--port: expected 1-65535");
+			snprintf(err, errsz, "--port: expected 0-65535 (0: "
+			    "any free port)");
 			return -1;
 		}
 	}

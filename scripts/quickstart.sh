@@ -57,8 +57,10 @@ wait_for flmd $FLM status --json
 
 show $FLM status
 show $FLM config set engines.ollama.url "http://127.0.0.1:$MOCK_PORT"
-PORT=$("$B/tests/uds-send" -p)
-show $FLM proxy start --port "$PORT"
+echo
+echo "\$ flm proxy start --port 0       # any free port"
+PORT=$($FLM proxy start --port 0 --json | sed -n 's/.*"port": *\([0-9]*\).*/\1/p')
+echo "proxy listening on http://127.0.0.1:$PORT/v1"
 echo
 echo "\$ flm api-keys create --label quickstart"
 KEY=$($FLM api-keys create --label quickstart --json | sed -n 's/.*"key": *"\([^"]*\)".*/\1/p')
