@@ -165,6 +165,23 @@ status_table(struct json_object *res)
 		    jstr(p, "pid"), jstr(p, "uptime_s"), jstr(p, "restarts"),
 		    jstr(p, "state"), jstr(p, "version"));
 	}
+	/* A database in safe mode is the first thing an admin must see. */
+	for (i = 0; i < n; i++) {
+		struct json_object	*db;
+
+		p = json_object_array_get_idx(procs, i);
+		if (json_object_object_get_ex(p, "database", &db) &&
+		    json_object_get_boolean(json_object_object_get(db,
+		    "safe_mode")))
+			printf("%s: %s in SAFE MODE (read-only): %s\n",
+			    jstr(p, "name"), jstr(db, "db"),
+			    jstr(db, "reason"));
+	}
+	if (json_object_object_get_ex(res, "config_db", &procs) &&
+	    json_object_get_boolean(json_object_object_get(procs,
+	    "safe_mode")))
+		printf("flmd: config.db in SAFE MODE (read-only): %s\n",
+		    jstr(procs, "reason"));
 }
 
 static int

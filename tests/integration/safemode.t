@@ -4,7 +4,7 @@
 # nothing on disk.
 . "$(dirname "$0")/lib.sh"
 
-plan 10
+plan 11
 
 # start_with SETUP: a fresh state directory prepared by SETUP, then flmd.
 start_with() {
@@ -33,6 +33,8 @@ safe() { [ "$(keyd_db safe_mode)" = true ]; }
 check "corrupt security.db: keyd runs in safe mode" wait_until 3000 safe
 check "flm status says it is corrupt" \
     sh -c "$FLM -D $STATE status --json | grep -q 'corrupt'"
+check "the status table on a terminal shows SAFE MODE" \
+    sh -c "script -qc '$FLM -D $STATE status' /dev/null | grep -q 'security.db in SAFE MODE'"
 out=$("$FLM" -D "$STATE" api-keys create --label x 2>&1)
 rc=$?
 check "api-keys create is refused with how to recover (rc $rc)" \
