@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <sys/queue.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +17,36 @@
 
 #include "child.h"
 #include "db.h"
+#include "keycache.h"
 #include "keyd.h"
 #include "log.h"
 
-#define KEYD_DB_NAME	"security.db"
+#define KEYD_DB_NAME		"security.db"
+#define KEYD_CACHE_SIZE		4096
+#define KEYD_INVALIDATE_SECS	2
+#define KEYD_USED_MAX		1024
+#define KEYD_USED_FLUSH_SECS	10
 
-static struct child	keyd;
-static struct db	keyd_db;
+/* A revoke or rotate waiting for proxyd to drop its cached verdicts. */
+struct keyd_change {
+	TAILQ_ENTRY(keyd_change)	 entry;
+	uint64_t			 seq;
+	uint32_t			 peerid;
+	struct json_object		*res;
+	struct event			*timeout;
+};
+
+static struct child		 keyd;
+static struct db		 keyd_db;
+static struct keycache		*keyd_cache;
+static TAILQ_HEAD(, keyd_change) keyd_changes =
+    TAILQ_HEAD_INITIALIZER(keyd_changes);
+static uint64_t			 keyd_seq;
+static char			 keyd_usedids[KEYD_USED_MAX][FLM_KEY_ID_LEN + 1];
+static size_t			 keyd_nused;
+
+static void	keyd_change_timeout(evutil_socket_t, short, void *);
+static void	keyd_used(const char *);
 
 static void
 keyd_reply_error(struct chan *ch, uint32_t peerid, int code, const char *msg)
@@ -34,34 +59,147 @@ keyd_reply_error(struct chan *ch, uint32_t peerid, int code, const char *msg)
 	json_object_put(o);
 }
 
+/* Wipe a key text held in a JSON result before it is freed. */
 static void
-keyd_create(struct chan *ch, struct chan_msg *m)
+keyd_wipe_key(struct json_object *res)
 {
-	struct json_object	*req, *label, *res;
-	char			 err[512];
+	struct json_object	*key;
 
-	if (msg_get_json(m, &req) == -1) {
-		chan_fail(ch, "malformed KEY_CREATE");
+	if (json_object_object_get_ex(res, "key", &key))
+		sodium_memzero((char *)json_object_get_string(key),
+		    json_object_get_string_len(key));
+}
+
+static void
+keyd_reply(uint32_t peerid, struct json_object *res)
+{
+	chan_compose_json(keyd.parent, IMSG_KEY_RESULT, peerid, res);
+	keyd_wipe_key(res);
+	json_object_put(res);
+}
+
+/*
+ * A key changed: forget it here, and answer the admin only once
+ * proxyd has forgotten it too, so a revoked key is refused on its very
+ * next request.  A proxyd that does not confirm in time is restarted
+ * by flmd (a new proxyd starts with an empty cache).
+ */
+static void
+keyd_after_change(uint32_t peerid, const char *id, struct json_object *res)
+{
+	struct keyd_change		*kch;
+	struct flm_key_invalidate	 inv;
+	struct timeval			 tv = { KEYD_INVALIDATE_SECS, 0 };
+
+	keycache_drop_key(keyd_cache, id);
+	if (keyd.peer == NULL) {
+		keyd_reply(peerid, res);
 		return;
 	}
-	if (!json_object_object_get_ex(req, "label", &label) ||
-	    !json_object_is_type(label, json_type_string)) {
-		keyd_reply_error(ch, m->hdr.peerid, EINVAL,
-		    "a label is required: --label NAME");
-	} else if (keyd_key_create(&keyd_db, json_object_get_string(label),
-	    &res, err, sizeof(err)) == -1) {
-		keyd_reply_error(ch, m->hdr.peerid, EINVAL, err);
-	} else {
-		struct json_object	*key;
+	if ((kch = calloc(1, sizeof(*kch))) == NULL)
+		fatal("%s", __func__);
+	kch->seq = ++keyd_seq;
+	kch->peerid = peerid;
+	kch->res = res;
+	kch->timeout = evtimer_new(keyd.base, keyd_change_timeout, kch);
+	TAILQ_INSERT_TAIL(&keyd_changes, kch, entry);
+	evtimer_add(kch->timeout, &tv);
+	memset(&inv, 0, sizeof(inv));
+	inv.version = FLM_VERIFY_VERSION;
+	inv.seq = kch->seq;
+	snprintf(inv.key_id, sizeof(inv.key_id), "%s", id);
+	chan_compose(keyd.peer, IMSG_KEY_INVALIDATE, 0, -1, &inv, sizeof(inv));
+}
 
-		chan_compose_json(ch, IMSG_KEY_RESULT, m->hdr.peerid, res);
-		/* The key text was in res: wipe json-c's copy before free. */
-		if (json_object_object_get_ex(res, "key", &key))
-			sodium_memzero((char *)json_object_get_string(key),
-			    json_object_get_string_len(key));
-		json_object_put(res);
+static void
+keyd_change_done(struct keyd_change *kch)
+{
+	TAILQ_REMOVE(&keyd_changes, kch, entry);
+	event_free(kch->timeout);
+	keyd_reply(kch->peerid, kch->res);
+	free(kch);
+}
+
+static void
+keyd_change_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	log_warnx("flm-proxyd did not confirm a key change in %d s; asking "
+	    "flmd to restart it", KEYD_INVALIDATE_SECS);
+	chan_compose(keyd.parent, IMSG_PEER_BROKEN, 0, -1, NULL, 0);
+	keyd_change_done(arg);
+}
+
+/* proxyd is gone: so is its cache, every change is in force. */
+static void
+keyd_peer_down(void)
+{
+	while (!TAILQ_EMPTY(&keyd_changes))
+		keyd_change_done(TAILQ_FIRST(&keyd_changes));
+}
+
+static const char *
+keyd_arg(struct json_object *req, const char *key)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(req, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* An admin request from flmd: create, list, revoke or rotate. */
+static void
+keyd_admin(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*req = NULL, *res = NULL;
+	char			 err[512], id[FLM_KEY_ID_LEN + 1];
+	const char		*which;
+	int			 r;
+
+	if (m->hdr.type == IMSG_KEY_LIST) {
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed KEY_LIST");
+			return;
+		}
+	} else if (msg_get_json(m, &req) == -1 ||
+	    !json_object_is_type(req, json_type_object)) {
+		json_object_put(req);
+		chan_fail(ch, "malformed key request %u", m->hdr.type);
+		return;
 	}
+	which = keyd_arg(req, m->hdr.type == IMSG_KEY_CREATE ? "label" : "key");
+	switch (m->hdr.type) {
+	case IMSG_KEY_CREATE:
+		r = which == NULL ? -1 : keyd_key_create(&keyd_db, which,
+		    keyd_arg(req, "expires"), &res, err, sizeof(err));
+		break;
+	case IMSG_KEY_LIST:
+		r = keyd_key_list(&keyd_db, &res, err, sizeof(err));
+		break;
+	case IMSG_KEY_REVOKE:
+		r = which == NULL ? -1 : keyd_key_revoke(&keyd_db, which, id,
+		    &res, err, sizeof(err));
+		break;
+	default:
+		r = which == NULL ? -1 : keyd_key_rotate(&keyd_db, which,
+		    keyd_arg(req, "grace"), id, &res, err, sizeof(err));
+		break;
+	}
+	if (r == -1 && which == NULL && m->hdr.type != IMSG_KEY_LIST)
+		snprintf(err, sizeof(err), m->hdr.type == IMSG_KEY_CREATE ?
+		    "a label is required: --label NAME" :
+		    "which key? give its id or label");
 	json_object_put(req);
+	if (r == -1)
+		keyd_reply_error(ch, m->hdr.peerid, EINVAL, err);
+	else if (m->hdr.type == IMSG_KEY_REVOKE ||
+	    m->hdr.type == IMSG_KEY_ROTATE)
+		keyd_after_change(m->hdr.peerid, id, res);
+	else
+		keyd_reply(m->hdr.peerid, res);
 }
 
 static void
@@ -80,9 +218,70 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 	memset(&r, 0, sizeof(r));
 	r.version = FLM_VERIFY_VERSION;
 	r.reqid = v.reqid;
-	r.result = keyd_key_verify(&keyd_db, v.token, v.token_len, r.key_id);
+	r.result = keyd_key_verify(&keyd_db, keyd_cache, v.token, v.token_len,
+	    r.key_id, &r.valid_until);
 	sodium_memzero(&v, sizeof(v));
+	if (r.result == FLM_KEY_OK)
+		keyd_used(r.key_id);
 	chan_compose(ch, IMSG_KEY_VERDICT, m->hdr.peerid, -1, &r, sizeof(r));
+}
+
+/* last_used_at is written in batches, not once per request. */
+static void
+keyd_used(const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < keyd_nused; i++)
+		if (strcmp(keyd_usedids[i], id) == 0)
+			return;
+	if (keyd_nused < KEYD_USED_MAX)
+		memcpy(keyd_usedids[keyd_nused++], id, FLM_KEY_ID_LEN + 1);
+}
+
+static void
+keyd_flush_used(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
+	keyd_nused = 0;
+}
+
+static void
+keyd_used_msg(struct chan *ch, struct chan_msg *m)
+{
+	char	 id[FLM_KEY_ID_LEN + 1];
+	size_t	 i, n = m->len / FLM_KEY_ID_LEN;
+
+	if (m->len == 0 || m->len % FLM_KEY_ID_LEN != 0) {
+		chan_fail(ch, "malformed KEY_USED");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (msg_get_data(m, id, FLM_KEY_ID_LEN) == -1)
+			break;
+		id[FLM_KEY_ID_LEN] = '\0';
+		keyd_used(id);
+	}
+}
+
+static void
+keyd_invalidated(struct chan *ch, struct chan_msg *m)
+{
+	struct flm_key_invalidate	 inv;
+	struct keyd_change		*kch;
+
+	if (msg_get_data(m, &inv, sizeof(inv)) == -1 || msg_end(m) == -1) {
+		chan_fail(ch, "malformed KEY_INVALIDATED");
+		return;
+	}
+	TAILQ_FOREACH(kch, &keyd_changes, entry)
+		if (kch->seq == inv.seq) {
+			keyd_change_done(kch);
+			return;
+		}
 }
 
 /* proxyd is the less privileged peer: anything unexpected drops it. */
@@ -93,6 +292,12 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	switch (m->hdr.type) {
 	case IMSG_KEY_VERIFY:
 		keyd_verify(ch, m);
+		break;
+	case IMSG_KEY_USED:
+		keyd_used_msg(ch, m);
+		break;
+	case IMSG_KEY_INVALIDATED:
+		keyd_invalidated(ch, m);
 		break;
 	default:
 		log_warnx("flm-proxyd sent unknown message type %u",
@@ -110,7 +315,10 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_RELOAD:
 		break;
 	case IMSG_KEY_CREATE:
-		keyd_create(ch, m);
+	case IMSG_KEY_LIST:
+	case IMSG_KEY_REVOKE:
+	case IMSG_KEY_ROTATE:
+		keyd_admin(ch, m);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
@@ -139,21 +347,41 @@ keyd_report_db(void)
 int
 main(int argc, char *argv[])
 {
-	int	 rv;
+	struct event	*flush;
+	struct timeval	 tv = { KEYD_USED_FLUSH_SECS, 0 };
+	int		 rv;
 
 	keyd.parent_cb = keyd_parent_dispatch;
 	keyd.peer_cb = keyd_peer_dispatch;
-	child_init(&keyd, PROC_KEYD, argc, argv);
+	keyd.peer_down = keyd_peer_down;
 	if (sodium_init() == -1)
 		fatalx("sodium_init failed");
+	child_init(&keyd, PROC_KEYD, argc, argv);
+	if ((keyd_cache = keycache_new(KEYD_CACHE_SIZE)) == NULL)
+		fatalx("keycache_new");
 	child_drop(&keyd, FLM_KEYD_USER, keyd.paths.keyddir);
 	/* After the chroot or chdir: the name is relative to keyd's dir. */
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,
 	    security_migrations_count);
 	keyd_sandbox();
 	keyd_report_db();
+	flush = event_new(keyd.base, -1, EV_PERSIST, keyd_flush_used, NULL);
+	if (flush == NULL || event_add(flush, &tv) == -1)
+		fatalx("flush timer");
 	log_debug("ready");
 	rv = child_run(&keyd);
+	keyd_flush_used(-1, 0, NULL);
+	event_free(flush);
+	while (!TAILQ_EMPTY(&keyd_changes)) {
+		struct keyd_change	*kch = TAILQ_FIRST(&keyd_changes);
+
+		TAILQ_REMOVE(&keyd_changes, kch, entry);
+		event_free(kch->timeout);
+		keyd_wipe_key(kch->res);
+		json_object_put(kch->res);
+		free(kch);
+	}
+	keycache_free(keyd_cache);
 	db_close(&keyd_db);
 	return rv;
 }

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "flm_msg.h"
 
@@ -16,11 +17,24 @@ struct json_object;
 #define KEYD_ARGON2_SALT	16
 #define KEYD_ARGON2_HASH	32
 
+struct keycache;
+
 /* keyd_apikeys.c */
-int		 keyd_key_create(struct db *, const char *,
+int		 keyd_parse_when(const char *, time_t, time_t *);
+int		 keyd_key_create(struct db *, const char *, const char *,
 		    struct json_object **, char *, size_t);
-uint32_t	 keyd_key_verify(struct db *, const char *, size_t,
-		    char [FLM_KEY_ID_LEN + 1]);
+int		 keyd_key_list(struct db *, struct json_object **, char *,
+		    size_t);
+int		 keyd_key_revoke(struct db *, const char *,
+		    char [FLM_KEY_ID_LEN + 1], struct json_object **, char *,
+		    size_t);
+int		 keyd_key_rotate(struct db *, const char *, const char *,
+		    char [FLM_KEY_ID_LEN + 1], struct json_object **, char *,
+		    size_t);
+uint32_t	 keyd_key_verify(struct db *, struct keycache *, const char *,
+		    size_t, char [FLM_KEY_ID_LEN + 1], uint64_t *);
+void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
+		    size_t);
 
 /* keyd_sandbox.c */
 void	keyd_sandbox(void);

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,20 +17,90 @@
 
 #include "apikey.h"
 #include "db.h"
+#include "keycache.h"
 #include "keyd.h"
 #include "log.h"
+
+#define KEYD_GRACE_MAX	(30 * 86400)	/* rotation overlap, at most */
+
+/* Times are stored as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ": they sort as text. */
+static void
+keyd_iso(time_t t, long ms, char *buf, size_t sz)
+{
+	struct tm	 tm;
+	size_t		 n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(buf, sz, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, sz - n, ".%03ldZ", ms);
+}
 
 static void
 keyd_now(char *buf, size_t sz)
 {
 	struct timespec	 ts;
-	struct tm	 tm;
-	size_t		 n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, sz, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, sz - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	keyd_iso(ts.tv_sec, ts.tv_nsec / 1000000, buf, sz);
+}
+
+static time_t
+keyd_epoch(const char *iso)
+{
+	struct tm	 tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (iso == NULL || strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+		return 0;
+	return timegm(&tm);
+}
+
+/* A duration: N followed by s, m, h, d or w.  -1 if it is not one. */
+static long
+keyd_duration(const char *s)
+{
+	char	*end;
+	long	 n;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	n = strtol(s, &end, 10);
+	if (n < 0 || n > 100L * 365 * 86400 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (*end) {
+	case 's':	return n;
+	case 'm':	return n * 60;
+	case 'h':	return n * 3600;
+	case 'd':	return n * 86400;
+	case 'w':	return n * 7 * 86400;
+	default:	return -1;
+	}
+}
+
+/* WHEN: a duration from now, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC). */
+int
+keyd_parse_when(const char *when, time_t now, time_t *out)
+{
+	struct tm	 tm;
+	const char	*end;
+	long		 d;
+
+	if ((d = keyd_duration(when)) >= 0) {
+		*out = now + d;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(when, "%Y-%m-%dT%H:%M:%S", &tm)) != NULL &&
+	    (strcmp(end, "Z") == 0 || *end == '\0')) {
+		*out = timegm(&tm);
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(when, "%Y-%m-%d", &tm)) != NULL && *end == '\0') {
+		*out = timegm(&tm);
+		return 0;
+	}
+	return -1;
 }
 
 static int
@@ -60,23 +131,51 @@ keyd_key_generate(char *key, char id[FLM_KEY_ID_LEN + 1])
 	sodium_memzero(secret, sizeof(secret));
 }
 
+/* The row of ID or LABEL: 0 and its id, or -1 and err. */
 static int
-keyd_key_insert(struct db *db, const char *id, const char *label,
-    const char *hash, const char *now, char *err, size_t errsz)
+keyd_key_find(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
+    char *label, size_t labelsz, int *revoked, char *err, size_t errsz)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	rc = sqlite3_prepare_v2(db->h, "INSERT INTO api_keys (id, label, "
-	    "hash, created_at) VALUES (?, ?, ?, ?)", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(db->h, "SELECT id, label, revoked_at IS NOT "
+	    "NULL FROM api_keys WHERE id = ?1 OR label = ?1", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "%s", db_strerror(db, rc));
 		return -1;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, which, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			snprintf(err, errsz, "no key with id or label '%s'",
+			    which);
+		else
+			snprintf(err, errsz, "%s", db_strerror(db, rc));
+		sqlite3_finalize(st);
+		return -1;
+	}
+	snprintf(id, FLM_KEY_ID_LEN + 1, "%s", sqlite3_column_text(st, 0));
+	snprintf(label, labelsz, "%s", sqlite3_column_text(st, 1));
+	*revoked = sqlite3_column_int(st, 2);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Run one statement with text parameters (NULL binds NULL). */
+static int
+keyd_exec(struct db *db, const char *sql, int n, const char **args,
+    char *err, size_t errsz)
+{
+	sqlite3_stmt	*st;
+	int		 rc, i;
+
+	if ((rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL)) != SQLITE_OK) {
+		snprintf(err, errsz, "%s", db_strerror(db, rc));
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE)
@@ -84,24 +183,39 @@ keyd_key_insert(struct db *db, const char *id, const char *label,
 	rc = sqlite3_extended_errcode(db->h);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE &&
 	    strstr(sqlite3_errmsg(db->h), "label") != NULL)
-		snprintf(err, errsz, "a key labelled '%s' already exists",
-		    label);
+		snprintf(err, errsz, "a key with that label already exists");
 	else
 		snprintf(err, errsz, "cannot store the key: %s",
 		    db_strerror(db, rc));
 	return -1;
 }
 
+static struct json_object *
+keyd_key_json(const char *id, const char *label, const char *key,
+    const char *created)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "label", json_object_new_string(label));
+	if (key != NULL)
+		json_object_object_add(o, "key", json_object_new_string(key));
+	json_object_object_add(o, "created_at", json_object_new_string(created));
+	return o;
+}
+
 /*
- * A new key: *result gets {id, label, key, created_at} (the only time
- * the key text leaves keyd), or -1 and err says why.
+ * A new key: *result gets {id, label, key, created_at, expires_at} (the
+ * only time the key text leaves keyd), or -1 and err says why.
  */
 int
-keyd_key_create(struct db *db, const char *label, struct json_object **result,
-    char *err, size_t errsz)
+keyd_key_create(struct db *db, const char *label, const char *expires,
+    struct json_object **result, char *err, size_t errsz)
 {
 	char	 key[FLM_KEY_LEN + 1], id[FLM_KEY_ID_LEN + 1];
-	char	 hash[160], now[32];
+	char	 hash[160], now[32], exp[32];
+	const char *args[5];
+	time_t	 t, tnow = time(NULL);
 	int	 rv = -1;
 
 	*result = NULL;
@@ -109,6 +223,20 @@ keyd_key_create(struct db *db, const char *label, struct json_object **result,
 		snprintf(err, errsz, "invalid label: use 1-64 characters of "
 		    "A-Z a-z 0-9 . _ -");
 		return -1;
+	}
+	if (expires != NULL) {
+		if (keyd_parse_when(expires, tnow, &t) == -1) {
+			snprintf(err, errsz, "--expires %s: expected a "
+			    "duration (30d, 12h, 90m, 2w) or a UTC date "
+			    "(2027-01-31 or 2027-01-31T12:00:00Z)", expires);
+			return -1;
+		}
+		if (t <= tnow) {
+			snprintf(err, errsz, "--expires %s is in the past",
+			    expires);
+			return -1;
+		}
+		keyd_iso(t, 0, exp, sizeof(exp));
 	}
 	if (db_writable(db, err, errsz) == -1)
 		return -1;
@@ -118,14 +246,17 @@ keyd_key_create(struct db *db, const char *label, struct json_object **result,
 		goto done;
 	}
 	keyd_now(now, sizeof(now));
-	if (keyd_key_insert(db, id, label, hash, now, err, errsz) == -1)
+	args[0] = id;
+	args[1] = label;
+	args[2] = hash;
+	args[3] = now;
+	args[4] = expires ? exp : NULL;
+	if (keyd_exec(db, "INSERT INTO api_keys (id, label, hash, created_at, "
+	    "expires_at) VALUES (?, ?, ?, ?, ?)", 5, args, err, errsz) == -1)
 		goto done;
-	*result = json_object_new_object();
-	json_object_object_add(*result, "id", json_object_new_string(id));
-	json_object_object_add(*result, "label", json_object_new_string(label));
-	json_object_object_add(*result, "key", json_object_new_string(key));
-	json_object_object_add(*result, "created_at",
-	    json_object_new_string(now));
+	*result = keyd_key_json(id, label, key, now);
+	json_object_object_add(*result, "expires_at",
+	    expires ? json_object_new_string(exp) : NULL);
 	log_info("created key %s (%s)", id, label);
 	rv = 0;
 done:
@@ -133,66 +264,287 @@ done:
 	return rv;
 }
 
-/* The stored state of key id: 0 and hash/revoked/expired, or a result. */
-static uint32_t
-keyd_key_lookup(struct db *db, const char *id, char *hash, size_t hashsz,
-    int *revoked, int *expired)
+static struct json_object *
+keyd_col(sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return NULL;
+	return json_object_new_string((const char *)sqlite3_column_text(st, i));
+}
+
+/* Every key: what it is and how it stands; never a hash. */
+int
+keyd_key_list(struct db *db, struct json_object **result, char *err,
+    size_t errsz)
 {
 	sqlite3_stmt	*st;
 	char		 now[32];
 	int		 rc;
 
+	if (db->h == NULL) {
+		snprintf(err, errsz, "security.db is not open: %s",
+		    db->safe_reason);
+		return -1;
+	}
 	keyd_now(now, sizeof(now));
+	rc = sqlite3_prepare_v2(db->h, "SELECT id, label, created_at, "
+	    "last_used_at, expires_at, revoked_at, prev_expires_at, "
+	    "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' "
+	    "WHEN expires_at IS NOT NULL AND expires_at <= ?1 THEN 'expired' "
+	    "ELSE 'active' END FROM api_keys ORDER BY created_at", -1, &st,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errsz, "%s", db_strerror(db, rc));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+	*result = json_object_new_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct json_object	*o = json_object_new_object();
+
+		json_object_object_add(o, "id", keyd_col(st, 0));
+		json_object_object_add(o, "label", keyd_col(st, 1));
+		json_object_object_add(o, "created_at", keyd_col(st, 2));
+		json_object_object_add(o, "last_used_at", keyd_col(st, 3));
+		json_object_object_add(o, "expires_at", keyd_col(st, 4));
+		json_object_object_add(o, "revoked_at", keyd_col(st, 5));
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
+		    strcmp((const char *)sqlite3_column_text(st, 6), now) > 0)
+			json_object_object_add(o, "previous_secret_until",
+			    keyd_col(st, 6));
+		json_object_object_add(o, "state", keyd_col(st, 7));
+		json_object_array_add(*result, o);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_object_put(*result);
+		*result = NULL;
+		snprintf(err, errsz, "%s", db_strerror(db, rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Revoke ID or LABEL; *result {id, label, revoked_at}, id for caches. */
+int
+keyd_key_revoke(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
+    struct json_object **result, char *err, size_t errsz)
+{
+	char		 label[80], now[32];
+	const char	*args[2];
+	int		 revoked;
+
+	*result = NULL;
+	if (db_writable(db, err, errsz) == -1 ||
+	    keyd_key_find(db, which, id, label, sizeof(label), &revoked, err,
+	    errsz) == -1)
+		return -1;
+	if (revoked) {
+		snprintf(err, errsz, "key %s (%s) is already revoked", id,
+		    label);
+		return -1;
+	}
+	keyd_now(now, sizeof(now));
+	args[0] = now;
+	args[1] = id;
+	if (keyd_exec(db, "UPDATE api_keys SET revoked_at = ?, prev_hash = "
+	    "NULL, prev_expires_at = NULL WHERE id = ?", 2, args, err,
+	    errsz) == -1)
+		return -1;
+	*result = json_object_new_object();
+	json_object_object_add(*result, "id", json_object_new_string(id));
+	json_object_object_add(*result, "label", json_object_new_string(label));
+	json_object_object_add(*result, "revoked_at",
+	    json_object_new_string(now));
+	log_info("revoked key %s (%s)", id, label);
+	return 0;
+}
+
+/*
+ * Rotate ID or LABEL: a new secret under the same id and label; the
+ * old one stays valid for grace (a duration, NULL for none).
+ */
+int
+keyd_key_rotate(struct db *db, const char *which, const char *grace,
+    char id[FLM_KEY_ID_LEN + 1], struct json_object **result, char *err,
+    size_t errsz)
+{
+	char		 label[80], now[32], until[32], hash[160];
+	char		 key[FLM_KEY_LEN + 1], newid[FLM_KEY_ID_LEN + 1];
+	const char	*args[4];
+	long		 g = 0;
+	int		 revoked, rv = -1;
+
+	*result = NULL;
+	if (grace != NULL && ((g = keyd_duration(grace)) < 0 ||
+	    g > KEYD_GRACE_MAX)) {
+		snprintf(err, errsz, "--grace %s: expected a duration up to "
+		    "30d (90s, 10m, 1h, 7d)", grace);
+		return -1;
+	}
+	if (db_writable(db, err, errsz) == -1 ||
+	    keyd_key_find(db, which, id, label, sizeof(label), &revoked, err,
+	    errsz) == -1)
+		return -1;
+	if (revoked) {
+		snprintf(err, errsz, "key %s (%s) is revoked; create a new "
+		    "one", id, label);
+		return -1;
+	}
+	/* Same id, new secret: generate a key and keep only its secret. */
+	keyd_key_generate(key, newid);
+	memcpy(key + 4, id, FLM_KEY_ID_LEN);
+	if (keyd_hash(key + 4 + FLM_KEY_ID_LEN + 1, hash, sizeof(hash)) == -1) {
+		snprintf(err, errsz, "cannot hash the key");
+		goto done;
+	}
+	keyd_now(now, sizeof(now));
+	keyd_iso(time(NULL) + g, 0, until, sizeof(until));
+	args[0] = hash;
+	args[1] = g > 0 ? until : NULL;
+	args[2] = id;
+	if (keyd_exec(db, g > 0 ?
+	    "UPDATE api_keys SET prev_hash = hash, hash = ?1, "
+	    "prev_expires_at = ?2 WHERE id = ?3" :
+	    "UPDATE api_keys SET prev_hash = NULL, hash = ?1, "
+	    "prev_expires_at = ?2 WHERE id = ?3", 3, args, err, errsz) == -1)
+		goto done;
+	*result = keyd_key_json(id, label, key, now);
+	json_object_object_add(*result, "previous_secret_until",
+	    g > 0 ? json_object_new_string(until) : NULL);
+	log_info("rotated key %s (%s), old secret valid for %lds", id, label,
+	    g);
+	rv = 0;
+done:
+	sodium_memzero(key, sizeof(key));
+	return rv;
+}
+
+struct keyd_row {
+	char	 hash[160];
+	char	 prev_hash[160];
+	time_t	 prev_until;
+	time_t	 expires;
+	int	 revoked;
+};
+
+/* The stored state of key id, or a verdict that ends the check. */
+static uint32_t
+keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(row, 0, sizeof(*row));
 	rc = sqlite3_prepare_v2(db->h, "SELECT hash, revoked_at IS NOT NULL, "
-	    "expires_at IS NOT NULL AND expires_at <= ? FROM api_keys "
+	    "expires_at, prev_hash, prev_expires_at FROM api_keys "
 	    "WHERE id = ?", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		log_warnx("verify: %s", db_strerror(db, rc));
 		return FLM_KEY_UNAVAILABLE;
 	}
-	sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
-		return FLM_KEY_UNKNOWN;
-	}
 	if (rc != SQLITE_ROW) {
-		log_warnx("verify: %s", db_strerror(db, rc));
+		if (rc != SQLITE_DONE)
+			log_warnx("verify: %s", db_strerror(db, rc));
 		sqlite3_finalize(st);
-		return FLM_KEY_UNAVAILABLE;
+		return rc == SQLITE_DONE ? FLM_KEY_UNKNOWN : FLM_KEY_UNAVAILABLE;
 	}
-	snprintf(hash, hashsz, "%s", (const char *)sqlite3_column_text(st, 0));
-	*revoked = sqlite3_column_int(st, 1);
-	*expired = sqlite3_column_int(st, 2);
+	snprintf(row->hash, sizeof(row->hash), "%s",
+	    (const char *)sqlite3_column_text(st, 0));
+	row->revoked = sqlite3_column_int(st, 1);
+	row->expires = keyd_epoch((const char *)sqlite3_column_text(st, 2));
+	if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+		snprintf(row->prev_hash, sizeof(row->prev_hash), "%s",
+		    (const char *)sqlite3_column_text(st, 3));
+		row->prev_until = keyd_epoch(
+		    (const char *)sqlite3_column_text(st, 4));
+	}
 	sqlite3_finalize(st);
 	return FLM_KEY_OK;
 }
 
-/* Is token a valid key?  An unknown or malformed one costs no Argon2. */
+/*
+ * Is token a valid key?  A cached verdict costs a hash; an unknown or
+ * malformed key costs no Argon2.  *valid_until bounds how long the
+ * caller may cache a yes (0: no expiry).
+ */
 uint32_t
-keyd_key_verify(struct db *db, const char *token, size_t len,
-    char id[FLM_KEY_ID_LEN + 1])
+keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
+    size_t len, char id[FLM_KEY_ID_LEN + 1], uint64_t *valid_until)
 {
-	const char	*secret;
-	char		 hash[160];
-	int		 revoked = 0, expired = 0;
-	uint32_t	 r;
+	struct keycache_entry	*ce;
+	struct keyd_row		 row;
+	const char		*secret;
+	uint8_t			 dig[KEYCACHE_DIGEST];
+	time_t			 now = time(NULL), until = 0;
+	uint32_t		 r;
 
 	id[0] = '\0';
-	if (db->h == NULL)
-		return FLM_KEY_UNAVAILABLE;
+	*valid_until = 0;
 	if (apikey_parse(token, len, id, &secret) == -1)
 		return FLM_KEY_MALFORMED;
-	if ((r = keyd_key_lookup(db, id, hash, sizeof(hash), &revoked,
-	    &expired)) != FLM_KEY_OK)
+	keycache_digest(kc, token, len, dig);
+	if ((ce = keycache_get(kc, dig, now)) != NULL) {
+		*valid_until = ce->valid_until;
+		return FLM_KEY_OK;
+	}
+	if (db->h == NULL)
+		return FLM_KEY_UNAVAILABLE;
+	if ((r = keyd_key_lookup(db, id, &row)) != FLM_KEY_OK)
 		return r;
 	/* argon2id_verify compares in constant time. */
-	if (argon2id_verify(hash, secret, FLM_KEY_SECRET_LEN) != ARGON2_OK)
-		return FLM_KEY_BAD_SECRET;
-	if (revoked)
+	if (argon2id_verify(row.hash, secret, FLM_KEY_SECRET_LEN) != ARGON2_OK) {
+		if (row.prev_hash[0] == '\0' || now >= row.prev_until ||
+		    argon2id_verify(row.prev_hash, secret,
+		    FLM_KEY_SECRET_LEN) != ARGON2_OK)
+			r = FLM_KEY_BAD_SECRET;
+		else
+			until = row.prev_until;	/* the rotated-out secret */
+	}
+	sodium_memzero(&row.hash, sizeof(row.hash));
+	sodium_memzero(&row.prev_hash, sizeof(row.prev_hash));
+	if (r != FLM_KEY_OK)
+		return r;
+	if (row.revoked)
 		return FLM_KEY_REVOKED;
-	if (expired)
+	if (row.expires != 0 && now >= row.expires)
 		return FLM_KEY_EXPIRED;
+	if (row.expires != 0 && (until == 0 || row.expires < until))
+		until = row.expires;
+	*valid_until = (uint64_t)until;
+	keycache_put(kc, dig, id, *valid_until);
 	return FLM_KEY_OK;
+}
+
+/* last_used_at for a batch of ids, in one transaction. */
+void
+keyd_key_touch(struct db *db, char (*ids)[FLM_KEY_ID_LEN + 1], size_t n)
+{
+	sqlite3_stmt	*st;
+	char		 now[32];
+	size_t		 i;
+
+	if (n == 0 || db->h == NULL || db->safe_mode)
+		return;
+	keyd_now(now, sizeof(now));
+	if (sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return;
+	if (sqlite3_prepare_v2(db->h, "UPDATE api_keys SET last_used_at = ? "
+	    "WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, ids[i], -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_warnx("last_used_at: %s", sqlite3_errmsg(db->h));
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	}
 }

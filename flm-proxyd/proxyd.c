@@ -25,6 +25,9 @@ proxyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_KEY_VERDICT:
 		auth_verdict(ch, m);
 		break;
+	case IMSG_KEY_INVALIDATE:
+		auth_invalidate(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from flm-keyd",
 		    m->hdr.type);
@@ -77,7 +80,7 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 static void
 proxyd_listen(struct chan *ch, struct chan_msg *m)
 {
-	struct json_object	*o, *id;
+	struct json_object	*o, *id, *auth;
 
 	if (m->fd == -1 || msg_get_json(m, &o) == -1) {
 		chan_fail(ch, "malformed PROXY_LISTEN");
@@ -85,7 +88,11 @@ proxyd_listen(struct chan *ch, struct chan_msg *m)
 	}
 	if (json_object_object_get_ex(o, "id", &id) &&
 	    json_object_is_type(id, json_type_string)) {
-		http_listen(m->fd, json_object_get_string(id));
+		/* Keys are checked unless flmd says otherwise, explicitly. */
+		http_listen(m->fd, json_object_get_string(id),
+		    !json_object_object_get_ex(o, "auth", &auth) ||
+		    !json_object_is_type(auth, json_type_boolean) ||
+		    json_object_get_boolean(auth));
 		m->fd = -1;
 	}
 	json_object_put(o);
@@ -137,7 +144,6 @@ main(int argc, char *argv[])
 	px->c.peer_up = auth_keyd_up;
 	child_init(&px->c, PROC_PROXYD, argc, argv);
 	child_drop(&px->c, FLM_PROXYD_USER, px->c.paths.emptydir);
-	http_init();
 	auth_init();
 	proxyd_sandbox();
 	log_debug("ready");

@@ -23,14 +23,17 @@ struct proxyd_engine {
 	int		 port;
 };
 
+struct proxyd_listener {
+	char			 id[80];
+	struct evhttp		*http;
+	int			 auth;		/* 0: benchmark only, loopback */
+};
+
 struct proxyd {
 	struct child		 c;
-	struct evhttp		*http;
-	struct {
-		char				 id[80];
-		struct evhttp_bound_socket	*bs;
-	}			 listeners[PROXYD_MAX_LISTENERS];
+	struct proxyd_listener	*listeners[PROXYD_MAX_LISTENERS];
 	int			 nlisteners;
+	struct keycache		*cache;
 	struct proxyd_engine	 engines[PROXYD_MAX_ENGINES];
 	int			 nengines;
 };
@@ -38,8 +41,7 @@ struct proxyd {
 extern struct proxyd	*px;
 
 /* proxyd_http.c */
-void	http_init(void);
-void	http_listen(int, const char *);
+void	http_listen(int, const char *, int);
 void	http_close(const char *);
 void	http_cleanup(void);
 void	http_json(struct evhttp_request *, int, struct json_object *);
@@ -52,6 +54,7 @@ typedef void	(*auth_done_cb)(struct evhttp_request *, const char *, void *);
 void	auth_init(void);
 void	auth_check(struct evhttp_request *, auth_done_cb, void *);
 void	auth_verdict(struct chan *, struct chan_msg *);
+void	auth_invalidate(struct chan *, struct chan_msg *);
 void	auth_keyd_up(struct chan *);
 void	auth_conn_closed(struct evhttp_connection *);
 void	auth_cleanup(void);

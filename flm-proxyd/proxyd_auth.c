@@ -17,11 +17,17 @@
 #include <sodium.h>
 
 #include "apikey.h"
+#include "keycache.h"
 #include "log.h"
 #include "proxyd.h"
 
 #define AUTH_TIMEOUT_SECS	10	/* keyd gone that long: 503 */
-#define AUTH_MAX_PENDING	4096
+#define AUTH_MAX_PENDING	64	/* cold checks in flight at keyd */
+#define AUTH_CACHE_SIZE		4096
+#define AUTH_USED_SECS		5	/* last-used reports to keyd */
+#define AUTH_FAIL_MAX		20	/* failed checks per address... */
+#define AUTH_FAIL_WINDOW	60	/* ...per this many seconds */
+#define AUTH_FAIL_SLOTS		1024
 
 struct auth_req {
 	TAILQ_ENTRY(auth_req)	 entry;
@@ -31,7 +37,16 @@ struct auth_req {
 	auth_done_cb		 done;
 	void			*arg;
 	time_t			 since;
+	char			 addr[64];	/* the client's */
+	uint8_t			 digest[KEYCACHE_DIGEST];
 	struct flm_key_verify	 v;		/* wiped when answered */
+};
+
+/* Failed checks per client address in the current window. */
+struct auth_fail {
+	char			 addr[64];
+	time_t			 window;
+	int			 count;
 };
 
 static TAILQ_HEAD(, auth_req)	 auth_pending =
@@ -39,6 +54,8 @@ static TAILQ_HEAD(, auth_req)	 auth_pending =
 static int			 auth_npending;
 static uint64_t			 auth_nextid = 1;
 static struct event		*auth_tick;
+static struct event		*auth_used_tick;
+static struct auth_fail		 auth_fails[AUTH_FAIL_SLOTS];
 
 static void
 auth_free(struct auth_req *a)
@@ -50,10 +67,71 @@ auth_free(struct auth_req *a)
 }
 
 static void
+auth_retry_after(struct evhttp_request *req, long secs)
+{
+	char	 buf[24];
+
+	snprintf(buf, sizeof(buf), "%ld", secs > 0 ? secs : 1);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Retry-After", buf);
+}
+
+static struct auth_fail *
+auth_fail_slot(const char *addr, time_t now, int create)
+{
+	struct auth_fail	*f, *oldest = &auth_fails[0];
+	size_t			 i;
+
+	for (i = 0; i < AUTH_FAIL_SLOTS; i++) {
+		f = &auth_fails[i];
+		if (f->addr[0] != '\0' && strcmp(f->addr, addr) == 0) {
+			if (now - f->window >= AUTH_FAIL_WINDOW) {
+				f->window = now;
+				f->count = 0;
+			}
+			return f;
+		}
+		if (f->window < oldest->window)
+			oldest = f;
+	}
+	if (!create)
+		return NULL;
+	/* A full table forgets the stalest address. */
+	snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
+	oldest->window = now;
+	oldest->count = 0;
+	return oldest;
+}
+
+/* Too many failures from addr: refuse with 429 before asking keyd. */
+static int
+auth_throttled(struct evhttp_request *req, const char *addr)
+{
+	struct auth_fail	*f;
+	time_t			 now = time(NULL);
+
+	if ((f = auth_fail_slot(addr, now, 0)) == NULL ||
+	    f->count < AUTH_FAIL_MAX)
+		return 0;
+	auth_retry_after(req, AUTH_FAIL_WINDOW - (now - f->window));
+	http_error(req, 429, "rate_limit_error", "too_many_failed_auth",
+	    "Too many requests with invalid API keys from your address; "
+	    "wait before trying again.");
+	return 1;
+}
+
+static void
+auth_failed(const char *addr)
+{
+	auth_fail_slot(addr, time(NULL), 1)->count++;
+}
+
+static void
 auth_refuse(struct evhttp_request *req, uint32_t result)
 {
 	switch (result) {
 	case FLM_KEY_UNAVAILABLE:
+		auth_retry_after(req, 1);
 		http_error(req, 503, "server_error", "auth_unavailable",
 		    "The key service is unavailable; try again shortly.");
 		break;
@@ -100,13 +178,39 @@ auth_expire(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/* Tell keyd which keys were used, for last_used_at. */
+static void
+auth_report_used(evutil_socket_t fd, short ev, void *arg)
+{
+	char	 ids[256][FLM_KEY_ID_LEN + 1];
+	char	 buf[256 * FLM_KEY_ID_LEN];
+	size_t	 n, i;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (px->c.peer == NULL)
+		return;		/* kept as used until keyd is back */
+	n = keycache_collect_used(px->cache, ids, 256);
+	for (i = 0; i < n; i++)
+		memcpy(buf + i * FLM_KEY_ID_LEN, ids[i], FLM_KEY_ID_LEN);
+	if (n > 0)
+		chan_compose(px->c.peer, IMSG_KEY_USED, 0, -1, buf,
+		    n * FLM_KEY_ID_LEN);
+}
+
 void
 auth_init(void)
 {
-	struct timeval	 tv = { 1, 0 };
+	struct timeval	 tv = { 1, 0 }, used = { AUTH_USED_SECS, 0 };
 
+	if ((px->cache = keycache_new(AUTH_CACHE_SIZE)) == NULL)
+		fatalx("keycache_new");
 	auth_tick = event_new(px->c.base, -1, EV_PERSIST, auth_expire, NULL);
-	if (auth_tick == NULL || event_add(auth_tick, &tv) == -1)
+	auth_used_tick = event_new(px->c.base, -1, EV_PERSIST,
+	    auth_report_used, NULL);
+	if (auth_tick == NULL || event_add(auth_tick, &tv) == -1 ||
+	    auth_used_tick == NULL || event_add(auth_used_tick, &used) == -1)
 		fatalx("auth timer");
 }
 
@@ -117,7 +221,11 @@ auth_cleanup(void)
 		auth_free(TAILQ_FIRST(&auth_pending));
 	if (auth_tick != NULL)
 		event_free(auth_tick);
-	auth_tick = NULL;
+	if (auth_used_tick != NULL)
+		event_free(auth_used_tick);
+	auth_tick = auth_used_tick = NULL;
+	keycache_free(px->cache);
+	px->cache = NULL;
 }
 
 /* "Bearer TOKEN" -> TOKEN, or NULL. */
@@ -146,23 +254,44 @@ auth_bearer(struct evhttp_request *req, size_t *len)
 void
 auth_check(struct evhttp_request *req, auth_done_cb done, void *arg)
 {
-	struct auth_req	*a;
-	const char	*tok, *secret;
-	char		 id[FLM_KEY_ID_LEN + 1];
-	size_t		 len = 0;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct keycache_entry	*ce;
+	struct auth_req		*a;
+	const char		*tok, *secret;
+	char			 id[FLM_KEY_ID_LEN + 1], *addr = NULL;
+	uint8_t			 dig[KEYCACHE_DIGEST];
+	uint16_t		 port;
+	size_t			 len = 0;
 
-	if ((tok = auth_bearer(req, &len)) == NULL || len == 0) {
+	if ((tok = auth_bearer(req, &len)) != NULL && len > 0 &&
+	    len <= FLM_TOKEN_MAX) {
+		/* The steady state: one keyed hash, no round trip. */
+		keycache_digest(px->cache, tok, len, dig);
+		if ((ce = keycache_get(px->cache, dig, time(NULL))) != NULL) {
+			done(req, ce->key_id, arg);
+			return;
+		}
+	}
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	if (addr == NULL)
+		addr = "";
+	if (auth_throttled(req, addr))
+		return;
+	if (tok == NULL || len == 0) {
 		http_error(req, 401, "invalid_request_error", NULL,
 		    "You didn't provide an API key. You need to provide your "
 		    "API key in an Authorization header using Bearer auth "
 		    "(i.e. Authorization: Bearer YOUR_KEY).");
 		return;
 	}
-	if (apikey_parse(tok, len, id, &secret) == -1) {
+	if (len > FLM_TOKEN_MAX || apikey_parse(tok, len, id, &secret) == -1) {
+		auth_failed(addr);
 		auth_refuse(req, FLM_KEY_MALFORMED);
 		return;
 	}
 	if (auth_npending >= AUTH_MAX_PENDING) {
+		/* A flood of cold keys waits its turn; cached keys never do. */
+		auth_retry_after(req, 1);
 		http_error(req, 503, "server_error", "auth_busy",
 		    "Too many requests are waiting for key checks; try again.");
 		return;
@@ -177,6 +306,8 @@ auth_check(struct evhttp_request *req, auth_done_cb done, void *arg)
 	a->done = done;
 	a->arg = arg;
 	a->since = time(NULL);
+	snprintf(a->addr, sizeof(a->addr), "%s", addr);
+	memcpy(a->digest, dig, sizeof(dig));
 	a->v.version = FLM_VERIFY_VERSION;
 	a->v.reqid = a->id;
 	a->v.token_len = len;
@@ -194,7 +325,7 @@ auth_verdict(struct chan *ch, struct chan_msg *m)
 	struct auth_req		*a;
 
 	if (msg_get_data(m, &r, sizeof(r)) == -1 || msg_end(m) == -1 ||
-	    r.version != FLM_VERIFY_VERSION ||
+	    r.version != FLM_VERIFY_VERSION || r.result >= FLM_KEY_RESULT_MAX ||
 	    memchr(r.key_id, '\0', sizeof(r.key_id)) == NULL) {
 		chan_fail(ch, "malformed KEY_VERDICT");
 		return;
@@ -204,6 +335,10 @@ auth_verdict(struct chan *ch, struct chan_msg *m)
 			break;
 	if (a == NULL)
 		return;		/* expired meanwhile */
+	if (r.result == FLM_KEY_OK)
+		keycache_put(px->cache, a->digest, r.key_id, r.valid_until);
+	else if (r.result != FLM_KEY_UNAVAILABLE)
+		auth_failed(a->addr);
 	if (a->req != NULL) {
 		if (r.result == FLM_KEY_OK)
 			a->done(a->req, r.key_id, a->arg);
@@ -211,6 +346,25 @@ auth_verdict(struct chan *ch, struct chan_msg *m)
 			auth_refuse(a->req, r.result);
 	}
 	auth_free(a);
+}
+
+/* keyd revoked or rotated a key: forget it, then say so. */
+void
+auth_invalidate(struct chan *ch, struct chan_msg *m)
+{
+	struct flm_key_invalidate	 inv;
+
+	if (msg_get_data(m, &inv, sizeof(inv)) == -1 || msg_end(m) == -1 ||
+	    inv.version != FLM_VERIFY_VERSION ||
+	    memchr(inv.key_id, '\0', sizeof(inv.key_id)) == NULL) {
+		chan_fail(ch, "malformed KEY_INVALIDATE");
+		return;
+	}
+	if (inv.all)
+		keycache_clear(px->cache);
+	else
+		keycache_drop_key(px->cache, inv.key_id);
+	chan_compose(ch, IMSG_KEY_INVALIDATED, 0, -1, &inv, sizeof(inv));
 }
 
 /* A new keyd channel: ask again whatever the old keyd did not answer. */

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -86,12 +87,12 @@ http_healthz(struct evhttp_request *req)
 static void
 http_request(struct evhttp_request *req, void *arg)
 {
+	struct proxyd_listener	*l = arg;
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
 	const char		*path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 	char			 msg[256];
 
-	(void)arg;
 	if (path == NULL) {
 		http_error(req, 400, "invalid_request_error", NULL,
 		    "Malformed request URL.");
@@ -107,7 +108,10 @@ http_request(struct evhttp_request *req, void *arg)
 			    "Method not allowed: use GET /v1/models.");
 			return;
 		}
-		auth_check(req, upstream_models, NULL);
+		if (l->auth)
+			auth_check(req, upstream_models, NULL);
+		else
+			upstream_models(req, NULL, NULL);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "Unknown request URL: %.200s. Please "
@@ -115,39 +119,49 @@ http_request(struct evhttp_request *req, void *arg)
 	http_error(req, 404, "invalid_request_error", "unknown_url", msg);
 }
 
-void
-http_init(void)
+static struct evhttp *
+http_new(struct proxyd_listener *l)
 {
-	if ((px->http = evhttp_new(px->c.base)) == NULL)
-		fatalx("evhttp_new");
-	evhttp_set_max_headers_size(px->http, HTTP_MAX_HEADERS);
-	evhttp_set_max_body_size(px->http, HTTP_MAX_BODY);
-	evhttp_set_timeout(px->http, HTTP_TIMEOUT_SECS);
-	evhttp_set_allowed_methods(px->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	struct evhttp	*http;
+
+	if ((http = evhttp_new(px->c.base)) == NULL)
+		return NULL;
+	evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
+	evhttp_set_max_body_size(http, HTTP_MAX_BODY);
+	evhttp_set_timeout(http, HTTP_TIMEOUT_SECS);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD);
-	evhttp_set_gencb(px->http, http_request, NULL);
+	evhttp_set_gencb(http, http_request, l);
+	return http;
 }
 
+/* One evhttp per listener: each knows whether it checks keys. */
 void
-http_listen(int fd, const char *id)
+http_listen(int fd, const char *id, int auth)
 {
-	struct evhttp_bound_socket	*bs;
+	struct proxyd_listener	*l;
 
 	http_close(id);		/* a restarted flmd re-sends: replace */
-	if (px->nlisteners == PROXYD_MAX_LISTENERS) {
-		log_warnx("too many listeners; %s ignored", id);
+	if (px->nlisteners == PROXYD_MAX_LISTENERS ||
+	    (l = calloc(1, sizeof(*l))) == NULL) {
+		log_warnx("cannot take listener %s", id);
 		close(fd);
 		return;
 	}
-	if ((bs = evhttp_accept_socket_with_handle(px->http, fd)) == NULL) {
+	snprintf(l->id, sizeof(l->id), "%s", id);
+	l->auth = auth;
+	if ((l->http = http_new(l)) == NULL ||
+	    evhttp_accept_socket_with_handle(l->http, fd) == NULL) {
 		log_warnx("cannot serve %s", id);
+		if (l->http != NULL)
+			evhttp_free(l->http);
+		free(l);
 		close(fd);
 		return;
 	}
-	snprintf(px->listeners[px->nlisteners].id,
-	    sizeof(px->listeners[0].id), "%s", id);
-	px->listeners[px->nlisteners++].bs = bs;
-	log_info("serving %s", id);
+	px->listeners[px->nlisteners++] = l;
+	log_info("serving %s%s", id, auth ? "" :
+	    " WITHOUT KEY CHECKS (benchmark only)");
 }
 
 void
@@ -156,10 +170,11 @@ http_close(const char *id)
 	int	 i;
 
 	for (i = 0; i < px->nlisteners; i++) {
-		if (strcmp(px->listeners[i].id, id) != 0)
+		if (strcmp(px->listeners[i]->id, id) != 0)
 			continue;
-		/* Frees the bound socket and closes our copy of the fd. */
-		evhttp_del_accept_socket(px->http, px->listeners[i].bs);
+		/* Closes the socket and every connection it accepted. */
+		evhttp_free(px->listeners[i]->http);
+		free(px->listeners[i]);
 		memmove(&px->listeners[i], &px->listeners[i + 1],
 		    (px->nlisteners - i - 1) * sizeof(px->listeners[0]));
 		px->nlisteners--;
@@ -171,8 +186,6 @@ http_close(const char *id)
 void
 http_cleanup(void)
 {
-	if (px->http != NULL)
-		evhttp_free(px->http);
-	px->http = NULL;
-	px->nlisteners = 0;
+	while (px->nlisteners > 0)
+		http_close(px->listeners[0]->id);
 }

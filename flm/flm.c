@@ -25,6 +25,8 @@ struct flm_cmd {
 static int	cmd_status(struct cli *, int, char **);
 static int	cmd_version(struct cli *, int, char **);
 static int	cmd_key_create(struct cli *, int, char **);
+static int	cmd_key_list(struct cli *, int, char **);
+static int	cmd_key_change(struct cli *, int, char **);
 static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
 static void	print_result(struct cli *, struct json_object *,
@@ -35,10 +37,17 @@ static const struct flm_cmd cmds[] = {
 	    "status [--json]" },
 	{ "version",		cmd_version,	"j",	0,
 	    "version [--json]" },
-	{ "api-keys create",	cmd_key_create,	"jl",	0,
-	    "api-keys create --label NAME [--json]" },
-	{ "proxy start",	cmd_proxy,	"jpbm",	0,
-	    "proxy start [--port N] [--bind ADDR] [--mode local-http] [--json]" },
+	{ "api-keys create",	cmd_key_create,	"jle",	0,
+	    "api-keys create --label NAME [--expires WHEN] [--json]" },
+	{ "api-keys list",	cmd_key_list,	"j",	0,
+	    "api-keys list [--json]" },
+	{ "api-keys revoke",	cmd_key_change,	"j",	1,
+	    "api-keys revoke ID|LABEL [--json]" },
+	{ "api-keys rotate",	cmd_key_change,	"jg",	1,
+	    "api-keys rotate ID|LABEL [--grace DURATION] [--json]" },
+	{ "proxy start",	cmd_proxy,	"jpbmn",	0,
+	    "proxy start [--port N] [--bind ADDR] [--mode local-http] "
+	    "[--bench-no-auth] [--json]" },
 	{ "proxy stop",		cmd_proxy,	"jp",	0,
 	    "proxy stop [--port N] [--json]" },
 	{ "proxy status",	cmd_proxy,	"j",	0,
@@ -76,7 +85,8 @@ cmd_usage(const struct flm_cmd *cmd, const char *why)
 
 /*
  * The options a command allows, by letter: j --json, l --label,
- * p --port, b --bind, m --mode.  The daemon validates values; here we
+ * p --port, b --bind, m --mode, e --expires, g --grace,
+ * n --bench-no-auth.  The daemon validates values; here we
  * only refuse what cannot be a request at all.
  */
 static void
@@ -88,13 +98,16 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "port",  required_argument, NULL, 'p' },
 		{ "bind",  required_argument, NULL, 'b' },
 		{ "mode",  required_argument, NULL, 'm' },
+		{ "expires", required_argument, NULL, 'e' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "bench-no-auth", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char				*end;
 	long				 n;
 	int				 ch;
 
-	optind = 1;
+	optind = 0;	/* glibc: a full reset, permutation state too */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == '?' || ch == ':' || strchr(cmd->opts, ch) == NULL)
@@ -120,6 +133,15 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		case 'm':
 			c->mode = optarg;
 			break;
+		case 'e':
+			c->expires = optarg;
+			break;
+		case 'g':
+			c->grace = optarg;
+			break;
+		case 'n':
+			c->noauth = 1;
+			break;
 		}
 	}
 	if (argc - optind != cmd->nargs)
@@ -141,7 +163,8 @@ jstr(struct json_object *o, const char *key)
 {
 	struct json_object	*v;
 
-	if (!json_object_object_get_ex(o, key, &v))
+	/* A JSON null reads as absent. */
+	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
 		return "";
 	return json_object_get_string(v);
 }
@@ -222,6 +245,9 @@ cmd_key_create(struct cli *c, int argc, char **argv)
 		cmd_usage(&cmds[2], "--label is required");
 	req = json_object_new_object();
 	json_object_object_add(req, "label", json_object_new_string(c->label));
+	if (c->expires != NULL)
+		json_object_object_add(req, "expires",
+		    json_object_new_string(c->expires));
 	rc = cli_request(c, IMSG_CTL_KEY_CREATE, req, &res);
 	json_object_put(req);
 	if (rc != 0)
@@ -234,6 +260,84 @@ cmd_key_create(struct cli *c, int argc, char **argv)
 		    "only this once: store it now\n", jstr(res, "id"),
 		    jstr(res, "label"));
 	}
+	json_object_put(res);
+	return FLM_EX_OK;
+}
+
+static const char *
+jdash(struct json_object *o, const char *key)
+{
+	const char	*s = jstr(o, key);
+
+	return *s ? s : "-";
+}
+
+static void
+key_table(struct json_object *res)
+{
+	size_t	 i, n = json_object_array_length(res);
+
+	if (n == 0) {
+		printf("no keys; create one with: flm api-keys create "
+		    "--label NAME\n");
+		return;
+	}
+	printf("%-16s %-20s %-8s %-24s %-24s %s\n", "ID", "LABEL", "STATE",
+	    "CREATED", "LAST USED", "EXPIRES");
+	for (i = 0; i < n; i++) {
+		struct json_object	*k = json_object_array_get_idx(res, i);
+
+		printf("%-16s %-20s %-8s %-24s %-24s %s\n", jstr(k, "id"),
+		    jstr(k, "label"), jstr(k, "state"), jstr(k, "created_at"),
+		    jdash(k, "last_used_at"), jdash(k, "expires_at"));
+	}
+}
+
+static int
+cmd_key_list(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*res = NULL;
+	int			 rc;
+
+	(void)argc;
+	(void)argv;
+	if ((rc = cli_request(c, IMSG_CTL_KEY_LIST, NULL, &res)) != 0)
+		return rc;
+	print_result(c, res, key_table);
+	json_object_put(res);
+	return FLM_EX_OK;
+}
+
+/* revoke and rotate: the daemon answers only once proxyd obeys. */
+static int
+cmd_key_change(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*req, *res = NULL;
+	int			 rotate = strcmp(argv[1], "rotate") == 0, rc;
+
+	(void)argc;
+	req = json_object_new_object();
+	json_object_object_add(req, "key", json_object_new_string(c->args[0]));
+	if (c->grace != NULL)
+		json_object_object_add(req, "grace",
+		    json_object_new_string(c->grace));
+	rc = cli_request(c, rotate ? IMSG_CTL_KEY_ROTATE : IMSG_CTL_KEY_REVOKE,
+	    req, &res);
+	json_object_put(req);
+	if (rc != 0)
+		return rc;
+	if (c->json)
+		print_json(res);
+	else if (rotate) {
+		printf("%s\n", jstr(res, "key"));
+		fprintf(stderr, "flm: rotated key %s (%s); the new key is shown "
+		    "only this once%s%s\n", jstr(res, "id"), jstr(res, "label"),
+		    *jstr(res, "previous_secret_until") ?
+		    "; the old one works until " : "; the old one no longer "
+		    "works", jstr(res, "previous_secret_until"));
+	} else
+		printf("revoked key %s (%s)\n", jstr(res, "id"),
+		    jstr(res, "label"));
 	json_object_put(res);
 	return FLM_EX_OK;
 }
@@ -286,6 +390,9 @@ cmd_proxy(struct cli *c, int argc, char **argv)
 		if (c->mode)
 			json_object_object_add(req, "mode",
 			    json_object_new_string(c->mode));
+		if (c->noauth)
+			json_object_object_add(req, "auth",
+			    json_object_new_boolean(0));
 	}
 	rc = cli_request(c, type, req, &res);
 	json_object_put(req);

@@ -22,6 +22,9 @@ struct cli {
 	const char	*mode;
 	int		 port;
 	int		 port_set;
+	const char	*expires;
+	const char	*grace;
+	int		 noauth;
 	char		**args;		/* positional arguments */
 };
 

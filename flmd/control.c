@@ -441,9 +441,12 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_STATUS:
 	case IMSG_CTL_PROXY_STATUS:
 	case IMSG_CTL_CONFIG_LIST:
+	case IMSG_CTL_KEY_LIST:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
+	case IMSG_CTL_KEY_REVOKE:
+	case IMSG_CTL_KEY_ROTATE:
 	case IMSG_CTL_KEY_CREATE:
 	case IMSG_CTL_PROXY_START:
 	case IMSG_CTL_PROXY_STOP:
@@ -462,6 +465,15 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_KEY_CREATE:
 		control_forward(c, PROC_KEYD, IMSG_KEY_CREATE, id, req);
+		break;
+	case IMSG_CTL_KEY_LIST:
+		control_forward(c, PROC_KEYD, IMSG_KEY_LIST, id, NULL);
+		break;
+	case IMSG_CTL_KEY_REVOKE:
+		control_forward(c, PROC_KEYD, IMSG_KEY_REVOKE, id, req);
+		break;
+	case IMSG_CTL_KEY_ROTATE:
+		control_forward(c, PROC_KEYD, IMSG_KEY_ROTATE, id, req);
 		break;
 	case IMSG_CTL_PROXY_START:
 	case IMSG_CTL_PROXY_STOP:

@@ -37,6 +37,7 @@ struct proxy_handle {
 	int	 port;
 	char	 mode[16];
 	int	 fd;
+	int	 auth;		/* 0: --bench-no-auth, loopback only */
 	time_t	 started;
 };
 
@@ -78,7 +79,7 @@ proxy_sockaddr(const char *bind, int port, struct sockaddr_storage *ss,
 
 /* Port 0: the kernel picks one, and *port says which. */
 static int
-proxy_listen(const char *addr, int *port, char *err, size_t errsz)
+proxy_listen(const char *addr, int *port, int noauth, char *err, size_t errsz)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
@@ -87,6 +88,12 @@ proxy_listen(const char *addr, int *port, char *err, size_t errsz)
 	if (proxy_sockaddr(addr, *port, &ss, &len) == -1) {
 		snprintf(err, errsz, "--bind %s: not an IPv4 or IPv6 address",
 		    addr);
+		return -1;
+	}
+	/* Both rules hold whatever modes come: neither may face a network. */
+	if (noauth && !proxy_loopback(&ss)) {
+		snprintf(err, errsz, "--bench-no-auth is for benchmarks on "
+		    "loopback only, not %s", addr);
 		return -1;
 	}
 	if (!proxy_loopback(&ss)) {
@@ -121,6 +128,7 @@ proxy_handle_json(const struct proxy_handle *h)
 	json_object_object_add(o, "mode", json_object_new_string(h->mode));
 	json_object_object_add(o, "bind", json_object_new_string(h->bind));
 	json_object_object_add(o, "port", json_object_new_int(h->port));
+	json_object_object_add(o, "auth", json_object_new_boolean(h->auth));
 	return o;
 }
 
@@ -198,8 +206,8 @@ proxy_find(int port)
 }
 
 static int
-proxy_add(const char *bind, int port, const char *mode, int remember,
-    char *err, size_t errsz)
+proxy_add(const char *bind, int port, const char *mode, int auth,
+    int remember, char *err, size_t errsz)
 {
 	struct proxy_handle	*h;
 	int			 fd;
@@ -213,7 +221,7 @@ proxy_add(const char *bind, int port, const char *mode, int remember,
 		snprintf(err, errsz, "at most %d proxies", PROXY_MAX_HANDLES);
 		return -1;
 	}
-	if ((fd = proxy_listen(bind, &port, err, errsz)) == -1)
+	if ((fd = proxy_listen(bind, &port, !auth, err, errsz)) == -1)
 		return -1;
 	h = &handles[nhandles++];
 	memset(h, 0, sizeof(*h));
@@ -222,11 +230,13 @@ proxy_add(const char *bind, int port, const char *mode, int remember,
 	snprintf(h->mode, sizeof(h->mode), "%s", mode);
 	snprintf(h->id, sizeof(h->id), "%s:%d", bind, port);
 	h->fd = fd;
+	h->auth = auth;
 	h->started = time(NULL);
 	if (remember)
 		proxy_profile_store(h, 1);
 	proxy_send(proc_chan(PROC_PROXYD), h);
-	log_info("proxy listening on %s port %d (%s)", bind, port, mode);
+	log_info("proxy listening on %s port %d (%s)%s", bind, port, mode,
+	    auth ? "" : " WITHOUT KEY CHECKS (benchmark)");
 	return 0;
 }
 
@@ -237,7 +247,7 @@ proxy_start(struct json_object *req, struct json_object **res, char *err,
 {
 	struct json_object	*v;
 	const char		*bind = "127.0.0.1", *mode = "local-http";
-	int			 port = PROXY_DEFAULT_PORT;
+	int			 port = PROXY_DEFAULT_PORT, auth = 1;
 
 	if (json_object_object_get_ex(req, "port", &v)) {
 		port = json_object_get_int(v);
@@ -252,12 +262,15 @@ proxy_start(struct json_object *req, struct json_object **res, char *err,
 		bind = json_object_get_string(v);
 	if (json_object_object_get_ex(req, "mode", &v))
 		mode = json_object_get_string(v);
+	if (json_object_object_get_ex(req, "auth", &v))
+		auth = json_object_get_boolean(v);
 	if (strcmp(mode, "local-http") != 0) {
 		snprintf(err, errsz, "--mode %s: this version serves "
 		    "local-http only", mode);
 		return -1;
 	}
-	if (proxy_add(bind, port, mode, 1, err, errsz) == -1)
+	/* A proxy without key checks is never remembered across restarts. */
+	if (proxy_add(bind, port, mode, auth, auth, err, errsz) == -1)
 		return -1;
 	*res = proxy_handle_json(&handles[nhandles - 1]);
 	return 0;
@@ -358,8 +371,8 @@ proxy_restore(void)
 		    json_object_object_get_ex(o, "port", &p) &&
 		    json_object_object_get_ex(o, "mode", &m) &&
 		    proxy_add(json_object_get_string(b),
-		    json_object_get_int(p), json_object_get_string(m), 0, err,
-		    sizeof(err)) == -1)
+		    json_object_get_int(p), json_object_get_string(m), 1, 0,
+		    err, sizeof(err)) == -1)
 			log_warnx("saved proxy not restored: %s", err);
 		json_object_put(o);
 	}

@@ -515,6 +515,8 @@ proc_forward(enum flm_proc id, uint16_t type, uint32_t peerid,
 	/* A child still starting answers once it is up: queue it. */
 	if (ch == NULL)
 		return -1;
+	if (o == NULL)
+		return chan_compose(ch, type, peerid, -1, NULL, 0);
 	return chan_compose_json(ch, type, peerid, o);
 }
 

@@ -61,15 +61,23 @@ child_peer_closed(struct chan *ch, const char *reason, void *arg)
 		chan_compose(c->parent, IMSG_PEER_BROKEN, 0, -1, NULL, 0);
 	}
 	chan_free(ch);
-	if (c->peer == ch)
+	if (c->peer == ch) {
 		c->peer = NULL;
+		if (c->peer_down != NULL)
+			c->peer_down();
+	}
 }
 
 static void
 child_peer_attach(struct child *c, int fd)
 {
-	if (c->peer != NULL)
+	if (c->peer != NULL) {
+		/* A new channel means a new peer: the old one is gone. */
 		chan_free(c->peer);
+		c->peer = NULL;
+		if (c->peer_down != NULL)
+			c->peer_down();
+	}
 	c->peer = chan_new(c->base, fd, c->proc, 0, c->peer_cb,
 	    child_peer_closed, c);
 	if (c->peer == NULL) {

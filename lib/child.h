@@ -23,6 +23,7 @@ struct child {
 	chan_msg_cb		 parent_cb;	/* process-specific messages */
 	chan_msg_cb		 peer_cb;
 	void			 (*peer_up)(struct chan *);
+	void			 (*peer_down)(void);
 	struct event		*sigs[4];
 };
 

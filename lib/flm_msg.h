@@ -40,13 +40,19 @@ enum flm_msg_type {
 	IMSG_ENGINES,		/* JSON [{id, kind, host, addr, port}] */
 
 	/* flmd -> keyd, replies carry the same peerid */
-	IMSG_KEY_CREATE = 40,	/* JSON {label}; reply RESULT or ERROR */
-	IMSG_KEY_RESULT,	/* JSON object */
+	IMSG_KEY_CREATE = 40,	/* JSON {label, expires?}; reply RESULT/ERROR */
+	IMSG_KEY_RESULT,	/* JSON object or array */
 	IMSG_KEY_ERROR,		/* JSON {"error": "...", "code": N} */
+	IMSG_KEY_LIST,		/* empty; reply RESULT [keys] */
+	IMSG_KEY_REVOKE,	/* JSON {key: ID or LABEL} */
+	IMSG_KEY_ROTATE,	/* JSON {key: ID or LABEL, grace?} */
 
 	/* proxyd <-> keyd: fixed structs, the hot path */
 	IMSG_KEY_VERIFY = 60,	/* struct flm_key_verify */
 	IMSG_KEY_VERDICT,	/* struct flm_key_verdict */
+	IMSG_KEY_INVALIDATE,	/* keyd -> proxyd: struct flm_key_invalidate */
+	IMSG_KEY_INVALIDATED,	/* proxyd -> keyd: the same struct, done */
+	IMSG_KEY_USED,		/* proxyd -> keyd: n * FLM_KEY_ID_LEN ids */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -59,6 +65,9 @@ enum flm_msg_type {
 	IMSG_CTL_CONFIG_GET,	/* JSON {key} */
 	IMSG_CTL_CONFIG_SET,	/* JSON {key, value} */
 	IMSG_CTL_CONFIG_LIST,	/* empty */
+	IMSG_CTL_KEY_LIST,	/* empty */
+	IMSG_CTL_KEY_REVOKE,	/* JSON {key} */
+	IMSG_CTL_KEY_ROTATE,	/* JSON {key, grace?} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
@@ -85,12 +94,23 @@ enum flm_key_result {
 	FLM_KEY_REVOKED,
 	FLM_KEY_EXPIRED,
 	FLM_KEY_UNAVAILABLE,	/* keyd cannot decide: database trouble */
+	FLM_KEY_RESULT_MAX
 };
 
 struct flm_key_verdict {
 	uint32_t	 version;
 	uint32_t	 result;
 	uint64_t	 reqid;
+	uint64_t	 valid_until;	/* unix time; 0: no expiry */
+	char		 key_id[FLM_KEY_ID_LEN + 1];
+	char		 pad[7];
+};
+
+/* Drop cached verdicts of one key (or all), then answer INVALIDATED. */
+struct flm_key_invalidate {
+	uint32_t	 version;
+	uint32_t	 all;
+	uint64_t	 seq;
 	char		 key_id[FLM_KEY_ID_LEN + 1];
 	char		 pad[7];
 };
