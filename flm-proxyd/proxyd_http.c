@@ -16,7 +16,7 @@
 #include "log.h"
 #include "proxyd.h"
 
-#define HTTP_MAX_HEADERS	(16 * 1024)
+#define HTTP_MAX_HEADERS	(32 * 1024)
 #define HTTP_MAX_BODY		(8 * 1024 * 1024)
 #define HTTP_TIMEOUT_SECS	60
 
