@@ -29,6 +29,7 @@ static int	cmd_key_list(struct cli *, int, char **);
 static int	cmd_key_change(struct cli *, int, char **);
 static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
+static void	wipe_key(struct json_object *);
 static void	print_result(struct cli *, struct json_object *,
 		    void (*)(struct json_object *));
 
@@ -260,8 +261,18 @@ cmd_key_create(struct cli *c, int argc, char **argv)
 		    "only this once: store it now\n", jstr(res, "id"),
 		    jstr(res, "label"));
 	}
+	wipe_key(res);
 	json_object_put(res);
 	return FLM_EX_OK;
+}
+
+/* The key text is printed once and not left in freed memory. */
+static void
+wipe_key(struct json_object *res)
+{
+	const char	*k = jstr(res, "key");
+
+	explicit_bzero((char *)k, strlen(k));
 }
 
 static const char *
@@ -338,6 +349,7 @@ cmd_key_change(struct cli *c, int argc, char **argv)
 	} else
 		printf("revoked key %s (%s)\n", jstr(res, "id"),
 		    jstr(res, "label"));
+	wipe_key(res);
 	json_object_put(res);
 	return FLM_EX_OK;
 }

@@ -249,6 +249,19 @@ retry:
 	}
 }
 
+/* A new key passes through on its way to flm: leave no copy behind. */
+static void
+proc_wipe_key(struct json_object *o)
+{
+	struct json_object	*k;
+
+	if (json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "key", &k) &&
+	    json_object_is_type(k, json_type_string))
+		explicit_bzero((char *)json_object_get_string(k),
+		    json_object_get_string_len(k));
+}
+
 static void
 proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
@@ -276,6 +289,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		}
 		control_relay(m->hdr.peerid, m->hdr.type == IMSG_KEY_RESULT ?
 		    IMSG_CTL_RESULT : IMSG_CTL_ERROR, o);
+		proc_wipe_key(o);
 		json_object_put(o);
 		break;
 	case IMSG_PEER_BROKEN:

@@ -4,7 +4,7 @@
 # working after each; revoke, rotate and expiry take effect at once.
 . "$(dirname "$0")/lib.sh"
 
-plan 33
+plan 37
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
