@@ -43,7 +43,8 @@
 #define MOCK_MAX_MS		3600000
 #define MOCK_ECHO_CHARS		32
 #define MOCK_EMBED_DIM		8
-#define MOCK_TIMEOUT		3600	/* seconds; stalls must outlive any proxy timeout */
+/* Seconds; a stall must outlive any proxy timeout. */
+#define MOCK_TIMEOUT		3600
 #define MOCK_STALL_POLL_MS	250
 #define MOCK_N_CTX		4096
 
@@ -147,7 +148,7 @@ struct reply {
 	struct evhttp_request	*req;
 	struct event		*ev;
 	enum rkind		 kind;
-	int			 gone;		/* client closed the connection */
+	int			 gone;		/* the client left */
 	int			 started;	/* stream headers sent */
 	int			 code;		/* R_PLAIN */
 	struct evbuffer		*body;		/* R_PLAIN */
@@ -160,7 +161,7 @@ struct reply {
 	unsigned		 nchunks;
 	unsigned		 prompt_tokens;
 	int			 model;
-	int			 usage;		/* stream_options.include_usage */
+	int			 usage;		/* include_usage */
 	unsigned long long	 id;
 	long long		 created;
 };
@@ -225,25 +226,41 @@ static void	 mock_generate(struct evhttp_request *, const struct route *);
 static void	 mock_embed(struct evhttp_request *, const struct route *);
 
 static const struct route routes[] = {
-	{ "/", FL_OLLAMA, M_GET, ST_OLLAMA, 0, mock_static, B_OLLAMA_ROOT, GEN_NONE },
-	{ "/api/version", FL_OLLAMA, M_GET, ST_OLLAMA, 0, mock_static, B_OLLAMA_VERSION, GEN_NONE },
-	{ "/api/tags", FL_OLLAMA, M_GET, ST_OLLAMA, 0, mock_static, B_OLLAMA_TAGS, GEN_NONE },
-	{ "/api/chat", FL_OLLAMA, M_POST, ST_OLLAMA, 0, mock_generate, B_NONE, GEN_OLLAMA },
-	{ "/api/embed", FL_OLLAMA, M_POST, ST_OLLAMA, 0, mock_embed, B_NONE, GEN_NONE },
-	{ "/v1/models", FL_ALL, M_GET, ST_OPENAI, 1, mock_static, B_MODELS, GEN_NONE },
-	{ "/v1/chat/completions", FL_ALL, M_POST, ST_OPENAI, 1, mock_generate, B_NONE, GEN_CHAT },
-	{ "/v1/completions", FL_ALL, M_POST, ST_OPENAI, 1, mock_generate, B_NONE, GEN_TEXT },
-	{ "/v1/embeddings", FL_ALL, M_POST, ST_OPENAI, 1, mock_embed, B_NONE, GEN_NONE },
-	{ "/health", FL_VLLM | FL_LLAMACPP, M_GET, ST_OPENAI, 0, mock_static, B_HEALTH, GEN_NONE },
-	{ "/version", FL_VLLM, M_GET, ST_OPENAI, 0, mock_static, B_VERSION, GEN_NONE },
-	{ "/props", FL_LLAMACPP, M_GET, ST_OPENAI, 0, mock_static, B_PROPS, GEN_NONE },
-	{ "/slots", FL_LLAMACPP, M_GET, ST_OPENAI, 0, mock_static, B_SLOTS, GEN_NONE },
-	{ "/api/v0/models", FL_LMSTUDIO, M_GET, ST_OPENAI, 0, mock_static, B_LMS_MODELS, GEN_NONE },
+	{ "/", FL_OLLAMA, M_GET, ST_OLLAMA, 0,
+	    mock_static, B_OLLAMA_ROOT, GEN_NONE },
+	{ "/api/version", FL_OLLAMA, M_GET, ST_OLLAMA, 0,
+	    mock_static, B_OLLAMA_VERSION, GEN_NONE },
+	{ "/api/tags", FL_OLLAMA, M_GET, ST_OLLAMA, 0,
+	    mock_static, B_OLLAMA_TAGS, GEN_NONE },
+	{ "/api/chat", FL_OLLAMA, M_POST, ST_OLLAMA, 0,
+	    mock_generate, B_NONE, GEN_OLLAMA },
+	{ "/api/embed", FL_OLLAMA, M_POST, ST_OLLAMA, 0,
+	    mock_embed, B_NONE, GEN_NONE },
+	{ "/v1/models", FL_ALL, M_GET, ST_OPENAI, 1,
+	    mock_static, B_MODELS, GEN_NONE },
+	{ "/v1/chat/completions", FL_ALL, M_POST, ST_OPENAI, 1,
+	    mock_generate, B_NONE, GEN_CHAT },
+	{ "/v1/completions", FL_ALL, M_POST, ST_OPENAI, 1,
+	    mock_generate, B_NONE, GEN_TEXT },
+	{ "/v1/embeddings", FL_ALL, M_POST, ST_OPENAI, 1,
+	    mock_embed, B_NONE, GEN_NONE },
+	{ "/health", FL_VLLM | FL_LLAMACPP, M_GET, ST_OPENAI, 0,
+	    mock_static, B_HEALTH, GEN_NONE },
+	{ "/version", FL_VLLM, M_GET, ST_OPENAI, 0,
+	    mock_static, B_VERSION, GEN_NONE },
+	{ "/props", FL_LLAMACPP, M_GET, ST_OPENAI, 0,
+	    mock_static, B_PROPS, GEN_NONE },
+	{ "/slots", FL_LLAMACPP, M_GET, ST_OPENAI, 0,
+	    mock_static, B_SLOTS, GEN_NONE },
+	{ "/api/v0/models", FL_LMSTUDIO, M_GET, ST_OPENAI, 0,
+	    mock_static, B_LMS_MODELS, GEN_NONE },
 };
 
-static const char *const filler[] = { "lorem", "ipsum", "dolor", "sit", "amet" };
+static const char *const filler[] = {
+	"lorem", "ipsum", "dolor", "sit", "amet"
+};
 
-/* ---- small helpers ------------------------------------------------ */
+/* ---- small helpers ----------------------------------------------- */
 
 static void
 out_reset(void)
@@ -430,7 +447,7 @@ req_path(struct evhttp_request *req)
 	return (p == NULL || *p == '\0') ? "/" : p;
 }
 
-/* ---- statistics ----------------------------------------------------- */
+/* ---- statistics -------------------------------------------------- */
 
 static void
 stats_count(const char *path)
@@ -548,7 +565,7 @@ stats_write(void)
 	free(s);
 }
 
-/* ---- deferred answers ------------------------------------------------- */
+/* ---- deferred answers -------------------------------------------- */
 
 static void	 reply_cb(evutil_socket_t, short, void *);
 static void	 stream_step(struct reply *);
@@ -628,7 +645,9 @@ reply_abort(struct reply *r)
 static void
 stall_check(struct reply *r)
 {
-	static const struct timeval	 every = { 0, MOCK_STALL_POLL_MS * 1000 };
+	static const struct timeval	 every = {
+		0, MOCK_STALL_POLL_MS * 1000
+	};
 	struct evhttp_connection	*evcon;
 	ssize_t				 n;
 	char				 c;
@@ -730,7 +749,7 @@ bad_request(struct evhttp_request *req, enum style style, const char *msg)
 	mock_error(req, style, HTTP_BADREQUEST, "invalid_request_error", msg);
 }
 
-/* ---- streams ---------------------------------------------------------- */
+/* ---- streams ----------------------------------------------------- */
 
 static void
 frame_usage(const struct reply *r)
@@ -740,19 +759,20 @@ frame_usage(const struct reply *r)
 	    r->prompt_tokens, r->words, r->prompt_tokens + r->words);
 }
 
-/* The common head of an OpenAI chunk, up to the choices array. */
+/* The head of an OpenAI chunk, up to the choices array. */
 static void
 frame_head(const struct reply *r)
 {
 	if (r->kind == R_SSE_CHAT)
-		evbuffer_add_printf(mock.out, "data: {\"id\":\"chatcmpl-mock-%llu\","
-		    "\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+		evbuffer_add_printf(mock.out, "data: {\"id\":"
+		    "\"chatcmpl-mock-%llu\",\"object\":"
+		    "\"chat.completion.chunk\",\"created\":%lld,"
 		    "\"model\":%s,", r->id, r->created,
 		    mock.models_json[r->model]);
 	else
-		evbuffer_add_printf(mock.out, "data: {\"id\":\"cmpl-mock-%llu\","
-		    "\"object\":\"text_completion\",\"created\":%lld,"
-		    "\"model\":%s,", r->id, r->created,
+		evbuffer_add_printf(mock.out, "data: {\"id\":"
+		    "\"cmpl-mock-%llu\",\"object\":\"text_completion\","
+		    "\"created\":%lld,\"model\":%s,", r->id, r->created,
 		    mock.models_json[r->model]);
 }
 
@@ -794,7 +814,8 @@ frame_chunk(const struct reply *r, const char *p, size_t n, int first)
 		OUT_LIT("},\"done\":false}\n");
 		break;
 	case R_BAD_SSE:
-		OUT_LIT("data: {\"choices\":[{\"delta\":{\"content\":\"broken\"}\n\n");
+		OUT_LIT("data: {\"choices\":[{\"delta\":"
+		    "{\"content\":\"broken\"}\n\n");
 		break;
 	case R_BAD_NDJSON:
 		OUT_LIT("{\"message\":{\"content\":\"broken\"\n");
@@ -929,7 +950,7 @@ stream_begin(struct reply *r)
 	stream_step(r);
 }
 
-/* ---- request parsing -------------------------------------------------- */
+/* ---- request parsing --------------------------------------------- */
 
 static struct json_object *
 req_json(struct evhttp_request *req, enum style style, int quiet)
@@ -1183,7 +1204,7 @@ req_prompt(struct evhttp_request *req, struct json_object *root,
 	return 0;
 }
 
-/* ---- generation ------------------------------------------------------- */
+/* ---- generation -------------------------------------------------- */
 
 /*
  * The deterministic answer: a greeting that echoes the user, padded with
@@ -1327,7 +1348,7 @@ mock_generate(struct evhttp_request *req, const struct route *rt)
 		gen_answer(req, rt, &g);
 }
 
-/* ---- embeddings --------------------------------------------------------- */
+/* ---- embeddings -------------------------------------------------- */
 
 static int
 is_token_list(struct json_object *o)
@@ -1405,8 +1426,8 @@ embed_body(const struct route *rt, int model, struct json_object *in,
 		if (i > 0)
 			OUT_LIT(",");
 		if (rt->style == ST_OPENAI)
-			evbuffer_add_printf(mock.out, "{\"object\":\"embedding\","
-			    "\"index\":%zu,\"embedding\":", i);
+			evbuffer_add_printf(mock.out, "{\"object\":"
+			    "\"embedding\",\"index\":%zu,\"embedding\":", i);
 		embed_vector(s, len);
 		if (rt->style == ST_OPENAI)
 			OUT_LIT("}");
@@ -1466,7 +1487,7 @@ mock_embed(struct evhttp_request *req, const struct route *rt)
 	json_object_put(root);
 }
 
-/* ---- routing ------------------------------------------------------------ */
+/* ---- routing ----------------------------------------------------- */
 
 static void
 mock_static(struct evhttp_request *req, const struct route *rt)
@@ -1610,7 +1631,7 @@ mock_request(struct evhttp_request *req, void *arg)
 	}
 	stats_count(path);
 	if (mock.fail == FAIL_STALL) {
-		/* Poll later: evhttp still uses the connection after we return. */
+		/* Poll later: evhttp still uses the connection now. */
 		r = reply_new(req, R_STALL);
 		event_active(r->ev, EV_TIMEOUT, 1);
 		return;
@@ -1641,7 +1662,7 @@ mock_request(struct evhttp_request *req, void *arg)
 	rt->fn(req, rt);
 }
 
-/* ---- fixed bodies ------------------------------------------------------- */
+/* ---- fixed bodies ------------------------------------------------ */
 
 static void
 body_set(enum bodyid id, const char *s, const char *ctype)
@@ -1886,18 +1907,18 @@ bodies_init(void)
 	body_set(B_503_OLLAMA, "{\"error\":\"Loading model\"}", CT_JSON);
 }
 
-/* ---- setup and teardown --------------------------------------------------- */
+/* ---- setup and teardown ------------------------------------------ */
 
 static void __attribute__((noreturn))
-usage(void)
+usage(int status)
 {
-	fprintf(stderr, "usage: flm-mock-engine --flavor "
+	fprintf(status ? stderr : stdout, "usage: flm-mock-engine --flavor "
 	    "ollama|lmstudio|vllm|llamacpp [--listen addr:port]\n"
 	    "\t[--models a,b,c] [--latency-ms n] [--chunks n] "
 	    "[--chunk-delay-ms n]\n"
 	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1]\n"
 	    "\t[--port-file path] [--stats-file path]\n");
-	exit(2);
+	exit(status);
 }
 
 static long
@@ -2037,12 +2058,14 @@ parse_args(int argc, char *argv[])
 		case 's':
 			mock.stats_file = optarg;
 			break;
+		case 'h':
+			usage(0);
 		default:
-			usage();
+			usage(2);
 		}
 	}
 	if (optind != argc || mock.flavor == 0)
-		usage();
+		usage(2);
 	if (mock.no_v1 && mock.flavor != FL_OLLAMA)
 		errx(2, "--no-v1 applies to the ollama flavor only");
 	set_models(models ? models : defmodels[mock.flavor]);
