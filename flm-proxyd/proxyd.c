@@ -71,10 +71,33 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 		    json_object_get_int(v) < 1 || json_object_get_int(v) > 65535)
 			continue;
 		pe->port = json_object_get_int(v);
+		pe->usable = 1;
 		px->nengines++;
 	}
 	json_object_put(arr);
 	log_debug("%d engines configured", px->nengines);
+	probe_run(0);		/* know their states at once */
+}
+
+/* Route only to engines the last probe found up (healthy or degraded). */
+void
+proxyd_engines_usable(struct json_object *arr)
+{
+	struct json_object	*e;
+	const char		*id, *state;
+	size_t			 i;
+	int			 j;
+
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		e = json_object_array_get_idx(arr, i);
+		id = json_object_get_string(json_object_object_get(e, "id"));
+		state = json_object_get_string(json_object_object_get(e,
+		    "state"));
+		for (j = 0; j < px->nengines; j++)
+			if (strcmp(px->engines[j].id, id) == 0)
+				px->engines[j].usable =
+				    strncmp(state, "Running", 7) == 0;
+	}
 }
 
 static void
@@ -128,6 +151,13 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_ENGINES:
 		proxyd_engines(ch, m);
 		break;
+	case IMSG_ENGINES_DETECT:
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed ENGINES_DETECT");
+			return;
+		}
+		probe_run(m->hdr.peerid);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
 		break;
@@ -145,10 +175,12 @@ main(int argc, char *argv[])
 	child_init(&px->c, PROC_PROXYD, argc, argv);
 	child_drop(&px->c, FLM_PROXYD_USER, px->c.paths.emptydir);
 	auth_init();
+	probe_init();
 	proxyd_sandbox();
 	log_debug("ready");
 	rv = child_run(&px->c);
 	upstream_cleanup();
+	probe_cleanup();
 	auth_cleanup();
 	http_cleanup();
 	return rv;

@@ -21,6 +21,7 @@ struct proxyd_engine {
 	char		 host[256];
 	char		 addr[64];	/* numeric: proxyd resolves nothing */
 	int		 port;
+	int		 usable;	/* by the last probe (or not yet probed) */
 };
 
 struct proxyd_listener {
@@ -63,6 +64,14 @@ void	auth_cleanup(void);
 void	upstream_models(struct evhttp_request *, const char *, void *);
 void	upstream_conn_closed(struct evhttp_connection *);
 void	upstream_cleanup(void);
+
+/* proxyd_probe.c */
+void	probe_init(void);
+void	probe_run(uint32_t);
+void	probe_cleanup(void);
+
+/* proxyd.c */
+void	proxyd_engines_usable(struct json_object *);
 
 /* proxyd_sandbox.c */
 void	proxyd_sandbox(void);

@@ -201,7 +201,8 @@ upstream_models(struct evhttp_request *req, const char *key_id, void *arg)
 	TAILQ_INSERT_TAIL(&models_reqs, mr, entry);
 	http_watch_close(req);
 	for (i = 0; i < px->nengines; i++)
-		if (models_ask(mr, &px->engines[i]) == -1)
+		if (px->engines[i].usable &&
+		    models_ask(mr, &px->engines[i]) == -1)
 			log_warnx("engine %s: cannot connect", px->engines[i].id);
 	if (mr->pending == 0)
 		models_finish(mr);

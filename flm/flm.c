@@ -26,6 +26,7 @@ static int	cmd_status(struct cli *, int, char **);
 static int	cmd_version(struct cli *, int, char **);
 static int	cmd_key_create(struct cli *, int, char **);
 static int	cmd_key_list(struct cli *, int, char **);
+static int	cmd_engines(struct cli *, int, char **);
 static int	cmd_key_change(struct cli *, int, char **);
 static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
@@ -46,6 +47,10 @@ static const struct flm_cmd cmds[] = {
 	    "api-keys revoke ID|LABEL [--json]" },
 	{ "api-keys rotate",	cmd_key_change,	"jg",	1,
 	    "api-keys rotate ID|LABEL [--grace DURATION] [--json]" },
+	{ "engines detect",	cmd_engines,	"j",	0,
+	    "engines detect [--json]" },
+	{ "models list",	cmd_engines,	"jE",	0,
+	    "models list [--engine ID] [--json]" },
 	{ "proxy start",	cmd_proxy,	"jpbmn",	0,
 	    "proxy start [--port N] [--bind ADDR] [--mode local-http] "
 	    "[--bench-no-auth] [--json]" },
@@ -87,7 +92,7 @@ cmd_usage(const struct flm_cmd *cmd, const char *why)
 /*
  * The options a command allows, by letter: j --json, l --label,
  * p --port, b --bind, m --mode, e --expires, g --grace,
- * n --bench-no-auth.  The daemon validates values; here we
+ * n --bench-no-auth, E --engine.  The daemon validates values; here we
  * only refuse what cannot be a request at all.
  */
 static void
@@ -102,6 +107,7 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "expires", required_argument, NULL, 'e' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "bench-no-auth", no_argument, NULL, 'n' },
+		{ "engine", required_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char				*end;
@@ -142,6 +148,9 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			break;
 		case 'n':
 			c->noauth = 1;
+			break;
+		case 'E':
+			c->engine = optarg;
 			break;
 		}
 	}
@@ -350,6 +359,69 @@ cmd_key_change(struct cli *c, int argc, char **argv)
 		printf("revoked key %s (%s)\n", jstr(res, "id"),
 		    jstr(res, "label"));
 	wipe_key(res);
+	json_object_put(res);
+	return FLM_EX_OK;
+}
+
+static void
+engines_table(struct json_object *res)
+{
+	size_t	 i, n = json_object_array_length(res);
+
+	printf("%-10s %-9s %-26s %-16s %-8s %6s %8s  %s\n", "ID", "KIND",
+	    "URL", "STATE", "VERSION", "MODELS", "LATENCY", "REASON");
+	for (i = 0; i < n; i++) {
+		struct json_object	*e = json_object_array_get_idx(res, i);
+
+		printf("%-10s %-9s %-26s %-16s %-8s %6s %6.0fms  %s\n",
+		    jstr(e, "id"), jstr(e, "kind"), jstr(e, "base_url"),
+		    jstr(e, "state"), jdash(e, "version"),
+		    jstr(e, "model_count"), json_object_get_double(
+		    json_object_object_get(e, "latency_ms")),
+		    jstr(e, "reason"));
+	}
+}
+
+static void
+models_table(struct json_object *res)
+{
+	size_t	 i, n = json_object_array_length(res);
+
+	if (n == 0) {
+		printf("no models: is an engine running? see flm engines "
+		    "detect\n");
+		return;
+	}
+	printf("%-48s %-16s %-8s %-10s %s\n", "MODEL", "ENGINE STATE",
+	    "QUANT", "PARAMS", "CONTEXT");
+	for (i = 0; i < n; i++) {
+		struct json_object	*m = json_object_array_get_idx(res, i);
+
+		printf("%-48s %-16s %-8s %-10s %s\n", jstr(m, "id"),
+		    jstr(m, "engine_state"), jdash(m, "quantization"),
+		    jdash(m, "parameters"), jdash(m, "context_length"));
+	}
+}
+
+static int
+cmd_engines(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*req = NULL, *res = NULL;
+	int			 models = strcmp(argv[0], "models") == 0, rc;
+
+	(void)argc;
+	if (models) {
+		req = json_object_new_object();
+		if (c->engine != NULL)
+			json_object_object_add(req, "engine",
+			    json_object_new_string(c->engine));
+	}
+	rc = cli_request(c, models ? IMSG_CTL_MODELS_LIST :
+	    IMSG_CTL_ENGINES_DETECT, req, &res);
+	json_object_put(req);
+	if (rc != 0)
+		return rc;
+	print_result(c, res, models ? models_table : engines_table);
 	json_object_put(res);
 	return FLM_EX_OK;
 }

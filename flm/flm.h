@@ -25,6 +25,7 @@ struct cli {
 	const char	*expires;
 	const char	*grace;
 	int		 noauth;
+	const char	*engine;
 	char		**args;		/* positional arguments */
 };
 

@@ -36,6 +36,8 @@ struct ctl_conn {
 	pid_t			 pid;
 	enum flm_proc		 waiting;	/* a child owes us an answer */
 	uint32_t		 reqid;		/* the client's request id */
+	uint16_t		 reqtype;	/* what was asked */
+	char			 engine[40];	/* models list --engine */
 };
 
 static TAILQ_HEAD(, ctl_conn)	 ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
@@ -334,6 +336,68 @@ control_forward(struct ctl_conn *c, enum flm_proc proc, uint16_t type,
 	}
 	c->waiting = proc;
 	c->reqid = peerid;
+	c->reqtype = type;
+}
+
+/* Without the per-model lists: flm engines detect. */
+static struct json_object *
+control_detect_view(struct json_object *arr)
+{
+	struct json_object	*out = json_object_new_array(), *e, *c;
+	size_t			 i;
+
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		e = json_object_array_get_idx(arr, i);
+		c = json_object_new_object();
+		json_object_object_foreach(e, k, v)
+			if (strcmp(k, "models") != 0)
+				json_object_object_add(c, k,
+				    json_object_get(v));
+		json_object_array_add(out, c);
+	}
+	return out;
+}
+
+/* Every model of usable engines (or of one): flm models list. */
+static struct json_object *
+control_models_view(struct json_object *arr, const char *only)
+{
+	struct json_object	*out = json_object_new_array(), *e, *ms, *m;
+	const char		*id, *state;
+	size_t			 i, j;
+
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		e = json_object_array_get_idx(arr, i);
+		id = json_object_get_string(json_object_object_get(e, "id"));
+		state = json_object_get_string(json_object_object_get(e,
+		    "state"));
+		if (*only != '\0' && strcmp(only, id) != 0)
+			continue;
+		if (!json_object_object_get_ex(e, "models", &ms))
+			continue;
+		for (j = 0; j < json_object_array_length(ms); j++) {
+			m = json_object_get(json_object_array_get_idx(ms, j));
+			json_object_object_add(m, "engine_state",
+			    json_object_new_string(state));
+			json_object_array_add(out, m);
+		}
+	}
+	return out;
+}
+
+void
+control_engines_reply(uint32_t id, struct json_object *arr)
+{
+	struct ctl_conn		*c;
+	struct json_object	*view;
+
+	if ((c = control_byid(id)) == NULL || c->waiting != PROC_PROXYD)
+		return;
+	c->waiting = PROC_NONE;
+	view = c->reqtype == IMSG_ENGINES_DETECT ? control_detect_view(arr) :
+	    control_models_view(arr, c->engine);
+	chan_compose_json(c->chan, IMSG_CTL_RESULT, c->reqid, view);
+	json_object_put(view);
 }
 
 static void
@@ -442,9 +506,11 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_PROXY_STATUS:
 	case IMSG_CTL_CONFIG_LIST:
 	case IMSG_CTL_KEY_LIST:
+	case IMSG_CTL_ENGINES_DETECT:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
+	case IMSG_CTL_MODELS_LIST:
 	case IMSG_CTL_KEY_REVOKE:
 	case IMSG_CTL_KEY_ROTATE:
 	case IMSG_CTL_KEY_CREATE:
@@ -475,6 +541,21 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_KEY_ROTATE:
 		control_forward(c, PROC_KEYD, IMSG_KEY_ROTATE, id, req);
 		break;
+	case IMSG_CTL_ENGINES_DETECT:
+		control_forward(c, PROC_PROXYD, IMSG_ENGINES_DETECT, id, NULL);
+		break;
+	case IMSG_CTL_MODELS_LIST: {
+		struct json_object	*e;
+
+		c->engine[0] = '\0';
+		if (json_object_object_get_ex(req, "engine", &e) &&
+		    json_object_is_type(e, json_type_string))
+			snprintf(c->engine, sizeof(c->engine), "%s",
+			    json_object_get_string(e));
+		control_forward(c, PROC_PROXYD, IMSG_ENGINES_DETECT, id, NULL);
+		c->reqtype = IMSG_CTL_MODELS_LIST;
+		break;
+	}
 	case IMSG_CTL_PROXY_START:
 	case IMSG_CTL_PROXY_STOP:
 	case IMSG_CTL_PROXY_STATUS:

@@ -72,6 +72,7 @@ void			 control_init(void);
 void			 control_cleanup(void);
 void			 control_relay(uint32_t, uint16_t, struct json_object *);
 void			 control_proc_gone(enum flm_proc);
+void			 control_engines_reply(uint32_t, struct json_object *);
 
 /* flmd_config.c */
 extern struct db	 config_db;
@@ -81,6 +82,9 @@ int			 config_set(const char *, const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);
 int			 config_parse_url(const char *, char *, size_t, int *);
+
+/* flmd_engines.c */
+void			 engines_state(uint32_t, struct json_object *);
 
 /* flmd_proxy.c */
 int			 proxy_start(struct json_object *, struct json_object **,

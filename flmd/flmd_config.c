@@ -247,8 +247,48 @@ config_engine_add(struct json_object *arr, const char *id, const char *kind,
 }
 
 /*
- * The engines proxyd may use: the four defaults (unless overridden)
- * and every engines.ID.url in settings.
+ * The engines' own variables, as the engines read them: OLLAMA_HOST
+ * ("host", "host:port", ":port", with or without http://) and
+ * llama-server's LLAMA_ARG_HOST / LLAMA_ARG_PORT.  A wildcard bind
+ * address is reached on loopback.
+ */
+static const char *
+config_env_url(const char *kind, char *buf, size_t sz)
+{
+	const char	*h, *p;
+	char		 host[256];
+	int		 port;
+
+	if (strcmp(kind, "ollama") == 0 && (h = getenv("OLLAMA_HOST")) &&
+	    *h != '\0') {
+		if (strncmp(h, "http://", 7) == 0)
+			h += 7;
+		snprintf(host, sizeof(host), "%s", h);
+		port = 11434;
+		if ((p = strrchr(host, ':')) != NULL && strchr(p, ']') == NULL) {
+			port = atoi(p + 1);
+			host[p - host] = '\0';
+		}
+		if (*host == '\0' || strcmp(host, "0.0.0.0") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+		snprintf(buf, sz, "http://%s:%d", host, port);
+		return buf;
+	}
+	if (strcmp(kind, "llamacpp") == 0 && ((h = getenv("LLAMA_ARG_HOST")) ||
+	    getenv("LLAMA_ARG_PORT"))) {
+		p = getenv("LLAMA_ARG_PORT");
+		snprintf(buf, sz, "http://%s:%s", h == NULL || *h == '\0' ||
+		    strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : h,
+		    p ? p : "8080");
+		return buf;
+	}
+	return NULL;
+}
+
+/*
+ * The engines proxyd may use: the four defaults (the engines' own
+ * variables, unless a setting says otherwise) and every engines.ID.url
+ * in settings.
  */
 struct json_object *
 config_engines(void)
@@ -260,13 +300,18 @@ config_engines(void)
 
 	for (i = 0; i < NDEFAULTS; i++) {
 		struct json_object	*u;
+		const char		*url;
+		char			 envurl[300];
 
 		snprintf(key, sizeof(key), "engines.%s.url",
 		    engine_defaults[i].kind);
+		if (json_object_object_get_ex(set, key, &u))
+			url = json_object_get_string(u);
+		else if ((url = config_env_url(engine_defaults[i].kind, envurl,
+		    sizeof(envurl))) == NULL)
+			url = engine_defaults[i].url;
 		config_engine_add(arr, engine_defaults[i].kind,
-		    engine_defaults[i].kind,
-		    json_object_object_get_ex(set, key, &u) ?
-		    json_object_get_string(u) : engine_defaults[i].url);
+		    engine_defaults[i].kind, url);
 	}
 	json_object_object_foreach(set, k, v) {
 		char		 id[40];

@@ -292,6 +292,16 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		proc_wipe_key(o);
 		json_object_put(o);
 		break;
+	case IMSG_ENGINES_STATE:
+		if (p->id != PROC_PROXYD || msg_get_json(m, &o) == -1 ||
+		    !json_object_is_type(o, json_type_array)) {
+			json_object_put(o);
+			chan_fail(ch, "malformed ENGINES_STATE");
+			return;
+		}
+		engines_state(m->hdr.peerid, o);
+		json_object_put(o);
+		break;
 	case IMSG_PEER_BROKEN:
 		if (msg_end(m) == -1) {
 			chan_fail(ch, "malformed PEER_BROKEN");

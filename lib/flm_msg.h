@@ -38,6 +38,10 @@ enum flm_msg_type {
 	IMSG_PROXY_LISTEN = 20,	/* fd + JSON {id, bind, port, mode} */
 	IMSG_PROXY_CLOSE,	/* JSON {id} */
 	IMSG_ENGINES,		/* JSON [{id, kind, host, addr, port}] */
+	IMSG_ENGINES_DETECT,	/* empty: probe now, answer with peerid */
+
+	/* proxyd -> flmd */
+	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */
 
 	/* flmd -> keyd, replies carry the same peerid */
 	IMSG_KEY_CREATE = 40,	/* JSON {label, expires?}; reply RESULT/ERROR */
@@ -68,6 +72,8 @@ enum flm_msg_type {
 	IMSG_CTL_KEY_LIST,	/* empty */
 	IMSG_CTL_KEY_REVOKE,	/* JSON {key} */
 	IMSG_CTL_KEY_ROTATE,	/* JSON {key, grace?} */
+	IMSG_CTL_ENGINES_DETECT, /* empty */
+	IMSG_CTL_MODELS_LIST,	/* JSON {engine?} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */

@@ -1,0 +1,520 @@
+/*
+ * Engine probes: every configured engine's health, version and models,
+ * all at once with libcurl's multi interface on proxyd's libevent loop,
+ * within a fixed time budget (docs/ENGINE_DETECT.md).  proxyd connects
+ * only to the numeric addresses flmd gave it.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "log.h"
+#include "proxyd.h"
+
+#define PROBE_CONNECT_MS	400
+#define PROBE_TOTAL_MS		1000	/* per request; all run at once */
+#define PROBE_MAX_BODY		(1024 * 1024)
+#define PROBE_MAX_REQS		3
+#define PROBE_EVERY_SECS	30
+
+struct probe_engine;
+
+struct probe_req {
+	struct probe_engine	*pe;
+	CURL			*h;
+	const char		*path;
+	char			*body;
+	size_t			 len;
+	long			 code;
+	CURLcode		 res;
+	int			 truncated;
+	double			 ms;
+};
+
+struct probe_engine {
+	struct probe_run	*run;
+	struct proxyd_engine	 e;
+	struct probe_req	 req[PROBE_MAX_REQS];
+	int			 nreq;
+};
+
+struct probe_run {
+	uint32_t		 peerid;	/* 0: proxyd's own re-probe */
+	int			 pending;
+	int			 n;
+	struct probe_engine	 pe[PROXYD_MAX_ENGINES];
+};
+
+static CURLM		*probe_multi;
+static struct event	*probe_timer;
+static struct event	*probe_tick;
+static struct json_object *probe_last;	/* id -> state, for change logs */
+
+static void	probe_finish(struct probe_run *);
+
+/* ---- libcurl on libevent ------------------------------------------------ */
+
+static void	probe_check_done(void);
+
+static void
+probe_sock_event(evutil_socket_t fd, short ev, void *arg)
+{
+	int	 running, flags = 0;
+
+	(void)arg;
+	if (ev & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (ev & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(probe_multi, fd, flags, &running);
+	probe_check_done();
+}
+
+static int
+probe_sock_cb(CURL *h, curl_socket_t s, int what, void *userp, void *sockp)
+{
+	struct event	*ev = sockp;
+	short		 kind;
+
+	(void)h;
+	(void)userp;
+	if (what == CURL_POLL_REMOVE) {
+		if (ev != NULL)
+			event_free(ev);
+		curl_multi_assign(probe_multi, s, NULL);
+		return 0;
+	}
+	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+	if (ev != NULL)
+		event_free(ev);
+	ev = event_new(px->c.base, s, kind, probe_sock_event, NULL);
+	event_add(ev, NULL);
+	curl_multi_assign(probe_multi, s, ev);
+	return 0;
+}
+
+static void
+probe_timer_event(evutil_socket_t fd, short ev, void *arg)
+{
+	int	 running;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	curl_multi_socket_action(probe_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	probe_check_done();
+}
+
+static int
+probe_timer_cb(CURLM *m, long ms, void *userp)
+{
+	struct timeval	 tv;
+
+	(void)m;
+	(void)userp;
+	if (ms < 0) {
+		evtimer_del(probe_timer);
+		return 0;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(probe_timer, &tv);
+	return 0;
+}
+
+static size_t
+probe_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct probe_req	*r = arg;
+	size_t			 len = size * n;
+	char			*nb;
+
+	if (r->len + len > PROBE_MAX_BODY) {
+		r->truncated = 1;
+		return 0;	/* aborts the transfer */
+	}
+	if ((nb = realloc(r->body, r->len + len + 1)) == NULL)
+		return 0;
+	r->body = nb;
+	memcpy(r->body + r->len, p, len);
+	r->len += len;
+	r->body[r->len] = '\0';
+	return len;
+}
+
+static void
+probe_check_done(void)
+{
+	struct probe_req	*r;
+	CURLMsg			*msg;
+	int			 left;
+
+	while ((msg = curl_multi_info_read(probe_multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &r);
+		r->res = msg->data.result;
+		curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->code);
+		curl_easy_getinfo(r->h, CURLINFO_TOTAL_TIME, &r->ms);
+		r->ms *= 1000;
+		curl_multi_remove_handle(probe_multi, r->h);
+		curl_easy_cleanup(r->h);
+		r->h = NULL;
+		if (--r->pe->run->pending == 0)
+			probe_finish(r->pe->run);
+	}
+}
+
+static int
+probe_start_req(struct probe_engine *pe, const char *path)
+{
+	struct probe_req	*r = &pe->req[pe->nreq];
+	char			 url[512];
+
+	snprintf(url, sizeof(url), strchr(pe->e.addr, ':') ?
+	    "http://[%s]:%d%s" : "http://%s:%d%s", pe->e.addr, pe->e.port,
+	    path);
+	if ((r->h = curl_easy_init()) == NULL)
+		return -1;
+	r->pe = pe;
+	r->path = path;
+	curl_easy_setopt(r->h, CURLOPT_URL, url);
+	curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, probe_write);
+	curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT_MS, PROBE_CONNECT_MS);
+	curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, PROBE_TOTAL_MS);
+	curl_easy_setopt(r->h, CURLOPT_NOSIGNAL, 1L);
+	/* Only the configured engine: no proxies from the environment. */
+	curl_easy_setopt(r->h, CURLOPT_PROXY, "");
+	curl_easy_setopt(r->h, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(r->h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(r->h, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(r->h, CURLOPT_USERAGENT, "flm-proxyd/" PACKAGE_VERSION);
+	if (curl_multi_add_handle(probe_multi, r->h) != CURLM_OK) {
+		curl_easy_cleanup(r->h);
+		r->h = NULL;
+		return -1;
+	}
+	pe->nreq++;
+	pe->run->pending++;
+	return 0;
+}
+
+/* ---- what the answers mean ------------------------------------------------ */
+
+static const char *const probe_paths[][PROBE_MAX_REQS] = {
+	/* ollama */	{ "/api/version", "/api/tags", NULL },
+	/* lmstudio */	{ "/v1/models", NULL, NULL },
+	/* vllm */	{ "/health", "/version", "/v1/models" },
+	/* llamacpp */	{ "/health", "/v1/models", "/props" },
+};
+
+static int
+probe_kind(const char *kind)
+{
+	if (strcmp(kind, "ollama") == 0)
+		return 0;
+	if (strcmp(kind, "lmstudio") == 0)
+		return 1;
+	if (strcmp(kind, "vllm") == 0)
+		return 2;
+	return 3;
+}
+
+static struct probe_req *
+probe_get(struct probe_engine *pe, const char *path)
+{
+	int	 i;
+
+	for (i = 0; i < pe->nreq; i++)
+		if (strcmp(pe->req[i].path, path) == 0)
+			return &pe->req[i];
+	return NULL;
+}
+
+static struct json_object *
+probe_json_body(struct probe_req *r)
+{
+	struct json_tokener	*tok;
+	struct json_object	*o;
+
+	if (r == NULL || r->res != CURLE_OK || r->code != 200 || r->body == NULL)
+		return NULL;
+	tok = json_tokener_new();
+	o = json_tokener_parse_ex(tok, r->body, (int)r->len);
+	if (o != NULL && json_tokener_get_parse_end(tok) != r->len) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+static void
+probe_add_model(struct json_object *models, const char *engine,
+    struct json_object *m, int ollama, struct json_object *props)
+{
+	struct json_object	*o = json_object_new_object();
+	struct json_object	*name, *d, *v, *g;
+	char			 id[512];
+
+	if (!json_object_object_get_ex(m, ollama ? "name" : "id", &name) ||
+	    !json_object_is_type(name, json_type_string)) {
+		json_object_put(o);
+		return;
+	}
+	snprintf(id, sizeof(id), "flm://%s/%s", engine,
+	    json_object_get_string(name));
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "engine", json_object_new_string(engine));
+	json_object_object_add(o, "model", json_object_get(name));
+	if (ollama && json_object_object_get_ex(m, "size", &v))
+		json_object_object_add(o, "size_bytes", json_object_get(v));
+	if (ollama && json_object_object_get_ex(m, "details", &d)) {
+		if (json_object_object_get_ex(d, "quantization_level", &v))
+			json_object_object_add(o, "quantization",
+			    json_object_get(v));
+		if (json_object_object_get_ex(d, "parameter_size", &v))
+			json_object_object_add(o, "parameters",
+			    json_object_get(v));
+		if (json_object_object_get_ex(d, "family", &v))
+			json_object_object_add(o, "family", json_object_get(v));
+	}
+	if (!ollama && json_object_object_get_ex(m, "owned_by", &v))
+		json_object_object_add(o, "owned_by", json_object_get(v));
+	if (props != NULL &&
+	    json_object_object_get_ex(props, "default_generation_settings", &g) &&
+	    json_object_object_get_ex(g, "n_ctx", &v))
+		json_object_object_add(o, "context_length", json_object_get(v));
+	json_object_array_add(models, o);
+}
+
+static const char *
+probe_failure(struct probe_req *r, char *why, size_t sz)
+{
+	if (r->res == CURLE_COULDNT_CONNECT) {
+		snprintf(why, sz, "nothing listens on %s", r->path);
+		return "NotFound";
+	}
+	if (r->res == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(why, sz, "no answer to %s within %d ms", r->path,
+		    PROBE_TOTAL_MS);
+		return "ErrorNetwork";
+	}
+	if (r->res != CURLE_OK) {
+		snprintf(why, sz, "%s: %s", r->path, curl_easy_strerror(r->res));
+		return "ErrorNetwork";
+	}
+	if (r->code == 503) {
+		snprintf(why, sz, "%s answers 503: loading or busy", r->path);
+		return "RunningDegraded";
+	}
+	snprintf(why, sz, "%s answers HTTP %ld", r->path, r->code);
+	return "ErrorApi";
+}
+
+/* One engine's verdict from its answers. */
+static struct json_object *
+probe_verdict(struct probe_engine *pe)
+{
+	struct json_object	*o = json_object_new_object();
+	struct json_object	*models = json_object_new_array();
+	struct json_object	*ver = NULL, *list = NULL, *props = NULL, *arr, *v;
+	const char		*state = "RunningHealthy";
+	char			 why[256] = "", base[300];
+	double			 ms = 0;
+	int			 k = probe_kind(pe->e.kind), ollama = k == 0, i;
+	struct probe_req	*bad = NULL;
+
+	for (i = 0; i < pe->nreq; i++) {
+		if (pe->req[i].ms > ms)
+			ms = pe->req[i].ms;
+		if (bad == NULL && (pe->req[i].res != CURLE_OK ||
+		    pe->req[i].code != 200))
+			bad = &pe->req[i];
+	}
+	list = probe_json_body(probe_get(pe, ollama ? "/api/tags" :
+	    "/v1/models"));
+	if (k == 0 || k == 2)
+		ver = probe_json_body(probe_get(pe, k == 0 ? "/api/version" :
+		    "/version"));
+	if (k == 3)
+		props = probe_json_body(probe_get(pe, "/props"));
+	if (bad != NULL)
+		state = probe_failure(bad, why, sizeof(why));
+	else if (list == NULL || !json_object_object_get_ex(list,
+	    ollama ? "models" : "data", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		state = "ErrorApi";
+		snprintf(why, sizeof(why), "the model list is not the JSON "
+		    "this engine documents");
+	}
+	/* Some answers good, one not: up, but not all there. */
+	if (bad != NULL && list != NULL && strcmp(state, "NotFound") != 0)
+		state = "RunningDegraded";
+	if (list != NULL && json_object_object_get_ex(list,
+	    ollama ? "models" : "data", &arr) &&
+	    json_object_is_type(arr, json_type_array))
+		for (i = 0; i < (int)json_object_array_length(arr); i++)
+			probe_add_model(models, pe->e.id,
+			    json_object_array_get_idx(arr, i), ollama, props);
+	snprintf(base, sizeof(base), strchr(pe->e.host, ':') ?
+	    "http://[%s]:%d" : "http://%s:%d", pe->e.host, pe->e.port);
+	json_object_object_add(o, "id", json_object_new_string(pe->e.id));
+	json_object_object_add(o, "kind", json_object_new_string(pe->e.kind));
+	json_object_object_add(o, "base_url", json_object_new_string(base));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	json_object_object_add(o, "version", ver != NULL &&
+	    json_object_object_get_ex(ver, "version", &v) ?
+	    json_object_get(v) : NULL);
+	json_object_object_add(o, "model_count",
+	    json_object_new_int(json_object_array_length(models)));
+	json_object_object_add(o, "latency_ms",
+	    json_object_new_double((double)(long)(ms * 10) / 10));
+	json_object_object_add(o, "reason", *why ?
+	    json_object_new_string(why) : NULL);
+	json_object_object_add(o, "models", models);
+	json_object_put(ver);
+	json_object_put(list);
+	json_object_put(props);
+	return o;
+}
+
+static void
+probe_log_changes(struct json_object *arr)
+{
+	struct json_object	*e, *prev, *st;
+	size_t			 i;
+
+	if (probe_last == NULL)
+		probe_last = json_object_new_object();
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		const char	*id, *state;
+
+		e = json_object_array_get_idx(arr, i);
+		id = json_object_get_string(json_object_object_get(e, "id"));
+		st = json_object_object_get(e, "state");
+		state = json_object_get_string(st);
+		if (json_object_object_get_ex(probe_last, id, &prev) &&
+		    strcmp(json_object_get_string(prev), state) == 0)
+			continue;
+		log_info("engine %s: %s%s%s", id, state,
+		    json_object_object_get(e, "reason") ? ": " : "",
+		    json_object_object_get(e, "reason") ? json_object_get_string(
+		    json_object_object_get(e, "reason")) : "");
+		json_object_object_add(probe_last, id, json_object_get(st));
+	}
+}
+
+static void
+probe_free_run(struct probe_run *run)
+{
+	int	 i, j;
+
+	for (i = 0; i < run->n; i++)
+		for (j = 0; j < run->pe[i].nreq; j++) {
+			if (run->pe[i].req[j].h != NULL) {
+				curl_multi_remove_handle(probe_multi,
+				    run->pe[i].req[j].h);
+				curl_easy_cleanup(run->pe[i].req[j].h);
+			}
+			free(run->pe[i].req[j].body);
+		}
+	free(run);
+}
+
+static void
+probe_finish(struct probe_run *run)
+{
+	struct json_object	*arr = json_object_new_array();
+	int			 i;
+
+	for (i = 0; i < run->n; i++)
+		json_object_array_add(arr, probe_verdict(&run->pe[i]));
+	probe_log_changes(arr);
+	proxyd_engines_usable(arr);
+	/* flmd keeps engines_cache; a detect request also gets its answer. */
+	chan_compose_json(px->c.parent, IMSG_ENGINES_STATE, run->peerid, arr);
+	json_object_put(arr);
+	probe_free_run(run);
+}
+
+/* Probe every configured engine now; peerid 0 for proxyd's own. */
+void
+probe_run(uint32_t peerid)
+{
+	struct probe_run	*run;
+	int			 i, j, k;
+
+	if ((run = calloc(1, sizeof(*run))) == NULL) {
+		log_warn("probe");
+		return;
+	}
+	run->peerid = peerid;
+	for (i = 0; i < px->nengines; i++) {
+		struct probe_engine	*pe = &run->pe[run->n++];
+
+		pe->run = run;
+		pe->e = px->engines[i];
+		k = probe_kind(pe->e.kind);
+		for (j = 0; j < PROBE_MAX_REQS && probe_paths[k][j]; j++)
+			if (probe_start_req(pe, probe_paths[k][j]) == -1)
+				log_warnx("engine %s: cannot probe %s",
+				    pe->e.id, probe_paths[k][j]);
+	}
+	run->pending++;		/* none may finish before all started */
+	if (--run->pending == 0)
+		probe_finish(run);
+	else
+		probe_timer_event(-1, 0, NULL);
+}
+
+static void
+probe_periodic(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	probe_run(0);
+}
+
+/* Before the sandbox: libcurl and OpenSSL set themselves up here. */
+void
+probe_init(void)
+{
+	struct timeval	 tv = { PROBE_EVERY_SECS, 0 };
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (probe_multi = curl_multi_init()) == NULL)
+		fatalx("libcurl setup failed");
+	curl_multi_setopt(probe_multi, CURLMOPT_SOCKETFUNCTION, probe_sock_cb);
+	curl_multi_setopt(probe_multi, CURLMOPT_TIMERFUNCTION, probe_timer_cb);
+	probe_timer = evtimer_new(px->c.base, probe_timer_event, NULL);
+	probe_tick = event_new(px->c.base, -1, EV_PERSIST, probe_periodic,
+	    NULL);
+	if (probe_timer == NULL || probe_tick == NULL ||
+	    event_add(probe_tick, &tv) == -1)
+		fatalx("probe timers");
+}
+
+void
+probe_cleanup(void)
+{
+	if (probe_tick != NULL)
+		event_free(probe_tick);
+	if (probe_timer != NULL)
+		event_free(probe_timer);
+	if (probe_multi != NULL)
+		curl_multi_cleanup(probe_multi);
+	json_object_put(probe_last);
+	curl_global_cleanup();
+}

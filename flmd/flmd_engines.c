@@ -1,0 +1,153 @@
+/*
+ * What proxyd's probes found, completed with what only flmd can see:
+ * whether an engine that does not answer is installed at all (its
+ * binary on PATH, a systemd unit, its data directory).  Kept in
+ * engines_cache for flm engines detect and flm models list.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <sqlite3.h>
+
+#include "db.h"
+#include "flmd.h"
+#include "log.h"
+
+static const struct {
+	const char	*kind;
+	const char	*bins[3];
+	const char	*units[2];
+	const char	*dirs[2];	/* below $HOME */
+} engine_marks[] = {
+	{ "ollama", { "ollama" }, { "ollama.service" },
+	  { ".ollama/models", NULL } },
+	{ "lmstudio", { "lms", "lm-studio" }, { NULL },
+	  { ".lmstudio", ".cache/lm-studio" } },
+	{ "vllm", { "vllm" }, { "vllm.service" }, { NULL } },
+	{ "llamacpp", { "llama-server" }, { "llama-server.service",
+	  "llamacpp.service" }, { NULL } },
+};
+
+static const char *unit_dirs[] = {
+	"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"
+};
+
+static int
+engines_on_path(const char *bin, char *where, size_t sz)
+{
+	const char	*path = getenv("PATH");
+	char		*copy, *p, *dir;
+	int		 found = 0;
+
+	if (path == NULL || (copy = strdup(path)) == NULL)
+		return 0;
+	for (p = copy; !found && (dir = strsep(&p, ":")) != NULL;) {
+		if (*dir == '\0')
+			continue;
+		snprintf(where, sz, "%s/%s", dir, bin);
+		found = access(where, X_OK) == 0;
+	}
+	free(copy);
+	return found;
+}
+
+/* Installed but not answering: say where we saw it, else 0. */
+static int
+engines_installed(const char *kind, char *why, size_t sz)
+{
+	struct stat	 st;
+	const char	*home = getenv("HOME");
+	char		 p[1024];
+	size_t		 i, j;
+
+	for (i = 0; i < sizeof(engine_marks) / sizeof(engine_marks[0]); i++) {
+		if (strcmp(engine_marks[i].kind, kind) != 0)
+			continue;
+		for (j = 0; j < 3 && engine_marks[i].bins[j]; j++)
+			if (engines_on_path(engine_marks[i].bins[j], p,
+			    sizeof(p))) {
+				snprintf(why, sz, "installed (%.400s) but not "
+				    "running", p);
+				return 1;
+			}
+		for (j = 0; j < 2 && engine_marks[i].units[j]; j++) {
+			size_t	 d;
+
+			for (d = 0; d < 3; d++) {
+				snprintf(p, sizeof(p), "%s/%s", unit_dirs[d],
+				    engine_marks[i].units[j]);
+				if (stat(p, &st) == 0) {
+					snprintf(why, sz, "installed (unit %.400s) "
+					    "but not running", p);
+					return 1;
+				}
+			}
+		}
+		for (j = 0; j < 2 && home && engine_marks[i].dirs[j]; j++) {
+			snprintf(p, sizeof(p), "%s/%s", home,
+			    engine_marks[i].dirs[j]);
+			if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+				snprintf(why, sz, "installed (data in %.400s) but "
+				    "not running", p);
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void
+engines_store(struct json_object *e)
+{
+	sqlite3_stmt	*st;
+	const char	*id = json_object_get_string(json_object_object_get(e,
+			    "id"));
+
+	if (config_db.h == NULL || config_db.safe_mode || sqlite3_prepare_v2(
+	    config_db.h, "INSERT OR REPLACE INTO engines_cache (engine_id, "
+	    "state_json, cached_at) VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:"
+	    "%fZ', 'now'))", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, json_object_to_json_string_ext(e,
+	    JSON_C_TO_STRING_PLAIN), -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		log_warnx("engines_cache: %s", db_strerror(&config_db,
+		    sqlite3_extended_errcode(config_db.h)));
+	sqlite3_finalize(st);
+}
+
+/* proxyd's verdicts: add installed-only, cache, and answer a request. */
+void
+engines_state(uint32_t peerid, struct json_object *arr)
+{
+	struct json_object	*e, *st;
+	char			 why[512];
+	size_t			 i;
+
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		e = json_object_array_get_idx(arr, i);
+		if (!json_object_is_type(e, json_type_object) ||
+		    !json_object_object_get_ex(e, "id", &st) ||
+		    !json_object_object_get_ex(e, "state", &st))
+			continue;
+		if (strcmp(json_object_get_string(st), "NotFound") == 0 &&
+		    engines_installed(json_object_get_string(
+		    json_object_object_get(e, "kind")), why, sizeof(why))) {
+			json_object_object_add(e, "state",
+			    json_object_new_string("InstalledOnly"));
+			json_object_object_add(e, "reason",
+			    json_object_new_string(why));
+		}
+		engines_store(e);
+	}
+	if (peerid != 0)
+		control_engines_reply(peerid, arr);
+}

@@ -1,0 +1,103 @@
+#!/bin/sh
+# Engine detection: each state of each engine, judged honestly and
+# within 1.5 s, whatever the ports do; models under flm:// names.
+. "$(dirname "$0")/lib.sh"
+
+MOCK=$top_builddir/tests/mock-engine/flm-mock-engine
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/flme.XXXXXX")
+MOCK_PIDS=
+trap 'for p in $MOCK_PIDS; do kill $p 2>/dev/null; done; suite_cleanup; rm -rf "$TMP"' EXIT
+
+plan 22
+
+NMOCK=0
+mock() {
+	NMOCK=$((NMOCK + 1))
+	"$MOCK" --listen 127.0.0.1:0 --port-file "$TMP/$NMOCK.port" "$@" \
+	    >"$TMP/$NMOCK.log" 2>&1 &
+	MOCK_PIDS="$MOCK_PIDS $!"
+	wait_until 3000 test -s "$TMP/$NMOCK.port"
+	MPORT=$(cat "$TMP/$NMOCK.port")
+}
+closed_port() { "$top_builddir/tests/uds-send" -p; }
+
+# A fake installed ollama on PATH for the installed-only check.
+mkdir "$TMP/bin"
+printf '#!/bin/sh\nexit 0\n' >"$TMP/bin/ollama"
+chmod +x "$TMP/bin/ollama"
+check "suite starts" suite_start PATH="$TMP/bin:$PATH" HOME="$TMP"
+F="$FLM -D $STATE"
+set_url() { $F config set "engines.$1.url" "$2" >/dev/null; }
+
+# detect: run flm engines detect, keep the JSON in DET and its time.
+detect() {
+	t0=$(date +%s%N)
+	DET=$($F engines detect --json)
+	t1=$(date +%s%N)
+	MS=$(( (t1 - t0) / 1000000 ))
+}
+state() { echo "$DET" | jq -r --arg i "$1" '.[] | select(.id == $i) | .state'; }
+
+# Healthy, one of each kind.
+mock --flavor ollama; set_url ollama "http://127.0.0.1:$MPORT"
+mock --flavor lmstudio; set_url lmstudio "http://127.0.0.1:$MPORT"
+mock --flavor vllm; set_url vllm "http://127.0.0.1:$MPORT"
+mock --flavor llamacpp; set_url llamacpp "http://127.0.0.1:$MPORT"
+detect
+for e in ollama lmstudio vllm llamacpp; do
+	check "$e healthy: RunningHealthy ($(state $e))" [ "$(state $e)" = RunningHealthy ]
+done
+check "versions are reported" json_has "$DET" \
+    '(.[] | select(.id == "ollama") | .version) == "0.5.7" and
+     (.[] | select(.id == "vllm") | .version) == "0.6.3"'
+check "model counts are reported" json_has "$DET" \
+    '(.[] | select(.id == "ollama") | .model_count) == 2'
+models=$($F models list --json)
+check "models list names every model flm://engine/model" json_has "$models" \
+    '[.[].id] | contains(["flm://ollama/llama3.2:1b", "flm://ollama/qwen2.5:0.5b",
+      "flm://lmstudio/lmstudio-community/qwen2.5-7b-instruct",
+      "flm://vllm/meta-llama/Llama-3.2-1B-Instruct",
+      "flm://llamacpp/ggml-org/gemma-3-1b-it-GGUF"])'
+check "with the engine's metadata (quantisation, context length)" \
+    json_has "$models" '(.[] | select(.engine == "ollama") | .quantization) == "Q4_K_M" and
+      (.[] | select(.engine == "llamacpp") | .context_length) == 4096'
+check "models list --engine filters" json_has "$($F models list --engine vllm --json)" \
+    'length == 1 and .[0].engine == "vllm"'
+
+# Every failure at once: the whole detection still takes under 1.5 s.
+set_url ollama "http://127.0.0.1:$(closed_port)"
+mock --flavor lmstudio --fail stall; set_url lmstudio "http://127.0.0.1:$MPORT"
+mock --flavor vllm --fail 500; set_url vllm "http://127.0.0.1:$MPORT"
+mock --flavor llamacpp --fail loading; set_url llamacpp "http://127.0.0.1:$MPORT"
+detect
+check "detection with every port misbehaving takes < 1.5 s ($MS ms)" [ "$MS" -lt 1500 ]
+check "closed port, binary on PATH: InstalledOnly ($(state ollama))" \
+    [ "$(state ollama)" = InstalledOnly ]
+check "and the reason says where it was found" json_has "$DET" \
+    '(.[] | select(.id == "ollama") | .reason) | test("bin/ollama")'
+check "a port that accepts and stalls: ErrorNetwork ($(state lmstudio))" \
+    [ "$(state lmstudio)" = ErrorNetwork ]
+check "HTTP 500: ErrorApi ($(state vllm))" [ "$(state vllm)" = ErrorApi ]
+check "llama.cpp loading (503): RunningDegraded ($(state llamacpp))" \
+    [ "$(state llamacpp)" = RunningDegraded ]
+mock --flavor vllm --fail malformed; set_url vllm "http://127.0.0.1:$MPORT"
+detect
+check "malformed JSON: ErrorApi ($(state vllm))" [ "$(state vllm)" = ErrorApi ]
+check "every non-healthy state has a reason" json_has "$DET" \
+    '[.[] | select(.state != "RunningHealthy") | .reason | type == "string"] | all'
+set_url lmstudio "http://127.0.0.1:$(closed_port)"
+detect
+check "closed port, nothing installed: NotFound ($(state lmstudio))" \
+    [ "$(state lmstudio)" = NotFound ]
+
+# Two instances of one kind, under their own ids.
+mock --flavor ollama --models a:1b; set_url second "http://127.0.0.1:$MPORT"
+$F config set engines.second.kind ollama >/dev/null
+detect
+check "a second ollama instance with its own id" [ "$(state second)" = RunningHealthy ]
+check "its models carry its id" json_has "$($F models list --json)" \
+    '[.[].id] | index("flm://second/a:1b") != null'
+check "an unknown kind is refused" \
+    sh -c "! $F config set engines.third.kind gpt5 2>/dev/null"
+check "results are kept in engines_cache" \
+    [ "$(sqlite3 "$STATE/config.db" 'SELECT count(*) FROM engines_cache')" -ge 5 ]
