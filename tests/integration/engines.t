@@ -8,7 +8,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/flme.XXXXXX")
 MOCK_PIDS=
 trap 'for p in $MOCK_PIDS; do kill $p 2>/dev/null; done; suite_cleanup; rm -rf "$TMP"' EXIT
 
-plan 22
+plan 23
 
 NMOCK=0
 mock() {
