@@ -173,9 +173,10 @@ main(int argc, char *argv[])
 	px->c.peer_cb = proxyd_peer_dispatch;
 	px->c.peer_up = auth_keyd_up;
 	child_init(&px->c, PROC_PROXYD, argc, argv);
-	child_drop(&px->c, FLM_PROXYD_USER, px->c.paths.emptydir);
-	auth_init();
+	/* libcurl and OpenSSL read their configuration before the chroot. */
 	probe_init();
+	auth_init();
+	child_drop(&px->c, FLM_PROXYD_USER, px->c.paths.emptydir);
 	proxyd_sandbox();
 	log_debug("ready");
 	rv = child_run(&px->c);

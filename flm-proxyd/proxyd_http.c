@@ -172,13 +172,14 @@ http_close(const char *id)
 	for (i = 0; i < px->nlisteners; i++) {
 		if (strcmp(px->listeners[i]->id, id) != 0)
 			continue;
+		/* id may be the listener's own: say it before freeing. */
+		log_info("stopped serving %s", id);
 		/* Closes the socket and every connection it accepted. */
 		evhttp_free(px->listeners[i]->http);
 		free(px->listeners[i]);
 		memmove(&px->listeners[i], &px->listeners[i + 1],
 		    (px->nlisteners - i - 1) * sizeof(px->listeners[0]));
 		px->nlisteners--;
-		log_info("stopped serving %s", id);
 		return;
 	}
 }

@@ -28,7 +28,7 @@ struct flmd	*env;
 static void __attribute__((noreturn))
 usage(void)
 {
-	fprintf(stderr, "usage: flmd [-dv] [-D statedir]\n");
+	fprintf(stderr, "usage: flmd [-dsv] [-D statedir]\n");
 	exit(2);
 }
 
@@ -76,7 +76,7 @@ flmd_prepare_dirs(void)
 	int			 sys = !p->user_mode;
 
 	flmd_mkdir(p->statedir, sys ? 0711 : 0700, NULL);
-	if (sys)
+	if (sys && strcmp(p->rundir, p->statedir) != 0)
 		flmd_mkdir(p->rundir, 0755, NULL);
 	flmd_mkdir(p->keyddir, 0700, sys ? FLM_KEYD_USER : NULL);
 	flmd_mkdir(p->emptydir, 0555, NULL);
@@ -144,13 +144,16 @@ main(int argc, char *argv[])
 				    SIGPIPE };
 	const char		*dir = NULL;
 	char			 err[256];
-	int			 ch, i;
+	int			 ch, i, sys = 0;
 
 	env = &flmd;
-	while ((ch = getopt(argc, argv, "dD:v")) != -1) {
+	while ((ch = getopt(argc, argv, "dD:sv")) != -1) {
 		switch (ch) {
 		case 'd':
 			env->foreground = 1;
+			break;
+		case 's':
+			sys = 1;
 			break;
 		case 'D':
 			dir = optarg;
@@ -169,6 +172,9 @@ main(int argc, char *argv[])
 	log_procname("flmd");
 	if (paths_init(&env->paths, dir, err, sizeof(err)) == -1)
 		fatalx("%s", err);
+	/* -s: system mode (users, chroots) in the state directory given. */
+	if (sys)
+		env->paths.user_mode = 0;
 	if (!env->paths.user_mode && geteuid() != 0)
 		fatalx("system mode needs root; for user mode give a state "
 		    "directory: flmd -d -D DIR (or set FLM_STATE_DIR)");

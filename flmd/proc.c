@@ -108,26 +108,26 @@ proc_start_all(void)
 }
 
 /*
- * Which binary to run.  In user mode an environment override, then the
- * build tree beside flmd (for running uninstalled), then LIBEXECDIR.
+ * Which binary to run: in user mode an environment override; then the
+ * build tree beside flmd (for running uninstalled); then LIBEXECDIR.
  */
 static void
 proc_path(const struct flmd_proc *p, char *buf, size_t bufsz)
 {
 	const char	*e;
 
-	if (env->paths.user_mode) {
-		if ((e = getenv(p->env_path)) != NULL && *e != '\0') {
-			snprintf(buf, bufsz, "%s", e);
-			return;
-		}
-		if (*env->self_dir != '\0') {
-			int	 n = snprintf(buf, bufsz, "%s/../%s/%s",
-				    env->self_dir, p->name, p->name);
+	if (env->paths.user_mode && (e = getenv(p->env_path)) != NULL &&
+	    *e != '\0') {
+		snprintf(buf, bufsz, "%s", e);
+		return;
+	}
+	/* Beside flmd in the build tree: as trusted as flmd itself. */
+	if (*env->self_dir != '\0') {
+		int	 n = snprintf(buf, bufsz, "%s/../%s/%s", env->self_dir,
+			    p->name, p->name);
 
-			if (n > 0 && (size_t)n < bufsz && access(buf, X_OK) == 0)
-				return;
-		}
+		if (n > 0 && (size_t)n < bufsz && access(buf, X_OK) == 0)
+			return;
 	}
 	snprintf(buf, bufsz, "%s/%s", LIBEXECDIR, p->name);
 }

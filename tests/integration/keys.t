@@ -24,9 +24,8 @@ refused() {
 	code=$(echo "$out" | tail -n 1)
 	body=$(echo "$out" | sed '$d')
 	check "$desc: 401 (got $code)" [ "$code" = 401 ]
-	check "$desc: OpenAI error JSON, then the good key still works" \
-	    sh -c 'printf "%s" "$1" | jq -e ".error.message and .error.type" >/dev/null' \
-	    sh "$body" && good_works
+	checkx "$desc: OpenAI error JSON, then the good key still works" \
+	    'json_has "$body" ".error.message and .error.type" && good_works'
 }
 
 refused "no Authorization header"
@@ -76,14 +75,14 @@ sleep 2.2
 check "the old secret is refused after the grace window" \
     [ "$(http_code "$URL" -H "Authorization: Bearer $OLD")" = 401 ]
 N2=$($F api-keys rotate rotating --json | jq -r .key)
-check "rotation without grace ends the previous secret at once" \
-    [ "$(http_code "$URL" -H "Authorization: Bearer $NEW")" = 401 ] &&
-    [ "$(http_code "$URL" -H "Authorization: Bearer $N2")" = 200 ]
+checkx "rotation without grace ends the previous secret at once" \
+    '[ "$(http_code "$URL" -H "Authorization: Bearer $NEW")" = 401 ] &&
+    [ "$(http_code "$URL" -H "Authorization: Bearer $N2")" = 200 ]'
 
 list=$($F api-keys list --json)
-check "list shows states and never a hash or secret" \
-    json_has "$list" '[.[].state] == ["active","revoked","expired","active"]' &&
-    ! echo "$list" | grep -q -e argon2 -e "${GOOD#flm_*_}" -e "${N2#flm_*_}"
+checkx "list shows states and never a hash or secret" \
+    'json_has "$list" "[.[].state] == [\"active\",\"revoked\",\"expired\",\"active\"]" &&
+    ! echo "$list" | grep -q -e argon2 -e "${GOOD#flm_*_}" -e "${N2#flm_*_}"'
 tty=$(script -qc "$F api-keys list" /dev/null)
 check "list prints a table on a terminal" \
     sh -c 'echo "$1" | grep -q "^$2 *good *active"' sh "$tty" "$GOOD_ID"

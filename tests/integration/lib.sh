@@ -120,3 +120,11 @@ http_code() {
 
 # json_has JSON FILTER: jq's FILTER is true of JSON.
 json_has() { printf '%s' "$1" | jq -e "$2" >/dev/null 2>&1; }
+
+# checkx DESCRIPTION 'shell condition': one test point from a whole
+# condition (&&, ||), evaluated when the point is checked.
+checkx() {
+	desc=$1
+	shift
+	if eval "$*"; then ok "$desc"; else not_ok "$desc"; fi
+}

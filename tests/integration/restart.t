@@ -53,9 +53,9 @@ check "garbage from keyd is named in the log" \
     grep -q 'flm-keyd.*bad message length' "$STATE/flmd.log"
 check "a wrong protocol version is named in the log" \
     grep -q 'flm-proxyd.*protocol version mismatch' "$STATE/flmd.log"
-check "both were restarted and flmd lives on" \
-    [ "$(proc_field flm-keyd restarts)" -ge 1 ] && \
-    [ "$(proc_field flm-proxyd restarts)" -ge 1 ] && pid_alive "$FLMD_PID"
+checkx "both were restarted and flmd lives on" \
+    '[ "$(proc_field flm-keyd restarts)" -ge 1 ] &&
+    [ "$(proc_field flm-proxyd restarts)" -ge 1 ] && pid_alive "$FLMD_PID"'
 suite_stop
 rm -rf "$STATE"
 

@@ -35,14 +35,14 @@ check "flm finds the daemon through FLM_STATE_DIR" [ $? -eq 0 ]
 kill -HUP "$FLMD_PID"
 reloaded() { [ "$(grep -c 'reload requested' "$STATE/flmd.log")" -ge 2 ]; }
 check "SIGHUP reaches both children" wait_until 2000 reloaded
-check "SIGHUP restarts nothing" [ "$(proc_pid flm-keyd)" = "$keyd" ] && \
-    [ "$(proc_pid flm-proxyd)" = "$proxyd" ]
+checkx "SIGHUP restarts nothing" '[ "$(proc_pid flm-keyd)" = "$keyd" ] &&
+    [ "$(proc_pid flm-proxyd)" = "$proxyd" ]'
 
 suite_stop
 gone() { ! pid_alive "$keyd" && ! pid_alive "$proxyd"; }
 check "SIGTERM stops every process" wait_until 3000 gone
-check "SIGTERM removes the control socket and pid file" \
-    [ ! -e "$STATE/flmd.sock" ] && [ ! -e "$STATE/flmd.pid" ]
+checkx "SIGTERM removes the control socket and pid file" \
+    '[ ! -e "$STATE/flmd.sock" ] && [ ! -e "$STATE/flmd.pid" ]'
 
 out=$("$FLM" -D "$STATE" status 2>&1)
 rc=$?

@@ -1,0 +1,63 @@
+#!/bin/sh
+# System mode: each child runs as its own user in its own chroot, with
+# no capabilities and no way back; keys still work end to end.  Needs
+# root.  It creates the system users the package's sysusers.d would.
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" != 0 ]; then
+	echo "1..0 # SKIP system mode needs root"
+	exit 0
+fi
+for u in _flmkeyd _flmproxy; do
+	getent passwd $u >/dev/null || useradd --system --no-create-home \
+	    --home-dir /nonexistent --shell /usr/sbin/nologin $u
+done
+
+plan 16
+
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
+"$FLMD" -d -s -D "$STATE" >"$STATE.log" 2>&1 &
+FLMD_PID=$!
+trap 'suite_cleanup; [ "$T_FAILED" -gt 0 ] && sed "s/^/# /" "$STATE.log"; rm -f "$STATE.log"' EXIT
+check "flmd starts in system mode" wait_until 5000 all_running
+check "status says system mode" [ "$(status_json | jq -r .mode)" = system ]
+
+keyd=$(proc_pid flm-keyd)
+proxyd=$(proc_pid flm-proxyd)
+uid_of() { id -u "$1"; }
+ids() { awk -v f="$2" '$1 == f { print $2, $3, $4, $5 }' /proc/"$1"/status; }
+for p in keyd proxyd; do
+	pid=$(eval echo \$$p)
+	u=$([ $p = keyd ] && echo _flmkeyd || echo _flmproxy)
+	n=$(uid_of $u)
+	g=$(id -g $u)
+	check "flm-$p runs as $u (real, effective, saved, fs)" \
+	    [ "$(ids "$pid" Uid:)" = "$n $n $n $n" ]
+	checkx "flm-$p has $u's group only" \
+	    '[ "$(ids "$pid" Gid:)" = "$g $g $g $g" ] &&
+	    [ "$(awk "\$1 == \"Groups:\" { print \$2 }" /proc/"$pid"/status)" = "$g" ]'
+	check "flm-$p has no capabilities" \
+	    grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/"$pid"/status
+	check "flm-$p is sandboxed (seccomp, no_new_privs)" \
+	    grep -q '^Seccomp:[[:space:]]*2$' /proc/"$pid"/status
+done
+check "flm-keyd is chrooted to its directory" \
+    [ "$(readlink /proc/"$keyd"/root)" = "$STATE/keyd" ]
+check "flm-proxyd is chrooted to an empty directory" \
+    [ "$(readlink /proc/"$proxyd"/root)" = "$STATE/empty" ]
+checkx "the state directory is 0711, keyd's own 0700 and _flmkeyd's" \
+    '[ "$(stat -c %a "$STATE")" = 711 ] &&
+    [ "$(stat -c "%a %U" "$STATE/keyd")" = "700 _flmkeyd" ]'
+
+F="$FLM -D $STATE"
+KEY=$($F api-keys create --label sys --json | jq -r .key)
+PORT=$($F proxy start --port 0 --json | jq .port)
+check "a key made in system mode is served through the chrooted proxyd" \
+    [ "$(http_code "http://127.0.0.1:$PORT/v1/models" -H "Authorization: Bearer $KEY")" = 200 ]
+check "security.db belongs to _flmkeyd with mode 0600" \
+    [ "$(stat -c '%a %U' "$STATE/keyd/security.db")" = "600 _flmkeyd" ]
+kill -KILL "$keyd"
+back() { [ "$(proc_field flm-keyd state)" = running ] && [ "$(proc_pid flm-keyd)" != "$keyd" ]; }
+n=$(uid_of _flmkeyd)
+checkx "a killed keyd comes back as _flmkeyd" \
+    'wait_until 2000 back && [ "$(ids "$(proc_pid flm-keyd)" Uid:)" = "$n $n $n $n" ]'
