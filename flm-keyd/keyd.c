@@ -48,17 +48,6 @@ static size_t			 keyd_nused;
 static void	keyd_change_timeout(evutil_socket_t, short, void *);
 static void	keyd_used(const char *);
 
-static void
-keyd_reply_error(struct chan *ch, uint32_t peerid, int code, const char *msg)
-{
-	struct json_object	*o = json_object_new_object();
-
-	json_object_object_add(o, "error", json_object_new_string(msg));
-	json_object_object_add(o, "code", json_object_new_int(code));
-	chan_compose_json(ch, IMSG_KEY_ERROR, peerid, o);
-	json_object_put(o);
-}
-
 /* Wipe a key text held in a JSON result before it is freed. */
 static void
 keyd_wipe_key(struct json_object *res)
@@ -194,7 +183,7 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 		    "which key? give its id or label");
 	json_object_put(req);
 	if (r == -1)
-		keyd_reply_error(ch, m->hdr.peerid, EINVAL, err);
+		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL, err);
 	else if (m->hdr.type == IMSG_KEY_REVOKE ||
 	    m->hdr.type == IMSG_KEY_ROTATE)
 		keyd_after_change(m->hdr.peerid, id, res);

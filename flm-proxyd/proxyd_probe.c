@@ -209,7 +209,7 @@ probe_start_req(struct probe_engine *pe, const char *path)
 	return 0;
 }
 
-/* ---- what the answers mean ------------------------------------------------ */
+/* ---- what the answers mean -------------------------------------------- */
 
 static const char *const probe_paths[][PROBE_MAX_REQS] = {
 	/* ollama */	{ "/api/version", "/api/tags", NULL },
@@ -311,7 +311,8 @@ probe_failure(struct probe_req *r, char *why, size_t sz)
 		return "ErrorNetwork";
 	}
 	if (r->res != CURLE_OK) {
-		snprintf(why, sz, "%s: %s", r->path, curl_easy_strerror(r->res));
+		snprintf(why, sz, "%s: %s", r->path,
+		    curl_easy_strerror(r->res));
 		return "ErrorNetwork";
 	}
 	if (r->code == 503) {

@@ -50,6 +50,7 @@ static struct event		*ctl_ev_pause;
 static void	control_accept(evutil_socket_t, short, void *);
 static void	control_dispatch(struct chan *, struct chan_msg *, void *);
 static void	control_closed(struct chan *, const char *, void *);
+static void	control_error(struct ctl_conn *, uint32_t, int, const char *);
 
 /* Before daemonising, so that "already running" reaches the terminal. */
 void
@@ -148,18 +149,6 @@ control_peer_allowed(uid_t uid, gid_t gid)
 }
 
 static void
-control_reply_error(struct chan *ch, uint32_t peerid, int code,
-    const char *msg)
-{
-	struct json_object	*o = json_object_new_object();
-
-	json_object_object_add(o, "error", json_object_new_string(msg));
-	json_object_object_add(o, "code", json_object_new_int(code));
-	chan_compose_json(ch, IMSG_CTL_ERROR, peerid, o);
-	json_object_put(o);
-}
-
-static void
 control_accept(evutil_socket_t fd, short ev, void *arg)
 {
 	struct ctl_conn	*c;
@@ -220,7 +209,7 @@ control_accept(evutil_socket_t fd, short ev, void *arg)
 		log_warnx("control: refused uid %ld (pid %ld): not root, "
 		    "the daemon's user, or in group %s", (long)cred.uid,
 		    (long)cred.pid, FLM_ADMIN_GROUP);
-		control_reply_error(c->chan, 0, EPERM, "permission denied: "
+		control_error(c, 0, EPERM, "permission denied: "
 		    "run as root or as a member of group " FLM_ADMIN_GROUP);
 		chan_fail(c->chan, "permission denied");
 	}
@@ -280,6 +269,12 @@ control_status(struct ctl_conn *c, uint32_t peerid)
 }
 
 static void
+control_error(struct ctl_conn *c, uint32_t peerid, int code, const char *msg)
+{
+	chan_compose_error(c->chan, IMSG_CTL_ERROR, peerid, code, msg);
+}
+
+static void
 control_reply(struct ctl_conn *c, uint32_t peerid, struct json_object *o)
 {
 	chan_compose_json(c->chan, IMSG_CTL_RESULT, peerid, o);
@@ -318,7 +313,7 @@ control_proc_gone(enum flm_proc proc)
 		if (c->waiting != proc)
 			continue;
 		c->waiting = PROC_NONE;
-		control_reply_error(c->chan, c->reqid, EAGAIN, "the request "
+		control_error(c, c->reqid, EAGAIN, "the request "
 		    "was lost: the process that owed the answer stopped; "
 		    "try again");
 	}
@@ -329,7 +324,7 @@ control_forward(struct ctl_conn *c, enum flm_proc proc, uint16_t type,
     uint32_t peerid, struct json_object *req)
 {
 	if (proc_forward(proc, type, c->id, req) == -1) {
-		control_reply_error(c->chan, peerid, EAGAIN, proc == PROC_KEYD ?
+		control_error(c, peerid, EAGAIN, proc == PROC_KEYD ?
 		    "flm-keyd is not running (see flm status); try again" :
 		    "flm-proxyd is not running (see flm status); try again");
 		return;
@@ -413,7 +408,7 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	}
 	if (!json_object_object_get_ex(req, "key", &k) ||
 	    !json_object_is_type(k, json_type_string)) {
-		control_reply_error(c->chan, peerid, EINVAL, "a key is needed");
+		control_error(c, peerid, EINVAL, "a key is needed");
 		return;
 	}
 	if (type == IMSG_CTL_CONFIG_GET) {
@@ -421,7 +416,7 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 		if (!json_object_object_get_ex(all, json_object_get_string(k),
 		    &v)) {
 			json_object_put(all);
-			control_reply_error(c->chan, peerid, ENOENT,
+			control_error(c, peerid, ENOENT,
 			    "not set");
 			return;
 		}
@@ -434,12 +429,12 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	}
 	if (!json_object_object_get_ex(req, "value", &v) ||
 	    !json_object_is_type(v, json_type_string)) {
-		control_reply_error(c->chan, peerid, EINVAL, "a value is needed");
+		control_error(c, peerid, EINVAL, "a value is needed");
 		return;
 	}
 	if (config_set(json_object_get_string(k), json_object_get_string(v),
 	    err, sizeof(err)) == -1) {
-		control_reply_error(c->chan, peerid, EINVAL, err);
+		control_error(c, peerid, EINVAL, err);
 		return;
 	}
 	if (strncmp(json_object_get_string(k), "engines.", 8) == 0)
@@ -466,7 +461,7 @@ control_proxy(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	    proxy_start(req, &res, err, sizeof(err)) :
 	    proxy_stop(req, &res, err, sizeof(err));
 	if (r == -1)
-		control_reply_error(c->chan, peerid, EINVAL, err);
+		control_error(c, peerid, EINVAL, err);
 	else
 		control_reply(c, peerid, res);
 }

@@ -622,6 +622,21 @@ chan_compose_json(struct chan *ch, uint16_t type, uint32_t peerid,
 	return chan_compose(ch, type, peerid, -1, s, len);
 }
 
+/* The one error shape of admin answers: {"error": msg, "code": errno}. */
+int
+chan_compose_error(struct chan *ch, uint16_t type, uint32_t peerid, int code,
+    const char *msg)
+{
+	struct json_object	*o = json_object_new_object();
+	int			 r;
+
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	json_object_object_add(o, "code", json_object_new_int(code));
+	r = chan_compose_json(ch, type, peerid, o);
+	json_object_put(o);
+	return r;
+}
+
 static int
 chan_send_hello(struct chan *ch)
 {

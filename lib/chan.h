@@ -62,6 +62,8 @@ int		 chan_compose(struct chan *, uint16_t, uint32_t, int,
 		    const void *, size_t);
 int		 chan_compose_json(struct chan *, uint16_t, uint32_t,
 		    struct json_object *);
+int		 chan_compose_error(struct chan *, uint16_t, uint32_t, int,
+		    const char *);
 int		 chan_flush(struct chan *);
 size_t		 chan_pending(const struct chan *);
 int		 chan_ready(const struct chan *);

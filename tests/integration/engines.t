@@ -3,22 +3,10 @@
 # within 1.5 s, whatever the ports do; models under flm:// names.
 . "$(dirname "$0")/lib.sh"
 
-MOCK=$top_builddir/tests/mock-engine/flm-mock-engine
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/flme.XXXXXX")
-MOCK_PIDS=
-trap 'for p in $MOCK_PIDS; do kill $p 2>/dev/null; done; suite_cleanup; rm -rf "$TMP"' EXIT
+mock_init
 
 plan 23
 
-NMOCK=0
-mock() {
-	NMOCK=$((NMOCK + 1))
-	"$MOCK" --listen 127.0.0.1:0 --port-file "$TMP/$NMOCK.port" "$@" \
-	    >"$TMP/$NMOCK.log" 2>&1 &
-	MOCK_PIDS="$MOCK_PIDS $!"
-	wait_until 3000 test -s "$TMP/$NMOCK.port"
-	MPORT=$(cat "$TMP/$NMOCK.port")
-}
 closed_port() { "$top_builddir/tests/uds-send" -p; }
 
 # A fake installed ollama on PATH for the installed-only check.

@@ -128,3 +128,24 @@ checkx() {
 	shift
 	if eval "$*"; then ok "$desc"; else not_ok "$desc"; fi
 }
+
+# mock_init: a scratch directory and the cleanup for mock engines.
+# mock ARGS...: start one mock engine (flm-mock-engine's options, a
+# free loopback port); its port is left in MPORT.  Not to be called in a
+# subshell: the pid list must survive for the cleanup.
+MOCK=$top_builddir/tests/mock-engine/flm-mock-engine
+MOCK_PIDS=
+NMOCK=0
+mock_init() {
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmm.XXXXXX")
+	trap 'for p in $MOCK_PIDS; do kill $p 2>/dev/null; done;
+	    suite_cleanup; rm -rf "$TMP"' EXIT
+}
+mock() {
+	NMOCK=$((NMOCK + 1))
+	"$MOCK" --listen 127.0.0.1:0 --port-file "$TMP/$NMOCK.port" "$@" \
+	    >"$TMP/$NMOCK.log" 2>&1 &
+	MOCK_PIDS="$MOCK_PIDS $!"
+	wait_until 3000 test -s "$TMP/$NMOCK.port"
+	MPORT=$(cat "$TMP/$NMOCK.port")
+}

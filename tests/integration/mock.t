@@ -3,33 +3,17 @@
 # proxy lists its models under flm:// names.
 . "$(dirname "$0")/lib.sh"
 
-MOCK=$top_builddir/tests/mock-engine/flm-mock-engine
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmm.XXXXXX")
-MOCK_PIDS=
-trap 'for p in $MOCK_PIDS; do kill $p 2>/dev/null; done; suite_cleanup; rm -rf "$TMP"' EXIT
+mock_init
 
 plan 22
 
-# mock FLAVOR [args]: start one; its port in MPORT (not in a subshell:
-# the pid list must survive for the cleanup).
-NMOCK=0
-mock() {
-	f=$1
-	shift
-	NMOCK=$((NMOCK + 1))
-	"$MOCK" --listen 127.0.0.1:0 --flavor "$f" --port-file "$TMP/$NMOCK.port" \
-	    "$@" >"$TMP/$NMOCK.log" 2>&1 &
-	MOCK_PIDS="$MOCK_PIDS $!"
-	wait_until 3000 test -s "$TMP/$NMOCK.port"
-	MPORT=$(cat "$TMP/$NMOCK.port")
-}
 get() { curl -s -m 5 "$@"; }
 post() { u=$1; shift; curl -s -m 5 -H 'Content-Type: application/json' -d "$@" "$u"; }
 
-mock ollama; O=http://127.0.0.1:$MPORT
-mock lmstudio; L=http://127.0.0.1:$MPORT
-mock vllm; V=http://127.0.0.1:$MPORT
-mock llamacpp; C=http://127.0.0.1:$MPORT
+mock --flavor ollama; O=http://127.0.0.1:$MPORT
+mock --flavor lmstudio; L=http://127.0.0.1:$MPORT
+mock --flavor vllm; V=http://127.0.0.1:$MPORT
+mock --flavor llamacpp; C=http://127.0.0.1:$MPORT
 CHAT='{"model":"llama3.2:1b","messages":[{"role":"user","content":"hi there"}]}'
 
 check "ollama /api/version" json_has "$(get $O/api/version)" '.version | type == "string"'
@@ -66,7 +50,7 @@ check "unknown model: 404 with an error" \
     [ "$(http_code $L/v1/chat/completions -H 'Content-Type: application/json' -d '{"model":"nope","messages":[]}')" = 404 ]
 check "bad JSON: 400" \
     [ "$(http_code $L/v1/chat/completions -H 'Content-Type: application/json' -d '{bad')" = 400 ]
-mock llamacpp --fail loading; LOAD=http://127.0.0.1:$MPORT
+mock --flavor llamacpp --fail loading; LOAD=http://127.0.0.1:$MPORT
 check "llamacpp loading: /health is 503" [ "$(http_code $LOAD/health)" = 503 ]
 
 # Through FLM: the models of two engines under flm:// names.
