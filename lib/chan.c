@@ -343,12 +343,17 @@ chan_read_once(struct chan *ch)
 	iov.iov_len = ch->in_cap - ch->in_len;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
+	memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 	mh.msg_control = cmsgbuf.buf;
 	mh.msg_controllen = sizeof(cmsgbuf.buf);
 
 	n = recvmsg(ch->fd, &mh, MSG_CMSG_CLOEXEC);
-	if (n == -1 && errno == ECONNRESET)
-		n = 0;		/* the peer left without reading: an end */
+	if (n == -1 && errno == ECONNRESET) {
+		/* The peer left without reading: an end.  A failed call
+		 * filled in no control data, whatever msg_controllen says. */
+		n = 0;
+		mh.msg_controllen = 0;
+	}
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
