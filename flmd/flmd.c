@@ -112,8 +112,10 @@ flmd_sig(evutil_socket_t sig, short ev, void *arg)
 		event_base_loopbreak(env->base);
 		break;
 	case SIGHUP:
+		/* Settings are read afresh; listeners and keys are untouched. */
 		log_info("reloading");
 		proc_reload_all();
+		proc_send_engines();
 		break;
 	case SIGCHLD:
 		proc_reap();
