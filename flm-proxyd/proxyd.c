@@ -76,6 +76,7 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 	}
 	json_object_put(arr);
 	log_debug("%d engines configured", px->nengines);
+	catalogue_stale();
 	probe_run(0);		/* know their states at once */
 }
 
@@ -180,7 +181,7 @@ main(int argc, char *argv[])
 	proxyd_sandbox();
 	log_debug("ready");
 	rv = child_run(&px->c);
-	upstream_cleanup();
+	catalogue_cleanup();
 	probe_cleanup();
 	auth_cleanup();
 	http_cleanup();

@@ -60,10 +60,13 @@ void	auth_keyd_up(struct chan *);
 void	auth_conn_closed(struct evhttp_connection *);
 void	auth_cleanup(void);
 
-/* proxyd_upstream.c */
-void	upstream_models(struct evhttp_request *, const char *, void *);
-void	upstream_conn_closed(struct evhttp_connection *);
-void	upstream_cleanup(void);
+/* proxyd_catalogue.c */
+unsigned int	catalogue_stale(void);
+unsigned int	catalogue_generation(void);
+void	catalogue_update(struct json_object *, unsigned int);
+void	catalogue_models(struct evhttp_request *, const char *, void *);
+void	catalogue_conn_closed(struct evhttp_connection *);
+void	catalogue_cleanup(void);
 
 /* proxyd_probe.c */
 void	probe_init(void);

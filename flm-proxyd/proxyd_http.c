@@ -63,7 +63,7 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
 	(void)arg;
 	/* Whoever still holds a request on this connection must let go. */
 	auth_conn_closed(evcon);
-	upstream_conn_closed(evcon);
+	catalogue_conn_closed(evcon);
 }
 
 /* Before a request waits on keyd or an engine: notice if the client goes. */
@@ -109,9 +109,9 @@ http_request(struct evhttp_request *req, void *arg)
 			return;
 		}
 		if (l->auth)
-			auth_check(req, upstream_models, NULL);
+			auth_check(req, catalogue_models, NULL);
 		else
-			upstream_models(req, NULL, NULL);
+			catalogue_models(req, NULL, NULL);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "Unknown request URL: %.200s. Please "

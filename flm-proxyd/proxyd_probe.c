@@ -47,6 +47,7 @@ struct probe_engine {
 
 struct probe_run {
 	uint32_t		 peerid;	/* 0: proxyd's own re-probe */
+	unsigned int		 gen;		/* of the engine list probed */
 	int			 pending;
 	int			 n;
 	struct probe_engine	 pe[PROXYD_MAX_ENGINES];
@@ -291,6 +292,9 @@ probe_add_model(struct json_object *models, const char *engine,
 	}
 	if (!ollama && json_object_object_get_ex(m, "owned_by", &v))
 		json_object_object_add(o, "owned_by", json_object_get(v));
+	if (!ollama && json_object_object_get_ex(m, "created", &v) &&
+	    json_object_is_type(v, json_type_int))
+		json_object_object_add(o, "created", json_object_get(v));
 	if (props != NULL &&
 	    json_object_object_get_ex(props, "default_generation_settings", &g) &&
 	    json_object_object_get_ex(g, "n_ctx", &v))
@@ -443,6 +447,7 @@ probe_finish(struct probe_run *run)
 		json_object_array_add(arr, probe_verdict(&run->pe[i]));
 	probe_log_changes(arr);
 	proxyd_engines_usable(arr);
+	catalogue_update(arr, run->gen);
 	/* flmd keeps engines_cache; a detect request also gets its answer. */
 	chan_compose_json(px->c.parent, IMSG_ENGINES_STATE, run->peerid, arr);
 	json_object_put(arr);
@@ -461,6 +466,7 @@ probe_run(uint32_t peerid)
 		return;
 	}
 	run->peerid = peerid;
+	run->gen = catalogue_generation();
 	for (i = 0; i < px->nengines; i++) {
 		struct probe_engine	*pe = &run->pe[run->n++];
 
