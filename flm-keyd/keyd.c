@@ -162,6 +162,12 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 	which = keyd_arg(req, m->hdr.type == IMSG_KEY_CREATE ? "label" : "key");
 	switch (m->hdr.type) {
 	case IMSG_KEY_CREATE:
+		if (json_object_object_get(req, "expires") != NULL &&
+		    keyd_arg(req, "expires") == NULL) {
+			snprintf(err, sizeof(err), "expires: expected a string");
+			r = -2;
+			break;
+		}
 		r = which == NULL ? -1 : keyd_key_create(&keyd_db, which,
 		    keyd_arg(req, "expires"), &res, err, sizeof(err));
 		break;
@@ -182,7 +188,7 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 		    "a label is required: --label NAME" :
 		    "which key? give its id or label");
 	json_object_put(req);
-	if (r == -1)
+	if (r < 0)
 		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL, err);
 	else if (m->hdr.type == IMSG_KEY_REVOKE ||
 	    m->hdr.type == IMSG_KEY_ROTATE)

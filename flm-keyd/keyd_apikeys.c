@@ -139,8 +139,10 @@ keyd_key_find(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
 	sqlite3_stmt	*st;
 	int		 rc;
 
+	/* An id wins over a label that happens to spell another key's id. */
 	rc = sqlite3_prepare_v2(db->h, "SELECT id, label, revoked_at IS NOT "
-	    "NULL FROM api_keys WHERE id = ?1 OR label = ?1", -1, &st, NULL);
+	    "NULL FROM api_keys WHERE id = ?1 OR label = ?1 "
+	    "ORDER BY id = ?1 DESC LIMIT 1", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "%s", db_strerror(db, rc));
 		return -1;
@@ -200,7 +202,9 @@ keyd_key_json(const char *id, const char *label, const char *key,
 	json_object_object_add(o, "label", json_object_new_string(label));
 	if (key != NULL)
 		json_object_object_add(o, "key", json_object_new_string(key));
-	json_object_object_add(o, "created_at", json_object_new_string(created));
+	if (created != NULL)
+		json_object_object_add(o, "created_at",
+		    json_object_new_string(created));
 	return o;
 }
 
@@ -409,7 +413,8 @@ keyd_key_rotate(struct db *db, const char *which, const char *grace,
 	    "UPDATE api_keys SET prev_hash = NULL, hash = ?1, "
 	    "prev_expires_at = ?2 WHERE id = ?3", 3, args, err, errsz) == -1)
 		goto done;
-	*result = keyd_key_json(id, label, key, now);
+	*result = keyd_key_json(id, label, key, NULL);
+	json_object_object_add(*result, "rotated_at", json_object_new_string(now));
 	json_object_object_add(*result, "previous_secret_until",
 	    g > 0 ? json_object_new_string(until) : NULL);
 	log_info("rotated key %s (%s), old secret valid for %lds", id, label,

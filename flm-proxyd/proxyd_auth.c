@@ -367,12 +367,18 @@ auth_invalidate(struct chan *ch, struct chan_msg *m)
 	chan_compose(ch, IMSG_KEY_INVALIDATED, 0, -1, &inv, sizeof(inv));
 }
 
-/* A new keyd channel: ask again whatever the old keyd did not answer. */
+/*
+ * A new keyd channel: a new authority.  Forget every cached verdict (a
+ * revoke the old keyd could not tell us about must not be missed) and
+ * ask again whatever the old keyd did not answer.
+ */
 void
 auth_keyd_up(struct chan *ch)
 {
 	struct auth_req	*a;
 
+	if (px->cache != NULL)
+		keycache_clear(px->cache);
 	TAILQ_FOREACH(a, &auth_pending, entry)
 		auth_send(ch, a);
 }

@@ -440,14 +440,14 @@ proxy_table(struct json_object *res)
 		printf("no proxy is running\n");
 		return;
 	}
-	printf("%-24s %-12s %8s %-8s %s\n", "ID", "MODE", "PID", "EGRESS",
-	    "CERTIFICATE");
+	printf("%-24s %-12s %8s %-8s %-16s %s\n", "ID", "MODE", "PID",
+	    "EGRESS", "KEY CHECKS", "CERTIFICATE");
 	for (i = 0; i < n; i++) {
 		struct json_object	*h = json_object_array_get_idx(res, i);
 
-		printf("%-24s %-12s %8s %-8s %s\n", jstr(h, "id"),
+		printf("%-24s %-12s %8s %-8s %-16s %s\n", jstr(h, "id"),
 		    jstr(h, "mode"), jstr(h, "pid"), jstr(h, "egress"),
-		    jstr(h, "certificate"));
+		    jstr(h, "key_checks"), jstr(h, "certificate"));
 	}
 }
 

@@ -262,8 +262,13 @@ proxy_start(struct json_object *req, struct json_object **res, char *err,
 		bind = json_object_get_string(v);
 	if (json_object_object_get_ex(req, "mode", &v))
 		mode = json_object_get_string(v);
-	if (json_object_object_get_ex(req, "auth", &v))
+	if (json_object_object_get_ex(req, "auth", &v)) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			snprintf(err, errsz, "auth: expected true or false");
+			return -1;
+		}
 		auth = json_object_get_boolean(v);
+	}
 	if (strcmp(mode, "local-http") != 0) {
 		snprintf(err, errsz, "--mode %s: this version serves "
 		    "local-http only", mode);
@@ -346,6 +351,8 @@ proxy_status(void)
 		    json_object_new_string("direct"));
 		json_object_object_add(o, "certificate",
 		    json_object_new_string("none (local-http)"));
+		json_object_object_add(o, "key_checks", json_object_new_string(
+		    handles[i].auth ? "on" : "OFF (benchmark)"));
 		json_object_array_add(arr, o);
 	}
 	return arr;

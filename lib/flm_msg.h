@@ -83,7 +83,7 @@ enum flm_msg_type {
 #define FLM_KEY_LEN		(4 + FLM_KEY_ID_LEN + 1 + FLM_KEY_SECRET_LEN)
 #define FLM_TOKEN_MAX		128
 
-#define FLM_VERIFY_VERSION	1
+#define FLM_VERIFY_VERSION	2	/* bump with any hot-path layout */
 
 struct flm_key_verify {
 	uint32_t	 version;

@@ -48,7 +48,8 @@ AUTH_PORT=$($FLM proxy start --port 0 --json | jport)
 OPEN_PORT=$($FLM proxy start --port 0 --bench-no-auth --json | jport)
 KEY=$($FLM api-keys create --label bench --json |
     sed -n 's/.*"key": *"\([^"]*\)".*/\1/p')
-BAD=$(echo "$KEY" | sed 's/.$/#/')
+# Well formed, wrong secret: it reaches keyd until throttled.
+case $KEY in *A) BAD=${KEY%?}B ;; *) BAD=${KEY%?}A ;; esac
 sleep 0.5
 
 # rps URL [wrk args]: requests per second over SECS seconds.

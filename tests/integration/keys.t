@@ -4,7 +4,7 @@
 # working after each; revoke, rotate and expiry take effect at once.
 . "$(dirname "$0")/lib.sh"
 
-plan 37
+plan 39
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -99,6 +99,12 @@ for k in "$GOOD" "$N2" "$NEW" "$OLD" "$R" "$E"; do
 	fi
 done
 check "no key text anywhere under the state directory" [ $found = 0 ]
+
+out=$($F proxy start --port 0 --bind 0.0.0.0 --bench-no-auth 2>&1)
+check "--bench-no-auth refuses a non-loopback address" \
+    sh -c 'echo "$1" | grep -q "loopback only"' sh "$out"
+out=$($F proxy status --json)
+check "proxy status shows key checks on" json_has "$out" '.[0].key_checks == "on"'
 
 # A flood of bad keys from one address is throttled; cached keys are not.
 i=0
