@@ -7,7 +7,8 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
 libsqlite3-dev libssl-dev libevent-dev libjson-c-dev libargon2-dev
 libsodium-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev
-mandoc jq curl sqlite3 util-linux procps ca-certificates"
+mandoc jq curl sqlite3 util-linux procps ca-certificates
+clang libclang-rt-14-dev"
 
 missing=
 for p in $PKGS; do
