@@ -57,6 +57,7 @@ wait_for flmd $FLM status --json
 
 show $FLM status
 show $FLM config set engines.ollama.url "http://127.0.0.1:$MOCK_PORT"
+show $FLM engines detect
 echo
 echo "\$ flm proxy start --port 0       # any free port"
 PORT=$($FLM proxy start --port 0 --json | sed -n 's/.*"port": *\([0-9]*\).*/\1/p')
