@@ -179,6 +179,12 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 		    &res, err, sizeof(err));
 		break;
 	default:
+		if (json_object_object_get(req, "grace") != NULL &&
+		    keyd_arg(req, "grace") == NULL) {
+			snprintf(err, sizeof(err), "grace: expected a string");
+			r = -2;
+			break;
+		}
 		r = which == NULL ? -1 : keyd_key_rotate(&keyd_db, which,
 		    keyd_arg(req, "grace"), id, &res, err, sizeof(err));
 		break;

@@ -131,7 +131,8 @@ proxyd_close(struct chan *ch, struct chan_msg *m)
 		chan_fail(ch, "malformed PROXY_CLOSE");
 		return;
 	}
-	if (json_object_object_get_ex(o, "id", &id))
+	if (json_object_object_get_ex(o, "id", &id) &&
+	    json_object_is_type(id, json_type_string))
 		http_close(json_object_get_string(id));
 	json_object_put(o);
 }

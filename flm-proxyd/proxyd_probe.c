@@ -305,6 +305,11 @@ probe_add_model(struct json_object *models, const char *engine,
 static const char *
 probe_failure(struct probe_req *r, char *why, size_t sz)
 {
+	if (r->truncated) {
+		snprintf(why, sz, "%s answers more than %d bytes", r->path,
+		    PROBE_MAX_BODY);
+		return "ErrorApi";
+	}
 	if (r->res == CURLE_COULDNT_CONNECT) {
 		snprintf(why, sz, "nothing listens on %s", r->path);
 		return "NotFound";
@@ -384,7 +389,7 @@ probe_verdict(struct probe_engine *pe)
 	json_object_object_add(o, "model_count",
 	    json_object_new_int(json_object_array_length(models)));
 	json_object_object_add(o, "latency_ms",
-	    json_object_new_double((double)(long)(ms * 10) / 10));
+	    json_object_new_int((int)(ms + 0.5)));
 	json_object_object_add(o, "reason", *why ?
 	    json_object_new_string(why) : NULL);
 	json_object_object_add(o, "models", models);

@@ -373,11 +373,10 @@ engines_table(struct json_object *res)
 	for (i = 0; i < n; i++) {
 		struct json_object	*e = json_object_array_get_idx(res, i);
 
-		printf("%-10s %-9s %-26s %-16s %-8s %6s %6.0fms  %s\n",
+		printf("%-10s %-9s %-26s %-16s %-8s %6s %6sms  %s\n",
 		    jstr(e, "id"), jstr(e, "kind"), jstr(e, "base_url"),
 		    jstr(e, "state"), jdash(e, "version"),
-		    jstr(e, "model_count"), json_object_get_double(
-		    json_object_object_get(e, "latency_ms")),
+		    jstr(e, "model_count"), jstr(e, "latency_ms"),
 		    jstr(e, "reason"));
 	}
 }

@@ -380,6 +380,18 @@ control_models_view(struct json_object *arr, const char *only)
 	return out;
 }
 
+static int
+control_engine_known(struct json_object *arr, const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < json_object_array_length(arr); i++)
+		if (strcmp(json_object_get_string(json_object_object_get(
+		    json_object_array_get_idx(arr, i), "id")), id) == 0)
+			return 1;
+	return 0;
+}
+
 void
 control_engines_reply(uint32_t id, struct json_object *arr)
 {
@@ -389,6 +401,15 @@ control_engines_reply(uint32_t id, struct json_object *arr)
 	if ((c = control_byid(id)) == NULL || c->waiting != PROC_PROXYD)
 		return;
 	c->waiting = PROC_NONE;
+	if (c->reqtype == IMSG_CTL_MODELS_LIST && c->engine[0] != '\0' &&
+	    !control_engine_known(arr, c->engine)) {
+		char	 msg[128];
+
+		snprintf(msg, sizeof(msg), "no engine '%s': see flm engines "
+		    "detect", c->engine);
+		control_error(c, c->reqid, ENOENT, msg);
+		return;
+	}
 	view = c->reqtype == IMSG_ENGINES_DETECT ? control_detect_view(arr) :
 	    control_models_view(arr, c->engine);
 	chan_compose_json(c->chan, IMSG_CTL_RESULT, c->reqid, view);

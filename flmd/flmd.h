@@ -85,6 +85,7 @@ int			 config_parse_url(const char *, char *, size_t, int *);
 
 /* flmd_engines.c */
 void			 engines_state(uint32_t, struct json_object *);
+int			 engines_valid(struct json_object *);
 
 /* flmd_proxy.c */
 int			 proxy_start(struct json_object *, struct json_object **,

@@ -124,6 +124,48 @@ engines_store(struct json_object *e)
 	sqlite3_finalize(st);
 }
 
+static int
+engines_str(struct json_object *o, const char *key)
+{
+	struct json_object	*v;
+
+	return json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_string);
+}
+
+/*
+ * proxyd is less privileged: its verdicts are checked member by member
+ * before anything here reads them.
+ */
+int
+engines_valid(struct json_object *arr)
+{
+	struct json_object	*e, *ms, *m;
+	size_t			 i, j;
+
+	if (!json_object_is_type(arr, json_type_array) ||
+	    json_object_array_length(arr) > 64)
+		return 0;
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		e = json_object_array_get_idx(arr, i);
+		if (!json_object_is_type(e, json_type_object) ||
+		    !engines_str(e, "id") || !engines_str(e, "kind") ||
+		    !engines_str(e, "state"))
+			return 0;
+		if (!json_object_object_get_ex(e, "models", &ms))
+			continue;
+		if (!json_object_is_type(ms, json_type_array))
+			return 0;
+		for (j = 0; j < json_object_array_length(ms); j++) {
+			m = json_object_array_get_idx(ms, j);
+			if (!json_object_is_type(m, json_type_object) ||
+			    !engines_str(m, "id") || !engines_str(m, "engine"))
+				return 0;
+		}
+	}
+	return 1;
+}
+
 /* proxyd's verdicts: add installed-only, cache, and answer a request. */
 void
 engines_state(uint32_t peerid, struct json_object *arr)

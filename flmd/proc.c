@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -271,6 +272,19 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	struct json_object	*o;
 
 	switch (m->hdr.type) {
+	case IMSG_LOG: {
+		uint32_t	 pri;
+		char		 line[1100];
+
+		if (msg_get_u32(m, &pri) == -1 || pri > LOG_DEBUG ||
+		    msg_get_string(m, line, sizeof(line)) == -1 ||
+		    msg_end(m) == -1) {
+			chan_fail(ch, "malformed LOG");
+			return;
+		}
+		log_relay((int)pri, p->name, (long)p->pid, line);
+		break;
+	}
 	case IMSG_DB_STATE:
 		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1 ||
 		    !json_object_is_type(o, json_type_object)) {
@@ -294,7 +308,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_ENGINES_STATE:
 		if (p->id != PROC_PROXYD || msg_get_json(m, &o) == -1 ||
-		    !json_object_is_type(o, json_type_array)) {
+		    !engines_valid(o)) {
 			json_object_put(o);
 			chan_fail(ch, "malformed ENGINES_STATE");
 			return;

@@ -15,6 +15,21 @@
 #include "log.h"
 #include "sandbox.h"
 
+static struct child	*child_self;	/* for the log sink */
+
+/* In the background a child's log lines go to flmd, which logs them. */
+static void
+child_log(int pri, const char *line)
+{
+	struct mbuf	 b = { 0 };
+
+	if (child_self == NULL || child_self->parent == NULL)
+		return;
+	mbuf_put_u32(&b, (uint32_t)pri);
+	mbuf_put_string(&b, line);
+	chan_compose_mbuf(child_self->parent, IMSG_LOG, 0, -1, &b);
+}
+
 static void __attribute__((noreturn))
 child_usage(const char *name)
 {
@@ -160,7 +175,8 @@ child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
 	}
 	if (optind != argc || dir == NULL)
 		child_usage(name);
-	log_init(c->foreground, c->verbose);
+	/* Never syslog's own socket: see child_log(). */
+	log_init(1, c->verbose);
 	log_procname(name);
 	if (!child_is_socket(FLM_CHAN_PARENT_FD))
 		fatalx("no channel on descriptor %d: %s is started by flmd",
@@ -189,6 +205,9 @@ child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
 	if (c->parent == NULL)
 		fatalx("cannot set up channel to flmd");
 	chan_expect_peer(c->parent, PROC_FLMD);
+	child_self = c;
+	if (!c->foreground)
+		log_sink(child_log);
 	if (child_is_socket(FLM_CHAN_PEER_FD))
 		child_peer_attach(c, FLM_CHAN_PEER_FD);
 }

@@ -33,6 +33,7 @@ enum flm_msg_type {
 	/* child -> flmd */
 	IMSG_PEER_BROKEN,	/* empty: the other child broke protocol */
 	IMSG_DB_STATE,		/* keyd: JSON {db, version, safe_mode, reason} */
+	IMSG_LOG,		/* u32 syslog priority, string line */
 
 	/* flmd -> proxyd */
 	IMSG_PROXY_LISTEN = 20,	/* fd + JSON {id, bind, port, mode} */

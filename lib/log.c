@@ -11,6 +11,8 @@
 #include "log.h"
 
 static int	 log_fg = 1;
+static void	(*log_sinkfn)(int, const char *);
+static int	 log_insink;
 static int	 log_verbose;
 static char	 log_name[32] = "flm";
 
@@ -34,6 +36,33 @@ log_procname(const char *name)
 	}
 }
 
+/*
+ * A sandboxed child must not reopen syslog's socket (its filter
+ * forbids socket(2)), so in the background it hands lines to flmd.
+ */
+void
+log_sink(void (*fn)(int, const char *))
+{
+	log_sinkfn = fn;
+}
+
+/* flmd: a line a child sent, under the child's name and pid. */
+void
+log_relay(int pri, const char *name, long pid, const char *msg)
+{
+	char	 line[1200];
+	int	 l;
+
+	if (!log_fg) {
+		syslog(pri, "%s[%ld]: %s", name, pid, msg);
+		return;
+	}
+	l = snprintf(line, sizeof(line), "%s[%ld]: %s\n", name, pid, msg);
+	if (l > 0)
+		(void)!write(STDERR_FILENO, line,
+		    (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
+}
+
 int
 log_getverbose(void)
 {
@@ -51,6 +80,12 @@ log_vwrite(int pri, const char *fmt, va_list ap, int errnum)
 		return;
 	if (errnum && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(errnum));
+	if (log_sinkfn != NULL && !log_insink) {
+		log_insink = 1;		/* the sink may log: not again */
+		log_sinkfn(pri, msg);
+		log_insink = 0;
+		return;
+	}
 	if (log_fg) {
 		/* One write(2) per line so lines from several processes do not mix. */
 		char	 line[1100];

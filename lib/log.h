@@ -8,6 +8,8 @@
 #include <stdarg.h>
 
 void	log_init(int foreground, int verbose);
+void	log_sink(void (*)(int, const char *));
+void	log_relay(int, const char *, long, const char *);
 void	log_procname(const char *);
 int	log_getverbose(void);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -4,7 +4,7 @@
 # restarted, and keyd carries on.
 . "$(dirname "$0")/lib.sh"
 
-plan 8
+plan 11
 
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
 trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
@@ -41,3 +41,26 @@ for kind in garbage short; do
 	rm -rf "$STATE"
 	STATE=
 done
+
+# flmd, root in system mode, faces proxyd too: verdicts missing their
+# members (here no "kind") are refused, proxyd restarted, flmd unharmed.
+payload='[{"id":"x","state":"NotFound"}]'
+len=$((16 + ${#payload}))
+cat >"$WRAP/badstate" <<EOS
+#!/bin/sh
+if [ ! -e "$WRAP/badstate.sent" ]; then
+	: >"$WRAP/badstate.sent"
+	printf '\001\000\000\000\035\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\003\000\000\000\001\000\000\000x' >&3
+	printf '\036\000\000\000\\$(printf '%03o' $len)\000\000\000\000\000\000\000\000\000\000\000' >&3
+	printf '%s' '$payload' >&3
+	exec sleep 30
+fi
+exec "$PROXYD" "\$@"
+EOS
+chmod +x "$WRAP/badstate"
+check "suite starts with a proxyd sending a malformed ENGINES_STATE" \
+    suite_start FLM_PROXYD_PATH="$WRAP/badstate"
+named() { grep -q 'flm-proxyd.*malformed ENGINES_STATE' "$STATE/flmd.log"; }
+check "flmd refuses it and says so" wait_until 2000 named
+check "flmd lives on and proxyd was restarted" \
+    sh -c "kill -0 $FLMD_PID && [ \"\$(\"$FLM\" -D \"$STATE\" status --json | jq '.processes[2].restarts')\" -ge 1 ]"

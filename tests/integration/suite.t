@@ -3,7 +3,7 @@
 # and goes away cleanly on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 
-plan 17
+plan 21
 
 check "flmd starts and all three processes run" suite_start
 
@@ -49,3 +49,19 @@ rc=$?
 check "flm status without a daemon exits 3 and says so (rc $rc)" \
     sh -c "[ $rc -eq 3 ] && echo \"\$1\" | grep -q 'flmd is not running'" \
     sh "$out"
+
+# In the background: daemonised, children log through flmd (they may
+# not open syslog's socket), and nothing crash-loops.
+rm -rf "$STATE"
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
+"$FLMD" -D "$STATE"
+check "flmd without -d daemonises and writes its pid file" \
+    wait_until 3000 test -s "$STATE/flmd.pid"
+check "its children run" wait_until 5000 all_running
+sleep 1.5
+checkx "and none was restarted (no sandbox violation while logging)" \
+    '[ "$(proc_field flm-keyd restarts)" = 0 ] &&
+    [ "$(proc_field flm-proxyd restarts)" = 0 ]'
+kill -TERM "$(cat "$STATE/flmd.pid")"
+gone2() { [ ! -e "$STATE/flmd.sock" ]; }
+check "SIGTERM stops the daemon" wait_until 3000 gone2
