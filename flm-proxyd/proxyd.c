@@ -71,7 +71,6 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 		    json_object_get_int(v) < 1 || json_object_get_int(v) > 65535)
 			continue;
 		pe->port = json_object_get_int(v);
-		pe->usable = 1;
 		px->nengines++;
 	}
 	json_object_put(arr);
@@ -80,26 +79,6 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 	probe_run(0);		/* know their states at once */
 }
 
-/* Route only to engines the last probe found up (healthy or degraded). */
-void
-proxyd_engines_usable(struct json_object *arr)
-{
-	struct json_object	*e;
-	const char		*id, *state;
-	size_t			 i;
-	int			 j;
-
-	for (i = 0; i < json_object_array_length(arr); i++) {
-		e = json_object_array_get_idx(arr, i);
-		id = json_object_get_string(json_object_object_get(e, "id"));
-		state = json_object_get_string(json_object_object_get(e,
-		    "state"));
-		for (j = 0; j < px->nengines; j++)
-			if (strcmp(px->engines[j].id, id) == 0)
-				px->engines[j].usable =
-				    strncmp(state, "Running", 7) == 0;
-	}
-}
 
 static void
 proxyd_listen(struct chan *ch, struct chan_msg *m)

@@ -21,7 +21,6 @@ struct proxyd_engine {
 	char		 host[256];
 	char		 addr[64];	/* numeric: proxyd resolves nothing */
 	int		 port;
-	int		 usable;	/* by the last probe (or not yet probed) */
 };
 
 struct proxyd_listener {
@@ -72,9 +71,6 @@ void	catalogue_cleanup(void);
 void	probe_init(void);
 void	probe_run(uint32_t);
 void	probe_cleanup(void);
-
-/* proxyd.c */
-void	proxyd_engines_usable(struct json_object *);
 
 /* proxyd_sandbox.c */
 void	proxyd_sandbox(void);

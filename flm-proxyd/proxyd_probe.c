@@ -295,6 +295,9 @@ probe_add_model(struct json_object *models, const char *engine,
 	if (!ollama && json_object_object_get_ex(m, "created", &v) &&
 	    json_object_is_type(v, json_type_int))
 		json_object_object_add(o, "created", json_object_get(v));
+	/* vLLM says it in the list itself. */
+	if (!ollama && json_object_object_get_ex(m, "max_model_len", &v))
+		json_object_object_add(o, "context_length", json_object_get(v));
 	if (props != NULL &&
 	    json_object_object_get_ex(props, "default_generation_settings", &g) &&
 	    json_object_object_get_ex(g, "n_ctx", &v))
@@ -451,7 +454,6 @@ probe_finish(struct probe_run *run)
 	for (i = 0; i < run->n; i++)
 		json_object_array_add(arr, probe_verdict(&run->pe[i]));
 	probe_log_changes(arr);
-	proxyd_engines_usable(arr);
 	catalogue_update(arr, run->gen);
 	/* flmd keeps engines_cache; a detect request also gets its answer. */
 	chan_compose_json(px->c.parent, IMSG_ENGINES_STATE, run->peerid, arr);
