@@ -24,8 +24,6 @@ like() {
 		return 1
 	}
 }
-get() { curl -s -m 5 "$@"; }
-post() { u=$1; shift; curl -s -m 5 -H 'Content-Type: application/json' -d "$@" "$u"; }
 
 mock --flavor ollama; O=http://127.0.0.1:$MPORT
 mock --flavor lmstudio; L=http://127.0.0.1:$MPORT

@@ -149,3 +149,11 @@ mock() {
 	wait_until 3000 test -s "$TMP/$NMOCK.port"
 	MPORT=$(cat "$TMP/$NMOCK.port")
 }
+
+# get URL [curl args] / post URL BODY: a body, nothing else.
+get() { curl -s -m 5 "$@"; }
+post() {
+	u=$1
+	shift
+	curl -s -m 5 -H 'Content-Type: application/json' -d "$@" "$u"
+}
