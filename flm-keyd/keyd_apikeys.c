@@ -114,16 +114,21 @@ keyd_hash(const char *secret, char *encoded, size_t encsz)
 	    KEYD_ARGON2_HASH, encoded, encsz) == ARGON2_OK ? 0 : -1;
 }
 
-/* flm_<id>_<secret> into key (FLM_KEY_LEN + 1 bytes). */
+/*
+ * flm_<id>_<secret> into key (FLM_KEY_LEN + 1 bytes): a fresh secret,
+ * and a fresh id too unless id already holds one (rotation).
+ */
 static void
 keyd_key_generate(char *key, char id[FLM_KEY_ID_LEN + 1])
 {
 	uint8_t	 rid[FLM_KEY_ID_LEN / 2], rsecret[32];
 	char	 secret[FLM_KEY_SECRET_LEN + 1];
 
-	randombytes_buf(rid, sizeof(rid));
+	if (id[0] == '\0') {
+		randombytes_buf(rid, sizeof(rid));
+		sodium_bin2hex(id, FLM_KEY_ID_LEN + 1, rid, sizeof(rid));
+	}
 	randombytes_buf(rsecret, sizeof(rsecret));
-	sodium_bin2hex(id, FLM_KEY_ID_LEN + 1, rid, sizeof(rid));
 	sodium_bin2base64(secret, sizeof(secret), rsecret, sizeof(rsecret),
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	snprintf(key, FLM_KEY_LEN + 1, "%s%s_%s", FLM_KEY_PREFIX, id, secret);
@@ -216,7 +221,7 @@ int
 keyd_key_create(struct db *db, const char *label, const char *expires,
     struct json_object **result, char *err, size_t errsz)
 {
-	char	 key[FLM_KEY_LEN + 1], id[FLM_KEY_ID_LEN + 1];
+	char	 key[FLM_KEY_LEN + 1], id[FLM_KEY_ID_LEN + 1] = "";
 	char	 hash[160], now[32], exp[32];
 	const char *args[5];
 	time_t	 t, tnow = time(NULL);
@@ -374,7 +379,7 @@ keyd_key_rotate(struct db *db, const char *which, const char *grace,
     size_t errsz)
 {
 	char		 label[80], now[32], until[32], hash[160];
-	char		 key[FLM_KEY_LEN + 1], newid[FLM_KEY_ID_LEN + 1];
+	char		 key[FLM_KEY_LEN + 1];
 	const char	*args[4];
 	long		 g = 0;
 	int		 revoked, rv = -1;
@@ -395,9 +400,7 @@ keyd_key_rotate(struct db *db, const char *which, const char *grace,
 		    "one", id, label);
 		return -1;
 	}
-	/* Same id, new secret: generate a key and keep only its secret. */
-	keyd_key_generate(key, newid);
-	memcpy(key + 4, id, FLM_KEY_ID_LEN);
+	keyd_key_generate(key, id);	/* same id, new secret */
 	if (keyd_hash(key + 4 + FLM_KEY_ID_LEN + 1, hash, sizeof(hash)) == -1) {
 		snprintf(err, errsz, "cannot hash the key");
 		goto done;

@@ -137,6 +137,8 @@ static void
 proxy_send(struct chan *ch, const struct proxy_handle *h)
 {
 	struct json_object	*o;
+	const char		*s;
+	size_t			 len;
 	int			 fd;
 
 	if (ch == NULL)
@@ -146,8 +148,8 @@ proxy_send(struct chan *ch, const struct proxy_handle *h)
 		return;
 	}
 	o = proxy_handle_json(h);
-	chan_compose(ch, IMSG_PROXY_LISTEN, 0, fd,
-	    json_object_to_json_string(o), strlen(json_object_to_json_string(o)));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	chan_compose(ch, IMSG_PROXY_LISTEN, 0, fd, s, len);
 	json_object_put(o);
 }
 

@@ -157,3 +157,7 @@ post() {
 	shift
 	curl -s -m 5 -H 'Content-Type: application/json' -d "$@" "$u"
 }
+
+# printf formats of a raw HELLO frame (type 1, length 29, protocol 1,
+# version "x") as flm-proxyd would send it, for fake children.
+HELLO_PROXYD='\001\000\000\000\035\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\003\000\000\000\001\000\000\000x'

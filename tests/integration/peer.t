@@ -25,7 +25,7 @@ EOS
 }
 fake_proxyd garbage 'GET / HTTP/1.1\r\nHost: keyd\r\n\r\n'
 # HELLO from proxyd (proto 1, proc 3, "x"), then a KEY_VERIFY of 4 bytes.
-fake_proxyd short '\001\000\000\000\035\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\003\000\000\000\001\000\000\000x\074\000\000\000\024\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000'
+fake_proxyd short "$HELLO_PROXYD"'\074\000\000\000\024\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000'
 
 for kind in garbage short; do
 	check "suite starts with a $kind-sending proxyd" \
@@ -50,7 +50,7 @@ cat >"$WRAP/badstate" <<EOS
 #!/bin/sh
 if [ ! -e "$WRAP/badstate.sent" ]; then
 	: >"$WRAP/badstate.sent"
-	printf '\001\000\000\000\035\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\003\000\000\000\001\000\000\000x' >&3
+	printf '$HELLO_PROXYD' >&3
 	printf '\036\000\000\000\\$(printf '%03o' $len)\000\000\000\000\000\000\000\000\000\000\000' >&3
 	printf '%s' '$payload' >&3
 	exec sleep 30
