@@ -102,6 +102,21 @@ proxyd_listen(struct chan *ch, struct chan_msg *m)
 }
 
 static void
+proxyd_limits(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*o;
+
+	if (msg_get_json(m, &o) == -1 ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		chan_fail(ch, "malformed PROXY_LIMITS");
+		return;
+	}
+	http_limits(o);
+	json_object_put(o);
+}
+
+static void
 proxyd_close(struct chan *ch, struct chan_msg *m)
 {
 	struct json_object	*o, *id;
@@ -122,6 +137,9 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	(void)arg;
 	switch (m->hdr.type) {
 	case IMSG_RELOAD:
+		break;
+	case IMSG_PROXY_LIMITS:
+		proxyd_limits(ch, m);
 		break;
 	case IMSG_PROXY_LISTEN:
 		proxyd_listen(ch, m);
@@ -157,13 +175,15 @@ main(int argc, char *argv[])
 	/* libcurl and OpenSSL read their configuration before the chroot. */
 	probe_init();
 	auth_init();
+	http_init();
 	child_drop(&px->c, FLM_PROXYD_USER, px->c.paths.emptydir);
 	proxyd_sandbox();
 	log_debug("ready");
 	rv = child_run(&px->c);
+	http_cleanup();		/* first: requests let go of what they wait on */
+	upstream_cleanup();
 	catalogue_cleanup();
 	probe_cleanup();
 	auth_cleanup();
-	http_cleanup();
 	return rv;
 }

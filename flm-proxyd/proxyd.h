@@ -3,13 +3,14 @@
 #define PROXYD_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "child.h"
 #include "flm_msg.h"
+#include "proxyd_parse.h"
 
-struct evhttp;
-struct evhttp_request;
-struct evhttp_connection;
+struct evbuffer;
+struct evconnlistener;
 struct json_object;
 
 #define PROXYD_MAX_LISTENERS	8
@@ -25,8 +26,21 @@ struct proxyd_engine {
 
 struct proxyd_listener {
 	char			 id[80];
-	struct evhttp		*http;
+	struct evconnlistener	*lev;
 	int			 auth;		/* 0: benchmark only, loopback */
+	uint64_t		 requests;	/* served, for flm proxy status */
+	uint64_t		 reported;
+	void			*conns;		/* struct http_conns */
+};
+
+/* Set by flmd (IMSG_PROXY_LIMITS); defaults in proxyd_http.c. */
+struct proxyd_limits {
+	size_t		 max_header;	/* bytes of a request head */
+	size_t		 max_body;	/* bytes of a request body */
+	int		 header_timeout;	/* s to send a whole head */
+	int		 idle_timeout;	/* s a keep-alive connection idles */
+	int		 upstream_timeout;	/* s an engine may stay silent */
+	int		 max_conns;	/* client connections at once */
 };
 
 struct proxyd {
@@ -36,35 +50,126 @@ struct proxyd {
 	struct keycache		*cache;
 	struct proxyd_engine	 engines[PROXYD_MAX_ENGINES];
 	int			 nengines;
+	struct proxyd_limits	 limits;
 };
 
 extern struct proxyd	*px;
 
+/* The endpoints FLM serves; nothing else ever reaches an engine. */
+enum http_endpoint {
+	EP_NONE = 0,
+	EP_HEALTHZ,
+	EP_MODELS,
+	EP_CHAT,
+	EP_COMPLETIONS,
+	EP_EMBEDDINGS,
+};
+
+struct http_conn;
+struct http_req;
+typedef void	(*http_req_cb)(struct http_req *);
+
+/* One client request, from its head to the end of its answer. */
+struct http_req {
+	struct http_conn	*conn;
+	struct http_head	 head;
+	char			*headbuf;	/* the bytes head points into */
+	enum http_endpoint	 ep;
+	struct evbuffer		*body;
+	uint64_t		 id;
+	char			 key_id[FLM_KEY_ID_LEN + 1];
+	struct timespec		 start;
+	int			 retry_after;	/* s, for the next answer */
+	int			 sent_head;	/* the answer has begun */
+	int			 chunked;	/* answer framed by chunks */
+	/* Whoever holds the request while it waits, told if the client
+	 * goes (the request is freed right after), and when the client
+	 * has room for more of the answer. */
+	void			(*abort)(struct http_req *, void *);
+	void			(*drained)(struct http_req *, void *);
+	void			*owner;
+};
+
 /* proxyd_http.c */
+void	http_init(void);
 void	http_listen(int, const char *, int);
 void	http_close(const char *);
 void	http_cleanup(void);
-void	http_json(struct evhttp_request *, int, struct json_object *);
-void	http_error(struct evhttp_request *, int, const char *, const char *,
+void	http_limits(struct json_object *);
+void	http_report(void);
+const char *http_req_addr(const struct http_req *);
+void	http_reply(struct http_req *, int, const char *, const char *, size_t);
+void	http_json(struct http_req *, int, struct json_object *);
+void	http_error(struct http_req *, int, const char *, const char *,
 	    const char *);
-void	http_watch_close(struct evhttp_request *);
+void	http_stream_begin(struct http_req *, int, const char *, int64_t);
+void	http_stream_data(struct http_req *, const void *, size_t);
+void	http_stream_move(struct http_req *, struct evbuffer *, size_t);
+void	http_stream_end(struct http_req *);
+void	http_stream_abort(struct http_req *);
+size_t	http_out_pending(const struct http_req *);
+void	http_hold(struct http_req *, void (*)(struct http_req *, void *),
+	    void *);
+void	http_release(struct http_req *);
+
+/* proxyd_route.c */
+void	route_dispatch(struct http_req *);
+
+/* proxyd_upstream.c */
+enum upstream_mode {
+	UP_PASS = 0,		/* OpenAI-compatible: answer passed through */
+	UP_OLLAMA_CHAT,		/* /api/chat answers made OpenAI-shaped */
+	UP_OLLAMA_GENERATE,
+	UP_OLLAMA_EMBED,
+};
+struct upstream_call {
+	const struct proxyd_engine *engine;
+	const char		*path;
+	const char		*body;
+	size_t			 len;
+	enum upstream_mode	 mode;
+	int			 stream;	/* the client asked for SSE */
+	int			 usage;		/* stream_options.include_usage */
+	const char		*model;		/* as the client named it */
+};
+void	upstream_start(struct http_req *, const struct upstream_call *);
+void	upstream_cleanup(void);
+
+/* proxyd_ollama.c */
+struct ollama_stream;
+struct json_object *ollama_request(enum http_endpoint, struct json_object *,
+	    const char *, char *, size_t);
+struct json_object *ollama_answer(enum upstream_mode, struct json_object *,
+	    const char *, uint64_t);
+struct ollama_stream *ollama_stream_new(enum upstream_mode, const char *,
+	    uint64_t, int);
+int	ollama_stream_line(struct ollama_stream *, const char *, size_t,
+	    struct evbuffer *);
+void	ollama_stream_free(struct ollama_stream *);
+int	ollama_stream_done(const struct ollama_stream *);
+struct json_object *ollama_error(int, const char *, size_t);
 
 /* proxyd_auth.c */
-typedef void	(*auth_done_cb)(struct evhttp_request *, const char *, void *);
+typedef void	(*auth_done_cb)(struct http_req *, const char *);
 void	auth_init(void);
-void	auth_check(struct evhttp_request *, auth_done_cb, void *);
+void	auth_check(struct http_req *, auth_done_cb);
 void	auth_verdict(struct chan *, struct chan_msg *);
 void	auth_invalidate(struct chan *, struct chan_msg *);
 void	auth_keyd_up(struct chan *);
-void	auth_conn_closed(struct evhttp_connection *);
 void	auth_cleanup(void);
 
 /* proxyd_catalogue.c */
+struct route {
+	const struct proxyd_engine *engine;
+	const char		*model;		/* the engine's own name */
+	int			 openai;	/* has the /v1 endpoints */
+};
 unsigned int	catalogue_stale(void);
 unsigned int	catalogue_generation(void);
 void	catalogue_update(struct json_object *, unsigned int);
-void	catalogue_models(struct evhttp_request *, const char *, void *);
-void	catalogue_conn_closed(struct evhttp_connection *);
+void	catalogue_when_fresh(struct http_req *, http_req_cb);
+void	catalogue_models(struct http_req *);
+int	catalogue_route(const char *, struct route *, char *, size_t);
 void	catalogue_cleanup(void);
 
 /* proxyd_probe.c */

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <sodium.h>
 
 #include "apikey.h"
@@ -32,10 +31,8 @@
 struct auth_req {
 	TAILQ_ENTRY(auth_req)	 entry;
 	uint64_t		 id;
-	struct evhttp_request	*req;		/* NULL: the client left */
-	struct evhttp_connection *evcon;
+	struct http_req		*req;		/* NULL: the client left */
 	auth_done_cb		 done;
-	void			*arg;
 	time_t			 since;
 	char			 addr[64];	/* the client's */
 	uint8_t			 digest[KEYCACHE_DIGEST];
@@ -67,13 +64,9 @@ auth_free(struct auth_req *a)
 }
 
 static void
-auth_retry_after(struct evhttp_request *req, long secs)
+auth_retry_after(struct http_req *req, long secs)
 {
-	char	 buf[24];
-
-	snprintf(buf, sizeof(buf), "%ld", secs > 0 ? secs : 1);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Retry-After", buf);
+	req->retry_after = secs > 0 ? (int)secs : 1;
 }
 
 static struct auth_fail *
@@ -105,7 +98,7 @@ auth_fail_slot(const char *addr, time_t now, int create)
 
 /* Too many failures from addr: refuse with 429 before asking keyd. */
 static int
-auth_throttled(struct evhttp_request *req, const char *addr)
+auth_throttled(struct http_req *req, const char *addr)
 {
 	struct auth_fail	*f;
 	time_t			 now = time(NULL);
@@ -127,7 +120,7 @@ auth_failed(const char *addr)
 }
 
 static void
-auth_refuse(struct evhttp_request *req, uint32_t result)
+auth_refuse(struct http_req *req, uint32_t result)
 {
 	switch (result) {
 	case FLM_KEY_UNAVAILABLE:
@@ -172,8 +165,10 @@ auth_expire(evutil_socket_t fd, short ev, void *arg)
 		next = TAILQ_NEXT(a, entry);
 		if (now - a->since < AUTH_TIMEOUT_SECS)
 			continue;
-		if (a->req != NULL)
+		if (a->req != NULL) {
+			http_release(a->req);
 			auth_refuse(a->req, FLM_KEY_UNAVAILABLE);
+		}
 		auth_free(a);
 	}
 }
@@ -230,20 +225,28 @@ auth_cleanup(void)
 
 /* "Bearer TOKEN" -> TOKEN, or NULL. */
 static const char *
-auth_bearer(struct evhttp_request *req, size_t *len)
+auth_bearer(struct http_req *req, size_t *len)
 {
-	const char	*h, *t;
+	const char	*h, *end;
+	size_t		 hlen;
 
-	h = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Authorization");
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+	h = http_header(&req->head, "authorization", &hlen);
+	if (h == NULL || hlen < 7 || strncasecmp(h, "Bearer ", 7) != 0)
 		return NULL;
-	for (t = h + 7; *t == ' '; t++)
+	end = h + hlen;
+	for (h += 7; h < end && *h == ' '; h++)
 		;
-	*len = strlen(t);
-	while (*len > 0 && (t[*len - 1] == ' ' || t[*len - 1] == '\t'))
-		(*len)--;
-	return t;
+	*len = end - h;		/* trailing blanks are not in the value */
+	return h;
+}
+
+static void
+auth_abort(struct http_req *req, void *arg)
+{
+	struct auth_req	*a = arg;
+
+	(void)req;
+	a->req = NULL;		/* keyd's answer still fills the cache */
 }
 
 /*
@@ -252,15 +255,14 @@ auth_bearer(struct evhttp_request *req, size_t *len)
  * reach keyd.
  */
 void
-auth_check(struct evhttp_request *req, auth_done_cb done, void *arg)
+auth_check(struct http_req *req, auth_done_cb done)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct keycache_entry	*ce;
 	struct auth_req		*a;
 	const char		*tok, *secret;
-	char			 id[FLM_KEY_ID_LEN + 1], *addr = NULL;
+	char			 id[FLM_KEY_ID_LEN + 1];
+	const char		*addr = http_req_addr(req);
 	uint8_t			 dig[KEYCACHE_DIGEST];
-	uint16_t		 port;
 	size_t			 len = 0;
 
 	if ((tok = auth_bearer(req, &len)) != NULL && len > 0 &&
@@ -268,13 +270,10 @@ auth_check(struct evhttp_request *req, auth_done_cb done, void *arg)
 		/* The steady state: one keyed hash, no round trip. */
 		keycache_digest(px->cache, tok, len, dig);
 		if ((ce = keycache_get(px->cache, dig, time(NULL))) != NULL) {
-			done(req, ce->key_id, arg);
+			done(req, ce->key_id);
 			return;
 		}
 	}
-	evhttp_connection_get_peer(evcon, &addr, &port);
-	if (addr == NULL)
-		addr = "";
 	if (auth_throttled(req, addr))
 		return;
 	if (tok == NULL || len == 0) {
@@ -302,9 +301,7 @@ auth_check(struct evhttp_request *req, auth_done_cb done, void *arg)
 	}
 	a->id = auth_nextid++;
 	a->req = req;
-	a->evcon = evhttp_request_get_connection(req);
 	a->done = done;
-	a->arg = arg;
 	a->since = time(NULL);
 	snprintf(a->addr, sizeof(a->addr), "%s", addr);
 	memcpy(a->digest, dig, sizeof(dig));
@@ -314,7 +311,7 @@ auth_check(struct evhttp_request *req, auth_done_cb done, void *arg)
 	memcpy(a->v.token, tok, len);
 	TAILQ_INSERT_TAIL(&auth_pending, a, entry);
 	auth_npending++;
-	http_watch_close(req);
+	http_hold(req, auth_abort, a);
 	auth_send(px->c.peer, a);
 }
 
@@ -340,8 +337,9 @@ auth_verdict(struct chan *ch, struct chan_msg *m)
 	else if (r.result != FLM_KEY_UNAVAILABLE)
 		auth_failed(a->addr);
 	if (a->req != NULL) {
+		http_release(a->req);
 		if (r.result == FLM_KEY_OK)
-			a->done(a->req, r.key_id, a->arg);
+			a->done(a->req, r.key_id);
 		else
 			auth_refuse(a->req, r.result);
 	}
@@ -381,14 +379,4 @@ auth_keyd_up(struct chan *ch)
 		keycache_clear(px->cache);
 	TAILQ_FOREACH(a, &auth_pending, entry)
 		auth_send(ch, a);
-}
-
-void
-auth_conn_closed(struct evhttp_connection *evcon)
-{
-	struct auth_req	*a;
-
-	TAILQ_FOREACH(a, &auth_pending, entry)
-		if (a->evcon == evcon)
-			a->req = NULL;
 }

@@ -9,11 +9,10 @@
 
 #include <sys/queue.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <json-c/json.h>
 
 #include "log.h"
@@ -21,8 +20,16 @@
 
 struct cat_wait {
 	TAILQ_ENTRY(cat_wait)	 entry;
-	struct evhttp_request	*req;		/* NULL: the client left */
-	struct evhttp_connection *evcon;
+	struct http_req		*req;
+	http_req_cb		 cb;
+};
+
+/* One model of a usable engine, for routing. */
+struct cat_model {
+	char			*id;		/* flm://engine/model */
+	char			*model;		/* the engine's own name */
+	char			 engine[33];
+	int			 openai;
 };
 
 static TAILQ_HEAD(, cat_wait)	 cat_waiting =
@@ -31,20 +38,17 @@ static char			*cat_body;	/* the whole JSON answer */
 static size_t			 cat_len;
 static unsigned int		 cat_gen;	/* engine list generation */
 static int			 cat_fresh;	/* built for cat_gen */
+static struct cat_model		*cat_models;
+static size_t			 cat_nmodels;
 
 static void
-catalogue_reply(struct evhttp_request *req)
+catalogue_reply(struct http_req *req)
 {
-	struct evbuffer	*buf = evbuffer_new();
-
 	if (cat_body != NULL)
-		evbuffer_add(buf, cat_body, cat_len);
+		http_reply(req, 200, "application/json", cat_body, cat_len);
 	else
-		evbuffer_add_printf(buf, "{\"object\":\"list\",\"data\":[]}");
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
-	evhttp_send_reply(req, 200, NULL, buf);
-	evbuffer_free(buf);
+		http_reply(req, 200, "application/json",
+		    "{\"object\":\"list\",\"data\":[]}", 26);
 }
 
 /* The engine list changed: what we have describes the old one. */
@@ -77,26 +81,79 @@ catalogue_entry(struct json_object *m)
 	return o;
 }
 
+static void
+catalogue_free_models(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < cat_nmodels; i++) {
+		free(cat_models[i].id);
+		free(cat_models[i].model);
+	}
+	free(cat_models);
+	cat_models = NULL;
+	cat_nmodels = 0;
+}
+
+/* Remember one model of a usable engine; verdicts come from our own
+ * probe, but their strings came from an engine: checked anyway. */
+static void
+catalogue_add_model(struct json_object *m, const char *engine, int openai)
+{
+	struct cat_model	*cm, *n;
+	const char		*id, *model;
+
+	id = json_object_get_string(json_object_object_get(m, "id"));
+	model = json_object_get_string(json_object_object_get(m, "model"));
+	if (id == NULL || model == NULL || strlen(engine) >= sizeof(cm->engine))
+		return;
+	if ((n = reallocarray(cat_models, cat_nmodels + 1,
+	    sizeof(*cat_models))) == NULL)
+		return;
+	cat_models = n;
+	cm = &cat_models[cat_nmodels];
+	memset(cm, 0, sizeof(*cm));
+	if ((cm->id = strdup(id)) == NULL ||
+	    (cm->model = strdup(model)) == NULL) {
+		free(cm->id);
+		return;
+	}
+	snprintf(cm->engine, sizeof(cm->engine), "%s", engine);
+	cm->openai = openai;
+	cat_nmodels++;
+}
+
 /* A probe of engine list generation gen ended with these verdicts. */
 void
 catalogue_update(struct json_object *verdicts, unsigned int gen)
 {
-	struct json_object	*o, *data, *e, *ms;
+	struct json_object	*o, *data, *e, *ms, *m, *v;
 	struct cat_wait		*w;
-	const char		*state, *s;
+	const char		*state, *s, *engine;
 	size_t			 i, j;
+	int			 openai;
 
+	if (gen != cat_gen)
+		return;		/* an older list's probe: not the answer */
+	catalogue_free_models();
 	data = json_object_new_array();
 	for (i = 0; i < json_object_array_length(verdicts); i++) {
 		e = json_object_array_get_idx(verdicts, i);
 		state = json_object_get_string(json_object_object_get(e,
 		    "state"));
-		if (state == NULL || strncmp(state, "Running", 7) != 0 ||
+		engine = json_object_get_string(json_object_object_get(e,
+		    "id"));
+		if (state == NULL || engine == NULL ||
+		    strncmp(state, "Running", 7) != 0 ||
 		    !json_object_object_get_ex(e, "models", &ms))
 			continue;
-		for (j = 0; j < json_object_array_length(ms); j++)
-			json_object_array_add(data, catalogue_entry(
-			    json_object_array_get_idx(ms, j)));
+		openai = !json_object_object_get_ex(e, "openai", &v) ||
+		    json_object_get_boolean(v);
+		for (j = 0; j < json_object_array_length(ms); j++) {
+			m = json_object_array_get_idx(ms, j);
+			json_object_array_add(data, catalogue_entry(m));
+			catalogue_add_model(m, engine, openai);
+		}
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "object", json_object_new_string("list"));
@@ -107,47 +164,101 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 	if ((cat_body = strdup(s)) == NULL)
 		cat_len = 0;
 	json_object_put(o);
-	if (gen != cat_gen)
-		return;		/* an older list's probe: not the answer */
 	cat_fresh = 1;
 	while ((w = TAILQ_FIRST(&cat_waiting)) != NULL) {
 		TAILQ_REMOVE(&cat_waiting, w, entry);
-		if (w->req != NULL)
-			catalogue_reply(w->req);
+		http_release(w->req);
+		w->cb(w->req);
 		free(w);
 	}
 }
 
-/* GET /v1/models, the key (if any) already verified. */
+static void
+catalogue_abort(struct http_req *req, void *arg)
+{
+	struct cat_wait	*w = arg;
+
+	(void)req;
+	TAILQ_REMOVE(&cat_waiting, w, entry);
+	free(w);
+}
+
+/* cb(req) once the catalogue describes the current engine list. */
 void
-catalogue_models(struct evhttp_request *req, const char *key_id, void *arg)
+catalogue_when_fresh(struct http_req *req, http_req_cb cb)
 {
 	struct cat_wait	*w;
 
-	(void)key_id;
-	(void)arg;
-	if (cat_fresh) {
-		catalogue_reply(req);
-		return;
-	}
-	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		catalogue_reply(req);
+	if (cat_fresh || (w = calloc(1, sizeof(*w))) == NULL) {
+		cb(req);
 		return;
 	}
 	w->req = req;
-	w->evcon = evhttp_request_get_connection(req);
+	w->cb = cb;
 	TAILQ_INSERT_TAIL(&cat_waiting, w, entry);
-	http_watch_close(req);
+	http_hold(req, catalogue_abort, w);
 }
 
+/* GET /v1/models, the key (if any) already verified. */
 void
-catalogue_conn_closed(struct evhttp_connection *evcon)
+catalogue_models(struct http_req *req)
 {
-	struct cat_wait	*w;
+	catalogue_when_fresh(req, catalogue_reply);
+}
 
-	TAILQ_FOREACH(w, &cat_waiting, entry)
-		if (w->evcon == evcon)
-			w->req = NULL;
+static const struct proxyd_engine *
+catalogue_engine(const char *id)
+{
+	int	 i;
+
+	for (i = 0; i < px->nengines; i++)
+		if (strcmp(px->engines[i].id, id) == 0)
+			return &px->engines[i];
+	return NULL;
+}
+
+/*
+ * Which engine serves model: flm://ENGINE/MODEL, or a bare name that
+ * one usable engine has.  0, or the HTTP status with err saying why.
+ */
+int
+catalogue_route(const char *model, struct route *rt, char *err,
+    size_t errsz)
+{
+	struct cat_model	*hit = NULL;
+	size_t			 i, n = 0, off;
+	const char		*sep = "";
+	int			 flm = strncmp(model, "flm://", 6) == 0;
+
+	for (i = 0; i < cat_nmodels; i++) {
+		if (strcmp(flm ? cat_models[i].id : cat_models[i].model,
+		    model) != 0)
+			continue;
+		if (hit == NULL)
+			hit = &cat_models[i];
+		n++;
+	}
+	if (n > 1) {
+		off = (size_t)snprintf(err, errsz, "The model '%s' is served "
+		    "by more than one engine; name one of:", model);
+		for (i = 0; i < cat_nmodels && off < errsz; i++)
+			if (strcmp(cat_models[i].model, model) == 0) {
+				off += (size_t)snprintf(err + off, errsz - off,
+				    "%s %s", sep, cat_models[i].id);
+				sep = ",";
+			}
+		return 400;
+	}
+	if (hit == NULL || (rt->engine = catalogue_engine(hit->engine)) ==
+	    NULL) {
+		snprintf(err, errsz, "The model '%s' does not exist or its "
+		    "engine is not running; GET /v1/models lists the models "
+		    "served.", model);
+		return 404;
+	}
+	rt->model = hit->model;
+	rt->openai = hit->openai;
+	return 0;
 }
 
 void
@@ -159,6 +270,7 @@ catalogue_cleanup(void)
 		TAILQ_REMOVE(&cat_waiting, w, entry);
 		free(w);
 	}
+	catalogue_free_models();
 	free(cat_body);
 	cat_body = NULL;
 }

@@ -1,44 +1,277 @@
 /*
- * The client side of flm-proxyd: HTTP on the sockets flmd passes in,
- * routing, and OpenAI-shaped errors.
+ * The client side of flm-proxyd: HTTP/1.1 on the sockets flmd passes
+ * in, one request at a time per connection (pipelined requests wait
+ * their turn in the input buffer), with limits on every phase and
+ * OpenAI-shaped errors.  Bytes are read with proxyd_parse.c; what a
+ * request means is decided in proxyd_route.c.
  */
 #include "config.h"
 
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
+#include <event2/listener.h>
 #include <json-c/json.h>
 
+#include "proxylimits.h"
 #include "log.h"
 #include "proxyd.h"
 
-#define HTTP_MAX_HEADERS	(32 * 1024)
-#define HTTP_MAX_BODY		(8 * 1024 * 1024)
-#define HTTP_TIMEOUT_SECS	60
+#define HTTP_WRITE_LOW		(16 * 1024)	/* resume the engine below */
+
+enum conn_state {
+	C_HEAD,		/* reading a request head (or idle between) */
+	C_BODY,		/* reading its body */
+	C_WORK,		/* keyd or an engine has it */
+	C_CLOSING,	/* flushing the last answer */
+};
+
+struct http_conn {
+	TAILQ_ENTRY(http_conn)	 entry;
+	struct proxyd_listener	*l;
+	struct bufferevent	*bev;
+	struct event		*timer;
+	enum conn_state		 state;
+	int			 idle;		/* timer is the idle one */
+	int			 keepalive;
+	int			 body_done;
+	int			 eof;		/* the client sends no more */
+	struct http_chunked	 ck;
+	struct http_req		 req;
+	char			 addr[INET6_ADDRSTRLEN];
+};
+TAILQ_HEAD(http_conns, http_conn);
+
+static int		 http_nconns;
+static uint64_t		 http_nextid = 1;
+static struct event	*http_report_tick;
+
+static void	conn_read(struct bufferevent *, void *);
+static void	conn_free(struct http_conn *);
+static void	request_begin(struct http_conn *);
+
+/* ---- limits --------------------------------------------------------------- */
+
+/* Where each limit of lib/limits.c lives, in its order. */
+static const struct {
+	size_t	 off;
+	int	 is_size;
+} http_limit_fields[] = {
+	{ offsetof(struct proxyd_limits, max_header), 1 },
+	{ offsetof(struct proxyd_limits, max_body), 1 },
+	{ offsetof(struct proxyd_limits, header_timeout), 0 },
+	{ offsetof(struct proxyd_limits, idle_timeout), 0 },
+	{ offsetof(struct proxyd_limits, upstream_timeout), 0 },
+	{ offsetof(struct proxyd_limits, max_conns), 0 },
+};
+
+/* flmd's settings proxy.NAME (checked there, and again here). */
+void
+http_limits(struct json_object *o)
+{
+	struct json_object	*v;
+	long long		 x;
+	char			*p;
+	int			 i;
+
+	for (i = 0; i < limit_ndefs; i++) {
+		x = limit_defs[i].def;
+		if (o != NULL && json_object_object_get_ex(o,
+		    limit_defs[i].name, &v) &&
+		    json_object_is_type(v, json_type_int)) {
+			x = json_object_get_int64(v);
+			if (x < limit_defs[i].min || x > limit_defs[i].max) {
+				log_warnx("proxy.%s = %lld out of range",
+				    limit_defs[i].name, x);
+				x = limit_defs[i].def;
+			}
+		}
+		p = (char *)&px->limits + http_limit_fields[i].off;
+		if (http_limit_fields[i].is_size)
+			*(size_t *)p = (size_t)x;
+		else
+			*(int *)p = (int)x;
+	}
+}
+
+/* ---- answers --------------------------------------------------------------- */
+
+static const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error" :
+	    "Server Error";
+	}
+}
+
+/* The Date header, formatted once a second. */
+static const char *
+http_date(void)
+{
+	static char	 buf[40];
+	static time_t	 last;
+	time_t		 now = time(NULL);
+	struct tm	 tm;
+
+	if (now != last && gmtime_r(&now, &tm) != NULL) {
+		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		last = now;
+	}
+	return buf;
+}
+
+const char *
+http_req_addr(const struct http_req *r)
+{
+	return r->conn->addr;
+}
+
+size_t
+http_out_pending(const struct http_req *r)
+{
+	return evbuffer_get_length(bufferevent_get_output(r->conn->bev));
+}
+
+static void
+http_head_out(struct http_req *r, int status, const char *ctype,
+    int64_t clen)
+{
+	struct http_conn	*c = r->conn;
+	struct evbuffer		*out = bufferevent_get_output(c->bev);
+
+	/* HTTP/1.0 clients get no chunks: the close ends the answer. */
+	r->chunked = clen < 0 && r->head.minor >= 1 && status != 204;
+	if (clen < 0 && !r->chunked)
+		c->keepalive = 0;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+	    "X-Request-Id: flm-%016llx\r\n", status, http_reason(status),
+	    http_date(), (unsigned long long)r->id);
+	if (ctype != NULL)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	if (status == 204)
+		;	/* RFC 9110 §8.6: no Content-Length */
+	else if (clen >= 0)
+		evbuffer_add_printf(out, "Content-Length: %lld\r\n",
+		    (long long)clen);
+	else if (r->chunked)
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	if (status == 401)
+		evbuffer_add(out, "WWW-Authenticate: Bearer\r\n", 26);
+	if (status == 405 || status == 204)
+		evbuffer_add_printf(out, "Allow: %s\r\n", r->ep == EP_HEALTHZ ||
+		    r->ep == EP_MODELS ? "GET, HEAD, OPTIONS" :
+		    "POST, OPTIONS");
+	if (r->retry_after > 0)
+		evbuffer_add_printf(out, "Retry-After: %d\r\n",
+		    r->retry_after);
+	if (ctype != NULL && strcmp(ctype, "text/event-stream") == 0)
+		evbuffer_add(out, "Cache-Control: no-cache\r\n", 25);
+	if (!c->keepalive)
+		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+	else if (r->head.minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n\r\n", 26);
+	else
+		evbuffer_add(out, "\r\n", 2);
+	r->sent_head = 1;
+}
+
+/* The request is answered: free it, then the next one or the close. */
+static void
+request_done(struct http_conn *c)
+{
+	struct http_req	*r = &c->req;
+	struct timeval	 tv = { px->limits.idle_timeout, 0 };
+
+	free(r->headbuf);
+	if (r->body != NULL)
+		evbuffer_free(r->body);
+	memset(r, 0, sizeof(*r));
+	r->conn = c;
+	c->l->requests++;
+	if (c->eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		c->keepalive = 0;
+	if (!c->keepalive) {
+		c->state = C_CLOSING;
+		bufferevent_disable(c->bev, EV_READ);
+		if (http_out_pending(r) == 0) {
+			conn_free(c);
+			return;
+		}
+		evtimer_add(c->timer, &tv);
+		return;
+	}
+	c->state = C_HEAD;
+	c->idle = 1;
+	evtimer_add(c->timer, &tv);
+	bufferevent_enable(c->bev, EV_READ);
+	/* Pipelined bytes: later, from the loop, so no recursion. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
 
 void
-http_json(struct evhttp_request *req, int code, struct json_object *o)
+http_reply(struct http_req *r, int status, const char *ctype,
+    const char *body, size_t len)
 {
-	struct evbuffer	*buf = evbuffer_new();
+	http_head_out(r, status, ctype, (int64_t)len);
+	if (r->head.method != HTTP_M_HEAD && len > 0)
+		evbuffer_add(bufferevent_get_output(r->conn->bev), body, len);
+	request_done(r->conn);
+}
+
+void
+http_json(struct http_req *r, int status, struct json_object *o)
+{
 	const char	*s;
 	size_t		 len;
 
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	evbuffer_add(buf, s, len);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
-	evhttp_send_reply(req, code, NULL, buf);
-	evbuffer_free(buf);
+	http_reply(r, status, "application/json", s, len);
 }
 
 /* OpenAI's error shape: {"error": {message, type, param, code}}. */
 void
-http_error(struct evhttp_request *req, int status, const char *type,
+http_error(struct http_req *r, int status, const char *type,
     const char *code, const char *msg)
 {
 	struct json_object	*o = json_object_new_object();
@@ -50,115 +283,553 @@ http_error(struct evhttp_request *req, int status, const char *type,
 	json_object_object_add(e, "code", code ?
 	    json_object_new_string(code) : NULL);
 	json_object_object_add(o, "error", e);
-	if (status == 401)
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "WWW-Authenticate", "Bearer");
-	http_json(req, status, o);
+	/* A request whose body we did not read ends its connection. */
+	if (!r->conn->body_done)
+		r->conn->keepalive = 0;
+	http_json(r, status, o);
 	json_object_put(o);
 }
 
-static void
-http_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-	(void)arg;
-	/* Whoever still holds a request on this connection must let go. */
-	auth_conn_closed(evcon);
-	catalogue_conn_closed(evcon);
-}
-
-/* Before a request waits on keyd or an engine: notice if the client goes. */
 void
-http_watch_close(struct evhttp_request *req)
+http_stream_begin(struct http_req *r, int status, const char *ctype,
+    int64_t clen)
 {
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
-	    http_conn_closed, NULL);
+	http_head_out(r, status, ctype, clen);
+}
+
+void
+http_stream_data(struct http_req *r, const void *p, size_t len)
+{
+	struct evbuffer	*out = bufferevent_get_output(r->conn->bev);
+
+	if (len == 0 || r->head.method == HTTP_M_HEAD)
+		return;
+	if (r->chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, p, len);
+	if (r->chunked)
+		evbuffer_add(out, "\r\n", 2);
+}
+
+/* n bytes from src, moved rather than copied where framing allows. */
+void
+http_stream_move(struct http_req *r, struct evbuffer *src, size_t n)
+{
+	struct evbuffer	*out = bufferevent_get_output(r->conn->bev);
+
+	if (n == 0)
+		return;
+	if (r->head.method == HTTP_M_HEAD) {
+		evbuffer_drain(src, n);
+		return;
+	}
+	if (r->chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_remove_buffer(src, out, n);
+	if (r->chunked)
+		evbuffer_add(out, "\r\n", 2);
+}
+
+void
+http_stream_end(struct http_req *r)
+{
+	if (r->chunked && r->head.method != HTTP_M_HEAD)
+		evbuffer_add(bufferevent_get_output(r->conn->bev),
+		    "0\r\n\r\n", 5);
+	request_done(r->conn);
+}
+
+/* The answer cannot be finished: cut the connection, so the client
+ * sees a truncated answer rather than a complete wrong one. */
+void
+http_stream_abort(struct http_req *r)
+{
+	r->abort = NULL;
+	conn_free(r->conn);
+}
+
+void
+http_hold(struct http_req *r, void (*abort)(struct http_req *, void *),
+    void *owner)
+{
+	r->abort = abort;
+	r->owner = owner;
+}
+
+void
+http_release(struct http_req *r)
+{
+	r->abort = NULL;
+	r->drained = NULL;
+	r->owner = NULL;
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void
+conn_free(struct http_conn *c)
+{
+	struct http_conns	*cs = c->l->conns;
+	struct http_req		*r = &c->req;
+
+	if (r->abort != NULL)
+		r->abort(r, r->owner);
+	free(r->headbuf);
+	if (r->body != NULL)
+		evbuffer_free(r->body);
+	TAILQ_REMOVE(cs, c, entry);
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	free(c);
+	http_nconns--;
+}
+
+/* An error before the request could be read: answer, then close. */
+static void
+conn_refuse(struct http_conn *c, int status, const char *msg)
+{
+	c->keepalive = 0;
+	if (c->req.headbuf == NULL)
+		c->req.head.minor = 1;
+	c->req.id = http_nextid++;
+	http_error(&c->req, status, "invalid_request_error", NULL, msg);
 }
 
 static void
-http_healthz(struct evhttp_request *req)
+conn_timeout(evutil_socket_t fd, short ev, void *arg)
 {
-	struct json_object	*o = json_object_new_object();
+	struct http_conn	*c = arg;
 
-	json_object_object_add(o, "status", json_object_new_string("ok"));
-	http_json(req, 200, o);
-	json_object_put(o);
-}
-
-static void
-http_request(struct evhttp_request *req, void *arg)
-{
-	struct proxyd_listener	*l = arg;
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	const char		*path = uri ? evhttp_uri_get_path(uri) : NULL;
-	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
-	char			 msg[256];
-
-	if (path == NULL) {
-		http_error(req, 400, "invalid_request_error", NULL,
-		    "Malformed request URL.");
-		return;
-	}
-	if (strcmp(path, "/healthz") == 0 && cmd == EVHTTP_REQ_GET) {
-		http_healthz(req);
-		return;
-	}
-	if (strcmp(path, "/v1/models") == 0) {
-		if (cmd != EVHTTP_REQ_GET) {
-			http_error(req, 405, "invalid_request_error", NULL,
-			    "Method not allowed: use GET /v1/models.");
+	(void)fd;
+	(void)ev;
+	switch (c->state) {
+	case C_HEAD:
+		if (c->idle ||
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+			conn_free(c);
 			return;
 		}
-		if (l->auth)
-			auth_check(req, catalogue_models, NULL);
-		else
-			catalogue_models(req, NULL, NULL);
+		conn_refuse(c, 408, "The request head took too long to "
+		    "arrive.");
+		break;
+	case C_BODY:
+		conn_refuse(c, 408, "The request body took too long to "
+		    "arrive.");
+		break;
+	default:
+		conn_free(c);
+		break;
+	}
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)bev;
+	/* Requests sent before a half-close are still answered. */
+	if ((what & BEV_EVENT_EOF) && c->state == C_HEAD &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		c->eof = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		conn_read(c->bev, c);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "Unknown request URL: %.200s. Please "
-	    "check the URL for typos.", path);
-	http_error(req, 404, "invalid_request_error", "unknown_url", msg);
+	/* Otherwise, whatever it was doing, the client is gone. */
+	conn_free(c);
 }
 
-static struct evhttp *
-http_new(struct proxyd_listener *l)
+static void
+conn_write(struct bufferevent *bev, void *arg)
 {
-	struct evhttp	*http;
+	struct http_conn	*c = arg;
+	struct http_req		*r = &c->req;
 
-	if ((http = evhttp_new(px->c.base)) == NULL)
-		return NULL;
-	evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
-	evhttp_set_max_body_size(http, HTTP_MAX_BODY);
-	evhttp_set_timeout(http, HTTP_TIMEOUT_SECS);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD);
-	evhttp_set_gencb(http, http_request, l);
-	return http;
+	if (c->state == C_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	if (r->drained != NULL)
+		r->drained(r, r->owner);
 }
 
-/* One evhttp per listener: each knows whether it checks keys. */
-void
-http_listen(int fd, const char *id, int auth)
+static void
+conn_timer(struct http_conn *c, int secs)
 {
-	struct proxyd_listener	*l;
+	struct timeval	 tv = { secs, 0 };
 
-	http_close(id);		/* a restarted flmd re-sends: replace */
-	if (px->nlisteners == PROXYD_MAX_LISTENERS ||
-	    (l = calloc(1, sizeof(*l))) == NULL) {
-		log_warnx("cannot take listener %s", id);
+	evtimer_add(c->timer, &tv);
+}
+
+/* The body so far; 1 when it is all here. */
+static int
+body_read(struct http_conn *c)
+{
+	struct http_req	*r = &c->req;
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v;
+	const char	*data;
+	size_t		 used, dlen, want;
+	int		 rc;
+
+	if (!r->head.chunked) {
+		want = (size_t)r->head.clen - evbuffer_get_length(r->body);
+		evbuffer_remove_buffer(in, r->body, want);
+		return evbuffer_get_length(r->body) == (size_t)r->head.clen;
+	}
+	while (evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			return 0;
+		rc = http_chunked_step(&c->ck, v.iov_base, v.iov_len, &used,
+		    &data, &dlen);
+		if (rc == -1) {
+			conn_refuse(c, 400, "Malformed chunked request body.");
+			return -1;
+		}
+		if (evbuffer_get_length(r->body) + dlen > px->limits.max_body) {
+			conn_refuse(c, 413, "The request body is too large.");
+			return -1;
+		}
+		evbuffer_add(r->body, data, dlen);
+		evbuffer_drain(in, used);
+		if (rc == 1)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+conn_body(struct http_conn *c)
+{
+	int	 rc;
+
+	if ((rc = body_read(c)) == -1)
+		return;
+	if (rc == 0) {
+		conn_timer(c, px->limits.header_timeout);
+		return;
+	}
+	evtimer_del(c->timer);
+	c->body_done = 1;
+	c->state = C_WORK;
+	route_dispatch(&c->req);
+}
+
+/* Read a whole head into headbuf; 1 when there, -1 if refused. */
+static int
+conn_head(struct http_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr	 p;
+	struct http_req		*r = &c->req;
+	size_t			 n, hlen;
+	char			 crlf[2];
+	int			 rc;
+
+	/* Stray CRLFs between pipelined requests. */
+	while (evbuffer_get_length(in) >= 2 &&
+	    evbuffer_copyout(in, crlf, 2) == 2 && crlf[0] == '\r' &&
+	    crlf[1] == '\n')
+		evbuffer_drain(in, 2);
+	if ((n = evbuffer_get_length(in)) == 0)
+		return 0;
+	if (c->idle) {
+		/* The first byte: from now on the head has a deadline. */
+		c->idle = 0;
+		conn_timer(c, px->limits.header_timeout);
+	}
+	p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (p.pos == -1 || (size_t)p.pos + 4 > px->limits.max_header) {
+		if (n <= px->limits.max_header && p.pos == -1)
+			return 0;
+		conn_refuse(c, 431, "The request head is too large.");
+		return -1;
+	}
+	hlen = (size_t)p.pos + 4;
+	if ((r->headbuf = malloc(hlen)) == NULL) {
+		conn_refuse(c, 503, "Out of memory.");
+		return -1;
+	}
+	evbuffer_remove(in, r->headbuf, hlen);
+	if ((rc = http_parse_head(r->headbuf, hlen, 0, &r->head)) <= 0) {
+		r->head.minor = 1;
+		conn_refuse(c, rc == 0 ? 400 : -rc, rc == -431 ?
+		    "Too many request header fields." : rc == -505 ?
+		    "Only HTTP/1.0 and HTTP/1.1 are served." : rc == -501 ?
+		    "Only the chunked transfer coding is understood." :
+		    "Malformed HTTP request.");
+		return -1;
+	}
+	return 1;
+}
+
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)bev;
+	switch (c->state) {
+	case C_HEAD:
+		if (conn_head(c) == 1)
+			request_begin(c);
+		break;
+	case C_BODY:
+		conn_body(c);
+		break;
+	default:
+		/* Pipelined: it waits, unless it is too much. */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) >
+		    px->limits.max_header + px->limits.max_body)
+			bufferevent_disable(c->bev, EV_READ);
+		break;
+	}
+}
+
+/* ---- requests ----------------------------------------------------------------- */
+
+static const struct {
+	const char		*path;
+	enum http_endpoint	 ep;
+	enum http_method	 method;
+	int			 auth;
+} http_routes[] = {
+	{ "/healthz",		  EP_HEALTHZ,	  HTTP_M_GET,  0 },
+	{ "/v1/models",		  EP_MODELS,	  HTTP_M_GET,  1 },
+	{ "/v1/chat/completions", EP_CHAT,	  HTTP_M_POST, 1 },
+	{ "/v1/completions",	  EP_COMPLETIONS, HTTP_M_POST, 1 },
+	{ "/v1/embeddings",	  EP_EMBEDDINGS,  HTTP_M_POST, 1 },
+};
+#define HTTP_NROUTES	(sizeof(http_routes) / sizeof(http_routes[0]))
+
+static void
+request_authed(struct http_req *r, const char *key_id)
+{
+	struct http_conn	*c = r->conn;
+
+	http_release(r);
+	if (key_id != NULL)
+		snprintf(r->key_id, sizeof(r->key_id), "%s", key_id);
+	if (r->head.method != HTTP_M_POST) {
+		c->state = C_WORK;
+		route_dispatch(r);
+		return;
+	}
+	if (r->head.minor >= 1 && http_header(&r->head, "expect", &(size_t){0}))
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->state = C_BODY;
+	conn_body(c);
+}
+
+static void
+request_healthz(struct http_req *r)
+{
+	http_reply(r, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+/* Which route, and is the request shaped for it?  0 if answered. */
+static int
+request_check(struct http_conn *c, size_t *route)
+{
+	struct http_req	*r = &c->req;
+	char		 path[512], msg[700];
+	const char	*v;
+	size_t		 i, vlen;
+
+	if (http_path_normalise(r->head.target, r->head.tlen, path,
+	    sizeof(path)) == -1) {
+		conn_refuse(c, 400, "Malformed request path.");
+		return 0;
+	}
+	for (i = 0; i < HTTP_NROUTES; i++)
+		if (strcmp(path, http_routes[i].path) == 0)
+			break;
+	if (i == HTTP_NROUTES) {
+		snprintf(msg, sizeof(msg), "Unknown request URL: %.*s. Please "
+		    "check the URL for typos.", (int)(r->head.tlen > 200 ? 200 :
+		    r->head.tlen), r->head.target);
+		http_error(r, 404, "invalid_request_error", "unknown_url", msg);
+		return 0;
+	}
+	r->ep = http_routes[i].ep;
+	*route = i;
+	if (r->head.method == HTTP_M_OPTIONS) {
+		c->keepalive = c->keepalive && r->head.clen <= 0 &&
+		    !r->head.chunked;
+		http_reply(r, 204, NULL, NULL, 0);
+		return 0;
+	}
+	if (r->head.method != http_routes[i].method &&
+	    !(r->head.method == HTTP_M_HEAD &&
+	    http_routes[i].method == HTTP_M_GET)) {
+		snprintf(msg, sizeof(msg), "Method not allowed: use %s %s.",
+		    http_routes[i].method == HTTP_M_GET ? "GET" : "POST",
+		    http_routes[i].path);
+		http_error(r, 405, "invalid_request_error", NULL, msg);
+		return 0;
+	}
+	if (r->head.method != HTTP_M_POST) {
+		if (r->head.clen > 0 || r->head.chunked) {
+			http_error(r, 400, "invalid_request_error", NULL,
+			    "A GET request has no body.");
+			return 0;
+		}
+		return 1;
+	}
+	if (r->head.clen < 0 && !r->head.chunked) {
+		http_error(r, 411, "invalid_request_error", NULL,
+		    "A POST request needs a Content-Length or a chunked body.");
+		return 0;
+	}
+	if (r->head.clen > (int64_t)px->limits.max_body) {
+		snprintf(msg, sizeof(msg), "The request body is too large: "
+		    "%lld bytes; at most %zu are accepted.",
+		    (long long)r->head.clen, px->limits.max_body);
+		http_error(r, 413, "invalid_request_error", NULL, msg);
+		return 0;
+	}
+	if ((v = http_header(&r->head, "expect", &vlen)) != NULL &&
+	    !(vlen == 12 && strncasecmp(v, "100-continue", 12) == 0)) {
+		http_error(r, 417, "invalid_request_error", NULL,
+		    "Only Expect: 100-continue is understood.");
+		return 0;
+	}
+	return 1;
+}
+
+static void
+request_begin(struct http_conn *c)
+{
+	struct http_req	*r = &c->req;
+	size_t		 route;
+
+	r->id = http_nextid++;
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	c->keepalive = !r->head.close;
+	c->body_done = r->head.clen <= 0 && !r->head.chunked;
+	memset(&c->ck, 0, sizeof(c->ck));
+	evtimer_del(c->timer);
+	if (!request_check(c, &route))
+		return;
+	if ((r->body = evbuffer_new()) == NULL) {
+		conn_refuse(c, 503, "Out of memory.");
+		return;
+	}
+	c->state = C_WORK;
+	if (r->ep == EP_HEALTHZ) {
+		request_healthz(r);
+		return;
+	}
+	if (http_routes[route].auth && c->l->auth)
+		auth_check(r, request_authed);
+	else
+		request_authed(r, NULL);
+}
+
+/* ---- listeners ------------------------------------------------------------------ */
+
+/* Over the connection cap: say so in one write, then close. */
+static void
+http_overloaded(evutil_socket_t fd)
+{
+	static const char	 busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: application/json\r\nRetry-After: 1\r\n"
+	    "Connection: close\r\nContent-Length: 102\r\n\r\n"
+	    "{\"error\":{\"message\":\"Too many connections; try again.\","
+	    "\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+
+	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+static void
+http_accept(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct proxyd_listener	*l = arg;
+	struct http_conn	*c;
+	int			 on = 1;
+
+	(void)lev;
+	(void)salen;
+	if (http_nconns >= px->limits.max_conns) {
+		http_overloaded(fd);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
 	}
-	snprintf(l->id, sizeof(l->id), "%s", id);
-	l->auth = auth;
-	if ((l->http = http_new(l)) == NULL ||
-	    evhttp_accept_socket_with_handle(l->http, fd) == NULL) {
-		log_warnx("cannot serve %s", id);
-		if (l->http != NULL)
-			evhttp_free(l->http);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr,
+		    c->addr, sizeof(c->addr));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+		    c->addr, sizeof(c->addr));
+	c->l = l;
+	c->req.conn = c;
+	c->state = C_HEAD;
+	c->idle = 1;
+	c->bev = bufferevent_socket_new(px->c.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(px->c.base, conn_timeout, c);
+	if (c->bev == NULL || c->timer == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL((struct http_conns *)l->conns, c, entry);
+	http_nconns++;
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_WRITE_LOW, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_timer(c, px->limits.idle_timeout);
+}
+
+static void
+http_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct proxyd_listener	*l = arg;
+
+	(void)lev;
+	/* EMFILE and friends: the listener stays; the client waits. */
+	log_warn("accept on %s", l->id);
+}
+
+void
+http_listen(int fd, const char *id, int auth)
+{
+	struct proxyd_listener	*l = NULL;
+
+	http_close(id);		/* a restarted flmd re-sends: replace */
+	if (px->nlisteners == PROXYD_MAX_LISTENERS ||
+	    (l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->conns = calloc(1, sizeof(struct http_conns))) == NULL) {
+		log_warnx("cannot take listener %s", id);
 		free(l);
 		close(fd);
 		return;
 	}
+	TAILQ_INIT((struct http_conns *)l->conns);
+	snprintf(l->id, sizeof(l->id), "%s", id);
+	l->auth = auth;
+	evutil_make_socket_nonblocking(fd);
+	if ((l->lev = evconnlistener_new(px->c.base, http_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE, 0, fd)) == NULL) {	/* 0: flmd listened */
+		log_warnx("cannot serve %s", id);
+		free(l->conns);
+		free(l);
+		close(fd);
+		return;
+	}
+	evconnlistener_set_error_cb(l->lev, http_accept_error);
 	px->listeners[px->nlisteners++] = l;
 	log_info("serving %s%s", id, auth ? "" :
 	    " WITHOUT KEY CHECKS (benchmark only)");
@@ -167,15 +838,19 @@ http_listen(int fd, const char *id, int auth)
 void
 http_close(const char *id)
 {
-	int	 i;
+	struct http_conns	*cs;
+	int			 i;
 
 	for (i = 0; i < px->nlisteners; i++) {
 		if (strcmp(px->listeners[i]->id, id) != 0)
 			continue;
 		/* id may be the listener's own: say it before freeing. */
 		log_info("stopped serving %s", id);
-		/* Closes the socket and every connection it accepted. */
-		evhttp_free(px->listeners[i]->http);
+		evconnlistener_free(px->listeners[i]->lev);
+		cs = px->listeners[i]->conns;
+		while (!TAILQ_EMPTY(cs))
+			conn_free(TAILQ_FIRST(cs));
+		free(cs);
 		free(px->listeners[i]);
 		memmove(&px->listeners[i], &px->listeners[i + 1],
 		    (px->nlisteners - i - 1) * sizeof(px->listeners[0]));
@@ -184,9 +859,64 @@ http_close(const char *id)
 	}
 }
 
+/* Requests served per listener since the last report, for flm proxy
+ * status (flmd adds them up, so a restart of ours loses none). */
+void
+http_report(void)
+{
+	struct json_object	*o = NULL;
+	int			 i;
+
+	for (i = 0; i < px->nlisteners; i++) {
+		struct proxyd_listener	*l = px->listeners[i];
+
+		if (l->requests == l->reported)
+			continue;
+		if (o == NULL)
+			o = json_object_new_object();
+		json_object_object_add(o, l->id,
+		    json_object_new_int64((int64_t)(l->requests - l->reported)));
+		l->reported = l->requests;
+	}
+	if (o != NULL && px->c.parent != NULL)
+		chan_compose_json(px->c.parent, IMSG_PROXY_STATS, 0, o);
+	json_object_put(o);
+}
+
+static void
+http_report_event(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	http_report();
+}
+
+/* Before the sandbox: as many descriptors as we may have. */
+void
+http_init(void)
+{
+	struct rlimit	 rl;
+	struct timeval	 tv = { 1, 0 };
+
+	http_limits(NULL);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit");
+	}
+	if ((http_report_tick = event_new(px->c.base, -1, EV_PERSIST,
+	    http_report_event, NULL)) == NULL ||
+	    event_add(http_report_tick, &tv) == -1)
+		fatalx("http timer");
+}
+
 void
 http_cleanup(void)
 {
 	while (px->nlisteners > 0)
 		http_close(px->listeners[0]->id);
+	if (http_report_tick != NULL)
+		event_free(http_report_tick);
+	http_report_tick = NULL;
 }

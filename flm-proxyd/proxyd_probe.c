@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "jsonbuf.h"
 #include "log.h"
 #include "proxyd.h"
 
@@ -213,7 +214,7 @@ probe_start_req(struct probe_engine *pe, const char *path)
 /* ---- what the answers mean -------------------------------------------- */
 
 static const char *const probe_paths[][PROBE_MAX_REQS] = {
-	/* ollama */	{ "/api/version", "/api/tags", NULL },
+	/* ollama */	{ "/api/version", "/api/tags", "/v1/models" },
 	/* lmstudio */	{ "/v1/models", NULL, NULL },
 	/* vllm */	{ "/health", "/version", "/v1/models" },
 	/* llamacpp */	{ "/health", "/v1/models", "/props" },
@@ -245,19 +246,9 @@ probe_get(struct probe_engine *pe, const char *path)
 static struct json_object *
 probe_json_body(struct probe_req *r)
 {
-	struct json_tokener	*tok;
-	struct json_object	*o;
-
 	if (r == NULL || r->res != CURLE_OK || r->code != 200 || r->body == NULL)
 		return NULL;
-	tok = json_tokener_new();
-	o = json_tokener_parse_ex(tok, r->body, (int)r->len);
-	if (o != NULL && json_tokener_get_parse_end(tok) != r->len) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
+	return json_parse_buf(r->body, r->len);
 }
 
 static void
@@ -351,6 +342,9 @@ probe_verdict(struct probe_engine *pe)
 	for (i = 0; i < pe->nreq; i++) {
 		if (pe->req[i].ms > ms)
 			ms = pe->req[i].ms;
+		/* Ollama's /v1 only says which API the proxy speaks. */
+		if (ollama && strcmp(pe->req[i].path, "/v1/models") == 0)
+			continue;
 		if (bad == NULL && (pe->req[i].res != CURLE_OK ||
 		    pe->req[i].code != 200))
 			bad = &pe->req[i];
@@ -396,6 +390,12 @@ probe_verdict(struct probe_engine *pe)
 	json_object_object_add(o, "reason", *why ?
 	    json_object_new_string(why) : NULL);
 	json_object_object_add(o, "models", models);
+	v = NULL;
+	if (ollama)
+		v = probe_json_body(probe_get(pe, "/v1/models"));
+	json_object_object_add(o, "openai", json_object_new_boolean(!ollama ||
+	    v != NULL));
+	json_object_put(v);
 	json_object_put(ver);
 	json_object_put(list);
 	json_object_put(props);

@@ -115,6 +115,7 @@ flmd_sig(evutil_socket_t sig, short ev, void *arg)
 		/* Settings are read afresh; listeners and keys are untouched. */
 		log_info("reloading");
 		proc_reload_all();
+		proc_send_limits();
 		proc_send_engines();
 		break;
 	case SIGCHLD:

@@ -65,6 +65,7 @@ struct chan		*proc_chan(enum flm_proc);
 int			 proc_forward(enum flm_proc, uint16_t, uint32_t,
 			    struct json_object *);
 void			 proc_send_engines(void);
+void			 proc_send_limits(void);
 
 /* control.c */
 void			 control_bind(void);
@@ -81,6 +82,7 @@ void			 config_close(void);
 int			 config_set(const char *, const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);
+struct json_object	*config_limits(void);
 int			 config_parse_url(const char *, char *, size_t, int *);
 
 /* flmd_engines.c */
@@ -93,6 +95,7 @@ int			 proxy_start(struct json_object *, struct json_object **,
 int			 proxy_stop(struct json_object *, struct json_object **,
 			    char *, size_t);
 struct json_object	*proxy_status(void);
+void			 proxy_stats(struct json_object *);
 void			 proxy_send_all(struct chan *);
 void			 proxy_restore(void);
 void			 proxy_cleanup(void);

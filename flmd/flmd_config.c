@@ -20,6 +20,7 @@
 #include "db.h"
 #include "flmd.h"
 #include "log.h"
+#include "proxylimits.h"
 
 #define CONFIG_DB_NAME	"config.db"
 
@@ -118,8 +119,10 @@ config_parse_url(const char *url, char *host, size_t hostsz, int *port)
 static int
 config_validate(const char *key, const char *value, char *err, size_t errsz)
 {
+	const struct limit_def	*ld;
 	char		 host[256];
 	const char	*dot;
+	long long	 x;
 	int		 port;
 
 	if (strncmp(key, "engines.", 8) == 0 &&
@@ -150,8 +153,17 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 			return -1;
 		}
 	}
+	if (strncmp(key, "proxy.", 6) == 0 &&
+	    (ld = limit_find(key + 6)) != NULL) {
+		if (limit_parse(ld, value, &x) == 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected an integer from %lld to "
+		    "%lld (%s)", key, ld->min, ld->max, ld->unit);
+		return -1;
+	}
 	snprintf(err, errsz, "unknown setting '%s'; known: engines.ID.url, "
-	    "engines.ID.kind (ID: 1-32 of a-z 0-9 - _)", key);
+	    "engines.ID.kind (ID: 1-32 of a-z 0-9 - _), proxy.LIMIT (see "
+	    "flm(1))", key);
 	return -1;
 }
 
@@ -337,4 +349,27 @@ config_engines(void)
 	}
 	json_object_put(set);
 	return arr;
+}
+
+/* The proxy.* limits, as numbers for proxyd (unset: its defaults). */
+struct json_object *
+config_limits(void)
+{
+	struct json_object	*set = config_list("proxy."), *o, *v;
+	const struct limit_def	*ld;
+	char			 key[64];
+	long long		 n;
+	int			 i;
+
+	o = json_object_new_object();
+	for (i = 0; i < limit_ndefs; i++) {
+		ld = &limit_defs[i];
+		snprintf(key, sizeof(key), "proxy.%s", ld->name);
+		if (json_object_object_get_ex(set, key, &v) &&
+		    limit_parse(ld, json_object_get_string(v), &n) == 0)
+			json_object_object_add(o, ld->name,
+			    json_object_new_int64(n));
+	}
+	json_object_put(set);
+	return o;
 }

@@ -39,6 +39,7 @@ struct proxy_handle {
 	int	 fd;
 	int	 auth;		/* 0: --bench-no-auth, loopback only */
 	time_t	 started;
+	int64_t	 requests;	/* served, as proxyd reported */
 };
 
 static struct proxy_handle	 handles[PROXY_MAX_HANDLES];
@@ -353,11 +354,26 @@ proxy_status(void)
 		    json_object_new_string("direct"));
 		json_object_object_add(o, "certificate",
 		    json_object_new_string("none (local-http)"));
+		json_object_object_add(o, "requests",
+		    json_object_new_int64(handles[i].requests));
 		json_object_object_add(o, "key_checks", json_object_new_string(
 		    handles[i].auth ? "on" : "OFF (benchmark)"));
 		json_object_array_add(arr, o);
 	}
 	return arr;
+}
+
+/* proxyd's counts: {id: requests served since its last report}. */
+void
+proxy_stats(struct json_object *o)
+{
+	struct json_object	*v;
+	int			 i;
+
+	for (i = 0; i < nhandles; i++)
+		if (json_object_object_get_ex(o, handles[i].id, &v) &&
+		    json_object_is_type(v, json_type_int))
+			handles[i].requests += json_object_get_int64(v);
 }
 
 /* At start: the handles that were running when flmd last stopped. */

@@ -236,6 +236,7 @@ proc_spawn(struct flmd_proc *p)
 		    p->name);
 	/* A new proxyd gets its listeners and engines straight away. */
 	if (p->id == PROC_PROXYD) {
+		proc_send_limits();
 		proc_send_engines();
 		proxy_send_all(p->chan);
 	}
@@ -314,6 +315,16 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			return;
 		}
 		engines_state(m->hdr.peerid, o);
+		json_object_put(o);
+		break;
+	case IMSG_PROXY_STATS:
+		if (p->id != PROC_PROXYD || msg_get_json(m, &o) == -1 ||
+		    !json_object_is_type(o, json_type_object)) {
+			json_object_put(o);
+			chan_fail(ch, "malformed PROXY_STATS");
+			return;
+		}
+		proxy_stats(o);
 		json_object_put(o);
 		break;
 	case IMSG_PEER_BROKEN:
@@ -569,4 +580,17 @@ proc_send_engines(void)
 	arr = config_engines();
 	chan_compose_json(ch, IMSG_ENGINES, 0, arr);
 	json_object_put(arr);
+}
+
+void
+proc_send_limits(void)
+{
+	struct json_object	*o;
+	struct chan		*ch = proc_chan(PROC_PROXYD);
+
+	if (ch == NULL)
+		return;
+	o = config_limits();
+	chan_compose_json(ch, IMSG_PROXY_LIMITS, 0, o);
+	json_object_put(o);
 }

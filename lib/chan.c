@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "chan.h"
+#include "jsonbuf.h"
 #include "flm_msg.h"
 #include "log.h"
 
@@ -696,24 +697,9 @@ msg_get_string(struct chan_msg *m, char *buf, size_t bufsz)
 int
 msg_get_json(struct chan_msg *m, struct json_object **obj)
 {
-	struct json_tokener	*tok;
-	size_t			 len = m->len - m->off;
-
-	*obj = NULL;
-	if (len == 0 || len > INT32_MAX)
+	if ((*obj = json_parse_buf((const char *)m->data + m->off,
+	    m->len - m->off)) == NULL)
 		return -1;
-	if ((tok = json_tokener_new()) == NULL)
-		return -1;
-	*obj = json_tokener_parse_ex(tok, (const char *)m->data + m->off,
-	    (int)len);
-	if (*obj == NULL || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
-		json_object_put(*obj);
-		*obj = NULL;
-		json_tokener_free(tok);
-		return -1;
-	}
-	json_tokener_free(tok);
 	m->off = m->len;
 	return 0;
 }

@@ -40,9 +40,11 @@ enum flm_msg_type {
 	IMSG_PROXY_CLOSE,	/* JSON {id} */
 	IMSG_ENGINES,		/* JSON [{id, kind, host, addr, port}] */
 	IMSG_ENGINES_DETECT,	/* empty: probe now, answer with peerid */
+	IMSG_PROXY_LIMITS,	/* JSON {max_body_bytes, ...}: proxy.* settings */
 
 	/* proxyd -> flmd */
 	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */
+	IMSG_PROXY_STATS,	/* JSON {listener id: requests since last} */
 
 	/* flmd -> keyd, replies carry the same peerid */
 	IMSG_KEY_CREATE = 40,	/* JSON {label, expires?}; reply RESULT/ERROR */

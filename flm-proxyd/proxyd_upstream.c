@@ -1,0 +1,643 @@
+/*
+ * The engine side of flm-proxyd: one HTTP/1.1 request per call on a
+ * kept-alive connection to a configured engine address, its answer
+ * passed to the client as it arrives (or made OpenAI-shaped by
+ * proxyd_ollama.c).  The client's pace sets the engine's: when the
+ * client cannot take more, we stop reading the engine.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "jsonbuf.h"
+#include "log.h"
+#include "proxyd.h"
+
+#define UP_MAX_HEAD		(64 * 1024)
+#define UP_MAX_ANSWER		(16 * 1024 * 1024)	/* to translate */
+#define UP_MAX_LINE		(1024 * 1024)		/* one NDJSON line */
+#define UP_CLIENT_HIGH		(256 * 1024)	/* pause the engine above */
+#define UP_CONNECT_SECS		10
+#define UP_IDLE_MAX		64		/* kept-alive per engine */
+
+enum up_state { U_CONNECTING, U_HEAD, U_BODY, U_IDLE };
+enum up_body { B_LENGTH, B_CHUNKED, B_CLOSE, B_NONE };
+
+struct upstream {
+	TAILQ_ENTRY(upstream)	 entry;		/* idle list */
+	struct bufferevent	*bev;
+	struct proxyd_engine	 engine;	/* a copy: reloads change ours */
+	struct http_req		*req;
+	enum up_state		 state;
+	enum up_body		 framing;
+	enum upstream_mode	 mode;
+	int			 stream;
+	int			 usage;
+	int			 status;
+	int			 reused;	/* from the idle list */
+	int			 keepalive;
+	int			 translating;	/* answer goes through acc */
+	int64_t			 left;		/* B_LENGTH bytes to come */
+	struct http_chunked	 ck;
+	char			*sent;		/* the request, until answered */
+	size_t			 sentlen;
+	char			*model;		/* as the client named it */
+	struct evbuffer		*acc;		/* answer or NDJSON line */
+	struct ollama_stream	*os;
+};
+
+static TAILQ_HEAD(, upstream)	 up_idle = TAILQ_HEAD_INITIALIZER(up_idle);
+static int			 up_nidle;
+
+static void	up_read(struct bufferevent *, void *);
+static void	up_event(struct bufferevent *, short, void *);
+static int	up_connect(struct upstream *);
+
+static void
+up_free(struct upstream *up)
+{
+	if (up->state == U_IDLE) {
+		TAILQ_REMOVE(&up_idle, up, entry);
+		up_nidle--;
+	}
+	if (up->req != NULL)
+		http_release(up->req);
+	if (up->bev != NULL)
+		bufferevent_free(up->bev);
+	if (up->acc != NULL)
+		evbuffer_free(up->acc);
+	ollama_stream_free(up->os);
+	free(up->sent);
+	free(up->model);
+	free(up);
+}
+
+/* The client went: so does the engine's work, at once. */
+static void
+up_abort(struct http_req *req, void *arg)
+{
+	struct upstream	*up = arg;
+
+	(void)req;
+	up->req = NULL;
+	up_free(up);
+}
+
+static void
+up_drained(struct http_req *req, void *arg)
+{
+	struct upstream	*up = arg;
+
+	req->drained = NULL;
+	bufferevent_enable(up->bev, EV_READ);
+}
+
+/* Before the client saw anything: an error answer instead. */
+static void
+up_fail(struct upstream *up, int status, const char *code, const char *msg)
+{
+	struct http_req	*req = up->req;
+	char		 buf[400];
+
+	up->req = NULL;
+	if (req != NULL) {
+		http_release(req);
+		if (req->sent_head)
+			http_stream_abort(req);
+		else {
+			snprintf(buf, sizeof(buf), "Engine %s: %s", up->engine.id,
+			    msg);
+			http_error(req, status, status == 504 ? "timeout_error" :
+			    "server_error", code, buf);
+		}
+	}
+	up_free(up);
+}
+
+/* The call is over: keep the connection for the next call to this
+ * engine if it is clean, else close it. */
+static void
+up_park(struct upstream *up)
+{
+	if (!up->keepalive || up_nidle >= UP_IDLE_MAX * PROXYD_MAX_ENGINES ||
+	    evbuffer_get_length(bufferevent_get_input(up->bev)) > 0) {
+		up_free(up);
+		return;
+	}
+	free(up->sent);
+	free(up->model);
+	up->sent = up->model = NULL;
+	ollama_stream_free(up->os);
+	up->os = NULL;
+	if (up->acc != NULL)
+		evbuffer_free(up->acc);
+	up->acc = NULL;
+	up->state = U_IDLE;
+	bufferevent_set_timeouts(up->bev, NULL, NULL);
+	bufferevent_enable(up->bev, EV_READ);
+	TAILQ_INSERT_HEAD(&up_idle, up, entry);
+	up_nidle++;
+}
+
+/* The answer is complete: the client's request ends. */
+static void
+up_done(struct upstream *up)
+{
+	struct http_req	*req = up->req;
+
+	up->req = NULL;
+	http_release(req);
+	http_stream_end(req);
+	up_park(up);
+}
+
+/* A whole answer for the client, made here. */
+static void
+up_done_json(struct upstream *up, int status, struct json_object *o)
+{
+	struct http_req	*req = up->req;
+
+	up->req = NULL;
+	http_release(req);
+	http_json(req, status, o);
+	json_object_put(o);
+	up_park(up);
+}
+
+/* ---- answers made OpenAI-shaped ----------------------------------------- */
+
+static void
+up_translate_whole(struct upstream *up)
+{
+	struct json_object	*in, *out;
+	const char		*s = (const char *)evbuffer_pullup(up->acc, -1);
+	size_t			 len = evbuffer_get_length(up->acc);
+
+	if (up->status != 200) {
+		up_done_json(up, up->status, ollama_error(up->status, s, len));
+		return;
+	}
+	in = json_parse_buf(s, len);
+	out = in != NULL ? ollama_answer(up->mode, in, up->model,
+	    up->req->id) : NULL;
+	json_object_put(in);
+	if (out == NULL) {
+		up->keepalive = 0;
+		up_fail(up, 502, "bad_engine_answer",
+		    "the answer is not the JSON Ollama documents.");
+		return;
+	}
+	up_done_json(up, 200, out);
+}
+
+/* NDJSON lines in acc to SSE events for the client; -1 malformed. */
+static int
+up_translate_lines(struct upstream *up, int eof)
+{
+	struct evbuffer	*out = evbuffer_new();
+	struct evbuffer_ptr p;
+	char		*line;
+	size_t		 n;
+	int		 rc = 0;
+
+	if (out == NULL)
+		return -1;
+	while ((p = evbuffer_search(up->acc, "\n", 1, NULL)).pos != -1 ||
+	    (eof && evbuffer_get_length(up->acc) > 0)) {
+		n = p.pos != -1 ? (size_t)p.pos : evbuffer_get_length(up->acc);
+		line = (char *)evbuffer_pullup(up->acc, n);
+		if (n > 0 && ollama_stream_line(up->os, line, n, out) == -1)
+			rc = -1;
+		evbuffer_drain(up->acc, p.pos != -1 ? n + 1 : n);
+		if (rc == -1)
+			break;
+	}
+	if (rc == 0 && evbuffer_get_length(up->acc) > UP_MAX_LINE)
+		rc = -1;
+	n = evbuffer_get_length(out);
+	if (n > 0)
+		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
+	evbuffer_free(out);
+	return rc;
+}
+
+/* ---- reading the answer -------------------------------------------------- */
+
+/* Payload bytes of the answer: to the client, or to acc. */
+static int
+up_payload(struct upstream *up, struct evbuffer *in, size_t n)
+{
+	if (!up->translating) {
+		http_stream_move(up->req, in, n);
+		return 0;
+	}
+	if (evbuffer_get_length(up->acc) + n > UP_MAX_ANSWER)
+		return -1;
+	evbuffer_remove_buffer(in, up->acc, n);
+	if (up->os != NULL && up_translate_lines(up, 0) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+up_payload_mem(struct upstream *up, const char *p, size_t n)
+{
+	struct evbuffer	*tmp;
+	int		 rc;
+
+	if (!up->translating) {
+		http_stream_data(up->req, p, n);
+		return 0;
+	}
+	if ((tmp = evbuffer_new()) == NULL)
+		return -1;
+	evbuffer_add_reference(tmp, p, n, NULL, NULL);
+	rc = up_payload(up, tmp, n);
+	evbuffer_free(tmp);
+	return rc;
+}
+
+static void
+up_body_end(struct upstream *up)
+{
+	if (!up->translating) {
+		up_done(up);
+		return;
+	}
+	if (up->os == NULL) {
+		up_translate_whole(up);
+		return;
+	}
+	if (up_translate_lines(up, 1) == -1 || !ollama_stream_done(up->os)) {
+		up_fail(up, 502, NULL, "the stream ended early.");
+		return;
+	}
+	up_done(up);
+}
+
+static void
+up_body(struct upstream *up)
+{
+	struct evbuffer		*in = bufferevent_get_input(up->bev);
+	struct evbuffer_iovec	 v;
+	const char		*data;
+	size_t			 n, used, dlen;
+	int			 rc;
+
+	while ((n = evbuffer_get_length(in)) > 0 || up->framing == B_NONE) {
+		switch (up->framing) {
+		case B_NONE:
+			up_body_end(up);
+			return;
+		case B_CLOSE:
+			if (up_payload(up, in, n) == -1)
+				goto bad;
+			break;
+		case B_LENGTH:
+			if ((int64_t)n > up->left)
+				n = (size_t)up->left;
+			if (up_payload(up, in, n) == -1)
+				goto bad;
+			if ((up->left -= n) == 0) {
+				up_body_end(up);
+				return;
+			}
+			break;
+		case B_CHUNKED:
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				return;
+			rc = http_chunked_step(&up->ck, v.iov_base, v.iov_len,
+			    &used, &data, &dlen);
+			if (rc == -1)
+				goto bad;
+			if (dlen > 0 && up_payload_mem(up, data, dlen) == -1)
+				goto bad;
+			evbuffer_drain(in, used);
+			if (rc == 1) {
+				up_body_end(up);
+				return;
+			}
+			break;
+		}
+		if (!up->translating && http_out_pending(up->req) >
+		    UP_CLIENT_HIGH) {
+			/* Back-pressure: the client reads slower than the
+			 * engine writes. */
+			bufferevent_disable(up->bev, EV_READ);
+			up->req->drained = up_drained;
+			return;
+		}
+	}
+	return;
+bad:
+	up->keepalive = 0;
+	up_fail(up, 502, "bad_engine_answer", "malformed answer.");
+}
+
+static void
+up_begin_answer(struct upstream *up, const char *ctype)
+{
+	int64_t	 clen = up->framing == B_LENGTH ? up->left :
+	    up->framing == B_NONE ? 0 : -1;
+
+	up->translating = up->mode != UP_PASS;
+	if (!up->translating) {
+		http_stream_begin(up->req, up->status, ctype[0] ? ctype :
+		    "application/json", clen);
+		return;
+	}
+	if ((up->acc = evbuffer_new()) == NULL)
+		return;
+	if (up->stream && up->status == 200) {
+		up->os = ollama_stream_new(up->mode, up->model, up->req->id,
+		    up->usage);
+		http_stream_begin(up->req, 200, "text/event-stream", -1);
+	}
+}
+
+/* The head of the answer; 1 once read. */
+static int
+up_head(struct upstream *up)
+{
+	struct evbuffer		*in = bufferevent_get_input(up->bev);
+	struct evbuffer_ptr	 p;
+	struct http_head	 h;
+	const char		*buf, *ct;
+	char			 ctype[128] = "";
+	size_t			 ctlen;
+	int			 rc;
+
+	for (;;) {
+		p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		if (p.pos == -1) {
+			if (evbuffer_get_length(in) > UP_MAX_HEAD)
+				goto bad;
+			return 0;
+		}
+		buf = (const char *)evbuffer_pullup(in, p.pos + 4);
+		if ((rc = http_parse_head(buf, p.pos + 4, 1, &h)) <= 0)
+			goto bad;
+		if (h.status >= 200)
+			break;
+		evbuffer_drain(in, rc);		/* 100 Continue and such */
+	}
+	up->status = h.status;
+	up->keepalive = !h.close;
+	if ((ct = http_header(&h, "content-type", &ctlen)) != NULL &&
+	    ctlen < sizeof(ctype)) {
+		memcpy(ctype, ct, ctlen);
+		ctype[ctlen] = '\0';
+	}
+	if (h.status == 204 || h.status == 304)
+		up->framing = B_NONE;
+	else if (h.chunked)
+		up->framing = B_CHUNKED;
+	else if (h.clen >= 0) {
+		up->framing = h.clen == 0 ? B_NONE : B_LENGTH;
+		up->left = h.clen;
+	} else {
+		up->framing = B_CLOSE;
+		up->keepalive = 0;
+	}
+	evbuffer_drain(in, rc);
+	free(up->sent);
+	up->sent = NULL;
+	up->state = U_BODY;
+	up_begin_answer(up, ctype);
+	if (up->translating && up->acc == NULL) {
+		up_fail(up, 503, NULL, "out of memory.");
+		return -1;
+	}
+	return 1;
+bad:
+	up_fail(up, 502, "bad_engine_answer", "malformed answer head.");
+	return -1;
+}
+
+static void
+up_read(struct bufferevent *bev, void *arg)
+{
+	struct upstream	*up = arg;
+
+	(void)bev;
+	switch (up->state) {
+	case U_IDLE:
+		up_free(up);	/* an idle engine does not talk */
+		return;
+	case U_HEAD:
+		if (up_head(up) != 1)
+			return;
+		/* FALLTHROUGH */
+	case U_BODY:
+		up_body(up);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+up_send(struct upstream *up)
+{
+	bufferevent_write(up->bev, up->sent, up->sentlen);
+	up->state = U_HEAD;
+}
+
+static void
+up_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct upstream	*up = arg;
+	struct timeval	 tv = { px->limits.upstream_timeout, 0 };
+	char		 msg[200];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		bufferevent_set_timeouts(up->bev, &tv, &tv);
+		up_send(up);
+		return;
+	}
+	if (up->state == U_IDLE) {
+		up_free(up);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(msg, sizeof(msg), "no answer within %d s.",
+		    up->state == U_CONNECTING ? UP_CONNECT_SECS :
+		    px->limits.upstream_timeout);
+		up_fail(up, 504, "engine_timeout", msg);
+		return;
+	}
+	if (up->state == U_BODY && up->framing == B_CLOSE &&
+	    (what & BEV_EVENT_EOF)) {
+		up->framing = B_NONE;
+		up_body(up);
+		return;
+	}
+	/* A kept-alive connection the engine had closed: once, afresh. */
+	if (up->reused && up->state == U_HEAD &&
+	    evbuffer_get_length(bufferevent_get_input(up->bev)) == 0) {
+		bufferevent_free(up->bev);
+		up->bev = NULL;
+		up->reused = 0;
+		if (up_connect(up) == 0)
+			return;
+	}
+	if (up->state == U_CONNECTING)
+		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
+		    up->engine.addr, up->engine.port,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		snprintf(msg, sizeof(msg), "the connection ended before the "
+		    "answer did.");
+	up->keepalive = 0;
+	up_fail(up, 502, "engine_unreachable", msg);
+}
+
+static int
+up_connect(struct upstream *up)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	struct timeval		 tv = { UP_CONNECT_SECS, 0 };
+	socklen_t		 len;
+	int			 fd, on = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, up->engine.addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(up->engine.port);
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, up->engine.addr, &sin6->sin6_addr) ==
+	    1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(up->engine.port);
+		len = sizeof(*sin6);
+	} else
+		return -1;
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if ((up->bev = bufferevent_socket_new(px->c.base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	bufferevent_setcb(up->bev, up_read, NULL, up_event, up);
+	bufferevent_set_timeouts(up->bev, &tv, &tv);
+	up->state = U_CONNECTING;
+	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&ss,
+	    len) == -1)
+		return -1;
+	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+/* A kept-alive connection to this engine, or none. */
+static struct upstream *
+up_take_idle(const struct proxyd_engine *e)
+{
+	struct upstream	*up;
+
+	TAILQ_FOREACH(up, &up_idle, entry)
+		if (up->engine.port == e->port &&
+		    strcmp(up->engine.addr, e->addr) == 0 &&
+		    strcmp(up->engine.id, e->id) == 0) {
+			TAILQ_REMOVE(&up_idle, up, entry);
+			up_nidle--;
+			return up;
+		}
+	return NULL;
+}
+
+static char *
+up_request(const struct upstream_call *call, size_t *len)
+{
+	const struct proxyd_engine *e = call->engine;
+	char			*s;
+	int			 n;
+
+	/* The path is ours, never the client's: no spelling of an admin
+	 * route can come through. */
+	n = asprintf(&s, "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n"
+	    "Content-Type: application/json\r\nAccept: %s\r\n"
+	    "Content-Length: %zu\r\n\r\n", call->path,
+	    strchr(e->host, ':') ? "[" : "", e->host,
+	    strchr(e->host, ':') ? "]" : "", e->port,
+	    call->stream ? "text/event-stream, application/x-ndjson, "
+	    "application/json" : "application/json", call->len);
+	if (n < 0)
+		return NULL;
+	if ((s = realloc(s, n + call->len)) == NULL)
+		return NULL;
+	memcpy(s + n, call->body, call->len);
+	*len = n + call->len;
+	return s;
+}
+
+void
+upstream_start(struct http_req *req, const struct upstream_call *call)
+{
+	struct upstream	*up;
+	struct timeval	 tv = { px->limits.upstream_timeout, 0 };
+	char		*sent;
+	size_t		 len;
+
+	if ((sent = up_request(call, &len)) == NULL) {
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
+		return;
+	}
+	if ((up = up_take_idle(call->engine)) != NULL)
+		up->reused = 1;
+	else if ((up = calloc(1, sizeof(*up))) == NULL) {
+		free(sent);
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
+		return;
+	} else
+		up->engine = *call->engine;
+	up->req = req;
+	up->sent = sent;
+	up->sentlen = len;
+	up->mode = call->mode;
+	up->stream = call->stream;
+	up->usage = call->usage;
+	up->translating = 0;
+	memset(&up->ck, 0, sizeof(up->ck));
+	if ((up->model = strdup(call->model)) == NULL) {
+		up->req = NULL;
+		up_free(up);
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
+		return;
+	}
+	http_hold(req, up_abort, up);
+	if (up->reused) {
+		bufferevent_set_timeouts(up->bev, &tv, &tv);
+		up_send(up);
+		return;
+	}
+	if (up_connect(up) == -1)
+		up_event(up->bev, BEV_EVENT_ERROR, up);
+}
+
+void
+upstream_cleanup(void)
+{
+	while (!TAILQ_EMPTY(&up_idle))
+		up_free(TAILQ_FIRST(&up_idle));
+}

@@ -1,0 +1,42 @@
+/*
+ * json-c stops at the end of the first value; a text with more after
+ * it (or a truncated one) is refused here, so "{} trailing" is never
+ * taken for "{}".
+ */
+#include "config.h"
+
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "jsonbuf.h"
+
+struct json_object *
+json_parse_buf(const char *buf, size_t len)
+{
+	struct json_tokener	*tok;
+	struct json_object	*o;
+	size_t			 end;
+
+	if (len == 0 || len > INT32_MAX || (tok = json_tokener_new()) == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
+		/* A bare number needs the end of input to be complete. */
+		if (json_tokener_get_error(tok) == json_tokener_continue)
+			o = json_tokener_parse_ex(tok, "", 1);
+		if (o == NULL) {
+			json_tokener_free(tok);
+			return NULL;
+		}
+	}
+	for (end = json_tokener_get_parse_end(tok); end < len; end++)
+		if (buf[end] != ' ' && buf[end] != '\t' && buf[end] != '\r' &&
+		    buf[end] != '\n') {
+			json_object_put(o);
+			o = NULL;
+			break;
+		}
+	json_tokener_free(tok);
+	return o;
+}
