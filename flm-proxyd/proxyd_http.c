@@ -541,13 +541,18 @@ conn_head(struct http_conn *c)
 		conn_timer(c, px->limits.header_timeout);
 	}
 	p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-	if (p.pos == -1 || (size_t)p.pos + 4 > px->limits.max_header) {
-		if (n <= px->limits.max_header && p.pos == -1)
+	if (p.pos == -1 && n <= px->limits.max_header) {
+		/* Incomplete, or broken already (bare LF): say which now. */
+		rc = http_parse_head((const char *)evbuffer_pullup(in, -1), n,
+		    0, &r->head);
+		if (rc == 0)
 			return 0;
+		hlen = n;
+	} else if (p.pos == -1 || (size_t)p.pos + 4 > px->limits.max_header) {
 		conn_refuse(c, 431, "The request head is too large.");
 		return -1;
-	}
-	hlen = (size_t)p.pos + 4;
+	} else
+		hlen = (size_t)p.pos + 4;
 	if ((r->headbuf = malloc(hlen)) == NULL) {
 		conn_refuse(c, 503, "Out of memory.");
 		return -1;

@@ -167,7 +167,7 @@ route_flag(struct json_object *in, const char *k, const char *sub)
 static void
 route_post(struct http_req *req)
 {
-	struct json_object	*in, *native = NULL, *send;
+	struct json_object	*in, *native = NULL, *send, *mobj;
 	struct upstream_call	 call;
 	struct route		 rt;
 	const char		*param = NULL, *model;
@@ -187,13 +187,16 @@ route_post(struct http_req *req)
 		json_object_put(in);
 		return;
 	}
-	model = json_object_get_string(json_object_object_get(in, "model"));
+	/* Ours: the engine's name replaces it in the body below. */
+	mobj = json_object_get(json_object_object_get(in, "model"));
+	model = json_object_get_string(mobj);
 	if ((st = catalogue_route(model, &rt, msg, sizeof(msg))) != 0) {
 		if (st == 404)
 			http_error(req, 404, "invalid_request_error",
 			    "model_not_found", msg);
 		else
 			route_bad(req, "model", msg);
+		json_object_put(mobj);
 		json_object_put(in);
 		return;
 	}
@@ -212,6 +215,7 @@ route_post(struct http_req *req)
 		if ((native = ollama_request(req->ep, in, rt.model, msg,
 		    sizeof(msg))) == NULL) {
 			route_bad(req, NULL, msg);
+			json_object_put(mobj);
 			json_object_put(in);
 			return;
 		}
@@ -223,6 +227,7 @@ route_post(struct http_req *req)
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &call.len);
 	upstream_start(req, &call);	/* copies what it keeps */
 	json_object_put(native);
+	json_object_put(mobj);
 	json_object_put(in);
 }
 

@@ -188,6 +188,9 @@ sandbox_allow_common(scmp_filter_ctx ctx)
 	SANDBOX_ALLOW(ctx, prlimit64);
 	SANDBOX_ALLOW(ctx, getppid);
 	SANDBOX_ALLOW(ctx, tgkill);
+	SANDBOX_ALLOW(ctx, ioctl);	/* isatty() on the report's stream */
+	SANDBOX_ALLOW_ARG(ctx, open, 1,
+	    SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
 #endif
 }
 

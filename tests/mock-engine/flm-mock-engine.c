@@ -186,6 +186,7 @@ struct stats {
 	uint64_t	 started;
 	uint64_t	 completed;
 	uint64_t	 aborted;
+	int64_t		 abort_ms;	/* wall clock of the last abort */
 	uint64_t	 other;		/* paths past MOCK_MAX_PATHS */
 	size_t		 npaths;
 	struct pathstat	 paths[MOCK_MAX_PATHS];
@@ -513,6 +514,8 @@ stats_json(void)
 	    json_object_new_int64((int64_t)mock.st.completed));
 	json_object_object_add(o, "streams_aborted",
 	    json_object_new_int64((int64_t)mock.st.aborted));
+	json_object_object_add(o, "last_abort_ms",
+	    json_object_new_int64(mock.st.abort_ms));
 	return o;
 }
 
@@ -623,8 +626,14 @@ reply_free(struct reply *r)
 static void
 reply_abort(struct reply *r)
 {
-	if (r->started)
+	if (r->started) {
+		struct timespec	 ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		mock.st.abort_ms = (int64_t)ts.tv_sec * 1000 +
+		    ts.tv_nsec / 1000000;
 		mock.st.aborted++;
+	}
 	if (evhttp_request_get_connection(r->req) == NULL)
 		evhttp_request_free(r->req);
 	else {
