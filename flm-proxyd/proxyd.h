@@ -130,6 +130,7 @@ struct upstream_call {
 	enum upstream_mode	 mode;
 	int			 stream;	/* the client asked for SSE */
 	int			 usage;		/* stream_options.include_usage */
+	int			 base64;	/* embeddings as base64 float32 */
 	const char		*model;		/* as the client named it */
 };
 void	upstream_start(struct http_req *, const struct upstream_call *);

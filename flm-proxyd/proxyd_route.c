@@ -163,6 +163,33 @@ route_flag(struct json_object *in, const char *k, const char *sub)
 	    json_object_get_boolean(v);
 }
 
+/*
+ * encoding_format: engines are asked for floats, and proxyd packs them
+ * as base64 float32 itself when the client wants that (the official
+ * clients do by default), so every engine answers every client.
+ */
+static int
+route_encoding(struct http_req *req, struct json_object *in,
+    struct upstream_call *call)
+{
+	struct json_object	*v;
+	const char		*s;
+
+	if (!json_object_object_get_ex(in, "encoding_format", &v) ||
+	    json_object_is_type(v, json_type_null))
+		return 0;
+	s = json_object_get_string(v);
+	if (!json_object_is_type(v, json_type_string) ||
+	    (strcmp(s, "float") != 0 && strcmp(s, "base64") != 0)) {
+		route_bad(req, "encoding_format", "'encoding_format' must be "
+		    "'float' or 'base64'.");
+		return -1;
+	}
+	call->base64 = strcmp(s, "base64") == 0;
+	json_object_object_del(in, "encoding_format");
+	return 0;
+}
+
 /* The body, the engine and the call, once the catalogue is fresh. */
 static void
 route_post(struct http_req *req)
@@ -205,6 +232,11 @@ route_post(struct http_req *req)
 	call.model = model;
 	call.stream = route_flag(in, "stream", NULL);
 	call.usage = route_flag(in, "stream_options", "include_usage");
+	if (req->ep == EP_EMBEDDINGS && route_encoding(req, in, &call) == -1) {
+		json_object_put(mobj);
+		json_object_put(in);
+		return;
+	}
 	if (rt.openai) {
 		json_object_object_add(in, "model",
 		    json_object_new_string(rt.model));

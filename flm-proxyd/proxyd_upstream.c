@@ -23,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <json-c/json.h>
+#include <sodium.h>
 
 #include "jsonbuf.h"
 #include "log.h"
@@ -48,6 +49,7 @@ struct upstream {
 	enum upstream_mode	 mode;
 	int			 stream;
 	int			 usage;
+	int			 base64;
 	int			 status;
 	int			 reused;	/* from the idle list */
 	int			 keepalive;
@@ -181,6 +183,52 @@ up_done_json(struct upstream *up, int status, struct json_object *o)
 
 /* ---- answers made OpenAI-shaped ----------------------------------------- */
 
+/* Every data[].embedding of a list as base64 of little-endian float32. */
+static int
+up_base64(struct json_object *o)
+{
+	struct json_object	*data, *e, *arr;
+	unsigned char		*bin;
+	char			*b64;
+	size_t			 i, j, n, blen;
+	float			 f;
+	uint32_t		 u;
+
+	if (!json_object_object_get_ex(o, "data", &data) ||
+	    !json_object_is_type(data, json_type_array))
+		return -1;
+	for (i = 0; i < json_object_array_length(data); i++) {
+		e = json_object_array_get_idx(data, i);
+		if (!json_object_object_get_ex(e, "embedding", &arr) ||
+		    !json_object_is_type(arr, json_type_array))
+			return -1;
+		n = json_object_array_length(arr);
+		blen = sodium_base64_ENCODED_LEN(n * 4,
+		    sodium_base64_VARIANT_ORIGINAL);
+		if ((bin = malloc(n * 4 + 1)) == NULL ||
+		    (b64 = malloc(blen)) == NULL) {
+			free(bin);
+			return -1;
+		}
+		for (j = 0; j < n; j++) {
+			f = (float)json_object_get_double(
+			    json_object_array_get_idx(arr, j));
+			memcpy(&u, &f, 4);
+			bin[j * 4] = u & 0xff;
+			bin[j * 4 + 1] = (u >> 8) & 0xff;
+			bin[j * 4 + 2] = (u >> 16) & 0xff;
+			bin[j * 4 + 3] = u >> 24;
+		}
+		sodium_bin2base64(b64, blen, bin, n * 4,
+		    sodium_base64_VARIANT_ORIGINAL);
+		json_object_object_add(e, "embedding",
+		    json_object_new_string(b64));
+		free(bin);
+		free(b64);
+	}
+	return 0;
+}
+
 static void
 up_translate_whole(struct upstream *up)
 {
@@ -193,13 +241,17 @@ up_translate_whole(struct upstream *up)
 		return;
 	}
 	in = json_parse_buf(s, len);
-	out = in != NULL ? ollama_answer(up->mode, in, up->model,
-	    up->req->id) : NULL;
+	if (up->mode == UP_PASS)
+		out = json_object_get(in);
+	else
+		out = in != NULL ? ollama_answer(up->mode, in, up->model,
+		    up->req->id) : NULL;
 	json_object_put(in);
-	if (out == NULL) {
+	if (out == NULL || (up->base64 && up_base64(out) == -1)) {
+		json_object_put(out);
 		up->keepalive = 0;
-		up_fail(up, 502, "bad_engine_answer",
-		    "the answer is not the JSON Ollama documents.");
+		up_fail(up, 502, "bad_engine_answer", "the answer is not the "
+		    "JSON this engine documents.");
 		return;
 	}
 	up_done_json(up, 200, out);
@@ -355,7 +407,8 @@ up_begin_answer(struct upstream *up, const char *ctype)
 	int64_t	 clen = up->framing == B_LENGTH ? up->left :
 	    up->framing == B_NONE ? 0 : -1;
 
-	up->translating = up->mode != UP_PASS;
+	up->translating = up->mode != UP_PASS || (up->base64 &&
+	    up->status == 200);
 	if (!up->translating) {
 		http_stream_begin(up->req, up->status, ctype[0] ? ctype :
 		    "application/json", clen);
@@ -617,6 +670,7 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	up->mode = call->mode;
 	up->stream = call->stream;
 	up->usage = call->usage;
+	up->base64 = call->base64;
 	up->translating = 0;
 	memset(&up->ck, 0, sizeof(up->ck));
 	if ((up->model = strdup(call->model)) == NULL) {

@@ -64,6 +64,9 @@ static const struct flm_cmd cmds[] = {
 	    "config set KEY VALUE [--json]" },
 	{ "config list",	cmd_config,	"j",	0,
 	    "config list [--json]" },
+	{ "chat",		cmd_chat,	"jMSKp",	1,
+	    "chat [--model M] [--stream] [--key KEY] [--port N] [--json] "
+	    "MESSAGE" },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -92,8 +95,9 @@ cmd_usage(const struct flm_cmd *cmd, const char *why)
 /*
  * The options a command allows, by letter: j --json, l --label,
  * p --port, b --bind, m --mode, e --expires, g --grace,
- * n --bench-no-auth, E --engine.  The daemon validates values; here we
- * only refuse what cannot be a request at all.
+ * n --bench-no-auth, E --engine, M --model, S --stream, K --key.  The
+ * daemon validates values; here we only refuse what cannot be a request
+ * at all.
  */
 static void
 cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
@@ -108,6 +112,9 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "grace", required_argument, NULL, 'g' },
 		{ "bench-no-auth", no_argument, NULL, 'n' },
 		{ "engine", required_argument, NULL, 'E' },
+		{ "model", required_argument, NULL, 'M' },
+		{ "stream", no_argument, NULL, 'S' },
+		{ "key", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char				*end;
@@ -152,6 +159,15 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		case 'E':
 			c->engine = optarg;
 			break;
+		case 'M':
+			c->model = optarg;
+			break;
+		case 'S':
+			c->stream = 1;
+			break;
+		case 'K':
+			c->key = optarg;
+			break;
 		}
 	}
 	if (argc - optind != cmd->nargs)
@@ -160,7 +176,7 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 	c->args = argv + optind;
 }
 
-static void
+void
 print_json(struct json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o,
@@ -439,13 +455,14 @@ proxy_table(struct json_object *res)
 		printf("no proxy is running\n");
 		return;
 	}
-	printf("%-24s %-12s %8s %-8s %-16s %s\n", "ID", "MODE", "PID",
-	    "EGRESS", "KEY CHECKS", "CERTIFICATE");
+	printf("%-24s %-12s %8s %10s %-8s %-16s %s\n", "ID", "MODE", "PID",
+	    "REQUESTS", "EGRESS", "KEY CHECKS", "CERTIFICATE");
 	for (i = 0; i < n; i++) {
 		struct json_object	*h = json_object_array_get_idx(res, i);
 
-		printf("%-24s %-12s %8s %-8s %-16s %s\n", jstr(h, "id"),
-		    jstr(h, "mode"), jstr(h, "pid"), jstr(h, "egress"),
+		printf("%-24s %-12s %8s %10s %-8s %-16s %s\n", jstr(h, "id"),
+		    jstr(h, "mode"), jstr(h, "pid"), jstr(h, "requests"),
+		    jstr(h, "egress"),
 		    jstr(h, "key_checks"), jstr(h, "certificate"));
 	}
 }

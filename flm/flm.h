@@ -26,8 +26,17 @@ struct cli {
 	const char	*grace;
 	int		 noauth;
 	const char	*engine;
+	const char	*model;
+	char		*key;		/* blanked once read, see flm_chat.c */
+	int		 stream;
 	char		**args;		/* positional arguments */
 };
+
+/* flm.c */
+void	print_json(struct json_object *);
+
+/* flm_chat.c */
+int	cmd_chat(struct cli *, int, char **);
 
 /* flm_ctl.c */
 int	cli_request(struct cli *, uint16_t, struct json_object *,

@@ -15,6 +15,11 @@ for p in $PKGS; do
 	st=$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null || true)
 	[ "$st" = "install ok installed" ] || missing="$missing $p"
 done
+# nodejs npm, for the openai client test (tests/integration/openai.t):
+# looked for by command, as NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing"

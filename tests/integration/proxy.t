@@ -6,7 +6,7 @@
 # failures mapped to 502/504, a client that leaves cancels the engine.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 38
 
 mock_init
 mock --flavor ollama --chunks 5 --chunk-delay-ms 40
@@ -69,6 +69,11 @@ checkx "completions: text_completion from the engine" \
 out=$(req /v1/embeddings '{"model":"flm://ollama/qwen2.5:0.5b","input":["a","b"]}')
 checkx "embeddings: two 8-dimensional vectors" \
     '[ "$(code "$out")" = 200 ] && json_has "$(body "$out")" "(.data | length == 2) and (.data[1].embedding | length == 8)"'
+out=$(req /v1/embeddings '{"model":"flm://ollama/qwen2.5:0.5b","input":"a","encoding_format":"base64"}')
+checkx "embeddings as base64: 8 little-endian float32 (the openai clients' default)" \
+    '[ "$(body "$out" | jq -r ".data[0].embedding" | base64 -d | wc -c)" = 32 ]'
+check "an unknown encoding_format: 400" \
+    [ "$(code "$(req /v1/embeddings '{"model":"qwen2.5:0.5b","input":"a","encoding_format":"hex"}')")" = 400 ]
 out=$(req /v1/chat/completions "$(chat flm://llamacpp/ggml-org/gemma-3-1b-it-GGUF)")
 check "llama.cpp: a model name with slashes routes" [ "$(code "$out")" = 200 ]
 
