@@ -1,109 +1,580 @@
 #!/bin/sh
-# make bench: throughput through flm-proxyd with a cached key against
-# the same proxy without key checks (same run, same machine), the cold
-# verification time, and what a flood of bad keys costs valid ones.
-# Prints a table; targets are ratios, never absolute numbers.
-#   usage: bench.sh BUILDDIR   (FLM_BENCH_SECS=N per round, default 4)
+# make bench: FLM against the mock engine alone and against nginx in
+# front of the same mock, in one run on one machine (issue 6):
+#  - POST /v1/chat/completions (non-streaming, a small JSON body) at
+#    FLM_BENCH_CONC connections (wrk -t2) and at one (wrk -t1 -c1):
+#    req/s, p50 and p99 from wrk's Lua done(), in microseconds, to the
+#    mock directly, through nginx proxy_pass (upstream keep-alive), and
+#    through flm-proxyd with a cached key, routing by flm://ENGINE/MODEL
+#    and logging on; also the same proxy without key checks, the cold
+#    verification time and what a flood of bad keys costs valid ones;
+#  - FLM_BENCH_STREAMS SSE streams held open at once through flm-proxyd
+#    and through nginx, and the resident memory each stream costs.
+# Prints one table and a targets block.  Exits 1 if an arm could not be
+# measured or saw errors (the table says which); targets are reported,
+# never enforced.  All traffic goes to 127.0.0.1.
+#   usage: bench.sh BUILDDIR
+#   FLM_BENCH_SECS (4) per round, FLM_BENCH_ROUNDS (3, best of),
+#   FLM_BENCH_CONC (32), FLM_BENCH_STREAMS (2000; up to 10000 and more
+#   if ulimit -n allows), FLM_BENCH_CHUNK_DELAY_MS (1000, between the
+#   chunks of a held stream), FLM_BENCH_NGINX_LOG (file or off: nginx's
+#   access_log; flm logs requests too, so file is the fair default),
+#   FLM_BENCH_KEEP (set: keep the state directory and its logs).
 set -eu
 B=$(cd "${1:-build}" && pwd)
 SECS=${FLM_BENCH_SECS:-4}
 CONC=${FLM_BENCH_CONC:-32}
 ROUNDS=${FLM_BENCH_ROUNDS:-3}
+STREAMS=${FLM_BENCH_STREAMS:-2000}
+CHUNK_MS=${FLM_BENCH_CHUNK_DELAY_MS:-1000}
+NGINX_LOG=${FLM_BENCH_NGINX_LOG:-file}
+for v in "$SECS" "$CONC" "$ROUNDS" "$STREAMS" "$CHUNK_MS"; do
+	case $v in '' | *[!0-9]* | 0) echo "bench: FLM_BENCH_* must be" \
+	    "positive integers (got '$v')" >&2; exit 2 ;; esac
+done
+case $NGINX_LOG in file | off) ;; *) echo "bench: FLM_BENCH_NGINX_LOG" \
+    "is file or off" >&2; exit 2 ;; esac
+HOLD=$B/tests/bench/sse-hold
+MOCKBIN=$B/tests/mock-engine/flm-mock-engine
+for f in "$HOLD" "$MOCKBIN" "$B/flmd/flmd" "$B/flm/flm"; do
+	[ -x "$f" ] || { echo "bench: $f is missing (make bench builds it)" >&2
+	    exit 2; }
+done
 
-if ! command -v wrk >/dev/null 2>&1; then
-	echo "bench: installing wrk"
-	if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null ||
-	    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    $SUDO apt-get install -y -qq wrk >/dev/null; }
+# ---- tools ------------------------------------------------------------
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+# need COMMAND PACKAGE: install PACKAGE with apt-get if COMMAND is missing.
+need() {
+	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] && return 0
+	echo "bench: installing $2"
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+	    --no-install-recommends "$2" >/dev/null 2>&1 ||
+	    { $SUDO apt-get update -qq >/dev/null 2>&1 &&
+	    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+	    --no-install-recommends "$2" >/dev/null; } ||
+	    { echo "bench: cannot install $2 (apt-get)" >&2; exit 1; }
+}
+need wrk wrk
+need nginx nginx
+need curl curl
+NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+
+# ---- descriptors: a held stream is two sockets in a proxy ------------------
+want=$((2 * STREAMS + 128))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want" ]; then
+	ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null ||
+	    true
+fi
+FDS=$(ulimit -n)
+[ "$FDS" = unlimited ] && FDS=1048576
+NOTE_N=
+if [ "$FDS" -lt "$want" ]; then
+	n=$(((FDS - 128) / 2))
+	[ "$n" -ge 1 ] || { echo "bench: ulimit -n is $FDS: too few" \
+	    "descriptors for any stream" >&2; exit 1; }
+	NOTE_N=" (FLM_BENCH_STREAMS=$STREAMS capped by ulimit -n $FDS)"
+	STREAMS=$n
 fi
 
+# ---- state and cleanup ------------------------------------------------------
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/flm-bench.XXXXXX")
 FLM="$B/flm/flm -D $STATE"
 pids=
+STEP="starting"
+SAID=
 cleanup() {
+	rc=$?
+	# Never silently: a failed command under set -e says where.
+	[ $rc = 0 ] || [ -n "$SAID" ] ||
+	    echo "bench: failed (status $rc) while $STEP" >&2
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
 	for p in $pids; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$STATE"
+	if [ -n "${FLM_BENCH_KEEP:-}" ]; then
+		echo "bench: state kept in $STATE" >&2
+	else
+		rm -rf "$STATE"
+	fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+FAIL=
+fail() { echo "bench: $*" >&2; FAIL="$FAIL
+  $*"; }
+die() {
+	SAID=1
+	echo "bench: $*" >&2
+	for f in flmd.log nginx-error.log; do
+		[ -s "$STATE/$f" ] && { echo "--- last lines of $f" >&2
+		    tail -15 "$STATE/$f" >&2; }
+	done
+	exit 1
+}
+# waitfor SECONDS WHAT COMMAND...: poll every 50 ms.
+waitfor() {
+	w_n=$(($1 * 20))
+	w_what=$2
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		w_n=$((w_n - 1))
+		[ "$w_n" -gt 0 ] || die "timed out waiting for $w_what"
+		sleep 0.05
+	done
+}
+# A random port below the ephemeral range, free when nginx binds it.
+randport() { echo $((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000)); }
 
-"$B/tests/mock-engine/flm-mock-engine" --listen 127.0.0.1:0 --flavor ollama \
-    --port-file "$STATE/mock.port" >/dev/null 2>&1 &
+# ---- the mock engines: one for plain answers, one for held streams ----------
+STEP="starting the mock engines"
+MODEL=meta-llama/Llama-3.2-1B-Instruct
+"$MOCKBIN" --flavor vllm --listen 127.0.0.1:0 \
+    --port-file "$STATE/mock.port" >"$STATE/mock.log" 2>&1 &
 pids="$!"
+# Streams last five minutes: longer than any hold, and the mock builds
+# each answer whole, so no more chunks than that.
+CHUNKS=$((300000 / CHUNK_MS))
+[ $CHUNKS -ge 100 ] || CHUNKS=100
+[ $CHUNKS -le 100000 ] || CHUNKS=100000
+"$MOCKBIN" --flavor vllm --listen 127.0.0.1:0 --chunks $CHUNKS \
+    --chunk-delay-ms "$CHUNK_MS" --port-file "$STATE/ssemock.port" \
+    >"$STATE/ssemock.log" 2>&1 &
+pids="$! $pids"
+waitfor 10 "the mock engines" test -s "$STATE/mock.port" -a \
+    -s "$STATE/ssemock.port"
+MOCK_PORT=$(cat "$STATE/mock.port")
+SSEMOCK_PORT=$(cat "$STATE/ssemock.port")
+
+# ---- nginx: proxy_pass with keep-alive upstreams, one worker ------------------
+STEP="starting nginx"
+mkdir -p "$STATE/nginx"
+if [ "$NGINX_LOG" = file ]; then
+	ALOG="access_log $STATE/nginx-access.log;"
+else
+	ALOG="access_log off;"
+fi
+# As root, workers would become nobody and could not enter the 0700
+# state directory: they keep the invoking user instead.
+if [ "$(id -u)" = 0 ]; then NUSER="user root root;"; else NUSER=; fi
+nginx_conf() {
+	cat >"$STATE/nginx.conf" <<EOF
+$NUSER
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile $FDS;
+pid $STATE/nginx.pid;
+error_log $STATE/nginx-error.log warn;
+# Headroom: with less than 1/16 free, nginx closes connections it
+# deems reusable, such as those that have not sent their request yet.
+events { worker_connections $((2 * STREAMS + STREAMS / 4 + 512)); }
+http {
+	$ALOG
+	client_body_temp_path $STATE/nginx/body;
+	proxy_temp_path $STATE/nginx/proxy;
+	fastcgi_temp_path $STATE/nginx/fastcgi;
+	uwsgi_temp_path $STATE/nginx/uwsgi;
+	scgi_temp_path $STATE/nginx/scgi;
+	keepalive_requests 1000000;
+	upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 64;
+	    keepalive_requests 1000000; }
+	upstream ssemock { server 127.0.0.1:$SSEMOCK_PORT; keepalive 64;
+	    keepalive_requests 1000000; }
+	# Streams pass as they come (what anyone serving SSE sets).
+	proxy_buffering off;
+	proxy_http_version 1.1;
+	proxy_set_header Connection "";
+	server { listen 127.0.0.1:$1; location / { proxy_pass http://mock; } }
+	server { listen 127.0.0.1:$2;
+	    location / { proxy_pass http://ssemock; } }
+}
+EOF
+}
+NGINX_PORT=
+try=0
+while [ -z "$NGINX_PORT" ]; do
+	try=$((try + 1))
+	[ $try -le 8 ] || die "nginx would not start (see above)"
+	p1=$(randport)
+	p2=$(randport)
+	[ "$p1" != "$p2" ] || continue
+	nginx_conf "$p1" "$p2"
+	: >"$STATE/nginx-error.log"
+	"$NGINX" -t -q -e "$STATE/nginx-error.log" -p "$STATE/nginx" \
+	    -c "$STATE/nginx.conf" >"$STATE/nginx-t.log" 2>&1 ||
+	    { cat "$STATE/nginx-t.log" "$STATE/nginx-error.log" >&2
+	    die "nginx -t rejects $STATE/nginx.conf"; }
+	"$NGINX" -e "$STATE/nginx-error.log" -p "$STATE/nginx" \
+	    -c "$STATE/nginx.conf" >>"$STATE/nginx-t.log" 2>&1 &
+	np=$!
+	ok=0
+	i=0
+	while [ $i -lt 100 ] && kill -0 $np 2>/dev/null; do
+		if curl -s -o /dev/null "http://127.0.0.1:$p1/v1/models" &&
+		    curl -s -o /dev/null "http://127.0.0.1:$p2/v1/models"; then
+			ok=1
+			break
+		fi
+		i=$((i + 1))
+		sleep 0.05
+	done
+	if [ $ok = 1 ]; then
+		pids="$np $pids"
+		NGINX_PID=$np
+		NGINX_PORT=$p1
+		NGINX_SSE_PORT=$p2
+	else
+		kill $np 2>/dev/null || true
+		wait $np 2>/dev/null || true
+		grep -q "in use" "$STATE/nginx-error.log" ||
+		    { cat "$STATE/nginx-error.log" >&2; die "nginx failed"; }
+	fi
+done
+NGINX_VER=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
+
+# ---- the suite, user mode ---------------------------------------------------------
+STEP="starting the suite"
 "$B/flmd/flmd" -d -D "$STATE" >"$STATE/flmd.log" 2>&1 &
 pids="$! $pids"
-i=0
-until [ -s "$STATE/mock.port" ] && $FLM status --json >/dev/null 2>&1; do
-	i=$((i + 1)); [ $i -lt 200 ] || { echo "bench: no suite" >&2; exit 1; }
-	sleep 0.05
-done
-MOCK=http://127.0.0.1:$(cat "$STATE/mock.port")
-# Every engine at the mock: the same upstream work in both arms.
+waitfor 10 "flmd" $FLM status --json
+# Every engine named explicitly: no probe leaves 127.0.0.1.
 for e in ollama lmstudio vllm llamacpp; do
-	$FLM config set engines.$e.url "$MOCK" >/dev/null
+	$FLM config set engines.$e.url "http://127.0.0.1:$MOCK_PORT" >/dev/null
 done
+$FLM config set engines.sse.kind vllm >/dev/null
+$FLM config set engines.sse.url "http://127.0.0.1:$SSEMOCK_PORT" >/dev/null
+maxc=$((STREAMS + CONC + 256))
+[ $maxc -ge 4096 ] || maxc=4096
+$FLM config set proxy.max_connections $maxc >/dev/null ||
+    fail "flm config set proxy.max_connections $maxc refused"
 jport() { sed -n 's/.*"port": *\([0-9]*\).*/\1/p'; }
+jkey() { sed -n 's/.*"key": *"\([^"]*\)".*/\1/p'; }
 AUTH_PORT=$($FLM proxy start --port 0 --json | jport)
 OPEN_PORT=$($FLM proxy start --port 0 --bench-no-auth --json | jport)
-KEY=$($FLM api-keys create --label bench --json |
-    sed -n 's/.*"key": *"\([^"]*\)".*/\1/p')
+KEY=$($FLM api-keys create --label bench --json | jkey)
+[ -n "$AUTH_PORT" ] && [ -n "$OPEN_PORT" ] && [ -n "$KEY" ] ||
+    die "flm proxy start / api-keys create gave no port or key"
 # Well formed, wrong secret: it reaches keyd until throttled.
 case $KEY in *A) BAD=${KEY%?}B ;; *) BAD=${KEY%?}A ;; esac
-sleep 0.5
 
-# rps URL [wrk args]: requests per second over SECS seconds.
-rps() {
-	url=$1
-	shift
-	wrk -t 2 -c "$CONC" -d "${SECS}s" "$@" "$url" 2>/dev/null |
-	    awk '/^Requests\/sec:/ { print int($2) }'
+proxyd_pid() {
+	if command -v jq >/dev/null 2>&1; then
+		$FLM status --json | jq -r '.processes[] |
+		    select(.name=="flm-proxyd") | .pid'
+	else
+		$FLM status --json | awk '/"name": *"flm-proxyd"/ { f = 1 }
+		    f && /"pid"/ { gsub(/[^0-9]/, ""); print; exit }'
+	fi
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-A=http://127.0.0.1:$AUTH_PORT/v1/models
-O=http://127.0.0.1:$OPEN_PORT/v1/models
-curl -s -o /dev/null -H "Authorization: Bearer $KEY" "$A"	# warm the cache
-: >"$STATE/auth" && : >"$STATE/open"
+# ---- the request ------------------------------------------------------------------
+STEP="checking every arm"
+body() {
+	printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16%s}' \
+	    "$1" "${2:-}"
+}
+# mklua FILE MODEL [KEY]: a wrk script for the request, whose done()
+# prints "flm-bench RPS P50 P99 REQUESTS SOCKET_ERRORS NON_2XX" (µs).
+mklua() {
+	cat >"$1" <<EOF
+wrk.method = "POST"
+wrk.body = '$(body "$2")'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+	[ -z "${3:-}" ] || echo "wrk.headers[\"Authorization\"] = \"Bearer $3\"" >>"$1"
+	cat >>"$1" <<'EOF'
+done = function(summary, latency, requests)
+	local e = summary.errors
+	io.write(string.format("flm-bench %.0f %.0f %.0f %d %d %d\n",
+	    summary.requests / (summary.duration / 1e6),
+	    latency:percentile(50), latency:percentile(99),
+	    summary.requests, e.connect + e.read + e.write + e.timeout,
+	    e.status))
+end
+EOF
+}
+BODYLEN=$(body "$MODEL" | wc -c | tr -d ' ')
+mklua "$STATE/direct.lua" "$MODEL"
+mklua "$STATE/nginx.lua" "$MODEL"
+mklua "$STATE/flm.lua" "flm://vllm/$MODEL" "$KEY"
+mklua "$STATE/open.lua" "flm://vllm/$MODEL"
+mklua "$STATE/bad.lua" "flm://vllm/$MODEL" "$BAD"
+CHAT=/v1/chat/completions
+URL_direct=http://127.0.0.1:$MOCK_PORT$CHAT
+URL_nginx=http://127.0.0.1:$NGINX_PORT$CHAT
+URL_flm=http://127.0.0.1:$AUTH_PORT$CHAT
+URL_open=http://127.0.0.1:$OPEN_PORT$CHAT
+
+# check ARM MODEL [KEY]: one request by curl, 200 and a chat.completion,
+# or the arm is marked down with the reason.
+DOWN=
+check() {
+	c_arm=$1
+	c_model=$2
+	eval "c_url=\$URL_$c_arm"
+	if [ -n "${3:-}" ]; then set -- -H "Authorization: Bearer $3"; else set --; fi
+	c_code=$(curl -s -m 10 -o "$STATE/check.$c_arm" -w '%{http_code}' \
+	    -H 'Content-Type: application/json' "$@" \
+	    --data-binary "$(body "$c_model")" "$c_url") ||
+	    c_code="$c_code (curl exit $?)"
+	if [ "$c_code" = 200 ] && grep -q '"chat.completion"' "$STATE/check.$c_arm"
+	then
+		return 0
+	fi
+	DOWN="$DOWN $c_arm"
+	fail "arm $c_arm does not answer POST $CHAT: HTTP $c_code:" \
+	    "$(head -c 160 "$STATE/check.$c_arm" 2>/dev/null | tr '\n' ' ')"
+}
+down() { case " $DOWN " in *" $1 "*) return 0 ;; esac; return 1; }
+# The first probe may still run: the proxy waits for it, curl waits 10 s.
+check direct "$MODEL"
+check nginx "$MODEL"
+check flm "flm://vllm/$MODEL" "$KEY"
+check open "flm://vllm/$MODEL"
+
+# ---- throughput and latency -----------------------------------------------------------
+STEP="measuring throughput and latency"
+# run ARM TAG THREADS CONNS [LUA]: one wrk round; its line to STATE/res.ARM.TAG.
+run() {
+	down "$1" && return 0
+	r_lua=$STATE/${5:-$1}.lua
+	eval "r_url=\$URL_$1"
+	wrk -t "$3" -c "$4" -d "${SECS}s" -s "$r_lua" "$r_url" \
+	    >"$STATE/wrk.out" 2>&1 || true
+	r_line=$(sed -n 's/^flm-bench //p' "$STATE/wrk.out")
+	if [ -z "$r_line" ]; then
+		cat "$STATE/wrk.out" >&2
+		die "wrk gave no result for $1 at c=$4 ($r_url)"
+	fi
+	echo "$r_line" >>"$STATE/res.$1.$2"
+}
 r=0
-while [ $r -lt "$ROUNDS" ]; do		# interleaved: drift hits both arms
-	rps "$O" >>"$STATE/open"
-	rps "$A" -H "Authorization: Bearer $KEY" >>"$STATE/auth"
+while [ $r -lt "$ROUNDS" ]; do		# interleaved: drift hits every arm
+	for a in direct nginx flm open; do run $a c 2 "$CONC"; done
+	for a in direct nginx flm; do run $a c1 1 1; done
 	r=$((r + 1))
 done
-open=$(median <"$STATE/open")
-auth=$(median <"$STATE/auth")
-
-# Cold verification: the first request of a fresh key (Argon2id in keyd)
-# against a warm one, median of five.
-: >"$STATE/cold"
-for n in 1 2 3 4 5; do
-	k=$($FLM api-keys create --label cold$n --json |
-	    sed -n 's/.*"key": *"\([^"]*\)".*/\1/p')
-	c=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $k" "$A")
-	w=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $k" "$A")
-	echo "$c $w" | awk '{ printf "%d\n", ($1 - $2) * 1000000 }' >>"$STATE/cold"
+# best ARM TAG: at many connections the round with the most req/s, at
+# one the round with the lowest p50: "RPS P50 P99 REQS SOCKERR NON2XX".
+best() {
+	[ -s "$STATE/res.$1.$2" ] || { echo "- - - - - -"; return; }
+	if [ "$2" = c1 ]; then k=-k2,2n; else k=-k1,1nr; fi
+	sort $k "$STATE/res.$1.$2" | head -1
+}
+# The errors of every round count, not only the best one's.
+errs() {
+	[ -s "$STATE/res.$1.$2" ] || { echo -; return; }
+	awk '{ n += $5 + $6 } END { print n }' "$STATE/res.$1.$2"
+}
+for a in direct nginx flm open; do
+	for t in c c1; do
+		[ $a = open ] && [ $t = c1 ] && continue
+		e=$(errs $a $t)
+		[ "$e" = - ] || [ "$e" = 0 ] ||
+		    fail "arm $a at c=$([ $t = c ] && echo "$CONC" || echo 1):" \
+		    "$e socket errors or non-2xx answers (every round)"
+	done
 done
-cold=$(median <"$STATE/cold")
+field() { best "$1" "$2" | awk -v f="$3" '{ print $f }'; }
 
-# A flood of bad keys next to valid traffic.
-rps "$A" -H "Authorization: Bearer $BAD" >"$STATE/bad" &
-bp=$!
-under=$(rps "$A" -H "Authorization: Bearer $KEY")
-wait $bp
-bad=$(cat "$STATE/bad")
+# ---- cold verification and the bad-key flood (flm only) -------------------------------
+STEP="measuring cold verification and the bad-key flood"
+cold=- bad=- under=-
+if ! down flm; then
+	: >"$STATE/cold"
+	for n in 1 2 3 4 5; do
+		k=$($FLM api-keys create --label cold$n --json | jkey)
+		set -- -s -o /dev/null -w '%{http_code} %{time_total}\n' \
+		    -H 'Content-Type: application/json' \
+		    -H "Authorization: Bearer $k" \
+		    --data-binary "$(body "flm://vllm/$MODEL")" "$URL_flm"
+		c=$(curl "$@") || c="${c:-000} 0"
+		w=$(curl "$@") || w="${w:-000} 0"
+		echo "$c $w" | awk '$1 != 200 || $3 != 200 { print "x"; next }
+		    { printf "%d\n", ($2 - $4) * 1000000 }' >>"$STATE/cold"
+	done
+	if grep -q x "$STATE/cold"; then
+		fail "cold verification: a fresh key was refused"
+	else
+		cold=$(sort -n "$STATE/cold" | sed -n 3p)
+	fi
+	wrk -t 1 -c "$CONC" -d "${SECS}s" -s "$STATE/bad.lua" "$URL_flm" \
+	    >"$STATE/bad.out" 2>&1 &
+	bp=$!
+	wrk -t 1 -c "$CONC" -d "${SECS}s" -s "$STATE/flm.lua" "$URL_flm" \
+	    >"$STATE/under.out" 2>&1 || true
+	wait $bp || true
+	bad=$(awk '/^flm-bench/ { print $2 }' "$STATE/bad.out")
+	under=$(awk '/^flm-bench/ { print $2; if ($6 + $7) print "x" }' \
+	    "$STATE/under.out")
+	case $under in *x* | '') fail "valid keys failed during the bad-key flood"
+	    under=${under%%[!0-9]*} ;; esac
+	[ -n "$bad" ] || { fail "no result for the bad-key flood"; bad=-; }
+	[ -n "$under" ] || under=-
+fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b ? a / b : 0 }'; }
-r1=$(ratio "$auth" "$open")
-r2=$(ratio "$under" "$auth")
+# ---- SSE: N streams held open ----------------------------------------------------------
+STEP="holding SSE streams"
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# The largest of three samples, 300 ms apart.
+rss3() {
+	m=0
+	for s in 1 2 3; do
+		v=$(rss "$1")
+		[ -n "$v" ] || { echo; return; }
+		[ "$v" -gt $m ] && m=$v
+		sleep 0.3
+	done
+	echo $m
+}
+# hold ARM PORT PID MODEL [KEY]: sets SSE_ready_ARM, SSE_idle_ARM,
+# SSE_held_ARM (KiB) and SSE_per_ARM (KiB per stream).
+hold() {
+	eval "SSE_ready_$1=- SSE_idle_$1=- SSE_held_$1=- SSE_per_$1=-"
+	[ -n "$3" ] && [ -r "/proc/$3/status" ] ||
+	    { fail "SSE $1: no process to measure (pid '$3')"; return 0; }
+	h_arm=$1
+	h_port=$2
+	h_pid=$3
+	h_idle=$(rss3 "$h_pid")
+	h_body=$(body "$4" ',"stream":true')
+	if [ -n "${5:-}" ]; then set -- -H "Authorization: Bearer $5"; else set --; fi
+	"$HOLD" -p "$h_port" -n "$STREAMS" -t 60 -c 256 -b "$h_body" "$@" \
+	    >"$STATE/hold.$h_arm" 2>"$STATE/hold.$h_arm.err" &
+	h_cp=$!
+	i=0
+	until grep -qs "^ready" "$STATE/hold.$h_arm"; do
+		kill -0 $h_cp 2>/dev/null || break
+		i=$((i + 1))
+		[ $i -lt 1500 ] || break
+		sleep 0.05
+	done
+	h_ready=$(awk '/^ready/ { print $2 }' "$STATE/hold.$h_arm")
+	if [ -n "$h_ready" ]; then
+		sleep 1		# a chunk a second reaches every stream
+		h_held=$(rss3 "$h_pid")
+	fi
+	kill -TERM $h_cp 2>/dev/null || true
+	wait $h_cp || true
+	h_kept=$(awk '/^held/ { print $2 }' "$STATE/hold.$h_arm")
+	if [ -z "$h_ready" ] || [ "$h_ready" != "$STREAMS" ] ||
+	    [ "${h_kept:-0}" != "$STREAMS" ]; then
+		fail "SSE $h_arm: $(head -1 "$STATE/hold.$h_arm" 2>/dev/null)," \
+		    "$(grep '^held' "$STATE/hold.$h_arm" 2>/dev/null) of" \
+		    "$STREAMS; $(head -c 300 "$STATE/hold.$h_arm.err")"
+	fi
+	[ -n "$h_ready" ] || return 0
+	eval "SSE_ready_$h_arm=$h_ready SSE_idle_$h_arm=$h_idle"
+	[ -n "$h_held" ] || { fail "SSE $h_arm: process $h_pid went away"
+	    return 0; }
+	eval "SSE_held_$h_arm=$h_held"
+	eval "SSE_per_$h_arm=$(awk -v a="$h_held" -v b="$h_idle" -v n="$h_ready" \
+	    'BEGIN { if (n > 0) printf "%.1f", (a - b) / n; else print "-" }')"
+	sleep 1		# let the streams go before the next arm
+}
+if down flm; then
+	eval "SSE_ready_flm=- SSE_idle_flm=- SSE_held_flm=- SSE_per_flm=-"
+else
+	PXPID=$(proxyd_pid)
+	hold flm "$AUTH_PORT" "$PXPID" "flm://sse/$MODEL" "$KEY"
+	[ "$(proxyd_pid)" = "$PXPID" ] ||
+	    fail "SSE flm: flm-proxyd restarted during the hold (pid $PXPID)"
+fi
+NGX_WORKER=$(ps -o pid= --ppid "$NGINX_PID" 2>/dev/null | head -1 | tr -d ' ')
+hold nginx "$NGINX_SSE_PORT" "$NGX_WORKER" "$MODEL"
+
+# ---- the table -------------------------------------------------------------------------
+STEP="printing the table"
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0)
+	    print "-"; else printf "%.3f", a / b }'
+}
+minus() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-";
+	    else printf "%d", a - b }'
+}
+# target VALUE OP LIMIT: MET or NOT MET (n/a without a value).
+target() {
+	awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { if (v == "-") print "n/a";
+	    else if (op == ">=" ? v + 0 >= l + 0 : v + 0 <= l + 0) print "MET";
+	    else print "NOT MET" }'
+}
+rps_flm=$(field flm c 1)
+rps_nginx=$(field nginx c 1)
+rps_direct=$(field direct c 1)
+rps_open=$(field open c 1)
+p50_1_flm=$(field flm c1 2)
+p50_1_nginx=$(field nginx c1 2)
+p50_1_direct=$(field direct c1 2)
+r_fn=$(ratio "$rps_flm" "$rps_nginx")
+r_fd=$(ratio "$rps_flm" "$rps_direct")
+r_fo=$(ratio "$rps_flm" "$rps_open")
+add_flm=$(minus "$p50_1_flm" "$p50_1_direct")
+add_nginx=$(minus "$p50_1_nginx" "$p50_1_direct")
+r_under=$(ratio "$under" "$rps_flm")
+
+row() { printf '%-34s %9s %9s %9s %8s\n' "$@"; }
+arm() { # LABEL ARM TAG
+	set -- "$1" "$(best "$2" "$3")" "$(errs "$2" "$3")"
+	set -- "$1" "$3" $2
+	row "$1" "$3" "$4" "$5" "$2"
+}
+line() { printf '%-58s %13s\n' "$1" "$2"; }
+rule() { echo "-------------------------------------------------------------------------"; }
 echo
-echo "FLM key benchmark ($ROUNDS x ${SECS}s rounds, $CONC connections, GET /v1/models)"
-printf '%-52s %12s\n' "measure" "value"
-printf '%-52s %12s\n' "proxy, key checks off (--bench-no-auth) req/s" "$open"
-printf '%-52s %12s\n' "proxy, cached key req/s" "$auth"
-printf '%-52s %12s  %s\n' "ratio cached/no-auth (target >= 0.97)" "$r1" \
-    "$(awk -v r="$r1" 'BEGIN { print (r >= 0.97) ? "ok" : "BELOW TARGET" }')"
-printf '%-52s %12s\n' "cold verification (first use, Argon2id) us" "$cold"
-printf '%-52s %12s\n' "bad-key requests absorbed req/s" "$bad"
-printf '%-52s %12s\n' "valid-key req/s during the bad-key flood" "$under"
-printf '%-52s %12s\n' "ratio valid under flood / valid alone" "$r2"
+echo "FLM benchmark (issue 6): POST $CHAT, non-streaming, $BODYLEN-byte JSON,"
+echo "  mock vllm; best of $ROUNDS x ${SECS}s rounds, interleaved; wrk -t2 -c$CONC"
+echo "  and -t1 -c1; latency from wrk's Lua done() in us."
+# What flm logged: its log lines against the requests it served.
+nreq=$(cat "$STATE"/res.flm.* "$STATE"/res.open.* 2>/dev/null |
+    awk '{ n += $4 } END { print n + 0 }')
+nlog=$(wc -l <"$STATE/flmd.log" | tr -d ' ')
+echo "  flm: cached key, model flm://vllm/..., logging on (flmd -d: $nlog log"
+echo "  lines for $nreq wrk requests);"
+if [ "$NGINX_LOG" = file ]; then
+	echo "  nginx $NGINX_VER: 1 worker, upstream keepalive 64, access_log to a file."
+else
+	echo "  nginx $NGINX_VER: 1 worker, upstream keepalive 64, access_log off."
+fi
+rule
+row "arm" "req/s" "p50 us" "p99 us" "errors"
+arm "c=$CONC  mock direct" direct c
+arm "c=$CONC  nginx proxy_pass" nginx c
+arm "c=$CONC  flm cached key" flm c
+arm "c=$CONC  flm no key checks" open c
+arm "c=1   mock direct" direct c1
+arm "c=1   nginx proxy_pass" nginx c1
+arm "c=1   flm cached key" flm c1
+rule
+line "ratio flm/nginx req/s (c=$CONC)" "$r_fn"
+line "ratio flm/direct req/s (c=$CONC)" "$r_fd"
+line "ratio flm cached key/no key checks req/s (c=$CONC)" "$r_fo"
+line "added p50 at c=1, flm over direct us" "$add_flm"
+line "added p50 at c=1, nginx over direct us" "$add_nginx"
+line "cold verification (first use, Argon2id) us" "$cold"
+line "bad-key requests absorbed req/s (c=$CONC, 1 thread)" "$bad"
+line "valid-key req/s during the bad-key flood" "$under"
+line "ratio valid under flood / valid alone" "$r_under"
+rule
+echo "SSE: $STREAMS streams held at once, a chunk every ${CHUNK_MS} ms; VmRSS of"
+echo "  flm-proxyd and of the nginx worker, idle and while all are held"
+[ -z "$NOTE_N" ] || echo " $NOTE_N"
+printf '%-34s %9s %9s %9s %8s\n' "" "streams" "idle KiB" "held KiB" "KiB/str"
+printf '%-34s %9s %9s %9s %8s\n' "flm-proxyd" "$SSE_ready_flm" "$SSE_idle_flm" \
+    "$SSE_held_flm" "$SSE_per_flm"
+printf '%-34s %9s %9s %9s %8s\n' "nginx" "$SSE_ready_nginx" "$SSE_idle_nginx" \
+    "$SSE_held_nginx" "$SSE_per_nginx"
+rule
+echo "targets"
+printf '  %-50s %8s  %s\n' "throughput flm/nginx >= 1.00 (c=$CONC)" "$r_fn" \
+    "$(target "$r_fn" '>=' 1.00)"
+printf '  %-50s %8s  %s\n' "added p50 flm over direct <= 25 us (c=1)" "$add_flm" \
+    "$(target "$add_flm" '<=' 25)"
+printf '  %-50s %8s  %s\n' "per-stream memory <= 32 KiB ($STREAMS streams)" \
+    "$SSE_per_flm" "$(target "$SSE_per_flm" '<=' 32)"
+printf '  %-50s %8s  %s\n' "cached key/no key checks >= 0.97" "$r_fo" \
+    "$(target "$r_fo" '>=' 0.97)"
+if [ -n "$FAIL" ]; then
+	echo
+	echo "bench: INCOMPLETE:$FAIL"
+	SAID=1
+	exit 1
+fi
