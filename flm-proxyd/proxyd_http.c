@@ -67,7 +67,7 @@ static void	request_begin(struct http_conn *);
 
 /* ---- limits --------------------------------------------------------------- */
 
-/* Where each limit of lib/limits.c lives, in its order. */
+/* Where each limit of lib/proxylimits.c lives, in its order. */
 static const struct {
 	size_t	 off;
 	int	 is_size;
@@ -202,7 +202,7 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 	if (r->retry_after > 0)
 		evbuffer_add_printf(out, "Retry-After: %d\r\n",
 		    r->retry_after);
-	if (ctype != NULL && strcmp(ctype, "text/event-stream") == 0)
+	if (ctype != NULL && strncmp(ctype, "text/event-stream", 17) == 0)
 		evbuffer_add(out, "Cache-Control: no-cache\r\n", 25);
 	if (!c->keepalive)
 		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
@@ -213,6 +213,23 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 	r->sent_head = 1;
 }
 
+/*
+ * Write now what the kernel takes: most answers go whole, and the write
+ * event (two epoll_ctl calls and a turn of the loop) is armed only for
+ * what is left.  An error is left for libevent to meet and report.
+ */
+void
+http_flush(struct bufferevent *bev)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(out) == 0)
+		return;
+	(void)evbuffer_write(out, bufferevent_getfd(bev));
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
 /* The request is answered: free it, then the next one or the close. */
 static void
 request_done(struct http_conn *c)
@@ -220,6 +237,7 @@ request_done(struct http_conn *c)
 	struct http_req	*r = &c->req;
 	struct timeval	 tv = { px->limits.idle_timeout, 0 };
 
+	http_flush(c->bev);
 	free(r->headbuf);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
@@ -295,6 +313,7 @@ http_stream_begin(struct http_req *r, int status, const char *ctype,
     int64_t clen)
 {
 	http_head_out(r, status, ctype, clen);
+	http_flush(r->conn->bev);
 }
 
 void
@@ -309,6 +328,7 @@ http_stream_data(struct http_req *r, const void *p, size_t len)
 	evbuffer_add(out, p, len);
 	if (r->chunked)
 		evbuffer_add(out, "\r\n", 2);
+	http_flush(r->conn->bev);
 }
 
 /* n bytes from src, moved rather than copied where framing allows. */
@@ -328,6 +348,7 @@ http_stream_move(struct http_req *r, struct evbuffer *src, size_t n)
 	evbuffer_remove_buffer(src, out, n);
 	if (r->chunked)
 		evbuffer_add(out, "\r\n", 2);
+	http_flush(r->conn->bev);
 }
 
 void
@@ -428,7 +449,9 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	struct http_conn	*c = arg;
 
 	(void)bev;
-	/* Requests sent before a half-close are still answered. */
+	/* Pipelined requests that arrived before a half-close are still
+	 * answered; an EOF while a request is at work means the client
+	 * left (a full close looks the same), so its engine call ends. */
 	if ((what & BEV_EVENT_EOF) && c->state == C_HEAD &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
 		c->eof = 1;
@@ -451,6 +474,8 @@ conn_write(struct bufferevent *bev, void *arg)
 			conn_free(c);
 		return;
 	}
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);	/* see http_flush */
 	if (r->drained != NULL)
 		r->drained(r, r->owner);
 }
@@ -505,12 +530,8 @@ conn_body(struct http_conn *c)
 {
 	int	 rc;
 
-	if ((rc = body_read(c)) == -1)
-		return;
-	if (rc == 0) {
-		conn_timer(c, px->limits.header_timeout);
-		return;
-	}
+	if ((rc = body_read(c)) == -1 || rc == 0)
+		return;		/* the deadline was set on entering C_BODY */
 	evtimer_del(c->timer);
 	c->body_done = 1;
 	c->state = C_WORK;
@@ -542,10 +563,11 @@ conn_head(struct http_conn *c)
 	}
 	p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	if (p.pos == -1 && n <= px->limits.max_header) {
-		/* Incomplete, or broken already (bare LF): say which now. */
-		rc = http_parse_head((const char *)evbuffer_pullup(in, -1), n,
-		    0, &r->head);
-		if (rc == 0)
+		/* A head ended with bare LFs is refused now, not at the
+		 * timeout; anything else waits for its CRLF CRLF. */
+		if (evbuffer_search(in, "\n\n", 2, NULL).pos == -1 ||
+		    (rc = http_parse_head((const char *)evbuffer_pullup(in, -1),
+		    n, 0, &r->head)) == 0)
 			return 0;
 		hlen = n;
 	} else if (p.pos == -1 || (size_t)p.pos + 4 > px->limits.max_header) {
@@ -622,9 +644,14 @@ request_authed(struct http_req *r, const char *key_id)
 		route_dispatch(r);
 		return;
 	}
-	if (r->head.minor >= 1 && http_header(&r->head, "expect", &(size_t){0}))
+	if (r->head.minor >= 1 &&
+	    http_header(&r->head, "expect", &(size_t){0}) != NULL) {
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		http_flush(c->bev);
+	}
 	c->state = C_BODY;
+	/* The whole body has header_timeout: trickling does not extend it. */
+	conn_timer(c, px->limits.header_timeout);
 	conn_body(c);
 }
 
@@ -739,13 +766,17 @@ request_begin(struct http_conn *c)
 static void
 http_overloaded(evutil_socket_t fd)
 {
-	static const char	 busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-	    "Content-Type: application/json\r\nRetry-After: 1\r\n"
-	    "Connection: close\r\nContent-Length: 102\r\n\r\n"
-	    "{\"error\":{\"message\":\"Too many connections; try again.\","
-	    "\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+	static const char	 body[] = "{\"error\":{\"message\":\"Too many "
+	    "connections; try again.\",\"type\":\"server_error\",\"param\":"
+	    "null,\"code\":null}}";
+	char			 busy[400];
+	int			 n;
 
-	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = snprintf(busy, sizeof(busy), "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: application/json\r\nRetry-After: 1\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+	    sizeof(body) - 1, body);
+	(void)!send(fd, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 
@@ -794,7 +825,9 @@ http_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	http_nconns++;
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_WRITE_LOW, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* Writes go out in http_flush; the write event only for a rest. */
+	bufferevent_disable(c->bev, EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
 	conn_timer(c, px->limits.idle_timeout);
 }
 

@@ -78,7 +78,7 @@ parse_version(const char *p, size_t n)
 	if (n != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
 	    p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9')
 		return -400;
-	if (p[5] != '1')
+	if (p[5] != '1' || p[7] > '1')
 		return -505;
 	return p[7] - '0';
 }

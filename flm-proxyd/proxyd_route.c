@@ -230,7 +230,9 @@ route_post(struct http_req *req)
 	memset(&call, 0, sizeof(call));
 	call.engine = rt.engine;
 	call.model = model;
-	call.stream = route_flag(in, "stream", NULL);
+	/* Embeddings have no stream, whatever the body says. */
+	call.stream = req->ep != EP_EMBEDDINGS && route_flag(in, "stream",
+	    NULL);
 	call.usage = route_flag(in, "stream_options", "include_usage");
 	if (req->ep == EP_EMBEDDINGS && route_encoding(req, in, &call) == -1) {
 		json_object_put(mobj);

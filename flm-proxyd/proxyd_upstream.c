@@ -34,7 +34,7 @@
 #define UP_MAX_LINE		(1024 * 1024)		/* one NDJSON line */
 #define UP_CLIENT_HIGH		(256 * 1024)	/* pause the engine above */
 #define UP_CONNECT_SECS		10
-#define UP_IDLE_MAX		64		/* kept-alive per engine */
+#define UP_IDLE_MAX		64	/* kept-alive, per engine on average */
 
 enum up_state { U_CONNECTING, U_HEAD, U_BODY, U_IDLE };
 enum up_body { B_LENGTH, B_CHUNKED, B_CLOSE, B_NONE };
@@ -67,6 +67,7 @@ static TAILQ_HEAD(, upstream)	 up_idle = TAILQ_HEAD_INITIALIZER(up_idle);
 static int			 up_nidle;
 
 static void	up_read(struct bufferevent *, void *);
+static void	up_write(struct bufferevent *, void *);
 static void	up_event(struct bufferevent *, short, void *);
 static int	up_connect(struct upstream *);
 
@@ -107,6 +108,10 @@ up_drained(struct http_req *req, void *arg)
 
 	req->drained = NULL;
 	bufferevent_enable(up->bev, EV_READ);
+	/* What the engine sent while we paused is already ours. */
+	if (evbuffer_get_length(bufferevent_get_input(up->bev)) > 0)
+		bufferevent_trigger(up->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* Before the client saw anything: an error answer instead. */
@@ -386,8 +391,8 @@ up_body(struct upstream *up)
 			}
 			break;
 		}
-		if (!up->translating && http_out_pending(up->req) >
-		    UP_CLIENT_HIGH) {
+		if ((!up->translating || up->os != NULL) &&
+		    http_out_pending(up->req) > UP_CLIENT_HIGH) {
 			/* Back-pressure: the client reads slower than the
 			 * engine writes. */
 			bufferevent_disable(up->bev, EV_READ);
@@ -505,9 +510,18 @@ up_read(struct bufferevent *bev, void *arg)
 }
 
 static void
+up_write(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);	/* see http_flush */
+}
+
+static void
 up_send(struct upstream *up)
 {
 	bufferevent_write(up->bev, up->sent, up->sentlen);
+	http_flush(up->bev);
 	up->state = U_HEAD;
 }
 
@@ -520,6 +534,7 @@ up_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
+		bufferevent_disable(up->bev, EV_WRITE);	/* see http_flush */
 		bufferevent_set_timeouts(up->bev, &tv, &tv);
 		up_send(up);
 		return;
@@ -592,7 +607,7 @@ up_connect(struct upstream *up)
 		close(fd);
 		return -1;
 	}
-	bufferevent_setcb(up->bev, up_read, NULL, up_event, up);
+	bufferevent_setcb(up->bev, up_read, up_write, up_event, up);
 	bufferevent_set_timeouts(up->bev, &tv, &tv);
 	up->state = U_CONNECTING;
 	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&ss,

@@ -5,7 +5,7 @@
 # flm config set proxy.* and take effect without a restart.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 37
 
 mock_init
 mock --flavor vllm
@@ -76,6 +76,8 @@ c=$(raw "GET /healthz HTTP/1.1\r\n\r\n")
 check "HTTP/1.1 without Host: 400 (got $c)" [ "$c" = 400 ]
 c=$(raw "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n")
 check "HTTP/2.0 on the wire: 505 (got $c)" [ "$c" = 505 ]
+c=$(raw "GET /healthz HTTP/1.5\r\nHost: x\r\n\r\n")
+check "HTTP/1.5: 505 (got $c)" [ "$c" = 505 ]
 c=$(raw "GET /healthz HTTP/1.1\nHost: x\n\n")
 check "bare LF line ends: 400 (got $c)" [ "$c" = 400 ]
 c=$(raw "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")

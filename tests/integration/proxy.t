@@ -6,7 +6,7 @@
 # failures mapped to 502/504, a client that leaves cancels the engine.
 . "$(dirname "$0")/lib.sh"
 
-plan 38
+plan 39
 
 mock_init
 mock --flavor ollama --chunks 5 --chunk-delay-ms 40
@@ -132,6 +132,9 @@ check "the translated stream joins to the whole answer" \
 out=$(req /v1/embeddings '{"model":"old:1b","input":"abc"}')
 checkx "Ollama without /v1: embeddings from /api/embed" \
     '[ "$(code "$out")" = 200 ] && json_has "$(body "$out")" ".object == \"list\" and (.data[0].embedding | length == 8) and .usage.prompt_tokens >= 1"'
+out=$(req /v1/embeddings '{"model":"old:1b","input":"abc","stream":true,"encoding_format":"base64"}')
+checkx "translated embeddings ignore stream and may be base64" \
+    '[ "$(code "$out")" = 200 ] && [ "$(body "$out" | jq -r ".data[0].embedding" | base64 -d | wc -c)" = 32 ]'
 out=$(req /v1/embeddings '{"model":"old:1b","input":[1,2,3]}')
 check "token ids for a translated engine: 400 saying so" [ "$(code "$out")" = 400 ]
 
