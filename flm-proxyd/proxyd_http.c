@@ -170,46 +170,91 @@ http_out_pending(const struct http_req *r)
 	return evbuffer_get_length(bufferevent_get_output(r->conn->bev));
 }
 
+/* A response head, built without printf: it is on every answer. */
+struct hbuf {
+	char	 b[1024];
+	size_t	 n;
+};
+
+static void
+hb_str(struct hbuf *h, const char *s)
+{
+	size_t	 len = strlen(s);
+
+	if (h->n + len < sizeof(h->b)) {
+		memcpy(h->b + h->n, s, len);
+		h->n += len;
+	}
+}
+
+static void
+hb_num(struct hbuf *h, unsigned long long v, unsigned int base, int width)
+{
+	char	 d[24];
+	int	 i = sizeof(d);
+
+	do {
+		d[--i] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v > 0 || (int)sizeof(d) - i < width);
+	if (h->n + sizeof(d) - i < sizeof(h->b)) {
+		memcpy(h->b + h->n, d + i, sizeof(d) - i);
+		h->n += sizeof(d) - i;
+	}
+}
+
 static void
 http_head_out(struct http_req *r, int status, const char *ctype,
     int64_t clen)
 {
 	struct http_conn	*c = r->conn;
-	struct evbuffer		*out = bufferevent_get_output(c->bev);
+	struct hbuf		 h;
 
 	/* HTTP/1.0 clients get no chunks: the close ends the answer. */
 	r->chunked = clen < 0 && r->head.minor >= 1 && status != 204;
 	if (clen < 0 && !r->chunked)
 		c->keepalive = 0;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
-	    "X-Request-Id: flm-%016llx\r\n", status, http_reason(status),
-	    http_date(), (unsigned long long)r->id);
-	if (ctype != NULL)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	h.n = 0;
+	hb_str(&h, "HTTP/1.1 ");
+	hb_num(&h, (unsigned int)status, 10, 3);
+	hb_str(&h, " ");
+	hb_str(&h, http_reason(status));
+	hb_str(&h, "\r\nDate: ");
+	hb_str(&h, http_date());
+	hb_str(&h, "\r\nX-Request-Id: flm-");
+	hb_num(&h, r->id, 16, 16);
+	hb_str(&h, "\r\n");
+	if (ctype != NULL) {
+		hb_str(&h, "Content-Type: ");
+		hb_str(&h, ctype);
+		hb_str(&h, "\r\n");
+	}
 	if (status == 204)
 		;	/* RFC 9110 §8.6: no Content-Length */
-	else if (clen >= 0)
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n",
-		    (long long)clen);
-	else if (r->chunked)
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	else if (clen >= 0) {
+		hb_str(&h, "Content-Length: ");
+		hb_num(&h, (unsigned long long)clen, 10, 1);
+		hb_str(&h, "\r\n");
+	} else if (r->chunked)
+		hb_str(&h, "Transfer-Encoding: chunked\r\n");
 	if (status == 401)
-		evbuffer_add(out, "WWW-Authenticate: Bearer\r\n", 26);
+		hb_str(&h, "WWW-Authenticate: Bearer\r\n");
 	if (status == 405 || status == 204)
-		evbuffer_add_printf(out, "Allow: %s\r\n", r->ep == EP_HEALTHZ ||
-		    r->ep == EP_MODELS ? "GET, HEAD, OPTIONS" :
-		    "POST, OPTIONS");
-	if (r->retry_after > 0)
-		evbuffer_add_printf(out, "Retry-After: %d\r\n",
-		    r->retry_after);
+		hb_str(&h, r->ep == EP_HEALTHZ || r->ep == EP_MODELS ?
+		    "Allow: GET, HEAD, OPTIONS\r\n" : "Allow: POST, OPTIONS\r\n");
+	if (r->retry_after > 0) {
+		hb_str(&h, "Retry-After: ");
+		hb_num(&h, (unsigned int)r->retry_after, 10, 1);
+		hb_str(&h, "\r\n");
+	}
 	if (ctype != NULL && strncmp(ctype, "text/event-stream", 17) == 0)
-		evbuffer_add(out, "Cache-Control: no-cache\r\n", 25);
+		hb_str(&h, "Cache-Control: no-cache\r\n");
 	if (!c->keepalive)
-		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+		hb_str(&h, "Connection: close\r\n");
 	else if (r->head.minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n\r\n", 26);
-	else
-		evbuffer_add(out, "\r\n", 2);
+		hb_str(&h, "Connection: keep-alive\r\n");
+	hb_str(&h, "\r\n");
+	evbuffer_add(bufferevent_get_output(c->bev), h.b, h.n);
 	r->sent_head = 1;
 }
 

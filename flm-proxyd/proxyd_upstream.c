@@ -634,26 +634,58 @@ up_take_idle(const struct proxyd_engine *e)
 	return NULL;
 }
 
+static void
+up_put(char *buf, size_t *n, const char *s)
+{
+	size_t	 len = strlen(s);
+
+	memcpy(buf + *n, s, len);
+	*n += len;
+}
+
+static void
+up_putu(char *buf, size_t *n, size_t v)
+{
+	char	 d[24];
+	int	 i = sizeof(d) - 1;
+
+	d[i] = '\0';
+	do {
+		d[--i] = '0' + v % 10;
+		v /= 10;
+	} while (v > 0);
+	up_put(buf, n, d + i);
+}
+
+/* The request head, then the body, in one buffer (no printf: it is on
+ * every call). */
 static char *
 up_request(const struct upstream_call *call, size_t *len)
 {
 	const struct proxyd_engine *e = call->engine;
-	char			*s;
-	int			 n;
+	const char	*accept = call->stream ? "text/event-stream, "
+	    "application/x-ndjson, application/json" : "application/json";
+	char		*s;
+	size_t		 n = 0;
+	int		 v6 = strchr(e->host, ':') != NULL;
 
+	if ((s = malloc(200 + strlen(call->path) + strlen(e->host) +
+	    strlen(accept) + call->len)) == NULL)
+		return NULL;
 	/* The path is ours, never the client's: no spelling of an admin
 	 * route can come through. */
-	n = asprintf(&s, "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n"
-	    "Content-Type: application/json\r\nAccept: %s\r\n"
-	    "Content-Length: %zu\r\n\r\n", call->path,
-	    strchr(e->host, ':') ? "[" : "", e->host,
-	    strchr(e->host, ':') ? "]" : "", e->port,
-	    call->stream ? "text/event-stream, application/x-ndjson, "
-	    "application/json" : "application/json", call->len);
-	if (n < 0)
-		return NULL;
-	if ((s = realloc(s, n + call->len)) == NULL)
-		return NULL;
+	up_put(s, &n, "POST ");
+	up_put(s, &n, call->path);
+	up_put(s, &n, " HTTP/1.1\r\nHost: ");
+	up_put(s, &n, v6 ? "[" : "");
+	up_put(s, &n, e->host);
+	up_put(s, &n, v6 ? "]:" : ":");
+	up_putu(s, &n, (size_t)e->port);
+	up_put(s, &n, "\r\nContent-Type: application/json\r\nAccept: ");
+	up_put(s, &n, accept);
+	up_put(s, &n, "\r\nContent-Length: ");
+	up_putu(s, &n, call->len);
+	up_put(s, &n, "\r\n\r\n");
 	memcpy(s + n, call->body, call->len);
 	*len = n + call->len;
 	return s;
