@@ -76,9 +76,26 @@ echo "\$ curl -H 'Authorization: Bearer flm_...' $URL"
 out=$(curl -s -w '\n(HTTP %{http_code})' -H "Authorization: Bearer $KEY" "$URL")
 echo "$out"
 case $out in
-*'"flm://ollama/'*'(HTTP 200)') echo; echo "quickstart: OK, the proxy answered with the engine's models" ;;
+*'"flm://ollama/'*'(HTTP 200)') ;;
 *) echo "quickstart: the authenticated request failed" >&2; exit 1 ;;
 esac
+CHAT=http://127.0.0.1:$PORT/v1/chat/completions
+BODY='{"model":"flm://ollama/llama3.2:1b","messages":[{"role":"user","content":"Hello, FLM!"}]}'
+echo
+echo "\$ curl -H 'Authorization: Bearer flm_...' -d '$BODY' $CHAT"
+out=$(curl -s -w '\n(HTTP %{http_code})' -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' -d "$BODY" "$CHAT")
+echo "$out"
+case $out in
+*'"content":"Hello from mock ollama'*'(HTTP 200)') ;;
+*) echo "quickstart: the chat completion failed" >&2; exit 1 ;;
+esac
+echo
+echo "\$ FLM_API_KEY=flm_... flm chat --stream 'Hello again'"
+FLM_API_KEY=$KEY $FLM chat --stream 'Hello again' ||
+    { echo "quickstart: flm chat failed" >&2; exit 1; }
+echo
+echo "quickstart: OK, the engine answered through the authenticated proxy"
 if [ "${FLM_QUICKSTART_KEEP:-0}" = 1 ]; then
 	echo "quickstart: left running (pids $pids); state in $STATE"
 fi
