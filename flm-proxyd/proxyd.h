@@ -9,7 +9,6 @@
 #include "flm_msg.h"
 #include "proxyd_parse.h"
 
-struct bufferevent;
 struct evbuffer;
 struct evconnlistener;
 struct json_object;
@@ -109,7 +108,6 @@ void	http_stream_move(struct http_req *, struct evbuffer *, size_t);
 void	http_stream_end(struct http_req *);
 void	http_stream_abort(struct http_req *);
 size_t	http_out_pending(const struct http_req *);
-void	http_flush(struct bufferevent *);
 void	http_hold(struct http_req *, void (*)(struct http_req *, void *),
 	    void *);
 void	http_release(struct http_req *);

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <json-c/json.h>
@@ -44,7 +43,10 @@ enum conn_state {
 struct http_conn {
 	TAILQ_ENTRY(http_conn)	 entry;
 	struct proxyd_listener	*l;
-	struct bufferevent	*bev;
+	int			 fd;
+	struct event		*rev, *wev;	/* wev: only for a rest */
+	struct evbuffer		*in, *out;
+	int			 reading;
 	struct event		*timer;
 	enum conn_state		 state;
 	int			 idle;		/* timer is the idle one */
@@ -61,7 +63,7 @@ static int		 http_nconns;
 static uint64_t		 http_nextid = 1;
 static struct event	*http_report_tick;
 
-static void	conn_read(struct bufferevent *, void *);
+static void	conn_dispatch(struct http_conn *);
 static void	conn_free(struct http_conn *);
 static void	request_begin(struct http_conn *);
 
@@ -167,7 +169,7 @@ http_req_addr(const struct http_req *r)
 size_t
 http_out_pending(const struct http_req *r)
 {
-	return evbuffer_get_length(bufferevent_get_output(r->conn->bev));
+	return evbuffer_get_length(r->conn->out);
 }
 
 /* A response head, built without printf: it is on every answer. */
@@ -254,25 +256,32 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 	else if (r->head.minor == 0)
 		hb_str(&h, "Connection: keep-alive\r\n");
 	hb_str(&h, "\r\n");
-	evbuffer_add(bufferevent_get_output(c->bev), h.b, h.n);
+	evbuffer_add(c->out, h.b, h.n);
 	r->sent_head = 1;
 }
 
-/*
- * Write now what the kernel takes: most answers go whole, and the write
- * event (two epoll_ctl calls and a turn of the loop) is armed only for
- * what is left.  An error is left for libevent to meet and report.
- */
-void
-http_flush(struct bufferevent *bev)
+static void
+conn_reading(struct http_conn *c, int on)
 {
-	struct evbuffer	*out = bufferevent_get_output(bev);
-
-	if (evbuffer_get_length(out) == 0)
+	if (on == c->reading)
 		return;
-	(void)evbuffer_write(out, bufferevent_getfd(bev));
-	if (evbuffer_get_length(out) > 0)
-		bufferevent_enable(bev, EV_WRITE);
+	c->reading = on;
+	if (on)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
+}
+
+/* Write now what the kernel takes (see up_flush): the write event
+ * only for what is left. */
+static void
+conn_flush(struct http_conn *c)
+{
+	if (evbuffer_get_length(c->out) == 0)
+		return;
+	(void)evbuffer_write(c->out, c->fd);
+	if (evbuffer_get_length(c->out) > 0)
+		event_add(c->wev, NULL);
 }
 
 /* The request is answered: free it, then the next one or the close. */
@@ -282,18 +291,18 @@ request_done(struct http_conn *c)
 	struct http_req	*r = &c->req;
 	struct timeval	 tv = { px->limits.idle_timeout, 0 };
 
-	http_flush(c->bev);
+	conn_flush(c);
 	free(r->headbuf);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	memset(r, 0, sizeof(*r));
 	r->conn = c;
 	c->l->requests++;
-	if (c->eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+	if (c->eof && evbuffer_get_length(c->in) == 0)
 		c->keepalive = 0;
 	if (!c->keepalive) {
 		c->state = C_CLOSING;
-		bufferevent_disable(c->bev, EV_READ);
+		conn_reading(c, 0);
 		if (http_out_pending(r) == 0) {
 			conn_free(c);
 			return;
@@ -304,11 +313,10 @@ request_done(struct http_conn *c)
 	c->state = C_HEAD;
 	c->idle = 1;
 	evtimer_add(c->timer, &tv);
-	bufferevent_enable(c->bev, EV_READ);
+	conn_reading(c, !c->eof);
 	/* Pipelined bytes: later, from the loop, so no recursion. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
+	if (evbuffer_get_length(c->in) > 0)
+		event_active(c->rev, EV_READ, 0);
 }
 
 void
@@ -317,7 +325,7 @@ http_reply(struct http_req *r, int status, const char *ctype,
 {
 	http_head_out(r, status, ctype, (int64_t)len);
 	if (r->head.method != HTTP_M_HEAD && len > 0)
-		evbuffer_add(bufferevent_get_output(r->conn->bev), body, len);
+		evbuffer_add(r->conn->out, body, len);
 	request_done(r->conn);
 }
 
@@ -358,13 +366,15 @@ http_stream_begin(struct http_req *r, int status, const char *ctype,
     int64_t clen)
 {
 	http_head_out(r, status, ctype, clen);
-	http_flush(r->conn->bev);
+	/* A stream's head goes at once; a sized answer's with its body. */
+	if (clen < 0)
+		conn_flush(r->conn);
 }
 
 void
 http_stream_data(struct http_req *r, const void *p, size_t len)
 {
-	struct evbuffer	*out = bufferevent_get_output(r->conn->bev);
+	struct evbuffer	*out = r->conn->out;
 
 	if (len == 0 || r->head.method == HTTP_M_HEAD)
 		return;
@@ -373,14 +383,14 @@ http_stream_data(struct http_req *r, const void *p, size_t len)
 	evbuffer_add(out, p, len);
 	if (r->chunked)
 		evbuffer_add(out, "\r\n", 2);
-	http_flush(r->conn->bev);
+	conn_flush(r->conn);
 }
 
 /* n bytes from src, moved rather than copied where framing allows. */
 void
 http_stream_move(struct http_req *r, struct evbuffer *src, size_t n)
 {
-	struct evbuffer	*out = bufferevent_get_output(r->conn->bev);
+	struct evbuffer	*out = r->conn->out;
 
 	if (n == 0)
 		return;
@@ -393,14 +403,14 @@ http_stream_move(struct http_req *r, struct evbuffer *src, size_t n)
 	evbuffer_remove_buffer(src, out, n);
 	if (r->chunked)
 		evbuffer_add(out, "\r\n", 2);
-	http_flush(r->conn->bev);
+	conn_flush(r->conn);
 }
 
 void
 http_stream_end(struct http_req *r)
 {
 	if (r->chunked && r->head.method != HTTP_M_HEAD)
-		evbuffer_add(bufferevent_get_output(r->conn->bev),
+		evbuffer_add(r->conn->out,
 		    "0\r\n\r\n", 5);
 	request_done(r->conn);
 }
@@ -445,7 +455,11 @@ conn_free(struct http_conn *c)
 		evbuffer_free(r->body);
 	TAILQ_REMOVE(cs, c, entry);
 	event_free(c->timer);
-	bufferevent_free(c->bev);
+	event_free(c->rev);
+	event_free(c->wev);
+	evbuffer_free(c->in);
+	evbuffer_free(c->out);
+	close(c->fd);
 	free(c);
 	http_nconns--;
 }
@@ -471,7 +485,7 @@ conn_timeout(evutil_socket_t fd, short ev, void *arg)
 	switch (c->state) {
 	case C_HEAD:
 		if (c->idle ||
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+		    evbuffer_get_length(c->in) == 0) {
 			conn_free(c);
 			return;
 		}
@@ -488,40 +502,43 @@ conn_timeout(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/* The client sends no more: EOF, or an error. */
 static void
-conn_event(struct bufferevent *bev, short what, void *arg)
+conn_eof(struct http_conn *c, int error)
 {
-	struct http_conn	*c = arg;
-
-	(void)bev;
 	/* Pipelined requests that arrived before a half-close are still
 	 * answered; an EOF while a request is at work means the client
 	 * left (a full close looks the same), so its engine call ends. */
-	if ((what & BEV_EVENT_EOF) && c->state == C_HEAD &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	if (!error && c->state == C_HEAD && evbuffer_get_length(c->in) > 0) {
 		c->eof = 1;
-		bufferevent_disable(c->bev, EV_READ);
-		conn_read(c->bev, c);
+		conn_reading(c, 0);
+		conn_dispatch(c);
 		return;
 	}
-	/* Otherwise, whatever it was doing, the client is gone. */
 	conn_free(c);
 }
 
 static void
-conn_write(struct bufferevent *bev, void *arg)
+conn_write(evutil_socket_t fd, short ev, void *arg)
 {
 	struct http_conn	*c = arg;
 	struct http_req		*r = &c->req;
 
+	(void)ev;
+	if (evbuffer_write(c->out, fd) == -1 && errno != EAGAIN &&
+	    errno != EINTR) {
+		conn_free(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) == 0)
+		event_del(c->wev);
 	if (c->state == C_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(c->out) == 0)
 			conn_free(c);
 		return;
 	}
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE);	/* see http_flush */
-	if (r->drained != NULL)
+	if (r->drained != NULL && evbuffer_get_length(c->out) <=
+	    HTTP_WRITE_LOW)
 		r->drained(r, r->owner);
 }
 
@@ -538,7 +555,7 @@ static int
 body_read(struct http_conn *c)
 {
 	struct http_req	*r = &c->req;
-	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	struct evbuffer	*in = c->in;
 	struct evbuffer_iovec v;
 	const char	*data;
 	size_t		 used, dlen, want;
@@ -587,7 +604,7 @@ conn_body(struct http_conn *c)
 static int
 conn_head(struct http_conn *c)
 {
-	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer		*in = c->in;
 	struct evbuffer_ptr	 p;
 	struct http_req		*r = &c->req;
 	size_t			 n, hlen;
@@ -638,11 +655,8 @@ conn_head(struct http_conn *c)
 }
 
 static void
-conn_read(struct bufferevent *bev, void *arg)
+conn_dispatch(struct http_conn *c)
 {
-	struct http_conn	*c = arg;
-
-	(void)bev;
 	switch (c->state) {
 	case C_HEAD:
 		if (conn_head(c) == 1)
@@ -653,11 +667,53 @@ conn_read(struct bufferevent *bev, void *arg)
 		break;
 	default:
 		/* Pipelined: it waits, unless it is too much. */
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)) >
+		if (evbuffer_get_length(c->in) >
 		    px->limits.max_header + px->limits.max_body)
-			bufferevent_disable(c->bev, EV_READ);
+			conn_reading(c, 0);
 		break;
 	}
+}
+
+/*
+ * Read straight into the input buffer: evbuffer_read (and so
+ * bufferevents) would ask FIONREAD first, a system call per read.
+ */
+static void
+conn_read(evutil_socket_t fd, short ev, void *arg)
+{
+	struct http_conn	*c = arg;
+	struct evbuffer_iovec	 v[2];
+	struct iovec		 iov[2];
+	ssize_t			 n, left;
+	int			 i, nv;
+
+	(void)ev;
+	if (c->reading && (nv = evbuffer_reserve_space(c->in, 16384, v,
+	    2)) > 0) {
+		for (i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		n = readv(fd, iov, nv);
+		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			evbuffer_commit_space(c->in, v, 0);
+			conn_eof(c, 1);
+			return;
+		}
+		if (n == 0) {
+			evbuffer_commit_space(c->in, v, 0);
+			conn_eof(c, 0);
+			return;
+		}
+		/* EAGAIN: woken to serve a pipelined request, not by data. */
+		for (i = 0, left = n > 0 ? n : 0; i < nv; i++) {
+			if ((size_t)left < v[i].iov_len)
+				v[i].iov_len = (size_t)left;
+			left -= (ssize_t)v[i].iov_len;
+		}
+		evbuffer_commit_space(c->in, v, n > 0 ? nv : 0);
+	}
+	conn_dispatch(c);
 }
 
 /* ---- requests ----------------------------------------------------------------- */
@@ -691,8 +747,8 @@ request_authed(struct http_req *r, const char *key_id)
 	}
 	if (r->head.minor >= 1 &&
 	    http_header(&r->head, "expect", &(size_t){0}) != NULL) {
-		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-		http_flush(c->bev);
+		evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		conn_flush(c);
 	}
 	c->state = C_BODY;
 	/* The whole body has header_timeout: trickling does not extend it. */
@@ -854,25 +910,32 @@ http_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	c->req.conn = c;
 	c->state = C_HEAD;
 	c->idle = 1;
-	c->bev = bufferevent_socket_new(px->c.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->fd = fd;		/* non-blocking: evconnlistener made it so */
 	c->timer = evtimer_new(px->c.base, conn_timeout, c);
-	if (c->bev == NULL || c->timer == NULL) {
-		if (c->bev != NULL)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
+	c->rev = event_new(px->c.base, fd, EV_READ | EV_PERSIST, conn_read, c);
+	c->wev = event_new(px->c.base, fd, EV_WRITE | EV_PERSIST, conn_write,
+	    c);
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	if (c->timer == NULL || c->rev == NULL || c->wev == NULL ||
+	    c->in == NULL || c->out == NULL) {
 		if (c->timer != NULL)
 			event_free(c->timer);
+		if (c->rev != NULL)
+			event_free(c->rev);
+		if (c->wev != NULL)
+			event_free(c->wev);
+		if (c->in != NULL)
+			evbuffer_free(c->in);
+		if (c->out != NULL)
+			evbuffer_free(c->out);
+		close(fd);
 		free(c);
 		return;
 	}
 	TAILQ_INSERT_TAIL((struct http_conns *)l->conns, c, entry);
 	http_nconns++;
-	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_WRITE_LOW, 0);
-	/* Writes go out in http_flush; the write event only for a rest. */
-	bufferevent_disable(c->bev, EV_WRITE);
-	bufferevent_enable(c->bev, EV_READ);
+	conn_reading(c, 1);
 	conn_timer(c, px->limits.idle_timeout);
 }
 

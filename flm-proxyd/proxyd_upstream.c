@@ -90,6 +90,23 @@ up_free(struct upstream *up)
 	free(up);
 }
 
+/*
+ * Write now what the kernel takes: most answers go whole, and the write
+ * event (two epoll_ctl calls and a turn of the loop) is armed only for
+ * what is left.  An error is left for libevent to meet and report.
+ */
+static void
+up_flush(struct bufferevent *bev)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(out) == 0)
+		return;
+	(void)evbuffer_write(out, bufferevent_getfd(bev));
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
 /* The client went: so does the engine's work, at once. */
 static void
 up_abort(struct http_req *req, void *arg)
@@ -514,14 +531,14 @@ up_write(struct bufferevent *bev, void *arg)
 {
 	(void)arg;
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE);	/* see http_flush */
+		bufferevent_disable(bev, EV_WRITE);	/* see up_flush */
 }
 
 static void
 up_send(struct upstream *up)
 {
 	bufferevent_write(up->bev, up->sent, up->sentlen);
-	http_flush(up->bev);
+	up_flush(up->bev);
 	up->state = U_HEAD;
 }
 
@@ -534,7 +551,7 @@ up_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		bufferevent_disable(up->bev, EV_WRITE);	/* see http_flush */
+		bufferevent_disable(up->bev, EV_WRITE);	/* see up_flush */
 		bufferevent_set_timeouts(up->bev, &tv, &tv);
 		up_send(up);
 		return;
