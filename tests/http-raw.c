@@ -6,7 +6,7 @@
  * -s), with -c shuts the write side down after, then prints what comes
  * back until the server closes (exit 0) or -t MS pass (exit 2).
  * With -n N it opens N connections, sends nothing, and prints how many
- * the server answered or closed within -t MS (default 1000).
+ * the server answered or closed within -t MS (default 5000).
  */
 #include "config.h"
 
