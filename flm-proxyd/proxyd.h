@@ -102,6 +102,8 @@ void	http_reply(struct http_req *, int, const char *, const char *, size_t);
 void	http_json(struct http_req *, int, struct json_object *);
 void	http_error(struct http_req *, int, const char *, const char *,
 	    const char *);
+void	http_error_param(struct http_req *, int, const char *, const char *,
+	    const char *, const char *);
 void	http_stream_begin(struct http_req *, int, const char *, int64_t);
 void	http_stream_data(struct http_req *, const void *, size_t);
 void	http_stream_move(struct http_req *, struct evbuffer *, size_t);

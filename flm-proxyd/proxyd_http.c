@@ -342,15 +342,16 @@ http_json(struct http_req *r, int status, struct json_object *o)
 
 /* OpenAI's error shape: {"error": {message, type, param, code}}. */
 void
-http_error(struct http_req *r, int status, const char *type,
-    const char *code, const char *msg)
+http_error_param(struct http_req *r, int status, const char *type,
+    const char *code, const char *param, const char *msg)
 {
 	struct json_object	*o = json_object_new_object();
 	struct json_object	*e = json_object_new_object();
 
 	json_object_object_add(e, "message", json_object_new_string(msg));
 	json_object_object_add(e, "type", json_object_new_string(type));
-	json_object_object_add(e, "param", NULL);
+	json_object_object_add(e, "param", param ?
+	    json_object_new_string(param) : NULL);
 	json_object_object_add(e, "code", code ?
 	    json_object_new_string(code) : NULL);
 	json_object_object_add(o, "error", e);
@@ -359,6 +360,13 @@ http_error(struct http_req *r, int status, const char *type,
 		r->conn->keepalive = 0;
 	http_json(r, status, o);
 	json_object_put(o);
+}
+
+void
+http_error(struct http_req *r, int status, const char *type,
+    const char *code, const char *msg)
+{
+	http_error_param(r, status, type, code, NULL, msg);
 }
 
 void

@@ -36,18 +36,7 @@ static const enum upstream_mode route_ollama_modes[] = {
 static void
 route_bad(struct http_req *req, const char *param, const char *msg)
 {
-	struct json_object	*o = json_object_new_object();
-	struct json_object	*e = json_object_new_object();
-
-	json_object_object_add(e, "message", json_object_new_string(msg));
-	json_object_object_add(e, "type",
-	    json_object_new_string("invalid_request_error"));
-	json_object_object_add(e, "param", param != NULL ?
-	    json_object_new_string(param) : NULL);
-	json_object_object_add(e, "code", NULL);
-	json_object_object_add(o, "error", e);
-	http_json(req, 400, o);
-	json_object_put(o);
+	http_error_param(req, 400, "invalid_request_error", NULL, param, msg);
 }
 
 /* Optional field k of type t (json_type_double: any number). */

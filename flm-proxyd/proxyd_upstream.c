@@ -27,6 +27,7 @@
 
 #include "jsonbuf.h"
 #include "log.h"
+#include "netaddr.h"
 #include "proxyd.h"
 
 #define UP_MAX_HEAD		(64 * 1024)
@@ -597,23 +598,11 @@ static int
 up_connect(struct upstream *up)
 {
 	struct sockaddr_storage	 ss;
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
 	struct timeval		 tv = { UP_CONNECT_SECS, 0 };
 	socklen_t		 len;
 	int			 fd, on = 1;
 
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, up->engine.addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(up->engine.port);
-		len = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, up->engine.addr, &sin6->sin6_addr) ==
-	    1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(up->engine.port);
-		len = sizeof(*sin6);
-	} else
+	if (netaddr_parse(up->engine.addr, up->engine.port, &ss, &len) == -1)
 		return -1;
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)

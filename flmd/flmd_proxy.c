@@ -26,6 +26,7 @@
 #include "db.h"
 #include "flmd.h"
 #include "log.h"
+#include "netaddr.h"
 
 #define PROXY_MAX_HANDLES	8
 #define PROXY_DEFAULT_PORT	8088
@@ -55,29 +56,6 @@ proxy_loopback(const struct sockaddr_storage *ss)
 	    sin6_addr);
 }
 
-static int
-proxy_sockaddr(const char *bind, int port, struct sockaddr_storage *ss,
-    socklen_t *len)
-{
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, bind, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		*len = sizeof(*sin);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, bind, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		*len = sizeof(*sin6);
-		return 0;
-	}
-	return -1;
-}
-
 /* Port 0: the kernel picks one, and *port says which. */
 static int
 proxy_listen(const char *addr, int *port, int noauth, char *err, size_t errsz)
@@ -86,7 +64,7 @@ proxy_listen(const char *addr, int *port, int noauth, char *err, size_t errsz)
 	socklen_t		 len;
 	int			 fd, on = 1;
 
-	if (proxy_sockaddr(addr, *port, &ss, &len) == -1) {
+	if (netaddr_parse(addr, *port, &ss, &len) == -1) {
 		snprintf(err, errsz, "--bind %s: not an IPv4 or IPv6 address",
 		    addr);
 		return -1;
