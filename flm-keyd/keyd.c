@@ -6,10 +6,12 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <json-c/json.h>
@@ -73,18 +75,12 @@ keyd_reply(uint32_t peerid, struct json_object *res)
  * next request.  A proxyd that does not confirm in time is restarted
  * by flmd (a new proxyd starts with an empty cache).
  */
-static void
-keyd_after_change(uint32_t peerid, const char *id, struct json_object *res)
+static uint64_t
+keyd_change_wait(uint32_t peerid, struct json_object *res)
 {
-	struct keyd_change		*kch;
-	struct flm_key_invalidate	 inv;
-	struct timeval			 tv = { KEYD_INVALIDATE_SECS, 0 };
+	struct keyd_change	*kch;
+	struct timeval		 tv = { KEYD_INVALIDATE_SECS, 0 };
 
-	keycache_drop_key(keyd_cache, id);
-	if (keyd.peer == NULL) {
-		keyd_reply(peerid, res);
-		return;
-	}
 	if ((kch = calloc(1, sizeof(*kch))) == NULL)
 		fatal("%s", __func__);
 	kch->seq = ++keyd_seq;
@@ -93,11 +89,57 @@ keyd_after_change(uint32_t peerid, const char *id, struct json_object *res)
 	kch->timeout = evtimer_new(keyd.base, keyd_change_timeout, kch);
 	TAILQ_INSERT_TAIL(&keyd_changes, kch, entry);
 	evtimer_add(kch->timeout, &tv);
+	return kch->seq;
+}
+
+static void
+keyd_after_change(uint32_t peerid, const char *id, struct json_object *res)
+{
+	struct flm_key_invalidate	 inv;
+
+	keycache_drop_key(keyd_cache, id);
+	if (keyd.peer == NULL) {
+		keyd_reply(peerid, res);
+		return;
+	}
 	memset(&inv, 0, sizeof(inv));
 	inv.version = FLM_VERIFY_VERSION;
-	inv.seq = kch->seq;
+	inv.seq = keyd_change_wait(peerid, res);
 	snprintf(inv.key_id, sizeof(inv.key_id), "%s", id);
 	chan_compose(keyd.peer, IMSG_KEY_INVALIDATE, 0, -1, &inv, sizeof(inv));
+}
+
+/* The policy in force, to proxyd: at its start and after each change. */
+static void
+keyd_policy_push(uint64_t seq)
+{
+	struct json_object	*res;
+	struct mbuf		 b;
+	char			 err[256];
+	const char		*text;
+
+	if (keyd.peer == NULL)
+		return;
+	if (keyd_policy_get(&keyd_db, &res, err, sizeof(err)) == -1) {
+		/* proxyd keeps its own default: loopback only. */
+		log_warnx("security policy: %s", err);
+		return;
+	}
+	text = json_object_to_json_string_ext(json_object_object_get(res,
+	    "policy"), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	memset(&b, 0, sizeof(b));
+	mbuf_put_u64(&b, seq);
+	mbuf_put_data(&b, text, strlen(text));
+	chan_compose_mbuf(keyd.peer, IMSG_POLICY, 0, -1, &b);
+	mbuf_free(&b);
+	json_object_put(res);
+}
+
+static void
+keyd_peer_up(struct chan *ch)
+{
+	(void)ch;
+	keyd_policy_push(0);
 }
 
 static void
@@ -137,6 +179,95 @@ keyd_arg(struct json_object *req, const char *key)
 	    !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+static int
+keyd_when(struct json_object *req, const char *key, char *iso, size_t isosz,
+    char *err, size_t errsz)
+{
+	const char	*when = keyd_arg(req, key);
+	time_t		 t;
+
+	*iso = '\0';
+	if (json_object_object_get(req, key) == NULL)
+		return 0;
+	if (when == NULL || keyd_parse_since(when, time(NULL), &t) == -1) {
+		snprintf(err, errsz, "%s: expected YYYY-MM-DD, "
+		    "YYYY-MM-DDTHH:MM:SSZ or a duration such as 30d", key);
+		return -1;
+	}
+	keyd_iso(t, 0, iso, isosz);
+	return 0;
+}
+
+/* Policy, audit and usage requests from flmd. */
+static void
+keyd_security(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*req = NULL, *res = NULL, *v;
+	char			 err[512], iso[32];
+	int			 r = -1;
+	int64_t			 count = 20;
+
+	if (m->hdr.type == IMSG_POLICY_GET || m->hdr.type == IMSG_AUDIT_VERIFY) {
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed request %u", m->hdr.type);
+			return;
+		}
+	} else if (msg_get_json(m, &req) == -1 ||
+	    !json_object_is_type(req, json_type_object)) {
+		json_object_put(req);
+		chan_fail(ch, "malformed request %u", m->hdr.type);
+		return;
+	}
+	switch (m->hdr.type) {
+	case IMSG_POLICY_GET:
+		r = keyd_policy_get(&keyd_db, &res, err, sizeof(err));
+		break;
+	case IMSG_POLICY_SET:
+		if ((r = keyd_policy_set(&keyd_db, req, &res, err,
+		    sizeof(err))) == 0 && keyd.peer != NULL) {
+			/* Answered once proxyd enforces it. */
+			keyd_policy_push(keyd_change_wait(m->hdr.peerid, res));
+			json_object_put(req);
+			return;
+		}
+		break;
+	case IMSG_AUDIT_VERIFY:
+		r = keyd_audit_verify(&keyd_db, &res, err, sizeof(err));
+		break;
+	case IMSG_AUDIT_ARCHIVE:
+		if (keyd_arg(req, "before") == NULL)
+			snprintf(err, sizeof(err), "--before WHEN is required");
+		else if (keyd_when(req, "before", iso, sizeof(iso), err,
+		    sizeof(err)) == 0)
+			r = keyd_audit_archive(&keyd_db, iso, &res, err,
+			    sizeof(err));
+		break;
+	case IMSG_AUDIT_TAIL:
+		if (json_object_object_get_ex(req, "count", &v) &&
+		    (!json_object_is_type(v, json_type_int) ||
+		    (count = json_object_get_int64(v)) < 1)) {
+			snprintf(err, sizeof(err), "count: expected 1-500");
+			break;
+		}
+		r = keyd_audit_tail(&keyd_db, count, &res, err, sizeof(err));
+		break;
+	case IMSG_USAGE:
+		if (json_object_object_get(req, "key") != NULL &&
+		    keyd_arg(req, "key") == NULL)
+			snprintf(err, sizeof(err), "key: expected a key id");
+		else if (keyd_when(req, "since", iso, sizeof(iso), err,
+		    sizeof(err)) == 0)
+			r = keyd_audit_usage(&keyd_db, keyd_arg(req, "key"),
+			    *iso ? iso : NULL, &res, err, sizeof(err));
+		break;
+	}
+	json_object_put(req);
+	if (r < 0)
+		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL, err);
+	else
+		keyd_reply(m->hdr.peerid, res);
 }
 
 /* An admin request from flmd: create, list, revoke or rotate. */
@@ -269,20 +400,73 @@ keyd_used_msg(struct chan *ch, struct chan_msg *m)
 }
 
 static void
+keyd_confirmed(uint64_t seq)
+{
+	struct keyd_change	*kch;
+
+	TAILQ_FOREACH(kch, &keyd_changes, entry)
+		if (kch->seq == seq) {
+			keyd_change_done(kch);
+			return;
+		}
+}
+
+static void
 keyd_invalidated(struct chan *ch, struct chan_msg *m)
 {
 	struct flm_key_invalidate	 inv;
-	struct keyd_change		*kch;
 
 	if (msg_get_data(m, &inv, sizeof(inv)) == -1 || msg_end(m) == -1) {
 		chan_fail(ch, "malformed KEY_INVALIDATED");
 		return;
 	}
-	TAILQ_FOREACH(kch, &keyd_changes, entry)
-		if (kch->seq == inv.seq) {
-			keyd_change_done(kch);
+	keyd_confirmed(inv.seq);
+}
+
+static void
+keyd_policy_applied(struct chan *ch, struct chan_msg *m)
+{
+	uint64_t	 seq;
+
+	if (msg_get_u64(m, &seq) == -1 || msg_end(m) == -1) {
+		chan_fail(ch, "malformed POLICY_APPLIED");
+		return;
+	}
+	if (seq != 0)
+		keyd_confirmed(seq);
+}
+
+/*
+ * Records from proxyd, written in one transaction and acknowledged;
+ * a batch keyd cannot write is refused, and proxyd sends it again.
+ */
+static void
+keyd_audit_batch(struct chan *ch, struct chan_msg *m)
+{
+	static struct flm_audit_record	 recs[FLM_AUDIT_BATCH_MAX];
+	struct flm_audit_ack		 ack;
+	uint64_t			 seq;
+	uint32_t			 i, n;
+
+	if (msg_get_u64(m, &seq) == -1 || msg_get_u32(m, &n) == -1 ||
+	    n == 0 || n > FLM_AUDIT_BATCH_MAX ||
+	    m->len - m->off != (size_t)n * sizeof(recs[0])) {
+		log_warnx("flm-proxyd sent a malformed AUDIT_BATCH");
+		chan_fail(ch, "malformed AUDIT_BATCH");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (msg_get_data(m, &recs[i], sizeof(recs[i])) == -1 ||
+		    !keyd_audit_valid(&recs[i])) {
+			log_warnx("flm-proxyd sent a malformed audit record");
+			chan_fail(ch, "malformed audit record");
 			return;
 		}
+	memset(&ack, 0, sizeof(ack));
+	ack.version = FLM_AUDIT_VERSION;
+	ack.seq = seq;
+	ack.ok = keyd_audit_write(&keyd_db, recs, n) == 0;
+	chan_compose(ch, IMSG_AUDIT_ACK, 0, -1, &ack, sizeof(ack));
 }
 
 /* proxyd is the less privileged peer: anything unexpected drops it. */
@@ -299,6 +483,12 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_KEY_INVALIDATED:
 		keyd_invalidated(ch, m);
+		break;
+	case IMSG_POLICY_APPLIED:
+		keyd_policy_applied(ch, m);
+		break;
+	case IMSG_AUDIT_BATCH:
+		keyd_audit_batch(ch, m);
 		break;
 	default:
 		log_warnx("flm-proxyd sent unknown message type %u",
@@ -320,6 +510,14 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_KEY_REVOKE:
 	case IMSG_KEY_ROTATE:
 		keyd_admin(ch, m);
+		break;
+	case IMSG_POLICY_GET:
+	case IMSG_POLICY_SET:
+	case IMSG_AUDIT_VERIFY:
+	case IMSG_AUDIT_ARCHIVE:
+	case IMSG_AUDIT_TAIL:
+	case IMSG_USAGE:
+		keyd_security(ch, m);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
@@ -354,16 +552,21 @@ main(int argc, char *argv[])
 
 	keyd.parent_cb = keyd_parent_dispatch;
 	keyd.peer_cb = keyd_peer_dispatch;
+	keyd.peer_up = keyd_peer_up;
 	keyd.peer_down = keyd_peer_down;
 	if (sodium_init() == -1)
 		fatalx("sodium_init failed");
 	child_init(&keyd, PROC_KEYD, argc, argv);
 	if ((keyd_cache = keycache_new(KEYD_CACHE_SIZE)) == NULL)
 		fatalx("keycache_new");
+	/* Archives and key files are keyd's alone. */
+	umask(077);
+	keyd_master_load(keyd.paths.keyddir);
 	child_drop(&keyd, FLM_KEYD_USER, keyd.paths.keyddir);
 	/* After the chroot or chdir: the name is relative to keyd's dir. */
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,
 	    security_migrations_count);
+	keyd_audit_init(&keyd_db);
 	keyd_sandbox();
 	keyd_report_db();
 	flush = event_new(keyd.base, -1, EV_PERSIST, keyd_flush_used, NULL);
@@ -384,5 +587,6 @@ main(int argc, char *argv[])
 	}
 	keycache_free(keyd_cache);
 	db_close(&keyd_db);
+	keyd_master_free();
 	return rv;
 }

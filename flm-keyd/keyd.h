@@ -17,10 +17,14 @@ struct json_object;
 #define KEYD_ARGON2_SALT	16
 #define KEYD_ARGON2_HASH	32
 
+#define KEYD_MASTER_LEN		32
+
 struct keycache;
 
 /* keyd_apikeys.c */
+void		 keyd_iso(time_t, long, char *, size_t);
 int		 keyd_parse_when(const char *, time_t, time_t *);
+int		 keyd_parse_since(const char *, time_t, time_t *);
 int		 keyd_key_create(struct db *, const char *, const char *,
 		    struct json_object **, char *, size_t);
 int		 keyd_key_list(struct db *, struct json_object **, char *,
@@ -35,6 +39,31 @@ uint32_t	 keyd_key_verify(struct db *, struct keycache *, const char *,
 		    size_t, char [FLM_KEY_ID_LEN + 1], uint64_t *);
 void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
 		    size_t);
+
+/* keyd_masterkey.c */
+void		 keyd_master_load(const char *);
+const unsigned char *keyd_audit_key(void);
+void		 keyd_master_free(void);
+
+/* keyd_policy.c */
+int		 keyd_policy_get(struct db *, struct json_object **, char *,
+		    size_t);
+int		 keyd_policy_set(struct db *, struct json_object *,
+		    struct json_object **, char *, size_t);
+
+/* keyd_audit.c */
+int		 keyd_audit_init(struct db *);
+int		 keyd_audit_valid(const struct flm_audit_record *);
+int		 keyd_audit_write(struct db *, const struct flm_audit_record *,
+		    size_t);
+int		 keyd_audit_verify(struct db *, struct json_object **, char *,
+		    size_t);
+int		 keyd_audit_archive(struct db *, const char *, struct json_object **,
+		    char *, size_t);
+int		 keyd_audit_tail(struct db *, int64_t, struct json_object **, char *,
+		    size_t);
+int		 keyd_audit_usage(struct db *, const char *, const char *,
+		    struct json_object **, char *, size_t);
 
 /* keyd_sandbox.c */
 void	keyd_sandbox(void);

@@ -24,7 +24,7 @@
 #define KEYD_GRACE_MAX	(30 * 86400)	/* rotation overlap, at most */
 
 /* Times are stored as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ": they sort as text. */
-static void
+void
 keyd_iso(time_t t, long ms, char *buf, size_t sz)
 {
 	struct tm	 tm;
@@ -101,6 +101,19 @@ keyd_parse_when(const char *when, time_t now, time_t *out)
 		return 0;
 	}
 	return -1;
+}
+
+/* The same, but a duration reaches back: --since 1h, --before 30d. */
+int
+keyd_parse_since(const char *when, time_t now, time_t *out)
+{
+	long	 d;
+
+	if ((d = keyd_duration(when)) >= 0) {
+		*out = now - d;
+		return 0;
+	}
+	return keyd_parse_when(when, now, out);
 }
 
 static int

@@ -28,11 +28,25 @@ proxyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_KEY_INVALIDATE:
 		auth_invalidate(ch, m);
 		break;
+	case IMSG_POLICY:
+		policy_receive(ch, m);
+		break;
+	case IMSG_AUDIT_ACK:
+		audit_ack(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from flm-keyd",
 		    m->hdr.type);
 		break;
 	}
+}
+
+/* A new keyd: pending key checks and unacknowledged records go to it. */
+static void
+proxyd_keyd_up(struct chan *ch)
+{
+	auth_keyd_up(ch);
+	audit_keyd_up(ch);
 }
 
 static void
@@ -170,12 +184,17 @@ main(int argc, char *argv[])
 
 	px->c.parent_cb = proxyd_parent_dispatch;
 	px->c.peer_cb = proxyd_peer_dispatch;
-	px->c.peer_up = auth_keyd_up;
+	px->c.peer_up = proxyd_keyd_up;
+	px->c.peer_down = audit_keyd_down;
+	/* Until keyd says otherwise: loopback clients only. */
+	policy_defaults(&px->policy);
 	child_init(&px->c, PROC_PROXYD, argc, argv);
 	/* libcurl and OpenSSL read their configuration before the chroot. */
 	probe_init();
 	auth_init();
 	http_init();
+	ratelimit_init();
+	audit_init();
 	child_drop(&px->c, FLM_PROXYD_USER, px->c.paths.emptydir);
 	proxyd_sandbox();
 	log_debug("ready");
@@ -185,5 +204,8 @@ main(int argc, char *argv[])
 	catalogue_cleanup();
 	probe_cleanup();
 	auth_cleanup();
+	audit_cleanup();
+	ratelimit_cleanup();
+	policy_cleanup();
 	return rv;
 }

@@ -7,6 +7,7 @@
 
 #include "child.h"
 #include "flm_msg.h"
+#include "policy.h"
 #include "proxyd_parse.h"
 
 struct evbuffer;
@@ -51,6 +52,7 @@ struct proxyd {
 	struct proxyd_engine	 engines[PROXYD_MAX_ENGINES];
 	int			 nengines;
 	struct proxyd_limits	 limits;
+	struct policy		 policy;	/* from keyd; default: loopback */
 };
 
 extern struct proxyd	*px;
@@ -79,9 +81,22 @@ struct http_req {
 	uint64_t		 id;
 	char			 key_id[FLM_KEY_ID_LEN + 1];
 	struct timespec		 start;
+	int64_t			 wall_ms;	/* unix time it began, ms */
 	int			 retry_after;	/* s, for the next answer */
 	int			 sent_head;	/* the answer has begun */
+	int			 status;	/* the answer's */
+	int			 end_status;	/* if it cannot end: 502 */
 	int			 chunked;	/* answer framed by chunks */
+	/* CORS: the allowed Origin the answer names (in headbuf), and
+	 * the headers of a preflight's answer (owned). */
+	const char		*origin;
+	size_t			 origin_len;
+	char			*xhdr;
+	/* For the audit trail: the model the client named (owned), and
+	 * the answer's last bytes, where engines put their usage. */
+	char			*model;
+	char			*tail;
+	size_t			 tlen;
 	/* Whoever holds the request while it waits, told if the client
 	 * goes (the request is freed right after), and when the client
 	 * has room for more of the answer. */
@@ -113,6 +128,35 @@ size_t	http_out_pending(const struct http_req *);
 void	http_hold(struct http_req *, void (*)(struct http_req *, void *),
 	    void *);
 void	http_release(struct http_req *);
+
+/* proxyd_policy.c */
+void	policy_receive(struct chan *, struct chan_msg *);
+int	policy_admit(struct http_req *);
+int	policy_cors(struct http_req *);
+int	policy_ip_admit(struct http_req *);
+void	policy_preflight(struct http_req *);
+int	policy_key_admit(struct http_req *);
+void	policy_cleanup(void);
+
+/* proxyd_ratelimit.c */
+int	ratelimit_take(const char *, const char *, const struct policy_rate *,
+	    int *);
+void	ratelimit_debit(const char *, const char *, const struct policy_rate *,
+	    int64_t);
+void	ratelimit_init(void);
+void	ratelimit_cleanup(void);
+
+/* proxyd_audit.c */
+void	audit_feed(struct http_req *, const void *, size_t);
+void	audit_feed_buf(struct http_req *, struct evbuffer *, size_t);
+void	audit_request(struct http_req *, int);
+int	audit_full(void);
+void	audit_ack(struct chan *, struct chan_msg *);
+void	audit_keyd_up(struct chan *);
+void	audit_keyd_down(void);
+void	audit_init(void);
+void	audit_cleanup(void);
+int	audit_usage_scan(const char *, size_t, int64_t *, int64_t *);
 
 /* proxyd_route.c */
 void	route_dispatch(struct http_req *);

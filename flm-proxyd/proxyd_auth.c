@@ -24,8 +24,9 @@
 #define AUTH_MAX_PENDING	64	/* cold checks in flight at keyd */
 #define AUTH_CACHE_SIZE		4096
 #define AUTH_USED_SECS		5	/* last-used reports to keyd */
-#define AUTH_FAIL_MAX		20	/* failed checks per address... */
-#define AUTH_FAIL_WINDOW	60	/* ...per this many seconds */
+/* Failed checks per address per window: the policy's auth_failures. */
+#define AUTH_FAIL_MAX		((int)px->policy.auth_fail_max)
+#define AUTH_FAIL_WINDOW	((time_t)px->policy.auth_fail_window)
 #define AUTH_FAIL_SLOTS		1024
 
 struct auth_req {

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -174,7 +175,7 @@ http_out_pending(const struct http_req *r)
 
 /* A response head, built without printf: it is on every answer. */
 struct hbuf {
-	char	 b[1024];
+	char	 b[2048];
 	size_t	 n;
 };
 
@@ -205,6 +206,26 @@ hb_num(struct hbuf *h, unsigned long long v, unsigned int base, int width)
 	}
 }
 
+/* An allowed origin is named back; "*" only without credentials. */
+static void
+http_head_cors(struct hbuf *h, const struct http_req *r)
+{
+	char	 o[POLICY_ORIGIN_MAX];
+	size_t	 n = r->origin_len < sizeof(o) - 1 ? r->origin_len :
+		    sizeof(o) - 1;
+
+	memcpy(o, r->origin, n);
+	o[n] = '\0';
+	hb_str(h, "Access-Control-Allow-Origin: ");
+	hb_str(h, px->policy.any_origin && !px->policy.credentials ? "*" : o);
+	hb_str(h, "\r\nVary: Origin\r\n");
+	if (px->policy.credentials)
+		hb_str(h, "Access-Control-Allow-Credentials: true\r\n");
+	if (r->head.method != HTTP_M_OPTIONS)
+		hb_str(h, "Access-Control-Expose-Headers: X-Request-Id, "
+		    "Retry-After\r\n");
+}
+
 static void
 http_head_out(struct http_req *r, int status, const char *ctype,
     int64_t clen)
@@ -216,6 +237,7 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 	r->chunked = clen < 0 && r->head.minor >= 1 && status != 204;
 	if (clen < 0 && !r->chunked)
 		c->keepalive = 0;
+	r->status = status;
 	h.n = 0;
 	hb_str(&h, "HTTP/1.1 ");
 	hb_num(&h, (unsigned int)status, 10, 3);
@@ -251,10 +273,14 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 	}
 	if (ctype != NULL && strncmp(ctype, "text/event-stream", 17) == 0)
 		hb_str(&h, "Cache-Control: no-cache\r\n");
+	if (r->origin != NULL)
+		http_head_cors(&h, r);
 	if (!c->keepalive)
 		hb_str(&h, "Connection: close\r\n");
 	else if (r->head.minor == 0)
 		hb_str(&h, "Connection: keep-alive\r\n");
+	if (r->xhdr != NULL)
+		hb_str(&h, r->xhdr);
 	hb_str(&h, "\r\n");
 	evbuffer_add(c->out, h.b, h.n);
 	r->sent_head = 1;
@@ -284,6 +310,21 @@ conn_flush(struct http_conn *c)
 		event_add(c->wev, NULL);
 }
 
+static void
+http_req_clear(struct http_req *r)
+{
+	struct http_conn	*c = r->conn;
+
+	free(r->headbuf);
+	free(r->xhdr);
+	free(r->model);
+	free(r->tail);
+	if (r->body != NULL)
+		evbuffer_free(r->body);
+	memset(r, 0, sizeof(*r));
+	r->conn = c;
+}
+
 /* The request is answered: free it, then the next one or the close. */
 static void
 request_done(struct http_conn *c)
@@ -292,10 +333,8 @@ request_done(struct http_conn *c)
 	struct timeval	 tv = { px->limits.idle_timeout, 0 };
 
 	conn_flush(c);
-	free(r->headbuf);
-	if (r->body != NULL)
-		evbuffer_free(r->body);
-	memset(r, 0, sizeof(*r));
+	audit_request(r, r->status);
+	http_req_clear(r);
 	r->conn = c;
 	c->l->requests++;
 	if (c->eof && evbuffer_get_length(c->in) == 0)
@@ -324,8 +363,10 @@ http_reply(struct http_req *r, int status, const char *ctype,
     const char *body, size_t len)
 {
 	http_head_out(r, status, ctype, (int64_t)len);
-	if (r->head.method != HTTP_M_HEAD && len > 0)
+	if (r->head.method != HTTP_M_HEAD && len > 0) {
 		evbuffer_add(r->conn->out, body, len);
+		audit_feed(r, body, len);
+	}
 	request_done(r->conn);
 }
 
@@ -386,6 +427,7 @@ http_stream_data(struct http_req *r, const void *p, size_t len)
 
 	if (len == 0 || r->head.method == HTTP_M_HEAD)
 		return;
+	audit_feed(r, p, len);
 	if (r->chunked)
 		evbuffer_add_printf(out, "%zx\r\n", len);
 	evbuffer_add(out, p, len);
@@ -406,6 +448,7 @@ http_stream_move(struct http_req *r, struct evbuffer *src, size_t n)
 		evbuffer_drain(src, n);
 		return;
 	}
+	audit_feed_buf(r, src, n);
 	if (r->chunked)
 		evbuffer_add_printf(out, "%zx\r\n", n);
 	evbuffer_remove_buffer(src, out, n);
@@ -429,6 +472,7 @@ void
 http_stream_abort(struct http_req *r)
 {
 	r->abort = NULL;
+	r->end_status = 502;
 	conn_free(r->conn);
 }
 
@@ -458,9 +502,10 @@ conn_free(struct http_conn *c)
 
 	if (r->abort != NULL)
 		r->abort(r, r->owner);
-	free(r->headbuf);
-	if (r->body != NULL)
-		evbuffer_free(r->body);
+	/* Cut short: the client left (499), or the engine failed. */
+	if (r->ep != EP_NONE)
+		audit_request(r, r->end_status ? r->end_status : 499);
+	http_req_clear(r);
 	TAILQ_REMOVE(cs, c, entry);
 	event_free(c->timer);
 	event_free(c->rev);
@@ -748,6 +793,8 @@ request_authed(struct http_req *r, const char *key_id)
 	http_release(r);
 	if (key_id != NULL)
 		snprintf(r->key_id, sizeof(r->key_id), "%s", key_id);
+	if (!policy_key_admit(r))
+		return;
 	if (r->head.method != HTTP_M_POST) {
 		c->state = C_WORK;
 		route_dispatch(r);
@@ -799,7 +846,7 @@ request_check(struct http_conn *c, size_t *route)
 	if (r->head.method == HTTP_M_OPTIONS) {
 		c->keepalive = c->keepalive && r->head.clen <= 0 &&
 		    !r->head.chunked;
-		http_reply(r, 204, NULL, NULL, 0);
+		policy_preflight(r);
 		return 0;
 	}
 	if (r->head.method != http_routes[i].method &&
@@ -844,15 +891,26 @@ static void
 request_begin(struct http_conn *c)
 {
 	struct http_req	*r = &c->req;
+	struct timespec	 now;
 	size_t		 route;
 
 	r->id = http_nextid++;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	clock_gettime(CLOCK_REALTIME, &now);
+	r->wall_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	c->keepalive = !r->head.close;
 	c->body_done = r->head.clen <= 0 && !r->head.chunked;
 	memset(&c->ck, 0, sizeof(c->ck));
 	evtimer_del(c->timer);
-	if (!request_check(c, &route))
+	if (audit_full()) {
+		/* No request goes unrecorded: none goes at all. */
+		r->retry_after = 1;
+		conn_refuse(c, 503, "The audit trail is not being written; "
+		    "try again later.");
+		return;
+	}
+	if (!policy_admit(r) || !request_check(c, &route) ||
+	    !policy_cors(r) || !policy_ip_admit(r))
 		return;
 	if ((r->body = evbuffer_new()) == NULL) {
 		conn_refuse(c, 503, "Out of memory.");
@@ -1052,8 +1110,13 @@ http_init(void)
 {
 	struct rlimit	 rl;
 	struct timeval	 tv = { 1, 0 };
+	uint32_t	 hi;
 
 	http_limits(NULL);
+	/* Request ids stay unique across restarts: the audit trail's key. */
+	if (getrandom(&hi, sizeof(hi), 0) != sizeof(hi))
+		fatal("getrandom");
+	http_nextid = (uint64_t)hi << 32 | 1;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)

@@ -206,6 +206,9 @@ route_post(struct http_req *req)
 	/* Ours: the engine's name replaces it in the body below. */
 	mobj = json_object_get(json_object_object_get(in, "model"));
 	model = json_object_get_string(mobj);
+	/* For the audit trail, as the client named it. */
+	free(req->model);
+	req->model = strdup(model);
 	if ((st = catalogue_route(model, &rt, msg, sizeof(msg))) != 0) {
 		if (st == 404)
 			http_error(req, 404, "invalid_request_error",

@@ -15,10 +15,10 @@
 #include "flm.h"
 
 struct flm_cmd {
-	const char	*name;		/* one or two words */
+	const char	*name;		/* one to three words */
 	int		(*fn)(struct cli *, int, char **);
 	const char	*opts;		/* long options it takes, see cli_opts */
-	int		 nargs;		/* positional arguments */
+	int		 nargs;		/* positional arguments; -N: 0 to N */
 	const char	*usage;
 };
 
@@ -31,8 +31,7 @@ static int	cmd_key_change(struct cli *, int, char **);
 static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
 static void	wipe_key(struct json_object *);
-static void	print_result(struct cli *, struct json_object *,
-		    void (*)(struct json_object *));
+static void	cli_opts_security(struct cli *, const struct flm_cmd *, int);
 
 static const struct flm_cmd cmds[] = {
 	{ "status",		cmd_status,	"j",	0,
@@ -51,7 +50,7 @@ static const struct flm_cmd cmds[] = {
 	    "engines detect [--json]" },
 	{ "models list",	cmd_engines,	"jE",	0,
 	    "models list [--engine ID] [--json]" },
-	{ "proxy start",	cmd_proxy,	"jpbmn",	0,
+	{ "proxy start",	cmd_proxy,	"jpbmN",	0,
 	    "proxy start [--port N] [--bind ADDR] [--mode local-http] "
 	    "[--bench-no-auth] [--json]" },
 	{ "proxy stop",		cmd_proxy,	"jp",	0,
@@ -67,6 +66,30 @@ static const struct flm_cmd cmds[] = {
 	{ "chat",		cmd_chat,	"jMSKp",	1,
 	    "chat [--model M] [--stream] [--key KEY] [--port N] [--json] "
 	    "MESSAGE" },
+	{ "security policy show", cmd_policy_show, "j",	0,
+	    "security policy show [--json]" },
+	{ "security policy set", cmd_policy_set, "j",	-1,
+	    "security policy set [FILE] [--json]" },
+	{ "security ip allow",	cmd_ip,		"j",	1,
+	    "security ip allow CIDR [--json]" },
+	{ "security ip deny",	cmd_ip,		"j",	1,
+	    "security ip deny CIDR [--json]" },
+	{ "security cors",	cmd_cors,	"joXHAC", 0,
+	    "security cors [--origins LIST] [--methods LIST] "
+	    "[--headers LIST] [--max-age N] [--credentials yes|no] "
+	    "[--json]" },
+	{ "security rate-limit key", cmd_rate_limit, "jrT", 0,
+	    "security rate-limit key [--requests N] [--tokens N] [--json]" },
+	{ "security rate-limit ip", cmd_rate_limit, "jrT", 0,
+	    "security rate-limit ip [--requests N] [--tokens N] [--json]" },
+	{ "audit verify",	cmd_audit_verify, "j",	0,
+	    "audit verify [--json]" },
+	{ "audit archive",	cmd_audit_archive, "jB", 0,
+	    "audit archive --before WHEN [--json]" },
+	{ "audit tail",		cmd_audit_tail,	"jn",	0,
+	    "audit tail [-n N | --count N] [--json]" },
+	{ "usage",		cmd_usage_show,	"jKs",	0,
+	    "usage [--key ID] [--since WHEN] [--json]" },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -92,10 +115,36 @@ cmd_usage(const struct flm_cmd *cmd, const char *why)
 	exit(FLM_EX_USAGE);
 }
 
+void
+cli_usage(struct cli *c, const char *why)
+{
+	cmd_usage(c->cmd, why);
+}
+
+/* A decimal integer min..max for option name, or a usage error. */
+static long long
+opt_num(const struct flm_cmd *cmd, const char *name, long long min,
+    long long max)
+{
+	char		 why[80];
+	char		*end;
+	long long	 n;
+
+	n = strtoll(optarg, &end, 10);
+	if (*optarg == '\0' || *end != '\0' || n < min || n > max) {
+		snprintf(why, sizeof(why), "--%s: expected %lld-%lld", name,
+		    min, max);
+		cmd_usage(cmd, why);
+	}
+	return n;
+}
+
 /*
  * The options a command allows, by letter: j --json, l --label,
  * p --port, b --bind, m --mode, e --expires, g --grace,
- * n --bench-no-auth, E --engine, M --model, S --stream, K --key.  The
+ * N --bench-no-auth, E --engine, M --model, S --stream, K --key,
+ * o --origins, X --methods, H --headers, A --max-age, C --credentials,
+ * r --requests, T --tokens, B --before, s --since, n -n/--count.  The
  * daemon validates values; here we only refuse what cannot be a request
  * at all.
  */
@@ -110,20 +159,29 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "mode",  required_argument, NULL, 'm' },
 		{ "expires", required_argument, NULL, 'e' },
 		{ "grace", required_argument, NULL, 'g' },
-		{ "bench-no-auth", no_argument, NULL, 'n' },
+		{ "bench-no-auth", no_argument, NULL, 'N' },
 		{ "engine", required_argument, NULL, 'E' },
 		{ "model", required_argument, NULL, 'M' },
 		{ "stream", no_argument, NULL, 'S' },
 		{ "key", required_argument, NULL, 'K' },
+		{ "origins", required_argument, NULL, 'o' },
+		{ "methods", required_argument, NULL, 'X' },
+		{ "headers", required_argument, NULL, 'H' },
+		{ "max-age", required_argument, NULL, 'A' },
+		{ "credentials", required_argument, NULL, 'C' },
+		{ "requests", required_argument, NULL, 'r' },
+		{ "tokens", required_argument, NULL, 'T' },
+		{ "before", required_argument, NULL, 'B' },
+		{ "since", required_argument, NULL, 's' },
+		{ "count", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
-	char				*end;
-	long				 n;
-	int				 ch;
+	int				 ch, n, max;
 
 	optind = 0;	/* glibc: a full reset, permutation state too */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	/* -n is the one short option: as in tail(1). */
+	while ((ch = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
 		if (ch == '?' || ch == ':' || strchr(cmd->opts, ch) == NULL)
 			cmd_usage(cmd, "unknown or incomplete option");
 		switch (ch) {
@@ -134,11 +192,7 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			c->label = optarg;
 			break;
 		case 'p':
-			n = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || n < 0 ||
-			    n > 65535)
-				cmd_usage(cmd, "--port: expected 0-65535");
-			c->port = (int)n;
+			c->port = (int)opt_num(cmd, "port", 0, 65535);
 			c->port_set = 1;
 			break;
 		case 'b':
@@ -153,7 +207,7 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		case 'g':
 			c->grace = optarg;
 			break;
-		case 'n':
+		case 'N':
 			c->noauth = 1;
 			break;
 		case 'E':
@@ -168,12 +222,61 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		case 'K':
 			c->key = optarg;
 			break;
+		default:
+			cli_opts_security(c, cmd, ch);
+			break;
 		}
 	}
-	if (argc - optind != cmd->nargs)
-		cmd_usage(cmd, argc - optind > cmd->nargs ?
-		    "too many arguments" : "missing argument");
+	n = argc - optind;
+	max = cmd->nargs < 0 ? -cmd->nargs : cmd->nargs;
+	if (n > max || (cmd->nargs >= 0 && n < cmd->nargs))
+		cmd_usage(cmd, n > max ? "too many arguments" :
+		    "missing argument");
 	c->args = argv + optind;
+	c->nargs = n;
+}
+
+/* The options of security, audit and usage. */
+static void
+cli_opts_security(struct cli *c, const struct flm_cmd *cmd, int ch)
+{
+	switch (ch) {
+	case 'o':
+		c->origins = optarg;
+		break;
+	case 'X':
+		c->methods = optarg;
+		break;
+	case 'H':
+		c->headers = optarg;
+		break;
+	case 'A':
+		c->max_age = opt_num(cmd, "max-age", 0, 86400);
+		break;
+	case 'C':
+		if (strcmp(optarg, "yes") == 0)
+			c->credentials = 1;
+		else if (strcmp(optarg, "no") == 0)
+			c->credentials = 0;
+		else
+			cmd_usage(cmd, "--credentials: expected yes or no");
+		break;
+	case 'r':
+		c->requests = opt_num(cmd, "requests", 0, 1000000);
+		break;
+	case 'T':
+		c->tokens = opt_num(cmd, "tokens", 0, 1000000000);
+		break;
+	case 'B':
+		c->before = optarg;
+		break;
+	case 's':
+		c->since = optarg;
+		break;
+	case 'n':
+		c->count = (int)opt_num(cmd, "count", 1, 500);
+		break;
+	}
 }
 
 void
@@ -184,7 +287,7 @@ print_json(struct json_object *o)
 	    JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-static const char *
+const char *
 jstr(struct json_object *o, const char *key)
 {
 	struct json_object	*v;
@@ -249,7 +352,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 }
 
 /* Print a result as JSON (--json or not a terminal) or via table(). */
-static void
+void
 print_result(struct cli *c, struct json_object *res,
     void (*table)(struct json_object *))
 {
@@ -300,7 +403,7 @@ wipe_key(struct json_object *res)
 	explicit_bzero((char *)k, strlen(k));
 }
 
-static const char *
+const char *
 jdash(struct json_object *o, const char *key)
 {
 	const char	*s = jstr(o, key);
@@ -565,14 +668,32 @@ cmd_version(struct cli *c, int argc, char **argv)
 	return FLM_EX_OK;
 }
 
+/* How many words of argv name is, all of them; 0 if it is not. */
+static int
+cmd_match(const char *name, int argc, char **argv)
+{
+	size_t	 l;
+	int	 w;
+
+	for (w = 0; *name != '\0'; w++) {
+		l = strcspn(name, " ");
+		if (w == argc || strncmp(argv[w], name, l) != 0 ||
+		    argv[w][l] != '\0')
+			return 0;
+		name += l + (name[l] == ' ');
+	}
+	return w;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct cli	 cli;
 	size_t		 i;
-	int		 ch;
+	int		 ch, words;
 
 	memset(&cli, 0, sizeof(cli));
+	cli.max_age = cli.requests = cli.tokens = cli.credentials = -1;
 	/* '+': stop at the command word; its options are its own. */
 	while ((ch = getopt(argc, argv, "+D:")) != -1) {
 		switch (ch) {
@@ -588,16 +709,9 @@ main(int argc, char *argv[])
 	if (argc < 1)
 		usage();
 	for (i = 0; i < NCMDS; i++) {
-		const char	*sp = strchr(cmds[i].name, ' ');
-		size_t		 l = sp ? (size_t)(sp - cmds[i].name) :
-				    strlen(cmds[i].name);
-		int		 words = sp ? 2 : 1;
-
-		if (strncmp(argv[0], cmds[i].name, l) != 0 ||
-		    argv[0][l] != '\0')
+		if ((words = cmd_match(cmds[i].name, argc, argv)) == 0)
 			continue;
-		if (sp != NULL && (argc < 2 || strcmp(argv[1], sp + 1) != 0))
-			continue;
+		cli.cmd = &cmds[i];
 		cli_opts(&cli, &cmds[i], argc - words + 1, argv + words - 1);
 		return cmds[i].fn(&cli, argc, argv);
 	}

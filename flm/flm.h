@@ -6,6 +6,7 @@
 #include "flm_msg.h"
 
 struct json_object;
+struct flm_cmd;
 
 /* Exit codes: stable, documented in flm(1). */
 #define FLM_EX_OK		0
@@ -27,16 +28,45 @@ struct cli {
 	int		 noauth;
 	const char	*engine;
 	const char	*model;
-	char		*key;		/* blanked once read, see flm_chat.c */
+	char		*key;		/* chat: blanked once read, see
+					 * flm_chat.c; usage: a key id */
 	int		 stream;
+	const char	*origins;	/* security cors: comma-separated */
+	const char	*methods;
+	const char	*headers;
+	long long	 max_age;	/* -1: not given, as below */
+	int		 credentials;
+	long long	 requests;
+	long long	 tokens;
+	const char	*before;
+	const char	*since;
+	int		 count;		/* 0: not given */
+	const struct flm_cmd *cmd;	/* the command given */
 	char		**args;		/* positional arguments */
+	int		 nargs;
 };
 
 /* flm.c */
 void	print_json(struct json_object *);
+void	print_result(struct cli *, struct json_object *,
+	    void (*)(struct json_object *));
+const char *jstr(struct json_object *, const char *);
+const char *jdash(struct json_object *, const char *);
+void	cli_usage(struct cli *, const char *) __attribute__((noreturn));
 
 /* flm_chat.c */
 int	cmd_chat(struct cli *, int, char **);
+
+/* flm_security.c */
+int	cmd_policy_show(struct cli *, int, char **);
+int	cmd_policy_set(struct cli *, int, char **);
+int	cmd_ip(struct cli *, int, char **);
+int	cmd_cors(struct cli *, int, char **);
+int	cmd_rate_limit(struct cli *, int, char **);
+int	cmd_audit_verify(struct cli *, int, char **);
+int	cmd_audit_archive(struct cli *, int, char **);
+int	cmd_audit_tail(struct cli *, int, char **);
+int	cmd_usage_show(struct cli *, int, char **);
 
 /* flm_ctl.c */
 int	cli_request(struct cli *, uint16_t, struct json_object *,

@@ -525,9 +525,15 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_CONFIG_LIST:
 	case IMSG_CTL_KEY_LIST:
 	case IMSG_CTL_ENGINES_DETECT:
+	case IMSG_CTL_POLICY_GET:
+	case IMSG_CTL_AUDIT_VERIFY:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
+	case IMSG_CTL_POLICY_SET:
+	case IMSG_CTL_AUDIT_ARCHIVE:
+	case IMSG_CTL_AUDIT_TAIL:
+	case IMSG_CTL_USAGE:
 	case IMSG_CTL_MODELS_LIST:
 	case IMSG_CTL_KEY_REVOKE:
 	case IMSG_CTL_KEY_ROTATE:
@@ -561,6 +567,25 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_ENGINES_DETECT:
 		control_forward(c, PROC_PROXYD, IMSG_ENGINES_DETECT, id, NULL);
+		break;
+	/* keyd decides these; flmd only carries them. */
+	case IMSG_CTL_POLICY_GET:
+		control_forward(c, PROC_KEYD, IMSG_POLICY_GET, id, NULL);
+		break;
+	case IMSG_CTL_POLICY_SET:
+		control_forward(c, PROC_KEYD, IMSG_POLICY_SET, id, req);
+		break;
+	case IMSG_CTL_AUDIT_VERIFY:
+		control_forward(c, PROC_KEYD, IMSG_AUDIT_VERIFY, id, NULL);
+		break;
+	case IMSG_CTL_AUDIT_ARCHIVE:
+		control_forward(c, PROC_KEYD, IMSG_AUDIT_ARCHIVE, id, req);
+		break;
+	case IMSG_CTL_AUDIT_TAIL:
+		control_forward(c, PROC_KEYD, IMSG_AUDIT_TAIL, id, req);
+		break;
+	case IMSG_CTL_USAGE:
+		control_forward(c, PROC_KEYD, IMSG_USAGE, id, req);
 		break;
 	case IMSG_CTL_MODELS_LIST: {
 		struct json_object	*e;

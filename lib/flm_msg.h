@@ -53,6 +53,12 @@ enum flm_msg_type {
 	IMSG_KEY_LIST,		/* empty; reply RESULT [keys] */
 	IMSG_KEY_REVOKE,	/* JSON {key: ID or LABEL} */
 	IMSG_KEY_ROTATE,	/* JSON {key: ID or LABEL, grace?} */
+	IMSG_POLICY_GET,	/* empty; reply RESULT {policy, updated_at} */
+	IMSG_POLICY_SET,	/* JSON {policy}; reply as POLICY_GET */
+	IMSG_AUDIT_VERIFY,	/* empty; reply RESULT {ok, rows, problem?} */
+	IMSG_AUDIT_ARCHIVE,	/* JSON {before}; reply RESULT {archived, file} */
+	IMSG_AUDIT_TAIL,	/* JSON {count}; reply RESULT {records} */
+	IMSG_USAGE,		/* JSON {key?, since?}; reply RESULT {usage} */
 
 	/* proxyd <-> keyd: fixed structs, the hot path */
 	IMSG_KEY_VERIFY = 60,	/* struct flm_key_verify */
@@ -60,6 +66,10 @@ enum flm_msg_type {
 	IMSG_KEY_INVALIDATE,	/* keyd -> proxyd: struct flm_key_invalidate */
 	IMSG_KEY_INVALIDATED,	/* proxyd -> keyd: the same struct, done */
 	IMSG_KEY_USED,		/* proxyd -> keyd: n * FLM_KEY_ID_LEN ids */
+	IMSG_POLICY,		/* keyd -> proxyd: u64 seq, JSON policy */
+	IMSG_POLICY_APPLIED,	/* proxyd -> keyd: u64 seq */
+	IMSG_AUDIT_BATCH,	/* proxyd -> keyd: u64 seq, u32 n, n records */
+	IMSG_AUDIT_ACK,		/* keyd -> proxyd: struct flm_audit_ack */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -77,6 +87,12 @@ enum flm_msg_type {
 	IMSG_CTL_KEY_ROTATE,	/* JSON {key, grace?} */
 	IMSG_CTL_ENGINES_DETECT, /* empty */
 	IMSG_CTL_MODELS_LIST,	/* JSON {engine?} */
+	IMSG_CTL_POLICY_GET,	/* empty; keyd's IMSG_POLICY_GET */
+	IMSG_CTL_POLICY_SET,	/* JSON {policy} */
+	IMSG_CTL_AUDIT_VERIFY,	/* empty */
+	IMSG_CTL_AUDIT_ARCHIVE,	/* JSON {before} */
+	IMSG_CTL_AUDIT_TAIL,	/* JSON {count} */
+	IMSG_CTL_USAGE,		/* JSON {key?, since?} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
@@ -122,6 +138,41 @@ struct flm_key_invalidate {
 	uint64_t	 seq;
 	char		 key_id[FLM_KEY_ID_LEN + 1];
 	char		 pad[7];
+};
+
+/*
+ * One proxied request, for the audit trail.  Strings are NUL-terminated
+ * within their fields; a token count of -1 means the engine gave none.
+ */
+#define FLM_AUDIT_VERSION	1
+#define FLM_AUDIT_BATCH_MAX	256	/* records per IMSG_AUDIT_BATCH */
+
+enum flm_audit_endpoint {
+	FLM_AUDIT_EP_MODELS = 1,
+	FLM_AUDIT_EP_CHAT,
+	FLM_AUDIT_EP_COMPLETIONS,
+	FLM_AUDIT_EP_EMBEDDINGS,
+	FLM_AUDIT_EP_MAX
+};
+
+struct flm_audit_record {
+	uint32_t	 version;
+	uint32_t	 endpoint;	/* enum flm_audit_endpoint */
+	uint64_t	 reqid;		/* X-Request-Id: flm-<16 hex> */
+	int64_t		 time_ms;	/* unix time the request began */
+	uint32_t	 status;	/* HTTP status; 499: client left */
+	uint32_t	 latency_ms;
+	int64_t		 prompt_tokens;
+	int64_t		 completion_tokens;
+	char		 key_id[FLM_KEY_ID_LEN + 1];
+	char		 addr[47];	/* INET6_ADDRSTRLEN + 1 */
+	char		 model[192];
+};
+
+struct flm_audit_ack {
+	uint32_t	 version;
+	uint32_t	 ok;		/* 0: not written, send again later */
+	uint64_t	 seq;
 };
 
 const char	*flm_proc_name(uint32_t);

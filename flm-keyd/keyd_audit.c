@@ -1,0 +1,788 @@
+/*
+ * The audit trail: rows proxyd sends, written here in one transaction
+ * per batch, each chained to its predecessor by a MAC under a key
+ * derived from the master key.  The head row says where the chain ends
+ * and how far archiving has gone, so a missing tail shows too.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "db.h"
+#include "keyd.h"
+#include "log.h"
+
+#define CHAIN_LEN	32
+#define TAIL_MAX	500	/* the answer fits one message */
+
+struct audit_head {
+	int64_t		 last_id;
+	uint8_t		 last_chain[CHAIN_LEN];
+	int64_t		 archived_through;
+	uint8_t		 archived_chain[CHAIN_LEN];
+	uint8_t		 mac[CHAIN_LEN];
+};
+
+/* One row as hashed: NULL text and NULL numbers are kept apart from
+ * empty and zero. */
+struct audit_row {
+	int64_t		 id;
+	const char	*request_id, *key_id, *addr, *endpoint, *model;
+	int64_t		 status, latency;
+	int64_t		 prompt, completion;	/* -1: NULL */
+	const char	*created_at;
+};
+
+static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
+	[FLM_AUDIT_EP_MODELS] = "/v1/models",
+	[FLM_AUDIT_EP_CHAT] = "/v1/chat/completions",
+	[FLM_AUDIT_EP_COMPLETIONS] = "/v1/completions",
+	[FLM_AUDIT_EP_EMBEDDINGS] = "/v1/embeddings",
+};
+
+static void
+hash_i64(crypto_generichash_state *h, int64_t v)
+{
+	uint8_t	 b[8];
+	int	 i;
+
+	for (i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+	crypto_generichash_update(h, b, sizeof(b));
+}
+
+static void
+hash_str(crypto_generichash_state *h, const char *s)
+{
+	uint8_t	 tag = s != NULL;
+
+	crypto_generichash_update(h, &tag, 1);
+	if (s == NULL)
+		return;
+	hash_i64(h, (int64_t)strlen(s));
+	crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
+}
+
+static void
+audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
+    uint8_t out[CHAIN_LEN])
+{
+	crypto_generichash_state	 h;
+
+	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
+	    CHAIN_LEN);
+	crypto_generichash_update(&h, prev, CHAIN_LEN);
+	hash_i64(&h, r->id);
+	hash_str(&h, r->request_id);
+	hash_str(&h, r->key_id);
+	hash_str(&h, r->addr);
+	hash_str(&h, r->endpoint);
+	hash_str(&h, r->model);
+	hash_i64(&h, r->status);
+	hash_i64(&h, r->latency);
+	hash_i64(&h, r->prompt);
+	hash_i64(&h, r->completion);
+	hash_str(&h, r->created_at);
+	crypto_generichash_final(&h, out, CHAIN_LEN);
+}
+
+static void
+audit_head_mac(const struct audit_head *hd, uint8_t out[CHAIN_LEN])
+{
+	crypto_generichash_state	 h;
+
+	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
+	    CHAIN_LEN);
+	crypto_generichash_update(&h, (const uint8_t *)"flm audit head", 14);
+	hash_i64(&h, hd->last_id);
+	crypto_generichash_update(&h, hd->last_chain, CHAIN_LEN);
+	hash_i64(&h, hd->archived_through);
+	crypto_generichash_update(&h, hd->archived_chain, CHAIN_LEN);
+	crypto_generichash_final(&h, out, CHAIN_LEN);
+}
+
+static int
+blob32(sqlite3_stmt *st, int col, uint8_t out[CHAIN_LEN])
+{
+	if (sqlite3_column_type(st, col) != SQLITE_BLOB ||
+	    sqlite3_column_bytes(st, col) != CHAIN_LEN)
+		return -1;
+	memcpy(out, sqlite3_column_blob(st, col), CHAIN_LEN);
+	return 0;
+}
+
+/* 1 and the head, 0 if there is none yet, -1 on trouble (rc set). */
+static int
+head_read(struct db *db, struct audit_head *hd, int *rc)
+{
+	sqlite3_stmt	*st;
+	int		 r = -1;
+
+	memset(hd, 0, sizeof(*hd));
+	if ((*rc = sqlite3_prepare_v2(db->h, "SELECT last_id, last_chain, "
+	    "archived_through, archived_chain, mac FROM audit_head WHERE "
+	    "id = 1", -1, &st, NULL)) != SQLITE_OK)
+		return -1;
+	if ((*rc = sqlite3_step(st)) == SQLITE_DONE)
+		r = 0;
+	else if (*rc == SQLITE_ROW) {
+		hd->last_id = sqlite3_column_int64(st, 0);
+		hd->archived_through = sqlite3_column_int64(st, 2);
+		if (blob32(st, 1, hd->last_chain) == 0 &&
+		    blob32(st, 3, hd->archived_chain) == 0 &&
+		    blob32(st, 4, hd->mac) == 0)
+			r = 1;
+		else
+			r = 2;	/* present but mangled */
+		*rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+head_write(struct db *db, struct audit_head *hd)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	audit_head_mac(hd, hd->mac);
+	if ((rc = sqlite3_prepare_v2(db->h, "INSERT OR REPLACE INTO "
+	    "audit_head (id, last_id, last_chain, archived_through, "
+	    "archived_chain, mac, updated_at) VALUES (1, ?, ?, ?, ?, ?, "
+	    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", -1, &st, NULL)) !=
+	    SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, hd->last_id);
+	sqlite3_bind_blob(st, 2, hd->last_chain, CHAIN_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, hd->archived_through);
+	sqlite3_bind_blob(st, 4, hd->archived_chain, CHAIN_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, hd->mac, CHAIN_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int64_t
+max_id(struct db *db)
+{
+	sqlite3_stmt	*st;
+	int64_t		 id = 0;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT coalesce(max(id), 0) FROM "
+	    "audit_logs", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return id;
+}
+
+/* A new trail starts with its head, so a head that is gone shows. */
+int
+keyd_audit_init(struct db *db)
+{
+	struct audit_head	 hd;
+	int			 rc;
+
+	if (db->h == NULL || db->safe_mode)
+		return 0;
+	if (head_read(db, &hd, &rc) != 0 || max_id(db) != 0)
+		return 0;
+	if ((rc = head_write(db, &hd)) != SQLITE_OK) {
+		log_warnx("audit: cannot start the chain: %s",
+		    db_strerror(db, rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Checked here, not trusted: proxyd is the less privileged peer. */
+int
+keyd_audit_valid(const struct flm_audit_record *a)
+{
+	size_t	 i, n;
+
+	if (a->version != FLM_AUDIT_VERSION || a->endpoint == 0 ||
+	    a->endpoint >= FLM_AUDIT_EP_MAX || a->status < 100 ||
+	    a->status > 599 || a->time_ms <= 0 || a->prompt_tokens < -1 ||
+	    a->completion_tokens < -1)
+		return 0;
+	if (memchr(a->key_id, '\0', sizeof(a->key_id)) == NULL ||
+	    memchr(a->addr, '\0', sizeof(a->addr)) == NULL ||
+	    memchr(a->model, '\0', sizeof(a->model)) == NULL)
+		return 0;
+	n = strlen(a->key_id);
+	if (n != 0 && n != FLM_KEY_ID_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (strchr("0123456789abcdef", a->key_id[i]) == NULL)
+			return 0;
+	for (i = 0; a->addr[i] != '\0'; i++)
+		if (strchr("0123456789abcdefABCDEF.:", a->addr[i]) == NULL)
+			return 0;
+	for (i = 0; a->model[i] != '\0'; i++)
+		if ((unsigned char)a->model[i] < 0x20 || a->model[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+audit_insert(struct db *db, sqlite3_stmt *st, struct audit_head *hd,
+    int64_t *next, const struct flm_audit_record *a)
+{
+	struct audit_row	 r;
+	uint8_t			 chain[CHAIN_LEN];
+	char			 reqid[24], when[32];
+	int			 rc;
+
+	snprintf(reqid, sizeof(reqid), "flm-%016" PRIx64, a->reqid);
+	keyd_iso(a->time_ms / 1000, a->time_ms % 1000, when, sizeof(when));
+	memset(&r, 0, sizeof(r));
+	r.id = *next;
+	r.request_id = reqid;
+	r.key_id = a->key_id[0] ? a->key_id : NULL;
+	r.addr = a->addr[0] ? a->addr : NULL;
+	r.endpoint = audit_endpoints[a->endpoint];
+	r.model = a->model[0] ? a->model : NULL;
+	r.status = a->status;
+	r.latency = a->latency_ms;
+	r.prompt = a->prompt_tokens;
+	r.completion = a->completion_tokens;
+	r.created_at = when;
+	audit_chain(hd->last_chain, &r, chain);
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, r.id);
+	sqlite3_bind_text(st, 2, r.request_id, -1, SQLITE_STATIC);
+#define BIND_TEXT(i, s) (s) == NULL ? sqlite3_bind_null(st, i) : \
+	sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC)
+#define BIND_NUM(i, v) (v) < 0 ? sqlite3_bind_null(st, i) : \
+	sqlite3_bind_int64(st, i, v)
+	BIND_TEXT(3, r.key_id);
+	BIND_TEXT(4, r.addr);
+	sqlite3_bind_text(st, 5, r.endpoint, -1, SQLITE_STATIC);
+	BIND_TEXT(6, r.model);
+	sqlite3_bind_int64(st, 7, r.status);
+	sqlite3_bind_int64(st, 8, r.latency);
+	BIND_NUM(9, r.prompt);
+	BIND_NUM(10, r.completion);
+#undef BIND_TEXT
+#undef BIND_NUM
+	sqlite3_bind_text(st, 11, r.created_at, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 12, chain, CHAIN_LEN, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		return rc;
+	/* A record sent again after a keyd restart: already written. */
+	if (sqlite3_changes(db->h) == 0)
+		return SQLITE_OK;
+	hd->last_id = r.id;
+	memcpy(hd->last_chain, chain, CHAIN_LEN);
+	(*next)++;
+	return SQLITE_OK;
+}
+
+/* A batch in one transaction: all of it is written, or none. */
+int
+keyd_audit_write(struct db *db, const struct flm_audit_record *recs, size_t n)
+{
+	struct audit_head	 hd;
+	sqlite3_stmt		*st = NULL;
+	int64_t			 next;
+	size_t			 i;
+	int			 rc, have;
+
+	if (db->h == NULL || db->safe_mode)
+		return -1;
+	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL)) !=
+	    SQLITE_OK)
+		goto fail;
+	if ((have = head_read(db, &hd, &rc)) == -1)
+		goto fail;
+	if (have == 2) {
+		log_warnx("audit_head is mangled; writing on from the newest "
+		    "row (flm audit verify will report it)");
+		memset(&hd, 0, sizeof(hd));
+	}
+	/* Past any row slipped in behind keyd's back: verify shows it. */
+	next = max_id(db);
+	if (next < hd.last_id)
+		next = hd.last_id;
+	next++;
+	if ((rc = sqlite3_prepare_v2(db->h, "INSERT INTO audit_logs (id, "
+	    "request_id, api_key_id, client_addr, endpoint, model, status, "
+	    "latency_ms, prompt_tokens, completion_tokens, created_at, chain) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+	    "ON CONFLICT (request_id) DO NOTHING", -1, &st, NULL)) !=
+	    SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if ((rc = audit_insert(db, st, &hd, &next, &recs[i])) !=
+		    SQLITE_OK)
+			goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = head_write(db, &hd)) != SQLITE_OK ||
+	    (rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL)) !=
+	    SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	log_warnx("audit: %zu records not written yet: %s", n,
+	    db_strerror(db, rc));
+	sqlite3_finalize(st);
+	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void
+problem(struct json_object *res, int64_t id, const char *kind,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+problem(struct json_object *res, int64_t id, const char *kind,
+    const char *fmt, ...)
+{
+	struct json_object	*p = json_object_new_object();
+	char			 msg[256];
+	va_list			 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(p, "id", json_object_new_int64(id));
+	json_object_object_add(p, "kind", json_object_new_string(kind));
+	json_object_object_add(p, "message", json_object_new_string(msg));
+	json_object_object_add(res, "problem", p);
+	json_object_object_add(res, "ok", json_object_new_boolean(0));
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL :
+	    (const char *)sqlite3_column_text(st, i);
+}
+
+static int64_t
+col_num(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int64(st, i);
+}
+
+#define AUDIT_COLUMNS	"id, request_id, api_key_id, client_addr, endpoint, " \
+	"model, status, latency_ms, prompt_tokens, completion_tokens, " \
+	"created_at, chain"
+
+static void
+row_read(sqlite3_stmt *st, struct audit_row *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	r->request_id = col_text(st, 1);
+	r->key_id = col_text(st, 2);
+	r->addr = col_text(st, 3);
+	r->endpoint = col_text(st, 4);
+	r->model = col_text(st, 5);
+	r->status = sqlite3_column_int64(st, 6);
+	r->latency = sqlite3_column_int64(st, 7);
+	r->prompt = col_num(st, 8);
+	r->completion = col_num(st, 9);
+	r->created_at = col_text(st, 10);
+}
+
+/* Walk the chain; stop at the first row that does not fit. */
+static int64_t
+row_count(struct db *db)
+{
+	sqlite3_stmt	*st;
+	int64_t		 n = 0;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM audit_logs", -1,
+	    &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static int
+verify_rows(struct db *db, const struct audit_head *hd,
+    struct json_object *res)
+{
+	sqlite3_stmt		*st;
+	struct audit_row	 r;
+	uint8_t			 prev[CHAIN_LEN], want[CHAIN_LEN];
+	uint8_t			 have[CHAIN_LEN];
+	int64_t			 expect = hd->archived_through + 1;
+	int			 rc;
+
+	memcpy(prev, hd->archived_chain, CHAIN_LEN);
+	if ((rc = sqlite3_prepare_v2(db->h, "SELECT " AUDIT_COLUMNS " FROM "
+	    "audit_logs ORDER BY id", -1, &st, NULL)) != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_read(st, &r);
+		if (r.id < expect || r.id > hd->last_id) {
+			problem(res, r.id, "inserted", "row %" PRId64 " was "
+			    "inserted: it is outside the chain keyd recorded "
+			    "(rows %" PRId64 "-%" PRId64 ")", r.id, expect,
+			    hd->last_id);
+			break;
+		}
+		if (r.id > expect) {
+			problem(res, expect, "missing", "row %" PRId64 " is "
+			    "missing%s: the chain jumps from row %" PRId64
+			    " to row %" PRId64, expect, r.id > expect + 1 ?
+			    " (and those after it)" : "", expect - 1, r.id);
+			break;
+		}
+		audit_chain(prev, &r, want);
+		if (blob32(st, 11, have) == -1 ||
+		    sodium_memcmp(want, have, CHAIN_LEN) != 0) {
+			problem(res, r.id, "altered", "row %" PRId64 " was "
+			    "altered: its chain does not match its content",
+			    r.id);
+			break;
+		}
+		memcpy(prev, have, CHAIN_LEN);
+		expect++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	if (json_object_object_get(res, "problem") == NULL &&
+	    expect <= hd->last_id)
+		problem(res, expect, "missing", "rows %" PRId64 "-%" PRId64
+		    " are missing: the newest rows were deleted", expect,
+		    hd->last_id);
+	else if (json_object_object_get(res, "problem") == NULL &&
+	    sodium_memcmp(prev, hd->last_chain, CHAIN_LEN) != 0)
+		problem(res, hd->last_id, "head", "the audit head does not "
+		    "match row %" PRId64, hd->last_id);
+	return SQLITE_OK;
+}
+
+int
+keyd_audit_verify(struct db *db, struct json_object **res, char *err,
+    size_t errsz)
+{
+	struct audit_head	 hd;
+	uint8_t			 mac[CHAIN_LEN];
+	int64_t			 rows;
+	int			 rc, have;
+
+	*res = json_object_new_object();
+	json_object_object_add(*res, "ok", json_object_new_boolean(1));
+	if ((rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	if ((have = head_read(db, &hd, &rc)) == -1)
+		goto fail;
+	if (have == 0)
+		problem(*res, 0, "head", "the audit head is gone: the trail "
+		    "cannot be checked against keyd's record of it");
+	else if (have == 2)
+		problem(*res, 0, "head", "the audit head was altered: its "
+		    "fields are malformed");
+	else if (have == 1 && (audit_head_mac(&hd, mac),
+	    sodium_memcmp(mac, hd.mac, CHAIN_LEN) != 0))
+		problem(*res, hd.last_id, "head", "the audit head was altered: "
+		    "its MAC does not match (or the master key changed)");
+	else if ((rc = verify_rows(db, &hd, *res)) != SQLITE_OK)
+		goto fail;
+	rows = row_count(db);
+	sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+	json_object_object_add(*res, "rows", json_object_new_int64(rows));
+	json_object_object_add(*res, "first_id",
+	    json_object_new_int64(hd.archived_through + 1));
+	json_object_object_add(*res, "last_id",
+	    json_object_new_int64(hd.last_id));
+	json_object_object_add(*res, "archived_through",
+	    json_object_new_int64(hd.archived_through));
+	return 0;
+fail:
+	snprintf(err, errsz, "cannot read the audit trail: %s",
+	    db_strerror(db, rc));
+	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	json_object_put(*res);
+	*res = NULL;
+	return -1;
+}
+
+static struct json_object *
+row_json(sqlite3_stmt *st)
+{
+	struct json_object	*o = json_object_new_object();
+	struct audit_row	 r;
+
+	row_read(st, &r);
+#define TEXT(s) ((s) == NULL ? NULL : json_object_new_string(s))
+#define NUM(v) ((v) < 0 ? NULL : json_object_new_int64(v))
+	json_object_object_add(o, "id", json_object_new_int64(r.id));
+	json_object_object_add(o, "request_id", TEXT(r.request_id));
+	json_object_object_add(o, "key_id", TEXT(r.key_id));
+	json_object_object_add(o, "client_addr", TEXT(r.addr));
+	json_object_object_add(o, "endpoint", TEXT(r.endpoint));
+	json_object_object_add(o, "model", TEXT(r.model));
+	json_object_object_add(o, "status", json_object_new_int64(r.status));
+	json_object_object_add(o, "latency_ms",
+	    json_object_new_int64(r.latency));
+	json_object_object_add(o, "prompt_tokens", NUM(r.prompt));
+	json_object_object_add(o, "completion_tokens", NUM(r.completion));
+	json_object_object_add(o, "created_at", TEXT(r.created_at));
+#undef TEXT
+#undef NUM
+	return o;
+}
+
+int
+keyd_audit_tail(struct db *db, int64_t count, struct json_object **res,
+    char *err, size_t errsz)
+{
+	struct json_object	*arr;
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	if (count < 1 || count > TAIL_MAX) {
+		snprintf(err, errsz, "count: expected 1-%d", TAIL_MAX);
+		return -1;
+	}
+	if ((rc = sqlite3_prepare_v2(db->h, "SELECT * FROM (SELECT "
+	    AUDIT_COLUMNS " FROM audit_logs ORDER BY id DESC LIMIT ?) "
+	    "ORDER BY id", -1, &st, NULL)) != SQLITE_OK) {
+		snprintf(err, errsz, "%s", db_strerror(db, rc));
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, count);
+	arr = json_object_new_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_object_array_add(arr, row_json(st));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errsz, "%s", db_strerror(db, rc));
+		json_object_put(arr);
+		return -1;
+	}
+	*res = json_object_new_object();
+	json_object_object_add(*res, "records", arr);
+	return 0;
+}
+
+int
+keyd_audit_usage(struct db *db, const char *key, const char *since,
+    struct json_object **res, char *err, size_t errsz)
+{
+	struct json_object	*arr, *o;
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	if ((rc = sqlite3_prepare_v2(db->h, "SELECT api_key_id, model, "
+	    "count(*), sum(coalesce(prompt_tokens, 0)), "
+	    "sum(coalesce(completion_tokens, 0)) FROM audit_logs WHERE "
+	    "(?1 IS NULL OR api_key_id = ?1) AND (?2 IS NULL OR "
+	    "created_at >= ?2) GROUP BY api_key_id, model "
+	    "ORDER BY api_key_id, model", -1, &st, NULL)) != SQLITE_OK) {
+		snprintf(err, errsz, "%s", db_strerror(db, rc));
+		return -1;
+	}
+	if (key != NULL)
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (since != NULL)
+		sqlite3_bind_text(st, 2, since, -1, SQLITE_STATIC);
+	arr = json_object_new_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		o = json_object_new_object();
+		json_object_object_add(o, "key_id", col_text(st, 0) == NULL ?
+		    NULL : json_object_new_string(col_text(st, 0)));
+		json_object_object_add(o, "model", col_text(st, 1) == NULL ?
+		    NULL : json_object_new_string(col_text(st, 1)));
+		json_object_object_add(o, "requests",
+		    json_object_new_int64(sqlite3_column_int64(st, 2)));
+		json_object_object_add(o, "prompt_tokens",
+		    json_object_new_int64(sqlite3_column_int64(st, 3)));
+		json_object_object_add(o, "completion_tokens",
+		    json_object_new_int64(sqlite3_column_int64(st, 4)));
+		json_object_array_add(arr, o);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errsz, "%s", db_strerror(db, rc));
+		json_object_put(arr);
+		return -1;
+	}
+	*res = json_object_new_object();
+	json_object_object_add(*res, "since", since == NULL ? NULL :
+	    json_object_new_string(since));
+	json_object_object_add(*res, "usage", arr);
+	return 0;
+}
+
+/* The rows before the cut, into a new file of their own. */
+static int
+archive_copy(struct db *db, const char *file, int64_t first, int64_t cut,
+    const uint8_t prev[CHAIN_LEN], const uint8_t last[CHAIN_LEN])
+{
+	sqlite3_stmt	*st = NULL;
+	char		*sql;
+	uint8_t		 mac[CHAIN_LEN];
+	crypto_generichash_state h;
+	int		 rc;
+
+	sql = sqlite3_mprintf("ATTACH %Q AS arc", file);
+	rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK)
+		return rc;
+	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
+	    CHAIN_LEN);
+	crypto_generichash_update(&h, (const uint8_t *)"flm audit archive", 17);
+	hash_i64(&h, first);
+	hash_i64(&h, cut);
+	crypto_generichash_update(&h, prev, CHAIN_LEN);
+	crypto_generichash_update(&h, last, CHAIN_LEN);
+	crypto_generichash_final(&h, mac, CHAIN_LEN);
+	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE; "
+	    "CREATE TABLE arc.audit_logs AS SELECT * FROM main.audit_logs "
+	    "WHERE 0; CREATE TABLE arc.archive_info (first_id INTEGER NOT "
+	    "NULL, last_id INTEGER NOT NULL, prev_chain BLOB NOT NULL, "
+	    "last_chain BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT "
+	    "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), mac BLOB NOT NULL)",
+	    NULL, NULL, NULL)) != SQLITE_OK)
+		goto out;
+	if ((rc = sqlite3_prepare_v2(db->h, "INSERT INTO arc.audit_logs "
+	    "SELECT * FROM main.audit_logs WHERE id <= ?", -1, &st, NULL)) !=
+	    SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, cut);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto out;
+	sqlite3_finalize(st);
+	if ((rc = sqlite3_prepare_v2(db->h, "INSERT INTO arc.archive_info "
+	    "(first_id, last_id, prev_chain, last_chain, mac) VALUES (?, ?, "
+	    "?, ?, ?)", -1, &st, NULL)) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, first);
+	sqlite3_bind_int64(st, 2, cut);
+	sqlite3_bind_blob(st, 3, prev, CHAIN_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, last, CHAIN_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, mac, CHAIN_LEN, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto out;
+	rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_exec(db->h, "DETACH arc", NULL, NULL, NULL);
+	return rc;
+}
+
+/* The newest row before `before`, and its chain: the cut. */
+static int
+archive_cut(struct db *db, const char *before, int64_t *cut,
+    uint8_t chain[CHAIN_LEN])
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	/* Rows are cut by id: a prefix, so the chain stays whole. */
+	if ((rc = sqlite3_prepare_v2(db->h, "SELECT id, chain FROM audit_logs "
+	    "WHERE id < coalesce((SELECT min(id) FROM audit_logs WHERE "
+	    "created_at >= ?1), (SELECT max(id) + 1 FROM audit_logs)) "
+	    "ORDER BY id DESC LIMIT 1", -1, &st, NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, before, -1, SQLITE_STATIC);
+	*cut = 0;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*cut = sqlite3_column_int64(st, 0);
+		if (blob32(st, 1, chain) == -1)
+			rc = SQLITE_CORRUPT;
+		else
+			rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+keyd_audit_archive(struct db *db, const char *before, struct json_object **res,
+    char *err, size_t errsz)
+{
+	struct audit_head	 hd;
+	sqlite3_stmt		*st;
+	uint8_t			 chain[CHAIN_LEN];
+	char			 file[64], hex[CHAIN_LEN * 2 + 1];
+	struct tm		 tm;
+	time_t			 now = time(NULL);
+	int64_t			 cut, from;
+	int			 rc, have;
+
+	if (db_writable(db, err, errsz) == -1)
+		return -1;
+	if ((have = head_read(db, &hd, &rc)) != 1) {
+		snprintf(err, errsz, have == -1 ? "%s" : "the audit head is "
+		    "missing or malformed: run flm audit verify first",
+		    db_strerror(db, rc));
+		return -1;
+	}
+	if ((rc = archive_cut(db, before, &cut, chain)) != SQLITE_OK)
+		goto fail;
+	*res = json_object_new_object();
+	if (cut <= hd.archived_through) {
+		json_object_object_add(*res, "archived",
+		    json_object_new_int64(0));
+		return 0;
+	}
+	gmtime_r(&now, &tm);
+	strftime(file, sizeof(file), "audit-archive-%Y%m%dT%H%M%SZ.db", &tm);
+	if ((rc = archive_copy(db, file, hd.archived_through + 1, cut,
+	    hd.archived_chain, chain)) != SQLITE_OK) {
+		json_object_put(*res);
+		goto fail;
+	}
+	/* Then move the mark, which is what lets the rows be deleted. */
+	from = hd.archived_through;
+	hd.archived_through = cut;
+	memcpy(hd.archived_chain, chain, CHAIN_LEN);
+	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL)) !=
+	    SQLITE_OK || (rc = head_write(db, &hd)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(db->h, "DELETE FROM audit_logs WHERE "
+	    "id <= ?", -1, &st, NULL)) != SQLITE_OK) {
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		json_object_put(*res);
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, cut);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE || (rc = sqlite3_exec(db->h, "COMMIT", NULL,
+	    NULL, NULL)) != SQLITE_OK) {
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		json_object_put(*res);
+		goto fail;
+	}
+	sodium_bin2hex(hex, sizeof(hex), chain, CHAIN_LEN);
+	json_object_object_add(*res, "archived",
+	    json_object_new_int64(cut - from));
+	json_object_object_add(*res, "file", json_object_new_string(file));
+	json_object_object_add(*res, "through_id", json_object_new_int64(cut));
+	json_object_object_add(*res, "chain_head", json_object_new_string(hex));
+	log_info("audit: rows through %" PRId64 " archived to %s", cut, file);
+	return 0;
+fail:
+	*res = NULL;
+	snprintf(err, errsz, "the audit trail was not archived: %s",
+	    db_strerror(db, rc));
+	return -1;
+}

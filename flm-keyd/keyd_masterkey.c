@@ -1,0 +1,149 @@
+/*
+ * The master key: from systemd credentials when flmd's unit passes one,
+ * else from a key file in keyd's directory, made on the first start.
+ * It lives in locked, guarded memory and is wiped on exit; what keyd
+ * needs (the audit chain's key) is derived from it, never sent.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keyd.h"
+#include "log.h"
+
+#define MASTER_FILE		"master.key"
+#define MASTER_CRED		"flm-master-key"
+#define MASTER_HEX		(KEYD_MASTER_LEN * 2)
+#define AUDIT_SUBKEY_ID		1
+#define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
+
+static unsigned char	*keyd_master;
+static unsigned char	*keyd_auditkey;
+
+/* 32 raw bytes, or 64 hex digits and an optional newline. */
+static int
+master_decode(const char *buf, size_t len, unsigned char *out)
+{
+	size_t	 bin;
+
+	if (len == KEYD_MASTER_LEN) {
+		memcpy(out, buf, KEYD_MASTER_LEN);
+		return 0;
+	}
+	if (len == MASTER_HEX + 1 && buf[MASTER_HEX] == '\n')
+		len--;
+	if (len != MASTER_HEX || sodium_hex2bin(out, KEYD_MASTER_LEN, buf,
+	    len, NULL, &bin, NULL) != 0 || bin != KEYD_MASTER_LEN)
+		return -1;
+	return 0;
+}
+
+static int
+master_read(const char *path, int private, unsigned char *out)
+{
+	struct stat	 st;
+	char		 buf[MASTER_HEX + 2];
+	ssize_t		 n;
+	int		 fd, rv = -1;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 1 : -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		log_warnx("%s: not a regular file", path);
+		goto out;
+	}
+	if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		log_warnx("%s: readable by others (mode %03o); chmod 600 it",
+		    path, (unsigned int)st.st_mode & 0777);
+		goto out;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n > 0 && master_decode(buf, (size_t)n, out) == 0)
+		rv = 0;
+	else
+		log_warnx("%s: expected 64 hex digits (a 256-bit key)", path);
+out:
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+	return rv;
+}
+
+/* The first start: a fresh key, written once, never overwritten. */
+static int
+master_create(const char *path, unsigned char *out)
+{
+	char	 hex[MASTER_HEX + 2];
+	int	 fd, rv = -1;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1)
+		return -1;
+	randombytes_buf(out, KEYD_MASTER_LEN);
+	sodium_bin2hex(hex, sizeof(hex), out, KEYD_MASTER_LEN);
+	hex[MASTER_HEX] = '\n';
+	if (write(fd, hex, MASTER_HEX + 1) == MASTER_HEX + 1 && fsync(fd) == 0)
+		rv = 0;
+	sodium_memzero(hex, sizeof(hex));
+	close(fd);
+	if (rv == -1)
+		unlink(path);
+	else
+		log_info("created a new master key in %s", path);
+	return rv;
+}
+
+/* Before the chroot: the credentials directory lies outside it. */
+void
+keyd_master_load(const char *dir)
+{
+	char		 path[PATH_MAX];
+	const char	*cred = getenv("CREDENTIALS_DIRECTORY");
+	int		 r = 1;
+
+	if ((keyd_master = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
+	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
+		fatalx("cannot allocate locked memory for the master key");
+	if (cred != NULL && *cred != '\0') {
+		snprintf(path, sizeof(path), "%s/%s", cred, MASTER_CRED);
+		/* systemd owns the credential's mode. */
+		if ((r = master_read(path, 0, keyd_master)) == -1)
+			fatalx("%s: unusable master key", path);
+	}
+	if (r == 1) {
+		snprintf(path, sizeof(path), "%s/%s", dir, MASTER_FILE);
+		if ((r = master_read(path, 1, keyd_master)) == 1)
+			r = master_create(path, keyd_master);
+		if (r != 0)
+			fatalx("%s: no usable master key; see flm-keyd(8)",
+			    path);
+	}
+	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
+	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	sodium_mprotect_readonly(keyd_master);
+	sodium_mprotect_readonly(keyd_auditkey);
+}
+
+const unsigned char *
+keyd_audit_key(void)
+{
+	return keyd_auditkey;
+}
+
+void
+keyd_master_free(void)
+{
+	/* sodium_free wipes before it unmaps. */
+	sodium_free(keyd_master);
+	sodium_free(keyd_auditkey);
+	keyd_master = keyd_auditkey = NULL;
+}
