@@ -135,11 +135,14 @@ keyd_policy_push(uint64_t seq)
 	json_object_put(res);
 }
 
+/* A channel handed over at exec comes before security.db is open:
+ * main pushes the policy then. */
 static void
 keyd_peer_up(struct chan *ch)
 {
 	(void)ch;
-	keyd_policy_push(0);
+	if (keyd_db.h != NULL)
+		keyd_policy_push(0);
 }
 
 static void
@@ -569,6 +572,7 @@ main(int argc, char *argv[])
 	keyd_audit_init(&keyd_db);
 	keyd_sandbox();
 	keyd_report_db();
+	keyd_policy_push(0);
 	flush = event_new(keyd.base, -1, EV_PERSIST, keyd_flush_used, NULL);
 	if (flush == NULL || event_add(flush, &tv) == -1)
 		fatalx("flush timer");

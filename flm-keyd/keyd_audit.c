@@ -23,6 +23,8 @@
 #include "log.h"
 
 #define CHAIN_LEN	32
+/* A lock on security.db must not stall key checks: retry later. */
+#define AUDIT_BUSY_MS	200
 #define TAIL_MAX	500	/* the answer fits one message */
 
 struct audit_head {
@@ -303,8 +305,10 @@ keyd_audit_write(struct db *db, const struct flm_audit_record *recs, size_t n)
 
 	if (db->h == NULL || db->safe_mode)
 		return -1;
-	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL)) !=
-	    SQLITE_OK)
+	sqlite3_busy_timeout(db->h, AUDIT_BUSY_MS);
+	rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	sqlite3_busy_timeout(db->h, DB_BUSY_MS);
+	if (rc != SQLITE_OK)
 		goto fail;
 	if ((have = head_read(db, &hd, &rc)) == -1)
 		goto fail;

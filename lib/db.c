@@ -14,7 +14,6 @@
 #include "db.h"
 #include "log.h"
 
-#define DB_BUSY_MS	5000
 
 /* Words for the user, with what to do about it where we know. */
 const char *

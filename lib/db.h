@@ -16,6 +16,7 @@ struct db_migration {
 };
 
 #define DB_SECURE	0x01	/* secure_delete: for security.db */
+#define DB_BUSY_MS	5000	/* a lock held that long is an error */
 
 struct db {
 	struct sqlite3	*h;
