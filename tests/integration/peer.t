@@ -4,7 +4,7 @@
 # restarted, and keyd carries on.
 . "$(dirname "$0")/lib.sh"
 
-plan 11
+plan 23
 
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
 trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
@@ -27,7 +27,38 @@ fake_proxyd garbage 'GET / HTTP/1.1\r\nHost: keyd\r\n\r\n'
 # HELLO from proxyd (proto 1, proc 3, "x"), then a KEY_VERIFY of 4 bytes.
 fake_proxyd short "$HELLO_PROXYD"'\074\000\000\000\024\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000'
 
-for kind in garbage short; do
+# fake_proxyd_file NAME FILE: the same with the bytes of FILE.
+fake_proxyd_file() {
+	cat >"$WRAP/$1" <<EOS
+#!/bin/sh
+if [ ! -e "$WRAP/$1.sent" ]; then
+	: >"$WRAP/$1.sent"
+	cat "$2" >&4
+	exec sleep 30
+fi
+exec "$PROXYD" "\$@"
+EOS
+	chmod +x "$WRAP/$1"
+}
+# zeros N: N NUL bytes.
+zeros() { head -c "$1" /dev/zero; }
+# An AUDIT_BATCH (67) that says 2 records but carries 1 (16 + 12 + 304).
+{ printf "$HELLO_PROXYD"
+  printf '\103\000\000\000\114\001\000\000'; zeros 8
+  printf '\001'; zeros 7; printf '\002\000\000\000'
+  printf '\001\000\000\000\001\000\000\000'; zeros 296
+} >"$WRAP/shortbatch.bin"
+fake_proxyd_file shortbatch "$WRAP/shortbatch.bin"
+# One whole record, but with status 42 and no request time.
+{ printf "$HELLO_PROXYD"
+  printf '\103\000\000\000\114\001\000\000'; zeros 8
+  printf '\001'; zeros 7; printf '\001\000\000\000'
+  printf '\001\000\000\000\001\000\000\000'; zeros 16
+  printf '\052\000\000\000'; zeros 276
+} >"$WRAP/badrecord.bin"
+fake_proxyd_file badrecord "$WRAP/badrecord.bin"
+
+for kind in garbage short shortbatch badrecord; do
 	check "suite starts with a $kind-sending proxyd" \
 	    suite_start FLM_PROXYD_PATH="$WRAP/$kind"
 	keyd=$(proc_pid flm-keyd)
@@ -37,6 +68,14 @@ for kind in garbage short; do
 	check "flmd restarts proxyd on keyd's word" wait_until 2000 restarted
 	check "keyd itself lives on (pid $keyd)" \
 	    [ "$(proc_pid flm-keyd)" = "$keyd" ]
+	case $kind in *batch|*record)
+		check "keyd names what was wrong with the $kind" \
+		    grep -q 'flm-keyd.*malformed \(AUDIT_BATCH\|audit record\)' \
+		    "$STATE/flmd.log"
+		check "and wrote nothing of the $kind to the audit trail" \
+		    [ "$(sqlite3 "$STATE/keyd/security.db" \
+		    'SELECT count(*) FROM audit_logs')" = 0 ] ;;
+	esac
 	suite_stop
 	rm -rf "$STATE"
 	STATE=
