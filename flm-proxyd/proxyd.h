@@ -176,6 +176,7 @@ struct upstream_call {
 	enum upstream_mode	 mode;
 	int			 stream;	/* the client asked for SSE */
 	int			 usage;		/* stream_options.include_usage */
+	int			 hide_usage;	/* asked for by us, not the client */
 	int			 base64;	/* embeddings as base64 float32 */
 	const char		*model;		/* as the client named it */
 };

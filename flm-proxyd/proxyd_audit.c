@@ -322,6 +322,7 @@ audit_usage_scan(const char *buf, size_t len, int64_t *prompt,
     int64_t *completion)
 {
 	const char	*end = buf + len, *p = NULL, *q;
+	int64_t		 v;
 	int		 depth;
 
 	for (q = buf; q + 7 <= end; q++)
@@ -343,12 +344,15 @@ audit_usage_scan(const char *buf, size_t len, int64_t *prompt,
 				break;
 		} else if (*p == '"') {
 			q = skip_string(p, end);
+			/* A key is followed by ':'; a value is not. */
 			if (depth == 1 && q - p == 15 &&
-			    memcmp(p, "\"prompt_tokens\"", 15) == 0)
-				*prompt = read_count(q, end);
+			    memcmp(p, "\"prompt_tokens\"", 15) == 0 &&
+			    (v = read_count(q, end)) >= 0)
+				*prompt = v;
 			else if (depth == 1 && q - p == 19 &&
-			    memcmp(p, "\"completion_tokens\"", 19) == 0)
-				*completion = read_count(q, end);
+			    memcmp(p, "\"completion_tokens\"", 19) == 0 &&
+			    (v = read_count(q, end)) >= 0)
+				*completion = v;
 			p = q - 1;
 		}
 	}

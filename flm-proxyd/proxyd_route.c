@@ -152,6 +152,21 @@ route_flag(struct json_object *in, const char *k, const char *sub)
 	    json_object_get_boolean(v);
 }
 
+static void
+route_want_usage(struct json_object *in, struct upstream_call *call)
+{
+	struct json_object	*so;
+
+	if (!json_object_object_get_ex(in, "stream_options", &so) ||
+	    !json_object_is_type(so, json_type_object)) {
+		so = json_object_new_object();
+		json_object_object_add(in, "stream_options", so);
+	}
+	json_object_object_add(so, "include_usage",
+	    json_object_new_boolean(1));
+	call->hide_usage = 1;
+}
+
 /*
  * encoding_format: engines are asked for floats, and proxyd packs them
  * as base64 float32 itself when the client wants that (the official
@@ -234,6 +249,10 @@ route_post(struct http_req *req)
 	if (rt.openai) {
 		json_object_object_add(in, "model",
 		    json_object_new_string(rt.model));
+		/* Every stream's usage, for the audit trail and token limits;
+		 * the client that did not ask for it does not see it. */
+		if (call.stream && !call.usage)
+			route_want_usage(in, &call);
 		send = in;
 		call.path = route_paths[req->ep];
 		call.mode = UP_PASS;

@@ -55,6 +55,8 @@ struct upstream {
 	int			 reused;	/* from the idle list */
 	int			 keepalive;
 	int			 translating;	/* answer goes through acc */
+	int			 hide_usage;	/* SSE lines filtered in acc */
+	int			 skip_blank;	/* the end of a hidden event */
 	int64_t			 left;		/* B_LENGTH bytes to come */
 	struct http_chunked	 ck;
 	char			*sent;		/* the request, until answered */
@@ -311,6 +313,51 @@ up_translate_lines(struct upstream *up, int eof)
 	return rc;
 }
 
+/* A usage-only chunk ("choices":[]) the client did not ask for. */
+static int
+up_usage_line(const char *line, size_t n)
+{
+	return n > 6 && memcmp(line, "data:", 5) == 0 &&
+	    (memmem(line, n, "\"choices\":[]", 12) != NULL ||
+	    memmem(line, n, "\"choices\": []", 13) != NULL) &&
+	    memmem(line, n, "\"usage\"", 7) != NULL;
+}
+
+/* SSE lines in acc to the client, less the usage chunk proxyd asked
+ * for; the audit trail still reads it. */
+static int
+up_filter_lines(struct upstream *up, int eof)
+{
+	struct evbuffer	*out = evbuffer_new();
+	struct evbuffer_ptr p;
+	const char	*line;
+	size_t		 n, len;
+
+	if (out == NULL)
+		return -1;
+	while ((p = evbuffer_search(up->acc, "\n", 1, NULL)).pos != -1 ||
+	    (eof && evbuffer_get_length(up->acc) > 0)) {
+		len = p.pos != -1 ? (size_t)p.pos + 1 :
+		    evbuffer_get_length(up->acc);
+		line = (const char *)evbuffer_pullup(up->acc, len);
+		n = len - (line[len - 1] == '\n');
+		n -= n > 0 && line[n - 1] == '\r';
+		if (up_usage_line(line, n)) {
+			audit_feed(up->req, line, n);
+			up->skip_blank = 1;
+		} else if (n == 0 && up->skip_blank)
+			up->skip_blank = 0;
+		else
+			evbuffer_add(out, line, len);
+		evbuffer_drain(up->acc, len);
+	}
+	n = evbuffer_get_length(out);
+	if (n > 0)
+		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
+	evbuffer_free(out);
+	return evbuffer_get_length(up->acc) > UP_MAX_LINE ? -1 : 0;
+}
+
 /* ---- reading the answer -------------------------------------------------- */
 
 /* Payload bytes of the answer: to the client, or to acc. */
@@ -325,6 +372,8 @@ up_payload(struct upstream *up, struct evbuffer *in, size_t n)
 		return -1;
 	evbuffer_remove_buffer(in, up->acc, n);
 	if (up->os != NULL && up_translate_lines(up, 0) == -1)
+		return -1;
+	if (up->hide_usage && up_filter_lines(up, 0) == -1)
 		return -1;
 	return 0;
 }
@@ -352,6 +401,14 @@ up_body_end(struct upstream *up)
 {
 	if (!up->translating) {
 		up_done(up);
+		return;
+	}
+	if (up->hide_usage) {
+		if (up_filter_lines(up, 1) == -1)
+			up_fail(up, 502, NULL, "a line of the stream is too "
+			    "long.");
+		else
+			up_done(up);
 		return;
 	}
 	if (up->os == NULL) {
@@ -409,7 +466,7 @@ up_body(struct upstream *up)
 			}
 			break;
 		}
-		if ((!up->translating || up->os != NULL) &&
+		if ((!up->translating || up->os != NULL || up->hide_usage) &&
 		    http_out_pending(up->req) > UP_CLIENT_HIGH) {
 			/* Back-pressure: the client reads slower than the
 			 * engine writes. */
@@ -432,6 +489,17 @@ up_begin_answer(struct upstream *up, const char *ctype)
 
 	up->translating = up->mode != UP_PASS || (up->base64 &&
 	    up->status == 200);
+	/* Only a stream has lines to filter; an error passes as it is. */
+	up->hide_usage = up->hide_usage && up->mode == UP_PASS &&
+	    up->stream && up->status == 200;
+	if (up->hide_usage) {
+		if ((up->acc = evbuffer_new()) == NULL)
+			return;
+		up->translating = 1;
+		http_stream_begin(up->req, 200, ctype[0] ? ctype :
+		    "text/event-stream", -1);
+		return;
+	}
 	if (!up->translating) {
 		http_stream_begin(up->req, up->status, ctype[0] ? ctype :
 		    "application/json", clen);
@@ -594,6 +662,25 @@ up_event(struct bufferevent *bev, short what, void *arg)
 	up_fail(up, 502, "engine_unreachable", msg);
 }
 
+/*
+ * The fixed forward hosts: an engine address flmd configured, nothing
+ * else, even if a request were ever steered elsewhere (or the engine
+ * was removed while the request waited).
+ */
+static int
+up_forward_allowed(const struct proxyd_engine *e)
+{
+	int	 i;
+
+	for (i = 0; i < px->nengines; i++)
+		if (px->engines[i].port == e->port &&
+		    strcmp(px->engines[i].addr, e->addr) == 0)
+			return 1;
+	log_warnx("refused to connect to %s port %d: not a configured "
+	    "engine", e->addr, e->port);
+	return 0;
+}
+
 static int
 up_connect(struct upstream *up)
 {
@@ -602,7 +689,8 @@ up_connect(struct upstream *up)
 	socklen_t		 len;
 	int			 fd, on = 1;
 
-	if (netaddr_parse(up->engine.addr, up->engine.port, &ss, &len) == -1)
+	if (!up_forward_allowed(&up->engine) ||
+	    netaddr_parse(up->engine.addr, up->engine.port, &ss, &len) == -1)
 		return -1;
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)
@@ -723,6 +811,8 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	up->mode = call->mode;
 	up->stream = call->stream;
 	up->usage = call->usage;
+	up->hide_usage = call->hide_usage;
+	up->skip_blank = 0;
 	up->base64 = call->base64;
 	up->translating = 0;
 	memset(&up->ck, 0, sizeof(up->ck));

@@ -6,7 +6,7 @@
 # whole; a keyd killed under load loses no record.
 . "$(dirname "$0")/lib.sh"
 
-plan 46
+plan 47
 
 mock_init
 mock --flavor vllm --chunks 4 --models llama3.2:1b
@@ -56,7 +56,7 @@ checkx "and the engine's token usage" \
 curl -s -o /dev/null -H "$A" -H "$J" -d '{"model":"llama3.2:1b","stream":true,
     "stream_options":{"include_usage":true},"messages":[{"role":"user",
     "content":"a b c d e"}]}' "$U/v1/chat/completions"
-curl -s -o /dev/null -H "$A" -H "$J" -d '{"model":"llama3.2:1b",
+curl -s -o "$TMP/plain.sse" -H "$A" -H "$J" -d '{"model":"llama3.2:1b",
     "stream":true,"messages":[{"role":"user","content":"x"}]}' \
     "$U/v1/chat/completions"
 curl -s -o /dev/null -H "$A" -H "$J" -d '{"model":"llama3.2:1b",
@@ -73,9 +73,12 @@ check "six more requests, six more records (/healthz is not one)" \
 checkx "a stream with include_usage records the usage of its last chunk" \
     'tail_has 7 ".records[1].completion_tokens > 0 and
     .records[1].prompt_tokens == 5"'
-checkx "a stream without usage records none (null, not 0)" \
-    'tail_has 7 ".records[2].prompt_tokens == null and
-    .records[2].completion_tokens == null"'
+checkx "a stream whose client asked no usage is recorded with it too" \
+    'tail_has 7 ".records[2].prompt_tokens == 1 and
+    .records[2].completion_tokens > 0"'
+checkx "while that client's stream has no usage chunk, and ends well" \
+    '! grep -q usage "$TMP/plain.sse" && tail -n 2 "$TMP/plain.sse" |
+    grep -q "^data: \[DONE\]"'
 checkx "embeddings record their prompt tokens" \
     'tail_has 7 ".records[3] | .endpoint == \"/v1/embeddings\" and
     .prompt_tokens == 4"'
@@ -104,7 +107,7 @@ check "a client that leaves mid-stream is recorded as 499" \
 u=$($F usage --key "$KID" --json)
 checkx "flm usage sums requests and tokens per key and model" \
     'json_has "$u" "[.usage[] | select(.model == \"llama3.2:1b\")][0] |
-    .requests == 4 and .prompt_tokens == $P + 5 + 4"'
+    .requests == 4 and .prompt_tokens == $P + 5 + 1 + 4"'
 checkx "flm usage --since a future time: nothing" \
     'json_has "$($F usage --since 2099-01-01 --json)" ".usage == []"'
 check "flm usage --since nonsense is refused" \
