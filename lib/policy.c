@@ -89,7 +89,7 @@ check_fields(struct pctx *p, struct json_object *o, const char *where,
 
 static int
 get_uint(struct pctx *p, struct json_object *o, const char *key,
-    const char *where, uint32_t max, uint32_t *out)
+    const char *where, uint32_t min, uint32_t max, uint32_t *out)
 {
 	struct json_object	*v;
 	int64_t			 n;
@@ -97,9 +97,9 @@ get_uint(struct pctx *p, struct json_object *o, const char *key,
 	if (!json_object_object_get_ex(o, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_int) ||
-	    (n = json_object_get_int64(v)) < 0 || n > max)
-		return perr(p, "%s.%s: expected an integer 0-%u", where, key,
-		    max);
+	    (n = json_object_get_int64(v)) < min || n > max)
+		return perr(p, "%s.%s: expected an integer %u-%u", where, key,
+		    min, max);
 	*out = (uint32_t)n;
 	return 0;
 }
@@ -126,12 +126,19 @@ array_str(struct pctx *p, struct json_object *arr, size_t i,
     const char *where)
 {
 	struct json_object	*v = json_object_array_get_idx(arr, i);
+	const char		*s;
 
 	if (!json_object_is_type(v, json_type_string)) {
 		perr(p, "%s[%zu]: expected a string", where, i);
 		return NULL;
 	}
-	return json_object_get_string(v);
+	/* "10.0.0.0/8\u0000…" must not pass for what precedes the NUL. */
+	s = json_object_get_string(v);
+	if (strlen(s) != (size_t)json_object_get_string_len(v)) {
+		perr(p, "%s[%zu]: a string with a NUL character", where, i);
+		return NULL;
+	}
+	return s;
 }
 
 /* "10.0.0.0/8", "2001:db8::/32", or an address alone (one host). */
@@ -170,6 +177,15 @@ policy_cidr_parse(const char *s, struct policy_cidr *c, char *err,
 			return -1;
 		}
 		c->prefix = (int)n;
+	}
+	/* ::ffff:a.b.c.d/n is IPv4: clients are matched that way. */
+	if (c->family == AF_INET6 && c->prefix >= 96 &&
+	    memcmp(c->addr, "\0\0\0\0\0\0\0\0\0\0\377\377", 12) == 0) {
+		memmove(c->addr, c->addr + 12, 4);
+		memset(c->addr + 4, 0, 12);
+		c->family = AF_INET;
+		c->prefix -= 96;
+		max = 32;
 	}
 	for (i = c->prefix; i < max; i++) {
 		bits = c->addr[i / 8] & (0x80 >> (i % 8));
@@ -361,9 +377,8 @@ parse_cors(struct pctx *p, struct json_object *root, struct policy *pol)
 	    "allow_credentials", NULL };
 	struct json_object	*cors, *v;
 
-	if (!json_object_object_get_ex(root, "cors", &cors))
-		cors = NULL;
-	if (cors == NULL) {
+	/* Absent, the defaults; null is not an object (check_fields). */
+	if (!json_object_object_get_ex(root, "cors", &cors)) {
 		cors = json_object_new_object();
 		json_object_object_add(root, "cors", cors);
 	}
@@ -371,7 +386,7 @@ parse_cors(struct pctx *p, struct json_object *root, struct policy *pol)
 	    parse_origins(p, cors, pol) == -1 ||
 	    parse_methods(p, cors, pol) == -1 ||
 	    parse_headers(p, cors, pol) == -1 ||
-	    get_uint(p, cors, "max_age", "cors", CORS_MAX_AGE,
+	    get_uint(p, cors, "max_age", "cors", 0, CORS_MAX_AGE,
 	    &pol->max_age) == -1)
 		return -1;
 	if (json_object_object_get_ex(cors, "allow_credentials", &v)) {
@@ -400,9 +415,9 @@ parse_rate(struct pctx *p, struct json_object *rl, const char *key,
 		return 0;
 	snprintf(where, sizeof(where), "rate_limit.%s", key);
 	if (check_fields(p, o, where, known) == -1 ||
-	    get_uint(p, o, "requests_per_minute", where, RATE_MAX_REQUESTS,
+	    get_uint(p, o, "requests_per_minute", where, 0, RATE_MAX_REQUESTS,
 	    &r->requests) == -1 ||
-	    get_uint(p, o, "tokens_per_minute", where, RATE_MAX_TOKENS,
+	    get_uint(p, o, "tokens_per_minute", where, 0, RATE_MAX_TOKENS,
 	    &r->tokens) == -1)
 		return -1;
 	return 0;
@@ -422,14 +437,11 @@ parse_limits(struct pctx *p, struct json_object *root, struct policy *pol)
 		return -1;
 	if (json_object_object_get_ex(root, "auth_failures", &o) &&
 	    (check_fields(p, o, "auth_failures", aknown) == -1 ||
-	    get_uint(p, o, "max", "auth_failures", 100000,
+	    get_uint(p, o, "max", "auth_failures", 1, 100000,
 	    &pol->auth_fail_max) == -1 ||
-	    get_uint(p, o, "window_seconds", "auth_failures", 86400,
+	    get_uint(p, o, "window_seconds", "auth_failures", 1, 86400,
 	    &pol->auth_fail_window) == -1))
 		return -1;
-	if (pol->auth_fail_max == 0 || pol->auth_fail_window == 0)
-		return perr(p, "auth_failures: max and window_seconds must be "
-		    "at least 1");
 	return 0;
 }
 
@@ -474,6 +486,8 @@ policy_parse_text(const char *text, size_t len, struct policy *pol,
 	struct json_object	*o;
 	int			 rv;
 
+	/* As policy_parse leaves it on a refusal: nothing to free. */
+	memset(pol, 0, sizeof(*pol));
 	if (len > POLICY_MAX_BYTES) {
 		snprintf(err, errsz, "the policy is %zu bytes; at most %d are "
 		    "accepted", len, POLICY_MAX_BYTES);

@@ -7,8 +7,12 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
 libsqlite3-dev libssl-dev libevent-dev libjson-c-dev libargon2-dev
 libsodium-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev
-mandoc jq curl sqlite3 util-linux procps ca-certificates
-clang libclang-rt-14-dev"
+mandoc jq curl sqlite3 util-linux procps ca-certificates"
+# --test: what only the tests use: clang for the fuzzers, chromium for
+# tests/integration/cors-browser.t, node for tests/integration/openai.t.
+TEST=0
+[ "${1:-}" = --test ] && TEST=1
+[ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium"
 
 missing=
 for p in $PKGS; do
@@ -18,8 +22,10 @@ done
 # nodejs npm, for the openai client test (tests/integration/openai.t):
 # looked for by command, as NodeSource's nodejs bundles npm and
 # conflicts with Debian's npm package.
-command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ $TEST = 1 ]; then
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing"

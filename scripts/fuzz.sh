@@ -7,7 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "$1" && pwd)
 SECS=${2:-30}
 out=$B/fuzz
-mkdir -p "$out/corpus-chan" "$out/corpus-http"
+mkdir -p "$out/corpus-chan" "$out/corpus-http" "$out/corpus-policy"
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 LIBS=$(pkg-config --cflags --libs libevent json-c)
 # shellcheck disable=SC2086
@@ -18,6 +18,10 @@ clang $CFLAGS -I"$B" -I"$top/lib" -o "$out/fuzz_chan" \
 clang $CFLAGS -I"$B" -I"$top/lib" -I"$top/flm-proxyd" -o "$out/fuzz_http" \
     "$top/tests/fuzz/fuzz_http.c" "$top/flm-proxyd/proxyd_parse.c" \
     "$top/flm-proxyd/proxyd_ollama.c" "$top/lib/jsonbuf.c" $LIBS
+# shellcheck disable=SC2086
+clang $CFLAGS -I"$B" -I"$top/lib" -o "$out/fuzz_policy" \
+    "$top/tests/fuzz/fuzz_policy.c" "$top/lib/policy.c" \
+    "$top/lib/jsonbuf.c" $LIBS
 # Seeds: a request with a JSON payload after the HELLO the target adds;
 # a request head, a response head, a chunked body, a path, an NDJSON line.
 printf '\001\145\000\000\000\036\000\000\000\001\000\000\000\000\000\000\000{"a":1}\000\000\000\000\000\000\000' \
@@ -30,9 +34,26 @@ printf '\0074\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\nT: v\r\n\r\n' >"$out/corpus-http/s
 printf '\003/v1/./a/../chat//completions%%2e?x=1' >"$out/corpus-http/seed-path"
 printf '\004{"message":{"content":"hi"},"done":false}\n{"done":true,"done_reason":"stop","eval_count":3}\n' \
     >"$out/corpus-http/seed-stream"
+# Policies: the default, a full one, one with every origin form; the
+# field names as a dictionary, for the fuzzer to reach nested fields.
+printf '{}' >"$out/corpus-policy/seed-empty"
+printf '%s' '{"ip_allowlist":["127.0.0.0/8","::1","192.168.1.0/24","fd12:3456:789a::/64","::ffff:10.0.0.0/104"],"cors":{"allowed_origins":["https://Chat.LAN.example","http://[::1]:9"],"allowed_methods":["GET","post","HEAD","OPTIONS"],"allowed_headers":["authorization","X-Stainless-OS"],"max_age":3600,"allow_credentials":true},"rate_limit":{"per_key":{"requests_per_minute":60,"tokens_per_minute":100000},"per_ip":{"requests_per_minute":120}},"auth_failures":{"max":10,"window_seconds":300}}' \
+    >"$out/corpus-policy/seed-full"
+printf '%s' '{"ip_allowlist":["0.0.0.0/0","::/0"],"cors":{"allowed_origins":["*","http://127.0.0.1:8080"],"allowed_headers":[]}}' \
+    >"$out/corpus-policy/seed-public"
+for w in ip_allowlist cors allowed_origins allowed_methods allowed_headers \
+    max_age allow_credentials rate_limit per_key per_ip requests_per_minute \
+    tokens_per_minute auth_failures max window_seconds GET POST HEAD OPTIONS \
+    'http://' 'https://' '*' '::ffff:' '/32' '/128' '/0'; do
+	printf '"\\"%s\\""\n' "$w"
+done >"$out/policy.dict"
+printf '"true"\n"false"\n"null"\n"1000000"\n"86400"\n"\\\\u0000"\n' >>"$out/policy.dict"
 cd "$out"
-for t in chan http; do
-	./fuzz_$t -max_total_time="$SECS" -max_len=4096 -timeout=5 \
+for t in chan http policy; do
+	dict=
+	[ -f "$t.dict" ] && dict=-dict=$t.dict
+	# shellcheck disable=SC2086
+	./fuzz_$t -max_total_time="$SECS" -max_len=4096 -timeout=5 $dict \
 	    -print_final_stats=1 corpus-$t >fuzz_$t.log 2>&1 ||
 	    { tail -40 fuzz_$t.log; exit 1; }
 	grep -E '^stat::number_of_executed_units' fuzz_$t.log | sed "s/^/$t: /" || true

@@ -6,7 +6,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-sh scripts/deps.sh || exit 1
+sh scripts/deps.sh --test || exit 1
 
 passed=0
 failed=0
@@ -59,7 +59,7 @@ if [ -x build/flmd/flmd ]; then
 	echo "== manual pages"
 	step "mandoc -Tlint" sh -c "cd build && make lint-man >/dev/null"
 	echo "== fuzzing (libFuzzer, ASan + UBSan)"
-	step "fuzz: the channel library and the HTTP parser, ${FLM_FUZZ_SECS:-30} s each" \
+	step "fuzz: the channel library, the HTTP parser and the policy checker, ${FLM_FUZZ_SECS:-30} s each" \
 	    sh scripts/fuzz.sh build "${FLM_FUZZ_SECS:-30}"
 	echo "== make distcheck"
 	step "make distcheck" sh -c "cd build && make -j2 distcheck >distcheck.out 2>&1 || { tail -40 distcheck.out; exit 1; }"

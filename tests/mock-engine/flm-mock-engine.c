@@ -1599,6 +1599,38 @@ control_fail(struct evhttp_request *req)
 	control_send(req, HTTP_OK, msg);
 }
 
+/*
+ * /__mock/page: a web page for browser tests (tests/integration/
+ * cors-browser.t), so that it has a real http origin, this mock's.  Its
+ * script POSTs ?body= to ?url= with Authorization: Bearer ?key= and
+ * Content-Type: application/json (so the browser sends a preflight),
+ * and ?header= too if given; then it writes what it could read, or
+ * the error fetch() threw, as one line of JSON into <pre id="out">.
+ */
+static const char page_html[] =
+    "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+    "<title>flm-mock-engine page</title></head><body>\n"
+    "<pre id=\"out\">pending</pre>\n<script>\n"
+    "(async function () {\n"
+    "  var q = new URLSearchParams(location.search);\n"
+    "  var h = { 'Authorization': 'Bearer ' + (q.get('key') || ''),\n"
+    "      'Content-Type': 'application/json' };\n"
+    "  if (q.get('header')) h[q.get('header')] = 'x';\n"
+    "  var res = { origin: location.origin };\n"
+    "  try {\n"
+    "    var r = await fetch(q.get('url'), { method: 'POST', headers: h,\n"
+    "        body: q.get('body') || '{}' });\n"
+    "    res.status = r.status;\n"
+    "    res.request_id = r.headers.get('X-Request-Id');\n"
+    "    res.json = await r.json();\n"
+    "  } catch (e) {\n"
+    "    res.error = e.name;\n"
+    "    res.message = String(e.message);\n"
+    "  }\n"
+    "  document.getElementById('out').textContent = JSON.stringify(res);\n"
+    "})();\n"
+    "</script>\n</body></html>\n";
+
 /* /__mock/...: never counted, never delayed, never failed. */
 static void
 mock_control(struct evhttp_request *req, const char *path)
@@ -1606,7 +1638,15 @@ mock_control(struct evhttp_request *req, const char *path)
 	struct json_object	*o;
 	int			 cmd = evhttp_request_get_command(req);
 
-	if (strcmp(path, "/__mock/stats") == 0 && (cmd & M_GET)) {
+	if (strcmp(path, "/__mock/page") == 0 && (cmd & M_GET)) {
+		out_reset();
+		evbuffer_add_reference(mock.out, page_html,
+		    sizeof(page_html) - 1, NULL, NULL);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Type", "text/html; charset=utf-8");
+		evhttp_send_reply(req, HTTP_OK, NULL, mock.out);
+		out_reset();
+	} else if (strcmp(path, "/__mock/stats") == 0 && (cmd & M_GET)) {
 		o = stats_json();
 		control_send(req, HTTP_OK, json_object_to_json_string_ext(o,
 		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -1616,7 +1656,8 @@ mock_control(struct evhttp_request *req, const char *path)
 		control_send(req, HTTP_OK, "{\"status\":\"ok\"}");
 	} else if (strcmp(path, "/__mock/fail") == 0 && cmd == M_POST)
 		control_fail(req);
-	else if (strcmp(path, "/__mock/stats") == 0 ||
+	else if (strcmp(path, "/__mock/page") == 0 ||
+	    strcmp(path, "/__mock/stats") == 0 ||
 	    strcmp(path, "/__mock/reset") == 0 ||
 	    strcmp(path, "/__mock/fail") == 0)
 		control_send(req, HTTP_BADMETHOD,
