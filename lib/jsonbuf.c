@@ -21,16 +21,19 @@ json_parse_buf(const char *buf, size_t len)
 	if (len == 0 || len > INT32_MAX || (tok = json_tokener_new()) == NULL)
 		return NULL;
 	o = json_tokener_parse_ex(tok, buf, (int)len);
+	end = json_tokener_get_parse_end(tok);
 	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-		/* A bare number needs the end of input to be complete. */
+		/* A bare number or literal needs the end of input to be
+		 * complete; all of buf was read to want more. */
 		if (json_tokener_get_error(tok) == json_tokener_continue)
 			o = json_tokener_parse_ex(tok, "", 1);
 		if (o == NULL) {
 			json_tokener_free(tok);
 			return NULL;
 		}
+		end = len;
 	}
-	for (end = json_tokener_get_parse_end(tok); end < len; end++)
+	for (; end < len; end++)
 		if (buf[end] != ' ' && buf[end] != '\t' && buf[end] != '\r' &&
 		    buf[end] != '\n') {
 			json_object_put(o);
