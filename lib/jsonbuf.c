@@ -27,7 +27,12 @@ json_parse_buf(const char *buf, size_t len)
 		 * complete; all of buf was read to want more. */
 		if (json_tokener_get_error(tok) == json_tokener_continue)
 			o = json_tokener_parse_ex(tok, "", 1);
-		if (o == NULL) {
+		/* Objects, arrays and strings end themselves: one that
+		 * wanted more had something after it (a comment, say). */
+		if (o == NULL || json_object_is_type(o, json_type_object) ||
+		    json_object_is_type(o, json_type_array) ||
+		    json_object_is_type(o, json_type_string)) {
+			json_object_put(o);
 			json_tokener_free(tok);
 			return NULL;
 		}
