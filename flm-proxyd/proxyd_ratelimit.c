@@ -27,6 +27,7 @@ struct bucket {
 	LIST_ENTRY(bucket)	 entry;
 	char			 subject[64];	/* "ip:addr" or "key:id" */
 	double			 req, tok;	/* what is left */
+	uint32_t		 cap_req, cap_tok;	/* the limits then */
 	double			 at;		/* when last refilled, s */
 };
 LIST_HEAD(bucket_list, bucket);
@@ -66,12 +67,19 @@ rl_hash(const char *s)
 	return h % RL_SLOTS;
 }
 
-/* Refill to now, never above a minute's worth (a policy may shrink). */
+/* Refill to now, never above a minute's worth (a policy may shrink);
+ * a limit that was not there before starts full. */
 static void
 rl_refill(struct bucket *b, const struct policy_rate *r, double now)
 {
 	double	 dt = now - b->at;
 
+	if (b->cap_req == 0)
+		b->req = r->requests;
+	if (b->cap_tok == 0)
+		b->tok = r->tokens;
+	b->cap_req = r->requests;
+	b->cap_tok = r->tokens;
 	b->at = now;
 	b->req = rl_min(b->req + dt * r->requests / 60.0, r->requests);
 	b->tok = rl_min(b->tok + dt * r->tokens / 60.0, r->tokens);
@@ -94,8 +102,8 @@ rl_find(const char *kind, const char *subject, const struct policy_rate *r,
 	    NULL)
 		return NULL;
 	memcpy(b->subject, key, sizeof(key));
-	b->req = r->requests;
-	b->tok = r->tokens;
+	b->req = b->cap_req = r->requests;
+	b->tok = b->cap_tok = r->tokens;
 	b->at = rl_now();
 	LIST_INSERT_HEAD(&rl_slots[h], b, entry);
 	rl_count++;

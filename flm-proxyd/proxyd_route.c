@@ -265,6 +265,9 @@ route_post(struct http_req *req)
 			return;
 		}
 		send = native;
+		/* The translation makes the usage chunk; hidden the same. */
+		if (call.stream && !call.usage)
+			call.usage = call.hide_usage = 1;
 		call.path = route_ollama_paths[req->ep];
 		call.mode = route_ollama_modes[req->ep];
 	}

@@ -55,7 +55,7 @@ struct upstream {
 	int			 reused;	/* from the idle list */
 	int			 keepalive;
 	int			 translating;	/* answer goes through acc */
-	int			 hide_usage;	/* SSE lines filtered in acc */
+	int			 hide_usage;	/* its usage chunk, not asked for */
 	int			 skip_blank;	/* the end of a hidden event */
 	int64_t			 left;		/* B_LENGTH bytes to come */
 	struct http_chunked	 ck;
@@ -282,6 +282,51 @@ up_translate_whole(struct upstream *up)
 	up_done_json(up, 200, out);
 }
 
+/* A usage-only chunk ("choices":[]) the client did not ask for. */
+static int
+up_usage_line(const char *line, size_t n)
+{
+	return n > 6 && memcmp(line, "data:", 5) == 0 &&
+	    (memmem(line, n, "\"choices\":[]", 12) != NULL ||
+	    memmem(line, n, "\"choices\": []", 13) != NULL) &&
+	    memmem(line, n, "\"usage\"", 7) != NULL;
+}
+
+/* SSE lines in acc to the client, less the usage chunk proxyd asked
+ * for; the audit trail still reads it. */
+static int
+up_filter_lines(struct upstream *up, struct evbuffer *in, int eof)
+{
+	struct evbuffer	*out = evbuffer_new();
+	struct evbuffer_ptr p;
+	const char	*line;
+	size_t		 n, len;
+
+	if (out == NULL)
+		return -1;
+	while ((p = evbuffer_search(in, "\n", 1, NULL)).pos != -1 ||
+	    (eof && evbuffer_get_length(in) > 0)) {
+		len = p.pos != -1 ? (size_t)p.pos + 1 :
+		    evbuffer_get_length(in);
+		line = (const char *)evbuffer_pullup(in, len);
+		n = len - (line[len - 1] == '\n');
+		n -= n > 0 && line[n - 1] == '\r';
+		if (up_usage_line(line, n)) {
+			audit_feed(up->req, line, n);
+			up->skip_blank = 1;
+		} else if (n == 0 && up->skip_blank)
+			up->skip_blank = 0;
+		else
+			evbuffer_add(out, line, len);
+		evbuffer_drain(in, len);
+	}
+	n = evbuffer_get_length(out);
+	if (n > 0)
+		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
+	evbuffer_free(out);
+	return evbuffer_get_length(in) > UP_MAX_LINE ? -1 : 0;
+}
+
 /* NDJSON lines in acc to SSE events for the client; -1 malformed. */
 static int
 up_translate_lines(struct upstream *up, int eof)
@@ -307,55 +352,12 @@ up_translate_lines(struct upstream *up, int eof)
 	if (rc == 0 && evbuffer_get_length(up->acc) > UP_MAX_LINE)
 		rc = -1;
 	n = evbuffer_get_length(out);
-	if (n > 0)
+	if (up->hide_usage)
+		(void)up_filter_lines(up, out, 1);
+	else if (n > 0)
 		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
 	evbuffer_free(out);
 	return rc;
-}
-
-/* A usage-only chunk ("choices":[]) the client did not ask for. */
-static int
-up_usage_line(const char *line, size_t n)
-{
-	return n > 6 && memcmp(line, "data:", 5) == 0 &&
-	    (memmem(line, n, "\"choices\":[]", 12) != NULL ||
-	    memmem(line, n, "\"choices\": []", 13) != NULL) &&
-	    memmem(line, n, "\"usage\"", 7) != NULL;
-}
-
-/* SSE lines in acc to the client, less the usage chunk proxyd asked
- * for; the audit trail still reads it. */
-static int
-up_filter_lines(struct upstream *up, int eof)
-{
-	struct evbuffer	*out = evbuffer_new();
-	struct evbuffer_ptr p;
-	const char	*line;
-	size_t		 n, len;
-
-	if (out == NULL)
-		return -1;
-	while ((p = evbuffer_search(up->acc, "\n", 1, NULL)).pos != -1 ||
-	    (eof && evbuffer_get_length(up->acc) > 0)) {
-		len = p.pos != -1 ? (size_t)p.pos + 1 :
-		    evbuffer_get_length(up->acc);
-		line = (const char *)evbuffer_pullup(up->acc, len);
-		n = len - (line[len - 1] == '\n');
-		n -= n > 0 && line[n - 1] == '\r';
-		if (up_usage_line(line, n)) {
-			audit_feed(up->req, line, n);
-			up->skip_blank = 1;
-		} else if (n == 0 && up->skip_blank)
-			up->skip_blank = 0;
-		else
-			evbuffer_add(out, line, len);
-		evbuffer_drain(up->acc, len);
-	}
-	n = evbuffer_get_length(out);
-	if (n > 0)
-		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
-	evbuffer_free(out);
-	return evbuffer_get_length(up->acc) > UP_MAX_LINE ? -1 : 0;
 }
 
 /* ---- reading the answer -------------------------------------------------- */
@@ -373,7 +375,8 @@ up_payload(struct upstream *up, struct evbuffer *in, size_t n)
 	evbuffer_remove_buffer(in, up->acc, n);
 	if (up->os != NULL && up_translate_lines(up, 0) == -1)
 		return -1;
-	if (up->hide_usage && up_filter_lines(up, 0) == -1)
+	if (up->hide_usage && up->os == NULL &&
+	    up_filter_lines(up, up->acc, 0) == -1)
 		return -1;
 	return 0;
 }
@@ -403,8 +406,8 @@ up_body_end(struct upstream *up)
 		up_done(up);
 		return;
 	}
-	if (up->hide_usage) {
-		if (up_filter_lines(up, 1) == -1)
+	if (up->hide_usage && up->os == NULL) {
+		if (up_filter_lines(up, up->acc, 1) == -1)
 			up_fail(up, 502, NULL, "a line of the stream is too "
 			    "long.");
 		else
@@ -466,7 +469,8 @@ up_body(struct upstream *up)
 			}
 			break;
 		}
-		if ((!up->translating || up->os != NULL || up->hide_usage) &&
+		if ((!up->translating || up->os != NULL ||
+		    (up->hide_usage && up->mode == UP_PASS)) &&
 		    http_out_pending(up->req) > UP_CLIENT_HIGH) {
 			/* Back-pressure: the client reads slower than the
 			 * engine writes. */
@@ -490,9 +494,8 @@ up_begin_answer(struct upstream *up, const char *ctype)
 	up->translating = up->mode != UP_PASS || (up->base64 &&
 	    up->status == 200);
 	/* Only a stream has lines to filter; an error passes as it is. */
-	up->hide_usage = up->hide_usage && up->mode == UP_PASS &&
-	    up->stream && up->status == 200;
-	if (up->hide_usage) {
+	up->hide_usage = up->hide_usage && up->stream && up->status == 200;
+	if (up->hide_usage && up->mode == UP_PASS) {
 		if ((up->acc = evbuffer_new()) == NULL)
 			return;
 		up->translating = 1;
