@@ -1,12 +1,17 @@
 /*
- * The master key: from systemd credentials when flmd's unit passes one,
- * else from a key file in keyd's directory, made on the first start.
+ * The master key, from the first provider that has one: systemd
+ * credentials (flmd's unit passes them), the kernel keyring (a "user"
+ * key flm:master in a keyring keyd inherits), else a key file in keyd's
+ * directory, made on the first start.
  * It lives in locked, guarded memory and is wiped on exit; what keyd
  * needs (the audit chain's key) is derived from it, never sent.
  */
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <linux/keyctl.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +28,7 @@
 
 #define MASTER_FILE		"master.key"
 #define MASTER_CRED		"flm-master-key"
+#define MASTER_KEYRING		"flm:master"
 #define MASTER_HEX		(KEYD_MASTER_LEN * 2)
 #define AUDIT_SUBKEY_ID		1
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
@@ -78,6 +84,29 @@ out:
 	return rv;
 }
 
+/* 1: no such key (or no keyrings here); 0: read; -1: unusable. */
+static int
+master_keyring(unsigned char *out)
+{
+	char	 buf[MASTER_HEX + 2];
+	long	 id, n;
+	int	 rv = -1;
+
+	/* No callout: keyd never asks /sbin/request-key to make one. */
+	if ((id = syscall(SYS_request_key, "user", MASTER_KEYRING, NULL,
+	    0)) == -1)
+		return 1;
+	n = syscall(SYS_keyctl, KEYCTL_READ, id, buf, sizeof(buf));
+	if (n > 0 && (size_t)n <= sizeof(buf) &&
+	    master_decode(buf, (size_t)n, out) == 0)
+		rv = 0;
+	else
+		log_warnx("kernel keyring key %s: expected 64 hex digits (a "
+		    "256-bit key)", MASTER_KEYRING);
+	sodium_memzero(buf, sizeof(buf));
+	return rv;
+}
+
 /* The first start: a fresh key, written once, never overwritten. */
 static int
 master_create(const char *path, unsigned char *out)
@@ -108,6 +137,7 @@ keyd_master_load(const char *dir)
 {
 	char		 path[PATH_MAX];
 	const char	*cred = getenv("CREDENTIALS_DIRECTORY");
+	const char	*from = "systemd credentials";
 	int		 r = 1;
 
 	if ((keyd_master = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
@@ -119,7 +149,12 @@ keyd_master_load(const char *dir)
 		if ((r = master_read(path, 0, keyd_master)) == -1)
 			fatalx("%s: unusable master key", path);
 	}
+	if (r == 1 && (from = "the kernel keyring",
+	    r = master_keyring(keyd_master)) == -1)
+		fatalx("kernel keyring key %s: unusable master key",
+		    MASTER_KEYRING);
 	if (r == 1) {
+		from = MASTER_FILE;
 		snprintf(path, sizeof(path), "%s/%s", dir, MASTER_FILE);
 		if ((r = master_read(path, 1, keyd_master)) == 1)
 			r = master_create(path, keyd_master);
@@ -127,6 +162,7 @@ keyd_master_load(const char *dir)
 			fatalx("%s: no usable master key; see flm-keyd(8)",
 			    path);
 	}
+	log_info("master key from %s", from);
 	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
 	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	sodium_mprotect_readonly(keyd_master);
