@@ -590,6 +590,7 @@ main(int argc, char *argv[])
 		free(kch);
 	}
 	keycache_free(keyd_cache);
+	keyd_audit_close();
 	db_close(&keyd_db);
 	keyd_master_free();
 	return rv;

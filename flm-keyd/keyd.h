@@ -53,6 +53,7 @@ int		 keyd_policy_set(struct db *, struct json_object *,
 
 /* keyd_audit.c */
 int		 keyd_audit_init(struct db *);
+void		 keyd_audit_close(void);
 int		 keyd_audit_valid(const struct flm_audit_record *);
 int		 keyd_audit_write(struct db *, const struct flm_audit_record *,
 		    size_t);

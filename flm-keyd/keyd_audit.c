@@ -25,6 +25,10 @@
 #define CHAIN_LEN	32
 /* A lock on security.db must not stall key checks: retry later. */
 #define AUDIT_BUSY_MS	200
+#define AUDIT_REQID_LEN	24		/* "flm-" 16 hex, NUL */
+#define AUDIT_ROWS_PER_INSERT	64	/* 768 parameters */
+/* As many records as proxyd may have in flight. */
+#define AUDIT_RESEND_WINDOW	(FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX)
 #define TAIL_MAX	500	/* the answer fits one message */
 
 struct audit_head {
@@ -215,7 +219,8 @@ keyd_audit_valid(const struct flm_audit_record *a)
 {
 	size_t	 i, n;
 
-	if (a->version != FLM_AUDIT_VERSION || a->endpoint == 0 ||
+	if (a->version != FLM_AUDIT_VERSION ||
+	    (a->flags & ~FLM_AUDIT_F_RESENT) != 0 || a->endpoint == 0 ||
 	    a->endpoint >= FLM_AUDIT_EP_MAX || a->status < 100 ||
 	    a->status > 599 || a->time_ms <= 0 || a->prompt_tokens < -1 ||
 	    a->completion_tokens < -1)
@@ -239,19 +244,89 @@ keyd_audit_valid(const struct flm_audit_record *a)
 	return 1;
 }
 
+static void
+audit_reqid(const struct flm_audit_record *a, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "flm-%016" PRIx64, a->reqid);
+}
+
 static int
-audit_insert(struct db *db, sqlite3_stmt *st, struct audit_head *hd,
-    int64_t *next, const struct flm_audit_record *a)
+reqid_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * Records proxyd sent before, to a keyd that did not acknowledge them:
+ * if they were written, they are among the newest rows (no more can be
+ * in flight), so only those are looked at.  The ids of those rows,
+ * sorted, into *ids; their number, or -1.
+ */
+static int
+audit_recent(struct db *db, int64_t newest, char (**ids)[AUDIT_REQID_LEN])
+{
+	sqlite3_stmt	*st;
+	int		 n = 0, rc;
+
+	*ids = calloc(AUDIT_RESEND_WINDOW, sizeof(**ids));
+	if (*ids == NULL || sqlite3_prepare_v2(db->h, "SELECT request_id "
+	    "FROM audit_logs WHERE id > ? ORDER BY request_id", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		free(*ids);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, newest - AUDIT_RESEND_WINDOW);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < AUDIT_RESEND_WINDOW)
+		snprintf((*ids)[n++], AUDIT_REQID_LEN, "%s",
+		    (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	/* Sorted by SQLite: glibc's qsort may ask sysinfo(2), which the
+	 * sandbox does not allow. */
+	return n;
+}
+
+static int
+audit_written(const struct flm_audit_record *a,
+    char (*ids)[AUDIT_REQID_LEN], int n)
+{
+	char	 id[AUDIT_REQID_LEN];
+
+	if (!(a->flags & FLM_AUDIT_F_RESENT) || n <= 0)
+		return 0;
+	audit_reqid(a, id, sizeof(id));
+	return bsearch(id, ids, (size_t)n, sizeof(*ids), reqid_cmp) != NULL;
+}
+
+/* keyd_iso, with the date and time of the last second kept: a batch's
+ * records mostly share theirs. */
+static void
+audit_when(int64_t ms, char *buf, size_t sz)
+{
+	static time_t	 sec = -1;
+	static char	 last[32];
+	time_t		 t = (time_t)(ms / 1000);
+
+	if (t != sec) {
+		keyd_iso(t, 0, last, sizeof(last));
+		sec = t;
+	}
+	/* "YYYY-MM-DDTHH:MM:SS." then the milliseconds and Z. */
+	snprintf(buf, sz, "%.20s%03dZ", last, (int)(ms % 1000));
+}
+
+/* The row's values at parameters base + 1 ..., and the chain moved on. */
+static void
+audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
+    const struct flm_audit_record *a)
 {
 	struct audit_row	 r;
 	uint8_t			 chain[CHAIN_LEN];
-	char			 reqid[24], when[32];
-	int			 rc;
+	char			 reqid[AUDIT_REQID_LEN], when[32];
 
-	snprintf(reqid, sizeof(reqid), "flm-%016" PRIx64, a->reqid);
-	keyd_iso(a->time_ms / 1000, a->time_ms % 1000, when, sizeof(when));
+	audit_reqid(a, reqid, sizeof(reqid));
+	audit_when(a->time_ms, when, sizeof(when));
 	memset(&r, 0, sizeof(r));
-	r.id = *next;
+	r.id = id;
 	r.request_id = reqid;
 	r.key_id = a->key_id[0] ? a->key_id : NULL;
 	r.addr = a->addr[0] ? a->addr : NULL;
@@ -263,34 +338,84 @@ audit_insert(struct db *db, sqlite3_stmt *st, struct audit_head *hd,
 	r.completion = a->completion_tokens;
 	r.created_at = when;
 	audit_chain(hd->last_chain, &r, chain);
-	sqlite3_reset(st);
-	sqlite3_bind_int64(st, 1, r.id);
-	sqlite3_bind_text(st, 2, r.request_id, -1, SQLITE_STATIC);
-#define BIND_TEXT(i, s) (s) == NULL ? sqlite3_bind_null(st, i) : \
-	sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC)
-#define BIND_NUM(i, v) (v) < 0 ? sqlite3_bind_null(st, i) : \
-	sqlite3_bind_int64(st, i, v)
+#define BIND_TEXT(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
+	sqlite3_bind_text(st, base + i, s, -1, SQLITE_STATIC)
+#define BIND_NUM(i, v) (v) < 0 ? sqlite3_bind_null(st, base + i) : \
+	sqlite3_bind_int64(st, base + i, v)
+	sqlite3_bind_int64(st, base + 1, r.id);
+	sqlite3_bind_text(st, base + 2, reqid, -1, SQLITE_TRANSIENT);
 	BIND_TEXT(3, r.key_id);
 	BIND_TEXT(4, r.addr);
-	sqlite3_bind_text(st, 5, r.endpoint, -1, SQLITE_STATIC);
+	BIND_TEXT(5, r.endpoint);
 	BIND_TEXT(6, r.model);
-	sqlite3_bind_int64(st, 7, r.status);
-	sqlite3_bind_int64(st, 8, r.latency);
+	sqlite3_bind_int64(st, base + 7, r.status);
+	sqlite3_bind_int64(st, base + 8, r.latency);
 	BIND_NUM(9, r.prompt);
 	BIND_NUM(10, r.completion);
 #undef BIND_TEXT
 #undef BIND_NUM
-	sqlite3_bind_text(st, 11, r.created_at, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 12, chain, CHAIN_LEN, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
-		return rc;
-	/* A record sent again after a keyd restart: already written. */
-	if (sqlite3_changes(db->h) == 0)
-		return SQLITE_OK;
+	sqlite3_bind_text(st, base + 11, when, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, base + 12, chain, CHAIN_LEN, SQLITE_TRANSIENT);
 	hd->last_id = r.id;
 	memcpy(hd->last_chain, chain, CHAIN_LEN);
-	(*next)++;
-	return SQLITE_OK;
+}
+
+/* One INSERT of k rows: a batch costs a few statements, not one each. */
+static int
+audit_prepare(struct db *db, int k, sqlite3_stmt **st)
+{
+	char	 sql[200 + AUDIT_ROWS_PER_INSERT * 28];
+	size_t	 n;
+	int	 i;
+
+	n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO audit_logs (id, "
+	    "request_id, api_key_id, client_addr, endpoint, model, status, "
+	    "latency_ms, prompt_tokens, completion_tokens, created_at, chain) "
+	    "VALUES ");
+	for (i = 0; i < k && n < sizeof(sql); i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+		    "%s(?,?,?,?,?,?,?,?,?,?,?,?)", i ? "," : "");
+	return sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
+}
+
+/* The full-size INSERT, prepared once: parsing it is most of its cost. */
+static sqlite3_stmt	*audit_ins_full;
+
+static int
+audit_insert(struct db *db, struct audit_head *hd, int64_t next,
+    const struct flm_audit_record *recs, const size_t *todo, size_t m)
+{
+	sqlite3_stmt	*st, *part = NULL;
+	size_t		 i, j, k;
+	int		 rc = SQLITE_OK;
+
+	for (i = 0; i < m && rc == SQLITE_OK; i += k) {
+		k = m - i < AUDIT_ROWS_PER_INSERT ? m - i :
+		    AUDIT_ROWS_PER_INSERT;
+		if (k < AUDIT_ROWS_PER_INSERT)
+			rc = audit_prepare(db, (int)k, &part);
+		else if (audit_ins_full == NULL)
+			rc = audit_prepare(db, (int)k, &audit_ins_full);
+		if (rc != SQLITE_OK)
+			break;
+		st = k < AUDIT_ROWS_PER_INSERT ? part : audit_ins_full;
+		for (j = 0; j < k; j++)
+			audit_bind(st, (int)j * 12, hd, next++,
+			    &recs[todo[i + j]]);
+		if ((rc = sqlite3_step(st)) == SQLITE_DONE)
+			rc = SQLITE_OK;
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+	sqlite3_finalize(part);
+	return rc;
+}
+
+void
+keyd_audit_close(void)
+{
+	sqlite3_finalize(audit_ins_full);
+	audit_ins_full = NULL;
 }
 
 /* A batch in one transaction: all of it is written, or none. */
@@ -298,10 +423,11 @@ int
 keyd_audit_write(struct db *db, const struct flm_audit_record *recs, size_t n)
 {
 	struct audit_head	 hd;
-	sqlite3_stmt		*st = NULL;
+	char			(*recent)[AUDIT_REQID_LEN] = NULL;
+	size_t			 todo[FLM_AUDIT_BATCH_MAX];
 	int64_t			 next;
-	size_t			 i;
-	int			 rc, have;
+	size_t			 i, m;
+	int			 rc, have, nrecent = 0;
 
 	if (db->h == NULL || db->safe_mode)
 		return -1;
@@ -322,19 +448,22 @@ keyd_audit_write(struct db *db, const struct flm_audit_record *recs, size_t n)
 	if (next < hd.last_id)
 		next = hd.last_id;
 	next++;
-	if ((rc = sqlite3_prepare_v2(db->h, "INSERT INTO audit_logs (id, "
-	    "request_id, api_key_id, client_addr, endpoint, model, status, "
-	    "latency_ms, prompt_tokens, completion_tokens, created_at, chain) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-	    "ON CONFLICT (request_id) DO NOTHING", -1, &st, NULL)) !=
-	    SQLITE_OK)
-		goto fail;
 	for (i = 0; i < n; i++)
-		if ((rc = audit_insert(db, st, &hd, &next, &recs[i])) !=
-		    SQLITE_OK)
-			goto fail;
-	sqlite3_finalize(st);
-	st = NULL;
+		if (recs[i].flags & FLM_AUDIT_F_RESENT) {
+			if ((nrecent = audit_recent(db, next - 1,
+			    &recent)) == -1) {
+				rc = SQLITE_NOMEM;
+				goto fail;
+			}
+			break;
+		}
+	for (i = m = 0; i < n; i++)
+		if (!audit_written(&recs[i], recent, nrecent))
+			todo[m++] = i;
+	free(recent);
+	recent = NULL;
+	if ((rc = audit_insert(db, &hd, next, recs, todo, m)) != SQLITE_OK)
+		goto fail;
 	if ((rc = head_write(db, &hd)) != SQLITE_OK ||
 	    (rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL)) !=
 	    SQLITE_OK)
@@ -343,7 +472,7 @@ keyd_audit_write(struct db *db, const struct flm_audit_record *recs, size_t n)
 fail:
 	log_warnx("audit: %zu records not written yet: %s", n,
 	    db_strerror(db, rc));
-	sqlite3_finalize(st);
+	free(recent);
 	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }

@@ -19,7 +19,7 @@
 #include "proxyd.h"
 
 #define AUDIT_QUEUE_MAX		65536	/* records kept for keyd */
-#define AUDIT_INFLIGHT		16	/* batches sent, not yet acked */
+#define AUDIT_INFLIGHT		FLM_AUDIT_INFLIGHT
 #define AUDIT_TICK_MS		50
 #define AUDIT_RETRY_SECS	1
 #define AUDIT_TAIL		2048	/* answer bytes kept for usage */
@@ -37,7 +37,7 @@ static uint64_t			 aignore;	/* acks up to it: stale */
 static struct event		*atick;
 static int			 aretry;	/* keyd refused: wait */
 
-static void	audit_send(void);
+static void	audit_send(int);
 
 int
 audit_full(void)
@@ -61,7 +61,9 @@ audit_tick(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	(void)arg;
 	aretry = 0;
-	audit_send();
+	audit_send(1);
+	if (alen > asent)
+		audit_schedule(AUDIT_TICK_MS);
 }
 
 static struct flm_audit_record *
@@ -86,16 +88,34 @@ audit_slot(void)
 	return &aq[ahead + alen++];
 }
 
-/* Batches of what is queued and not in flight, while keyd takes them. */
+/*
+ * Batches in flight go back to the queue, marked: keyd may have
+ * written them before it went (or refused a later one), and skips what
+ * it has.
+ */
 static void
-audit_send(void)
+audit_unsend(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < asent; i++)
+		aq[ahead + i].flags |= FLM_AUDIT_F_RESENT;
+	aninflight = 0;
+	asent = 0;
+}
+
+/* Batches of what is queued and not in flight, while keyd takes them;
+ * with all 0, full ones only. */
+static void
+audit_send(int all)
 {
 	struct chan	*ch = px->c.peer;
 	struct mbuf	 b;
 	size_t		 n;
 
 	while (ch != NULL && !aretry && asent < alen &&
-	    aninflight < AUDIT_INFLIGHT) {
+	    aninflight < AUDIT_INFLIGHT &&
+	    (all || alen - asent >= FLM_AUDIT_BATCH_MAX)) {
 		n = alen - asent;
 		if (n > FLM_AUDIT_BATCH_MAX)
 			n = FLM_AUDIT_BATCH_MAX;
@@ -112,6 +132,16 @@ audit_send(void)
 		ainflight[aninflight++].n = n;
 		asent += n;
 	}
+}
+
+/* Full batches now; a short one waits for the tick to fill it (an ack
+ * each few records would make keyd write them a few at a time). */
+static void
+audit_flush(void)
+{
+	audit_send(0);
+	if (alen > asent)
+		audit_schedule(AUDIT_TICK_MS);
 }
 
 static int
@@ -166,7 +196,7 @@ audit_request(struct http_req *r, int status)
 	    (now.tv_nsec - r->start.tv_nsec) / 1000000;
 	a->latency_ms = (uint32_t)(ms < 0 ? 0 : ms);
 	a->prompt_tokens = a->completion_tokens = -1;
-	if (r->tail != NULL)
+	if (r->tlen > 0)
 		audit_usage_scan(r->tail, r->tlen, &a->prompt_tokens,
 		    &a->completion_tokens);
 	memcpy(a->key_id, r->key_id, sizeof(a->key_id));
@@ -177,10 +207,7 @@ audit_request(struct http_req *r, int status)
 	ratelimit_debit("ip", a->addr, &px->policy.per_ip, ms);
 	if (a->key_id[0] != '\0')
 		ratelimit_debit("key", a->key_id, &px->policy.per_key, ms);
-	if (alen - asent >= FLM_AUDIT_BATCH_MAX)
-		audit_send();
-	else
-		audit_schedule(AUDIT_TICK_MS);
+	audit_flush();
 }
 
 void
@@ -205,8 +232,7 @@ audit_ack(struct chan *ch, struct chan_msg *m)
 	if (!ack.ok) {
 		/* keyd could not write: all of it again, a little later. */
 		aignore = ainflight[aninflight - 1].seq;
-		aninflight = 0;
-		asent = 0;
+		audit_unsend();
 		aretry = 1;
 		evtimer_del(atick);
 		audit_schedule(AUDIT_RETRY_SECS * 1000);
@@ -219,7 +245,7 @@ audit_ack(struct chan *ch, struct chan_msg *m)
 	asent -= n;
 	if (alen == 0)
 		ahead = 0;
-	audit_send();
+	audit_flush();
 }
 
 /* Whatever the old keyd did not acknowledge goes to the new one. */
@@ -227,17 +253,15 @@ void
 audit_keyd_up(struct chan *ch)
 {
 	(void)ch;
-	aninflight = 0;
-	asent = 0;
+	audit_unsend();
 	aretry = 0;
-	audit_send();
+	audit_send(1);
 }
 
 void
 audit_keyd_down(void)
 {
-	aninflight = 0;
-	asent = 0;
+	audit_unsend();
 }
 
 /* The answer's last bytes, for audit_usage_scan. */
@@ -325,9 +349,9 @@ audit_usage_scan(const char *buf, size_t len, int64_t *prompt,
 	int64_t		 v;
 	int		 depth;
 
-	for (q = buf; q + 7 <= end; q++)
-		if (memcmp(q, "\"usage\"", 7) == 0)
-			p = q + 7;
+	for (q = buf; (q = memmem(q, (size_t)(end - q), "\"usage\"", 7)) !=
+	    NULL; q += 7)
+		p = q + 7;
 	if (p == NULL)
 		return 0;
 	p = skip_ws(p, end);

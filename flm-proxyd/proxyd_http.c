@@ -310,19 +310,21 @@ conn_flush(struct http_conn *c)
 		event_add(c->wev, NULL);
 }
 
+/* Ready for the next request; the usage tail's buffer is kept for it. */
 static void
 http_req_clear(struct http_req *r)
 {
 	struct http_conn	*c = r->conn;
+	char			*tail = r->tail;
 
 	free(r->headbuf);
 	free(r->xhdr);
 	free(r->model);
-	free(r->tail);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	memset(r, 0, sizeof(*r));
 	r->conn = c;
+	r->tail = tail;
 }
 
 /* The request is answered: free it, then the next one or the close. */
@@ -506,6 +508,7 @@ conn_free(struct http_conn *c)
 	if (r->ep != EP_NONE)
 		audit_request(r, r->end_status ? r->end_status : 499);
 	http_req_clear(r);
+	free(r->tail);
 	TAILQ_REMOVE(cs, c, entry);
 	event_free(c->timer);
 	event_free(c->rev);

@@ -144,8 +144,11 @@ struct flm_key_invalidate {
  * One proxied request, for the audit trail.  Strings are NUL-terminated
  * within their fields; a token count of -1 means the engine gave none.
  */
-#define FLM_AUDIT_VERSION	1
+#define FLM_AUDIT_VERSION	2
 #define FLM_AUDIT_BATCH_MAX	256	/* records per IMSG_AUDIT_BATCH */
+#define FLM_AUDIT_INFLIGHT	16	/* batches sent, not yet acked */
+/* Sent before to a keyd that did not acknowledge it: keyd may have it. */
+#define FLM_AUDIT_F_RESENT	0x01
 
 enum flm_audit_endpoint {
 	FLM_AUDIT_EP_MODELS = 1,
@@ -166,7 +169,8 @@ struct flm_audit_record {
 	int64_t		 completion_tokens;
 	char		 key_id[FLM_KEY_ID_LEN + 1];
 	char		 addr[47];	/* INET6_ADDRSTRLEN + 1 */
-	char		 model[192];
+	char		 model[188];
+	uint32_t	 flags;		/* FLM_AUDIT_F_* */
 };
 
 struct flm_audit_ack {

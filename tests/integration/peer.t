@@ -49,11 +49,11 @@ zeros() { head -c "$1" /dev/zero; }
   printf '\001\000\000\000\001\000\000\000'; zeros 296
 } >"$WRAP/shortbatch.bin"
 fake_proxyd_file shortbatch "$WRAP/shortbatch.bin"
-# One whole record, but with status 42 and no request time.
+# One whole record of this version, but with status 42 and no time.
 { printf "$HELLO_PROXYD"
   printf '\103\000\000\000\114\001\000\000'; zeros 8
   printf '\001'; zeros 7; printf '\001\000\000\000'
-  printf '\001\000\000\000\001\000\000\000'; zeros 16
+  printf '\002\000\000\000\001\000\000\000'; zeros 16
   printf '\052\000\000\000'; zeros 276
 } >"$WRAP/badrecord.bin"
 fake_proxyd_file badrecord "$WRAP/badrecord.bin"
