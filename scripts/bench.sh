@@ -529,6 +529,11 @@ nreq=$(cat "$STATE"/res.flm.* "$STATE"/res.open.* 2>/dev/null |
 nlog=$(wc -l <"$STATE/flmd.log" | tr -d ' ')
 echo "  flm: cached key, model flm://vllm/..., logging on (flmd -d: $nlog log"
 echo "  lines for $nreq wrk requests);"
+# Every request is an audit row keyd writes to security.db: on two cores
+# that write shares the CPU with the rest of the run.
+nrows=$(sqlite3 -cmd '.timeout 5000' "$STATE/keyd/security.db" \
+    'SELECT count(*) FROM audit_logs' 2>/dev/null || echo '?')
+echo "  audit trail on: $nrows rows written to security.db by flm-keyd;"
 if [ "$NGINX_LOG" = file ]; then
 	echo "  nginx $NGINX_VER: 1 worker, upstream keepalive 64, access_log to a file."
 else
