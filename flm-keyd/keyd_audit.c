@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <sodium.h>
@@ -533,7 +534,6 @@ row_read(sqlite3_stmt *st, struct audit_row *r)
 	r->created_at = col_text(st, 10);
 }
 
-/* Walk the chain; stop at the first row that does not fit. */
 static int64_t
 row_count(struct db *db)
 {
@@ -549,43 +549,50 @@ row_count(struct db *db)
 	return n;
 }
 
+/*
+ * Walk the rows of schema's audit_logs, which must be first..last and
+ * chained from prev; stop at the first that does not fit.  *prev ends
+ * as the last link.  where names an archive in the messages.
+ */
 static int
-verify_rows(struct db *db, const struct audit_head *hd,
-    struct json_object *res)
+verify_span(struct db *db, const char *schema, int64_t first, int64_t last,
+    uint8_t prev[CHAIN_LEN], const char *where, struct json_object *res)
 {
 	sqlite3_stmt		*st;
 	struct audit_row	 r;
-	uint8_t			 prev[CHAIN_LEN], want[CHAIN_LEN];
-	uint8_t			 have[CHAIN_LEN];
-	int64_t			 expect = hd->archived_through + 1;
+	uint8_t			 want[CHAIN_LEN], have[CHAIN_LEN];
+	int64_t			 expect = first;
+	char			*sql;
 	int			 rc;
 
-	memcpy(prev, hd->archived_chain, CHAIN_LEN);
-	if ((rc = sqlite3_prepare_v2(db->h, "SELECT " AUDIT_COLUMNS " FROM "
-	    "audit_logs ORDER BY id", -1, &st, NULL)) != SQLITE_OK)
+	sql = sqlite3_mprintf("SELECT " AUDIT_COLUMNS " FROM %w.audit_logs "
+	    "ORDER BY id", schema);
+	rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK)
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		row_read(st, &r);
-		if (r.id < expect || r.id > hd->last_id) {
-			problem(res, r.id, "inserted", "row %" PRId64 " was "
+		if (r.id < expect || r.id > last) {
+			problem(res, r.id, "inserted", "%srow %" PRId64 " was "
 			    "inserted: it is outside the chain keyd recorded "
-			    "(rows %" PRId64 "-%" PRId64 ")", r.id, expect,
-			    hd->last_id);
+			    "(rows %" PRId64 "-%" PRId64 ")", where, r.id,
+			    first, last);
 			break;
 		}
 		if (r.id > expect) {
-			problem(res, expect, "missing", "row %" PRId64 " is "
+			problem(res, expect, "missing", "%srow %" PRId64 " is "
 			    "missing%s: the chain jumps from row %" PRId64
-			    " to row %" PRId64, expect, r.id > expect + 1 ?
+			    " to row %" PRId64, where, expect, r.id > expect + 1 ?
 			    " (and those after it)" : "", expect - 1, r.id);
 			break;
 		}
 		audit_chain(prev, &r, want);
 		if (blob32(st, 11, have) == -1 ||
 		    sodium_memcmp(want, have, CHAIN_LEN) != 0) {
-			problem(res, r.id, "altered", "row %" PRId64 " was "
+			problem(res, r.id, "altered", "%srow %" PRId64 " was "
 			    "altered: its chain does not match its content",
-			    r.id);
+			    where, r.id);
 			break;
 		}
 		memcpy(prev, have, CHAIN_LEN);
@@ -594,16 +601,163 @@ verify_rows(struct db *db, const struct audit_head *hd,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return rc;
+	if (json_object_object_get(res, "problem") == NULL && expect <= last)
+		problem(res, expect, "missing", "%srows %" PRId64 "-%" PRId64
+		    " are missing: the newest rows were deleted", where,
+		    expect, last);
+	return SQLITE_OK;
+}
+
+static int
+verify_rows(struct db *db, const struct audit_head *hd,
+    struct json_object *res)
+{
+	uint8_t	 prev[CHAIN_LEN];
+	int	 rc;
+
+	memcpy(prev, hd->archived_chain, CHAIN_LEN);
+	if ((rc = verify_span(db, "main", hd->archived_through + 1,
+	    hd->last_id, prev, "", res)) != SQLITE_OK)
+		return rc;
 	if (json_object_object_get(res, "problem") == NULL &&
-	    expect <= hd->last_id)
-		problem(res, expect, "missing", "rows %" PRId64 "-%" PRId64
-		    " are missing: the newest rows were deleted", expect,
-		    hd->last_id);
-	else if (json_object_object_get(res, "problem") == NULL &&
 	    sodium_memcmp(prev, hd->last_chain, CHAIN_LEN) != 0)
 		problem(res, hd->last_id, "head", "the audit head does not "
 		    "match row %" PRId64, hd->last_id);
 	return SQLITE_OK;
+}
+
+static void
+archive_mac(int64_t first, int64_t last, const uint8_t prev[CHAIN_LEN],
+    const uint8_t end[CHAIN_LEN], uint8_t mac[CHAIN_LEN])
+{
+	crypto_generichash_state h;
+
+	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
+	    CHAIN_LEN);
+	crypto_generichash_update(&h, (const uint8_t *)"flm audit archive", 17);
+	hash_i64(&h, first);
+	hash_i64(&h, last);
+	crypto_generichash_update(&h, prev, CHAIN_LEN);
+	crypto_generichash_update(&h, end, CHAIN_LEN);
+	crypto_generichash_final(&h, mac, CHAIN_LEN);
+}
+
+struct archive_ent {
+	char		 file[64];
+	int64_t		 first, last;
+	uint8_t		 end[CHAIN_LEN];
+};
+
+/* One archive: its own record, MAC'd, and its rows from prev on. */
+static int
+verify_archive(struct db *db, const struct archive_ent *a,
+    uint8_t prev[CHAIN_LEN], struct json_object *res)
+{
+	sqlite3_stmt	*st = NULL;
+	uint8_t		 p[CHAIN_LEN], e[CHAIN_LEN], mac[CHAIN_LEN], want[CHAIN_LEN];
+	char		*sql, where[96];
+	int		 rc, ok = 0;
+
+	snprintf(where, sizeof(where), "archive %s: ", a->file);
+	/* ATTACH would make an empty one. */
+	if (access(a->file, R_OK) == -1) {
+		problem(res, a->first, "archive", "%sthe file is missing "
+		    "(rows %" PRId64 "-%" PRId64 ")", where, a->first, a->last);
+		return SQLITE_OK;
+	}
+	sql = sqlite3_mprintf("ATTACH %Q AS arc", a->file);
+	rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK) {
+		problem(res, a->first, "archive", "%scannot be opened: %s",
+		    where, sqlite3_errmsg(db->h));
+		return SQLITE_OK;
+	}
+	if (sqlite3_prepare_v2(db->h, "SELECT first_id, last_id, prev_chain, "
+	    "last_chain, mac FROM arc.archive_info", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_int64(st, 0) == a->first &&
+	    sqlite3_column_int64(st, 1) == a->last &&
+	    blob32(st, 2, p) == 0 && blob32(st, 3, e) == 0 &&
+	    blob32(st, 4, mac) == 0) {
+		archive_mac(a->first, a->last, p, e, want);
+		ok = sodium_memcmp(want, mac, CHAIN_LEN) == 0 &&
+		    sodium_memcmp(p, prev, CHAIN_LEN) == 0 &&
+		    sodium_memcmp(e, a->end, CHAIN_LEN) == 0;
+	}
+	sqlite3_finalize(st);
+	if (!ok)
+		problem(res, a->first, "archive", "%sits record of the rows "
+		    "it holds was altered, or it is not the archive keyd made",
+		    where);
+	else if ((rc = verify_span(db, "arc", a->first, a->last, prev, where,
+	    res)) == SQLITE_OK && json_object_object_get(res, "problem") ==
+	    NULL && sodium_memcmp(prev, a->end, CHAIN_LEN) != 0)
+		problem(res, a->last, "archive", "%sits last row does not end "
+		    "the chain it recorded", where);
+	sqlite3_exec(db->h, "DETACH arc", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Every archive keyd made, in order, from row 1 to the head's mark. */
+static int
+verify_archives(struct db *db, const struct audit_head *hd,
+    struct json_object *res, int64_t *narch)
+{
+	struct archive_ent	*a = NULL, *na;
+	sqlite3_stmt		*st;
+	uint8_t			 prev[CHAIN_LEN];
+	int64_t			 expect = 1;
+	size_t			 i, n = 0;
+	int			 rc;
+
+	/* Read first: ATTACH cannot run while a statement reads. */
+	if ((rc = sqlite3_prepare_v2(db->h, "SELECT file, first_id, last_id, "
+	    "last_chain FROM audit_archives ORDER BY first_id", -1, &st,
+	    NULL)) != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((na = reallocarray(a, n + 1, sizeof(*a))) == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		a = na;
+		snprintf(a[n].file, sizeof(a[n].file), "%s",
+		    (const char *)sqlite3_column_text(st, 0));
+		a[n].first = sqlite3_column_int64(st, 1);
+		a[n].last = sqlite3_column_int64(st, 2);
+		if (blob32(st, 3, a[n].end) == -1)
+			memset(a[n].end, 0, CHAIN_LEN);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(a);
+		return rc;
+	}
+	memset(prev, 0, CHAIN_LEN);
+	rc = SQLITE_OK;
+	for (i = 0; i < n && rc == SQLITE_OK; i++) {
+		if (a[i].first != expect) {
+			problem(res, expect, "archive", "rows %" PRId64 "-%"
+			    PRId64 " are in no archive keyd recorded", expect,
+			    a[i].first - 1);
+			break;
+		}
+		rc = verify_archive(db, &a[i], prev, res);
+		if (json_object_object_get(res, "problem") != NULL)
+			break;
+		expect = a[i].last + 1;
+	}
+	free(a);
+	*narch = (int64_t)i;
+	if (rc == SQLITE_OK && json_object_object_get(res, "problem") ==
+	    NULL && (expect != hd->archived_through + 1 ||
+	    sodium_memcmp(prev, hd->archived_chain, CHAIN_LEN) != 0))
+		problem(res, expect, "archive", "rows %" PRId64 "-%" PRId64
+		    " were archived, but not to an archive keyd recorded",
+		    expect, hd->archived_through);
+	return rc;
 }
 
 int
@@ -612,7 +766,7 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 {
 	struct audit_head	 hd;
 	uint8_t			 mac[CHAIN_LEN];
-	int64_t			 rows;
+	int64_t			 rows, narch = 0;
 	int			 rc, have;
 
 	*res = json_object_new_object();
@@ -635,6 +789,16 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 		goto fail;
 	rows = row_count(db);
 	sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+	/* Then the archives, which the live rows carry on from. */
+	if (have == 1 && json_object_object_get(*res, "problem") == NULL &&
+	    (rc = verify_archives(db, &hd, *res, &narch)) != SQLITE_OK) {
+		snprintf(err, errsz, "cannot read the audit archives: %s",
+		    db_strerror(db, rc));
+		json_object_put(*res);
+		*res = NULL;
+		return -1;
+	}
+	json_object_object_add(*res, "archives", json_object_new_int64(narch));
 	json_object_object_add(*res, "rows", json_object_new_int64(rows));
 	json_object_object_add(*res, "first_id",
 	    json_object_new_int64(hd.archived_through + 1));
@@ -768,7 +932,6 @@ archive_copy(struct db *db, const char *file, int64_t first, int64_t cut,
 	sqlite3_stmt	*st = NULL;
 	char		*sql;
 	uint8_t		 mac[CHAIN_LEN];
-	crypto_generichash_state h;
 	int		 rc;
 
 	sql = sqlite3_mprintf("ATTACH %Q AS arc", file);
@@ -776,14 +939,7 @@ archive_copy(struct db *db, const char *file, int64_t first, int64_t cut,
 	sqlite3_free(sql);
 	if (rc != SQLITE_OK)
 		return rc;
-	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
-	    CHAIN_LEN);
-	crypto_generichash_update(&h, (const uint8_t *)"flm audit archive", 17);
-	hash_i64(&h, first);
-	hash_i64(&h, cut);
-	crypto_generichash_update(&h, prev, CHAIN_LEN);
-	crypto_generichash_update(&h, last, CHAIN_LEN);
-	crypto_generichash_final(&h, mac, CHAIN_LEN);
+	archive_mac(first, cut, prev, last, mac);
 	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE; "
 	    "CREATE TABLE arc.audit_logs AS SELECT * FROM main.audit_logs "
 	    "WHERE 0; CREATE TABLE arc.archive_info (first_id INTEGER NOT "
@@ -818,6 +974,27 @@ out:
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_exec(db->h, "DETACH arc", NULL, NULL, NULL);
 	return rc;
+}
+
+/* The archive, in security.db: flm audit verify walks them all. */
+static int
+archive_record(struct db *db, const char *file, int64_t first, int64_t last,
+    const uint8_t chain[CHAIN_LEN])
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(db->h, "INSERT INTO audit_archives "
+	    "(file, first_id, last_id, last_chain) VALUES (?, ?, ?, ?)", -1,
+	    &st, NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, first);
+	sqlite3_bind_int64(st, 3, last);
+	sqlite3_bind_blob(st, 4, chain, CHAIN_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* The newest row before `before`, and its chain: the cut. */
@@ -859,6 +1036,7 @@ keyd_audit_archive(struct db *db, const char *before, struct json_object **res,
 	struct tm		 tm;
 	time_t			 now = time(NULL);
 	int64_t			 cut, from;
+	size_t			 n;
 	int			 rc, have;
 
 	if (db_writable(db, err, errsz) == -1)
@@ -878,7 +1056,8 @@ keyd_audit_archive(struct db *db, const char *before, struct json_object **res,
 		return 0;
 	}
 	gmtime_r(&now, &tm);
-	strftime(file, sizeof(file), "audit-archive-%Y%m%dT%H%M%SZ.db", &tm);
+	n = strftime(file, sizeof(file), "audit-archive-%Y%m%dT%H%M%SZ", &tm);
+	snprintf(file + n, sizeof(file) - n, "-%" PRId64 ".db", cut);
 	if ((rc = archive_copy(db, file, hd.archived_through + 1, cut,
 	    hd.archived_chain, chain)) != SQLITE_OK) {
 		json_object_put(*res);
@@ -890,6 +1069,8 @@ keyd_audit_archive(struct db *db, const char *before, struct json_object **res,
 	memcpy(hd.archived_chain, chain, CHAIN_LEN);
 	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL)) !=
 	    SQLITE_OK || (rc = head_write(db, &hd)) != SQLITE_OK ||
+	    (rc = archive_record(db, file, from + 1, cut, chain)) !=
+	    SQLITE_OK ||
 	    (rc = sqlite3_prepare_v2(db->h, "DELETE FROM audit_logs WHERE "
 	    "id <= ?", -1, &st, NULL)) != SQLITE_OK) {
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);

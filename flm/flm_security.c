@@ -474,8 +474,10 @@ verify_table(struct json_object *res)
 		    jstr(res, "first_id"), jstr(res, "last_id"));
 	if (json_object_get_int64(json_object_object_get(res,
 	    "archived_through")) > 0)
-		printf(", archived through id %s",
-		    jstr(res, "archived_through"));
+		printf(", archived through id %s in %s file%s, checked too",
+		    jstr(res, "archived_through"), jstr(res, "archives"),
+		    json_object_get_int64(json_object_object_get(res,
+		    "archives")) == 1 ? "" : "s");
 	printf("\n");
 }
 

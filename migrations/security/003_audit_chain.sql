@@ -10,6 +10,16 @@ CREATE TABLE audit_head (
 	updated_at	TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
+-- Each archive file, as keyd made it: verify walks them in order, from
+-- row 1 to the head's archived_through.
+CREATE TABLE audit_archives (
+	file		TEXT PRIMARY KEY NOT NULL,
+	first_id	INTEGER NOT NULL,
+	last_id		INTEGER NOT NULL,
+	last_chain	BLOB NOT NULL,
+	created_at	TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
 -- Every row is written once, in a batch; an index is paid for by each
 -- request, and tail, usage and archive read few or read all.
 DROP INDEX audit_logs_created;

@@ -6,7 +6,7 @@
 # whole; a keyd killed under load loses no record.
 . "$(dirname "$0")/lib.sh"
 
-plan 48
+plan 55
 
 mock_init
 mock --flavor vllm --chunks 4 --models llama3.2:1b
@@ -207,6 +207,30 @@ check "two rows are left" [ "$(rows)" = 2 ]
 checkx "the shortened trail still verifies" \
     'json_has "$(verify)" ".ok == true and .archived_through == $n1 and
     .first_id == $((n1 + 1))"'
+checkx "verify walks the archive too" 'json_has "$(verify)" ".archives == 1"'
+ARC=$STATE/keyd/$FILE
+sqlite3 "$ARC" "UPDATE audit_logs SET status = 200 WHERE id = 6"
+checkx "a row edited in the archive is found, naming the archive" \
+    'json_has "$(verify)" ".problem.kind == \"altered\" and .problem.id == 6
+    and (.problem.message | contains(\"$FILE\"))"'
+sqlite3 "$ARC" "UPDATE audit_logs SET status = 401 WHERE id = 6"
+sqlite3 "$ARC" "UPDATE archive_info SET last_id = last_id - 1"
+checkx "an archive's own record edited is found" \
+    'json_has "$(verify)" ".problem.kind == \"archive\""'
+sqlite3 "$ARC" "UPDATE archive_info SET last_id = last_id + 1"
+mv "$ARC" "$ARC.away"
+checkx "a missing archive is found" \
+    'json_has "$(verify)" ".problem.kind == \"archive\" and
+    (.problem.message | contains(\"missing\"))"'
+check "and verify made no empty one in its place" [ ! -e "$ARC" ]
+mv "$ARC.away" "$ARC"
+saved=$(sq ".mode insert audit_archives" "SELECT * FROM audit_archives")
+sq "DELETE FROM audit_archives"
+checkx "an archive struck from keyd's list is found" \
+    'json_has "$(verify)" ".problem.kind == \"archive\""'
+sq "$saved"
+checkx "all put back: intact, archive included" \
+    'json_has "$(verify)" ".ok == true and .archives == 1"'
 check "a row after the mark still cannot be deleted" \
     sh -c "! sqlite3 '$DB' 'DELETE FROM audit_logs' 2>/dev/null"
 checkx "archiving again before the same date moves nothing" \
