@@ -6,10 +6,6 @@
  */
 #include "config.h"
 
-#include <sys/socket.h>
-
-#include <arpa/inet.h>
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,32 +224,6 @@ cmd_policy_set(struct cli *c, int argc, char **argv)
 	return FLM_EX_OK;
 }
 
-/* An address or CIDR as family, bytes and prefix; -1 if it is not one. */
-static int
-cidr_parse(const char *s, int *af, unsigned char *addr, long *prefix)
-{
-	char		 a[INET6_ADDRSTRLEN];
-	const char	*slash = strchr(s, '/');
-	size_t		 l = slash ? (size_t)(slash - s) : strlen(s);
-	char		*end;
-
-	if (l >= sizeof(a))
-		return -1;
-	memcpy(a, s, l);
-	a[l] = '\0';
-	if (inet_pton(AF_INET, a, addr) == 1)
-		*af = AF_INET;
-	else if (inet_pton(AF_INET6, a, addr) == 1)
-		*af = AF_INET6;
-	else
-		return -1;
-	*prefix = *af == AF_INET ? 32 : 128;
-	if (slash == NULL)
-		return 0;
-	*prefix = strtol(slash + 1, &end, 10);
-	return slash[1] == '\0' || *end != '\0' ? -1 : 0;
-}
-
 /*
  * Whether two allowlist entries are the same: "192.0.2.7" is
  * "192.0.2.7/32", and an IPv6 address has many spellings.  What does
@@ -262,15 +232,14 @@ cidr_parse(const char *s, int *af, unsigned char *addr, long *prefix)
 static int
 cidr_same(const char *a, const char *b)
 {
-	unsigned char	 aa[16], ba[16];
-	long		 ap, bp;
-	int		 af, bf;
+	struct policy_cidr	 ca, cb;
+	char			 err[64];
 
-	if (cidr_parse(a, &af, aa, &ap) == -1 ||
-	    cidr_parse(b, &bf, ba, &bp) == -1)
+	if (policy_cidr_parse(a, &ca, err, sizeof(err)) == -1 ||
+	    policy_cidr_parse(b, &cb, err, sizeof(err)) == -1)
 		return strcmp(a, b) == 0;
-	return af == bf && ap == bp &&
-	    memcmp(aa, ba, af == AF_INET ? 4 : 16) == 0;
+	return ca.family == cb.family && ca.prefix == cb.prefix &&
+	    memcmp(ca.addr, cb.addr, sizeof(ca.addr)) == 0;
 }
 
 /* The index of cidr in list, or -1. */

@@ -9,16 +9,6 @@
 # without it the test is skipped, except under CI, where it fails.
 . "$(dirname "$0")/lib.sh"
 
-unavailable() {
-	if [ "${CI:-}" = true ]; then
-		plan 1
-		not_ok "$* (required under CI: see scripts/deps.sh)"
-		exit 1
-	fi
-	echo "1..0 # SKIP $*"
-	exit 0
-}
-
 CHROMIUM=
 for c in chromium chromium-browser; do
 	if command -v "$c" >/dev/null 2>&1; then

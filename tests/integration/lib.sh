@@ -106,6 +106,18 @@ suite_cleanup() {
 
 trap suite_cleanup EXIT
 
+# unavailable WHAT: a test that needs what is missing: skipped, but
+# failed under CI (CI=true), where scripts/deps.sh installs it.
+unavailable() {
+	if [ "${CI:-}" = true ]; then
+		plan 1
+		not_ok "$* (required under CI: see scripts/deps.sh)"
+		exit 1
+	fi
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+
 # A free TCP port on loopback (the kernel's pick, released at once).
 free_port() {
 	"$top_builddir/tests/uds-send" -p 2>/dev/null

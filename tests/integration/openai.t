@@ -13,16 +13,6 @@ NODE_POINTS=5
 
 mock_init
 
-unavailable() {
-	if [ "${CI:-}" = true ]; then
-		plan 1
-		not_ok "$* (required under CI: see scripts/deps.sh)"
-		exit 1
-	fi
-	echo "1..0 # SKIP $*"
-	exit 0
-}
-
 # The client's major version, or nothing.
 client_major() {
 	jq -r '.version | split(".")[0]' \
