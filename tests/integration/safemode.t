@@ -4,7 +4,7 @@
 # nothing on disk.
 . "$(dirname "$0")/lib.sh"
 
-plan 11
+plan 13
 
 # start_with SETUP: a fresh state directory prepared by SETUP, then flmd.
 start_with() {
@@ -39,6 +39,16 @@ out=$("$FLM" -D "$STATE" api-keys create --label x 2>&1)
 rc=$?
 check "api-keys create is refused with how to recover (rc $rc)" \
     sh -c "[ $rc -eq 1 ] && echo \"\$1\" | grep -q 'safe mode'" sh "$out"
+out=$(echo '{"ip_allowlist":["10.0.0.0/8"]}' |
+    "$FLM" -D "$STATE" security policy set 2>&1)
+rc=$?
+check "a policy change is refused with how to recover (rc $rc)" \
+    sh -c "[ $rc -eq 1 ] && echo \"\$1\" | grep -q 'safe mode'" sh "$out"
+out=$("$FLM" -D "$STATE" audit verify 2>&1)
+rc=$?
+check "audit verify says the database is corrupt, not intact (rc $rc)" \
+    sh -c "[ $rc -eq 1 ] && echo \"\$1\" | grep -q corrupt &&
+    ! echo \"\$1\" | grep -q intact" sh "$out"
 check "the corrupt file is left byte for byte as it was" \
     cmp -s "$STATE/keyd/security.db" "$STATE/garbage.copy"
 stop_and_clean
