@@ -18,7 +18,7 @@ for c in chromium chromium-browser; do
 done
 [ -n "$CHROMIUM" ] || unavailable "no chromium"
 
-plan 12
+plan 14
 
 mock_init
 mock --flavor vllm --models m1
@@ -46,7 +46,8 @@ wait_until 5000 listed || diag "the proxy does not list flm://vllm/m1 yet"
 
 uri() { jq -rn --arg s "$1" '$s | @uri'; }
 
-# browse ORIGIN KEY [HEADER]: load ORIGIN's page, which calls the proxy;
+# browse ORIGIN KEY [HEADER [CRED]]: load ORIGIN's page, which calls the
+# proxy (with credentials: 'include' when CRED is set);
 # the JSON line its script wrote is left in $R ('' if none).  A fresh
 # profile each time: no preflight cached from an earlier policy.
 NB=0
@@ -54,6 +55,7 @@ browse() {
 	NB=$((NB + 1))
 	page="$1/__mock/page?url=$(uri "$URL")&key=$(uri "$2")&body=$(uri "$BODY")"
 	[ -n "${3:-}" ] && page="$page&header=$(uri "$3")"
+	[ -n "${4:-}" ] && page="$page&cred=1"
 	timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
 	    --disable-dev-shm-usage --no-first-run --disable-extensions \
 	    --disable-sync --disable-background-networking \
@@ -122,20 +124,29 @@ sleep 0.3	# the audit batches go every 50 ms
 checkx "... neither reached the engine, nor left an audit record ($ROWS rows)" \
     '[ "$(engine_chats)" = 1 ] && [ "$(audit_rows)" = "$ROWS" ]'
 
+# ---- credentials ---------------------------------------------------------------
+browse "$APP" "$KEY" "" cred
+checkb "a credentialed fetch() from $APP, credentials not allowed: TypeError" \
+    'json_has "$R" ".error == \"TypeError\"" && [ "$(engine_chats)" = 1 ]'
+$F security cors --origins "$APP" --credentials yes >/dev/null
+browse "$APP" "$KEY" "" cred
+checkb "with allow_credentials it is answered: 200" \
+    'json_has "$R" ".status == 200" && [ "$(engine_chats)" = 2 ]'
+
 # ---- "*" ---------------------------------------------------------------------
-$F security cors --origins '*' >/dev/null
+$F security cors --origins '*' --credentials no >/dev/null
 browse "$EVIL" "$KEY"
 checkb "with allowed_origins \"*\", $EVIL's page is answered too" \
     'json_has "$R" ".status == 200 and (.request_id | test(\"^flm-[0-9a-f]{16}$\"))" &&
-    [ "$(engine_chats)" = 2 ]'
+    [ "$(engine_chats)" = 3 ]'
 
 # ---- origins emptied ----------------------------------------------------------
 $F security cors --origins '' >/dev/null
 browse "$APP" "$KEY"
 checkb "with no origin allowed, even $APP's fetch() throws TypeError" \
-    'json_has "$R" ".error == \"TypeError\"" && [ "$(engine_chats)" = 2 ]'
+    'json_has "$R" ".error == \"TypeError\"" && [ "$(engine_chats)" = 3 ]'
 # The same request without a browser (no Origin) still goes through.
 c=$(curl -s -o /dev/null -m 10 -w '%{http_code}' -H "Authorization: Bearer $KEY" \
     -H 'Content-Type: application/json' -d "$BODY" "$URL")
 checkx "... while curl, sending no Origin, gets 200 (got $c)" \
-    '[ "$c" = 200 ] && [ "$(engine_chats)" = 3 ]'
+    '[ "$c" = 200 ] && [ "$(engine_chats)" = 4 ]'

@@ -1604,7 +1604,7 @@ control_fail(struct evhttp_request *req)
  * cors-browser.t), so that it has a real http origin, this mock's.  Its
  * script POSTs ?body= to ?url= with Authorization: Bearer ?key= and
  * Content-Type: application/json (so the browser sends a preflight),
- * and ?header= too if given; then it writes what it could read, or
+ * and ?header= too if given, with credentials if ?cred= is; then it writes what it could read, or
  * the error fetch() threw, as one line of JSON into <pre id="out">.
  */
 static const char page_html[] =
@@ -1618,8 +1618,9 @@ static const char page_html[] =
     "  if (q.get('header')) h[q.get('header')] = 'x';\n"
     "  var res = { origin: location.origin };\n"
     "  try {\n"
-    "    var r = await fetch(q.get('url'), { method: 'POST', headers: h,\n"
-    "        body: q.get('body') || '{}' });\n"
+    "    var o = { method: 'POST', headers: h, body: q.get('body') || '{}' };\n"
+    "    if (q.get('cred')) o.credentials = 'include';\n"
+    "    var r = await fetch(q.get('url'), o);\n"
     "    res.status = r.status;\n"
     "    res.request_id = r.headers.get('X-Request-Id');\n"
     "    res.json = await r.json();\n"
