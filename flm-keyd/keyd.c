@@ -64,7 +64,11 @@ keyd_wipe_key(struct json_object *res)
 static void
 keyd_reply(uint32_t peerid, struct json_object *res)
 {
-	chan_compose_json(keyd.parent, IMSG_KEY_RESULT, peerid, res);
+	/* Too large for one message: say so, rather than leave flm waiting. */
+	if (chan_compose_json(keyd.parent, IMSG_KEY_RESULT, peerid, res) == -1)
+		chan_compose_error(keyd.parent, IMSG_KEY_ERROR, peerid,
+		    EMSGSIZE, "the answer is too large for one message: ask "
+		    "for less (fewer records, a narrower --since or --key)");
 	keyd_wipe_key(res);
 	json_object_put(res);
 }

@@ -6,7 +6,7 @@
 # whole; a keyd killed under load loses no record.
 . "$(dirname "$0")/lib.sh"
 
-plan 55
+plan 57
 
 mock_init
 mock --flavor vllm --chunks 4 --models llama3.2:1b
@@ -271,3 +271,18 @@ wait_until 8000 rows_are $((n3 + 3))
 check "records held while security.db is locked are written after" \
     [ "$(rows)" = $((n3 + 3)) ]
 checkx "and the trail verifies" 'json_has "$(verify)" ".ok == true"'
+
+# ---- an answer too large for one message: an error, not a wait -------------
+# Last, as it writes rows by hand: 500 whose model names are all quotes,
+# each escaped in JSON, so the tail of them is over 256 KiB.
+sq "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+    WHERE i < 500) INSERT INTO audit_logs (id, request_id, endpoint, model,
+    status, latency_ms, created_at) SELECT (SELECT max(id) FROM audit_logs)
+    + i, 'flm-big' || i, '/v1/models', printf('%.187c', '\"'), 200, 1,
+    '2026-01-01T00:00:00.000Z' FROM n"
+out=$(timeout 10 $F audit tail -n 500 2>&1 >/dev/null)
+rc=$?
+check "an answer too large to send is refused at once, saying so (rc $rc)" \
+    sh -c "[ $rc -eq 1 ] && echo \"\$1\" | grep -q 'too large'" sh "$out"
+check "and a smaller one is still answered" \
+    sh -c "$F audit tail -n 100 --json | jq -e '.records | length == 100' >/dev/null"
