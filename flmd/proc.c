@@ -270,7 +270,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	struct flmd_proc	*p = arg;
 
 	struct flmd_proc	*peer;
-	struct json_object	*o;
+	struct json_object	*o = NULL;
 
 	switch (m->hdr.type) {
 	case IMSG_LOG: {
