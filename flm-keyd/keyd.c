@@ -221,9 +221,7 @@ keyd_security(struct chan *ch, struct chan_msg *m)
 			chan_fail(ch, "malformed request %u", m->hdr.type);
 			return;
 		}
-	} else if (msg_get_json(m, &req) == -1 ||
-	    !json_object_is_type(req, json_type_object)) {
-		json_object_put(req);
+	} else if (msg_get_object(m, &req) == -1) {
 		chan_fail(ch, "malformed request %u", m->hdr.type);
 		return;
 	}
@@ -291,9 +289,7 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 			chan_fail(ch, "malformed KEY_LIST");
 			return;
 		}
-	} else if (msg_get_json(m, &req) == -1 ||
-	    !json_object_is_type(req, json_type_object)) {
-		json_object_put(req);
+	} else if (msg_get_object(m, &req) == -1) {
 		chan_fail(ch, "malformed key request %u", m->hdr.type);
 		return;
 	}

@@ -180,19 +180,25 @@ head_write(struct db *db, struct audit_head *hd)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* One number from SQL that gives one; 0 when it cannot. */
+static int64_t
+audit_number(struct db *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	int64_t		 n = 0;
+
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
 static int64_t
 max_id(struct db *db)
 {
-	sqlite3_stmt	*st;
-	int64_t		 id = 0;
-
-	if (sqlite3_prepare_v2(db->h, "SELECT coalesce(max(id), 0) FROM "
-	    "audit_logs", -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return id;
+	return audit_number(db, "SELECT coalesce(max(id), 0) FROM audit_logs");
 }
 
 /* A new trail starts with its head, so a head that is gone shows. */
@@ -534,20 +540,6 @@ row_read(sqlite3_stmt *st, struct audit_row *r)
 	r->created_at = col_text(st, 10);
 }
 
-static int64_t
-row_count(struct db *db)
-{
-	sqlite3_stmt	*st;
-	int64_t		 n = 0;
-
-	if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM audit_logs", -1,
-	    &st, NULL) != SQLITE_OK)
-		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
 
 /*
  * Walk the rows of schema's audit_logs, which must be first..last and
@@ -642,6 +634,19 @@ archive_mac(int64_t first, int64_t last, const uint8_t prev[CHAIN_LEN],
 	crypto_generichash_final(&h, mac, CHAIN_LEN);
 }
 
+/* An archive file as schema arc, for one copy or one check. */
+static int
+audit_attach(struct db *db, const char *file)
+{
+	char	*sql;
+	int	 rc;
+
+	sql = sqlite3_mprintf("ATTACH %Q AS arc", file);
+	rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+	sqlite3_free(sql);
+	return rc;
+}
+
 struct archive_ent {
 	char		 file[64];
 	int64_t		 first, last;
@@ -654,8 +659,9 @@ verify_archive(struct db *db, const struct archive_ent *a,
     uint8_t prev[CHAIN_LEN], struct json_object *res)
 {
 	sqlite3_stmt	*st = NULL;
-	uint8_t		 p[CHAIN_LEN], e[CHAIN_LEN], mac[CHAIN_LEN], want[CHAIN_LEN];
-	char		*sql, where[96];
+	uint8_t		 p[CHAIN_LEN], e[CHAIN_LEN], mac[CHAIN_LEN];
+	uint8_t		 want[CHAIN_LEN];
+	char		 where[96];
 	int		 rc, ok = 0;
 
 	snprintf(where, sizeof(where), "archive %s: ", a->file);
@@ -665,10 +671,7 @@ verify_archive(struct db *db, const struct archive_ent *a,
 		    "(rows %" PRId64 "-%" PRId64 ")", where, a->first, a->last);
 		return SQLITE_OK;
 	}
-	sql = sqlite3_mprintf("ATTACH %Q AS arc", a->file);
-	rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
-	sqlite3_free(sql);
-	if (rc != SQLITE_OK) {
+	if ((rc = audit_attach(db, a->file)) != SQLITE_OK) {
 		problem(res, a->first, "archive", "%scannot be opened: %s",
 		    where, sqlite3_errmsg(db->h));
 		return SQLITE_OK;
@@ -787,7 +790,7 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 		    "its MAC does not match (or the master key changed)");
 	else if ((rc = verify_rows(db, &hd, *res)) != SQLITE_OK)
 		goto fail;
-	rows = row_count(db);
+	rows = audit_number(db, "SELECT count(*) FROM audit_logs");
 	sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
 	/* Then the archives, which the live rows carry on from. */
 	if (have == 1 && json_object_object_get(*res, "problem") == NULL &&
@@ -930,14 +933,10 @@ archive_copy(struct db *db, const char *file, int64_t first, int64_t cut,
     const uint8_t prev[CHAIN_LEN], const uint8_t last[CHAIN_LEN])
 {
 	sqlite3_stmt	*st = NULL;
-	char		*sql;
 	uint8_t		 mac[CHAIN_LEN];
 	int		 rc;
 
-	sql = sqlite3_mprintf("ATTACH %Q AS arc", file);
-	rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
-	sqlite3_free(sql);
-	if (rc != SQLITE_OK)
+	if ((rc = audit_attach(db, file)) != SQLITE_OK)
 		return rc;
 	archive_mac(first, cut, prev, last, mac);
 	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE; "

@@ -120,9 +120,7 @@ proxyd_limits(struct chan *ch, struct chan_msg *m)
 {
 	struct json_object	*o;
 
-	if (msg_get_json(m, &o) == -1 ||
-	    !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
+	if (msg_get_object(m, &o) == -1) {
 		chan_fail(ch, "malformed PROXY_LIMITS");
 		return;
 	}

@@ -81,17 +81,16 @@ struct http_req {
 	uint64_t		 id;
 	char			 key_id[FLM_KEY_ID_LEN + 1];
 	struct timespec		 start;
-	int64_t			 wall_ms;	/* unix time it began, ms */
 	int			 retry_after;	/* s, for the next answer */
 	int			 sent_head;	/* the answer has begun */
 	int			 status;	/* the answer's */
 	int			 end_status;	/* if it cannot end: 502 */
 	int			 chunked;	/* answer framed by chunks */
 	/* CORS: the allowed Origin the answer names (in headbuf), and
-	 * the headers of a preflight's answer (owned). */
+	 * the headers of a preflight's answer (the policy's). */
 	const char		*origin;
 	size_t			 origin_len;
-	char			*xhdr;
+	const char		*xhdr;
 	/* For the audit trail: the model the client named (owned), and
 	 * the answer's last bytes, where engines put their usage. */
 	char			*model;
@@ -192,7 +191,7 @@ struct json_object *ollama_answer(enum upstream_mode, struct json_object *,
 struct ollama_stream *ollama_stream_new(enum upstream_mode, const char *,
 	    uint64_t, int);
 int	ollama_stream_line(struct ollama_stream *, const char *, size_t,
-	    struct evbuffer *);
+	    struct evbuffer *, struct evbuffer *);
 void	ollama_stream_free(struct ollama_stream *);
 int	ollama_stream_done(const struct ollama_stream *);
 struct json_object *ollama_error(int, const char *, size_t);

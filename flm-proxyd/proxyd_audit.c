@@ -173,7 +173,7 @@ void
 audit_request(struct http_req *r, int status)
 {
 	struct flm_audit_record	*a;
-	struct timespec		 now;
+	struct timespec		 now, wall;
 	int64_t			 ms;
 	int			 ep;
 
@@ -189,12 +189,15 @@ audit_request(struct http_req *r, int status)
 	a->version = FLM_AUDIT_VERSION;
 	a->endpoint = (uint32_t)ep;
 	a->reqid = r->id;
-	a->time_ms = r->wall_ms;
 	a->status = (uint32_t)(status >= 100 && status <= 599 ? status : 500);
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	clock_gettime(CLOCK_REALTIME, &wall);
 	ms = (now.tv_sec - r->start.tv_sec) * 1000 +
 	    (now.tv_nsec - r->start.tv_nsec) / 1000000;
 	a->latency_ms = (uint32_t)(ms < 0 ? 0 : ms);
+	/* When it began: now, less how long it took. */
+	a->time_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 -
+	    a->latency_ms;
 	a->prompt_tokens = a->completion_tokens = -1;
 	if (r->tlen > 0)
 		audit_usage_scan(r->tail, r->tlen, &a->prompt_tokens,
@@ -264,43 +267,49 @@ audit_keyd_down(void)
 	audit_unsend();
 }
 
-/* The answer's last bytes, for audit_usage_scan. */
-void
-audit_feed(struct http_req *r, const void *p, size_t n)
+/*
+ * Room at the end of the answer's tail for its next n bytes (at most
+ * AUDIT_TAIL), dropping the oldest; NULL if this answer has no usage.
+ */
+static char *
+audit_tail_room(struct http_req *r, size_t n)
 {
 	if (r->ep != EP_CHAT && r->ep != EP_COMPLETIONS &&
 	    r->ep != EP_EMBEDDINGS)
-		return;
+		return NULL;
 	if (r->tail == NULL && (r->tail = malloc(AUDIT_TAIL)) == NULL)
-		return;
-	if (n >= AUDIT_TAIL) {
-		memcpy(r->tail, (const char *)p + n - AUDIT_TAIL, AUDIT_TAIL);
-		r->tlen = AUDIT_TAIL;
-		return;
-	}
+		return NULL;
 	if (r->tlen + n > AUDIT_TAIL) {
 		memmove(r->tail, r->tail + r->tlen + n - AUDIT_TAIL,
 		    AUDIT_TAIL - n);
 		r->tlen = AUDIT_TAIL - n;
 	}
-	memcpy(r->tail + r->tlen, p, n);
 	r->tlen += n;
+	return r->tail + r->tlen - n;
+}
+
+/* The answer's last bytes, for audit_usage_scan. */
+void
+audit_feed(struct http_req *r, const void *p, size_t n)
+{
+	size_t	 k = n < AUDIT_TAIL ? n : AUDIT_TAIL;
+	char	*dst;
+
+	if ((dst = audit_tail_room(r, k)) != NULL)
+		memcpy(dst, (const char *)p + n - k, k);
 }
 
 void
 audit_feed_buf(struct http_req *r, struct evbuffer *b, size_t n)
 {
-	char	 tmp[AUDIT_TAIL];
-	size_t	 k = n < AUDIT_TAIL ? n : AUDIT_TAIL;
+	size_t			 k = n < AUDIT_TAIL ? n : AUDIT_TAIL;
 	struct evbuffer_ptr	 pos;
+	char			*dst;
 
-	if (r->ep != EP_CHAT && r->ep != EP_COMPLETIONS &&
-	    r->ep != EP_EMBEDDINGS)
-		return;
-	if (evbuffer_ptr_set(b, &pos, n - k, EVBUFFER_PTR_SET) == -1 ||
-	    evbuffer_copyout_from(b, &pos, tmp, k) != (ev_ssize_t)k)
-		return;
-	audit_feed(r, tmp, k);
+	if ((dst = audit_tail_room(r, k)) != NULL &&
+	    (evbuffer_ptr_set(b, &pos, n - k, EVBUFFER_PTR_SET) == -1 ||
+	    evbuffer_copyout_from(b, &pos, dst, k) != (ev_ssize_t)k))
+		r->tlen -= k;
 }
 
 static const char *

@@ -24,9 +24,6 @@
 #define AUTH_MAX_PENDING	64	/* cold checks in flight at keyd */
 #define AUTH_CACHE_SIZE		4096
 #define AUTH_USED_SECS		5	/* last-used reports to keyd */
-/* Failed checks per address per window: the policy's auth_failures. */
-#define AUTH_FAIL_MAX		((int)px->policy.auth_fail_max)
-#define AUTH_FAIL_WINDOW	((time_t)px->policy.auth_fail_window)
 #define AUTH_FAIL_SLOTS		1024
 
 struct auth_req {
@@ -74,12 +71,13 @@ static struct auth_fail *
 auth_fail_slot(const char *addr, time_t now, int create)
 {
 	struct auth_fail	*f, *oldest = &auth_fails[0];
+	time_t			 window = px->policy.auth_fail_window;
 	size_t			 i;
 
 	for (i = 0; i < AUTH_FAIL_SLOTS; i++) {
 		f = &auth_fails[i];
 		if (f->addr[0] != '\0' && strcmp(f->addr, addr) == 0) {
-			if (now - f->window >= AUTH_FAIL_WINDOW) {
+			if (now - f->window >= window) {
 				f->window = now;
 				f->count = 0;
 			}
@@ -104,10 +102,12 @@ auth_throttled(struct http_req *req, const char *addr)
 	struct auth_fail	*f;
 	time_t			 now = time(NULL);
 
+	/* The policy's auth_failures: so many per address per window. */
 	if ((f = auth_fail_slot(addr, now, 0)) == NULL ||
-	    f->count < AUTH_FAIL_MAX)
+	    f->count < (int)px->policy.auth_fail_max)
 		return 0;
-	auth_retry_after(req, AUTH_FAIL_WINDOW - (now - f->window));
+	auth_retry_after(req, (time_t)px->policy.auth_fail_window -
+	    (now - f->window));
 	http_error(req, 429, "rate_limit_error", "too_many_failed_auth",
 	    "Too many requests with invalid API keys from your address; "
 	    "wait before trying again.");

@@ -318,7 +318,6 @@ http_req_clear(struct http_req *r)
 	char			*tail = r->tail;
 
 	free(r->headbuf);
-	free(r->xhdr);
 	free(r->model);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
@@ -337,7 +336,6 @@ request_done(struct http_conn *c)
 	conn_flush(c);
 	audit_request(r, r->status);
 	http_req_clear(r);
-	r->conn = c;
 	c->l->requests++;
 	if (c->eof && evbuffer_get_length(c->in) == 0)
 		c->keepalive = 0;
@@ -894,13 +892,10 @@ static void
 request_begin(struct http_conn *c)
 {
 	struct http_req	*r = &c->req;
-	struct timespec	 now;
 	size_t		 route;
 
 	r->id = http_nextid++;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
-	clock_gettime(CLOCK_REALTIME, &now);
-	r->wall_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	c->keepalive = !r->head.close;
 	c->body_done = r->head.clen <= 0 && !r->head.chunked;
 	memset(&c->ck, 0, sizeof(c->ck));

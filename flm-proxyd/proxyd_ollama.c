@@ -426,10 +426,14 @@ ollama_chunk(struct ollama_stream *os, struct json_object *text,
 	return o;
 }
 
-/* One NDJSON line: its SSE events into out.  -1 if it is not JSON. */
+/*
+ * One NDJSON line: its SSE events into out, and the usage event the
+ * client did not ask for into aside (if not NULL), for the audit trail.
+ * -1 if it is not JSON.
+ */
 int
 ollama_stream_line(struct ollama_stream *os, const char *line, size_t len,
-    struct evbuffer *out)
+    struct evbuffer *out, struct evbuffer *aside)
 {
 	struct json_object	*in, *text, *v, *o;
 
@@ -455,13 +459,13 @@ ollama_stream_line(struct ollama_stream *os, const char *line, size_t len,
 		sse_event(out, ollama_chunk(os, text, NULL));
 	if ((v = jget(in, "done")) != NULL && json_object_get_boolean(v)) {
 		sse_event(out, ollama_chunk(os, NULL, ollama_finish(in)));
-		if (os->usage) {
+		if (os->usage || aside != NULL) {
 			o = ollama_envelope(os->mode, os->model, os->reqid,
 			    os->created, 1);
 			json_object_object_add(o, "choices",
 			    json_object_new_array());
 			json_object_object_add(o, "usage", ollama_usage(in));
-			sse_event(out, o);
+			sse_event(os->usage ? out : aside, o);
 		}
 		evbuffer_add(out, "data: [DONE]\n\n", 14);
 		os->done = 1;

@@ -18,6 +18,43 @@
 
 #define PREFLIGHT_HDR_MAX	8192
 
+static char		*policy_preflight_hdrs;	/* for px->policy */
+
+/*
+ * The headers of every preflight's answer under this policy: made once
+ * when it comes, not for each preflight.
+ */
+static char *
+preflight_make(const struct policy *pol)
+{
+	struct evbuffer	*b = evbuffer_new();
+	const char	*m;
+	char		*s = NULL;
+	size_t		 i, len;
+
+	if (b == NULL)
+		return NULL;
+	evbuffer_add_printf(b, "Access-Control-Allow-Methods: ");
+	for (i = 0; (m = policy_method_name(pol->methods, i)) != NULL; i++)
+		evbuffer_add_printf(b, "%s%s", i ? ", " : "", m);
+	evbuffer_add_printf(b, "\r\n");
+	if (pol->nheaders > 0) {
+		evbuffer_add_printf(b, "Access-Control-Allow-Headers: ");
+		for (i = 0; i < pol->nheaders; i++)
+			evbuffer_add_printf(b, "%s%s", i ? ", " : "",
+			    pol->headers[i]);
+		evbuffer_add_printf(b, "\r\n");
+	}
+	evbuffer_add_printf(b, "Access-Control-Max-Age: %u\r\n", pol->max_age);
+	len = evbuffer_get_length(b);
+	if (len < PREFLIGHT_HDR_MAX && (s = malloc(len + 1)) != NULL) {
+		evbuffer_remove(b, s, len);
+		s[len] = '\0';
+	}
+	evbuffer_free(b);
+	return s;
+}
+
 /* keyd checked it; a policy that does not parse here is a bug there. */
 void
 policy_receive(struct chan *ch, struct chan_msg *m)
@@ -39,6 +76,8 @@ policy_receive(struct chan *ch, struct chan_msg *m)
 	json_object_put(o);
 	policy_free(&px->policy);
 	px->policy = pol;
+	free(policy_preflight_hdrs);
+	policy_preflight_hdrs = preflight_make(&px->policy);
 	log_debug("security policy: %zu allowed networks, %zu origins",
 	    pol.nallow, pol.norigins);
 	chan_compose(ch, IMSG_POLICY_APPLIED, 0, -1, &seq, sizeof(seq));
@@ -48,6 +87,8 @@ void
 policy_cleanup(void)
 {
 	policy_free(&px->policy);
+	free(policy_preflight_hdrs);
+	policy_preflight_hdrs = NULL;
 }
 
 static int
@@ -143,65 +184,6 @@ headers_allowed(const char *v, size_t len)
 	return 1;
 }
 
-static int
-method_allowed(const char *m, size_t len)
-{
-	static const struct {
-		const char	*name;
-		unsigned int	 bit;
-	} ms[] = {
-		{ "GET", POLICY_M_GET }, { "POST", POLICY_M_POST },
-		{ "HEAD", POLICY_M_HEAD }, { "OPTIONS", POLICY_M_OPTIONS },
-	};
-	size_t	 i;
-
-	/* Method names are case-sensitive (RFC 9110 §9.1). */
-	for (i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
-		if (strlen(ms[i].name) == len &&
-		    memcmp(ms[i].name, m, len) == 0)
-			return (px->policy.methods & ms[i].bit) != 0;
-	return 0;
-}
-
-static char *
-preflight_headers(void)
-{
-	const struct policy	*pol = &px->policy;
-	struct evbuffer		*b = evbuffer_new();
-	const char		*sep = "";
-	char			*s;
-	size_t			 i, len;
-
-	if (b == NULL)
-		return NULL;
-	evbuffer_add_printf(b, "Access-Control-Allow-Methods: ");
-	if (pol->methods & POLICY_M_GET)
-		evbuffer_add_printf(b, "%sGET", sep), sep = ", ";
-	if (pol->methods & POLICY_M_POST)
-		evbuffer_add_printf(b, "%sPOST", sep), sep = ", ";
-	if (pol->methods & POLICY_M_HEAD)
-		evbuffer_add_printf(b, "%sHEAD", sep), sep = ", ";
-	if (pol->methods & POLICY_M_OPTIONS)
-		evbuffer_add_printf(b, "%sOPTIONS", sep);
-	evbuffer_add_printf(b, "\r\n");
-	if (pol->nheaders > 0) {
-		evbuffer_add_printf(b, "Access-Control-Allow-Headers: ");
-		for (i = 0; i < pol->nheaders; i++)
-			evbuffer_add_printf(b, "%s%s", i ? ", " : "",
-			    pol->headers[i]);
-		evbuffer_add_printf(b, "\r\n");
-	}
-	evbuffer_add_printf(b, "Access-Control-Max-Age: %u\r\n", pol->max_age);
-	len = evbuffer_get_length(b);
-	if (len < PREFLIGHT_HDR_MAX && (s = malloc(len + 1)) != NULL) {
-		evbuffer_remove(b, s, len);
-		s[len] = '\0';
-	} else
-		s = NULL;
-	evbuffer_free(b);
-	return s;
-}
-
 /*
  * OPTIONS.  A browser's preflight (Origin and Access-Control-Request-
  * Method) passes only if origin, method and every header it names are
@@ -221,7 +203,7 @@ policy_preflight(struct http_req *r)
 	m = http_header(&r->head, "access-control-request-method", &mlen);
 	h = http_header(&r->head, "access-control-request-headers", &hlen);
 	if (!policy_origin_allowed(&px->policy, o, olen) ||
-	    (m != NULL && !method_allowed(m, mlen)) ||
+	    (m != NULL && !(px->policy.methods & policy_method_bit(m, mlen))) ||
 	    (h != NULL && !headers_allowed(h, hlen))) {
 		http_error(r, 403, "permission_denied", "cors_not_allowed",
 		    "This cross-origin request is not allowed by this "
@@ -230,7 +212,7 @@ policy_preflight(struct http_req *r)
 	}
 	r->origin = o;
 	r->origin_len = olen;
-	if (m != NULL && (r->xhdr = preflight_headers()) == NULL) {
+	if (m != NULL && (r->xhdr = policy_preflight_hdrs) == NULL) {
 		http_error(r, 503, "server_error", NULL, "Out of memory.");
 		return;
 	}

@@ -265,9 +265,8 @@ route_post(struct http_req *req)
 			return;
 		}
 		send = native;
-		/* The translation makes the usage chunk; hidden the same. */
-		if (call.stream && !call.usage)
-			call.usage = call.hide_usage = 1;
+		/* The translation makes the usage chunk, aside if unasked. */
+		call.hide_usage = call.stream && !call.usage;
 		call.path = route_ollama_paths[req->ep];
 		call.mode = route_ollama_modes[req->ep];
 	}

@@ -56,6 +56,7 @@ struct upstream {
 	int			 keepalive;
 	int			 translating;	/* answer goes through acc */
 	int			 hide_usage;	/* its usage chunk, not asked for */
+	int			 filtering;	/* SSE passed through acc for it */
 	int			 skip_blank;	/* the end of a hidden event */
 	int64_t			 left;		/* B_LENGTH bytes to come */
 	struct http_chunked	 ck;
@@ -295,9 +296,9 @@ up_usage_line(const char *line, size_t n)
 /* SSE lines in acc to the client, less the usage chunk proxyd asked
  * for; the audit trail still reads it. */
 static int
-up_filter_lines(struct upstream *up, struct evbuffer *in, int eof)
+up_filter_lines(struct upstream *up, int eof)
 {
-	struct evbuffer	*out = evbuffer_new();
+	struct evbuffer	*in = up->acc, *out = evbuffer_new();
 	struct evbuffer_ptr p;
 	const char	*line;
 	size_t		 n, len;
@@ -331,19 +332,24 @@ up_filter_lines(struct upstream *up, struct evbuffer *in, int eof)
 static int
 up_translate_lines(struct upstream *up, int eof)
 {
-	struct evbuffer	*out = evbuffer_new();
+	struct evbuffer	*out = evbuffer_new(), *aside = NULL;
 	struct evbuffer_ptr p;
 	char		*line;
 	size_t		 n;
 	int		 rc = 0;
 
-	if (out == NULL)
+	if (out == NULL || (up->hide_usage && (aside = evbuffer_new()) ==
+	    NULL)) {
+		if (out != NULL)
+			evbuffer_free(out);
 		return -1;
+	}
 	while ((p = evbuffer_search(up->acc, "\n", 1, NULL)).pos != -1 ||
 	    (eof && evbuffer_get_length(up->acc) > 0)) {
 		n = p.pos != -1 ? (size_t)p.pos : evbuffer_get_length(up->acc);
 		line = (char *)evbuffer_pullup(up->acc, n);
-		if (n > 0 && ollama_stream_line(up->os, line, n, out) == -1)
+		if (n > 0 && ollama_stream_line(up->os, line, n, out,
+		    aside) == -1)
 			rc = -1;
 		evbuffer_drain(up->acc, p.pos != -1 ? n + 1 : n);
 		if (rc == -1)
@@ -351,10 +357,12 @@ up_translate_lines(struct upstream *up, int eof)
 	}
 	if (rc == 0 && evbuffer_get_length(up->acc) > UP_MAX_LINE)
 		rc = -1;
+	if (aside != NULL) {
+		audit_feed_buf(up->req, aside, evbuffer_get_length(aside));
+		evbuffer_free(aside);
+	}
 	n = evbuffer_get_length(out);
-	if (up->hide_usage)
-		(void)up_filter_lines(up, out, 1);
-	else if (n > 0)
+	if (n > 0)
 		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
 	evbuffer_free(out);
 	return rc;
@@ -375,8 +383,7 @@ up_payload(struct upstream *up, struct evbuffer *in, size_t n)
 	evbuffer_remove_buffer(in, up->acc, n);
 	if (up->os != NULL && up_translate_lines(up, 0) == -1)
 		return -1;
-	if (up->hide_usage && up->os == NULL &&
-	    up_filter_lines(up, up->acc, 0) == -1)
+	if (up->filtering && up_filter_lines(up, 0) == -1)
 		return -1;
 	return 0;
 }
@@ -406,8 +413,8 @@ up_body_end(struct upstream *up)
 		up_done(up);
 		return;
 	}
-	if (up->hide_usage && up->os == NULL) {
-		if (up_filter_lines(up, up->acc, 1) == -1)
+	if (up->filtering) {
+		if (up_filter_lines(up, 1) == -1)
 			up_fail(up, 502, NULL, "a line of the stream is too "
 			    "long.");
 		else
@@ -469,8 +476,7 @@ up_body(struct upstream *up)
 			}
 			break;
 		}
-		if ((!up->translating || up->os != NULL ||
-		    (up->hide_usage && up->mode == UP_PASS)) &&
+		if ((!up->translating || up->os != NULL || up->filtering) &&
 		    http_out_pending(up->req) > UP_CLIENT_HIGH) {
 			/* Back-pressure: the client reads slower than the
 			 * engine writes. */
@@ -498,7 +504,7 @@ up_begin_answer(struct upstream *up, const char *ctype)
 	if (up->hide_usage && up->mode == UP_PASS) {
 		if ((up->acc = evbuffer_new()) == NULL)
 			return;
-		up->translating = 1;
+		up->translating = up->filtering = 1;
 		http_stream_begin(up->req, 200, ctype[0] ? ctype :
 		    "text/event-stream", -1);
 		return;
@@ -815,7 +821,7 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	up->stream = call->stream;
 	up->usage = call->usage;
 	up->hide_usage = call->hide_usage;
-	up->skip_blank = 0;
+	up->filtering = up->skip_blank = 0;
 	up->base64 = call->base64;
 	up->translating = 0;
 	memset(&up->ck, 0, sizeof(up->ck));

@@ -339,16 +339,9 @@ status_table(struct json_object *res)
 static int
 cmd_status(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*res = NULL;
-	int			 rc;
-
 	(void)argc;
 	(void)argv;
-	if ((rc = cli_request(c, IMSG_CTL_STATUS, NULL, &res)) != 0)
-		return rc;
-	print_result(c, res, status_table);
-	json_object_put(res);
-	return FLM_EX_OK;
+	return cli_show(c, IMSG_CTL_STATUS, NULL, status_table);
 }
 
 /* Print a result as JSON (--json or not a terminal) or via table(). */
@@ -360,6 +353,23 @@ print_result(struct cli *c, struct json_object *res,
 		print_json(res);
 	else
 		table(res);
+}
+
+/* The commonest command: one request (req freed), its answer printed. */
+int
+cli_show(struct cli *c, uint16_t type, struct json_object *req,
+    void (*table)(struct json_object *))
+{
+	struct json_object	*res = NULL;
+	int			 rc;
+
+	rc = cli_request(c, type, req, &res);
+	json_object_put(req);
+	if (rc != 0)
+		return rc;
+	print_result(c, res, table);
+	json_object_put(res);
+	return FLM_EX_OK;
 }
 
 static int
@@ -435,16 +445,9 @@ key_table(struct json_object *res)
 static int
 cmd_key_list(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*res = NULL;
-	int			 rc;
-
 	(void)argc;
 	(void)argv;
-	if ((rc = cli_request(c, IMSG_CTL_KEY_LIST, NULL, &res)) != 0)
-		return rc;
-	print_result(c, res, key_table);
-	json_object_put(res);
-	return FLM_EX_OK;
+	return cli_show(c, IMSG_CTL_KEY_LIST, NULL, key_table);
 }
 
 /* revoke and rotate: the daemon answers only once proxyd obeys. */
@@ -524,8 +527,8 @@ models_table(struct json_object *res)
 static int
 cmd_engines(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*req = NULL, *res = NULL;
-	int			 models = strcmp(argv[0], "models") == 0, rc;
+	struct json_object	*req = NULL;
+	int			 models = strcmp(argv[0], "models") == 0;
 
 	(void)argc;
 	if (models) {
@@ -534,14 +537,8 @@ cmd_engines(struct cli *c, int argc, char **argv)
 			json_object_object_add(req, "engine",
 			    json_object_new_string(c->engine));
 	}
-	rc = cli_request(c, models ? IMSG_CTL_MODELS_LIST :
-	    IMSG_CTL_ENGINES_DETECT, req, &res);
-	json_object_put(req);
-	if (rc != 0)
-		return rc;
-	print_result(c, res, models ? models_table : engines_table);
-	json_object_put(res);
-	return FLM_EX_OK;
+	return cli_show(c, models ? IMSG_CTL_MODELS_LIST :
+	    IMSG_CTL_ENGINES_DETECT, req, models ? models_table : engines_table);
 }
 
 static void
@@ -620,9 +617,8 @@ config_table(struct json_object *res)
 static int
 cmd_config(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*req = NULL, *res = NULL;
+	struct json_object	*req = NULL;
 	uint16_t		 type;
-	int			 rc;
 
 	(void)argc;
 	if (strcmp(argv[1], "list") == 0)
@@ -637,13 +633,7 @@ cmd_config(struct cli *c, int argc, char **argv)
 			json_object_object_add(req, "value",
 			    json_object_new_string(c->args[1]));
 	}
-	rc = cli_request(c, type, req, &res);
-	json_object_put(req);
-	if (rc != 0)
-		return rc;
-	print_result(c, res, config_table);
-	json_object_put(res);
-	return FLM_EX_OK;
+	return cli_show(c, type, req, config_table);
 }
 
 static int

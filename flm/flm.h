@@ -48,6 +48,8 @@ struct cli {
 
 /* flm.c */
 void	print_json(struct json_object *);
+int	cli_show(struct cli *, uint16_t, struct json_object *,
+	    void (*)(struct json_object *));
 void	print_result(struct cli *, struct json_object *,
 	    void (*)(struct json_object *));
 const char *jstr(struct json_object *, const char *);

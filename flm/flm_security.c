@@ -482,8 +482,7 @@ archive_table(struct json_object *res)
 int
 cmd_audit_archive(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*req, *res = NULL;
-	int			 rc;
+	struct json_object	*req;
 
 	(void)argc;
 	(void)argv;
@@ -492,13 +491,7 @@ cmd_audit_archive(struct cli *c, int argc, char **argv)
 	req = json_object_new_object();
 	json_object_object_add(req, "before",
 	    json_object_new_string(c->before));
-	rc = cli_request(c, IMSG_CTL_AUDIT_ARCHIVE, req, &res);
-	json_object_put(req);
-	if (rc != 0)
-		return rc;
-	print_result(c, res, archive_table);
-	json_object_put(res);
-	return FLM_EX_OK;
+	return cli_show(c, IMSG_CTL_AUDIT_ARCHIVE, req, archive_table);
 }
 
 static void
@@ -532,8 +525,7 @@ tail_table(struct json_object *res)
 int
 cmd_audit_tail(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*req, *res = NULL;
-	int			 rc;
+	struct json_object	*req;
 
 	(void)argc;
 	(void)argv;
@@ -542,13 +534,7 @@ cmd_audit_tail(struct cli *c, int argc, char **argv)
 	if (c->count != 0)
 		json_object_object_add(req, "count",
 		    json_object_new_int(c->count));
-	rc = cli_request(c, IMSG_CTL_AUDIT_TAIL, req, &res);
-	json_object_put(req);
-	if (rc != 0)
-		return rc;
-	print_result(c, res, tail_table);
-	json_object_put(res);
-	return FLM_EX_OK;
+	return cli_show(c, IMSG_CTL_AUDIT_TAIL, req, tail_table);
 }
 
 static void
@@ -578,8 +564,7 @@ usage_table(struct json_object *res)
 int
 cmd_usage_show(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*req, *res = NULL;
-	int			 rc;
+	struct json_object	*req;
 
 	(void)argc;
 	(void)argv;
@@ -590,11 +575,5 @@ cmd_usage_show(struct cli *c, int argc, char **argv)
 	if (c->since != NULL)
 		json_object_object_add(req, "since",
 		    json_object_new_string(c->since));
-	rc = cli_request(c, IMSG_CTL_USAGE, req, &res);
-	json_object_put(req);
-	if (rc != 0)
-		return rc;
-	print_result(c, res, usage_table);
-	json_object_put(res);
-	return FLM_EX_OK;
+	return cli_show(c, IMSG_CTL_USAGE, req, usage_table);
 }

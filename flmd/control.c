@@ -495,14 +495,8 @@ control_args(struct chan *ch, struct chan_msg *m, int json,
     struct json_object **req)
 {
 	*req = NULL;
-	if (!json) {
-		if (msg_end(m) == 0)
-			return 0;
-	} else if (msg_get_json(m, req) == 0 &&
-	    json_object_is_type(*req, json_type_object))
+	if (json ? msg_get_object(m, req) == 0 : msg_end(m) == 0)
 		return 0;
-	json_object_put(*req);
-	*req = NULL;
 	chan_fail(ch, "malformed request type %u", m->hdr.type);
 	return -1;
 }

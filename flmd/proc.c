@@ -287,9 +287,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	}
 	case IMSG_DB_STATE:
-		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1 ||
-		    !json_object_is_type(o, json_type_object)) {
-			json_object_put(o);
+		if (p->id != PROC_KEYD || msg_get_object(m, &o) == -1) {
 			chan_fail(ch, "malformed DB_STATE");
 			return;
 		}
@@ -318,9 +316,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		json_object_put(o);
 		break;
 	case IMSG_PROXY_STATS:
-		if (p->id != PROC_PROXYD || msg_get_json(m, &o) == -1 ||
-		    !json_object_is_type(o, json_type_object)) {
-			json_object_put(o);
+		if (p->id != PROC_PROXYD || msg_get_object(m, &o) == -1) {
 			chan_fail(ch, "malformed PROXY_STATS");
 			return;
 		}

@@ -704,6 +704,20 @@ msg_get_json(struct chan_msg *m, struct json_object **obj)
 	return 0;
 }
 
+/* The same, and an object; *obj is NULL when it is not one. */
+int
+msg_get_object(struct chan_msg *m, struct json_object **obj)
+{
+	if (msg_get_json(m, obj) == -1)
+		return -1;
+	if (!json_object_is_type(*obj, json_type_object)) {
+		json_object_put(*obj);
+		*obj = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 int
 msg_end(struct chan_msg *m)
 {

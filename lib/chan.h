@@ -78,6 +78,7 @@ int	 msg_get_u64(struct chan_msg *, uint64_t *);
 int	 msg_get_data(struct chan_msg *, void *, size_t);
 int	 msg_get_string(struct chan_msg *, char *, size_t);
 int	 msg_get_json(struct chan_msg *, struct json_object **);
+int	 msg_get_object(struct chan_msg *, struct json_object **);
 int	 msg_end(struct chan_msg *);
 
 /* A growable payload for composing typed messages. */

@@ -50,11 +50,22 @@ perr(struct pctx *p, const char *fmt, ...)
 void
 policy_defaults(struct policy *pol)
 {
+	/* What the openai clients send across origins. */
+	static const char *const headers[] = { "authorization",
+	    "content-type" };
+	size_t	 i;
+
 	memset(pol, 0, sizeof(*pol));
 	pol->methods = POLICY_M_GET | POLICY_M_POST;
 	pol->max_age = 600;
 	pol->auth_fail_max = 20;
 	pol->auth_fail_window = 60;
+	/* Out of memory: no header allowed, which is only stricter. */
+	if ((pol->headers = calloc(2, sizeof(*pol->headers))) == NULL)
+		return;
+	for (i = 0; i < 2; i++)
+		snprintf(pol->headers[pol->nheaders++], POLICY_HEADER_MAX, "%s",
+		    headers[i]);
 }
 
 void
@@ -309,6 +320,31 @@ static const struct {
 };
 #define NMETHODS	(sizeof(policy_methods) / sizeof(policy_methods[0]))
 
+/* A method's bit, by its exact name (RFC 9110 §9.1: case-sensitive). */
+unsigned int
+policy_method_bit(const char *m, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < NMETHODS; i++)
+		if (strlen(policy_methods[i].name) == len &&
+		    memcmp(policy_methods[i].name, m, len) == 0)
+			return policy_methods[i].bit;
+	return 0;
+}
+
+/* The name of the i-th method of the set, in order; NULL past the last. */
+const char *
+policy_method_name(unsigned int set, size_t i)
+{
+	size_t	 j;
+
+	for (j = 0; j < NMETHODS; j++)
+		if ((set & policy_methods[j].bit) && i-- == 0)
+			return policy_methods[j].name;
+	return NULL;
+}
+
 static int
 parse_methods(struct pctx *p, struct json_object *cors, struct policy *pol)
 {
@@ -346,11 +382,11 @@ parse_headers(struct pctx *p, struct json_object *cors, struct policy *pol)
 	if (get_array(p, cors, "allowed_headers", "cors", POLICY_MAX_HEADERS,
 	    &arr) == -1)
 		return -1;
-	if (arr == NULL) {
-		/* What the openai clients send across origins. */
-		arr = json_tokener_parse("[\"authorization\",\"content-type\"]");
-		json_object_object_add(cors, "allowed_headers", arr);
-	}
+	if (arr == NULL)
+		return 0;	/* the defaults */
+	free(pol->headers);
+	pol->headers = NULL;
+	pol->nheaders = 0;
 	if ((n = json_object_array_length(arr)) == 0)
 		return 0;
 	if ((pol->headers = calloc(n, sizeof(*pol->headers))) == NULL)
@@ -378,10 +414,8 @@ parse_cors(struct pctx *p, struct json_object *root, struct policy *pol)
 	struct json_object	*cors, *v;
 
 	/* Absent, the defaults; null is not an object (check_fields). */
-	if (!json_object_object_get_ex(root, "cors", &cors)) {
-		cors = json_object_new_object();
-		json_object_object_add(root, "cors", cors);
-	}
+	if (!json_object_object_get_ex(root, "cors", &cors))
+		return 0;
 	if (check_fields(p, cors, "cors", known) == -1 ||
 	    parse_origins(p, cors, pol) == -1 ||
 	    parse_methods(p, cors, pol) == -1 ||
@@ -452,31 +486,19 @@ policy_parse(struct json_object *in, struct policy *pol, char *err,
 	static const char *const known[] = { "ip_allowlist", "cors",
 	    "rate_limit", "auth_failures", NULL };
 	struct pctx		 p = { err, errsz };
-	struct json_object	*root = NULL;
-	int			 rv = -1;
 
 	*err = '\0';
+	/* Fields left out keep these. */
 	policy_defaults(pol);
-	if (in == NULL || !json_object_is_type(in, json_type_object)) {
+	if (in == NULL || !json_object_is_type(in, json_type_object))
 		perr(&p, "the policy must be a JSON object");
-		goto out;
-	}
-	/* A copy: defaults are filled in as the fields are read. */
-	if (json_object_deep_copy(in, &root, NULL) != 0) {
-		perr(&p, "out of memory");
-		goto out;
-	}
-	if (check_fields(&p, root, "", known) == -1 ||
-	    parse_allowlist(&p, root, pol) == -1 ||
-	    parse_cors(&p, root, pol) == -1 ||
-	    parse_limits(&p, root, pol) == -1)
-		goto out;
-	rv = 0;
-out:
-	json_object_put(root);
-	if (rv == -1)
-		policy_free(pol);
-	return rv;
+	else if (check_fields(&p, in, "", known) == 0 &&
+	    parse_allowlist(&p, in, pol) == 0 &&
+	    parse_cors(&p, in, pol) == 0 &&
+	    parse_limits(&p, in, pol) == 0)
+		return 0;
+	policy_free(pol);
+	return -1;
 }
 
 int
@@ -528,6 +550,7 @@ struct json_object *
 policy_json(const struct policy *pol)
 {
 	struct json_object	*o = json_object_new_object(), *a, *c, *rl;
+	const char		*s;
 	size_t			 i;
 
 	a = json_object_new_array();
@@ -543,10 +566,8 @@ policy_json(const struct policy *pol)
 		    json_object_new_string(pol->origins[i]));
 	json_object_object_add(c, "allowed_origins", a);
 	a = json_object_new_array();
-	for (i = 0; i < NMETHODS; i++)
-		if (pol->methods & policy_methods[i].bit)
-			json_object_array_add(a,
-			    json_object_new_string(policy_methods[i].name));
+	for (i = 0; (s = policy_method_name(pol->methods, i)) != NULL; i++)
+		json_object_array_add(a, json_object_new_string(s));
 	json_object_object_add(c, "allowed_methods", a);
 	a = json_object_new_array();
 	for (i = 0; i < pol->nheaders; i++)

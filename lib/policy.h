@@ -66,5 +66,7 @@ struct json_object *policy_json(const struct policy *);
 int	 policy_ip_allowed(const struct policy *, const char *);
 int	 policy_origin_allowed(const struct policy *, const char *, size_t);
 int	 policy_cidr_parse(const char *, struct policy_cidr *, char *, size_t);
+unsigned int	 policy_method_bit(const char *, size_t);
+const char	*policy_method_name(unsigned int, size_t);
 
 #endif

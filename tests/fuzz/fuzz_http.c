@@ -108,7 +108,7 @@ fuzz_stream(const char *p, size_t n)
 		nl = memchr(p, '\n', n);
 		size_t	 len = nl != NULL ? (size_t)(nl - p) : n;
 
-		(void)ollama_stream_line(os, p, len, out);
+		(void)ollama_stream_line(os, p, len, out, NULL);
 		if (nl == NULL)
 			break;
 		n -= len + 1;
