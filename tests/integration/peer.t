@@ -4,7 +4,7 @@
 # restarted, and keyd carries on.
 . "$(dirname "$0")/lib.sh"
 
-plan 23
+plan 26
 
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
 trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
@@ -101,5 +101,30 @@ check "suite starts with a proxyd sending a malformed ENGINES_STATE" \
     suite_start FLM_PROXYD_PATH="$WRAP/badstate"
 named() { grep -q 'flm-proxyd.*malformed ENGINES_STATE' "$STATE/flmd.log"; }
 check "flmd refuses it and says so" wait_until 2000 named
+check "flmd lives on and proxyd was restarted" \
+    sh -c "kill -0 $FLMD_PID && [ \"\$(\"$FLM\" -D \"$STATE\" status --json | jq '.processes[2].restarts')\" -ge 1 ]"
+suite_stop
+rm -rf "$STATE"
+STATE=
+
+# A reply type that is keyd's (DB_STATE, 5), sent by proxyd: refused.
+payload='{"db":"x"}'
+len=$((16 + ${#payload}))
+cat >"$WRAP/notmine" <<EOS
+#!/bin/sh
+if [ ! -e "$WRAP/notmine.sent" ]; then
+	: >"$WRAP/notmine.sent"
+	printf '$HELLO_PROXYD' >&3
+	printf '\005\000\000\000\\$(printf '%03o' $len)\000\000\000\000\000\000\000\000\000\000\000' >&3
+	printf '%s' '$payload' >&3
+	exec sleep 30
+fi
+exec "$PROXYD" "\$@"
+EOS
+chmod +x "$WRAP/notmine"
+check "suite starts with a proxyd sending keyd's DB_STATE" \
+    suite_start FLM_PROXYD_PATH="$WRAP/notmine"
+notmine() { grep -q 'flm-proxyd.*malformed DB_STATE' "$STATE/flmd.log"; }
+check "flmd refuses it and says so" wait_until 2000 notmine
 check "flmd lives on and proxyd was restarted" \
     sh -c "kill -0 $FLMD_PID && [ \"\$(\"$FLM\" -D \"$STATE\" status --json | jq '.processes[2].restarts')\" -ge 1 ]"
