@@ -57,6 +57,7 @@ struct policy {
 int	 policy_parse(struct json_object *, struct policy *, char *, size_t);
 int	 policy_parse_text(const char *, size_t, struct policy *, char *,
 	    size_t);
+/* The default policy (loopback only); policy_free it too. */
 void	 policy_defaults(struct policy *);
 void	 policy_free(struct policy *);
 /* The whole policy, every field spelled out: what keyd stores. */

@@ -830,6 +830,7 @@ test_ip_garbage(void **state)
 	for (i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
 		if (policy_ip_allowed(&pol, junk[i]))
 			fail_msg("\"%s\" allowed by the default", junk[i]);
+	policy_free(&pol);
 }
 
 #define OA(pol, s)	policy_origin_allowed((pol), (s), strlen(s))
