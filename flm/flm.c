@@ -295,7 +295,7 @@ jstr(struct json_object *o, const char *key)
 	/* A JSON null reads as absent. */
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
 		return "";
-	return json_object_get_string(v);
+	return term_str(v);
 }
 
 static void
@@ -408,9 +408,11 @@ cmd_key_create(struct cli *c, int argc, char **argv)
 static void
 wipe_key(struct json_object *res)
 {
-	const char	*k = jstr(res, "key");
+	const char	*k = json_object_get_string(json_object_object_get(res,
+			    "key"));
 
-	explicit_bzero((char *)k, strlen(k));
+	if (k != NULL)
+		explicit_bzero((char *)k, strlen(k));
 }
 
 const char *
@@ -611,7 +613,7 @@ static void
 config_table(struct json_object *res)
 {
 	json_object_object_foreach(res, k, v)
-		printf("%s = %s\n", k, json_object_get_string(v));
+		printf("%s = %s\n", k, term_str(v));
 }
 
 static int

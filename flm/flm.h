@@ -2,6 +2,7 @@
 #define FLM_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "flm_msg.h"
 
@@ -69,6 +70,10 @@ int	cmd_audit_verify(struct cli *, int, char **);
 int	cmd_audit_archive(struct cli *, int, char **);
 int	cmd_audit_tail(struct cli *, int, char **);
 int	cmd_usage_show(struct cli *, int, char **);
+
+/* flm_term.c */
+void	term_write(FILE *, const char *, size_t, int);
+const char *term_str(struct json_object *);
 
 /* flm_ctl.c */
 int	cli_request(struct cli *, uint16_t, struct json_object *,

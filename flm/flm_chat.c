@@ -101,8 +101,8 @@ chat_content(struct json_object *o, const char *member)
 static void
 chat_print(struct json_object *s)
 {
-	fwrite(json_object_get_string(s), 1, json_object_get_string_len(s),
-	    stdout);
+	term_write(stdout, json_object_get_string(s),
+	    (size_t)json_object_get_string_len(s), 1);
 	fflush(stdout);
 }
 
@@ -113,10 +113,10 @@ chat_errmsg(struct json_object *o)
 	struct json_object	*e = jget(o, "error"), *m;
 
 	if (json_object_is_type(e, json_type_string))
-		return json_object_get_string(e);
+		return term_str(e);
 	m = jget(e, "message");
 	if (json_object_is_type(m, json_type_string))
-		return json_object_get_string(m);
+		return term_str(m);
 	return NULL;
 }
 

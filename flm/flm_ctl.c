@@ -52,8 +52,8 @@ cli_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			struct json_object	*e, *code;
 
 			json_object_object_get_ex(r->result, "error", &e);
-			fprintf(stderr, "flm: %s\n", e ?
-			    json_object_get_string(e) : "error");
+			fprintf(stderr, "flm: %s\n", e ? term_str(e) :
+			    "error");
 			r->rc = FLM_EX_ERROR;
 			if (json_object_object_get_ex(r->result, "code",
 			    &code) && json_object_get_int(code) == EPERM)
