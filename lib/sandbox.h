@@ -15,6 +15,8 @@
 
 extern int	 sandbox_debug;
 
+void		 sandbox_nodump(void);
+void		 sandbox_landlock(const char *, int);
 void		 sandbox_drop_user(const char *, const char *);
 scmp_filter_ctx	 sandbox_begin(void);
 void		 sandbox_rule(scmp_filter_ctx, int, const char *,
