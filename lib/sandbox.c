@@ -267,7 +267,7 @@ sandbox_begin(void)
 }
 
 void
-sandbox_rule(scmp_filter_ctx ctx, int nr, const char *name,
+sandbox_rule(scmp_filter_ctx ctx, uint32_t act, int nr, const char *name,
     unsigned int ncmp, ...)
 {
 	struct scmp_arg_cmp	 cmp[4];
@@ -283,9 +283,10 @@ sandbox_rule(scmp_filter_ctx ctx, int nr, const char *name,
 	for (i = 0; i < ncmp; i++)
 		cmp[i] = va_arg(ap, struct scmp_arg_cmp);
 	va_end(ap);
-	r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, ncmp, cmp);
+	r = seccomp_rule_add_array(ctx, act, nr, ncmp, cmp);
 	if (r != 0)
-		fatalx("seccomp: cannot allow %s: %s", name, strerror(-r));
+		fatalx("seccomp: cannot add a rule for %s: %s", name,
+		    strerror(-r));
 }
 
 /* What any libevent daemon of ours needs once it is serving. */
