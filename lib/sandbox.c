@@ -114,15 +114,15 @@ sandbox_ll_fs_rights(int abi)
 	return r;
 }
 
-/* Allow rights beneath dir; a directory that is not there is no error
- * (ASan's /proc in a chroot). */
+/* Allow rights beneath dir (or on one file); one that is not there is
+ * no error unless it must be (ASan's /proc in a chroot). */
 static void
 sandbox_ll_allow(int rfd, const char *dir, uint64_t rights, int must)
 {
 	struct landlock_path_beneath_attr	 pb;
 	int					 fd;
 
-	if ((fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+	if ((fd = open(dir, O_PATH | O_CLOEXEC)) == -1) {
 		if (must)
 			fatal("landlock: %s", dir);
 		return;
@@ -177,9 +177,12 @@ sandbox_landlock(const char *dir, int notcp)
 	if (dir != NULL)
 		sandbox_ll_allow(rfd, dir, SANDBOX_LL_DB_RIGHTS & attr.fs, 1);
 #if defined(__SANITIZE_ADDRESS__)
-	/* The sanitizer runtime reads its own maps when it reports. */
+	/* The sanitizer runtime reads its own maps and, to symbolize a
+	 * report, its own executable: reading, in ASan builds only. */
 	sandbox_ll_allow(rfd, "/proc/self", LANDLOCK_ACCESS_FS_READ_FILE |
 	    LANDLOCK_ACCESS_FS_READ_DIR, 0);
+	sandbox_ll_allow(rfd, "/proc/self/exe", LANDLOCK_ACCESS_FS_READ_FILE,
+	    0);
 #endif
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("prctl(PR_SET_NO_NEW_PRIVS)");

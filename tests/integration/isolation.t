@@ -10,7 +10,10 @@
 . "$(dirname "$0")/lib.sh"
 
 INJECT=$top_builddir/tests/ptrace-inject
-[ "$(uname -m)" = x86_64 ] || unavailable "ptrace-inject knows x86_64 only"
+if [ "$(uname -m)" != x86_64 ]; then
+	echo "1..0 # SKIP ptrace-inject knows x86_64 only"
+	exit 0
+fi
 
 plan 31
 
@@ -201,8 +204,9 @@ else
 fi
 if [ "$yama" != 0 ]; then
 	points 6 "Yama ptrace_scope $yama forbids ptrace between siblings"
-elif [ $ROOT = 1 ] && ! $AS test -x "$FLMD"; then
-	points 6 "nobody cannot reach the build tree"
+elif [ $ROOT = 1 ] && ! { $AS test -x "$FLMD" &&
+    $AS test -x "${TMPDIR:-/tmp}"; }; then
+	points 6 "nobody cannot reach the build tree or TMPDIR"
 else
 	USTATE=$(mktemp -d "${TMPDIR:-/tmp}/flmu.XXXXXX")
 	[ $ROOT = 1 ] && chown nobody:nogroup "$USTATE"
