@@ -152,7 +152,7 @@ sandbox_landlock(const char *dir, int notcp)
 
 	if ((abi = sandbox_ll_abi()) == 0) {
 		log_warnx("Landlock is not available: files are guarded by "
-		    "seccomp%s only", dir == NULL ? "" : " and the chroot");
+		    "seccomp (and the chroot in system mode) only");
 		return;
 	}
 	memset(&attr, 0, sizeof(attr));

@@ -15,7 +15,7 @@ if [ "$(uname -m)" != x86_64 ]; then
 	exit 0
 fi
 
-plan 31
+plan 32
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmi.XXXXXX")
 chmod 755 "$TMP"
@@ -203,10 +203,10 @@ else
 	AS=
 fi
 if [ "$yama" != 0 ]; then
-	points 6 "Yama ptrace_scope $yama forbids ptrace between siblings"
+	points 7 "Yama ptrace_scope $yama forbids ptrace between siblings"
 elif [ $ROOT = 1 ] && ! { $AS test -x "$FLMD" &&
     $AS test -x "${TMPDIR:-/tmp}"; }; then
-	points 6 "nobody cannot reach the build tree or TMPDIR"
+	points 7 "nobody cannot reach the build tree or TMPDIR"
 else
 	USTATE=$(mktemp -d "${TMPDIR:-/tmp}/flmu.XXXXXX")
 	[ $ROOT = 1 ] && chown nobody:nogroup "$USTATE"
@@ -238,6 +238,8 @@ else
 	k=$(upid flm-keyd)
 	checkx "same user: cannot open keyd's /proc/PID/mem" \
 	    '! $AS head -c 0 /proc/$k/mem 2>/dev/null'
+	check "same user: keyd and proxyd have a core size limit of 0, soft and hard" \
+	    no_core "$(upid flm-keyd)" "$(upid flm-proxyd)"
 	kill $UPID
 	wait $UPID 2>/dev/null
 	[ "$T_FAILED" -gt 0 ] && diag "$(cat "$USTATE.log")"
