@@ -570,7 +570,8 @@ main(int argc, char *argv[])
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,
 	    security_migrations_count);
 	keyd_audit_init(&keyd_db);
-	keyd_sandbox();
+	/* The chroot's root or, in user mode, keyd's directory. */
+	keyd_sandbox(".");
 	keyd_report_db();
 	keyd_policy_push(0);
 	flush = event_new(keyd.base, -1, EV_PERSIST, keyd_flush_used, NULL);

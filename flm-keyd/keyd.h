@@ -67,6 +67,6 @@ int		 keyd_audit_usage(struct db *, const char *, const char *,
 		    struct json_object **, char *, size_t);
 
 /* keyd_sandbox.c */
-void	keyd_sandbox(void);
+void	keyd_sandbox(const char *);
 
 #endif

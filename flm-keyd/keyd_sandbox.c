@@ -1,7 +1,9 @@
 /*
- * flm-keyd's seccomp allow-list: event loop, SQLite files, nothing
- * else.  No socket, connect, bind or execve: key material stays off
- * the network even if keyd is subverted.
+ * flm-keyd's sandbox: Landlock lets it open files beneath its own
+ * directory only (security.db, its journal, WAL and audit archives) and
+ * keeps it off TCP; the seccomp allow-list below admits the event loop
+ * and SQLite, nothing else.  No socket, connect, bind or execve: key
+ * material stays off the network even if keyd is subverted.
  */
 #include "config.h"
 
@@ -9,9 +11,13 @@
 #include "sandbox.h"
 
 void
-keyd_sandbox(void)
+keyd_sandbox(const char *dir)
 {
-	scmp_filter_ctx	 ctx = sandbox_begin();
+	scmp_filter_ctx	 ctx;
+
+	/* Landlock first: its own calls are not on the allow-list. */
+	sandbox_landlock(dir, 1);
+	ctx = sandbox_begin();
 
 	sandbox_allow_common(ctx);
 	/* SQLite: its database, journal and WAL files in keyd's directory. */

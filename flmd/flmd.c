@@ -28,7 +28,7 @@ struct flmd	*env;
 static void __attribute__((noreturn))
 usage(void)
 {
-	fprintf(stderr, "usage: flmd [-dsv] [-D statedir]\n");
+	fprintf(stderr, "usage: flmd [-dsv] [-D statedir] [-L libexecdir]\n");
 	exit(2);
 }
 
@@ -150,7 +150,7 @@ main(int argc, char *argv[])
 	int			 ch, i, sys = 0;
 
 	env = &flmd;
-	while ((ch = getopt(argc, argv, "dD:sv")) != -1) {
+	while ((ch = getopt(argc, argv, "dD:L:sv")) != -1) {
 		switch (ch) {
 		case 'd':
 			env->foreground = 1;
@@ -160,6 +160,11 @@ main(int argc, char *argv[])
 			break;
 		case 'D':
 			dir = optarg;
+			break;
+		case 'L':
+			if (*optarg != '/')
+				fatalx("-L needs an absolute directory");
+			env->libexec_dir = optarg;
 			break;
 		case 'v':
 			env->verbose++;
@@ -184,6 +189,10 @@ main(int argc, char *argv[])
 	flmd_self_dir();
 	if (!env->paths.user_mode)
 		flmd_check_users();
+	if (proc_check_binaries() == -1)
+		fatalx("cannot run the children as root from there: install "
+		    "them (make install) or name a directory of root's with "
+		    "-L");
 	flmd_prepare_dirs();
 	control_bind();
 
@@ -213,6 +222,8 @@ main(int argc, char *argv[])
 	config_open();
 	proc_init();
 	proxy_restore();
+	/* Start-up is done: what none of us needs is gone for good. */
+	flmd_sandbox();
 	proc_start_all();
 	log_info("started in %s mode, state %s, control %s",
 	    env->paths.user_mode ? "user" : "system", env->paths.statedir,

@@ -46,6 +46,7 @@ struct flmd {
 	time_t			 started_wall;
 	struct timespec		 started;
 	char			 self_dir[PATH_MAX];
+	const char		*libexec_dir;	/* -L, else LIBEXECDIR */
 };
 
 extern struct flmd	*env;
@@ -66,6 +67,11 @@ int			 proc_forward(enum flm_proc, uint16_t, uint32_t,
 			    struct json_object *);
 void			 proc_send_engines(void);
 void			 proc_send_limits(void);
+
+int			 proc_check_binaries(void);
+
+/* flmd_sandbox.c */
+void			 flmd_sandbox(void);
 
 /* control.c */
 void			 control_bind(void);

@@ -109,18 +109,60 @@ proc_start_all(void)
 }
 
 /*
- * Which binary to run: in user mode an environment override; then the
- * build tree beside flmd (for running uninstalled); then LIBEXECDIR.
+ * Only root may be able to change a binary flmd runs as root: the file
+ * and its directory belong to root and are writable by nobody else.
  */
-static void
-proc_path(const struct flmd_proc *p, char *buf, size_t bufsz)
+static int
+proc_trusted(const char *path, char *err, size_t errsz)
+{
+	struct stat	 st;
+	char		 dir[PATH_MAX], *slash;
+
+	if (stat(path, &st) == -1) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(err, errsz, "%s must be a file of root's that group "
+		    "and others cannot write (owner uid %u, mode %03o)", path,
+		    (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	if (stat(slash != NULL ? dir : ".", &st) == -1 || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(err, errsz, "%s: its directory must be root's and "
+		    "not writable by group or others", path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Which binary to run.  System mode: only the directory flmd -L names,
+ * else LIBEXECDIR, and only a binary root alone can change; never one
+ * found beside flmd or through the environment.  User mode: the
+ * directory -L names, an environment override, the build tree beside
+ * flmd (for running uninstalled), then LIBEXECDIR.
+ */
+static int
+proc_path(const struct flmd_proc *p, char *buf, size_t bufsz, char *err,
+    size_t errsz)
 {
 	const char	*e;
 
-	if (env->paths.user_mode && (e = getenv(p->env_path)) != NULL &&
-	    *e != '\0') {
+	if (env->libexec_dir != NULL || !env->paths.user_mode) {
+		snprintf(buf, bufsz, "%s/%s", env->libexec_dir != NULL ?
+		    env->libexec_dir : LIBEXECDIR, p->name);
+		return env->paths.user_mode ? 0 : proc_trusted(buf, err,
+		    errsz);
+	}
+	if ((e = getenv(p->env_path)) != NULL && *e != '\0') {
 		snprintf(buf, bufsz, "%s", e);
-		return;
+		return 0;
 	}
 	/* Beside flmd in the build tree: as trusted as flmd itself. */
 	if (*env->self_dir != '\0') {
@@ -128,9 +170,26 @@ proc_path(const struct flmd_proc *p, char *buf, size_t bufsz)
 			    p->name, p->name);
 
 		if (n > 0 && (size_t)n < bufsz && access(buf, X_OK) == 0)
-			return;
+			return 0;
 	}
 	snprintf(buf, bufsz, "%s/%s", LIBEXECDIR, p->name);
+	return 0;
+}
+
+/* At start-up: refuse to run rather than crash-loop on a bad binary. */
+int
+proc_check_binaries(void)
+{
+	char	 path[PATH_MAX], err[PATH_MAX + 128];
+	size_t	 i;
+
+	for (i = 0; i < NPROCS; i++)
+		if (proc_path(&procs[i], path, sizeof(path), err,
+		    sizeof(err)) == -1) {
+			log_warnx("will not run %s: %s", procs[i].name, err);
+			return -1;
+		}
+	return 0;
 }
 
 /* In the forked child: put the channels on their fixed descriptors. */
@@ -191,11 +250,14 @@ static void
 proc_spawn(struct flmd_proc *p)
 {
 	struct flmd_proc	*peer = proc_peer(p);
-	char			 path[PATH_MAX];
+	char			 path[PATH_MAX], err[PATH_MAX + 128];
 	int			 sp[2], pp[2] = { -1, -1 };
 	pid_t			 pid;
 
-	proc_path(p, path, sizeof(path));
+	if (proc_path(p, path, sizeof(path), err, sizeof(err)) == -1) {
+		log_warnx("will not run %s: %s", p->name, err);
+		goto later;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		goto retry;
 	/* A fresh proxyd <-> keyd channel whenever the peer is alive. */
@@ -244,6 +306,7 @@ proc_spawn(struct flmd_proc *p)
 	return;
 retry:
 	log_warn("cannot start %s", p->name);
+later:
 	{
 		struct timeval	 tv = { 1, 0 };
 

@@ -154,6 +154,8 @@ child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
 	char		 err[256];
 	int		 ch, user_mode = 0, i;
 
+	/* Before anything secret is in memory. */
+	sandbox_nodump();
 	c->proc = proc;
 	while ((ch = getopt(argc, argv, "dD:uv")) != -1) {
 		switch (ch) {

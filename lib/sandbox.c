@@ -1,7 +1,11 @@
 #include "config.h"
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+
+#include <linux/landlock.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +13,8 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +40,158 @@ __lsan_is_turned_off(void)
 	return sandbox_loaded;
 }
 #endif
+
+/*
+ * Early in every child: no ptrace by processes of the same user, no
+ * /proc/PID/mem for them, and no core file that could hold key material.
+ */
+void
+sandbox_nodump(void)
+{
+	const struct rlimit	 none = { 0, 0 };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_DUMPABLE)");
+	if (setrlimit(RLIMIT_CORE, &none) == -1)
+		fatal("setrlimit(RLIMIT_CORE)");
+}
+
+/*
+ * Landlock, by raw system calls: this system's <linux/landlock.h> may
+ * predate the kernel, so the newer rights are spelt out here.
+ */
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER	(1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE	(1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV	(1ULL << 15)
+#endif
+#define SANDBOX_LL_NET_BIND_TCP		(1ULL << 0)
+#define SANDBOX_LL_NET_CONNECT_TCP	(1ULL << 1)
+#define SANDBOX_LL_SCOPE_ABSTRACT_UNIX	(1ULL << 0)
+#define SANDBOX_LL_SCOPE_SIGNAL		(1ULL << 1)
+
+/* struct landlock_ruleset_attr as of ABI 6; its size tells the kernel
+ * how many of the fields we fill. */
+struct sandbox_ll_attr {
+	uint64_t	 fs;
+	uint64_t	 net;
+	uint64_t	 scoped;
+};
+
+/* What SQLite does in keyd's directory; never execute, no devices,
+ * no sockets, fifos or symbolic links. */
+#define SANDBOX_LL_DB_RIGHTS	(LANDLOCK_ACCESS_FS_READ_FILE | \
+	LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_DIR | \
+	LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG | \
+	LANDLOCK_ACCESS_FS_REFER | LANDLOCK_ACCESS_FS_TRUNCATE)
+
+static int
+sandbox_ll_abi(void)
+{
+	long	 abi;
+
+	abi = syscall(__NR_landlock_create_ruleset, NULL, 0,
+	    LANDLOCK_CREATE_RULESET_VERSION);
+	return abi < 0 ? 0 : (int)abi;
+}
+
+/* Every filesystem right this ABI knows: all of them handled. */
+static uint64_t
+sandbox_ll_fs_rights(int abi)
+{
+	uint64_t	 r = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;
+
+	if (abi >= 2)
+		r |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		r |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 5)
+		r |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	return r;
+}
+
+/* Allow rights beneath dir (or on one file); one that is not there is
+ * no error unless it must be (ASan's /proc in a chroot). */
+static void
+sandbox_ll_allow(int rfd, const char *dir, uint64_t rights, int must)
+{
+	struct landlock_path_beneath_attr	 pb;
+	int					 fd;
+
+	if ((fd = open(dir, O_PATH | O_CLOEXEC)) == -1) {
+		if (must)
+			fatal("landlock: %s", dir);
+		return;
+	}
+	memset(&pb, 0, sizeof(pb));
+	pb.parent_fd = fd;
+	pb.allowed_access = rights;
+	if (syscall(__NR_landlock_add_rule, rfd, LANDLOCK_RULE_PATH_BENEATH,
+	    &pb, 0) == -1)
+		fatal("landlock_add_rule %s", dir);
+	close(fd);
+}
+
+/*
+ * Filesystem isolation under the seccomp filter: with dir NULL no file
+ * can be opened at all, else only beneath dir.  notcp: no TCP bind or
+ * connect either (ABI 4).  Signals and abstract UNIX sockets stay
+ * within the process (ABI 6).  Without Landlock, or with an older ABI,
+ * one warning and seccomp (and the chroot in system mode) alone.
+ */
+void
+sandbox_landlock(const char *dir, int notcp)
+{
+	struct sandbox_ll_attr	 attr;
+	size_t			 attrsz = sizeof(attr.fs);
+	int			 abi, rfd;
+
+	if ((abi = sandbox_ll_abi()) == 0) {
+		log_warnx("Landlock is not available: files are guarded by "
+		    "seccomp (and the chroot in system mode) only");
+		return;
+	}
+	memset(&attr, 0, sizeof(attr));
+	attr.fs = sandbox_ll_fs_rights(abi);
+	if (notcp) {
+		if (abi >= 4) {
+			attr.net = SANDBOX_LL_NET_BIND_TCP |
+			    SANDBOX_LL_NET_CONNECT_TCP;
+			attrsz = offsetof(struct sandbox_ll_attr, scoped);
+		} else
+			log_warnx("Landlock ABI %d has no network rules: TCP "
+			    "is refused by seccomp only", abi);
+	}
+	if (abi >= 6) {
+		attr.scoped = SANDBOX_LL_SCOPE_ABSTRACT_UNIX |
+		    SANDBOX_LL_SCOPE_SIGNAL;
+		attrsz = sizeof(attr);
+	}
+	rfd = (int)syscall(__NR_landlock_create_ruleset, &attr, attrsz, 0);
+	if (rfd == -1)
+		fatal("landlock_create_ruleset");
+	if (dir != NULL)
+		sandbox_ll_allow(rfd, dir, SANDBOX_LL_DB_RIGHTS & attr.fs, 1);
+#if defined(__SANITIZE_ADDRESS__)
+	/* The sanitizer runtime reads its own maps and, to symbolize a
+	 * report, its own executable: reading, in ASan builds only. */
+	sandbox_ll_allow(rfd, "/proc/self", LANDLOCK_ACCESS_FS_READ_FILE |
+	    LANDLOCK_ACCESS_FS_READ_DIR, 0);
+	sandbox_ll_allow(rfd, "/proc/self/exe", LANDLOCK_ACCESS_FS_READ_FILE,
+	    0);
+#endif
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+	if (syscall(__NR_landlock_restrict_self, rfd, 0) == -1)
+		fatal("landlock_restrict_self");
+	close(rfd);
+	log_debug("landlock ABI %d: %s", abi, dir == NULL ? "no files" :
+	    "files beneath its directory only");
+}
 
 /*
  * System mode only: chroot (if given) and become user for good.
@@ -112,7 +270,7 @@ sandbox_begin(void)
 }
 
 void
-sandbox_rule(scmp_filter_ctx ctx, int nr, const char *name,
+sandbox_rule(scmp_filter_ctx ctx, uint32_t act, int nr, const char *name,
     unsigned int ncmp, ...)
 {
 	struct scmp_arg_cmp	 cmp[4];
@@ -128,9 +286,10 @@ sandbox_rule(scmp_filter_ctx ctx, int nr, const char *name,
 	for (i = 0; i < ncmp; i++)
 		cmp[i] = va_arg(ap, struct scmp_arg_cmp);
 	va_end(ap);
-	r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, ncmp, cmp);
+	r = seccomp_rule_add_array(ctx, act, nr, ncmp, cmp);
 	if (r != 0)
-		fatalx("seccomp: cannot allow %s: %s", name, strerror(-r));
+		fatalx("seccomp: cannot add a rule for %s: %s", name,
+		    strerror(-r));
 }
 
 /* What any libevent daemon of ours needs once it is serving. */

@@ -6,18 +6,29 @@
 #ifndef FLM_SANDBOX_H
 #define FLM_SANDBOX_H
 
+#include <errno.h>
+#include <stdint.h>
+
 #include <seccomp.h>
 
 #define SANDBOX_ALLOW(ctx, call) \
-	sandbox_rule((ctx), SCMP_SYS(call), #call, 0)
+	sandbox_rule((ctx), SCMP_ACT_ALLOW, SCMP_SYS(call), #call, 0)
 #define SANDBOX_ALLOW_ARG(ctx, call, ...) \
-	sandbox_rule((ctx), SCMP_SYS(call), #call, __VA_ARGS__)
+	sandbox_rule((ctx), SCMP_ACT_ALLOW, SCMP_SYS(call), #call, __VA_ARGS__)
+/* For a deny-list (flmd's): the call fails with EPERM. */
+#define SANDBOX_DENY(ctx, call) \
+	sandbox_rule((ctx), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(call), #call, 0)
+#define SANDBOX_DENY_ARG(ctx, call, ...) \
+	sandbox_rule((ctx), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(call), #call, \
+	    __VA_ARGS__)
 
 extern int	 sandbox_debug;
 
+void		 sandbox_nodump(void);
+void		 sandbox_landlock(const char *, int);
 void		 sandbox_drop_user(const char *, const char *);
 scmp_filter_ctx	 sandbox_begin(void);
-void		 sandbox_rule(scmp_filter_ctx, int, const char *,
+void		 sandbox_rule(scmp_filter_ctx, uint32_t, int, const char *,
 		    unsigned int, ...);
 void		 sandbox_allow_common(scmp_filter_ctx);
 void		 sandbox_load(scmp_filter_ctx);

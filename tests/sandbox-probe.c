@@ -1,6 +1,7 @@
 /*
- * sandbox-probe ROLE ACTION: apply the real keyd or proxyd seccomp
- * allow-list, then try one thing.  Integration tests read the result:
+ * sandbox-probe ROLE ACTION: apply the real keyd or proxyd sandbox
+ * (Landlock and seccomp; keyd's directory is the current one, as in
+ * flm-keyd), then try one thing.  Integration tests read the result:
  * exit 0 "allowed", or death by SIGSYS / a failed call when refused.
  */
 #include "config.h"
@@ -59,7 +60,7 @@ main(int argc, char *argv[])
 	setvbuf(stdout, NULL, _IONBF, 0);
 	sandbox_debug = getenv("FLM_SANDBOX_DEBUG") != NULL;
 	if (strcmp(argv[1], "keyd") == 0)
-		keyd_sandbox();
+		keyd_sandbox(".");
 	else if (strcmp(argv[1], "proxyd") == 0)
 		proxyd_sandbox();
 	else if (strcmp(argv[1], "none") != 0) {

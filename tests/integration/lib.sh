@@ -173,3 +173,12 @@ post() {
 # printf formats of a raw HELLO frame (type 1, length 29, protocol 1,
 # version "x") as flm-proxyd would send it, for fake children.
 HELLO_PROXYD='\001\000\000\000\035\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\003\000\000\000\001\000\000\000x'
+
+# sys_libexec: system mode runs its children only from a directory of
+# root's (flmd -L): a root-owned copy of them, for running uninstalled
+# from a clone in any directory.  Prints the directory.
+sys_libexec() {
+	d=$(mktemp -d "${TMPDIR:-/tmp}/flml.XXXXXX") &&
+	    install -m 755 "$KEYD" "$PROXYD" "$d/" && chmod 755 "$d" &&
+	    echo "$d"
+}

@@ -16,9 +16,10 @@ done
 plan 16
 
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
-"$FLMD" -d -s -D "$STATE" >"$STATE.log" 2>&1 &
+LX=$(sys_libexec)
+"$FLMD" -d -s -D "$STATE" -L "$LX" >"$STATE.log" 2>&1 &
 FLMD_PID=$!
-trap 'suite_cleanup; [ "$T_FAILED" -gt 0 ] && sed "s/^/# /" "$STATE.log"; rm -f "$STATE.log"' EXIT
+trap 'suite_cleanup; [ "$T_FAILED" -gt 0 ] && sed "s/^/# /" "$STATE.log"; rm -f "$STATE.log"; rm -rf "$LX"' EXIT
 check "flmd starts in system mode" wait_until 5000 all_running
 check "status says system mode" [ "$(status_json | jq -r .mode)" = system ]
 
