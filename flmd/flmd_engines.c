@@ -134,7 +134,9 @@ enum engines_type {
 	ET_STR_NULL,	/* the same, or null */
 	ET_INT,		/* an integer from 0 to max */
 	ET_BOOL,
-	ET_SCALAR,	/* an engine's own value: null, bool, number or string */
+	ET_ENGINE,	/* an engine's own value, relayed by proxyd: null, bool,
+			   number or a string of at most max bytes; any other
+			   is the engine's doing and becomes null */
 	ET_MODELS	/* an array of at most max models */
 };
 
@@ -145,14 +147,14 @@ struct engines_member {
 };
 
 #define ENGINES_MAX		64	/* verdicts in one message */
-#define ENGINES_MAX_MODELS	4096	/* models of one engine */
+#define ENGINES_MAX_MODELS	8192	/* more than CHAN_MAX_MSG can carry */
 
 static const struct engines_member verdict_members[] = {
 	{ "id",			ET_STR,		32 },
 	{ "kind",		ET_STR,		16 },
 	{ "base_url",		ET_STR,		300 },
 	{ "state",		ET_STR,		32 },
-	{ "version",		ET_SCALAR,	256 },
+	{ "version",		ET_ENGINE,	256 },
 	{ "model_count",	ET_INT,		ENGINES_MAX_MODELS },
 	{ "latency_ms",		ET_INT,		3600 * 1000 },
 	{ "reason",		ET_STR_NULL,	512 },
@@ -163,14 +165,14 @@ static const struct engines_member verdict_members[] = {
 static const struct engines_member model_members[] = {
 	{ "id",			ET_STR,		600 },
 	{ "engine",		ET_STR,		32 },
-	{ "model",		ET_STR,		512 },
-	{ "size_bytes",		ET_SCALAR,	256 },
-	{ "quantization",	ET_SCALAR,	256 },
-	{ "parameters",		ET_SCALAR,	256 },
-	{ "family",		ET_SCALAR,	256 },
-	{ "owned_by",		ET_SCALAR,	256 },
-	{ "created",		ET_SCALAR,	256 },
-	{ "context_length",	ET_SCALAR,	256 },
+	{ "model",		ET_ENGINE,	512 },
+	{ "size_bytes",		ET_ENGINE,	256 },
+	{ "quantization",	ET_ENGINE,	256 },
+	{ "parameters",		ET_ENGINE,	256 },
+	{ "family",		ET_ENGINE,	256 },
+	{ "owned_by",		ET_ENGINE,	256 },
+	{ "created",		ET_ENGINE,	256 },
+	{ "context_length",	ET_ENGINE,	256 },
 };
 
 /* The states proxyd's probes give (InstalledOnly is flmd's own). */
@@ -199,7 +201,7 @@ engines_value_ok(const struct engines_member *em, struct json_object *v,
 		return json_is_int_range(v, 0, em->max);
 	case ET_BOOL:
 		return json_object_is_type(v, json_type_boolean);
-	case ET_SCALAR:
+	case ET_ENGINE:
 		return v == NULL || json_object_is_type(v, json_type_boolean) ||
 		    json_object_is_type(v, json_type_int) ||
 		    json_object_is_type(v, json_type_double) ||
@@ -234,6 +236,12 @@ engines_members_ok(struct json_object *o, const struct engines_member *tab,
 			log_escape(safe, sizeof(safe), k);
 			snprintf(why, sz, "unknown member '%s'", safe);
 			return 0;
+		}
+		/* An engine may answer oddly: not proxyd's fault, nulled. */
+		if (tab[i].type == ET_ENGINE &&
+		    !engines_value_ok(&tab[i], v, engine, why, sz)) {
+			json_object_object_add(o, k, NULL);
+			continue;
 		}
 		if (!engines_value_ok(&tab[i], v, engine, why, sz)) {
 			if (*why == '\0')
@@ -318,6 +326,8 @@ engines_verdict_valid(struct json_object *e, struct json_object *ids,
  * proxyd is less privileged: its verdicts are checked member by member
  * against the tables above, and their engines against the configured
  * ones, before anything here reads them.  why says what was wrong.
+ * Members an engine supplies (ET_ENGINE) that are out of bounds are
+ * set to null instead: a local engine must not get proxyd restarted.
  */
 int
 engines_valid(struct json_object *arr, char *why, size_t sz)

@@ -5,7 +5,7 @@
 # request counts, forge or flood the log, or plant members in flm status.
 . "$(dirname "$0")/lib.sh"
 
-plan 24
+plan 27
 
 FAKE=$top_builddir/tests/fake-child
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
@@ -59,6 +59,22 @@ n=$(sqlite3 "$STATE/config.db" "SELECT count(*) FROM engines_cache WHERE
     engine_id NOT IN ('ollama', 'lmstudio', 'vllm', 'llamacpp')")
 check "no invented engine reached config.db ($n rows)" [ "$n" = 0 ]
 check "flmd lives on" flmd_alive
+done_with
+
+# 2b. An engine's odd answers, relayed as they came, are not proxyd's
+# fault: nulled and stored, proxyd kept.
+fake oddengine sleep 1500 json 30 "'[{\"id\":\"ollama\",\"kind\":\"ollama\",\"state\":\"RunningHealthy\",\"version\":{\"a\":[1]},\"models\":[{\"id\":\"flm://ollama/m\",\"engine\":\"ollama\",\"model\":\"m\",\"family\":[\"x\"]}]}]'"
+check "suite starts with a proxyd relaying an engine's odd version" \
+    suite_start FLM_PROXYD_PATH="$WRAP/oddengine"
+cached() {
+	[ "$(sqlite3 "$STATE/config.db" "SELECT json_extract(state_json,
+	    '$.version') IS NULL AND json_extract(state_json,
+	    '$.models[0].family') IS NULL FROM engines_cache
+	    WHERE engine_id = 'ollama'")" = 1 ]
+}
+check "it is stored with those members null" wait_until 4000 cached
+checkx "and proxyd was not refused" \
+    '! logged malformed && [ "$(proc_field flm-proxyd restarts)" = 0 ]'
 done_with
 
 # 3. PROXY_STATS with counts beyond int64 and below 0 after a good one.
