@@ -1,7 +1,8 @@
 /*
  * The control socket flm(1) talks to.  Peers are checked with
- * SO_PEERCRED, connections are capped, and a client that sends
- * anything malformed loses its connection, never the daemon.
+ * SO_PEERCRED, connections are capped in all and per uid, an idle
+ * client is closed, and a client that sends anything malformed loses
+ * its connection, never the daemon.
  */
 #include "config.h"
 
@@ -26,6 +27,8 @@
 #include "log.h"
 
 #define CONTROL_MAX_CLIENTS	32
+#define CONTROL_MAX_PER_UID	16	/* one admin cannot take every slot */
+#define CONTROL_IDLE_SECS	10	/* silent or mid-frame: closed */
 #define CONTROL_BACKLOG		16
 
 struct ctl_conn {
@@ -38,6 +41,7 @@ struct ctl_conn {
 	uint32_t		 reqid;		/* the client's request id */
 	uint16_t		 reqtype;	/* what was asked */
 	char			 engine[40];	/* models list --engine */
+	struct event		*ev_idle;
 };
 
 static TAILQ_HEAD(, ctl_conn)	 ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
@@ -51,6 +55,7 @@ static void	control_accept(evutil_socket_t, short, void *);
 static void	control_dispatch(struct chan *, struct chan_msg *, void *);
 static void	control_closed(struct chan *, const char *, void *);
 static void	control_error(struct ctl_conn *, uint32_t, int, const char *);
+static void	control_drop(struct ctl_conn *);
 
 /* Before daemonising, so that "already running" reaches the terminal. */
 void
@@ -107,11 +112,8 @@ control_cleanup(void)
 {
 	struct ctl_conn	*c;
 
-	while ((c = TAILQ_FIRST(&ctl_conns)) != NULL) {
-		TAILQ_REMOVE(&ctl_conns, c, entry);
-		chan_free(c->chan);
-		free(c);
-	}
+	while ((c = TAILQ_FIRST(&ctl_conns)) != NULL)
+		control_drop(c);
 	if (ctl_ev_accept) {
 		event_free(ctl_ev_accept);
 		event_free(ctl_ev_pause);
@@ -146,6 +148,47 @@ control_peer_allowed(uid_t uid, gid_t gid)
 		if (groups[i] == gr->gr_gid)
 			return 1;
 	return 0;
+}
+
+/* A client has CONTROL_IDLE_SECS from now to send its next request. */
+static void
+control_idle_arm(struct ctl_conn *c)
+{
+	struct timeval	 tv = { CONTROL_IDLE_SECS, 0 };
+
+	evtimer_add(c->ev_idle, &tv);
+}
+
+/*
+ * Silent, or stopped mid-frame, for CONTROL_IDLE_SECS: the slot goes
+ * back.  A client waiting for a child's answer is not idle.
+ */
+static void
+control_idle(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	(void)fd;
+	(void)ev;
+	if (c->waiting != PROC_NONE) {
+		control_idle_arm(c);
+		return;
+	}
+	log_warnx("control: client pid %ld sent no request for %d s; closed",
+	    (long)c->pid, CONTROL_IDLE_SECS);
+	control_drop(c);
+}
+
+static int
+control_uid_count(uid_t uid)
+{
+	struct ctl_conn	*c;
+	int		 n = 0;
+
+	TAILQ_FOREACH(c, &ctl_conns, entry)
+		if (c->uid == uid)
+			n++;
+	return n;
 }
 
 static void
@@ -187,6 +230,13 @@ control_accept(evutil_socket_t fd, short ev, void *arg)
 		close(cfd);
 		return;
 	}
+	if (control_uid_count(cred.uid) >= CONTROL_MAX_PER_UID) {
+		log_warnx("control: uid %ld has %d connections already, "
+		    "refusing pid %ld", (long)cred.uid, CONTROL_MAX_PER_UID,
+		    (long)cred.pid);
+		close(cfd);
+		return;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("control: calloc");
 		close(cfd);
@@ -195,13 +245,20 @@ control_accept(evutil_socket_t fd, short ev, void *arg)
 	c->id = ctl_nextid++;
 	c->uid = cred.uid;
 	c->pid = cred.pid;
+	c->ev_idle = evtimer_new(env->base, control_idle, c);
 	c->chan = chan_new(env->base, cfd, PROC_FLMD, 0, control_dispatch,
 	    control_closed, c);
-	if (c->chan == NULL) {
-		close(cfd);
+	if (c->chan == NULL || c->ev_idle == NULL) {
+		if (c->chan != NULL)
+			chan_free(c->chan);
+		else
+			close(cfd);
+		if (c->ev_idle != NULL)
+			event_free(c->ev_idle);
 		free(c);
 		return;
 	}
+	control_idle_arm(c);
 	chan_expect_peer(c->chan, PROC_CLI);
 	TAILQ_INSERT_TAIL(&ctl_conns, c, entry);
 	ctl_nconns++;
@@ -220,6 +277,7 @@ control_drop(struct ctl_conn *c)
 {
 	TAILQ_REMOVE(&ctl_conns, c, entry);
 	ctl_nconns--;
+	event_free(c->ev_idle);
 	chan_free(c->chan);
 	free(c);
 }
@@ -301,6 +359,7 @@ control_relay(uint32_t id, uint16_t type, struct json_object *o)
 	if ((c = control_byid(id)) == NULL || c->waiting == PROC_NONE)
 		return;		/* the client left meanwhile */
 	c->waiting = PROC_NONE;
+	control_idle_arm(c);
 	chan_compose_json(c->chan, type, c->reqid, o);
 }
 
@@ -313,6 +372,7 @@ control_proc_gone(enum flm_proc proc)
 		if (c->waiting != proc)
 			continue;
 		c->waiting = PROC_NONE;
+		control_idle_arm(c);
 		control_error(c, c->reqid, EAGAIN, "the request "
 		    "was lost: the process that owed the answer stopped; "
 		    "try again");
@@ -401,6 +461,7 @@ control_engines_reply(uint32_t id, struct json_object *arr)
 	if ((c = control_byid(id)) == NULL || c->waiting != PROC_PROXYD)
 		return;
 	c->waiting = PROC_NONE;
+	control_idle_arm(c);
 	if (c->reqtype == IMSG_CTL_MODELS_LIST && c->engine[0] != '\0' &&
 	    !control_engine_known(arr, c->engine)) {
 		char	 msg[128];
@@ -513,6 +574,7 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		chan_fail(ch, "request type %u while another is pending", t);
 		return;
 	}
+	control_idle_arm(c);
 	switch (t) {
 	case IMSG_CTL_STATUS:
 	case IMSG_CTL_PROXY_STATUS:

@@ -18,6 +18,15 @@ struct chan;
 #define PROC_BACKOFF_MAX_MS	30000
 #define PROC_CRASHLOOP		5	/* quick deaths in a row */
 #define PROC_KILL_GRACE_MS	3000	/* SIGTERM, then SIGKILL */
+/* proxyd's PEER_BROKEN restarts proxyd itself, once in this many seconds. */
+#define PROC_COMPLAINT_SECS	30
+/* IMSG_LOG: a token bucket per child, and the highest priority it gets. */
+#define PROC_LOG_BURST		200	/* lines at once */
+#define PROC_LOG_RATE		50	/* lines a second, sustained */
+#define PROC_LOG_MAXPRI		3	/* LOG_ERR: never crit, alert, emerg */
+/* The largest JSON payloads flmd parses of these (ENGINES_STATE: CHAN_MAX_MSG). */
+#define PROC_DB_STATE_MAX	2048
+#define PROC_STATS_MAX		4096
 
 struct flmd_proc {
 	enum flm_proc	 id;
@@ -35,6 +44,16 @@ struct flmd_proc {
 	struct event	*ev_restart;
 	char		 last_exit[64];
 	struct json_object *db_state;	/* keyd: its database's health */
+	/* Restarts on its own PEER_BROKEN: at most one a window. */
+	struct timespec	 complained;	/* CLOCK_MONOTONIC, last honoured */
+	unsigned int	 complaints;	/* honoured so far */
+	unsigned int	 complaints_held; /* in this window, not acted on */
+	pid_t		 complaint_pid;	/* the complainer, for the deferred */
+	struct event	*ev_complaint;	/* restart at the window's end */
+	/* IMSG_LOG token bucket; kept across the child's restarts. */
+	double		 log_tokens;
+	struct timespec	 log_refill;
+	unsigned long	 log_dropped;
 };
 
 struct flmd {
@@ -88,12 +107,13 @@ void			 config_close(void);
 int			 config_set(const char *, const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);
+struct json_object	*config_engine_ids(void);
 struct json_object	*config_limits(void);
 int			 config_parse_url(const char *, char *, size_t, int *);
 
 /* flmd_engines.c */
 void			 engines_state(uint32_t, struct json_object *);
-int			 engines_valid(struct json_object *);
+int			 engines_valid(struct json_object *, char *, size_t);
 
 /* flmd_proxy.c */
 int			 proxy_start(struct json_object *, struct json_object **,
@@ -101,6 +121,7 @@ int			 proxy_start(struct json_object *, struct json_object **,
 int			 proxy_stop(struct json_object *, struct json_object **,
 			    char *, size_t);
 struct json_object	*proxy_status(void);
+int			 proxy_stats_valid(struct json_object *);
 void			 proxy_stats(struct json_object *);
 void			 proxy_send_all(struct chan *);
 void			 proxy_restore(void);

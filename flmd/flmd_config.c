@@ -298,6 +298,24 @@ config_env_url(const char *kind, char *buf, size_t sz)
 }
 
 /*
+ * The id of the engine an "engines.ID.url" setting adds, into id; NULL
+ * for other settings and for the four defaults.
+ */
+static const char *
+config_custom_id(const char *key, char *id, size_t idsz)
+{
+	const char	*dot = strrchr(key, '.');
+	size_t		 n;
+
+	if (strncmp(key, "engines.", 8) != 0 || dot == NULL ||
+	    dot < key + 8 || strcmp(dot, ".url") != 0)
+		return NULL;
+	n = dot - (key + 8);
+	snprintf(id, idsz, "%.*s", (int)n, key + 8);
+	return config_kind_valid(id) ? NULL : id;
+}
+
+/*
  * The engines proxyd may use: the four defaults (the engines' own
  * variables, unless a setting says otherwise) and every engines.ID.url
  * in settings.
@@ -327,17 +345,10 @@ config_engines(void)
 	}
 	json_object_object_foreach(set, k, v) {
 		char		 id[40];
-		const char	*dot;
 		struct json_object *kv;
-		size_t		 n;
 
-		dot = strrchr(k, '.');
-		if (strcmp(dot, ".url") != 0)
+		if (config_custom_id(k, id, sizeof(id)) == NULL)
 			continue;
-		n = dot - (k + 8);
-		snprintf(id, sizeof(id), "%.*s", (int)n, k + 8);
-		if (config_kind_valid(id))
-			continue;	/* a default, done above */
 		snprintf(key, sizeof(key), "engines.%s.kind", id);
 		if (!json_object_object_get_ex(set, key, &kv)) {
 			log_warnx("engine %s: no engines.%s.kind set; "
@@ -349,6 +360,36 @@ config_engines(void)
 	}
 	json_object_put(set);
 	return arr;
+}
+
+/*
+ * The ids of the engines config_engines() may name, as {id: kind},
+ * without resolving any host: what proxyd may report on.
+ */
+struct json_object *
+config_engine_ids(void)
+{
+	struct json_object	*ids = json_object_new_object();
+	struct json_object	*set = config_list("engines.");
+	char			 key[128];
+	size_t			 i;
+
+	for (i = 0; i < NDEFAULTS; i++)
+		json_object_object_add(ids, engine_defaults[i].kind,
+		    json_object_new_string(engine_defaults[i].kind));
+	json_object_object_foreach(set, k, v) {
+		char		 id[40];
+		struct json_object *kv;
+
+		(void)v;
+		if (config_custom_id(k, id, sizeof(id)) == NULL)
+			continue;
+		snprintf(key, sizeof(key), "engines.%s.kind", id);
+		if (json_object_object_get_ex(set, key, &kv))
+			json_object_object_add(ids, id, json_object_get(kv));
+	}
+	json_object_put(set);
+	return ids;
 }
 
 /* The proxy.* limits, as numbers for proxyd (unset: its defaults). */

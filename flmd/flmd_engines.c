@@ -18,6 +18,7 @@
 
 #include "db.h"
 #include "flmd.h"
+#include "jsonbuf.h"
 #include "log.h"
 
 static const struct {
@@ -124,46 +125,230 @@ engines_store(struct json_object *e)
 	sqlite3_finalize(st);
 }
 
-static int
-engines_str(struct json_object *o, const char *key)
-{
-	struct json_object	*v;
+/*
+ * What proxyd's verdicts may hold: each member, its type and bound.  A
+ * member not listed here is refused (a new one is added here first).
+ */
+enum engines_type {
+	ET_STR,		/* a string of at most max bytes */
+	ET_STR_NULL,	/* the same, or null */
+	ET_INT,		/* an integer from 0 to max */
+	ET_BOOL,
+	ET_ENGINE,	/* an engine's own value, relayed by proxyd: null, bool,
+			   number or a string of at most max bytes; any other
+			   is the engine's doing and becomes null */
+	ET_MODELS	/* an array of at most max models */
+};
 
-	return json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_string);
+struct engines_member {
+	const char		*name;
+	enum engines_type	 type;
+	int64_t			 max;
+};
+
+#define ENGINES_MAX		64	/* verdicts in one message */
+#define ENGINES_MAX_MODELS	8192	/* more than CHAN_MAX_MSG can carry */
+
+static const struct engines_member verdict_members[] = {
+	{ "id",			ET_STR,		32 },
+	{ "kind",		ET_STR,		16 },
+	{ "base_url",		ET_STR,		300 },
+	{ "state",		ET_STR,		32 },
+	{ "version",		ET_ENGINE,	256 },
+	{ "model_count",	ET_INT,		ENGINES_MAX_MODELS },
+	{ "latency_ms",		ET_INT,		3600 * 1000 },
+	{ "reason",		ET_STR_NULL,	512 },
+	{ "models",		ET_MODELS,	ENGINES_MAX_MODELS },
+	{ "openai",		ET_BOOL,	0 },
+};
+
+static const struct engines_member model_members[] = {
+	{ "id",			ET_STR,		600 },
+	{ "engine",		ET_STR,		32 },
+	{ "model",		ET_ENGINE,	512 },
+	{ "size_bytes",		ET_ENGINE,	256 },
+	{ "quantization",	ET_ENGINE,	256 },
+	{ "parameters",		ET_ENGINE,	256 },
+	{ "family",		ET_ENGINE,	256 },
+	{ "owned_by",		ET_ENGINE,	256 },
+	{ "created",		ET_ENGINE,	256 },
+	{ "context_length",	ET_ENGINE,	256 },
+};
+
+/* The states proxyd's probes give (InstalledOnly is flmd's own). */
+static const char *engines_states[] = {
+	"RunningHealthy", "RunningDegraded", "ErrorApi", "ErrorNetwork",
+	"NotFound"
+};
+
+static int	engines_model_valid(struct json_object *, const char *,
+		    char *, size_t);
+
+static int
+engines_value_ok(const struct engines_member *em, struct json_object *v,
+    const char *engine, char *why, size_t sz)
+{
+	size_t	 i;
+
+	switch (em->type) {
+	case ET_STR_NULL:
+		if (v == NULL)
+			return 1;
+		/* FALLTHROUGH */
+	case ET_STR:
+		return json_is_string_max(v, (size_t)em->max);
+	case ET_INT:
+		return json_is_int_range(v, 0, em->max);
+	case ET_BOOL:
+		return json_object_is_type(v, json_type_boolean);
+	case ET_ENGINE:
+		return v == NULL || json_object_is_type(v, json_type_boolean) ||
+		    json_object_is_type(v, json_type_int) ||
+		    json_object_is_type(v, json_type_double) ||
+		    json_is_string_max(v, (size_t)em->max);
+	case ET_MODELS:
+		if (!json_object_is_type(v, json_type_array) ||
+		    json_object_array_length(v) > (size_t)em->max)
+			return 0;
+		for (i = 0; i < json_object_array_length(v); i++)
+			if (!engines_model_valid(json_object_array_get_idx(v,
+			    i), engine, why, sz))
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* Every member of o known to the table and well typed. */
+static int
+engines_members_ok(struct json_object *o, const struct engines_member *tab,
+    size_t n, const char *engine, char *why, size_t sz)
+{
+	size_t	 i;
+
+	json_object_object_foreach(o, k, v) {
+		for (i = 0; i < n; i++)
+			if (strcmp(k, tab[i].name) == 0)
+				break;
+		if (i == n) {
+			char	 safe[40];
+
+			log_escape(safe, sizeof(safe), k);
+			snprintf(why, sz, "unknown member '%s'", safe);
+			return 0;
+		}
+		/* An engine may answer oddly: not proxyd's fault, nulled. */
+		if (tab[i].type == ET_ENGINE &&
+		    !engines_value_ok(&tab[i], v, engine, why, sz)) {
+			json_object_object_add(o, k, NULL);
+			continue;
+		}
+		if (!engines_value_ok(&tab[i], v, engine, why, sz)) {
+			if (*why == '\0')
+				snprintf(why, sz, "member %s: wrong type or "
+				    "too long", tab[i].name);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int
+engines_model_valid(struct json_object *m, const char *engine, char *why,
+    size_t sz)
+{
+	struct json_object	*e;
+
+	if (!json_object_is_type(m, json_type_object) ||
+	    !json_object_object_get_ex(m, "id", NULL) ||
+	    !json_object_object_get_ex(m, "engine", &e)) {
+		snprintf(why, sz, "a model is not an object with id and "
+		    "engine");
+		return 0;
+	}
+	if (!engines_members_ok(m, model_members, sizeof(model_members) /
+	    sizeof(model_members[0]), engine, why, sz))
+		return 0;
+	if (strcmp(json_object_get_string(e), engine) != 0) {
+		snprintf(why, sz, "a model of another engine");
+		return 0;
+	}
+	return 1;
+}
+
+static int
+engines_state_known(const char *state)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(engines_states) / sizeof(engines_states[0]);
+	    i++)
+		if (strcmp(state, engines_states[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* One verdict: its members, its state, and an engine flmd configured. */
+static int
+engines_verdict_valid(struct json_object *e, struct json_object *ids,
+    char *why, size_t sz)
+{
+	struct json_object	*id, *kind, *state;
+	char			 safe[80];
+
+	if (!json_object_is_type(e, json_type_object) ||
+	    !json_object_object_get_ex(e, "id", &id) ||
+	    !json_object_object_get_ex(e, "kind", &kind) ||
+	    !json_object_object_get_ex(e, "state", &state) ||
+	    !json_is_string_max(id, 32)) {
+		snprintf(why, sz, "a verdict is not an object with id, kind "
+		    "and state");
+		return 0;
+	}
+	if (!json_object_object_get_ex(ids, json_object_get_string(id),
+	    NULL)) {
+		/* Only engines flmd configured reach engines_cache. */
+		log_escape(safe, sizeof(safe), json_object_get_string(id));
+		snprintf(why, sz, "engine '%s' is not configured", safe);
+		return 0;
+	}
+	if (!engines_members_ok(e, verdict_members, sizeof(verdict_members) /
+	    sizeof(verdict_members[0]), json_object_get_string(id), why, sz))
+		return 0;
+	if (!engines_state_known(json_object_get_string(state))) {
+		snprintf(why, sz, "unknown state");
+		return 0;
+	}
+	return 1;
 }
 
 /*
  * proxyd is less privileged: its verdicts are checked member by member
- * before anything here reads them.
+ * against the tables above, and their engines against the configured
+ * ones, before anything here reads them.  why says what was wrong.
+ * Members an engine supplies (ET_ENGINE) that are out of bounds are
+ * set to null instead: a local engine must not get proxyd restarted.
  */
 int
-engines_valid(struct json_object *arr)
+engines_valid(struct json_object *arr, char *why, size_t sz)
 {
-	struct json_object	*e, *ms, *m;
-	size_t			 i, j;
+	struct json_object	*ids;
+	size_t			 i;
+	int			 ok = 1;
 
+	*why = '\0';
 	if (!json_object_is_type(arr, json_type_array) ||
-	    json_object_array_length(arr) > 64)
+	    json_object_array_length(arr) > ENGINES_MAX) {
+		snprintf(why, sz, "not an array of at most %d verdicts",
+		    ENGINES_MAX);
 		return 0;
-	for (i = 0; i < json_object_array_length(arr); i++) {
-		e = json_object_array_get_idx(arr, i);
-		if (!json_object_is_type(e, json_type_object) ||
-		    !engines_str(e, "id") || !engines_str(e, "kind") ||
-		    !engines_str(e, "state"))
-			return 0;
-		if (!json_object_object_get_ex(e, "models", &ms))
-			continue;
-		if (!json_object_is_type(ms, json_type_array))
-			return 0;
-		for (j = 0; j < json_object_array_length(ms); j++) {
-			m = json_object_array_get_idx(ms, j);
-			if (!json_object_is_type(m, json_type_object) ||
-			    !engines_str(m, "id") || !engines_str(m, "engine"))
-				return 0;
-		}
 	}
-	return 1;
+	ids = config_engine_ids();
+	for (i = 0; ok && i < json_object_array_length(arr); i++)
+		ok = engines_verdict_valid(json_object_array_get_idx(arr, i),
+		    ids, why, sz);
+	json_object_put(ids);
+	return ok;
 }
 
 /* proxyd's verdicts: add installed-only, cache, and answer a request. */

@@ -25,12 +25,15 @@
 #include "chan.h"
 #include "db.h"
 #include "flmd.h"
+#include "jsonbuf.h"
 #include "log.h"
 #include "netaddr.h"
 
 #define PROXY_MAX_HANDLES	8
 #define PROXY_DEFAULT_PORT	8088
 #define PROXY_BACKLOG		511
+/* No listener answers more in the second between two reports. */
+#define PROXY_STATS_MAX_DELTA	1000000000LL
 
 struct proxy_handle {
 	char	 id[80];		/* bind:port */
@@ -40,7 +43,7 @@ struct proxy_handle {
 	int	 fd;
 	int	 auth;		/* 0: --bench-no-auth, loopback only */
 	time_t	 started;
-	int64_t	 requests;	/* served, as proxyd reported */
+	uint64_t requests;	/* served, as proxyd reported; saturates */
 };
 
 static struct proxy_handle	 handles[PROXY_MAX_HANDLES];
@@ -333,7 +336,7 @@ proxy_status(void)
 		json_object_object_add(o, "certificate",
 		    json_object_new_string("none (local-http)"));
 		json_object_object_add(o, "requests",
-		    json_object_new_int64(handles[i].requests));
+		    json_object_new_int64((int64_t)handles[i].requests));
 		json_object_object_add(o, "key_checks", json_object_new_string(
 		    handles[i].auth ? "on" : "OFF (benchmark)"));
 		json_object_array_add(arr, o);
@@ -341,17 +344,40 @@ proxy_status(void)
 	return arr;
 }
 
-/* proxyd's counts: {id: requests served since its last report}. */
+/*
+ * proxyd's counts, {id: requests served since its last report}: an id
+ * (of a handle, or of one just stopped) per listener, each count an
+ * integer from 0 to PROXY_STATS_MAX_DELTA.  Anything else is malformed.
+ */
+int
+proxy_stats_valid(struct json_object *o)
+{
+	if (json_object_object_length(o) > PROXY_MAX_HANDLES)
+		return 0;
+	json_object_object_foreach(o, k, v)
+		if (strlen(k) >= sizeof(handles[0].id) ||
+		    !json_is_int_range(v, 0, PROXY_STATS_MAX_DELTA))
+			return 0;
+	return 1;
+}
+
+/* Add up, saturating below INT64_MAX so that the count shown never wraps. */
 void
 proxy_stats(struct json_object *o)
 {
 	struct json_object	*v;
+	uint64_t		 n;
 	int			 i;
 
-	for (i = 0; i < nhandles; i++)
-		if (json_object_object_get_ex(o, handles[i].id, &v) &&
-		    json_object_is_type(v, json_type_int))
-			handles[i].requests += json_object_get_int64(v);
+	for (i = 0; i < nhandles; i++) {
+		if (!json_object_object_get_ex(o, handles[i].id, &v))
+			continue;
+		n = (uint64_t)json_object_get_int64(v);
+		if (handles[i].requests > (uint64_t)INT64_MAX - n)
+			handles[i].requests = INT64_MAX;
+		else
+			handles[i].requests += n;
+	}
 }
 
 /* At start: the handles that were running when flmd last stopped. */

@@ -24,6 +24,7 @@
 
 #include "chan.h"
 #include "flmd.h"
+#include "jsonbuf.h"
 #include "log.h"
 
 static struct flmd_proc procs[] = {
@@ -37,6 +38,7 @@ static struct flmd_proc procs[] = {
 static void	proc_spawn(struct flmd_proc *);
 static void	proc_dispatch(struct chan *, struct chan_msg *, void *);
 static void	proc_chan_closed(struct chan *, const char *, void *);
+static void	proc_complaint_cb(evutil_socket_t, short, void *);
 
 struct flmd_proc *
 proc_byid(enum flm_proc id)
@@ -93,7 +95,10 @@ proc_init(void)
 	for (i = 0; i < NPROCS; i++) {
 		procs[i].ev_restart = evtimer_new(env->base, proc_restart_cb,
 		    &procs[i]);
-		if (procs[i].ev_restart == NULL)
+		procs[i].ev_complaint = evtimer_new(env->base,
+		    proc_complaint_cb, &procs[i]);
+		if (procs[i].ev_restart == NULL ||
+		    procs[i].ev_complaint == NULL)
 			fatalx("evtimer_new");
 	}
 }
@@ -327,30 +332,185 @@ proc_wipe_key(struct json_object *o)
 		    json_object_get_string_len(k));
 }
 
+/*
+ * PEER_BROKEN: only the more trusted side may get the other restarted.
+ * keyd's word about proxyd is honoured at once.  proxyd's about keyd is
+ * not (a subverted proxyd could crash-loop keyd with it): proxyd itself
+ * is restarted, which gives both a fresh peer channel, and at most once
+ * in PROC_COMPLAINT_SECS; a complaint within that window is held for one
+ * restart at the window's end, so neither side can be looped.
+ */
+static void
+proc_peer_broken(struct flmd_proc *p)
+{
+	struct flmd_proc	*peer = proc_peer(p);
+	struct timespec		 now;
+	struct timeval		 tv = { 0, 0 };
+	long			 since;
+
+	if (p->id == PROC_KEYD) {
+		log_warnx("%s reports a protocol error from %s; restarting "
+		    "%s", p->name, peer->name, peer->name);
+		if (peer->pid > 0)
+			kill(peer->pid, SIGKILL);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	since = (long)(now.tv_sec - p->complained.tv_sec);
+	if (p->complaints > 0 && since < PROC_COMPLAINT_SECS) {
+		if (p->complaints_held++ == 0) {
+			log_warnx("%s (pid %ld) complains about %s again within "
+			    "%d s; %s stays up, %s is restarted in %ld s",
+			    p->name, (long)p->pid, peer->name,
+			    PROC_COMPLAINT_SECS, peer->name, p->name,
+			    PROC_COMPLAINT_SECS - since);
+			p->complaint_pid = p->pid;
+			tv.tv_sec = PROC_COMPLAINT_SECS - since;
+			evtimer_add(p->ev_complaint, &tv);
+		}
+		return;
+	}
+	log_warnx("%s (pid %ld) reports a protocol error from %s; restarting "
+	    "%s, not %s", p->name, (long)p->pid, peer->name, p->name,
+	    peer->name);
+	p->complained = now;
+	p->complaints++;
+	p->complaints_held = 0;
+	if (p->pid > 0)
+		kill(p->pid, SIGKILL);
+}
+
+/* The end of a complaint window: restart the complainer if still there. */
+static void
+proc_complaint_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct flmd_proc	*p = arg;
+
+	(void)fd;
+	(void)ev;
+	if (p->complaints_held == 0 || env->shutting_down)
+		return;
+	log_warnx("%s: %u complaints held in the last %d s", p->name,
+	    p->complaints_held, PROC_COMPLAINT_SECS);
+	if (p->pid <= 0 || p->pid != p->complaint_pid) {
+		p->complaints_held = 0;		/* it restarted meanwhile */
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &p->complained);
+	p->complaints++;
+	p->complaints_held = 0;
+	kill(p->pid, SIGKILL);
+}
+
+/* Say how many lines of a child the log rate limit dropped. */
+static void
+proc_log_summary(struct flmd_proc *p)
+{
+	if (p->log_dropped == 0)
+		return;
+	log_warnx("%s: %lu log lines suppressed (more than %d a second)",
+	    p->name, p->log_dropped, PROC_LOG_RATE);
+	p->log_dropped = 0;
+}
+
+/* The token bucket: 1 if the child may log one more line now. */
+static int
+proc_log_allow(struct flmd_proc *p)
+{
+	struct timespec	 now;
+	double		 elapsed;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	elapsed = (double)(now.tv_sec - p->log_refill.tv_sec) +
+	    (double)(now.tv_nsec - p->log_refill.tv_nsec) / 1e9;
+	p->log_refill = now;
+	p->log_tokens += elapsed * PROC_LOG_RATE;
+	if (p->log_tokens > PROC_LOG_BURST)
+		p->log_tokens = PROC_LOG_BURST;
+	if (p->log_tokens < 1) {
+		p->log_dropped++;
+		return 0;
+	}
+	p->log_tokens -= 1;
+	return 1;
+}
+
+/*
+ * A child's log line: rate-limited, its priority clamped to LOG_ERR at
+ * most (LOG_EMERG is written to every terminal), escaped by log_relay.
+ */
+static void
+proc_log(struct chan *ch, struct flmd_proc *p, struct chan_msg *m)
+{
+	uint32_t	 pri;
+	char		 line[LOG_RELAY_MAX];
+
+	if (msg_get_u32(m, &pri) == -1 || pri > LOG_DEBUG ||
+	    msg_get_string(m, line, sizeof(line)) == -1 ||
+	    msg_end(m) == -1) {
+		chan_fail(ch, "malformed LOG");
+		return;
+	}
+	if (!proc_log_allow(p))
+		return;
+	proc_log_summary(p);
+	if (pri < PROC_LOG_MAXPRI)
+		pri = PROC_LOG_MAXPRI;
+	log_relay((int)pri, p->name, (long)p->pid, line);
+}
+
+/* keyd's {db, version, safe_mode, reason?}: these members, these types. */
+static int
+proc_db_state_valid(struct json_object *o)
+{
+	int	 n = 0;
+
+	json_object_object_foreach(o, k, v) {
+		if ((strcmp(k, "db") == 0 && json_is_string_max(v, 64)) ||
+		    (strcmp(k, "version") == 0 &&
+		    json_is_int_range(v, 0, INT32_MAX)) ||
+		    (strcmp(k, "safe_mode") == 0 &&
+		    json_object_is_type(v, json_type_boolean)))
+			n++;
+		else if (strcmp(k, "reason") != 0 ||
+		    !json_is_string_max(v, 511))
+			return 0;
+	}
+	return n == 3;
+}
+
+/* The JSON payload of a child's message, if small enough to parse. */
+static int
+proc_get_json(struct chan_msg *m, size_t max, struct json_object **o)
+{
+	*o = NULL;
+	if (m->len - m->off > max)
+		return -1;
+	return msg_get_json(m, o);
+}
+
+/*
+ * Every message from a child is checked before use: a child is less
+ * privileged than flmd, and one that sends anything malformed loses its
+ * channel (and is restarted), never flmd.
+ */
 static void
 proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
 	struct flmd_proc	*p = arg;
-
-	struct flmd_proc	*peer;
 	struct json_object	*o = NULL;
+	char			 why[160];
 
 	switch (m->hdr.type) {
-	case IMSG_LOG: {
-		uint32_t	 pri;
-		char		 line[1100];
-
-		if (msg_get_u32(m, &pri) == -1 || pri > LOG_DEBUG ||
-		    msg_get_string(m, line, sizeof(line)) == -1 ||
-		    msg_end(m) == -1) {
-			chan_fail(ch, "malformed LOG");
-			return;
-		}
-		log_relay((int)pri, p->name, (long)p->pid, line);
+	case IMSG_LOG:
+		proc_log(ch, p, m);
 		break;
-	}
 	case IMSG_DB_STATE:
-		if (p->id != PROC_KEYD || msg_get_object(m, &o) == -1) {
+		if (p->id != PROC_KEYD ||
+		    proc_get_json(m, PROC_DB_STATE_MAX, &o) == -1 ||
+		    !json_object_is_type(o, json_type_object) ||
+		    !proc_db_state_valid(o)) {
+			json_object_put(o);
 			chan_fail(ch, "malformed DB_STATE");
 			return;
 		}
@@ -369,17 +529,24 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		json_object_put(o);
 		break;
 	case IMSG_ENGINES_STATE:
-		if (p->id != PROC_PROXYD || msg_get_json(m, &o) == -1 ||
-		    !engines_valid(o)) {
-			json_object_put(o);
+		if (p->id != PROC_PROXYD || msg_get_json(m, &o) == -1) {
 			chan_fail(ch, "malformed ENGINES_STATE");
+			return;
+		}
+		if (!engines_valid(o, why, sizeof(why))) {
+			json_object_put(o);
+			chan_fail(ch, "malformed ENGINES_STATE: %s", why);
 			return;
 		}
 		engines_state(m->hdr.peerid, o);
 		json_object_put(o);
 		break;
 	case IMSG_PROXY_STATS:
-		if (p->id != PROC_PROXYD || msg_get_object(m, &o) == -1) {
+		if (p->id != PROC_PROXYD ||
+		    proc_get_json(m, PROC_STATS_MAX, &o) == -1 ||
+		    !json_object_is_type(o, json_type_object) ||
+		    !proxy_stats_valid(o)) {
+			json_object_put(o);
 			chan_fail(ch, "malformed PROXY_STATS");
 			return;
 		}
@@ -391,12 +558,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			chan_fail(ch, "malformed PEER_BROKEN");
 			return;
 		}
-		/* The accused gets a clean restart and a fresh channel. */
-		peer = proc_peer(p);
-		log_warnx("%s reports a protocol error from %s; restarting "
-		    "%s", p->name, peer->name, peer->name);
-		if (peer->pid > 0)
-			kill(peer->pid, SIGKILL);
+		proc_peer_broken(p);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from %s",
@@ -452,6 +614,7 @@ proc_schedule_restart(struct flmd_proc *p, int status)
 		    "retrying every %d ms at most, see its log", p->name,
 		    p->quick_deaths, p->last_exit, PROC_BACKOFF_MAX_MS);
 	}
+	proc_log_summary(p);
 	log_warnx("%s (pid %ld) died after %lds (%s); restart in %d ms",
 	    p->name, (long)p->pid, ran, p->last_exit, p->backoff_ms);
 	p->pid = 0;
@@ -520,6 +683,7 @@ proc_shutdown_all(void)
 
 	for (i = 0; i < NPROCS; i++) {
 		evtimer_del(procs[i].ev_restart);
+		evtimer_del(procs[i].ev_complaint);
 		if (procs[i].pid > 0)
 			kill(procs[i].pid, SIGTERM);
 	}
@@ -543,6 +707,8 @@ proc_shutdown_all(void)
 		}
 		event_free(procs[i].ev_restart);
 		procs[i].ev_restart = NULL;
+		event_free(procs[i].ev_complaint);
+		procs[i].ev_complaint = NULL;
 		json_object_put(procs[i].db_state);
 		procs[i].db_state = NULL;
 	}

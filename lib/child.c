@@ -66,8 +66,9 @@ child_peer_closed(struct chan *ch, const char *reason, void *arg)
 	struct child	*c = arg;
 
 	/*
-	 * A peer that broke protocol is restarted by flmd on our word;
-	 * flmd hands us a fresh channel when the peer comes back.
+	 * Tell flmd.  keyd's word gets proxyd restarted; proxyd's gets
+	 * proxyd itself restarted (flmd trusts it less), rate-limited.
+	 * Either way flmd hands the survivor a fresh channel.
 	 */
 	if (reason != NULL) {
 		log_warnx("channel to %s: %s; dropped",

@@ -48,3 +48,26 @@ json_parse_buf(const char *buf, size_t len)
 	json_tokener_free(tok);
 	return o;
 }
+
+/* A JSON string of at most max bytes: for schema checks of peers' JSON. */
+int
+json_is_string_max(struct json_object *v, size_t max)
+{
+	return json_object_is_type(v, json_type_string) &&
+	    (size_t)json_object_get_string_len(v) <= max;
+}
+
+/*
+ * A JSON integer from min to max.  json-c gives INT64_MAX or INT64_MIN
+ * for any integer beyond int64: bounds inside that range refuse them.
+ */
+int
+json_is_int_range(struct json_object *v, int64_t min, int64_t max)
+{
+	int64_t	 n;
+
+	if (!json_object_is_type(v, json_type_int))
+		return 0;
+	n = json_object_get_int64(v);
+	return n >= min && n <= max;
+}

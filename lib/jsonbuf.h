@@ -3,10 +3,14 @@
 #define FLM_JSONBUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct json_object;
 
 /* The value that is all of buf (blanks aside), or NULL. */
 struct json_object	*json_parse_buf(const char *, size_t);
+int			 json_is_string_max(struct json_object *, size_t);
+int			 json_is_int_range(struct json_object *, int64_t,
+			    int64_t);
 
 #endif

@@ -6,9 +6,13 @@
 #define FLM_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 void	log_init(int foreground, int verbose);
 void	log_sink(void (*)(int, const char *));
+/* The longest escaped child line flmd logs, NUL included. */
+#define LOG_RELAY_MAX	1024
+void	log_escape(char *, size_t, const char *);
 void	log_relay(int, const char *, long, const char *);
 void	log_procname(const char *);
 int	log_getverbose(void);

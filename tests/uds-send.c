@@ -3,6 +3,8 @@
  *   uds-send PATH            send standard input, then report whether
  *                            the server closed the connection (exit 0)
  *                            or kept it open for 2 s (exit 1)
+ *   uds-send -w MS PATH      the same, waiting MS ms, and say how long
+ *                            the server took to close it
  *   uds-send -n N PATH       open N connections at once and print how
  *                            many the server closed within 1 s
  *   uds-send -p              print a free TCP port on 127.0.0.1
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int
@@ -58,12 +61,22 @@ uds_closed_within(int fd, int ms, size_t *got)
 	}
 }
 
+static long
+uds_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int
-uds_send(const char *path)
+uds_send(const char *path, int ms, int timed)
 {
 	char	 buf[4096];
 	size_t	 got = 0;
 	ssize_t	 n;
+	long	 t0;
 	int	 fd, closed;
 
 	if ((fd = uds_connect(path)) == -1) {
@@ -73,8 +86,14 @@ uds_send(const char *path)
 	while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0)
 		if (write(fd, buf, n) != n)
 			break;
-	closed = uds_closed_within(fd, 2000, &got);
-	printf("%s after %zu bytes\n", closed ? "closed" : "open", got);
+	t0 = uds_ms();
+	closed = uds_closed_within(fd, ms, &got);
+	if (timed)
+		printf("%s after %zu bytes in %ld ms\n", closed ? "closed" :
+		    "open", got, uds_ms() - t0);
+	else
+		printf("%s after %zu bytes\n", closed ? "closed" : "open",
+		    got);
 	close(fd);
 	return closed ? 0 : 1;
 }
@@ -131,8 +150,10 @@ main(int argc, char *argv[])
 		return free_port();
 	if (argc == 4 && strcmp(argv[1], "-n") == 0)
 		return uds_many(argv[3], atoi(argv[2]));
+	if (argc == 4 && strcmp(argv[1], "-w") == 0)
+		return uds_send(argv[3], atoi(argv[2]), 1);
 	if (argc == 2)
-		return uds_send(argv[1]);
-	fprintf(stderr, "usage: uds-send [-n N] path\n");
+		return uds_send(argv[1], 2000, 0);
+	fprintf(stderr, "usage: uds-send [-n N | -w MS] path\n");
 	return 2;
 }

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The control socket: bad clients lose their connection, never the
-# daemon; connections are capped; peers are checked.
+# daemon; connections are capped, per uid too; idle clients are closed;
+# peers are checked.
 . "$(dirname "$0")/lib.sh"
 
-plan 11
+plan 17
 
 check "suite starts" suite_start
 SOCK=$STATE/flmd.sock
@@ -21,9 +22,42 @@ check "the bad clients are named in the log" \
     grep -q 'control: client pid .*unknown request type' "$STATE/flmd.log"
 
 closed=$("$UDS_SEND" -n 40 "$SOCK")
-check "connections beyond 32 are refused (40 tried, $closed closed)" \
-    [ "$closed" = 8 ]
+check "one uid's connections beyond 16 are refused (40 tried, $closed closed)" \
+    [ "$closed" = 24 ]
 check "a new client is served once the others are gone" all_running
+check "the refusal names the uid" \
+    grep -q "control: uid $(id -u) has 16 connections already" \
+    "$STATE/flmd.log"
+
+# Idle clients: one silent, one stopped mid-frame (half a header), both
+# closed after 10 s; a request in flight to a stopped keyd is not idle.
+T=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
+"$UDS_SEND" -w 16000 "$SOCK" </dev/null >"$T/silent" &
+s1=$!
+printf '\001\000\000\000\035\000' | "$UDS_SEND" -w 16000 "$SOCK" >"$T/half" &
+s2=$!
+keyd=$(proc_pid flm-keyd)
+kill -STOP "$keyd"
+"$FLM" -D "$STATE" api-keys list --json >"$T/list" 2>&1 &
+s3=$!
+sleep 12
+kill -CONT "$keyd"
+wait $s1 $s2
+wait $s3
+rc=$?
+# closed_late FILE: closed, and not before 9 s.
+closed_late() {
+	ms=$(sed -n 's/^closed after [0-9]* bytes in \([0-9]*\) ms$/\1/p' "$1")
+	[ -n "$ms" ] && [ "$ms" -ge 9000 ]
+}
+check "a silent client is closed after the idle timeout ($(cat "$T/silent"))" \
+    closed_late "$T/silent"
+check "so is one stopped mid-frame ($(cat "$T/half"))" closed_late "$T/half"
+check "flmd says why" grep -q 'control: client pid .* sent no request for 10 s' \
+    "$STATE/flmd.log"
+check "a request waiting 12 s for keyd is answered, not cut (rc $rc)" \
+    [ "$rc" = 0 ]
+rm -rf "$T"
 
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
@@ -39,6 +73,30 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	chmod 0660 "$SOCK"
 else
 	ok "# SKIP needs root to act as another user"
+	ok "# SKIP needs root to act as another user"
+fi
+
+# Two admins: a flmd run by uid 65534 serves it and root.  While 65534
+# holds every connection it can (40 tried), root still gets in.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	S2=$(mktemp -d "${TMPDIR:-/tmp}/flmu.XXXXXX")
+	chown 65534:65534 "$S2"
+	nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	nobody "$FLMD" -d -D "$S2" >"$S2.log" 2>&1 &
+	pid2=$!
+	wait_until 5000 "$FLM" -D "$S2" status >/dev/null 2>&1
+	nobody "$UDS_SEND" -n 40 "$S2/flmd.sock" >"$S2.n" &
+	hog=$!
+	sleep 0.5
+	"$FLM" -D "$S2" status >/dev/null 2>&1
+	rc=$?
+	wait $hog
+	check "root is served while another admin holds all it may (rc $rc, $(cat "$S2.n") of 40 closed)" \
+	    [ "$rc" = 0 ]
+	kill -TERM $pid2
+	wait $pid2
+	rm -rf "$S2" "$S2.log" "$S2.n"
+else
 	ok "# SKIP needs root to act as another user"
 fi
 
