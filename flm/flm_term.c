@@ -3,7 +3,9 @@
  * model names in the audit trail, error messages, a model's answer)
  * reaches the admin's terminal only with its control characters made
  * visible: an escape sequence in a model name must not rewrite the
- * screen, retitle the window or forge a line of output.
+ * screen, retitle the window or forge a line of output.  Unlike
+ * log_escape (a bounded line for a log) this writes text of any length
+ * and may keep its line breaks; both judge UTF-8 with log_utf8_len.
  */
 #include "config.h"
 
@@ -15,43 +17,7 @@
 #include <json-c/json.h>
 
 #include "flm.h"
-
-/*
- * Length of the valid UTF-8 sequence at s (at most n bytes) that is
- * safe to print, or 0: C1 controls (U+0080..U+009F, which some
- * terminals obey like ESC [) are not safe.
- */
-static size_t
-term_utf8_len(const unsigned char *s, size_t n)
-{
-	size_t	 len, i;
-	uint32_t cp;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates, past U+10FFFF, C1 controls. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
-	    (cp >= 0x80 && cp <= 0x9f))
-		return 0;
-	return len;
-}
+#include "log.h"
 
 /* Bytes of s that print as themselves; *unsafe says why it stopped. */
 static size_t
@@ -69,7 +35,7 @@ term_span(const unsigned char *s, size_t n, int lines, int *unsafe)
 			i++;
 			continue;
 		}
-		if (s[i] >= 0x80 && (u = term_utf8_len(s + i, n - i)) > 0) {
+		if (s[i] >= 0x80 && (u = log_utf8_len(s + i, n - i)) > 0) {
 			i += u;
 			continue;
 		}

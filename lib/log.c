@@ -47,9 +47,12 @@ log_sink(void (*fn)(int, const char *))
 	log_sinkfn = fn;
 }
 
-/* The length of the valid UTF-8 sequence at s, 0 if none or a C1 control. */
-static size_t
-log_utf8_len(const unsigned char *s)
+/*
+ * The length of the valid UTF-8 sequence at s (of at most len bytes),
+ * 0 if none or a C1 control: what may reach a terminal as it is.
+ */
+size_t
+log_utf8_len(const unsigned char *s, size_t len)
 {
 	uint32_t	 cp;
 	size_t		 n, i;
@@ -64,6 +67,8 @@ log_utf8_len(const unsigned char *s)
 		n = 4;
 		cp = s[0] & 0x07;
 	} else
+		return 0;
+	if (n > len)
 		return 0;
 	for (i = 1; i < n; i++) {
 		if ((s[i] & 0xc0) != 0x80)	/* the NUL ends it here too */
@@ -107,7 +112,8 @@ log_escape(char *dst, size_t dstsz, const char *src)
 			esc[1] = *s == '\\' ? '\\' : *s == '\n' ? 'n' :
 			    *s == '\r' ? 'r' : 't';
 			n = 2;
-		} else if ((n = log_utf8_len(s)) > 0) {
+		} else if ((n = log_utf8_len(s, strnlen((const char *)s,
+		    4))) > 0) {
 			memcpy(esc, s, n);
 			used = n;
 		} else {

@@ -13,6 +13,7 @@ void	log_sink(void (*)(int, const char *));
 /* The longest escaped child line flmd logs, NUL included. */
 #define LOG_RELAY_MAX	1024
 void	log_escape(char *, size_t, const char *);
+size_t	log_utf8_len(const unsigned char *, size_t);
 void	log_relay(int, const char *, long, const char *);
 void	log_procname(const char *);
 int	log_getverbose(void);
