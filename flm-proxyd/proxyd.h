@@ -42,6 +42,7 @@ struct proxyd_limits {
 	int		 idle_timeout;	/* s a keep-alive connection idles */
 	int		 upstream_timeout;	/* s an engine may stay silent */
 	int		 max_conns;	/* client connections at once */
+	int		 write_timeout;	/* s a client may take no bytes */
 };
 
 struct proxyd {
@@ -76,6 +77,7 @@ struct http_req {
 	struct http_conn	*conn;
 	struct http_head	 head;
 	char			*headbuf;	/* the bytes head points into */
+	size_t			 headlen;	/* wiped when freed */
 	enum http_endpoint	 ep;
 	struct evbuffer		*body;
 	uint64_t		 id;
@@ -127,6 +129,7 @@ size_t	http_out_pending(const struct http_req *);
 void	http_hold(struct http_req *, void (*)(struct http_req *, void *),
 	    void *);
 void	http_release(struct http_req *);
+void	http_wipe_header(struct http_req *, const char *);
 
 /* proxyd_policy.c */
 void	policy_receive(struct chan *, struct chan_msg *);
