@@ -620,6 +620,25 @@ up_send(struct upstream *up)
 	up->state = U_HEAD;
 }
 
+/*
+ * A new connection: is the engine's listener still the recorded
+ * owner's?  Checked before the prompt goes, not on kept-alive
+ * connections (their owner cannot change).
+ */
+static int
+up_owner_changed(struct upstream *up)
+{
+	char	 why[300];
+	int64_t	 uid;
+
+	if (owner_check(&up->engine, &uid, why, sizeof(why)) == 0)
+		return 0;
+	log_warnx("engine %s: %s: refused", up->engine.id, why);
+	up->keepalive = 0;
+	up_fail(up, 502, "engine_owner_changed", why);
+	return 1;
+}
+
 static void
 up_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -629,6 +648,8 @@ up_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
+		if (up_owner_changed(up))
+			return;
 		bufferevent_disable(up->bev, EV_WRITE);	/* see up_flush */
 		bufferevent_set_timeouts(up->bev, &tv, &tv);
 		up_send(up);
