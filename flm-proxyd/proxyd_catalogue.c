@@ -254,11 +254,6 @@ catalogue_engine(const char *id)
 	return NULL;
 }
 
-/*
- * Which engine serves model: flm://ENGINE/MODEL, or a bare name that
- * one usable engine has.  0, or the HTTP status with err saying why.
- */
-
 /* flm://ENGINE/MODEL of an engine refused for its owner: say why. */
 static int
 catalogue_blocked_model(const char *model, char *err, size_t errsz)
@@ -277,6 +272,10 @@ catalogue_blocked_model(const char *model, char *err, size_t errsz)
 	return 1;
 }
 
+/*
+ * Which engine serves model: flm://ENGINE/MODEL, or a bare name that
+ * one usable engine has.  0, or the HTTP status with err saying why.
+ */
 int
 catalogue_route(const char *model, struct route *rt, char *err,
     size_t errsz)
