@@ -398,9 +398,13 @@ up_payload_mem(struct upstream *up, const char *p, size_t n)
 		http_stream_data(up->req, p, n);
 		return 0;
 	}
-	if ((tmp = evbuffer_new()) == NULL)
+	/* A copy, not a reference: p is in the engine's input buffer,
+	 * drained next, and a line's start can stay in acc after it. */
+	if ((tmp = evbuffer_new()) == NULL || evbuffer_add(tmp, p, n) == -1) {
+		if (tmp != NULL)
+			evbuffer_free(tmp);
 		return -1;
-	evbuffer_add_reference(tmp, p, n, NULL, NULL);
+	}
 	rc = up_payload(up, tmp, n);
 	evbuffer_free(tmp);
 	return rc;
