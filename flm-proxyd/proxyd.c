@@ -49,6 +49,20 @@ proxyd_keyd_up(struct chan *ch)
 	audit_keyd_up(ch);
 }
 
+/* The uid flmd recorded as the owner of the engine's listener. */
+static int64_t
+proxyd_engine_owner(struct json_object *e)
+{
+	struct json_object	*v;
+	int64_t			 uid;
+
+	if (!json_object_object_get_ex(e, "owner_uid", &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	uid = json_object_get_int64(v);
+	return uid >= 0 && uid <= UINT32_MAX ? uid : -1;
+}
+
 static void
 proxyd_engines(struct chan *ch, struct chan_msg *m)
 {
@@ -85,6 +99,7 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 		    json_object_get_int(v) < 1 || json_object_get_int(v) > 65535)
 			continue;
 		pe->port = json_object_get_int(v);
+		pe->owner = proxyd_engine_owner(e);
 		px->nengines++;
 	}
 	json_object_put(arr);
@@ -187,8 +202,10 @@ main(int argc, char *argv[])
 	/* Until keyd says otherwise: loopback clients only. */
 	policy_defaults(&px->policy);
 	child_init(&px->c, PROC_PROXYD, argc, argv);
-	/* libcurl and OpenSSL read their configuration before the chroot. */
+	/* libcurl and OpenSSL read their configuration before the chroot;
+	 * /proc/net/tcp* are kept open for the engines' owners. */
 	probe_init();
+	owner_init();
 	auth_init();
 	http_init();
 	ratelimit_init();
@@ -201,6 +218,7 @@ main(int argc, char *argv[])
 	upstream_cleanup();
 	catalogue_cleanup();
 	probe_cleanup();
+	owner_cleanup();
 	auth_cleanup();
 	audit_cleanup();
 	ratelimit_cleanup();

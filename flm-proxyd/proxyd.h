@@ -23,6 +23,7 @@ struct proxyd_engine {
 	char		 host[256];
 	char		 addr[64];	/* numeric: proxyd resolves nothing */
 	int		 port;
+	int64_t		 owner;		/* uid flmd recorded, -1 none */
 };
 
 struct proxyd_listener {
@@ -42,6 +43,7 @@ struct proxyd_limits {
 	int		 idle_timeout;	/* s a keep-alive connection idles */
 	int		 upstream_timeout;	/* s an engine may stay silent */
 	int		 max_conns;	/* client connections at once */
+	int		 write_timeout;	/* s a client may take no bytes */
 };
 
 struct proxyd {
@@ -76,6 +78,7 @@ struct http_req {
 	struct http_conn	*conn;
 	struct http_head	 head;
 	char			*headbuf;	/* the bytes head points into */
+	size_t			 headlen;	/* wiped when freed */
 	enum http_endpoint	 ep;
 	struct evbuffer		*body;
 	uint64_t		 id;
@@ -127,6 +130,7 @@ size_t	http_out_pending(const struct http_req *);
 void	http_hold(struct http_req *, void (*)(struct http_req *, void *),
 	    void *);
 void	http_release(struct http_req *);
+void	http_wipe_header(struct http_req *, const char *);
 
 /* proxyd_policy.c */
 void	policy_receive(struct chan *, struct chan_msg *);
@@ -217,12 +221,19 @@ void	catalogue_update(struct json_object *, unsigned int);
 void	catalogue_when_fresh(struct http_req *, http_req_cb);
 void	catalogue_models(struct http_req *);
 int	catalogue_route(const char *, struct route *, char *, size_t);
+const char *catalogue_blocked(const char *);
 void	catalogue_cleanup(void);
 
 /* proxyd_probe.c */
 void	probe_init(void);
 void	probe_run(uint32_t);
 void	probe_cleanup(void);
+
+/* proxyd_owner.c */
+void	owner_init(void);
+void	owner_cleanup(void);
+int64_t	owner_of(const char *, int);
+int	owner_check(const struct proxyd_engine *, int64_t *, char *, size_t);
 
 /* proxyd_sandbox.c */
 void	proxyd_sandbox(void);

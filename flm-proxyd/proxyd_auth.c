@@ -251,23 +251,22 @@ auth_abort(struct http_req *req, void *arg)
 }
 
 /*
- * Call done(req, key_id, arg) once keyd says the key is good; refuse
- * the request with 401/503 otherwise.  Obviously bad tokens never
- * reach keyd.
+ * The token (len bytes, or NULL) checked: done(req, key_id) once keyd
+ * says the key is good; the request refused with 401/503 otherwise.
+ * Obviously bad tokens never reach keyd.
  */
-void
-auth_check(struct http_req *req, auth_done_cb done)
+static void
+auth_check_token(struct http_req *req, auth_done_cb done, const char *tok,
+    size_t len)
 {
 	struct keycache_entry	*ce;
 	struct auth_req		*a;
-	const char		*tok, *secret;
+	const char		*secret;
 	char			 id[FLM_KEY_ID_LEN + 1];
 	const char		*addr = http_req_addr(req);
 	uint8_t			 dig[KEYCACHE_DIGEST];
-	size_t			 len = 0;
 
-	if ((tok = auth_bearer(req, &len)) != NULL && len > 0 &&
-	    len <= FLM_TOKEN_MAX) {
+	if (tok != NULL && len > 0 && len <= FLM_TOKEN_MAX) {
 		/* The steady state: one keyed hash, no round trip. */
 		keycache_digest(px->cache, tok, len, dig);
 		if ((ce = keycache_get(px->cache, dig, time(NULL))) != NULL) {
@@ -314,6 +313,27 @@ auth_check(struct http_req *req, auth_done_cb done)
 	auth_npending++;
 	http_hold(req, auth_abort, a);
 	auth_send(px->c.peer, a);
+}
+
+/*
+ * Check the request's bearer token.  It is copied out and wiped from
+ * the request's head before anything else (an answer may free the
+ * request), and the copy is wiped once checked: only the KEY_VERIFY
+ * of a pending check keeps it, until keyd answers.
+ */
+void
+auth_check(struct http_req *req, auth_done_cb done)
+{
+	char		 tok[FLM_TOKEN_MAX];
+	const char	*h;
+	size_t		 len = 0;
+
+	if ((h = auth_bearer(req, &len)) != NULL && len <= FLM_TOKEN_MAX)
+		memcpy(tok, h, len);
+	http_wipe_header(req, "authorization");
+	/* Too long: refused by its length, never copied. */
+	auth_check_token(req, done, h == NULL ? NULL : tok, len);
+	sodium_memzero(tok, sizeof(tok));
 }
 
 void

@@ -40,6 +40,39 @@ static unsigned int		 cat_gen;	/* engine list generation */
 static int			 cat_fresh;	/* built for cat_gen */
 static struct cat_model		*cat_models;
 static size_t			 cat_nmodels;
+/* Engines whose listener changed owner: why, for their requests. */
+static struct {
+	char	 id[33];
+	char	 why[300];
+}				 cat_blocked[PROXYD_MAX_ENGINES];
+static int			 cat_nblocked;
+
+/* Why requests to engine id are refused, or NULL. */
+const char *
+catalogue_blocked(const char *id)
+{
+	int	 i;
+
+	for (i = 0; i < cat_nblocked; i++)
+		if (strcmp(cat_blocked[i].id, id) == 0)
+			return cat_blocked[i].why;
+	return NULL;
+}
+
+static void
+catalogue_block(const char *id, struct json_object *e)
+{
+	struct json_object	*why;
+
+	if (cat_nblocked == PROXYD_MAX_ENGINES)
+		return;
+	snprintf(cat_blocked[cat_nblocked].id, sizeof(cat_blocked[0].id),
+	    "%s", id);
+	snprintf(cat_blocked[cat_nblocked].why, sizeof(cat_blocked[0].why),
+	    "%s", json_object_object_get_ex(e, "reason", &why) ?
+	    json_object_get_string(why) : "its listener changed owner");
+	cat_nblocked++;
+}
 
 static void
 catalogue_reply(struct http_req *req)
@@ -136,6 +169,7 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 	if (gen != cat_gen)
 		return;		/* an older list's probe: not the answer */
 	catalogue_free_models();
+	cat_nblocked = 0;
 	data = json_object_new_array();
 	for (i = 0; i < json_object_array_length(verdicts); i++) {
 		e = json_object_array_get_idx(verdicts, i);
@@ -143,6 +177,9 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 		    "state"));
 		engine = json_object_get_string(json_object_object_get(e,
 		    "id"));
+		if (state != NULL && engine != NULL &&
+		    strcmp(state, "OwnerChanged") == 0)
+			catalogue_block(engine, e);
 		if (state == NULL || engine == NULL ||
 		    strncmp(state, "Running", 7) != 0 ||
 		    !json_object_object_get_ex(e, "models", &ms))
@@ -217,6 +254,24 @@ catalogue_engine(const char *id)
 	return NULL;
 }
 
+/* flm://ENGINE/MODEL of an engine refused for its owner: say why. */
+static int
+catalogue_blocked_model(const char *model, char *err, size_t errsz)
+{
+	char		 id[33];
+	const char	*slash, *why;
+
+	if ((slash = strchr(model + 6, '/')) == NULL ||
+	    (size_t)(slash - (model + 6)) >= sizeof(id))
+		return 0;
+	memcpy(id, model + 6, slash - (model + 6));
+	id[slash - (model + 6)] = '\0';
+	if ((why = catalogue_blocked(id)) == NULL)
+		return 0;
+	snprintf(err, errsz, "Engine %s: %s.", id, why);
+	return 1;
+}
+
 /*
  * Which engine serves model: flm://ENGINE/MODEL, or a bare name that
  * one usable engine has.  0, or the HTTP status with err saying why.
@@ -249,6 +304,9 @@ catalogue_route(const char *model, struct route *rt, char *err,
 			}
 		return 400;
 	}
+	if (hit == NULL && flm && catalogue_blocked_model(model, err,
+	    errsz))
+		return 502;
 	if (hit == NULL || (rt->engine = catalogue_engine(hit->engine)) ==
 	    NULL) {
 		snprintf(err, errsz, "The model '%s' does not exist or its "

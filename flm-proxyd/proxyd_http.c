@@ -27,6 +27,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <json-c/json.h>
+#include <sodium.h>
 
 #include "proxylimits.h"
 #include "log.h"
@@ -54,6 +55,8 @@ struct http_conn {
 	int			 keepalive;
 	int			 body_done;
 	int			 eof;		/* the client sends no more */
+	size_t			 scanned;	/* bytes of in searched for
+						 * the head's end, in vain */
 	struct http_chunked	 ck;
 	struct http_req		 req;
 	char			 addr[INET6_ADDRSTRLEN];
@@ -81,6 +84,7 @@ static const struct {
 	{ offsetof(struct proxyd_limits, idle_timeout), 0 },
 	{ offsetof(struct proxyd_limits, upstream_timeout), 0 },
 	{ offsetof(struct proxyd_limits, max_conns), 0 },
+	{ offsetof(struct proxyd_limits, write_timeout), 0 },
 };
 
 /* flmd's settings proxy.NAME (checked there, and again here). */
@@ -298,16 +302,23 @@ conn_reading(struct http_conn *c, int on)
 		event_del(c->rev);
 }
 
-/* Write now what the kernel takes (see up_flush): the write event
- * only for what is left. */
+/*
+ * Write now what the kernel takes (see up_flush): the write event only
+ * for what is left.  Its timeout runs from the moment the client stopped
+ * taking bytes (and again after each write it lets through): a client
+ * that stops reading cannot hold an engine call forever.
+ */
 static void
 conn_flush(struct http_conn *c)
 {
+	struct timeval	 tv = { px->limits.write_timeout, 0 };
+
 	if (evbuffer_get_length(c->out) == 0)
 		return;
 	(void)evbuffer_write(c->out, c->fd);
-	if (evbuffer_get_length(c->out) > 0)
-		event_add(c->wev, NULL);
+	if (evbuffer_get_length(c->out) > 0 &&
+	    !event_pending(c->wev, EV_WRITE, NULL))
+		event_add(c->wev, &tv);
 }
 
 /* Ready for the next request; the usage tail's buffer is kept for it. */
@@ -317,6 +328,9 @@ http_req_clear(struct http_req *r)
 	struct http_conn	*c = r->conn;
 	char			*tail = r->tail;
 
+	/* The head held a bearer token: no copy outlives the request. */
+	if (r->headbuf != NULL)
+		sodium_memzero(r->headbuf, r->headlen);
 	free(r->headbuf);
 	free(r->model);
 	if (r->body != NULL)
@@ -492,6 +506,21 @@ http_release(struct http_req *r)
 	r->owner = NULL;
 }
 
+/* Zero the value of header name in the head's bytes (a bearer token,
+ * once checked): the head lives as long as the request, a stream's
+ * minutes included. */
+void
+http_wipe_header(struct http_req *r, const char *name)
+{
+	const char	*v;
+	size_t		 vlen;
+
+	if (r->headbuf == NULL ||
+	    (v = http_header(&r->head, name, &vlen)) == NULL)
+		return;
+	sodium_memzero(r->headbuf + (v - r->headbuf), vlen);
+}
+
 /* ---- connections ------------------------------------------------------------ */
 
 static void
@@ -578,7 +607,12 @@ conn_write(evutil_socket_t fd, short ev, void *arg)
 	struct http_conn	*c = arg;
 	struct http_req		*r = &c->req;
 
-	(void)ev;
+	if (ev & EV_TIMEOUT) {
+		log_info("%s: client took no bytes for %d s: closed",
+		    c->addr, px->limits.write_timeout);
+		conn_free(c);	/* and with it the engine call */
+		return;
+	}
 	if (evbuffer_write(c->out, fd) == -1 && errno != EAGAIN &&
 	    errno != EINTR) {
 		conn_free(c);
@@ -654,6 +688,47 @@ conn_body(struct http_conn *c)
 	route_dispatch(&c->req);
 }
 
+/*
+ * Search in for what, starting where the last search of the same head
+ * stopped (less what a match straddling that point could need).
+ */
+static struct evbuffer_ptr
+conn_head_search(struct evbuffer *in, size_t scanned, const char *what,
+    size_t len)
+{
+	struct evbuffer_ptr	 start;
+	size_t			 from = scanned >= len ? scanned - len + 1 : 0;
+
+	if (evbuffer_ptr_set(in, &start, from, EVBUFFER_PTR_SET) == -1)
+		return evbuffer_search(in, what, len, NULL);
+	return evbuffer_search(in, what, len, &start);
+}
+
+/*
+ * Move len bytes of in to buf, zeroing them where they were read into
+ * (a head may hold a bearer token): only buf, wiped with the request,
+ * keeps them.
+ */
+static void
+conn_take(struct evbuffer *in, char *buf, size_t len)
+{
+	struct evbuffer_iovec	 v[8];
+	size_t			 done, n;
+	int			 i, nv;
+
+	evbuffer_copyout(in, buf, len);
+	while (len > 0 && (nv = evbuffer_peek(in, len, NULL, v, 8)) > 0) {
+		for (i = 0, done = 0; i < nv && i < 8 && done < len; i++) {
+			n = v[i].iov_len < len - done ? v[i].iov_len :
+			    len - done;
+			sodium_memzero(v[i].iov_base, n);
+			done += n;
+		}
+		evbuffer_drain(in, done);
+		len -= done;
+	}
+}
+
 /* Read a whole head into headbuf; 1 when there, -1 if refused. */
 static int
 conn_head(struct http_conn *c)
@@ -668,8 +743,10 @@ conn_head(struct http_conn *c)
 	/* Stray CRLFs between pipelined requests. */
 	while (evbuffer_get_length(in) >= 2 &&
 	    evbuffer_copyout(in, crlf, 2) == 2 && crlf[0] == '\r' &&
-	    crlf[1] == '\n')
+	    crlf[1] == '\n') {
 		evbuffer_drain(in, 2);
+		c->scanned = 0;
+	}
 	if ((n = evbuffer_get_length(in)) == 0)
 		return 0;
 	if (c->idle) {
@@ -677,14 +754,17 @@ conn_head(struct http_conn *c)
 		c->idle = 0;
 		conn_timer(c, px->limits.header_timeout);
 	}
-	p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	p = conn_head_search(in, c->scanned, "\r\n\r\n", 4);
 	if (p.pos == -1 && n <= px->limits.max_header) {
-		/* A head ended with bare LFs is refused now, not at the
-		 * timeout; anything else waits for its CRLF CRLF. */
-		if (evbuffer_search(in, "\n\n", 2, NULL).pos == -1 ||
-		    (rc = http_parse_head((const char *)evbuffer_pullup(in, -1),
-		    n, 0, &r->head)) == 0)
+		/* A head ended with bare LFs is refused now (the parser
+		 * below cannot accept it), not at the timeout; anything
+		 * else waits for its CRLF CRLF. */
+		if (conn_head_search(in, c->scanned, "\n\n", 2).pos == -1) {
+			/* Next time only the new bytes are searched: a
+			 * head sent a byte at a time costs linear work. */
+			c->scanned = n;
 			return 0;
+		}
 		hlen = n;
 	} else if (p.pos == -1 || (size_t)p.pos + 4 > px->limits.max_header) {
 		conn_refuse(c, 431, "The request head is too large.");
@@ -695,7 +775,9 @@ conn_head(struct http_conn *c)
 		conn_refuse(c, 503, "Out of memory.");
 		return -1;
 	}
-	evbuffer_remove(in, r->headbuf, hlen);
+	conn_take(in, r->headbuf, hlen);
+	r->headlen = hlen;
+	c->scanned = 0;
 	if ((rc = http_parse_head(r->headbuf, hlen, 0, &r->head)) <= 0) {
 		r->head.minor = 1;
 		conn_refuse(c, rc == 0 ? 400 : -rc, rc == -431 ?

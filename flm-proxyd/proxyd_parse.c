@@ -269,7 +269,8 @@ http_header(const struct http_head *h, const char *name, size_t *len)
 
 enum {
 	CK_SIZE = 0, CK_EXT, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF,
-	CK_TRAILER, CK_TRAILER_LINE, CK_TRAILER_LF, CK_END_LF, CK_DONE
+	CK_TRAILER, CK_TRAILER_NAME, CK_TRAILER_LINE, CK_TRAILER_LF,
+	CK_END_LF, CK_DONE
 };
 #define CK_MAX_DIGITS	15
 #define CK_MAX_TRAILER	4096
@@ -342,8 +343,28 @@ http_chunked_step(struct http_chunked *ck, const char *in, size_t len,
 			ck->state = CK_SIZE;
 			i++;
 			break;
+		/*
+		 * Trailer fields are read as strictly as header fields: a
+		 * bare LF, a control character, a folded line or a line
+		 * that is not NAME ":" VALUE ends the body as malformed, so
+		 * no request can hide in a trailer from a lenient peer.
+		 */
 		case CK_TRAILER:
-			ck->state = c == '\r' ? CK_END_LF : CK_TRAILER_LINE;
+			if (c == '\r')
+				ck->state = CK_END_LF;
+			else if (is_tchar(c))
+				ck->state = CK_TRAILER_NAME;
+			else
+				return -1;
+			i++;
+			break;
+		case CK_TRAILER_NAME:
+			if (++ck->trailer_len > CK_MAX_TRAILER)
+				return -1;
+			if (c == ':')
+				ck->state = CK_TRAILER_LINE;
+			else if (!is_tchar(c))
+				return -1;
 			i++;
 			break;
 		case CK_TRAILER_LINE:
@@ -351,6 +372,8 @@ http_chunked_step(struct http_chunked *ck, const char *in, size_t len,
 				return -1;
 			if (c == '\r')
 				ck->state = CK_TRAILER_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
 			i++;
 			break;
 		case CK_TRAILER_LF:

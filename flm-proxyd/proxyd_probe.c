@@ -326,6 +326,27 @@ probe_failure(struct probe_req *r, char *why, size_t sz)
 	return "ErrorApi";
 }
 
+/*
+ * The owner of the engine's listener (null: not knowable), and the
+ * state OwnerChanged when it is not the one flmd recorded: its models
+ * are then not served (proxyd_catalogue.c says why).
+ */
+static void
+probe_owner(struct probe_engine *pe, struct json_object *o)
+{
+	char	 why[300];
+	int64_t	 uid;
+
+	if (owner_check(&pe->e, &uid, why, sizeof(why)) == -1) {
+		json_object_object_add(o, "state",
+		    json_object_new_string("OwnerChanged"));
+		json_object_object_add(o, "reason",
+		    json_object_new_string(why));
+	}
+	json_object_object_add(o, "owner_uid", uid >= 0 ?
+	    json_object_new_int64(uid) : NULL);
+}
+
 /* One engine's verdict from its answers. */
 static struct json_object *
 probe_verdict(struct probe_engine *pe)
@@ -396,6 +417,7 @@ probe_verdict(struct probe_engine *pe)
 	json_object_object_add(o, "openai", json_object_new_boolean(!ollama ||
 	    v != NULL));
 	json_object_put(v);
+	probe_owner(pe, o);
 	json_object_put(ver);
 	json_object_put(list);
 	json_object_put(props);

@@ -4,10 +4,19 @@
  * taken after it, and nothing passes while the bucket is empty).  Each
  * bucket holds a minute's worth, refilled continuously.  proxyd is one
  * thread, so a count is exact however many requests race.
+ *
+ * An IPv6 client is counted by its /64 (one host usually has all of
+ * one), so a flood from many addresses of one network is one subject.
+ * When RL_MAX subjects are tracked, a newcomer takes the place of the
+ * one least recently seen (an LRU list, O(1)): a flood of addresses
+ * makes us forget old subjects, never refuse everyone.
  */
 #include "config.h"
 
 #include <sys/queue.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +34,17 @@
 
 struct bucket {
 	LIST_ENTRY(bucket)	 entry;
+	TAILQ_ENTRY(bucket)	 lru;		/* most recently used first */
 	char			 subject[64];	/* "ip:addr" or "key:id" */
 	double			 req, tok;	/* what is left */
 	uint32_t		 cap_req, cap_tok;	/* the limits then */
 	double			 at;		/* when last refilled, s */
 };
 LIST_HEAD(bucket_list, bucket);
+TAILQ_HEAD(bucket_lru, bucket);
 
 static struct bucket_list	*rl_slots;
+static struct bucket_lru	 rl_lru = TAILQ_HEAD_INITIALIZER(rl_lru);
 static size_t			 rl_count;
 static struct event		*rl_tick;
 
@@ -85,6 +97,33 @@ rl_refill(struct bucket *b, const struct policy_rate *r, double now)
 	b->tok = rl_min(b->tok + dt * r->tokens / 60.0, r->tokens);
 }
 
+static void
+rl_free(struct bucket *b)
+{
+	LIST_REMOVE(b, entry);
+	TAILQ_REMOVE(&rl_lru, b, lru);
+	free(b);
+	rl_count--;
+}
+
+/* "kind:subject", an IPv6 address (not an IPv4-mapped one) as its /64. */
+static void
+rl_key(const char *kind, const char *subject, char *key, size_t sz)
+{
+	struct in6_addr	 a;
+	char		 net[INET6_ADDRSTRLEN];
+
+	if (strcmp(kind, "ip") == 0 && inet_pton(AF_INET6, subject, &a) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&a)) {
+		memset(a.s6_addr + 8, 0, 8);
+		if (inet_ntop(AF_INET6, &a, net, sizeof(net)) != NULL) {
+			snprintf(key, sz, "%s:%s/64", kind, net);
+			return;
+		}
+	}
+	snprintf(key, sz, "%s:%s", kind, subject);
+}
+
 static struct bucket *
 rl_find(const char *kind, const char *subject, const struct policy_rate *r,
     int create)
@@ -93,19 +132,27 @@ rl_find(const char *kind, const char *subject, const struct policy_rate *r,
 	char		 key[64];
 	uint32_t	 h;
 
-	snprintf(key, sizeof(key), "%s:%s", kind, subject);
+	rl_key(kind, subject, key, sizeof(key));
 	h = rl_hash(key);
 	LIST_FOREACH(b, &rl_slots[h], entry)
-		if (strcmp(b->subject, key) == 0)
+		if (strcmp(b->subject, key) == 0) {
+			TAILQ_REMOVE(&rl_lru, b, lru);
+			TAILQ_INSERT_HEAD(&rl_lru, b, lru);
 			return b;
-	if (!create || rl_count >= RL_MAX || (b = calloc(1, sizeof(*b))) ==
-	    NULL)
+		}
+	if (!create)
+		return NULL;
+	/* Full: the subject least recently seen makes room. */
+	if (rl_count >= RL_MAX)
+		rl_free(TAILQ_LAST(&rl_lru, bucket_lru));
+	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return NULL;
 	memcpy(b->subject, key, sizeof(key));
 	b->req = b->cap_req = r->requests;
 	b->tok = b->cap_tok = r->tokens;
 	b->at = rl_now();
 	LIST_INSERT_HEAD(&rl_slots[h], b, entry);
+	TAILQ_INSERT_HEAD(&rl_lru, b, lru);
 	rl_count++;
 	return b;
 }
@@ -120,9 +167,9 @@ ratelimit_take(const char *kind, const char *subject,
 
 	if (r->requests == 0 && r->tokens == 0)
 		return 1;
-	/* Too many subjects to track: refuse rather than forget limits. */
+	/* Out of memory: refuse rather than forget limits. */
 	if ((b = rl_find(kind, subject, r, 1)) == NULL) {
-		*retry = RL_PRUNE_SECS;
+		*retry = 1;
 		return 0;
 	}
 	rl_refill(b, r, rl_now());
@@ -169,9 +216,7 @@ rl_prune(evutil_socket_t fd, short ev, void *arg)
 			next = LIST_NEXT(b, entry);
 			if (b->at > idle || b->tok < 0)
 				continue;
-			LIST_REMOVE(b, entry);
-			free(b);
-			rl_count--;
+			rl_free(b);
 		}
 }
 
@@ -196,12 +241,11 @@ ratelimit_cleanup(void)
 	if (rl_slots == NULL)
 		return;
 	for (i = 0; i < RL_SLOTS; i++)
-		while ((b = LIST_FIRST(&rl_slots[i])) != NULL) {
-			LIST_REMOVE(b, entry);
-			free(b);
-		}
+		while ((b = LIST_FIRST(&rl_slots[i])) != NULL)
+			rl_free(b);
 	free(rl_slots);
 	rl_slots = NULL;
 	if (rl_tick != NULL)
 		event_free(rl_tick);
+	rl_tick = NULL;
 }

@@ -228,6 +228,9 @@ route_post(struct http_req *req)
 		if (st == 404)
 			http_error(req, 404, "invalid_request_error",
 			    "model_not_found", msg);
+		else if (st == 502)
+			http_error(req, 502, "server_error",
+			    "engine_owner_changed", msg);
 		else
 			route_bad(req, "model", msg);
 		json_object_put(mobj);

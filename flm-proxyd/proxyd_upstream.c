@@ -398,9 +398,13 @@ up_payload_mem(struct upstream *up, const char *p, size_t n)
 		http_stream_data(up->req, p, n);
 		return 0;
 	}
-	if ((tmp = evbuffer_new()) == NULL)
+	/* A copy, not a reference: p is in the engine's input buffer,
+	 * drained next, and a line's start can stay in acc after it. */
+	if ((tmp = evbuffer_new()) == NULL || evbuffer_add(tmp, p, n) == -1) {
+		if (tmp != NULL)
+			evbuffer_free(tmp);
 		return -1;
-	evbuffer_add_reference(tmp, p, n, NULL, NULL);
+	}
 	rc = up_payload(up, tmp, n);
 	evbuffer_free(tmp);
 	return rc;
@@ -620,6 +624,25 @@ up_send(struct upstream *up)
 	up->state = U_HEAD;
 }
 
+/*
+ * A new connection: is the engine's listener still the recorded
+ * owner's?  Checked before the prompt goes, not on kept-alive
+ * connections (their owner cannot change).
+ */
+static int
+up_owner_changed(struct upstream *up)
+{
+	char	 why[300];
+	int64_t	 uid;
+
+	if (owner_check(&up->engine, &uid, why, sizeof(why)) == 0)
+		return 0;
+	log_warnx("engine %s: %s: refused", up->engine.id, why);
+	up->keepalive = 0;
+	up_fail(up, 502, "engine_owner_changed", why);
+	return 1;
+}
+
 static void
 up_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -629,6 +652,8 @@ up_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
+		if (up_owner_changed(up))
+			return;
 		bufferevent_disable(up->bev, EV_WRITE);	/* see up_flush */
 		bufferevent_set_timeouts(up->bev, &tv, &tv);
 		up_send(up);

@@ -27,6 +27,7 @@ static int	cmd_version(struct cli *, int, char **);
 static int	cmd_key_create(struct cli *, int, char **);
 static int	cmd_key_list(struct cli *, int, char **);
 static int	cmd_engines(struct cli *, int, char **);
+static int	cmd_engines_trust(struct cli *, int, char **);
 static int	cmd_key_change(struct cli *, int, char **);
 static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
@@ -50,6 +51,8 @@ static const struct flm_cmd cmds[] = {
 	    "engines detect [--json]" },
 	{ "models list",	cmd_engines,	"jE",	0,
 	    "models list [--engine ID] [--json]" },
+	{ "engines trust",	cmd_engines_trust, "j",	1,
+	    "engines trust ID [--json]" },
 	{ "proxy start",	cmd_proxy,	"jpbmN",	0,
 	    "proxy start [--port N] [--bind ADDR] [--mode local-http] "
 	    "[--bench-no-auth] [--json]" },
@@ -487,22 +490,64 @@ cmd_key_change(struct cli *c, int argc, char **argv)
 	return FLM_EX_OK;
 }
 
+/*
+ * Whom an engine's prompts go to: the listener's owner changed since
+ * it was recorded (proxyd refuses it), or cannot be known (an engine
+ * trusted by its address alone).
+ */
+static void
+engines_warn(struct json_object *e)
+{
+	const char	*state = jstr(e, "state");
+
+	if (strcmp(state, "OwnerChanged") == 0)
+		fprintf(stderr, "flm: warning: engine %s: %s\n", jstr(e, "id"),
+		    jstr(e, "reason"));
+	else if (strncmp(state, "Running", 7) == 0 &&
+	    json_object_object_get(e, "owner_uid") == NULL)
+		fprintf(stderr, "flm: warning: engine %s: the owner of its "
+		    "listener cannot be known; it is trusted by its address "
+		    "alone\n", jstr(e, "id"));
+}
+
 static void
 engines_table(struct json_object *res)
 {
 	size_t	 i, n = json_object_array_length(res);
 
-	printf("%-10s %-9s %-26s %-16s %-8s %6s %8s  %s\n", "ID", "KIND",
-	    "URL", "STATE", "VERSION", "MODELS", "LATENCY", "REASON");
+	printf("%-10s %-9s %-26s %-16s %-8s %6s %8s %6s  %s\n", "ID", "KIND",
+	    "URL", "STATE", "VERSION", "MODELS", "LATENCY", "OWNER",
+	    "REASON");
 	for (i = 0; i < n; i++) {
 		struct json_object	*e = json_object_array_get_idx(res, i);
 
-		printf("%-10s %-9s %-26s %-16s %-8s %6s %6sms  %s\n",
+		printf("%-10s %-9s %-26s %-16s %-8s %6s %6sms %6s  %s\n",
 		    jstr(e, "id"), jstr(e, "kind"), jstr(e, "base_url"),
 		    jstr(e, "state"), jdash(e, "version"),
 		    jstr(e, "model_count"), jstr(e, "latency_ms"),
-		    jstr(e, "reason"));
+		    jdash(e, "owner_uid"), jstr(e, "reason"));
 	}
+}
+
+static void
+trust_table(struct json_object *res)
+{
+	printf("engine %s: recorded listener owner %s forgotten; the next "
+	    "probe records the present one\n", jstr(res, "engine"),
+	    jdash(res, "forgotten_owner_uid"));
+}
+
+/* flm engines trust ID: accept a new owner of the engine's listener. */
+static int
+cmd_engines_trust(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*req = json_object_new_object();
+
+	(void)argc;
+	(void)argv;
+	json_object_object_add(req, "engine",
+	    json_object_new_string(c->args[0]));
+	return cli_show(c, IMSG_CTL_ENGINES_TRUST, req, trust_table);
 }
 
 static void
@@ -529,8 +574,9 @@ models_table(struct json_object *res)
 static int
 cmd_engines(struct cli *c, int argc, char **argv)
 {
-	struct json_object	*req = NULL;
-	int			 models = strcmp(argv[0], "models") == 0;
+	struct json_object	*req = NULL, *res = NULL;
+	int			 models = strcmp(argv[0], "models") == 0, rc;
+	size_t			 i;
 
 	(void)argc;
 	if (models) {
@@ -539,8 +585,16 @@ cmd_engines(struct cli *c, int argc, char **argv)
 			json_object_object_add(req, "engine",
 			    json_object_new_string(c->engine));
 	}
-	return cli_show(c, models ? IMSG_CTL_MODELS_LIST :
-	    IMSG_CTL_ENGINES_DETECT, req, models ? models_table : engines_table);
+	if (models)
+		return cli_show(c, IMSG_CTL_MODELS_LIST, req, models_table);
+	if ((rc = cli_request(c, IMSG_CTL_ENGINES_DETECT, NULL, &res)) != 0)
+		return rc;
+	print_result(c, res, engines_table);
+	/* Warnings go to stderr whatever the format of the answer. */
+	for (i = 0; i < json_object_array_length(res); i++)
+		engines_warn(json_object_array_get_idx(res, i));
+	json_object_put(res);
+	return FLM_EX_OK;
 }
 
 static void

@@ -477,6 +477,27 @@ control_engines_reply(uint32_t id, struct json_object *arr)
 	json_object_put(view);
 }
 
+/* flm engines trust ID: the listener's new owner is accepted. */
+static void
+control_trust(struct ctl_conn *c, uint32_t peerid, struct json_object *req)
+{
+	struct json_object	*e, *res = NULL;
+	char			 err[256];
+	int			 code;
+
+	if (!json_object_object_get_ex(req, "engine", &e) ||
+	    !json_object_is_type(e, json_type_string)) {
+		control_error(c, peerid, EINVAL, "an engine id is needed");
+		return;
+	}
+	if ((code = engines_trust(json_object_get_string(e), &res, err,
+	    sizeof(err))) != 0) {
+		control_error(c, peerid, code, err);
+		return;
+	}
+	control_reply(c, peerid, res);
+}
+
 static void
 control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
     struct json_object *req)
@@ -598,6 +619,7 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_PROXY_STOP:
 	case IMSG_CTL_CONFIG_GET:
 	case IMSG_CTL_CONFIG_SET:
+	case IMSG_CTL_ENGINES_TRUST:
 		if (control_args(ch, m, 1, &req) == -1)
 			return;
 		break;
@@ -623,6 +645,9 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_ENGINES_DETECT:
 		control_forward(c, PROC_PROXYD, IMSG_ENGINES_DETECT, id, NULL);
+		break;
+	case IMSG_CTL_ENGINES_TRUST:
+		control_trust(c, id, req);
 		break;
 	/* keyd decides these; flmd only carries them. */
 	case IMSG_CTL_POLICY_GET:

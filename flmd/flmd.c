@@ -233,6 +233,7 @@ main(int argc, char *argv[])
 
 	control_cleanup();
 	proc_shutdown_all();
+	engines_sent(NULL);
 	proxy_cleanup();
 	config_close();
 	unlink(env->paths.pidfile);

@@ -110,10 +110,16 @@ struct json_object	*config_engines(void);
 struct json_object	*config_engine_ids(void);
 struct json_object	*config_limits(void);
 int			 config_parse_url(const char *, char *, size_t, int *);
+int64_t			 config_owner(const char *, const char *, int);
+int			 config_owner_set(const char *, int64_t, const char *,
+			    int, char *, size_t);
 
 /* flmd_engines.c */
 void			 engines_state(uint32_t, struct json_object *);
 int			 engines_valid(struct json_object *, char *, size_t);
+void			 engines_sent(struct json_object *);
+int			 engines_trust(const char *, struct json_object **,
+			    char *, size_t);
 
 /* flmd_proxy.c */
 int			 proxy_start(struct json_object *, struct json_object **,

@@ -236,12 +236,77 @@ config_resolve(const char *host, char *addr, size_t addrsz)
 	return r == 0 ? 0 : -1;
 }
 
+/*
+ * The owner recorded for an engine's listener: settings
+ * engines.ID.owner = "UID ADDR PORT", kept apart from the settings flm
+ * config set may change.  -1 if none, or recorded for another address
+ * (the URL changed: the owner there is learnt afresh).
+ */
+int64_t
+config_owner(const char *id, const char *addr, int port)
+{
+	sqlite3_stmt	*st;
+	char		 raddr[INET6_ADDRSTRLEN], key[64];
+	long long	 uid = -1;
+	int		 rport;
+
+	snprintf(key, sizeof(key), "engines.%s.owner", id);
+	if (config_db.h == NULL || sqlite3_prepare_v2(config_db.h,
+	    "SELECT value FROM settings WHERE key = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sscanf((const char *)
+	    sqlite3_column_text(st, 0), "%lld %45s %d", &uid, raddr,
+	    &rport) == 3 && (strcmp(raddr, addr) != 0 || rport != port ||
+	    uid < 0 || uid > UINT32_MAX))
+		uid = -1;
+	sqlite3_finalize(st);
+	return uid;
+}
+
+/* Record uid as the owner of id's listener at addr:port, or forget it
+ * (uid -1).  0, or -1 with why. */
+int
+config_owner_set(const char *id, int64_t uid, const char *addr, int port,
+    char *err, size_t errsz)
+{
+	sqlite3_stmt	*st;
+	char		 key[64], val[128];
+	int		 rc;
+
+	if (db_writable(&config_db, err, errsz) == -1)
+		return -1;
+	snprintf(key, sizeof(key), "engines.%s.owner", id);
+	snprintf(val, sizeof(val), "%lld %s %d", (long long)uid, addr, port);
+	rc = sqlite3_prepare_v2(config_db.h, uid < 0 ?
+	    "DELETE FROM settings WHERE key = ?1" :
+	    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON "
+	    "CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at "
+	    "= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (uid >= 0)
+			sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
+		    sqlite3_extended_errcode(config_db.h);
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errsz, "cannot store %s: %s", key,
+		    db_strerror(&config_db, rc));
+		return -1;
+	}
+	return 0;
+}
+
 static void
 config_engine_add(struct json_object *arr, const char *id, const char *kind,
     const char *url)
 {
 	struct json_object	*e;
 	char			 host[256], addr[INET6_ADDRSTRLEN];
+	int64_t			 owner;
 	int			 port;
 
 	if (config_parse_url(url, host, sizeof(host), &port) == -1 ||
@@ -255,6 +320,9 @@ config_engine_add(struct json_object *arr, const char *id, const char *kind,
 	json_object_object_add(e, "host", json_object_new_string(host));
 	json_object_object_add(e, "addr", json_object_new_string(addr));
 	json_object_object_add(e, "port", json_object_new_int(port));
+	if ((owner = config_owner(id, addr, port)) >= 0)
+		json_object_object_add(e, "owner_uid",
+		    json_object_new_int64(owner));
 	json_object_array_add(arr, e);
 }
 

@@ -8,6 +8,8 @@
 
 #include <sys/stat.h>
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +135,7 @@ enum engines_type {
 	ET_STR,		/* a string of at most max bytes */
 	ET_STR_NULL,	/* the same, or null */
 	ET_INT,		/* an integer from 0 to max */
+	ET_INT_NULL,	/* the same, or null */
 	ET_BOOL,
 	ET_ENGINE,	/* an engine's own value, relayed by proxyd: null, bool,
 			   number or a string of at most max bytes; any other
@@ -160,6 +163,7 @@ static const struct engines_member verdict_members[] = {
 	{ "reason",		ET_STR_NULL,	512 },
 	{ "models",		ET_MODELS,	ENGINES_MAX_MODELS },
 	{ "openai",		ET_BOOL,	0 },
+	{ "owner_uid",		ET_INT_NULL,	UINT32_MAX },	/* engines_owner */
 };
 
 static const struct engines_member model_members[] = {
@@ -178,7 +182,7 @@ static const struct engines_member model_members[] = {
 /* The states proxyd's probes give (InstalledOnly is flmd's own). */
 static const char *engines_states[] = {
 	"RunningHealthy", "RunningDegraded", "ErrorApi", "ErrorNetwork",
-	"NotFound"
+	"NotFound", "OwnerChanged"
 };
 
 static int	engines_model_valid(struct json_object *, const char *,
@@ -197,6 +201,10 @@ engines_value_ok(const struct engines_member *em, struct json_object *v,
 		/* FALLTHROUGH */
 	case ET_STR:
 		return json_is_string_max(v, (size_t)em->max);
+	case ET_INT_NULL:
+		if (v == NULL)
+			return 1;
+		/* FALLTHROUGH */
 	case ET_INT:
 		return json_is_int_range(v, 0, em->max);
 	case ET_BOOL:
@@ -351,20 +359,119 @@ engines_valid(struct json_object *arr, char *why, size_t sz)
 	return ok;
 }
 
+/* The engine list proxyd was last sent (IMSG_ENGINES), ours. */
+static struct json_object	*engines_last;
+
+void
+engines_sent(struct json_object *arr)
+{
+	json_object_put(engines_last);
+	engines_last = arr;
+}
+
+static struct json_object *
+engines_find(const char *id)
+{
+	struct json_object	*e, *v;
+	size_t			 i;
+
+	for (i = 0; engines_last != NULL &&
+	    i < json_object_array_length(engines_last); i++) {
+		e = json_object_array_get_idx(engines_last, i);
+		if (json_object_object_get_ex(e, "id", &v) &&
+		    strcmp(json_object_get_string(v), id) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * The owner of an engine's listener, as proxyd saw it: a uid or null;
+ * anything else is dropped (and logged).  The first seen owner of a
+ * configured engine is recorded; each verdict then carries the recorded
+ * one, owner_recorded, from flmd's own records.  1 if one was recorded
+ * now (proxyd is to be told).
+ */
+static int
+engines_owner(struct json_object *e, const char *id)
+{
+	struct json_object	*v, *sent, *rec;
+	char			 err[256];
+	int64_t			 uid;
+	int			 known;
+
+	if ((sent = engines_find(id)) == NULL)
+		return 0;	/* not one flmd configured: nothing kept */
+	if ((known = json_object_object_get_ex(sent, "owner_uid", &rec)))
+		json_object_object_add(e, "owner_recorded",
+		    json_object_get(rec));
+	if (!json_object_object_get_ex(e, "owner_uid", &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_int) ||
+	    (uid = json_object_get_int64(v)) < 0 || uid > UINT32_MAX) {
+		log_warnx("engine %s: owner_uid from flm-proxyd is not a uid; "
+		    "dropped", id);
+		json_object_object_del(e, "owner_uid");
+		return 0;
+	}
+	if (known)
+		return 0;	/* a change is proxyd's to refuse */
+	if (config_owner_set(id, uid, json_object_get_string(
+	    json_object_object_get(sent, "addr")), json_object_get_int(
+	    json_object_object_get(sent, "port")), err, sizeof(err)) == -1) {
+		log_warnx("engine %s: %s", id, err);
+		return 0;
+	}
+	log_info("engine %s: listener owned by uid %lld, recorded", id,
+	    (long long)uid);
+	json_object_object_add(e, "owner_recorded", json_object_get(v));
+	return 1;
+}
+
+/* flm engines trust ID: forget the recorded owner; the next probe
+ * records the listener's present one. */
+int
+engines_trust(const char *id, struct json_object **res, char *err,
+    size_t errsz)
+{
+	struct json_object	*sent, *rec;
+
+	if ((sent = engines_find(id)) == NULL) {
+		snprintf(err, errsz, "no engine '%s': see flm engines detect",
+		    id);
+		return ENOENT;
+	}
+	if (config_owner_set(id, -1, "", 0, err, errsz) == -1)
+		return EROFS;
+	*res = json_object_new_object();
+	json_object_object_add(*res, "engine", json_object_new_string(id));
+	json_object_object_add(*res, "forgotten_owner_uid",
+	    json_object_object_get_ex(sent, "owner_uid", &rec) ?
+	    json_object_get(rec) : NULL);
+	log_info("engine %s: recorded listener owner forgotten by the admin",
+	    id);
+	proc_send_engines();	/* proxyd probes and reports the owner */
+	return 0;
+}
+
 /* proxyd's verdicts: add installed-only, cache, and answer a request. */
 void
 engines_state(uint32_t peerid, struct json_object *arr)
 {
-	struct json_object	*e, *st;
+	struct json_object	*e, *st, *idv;
 	char			 why[512];
 	size_t			 i;
+	int			 recorded = 0;
 
 	for (i = 0; i < json_object_array_length(arr); i++) {
 		e = json_object_array_get_idx(arr, i);
 		if (!json_object_is_type(e, json_type_object) ||
-		    !json_object_object_get_ex(e, "id", &st) ||
+		    !json_object_object_get_ex(e, "id", &idv) ||
 		    !json_object_object_get_ex(e, "state", &st))
 			continue;
+		if (json_object_is_type(idv, json_type_string))
+			recorded |= engines_owner(e, json_object_get_string(
+			    idv));
 		if (strcmp(json_object_get_string(st), "NotFound") == 0 &&
 		    engines_installed(json_object_get_string(
 		    json_object_object_get(e, "kind")), why, sizeof(why))) {
@@ -377,4 +484,6 @@ engines_state(uint32_t peerid, struct json_object *arr)
 	}
 	if (peerid != 0)
 		control_engines_reply(peerid, arr);
+	if (recorded)
+		proc_send_engines();
 }

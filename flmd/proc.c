@@ -804,7 +804,7 @@ proc_send_engines(void)
 		return;
 	arr = config_engines();
 	chan_compose_json(ch, IMSG_ENGINES, 0, arr);
-	json_object_put(arr);
+	engines_sent(arr);	/* takes it: the owners are checked against it */
 }
 
 void

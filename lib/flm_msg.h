@@ -93,6 +93,7 @@ enum flm_msg_type {
 	IMSG_CTL_AUDIT_ARCHIVE,	/* JSON {before} */
 	IMSG_CTL_AUDIT_TAIL,	/* JSON {count} */
 	IMSG_CTL_USAGE,		/* JSON {key?, since?} */
+	IMSG_CTL_ENGINES_TRUST,	/* JSON {engine} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */

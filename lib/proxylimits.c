@@ -13,6 +13,7 @@ const struct limit_def limit_defs[] = {
 	{ "idle_timeout",	1, 3600, 60, "seconds" },
 	{ "upstream_timeout",	1, 86400, 300, "seconds" },
 	{ "max_connections",	1, 1 << 20, 4096, "connections" },
+	{ "write_timeout",	1, 3600, 60, "seconds" },
 };
 const int	limit_ndefs = sizeof(limit_defs) / sizeof(limit_defs[0]);
 

@@ -1,12 +1,15 @@
 /*
  * http-raw: a raw HTTP client for the proxy tests, for what curl will
  * not send (bare LF, pipelining, slow heads, half-closes).
- *   http-raw [-s MS] [-t MS] [-c] [-n N] PORT
+ *   http-raw [-s MS | -u US] [-t MS] [-c] [-p] [-n N] PORT
  * sends standard input to 127.0.0.1:PORT (one byte every MS ms with
- * -s), with -c shuts the write side down after, then prints what comes
+ * -s, every US µs with -u), with -c shuts the write side down after,
+ * then prints what comes
  * back until the server closes (exit 0) or -t MS pass (exit 2).
  * With -n N it opens N connections, sends nothing, and prints how many
  * the server answered or closed within -t MS (default 5000).
+ * With -p it never reads: a small receive buffer, the request sent,
+ * then -t MS of silence, as a client that stopped reading (exit 2).
  */
 #include "config.h"
 
@@ -24,7 +27,7 @@
 #include <unistd.h>
 
 static int
-raw_connect(int port)
+raw_connect(int port, int rcvbuf)
 {
 	struct sockaddr_in	 sin;
 	int			 fd;
@@ -34,6 +37,8 @@ raw_connect(int port)
 	sin.sin_port = htons(port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+	    sizeof(rcvbuf)) == -1) ||
 	    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
 		perror("http-raw: connect");
 		exit(1);
@@ -80,7 +85,7 @@ raw_many(int port, int n, long ms)
 	if (pfd == NULL)
 		return 1;
 	for (i = 0; i < n; i++) {
-		pfd[i].fd = raw_connect(port);
+		pfd[i].fd = raw_connect(port, 0);
 		pfd[i].events = POLLIN;
 	}
 	while (now_ms() < deadline)
@@ -98,20 +103,26 @@ int
 main(int argc, char *argv[])
 {
 	char	 buf[65536];
-	long	 slow = 0, tmo = 5000;
+	long	 slow = 0, tmo = 5000;	/* slow: ns between bytes */
 	ssize_t	 n, i;
-	int	 ch, fd, half = 0, many = 0;
+	int	 ch, fd, half = 0, many = 0, pause = 0;
 
-	while ((ch = getopt(argc, argv, "cn:s:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "cn:ps:t:u:")) != -1) {
 		switch (ch) {
 		case 'c':
 			half = 1;
+			break;
+		case 'p':
+			pause = 1;
 			break;
 		case 'n':
 			many = atoi(optarg);
 			break;
 		case 's':
-			slow = atol(optarg);
+			slow = atol(optarg) * 1000000;
+			break;
+		case 'u':
+			slow = atol(optarg) * 1000;
 			break;
 		case 't':
 			tmo = atol(optarg);
@@ -121,21 +132,21 @@ main(int argc, char *argv[])
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: http-raw [-s MS] [-t MS] [-c] [-n N] "
-		    "PORT\n");
+		fprintf(stderr, "usage: http-raw [-s MS | -u US] [-t MS] [-c] "
+		    "[-p] [-n N] PORT\n");
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);	/* a server that closes first */
 	if (many > 0)
 		return raw_many(atoi(argv[optind]), many, tmo);
-	fd = raw_connect(atoi(argv[optind]));
+	fd = raw_connect(atoi(argv[optind]), pause ? 1024 : 0);
 	while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0) {
 		for (i = 0; i < n; i += slow ? 1 : n) {
 			if (write(fd, buf + i, slow ? 1 : n) < 0)
 				return raw_read(fd, now_ms() + tmo);
 			if (slow) {
-				struct timespec	 ts = { slow / 1000,
-				    slow % 1000 * 1000000 };
+				struct timespec	 ts = { slow / 1000000000,
+				    slow % 1000000000 };
 
 				nanosleep(&ts, NULL);
 			}
@@ -143,5 +154,11 @@ main(int argc, char *argv[])
 	}
 	if (half)
 		shutdown(fd, SHUT_WR);
+	if (pause) {
+		struct timespec	 ts = { tmo / 1000, tmo % 1000 * 1000000 };
+
+		nanosleep(&ts, NULL);
+		return 2;
+	}
 	return raw_read(fd, now_ms() + tmo);
 }

@@ -5,7 +5,7 @@
 # flm config set proxy.* and take effect without a restart.
 . "$(dirname "$0")/lib.sh"
 
-plan 38
+plan 43
 
 mock_init
 mock --flavor vllm
@@ -90,6 +90,41 @@ c=$(raw "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n$A\r\n\r\n")
 check "POST without a length: 411 (got $c)" [ "$c" = 411 ]
 c=$(raw "GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n")
 check "obsolete header folding: 400 (got $c)" [ "$c" = 400 ]
+# Trailers are read as strictly as heads: a request hidden behind a bare
+# LF in a trailer (for a front end that splits lines at LF) is refused.
+CH="POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n$A\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n$(printf %x ${#CHAT})\r\n$CHAT\r\n0\r\n"
+c=$(raw "${CH}X-T: v\r\n\r\n")
+check "a chunked body with a trailer field: 200 (got $c)" [ "$c" = 200 ]
+c=$(raw "${CH}X-T: v\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+checkx "a request hidden in a trailer behind a bare LF: 400, one answer (got $c)" \
+    '[ "$c" = 400 ] && [ "$(grep -c "^HTTP/1.1" "$TMP/raw")" = 1 ]'
+c=$(raw "${CH}X-T: a\001b\r\n\r\n")
+check "a control character in a trailer: 400 (got $c)" [ "$c" = 400 ]
+
+# A head sent a byte at a time is searched for its end only in the new
+# bytes: proxyd's CPU time for 40000 bytes of head (many short fields)
+# stays in proportion to that of 40000 bytes of body sent at the same
+# pace, which is linear however it is read.  Scanning from the start at
+# each read made it several times more (as much as the pace allows:
+# proxyd was busy all the time the head took to send).
+$F config set proxy.header_timeout 60 >/dev/null
+$F config set proxy.max_header_bytes 65536 >/dev/null
+PPID_=$(proc_pid flm-proxyd)
+cpu() { awk '{ print $14 + $15 }' "/proc/$PPID_/stat"; }
+N=40000
+pad=$(head -c $((N - 60)) /dev/zero | tr '\0' a)
+lbody="{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"$pad\"}]}"
+c0=$(cpu)
+printf "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n$A\r\nContent-Length: ${#lbody}\r\nConnection: close\r\n\r\n%s" "$lbody" |
+    "$RAW" -u 100 -t 60000 "$PORT" >"$TMP/lin-body" 2>/dev/null
+c1=$(cpu)
+{ printf "GET /v1/models HTTP/1.1\r\nHost: x\r\n"; awk -v n=$N 'BEGIN { for (i = 0; i < n / 6; i++) printf "X: a\r\n"; printf "\r\n" }'; } |
+    "$RAW" -u 100 -t 60000 "$PORT" >"$TMP/lin-head" 2>/dev/null
+c2=$(cpu)
+checkx "a 40000-byte head sent byte by byte costs proxyd no more than three times the CPU of a body so sent (head $((c2 - c1)), body $((c1 - c0)) ticks)" \
+    'head -n 1 "$TMP/lin-body" | grep -q "^HTTP/1.1 404" && head -n 1 "$TMP/lin-head" | grep -q "^HTTP/1.1 431" && [ $((c2 - c1)) -le $((3 * (c1 - c0) + 5)) ]'
+$F config set proxy.max_header_bytes 32768 >/dev/null
+$F config set proxy.header_timeout 1 >/dev/null
 
 # ---- limits -----------------------------------------------------------------------------
 c=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H "$A" -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' a)" "$U/v1/models")
@@ -116,6 +151,22 @@ n=$("$RAW" -n 5 -t 500 "$PORT")
 check "over proxy.max_connections 3: the extra connections get 503 and a close ($n of 5 answered)" \
     [ "$n" = 2 ]
 $F config set proxy.max_connections 4096 >/dev/null
+# A client that stops reading a long stream: closed after
+# proxy.write_timeout without progress, and the engine call cancelled.
+mock --flavor vllm --models long --chunks 20000 --chunk-delay-ms 1 --sse-pad 4096
+LONG=$MPORT
+$F config set engines.long.kind vllm >/dev/null
+$F config set engines.long.url "http://127.0.0.1:$LONG" >/dev/null
+$F config set proxy.write_timeout 1 >/dev/null
+LCHAT='{"model":"flm://long/long","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+printf "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n$A\r\nContent-Length: ${#LCHAT}\r\n\r\n%s" "$LCHAT" |
+    "$RAW" -p -t 20000 "$PORT" >/dev/null 2>&1 &
+RPID=$!
+wait_until 15000 sh -c "[ \"\$(curl -s http://127.0.0.1:$LONG/__mock/stats | jq .streams_aborted)\" = 1 ]"
+checkx "a client that stops reading a stream: closed after proxy.write_timeout, the engine's stream cancelled" \
+    '[ "$(curl -s http://127.0.0.1:$LONG/__mock/stats | jq "[.streams_started, .streams_aborted] == [1, 1]")" = true ] && grep -q "took no bytes for 1 s" "$STATE/flmd.log"'
+kill "$RPID" 2>/dev/null
+wait "$RPID" 2>/dev/null
 sleep 0.2
 check "the proxy serves after all of it" good
 check "no child was restarted" \

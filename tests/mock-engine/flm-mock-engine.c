@@ -202,6 +202,7 @@ static struct {
 	long			 latency_ms;
 	long			 chunks;
 	long			 chunk_delay_ms;
+	long			 sse_pad;	/* comment bytes per SSE chunk */
 	struct timeval		 latency_tv;
 	struct timeval		 chunk_tv;
 	enum failmode		 fail;
@@ -901,6 +902,14 @@ stream_chunk(struct reply *r)
 	int		 first = r->chunk == 0;
 
 	out_reset();
+	/* --sse-pad: an SSE comment line before the event, which clients
+	 * ignore: a long stream of many bytes, fast. */
+	if (mock.sse_pad > 0 && r->kind != R_NDJSON) {
+		OUT_LIT(":");
+		for (end = 0; end < (size_t)mock.sse_pad; end++)
+			evbuffer_add(mock.out, "p", 1);
+		OUT_LIT("\n");
+	}
 	if (r->text == NULL) {
 		frame_chunk(r, NULL, 0, first);
 		r->chunk++;
@@ -1966,7 +1975,7 @@ usage(int status)
 	fprintf(status ? stderr : stdout, "usage: flm-mock-engine --flavor "
 	    "ollama|lmstudio|vllm|llamacpp [--listen addr:port]\n"
 	    "\t[--models a,b,c] [--latency-ms n] [--chunks n] "
-	    "[--chunk-delay-ms n]\n"
+	    "[--chunk-delay-ms n] [--sse-pad n]\n"
 	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1]\n"
 	    "\t[--port-file path] [--stats-file path]\n");
 	exit(status);
@@ -2057,6 +2066,7 @@ parse_args(int argc, char *argv[])
 		{ "latency-ms", required_argument, NULL, 'L' },
 		{ "chunks", required_argument, NULL, 'c' },
 		{ "chunk-delay-ms", required_argument, NULL, 'd' },
+		{ "sse-pad", required_argument, NULL, 'P' },
 		{ "fail", required_argument, NULL, 'F' },
 		{ "no-v1", no_argument, NULL, 'n' },
 		{ "port-file", required_argument, NULL, 'p' },
@@ -2096,6 +2106,9 @@ parse_args(int argc, char *argv[])
 		case 'd':
 			mock.chunk_delay_ms = parse_num(optarg, 0, MOCK_MAX_MS,
 			    "--chunk-delay-ms");
+			break;
+		case 'P':
+			mock.sse_pad = parse_num(optarg, 0, 65536, "--sse-pad");
 			break;
 		case 'F':
 			set_fail(optarg);
