@@ -594,5 +594,6 @@ main(int argc, char *argv[])
 	keyd_audit_close();
 	db_close(&keyd_db);
 	keyd_master_free();
+	child_exit(&keyd);
 	return rv;
 }

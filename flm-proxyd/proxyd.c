@@ -223,5 +223,6 @@ main(int argc, char *argv[])
 	audit_cleanup();
 	ratelimit_cleanup();
 	policy_cleanup();
+	child_exit(&px->c);
 	return rv;
 }

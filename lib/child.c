@@ -227,19 +227,41 @@ child_drop(struct child *c, const char *user, const char *root)
 	sandbox_drop_user(user, root);
 }
 
+/*
+ * Serve until flmd or a signal says stop.  The event base and the
+ * channels outlive the loop: the process's own cleanup still frees
+ * events, listeners and bufferevents of the base (a bufferevent is
+ * finalized through its base), and then child_exit() frees them.
+ */
 int
 child_run(struct child *c)
 {
-	int	 i;
-
 	event_base_dispatch(c->base);
-	if (c->peer != NULL)
-		chan_free(c->peer);
-	chan_free(c->parent);
-	for (i = 0; i < 4; i++)
-		if (c->sigs[i] != NULL)
-			event_free(c->sigs[i]);
-	event_base_free(c->base);
 	log_debug("exiting");
 	return 0;
+}
+
+/* Last: once nothing of the process's own is left on the base. */
+void
+child_exit(struct child *c)
+{
+	int	 i;
+
+	/* Lines logged so far go to flmd if it still listens; none later. */
+	if (c->parent != NULL)
+		(void)chan_flush(c->parent);
+	log_sink(NULL);
+	child_self = NULL;
+	chan_free(c->peer);
+	c->peer = NULL;
+	chan_free(c->parent);
+	c->parent = NULL;
+	for (i = 0; i < 4; i++) {
+		if (c->sigs[i] != NULL)
+			event_free(c->sigs[i]);
+		c->sigs[i] = NULL;
+	}
+	/* Runs the finalizers of the bufferevents freed above. */
+	event_base_free(c->base);
+	c->base = NULL;
 }
