@@ -583,18 +583,25 @@ proc_chan_closed(struct chan *ch, const char *reason, void *arg)
 		kill(p->pid, SIGKILL);
 }
 
+/* "exit N" or "signal N", as flm status shows it. */
 static void
-proc_schedule_restart(struct flmd_proc *p, int status)
+proc_exit_status(struct flmd_proc *p, int status)
 {
-	struct timeval	 tv;
-	long		 ran = proc_uptime(&p->started);
-
 	if (WIFSIGNALED(status))
 		snprintf(p->last_exit, sizeof(p->last_exit), "signal %d",
 		    WTERMSIG(status));
 	else
 		snprintf(p->last_exit, sizeof(p->last_exit), "exit %d",
 		    WEXITSTATUS(status));
+}
+
+static void
+proc_schedule_restart(struct flmd_proc *p, int status)
+{
+	struct timeval	 tv;
+	long		 ran = proc_uptime(&p->started);
+
+	proc_exit_status(p, status);
 
 	/* A child that ran a while gets a fresh start at once. */
 	if (ran >= PROC_STABLE_SECS) {
@@ -644,6 +651,16 @@ proc_reap(void)
 			control_proc_gone(p->id);
 		}
 		if (env->shutting_down) {
+			/* Asked to stop, a child exits 0: anything else is
+			 * a bug of its own (an abort on its way out). */
+			proc_exit_status(p, status);
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+				log_debug("%s (pid %ld) stopped (%s)", p->name,
+				    (long)p->pid, p->last_exit);
+			else
+				log_warnx("%s (pid %ld) did not stop cleanly "
+				    "(%s)", p->name, (long)p->pid,
+				    p->last_exit);
 			p->pid = 0;
 			continue;
 		}
