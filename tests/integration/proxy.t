@@ -6,7 +6,7 @@
 # failures mapped to 502/504, a client that leaves cancels the engine.
 . "$(dirname "$0")/lib.sh"
 
-plan 39
+plan 41
 
 mock_init
 mock --flavor ollama --chunks 5 --chunk-delay-ms 40
@@ -211,3 +211,14 @@ wait_until 5000 all_running
 wait_until 3000 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H '$A' $U/v1/models)\" = 200 ]"
 check "after a restart of flmd the proxy is back on port $PORT" \
     [ "$(code "$(req /v1/chat/completions "$(chat flm://ollama/llama3.2:1b)")")" = 200 ]
+
+# ---- a clean exit ---------------------------------------------------------------
+# Both runs of flmd served chat requests, so flm-proxyd held idle engine
+# connections when it was told to stop: each child must exit 0 (flmd logs
+# how each one stopped), with no word from glibc's malloc on the way out.
+suite_stop
+checkx "after chat requests both flmd runs saw flm-proxyd and flm-keyd exit 0" \
+    '[ "$(grep -c "flm-proxyd (pid [0-9]*) stopped (exit 0)" "$STATE/flmd.log")" = 2 ] &&
+    [ "$(grep -c "flm-keyd (pid [0-9]*) stopped (exit 0)" "$STATE/flmd.log")" = 2 ]'
+check "no child stopped otherwise, nor aborted, nor had its heap found corrupt" \
+    sh -c "! grep -Ei 'did not stop|malloc|corrupt|abort' '$STATE/flmd.log'"
