@@ -65,7 +65,8 @@ static void
 keyd_reply(uint32_t peerid, struct json_object *res)
 {
 	/* Too large for one message: say so, rather than leave flm waiting. */
-	if (chan_compose_json(keyd.parent, IMSG_KEY_RESULT, peerid, res) == -1)
+	/* New key texts ride on these: wiped once written. */
+	if (chan_compose_secret(keyd.parent, IMSG_KEY_RESULT, peerid, res) == -1)
 		chan_compose_error(keyd.parent, IMSG_KEY_ERROR, peerid,
 		    EMSGSIZE, "the answer is too large for one message: ask "
 		    "for less (fewer records, a narrower --since or --key)");
@@ -347,6 +348,7 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 	    v.version != FLM_VERIFY_VERSION || v.token_len > FLM_TOKEN_MAX) {
 		log_warnx("flm-proxyd sent a malformed KEY_VERIFY");
 		sodium_memzero(&v, sizeof(v));
+		msg_wipe(m);
 		chan_fail(ch, "malformed KEY_VERIFY");
 		return;
 	}
@@ -356,6 +358,7 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 	r.result = keyd_key_verify(&keyd_db, keyd_cache, v.token, v.token_len,
 	    r.key_id, &r.valid_until);
 	sodium_memzero(&v, sizeof(v));
+	msg_wipe(m);
 	if (r.result == FLM_KEY_OK)
 		keyd_used(r.key_id);
 	chan_compose(ch, IMSG_KEY_VERDICT, m->hdr.peerid, -1, &r, sizeof(r));

@@ -68,6 +68,14 @@ master_read(const char *path, int private, unsigned char *out)
 		log_warnx("%s: not a regular file", path);
 		goto out;
 	}
+	/* Another user's file could be a key they chose, and they keep
+	 * the power to change it. */
+	if (private && st.st_uid != geteuid()) {
+		log_warnx("%s: owned by uid %u, not by uid %u that runs "
+		    "flm-keyd; check where it came from, then chown it", path,
+		    (unsigned int)st.st_uid, (unsigned int)geteuid());
+		goto out;
+	}
 	if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		log_warnx("%s: readable by others (mode %03o); chmod 600 it",
 		    path, (unsigned int)st.st_mode & 0777);

@@ -301,7 +301,8 @@ control_relay(uint32_t id, uint16_t type, struct json_object *o)
 	if ((c = control_byid(id)) == NULL || c->waiting == PROC_NONE)
 		return;		/* the client left meanwhile */
 	c->waiting = PROC_NONE;
-	chan_compose_json(c->chan, type, c->reqid, o);
+	/* keyd's answers: a new key's text among them. */
+	chan_compose_secret(c->chan, type, c->reqid, o);
 }
 
 void

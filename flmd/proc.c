@@ -300,6 +300,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			chan_fail(ch, "malformed key reply");
 			return;
 		}
+		msg_wipe(m);	/* a new key's text, parsed into o */
 		control_relay(m->hdr.peerid, m->hdr.type == IMSG_KEY_RESULT ?
 		    IMSG_CTL_RESULT : IMSG_CTL_ERROR, o);
 		proc_wipe_key(o);
