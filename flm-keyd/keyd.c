@@ -401,7 +401,17 @@ keyd_used_msg(struct chan *ch, struct chan_msg *m)
 		if (msg_get_data(m, id, FLM_KEY_ID_LEN) == -1)
 			break;
 		id[FLM_KEY_ID_LEN] = '\0';
-		keyd_used(id);
+		if (strspn(id, "0123456789abcdef") != FLM_KEY_ID_LEN) {
+			log_warnx("flm-proxyd sent a malformed key id in "
+			    "KEY_USED");
+			chan_fail(ch, "malformed KEY_USED");
+			return;
+		}
+		/* Only real keys take a slot: the list is bounded. */
+		if (keyd_key_exists(&keyd_db, id))
+			keyd_used(id);
+		else
+			log_debug("KEY_USED: no key %s", id);
 	}
 }
 
@@ -468,6 +478,7 @@ keyd_audit_batch(struct chan *ch, struct chan_msg *m)
 			chan_fail(ch, "malformed audit record");
 			return;
 		}
+	keyd_audit_clamp(recs, n);
 	memset(&ack, 0, sizeof(ack));
 	ack.version = FLM_AUDIT_VERSION;
 	ack.seq = seq;

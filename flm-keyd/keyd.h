@@ -19,6 +19,10 @@ struct json_object;
 
 #define KEYD_MASTER_LEN		32
 
+/* Uncached key checks (Argon2 runs) a second, and the burst allowed. */
+#define KEYD_COLD_PER_SEC	10
+#define KEYD_COLD_BURST		20
+
 struct keycache;
 
 /* keyd_apikeys.c */
@@ -37,6 +41,7 @@ int		 keyd_key_rotate(struct db *, const char *, const char *,
 		    size_t);
 uint32_t	 keyd_key_verify(struct db *, struct keycache *, const char *,
 		    size_t, char [FLM_KEY_ID_LEN + 1], uint64_t *);
+int		 keyd_key_exists(struct db *, const char *);
 void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
 		    size_t);
 
@@ -55,6 +60,7 @@ int		 keyd_policy_set(struct db *, struct json_object *,
 int		 keyd_audit_init(struct db *);
 void		 keyd_audit_close(void);
 int		 keyd_audit_valid(const struct flm_audit_record *);
+void		 keyd_audit_clamp(struct flm_audit_record *, size_t);
 int		 keyd_audit_write(struct db *, const struct flm_audit_record *,
 		    size_t);
 int		 keyd_audit_verify(struct db *, struct json_object **, char *,

@@ -487,6 +487,54 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 }
 
 /*
+ * Argon2 runs (cache misses) are budgeted: a subverted proxyd sending
+ * wrong secrets for a real id must not turn keyd into a CPU furnace.
+ * A token bucket, KEYD_COLD_PER_SEC a second, bursts of KEYD_COLD_BURST;
+ * beyond it the answer is "unavailable" (proxyd says 503, retry).
+ */
+static int
+keyd_cold_budget(void)
+{
+	static double		 tokens = KEYD_COLD_BURST;
+	static struct timespec	 last;
+	static time_t		 warned;
+	struct timespec		 now;
+	double			 dt;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (last.tv_sec != 0 || last.tv_nsec != 0) {
+		dt = (double)(now.tv_sec - last.tv_sec) +
+		    (double)(now.tv_nsec - last.tv_nsec) / 1e9;
+		tokens += dt * KEYD_COLD_PER_SEC;
+		if (tokens > KEYD_COLD_BURST)
+			tokens = KEYD_COLD_BURST;
+	}
+	last = now;
+	if (tokens >= 1) {
+		tokens -= 1;
+		return 0;
+	}
+	if (warned != now.tv_sec) {
+		warned = now.tv_sec;
+		log_warnx("more than %d uncached key checks a second from "
+		    "flm-proxyd: answering 'unavailable' to the rest",
+		    KEYD_COLD_PER_SEC);
+	}
+	return -1;
+}
+
+/* argon2id_verify, within the budget: ARGON2_OK, -1 (no match) or 1. */
+static int
+keyd_argon2(const char *hash, const char *secret)
+{
+	if (keyd_cold_budget() == -1)
+		return 1;
+	/* argon2id_verify compares in constant time. */
+	return argon2id_verify(hash, secret, FLM_KEY_SECRET_LEN) ==
+	    ARGON2_OK ? ARGON2_OK : -1;
+}
+
+/*
  * Is token a valid key?  A cached verdict costs a hash; an unknown or
  * malformed key costs no Argon2.  *valid_until bounds how long the
  * caller may cache a yes (0: no expiry).
@@ -501,6 +549,7 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 	uint8_t			 dig[KEYCACHE_DIGEST];
 	time_t			 now = time(NULL), until = 0;
 	uint32_t		 r;
+	int			 a;
 
 	id[0] = '\0';
 	*valid_until = 0;
@@ -515,15 +564,16 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 		return FLM_KEY_UNAVAILABLE;
 	if ((r = keyd_key_lookup(db, id, &row)) != FLM_KEY_OK)
 		return r;
-	/* argon2id_verify compares in constant time. */
-	if (argon2id_verify(row.hash, secret, FLM_KEY_SECRET_LEN) != ARGON2_OK) {
-		if (row.prev_hash[0] == '\0' || now >= row.prev_until ||
-		    argon2id_verify(row.prev_hash, secret,
-		    FLM_KEY_SECRET_LEN) != ARGON2_OK)
+	if ((a = keyd_argon2(row.hash, secret)) == -1) {
+		if (row.prev_hash[0] == '\0' || now >= row.prev_until)
 			r = FLM_KEY_BAD_SECRET;
-		else
+		else if ((a = keyd_argon2(row.prev_hash, secret)) == ARGON2_OK)
 			until = row.prev_until;	/* the rotated-out secret */
+		else if (a == -1)
+			r = FLM_KEY_BAD_SECRET;
 	}
+	if (a == 1)
+		r = FLM_KEY_UNAVAILABLE;	/* over budget */
 	sodium_memzero(&row.hash, sizeof(row.hash));
 	sodium_memzero(&row.prev_hash, sizeof(row.prev_hash));
 	if (r != FLM_KEY_OK)
@@ -537,6 +587,22 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 	*valid_until = (uint64_t)until;
 	keycache_put(kc, dig, id, *valid_until);
 	return FLM_KEY_OK;
+}
+
+/* Is there a key with this id?  KEY_USED names only real ones. */
+int
+keyd_key_exists(struct db *db, const char *id)
+{
+	sqlite3_stmt	*st;
+	int		 found = 0;
+
+	if (db->h == NULL || sqlite3_prepare_v2(db->h, "SELECT 1 FROM "
+	    "api_keys WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
 }
 
 /* last_used_at for a batch of ids, in one transaction. */

@@ -31,6 +31,7 @@
 /* As many records as proxyd may have in flight. */
 #define AUDIT_RESEND_WINDOW	(FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX)
 #define TAIL_MAX	500	/* the answer fits one message */
+#define AUDIT_SKEW_MS	2000	/* a clock step between stamp and batch */
 
 struct audit_head {
 	int64_t		 last_id;
@@ -249,6 +250,30 @@ keyd_audit_valid(const struct flm_audit_record *a)
 		if ((unsigned char)a->model[i] < 0x20 || a->model[i] == 0x7f)
 			return 0;
 	return 1;
+}
+
+/*
+ * proxyd's clock is keyd's (one host), so a record from the future is
+ * a lie: one far ahead would stop archiving, which cuts by time, for
+ * good.  Such times are stored as keyd's now.
+ */
+void
+keyd_audit_clamp(struct flm_audit_record *recs, size_t n)
+{
+	struct timespec	 ts;
+	int64_t		 now;
+	size_t		 i, clamped = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (i = 0; i < n; i++)
+		if (recs[i].time_ms > now + AUDIT_SKEW_MS) {
+			recs[i].time_ms = now;
+			clamped++;
+		}
+	if (clamped > 0)
+		log_warnx("flm-proxyd sent %zu audit records dated in the "
+		    "future; stored with keyd's time", clamped);
 }
 
 static void
