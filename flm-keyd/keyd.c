@@ -49,6 +49,7 @@ static size_t			 keyd_nused;
 
 static void	keyd_change_timeout(evutil_socket_t, short, void *);
 static void	keyd_used(const char *);
+static void	keyd_integrity_check(int);
 
 /* Wipe a key text held in a JSON result before it is freed. */
 static void
@@ -385,6 +386,7 @@ keyd_flush_used(evutil_socket_t fd, short ev, void *arg)
 	(void)arg;
 	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
 	keyd_nused = 0;
+	keyd_integrity_check(0);
 }
 
 static void
@@ -542,11 +544,49 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	}
 }
 
+/* What the last integrity scan found, as flm status shows it. */
+static int64_t		 keyd_bad_keys;
+static int		 keyd_policy_ok = 1;
+
+static void	keyd_report_db(void);
+
+/* Rows are checked again: at start, on the flush timer, and when a
+ * check on the way found a bad one.  flmd hears of each change. */
+static void
+keyd_integrity_check(int report)
+{
+	int64_t	 bad;
+	int	 pok;
+
+	keyd_integrity_scan(&keyd_db, &bad, &pok);
+	if (bad == keyd_bad_keys && pok == keyd_policy_ok && !report)
+		return;
+	if (bad != keyd_bad_keys || pok != keyd_policy_ok)
+		log_warnx("security.db integrity: %lld key rows fail their MAC; "
+		    "policy row %s", (long long)bad, pok ? "ok" : "altered");
+	keyd_bad_keys = bad;
+	keyd_policy_ok = pok;
+	keyd_report_db();
+}
+
+void
+keyd_integrity_changed(void)
+{
+	keyd_integrity_check(0);
+}
+
 /* Tell flmd how security.db is, for flm status. */
 static void
 keyd_report_db(void)
 {
 	struct json_object	*o = json_object_new_object();
+	struct json_object	*in = json_object_new_object();
+
+	json_object_object_add(in, "bad_keys",
+	    json_object_new_int64(keyd_bad_keys));
+	json_object_object_add(in, "policy",
+	    json_object_new_string(keyd_policy_ok ? "ok" : "altered"));
+	json_object_object_add(o, "integrity", in);
 
 	json_object_object_add(o, "db", json_object_new_string(KEYD_DB_NAME));
 	json_object_object_add(o, "version",
@@ -584,6 +624,13 @@ main(int argc, char *argv[])
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,
 	    security_migrations_count);
 	keyd_audit_init(&keyd_db);
+	keyd_integrity_init(&keyd_db, 0);
+	keyd_integrity_scan(&keyd_db, &keyd_bad_keys, &keyd_policy_ok);
+	if (keyd_bad_keys > 0 || !keyd_policy_ok)
+		log_warnx("security.db integrity: %lld key rows fail their "
+		    "MAC; policy row %s (see flm-keyd(8))",
+		    (long long)keyd_bad_keys, keyd_policy_ok ? "ok" :
+		    "altered");
 	keyd_sandbox();
 	keyd_report_db();
 	keyd_policy_push(0);
@@ -592,7 +639,7 @@ main(int argc, char *argv[])
 		fatalx("flush timer");
 	log_debug("ready");
 	rv = child_run(&keyd);
-	keyd_flush_used(-1, 0, NULL);
+	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
 	event_free(flush);
 	while (!TAILQ_EMPTY(&keyd_changes)) {
 		struct keyd_change	*kch = TAILQ_FIRST(&keyd_changes);
@@ -604,6 +651,7 @@ main(int argc, char *argv[])
 		free(kch);
 	}
 	keycache_free(keyd_cache);
+	keyd_policy_free();
 	keyd_audit_close();
 	db_close(&keyd_db);
 	keyd_master_free();

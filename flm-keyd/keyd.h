@@ -9,6 +9,8 @@
 
 struct db;
 struct json_object;
+struct sqlite3_stmt;
+struct crypto_generichash_blake2b_state;
 
 /* Argon2id parameters (docs/DB_SCHEMA.md): no weaker than OWASP's. */
 #define KEYD_ARGON2_T		2
@@ -48,6 +50,7 @@ void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
 /* keyd_masterkey.c */
 void		 keyd_master_load(const char *);
 const unsigned char *keyd_audit_key(void);
+const unsigned char *keyd_row_key(void);
 void		 keyd_master_free(void);
 
 /* keyd_policy.c */
@@ -55,6 +58,7 @@ int		 keyd_policy_get(struct db *, struct json_object **, char *,
 		    size_t);
 int		 keyd_policy_set(struct db *, struct json_object *,
 		    struct json_object **, char *, size_t);
+void		 keyd_policy_free(void);
 
 /* keyd_audit.c */
 int		 keyd_audit_init(struct db *);
@@ -71,6 +75,27 @@ int		 keyd_audit_tail(struct db *, int64_t, struct json_object **, char *,
 		    size_t);
 int		 keyd_audit_usage(struct db *, const char *, const char *,
 		    struct json_object **, char *, size_t);
+
+/* keyd_audit.c: keyed-hash input with lengths and NULLs kept apart */
+void		 keyd_mac_i64(struct crypto_generichash_blake2b_state *,
+		    int64_t);
+void		 keyd_mac_str(struct crypto_generichash_blake2b_state *,
+		    const char *);
+
+/* keyd_integrity.c: the columns an api_keys row's MAC covers, in order */
+#define KEYD_ROW_MAC_LEN	32
+#define KEYD_KEY_MAC_COLS	"id, label, hash, created_at, revoked_at, " \
+	"expires_at, prev_hash, prev_expires_at"
+#define KEYD_KEY_MAC_NCOLS	8
+int		 keyd_key_intact(struct sqlite3_stmt *, int, int);
+int		 keyd_key_seal(struct db *, const char *);
+void		 keyd_policy_mac(const char *, uint8_t [KEYD_ROW_MAC_LEN]);
+int		 keyd_policy_intact(struct sqlite3_stmt *, int, int);
+void		 keyd_integrity_init(struct db *, int);
+void		 keyd_integrity_scan(struct db *, int64_t *, int *);
+
+/* keyd.c: a row failed its MAC; tell flmd (flm status) */
+void		 keyd_integrity_changed(void);
 
 /* keyd_sandbox.c */
 void	keyd_sandbox(void);

@@ -58,8 +58,8 @@ static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_EMBEDDINGS] = "/v1/embeddings",
 };
 
-static void
-hash_i64(crypto_generichash_state *h, int64_t v)
+void
+keyd_mac_i64(crypto_generichash_state *h, int64_t v)
 {
 	uint8_t	 b[8];
 	int	 i;
@@ -69,15 +69,15 @@ hash_i64(crypto_generichash_state *h, int64_t v)
 	crypto_generichash_update(h, b, sizeof(b));
 }
 
-static void
-hash_str(crypto_generichash_state *h, const char *s)
+void
+keyd_mac_str(crypto_generichash_state *h, const char *s)
 {
 	uint8_t	 tag = s != NULL;
 
 	crypto_generichash_update(h, &tag, 1);
 	if (s == NULL)
 		return;
-	hash_i64(h, (int64_t)strlen(s));
+	keyd_mac_i64(h, (int64_t)strlen(s));
 	crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
 }
 
@@ -90,17 +90,17 @@ audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
 	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
 	    CHAIN_LEN);
 	crypto_generichash_update(&h, prev, CHAIN_LEN);
-	hash_i64(&h, r->id);
-	hash_str(&h, r->request_id);
-	hash_str(&h, r->key_id);
-	hash_str(&h, r->addr);
-	hash_str(&h, r->endpoint);
-	hash_str(&h, r->model);
-	hash_i64(&h, r->status);
-	hash_i64(&h, r->latency);
-	hash_i64(&h, r->prompt);
-	hash_i64(&h, r->completion);
-	hash_str(&h, r->created_at);
+	keyd_mac_i64(&h, r->id);
+	keyd_mac_str(&h, r->request_id);
+	keyd_mac_str(&h, r->key_id);
+	keyd_mac_str(&h, r->addr);
+	keyd_mac_str(&h, r->endpoint);
+	keyd_mac_str(&h, r->model);
+	keyd_mac_i64(&h, r->status);
+	keyd_mac_i64(&h, r->latency);
+	keyd_mac_i64(&h, r->prompt);
+	keyd_mac_i64(&h, r->completion);
+	keyd_mac_str(&h, r->created_at);
 	crypto_generichash_final(&h, out, CHAIN_LEN);
 }
 
@@ -112,9 +112,9 @@ audit_head_mac(const struct audit_head *hd, uint8_t out[CHAIN_LEN])
 	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
 	    CHAIN_LEN);
 	crypto_generichash_update(&h, (const uint8_t *)"flm audit head", 14);
-	hash_i64(&h, hd->last_id);
+	keyd_mac_i64(&h, hd->last_id);
 	crypto_generichash_update(&h, hd->last_chain, CHAIN_LEN);
-	hash_i64(&h, hd->archived_through);
+	keyd_mac_i64(&h, hd->archived_through);
 	crypto_generichash_update(&h, hd->archived_chain, CHAIN_LEN);
 	crypto_generichash_final(&h, out, CHAIN_LEN);
 }
@@ -652,8 +652,8 @@ archive_mac(int64_t first, int64_t last, const uint8_t prev[CHAIN_LEN],
 	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
 	    CHAIN_LEN);
 	crypto_generichash_update(&h, (const uint8_t *)"flm audit archive", 17);
-	hash_i64(&h, first);
-	hash_i64(&h, last);
+	keyd_mac_i64(&h, first);
+	keyd_mac_i64(&h, last);
 	crypto_generichash_update(&h, prev, CHAIN_LEN);
 	crypto_generichash_update(&h, end, CHAIN_LEN);
 	crypto_generichash_final(&h, mac, CHAIN_LEN);
