@@ -386,7 +386,7 @@ keyd_flush_used(evutil_socket_t fd, short ev, void *arg)
 	(void)arg;
 	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
 	keyd_nused = 0;
-	keyd_integrity_check(0);
+	keyd_integrity_check(keyd_anchor_tick(&keyd_db));
 }
 
 static void
@@ -586,6 +586,7 @@ keyd_report_db(void)
 	    json_object_new_int64(keyd_bad_keys));
 	json_object_object_add(in, "policy",
 	    json_object_new_string(keyd_policy_ok ? "ok" : "altered"));
+	keyd_anchor_state(in);
 	json_object_object_add(o, "integrity", in);
 
 	json_object_object_add(o, "db", json_object_new_string(KEYD_DB_NAME));
@@ -624,7 +625,9 @@ main(int argc, char *argv[])
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,
 	    security_migrations_count);
 	keyd_audit_init(&keyd_db);
-	keyd_integrity_init(&keyd_db, 0);
+	/* Before the anchor is made: an anchor says keyd sealed before. */
+	keyd_integrity_init(&keyd_db, keyd_anchor_exists());
+	keyd_anchor_start(&keyd_db);
 	keyd_integrity_scan(&keyd_db, &keyd_bad_keys, &keyd_policy_ok);
 	if (keyd_bad_keys > 0 || !keyd_policy_ok)
 		log_warnx("security.db integrity: %lld key rows fail their "
@@ -640,6 +643,7 @@ main(int argc, char *argv[])
 	log_debug("ready");
 	rv = child_run(&keyd);
 	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
+	(void)keyd_anchor_tick(&keyd_db);
 	event_free(flush);
 	while (!TAILQ_EMPTY(&keyd_changes)) {
 		struct keyd_change	*kch = TAILQ_FIRST(&keyd_changes);

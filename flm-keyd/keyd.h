@@ -61,6 +61,14 @@ int		 keyd_policy_set(struct db *, struct json_object *,
 void		 keyd_policy_free(void);
 
 /* keyd_audit.c */
+#define KEYD_CHAIN_LEN	32
+struct keyd_audit_pos {
+	int64_t		 last_id;
+	uint8_t		 last_chain[KEYD_CHAIN_LEN];
+	int64_t		 archived_through;
+};
+int		 keyd_audit_pos(struct db *, struct keyd_audit_pos *);
+int		 keyd_audit_link(struct db *, int64_t, uint8_t [KEYD_CHAIN_LEN]);
 int		 keyd_audit_init(struct db *);
 void		 keyd_audit_close(void);
 int		 keyd_audit_valid(const struct flm_audit_record *);
@@ -96,6 +104,13 @@ void		 keyd_integrity_scan(struct db *, int64_t *, int *);
 
 /* keyd.c: a row failed its MAC; tell flmd (flm status) */
 void		 keyd_integrity_changed(void);
+
+/* keyd_anchor.c: the audit chain's anchor outside security.db */
+void		 keyd_anchor_start(struct db *);
+int		 keyd_anchor_tick(struct db *);
+int		 keyd_anchor_exists(void);
+void		 keyd_anchor_state(struct json_object *);
+const char	*keyd_anchor_verify(struct json_object *);
 
 /* keyd_sandbox.c */
 void	keyd_sandbox(void);

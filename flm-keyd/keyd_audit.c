@@ -23,7 +23,7 @@
 #include "keyd.h"
 #include "log.h"
 
-#define CHAIN_LEN	32
+#define CHAIN_LEN	KEYD_CHAIN_LEN
 /* A lock on security.db must not stall key checks: retry later. */
 #define AUDIT_BUSY_MS	200
 #define AUDIT_REQID_LEN	24		/* "flm-" 16 hex, NUL */
@@ -50,6 +50,8 @@ struct audit_row {
 	int64_t		 prompt, completion;	/* -1: NULL */
 	const char	*created_at;
 };
+
+static const char	*col_text(sqlite3_stmt *, int);
 
 static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_MODELS] = "/v1/models",
@@ -200,6 +202,84 @@ static int64_t
 max_id(struct db *db)
 {
 	return audit_number(db, "SELECT coalesce(max(id), 0) FROM audit_logs");
+}
+
+/*
+ * Where the chain stands, for the anchor outside security.db: 1 and
+ * *pos from a head whose MAC holds, 0 when there is no head, -1 when
+ * it is unreadable or altered.
+ */
+int
+keyd_audit_pos(struct db *db, struct keyd_audit_pos *pos)
+{
+	struct audit_head	 hd;
+	uint8_t			 mac[CHAIN_LEN];
+	int			 rc, have;
+
+	memset(pos, 0, sizeof(*pos));
+	if (db->h == NULL || (have = head_read(db, &hd, &rc)) == -1 ||
+	    have == 2)
+		return -1;
+	if (have == 0)
+		return 0;
+	audit_head_mac(&hd, mac);
+	if (sodium_memcmp(mac, hd.mac, CHAIN_LEN) != 0)
+		return -1;
+	pos->last_id = hd.last_id;
+	memcpy(pos->last_chain, hd.last_chain, CHAIN_LEN);
+	pos->archived_through = hd.archived_through;
+	return 1;
+}
+
+/*
+ * The link of row id as this database has it: a live row's chain, or
+ * the end of an archive.  0, or -1 when the database cannot say (the
+ * row is gone, or in the middle of an archive).
+ */
+int
+keyd_audit_link(struct db *db, int64_t id, uint8_t chain[KEYD_CHAIN_LEN])
+{
+	sqlite3_stmt	*st;
+	int		 r = -1;
+
+	if (id == 0) {
+		memset(chain, 0, CHAIN_LEN);	/* the chain's start */
+		return 0;
+	}
+	if (sqlite3_prepare_v2(db->h, "SELECT chain FROM audit_logs WHERE "
+	    "id = ?1 UNION ALL SELECT last_chain FROM audit_archives WHERE "
+	    "last_id = ?1 LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && blob32(st, 0, chain) == 0)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The first row of the chain this database holds: archived or live. */
+static void
+audit_genesis(struct db *db, struct json_object *res)
+{
+	struct json_object	*g = json_object_new_object();
+	sqlite3_stmt		*st;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT id, created_at, 'live' FROM "
+	    "audit_logs WHERE id = (SELECT min(id) FROM audit_logs) UNION ALL "
+	    "SELECT first_id, NULL, file FROM audit_archives ORDER BY 1 "
+	    "LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			json_object_object_add(g, "id",
+			    json_object_new_int64(sqlite3_column_int64(st, 0)));
+			json_object_object_add(g, "created_at",
+			    col_text(st, 1) == NULL ? NULL :
+			    json_object_new_string(col_text(st, 1)));
+			json_object_object_add(g, "in",
+			    json_object_new_string(col_text(st, 2)));
+		}
+		sqlite3_finalize(st);
+	}
+	json_object_object_add(res, "genesis", g);
 }
 
 /* A new trail starts with its head, so a head that is gone shows. */
@@ -795,6 +875,7 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 	struct audit_head	 hd;
 	uint8_t			 mac[CHAIN_LEN];
 	int64_t			 rows, narch = 0;
+	const char		*why;
 	int			 rc, have;
 
 	*res = json_object_new_object();
@@ -834,6 +915,10 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 	    json_object_new_int64(hd.last_id));
 	json_object_object_add(*res, "archived_through",
 	    json_object_new_int64(hd.archived_through));
+	audit_genesis(db, *res);
+	if ((why = keyd_anchor_verify(*res)) != NULL &&
+	    json_object_object_get(*res, "problem") == NULL)
+		problem(*res, hd.last_id, "rollback", "%s", why);
 	return 0;
 fail:
 	snprintf(err, errsz, "cannot read the audit trail: %s",

@@ -313,6 +313,9 @@ status_integrity(struct json_object *p)
 		printf("%s: %lld API key rows in %s fail their MAC and are "
 		    "refused: see flm-keyd(8)\n", jstr(p, "name"),
 		    (long long)bad, jstr(db, "db"));
+	if (*jstr(in, "audit_problem"))
+		printf("%s: audit trail: %s: see flm-keyd(8)\n",
+		    jstr(p, "name"), jstr(in, "audit_problem"));
 	if (strcmp(jstr(in, "policy"), "altered") == 0)
 		printf("%s: the security policy in %s was altered outside "
 		    "flm-keyd and is not applied: see flm-keyd(8)\n",

@@ -233,6 +233,8 @@ child_run(struct child *c)
 	if (c->peer != NULL)
 		chan_free(c->peer);
 	chan_free(c->parent);
+	/* A line logged while shutting down must not reach a freed one. */
+	c->peer = c->parent = NULL;
 	for (i = 0; i < 4; i++)
 		if (c->sigs[i] != NULL)
 			event_free(c->sigs[i]);
