@@ -177,9 +177,10 @@ anchor_hold(struct db *db)
 	    (have == 0 && anc.last_id == 0))
 		return 0;
 	if (have == 1 && pos.last_id >= anc.last_id &&
-	    (keyd_audit_link(db, anc.last_id, link) == -1 ||
-	    sodium_memcmp(link, anc.link, KEYD_CHAIN_LEN) == 0)) {
-		/* -1: archived in the middle of a file; verify walks it. */
+	    (keyd_audit_link(db, anc.last_id, link) == 0 ?
+	    sodium_memcmp(link, anc.link, KEYD_CHAIN_LEN) == 0 :
+	    anc.last_id <= pos.archived_through)) {
+		/* Not found but archived: inside a file, verify walks it. */
 		if (pos.last_id != anc.last_id) {
 			anc.last_id = pos.last_id;
 			memcpy(anc.link, pos.last_chain, KEYD_CHAIN_LEN);

@@ -166,7 +166,7 @@ flood(const char *keyfile, int n, FILE *out)
 	verify(key, 0);
 	for (i = 1; i <= n; i++) {
 		/* Each a different wrong secret: no cache can help. */
-		snprintf(wrong + FLM_KEY_LEN - 4, 5, "%04d", i % 10000);
+		snprintf(wrong + FLM_KEY_LEN - 4, 5, "%04u", (unsigned int)i % 10000u);
 		verify(wrong, (uint64_t)i);
 	}
 	verify(key, (uint64_t)n + 1);
