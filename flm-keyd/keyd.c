@@ -67,7 +67,8 @@ keyd_reply(uint32_t peerid, struct json_object *res)
 {
 	/* Too large for one message: say so, rather than leave flm waiting. */
 	/* New key texts ride on these: wiped once written. */
-	if (chan_compose_secret(keyd.parent, IMSG_KEY_RESULT, peerid, res) == -1)
+	if (chan_compose_secret(keyd.parent, IMSG_KEY_RESULT, peerid, res,
+	    "key") == -1)
 		chan_compose_error(keyd.parent, IMSG_KEY_ERROR, peerid,
 		    EMSGSIZE, "the answer is too large for one message: ask "
 		    "for less (fewer records, a narrower --since or --key)");

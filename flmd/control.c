@@ -302,7 +302,7 @@ control_relay(uint32_t id, uint16_t type, struct json_object *o)
 		return;		/* the client left meanwhile */
 	c->waiting = PROC_NONE;
 	/* keyd's answers: a new key's text among them. */
-	chan_compose_secret(c->chan, type, c->reqid, o);
+	chan_compose_secret(c->chan, type, c->reqid, o, "key");
 }
 
 void

@@ -640,17 +640,49 @@ chan_compose(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
 	return chan_enqueue(ch, type, peerid, fd, data, len, 0);
 }
 
+#define CHAN_JSON_FLAGS	(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/*
+ * json-c grows its print buffer with realloc, which leaves earlier
+ * partial copies of the text in freed memory.  So the text is first
+ * made with the secret member masked (the same length: a key text needs
+ * no escaping), which sizes the buffer; the real text then fits in that
+ * one buffer, which is wiped.
+ */
+static void
+chan_json_presize(struct json_object *obj, const char *member)
+{
+	struct json_object	*v;
+	char			*p, *saved;
+	size_t			 n, len;
+
+	if (member == NULL || !json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, member, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return;
+	p = (char *)json_object_get_string(v);
+	n = (size_t)json_object_get_string_len(v);
+	if (n == 0 || (saved = malloc(n)) == NULL)
+		return;
+	memcpy(saved, p, n);
+	memset(p, 'x', n);
+	(void)json_object_to_json_string_length(obj, CHAN_JSON_FLAGS, &len);
+	memcpy(p, saved, n);
+	explicit_bzero(saved, n);
+	free(saved);
+}
+
 static int
 chan_compose_json_wipe(struct chan *ch, uint16_t type, uint32_t peerid,
-    struct json_object *obj, int wipe)
+    struct json_object *obj, const char *secret, int wipe)
 {
 	const char	*s;
 	size_t		 len;
 	int		 r;
 
-	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE,
-	    &len);
+	if (wipe)
+		chan_json_presize(obj, secret);
+	s = json_object_to_json_string_length(obj, CHAN_JSON_FLAGS, &len);
 	if (s == NULL)
 		return -1;
 	r = chan_enqueue(ch, type, peerid, -1, s, len, wipe);
@@ -664,19 +696,20 @@ int
 chan_compose_json(struct chan *ch, uint16_t type, uint32_t peerid,
     struct json_object *obj)
 {
-	return chan_compose_json_wipe(ch, type, peerid, obj, 0);
+	return chan_compose_json_wipe(ch, type, peerid, obj, NULL, 0);
 }
 
 /*
- * The same for an answer that holds a secret (a new key's text): the
- * serialised text and the queued copy are zeroed once written or
- * dropped.  The caller still wipes the secret in obj itself.
+ * The same for an answer that may hold a secret, the string member
+ * secret of obj (a new key's text): the serialised text and the queued
+ * copy are zeroed once written or dropped.  The caller still wipes the
+ * secret in obj itself.
  */
 int
 chan_compose_secret(struct chan *ch, uint16_t type, uint32_t peerid,
-    struct json_object *obj)
+    struct json_object *obj, const char *secret)
 {
-	return chan_compose_json_wipe(ch, type, peerid, obj, 1);
+	return chan_compose_json_wipe(ch, type, peerid, obj, secret, 1);
 }
 
 /* The one error shape of admin answers: {"error": msg, "code": errno}. */

@@ -63,7 +63,7 @@ int		 chan_compose(struct chan *, uint16_t, uint32_t, int,
 int		 chan_compose_json(struct chan *, uint16_t, uint32_t,
 		    struct json_object *);
 int		 chan_compose_secret(struct chan *, uint16_t, uint32_t,
-		    struct json_object *);
+		    struct json_object *, const char *);
 int		 chan_compose_error(struct chan *, uint16_t, uint32_t, int,
 		    const char *);
 int		 chan_flush(struct chan *);

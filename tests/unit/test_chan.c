@@ -1237,10 +1237,18 @@ __wrap_free(void *p)
 
 /* Compose {"key": SECRET} with compose(); how many freed blocks held
  * it, and whether obj's print buffer still does. */
+static int
+compose_plain(struct chan *ch, uint16_t type, uint32_t peerid,
+    struct json_object *obj, const char *secret)
+{
+	(void)secret;
+	return chan_compose_json(ch, type, peerid, obj);
+}
+
 static void
 compose_watched(struct event_base *base,
-    int (*compose)(struct chan *, uint16_t, uint32_t, struct json_object *),
-    int *freed_with, int *printbuf_with)
+    int (*compose)(struct chan *, uint16_t, uint32_t, struct json_object *,
+    const char *), int *freed_with, int *printbuf_with)
 {
 	struct rec		 ra = { 0 }, rb = { 0 };
 	struct pair		 p;
@@ -1255,7 +1263,7 @@ compose_watched(struct event_base *base,
 	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	free_seen = 0;
 	free_watch = SECRET;
-	assert_int_equal(compose(p.a, T_MSG, 1, obj), 0);
+	assert_int_equal(compose(p.a, T_MSG, 1, obj, "key"), 0);
 	/* Written at once: the queued copy was freed inside compose. */
 	assert_int_equal(chan_pending(p.a), 0);
 	free_watch = NULL;
@@ -1277,7 +1285,7 @@ test_compose_secret_wipes(void **state)
 	int	 freed, inpb;
 
 	/* The detector works: an ordinary compose leaves the text. */
-	compose_watched(*state, chan_compose_json, &freed, &inpb);
+	compose_watched(*state, compose_plain, &freed, &inpb);
 	assert_int_equal(freed, 1);
 	assert_true(inpb);
 	compose_watched(*state, chan_compose_secret, &freed, &inpb);
