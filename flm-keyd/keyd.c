@@ -65,8 +65,8 @@ keyd_wipe_key(struct json_object *res)
 static void
 keyd_reply(uint32_t peerid, struct json_object *res)
 {
-	/* Too large for one message: say so, rather than leave flm waiting. */
-	/* New key texts ride on these: wiped once written. */
+	/* New key texts ride on these: wiped once written.  Too large
+	 * for one message: say so, rather than leave flm waiting. */
 	if (chan_compose_secret(keyd.parent, IMSG_KEY_RESULT, peerid, res,
 	    "key") == -1)
 		chan_compose_error(keyd.parent, IMSG_KEY_ERROR, peerid,
@@ -564,7 +564,8 @@ keyd_integrity_check(int report)
 		return;
 	if (bad != keyd_bad_keys || pok != keyd_policy_ok)
 		log_warnx("security.db integrity: %lld key rows fail their MAC; "
-		    "policy row %s", (long long)bad, pok ? "ok" : "altered");
+		    "policy row %s (see flm-keyd(8))", (long long)bad,
+		    pok ? "ok" : "altered");
 	keyd_bad_keys = bad;
 	keyd_policy_ok = pok;
 	keyd_report_db();
@@ -629,14 +630,8 @@ main(int argc, char *argv[])
 	/* Before the anchor is made: an anchor says keyd sealed before. */
 	keyd_integrity_init(&keyd_db, keyd_anchor_exists());
 	keyd_anchor_start(&keyd_db);
-	keyd_integrity_scan(&keyd_db, &keyd_bad_keys, &keyd_policy_ok);
-	if (keyd_bad_keys > 0 || !keyd_policy_ok)
-		log_warnx("security.db integrity: %lld key rows fail their "
-		    "MAC; policy row %s (see flm-keyd(8))",
-		    (long long)keyd_bad_keys, keyd_policy_ok ? "ok" :
-		    "altered");
 	keyd_sandbox();
-	keyd_report_db();
+	keyd_integrity_check(1);	/* and the first DB_STATE */
 	keyd_policy_push(0);
 	flush = event_new(keyd.base, -1, EV_PERSIST, keyd_flush_used, NULL);
 	if (flush == NULL || event_add(flush, &tv) == -1)
