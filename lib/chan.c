@@ -152,7 +152,7 @@ chan_destroy(struct chan *ch)
 		close(ch->fds[i]);
 	close(ch->fd);
 	if (ch->in != NULL)
-		explicit_bzero(ch->in, ch->in_len);
+		explicit_bzero(ch->in, ch->in_cap);
 	free(ch->in);
 	free(ch->fail_reason);
 	free(ch);
@@ -342,9 +342,9 @@ chan_read_once(struct chan *ch)
 			chan_fail(ch, "out of memory");
 			return -1;
 		}
-		if (ch->in_len > 0) {
+		if (ch->in != NULL) {
 			memcpy(p, ch->in, ch->in_len);
-			explicit_bzero(ch->in, ch->in_len);
+			explicit_bzero(ch->in, ch->in_cap);
 		}
 		free(ch->in);
 		ch->in = p;
