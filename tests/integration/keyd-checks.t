@@ -6,7 +6,7 @@
 # KEY_USED.
 . "$(dirname "$0")/lib.sh"
 
-plan 13
+plan 14
 
 FAKE=$top_builddir/tests/fake-proxyd
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
@@ -42,12 +42,22 @@ diag "$out"
 val() { printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 check "the real key verifies before the flood" [ "$(val first)" = 0 ]
 check "and still verifies after it" [ "$(val last)" = 0 ]
-check "keyd refused the checks beyond its budget as unavailable" \
-    [ "$(val unavailable)" -gt 0 ]
+# The bound is what keyd promises; on a machine so loaded that Argon2
+# runs slower than the budget, keyd never reaches it and need not refuse.
 budget=$((20 + 10 * $(val ms) / 1000 + 1))
 check "keyd ran Argon2 at most burst + rate x seconds ($(val bad) <= $budget)" \
     [ "$(val bad)" -le "$budget" ]
-check "and said so" grep -q 'uncached key checks a second' "$STATE/flmd.log"
+check "every check was answered, as a mismatch or as unavailable" \
+    [ $(($(val bad) + $(val unavailable))) = $N ]
+if [ "$(val bad)" -lt $N ]; then
+	check "keyd refused the checks beyond its budget as unavailable" \
+	    [ "$(val unavailable)" -gt 0 ]
+	check "and said so" grep -q 'uncached key checks a second' \
+	    "$STATE/flmd.log"
+else
+	ok "keyd refused the checks beyond its budget # SKIP Argon2 ran slower than the budget here"
+	ok "and said so # SKIP"
+fi
 suite_stop
 
 # 2. Record times from the future are clamped: archiving still works.
