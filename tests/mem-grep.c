@@ -75,5 +75,8 @@ main(int argc, char *argv[])
 		count += scan(mem, a, b, argv[2], n, buf);
 	}
 	printf("%ld\n", count);
+	free(buf);
+	close(mem);
+	fclose(maps);
 	return readable ? 0 : 2;
 }
