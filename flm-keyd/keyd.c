@@ -49,6 +49,7 @@ static size_t			 keyd_nused;
 
 static void	keyd_change_timeout(evutil_socket_t, short, void *);
 static void	keyd_used(const char *);
+static void	keyd_integrity_check(int);
 
 /* Wipe a key text held in a JSON result before it is freed. */
 static void
@@ -64,8 +65,10 @@ keyd_wipe_key(struct json_object *res)
 static void
 keyd_reply(uint32_t peerid, struct json_object *res)
 {
-	/* Too large for one message: say so, rather than leave flm waiting. */
-	if (chan_compose_json(keyd.parent, IMSG_KEY_RESULT, peerid, res) == -1)
+	/* New key texts ride on these: wiped once written.  Too large
+	 * for one message: say so, rather than leave flm waiting. */
+	if (chan_compose_secret(keyd.parent, IMSG_KEY_RESULT, peerid, res,
+	    "key") == -1)
 		chan_compose_error(keyd.parent, IMSG_KEY_ERROR, peerid,
 		    EMSGSIZE, "the answer is too large for one message: ask "
 		    "for less (fewer records, a narrower --since or --key)");
@@ -347,6 +350,7 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 	    v.version != FLM_VERIFY_VERSION || v.token_len > FLM_TOKEN_MAX) {
 		log_warnx("flm-proxyd sent a malformed KEY_VERIFY");
 		sodium_memzero(&v, sizeof(v));
+		msg_wipe(m);
 		chan_fail(ch, "malformed KEY_VERIFY");
 		return;
 	}
@@ -356,6 +360,7 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 	r.result = keyd_key_verify(&keyd_db, keyd_cache, v.token, v.token_len,
 	    r.key_id, &r.valid_until);
 	sodium_memzero(&v, sizeof(v));
+	msg_wipe(m);
 	if (r.result == FLM_KEY_OK)
 		keyd_used(r.key_id);
 	chan_compose(ch, IMSG_KEY_VERDICT, m->hdr.peerid, -1, &r, sizeof(r));
@@ -382,6 +387,7 @@ keyd_flush_used(evutil_socket_t fd, short ev, void *arg)
 	(void)arg;
 	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
 	keyd_nused = 0;
+	keyd_integrity_check(keyd_anchor_tick(&keyd_db));
 }
 
 static void
@@ -398,7 +404,17 @@ keyd_used_msg(struct chan *ch, struct chan_msg *m)
 		if (msg_get_data(m, id, FLM_KEY_ID_LEN) == -1)
 			break;
 		id[FLM_KEY_ID_LEN] = '\0';
-		keyd_used(id);
+		if (strspn(id, "0123456789abcdef") != FLM_KEY_ID_LEN) {
+			log_warnx("flm-proxyd sent a malformed key id in "
+			    "KEY_USED");
+			chan_fail(ch, "malformed KEY_USED");
+			return;
+		}
+		/* Only real keys take a slot: the list is bounded. */
+		if (keyd_key_exists(&keyd_db, id))
+			keyd_used(id);
+		else
+			log_debug("KEY_USED: no key %s", id);
 	}
 }
 
@@ -465,6 +481,7 @@ keyd_audit_batch(struct chan *ch, struct chan_msg *m)
 			chan_fail(ch, "malformed audit record");
 			return;
 		}
+	keyd_audit_clamp(recs, n);
 	memset(&ack, 0, sizeof(ack));
 	ack.version = FLM_AUDIT_VERSION;
 	ack.seq = seq;
@@ -528,11 +545,51 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	}
 }
 
+/* What the last integrity scan found, as flm status shows it. */
+static int64_t		 keyd_bad_keys;
+static int		 keyd_policy_ok = 1;
+
+static void	keyd_report_db(void);
+
+/* Rows are checked again: at start, on the flush timer, and when a
+ * check on the way found a bad one.  flmd hears of each change. */
+static void
+keyd_integrity_check(int report)
+{
+	int64_t	 bad;
+	int	 pok;
+
+	keyd_integrity_scan(&keyd_db, &bad, &pok);
+	if (bad == keyd_bad_keys && pok == keyd_policy_ok && !report)
+		return;
+	if (bad != keyd_bad_keys || pok != keyd_policy_ok)
+		log_warnx("security.db integrity: %lld key rows fail their MAC; "
+		    "policy row %s (see flm-keyd(8))", (long long)bad,
+		    pok ? "ok" : "altered");
+	keyd_bad_keys = bad;
+	keyd_policy_ok = pok;
+	keyd_report_db();
+}
+
+void
+keyd_integrity_changed(void)
+{
+	keyd_integrity_check(0);
+}
+
 /* Tell flmd how security.db is, for flm status. */
 static void
 keyd_report_db(void)
 {
 	struct json_object	*o = json_object_new_object();
+	struct json_object	*in = json_object_new_object();
+
+	json_object_object_add(in, "bad_keys",
+	    json_object_new_int64(keyd_bad_keys));
+	json_object_object_add(in, "policy",
+	    json_object_new_string(keyd_policy_ok ? "ok" : "altered"));
+	keyd_anchor_state(in);
+	json_object_object_add(o, "integrity", in);
 
 	json_object_object_add(o, "db", json_object_new_string(KEYD_DB_NAME));
 	json_object_object_add(o, "version",
@@ -570,16 +627,20 @@ main(int argc, char *argv[])
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,
 	    security_migrations_count);
 	keyd_audit_init(&keyd_db);
+	/* Before the anchor is made: an anchor says keyd sealed before. */
+	keyd_integrity_init(&keyd_db, keyd_anchor_exists());
+	keyd_anchor_start(&keyd_db);
 	/* The chroot's root or, in user mode, keyd's directory. */
 	keyd_sandbox(".");
-	keyd_report_db();
+	keyd_integrity_check(1);	/* and the first DB_STATE */
 	keyd_policy_push(0);
 	flush = event_new(keyd.base, -1, EV_PERSIST, keyd_flush_used, NULL);
 	if (flush == NULL || event_add(flush, &tv) == -1)
 		fatalx("flush timer");
 	log_debug("ready");
 	rv = child_run(&keyd);
-	keyd_flush_used(-1, 0, NULL);
+	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
+	(void)keyd_anchor_tick(&keyd_db);
 	event_free(flush);
 	while (!TAILQ_EMPTY(&keyd_changes)) {
 		struct keyd_change	*kch = TAILQ_FIRST(&keyd_changes);
@@ -591,6 +652,7 @@ main(int argc, char *argv[])
 		free(kch);
 	}
 	keycache_free(keyd_cache);
+	keyd_policy_free();
 	keyd_audit_close();
 	db_close(&keyd_db);
 	keyd_master_free();

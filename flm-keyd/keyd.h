@@ -9,6 +9,8 @@
 
 struct db;
 struct json_object;
+struct sqlite3_stmt;
+struct crypto_generichash_blake2b_state;
 
 /* Argon2id parameters (docs/DB_SCHEMA.md): no weaker than OWASP's. */
 #define KEYD_ARGON2_T		2
@@ -18,6 +20,10 @@ struct json_object;
 #define KEYD_ARGON2_HASH	32
 
 #define KEYD_MASTER_LEN		32
+
+/* Uncached key checks (Argon2 runs) a second, and the burst allowed. */
+#define KEYD_COLD_PER_SEC	10
+#define KEYD_COLD_BURST		20
 
 struct keycache;
 
@@ -37,12 +43,14 @@ int		 keyd_key_rotate(struct db *, const char *, const char *,
 		    size_t);
 uint32_t	 keyd_key_verify(struct db *, struct keycache *, const char *,
 		    size_t, char [FLM_KEY_ID_LEN + 1], uint64_t *);
+int		 keyd_key_exists(struct db *, const char *);
 void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
 		    size_t);
 
 /* keyd_masterkey.c */
 void		 keyd_master_load(const char *);
 const unsigned char *keyd_audit_key(void);
+const unsigned char *keyd_row_key(void);
 void		 keyd_master_free(void);
 
 /* keyd_policy.c */
@@ -50,11 +58,21 @@ int		 keyd_policy_get(struct db *, struct json_object **, char *,
 		    size_t);
 int		 keyd_policy_set(struct db *, struct json_object *,
 		    struct json_object **, char *, size_t);
+void		 keyd_policy_free(void);
 
 /* keyd_audit.c */
+#define KEYD_CHAIN_LEN	32
+struct keyd_audit_pos {
+	int64_t		 last_id;
+	uint8_t		 last_chain[KEYD_CHAIN_LEN];
+	int64_t		 archived_through;
+};
+int		 keyd_audit_pos(struct db *, struct keyd_audit_pos *);
+int		 keyd_audit_link(struct db *, int64_t, uint8_t [KEYD_CHAIN_LEN]);
 int		 keyd_audit_init(struct db *);
 void		 keyd_audit_close(void);
 int		 keyd_audit_valid(const struct flm_audit_record *);
+void		 keyd_audit_clamp(struct flm_audit_record *, size_t);
 int		 keyd_audit_write(struct db *, const struct flm_audit_record *,
 		    size_t);
 int		 keyd_audit_verify(struct db *, struct json_object **, char *,
@@ -65,6 +83,34 @@ int		 keyd_audit_tail(struct db *, int64_t, struct json_object **, char *,
 		    size_t);
 int		 keyd_audit_usage(struct db *, const char *, const char *,
 		    struct json_object **, char *, size_t);
+
+/* keyd_audit.c: keyed-hash input with lengths and NULLs kept apart */
+void		 keyd_mac_i64(struct crypto_generichash_blake2b_state *,
+		    int64_t);
+void		 keyd_mac_str(struct crypto_generichash_blake2b_state *,
+		    const char *);
+
+/* keyd_integrity.c: the columns an api_keys row's MAC covers, in order */
+#define KEYD_ROW_MAC_LEN	32
+#define KEYD_KEY_MAC_COLS	"id, label, hash, created_at, revoked_at, " \
+	"expires_at, prev_hash, prev_expires_at"
+#define KEYD_KEY_MAC_NCOLS	8
+int		 keyd_key_intact(struct sqlite3_stmt *, int, int);
+int		 keyd_key_seal(struct db *, const char *);
+void		 keyd_policy_mac(const char *, uint8_t [KEYD_ROW_MAC_LEN]);
+int		 keyd_policy_intact(struct sqlite3_stmt *, int, int);
+void		 keyd_integrity_init(struct db *, int);
+void		 keyd_integrity_scan(struct db *, int64_t *, int *);
+
+/* keyd.c: a row failed its MAC; tell flmd (flm status) */
+void		 keyd_integrity_changed(void);
+
+/* keyd_anchor.c: the audit chain's anchor outside security.db */
+void		 keyd_anchor_start(struct db *);
+int		 keyd_anchor_tick(struct db *);
+int		 keyd_anchor_exists(void);
+void		 keyd_anchor_state(struct json_object *);
+const char	*keyd_anchor_verify(struct json_object *);
 
 /* keyd_sandbox.c */
 void	keyd_sandbox(const char *);

@@ -152,15 +152,16 @@ keyd_key_generate(char *key, char id[FLM_KEY_ID_LEN + 1])
 /* The row of ID or LABEL: 0 and its id, or -1 and err. */
 static int
 keyd_key_find(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
-    char *label, size_t labelsz, int *revoked, char *err, size_t errsz)
+    char *label, size_t labelsz, int *revoked, int *intact, char *err,
+    size_t errsz)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
 
 	/* An id wins over a label that happens to spell another key's id. */
 	rc = sqlite3_prepare_v2(db->h, "SELECT id, label, revoked_at IS NOT "
-	    "NULL FROM api_keys WHERE id = ?1 OR label = ?1 "
-	    "ORDER BY id = ?1 DESC LIMIT 1", -1, &st, NULL);
+	    "NULL, " KEYD_KEY_MAC_COLS ", mac FROM api_keys WHERE id = ?1 OR "
+	    "label = ?1 ORDER BY id = ?1 DESC LIMIT 1", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "%s", db_strerror(db, rc));
 		return -1;
@@ -178,6 +179,7 @@ keyd_key_find(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
 	snprintf(id, FLM_KEY_ID_LEN + 1, "%s", sqlite3_column_text(st, 0));
 	snprintf(label, labelsz, "%s", sqlite3_column_text(st, 1));
 	*revoked = sqlite3_column_int(st, 2);
+	*intact = keyd_key_intact(st, 3, 3 + KEYD_KEY_MAC_NCOLS);
 	sqlite3_finalize(st);
 	return 0;
 }
@@ -207,6 +209,34 @@ keyd_exec(struct db *db, const char *sql, int n, const char **args,
 	else
 		snprintf(err, errsz, "cannot store the key: %s",
 		    db_strerror(db, rc));
+	return -1;
+}
+
+/* keyd_exec, and key id's row sealed with it: one transaction. */
+static int
+keyd_exec_sealed(struct db *db, const char *sql, int n, const char **args,
+    const char *id, char *err, size_t errsz)
+{
+	int	 rc;
+
+	if ((rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL)) != SQLITE_OK) {
+		snprintf(err, errsz, "cannot store the key: %s",
+		    db_strerror(db, rc));
+		return -1;
+	}
+	if (keyd_exec(db, sql, n, args, err, errsz) == -1)
+		goto fail;
+	if ((rc = keyd_key_seal(db, id)) != SQLITE_OK ||
+	    (rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL)) !=
+	    SQLITE_OK) {
+		snprintf(err, errsz, "cannot store the key: %s",
+		    db_strerror(db, rc));
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
 
@@ -273,8 +303,9 @@ keyd_key_create(struct db *db, const char *label, const char *expires,
 	args[2] = hash;
 	args[3] = now;
 	args[4] = expires ? exp : NULL;
-	if (keyd_exec(db, "INSERT INTO api_keys (id, label, hash, created_at, "
-	    "expires_at) VALUES (?, ?, ?, ?, ?)", 5, args, err, errsz) == -1)
+	if (keyd_exec_sealed(db, "INSERT INTO api_keys (id, label, hash, "
+	    "created_at, expires_at) VALUES (?, ?, ?, ?, ?)", 5, args, id, err,
+	    errsz) == -1)
 		goto done;
 	*result = keyd_key_json(id, label, key, now);
 	json_object_object_add(*result, "expires_at",
@@ -313,8 +344,8 @@ keyd_key_list(struct db *db, struct json_object **result, char *err,
 	    "last_used_at, expires_at, revoked_at, prev_expires_at, "
 	    "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' "
 	    "WHEN expires_at IS NOT NULL AND expires_at <= ?1 THEN 'expired' "
-	    "ELSE 'active' END FROM api_keys ORDER BY created_at", -1, &st,
-	    NULL);
+	    "ELSE 'active' END, " KEYD_KEY_MAC_COLS ", mac FROM api_keys "
+	    "ORDER BY created_at", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "%s", db_strerror(db, rc));
 		return -1;
@@ -334,7 +365,15 @@ keyd_key_list(struct db *db, struct json_object **result, char *err,
 		    strcmp((const char *)sqlite3_column_text(st, 6), now) > 0)
 			json_object_object_add(o, "previous_secret_until",
 			    keyd_col(st, 6));
-		json_object_object_add(o, "state", keyd_col(st, 7));
+		/* A row keyd did not write is refused, whatever it says. */
+		if (keyd_key_intact(st, 8, 8 + KEYD_KEY_MAC_NCOLS))
+			json_object_object_add(o, "state", keyd_col(st, 7));
+		else {
+			json_object_object_add(o, "state",
+			    json_object_new_string("refused"));
+			json_object_object_add(o, "integrity",
+			    json_object_new_string("altered"));
+		}
 		json_object_array_add(*result, o);
 	}
 	sqlite3_finalize(st);
@@ -354,13 +393,16 @@ keyd_key_revoke(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
 {
 	char		 label[80], now[32];
 	const char	*args[2];
-	int		 revoked;
+	int		 revoked, intact;
 
 	*result = NULL;
 	if (db_writable(db, err, errsz) == -1 ||
-	    keyd_key_find(db, which, id, label, sizeof(label), &revoked, err,
-	    errsz) == -1)
+	    keyd_key_find(db, which, id, label, sizeof(label), &revoked,
+	    &intact, err, errsz) == -1)
 		return -1;
+	/* An altered row may be revoked (that is the cure), not used. */
+	if (revoked && !intact)
+		revoked = 0;
 	if (revoked) {
 		snprintf(err, errsz, "key %s (%s) is already revoked", id,
 		    label);
@@ -369,10 +411,15 @@ keyd_key_revoke(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
 	keyd_now(now, sizeof(now));
 	args[0] = now;
 	args[1] = id;
-	if (keyd_exec(db, "UPDATE api_keys SET revoked_at = ?, prev_hash = "
-	    "NULL, prev_expires_at = NULL WHERE id = ?", 2, args, err,
-	    errsz) == -1)
+	if (keyd_exec_sealed(db, "UPDATE api_keys SET revoked_at = ?, "
+	    "prev_hash = NULL, prev_expires_at = NULL WHERE id = ?", 2, args,
+	    id, err, errsz) == -1)
 		return -1;
+	if (!intact) {
+		log_warnx("revoked key %s (%s), whose row had been altered "
+		    "outside flm-keyd", id, label);
+		keyd_integrity_changed();
+	}
 	*result = json_object_new_object();
 	json_object_object_add(*result, "id", json_object_new_string(id));
 	json_object_object_add(*result, "label", json_object_new_string(label));
@@ -395,7 +442,7 @@ keyd_key_rotate(struct db *db, const char *which, const char *grace,
 	char		 key[FLM_KEY_LEN + 1];
 	const char	*args[4];
 	long		 g = 0;
-	int		 revoked, rv = -1;
+	int		 revoked, intact, rv = -1;
 
 	*result = NULL;
 	if (grace != NULL && ((g = keyd_duration(grace)) < 0 ||
@@ -405,9 +452,15 @@ keyd_key_rotate(struct db *db, const char *which, const char *grace,
 		return -1;
 	}
 	if (db_writable(db, err, errsz) == -1 ||
-	    keyd_key_find(db, which, id, label, sizeof(label), &revoked, err,
-	    errsz) == -1)
+	    keyd_key_find(db, which, id, label, sizeof(label), &revoked,
+	    &intact, err, errsz) == -1)
 		return -1;
+	if (!intact) {
+		snprintf(err, errsz, "key %s (%s): its row was altered outside "
+		    "flm-keyd (its MAC does not match); revoke it and create a "
+		    "new one", id, label);
+		return -1;
+	}
 	if (revoked) {
 		snprintf(err, errsz, "key %s (%s) is revoked; create a new "
 		    "one", id, label);
@@ -423,11 +476,12 @@ keyd_key_rotate(struct db *db, const char *which, const char *grace,
 	args[0] = hash;
 	args[1] = g > 0 ? until : NULL;
 	args[2] = id;
-	if (keyd_exec(db, g > 0 ?
+	if (keyd_exec_sealed(db, g > 0 ?
 	    "UPDATE api_keys SET prev_hash = hash, hash = ?1, "
 	    "prev_expires_at = ?2 WHERE id = ?3" :
 	    "UPDATE api_keys SET prev_hash = NULL, hash = ?1, "
-	    "prev_expires_at = ?2 WHERE id = ?3", 3, args, err, errsz) == -1)
+	    "prev_expires_at = ?2 WHERE id = ?3", 3, args, id, err,
+	    errsz) == -1)
 		goto done;
 	*result = keyd_key_json(id, label, key, NULL);
 	json_object_object_add(*result, "rotated_at", json_object_new_string(now));
@@ -458,8 +512,8 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 
 	memset(row, 0, sizeof(*row));
 	rc = sqlite3_prepare_v2(db->h, "SELECT hash, revoked_at IS NOT NULL, "
-	    "expires_at, prev_hash, prev_expires_at FROM api_keys "
-	    "WHERE id = ?", -1, &st, NULL);
+	    "expires_at, prev_hash, prev_expires_at, " KEYD_KEY_MAC_COLS
+	    ", mac FROM api_keys WHERE id = ?", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		log_warnx("verify: %s", db_strerror(db, rc));
 		return FLM_KEY_UNAVAILABLE;
@@ -471,6 +525,14 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 			log_warnx("verify: %s", db_strerror(db, rc));
 		sqlite3_finalize(st);
 		return rc == SQLITE_DONE ? FLM_KEY_UNKNOWN : FLM_KEY_UNAVAILABLE;
+	}
+	/* Inserted or altered without the master key: as good as revoked. */
+	if (!keyd_key_intact(st, 5, 5 + KEYD_KEY_MAC_NCOLS)) {
+		sqlite3_finalize(st);
+		log_warnx("key %s: its row in security.db fails its MAC "
+		    "(altered or inserted outside flm-keyd): refused", id);
+		keyd_integrity_changed();
+		return FLM_KEY_REVOKED;
 	}
 	snprintf(row->hash, sizeof(row->hash), "%s",
 	    (const char *)sqlite3_column_text(st, 0));
@@ -484,6 +546,54 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 	}
 	sqlite3_finalize(st);
 	return FLM_KEY_OK;
+}
+
+/*
+ * Argon2 runs (cache misses) are budgeted: a subverted proxyd sending
+ * wrong secrets for a real id must not turn keyd into a CPU furnace.
+ * A token bucket, KEYD_COLD_PER_SEC a second, bursts of KEYD_COLD_BURST;
+ * beyond it the answer is "unavailable" (proxyd says 503, retry).
+ */
+static int
+keyd_cold_budget(void)
+{
+	static double		 tokens = KEYD_COLD_BURST;
+	static struct timespec	 last;
+	static time_t		 warned;
+	struct timespec		 now;
+	double			 dt;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (last.tv_sec != 0 || last.tv_nsec != 0) {
+		dt = (double)(now.tv_sec - last.tv_sec) +
+		    (double)(now.tv_nsec - last.tv_nsec) / 1e9;
+		tokens += dt * KEYD_COLD_PER_SEC;
+		if (tokens > KEYD_COLD_BURST)
+			tokens = KEYD_COLD_BURST;
+	}
+	last = now;
+	if (tokens >= 1) {
+		tokens -= 1;
+		return 0;
+	}
+	if (warned != now.tv_sec) {
+		warned = now.tv_sec;
+		log_warnx("more than %d uncached key checks a second from "
+		    "flm-proxyd: answering 'unavailable' to the rest",
+		    KEYD_COLD_PER_SEC);
+	}
+	return -1;
+}
+
+/* argon2id_verify, within the budget: ARGON2_OK, -1 (no match) or 1. */
+static int
+keyd_argon2(const char *hash, const char *secret)
+{
+	if (keyd_cold_budget() == -1)
+		return 1;
+	/* argon2id_verify compares in constant time. */
+	return argon2id_verify(hash, secret, FLM_KEY_SECRET_LEN) ==
+	    ARGON2_OK ? ARGON2_OK : -1;
 }
 
 /*
@@ -501,6 +611,7 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 	uint8_t			 dig[KEYCACHE_DIGEST];
 	time_t			 now = time(NULL), until = 0;
 	uint32_t		 r;
+	int			 a;
 
 	id[0] = '\0';
 	*valid_until = 0;
@@ -515,15 +626,16 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 		return FLM_KEY_UNAVAILABLE;
 	if ((r = keyd_key_lookup(db, id, &row)) != FLM_KEY_OK)
 		return r;
-	/* argon2id_verify compares in constant time. */
-	if (argon2id_verify(row.hash, secret, FLM_KEY_SECRET_LEN) != ARGON2_OK) {
-		if (row.prev_hash[0] == '\0' || now >= row.prev_until ||
-		    argon2id_verify(row.prev_hash, secret,
-		    FLM_KEY_SECRET_LEN) != ARGON2_OK)
+	if ((a = keyd_argon2(row.hash, secret)) == -1) {
+		if (row.prev_hash[0] == '\0' || now >= row.prev_until)
 			r = FLM_KEY_BAD_SECRET;
-		else
+		else if ((a = keyd_argon2(row.prev_hash, secret)) == ARGON2_OK)
 			until = row.prev_until;	/* the rotated-out secret */
+		else if (a == -1)
+			r = FLM_KEY_BAD_SECRET;
 	}
+	if (a == 1)
+		r = FLM_KEY_UNAVAILABLE;	/* over budget */
 	sodium_memzero(&row.hash, sizeof(row.hash));
 	sodium_memzero(&row.prev_hash, sizeof(row.prev_hash));
 	if (r != FLM_KEY_OK)
@@ -537,6 +649,22 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 	*valid_until = (uint64_t)until;
 	keycache_put(kc, dig, id, *valid_until);
 	return FLM_KEY_OK;
+}
+
+/* Is there a key with this id?  KEY_USED names only real ones. */
+int
+keyd_key_exists(struct db *db, const char *id)
+{
+	sqlite3_stmt	*st;
+	int		 found = 0;
+
+	if (db->h == NULL || sqlite3_prepare_v2(db->h, "SELECT 1 FROM "
+	    "api_keys WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
 }
 
 /* last_used_at for a batch of ids, in one transaction. */

@@ -23,7 +23,7 @@
 #include "keyd.h"
 #include "log.h"
 
-#define CHAIN_LEN	32
+#define CHAIN_LEN	KEYD_CHAIN_LEN
 /* A lock on security.db must not stall key checks: retry later. */
 #define AUDIT_BUSY_MS	200
 #define AUDIT_REQID_LEN	24		/* "flm-" 16 hex, NUL */
@@ -31,6 +31,7 @@
 /* As many records as proxyd may have in flight. */
 #define AUDIT_RESEND_WINDOW	(FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX)
 #define TAIL_MAX	500	/* the answer fits one message */
+#define AUDIT_SKEW_MS	2000	/* a clock step between stamp and batch */
 
 struct audit_head {
 	int64_t		 last_id;
@@ -50,6 +51,8 @@ struct audit_row {
 	const char	*created_at;
 };
 
+static const char	*col_text(sqlite3_stmt *, int);
+
 static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_MODELS] = "/v1/models",
 	[FLM_AUDIT_EP_CHAT] = "/v1/chat/completions",
@@ -57,8 +60,8 @@ static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_EMBEDDINGS] = "/v1/embeddings",
 };
 
-static void
-hash_i64(crypto_generichash_state *h, int64_t v)
+void
+keyd_mac_i64(crypto_generichash_state *h, int64_t v)
 {
 	uint8_t	 b[8];
 	int	 i;
@@ -68,15 +71,15 @@ hash_i64(crypto_generichash_state *h, int64_t v)
 	crypto_generichash_update(h, b, sizeof(b));
 }
 
-static void
-hash_str(crypto_generichash_state *h, const char *s)
+void
+keyd_mac_str(crypto_generichash_state *h, const char *s)
 {
 	uint8_t	 tag = s != NULL;
 
 	crypto_generichash_update(h, &tag, 1);
 	if (s == NULL)
 		return;
-	hash_i64(h, (int64_t)strlen(s));
+	keyd_mac_i64(h, (int64_t)strlen(s));
 	crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
 }
 
@@ -89,17 +92,17 @@ audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
 	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
 	    CHAIN_LEN);
 	crypto_generichash_update(&h, prev, CHAIN_LEN);
-	hash_i64(&h, r->id);
-	hash_str(&h, r->request_id);
-	hash_str(&h, r->key_id);
-	hash_str(&h, r->addr);
-	hash_str(&h, r->endpoint);
-	hash_str(&h, r->model);
-	hash_i64(&h, r->status);
-	hash_i64(&h, r->latency);
-	hash_i64(&h, r->prompt);
-	hash_i64(&h, r->completion);
-	hash_str(&h, r->created_at);
+	keyd_mac_i64(&h, r->id);
+	keyd_mac_str(&h, r->request_id);
+	keyd_mac_str(&h, r->key_id);
+	keyd_mac_str(&h, r->addr);
+	keyd_mac_str(&h, r->endpoint);
+	keyd_mac_str(&h, r->model);
+	keyd_mac_i64(&h, r->status);
+	keyd_mac_i64(&h, r->latency);
+	keyd_mac_i64(&h, r->prompt);
+	keyd_mac_i64(&h, r->completion);
+	keyd_mac_str(&h, r->created_at);
 	crypto_generichash_final(&h, out, CHAIN_LEN);
 }
 
@@ -111,9 +114,9 @@ audit_head_mac(const struct audit_head *hd, uint8_t out[CHAIN_LEN])
 	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
 	    CHAIN_LEN);
 	crypto_generichash_update(&h, (const uint8_t *)"flm audit head", 14);
-	hash_i64(&h, hd->last_id);
+	keyd_mac_i64(&h, hd->last_id);
 	crypto_generichash_update(&h, hd->last_chain, CHAIN_LEN);
-	hash_i64(&h, hd->archived_through);
+	keyd_mac_i64(&h, hd->archived_through);
 	crypto_generichash_update(&h, hd->archived_chain, CHAIN_LEN);
 	crypto_generichash_final(&h, out, CHAIN_LEN);
 }
@@ -201,6 +204,84 @@ max_id(struct db *db)
 	return audit_number(db, "SELECT coalesce(max(id), 0) FROM audit_logs");
 }
 
+/*
+ * Where the chain stands, for the anchor outside security.db: 1 and
+ * *pos from a head whose MAC holds, 0 when there is no head, -1 when
+ * it is unreadable or altered.
+ */
+int
+keyd_audit_pos(struct db *db, struct keyd_audit_pos *pos)
+{
+	struct audit_head	 hd;
+	uint8_t			 mac[CHAIN_LEN];
+	int			 rc, have;
+
+	memset(pos, 0, sizeof(*pos));
+	if (db->h == NULL || (have = head_read(db, &hd, &rc)) == -1 ||
+	    have == 2)
+		return -1;
+	if (have == 0)
+		return 0;
+	audit_head_mac(&hd, mac);
+	if (sodium_memcmp(mac, hd.mac, CHAIN_LEN) != 0)
+		return -1;
+	pos->last_id = hd.last_id;
+	memcpy(pos->last_chain, hd.last_chain, CHAIN_LEN);
+	pos->archived_through = hd.archived_through;
+	return 1;
+}
+
+/*
+ * The link of row id as this database has it: a live row's chain, or
+ * the end of an archive.  0, or -1 when the database cannot say (the
+ * row is gone, or in the middle of an archive).
+ */
+int
+keyd_audit_link(struct db *db, int64_t id, uint8_t chain[KEYD_CHAIN_LEN])
+{
+	sqlite3_stmt	*st;
+	int		 r = -1;
+
+	if (id == 0) {
+		memset(chain, 0, CHAIN_LEN);	/* the chain's start */
+		return 0;
+	}
+	if (sqlite3_prepare_v2(db->h, "SELECT chain FROM audit_logs WHERE "
+	    "id = ?1 UNION ALL SELECT last_chain FROM audit_archives WHERE "
+	    "last_id = ?1 LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && blob32(st, 0, chain) == 0)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The first row of the chain this database holds: archived or live. */
+static void
+audit_genesis(struct db *db, struct json_object *res)
+{
+	struct json_object	*g = json_object_new_object();
+	sqlite3_stmt		*st;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT id, created_at, 'live' FROM "
+	    "audit_logs WHERE id = (SELECT min(id) FROM audit_logs) UNION ALL "
+	    "SELECT first_id, NULL, file FROM audit_archives ORDER BY 1 "
+	    "LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			json_object_object_add(g, "id",
+			    json_object_new_int64(sqlite3_column_int64(st, 0)));
+			json_object_object_add(g, "created_at",
+			    col_text(st, 1) == NULL ? NULL :
+			    json_object_new_string(col_text(st, 1)));
+			json_object_object_add(g, "in",
+			    json_object_new_string(col_text(st, 2)));
+		}
+		sqlite3_finalize(st);
+	}
+	json_object_object_add(res, "genesis", g);
+}
+
 /* A new trail starts with its head, so a head that is gone shows. */
 int
 keyd_audit_init(struct db *db)
@@ -249,6 +330,30 @@ keyd_audit_valid(const struct flm_audit_record *a)
 		if ((unsigned char)a->model[i] < 0x20 || a->model[i] == 0x7f)
 			return 0;
 	return 1;
+}
+
+/*
+ * proxyd's clock is keyd's (one host), so a record from the future is
+ * a lie: one far ahead would stop archiving, which cuts by time, for
+ * good.  Such times are stored as keyd's now.
+ */
+void
+keyd_audit_clamp(struct flm_audit_record *recs, size_t n)
+{
+	struct timespec	 ts;
+	int64_t		 now;
+	size_t		 i, clamped = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (i = 0; i < n; i++)
+		if (recs[i].time_ms > now + AUDIT_SKEW_MS) {
+			recs[i].time_ms = now;
+			clamped++;
+		}
+	if (clamped > 0)
+		log_warnx("flm-proxyd sent %zu audit records dated in the "
+		    "future; stored with keyd's time", clamped);
 }
 
 static void
@@ -627,8 +732,8 @@ archive_mac(int64_t first, int64_t last, const uint8_t prev[CHAIN_LEN],
 	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
 	    CHAIN_LEN);
 	crypto_generichash_update(&h, (const uint8_t *)"flm audit archive", 17);
-	hash_i64(&h, first);
-	hash_i64(&h, last);
+	keyd_mac_i64(&h, first);
+	keyd_mac_i64(&h, last);
 	crypto_generichash_update(&h, prev, CHAIN_LEN);
 	crypto_generichash_update(&h, end, CHAIN_LEN);
 	crypto_generichash_final(&h, mac, CHAIN_LEN);
@@ -770,6 +875,7 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 	struct audit_head	 hd;
 	uint8_t			 mac[CHAIN_LEN];
 	int64_t			 rows, narch = 0;
+	const char		*why;
 	int			 rc, have;
 
 	*res = json_object_new_object();
@@ -809,6 +915,10 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 	    json_object_new_int64(hd.last_id));
 	json_object_object_add(*res, "archived_through",
 	    json_object_new_int64(hd.archived_through));
+	audit_genesis(db, *res);
+	if ((why = keyd_anchor_verify(*res)) != NULL &&
+	    json_object_object_get(*res, "problem") == NULL)
+		problem(*res, hd.last_id, "rollback", "%s", why);
 	return 0;
 fail:
 	snprintf(err, errsz, "cannot read the audit trail: %s",

@@ -31,10 +31,12 @@
 #define MASTER_KEYRING		"flm:master"
 #define MASTER_HEX		(KEYD_MASTER_LEN * 2)
 #define AUDIT_SUBKEY_ID		1
+#define ROWS_SUBKEY_ID		2	/* api_keys and policy rows */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
 
 static unsigned char	*keyd_master;
 static unsigned char	*keyd_auditkey;
+static unsigned char	*keyd_rowkey;
 
 /* 32 raw bytes, or 64 hex digits and an optional newline. */
 static int
@@ -66,6 +68,14 @@ master_read(const char *path, int private, unsigned char *out)
 		return errno == ENOENT ? 1 : -1;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		log_warnx("%s: not a regular file", path);
+		goto out;
+	}
+	/* Another user's file could be a key they chose, and they keep
+	 * the power to change it. */
+	if (private && st.st_uid != geteuid()) {
+		log_warnx("%s: owned by uid %u, not by uid %u that runs "
+		    "flm-keyd; check where it came from, then chown it", path,
+		    (unsigned int)st.st_uid, (unsigned int)geteuid());
 		goto out;
 	}
 	if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
@@ -141,7 +151,8 @@ keyd_master_load(const char *dir)
 	int		 r = 1;
 
 	if ((keyd_master = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
-	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
+	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
+	    (keyd_rowkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
 		fatalx("cannot allocate locked memory for the master key");
 	if (cred != NULL && *cred != '\0') {
 		snprintf(path, sizeof(path), "%s/%s", cred, MASTER_CRED);
@@ -165,8 +176,17 @@ keyd_master_load(const char *dir)
 	log_info("master key from %s", from);
 	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
 	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	crypto_kdf_derive_from_key(keyd_rowkey, KEYD_MASTER_LEN,
+	    ROWS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	sodium_mprotect_readonly(keyd_master);
 	sodium_mprotect_readonly(keyd_auditkey);
+	sodium_mprotect_readonly(keyd_rowkey);
+}
+
+const unsigned char *
+keyd_row_key(void)
+{
+	return keyd_rowkey;
 }
 
 const unsigned char *
@@ -181,5 +201,6 @@ keyd_master_free(void)
 	/* sodium_free wipes before it unmaps. */
 	sodium_free(keyd_master);
 	sodium_free(keyd_auditkey);
-	keyd_master = keyd_auditkey = NULL;
+	sodium_free(keyd_rowkey);
+	keyd_master = keyd_auditkey = keyd_rowkey = NULL;
 }

@@ -17,9 +17,31 @@
 #include "log.h"
 #include "policy.h"
 
+/* The text of the last policy row whose MAC held, for when one fails. */
+static char	*policy_good;
+
+static void
+policy_keep(const char *text)
+{
+	if (policy_good != NULL && strcmp(policy_good, text) == 0)
+		return;
+	free(policy_good);
+	if ((policy_good = strdup(text)) == NULL)
+		fatal("%s", __func__);
+}
+
+void
+keyd_policy_free(void)
+{
+	free(policy_good);
+	policy_good = NULL;
+}
+
 /*
  * The stored policy, normalised, and when it changed.  One that no
  * longer parses (edited by hand) gives the defaults: loopback only.
+ * One whose MAC fails (written without the master key) is not applied:
+ * the last good one stays, or the defaults; res says "altered".
  */
 int
 keyd_policy_get(struct db *db, struct json_object **res, char *err,
@@ -29,17 +51,28 @@ keyd_policy_get(struct db *db, struct json_object **res, char *err,
 	sqlite3_stmt	*st;
 	char		 why[256];
 	const char	*text = "{}", *when = NULL;
-	int		 rc;
+	int		 rc, altered = 0;
 
-	if ((rc = sqlite3_prepare_v2(db->h, "SELECT policy_json, updated_at "
-	    "FROM security_policies WHERE id = 'default'", -1, &st, NULL)) !=
-	    SQLITE_OK) {
+	if ((rc = sqlite3_prepare_v2(db->h, "SELECT policy_json, updated_at, "
+	    "mac FROM security_policies WHERE id = 'default'", -1, &st,
+	    NULL)) != SQLITE_OK) {
 		snprintf(err, errsz, "%s", db_strerror(db, rc));
 		return -1;
 	}
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		text = (const char *)sqlite3_column_text(st, 0);
 		when = (const char *)sqlite3_column_text(st, 1);
+		if (keyd_policy_intact(st, 0, 2))
+			policy_keep(text);
+		else {
+			altered = 1;
+			text = policy_good != NULL ? policy_good : "{}";
+			log_warnx("the security policy in security.db fails "
+			    "its MAC (changed outside flm-keyd): not applied; "
+			    "enforcing %s", policy_good != NULL ? "the last "
+			    "good one" : "the default (loopback only)");
+			keyd_integrity_changed();
+		}
 	} else if (rc != SQLITE_DONE) {
 		snprintf(err, errsz, "%s", db_strerror(db, rc));
 		sqlite3_finalize(st);
@@ -55,6 +88,9 @@ keyd_policy_get(struct db *db, struct json_object **res, char *err,
 	json_object_object_add(*res, "policy", policy_json(&pol));
 	json_object_object_add(*res, "updated_at", when == NULL ? NULL :
 	    json_object_new_string(when));
+	if (altered)
+		json_object_object_add(*res, "integrity",
+		    json_object_new_string("altered"));
 	sqlite3_finalize(st);
 	policy_free(&pol);
 	return 0;
@@ -68,6 +104,7 @@ keyd_policy_set(struct db *db, struct json_object *req,
 	struct json_object	*in, *norm;
 	sqlite3_stmt		*st;
 	const char		*text;
+	uint8_t			 mac[KEYD_ROW_MAC_LEN];
 	int			 rc;
 
 	if (!json_object_object_get_ex(req, "policy", &in)) {
@@ -84,12 +121,15 @@ keyd_policy_set(struct db *db, struct json_object *req,
 		json_object_put(norm);
 		return -1;
 	}
+	keyd_policy_mac(text, mac);
 	if ((rc = sqlite3_prepare_v2(db->h, "INSERT INTO security_policies "
-	    "(id, policy_json, updated_at) VALUES ('default', ?, "
-	    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (id) DO "
+	    "(id, policy_json, updated_at, mac) VALUES ('default', ?1, "
+	    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2) ON CONFLICT (id) DO "
 	    "UPDATE SET policy_json = excluded.policy_json, updated_at = "
-	    "excluded.updated_at", -1, &st, NULL)) == SQLITE_OK) {
+	    "excluded.updated_at, mac = excluded.mac", -1, &st, NULL)) ==
+	    SQLITE_OK) {
 		sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 2, mac, sizeof(mac), SQLITE_TRANSIENT);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 	}

@@ -301,6 +301,30 @@ jstr(struct json_object *o, const char *key)
 	return term_str(v);
 }
 
+/* Rows refused or a rollback seen by keyd: next to SAFE MODE. */
+static void
+status_integrity(struct json_object *p)
+{
+	struct json_object	*db, *in;
+	int64_t			 bad;
+
+	if (!json_object_object_get_ex(p, "database", &db) ||
+	    !json_object_object_get_ex(db, "integrity", &in))
+		return;
+	bad = json_object_get_int64(json_object_object_get(in, "bad_keys"));
+	if (bad > 0)
+		printf("%s: %lld API key rows in %s fail their MAC and are "
+		    "refused: see flm-keyd(8)\n", jstr(p, "name"),
+		    (long long)bad, jstr(db, "db"));
+	if (*jstr(in, "audit_problem"))
+		printf("%s: audit trail: %s: see flm-keyd(8)\n",
+		    jstr(p, "name"), jstr(in, "audit_problem"));
+	if (strcmp(jstr(in, "policy"), "altered") == 0)
+		printf("%s: the security policy in %s was altered outside "
+		    "flm-keyd and is not applied: see flm-keyd(8)\n",
+		    jstr(p, "name"), jstr(db, "db"));
+}
+
 static void
 status_table(struct json_object *res)
 {
@@ -331,6 +355,7 @@ status_table(struct json_object *res)
 			printf("%s: %s in SAFE MODE (read-only): %s\n",
 			    jstr(p, "name"), jstr(db, "db"),
 			    jstr(db, "reason"));
+		status_integrity(p);
 	}
 	if (json_object_object_get_ex(res, "config_db", &procs) &&
 	    json_object_get_boolean(json_object_object_get(procs,

@@ -62,6 +62,8 @@ cli_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			r->result = NULL;
 		} else
 			r->rc = FLM_EX_OK;
+		/* A new key's text, once parsed, stays only in result. */
+		msg_wipe(m);
 		break;
 	default:
 		fprintf(stderr, "flm: unexpected message %u from flmd\n",

@@ -422,6 +422,23 @@ cmd_rate_limit(struct cli *c, int argc, char **argv)
 	return FLM_EX_OK;
 }
 
+/* Where the chain begins, and what the anchor cannot rule out. */
+static void
+verify_notes(struct json_object *res)
+{
+	struct json_object	*g;
+
+	if (json_object_object_get_ex(res, "genesis", &g) &&
+	    json_object_object_get(g, "id") != NULL)
+		printf("genesis: row %s%s%s%s%s\n", jstr(g, "id"),
+		    *jstr(g, "created_at") ? " of " : "",
+		    jstr(g, "created_at"),
+		    strcmp(jstr(g, "in"), "live") != 0 ? ", in " : "",
+		    strcmp(jstr(g, "in"), "live") != 0 ? jstr(g, "in") : "");
+	if (*jstr(res, "warning"))
+		printf("warning: %s\n", jstr(res, "warning"));
+}
+
 static void
 verify_table(struct json_object *res)
 {
@@ -432,6 +449,7 @@ verify_table(struct json_object *res)
 	if (!json_object_get_boolean(ok)) {
 		json_object_object_get_ex(res, "problem", &p);
 		printf("audit trail NOT intact: %s\n", jstr(p, "message"));
+		verify_notes(res);
 		return;
 	}
 	rows = json_object_get_int64(json_object_object_get(res, "rows"));
@@ -448,6 +466,7 @@ verify_table(struct json_object *res)
 		    json_object_get_int64(json_object_object_get(res,
 		    "archives")) == 1 ? "" : "s");
 	printf("\n");
+	verify_notes(res);
 }
 
 /* A trail not intact is an answer, yet fails: exit 1, as scripts test. */

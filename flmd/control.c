@@ -360,7 +360,8 @@ control_relay(uint32_t id, uint16_t type, struct json_object *o)
 		return;		/* the client left meanwhile */
 	c->waiting = PROC_NONE;
 	control_idle_arm(c);
-	chan_compose_json(c->chan, type, c->reqid, o);
+	/* keyd's answers: a new key's text among them. */
+	chan_compose_secret(c->chan, type, c->reqid, o, "key");
 }
 
 void

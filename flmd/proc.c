@@ -459,7 +459,32 @@ proc_log(struct chan *ch, struct flmd_proc *p, struct chan_msg *m)
 	log_relay((int)pri, p->name, (long)p->pid, line);
 }
 
-/* keyd's {db, version, safe_mode, reason?}: these members, these types. */
+/* keyd's integrity report: {bad_keys, policy, audit_anchor, audit_problem?}. */
+static int
+proc_integrity_valid(struct json_object *o)
+{
+	int	 n = 0;
+
+	if (!json_object_is_type(o, json_type_object))
+		return 0;
+	json_object_object_foreach(o, k, v) {
+		if ((strcmp(k, "bad_keys") == 0 &&
+		    json_is_int_range(v, 0, INT64_MAX)) ||
+		    (strcmp(k, "policy") == 0 && json_is_string_max(v, 16)) ||
+		    (strcmp(k, "audit_anchor") == 0 &&
+		    json_is_string_max(v, 16)))
+			n++;
+		else if (strcmp(k, "audit_problem") != 0 ||
+		    !json_is_string_max(v, 511))
+			return 0;
+	}
+	return n == 3;
+}
+
+/*
+ * keyd's {db, version, safe_mode, reason?, integrity?}: these members,
+ * these types.
+ */
 static int
 proc_db_state_valid(struct json_object *o)
 {
@@ -472,8 +497,11 @@ proc_db_state_valid(struct json_object *o)
 		    (strcmp(k, "safe_mode") == 0 &&
 		    json_object_is_type(v, json_type_boolean)))
 			n++;
-		else if (strcmp(k, "reason") != 0 ||
-		    !json_is_string_max(v, 511))
+		else if (strcmp(k, "reason") == 0 &&
+		    json_is_string_max(v, 511))
+			continue;
+		else if (strcmp(k, "integrity") != 0 ||
+		    !proc_integrity_valid(v))
 			return 0;
 	}
 	return n == 3;
@@ -523,6 +551,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			chan_fail(ch, "malformed key reply");
 			return;
 		}
+		msg_wipe(m);	/* a new key's text, parsed into o */
 		control_relay(m->hdr.peerid, m->hdr.type == IMSG_KEY_RESULT ?
 		    IMSG_CTL_RESULT : IMSG_CTL_ERROR, o);
 		proc_wipe_key(o);

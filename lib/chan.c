@@ -29,6 +29,7 @@ struct chan_out {
 	size_t			 len;
 	size_t			 off;
 	int			 fd;
+	int			 wipe;		/* secret: zeroed once done */
 	uint8_t			 data[];
 };
 
@@ -67,6 +68,7 @@ struct chan {
 };
 
 static void	chan_read_cb(evutil_socket_t, short, void *);
+static void	chan_out_free(struct chan_out *);
 static void	chan_write_cb(evutil_socket_t, short, void *);
 static int	chan_send_hello(struct chan *);
 
@@ -133,7 +135,7 @@ chan_drop_output(struct chan *ch)
 		TAILQ_REMOVE(&ch->out, o, entry);
 		if (o->fd != -1)
 			close(o->fd);
-		free(o);
+		chan_out_free(o);
 	}
 	ch->out_bytes = 0;
 }
@@ -149,6 +151,8 @@ chan_destroy(struct chan *ch)
 	for (i = 0; i < ch->nfds; i++)
 		close(ch->fds[i]);
 	close(ch->fd);
+	if (ch->in != NULL)
+		explicit_bzero(ch->in, ch->in_cap);
 	free(ch->in);
 	free(ch->fail_reason);
 	free(ch);
@@ -332,10 +336,17 @@ chan_read_once(struct chan *ch)
 		size_t	 ncap = ch->in_len + want;
 		uint8_t	*p;
 
-		if ((p = realloc(ch->in, ncap)) == NULL) {
+		/* Not realloc: a moved buffer would leave a copy of a
+		 * partly read secret behind, unwiped. */
+		if ((p = malloc(ncap)) == NULL) {
 			chan_fail(ch, "out of memory");
 			return -1;
 		}
+		if (ch->in != NULL) {
+			memcpy(p, ch->in, ch->in_len);
+			explicit_bzero(ch->in, ch->in_cap);
+		}
+		free(ch->in);
 		ch->in = p;
 		ch->in_cap = ncap;
 	}
@@ -535,7 +546,7 @@ chan_flush(struct chan *ch)
 			}
 			n -= left;
 			TAILQ_REMOVE(&ch->out, o, entry);
-			free(o);
+			chan_out_free(o);
 		}
 	}
 	if (TAILQ_EMPTY(&ch->out))
@@ -554,9 +565,17 @@ chan_write_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)chan_flush(ch);
 }
 
-int
-chan_compose(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
-    const void *data, size_t len)
+static void
+chan_out_free(struct chan_out *o)
+{
+	if (o->wipe)
+		explicit_bzero(o->data, o->len);
+	free(o);
+}
+
+static int
+chan_enqueue(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
+    const void *data, size_t len, int wipe)
 {
 	struct chan_out	*o;
 	struct chan_hdr	 h;
@@ -603,6 +622,7 @@ chan_compose(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
 	o->len = CHAN_HDR_SIZE + len;
 	o->off = 0;
 	o->fd = fd;
+	o->wipe = wipe;
 	TAILQ_INSERT_TAIL(&ch->out, o, entry);
 	ch->out_bytes += o->len;
 	/* Write now when we can: most messages leave without a loop turn. */
@@ -614,18 +634,82 @@ chan_compose(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
 }
 
 int
-chan_compose_json(struct chan *ch, uint16_t type, uint32_t peerid,
-    struct json_object *obj)
+chan_compose(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	return chan_enqueue(ch, type, peerid, fd, data, len, 0);
+}
+
+#define CHAN_JSON_FLAGS	(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/*
+ * json-c grows its print buffer with realloc, which leaves earlier
+ * partial copies of the text in freed memory.  So the text is first
+ * made with the secret member masked (the same length: a key text needs
+ * no escaping), which sizes the buffer; the real text then fits in that
+ * one buffer, which is wiped.
+ */
+static void
+chan_json_presize(struct json_object *obj, const char *member)
+{
+	struct json_object	*v;
+	char			*p, *saved;
+	size_t			 n, len;
+
+	if (member == NULL || !json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, member, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return;
+	p = (char *)json_object_get_string(v);
+	n = (size_t)json_object_get_string_len(v);
+	if (n == 0 || (saved = malloc(n)) == NULL)
+		return;
+	memcpy(saved, p, n);
+	memset(p, 'x', n);
+	(void)json_object_to_json_string_length(obj, CHAN_JSON_FLAGS, &len);
+	memcpy(p, saved, n);
+	explicit_bzero(saved, n);
+	free(saved);
+}
+
+static int
+chan_compose_json_wipe(struct chan *ch, uint16_t type, uint32_t peerid,
+    struct json_object *obj, const char *secret, int wipe)
 {
 	const char	*s;
 	size_t		 len;
+	int		 r;
 
-	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE,
-	    &len);
+	if (wipe)
+		chan_json_presize(obj, secret);
+	s = json_object_to_json_string_length(obj, CHAN_JSON_FLAGS, &len);
 	if (s == NULL)
 		return -1;
-	return chan_compose(ch, type, peerid, -1, s, len);
+	r = chan_enqueue(ch, type, peerid, -1, s, len, wipe);
+	/* s is obj's own print buffer: a secret must not stay there. */
+	if (wipe)
+		explicit_bzero((char *)s, len);
+	return r;
+}
+
+int
+chan_compose_json(struct chan *ch, uint16_t type, uint32_t peerid,
+    struct json_object *obj)
+{
+	return chan_compose_json_wipe(ch, type, peerid, obj, NULL, 0);
+}
+
+/*
+ * The same for an answer that may hold a secret, the string member
+ * secret of obj (a new key's text): the serialised text and the queued
+ * copy are zeroed once written or dropped.  The caller still wipes the
+ * secret in obj itself.
+ */
+int
+chan_compose_secret(struct chan *ch, uint16_t type, uint32_t peerid,
+    struct json_object *obj, const char *secret)
+{
+	return chan_compose_json_wipe(ch, type, peerid, obj, secret, 1);
 }
 
 /* The one error shape of admin answers: {"error": msg, "code": errno}. */
@@ -716,6 +800,14 @@ msg_get_object(struct chan_msg *m, struct json_object **obj)
 		return -1;
 	}
 	return 0;
+}
+
+/* Zero a received payload that held a secret, once it is read: the
+ * input buffer is reused, not cleared. */
+void
+msg_wipe(struct chan_msg *m)
+{
+	explicit_bzero((uint8_t *)m->data, m->len);
 }
 
 int

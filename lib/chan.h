@@ -62,6 +62,8 @@ int		 chan_compose(struct chan *, uint16_t, uint32_t, int,
 		    const void *, size_t);
 int		 chan_compose_json(struct chan *, uint16_t, uint32_t,
 		    struct json_object *);
+int		 chan_compose_secret(struct chan *, uint16_t, uint32_t,
+		    struct json_object *, const char *);
 int		 chan_compose_error(struct chan *, uint16_t, uint32_t, int,
 		    const char *);
 int		 chan_flush(struct chan *);
@@ -80,6 +82,7 @@ int	 msg_get_string(struct chan_msg *, char *, size_t);
 int	 msg_get_json(struct chan_msg *, struct json_object **);
 int	 msg_get_object(struct chan_msg *, struct json_object **);
 int	 msg_end(struct chan_msg *);
+void	 msg_wipe(struct chan_msg *);
 
 /* A growable payload for composing typed messages. */
 struct mbuf {

@@ -175,6 +175,51 @@ db_wal(struct db *db)
 }
 
 /*
+ * An existing database file must be ours: owned by the uid that opens
+ * it (another user could have planted or could still change it), and
+ * not writable by others.  DB_SECURE wants it 0600; a looser mode is
+ * tightened, not refused, since we own the file and can fix it.  0, or
+ * -1 and why.
+ */
+static int
+db_check_file(const char *path, int flags, char *err, size_t errsz)
+{
+	struct stat	 st;
+	mode_t		 bad = (flags & DB_SECURE) ? 077 : 022;
+	int		 fd, rv = -1;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;	/* made 0600 by db_open */
+		snprintf(err, errsz, "cannot open %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
+		snprintf(err, errsz, "%s is not a regular file", path);
+	else if (st.st_uid != geteuid())
+		snprintf(err, errsz, "%s is owned by uid %u, not by uid %u "
+		    "that runs this process: someone else made or can change "
+		    "it; check it, then chown it", path,
+		    (unsigned int)st.st_uid, (unsigned int)geteuid());
+	else if ((st.st_mode & bad) != 0 &&
+	    fchmod(fd, st.st_mode & 0777 & ~bad) == -1)
+		snprintf(err, errsz, "%s has mode %03o and cannot be made "
+		    "private: %s", path, (unsigned int)st.st_mode & 0777,
+		    strerror(errno));
+	else {
+		if ((st.st_mode & bad) != 0)
+			log_warnx("%s had mode %03o; made it %03o (others "
+			    "may have read or changed it before)", path,
+			    (unsigned int)st.st_mode & 0777,
+			    (unsigned int)(st.st_mode & 0777 & ~bad));
+		rv = 0;
+	}
+	close(fd);
+	return rv;
+}
+
+/*
  * Open path (created 0600 if missing), set the pragmas, migrate.  A
  * failure after the file opened leaves db usable in safe mode: returns
  * 0 and sets db->safe_mode.  -1 only when there is no handle at all.
@@ -183,11 +228,16 @@ int
 db_open(struct db *db, const char *path, int flags, int busy_ms,
     const struct db_migration *m, size_t n)
 {
+	char	 why[sizeof(db->safe_reason) - 64];
 	mode_t	 old;
 	int	 rc;
 
 	memset(db, 0, sizeof(*db));
 	snprintf(db->path, sizeof(db->path), "%s", path);
+	if (db_check_file(path, flags, why, sizeof(why)) == -1) {
+		db_enter_safe_mode(db, "%s", why);
+		return -1;
+	}
 	old = umask(077);
 	rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

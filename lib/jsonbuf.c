@@ -6,10 +6,26 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include <json-c/json.h>
+#include <json-c/printbuf.h>
 
 #include "jsonbuf.h"
+
+/*
+ * The tokener copies every string it reads into its print buffer, a
+ * new key's text among them (flmd relays those): zeroed before it is
+ * freed.  json-c has no call for it; pb is public in its header (if a
+ * later json-c hides it, this stops compiling, not working).
+ */
+static void
+json_parse_wipe(struct json_tokener *tok)
+{
+	if (tok->pb != NULL && tok->pb->buf != NULL && tok->pb->size > 0)
+		explicit_bzero(tok->pb->buf, (size_t)tok->pb->size);
+	json_tokener_free(tok);
+}
 
 struct json_object *
 json_parse_buf(const char *buf, size_t len)
@@ -33,7 +49,7 @@ json_parse_buf(const char *buf, size_t len)
 		    json_object_is_type(o, json_type_array) ||
 		    json_object_is_type(o, json_type_string)) {
 			json_object_put(o);
-			json_tokener_free(tok);
+			json_parse_wipe(tok);
 			return NULL;
 		}
 		end = len;
@@ -45,7 +61,7 @@ json_parse_buf(const char *buf, size_t len)
 			o = NULL;
 			break;
 		}
-	json_tokener_free(tok);
+	json_parse_wipe(tok);
 	return o;
 }
 

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <dirent.h>
+#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1210,6 +1211,103 @@ test_msg_get_json(void **state)
 	json_object_put(obj);
 }
 
+/* ---- secrets: wiped once used ------------------------------------------ */
+
+/*
+ * free(), as the library calls it (linked with -Wl,--wrap=free): while
+ * free_watch is set, every block freed is searched for it.  That is how
+ * a test sees what a freed buffer still held.
+ */
+void	__real_free(void *);
+void	__wrap_free(void *);
+static const char	*free_watch;
+static int		 free_seen;
+
+void
+__wrap_free(void *p)
+{
+	if (p != NULL && free_watch != NULL &&
+	    memmem(p, malloc_usable_size(p), free_watch,
+	    strlen(free_watch)) != NULL)
+		free_seen++;
+	__real_free(p);
+}
+
+#define SECRET	"flm_0123456789abcdef_SECRETSECRETSECRETSECRETSECRETSECRET1"
+
+/* Compose {"key": SECRET} with compose(); how many freed blocks held
+ * it, and whether obj's print buffer still does. */
+static int
+compose_plain(struct chan *ch, uint16_t type, uint32_t peerid,
+    struct json_object *obj, const char *secret)
+{
+	(void)secret;
+	return chan_compose_json(ch, type, peerid, obj);
+}
+
+static void
+compose_watched(struct event_base *base,
+    int (*compose)(struct chan *, uint16_t, uint32_t, struct json_object *,
+    const char *), int *freed_with, int *printbuf_with)
+{
+	struct rec		 ra = { 0 }, rb = { 0 };
+	struct pair		 p;
+	struct json_object	*obj = json_object_new_object();
+	const char		*pb;
+	size_t			 len;
+
+	pair_open(base, &p, &ra, &rb, 0, 0);
+	json_object_object_add(obj, "key", json_object_new_string(SECRET));
+	/* The print buffer compose writes into again (same size). */
+	pb = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	free_seen = 0;
+	free_watch = SECRET;
+	assert_int_equal(compose(p.a, T_MSG, 1, obj, "key"), 0);
+	/* Written at once: the queued copy was freed inside compose. */
+	assert_int_equal(chan_pending(p.a), 0);
+	free_watch = NULL;
+	*freed_with = free_seen;
+	*printbuf_with = memmem(pb, len, SECRET, strlen(SECRET)) != NULL;
+	/* And the peer got it whole. */
+	assert_true(wait_msgs(base, &rb, 1));
+	assert_int_equal(rb.msgs[0].len, len);
+	assert_non_null(memmem(rb.msgs[0].data, rb.msgs[0].len, SECRET,
+	    strlen(SECRET)));
+	json_object_put(obj);
+	rec_free(&ra);
+	rec_free(&rb);
+}
+
+static void
+test_compose_secret_wipes(void **state)
+{
+	int	 freed, inpb;
+
+	/* The detector works: an ordinary compose leaves the text. */
+	compose_watched(*state, compose_plain, &freed, &inpb);
+	assert_int_equal(freed, 1);
+	assert_true(inpb);
+	compose_watched(*state, chan_compose_secret, &freed, &inpb);
+	assert_int_equal(freed, 0);
+	assert_false(inpb);
+}
+
+/* msg_wipe zeroes the payload where the dispatcher left it. */
+static void
+test_msg_wipe(void **state)
+{
+	struct chan_msg	 m;
+	char		 buf[] = "xx" SECRET "yy";
+	size_t		 i;
+
+	(void)state;
+	m = mkmsg(buf, sizeof(buf) - 1);
+	msg_wipe(&m);
+	for (i = 0; i < sizeof(buf) - 1; i++)
+		assert_int_equal(buf[i], 0);
+}
+
 /* ---- HELLO and header checks ------------------------------------------ */
 
 static void
@@ -1660,6 +1758,8 @@ main(void)
 		T(test_free_in_msg_cb),
 		T(test_free_in_msg_cb_with_fds),
 		T(test_backpressure),
+		T(test_compose_secret_wipes),
+		T(test_msg_wipe),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

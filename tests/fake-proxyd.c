@@ -1,0 +1,257 @@
+/*
+ * fake-proxyd: a subverted flm-proxyd in tests.  Started by flmd in
+ * proxyd's place (through a wrapper named by FLM_PROXYD_PATH), it
+ * speaks raw frames to flm-keyd on descriptor 4, as an attacker who
+ * runs code in proxyd could, and writes what keyd answered to OUT.
+ *   fake-proxyd flood KEYFILE N OUT   wait for KEYFILE (a real key), then
+ *                                     verify it, N wrong secrets of its
+ *                                     id, and it again; OUT gets
+ *                                     "first=R last=R bad=N unavailable=N
+ *                                     ms=T" (R: the verdicts' results)
+ *   fake-proxyd future OUT            one AUDIT_BATCH of two records, the
+ *                                     first dated in the year 2100; OUT
+ *                                     gets "ack=OK"
+ *   fake-proxyd used                  KEY_USED with an id that is no hex
+ * It then reads until keyd closes the channel.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "flm_msg.h"
+
+#define KEYD_FD		FLM_CHAN_PEER_FD
+
+static void
+put_fd(int fd, const void *p, size_t len)
+{
+	const uint8_t	*b = p;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = write(fd, b, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			exit(2);
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+}
+
+static void
+frame_fd(int fd, uint16_t type, const void *p, size_t len)
+{
+	struct chan_hdr	 h;
+
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.len = (uint32_t)(CHAN_HDR_SIZE + len);
+	h.pid = (uint32_t)getpid();
+	put_fd(fd, &h, sizeof(h));
+	put_fd(fd, p, len);
+}
+
+static void
+frame(uint16_t type, const void *p, size_t len)
+{
+	frame_fd(KEYD_FD, type, p, len);
+}
+
+static void
+hello(void)
+{
+	uint8_t		 b[13];
+	uint32_t	 v;
+
+	v = FLM_PROTO_VERSION;
+	memcpy(b, &v, 4);
+	v = PROC_PROXYD;
+	memcpy(b + 4, &v, 4);
+	v = 1;
+	memcpy(b + 8, &v, 4);
+	b[12] = 'x';
+	/* To flmd too, which counts a proxyd as running once it speaks. */
+	frame_fd(FLM_CHAN_PARENT_FD, IMSG_HELLO, b, sizeof(b));
+	frame(IMSG_HELLO, b, sizeof(b));
+}
+
+static int
+get(void *p, size_t len)
+{
+	uint8_t	*b = p;
+	ssize_t	 n;
+
+	while (len > 0) {
+		if ((n = read(KEYD_FD, b, len)) == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The next frame of type want (others skipped) into p; -1 at EOF. */
+static int
+next(uint16_t want, void *p, size_t len)
+{
+	struct chan_hdr	 h;
+	uint8_t		 buf[CHAN_MAX_MSG];
+
+	for (;;) {
+		if (get(&h, sizeof(h)) == -1 || h.len < CHAN_HDR_SIZE ||
+		    h.len > CHAN_MAX_MSG ||
+		    get(buf, h.len - CHAN_HDR_SIZE) == -1)
+			return -1;
+		if (h.type == want && h.len - CHAN_HDR_SIZE == len) {
+			memcpy(p, buf, len);
+			return 0;
+		}
+	}
+}
+
+static long
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+verify(const char *token, uint64_t reqid)
+{
+	struct flm_key_verify	 v;
+
+	memset(&v, 0, sizeof(v));
+	v.version = FLM_VERIFY_VERSION;
+	v.token_len = (uint32_t)strlen(token);
+	v.reqid = reqid;
+	memcpy(v.token, token, v.token_len);
+	frame(IMSG_KEY_VERIFY, &v, sizeof(v));
+}
+
+static int
+flood(const char *keyfile, int n, FILE *out)
+{
+	struct flm_key_verdict	 r;
+	char			 key[FLM_TOKEN_MAX], wrong[FLM_TOKEN_MAX];
+	FILE			*f = NULL;
+	long			 t0;
+	int			 i, tries, bad = 0, unavail = 0;
+	uint32_t		 first = 99, last = 99;
+
+	for (tries = 0; tries < 500 && f == NULL; tries++)
+		if ((f = fopen(keyfile, "r")) == NULL)
+			usleep(20000);
+	if (f == NULL || fgets(key, sizeof(key), f) == NULL)
+		return 1;
+	fclose(f);
+	key[strcspn(key, "\n")] = '\0';
+	if (strlen(key) != FLM_KEY_LEN)
+		return 1;
+	snprintf(wrong, sizeof(wrong), "%s", key);
+	t0 = now_ms();
+	verify(key, 0);
+	for (i = 1; i <= n; i++) {
+		/* Each a different wrong secret: no cache can help. */
+		snprintf(wrong + FLM_KEY_LEN - 4, 5, "%04u", (unsigned int)i % 10000u);
+		verify(wrong, (uint64_t)i);
+	}
+	verify(key, (uint64_t)n + 1);
+	for (i = 0; i < n + 2; i++) {
+		if (next(IMSG_KEY_VERDICT, &r, sizeof(r)) == -1)
+			return 1;
+		if (r.reqid == 0)
+			first = r.result;
+		else if (r.reqid == (uint64_t)n + 1)
+			last = r.result;
+		else if (r.result == FLM_KEY_BAD_SECRET)
+			bad++;
+		else if (r.result == FLM_KEY_UNAVAILABLE)
+			unavail++;
+	}
+	fprintf(out, "first=%u last=%u bad=%d unavailable=%d ms=%ld\n",
+	    first, last, bad, unavail, now_ms() - t0);
+	return 0;
+}
+
+static void
+record(struct flm_audit_record *a, uint64_t reqid, int64_t ms)
+{
+	memset(a, 0, sizeof(*a));
+	a->version = FLM_AUDIT_VERSION;
+	a->endpoint = FLM_AUDIT_EP_MODELS;
+	a->reqid = reqid;
+	a->time_ms = ms;
+	a->status = 200;
+	a->prompt_tokens = -1;
+	a->completion_tokens = -1;
+	snprintf(a->addr, sizeof(a->addr), "127.0.0.1");
+}
+
+static int
+future(FILE *out)
+{
+	struct flm_audit_record	 r[2];
+	struct flm_audit_ack	 ack;
+	uint8_t			 b[8 + 4 + sizeof(r)];
+	uint64_t		 seq = 1;
+	uint32_t		 n = 2;
+
+	record(&r[0], 0xf00d, 4102444800000LL);	/* 2100-01-01 */
+	record(&r[1], 0xf00e, (int64_t)time(NULL) * 1000);
+	memcpy(b, &seq, 8);
+	memcpy(b + 8, &n, 4);
+	memcpy(b + 12, r, sizeof(r));
+	frame(IMSG_AUDIT_BATCH, b, sizeof(b));
+	if (next(IMSG_AUDIT_ACK, &ack, sizeof(ack)) == -1)
+		return 1;
+	fprintf(out, "ack=%u\n", ack.ok);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	FILE	*out = NULL;
+	char	 c;
+	int	 rv = 1;
+
+	if (argc >= 2 && strcmp(argv[1], "used") == 0) {
+		hello();
+		frame(IMSG_KEY_USED, "zzzzzzzzzzzzzzzz", FLM_KEY_ID_LEN);
+		rv = 0;
+	} else if (argc == 5 && strcmp(argv[1], "flood") == 0) {
+		if ((out = fopen(argv[4], "w")) == NULL)
+			return 2;
+		hello();
+		rv = flood(argv[2], atoi(argv[3]), out);
+	} else if (argc == 3 && strcmp(argv[1], "future") == 0) {
+		if ((out = fopen(argv[2], "w")) == NULL)
+			return 2;
+		hello();
+		rv = future(out);
+	} else {
+		fprintf(stderr, "usage: fake-proxyd flood KEYFILE N OUT | "
+		    "future OUT | used\n");
+		return 2;
+	}
+	if (out != NULL)
+		fclose(out);
+	/* Stay until keyd hangs up, as a live proxyd would. */
+	while (read(KEYD_FD, &c, 1) > 0)
+		;
+	return rv;
+}

@@ -1,0 +1,88 @@
+#!/bin/sh
+# flm-keyd checks what flm-proxyd sends instead of trusting it (issue 12
+# item 4c): a subverted proxyd (tests/fake-proxyd, raw frames on the real
+# channel) cannot burn keyd's CPU with Argon2 runs, cannot stop archiving
+# with records dated in the future, and cannot slip garbage ids into
+# KEY_USED.
+. "$(dirname "$0")/lib.sh"
+
+plan 14
+
+FAKE=$top_builddir/tests/fake-proxyd
+WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
+trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
+F() { "$FLM" -D "$STATE" "$@"; }
+
+# fake NAME ARGS...: a proxyd that is fake-proxyd ARGS on its first
+# start, the real one after.
+fake() {
+	name=$1
+	shift
+	cat >"$WRAP/$name" <<EOS
+#!/bin/sh
+if [ ! -e "$WRAP/$name.started" ]; then
+	: >"$WRAP/$name.started"
+	exec "$FAKE" $*
+fi
+exec "$PROXYD" "\$@"
+EOS
+	chmod +x "$WRAP/$name"
+}
+
+# 1. Cold key checks are budgeted (KEYD_COLD_PER_SEC 10, burst 20).
+N=120
+fake flood flood "$WRAP/key" $N "$WRAP/flood.out"
+check "suite starts with a proxyd that floods keyd" \
+    suite_start FLM_PROXYD_PATH="$WRAP/flood"
+F api-keys create --label k --json | jq -r .key >"$WRAP/key.tmp" &&
+    mv "$WRAP/key.tmp" "$WRAP/key"
+check "the flood was answered" wait_until 20000 test -s "$WRAP/flood.out"
+out=$(cat "$WRAP/flood.out")
+diag "$out"
+val() { printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+check "the real key verifies before the flood" [ "$(val first)" = 0 ]
+check "and still verifies after it" [ "$(val last)" = 0 ]
+# The bound is what keyd promises; on a machine so loaded that Argon2
+# runs slower than the budget, keyd never reaches it and need not refuse.
+budget=$((20 + 10 * $(val ms) / 1000 + 1))
+check "keyd ran Argon2 at most burst + rate x seconds ($(val bad) <= $budget)" \
+    [ "$(val bad)" -le "$budget" ]
+check "every check was answered, as a mismatch or as unavailable" \
+    [ $(($(val bad) + $(val unavailable))) = $N ]
+if [ "$(val bad)" -lt $N ]; then
+	check "keyd refused the checks beyond its budget as unavailable" \
+	    [ "$(val unavailable)" -gt 0 ]
+	check "and said so" grep -q 'uncached key checks a second' \
+	    "$STATE/flmd.log"
+else
+	ok "keyd refused the checks beyond its budget # SKIP Argon2 ran slower than the budget here"
+	ok "and said so # SKIP"
+fi
+suite_stop
+
+# 2. Record times from the future are clamped: archiving still works.
+fake future future "$WRAP/future.out"
+check "suite starts with a proxyd sending a record dated 2100" \
+    suite_start FLM_PROXYD_PATH="$WRAP/future"
+check "keyd acknowledged the batch" wait_until 5000 grep -q 'ack=1' \
+    "$WRAP/future.out"
+when=$(sqlite3 "$STATE/keyd/security.db" "SELECT created_at FROM audit_logs
+    WHERE request_id = 'flm-000000000000f00d'")
+check "the stored time is keyd's, not 2100 ($when)" \
+    sh -c "[ -n '$when' ] && [ '$when' \< '$(date -u -d tomorrow +%F)' ]"
+res=$(F audit archive --before "$(date -u -d tomorrow +%F)" --json)
+check "flm audit archive --before tomorrow archives both rows" \
+    json_has "$res" '.archived == 2'
+suite_stop
+
+# 3. KEY_USED with an id that is no hex: refused, logged, proxyd restarted.
+fake used used
+check "suite starts with a proxyd sending a garbage KEY_USED" \
+    suite_start FLM_PROXYD_PATH="$WRAP/used"
+keyd=$(proc_pid flm-keyd)
+named() { grep -q 'flm-keyd.*malformed key id in KEY_USED' "$STATE/flmd.log"; }
+restarted() { [ "$(proc_field flm-proxyd restarts)" -ge 1 ] &&
+    [ "$(proc_pid flm-keyd)" = "$keyd" ]; }
+checkx "keyd refuses and logs it; flmd restarts proxyd, keyd lives on" \
+    'wait_until 3000 named && wait_until 3000 restarted'
+suite_stop
