@@ -167,22 +167,24 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 	return -1;
 }
 
-int
-config_set(const char *key, const char *value, char *err, size_t errsz)
+/* Store value under key (value NULL: forget the key).  0, or -1 with why. */
+static int
+config_store(const char *key, const char *value, char *err, size_t errsz)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (config_validate(key, value, err, errsz) == -1 ||
-	    db_writable(&config_db, err, errsz) == -1)
+	if (db_writable(&config_db, err, errsz) == -1)
 		return -1;
-	rc = sqlite3_prepare_v2(config_db.h, "INSERT INTO settings (key, "
-	    "value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-	    "value = excluded.value, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ',"
-	    " 'now')", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(config_db.h, value == NULL ?
+	    "DELETE FROM settings WHERE key = ?1" :
+	    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON "
+	    "CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at "
+	    "= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+		if (value != NULL)
+			sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
 		    sqlite3_extended_errcode(config_db.h);
 		sqlite3_finalize(st);
@@ -193,6 +195,14 @@ config_set(const char *key, const char *value, char *err, size_t errsz)
 		return -1;
 	}
 	return 0;
+}
+
+int
+config_set(const char *key, const char *value, char *err, size_t errsz)
+{
+	if (config_validate(key, value, err, errsz) == -1)
+		return -1;
+	return config_store(key, value, err, errsz);
 }
 
 /* All settings as a JSON object; prefix NULL for all. */
@@ -271,33 +281,11 @@ int
 config_owner_set(const char *id, int64_t uid, const char *addr, int port,
     char *err, size_t errsz)
 {
-	sqlite3_stmt	*st;
 	char		 key[64], val[128];
-	int		 rc;
 
-	if (db_writable(&config_db, err, errsz) == -1)
-		return -1;
 	snprintf(key, sizeof(key), "engines.%s.owner", id);
 	snprintf(val, sizeof(val), "%lld %s %d", (long long)uid, addr, port);
-	rc = sqlite3_prepare_v2(config_db.h, uid < 0 ?
-	    "DELETE FROM settings WHERE key = ?1" :
-	    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON "
-	    "CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at "
-	    "= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		if (uid >= 0)
-			sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
-		    sqlite3_extended_errcode(config_db.h);
-		sqlite3_finalize(st);
-	}
-	if (rc != SQLITE_OK) {
-		snprintf(err, errsz, "cannot store %s: %s", key,
-		    db_strerror(&config_db, rc));
-		return -1;
-	}
-	return 0;
+	return config_store(key, uid < 0 ? NULL : val, err, errsz);
 }
 
 static void

@@ -12,15 +12,6 @@ F() { "$FLM" -D "$STATE" "$@"; }
 DB() { sqlite3 "$STATE/keyd/security.db" "$@"; }
 logged() { grep -q "$1" "$STATE/flmd.log"; }
 integrity() { status_json | jq -r ".processes[1].database.integrity.$1"; }
-restart() {
-	suite_stop
-	"$FLMD" -d -v -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
-	FLMD_PID=$!
-	wait_until 5000 all_running
-	F proxy start --port "$PORT" >/dev/null 2>&1
-	wait_until 3000 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' \
-	    -m 2 http://127.0.0.1:$PORT/healthz)\" != 000 ]"
-}
 # traffic N TOTAL: N audited requests, and TOTAL rows written.
 traffic() {
 	i=0
@@ -51,7 +42,7 @@ check "keyd keeps its anchor in its own directory" \
     grep -q '^flm-audit-anchor-1 3 ' "$STATE/keyd/audit.anchor"
 DB "DROP TRIGGER audit_logs_no_delete; DELETE FROM audit_logs;
     DELETE FROM audit_head; DELETE FROM sqlite_sequence"
-restart
+suite_restart "$PORT"
 check "keyd logs the deletion against its anchor" \
     logged "rollback or deletion detected: anchor at id 3, database at 0"
 check "flm status shows it" [ "$(integrity audit_anchor)" = rollback ]
@@ -60,7 +51,7 @@ rc=$?
 checkx "flm audit verify says so and exits 1 (rc $rc)" \
     '[ $rc = 1 ] && tty_verify | grep -q "NOT intact: rollback or deletion detected: anchor at id 3, database at 0"'
 traffic 4 4
-restart
+suite_restart "$PORT"
 check "a new chain written on top does not make it go away" \
     [ "$(integrity audit_anchor)" = rollback ]
 suite_stop
@@ -73,14 +64,14 @@ KEY=$(F api-keys create --label k --json | jq -r .key)
 traffic 2 2
 suite_stop
 mkdir "$STATE/copy" && cp "$STATE/keyd/security.db"* "$STATE/copy/"
-restart
+suite_restart "$PORT"
 traffic 2 4
 head_logged() { logged "audit head: row 4, link"; }
 check "keyd sends the head to the log" wait_until 12000 head_logged
 suite_stop
 rm -f "$STATE/keyd/security.db"*
 cp "$STATE/copy/"* "$STATE/keyd/"
-restart
+suite_restart "$PORT"
 check "the restored copy is detected" \
     logged "rollback or deletion detected: anchor at id 4, database at 2"
 checkx "flm audit verify fails on it" \
@@ -92,7 +83,7 @@ check "keyd still serves the keys it has" \
 # and verify says what it cannot rule out.
 suite_stop
 mv "$STATE/keyd/audit.anchor" "$STATE/anchor.old"
-restart
+suite_restart "$PORT"
 checkx "with a new anchor the trail verifies again (rc 0)" \
     'F audit verify >/dev/null 2>&1'
 out=$(tty_verify)

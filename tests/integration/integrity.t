@@ -15,15 +15,6 @@ U=http://127.0.0.1:$PORT
 code() { http_code "$U/v1/models" -H "Authorization: Bearer $1"; }
 integrity() { status_json | jq -c '.processes[1].database.integrity'; }
 logged() { grep -q "$1" "$STATE/flmd.log"; }
-restart() {
-	suite_stop
-	"$FLMD" -d -v -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
-	FLMD_PID=$!
-	wait_until 5000 all_running
-	F proxy start --port "$PORT" >/dev/null 2>&1
-	wait_until 3000 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' \
-	    -m 2 $U/healthz)\" != 000 ]"
-}
 # preflight ORIGIN: the status of a CORS preflight, no key.
 preflight() {
 	curl -s -o /dev/null -m 5 -w '%{http_code}' -X OPTIONS \
@@ -103,7 +94,7 @@ altered() { [ "$(integrity | jq -r .policy)" = altered ]; }
 check "flm status says the policy is altered" wait_until 3000 altered
 
 # ... and with keyd stopped, a restart enforces the default.
-restart
+suite_restart "$PORT"
 check "after a restart the altered policy is not applied either" \
     [ "$(preflight https://evil.example)" = 403 ]
 check "flm security policy show says it is altered" \
@@ -121,7 +112,7 @@ DB "ALTER TABLE api_keys DROP COLUMN mac;
     ALTER TABLE security_policies DROP COLUMN mac; DROP TABLE keyd_state;
     DELETE FROM schema_migrations WHERE version = 4"
 rm -f "$STATE/keyd/audit.anchor"
-restart
+suite_restart "$PORT"
 checkx "keyd seals the existing rows, once, and says so" \
     'logged "sealed 1 existing key rows and the policy row" &&
     [ "$(DB "SELECT count(*) FROM keyd_state WHERE name = '"'rows_sealed_at'"'")" = 1 ]'

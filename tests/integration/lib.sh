@@ -82,6 +82,18 @@ suite_start() {
 	fi
 }
 
+# suite_restart PORT: flmd stopped and started again on the same state
+# directory, with a proxy on PORT serving again.
+suite_restart() {
+	suite_stop
+	"$FLMD" -d -v -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
+	FLMD_PID=$!
+	wait_until 5000 all_running
+	"$FLM" -D "$STATE" proxy start --port "$1" >/dev/null 2>&1
+	wait_until 3000 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' \
+	    -m 2 http://127.0.0.1:$1/healthz)\" != 000 ]"
+}
+
 suite_stop() {
 	[ -n "$FLMD_PID" ] || return 0
 	kill -TERM "$FLMD_PID" 2>/dev/null
