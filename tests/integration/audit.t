@@ -180,7 +180,7 @@ sq "CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs
     BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;"
 
 # ---- secrets stay out -----------------------------------------------------
-SECRET=$(echo "$KEY" | cut -d_ -f3)
+SECRET=$(echo "$KEY" | cut -d_ -f3-)
 check "the key's secret is nowhere in security.db, its WAL or the logs" \
     sh -c "! grep -rqF -- '$SECRET' '$STATE/keyd' '$STATE/flmd.log'"
 
