@@ -48,6 +48,9 @@ check "flm engines detect shows it: owner_uid and owner_recorded $ME" \
 c=$(chat)
 check "a request to the engine goes through (got $c)" [ "$c" = 200 ]
 
+# The other user's mock from a copy it can reach, wherever the clone is.
+[ "$ME" = 0 ] && chmod 755 "$TMP" && public_tree "$TMP/pub" &&
+    MOCK=$TMP/pub/tests/mock-engine/flm-mock-engine
 if [ "$ME" = 0 ] && command -v setpriv >/dev/null &&
     setpriv --reuid=65534 --regid=65534 --clear-groups "$MOCK" --help \
     >/dev/null 2>&1; then

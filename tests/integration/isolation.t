@@ -197,8 +197,11 @@ fi
 
 # ---- a process of the same user ----------------------------------------
 # As root: a suite of nobody's and a process of nobody's; else our own.
+# The programs from a copy nobody can reach, wherever the clone is.
 if [ $ROOT = 1 ]; then
 	AS="setpriv --reuid=nobody --regid=nogroup --clear-groups --"
+	public_tree "$TMP/pub" && FLMD=$TMP/pub/flmd/flmd &&
+	    FLM=$TMP/pub/flm/flm && INJECT=$TMP/pub/tests/ptrace-inject
 else
 	AS=
 fi

@@ -189,6 +189,23 @@ HELLO_PROXYD='\001\000\000\000\035\000\000\000\000\000\000\000\000\000\000\000\0
 # sys_libexec: system mode runs its children only from a directory of
 # root's (flmd -L): a root-owned copy of them, for running uninstalled
 # from a clone in any directory.  Prints the directory.
+# public_tree DIR: a copy of the programs in DIR, which anyone may read
+# and run (so must the directories above it), laid out as the build
+# tree (flmd finds its children beside it), for tests that run them as
+# another user (nobody) when the clone itself is private (under /root,
+# say).  The caller removes it.
+public_tree() {
+	d=$1
+	mkdir -p "$d" || return 1
+	for b in flmd/flmd flm/flm flm-keyd/flm-keyd flm-proxyd/flm-proxyd \
+	    tests/mock-engine/flm-mock-engine tests/ptrace-inject; do
+		[ -x "$top_builddir/$b" ] || continue
+		mkdir -p "$d/${b%/*}" &&
+		    install -m 755 "$top_builddir/$b" "$d/$b" || return 1
+	done
+	chmod -R a+rX "$d"
+}
+
 sys_libexec() {
 	d=$(mktemp -d "${TMPDIR:-/tmp}/flml.XXXXXX") &&
 	    install -m 755 "$KEYD" "$PROXYD" "$d/" && chmod 755 "$d" &&
