@@ -82,7 +82,10 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	S2=$(mktemp -d "${TMPDIR:-/tmp}/flmu.XXXXXX")
 	chown 65534:65534 "$S2"
 	nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-	nobody "$FLMD" -d -D "$S2" >"$S2.log" 2>&1 &
+	# Not through the function: the background job must be flmd itself,
+	# not a subshell that would leave it running when killed.
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+	    "$FLMD" -d -D "$S2" >"$S2.log" 2>&1 &
 	pid2=$!
 	wait_until 5000 "$FLM" -D "$S2" status >/dev/null 2>&1
 	nobody "$UDS_SEND" -n 40 "$S2/flmd.sock" >"$S2.n" &
