@@ -199,6 +199,9 @@ main(int argc, char *argv[])
 	if (!env->foreground && daemon(0, 0) == -1)
 		fatal("daemon");
 	log_init(env->foreground, env->verbose);
+	/* Before anything else is open, and before the filter forbids
+	 * fork and execve: the process that will start the children. */
+	spawn_start();
 
 	clock_gettime(CLOCK_MONOTONIC, &env->started);
 	env->started_wall = time(NULL);
@@ -229,10 +232,13 @@ main(int argc, char *argv[])
 	    env->paths.user_mode ? "user" : "system", env->paths.statedir,
 	    env->paths.sock);
 
-	event_base_dispatch(env->base);
+	/* A spawner already lost stops flmd before the loop runs. */
+	if (!env->shutting_down)
+		event_base_dispatch(env->base);
 
 	control_cleanup();
 	proc_shutdown_all();
+	spawn_stop();
 	engines_sent(NULL);
 	proxy_cleanup();
 	config_close();
@@ -242,5 +248,5 @@ main(int argc, char *argv[])
 			event_free(sigs[i]);
 	event_base_free(env->base);
 	log_info("stopped");
-	return 0;
+	return env->exit_status;
 }

@@ -66,6 +66,7 @@ struct flmd {
 	struct timespec		 started;
 	char			 self_dir[PATH_MAX];
 	const char		*libexec_dir;	/* -L, else LIBEXECDIR */
+	int			 exit_status;	/* 1: stopped for a fault */
 };
 
 extern struct flmd	*env;
@@ -89,8 +90,17 @@ void			 proc_send_limits(void);
 
 int			 proc_check_binaries(void);
 
+/* flmd_spawn.c */
+void			 spawn_start(void);
+pid_t			 spawn_child(enum flm_proc, int, int, int *);
+int			 spawn_reaped(pid_t, int);
+void			 spawn_stop(void);
+int			 spawn_path(const struct flmd_proc *, char *, size_t,
+			    char *, size_t);
+
 /* flmd_sandbox.c */
 void			 flmd_sandbox(void);
+void			 flmd_sandbox_spawner(void);
 
 /* control.c */
 void			 control_bind(void);

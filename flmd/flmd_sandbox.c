@@ -1,17 +1,40 @@
 /*
  * flmd's seccomp filter, loaded once start-up is done.  A deny-list,
- * not an allow-list: a filter is inherited across fork and execve, so
- * whatever flmd forbids its children cannot do either, and between them
- * they need sockets of every kind flmd binds, connect (proxyd), chroot
- * and setresuid (system mode), keyctl (the keyring master key), Landlock
- * and seccomp.  What is forbidden here none of them ever needs: reading
- * or writing another process's memory, kernel modules, new kernels,
- * BPF, mounts and namespaces, clocks, raw and packet sockets.  The call
- * fails with EPERM; other architectures' calling conventions kill.
+ * not an allow-list: flmd binds sockets of every kind its children are
+ * handed, runs SQLite, resolves engine names and reads the users and
+ * groups of its clients.  flmd's children are started by the spawner
+ * (flmd_spawn.c), forked before this filter and not under it, so what
+ * is forbidden here binds flmd alone:
+ *
+ * - new programs and new processes: execve, execveat, fork, vfork, a
+ *   clone that is not a thread (clone3 says ENOSYS, so that a thread
+ *   library falls back to clone, which is judged by its flags);
+ * - outbound TCP: Landlock (ABI 4) refuses every TCP connect, to any
+ *   address and port (EACCES), and seccomp refuses SCTP and MPTCP
+ *   sockets, TCP Fast Open (MSG_FASTOPEN, a connect by sendto or
+ *   sendmsg) and io_uring, which Landlock or seccomp would not see.
+ *   connect(2) itself stays allowed: getaddrinfo connects UDP sockets
+ *   to the name servers and to pick a source address, NSS (nscd,
+ *   systemd-userdb) and syslog(3) connect UNIX sockets, and seccomp
+ *   cannot see the address a connect is for.  Without Landlock ABI 4
+ *   flmd says so once and TCP connect stays allowed;
+ * - reading or writing another process's memory, kernel modules, new
+ *   kernels, BPF, mounts and namespaces, clocks, raw and packet
+ *   sockets: never needed by flmd nor its children.
+ *
+ * The spawner loads that last part alone (flmd_sandbox_spawner): its
+ * children inherit it as they inherited flmd's filter before, and need
+ * none of it.  A forbidden call fails with EPERM; other architectures'
+ * calling conventions kill.
  */
 #include "config.h"
 
 #include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <sched.h>
 
 #include "flmd.h"
 #include "log.h"
@@ -80,8 +103,61 @@ flmd_sandbox_sockets(scmp_filter_ctx ctx)
 	    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW));
 }
 
-void
-flmd_sandbox(void)
+/* flmd neither runs a program nor makes a process after start-up. */
+static void
+flmd_sandbox_procs(scmp_filter_ctx ctx)
+{
+	SANDBOX_DENY(ctx, execve);
+	SANDBOX_DENY(ctx, execveat);
+	SANDBOX_DENY(ctx, fork);
+	SANDBOX_DENY(ctx, vfork);
+#if defined(__s390__) || defined(__s390x__)
+	SANDBOX_DENY_ARG(ctx, clone, 1,
+	    SCMP_A1(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+#else
+	SANDBOX_DENY_ARG(ctx, clone, 1,
+	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+#endif
+	/* Its flags are in memory seccomp cannot read: "not here". */
+	sandbox_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), "clone3",
+	    0);
+}
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP	262
+#endif
+#ifndef MSG_FASTOPEN
+#define MSG_FASTOPEN	0x20000000
+#endif
+
+/* What connects without connect(2), or past Landlock's TCP rule. */
+static void
+flmd_sandbox_connect(scmp_filter_ctx ctx)
+{
+	const int	 fams[] = { AF_INET, AF_INET6 };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		SANDBOX_DENY_ARG(ctx, socket, 2,
+		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fams[i]),
+		    SCMP_A2(SCMP_CMP_EQ, IPPROTO_SCTP));
+		SANDBOX_DENY_ARG(ctx, socket, 2,
+		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fams[i]),
+		    SCMP_A2(SCMP_CMP_EQ, IPPROTO_MPTCP));
+	}
+	SANDBOX_DENY_ARG(ctx, sendto, 1,
+	    SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN));
+	SANDBOX_DENY_ARG(ctx, sendmsg, 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN));
+	SANDBOX_DENY_ARG(ctx, sendmmsg, 1,
+	    SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN));
+	SANDBOX_DENY(ctx, io_uring_setup);
+	SANDBOX_DENY(ctx, io_uring_enter);
+	SANDBOX_DENY(ctx, io_uring_register);
+}
+
+static scmp_filter_ctx
+flmd_sandbox_begin(void)
 {
 	scmp_filter_ctx	 ctx;
 
@@ -94,6 +170,29 @@ flmd_sandbox(void)
 	flmd_sandbox_kernel(ctx);
 	flmd_sandbox_mounts(ctx);
 	flmd_sandbox_sockets(ctx);
+	return ctx;
+}
+
+/* The spawner, and through it every child: the common part only. */
+void
+flmd_sandbox_spawner(void)
+{
+	sandbox_load(flmd_sandbox_begin());
+	log_debug("spawner: seccomp deny-list loaded");
+}
+
+void
+flmd_sandbox(void)
+{
+	scmp_filter_ctx	 ctx;
+
+	if (!sandbox_landlock_notcpconnect())
+		log_warnx("Landlock has no network rules here (ABI 4 needed): "
+		    "flmd's outbound TCP connections are not refused");
+	ctx = flmd_sandbox_begin();
+	flmd_sandbox_procs(ctx);
+	flmd_sandbox_connect(ctx);
 	sandbox_load(ctx);
-	log_debug("seccomp deny-list loaded");
+	log_debug("seccomp deny-list loaded: no execve, no new process, no "
+	    "TCP connect");
 }

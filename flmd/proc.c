@@ -1,12 +1,11 @@
 /*
- * flmd's children: start each with fork+exec, its channel on a fixed
- * descriptor; restart the dead with back-off; wire proxyd to keyd.
+ * flmd's children: start each through the spawner (flmd_spawn.c), its
+ * channel on a fixed descriptor; restart the dead with back-off; wire
+ * proxyd to keyd.
  */
 #include "config.h"
 
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -113,74 +112,6 @@ proc_start_all(void)
 		proc_spawn(&procs[i]);
 }
 
-/*
- * Only root may be able to change a binary flmd runs as root: the file
- * and its directory belong to root and are writable by nobody else.
- */
-static int
-proc_trusted(const char *path, char *err, size_t errsz)
-{
-	struct stat	 st;
-	char		 dir[PATH_MAX], *slash;
-
-	if (stat(path, &st) == -1) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != 0 ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		snprintf(err, errsz, "%s must be a file of root's that group "
-		    "and others cannot write (owner uid %u, mode %03o)", path,
-		    (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL)
-		*(slash == dir ? slash + 1 : slash) = '\0';
-	if (stat(slash != NULL ? dir : ".", &st) == -1 || st.st_uid != 0 ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		snprintf(err, errsz, "%s: its directory must be root's and "
-		    "not writable by group or others", path);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Which binary to run.  System mode: only the directory flmd -L names,
- * else LIBEXECDIR, and only a binary root alone can change; never one
- * found beside flmd or through the environment.  User mode: the
- * directory -L names, an environment override, the build tree beside
- * flmd (for running uninstalled), then LIBEXECDIR.
- */
-static int
-proc_path(const struct flmd_proc *p, char *buf, size_t bufsz, char *err,
-    size_t errsz)
-{
-	const char	*e;
-
-	if (env->libexec_dir != NULL || !env->paths.user_mode) {
-		snprintf(buf, bufsz, "%s/%s", env->libexec_dir != NULL ?
-		    env->libexec_dir : LIBEXECDIR, p->name);
-		return env->paths.user_mode ? 0 : proc_trusted(buf, err,
-		    errsz);
-	}
-	if ((e = getenv(p->env_path)) != NULL && *e != '\0') {
-		snprintf(buf, bufsz, "%s", e);
-		return 0;
-	}
-	/* Beside flmd in the build tree: as trusted as flmd itself. */
-	if (*env->self_dir != '\0') {
-		int	 n = snprintf(buf, bufsz, "%s/../%s/%s", env->self_dir,
-			    p->name, p->name);
-
-		if (n > 0 && (size_t)n < bufsz && access(buf, X_OK) == 0)
-			return 0;
-	}
-	snprintf(buf, bufsz, "%s/%s", LIBEXECDIR, p->name);
-	return 0;
-}
-
 /* At start-up: refuse to run rather than crash-loop on a bad binary. */
 int
 proc_check_binaries(void)
@@ -189,7 +120,7 @@ proc_check_binaries(void)
 	size_t	 i;
 
 	for (i = 0; i < NPROCS; i++)
-		if (proc_path(&procs[i], path, sizeof(path), err,
+		if (spawn_path(&procs[i], path, sizeof(path), err,
 		    sizeof(err)) == -1) {
 			log_warnx("will not run %s: %s", procs[i].name, err);
 			return -1;
@@ -197,72 +128,17 @@ proc_check_binaries(void)
 	return 0;
 }
 
-/* In the forked child: put the channels on their fixed descriptors. */
-static void __attribute__((noreturn))
-proc_exec_child(const char *path, const char *name, int chfd, int peerfd)
-{
-	char		*argv[8];
-	int		 argc = 0;
-	sigset_t	 set;
-
-	if (chfd != FLM_CHAN_PARENT_FD) {
-		if (dup2(chfd, FLM_CHAN_PARENT_FD) == -1)
-			_exit(127);
-	} else if (fcntl(chfd, F_SETFD, 0) == -1)
-		_exit(127);
-	if (peerfd != -1) {
-		if (peerfd != FLM_CHAN_PEER_FD) {
-			if (dup2(peerfd, FLM_CHAN_PEER_FD) == -1)
-				_exit(127);
-		} else if (fcntl(peerfd, F_SETFD, 0) == -1)
-			_exit(127);
-	} else
-		close(FLM_CHAN_PEER_FD);
-	sigemptyset(&set);
-	sigprocmask(SIG_SETMASK, &set, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
-	/* A child must not outlive a flmd that was SIGKILLed. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-	argv[argc++] = (char *)name;
-	argv[argc++] = "-D";
-	argv[argc++] = env->paths.statedir;
-	if (env->paths.user_mode)
-		argv[argc++] = "-u";
-	if (env->foreground)
-		argv[argc++] = "-d";
-	if (env->verbose)
-		argv[argc++] = "-v";
-	argv[argc] = NULL;
-	execv(path, argv);
-	{
-		char	 msg[PATH_MAX + 64];
-		int	 n;
-
-		n = snprintf(msg, sizeof(msg), "flmd: cannot exec %s: %s\n",
-		    path, strerror(errno));
-		if (n > 0)
-			(void)!write(STDERR_FILENO, msg, (size_t)n);
-	}
-	_exit(127);
-}
-
+/*
+ * The spawner starts the child (flmd itself may not fork or exec once
+ * its filter is loaded); the child is still flmd's own.
+ */
 static void
 proc_spawn(struct flmd_proc *p)
 {
 	struct flmd_proc	*peer = proc_peer(p);
-	char			 path[PATH_MAX], err[PATH_MAX + 128];
-	int			 sp[2], pp[2] = { -1, -1 };
+	int			 sp[2], pp[2] = { -1, -1 }, err;
 	pid_t			 pid;
 
-	if (proc_path(p, path, sizeof(path), err, sizeof(err)) == -1) {
-		log_warnx("will not run %s: %s", p->name, err);
-		goto later;
-	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		goto retry;
 	/* A fresh proxyd <-> keyd channel whenever the peer is alive. */
@@ -272,23 +148,21 @@ proc_spawn(struct flmd_proc *p)
 		close(sp[1]);
 		goto retry;
 	}
-	switch ((pid = fork())) {
-	case -1:
-		close(sp[0]);
-		close(sp[1]);
-		if (pp[0] != -1) {
-			close(pp[0]);
-			close(pp[1]);
-		}
-		goto retry;
-	case 0:
-		proc_exec_child(path, p->name, sp[1], pp[1]);
-	default:
-		break;
-	}
+	pid = spawn_child(p->id, sp[1], pp[1], &err);
 	close(sp[1]);
 	if (pp[1] != -1)
 		close(pp[1]);
+	if (pid <= 0) {
+		close(sp[0]);
+		if (pp[0] != -1)
+			close(pp[0]);
+		if (pid == -2)		/* no spawner: flmd is stopping */
+			return;
+		if (pid == 0)		/* the spawner said why */
+			goto later;
+		errno = err;
+		goto retry;
+	}
 	p->pid = pid;
 	clock_gettime(CLOCK_MONOTONIC, &p->started);
 	p->started_wall = time(NULL);
@@ -307,7 +181,6 @@ proc_spawn(struct flmd_proc *p)
 		proc_send_engines();
 		proxy_send_all(p->chan);
 	}
-	log_debug("started %s (pid %ld) from %s", p->name, (long)pid, path);
 	return;
 retry:
 	log_warn("cannot start %s", p->name);
@@ -672,6 +545,8 @@ proc_reap(void)
 	int			 status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (spawn_reaped(pid, status))
+			continue;
 		if ((p = proc_bypid(pid)) == NULL)
 			continue;
 		if (p->chan != NULL) {

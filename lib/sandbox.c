@@ -194,6 +194,33 @@ sandbox_landlock(const char *dir, int notcp)
 }
 
 /*
+ * flmd: no TCP connect (ABI 4), and nothing else: no filesystem right
+ * handled, no scope (flmd signals children outside its domain).  UDP
+ * and UNIX sockets connect as before.  0 if this kernel cannot.
+ */
+int
+sandbox_landlock_notcpconnect(void)
+{
+	struct sandbox_ll_attr	 attr;
+	int			 rfd;
+
+	if (sandbox_ll_abi() < 4)
+		return 0;
+	memset(&attr, 0, sizeof(attr));
+	attr.net = SANDBOX_LL_NET_CONNECT_TCP;
+	rfd = (int)syscall(__NR_landlock_create_ruleset, &attr,
+	    offsetof(struct sandbox_ll_attr, scoped), 0);
+	if (rfd == -1)
+		fatal("landlock_create_ruleset");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+	if (syscall(__NR_landlock_restrict_self, rfd, 0) == -1)
+		fatal("landlock_restrict_self");
+	close(rfd);
+	return 1;
+}
+
+/*
  * System mode only: chroot (if given) and become user for good.
  * Verified: a process that could switch back is not allowed to run.
  */

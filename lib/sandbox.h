@@ -26,6 +26,7 @@ extern int	 sandbox_debug;
 
 void		 sandbox_nodump(void);
 void		 sandbox_landlock(const char *, int);
+int		 sandbox_landlock_notcpconnect(void);
 void		 sandbox_drop_user(const char *, const char *);
 scmp_filter_ctx	 sandbox_begin(void);
 void		 sandbox_rule(scmp_filter_ctx, uint32_t, int, const char *,
