@@ -1,24 +1,34 @@
 /*
- * ptrace-inject PID open PATH | PID call NR [ARG...]: make a running
- * process make one system call, as a debugger (or an attacker who owns
- * a process that may ptrace it) could, and say what became of it.  The
- * call is injected at the process's next syscall-entry stop, so its
- * seccomp filter and Landlock domain judge it like any call of its own
- * (seccomp runs after that stop since Linux 4.8).  Afterwards the
- * process's registers are restored and its own call is restarted.
+ * ptrace-inject PID open PATH | PID call NR [ARG...] | PID exec PATH |
+ * PID connect PORT: make a running process make a system call, as a
+ * debugger (or an attacker who owns a process that may ptrace it)
+ * could, and say what became of it.  The call is injected at the
+ * process's next syscall-entry stop, so its seccomp filter and Landlock
+ * domain judge it like any call of its own (seccomp runs after that
+ * stop since Linux 4.8).  Afterwards the process's registers are
+ * restored and its own call is restarted.
  *
- * Prints and exits: "opened fd N" / "returned N" 0; "refused: ENAME" 1;
- * "killed: signal N" 2; "attach: ENAME" 3 (ptrace not allowed); 64
- * usage; 77 an architecture it does not know (tests skip).
+ * exec: execve(PATH, {PATH, NULL}, NULL); once it succeeds the process
+ * runs PATH and is left to it.  connect: socket(AF_INET, SOCK_STREAM),
+ * connect to 127.0.0.1:PORT, close; a refused socket says so too.
+ *
+ * Prints and exits: "opened fd N" / "returned N" / "executed PATH" /
+ * "connected" 0; "refused: ENAME" 1; "killed: signal N" 2; "attach:
+ * ENAME" 3 (ptrace not allowed); 64 usage; 77 an architecture it does
+ * not know (tests skip).
  */
 #include "config.h"
 
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +60,14 @@ pi_restart(struct user_regs_struct *r)
 {
 	r->rax = r->orig_rax;
 	r->rip -= 2;
+}
+/* From a call's exit stop: the syscall instruction again, for nr. */
+static void
+pi_rewind(struct user_regs_struct *r, const struct user_regs_struct *entry,
+    long nr)
+{
+	r->rax = nr;
+	r->rip = entry->rip - 2;
 }
 #else
 #define PI_UNSUPPORTED
@@ -182,15 +200,17 @@ pi_poke(unsigned long addr, const void *data, size_t len, long *old,
 	}
 }
 
+static struct user_regs_struct	 pi_saved;	/* at the entry stop */
+static int			 pi_at_entry;
+static unsigned long		 pi_scratch;	/* data put in its stack */
+static long			 pi_old[64];
+static size_t			 pi_oldlen;
+
+/* Seize the process and stop it at its next syscall entry. */
 static int
-pi_inject(long nr, long a[6], const char *path)
+pi_attach(void)
 {
-	struct user_regs_struct	 saved, r;
-	long			 old[64];
-	unsigned long		 scratch = 0;
-	size_t			 plen = 0;
-	long			 ret;
-	int			 st, sig;
+	int	 st;
 
 	if (ptrace(PTRACE_SEIZE, pi_pid, NULL,
 	    (void *)PTRACE_O_TRACESYSGOOD) == -1) {
@@ -208,28 +228,57 @@ pi_inject(long nr, long a[6], const char *path)
 	    WSTOPSIG(st) : 0);
 	while (pi_syscall_op() != PTRACE_SYSCALL_INFO_ENTRY)
 		pi_to_syscall_stop(0);
-	pi_getregs(&saved);
-	r = saved;
-	if (path != NULL) {
-		plen = strlen(path) + 1;
-		if (plen > sizeof(old)) {
-			fprintf(stderr, "path too long\n");
-			exit(64);
-		}
-		/* Below the red zone of the interrupted frame. */
-		scratch = (PI_SP(saved) - PI_REDZONE - sizeof(old)) & ~15UL;
-		pi_poke(scratch, path, plen, old, 1);
-		a[1] = (long)scratch;
+	pi_getregs(&pi_saved);
+	pi_at_entry = 1;
+	return 0;
+}
+
+/* Put len bytes below the red zone of the interrupted frame. */
+static unsigned long
+pi_put(const void *data, size_t len)
+{
+	if (len > sizeof(pi_old)) {
+		fprintf(stderr, "argument too long\n");
+		exit(64);
 	}
-	pi_set_call(&r, nr, a);
-	pi_setregs(&r);
+	pi_scratch = (PI_SP(pi_saved) - PI_REDZONE - sizeof(pi_old)) & ~15UL;
+	pi_poke(pi_scratch, data, len, pi_old, 1);
+	pi_oldlen = len;
+	return pi_scratch;
+}
+
+/* One call, from the entry stop or the last injected call's exit. */
+static long
+pi_call(long nr, const long a[6])
+{
+	struct user_regs_struct	 r = pi_saved;
+
+	if (!pi_at_entry) {
+		pi_getregs(&r);
+		pi_rewind(&r, &pi_saved, nr);
+		pi_set_call(&r, nr, a);
+		pi_setregs(&r);
+		pi_to_syscall_stop(0);	/* the entry, for nr */
+	} else {
+		pi_set_call(&r, nr, a);
+		pi_setregs(&r);
+	}
+	pi_at_entry = 0;
 	pi_to_syscall_stop(0);		/* its exit, or the process is dead */
 	pi_getregs(&r);
-	ret = (long)PI_RET(r);
-	if (path != NULL)
-		pi_poke(scratch, old, plen, old, 0);
-	pi_restart(&saved);
-	pi_setregs(&saved);
+	return (long)PI_RET(r);
+}
+
+/* Its own memory, registers and call back; let it go. */
+static void
+pi_finish(void)
+{
+	int	 st, sig;
+
+	if (pi_oldlen > 0)
+		pi_poke(pi_scratch, pi_old, pi_oldlen, pi_old, 0);
+	pi_restart(&pi_saved);
+	pi_setregs(&pi_saved);
 	/*
 	 * A seccomp kill still reports the syscall's exit (registers
 	 * rolled back) and kills on the way out: only the next stop (the
@@ -246,14 +295,113 @@ pi_inject(long nr, long a[6], const char *path)
 		perror("PTRACE_DETACH");
 		exit(4);
 	}
+}
+
+static int
+pi_refused(long ret)
+{
 	if (ret < 0 && ret > -4096) {
 		printf("refused: %s\n", pi_errname((int)-ret));
 		return 1;
 	}
+	return 0;
+}
+
+static int
+pi_inject(long nr, long a[6], const char *path)
+{
+	long	 ret;
+	int	 rc;
+
+	if ((rc = pi_attach()) != 0)
+		return rc;
+	if (path != NULL)
+		a[1] = (long)pi_put(path, strlen(path) + 1);
+	ret = pi_call(nr, a);
+	pi_finish();
+	if (pi_refused(ret))
+		return 1;
 	if (nr == SYS_openat)
 		printf("opened fd %ld\n", ret);
 	else
 		printf("returned %ld\n", ret);
+	return 0;
+}
+
+/* execve(path, {path, NULL}, NULL): the argv array, then the string. */
+static int
+pi_exec(const char *path)
+{
+	char		 buf[sizeof(pi_old)];
+	unsigned long	 at;
+	size_t		 plen = strlen(path) + 1;
+	long		 a[6] = { 0 }, ret, ptrs[2];
+	int		 rc;
+
+	if (plen > sizeof(buf) - sizeof(ptrs)) {
+		fprintf(stderr, "path too long\n");
+		exit(64);
+	}
+	if ((rc = pi_attach()) != 0)
+		return rc;
+	/* Where pi_put will put it: the same address, computed first. */
+	at = (PI_SP(pi_saved) - PI_REDZONE - sizeof(pi_old)) & ~15UL;
+	ptrs[0] = (long)(at + sizeof(ptrs));
+	ptrs[1] = 0;
+	memcpy(buf, ptrs, sizeof(ptrs));
+	memcpy(buf + sizeof(ptrs), path, plen);
+	if (pi_put(buf, sizeof(ptrs) + plen) != at) {
+		fprintf(stderr, "scratch moved\n");
+		exit(4);
+	}
+	a[0] = (long)ptrs[0];
+	a[1] = (long)at;
+	ret = pi_call(SYS_execve, a);
+	if (ret == 0) {
+		/* Another program now: nothing of the old to restore. */
+		if (ptrace(PTRACE_DETACH, pi_pid, NULL, NULL) == -1) {
+			perror("PTRACE_DETACH");
+			exit(4);
+		}
+		printf("executed %s\n", path);
+		return 0;
+	}
+	pi_finish();
+	return pi_refused(ret) ? 1 : (printf("returned %ld\n", ret), 0);
+}
+
+/* socket, connect to 127.0.0.1:port, close. */
+static int
+pi_connect(int port)
+{
+	struct sockaddr_in	 sin;
+	long			 a[6] = { 0 }, fd, ret;
+	int			 rc;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((rc = pi_attach()) != 0)
+		return rc;
+	a[0] = AF_INET;
+	a[1] = SOCK_STREAM | SOCK_CLOEXEC;
+	fd = pi_call(SYS_socket, a);
+	if (fd < 0) {
+		pi_finish();
+		return pi_refused(fd);
+	}
+	a[0] = fd;
+	a[1] = (long)pi_put(&sin, sizeof(sin));
+	a[2] = sizeof(sin);
+	ret = pi_call(SYS_connect, a);
+	memset(a, 0, sizeof(a));
+	a[0] = fd;
+	(void)pi_call(SYS_close, a);
+	pi_finish();
+	if (pi_refused(ret))
+		return 1;
+	printf("connected\n");
 	return 0;
 }
 #endif
@@ -266,9 +414,12 @@ main(int argc, char *argv[])
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc < 4 || (strcmp(argv[2], "open") != 0 &&
-	    strcmp(argv[2], "call") != 0) || argc > 10) {
+	    strcmp(argv[2], "call") != 0 && strcmp(argv[2], "exec") != 0 &&
+	    strcmp(argv[2], "connect") != 0) || argc > 10) {
 		fprintf(stderr, "usage: ptrace-inject PID open PATH\n"
-		    "       ptrace-inject PID call NR [ARG...]\n");
+		    "       ptrace-inject PID call NR [ARG...]\n"
+		    "       ptrace-inject PID exec PATH\n"
+		    "       ptrace-inject PID connect PORT\n");
 		return 64;
 	}
 #ifdef PI_UNSUPPORTED
@@ -286,6 +437,10 @@ main(int argc, char *argv[])
 		a[2] = O_RDONLY | O_CLOEXEC;
 		return pi_inject(SYS_openat, a, argv[3]);
 	}
+	if (strcmp(argv[2], "exec") == 0)
+		return pi_exec(argv[3]);
+	if (strcmp(argv[2], "connect") == 0)
+		return pi_connect((int)strtol(argv[3], NULL, 10));
 	nr = strtol(argv[3], NULL, 0);
 	for (i = 4; i < argc; i++)
 		a[i - 4] = strtol(argv[i], NULL, 0);

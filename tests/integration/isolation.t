@@ -6,7 +6,10 @@
 # ptrace or read another process's memory and its children still run;
 # keyd and proxyd are not dumpable, so a process of the same user cannot
 # attach to them or open their memory, and they write no core file; in
-# system mode flmd runs only children root alone can change.
+# system mode flmd runs only children root alone can change.  flmd
+# itself cannot execve a program nor connect to a TCP port (its children
+# come from its spawner, which its filter does not bind), and its
+# children are still its own, restarted when killed.
 . "$(dirname "$0")/lib.sh"
 
 INJECT=$top_builddir/tests/ptrace-inject
@@ -15,7 +18,7 @@ if [ "$(uname -m)" != x86_64 ]; then
 	exit 0
 fi
 
-plan 32
+plan 41
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmi.XXXXXX")
 chmod 755 "$TMP"
@@ -35,6 +38,13 @@ skip() {
 mkdir -p "$TMP/home/.ssh"
 echo "PRIVATE KEY" >"$TMP/home/.ssh/id_ed25519"
 SECRET=$TMP/home/.ssh/id_ed25519
+# A TCP port that answers, for connect: a mock engine on loopback.
+"$top_builddir/tests/mock-engine/flm-mock-engine" --flavor ollama \
+    --listen 127.0.0.1:0 --port-file "$TMP/listen.port" \
+    >"$TMP/listen.log" 2>&1 &
+SLEEPS="$SLEEPS $!"
+wait_until 3000 test -s "$TMP/listen.port"
+LPORT=$(cat "$TMP/listen.port")
 NR_PTRACE=101
 NR_VMREAD=310
 PTRACE_GETEVENTMSG=0x4201
@@ -71,7 +81,7 @@ points() { n=$1; shift; for _ in $(seq "$n"); do skip "$@"; done; }
 # ---- the tool works: an unsandboxed process does what it is told -----
 yama=$(cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null || echo 0)
 if [ $ROOT = 0 ] && [ "$yama" != 0 ]; then
-	points 3 "Yama ptrace_scope $yama forbids ptrace between siblings"
+	points 5 "Yama ptrace_scope $yama forbids ptrace between siblings"
 else
 	sleep 60 &
 	SLEEP=$!
@@ -86,7 +96,25 @@ else
 	r=$(inject $SLEEP call $NR_VMREAD 1 0 1 0 1 0)
 	checkx "control: an unsandboxed process may call process_vm_readv ($r)" \
 	    '[ "$r" = "refused: EFAULT" ]'
+	r=$(inject $SLEEP connect "$LPORT")
+	checkx "control: an unsandboxed process connects to a listening TCP port ($r)" \
+	    '[ "$r" = connected ]'
+	r=$(inject $SLEEP exec /bin/true)
+	wait $SLEEP
+	rc=$?
+	checkx "control: an unsandboxed process runs /bin/true by execve ($r, exit $rc)" \
+	    '[ "$r" = "executed /bin/true" ] && [ $rc = 0 ]'
 fi
+# flmd_alive: flmd is still flmd, its children running.
+flmd_alive() {
+	[ "$(readlink /proc/"$FLMD_PID"/exe)" = "$(readlink -f "$FLMD")" ] &&
+	    all_running
+}
+# parent_is_flmd NAME: the child's parent is flmd, not the spawner.
+parent_is_flmd() {
+	[ "$(awk '/^PPid:/ { print $2 }' /proc/"$(proc_pid "$1")"/status)" = \
+	    "$FLMD_PID" ]
+}
 
 # ---- user mode ---------------------------------------------------------
 if [ $ROOT = 1 ]; then
@@ -121,11 +149,24 @@ if [ $ROOT = 1 ]; then
 	    '[ "$(http_code "http://127.0.0.1:$PORT/v1/models" -H "Authorization: Bearer $KEY")" = 200 ]'
 	check "keyd and proxyd have a core size limit of 0, soft and hard" \
 	    no_core "$(proc_pid flm-keyd)" "$(proc_pid flm-proxyd)"
+	check "user mode: keyd's and proxyd's parent is flmd itself" \
+	    eval 'parent_is_flmd flm-keyd && parent_is_flmd flm-proxyd'
+	r=$(inject "$FLMD_PID" connect "$LPORT")
+	checkx "user mode: flmd cannot connect to a listening TCP port ($r)" \
+	    'denied "$r"'
+	r=$(inject "$FLMD_PID" exec /bin/true)
+	checkx "user mode: flmd cannot execve /bin/true, and still runs ($r)" \
+	    'denied "$r" && flmd_alive'
+	k=$(proc_pid flm-keyd)
+	kill -KILL "$k"
+	wait_until 5000 child_back flm-keyd "$k"
+	checkx "user mode: a killed keyd is restarted under flmd's filter and keys are served" \
+	    'child_back flm-keyd "$k" && [ "$(http_code "http://127.0.0.1:$PORT/v1/models" -H "Authorization: Bearer $KEY")" = 200 ]'
 	suite_stop
 	rm -rf "$STATE"
 	STATE=
 else
-	points 11 "user mode: ptrace of non-dumpable daemons needs root"
+	points 15 "user mode: ptrace of non-dumpable daemons needs root"
 fi
 
 # ---- system mode -------------------------------------------------------
@@ -167,6 +208,18 @@ if [ $ROOT = 1 ]; then
 	r=$(inject "$FLMD_PID" call $NR_PTRACE $PTRACE_GETEVENTMSG 1 0 0)
 	checkx "system mode: flmd cannot ptrace ($r)" \
 	    '[ "$r" = "refused: EPERM" ]'
+	r=$(inject "$FLMD_PID" connect "$LPORT")
+	checkx "system mode: flmd cannot connect to a listening TCP port ($r)" \
+	    'denied "$r"'
+	r=$(inject "$FLMD_PID" exec /bin/true)
+	checkx "system mode: flmd cannot execve /bin/true, and still runs ($r)" \
+	    'denied "$r" && flmd_alive'
+	k=$(proc_pid flm-keyd)
+	kill -KILL "$k"
+	wait_until 5000 child_back flm-keyd "$k"
+	checkx "system mode: a killed keyd is restarted from -L, its parent flmd" \
+	    'child_back flm-keyd "$k" && parent_is_flmd flm-keyd &&
+	    [ "$(readlink /proc/$(proc_pid flm-keyd)/exe)" = "$LX/flm-keyd" ]'
 	suite_stop
 	rm -rf "$STATE" "$STATE.log"
 	STATE=
@@ -192,7 +245,7 @@ if [ $ROOT = 1 ]; then
 	    grep -q "will not run flm-keyd\|started flm-keyd" "$X.log"'
 	rm -rf "$X" "$X.log" "$LX"
 else
-	points 11 "system mode needs root"
+	points 14 "system mode needs root"
 fi
 
 # ---- a process of the same user ----------------------------------------
