@@ -149,7 +149,8 @@ auth_send(struct chan *ch, struct auth_req *a)
 {
 	/* Queued behind our HELLO if the channel is brand new. */
 	if (ch != NULL)
-		chan_compose(ch, IMSG_KEY_VERIFY, 0, -1, &a->v, sizeof(a->v));
+		chan_compose_wipe(ch, IMSG_KEY_VERIFY, 0, -1, &a->v,
+		    sizeof(a->v));
 }
 
 /* Give up on requests keyd has not answered in time. */

@@ -306,6 +306,11 @@ chan_dispatch(struct chan *ch)
 	if (pos > 0 && !ch->freed) {
 		memmove(ch->in, ch->in + pos, ch->in_len - pos);
 		ch->in_len -= pos;
+		/* What was moved also stays where it was: a message read
+		 * in part (a secret's first bytes) would outlive its
+		 * msg_wipe there. */
+		if (ch->in_len > 0)
+			explicit_bzero(ch->in + ch->in_len, pos);
 	}
 	ch->dispatching--;
 	if (ch->freed) {
@@ -638,6 +643,18 @@ chan_compose(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
 {
 	return chan_enqueue(ch, type, peerid, fd, data, len, 0);
+}
+
+/*
+ * The same for a payload that holds a secret (a bearer token in a
+ * KEY_VERIFY): the queued copy is zeroed once written or dropped.  The
+ * caller still wipes its own.
+ */
+int
+chan_compose_wipe(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	return chan_enqueue(ch, type, peerid, fd, data, len, 1);
 }
 
 #define CHAN_JSON_FLAGS	(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)

@@ -60,6 +60,8 @@ void		 chan_fail(struct chan *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 int		 chan_compose(struct chan *, uint16_t, uint32_t, int,
 		    const void *, size_t);
+int		 chan_compose_wipe(struct chan *, uint16_t, uint32_t, int,
+		    const void *, size_t);
 int		 chan_compose_json(struct chan *, uint16_t, uint32_t,
 		    struct json_object *);
 int		 chan_compose_secret(struct chan *, uint16_t, uint32_t,
