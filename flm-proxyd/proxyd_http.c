@@ -523,6 +523,30 @@ http_wipe_header(struct http_req *r, const char *name)
 
 /* ---- connections ------------------------------------------------------------ */
 
+/*
+ * Drain len bytes of in, zeroing them first: evbuffer_drain frees or
+ * skips what it drains as it is, and a client's bytes may hold a bearer
+ * token.
+ */
+static void
+conn_wipe(struct evbuffer *in, size_t len)
+{
+	struct evbuffer_iovec	 v[8];
+	size_t			 done, n;
+	int			 i, nv;
+
+	while (len > 0 && (nv = evbuffer_peek(in, len, NULL, v, 8)) > 0) {
+		for (i = 0, done = 0; i < nv && i < 8 && done < len; i++) {
+			n = v[i].iov_len < len - done ? v[i].iov_len :
+			    len - done;
+			sodium_memzero(v[i].iov_base, n);
+			done += n;
+		}
+		evbuffer_drain(in, done);
+		len -= done;
+	}
+}
+
 static void
 conn_free(struct http_conn *c)
 {
@@ -540,6 +564,9 @@ conn_free(struct http_conn *c)
 	event_free(c->timer);
 	event_free(c->rev);
 	event_free(c->wev);
+	/* Unread bytes (a partial or refused head, a pipelined request)
+	 * go with the connection, zeroed. */
+	conn_wipe(c->in, evbuffer_get_length(c->in));
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
 	close(c->fd);
@@ -547,10 +574,13 @@ conn_free(struct http_conn *c)
 	http_nconns--;
 }
 
-/* An error before the request could be read: answer, then close. */
+/* An error before the request could be read: answer, then close.
+ * Nothing more is read, so what is unread (a partial head, with its
+ * token) is wiped now rather than when the answer is flushed. */
 static void
 conn_refuse(struct http_conn *c, int status, const char *msg)
 {
+	conn_wipe(c->in, evbuffer_get_length(c->in));
 	c->keepalive = 0;
 	if (c->req.headbuf == NULL)
 		c->req.head.minor = 1;
@@ -712,21 +742,8 @@ conn_head_search(struct evbuffer *in, size_t scanned, const char *what,
 static void
 conn_take(struct evbuffer *in, char *buf, size_t len)
 {
-	struct evbuffer_iovec	 v[8];
-	size_t			 done, n;
-	int			 i, nv;
-
 	evbuffer_copyout(in, buf, len);
-	while (len > 0 && (nv = evbuffer_peek(in, len, NULL, v, 8)) > 0) {
-		for (i = 0, done = 0; i < nv && i < 8 && done < len; i++) {
-			n = v[i].iov_len < len - done ? v[i].iov_len :
-			    len - done;
-			sodium_memzero(v[i].iov_base, n);
-			done += n;
-		}
-		evbuffer_drain(in, done);
-		len -= done;
-	}
+	conn_wipe(in, len);
 }
 
 /* Read a whole head into headbuf; 1 when there, -1 if refused. */
