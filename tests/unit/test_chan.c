@@ -1245,6 +1245,20 @@ compose_plain(struct chan *ch, uint16_t type, uint32_t peerid,
 	return chan_compose_json(ch, type, peerid, obj);
 }
 
+/* The print buffer's bytes, as a fixed payload, with chan_compose_wipe. */
+static int
+compose_fixed(struct chan *ch, uint16_t type, uint32_t peerid,
+    struct json_object *obj, const char *secret)
+{
+	const char	*s;
+	size_t		 len;
+
+	(void)secret;
+	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	return chan_compose_wipe(ch, type, peerid, -1, s, len);
+}
+
 static void
 compose_watched(struct event_base *base,
     int (*compose)(struct chan *, uint16_t, uint32_t, struct json_object *,
@@ -1291,6 +1305,18 @@ test_compose_secret_wipes(void **state)
 	compose_watched(*state, chan_compose_secret, &freed, &inpb);
 	assert_int_equal(freed, 0);
 	assert_false(inpb);
+}
+
+/* chan_compose_wipe: the queued copy of a fixed payload is zeroed (the
+ * caller's own buffer, here json-c's, is the caller's to wipe). */
+static void
+test_compose_wipe(void **state)
+{
+	int	 freed, inpb;
+
+	compose_watched(*state, compose_fixed, &freed, &inpb);
+	assert_int_equal(freed, 0);
+	assert_true(inpb);
 }
 
 /* msg_wipe zeroes the payload where the dispatcher left it. */
@@ -1759,6 +1785,7 @@ main(void)
 		T(test_free_in_msg_cb_with_fds),
 		T(test_backpressure),
 		T(test_compose_secret_wipes),
+		T(test_compose_wipe),
 		T(test_msg_wipe),
 	};
 
