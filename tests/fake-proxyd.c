@@ -12,6 +12,7 @@
  *                                     first dated in the year 2100; OUT
  *                                     gets "ack=OK"
  *   fake-proxyd used                  KEY_USED with an id that is no hex
+ *   fake-proxyd usedshort             KEY_USED of 10 bytes: no whole id
  * It then reads until keyd closes the channel.
  */
 #include "config.h"
@@ -233,6 +234,10 @@ main(int argc, char *argv[])
 		hello();
 		frame(IMSG_KEY_USED, "zzzzzzzzzzzzzzzz", FLM_KEY_ID_LEN);
 		rv = 0;
+	} else if (argc >= 2 && strcmp(argv[1], "usedshort") == 0) {
+		hello();
+		frame(IMSG_KEY_USED, "0123456789", 10);
+		rv = 0;
 	} else if (argc == 5 && strcmp(argv[1], "flood") == 0) {
 		if ((out = fopen(argv[4], "w")) == NULL)
 			return 2;
@@ -245,7 +250,7 @@ main(int argc, char *argv[])
 		rv = future(out);
 	} else {
 		fprintf(stderr, "usage: fake-proxyd flood KEYFILE N OUT | "
-		    "future OUT | used\n");
+		    "future OUT | used | usedshort\n");
 		return 2;
 	}
 	if (out != NULL)

@@ -2,11 +2,11 @@
 # flm-keyd checks what flm-proxyd sends instead of trusting it (issue 12
 # item 4c): a subverted proxyd (tests/fake-proxyd, raw frames on the real
 # channel) cannot burn keyd's CPU with Argon2 runs, cannot stop archiving
-# with records dated in the future, and cannot slip garbage ids into
-# KEY_USED.
+# with records dated in the future, and cannot slip garbage ids, or a
+# KEY_USED that is no whole number of ids, into keyd's list of used keys.
 . "$(dirname "$0")/lib.sh"
 
-plan 14
+plan 16
 
 FAKE=$top_builddir/tests/fake-proxyd
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
@@ -85,4 +85,14 @@ restarted() { [ "$(proc_field flm-proxyd restarts)" -ge 1 ] &&
     [ "$(proc_pid flm-keyd)" = "$keyd" ]; }
 checkx "keyd refuses and logs it; flmd restarts proxyd, keyd lives on" \
     'wait_until 3000 named && wait_until 3000 restarted'
+suite_stop
+
+# 4. KEY_USED of 10 bytes, no whole id: refused as malformed, the same way.
+fake usedshort usedshort
+check "suite starts with a proxyd sending a KEY_USED of 10 bytes" \
+    suite_start FLM_PROXYD_PATH="$WRAP/usedshort"
+keyd=$(proc_pid flm-keyd)
+short() { grep -q 'flm-keyd.*malformed KEY_USED' "$STATE/flmd.log"; }
+checkx "keyd refuses a KEY_USED that is no whole number of ids; proxyd restarted, keyd lives on" \
+    'wait_until 3000 short && wait_until 3000 restarted'
 suite_stop
