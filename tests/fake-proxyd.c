@@ -13,6 +13,7 @@
  *                                     gets "ack=OK"
  *   fake-proxyd used                  KEY_USED with an id that is no hex
  *   fake-proxyd usedshort             KEY_USED of 10 bytes: no whole id
+ *   fake-proxyd raw TYPE LEN          a message of TYPE with LEN zero bytes
  * It then reads until keyd closes the channel.
  */
 #include "config.h"
@@ -234,6 +235,15 @@ main(int argc, char *argv[])
 		hello();
 		frame(IMSG_KEY_USED, "zzzzzzzzzzzzzzzz", FLM_KEY_ID_LEN);
 		rv = 0;
+	} else if (argc == 4 && strcmp(argv[1], "raw") == 0) {
+		char	 zero[256] = { 0 };
+		int	 len = atoi(argv[3]);
+
+		if (len < 0 || (size_t)len > sizeof(zero))
+			return 2;
+		hello();
+		frame((uint16_t)atoi(argv[2]), zero, (size_t)len);
+		rv = 0;
 	} else if (argc >= 2 && strcmp(argv[1], "usedshort") == 0) {
 		hello();
 		frame(IMSG_KEY_USED, "0123456789", 10);
@@ -250,7 +260,7 @@ main(int argc, char *argv[])
 		rv = future(out);
 	} else {
 		fprintf(stderr, "usage: fake-proxyd flood KEYFILE N OUT | "
-		    "future OUT | used | usedshort\n");
+		    "future OUT | used | usedshort | raw TYPE LEN\n");
 		return 2;
 	}
 	if (out != NULL)

@@ -6,7 +6,7 @@
 # KEY_USED that is no whole number of ids, into keyd's list of used keys.
 . "$(dirname "$0")/lib.sh"
 
-plan 16
+plan 22
 
 FAKE=$top_builddir/tests/fake-proxyd
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
@@ -96,3 +96,23 @@ short() { grep -q 'flm-keyd.*malformed KEY_USED' "$STATE/flmd.log"; }
 checkx "keyd refuses a KEY_USED that is no whole number of ids; proxyd restarted, keyd lives on" \
     'wait_until 3000 short && wait_until 3000 restarted'
 suite_stop
+
+# 5. The other messages proxyd may send keyd, malformed: a KEY_INVALIDATED
+# a byte short of its struct (63, 39 bytes), a POLICY_APPLIED with bytes
+# after its u64 (66, 12 bytes), and a type proxyd may not send (99).
+# Each is named in keyd's log line (REASON).
+for c in "63 39 malformed KEY_INVALIDATED" "66 12 malformed POLICY_APPLIED" \
+    "99 0 unknown message type 99"; do
+	set -- $c
+	type=$1 len=$2
+	shift 2
+	reason=$*
+	fake "raw$type" raw "$type" "$len"
+	check "suite starts with a proxyd sending a message keyd will call '$reason'" \
+	    suite_start FLM_PROXYD_PATH="$WRAP/raw$type"
+	keyd=$(proc_pid flm-keyd)
+	named() { grep -q "flm-keyd.*$reason" "$STATE/flmd.log"; }
+	checkx "keyd refuses it ($reason); proxyd restarted, keyd lives on" \
+	    'wait_until 3000 named && wait_until 3000 restarted'
+	suite_stop
+done
