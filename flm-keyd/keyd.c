@@ -366,15 +366,23 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 	chan_compose(ch, IMSG_KEY_VERDICT, m->hdr.peerid, -1, &r, sizeof(r));
 }
 
-/* last_used_at is written in batches, not once per request. */
-static void
-keyd_used(const char *id)
+static int
+keyd_used_listed(const char *id)
 {
 	size_t	 i;
 
 	for (i = 0; i < keyd_nused; i++)
 		if (strcmp(keyd_usedids[i], id) == 0)
-			return;
+			return 1;
+	return 0;
+}
+
+/* last_used_at is written in batches, not once per request. */
+static void
+keyd_used(const char *id)
+{
+	if (keyd_used_listed(id))
+		return;
 	if (keyd_nused < KEYD_USED_MAX)
 		memcpy(keyd_usedids[keyd_nused++], id, FLM_KEY_ID_LEN + 1);
 }
@@ -410,7 +418,10 @@ keyd_used_msg(struct chan *ch, struct chan_msg *m)
 			chan_fail(ch, "malformed KEY_USED");
 			return;
 		}
-		/* Only real keys take a slot: the list is bounded. */
+		/* Only real keys take a slot: the list is bounded.  One
+		 * already listed needs no query. */
+		if (keyd_used_listed(id))
+			continue;
 		if (keyd_key_exists(&keyd_db, id))
 			keyd_used(id);
 		else

@@ -528,10 +528,21 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 	}
 	/* Inserted or altered without the master key: as good as revoked. */
 	if (!keyd_key_intact(st, 5, 5 + KEYD_KEY_MAC_NCOLS)) {
+		static time_t	 last;
+		static char	 lastid[FLM_KEY_ID_LEN + 1];
+		time_t		 now = time(NULL);
+
 		sqlite3_finalize(st);
-		log_warnx("key %s: its row in security.db fails its MAC "
-		    "(altered or inserted outside flm-keyd): refused", id);
-		keyd_integrity_changed();
+		/* Once a second per row at most: each request naming it
+		 * would rescan the table; the flush timer rescans anyway. */
+		if (now != last || strcmp(id, lastid) != 0) {
+			last = now;
+			snprintf(lastid, sizeof(lastid), "%s", id);
+			log_warnx("key %s: its row in security.db fails its "
+			    "MAC (altered or inserted outside flm-keyd): "
+			    "refused", id);
+			keyd_integrity_changed();
+		}
 		return FLM_KEY_REVOKED;
 	}
 	snprintf(row->hash, sizeof(row->hash), "%s",

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "jsonbuf.h"
 #include "log.h"
 #include "proxyd.h"
 
@@ -54,13 +55,9 @@ static int64_t
 proxyd_engine_owner(struct json_object *e)
 {
 	struct json_object	*v;
-	int64_t			 uid;
 
-	if (!json_object_object_get_ex(e, "owner_uid", &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return -1;
-	uid = json_object_get_int64(v);
-	return uid >= 0 && uid <= UINT32_MAX ? uid : -1;
+	return json_object_object_get_ex(e, "owner_uid", &v) &&
+	    json_is_int_range(v, 0, UINT32_MAX) ? json_object_get_int64(v) : -1;
 }
 
 static void

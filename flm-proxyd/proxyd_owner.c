@@ -142,7 +142,9 @@ owner_read(struct owner_scan *sc, int fd, int v6)
 	size_t	 have = 0;
 	ssize_t	 n;
 
-	if (fd == -1 || lseek(fd, 0, SEEK_SET) == -1)
+	if (fd == -1)		/* no such table here (no IPv6): nothing */
+		return 0;
+	if (lseek(fd, 0, SEEK_SET) == -1)
 		return -1;
 	for (;;) {
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);

@@ -635,6 +635,8 @@ up_owner_changed(struct upstream *up)
 	char	 why[300];
 	int64_t	 uid;
 
+	if (up->engine.owner < 0)	/* none recorded: nothing to compare */
+		return 0;
 	if (owner_check(&up->engine, &uid, why, sizeof(why)) == 0)
 		return 0;
 	log_warnx("engine %s: %s: refused", up->engine.id, why);

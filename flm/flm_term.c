@@ -86,12 +86,18 @@ const char *
 term_str(struct json_object *v)
 {
 	const char	*s = json_object_get_string(v);
-	size_t		 n = strlen(s);
+	size_t		 n;
 	char		*copy = NULL;
 	size_t		 len = 0;
 	FILE		*fp;
 	int		 unsafe;
 
+	if (s == NULL)
+		return "(null)";
+	/* Made before: setting it again would free what a caller holds. */
+	if ((copy = json_object_get_userdata(v)) != NULL)
+		return copy;
+	n = strlen(s);
 	if (term_span((const unsigned char *)s, n, 0, &unsafe) == n)
 		return s;
 	if ((fp = open_memstream(&copy, &len)) == NULL)

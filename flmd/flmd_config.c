@@ -266,10 +266,10 @@ config_owner(const char *id, const char *addr, int port)
 	    SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sscanf((const char *)
+	if (sqlite3_step(st) != SQLITE_ROW || sscanf((const char *)
 	    sqlite3_column_text(st, 0), "%lld %45s %d", &uid, raddr,
-	    &rport) == 3 && (strcmp(raddr, addr) != 0 || rport != port ||
-	    uid < 0 || uid > UINT32_MAX))
+	    &rport) != 3 || strcmp(raddr, addr) != 0 || rport != port ||
+	    uid < 0 || uid > UINT32_MAX)
 		uid = -1;
 	sqlite3_finalize(st);
 	return uid;

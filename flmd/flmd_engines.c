@@ -246,17 +246,16 @@ engines_members_ok(struct json_object *o, const struct engines_member *tab,
 			return 0;
 		}
 		/* An engine may answer oddly: not proxyd's fault, nulled. */
-		if (tab[i].type == ET_ENGINE &&
-		    !engines_value_ok(&tab[i], v, engine, why, sz)) {
+		if (engines_value_ok(&tab[i], v, engine, why, sz))
+			continue;
+		if (tab[i].type == ET_ENGINE) {
 			json_object_object_add(o, k, NULL);
 			continue;
 		}
-		if (!engines_value_ok(&tab[i], v, engine, why, sz)) {
-			if (*why == '\0')
-				snprintf(why, sz, "member %s: wrong type or "
-				    "too long", tab[i].name);
-			return 0;
-		}
+		if (*why == '\0')
+			snprintf(why, sz, "member %s: wrong type or too long",
+			    tab[i].name);
+		return 0;
 	}
 	return 1;
 }

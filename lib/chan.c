@@ -798,7 +798,7 @@ msg_get_string(struct chan_msg *m, char *buf, size_t bufsz)
 int
 msg_get_json(struct chan_msg *m, struct json_object **obj)
 {
-	if ((*obj = json_parse_buf((const char *)m->data + m->off,
+	if ((*obj = json_parse_buf_secret((const char *)m->data + m->off,
 	    m->len - m->off)) == NULL)
 		return -1;
 	m->off = m->len;

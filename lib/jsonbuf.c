@@ -20,15 +20,16 @@
  * later json-c hides it, this stops compiling, not working).
  */
 static void
-json_parse_wipe(struct json_tokener *tok)
+json_parse_free(struct json_tokener *tok, int wipe)
 {
-	if (tok->pb != NULL && tok->pb->buf != NULL && tok->pb->size > 0)
+	if (wipe && tok->pb != NULL && tok->pb->buf != NULL &&
+	    tok->pb->size > 0)
 		explicit_bzero(tok->pb->buf, (size_t)tok->pb->size);
 	json_tokener_free(tok);
 }
 
-struct json_object *
-json_parse_buf(const char *buf, size_t len)
+static struct json_object *
+json_parse_do(const char *buf, size_t len, int wipe)
 {
 	struct json_tokener	*tok;
 	struct json_object	*o;
@@ -49,7 +50,7 @@ json_parse_buf(const char *buf, size_t len)
 		    json_object_is_type(o, json_type_array) ||
 		    json_object_is_type(o, json_type_string)) {
 			json_object_put(o);
-			json_parse_wipe(tok);
+			json_parse_free(tok, wipe);
 			return NULL;
 		}
 		end = len;
@@ -61,8 +62,21 @@ json_parse_buf(const char *buf, size_t len)
 			o = NULL;
 			break;
 		}
-	json_parse_wipe(tok);
+	json_parse_free(tok, wipe);
 	return o;
+}
+
+struct json_object *
+json_parse_buf(const char *buf, size_t len)
+{
+	return json_parse_do(buf, len, 0);
+}
+
+/* The same for text that may hold a secret: the channels' messages. */
+struct json_object *
+json_parse_buf_secret(const char *buf, size_t len)
+{
+	return json_parse_do(buf, len, 1);
 }
 
 /* A JSON string of at most max bytes: for schema checks of peers' JSON. */
