@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include "apikey.h"
 #include "child.h"
 #include "db.h"
 #include "keycache.h"
@@ -412,7 +413,7 @@ keyd_used_msg(struct chan *ch, struct chan_msg *m)
 		if (msg_get_data(m, id, FLM_KEY_ID_LEN) == -1)
 			break;
 		id[FLM_KEY_ID_LEN] = '\0';
-		if (strspn(id, "0123456789abcdef") != FLM_KEY_ID_LEN) {
+		if (!apikey_id_valid(id)) {
 			log_warnx("flm-proxyd sent a malformed key id in "
 			    "KEY_USED");
 			chan_fail(ch, "malformed KEY_USED");

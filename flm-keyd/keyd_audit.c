@@ -19,6 +19,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "apikey.h"
 #include "db.h"
 #include "keyd.h"
 #include "log.h"
@@ -305,7 +306,7 @@ keyd_audit_init(struct db *db)
 int
 keyd_audit_valid(const struct flm_audit_record *a)
 {
-	size_t	 i, n;
+	size_t	 i;
 
 	if (a->version != FLM_AUDIT_VERSION ||
 	    (a->flags & ~FLM_AUDIT_F_RESENT) != 0 || a->endpoint == 0 ||
@@ -317,12 +318,8 @@ keyd_audit_valid(const struct flm_audit_record *a)
 	    memchr(a->addr, '\0', sizeof(a->addr)) == NULL ||
 	    memchr(a->model, '\0', sizeof(a->model)) == NULL)
 		return 0;
-	n = strlen(a->key_id);
-	if (n != 0 && n != FLM_KEY_ID_LEN)
+	if (a->key_id[0] != '\0' && !apikey_id_valid(a->key_id))
 		return 0;
-	for (i = 0; i < n; i++)
-		if (strchr("0123456789abcdef", a->key_id[i]) == NULL)
-			return 0;
 	for (i = 0; a->addr[i] != '\0'; i++)
 		if (strchr("0123456789abcdefABCDEF.:", a->addr[i]) == NULL)
 			return 0;

@@ -221,7 +221,6 @@ void	catalogue_update(struct json_object *, unsigned int);
 void	catalogue_when_fresh(struct http_req *, http_req_cb);
 void	catalogue_models(struct http_req *);
 int	catalogue_route(const char *, struct route *, char *, size_t);
-const char *catalogue_blocked(const char *);
 void	catalogue_cleanup(void);
 
 /* proxyd_probe.c */
@@ -232,7 +231,6 @@ void	probe_cleanup(void);
 /* proxyd_owner.c */
 void	owner_init(void);
 void	owner_cleanup(void);
-int64_t	owner_of(const char *, int);
 int	owner_check(const struct proxyd_engine *, int64_t *, char *, size_t);
 
 /* proxyd_sandbox.c */

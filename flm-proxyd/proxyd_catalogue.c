@@ -48,7 +48,7 @@ static struct {
 static int			 cat_nblocked;
 
 /* Why requests to engine id are refused, or NULL. */
-const char *
+static const char *
 catalogue_blocked(const char *id)
 {
 	int	 i;

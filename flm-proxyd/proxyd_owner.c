@@ -172,7 +172,7 @@ owner_read(struct owner_scan *sc, int fd, int v6)
  * (nothing listens here, or another host), -2 if listeners of two
  * owners share the port.
  */
-int64_t
+static int64_t
 owner_of(const char *addr, int port)
 {
 	struct owner_scan	 sc;

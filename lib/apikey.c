@@ -14,6 +14,18 @@ apikey_is_hex(int c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
+/* A key id: FLM_KEY_ID_LEN lower-case hex digits, NUL-terminated. */
+int
+apikey_id_valid(const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < FLM_KEY_ID_LEN; i++)
+		if (!apikey_is_hex((unsigned char)id[i]))
+			return 0;
+	return id[FLM_KEY_ID_LEN] == '\0';
+}
+
 static int
 apikey_is_b64url(int c)
 {
