@@ -59,6 +59,15 @@ enum flm_msg_type {
 	IMSG_AUDIT_ARCHIVE,	/* JSON {before}; reply RESULT {archived, file} */
 	IMSG_AUDIT_TAIL,	/* JSON {count}; reply RESULT {records} */
 	IMSG_USAGE,		/* JSON {key?, since?}; reply RESULT {usage} */
+	IMSG_TLS_ENSURE,	/* JSON {handle, mode, names, addrs, lifetime?};
+				 * reply RESULT {cert} once proxyd has it */
+	IMSG_TLS_RELEASE,	/* JSON {handle}: stopped; reply RESULT {} */
+	IMSG_CA_INFO,		/* JSON {names, addrs}; reply RESULT {ca} */
+	IMSG_CLIENT_ISSUE,	/* JSON {label, days?, names, addrs}; reply
+				 * RESULT {serial, label, cert, key, ca, ...} */
+	IMSG_CLIENT_LIST,	/* empty; reply RESULT [clients] */
+	IMSG_CLIENT_REVOKE,	/* JSON {client}; reply once proxyd refuses it */
+	IMSG_TLS_RENEWED,	/* keyd -> flmd, peerid 0: {handle, cert} */
 
 	/* proxyd <-> keyd: fixed structs, the hot path */
 	IMSG_KEY_VERIFY = 60,	/* struct flm_key_verify */
@@ -70,6 +79,11 @@ enum flm_msg_type {
 	IMSG_POLICY_APPLIED,	/* proxyd -> keyd: u64 seq */
 	IMSG_AUDIT_BATCH,	/* proxyd -> keyd: u64 seq, u32 n, n records */
 	IMSG_AUDIT_ACK,		/* keyd -> proxyd: struct flm_audit_ack */
+	IMSG_TLS_STATE,		/* keyd -> proxyd: u64 seq, JSON {certs,
+				 * client_ca, revoked} */
+	IMSG_TLS_APPLIED,	/* proxyd -> keyd: u64 seq */
+	IMSG_TLS_SIGN,		/* proxyd -> keyd: struct flm_tls_sign */
+	IMSG_TLS_SIGNATURE,	/* keyd -> proxyd: struct flm_tls_signature */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -94,6 +108,10 @@ enum flm_msg_type {
 	IMSG_CTL_AUDIT_TAIL,	/* JSON {count} */
 	IMSG_CTL_USAGE,		/* JSON {key?, since?} */
 	IMSG_CTL_ENGINES_TRUST,	/* JSON {engine} */
+	IMSG_CTL_CA_INFO,	/* empty; keyd's IMSG_CA_INFO */
+	IMSG_CTL_CLIENT_ISSUE,	/* JSON {label, days?} */
+	IMSG_CTL_CLIENT_LIST,	/* empty */
+	IMSG_CTL_CLIENT_REVOKE,	/* JSON {client} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
@@ -142,10 +160,50 @@ struct flm_key_invalidate {
 };
 
 /*
+ * TLS: certificates are named by 16 hex ids (serials of client
+ * certificates likewise); a client certificate's label is 1-48 of
+ * [A-Za-z0-9_-] (no dot: a dotted CN would be judged as a DNS name
+ * against the CA's name constraints).
+ */
+#define FLM_CERT_ID_LEN		16
+#define FLM_CERT_SERIAL_LEN	16
+#define FLM_CERT_LABEL_MAX	48
+#define FLM_TLS_VERSION		1
+#define FLM_TLS_DIGEST_LEN	32	/* SHA-256: the one digest keyd signs */
+#define FLM_TLS_SIG_MAX		80	/* DER ECDSA P-256 is at most 72 */
+
+/* proxyd asks keyd to sign one handshake digest with a server key. */
+struct flm_tls_sign {
+	uint32_t	 version;
+	uint32_t	 dlen;		/* must be FLM_TLS_DIGEST_LEN */
+	uint64_t	 reqid;		/* echoed in the answer */
+	char		 cert_id[FLM_CERT_ID_LEN + 1];
+	char		 pad[7];
+	uint8_t		 digest[64];
+};
+
+enum flm_tls_result {
+	FLM_TLS_OK = 0,
+	FLM_TLS_UNKNOWN,	/* no server key of that id is in service */
+	FLM_TLS_REFUSED,	/* not a digest keyd signs */
+	FLM_TLS_FAILED,		/* keyd could not sign */
+	FLM_TLS_RESULT_MAX
+};
+
+struct flm_tls_signature {
+	uint32_t	 version;
+	uint32_t	 result;	/* enum flm_tls_result */
+	uint64_t	 reqid;
+	uint32_t	 siglen;	/* DER ECDSA-Sig-Value */
+	uint8_t		 sig[FLM_TLS_SIG_MAX];
+	char		 pad[4];
+};
+
+/*
  * One proxied request, for the audit trail.  Strings are NUL-terminated
  * within their fields; a token count of -1 means the engine gave none.
  */
-#define FLM_AUDIT_VERSION	2
+#define FLM_AUDIT_VERSION	3
 #define FLM_AUDIT_BATCH_MAX	256	/* records per IMSG_AUDIT_BATCH */
 #define FLM_AUDIT_INFLIGHT	16	/* batches sent, not yet acked */
 /* Sent before to a keyd that did not acknowledge it: keyd may have it. */
@@ -172,6 +230,10 @@ struct flm_audit_record {
 	char		 addr[47];	/* INET6_ADDRSTRLEN + 1 */
 	char		 model[188];
 	uint32_t	 flags;		/* FLM_AUDIT_F_* */
+	/* The client certificate the TLS connection presented, if any. */
+	char		 cert_serial[FLM_CERT_SERIAL_LEN + 1];
+	char		 cert_label[FLM_CERT_LABEL_MAX + 1];
+	char		 pad[6];
 };
 
 struct flm_audit_ack {
