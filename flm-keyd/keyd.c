@@ -143,14 +143,39 @@ keyd_policy_push(uint64_t seq)
 	json_object_put(res);
 }
 
+/* The certificates in service, the client CA and the revoked client
+ * serials, to proxyd: the whole state each time.  No key goes. */
+static void
+keyd_tls_push(uint64_t seq)
+{
+	struct json_object	*st;
+	struct mbuf		 b;
+	const char		*text;
+
+	if (keyd.peer == NULL)
+		return;
+	st = keyd_tls_state();
+	text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	memset(&b, 0, sizeof(b));
+	mbuf_put_u64(&b, seq);
+	mbuf_put_data(&b, text, strlen(text));
+	if (chan_compose_mbuf(keyd.peer, IMSG_TLS_STATE, 0, -1, &b) == -1)
+		log_warnx("the TLS state is too large for one message");
+	mbuf_free(&b);
+	json_object_put(st);
+}
+
 /* A channel handed over at exec comes before security.db is open:
  * main pushes the policy then. */
 static void
 keyd_peer_up(struct chan *ch)
 {
 	(void)ch;
-	if (keyd_db.h != NULL)
+	if (keyd_db.h != NULL) {
 		keyd_policy_push(0);
+		keyd_tls_push(0);
+	}
 }
 
 static void
@@ -341,6 +366,67 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 		keyd_reply(m->hdr.peerid, res);
 }
 
+static void	keyd_tls_schedule(void);
+
+/*
+ * Certificates, from flmd.  A request that changed what proxyd serves
+ * or refuses is answered once proxyd applied the new state.
+ */
+static void
+keyd_tls_request(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*req = NULL, *res = NULL;
+	char			 err[512] = "";
+	int			 r = -1;
+
+	if (m->hdr.type == IMSG_CLIENT_LIST) {
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed CLIENT_LIST");
+			return;
+		}
+	} else if (msg_get_object(m, &req) == -1) {
+		chan_fail(ch, "malformed certificate request %u", m->hdr.type);
+		return;
+	}
+	if (keyd_db.safe_mode)
+		snprintf(err, sizeof(err), "security.db is in safe mode: %.400s",
+		    keyd_db.safe_reason);
+	else switch (m->hdr.type) {
+	case IMSG_TLS_ENSURE:
+		r = keyd_tls_ensure(req, &res, err, sizeof(err));
+		break;
+	case IMSG_TLS_RELEASE:
+		r = keyd_tls_release(req, &res, err, sizeof(err));
+		break;
+	case IMSG_CA_INFO:
+		r = keyd_tls_ca_info(req, &res, err, sizeof(err));
+		break;
+	case IMSG_CLIENT_ISSUE:
+		r = keyd_tls_client_issue(req, &res, err, sizeof(err));
+		break;
+	case IMSG_CLIENT_LIST:
+		r = keyd_tls_client_list(&res, err, sizeof(err));
+		break;
+	case IMSG_CLIENT_REVOKE:
+		r = keyd_tls_client_revoke(req, &res, err, sizeof(err));
+		break;
+	}
+	json_object_put(req);
+	if (r < 0) {
+		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL,
+		    err);
+		return;
+	}
+	if (r == 0 || keyd.peer == NULL) {
+		keyd_reply(m->hdr.peerid, res);
+		if (r > 0)
+			keyd_tls_schedule();
+		return;
+	}
+	keyd_tls_push(keyd_change_wait(m->hdr.peerid, res));
+	keyd_tls_schedule();
+}
+
 static void
 keyd_verify(struct chan *ch, struct chan_msg *m)
 {
@@ -467,6 +553,38 @@ keyd_policy_applied(struct chan *ch, struct chan_msg *m)
 		keyd_confirmed(seq);
 }
 
+static void
+keyd_tls_applied(struct chan *ch, struct chan_msg *m)
+{
+	uint64_t	 seq;
+
+	if (msg_get_u64(m, &seq) == -1 || msg_end(m) == -1) {
+		chan_fail(ch, "malformed TLS_APPLIED");
+		return;
+	}
+	if (seq != 0)
+		keyd_confirmed(seq);
+}
+
+/* A handshake signature: malformed drops the channel, as KEY_VERIFY. */
+static void
+keyd_tls_sign_msg(struct chan *ch, struct chan_msg *m)
+{
+	struct flm_tls_sign		 req;
+	struct flm_tls_signature	 sig;
+
+	if (msg_get_data(m, &req, sizeof(req)) == -1 || msg_end(m) == -1 ||
+	    req.version != FLM_TLS_VERSION ||
+	    memchr(req.cert_id, '\0', sizeof(req.cert_id)) == NULL) {
+		log_warnx("flm-proxyd sent a malformed TLS_SIGN");
+		chan_fail(ch, "malformed TLS_SIGN");
+		return;
+	}
+	keyd_tls_sign(&req, &sig);
+	chan_compose(ch, IMSG_TLS_SIGNATURE, m->hdr.peerid, -1, &sig,
+	    sizeof(sig));
+}
+
 /*
  * Records from proxyd, written in one transaction and acknowledged;
  * a batch keyd cannot write is refused, and proxyd sends it again.
@@ -522,6 +640,12 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_AUDIT_BATCH:
 		keyd_audit_batch(ch, m);
 		break;
+	case IMSG_TLS_SIGN:
+		keyd_tls_sign_msg(ch, m);
+		break;
+	case IMSG_TLS_APPLIED:
+		keyd_tls_applied(ch, m);
+		break;
 	default:
 		log_warnx("flm-proxyd sent unknown message type %u",
 		    m->hdr.type);
@@ -551,10 +675,52 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_USAGE:
 		keyd_security(ch, m);
 		break;
+	case IMSG_TLS_ENSURE:
+	case IMSG_TLS_RELEASE:
+	case IMSG_CA_INFO:
+	case IMSG_CLIENT_ISSUE:
+	case IMSG_CLIENT_LIST:
+	case IMSG_CLIENT_REVOKE:
+		keyd_tls_request(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
 		break;
 	}
+}
+
+static struct event	*keyd_tls_timer;
+
+/* Next renewal or retired key's end, at least every 60 s. */
+static void
+keyd_tls_schedule(void)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	if (keyd_tls_timer == NULL)
+		return;
+	tv.tv_sec = keyd_tls_next();
+	evtimer_add(keyd_tls_timer, &tv);
+}
+
+/* Renewed certificates: to proxyd, then flmd hears of each. */
+static void
+keyd_tls_due(evutil_socket_t fd, short ev, void *arg)
+{
+	struct json_object	*renewed;
+	size_t			 i;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if ((renewed = keyd_tls_tick()) != NULL) {
+		keyd_tls_push(++keyd_seq);
+		for (i = 0; i < json_object_array_length(renewed); i++)
+			chan_compose_json(keyd.parent, IMSG_TLS_RENEWED, 0,
+			    json_object_array_get_idx(renewed, i));
+		json_object_put(renewed);
+	}
+	keyd_tls_schedule();
 }
 
 /* What the last integrity scan found, as flm status shows it. */
@@ -629,6 +795,8 @@ main(int argc, char *argv[])
 	if (sodium_init() == -1)
 		fatalx("sodium_init failed");
 	child_init(&keyd, PROC_KEYD, argc, argv);
+	/* Before the sandbox: the secure heap maps and locks its pages. */
+	keyd_x509_init();
 	if ((keyd_cache = keycache_new(KEYD_CACHE_SIZE)) == NULL)
 		fatalx("keycache_new");
 	/* Archives and key files are keyd's alone. */
@@ -642,10 +810,16 @@ main(int argc, char *argv[])
 	/* Before the anchor is made: an anchor says keyd sealed before. */
 	keyd_integrity_init(&keyd_db, keyd_anchor_exists());
 	keyd_anchor_start(&keyd_db);
+	keyd_tls_init(&keyd_db);
 	/* The chroot's root or, in user mode, keyd's directory. */
 	keyd_sandbox(".");
 	keyd_integrity_check(1);	/* and the first DB_STATE */
 	keyd_policy_push(0);
+	keyd_tls_push(0);
+	if ((keyd_tls_timer = evtimer_new(keyd.base, keyd_tls_due, NULL)) ==
+	    NULL)
+		fatalx("renewal timer");
+	keyd_tls_schedule();
 	flush = event_new(keyd.base, -1, EV_PERSIST, keyd_flush_used, NULL);
 	if (flush == NULL || event_add(flush, &tv) == -1)
 		fatalx("flush timer");
@@ -654,6 +828,7 @@ main(int argc, char *argv[])
 	keyd_key_touch(&keyd_db, keyd_usedids, keyd_nused);
 	(void)keyd_anchor_tick(&keyd_db);
 	event_free(flush);
+	event_free(keyd_tls_timer);
 	while (!TAILQ_EMPTY(&keyd_changes)) {
 		struct keyd_change	*kch = TAILQ_FIRST(&keyd_changes);
 
@@ -665,6 +840,7 @@ main(int argc, char *argv[])
 	}
 	keycache_free(keyd_cache);
 	keyd_policy_free();
+	keyd_tls_free();
 	keyd_audit_close();
 	db_close(&keyd_db);
 	keyd_master_free();

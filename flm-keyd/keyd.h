@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <openssl/types.h>
+
 #include "flm_msg.h"
 
 struct db;
@@ -51,6 +53,7 @@ void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
 void		 keyd_master_load(const char *);
 const unsigned char *keyd_audit_key(void);
 const unsigned char *keyd_row_key(void);
+const unsigned char *keyd_tls_key(void);
 void		 keyd_master_free(void);
 
 /* keyd_policy.c */
@@ -111,6 +114,60 @@ int		 keyd_anchor_tick(struct db *);
 int		 keyd_anchor_exists(void);
 void		 keyd_anchor_state(struct json_object *);
 const char	*keyd_anchor_verify(struct json_object *);
+
+/* keyd_x509.c: keys, certificates, sealing (no database, no channel) */
+#define KEYD_SEAL_NONCE		24	/* crypto_aead_xchacha20poly1305_ietf */
+#define KEYD_SEAL_ABYTES	16
+#define KEYD_FP_LEN		(32 * 3)	/* "AB:...:EF" and a NUL */
+#define KEYD_CA_LIFETIME	(3650L * 86400)
+#define KEYD_SECURE_HEAP	(256 * 1024)
+void		 keyd_x509_init(void);
+int		 keyd_x509_private_addr(const char *);
+void		 keyd_x509_serial(char [FLM_CERT_SERIAL_LEN + 1]);
+EVP_PKEY	*keyd_x509_keygen(void);
+int		 keyd_x509_seal(const unsigned char *, const char *, EVP_PKEY *,
+		    uint8_t [KEYD_SEAL_NONCE], uint8_t **, size_t *);
+EVP_PKEY	*keyd_x509_unseal(const unsigned char *, const char *,
+		    const uint8_t *, size_t, const uint8_t *, size_t);
+X509		*keyd_x509_ca(EVP_PKEY *, const char *, const char *const *,
+		    size_t, time_t);
+X509		*keyd_x509_server(EVP_PKEY *, const char *, const char *const *,
+		    size_t, const char *const *, size_t, time_t, long, X509 *,
+		    EVP_PKEY *);
+X509		*keyd_x509_client(EVP_PKEY *, const char *, const char *,
+		    time_t, long, X509 *, EVP_PKEY *);
+char		*keyd_x509_pem(X509 *);
+struct json_object *keyd_x509_key_pem(EVP_PKEY *);
+X509		*keyd_x509_from_pem(const char *);
+void		 keyd_x509_fingerprint(X509 *, char [KEYD_FP_LEN]);
+void		 keyd_x509_times(X509 *, time_t *, time_t *);
+void		 keyd_x509_iso(time_t, char *, size_t);
+struct json_object *keyd_x509_info(X509 *, const char *, const char *);
+struct json_object *keyd_x509_permitted(X509 *);
+int		 keyd_x509_sign(EVP_PKEY *, const uint8_t *, size_t, uint8_t *,
+		    size_t *);
+
+/* keyd_tls.c: certificates kept, pushed to proxyd, signed with */
+void		 keyd_tls_init(struct db *);
+void		 keyd_tls_free(void);
+int		 keyd_tls_label_valid(const char *);
+int		 keyd_tls_hex16(const char *);
+int		 keyd_tls_ensure(struct json_object *, struct json_object **,
+		    char *, size_t);
+int		 keyd_tls_release(struct json_object *, struct json_object **,
+		    char *, size_t);
+int		 keyd_tls_ca_info(struct json_object *, struct json_object **,
+		    char *, size_t);
+int		 keyd_tls_client_issue(struct json_object *,
+		    struct json_object **, char *, size_t);
+int		 keyd_tls_client_list(struct json_object **, char *, size_t);
+int		 keyd_tls_client_revoke(struct json_object *,
+		    struct json_object **, char *, size_t);
+struct json_object *keyd_tls_state(void);
+void		 keyd_tls_sign(const struct flm_tls_sign *,
+		    struct flm_tls_signature *);
+long		 keyd_tls_next(void);
+struct json_object *keyd_tls_tick(void);
 
 /* keyd_sandbox.c */
 void	keyd_sandbox(const char *);

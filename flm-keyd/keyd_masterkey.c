@@ -32,11 +32,13 @@
 #define MASTER_HEX		(KEYD_MASTER_LEN * 2)
 #define AUDIT_SUBKEY_ID		1
 #define ROWS_SUBKEY_ID		2	/* api_keys and policy rows */
+#define TLS_SUBKEY_ID		3	/* sealed TLS private keys */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
 
 static unsigned char	*keyd_master;
 static unsigned char	*keyd_auditkey;
 static unsigned char	*keyd_rowkey;
+static unsigned char	*keyd_tlskey;
 
 /* 32 raw bytes, or 64 hex digits and an optional newline. */
 static int
@@ -152,7 +154,8 @@ keyd_master_load(const char *dir)
 
 	if ((keyd_master = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
-	    (keyd_rowkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
+	    (keyd_rowkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
+	    (keyd_tlskey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
 		fatalx("cannot allocate locked memory for the master key");
 	if (cred != NULL && *cred != '\0') {
 		snprintf(path, sizeof(path), "%s/%s", cred, MASTER_CRED);
@@ -178,7 +181,10 @@ keyd_master_load(const char *dir)
 	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	crypto_kdf_derive_from_key(keyd_rowkey, KEYD_MASTER_LEN,
 	    ROWS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	crypto_kdf_derive_from_key(keyd_tlskey, KEYD_MASTER_LEN,
+	    TLS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	sodium_mprotect_readonly(keyd_master);
+	sodium_mprotect_readonly(keyd_tlskey);
 	sodium_mprotect_readonly(keyd_auditkey);
 	sodium_mprotect_readonly(keyd_rowkey);
 }
@@ -187,6 +193,12 @@ const unsigned char *
 keyd_row_key(void)
 {
 	return keyd_rowkey;
+}
+
+const unsigned char *
+keyd_tls_key(void)
+{
+	return keyd_tlskey;
 }
 
 const unsigned char *
@@ -202,5 +214,6 @@ keyd_master_free(void)
 	sodium_free(keyd_master);
 	sodium_free(keyd_auditkey);
 	sodium_free(keyd_rowkey);
-	keyd_master = keyd_auditkey = keyd_rowkey = NULL;
+	sodium_free(keyd_tlskey);
+	keyd_master = keyd_auditkey = keyd_rowkey = keyd_tlskey = NULL;
 }
