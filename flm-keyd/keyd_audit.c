@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -28,7 +29,8 @@
 /* A lock on security.db must not stall key checks: retry later. */
 #define AUDIT_BUSY_MS	200
 #define AUDIT_REQID_LEN	24		/* "flm-" 16 hex, NUL */
-#define AUDIT_ROWS_PER_INSERT	64	/* 768 parameters */
+#define AUDIT_ROWS_PER_INSERT	64	/* 896 parameters */
+#define AUDIT_NCOLS		14	/* parameters a row */
 /* As many records as proxyd may have in flight. */
 #define AUDIT_RESEND_WINDOW	(FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX)
 #define TAIL_MAX	500	/* the answer fits one message */
@@ -50,6 +52,7 @@ struct audit_row {
 	int64_t		 status, latency;
 	int64_t		 prompt, completion;	/* -1: NULL */
 	const char	*created_at;
+	const char	*cert_serial, *cert_label;	/* NULL: none */
 };
 
 static const char	*col_text(sqlite3_stmt *, int);
@@ -104,6 +107,12 @@ audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
 	keyd_mac_i64(&h, r->prompt);
 	keyd_mac_i64(&h, r->completion);
 	keyd_mac_str(&h, r->created_at);
+	/* Only when there: rows from before migration 005 keep their
+	 * hashes. */
+	if (r->cert_serial != NULL || r->cert_label != NULL) {
+		keyd_mac_str(&h, r->cert_serial);
+		keyd_mac_str(&h, r->cert_label);
+	}
 	crypto_generichash_final(&h, out, CHAIN_LEN);
 }
 
@@ -316,7 +325,14 @@ keyd_audit_valid(const struct flm_audit_record *a)
 		return 0;
 	if (memchr(a->key_id, '\0', sizeof(a->key_id)) == NULL ||
 	    memchr(a->addr, '\0', sizeof(a->addr)) == NULL ||
-	    memchr(a->model, '\0', sizeof(a->model)) == NULL)
+	    memchr(a->model, '\0', sizeof(a->model)) == NULL ||
+	    memchr(a->cert_serial, '\0', sizeof(a->cert_serial)) == NULL ||
+	    memchr(a->cert_label, '\0', sizeof(a->cert_label)) == NULL)
+		return 0;
+	/* The client certificate: none, or a serial and a label. */
+	if ((a->cert_serial[0] != '\0' && !keyd_tls_hex16(a->cert_serial)) ||
+	    (a->cert_label[0] != '\0' &&
+	    !keyd_tls_label_valid(a->cert_label)))
 		return 0;
 	if (a->key_id[0] != '\0' && !apikey_id_valid(a->key_id))
 		return 0;
@@ -431,7 +447,12 @@ audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
 	struct audit_row	 r;
 	uint8_t			 chain[CHAIN_LEN];
 	char			 reqid[AUDIT_REQID_LEN], when[32];
+	char			 serial[FLM_CERT_SERIAL_LEN + 1];
+	size_t			 i;
 
+	/* Serials are stored in lower case, as keyd makes them. */
+	for (i = 0; i < sizeof(serial); i++)
+		serial[i] = (char)tolower((unsigned char)a->cert_serial[i]);
 	audit_reqid(a, reqid, sizeof(reqid));
 	audit_when(a->time_ms, when, sizeof(when));
 	memset(&r, 0, sizeof(r));
@@ -446,11 +467,15 @@ audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
 	r.prompt = a->prompt_tokens;
 	r.completion = a->completion_tokens;
 	r.created_at = when;
+	r.cert_serial = serial[0] ? serial : NULL;
+	r.cert_label = a->cert_label[0] ? a->cert_label : NULL;
 	audit_chain(hd->last_chain, &r, chain);
 #define BIND_TEXT(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
 	sqlite3_bind_text(st, base + i, s, -1, SQLITE_STATIC)
 #define BIND_NUM(i, v) (v) < 0 ? sqlite3_bind_null(st, base + i) : \
 	sqlite3_bind_int64(st, base + i, v)
+#define BIND_TEXT_T(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
+	sqlite3_bind_text(st, base + i, s, -1, SQLITE_TRANSIENT)
 	sqlite3_bind_int64(st, base + 1, r.id);
 	sqlite3_bind_text(st, base + 2, reqid, -1, SQLITE_TRANSIENT);
 	BIND_TEXT(3, r.key_id);
@@ -465,6 +490,8 @@ audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
 #undef BIND_NUM
 	sqlite3_bind_text(st, base + 11, when, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, base + 12, chain, CHAIN_LEN, SQLITE_TRANSIENT);
+	BIND_TEXT_T(13, r.cert_serial);
+	BIND_TEXT_T(14, r.cert_label);
 	hd->last_id = r.id;
 	memcpy(hd->last_chain, chain, CHAIN_LEN);
 }
@@ -473,17 +500,17 @@ audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
 static int
 audit_prepare(struct db *db, int k, sqlite3_stmt **st)
 {
-	char	 sql[200 + AUDIT_ROWS_PER_INSERT * 28];
+	char	 sql[200 + AUDIT_ROWS_PER_INSERT * 32];
 	size_t	 n;
 	int	 i;
 
 	n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO audit_logs (id, "
 	    "request_id, api_key_id, client_addr, endpoint, model, status, "
-	    "latency_ms, prompt_tokens, completion_tokens, created_at, chain) "
-	    "VALUES ");
+	    "latency_ms, prompt_tokens, completion_tokens, created_at, chain, "
+	    "cert_serial, cert_label) VALUES ");
 	for (i = 0; i < k && n < sizeof(sql); i++)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-		    "%s(?,?,?,?,?,?,?,?,?,?,?,?)", i ? "," : "");
+		    "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", i ? "," : "");
 	return sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
 }
 
@@ -509,7 +536,7 @@ audit_insert(struct db *db, struct audit_head *hd, int64_t next,
 			break;
 		st = k < AUDIT_ROWS_PER_INSERT ? part : audit_ins_full;
 		for (j = 0; j < k; j++)
-			audit_bind(st, (int)j * 12, hd, next++,
+			audit_bind(st, (int)j * AUDIT_NCOLS, hd, next++,
 			    &recs[todo[i + j]]);
 		if ((rc = sqlite3_step(st)) == SQLITE_DONE)
 			rc = SQLITE_OK;
@@ -624,7 +651,11 @@ col_num(sqlite3_stmt *st, int i)
 
 #define AUDIT_COLUMNS	"id, request_id, api_key_id, client_addr, endpoint, " \
 	"model, status, latency_ms, prompt_tokens, completion_tokens, " \
-	"created_at, chain"
+	"created_at, chain, cert_serial, cert_label"
+/* Archives made before migration 005 have no certificate columns. */
+#define AUDIT_COLUMNS_OLD	"id, request_id, api_key_id, client_addr, " \
+	"endpoint, model, status, latency_ms, prompt_tokens, " \
+	"completion_tokens, created_at, chain, NULL, NULL"
 
 static void
 row_read(sqlite3_stmt *st, struct audit_row *r)
@@ -640,6 +671,26 @@ row_read(sqlite3_stmt *st, struct audit_row *r)
 	r->prompt = col_num(st, 8);
 	r->completion = col_num(st, 9);
 	r->created_at = col_text(st, 10);
+	r->cert_serial = col_text(st, 12);
+	r->cert_label = col_text(st, 13);
+}
+
+/* Does schema's audit_logs have the certificate columns (005)? */
+static int
+has_cert_cols(struct db *db, const char *schema)
+{
+	sqlite3_stmt	*st;
+	char		*sql;
+	int		 found = 0;
+
+	sql = sqlite3_mprintf("SELECT 1 FROM pragma_table_info('audit_logs', "
+	    "%Q) WHERE name = 'cert_serial'", schema);
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) == SQLITE_OK) {
+		found = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	sqlite3_free(sql);
+	return found;
 }
 
 
@@ -659,8 +710,9 @@ verify_span(struct db *db, const char *schema, int64_t first, int64_t last,
 	char			*sql;
 	int			 rc;
 
-	sql = sqlite3_mprintf("SELECT " AUDIT_COLUMNS " FROM %w.audit_logs "
-	    "ORDER BY id", schema);
+	sql = sqlite3_mprintf("SELECT %s FROM %w.audit_logs ORDER BY id",
+	    has_cert_cols(db, schema) ? AUDIT_COLUMNS : AUDIT_COLUMNS_OLD,
+	    schema);
 	rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
 	sqlite3_free(sql);
 	if (rc != SQLITE_OK)
@@ -947,6 +999,8 @@ row_json(sqlite3_stmt *st)
 	json_object_object_add(o, "prompt_tokens", NUM(r.prompt));
 	json_object_object_add(o, "completion_tokens", NUM(r.completion));
 	json_object_object_add(o, "created_at", TEXT(r.created_at));
+	json_object_object_add(o, "cert_serial", TEXT(r.cert_serial));
+	json_object_object_add(o, "cert_label", TEXT(r.cert_label));
 #undef TEXT
 #undef NUM
 	return o;

@@ -14,9 +14,17 @@
  *   fake-proxyd used                  KEY_USED with an id that is no hex
  *   fake-proxyd usedshort             KEY_USED of 10 bytes: no whole id
  *   fake-proxyd raw TYPE LEN          a message of TYPE with LEN zero bytes
+ *   fake-proxyd sign REQS OUT         answer each TLS_STATE with
+ *                                     TLS_APPLIED; once REQS exists, one
+ *                                     TLS_SIGN per line "ID DLEN" of it
+ *                                     (ID "served": the first certificate
+ *                                     of the newest TLS_STATE); OUT gets
+ *                                     "ID result=R siglen=N" a line
  * It then reads until keyd closes the channel.
  */
 #include "config.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -224,6 +232,79 @@ future(FILE *out)
 	return 0;
 }
 
+static char	served[FLM_CERT_ID_LEN + 1];
+
+/* One frame; a TLS_STATE is answered and its first id noted. */
+static int
+tls_frame(uint16_t *type, uint8_t *buf, size_t *len)
+{
+	struct chan_hdr	 h;
+	const char	*id;
+	uint64_t	 seq;
+
+	if (get(&h, sizeof(h)) == -1 || h.len < CHAN_HDR_SIZE ||
+	    h.len > CHAN_MAX_MSG || get(buf, h.len - CHAN_HDR_SIZE) == -1)
+		return -1;
+	*type = h.type;
+	*len = h.len - CHAN_HDR_SIZE;
+	if (h.type != IMSG_TLS_STATE || *len < 8)
+		return 0;
+	buf[*len] = '\0';
+	memcpy(&seq, buf, 8);
+	if ((id = strstr((const char *)buf + 8, "\"id\":\"")) != NULL)
+		snprintf(served, sizeof(served), "%.16s", id + 6);
+	if (seq != 0)
+		frame(IMSG_TLS_APPLIED, &seq, sizeof(seq));
+	return 0;
+}
+
+static int
+tls_sign(const char *reqs, FILE *out)
+{
+	static uint8_t			 buf[CHAN_MAX_MSG + 1];
+	struct flm_tls_sign		 s;
+	struct flm_tls_signature	 sig;
+	struct pollfd			 pfd = { KEYD_FD, POLLIN, 0 };
+	struct stat			 st;
+	char				 line[128], id[64];
+	FILE				*f;
+	unsigned int			 dlen;
+	uint16_t			 type;
+	size_t				 len;
+	uint64_t			 reqid = 0;
+
+	while (stat(reqs, &st) == -1)
+		if (poll(&pfd, 1, 20) == 1 && tls_frame(&type, buf, &len) == -1)
+			return 1;
+	if ((f = fopen(reqs, "r")) == NULL)
+		return 1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%63s %u", id, &dlen) != 2)
+			continue;
+		memset(&s, 0, sizeof(s));
+		s.version = FLM_TLS_VERSION;
+		s.dlen = dlen;
+		s.reqid = ++reqid;
+		snprintf(s.cert_id, sizeof(s.cert_id), "%.16s",
+		    strcmp(id, "served") == 0 ? served : id);
+		memset(s.digest, 0xab, sizeof(s.digest));
+		frame(IMSG_TLS_SIGN, &s, sizeof(s));
+		do {
+			if (tls_frame(&type, buf, &len) == -1)
+				return 1;
+		} while (type != IMSG_TLS_SIGNATURE || len != sizeof(sig));
+		memcpy(&sig, buf, sizeof(sig));
+		fprintf(out, "%s result=%u siglen=%u reqid=%llu\n", s.cert_id,
+		    sig.result, sig.siglen, (unsigned long long)sig.reqid);
+		fflush(out);
+	}
+	fclose(f);
+	/* Stay a proxyd that applies each state, until keyd hangs up. */
+	while (tls_frame(&type, buf, &len) == 0)
+		;
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -258,9 +339,15 @@ main(int argc, char *argv[])
 			return 2;
 		hello();
 		rv = future(out);
+	} else if (argc == 4 && strcmp(argv[1], "sign") == 0) {
+		if ((out = fopen(argv[3], "w")) == NULL)
+			return 2;
+		hello();
+		rv = tls_sign(argv[2], out);
 	} else {
 		fprintf(stderr, "usage: fake-proxyd flood KEYFILE N OUT | "
-		    "future OUT | used | usedshort | raw TYPE LEN\n");
+		    "future OUT | used | usedshort | raw TYPE LEN | "
+		    "sign REQS OUT\n");
 		return 2;
 	}
 	if (out != NULL)
