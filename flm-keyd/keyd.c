@@ -155,6 +155,14 @@ keyd_tls_push(uint64_t seq)
 	if (keyd.peer == NULL)
 		return;
 	st = keyd_tls_state();
+	/* A new proxyd starts with the empty state: nothing to say. */
+	if (seq == 0 && json_object_array_length(json_object_object_get(st,
+	    "certs")) == 0 && json_object_object_get(st, "client_ca") ==
+	    NULL && json_object_array_length(json_object_object_get(st,
+	    "revoked")) == 0) {
+		json_object_put(st);
+		return;
+	}
 	text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE);
 	memset(&b, 0, sizeof(b));

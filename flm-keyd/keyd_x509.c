@@ -106,7 +106,7 @@ seal_ad(const char *rowid, char *ad, size_t sz)
 
 /*
  * The private key as DER, XChaCha20-Poly1305 under key k, the row id
- * as associated data.  The clear DER lives in guarded memory only.
+ * as associated data.  The clear DER lives in the secure heap only.
  * *ct is malloc'd: the caller frees it.
  */
 int
@@ -119,20 +119,22 @@ keyd_x509_seal(const unsigned char *k, const char *rowid, EVP_PKEY *pkey,
 	int			 n;
 
 	*ct = NULL;
+	/* OpenSSL's secure heap, mapped and locked before the sandbox:
+	 * sodium_malloc would mlock(2) each time. */
 	if ((n = i2d_PrivateKey(pkey, NULL)) <= 0 ||
-	    (der = sodium_malloc((size_t)n)) == NULL)
+	    (der = OPENSSL_secure_malloc((size_t)n)) == NULL)
 		return -1;
 	p = der;
 	if (i2d_PrivateKey(pkey, &p) != n ||
 	    (*ct = malloc((size_t)n + KEYD_SEAL_ABYTES)) == NULL) {
-		sodium_free(der);
+		OPENSSL_secure_clear_free(der, (size_t)n);
 		return -1;
 	}
 	randombytes_buf(nonce, KEYD_SEAL_NONCE);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(*ct, &clen, der,
 	    (unsigned long long)n, (const unsigned char *)ad,
 	    seal_ad(rowid, ad, sizeof(ad)), NULL, nonce, k);
-	sodium_free(der);	/* wipes */
+	OPENSSL_secure_clear_free(der, (size_t)n);
 	*ctlen = (size_t)clen;
 	return 0;
 }
@@ -150,7 +152,7 @@ keyd_x509_unseal(const unsigned char *k, const char *rowid,
 	unsigned long long	 dlen;
 
 	if (noncelen != KEYD_SEAL_NONCE || ctlen <= KEYD_SEAL_ABYTES ||
-	    ctlen > 4096 || (der = sodium_malloc(ctlen)) == NULL)
+	    ctlen > 4096 || (der = OPENSSL_secure_malloc(ctlen)) == NULL)
 		return NULL;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(der, &dlen, NULL, ct,
 	    ctlen, (const unsigned char *)ad, seal_ad(rowid, ad, sizeof(ad)),
@@ -158,7 +160,7 @@ keyd_x509_unseal(const unsigned char *k, const char *rowid,
 		p = der;
 		pkey = d2i_PrivateKey(EVP_PKEY_EC, NULL, &p, (long)dlen);
 	}
-	sodium_free(der);
+	OPENSSL_secure_clear_free(der, ctlen);
 	return pkey;
 }
 

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sodium.h>
@@ -402,6 +403,20 @@ test_packaged_ca_and_clients(void **state)
 	    "\"addrs\":[]}");
 	assert_int_equal(keyd_tls_client_issue(r, &res, err, sizeof(err)), 0);
 	assert_non_null(strstr(get_str(res, "key", NULL), "BEGIN PRIVATE KEY"));
+	{
+		/* The key is the certificate's, and the CA issued it. */
+		BIO	 *b = BIO_new_mem_buf(get_str(res, "key", NULL), -1);
+		EVP_PKEY *pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+		X509	 *cx = keyd_x509_from_pem(get_str(res, "cert", NULL));
+
+		assert_non_null(pk);
+		assert_non_null(cx);
+		assert_int_equal(X509_check_private_key(cx, pk), 1);
+		assert_int_equal(X509_verify(cx, X509_get0_pubkey(ca)), 1);
+		BIO_free(b);
+		EVP_PKEY_free(pk);
+		X509_free(cx);
+	}
 	json_object_put(res);
 	assert_int_equal(keyd_tls_client_issue(r, &res, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "in use"));
