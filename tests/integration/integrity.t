@@ -108,9 +108,12 @@ check "a fresh suite for an older database" suite_start
 F proxy start --port "$PORT" >/dev/null
 OLD=$(F api-keys create --label old --json | jq -r .key)
 suite_stop
+# Back to version 3: migration 005 (TLS) undone as well.
 DB "ALTER TABLE api_keys DROP COLUMN mac;
     ALTER TABLE security_policies DROP COLUMN mac; DROP TABLE keyd_state;
-    DELETE FROM schema_migrations WHERE version = 4"
+    ALTER TABLE audit_logs DROP COLUMN cert_serial;
+    ALTER TABLE audit_logs DROP COLUMN cert_label;
+    DELETE FROM schema_migrations WHERE version >= 4"
 rm -f "$STATE/keyd/audit.anchor"
 suite_restart "$PORT"
 checkx "keyd seals the existing rows, once, and says so" \
