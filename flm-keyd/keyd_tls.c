@@ -346,6 +346,32 @@ ca_forget(void)
 	tls_ca_pem = NULL;
 }
 
+static EVP_PKEY	*ca_key(void);
+
+/*
+ * The CA's certificate must be the one its sealed key belongs to:
+ * whoever can write security.db but has no master key cannot slip in a
+ * CA of their own (proxyd would trust client certificates from it).
+ */
+static int
+ca_check(void)
+{
+	EVP_PKEY	*k;
+	int		 ok;
+
+	if (tls_ca == NULL)
+		return -1;
+	k = ca_key();
+	ok = k != NULL && X509_check_private_key(tls_ca, k) == 1;
+	EVP_PKEY_free(k);
+	if (ok)
+		return 0;
+	log_warnx("the local CA %s in security.db does not match its sealed "
+	    "key (changed outside flm-keyd): not used", tls_ca_id);
+	ca_forget();
+	return -1;
+}
+
 static int
 ca_load(void)
 {
@@ -369,7 +395,9 @@ ca_load(void)
 			    "is unreadable");
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : -1;
+	return ca_check();
 }
 
 /* The CA's private key, unsealed for one signature: the caller frees. */
@@ -1128,8 +1156,9 @@ keyd_tls_init(struct db *db)
 	sqlite3_stmt	*st;
 
 	tls_db = db;
-	if (db->h == NULL || db->safe_mode || ca_load() == -1)
+	if (db->h == NULL || db->safe_mode)
 		return;
+	(void)ca_load();	/* none, or refused: logged */
 	if (sqlite3_prepare_v2(db->h, "SELECT " SVC_COLS " FROM certificates "
 	    "WHERE purpose = 'server' AND replaced_at IS NULL AND released_at "
 	    "IS NULL ORDER BY created_at", -1, &st, NULL) != SQLITE_OK)

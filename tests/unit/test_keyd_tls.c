@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "db.h"
 #include "jsonbuf.h"
@@ -434,6 +435,46 @@ test_packaged_ca_and_clients(void **state)
 	X509_free(ca);
 }
 
+/* A CA certificate swapped in security.db (no master key needed for
+ * that) is not trusted: it does not match the sealed key. */
+static void
+test_ca_swapped_refused(void **state)
+{
+	struct db_fx		*f = *state;
+	struct json_object	*r, *res = NULL, *st;
+	EVP_PKEY		*k = keyd_x509_keygen();
+	X509			*evil;
+	sqlite3_stmt		*s;
+	char			 err[512], serial[FLM_CERT_SERIAL_LEN + 1];
+	char			*pem;
+
+	r = req("{\"names\":[\"flmhost\"],\"addrs\":[]}");
+	assert_int_equal(keyd_tls_ca_info(r, &res, err, sizeof(err)), 1);
+	json_object_put(res);
+	keyd_x509_serial(serial);
+	evil = keyd_x509_ca(k, serial, names, 1, time(NULL));
+	pem = keyd_x509_pem(evil);
+	assert_int_equal(sqlite3_prepare_v2(f->db.h, "UPDATE certificates SET "
+	    "cert_pem = ? WHERE purpose = 'ca'", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, pem, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+	sqlite3_finalize(s);
+	/* keyd starts again on that database. */
+	keyd_tls_free();
+	keyd_tls_init(&f->db);
+	st = keyd_tls_state();
+	assert_null(json_object_object_get(st, "client_ca"));
+	json_object_put(st);
+	/* Asked again, it makes a CA of its own, not the swapped one. */
+	assert_int_equal(keyd_tls_ca_info(r, &res, err, sizeof(err)), 1);
+	assert_string_not_equal(get_str(res, "ca", "pem"), pem);
+	json_object_put(res);
+	json_object_put(r);
+	free(pem);
+	X509_free(evil);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -450,6 +491,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ensure_release_sign,
 		    db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_packaged_ca_and_clients,
+		    db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_ca_swapped_refused,
 		    db_setup, db_teardown),
 	};
 
