@@ -20,6 +20,10 @@
  *                                     (ID "served": the first certificate
  *                                     of the newest TLS_STATE); OUT gets
  *                                     "ID result=R siglen=N" a line
+ *   fake-proxyd certaudit LABEL OUT   one AUDIT_BATCH of two records, the
+ *                                     first with client certificate
+ *                                     1a2b3c4d5e6f7a8b and LABEL; OUT gets
+ *                                     "ack=OK"
  * It then reads until keyd closes the channel.
  */
 #include "config.h"
@@ -232,6 +236,31 @@ future(FILE *out)
 	return 0;
 }
 
+/* Records naming a client certificate (audit version 3). */
+static int
+certaudit(const char *label, FILE *out)
+{
+	struct flm_audit_record	 r[2];
+	struct flm_audit_ack	 ack;
+	uint8_t			 b[8 + 4 + sizeof(r)];
+	uint64_t		 seq = 1;
+	uint32_t		 n = 2;
+
+	record(&r[0], 0xce01, (int64_t)time(NULL) * 1000);
+	record(&r[1], 0xce02, (int64_t)time(NULL) * 1000);
+	snprintf(r[0].cert_serial, sizeof(r[0].cert_serial),
+	    "1A2B3C4D5E6F7A8B");
+	snprintf(r[0].cert_label, sizeof(r[0].cert_label), "%s", label);
+	memcpy(b, &seq, 8);
+	memcpy(b + 8, &n, 4);
+	memcpy(b + 12, r, sizeof(r));
+	frame(IMSG_AUDIT_BATCH, b, sizeof(b));
+	if (next(IMSG_AUDIT_ACK, &ack, sizeof(ack)) == -1)
+		return 1;
+	fprintf(out, "ack=%u\n", ack.ok);
+	return 0;
+}
+
 static char	served[FLM_CERT_ID_LEN + 1];
 
 /* One frame; a TLS_STATE is answered and its first id noted. */
@@ -339,6 +368,11 @@ main(int argc, char *argv[])
 			return 2;
 		hello();
 		rv = future(out);
+	} else if (argc == 4 && strcmp(argv[1], "certaudit") == 0) {
+		if ((out = fopen(argv[3], "w")) == NULL)
+			return 2;
+		hello();
+		rv = certaudit(argv[2], out);
 	} else if (argc == 4 && strcmp(argv[1], "sign") == 0) {
 		if ((out = fopen(argv[3], "w")) == NULL)
 			return 2;
@@ -347,7 +381,7 @@ main(int argc, char *argv[])
 	} else {
 		fprintf(stderr, "usage: fake-proxyd flood KEYFILE N OUT | "
 		    "future OUT | used | usedshort | raw TYPE LEN | "
-		    "sign REQS OUT\n");
+		    "sign REQS OUT | certaudit LABEL OUT\n");
 		return 2;
 	}
 	if (out != NULL)

@@ -6,14 +6,15 @@
 # in security.db in clear (each sealed blob has the length of its
 # ciphertext, opens only with the master key, and the scalar is in no
 # byte of the file); a certificate with tls.cert_lifetime 60 is renewed
-# by keyd on its own, before it expires, and served.
+# by keyd on its own, before it expires, and served; audit records name
+# the client certificate (version 3), checked, stored and chained.
 . "$(dirname "$0")/lib.sh"
 
 command -v sqlite3 >/dev/null 2>&1 || unavailable "sqlite3(1)"
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 command -v od >/dev/null 2>&1 || unavailable "od(1)"
 
-plan 21
+plan 30
 
 FAKE=$top_builddir/tests/fake-proxyd
 UNSEAL=$top_builddir/tests/tls-unseal
@@ -38,7 +39,17 @@ EOS
 }
 DB() { sqlite3 "$STATE/keyd/security.db" "$1"; }
 
+# Sections 1, 2 and 4 need flmd's TLS handles (the flm of this tree
+# knows --client-certs); on a tree without them they are skipped.
+if "$FLM" help 2>&1 | grep -q -- '--client-certs'; then
+	TLS_FLMD=yes
+else
+	TLS_FLMD=
+fi
+skip_n() { i=0; while [ $i -lt "$1" ]; do ok "$2 # SKIP flmd has no TLS handles in this tree"; i=$((i + 1)); done; }
+
 # ---- 1. signatures asked for by a subverted proxyd ------------------------
+if [ -n "$TLS_FLMD" ]; then
 fake sign sign "$WRAP/reqs" "$WRAP/sign.out"
 check "suite starts with a proxyd that asks keyd for signatures" \
     suite_start FLM_PROXYD_PATH="$WRAP/sign"
@@ -91,6 +102,9 @@ cp "$STATE/keyd/security.db"* "$WRAP/nokey/"
 check "without the master key (another one) nothing unseals" \
     sh -c "! '$UNSEAL' '$WRAP/nokey' '$ID' >/dev/null 2>&1"
 suite_stop
+else
+	skip_n 14 "signatures and sealed keys"
+fi
 
 # ---- 3. a malformed TLS_SIGN (IMSG_TLS_SIGN = 71, 10 bytes) ----------------
 fake raw71 raw 71 10
@@ -105,6 +119,7 @@ checkx "keyd refuses it as malformed; proxyd restarted, keyd lives on" \
 suite_stop
 
 # ---- 4. renewal: tls.cert_lifetime 60, renewed at ~40 s -------------------
+if [ -n "$TLS_FLMD" ]; then
 check "suite starts" suite_start
 F config set tls.names flm-k.test >/dev/null
 F config set tls.cert_lifetime 60 >/dev/null
@@ -123,4 +138,36 @@ checkx "before it expired ($((t1 - t0)) s after start)" \
     '[ "$t1" -lt "$(date -u -d "$NA1" +%s)" ]'
 check "the renewed certificate is the one served" \
     wait_until 5000 sh -c "[ \"\$(openssl s_client -connect 127.0.0.2:$P -servername flm-k.test </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//')\" = '$(fp)' ]"
+suite_stop
+else
+	skip_n 5 "renewal"
+fi
+
+# ---- 5. audit records naming a client certificate (version 3) -------------
+fake certaudit certaudit laptop-1 "$WRAP/ca.out"
+check "suite starts with a proxyd sending records with a client certificate" \
+    suite_start FLM_PROXYD_PATH="$WRAP/certaudit"
+check "keyd acknowledged the batch" wait_until 5000 grep -q 'ack=1' \
+    "$WRAP/ca.out"
+tail=$(F audit tail --json)
+checkx "audit tail shows the certificate's serial (lower case) and label" \
+    'json_has "$tail" "[.records[] | select(.request_id == \"flm-000000000000ce01\")][0] | .cert_serial == \"1a2b3c4d5e6f7a8b\" and .cert_label == \"laptop-1\""'
+checkx "and none for the record without one" \
+    'json_has "$tail" "[.records[] | select(.request_id == \"flm-000000000000ce02\")][0] | .cert_serial == null and .cert_label == null"'
+check "the trail verifies" json_has "$(F audit verify --json)" '.ok == true'
+DB "DROP TRIGGER audit_logs_no_update; UPDATE audit_logs SET
+    cert_label = 'someone-else' WHERE request_id = 'flm-000000000000ce01'"
+checkx "a label changed in the database breaks the chain (the chain covers it)" \
+    'json_has "$(F audit verify --json)" ".ok == false and .problem.kind == \"altered\""'
+suite_stop
+
+fake certbad certaudit bad.label "$WRAP/bad.out"
+check "suite starts with a proxyd sending a record whose label has a dot" \
+    suite_start FLM_PROXYD_PATH="$WRAP/certbad"
+keyd=$(proc_pid flm-keyd)
+bad() { grep -q 'flm-keyd.*malformed audit record' "$STATE/flmd.log"; }
+checkx "keyd refuses it as malformed; proxyd restarted, keyd lives on" \
+    'wait_until 3000 bad && wait_until 3000 restarted'
+check "nothing of it was stored" \
+    [ "$(DB "SELECT count(*) FROM audit_logs WHERE cert_label IS NOT NULL")" = 0 ]
 suite_stop
