@@ -336,14 +336,17 @@ static X509		*tls_ca;	/* NULL: none made yet */
 static char		 tls_ca_id[FLM_CERT_ID_LEN + 1];
 static char		*tls_ca_pem;
 static char		 tls_ca_created[40];
+static struct json_object *tls_ca_names;	/* the DNS names it permits */
 
 static void
 ca_forget(void)
 {
 	X509_free(tls_ca);
 	free(tls_ca_pem);
+	json_object_put(tls_ca_names);
 	tls_ca = NULL;
 	tls_ca_pem = NULL;
+	tls_ca_names = NULL;
 }
 
 static EVP_PKEY	*ca_key(void);
@@ -378,7 +381,7 @@ ca_load(void)
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (sqlite3_prepare_v2(tls_db->h, "SELECT id, cert_pem, created_at "
+	if (sqlite3_prepare_v2(tls_db->h, "SELECT id, cert_pem, created_at, names "
 	    "FROM certificates WHERE purpose = 'ca' AND replaced_at IS NULL "
 	    "ORDER BY created_at DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -389,6 +392,8 @@ ca_load(void)
 		tls_ca_pem = strdup((const char *)sqlite3_column_text(st, 1));
 		snprintf(tls_ca_created, sizeof(tls_ca_created), "%s",
 		    (const char *)sqlite3_column_text(st, 2));
+		tls_ca_names = json_tokener_parse(
+		    (const char *)sqlite3_column_text(st, 3));
 		if (tls_ca_pem == NULL ||
 		    (tls_ca = keyd_x509_from_pem(tls_ca_pem)) == NULL)
 			log_warnx("the local CA's certificate in security.db "
@@ -667,12 +672,62 @@ svc_reinstate(const struct tls_req *r, time_t now)
 	return s;
 }
 
+/* Is name one the local CA permits: one of its names, or below one? */
+static int
+ca_permits(const char *name)
+{
+	const char	*p;
+	size_t		 i, nl = strlen(name), pl;
+
+	for (i = 0; json_object_is_type(tls_ca_names, json_type_array) &&
+	    i < json_object_array_length(tls_ca_names); i++) {
+		p = json_object_get_string(json_object_array_get_idx(
+		    tls_ca_names, i));
+		pl = strlen(p);
+		if (strcmp(name, p) == 0 || (nl > pl + 1 &&
+		    strcmp(name + nl - pl, p) == 0 && name[nl - pl - 1] == '.'))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * packaged-ca: the names the CA may certify, in the request's order.
+ * The CA was made for the host's names of its day; a name added since
+ * is left out (a client would refuse the whole certificate for it).
+ */
+static struct json_object *
+ca_names_for(struct json_object *names, char *err, size_t errsz)
+{
+	struct json_object	*out = json_object_new_array();
+	const char		*n;
+	size_t			 i;
+
+	for (i = 0; i < json_object_array_length(names); i++) {
+		n = json_object_get_string(json_object_array_get_idx(names, i));
+		if (ca_permits(n))
+			json_object_array_add(out, json_object_new_string(n));
+		else
+			log_warnx("the local CA may not certify %s (it was made "
+			    "for other names): left out of the certificate", n);
+	}
+	if (json_object_array_length(out) > 0)
+		return out;
+	json_object_put(out);
+	snprintf(err, errsz, "the local CA may certify none of these names "
+	    "(it was made for %s); use dev-selfsigned",
+	    json_object_to_json_string_ext(tls_ca_names,
+	    JSON_C_TO_STRING_PLAIN));
+	return NULL;
+}
+
 /* A new key and certificate for the request; older ones replaced. */
 static struct tls_svc *
 svc_make(const struct tls_req *r, char *err, size_t errsz)
 {
 	EVP_PKEY	 *key, *cakey = NULL;
 	X509		 *x = NULL;
+	struct json_object *certnames = NULL;
 	const char	**names, **addrs;
 	size_t		  nn, na;
 	char		  id[FLM_CERT_ID_LEN + 1];
@@ -680,20 +735,23 @@ svc_make(const struct tls_req *r, char *err, size_t errsz)
 	int		  made, ca = strcmp(r->mode, "packaged-ca") == 0;
 
 	if (ca && (ca_ensure(r->names, &made, err, errsz) == -1 ||
+	    (certnames = ca_names_for(r->names, err, errsz)) == NULL ||
 	    (cakey = ca_key()) == NULL)) {
-		if (cakey == NULL && *err == '\0')
+		if (*err == '\0')
 			snprintf(err, errsz, "the local CA's key does not "
 			    "unseal");
+		json_object_put(certnames);
 		return NULL;
 	}
 	keyd_x509_serial(id);
-	names = array_strings(r->names, &nn);
+	names = array_strings(ca ? certnames : r->names, &nn);
 	addrs = array_strings(r->addrs, &na);
 	if ((key = keyd_x509_keygen()) != NULL)
 		x = keyd_x509_server(key, id, names, nn, addrs, na, time(NULL),
 		    r->lifetime, ca ? tls_ca : NULL, cakey);
 	free(names);
 	free(addrs);
+	json_object_put(certnames);
 	EVP_PKEY_free(cakey);
 	if (x == NULL) {
 		EVP_PKEY_free(key);

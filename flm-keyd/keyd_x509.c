@@ -554,10 +554,15 @@ void
 keyd_x509_init(void)
 {
 	unsigned char	 b[16];
+	int		 r;
 
-	if (CRYPTO_secure_malloc_init(KEYD_SECURE_HEAP, 32) != 1)
+	/* 2: mapped and guarded, but mlock(2) failed (RLIMIT_MEMLOCK). */
+	if ((r = CRYPTO_secure_malloc_init(KEYD_SECURE_HEAP, 32)) == 0)
 		log_warnx("OpenSSL's secure heap is not available: TLS keys "
 		    "live in ordinary memory");
+	else if (r == 2)
+		log_warnx("OpenSSL's secure heap is not locked in memory "
+		    "(RLIMIT_MEMLOCK): TLS keys could be swapped out");
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 ||
 	    RAND_bytes(b, sizeof(b)) != 1)
 		fatalx("OpenSSL cannot start");

@@ -381,6 +381,19 @@ test_packaged_ca_and_clients(void **state)
 	json_object_put(res);
 	json_object_put(r);
 
+	/* Names the CA was not made for are left out; none left: refused. */
+	r = req("{\"handle\":\"127.0.0.2:9443\",\"mode\":\"packaged-ca\","
+	    "\"names\":[\"newname\",\"localhost\"],\"addrs\":[]}");
+	assert_int_equal(keyd_tls_ensure(r, &res, err, sizeof(err)), 1);
+	assert_string_equal(get_str(res, "cert", "subject"), "CN=localhost");
+	json_object_put(res);
+	json_object_put(r);
+	r = req("{\"handle\":\"127.0.0.2:9444\",\"mode\":\"packaged-ca\","
+	    "\"names\":[\"newname\"],\"addrs\":[]}");
+	assert_int_equal(keyd_tls_ensure(r, &res, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "may certify none of these names"));
+	json_object_put(r);
+
 	/* The CA's id is no server key in service. */
 	memset(&sreq, 0, sizeof(sreq));
 	sreq.version = FLM_TLS_VERSION;
