@@ -87,7 +87,7 @@ int		 keyd_audit_tail(struct db *, int64_t, struct json_object **, char *,
 int		 keyd_audit_usage(struct db *, const char *, const char *,
 		    struct json_object **, char *, size_t);
 
-/* keyd_audit.c: keyed-hash input with lengths and NULLs kept apart */
+/* keyd_integrity.c: keyed-hash input with lengths and NULLs kept apart */
 void		 keyd_mac_i64(struct crypto_generichash_blake2b_state *,
 		    int64_t);
 void		 keyd_mac_str(struct crypto_generichash_blake2b_state *,

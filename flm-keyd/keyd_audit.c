@@ -64,29 +64,6 @@ static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_EMBEDDINGS] = "/v1/embeddings",
 };
 
-void
-keyd_mac_i64(crypto_generichash_state *h, int64_t v)
-{
-	uint8_t	 b[8];
-	int	 i;
-
-	for (i = 0; i < 8; i++)
-		b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
-	crypto_generichash_update(h, b, sizeof(b));
-}
-
-void
-keyd_mac_str(crypto_generichash_state *h, const char *s)
-{
-	uint8_t	 tag = s != NULL;
-
-	crypto_generichash_update(h, &tag, 1);
-	if (s == NULL)
-		return;
-	keyd_mac_i64(h, (int64_t)strlen(s));
-	crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
-}
-
 static void
 audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
     uint8_t out[CHAIN_LEN])

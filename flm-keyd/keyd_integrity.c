@@ -23,6 +23,31 @@
 
 #define SEALED_MARK	"rows_sealed_at"
 
+/* Keyed-hash input with lengths and NULLs kept apart: the row MACs and
+ * the audit chain (keyd_audit.c). */
+void
+keyd_mac_i64(crypto_generichash_state *h, int64_t v)
+{
+	uint8_t	 b[8];
+	int	 i;
+
+	for (i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+	crypto_generichash_update(h, b, sizeof(b));
+}
+
+void
+keyd_mac_str(crypto_generichash_state *h, const char *s)
+{
+	uint8_t	 tag = s != NULL;
+
+	crypto_generichash_update(h, &tag, 1);
+	if (s == NULL)
+		return;
+	keyd_mac_i64(h, (int64_t)strlen(s));
+	crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
+}
+
 /* The MAC of the api_keys row in columns col.. of st (KEYD_KEY_MAC_COLS). */
 static void
 key_mac(sqlite3_stmt *st, int col, uint8_t mac[KEYD_ROW_MAC_LEN])

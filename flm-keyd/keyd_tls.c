@@ -431,6 +431,70 @@ ca_key(void)
 	return k;
 }
 
+/*
+ * The row MAC (docs/DB_SCHEMA.md): over what says whose certificate a
+ * row is and whether it is revoked.  Whoever can write security.db
+ * without the master key cannot clear a revocation unnoticed.
+ */
+#define CERT_MAC_COLS	"id, purpose, serial, label, sha256, revoked_at"
+
+static void
+cert_mac(sqlite3_stmt *st, int col, uint8_t mac[KEYD_ROW_MAC_LEN])
+{
+	crypto_generichash_state	 h;
+	int				 i;
+
+	crypto_generichash_init(&h, keyd_row_key(), KEYD_MASTER_LEN,
+	    KEYD_ROW_MAC_LEN);
+	crypto_generichash_update(&h, (const uint8_t *)"flm certificates row",
+	    20);
+	for (i = 0; i < 6; i++)
+		keyd_mac_str(&h, sqlite3_column_type(st, col + i) ==
+		    SQLITE_NULL ? NULL :
+		    (const char *)sqlite3_column_text(st, col + i));
+	crypto_generichash_final(&h, mac, KEYD_ROW_MAC_LEN);
+}
+
+static int
+cert_intact(sqlite3_stmt *st, int col, int maccol)
+{
+	uint8_t	 want[KEYD_ROW_MAC_LEN];
+
+	if (sqlite3_column_type(st, maccol) != SQLITE_BLOB ||
+	    sqlite3_column_bytes(st, maccol) != KEYD_ROW_MAC_LEN)
+		return 0;
+	cert_mac(st, col, want);
+	return sodium_memcmp(want, sqlite3_column_blob(st, maccol),
+	    KEYD_ROW_MAC_LEN) == 0;
+}
+
+/* MAC row id as it now stands: after every write keyd makes. */
+static int
+cert_seal(const char *id)
+{
+	sqlite3_stmt	*st;
+	uint8_t		 mac[KEYD_ROW_MAC_LEN];
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(tls_db->h, "SELECT " CERT_MAC_COLS
+	    " FROM certificates WHERE id = ?", -1, &st, NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cert_mac(st, 0, mac);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
+	if ((rc = sqlite3_prepare_v2(tls_db->h, "UPDATE certificates SET mac "
+	    "= ? WHERE id = ?", -1, &st, NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_blob(st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* One row of certificates, its key sealed if it has one. */
 static int
 row_insert(const char *id, const char *purpose, const char *handle,
@@ -480,7 +544,7 @@ row_insert(const char *id, const char *purpose, const char *handle,
 	}
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	rc = rc == SQLITE_DONE ? cert_seal(id) : rc;
 	if (rc != SQLITE_OK)
 		snprintf(err, errsz, "security.db: %s", db_strerror(tls_db, rc));
 out:
@@ -1023,9 +1087,9 @@ keyd_tls_client_revoke(struct json_object *req, struct json_object **res,
 		snprintf(err, errsz, "no client certificate %s", which);
 		return -1;
 	}
-	if (changed && (rc = db_exec("UPDATE certificates SET revoked_at = "
+	if (changed && ((rc = db_exec("UPDATE certificates SET revoked_at = "
 	    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?", serial)) !=
-	    SQLITE_OK) {
+	    SQLITE_OK || (rc = cert_seal(serial)) != SQLITE_OK)) {
 		snprintf(err, errsz, "security.db: %s", db_strerror(tls_db, rc));
 		return -1;
 	}
@@ -1074,12 +1138,25 @@ keyd_tls_state(void)
 	json_object_object_add(o, "client_ca", tls_ca_pem == NULL ? NULL :
 	    json_object_new_string(tls_ca_pem));
 	if (tls_db != NULL && tls_db->h != NULL &&
-	    sqlite3_prepare_v2(tls_db->h, "SELECT serial FROM certificates "
-	    "WHERE purpose = 'client' AND revoked_at IS NOT NULL", -1, &st,
-	    NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW)
+	    sqlite3_prepare_v2(tls_db->h, "SELECT " CERT_MAC_COLS ", mac "
+	    "FROM certificates WHERE purpose = 'client'", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		/* A row failing its MAC counts as revoked: its revocation
+		 * may be what was cleared. */
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			int intact = cert_intact(st, 0, 6);
+
+			if (!intact)
+				log_warnx("client certificate %s: its row in "
+				    "security.db fails its MAC (changed outside "
+				    "flm-keyd): refused as revoked",
+				    (const char *)sqlite3_column_text(st, 0));
+			if (intact && sqlite3_column_type(st, 5) ==
+			    SQLITE_NULL)
+				continue;
 			json_object_array_add(rev, json_object_new_string(
-			    (const char *)sqlite3_column_text(st, 0)));
+			    (const char *)sqlite3_column_text(st, 2)));
+		}
 		sqlite3_finalize(st);
 	}
 	json_object_object_add(o, "revoked", rev);

@@ -26,6 +26,7 @@ CREATE TABLE certificates (
 	released_at	TEXT,
 	replaced_at	TEXT,
 	revoked_at	TEXT,
+	mac		BLOB,	-- keyd's row MAC (docs/DB_SCHEMA.md)
 	CHECK ((purpose = 'client') = (key_sealed IS NULL))
 );
 CREATE INDEX certificates_handle ON certificates (handle);

@@ -444,6 +444,19 @@ test_packaged_ca_and_clients(void **state)
 	assert_int_equal(json_object_array_length(json_object_object_get(st,
 	    "revoked")), 1);
 	json_object_put(st);
+	/* The revocation cleared in the database (no master key needed):
+	 * the row fails its MAC and stays refused. */
+	{
+		struct db_fx	*f = *state;
+
+		assert_int_equal(sqlite3_exec(f->db.h, "UPDATE certificates "
+		    "SET revoked_at = NULL WHERE purpose = 'client'", NULL,
+		    NULL, NULL), SQLITE_OK);
+	}
+	st = keyd_tls_state();
+	assert_int_equal(json_object_array_length(json_object_object_get(st,
+	    "revoked")), 1);
+	json_object_put(st);
 	X509_free(leaf);
 	X509_free(ca);
 }
