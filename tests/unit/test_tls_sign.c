@@ -391,6 +391,31 @@ test_malformed_signature(void **state)
 	pair_free(&p);
 }
 
+/* 256 handshakes wait on keyd at most: the next one fails at once,
+ * without asking. */
+static void
+test_bounded(void **state)
+{
+	struct pair	*p;
+	int		 i;
+
+	(void)state;
+	keyd.mode = K_HOLD;
+	assert_non_null(p = calloc(257, sizeof(*p)));
+	for (i = 0; i < 256; i++) {
+		pair_new(&p[i], TLS1_3_VERSION);
+		assert_int_equal(pair_run(&p[i], 50), 0);
+		assert_non_null(p[i].wait);
+	}
+	assert_int_equal(keyd.asked, 256);
+	pair_new(&p[256], TLS1_3_VERSION);
+	assert_int_equal(pair_run(&p[256], 50), -1);
+	assert_int_equal(keyd.asked, 256);
+	for (i = 0; i < 257; i++)
+		pair_free(&p[i]);
+	free(p);
+}
+
 /* The key proxyd holds: public only, whatever is asked of it. */
 static void
 test_key_has_no_private_part(void **state)
@@ -427,6 +452,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_signature,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounded, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_key_has_no_private_part,
 		    setup, teardown),
 	};
