@@ -330,6 +330,10 @@ conn_reading(struct http_conn *c, int on)
 		event_add(c->rev, NULL);
 	else
 		event_del(c->rev);
+	/* A record TLS already read from the socket wakes no event. */
+	if (on && c->ssl != NULL && c->state != C_TLS &&
+	    SSL_has_pending(c->ssl))
+		event_active(c->rev, EV_READ, 0);
 }
 
 /*

@@ -22,7 +22,7 @@ if [ ! -x "$UNSEAL" ]; then
 	exit 0
 fi
 
-plan 38
+plan 39
 
 # Requests go to openssl s_client through FIFOs: should one die, a write
 # must fail, not kill this script (its cleanup would not run).
@@ -137,6 +137,13 @@ kill -CONT "$KDPID"
 wait "$NEW"
 check "keyd resumed: the waiting handshake completes, its request answered" \
     [ "$(cat "$TMP/new.code")" = 200 ]
+H="GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+before=$(n200)
+printf "$H$H$H" >&3
+wait_until 3000 sh -c "[ \$(grep -o 'HTTP/1.1 200' $TMP/ka.out | wc -l) -ge \
+    $((before + 3)) ]"
+check "three requests pipelined in one TLS write get three answers" \
+    [ "$(n200)" -eq $((before + 3)) ]
 exec 3>&-
 kill "$KA" 2>/dev/null
 wait "$KA" 2>/dev/null
