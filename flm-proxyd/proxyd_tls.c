@@ -455,6 +455,7 @@ tls_ctx_new(const char *id, const char *handle, const char *pem, size_t len,
 	X509		*leaf;
 	EVP_PKEY	*key = NULL;
 	SSL_CTX		*ctx;
+	const char	*why;
 	int		 ok;
 
 	if ((chain = tls_pem_chain(pem, len)) == NULL)
@@ -475,8 +476,9 @@ tls_ctx_new(const char *id, const char *handle, const char *pem, size_t len,
 	X509_free(leaf);
 	sk_X509_pop_free(chain, X509_free);
 	if (!ok) {
-		log_warnx("certificate %s for %s: %s", id, handle,
-		    ERR_reason_error_string(ERR_peek_last_error()));
+		why = ERR_reason_error_string(ERR_peek_last_error());
+		log_warnx("certificate %s for %s not served: %s", id, handle,
+		    why != NULL ? why : "refused");
 		ERR_clear_error();
 		SSL_CTX_free(ctx);
 		return NULL;

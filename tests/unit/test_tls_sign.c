@@ -149,13 +149,31 @@ make_cert(void)
 	assert_true(X509_sign(cert, keyd.key, EVP_sha256()) > 0);
 }
 
+/* keyd's IMSG_TLS_STATE (seq 0) of text, delivered as a message. */
+static void
+push_text(const char *text)
+{
+	struct chan_msg		 m;
+	struct mbuf		 b;
+
+	memset(&b, 0, sizeof(b));
+	mbuf_put_u64(&b, 0);
+	mbuf_put_data(&b, text, strlen(text));
+	assert_int_equal(b.err, 0);
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = IMSG_TLS_STATE;
+	m.data = b.data;
+	m.len = b.len;
+	m.fd = -1;
+	tls_state(px->c.peer, &m);
+	mbuf_free(&b);
+}
+
 /* keyd's IMSG_TLS_STATE with the certificate, delivered as a message. */
 static void
 push_state(void)
 {
 	struct json_object	*o, *certs, *c;
-	struct chan_msg		 m;
-	struct mbuf		 b;
 	BIO			*bio;
 	char			*pem;
 	long			 len;
@@ -174,19 +192,7 @@ push_state(void)
 	json_object_object_add(o, "certs", certs);
 	json_object_object_add(o, "client_ca", NULL);
 	json_object_object_add(o, "revoked", json_object_new_array());
-	memset(&b, 0, sizeof(b));
-	mbuf_put_u64(&b, 0);
-	mbuf_put_data(&b, json_object_to_json_string(o),
-	    strlen(json_object_to_json_string(o)));
-	assert_int_equal(b.err, 0);
-	memset(&m, 0, sizeof(m));
-	m.hdr.type = IMSG_TLS_STATE;
-	m.data = b.data;
-	m.len = b.len;
-	m.fd = -1;
-	tls_state(px->c.peer, &m);
-	assert_null(proxyd_failed);
-	mbuf_free(&b);
+	push_text(json_object_to_json_string(o));
 	json_object_put(o);
 	BIO_free(bio);
 }
@@ -416,6 +422,37 @@ test_bounded(void **state)
 	free(p);
 }
 
+/* A certificate that does not parse is left out (its handshakes are
+ * closed); a malformed state fails the channel and the state in force
+ * stays. */
+static void
+test_state_checks(void **state)
+{
+	SSL	*ssl;
+	int	 fd[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	push_text("{\"certs\": [{\"id\": \"" CERT_ID "\", \"handle\": \""
+	    HANDLE "\", \"chain\": \"not a PEM\"}], \"client_ca\": null, "
+	    "\"revoked\": []}");
+	event_base_loop(px->c.base, EVLOOP_NONBLOCK);
+	assert_null(proxyd_failed);
+	assert_null(tls_conn_new(HANDLE, fd[0], TLS_CC_OFF));
+	push_state();
+	assert_non_null(ssl = tls_conn_new(HANDLE, fd[0], TLS_CC_OFF));
+	SSL_free(ssl);
+	push_text("{\"certs\": [{\"id\": \"XYZ\", \"handle\": \"" HANDLE
+	    "\", \"chain\": \"\"}], \"client_ca\": null, \"revoked\": []}");
+	event_base_loop(px->c.base, EVLOOP_NONBLOCK);
+	assert_non_null(proxyd_failed);
+	assert_non_null(strstr(proxyd_failed, "TLS_STATE refused"));
+	assert_non_null(ssl = tls_conn_new(HANDLE, fd[0], TLS_CC_OFF));
+	SSL_free(ssl);
+	close(fd[0]);
+	close(fd[1]);
+}
+
 /* The key proxyd holds: public only, whatever is asked of it. */
 static void
 test_key_has_no_private_part(void **state)
@@ -453,6 +490,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_signature,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_state_checks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_key_has_no_private_part,
 		    setup, teardown),
