@@ -35,6 +35,12 @@ proxyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_AUDIT_ACK:
 		audit_ack(ch, m);
 		break;
+	case IMSG_TLS_STATE:
+		tls_state(ch, m);
+		break;
+	case IMSG_TLS_SIGNATURE:
+		tls_signature(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from flm-keyd",
 		    m->hdr.type);
@@ -48,6 +54,14 @@ proxyd_keyd_up(struct chan *ch)
 {
 	auth_keyd_up(ch);
 	audit_keyd_up(ch);
+}
+
+/* keyd is gone: what it owed (acknowledgements, signatures) fails. */
+static void
+proxyd_keyd_down(void)
+{
+	audit_keyd_down();
+	tls_keyd_down();
 }
 
 /* The uid flmd recorded as the owner of the engine's listener. */
@@ -106,10 +120,79 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 }
 
 
+/* o's member name: a boolean, or def when absent; -1 if another type. */
+static int
+proxyd_opt_bool(struct json_object *o, const char *name, int def)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(o, name, &v))
+		return def;
+	return json_object_is_type(v, json_type_boolean) ?
+	    json_object_get_boolean(v) : -1;
+}
+
+/* o's member name: one of the strings of names, its index; def when
+ * absent; -1 if anything else. */
+static int
+proxyd_opt_enum(struct json_object *o, const char *name,
+    const char *const *names, int def)
+{
+	struct json_object	*v;
+	int			 i;
+
+	if (!json_object_object_get_ex(o, name, &v))
+		return def;
+	if (!json_object_is_type(v, json_type_string))
+		return -1;
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(json_object_get_string(v), names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* How a handle is served: checked again here (flmd checked first). */
+static const char *
+proxyd_listen_opts(struct json_object *o, struct listen_opts *lo)
+{
+	static const char *const modes[] = { "local-http", "dev-selfsigned",
+	    "packaged-ca", NULL };
+	static const char *const ccs[] = { "off", "optional", "required",
+	    NULL };
+	struct json_object	*v;
+	int			 mode, cc;
+
+	memset(lo, 0, sizeof(*lo));
+	/* Keys are checked unless flmd says otherwise, explicitly. */
+	lo->auth = proxyd_opt_bool(o, "auth", 1) != 0;
+	if ((mode = proxyd_opt_enum(o, "mode", modes, 0)) == -1)
+		return "unknown mode";
+	if ((cc = proxyd_opt_enum(o, "client_certs", ccs, 0)) == -1)
+		return "unknown client_certs";
+	if ((lo->bearer = proxyd_opt_bool(o, "bearer", 1)) == -1)
+		return "bearer is not a boolean";
+	lo->tls = mode != 0;
+	lo->cc = (enum tls_client_certs)cc;
+	if (!lo->tls && lo->cc != TLS_CC_OFF)
+		return "client certificates need a TLS mode";
+	if (!lo->bearer && lo->cc != TLS_CC_REQUIRED)
+		return "bearer false needs client_certs required";
+	if (json_object_object_get_ex(o, "hsts", &v)) {
+		if (!json_is_int_range(v, 0, INT32_MAX))
+			return "hsts out of range";
+		lo->hsts = json_object_get_int(v);
+	}
+	if (!lo->tls && lo->hsts > 0)
+		return "hsts needs a TLS mode";
+	return NULL;
+}
+
 static void
 proxyd_listen(struct chan *ch, struct chan_msg *m)
 {
-	struct json_object	*o, *id, *auth;
+	struct json_object	*o, *id;
+	struct listen_opts	 lo;
+	const char		*err;
 
 	if (m->fd == -1 || msg_get_json(m, &o) == -1) {
 		chan_fail(ch, "malformed PROXY_LISTEN");
@@ -117,12 +200,13 @@ proxyd_listen(struct chan *ch, struct chan_msg *m)
 	}
 	if (json_object_object_get_ex(o, "id", &id) &&
 	    json_object_is_type(id, json_type_string)) {
-		/* Keys are checked unless flmd says otherwise, explicitly. */
-		http_listen(m->fd, json_object_get_string(id),
-		    !json_object_object_get_ex(o, "auth", &auth) ||
-		    !json_object_is_type(auth, json_type_boolean) ||
-		    json_object_get_boolean(auth));
-		m->fd = -1;
+		if ((err = proxyd_listen_opts(o, &lo)) != NULL)
+			log_warnx("%s not served: %s",
+			    json_object_get_string(id), err);
+		else {
+			http_listen(m->fd, json_object_get_string(id), &lo);
+			m->fd = -1;
+		}
 	}
 	json_object_put(o);
 }
@@ -195,7 +279,7 @@ main(int argc, char *argv[])
 	px->c.parent_cb = proxyd_parent_dispatch;
 	px->c.peer_cb = proxyd_peer_dispatch;
 	px->c.peer_up = proxyd_keyd_up;
-	px->c.peer_down = audit_keyd_down;
+	px->c.peer_down = proxyd_keyd_down;
 	/* Until keyd says otherwise: loopback clients only. */
 	policy_defaults(&px->policy);
 	child_init(&px->c, PROC_PROXYD, argc, argv);
@@ -204,6 +288,7 @@ main(int argc, char *argv[])
 	probe_init();
 	owner_init();
 	auth_init();
+	tls_init();
 	http_init();
 	ratelimit_init();
 	audit_init();
@@ -220,6 +305,7 @@ main(int argc, char *argv[])
 	audit_cleanup();
 	ratelimit_cleanup();
 	policy_cleanup();
+	tls_cleanup();
 	child_exit(&px->c);
 	return rv;
 }

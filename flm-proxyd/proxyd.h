@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <openssl/types.h>
+
 #include "child.h"
 #include "flm_msg.h"
 #include "policy.h"
@@ -26,10 +28,25 @@ struct proxyd_engine {
 	int64_t		 owner;		/* uid flmd recorded, -1 none */
 };
 
+enum tls_client_certs {
+	TLS_CC_OFF = 0,
+	TLS_CC_OPTIONAL,
+	TLS_CC_REQUIRED,
+};
+
+/* How flmd says a handle is served (IMSG_PROXY_LISTEN). */
+struct listen_opts {
+	int			 auth;		/* 0: benchmark only, loopback */
+	int			 tls;		/* a mode other than local-http */
+	enum tls_client_certs	 cc;
+	int			 bearer;	/* 0: the certificate is the key */
+	int			 hsts;		/* s; 0: no header */
+};
+
 struct proxyd_listener {
 	char			 id[80];
 	struct evconnlistener	*lev;
-	int			 auth;		/* 0: benchmark only, loopback */
+	struct listen_opts	 o;
 	uint64_t		 requests;	/* served, for flm proxy status */
 	uint64_t		 reported;
 	void			*conns;		/* struct http_conns */
@@ -109,12 +126,13 @@ struct http_req {
 
 /* proxyd_http.c */
 void	http_init(void);
-void	http_listen(int, const char *, int);
+void	http_listen(int, const char *, const struct listen_opts *);
 void	http_close(const char *);
 void	http_cleanup(void);
 void	http_limits(struct json_object *);
 void	http_report(void);
 const char *http_req_addr(const struct http_req *);
+const char *http_req_cert(const struct http_req *, const char **);
 void	http_reply(struct http_req *, int, const char *, const char *, size_t);
 void	http_json(struct http_req *, int, struct json_object *);
 void	http_error(struct http_req *, int, const char *, const char *,
@@ -232,6 +250,25 @@ void	probe_cleanup(void);
 void	owner_init(void);
 void	owner_cleanup(void);
 int	owner_check(const struct proxyd_engine *, int64_t *, char *, size_t);
+
+/* proxyd_tlskey.c: the "flmkeyd" provider */
+void	tlskey_init(void);
+void	tlskey_cleanup(void);
+EVP_PKEY *tlskey_new(const char *, X509 *);
+
+/* proxyd_tls.c */
+struct tls_wait;
+int	tls_sign_remote(const char *, const unsigned char *, unsigned char *,
+	    size_t *);
+void	tls_signature(struct chan *, struct chan_msg *);
+void	tls_state(struct chan *, struct chan_msg *);
+void	tls_keyd_down(void);
+SSL	*tls_conn_new(const char *, int, enum tls_client_certs);
+int	tls_handshake(SSL *, struct tls_wait **, void (*)(void *), void *);
+int	tls_peer(SSL *, char *, char *);
+void	tls_conn_free(SSL *, struct tls_wait **);
+void	tls_init(void);
+void	tls_cleanup(void);
 
 /* proxyd_sandbox.c */
 void	proxyd_sandbox(void);

@@ -174,6 +174,7 @@ audit_request(struct http_req *r, int status)
 {
 	struct flm_audit_record	*a;
 	struct timespec		 now, wall;
+	const char		*label;
 	int64_t			 ms;
 	int			 ep;
 
@@ -204,12 +205,18 @@ audit_request(struct http_req *r, int status)
 		    &a->completion_tokens);
 	memcpy(a->key_id, r->key_id, sizeof(a->key_id));
 	snprintf(a->addr, sizeof(a->addr), "%s", http_req_addr(r));
+	snprintf(a->cert_serial, sizeof(a->cert_serial), "%s",
+	    http_req_cert(r, &label));
+	snprintf(a->cert_label, sizeof(a->cert_label), "%s", label);
 	audit_copy_model(a->model, sizeof(a->model), r->model);
 	ms = (a->prompt_tokens > 0 ? a->prompt_tokens : 0) +
 	    (a->completion_tokens > 0 ? a->completion_tokens : 0);
 	ratelimit_debit("ip", a->addr, &px->policy.per_ip, ms);
 	if (a->key_id[0] != '\0')
 		ratelimit_debit("key", a->key_id, &px->policy.per_key, ms);
+	else if (a->cert_serial[0] != '\0')
+		ratelimit_debit("cert", a->cert_serial, &px->policy.per_key,
+		    ms);
 	audit_flush();
 }
 

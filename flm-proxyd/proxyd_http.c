@@ -27,6 +27,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <json-c/json.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
 
 #include "proxylimits.h"
@@ -34,8 +36,10 @@
 #include "proxyd.h"
 
 #define HTTP_WRITE_LOW		(16 * 1024)	/* resume the engine below */
+#define HTTP_TLS_CHUNK		(16 * 1024)	/* a TLS record's payload */
 
 enum conn_state {
+	C_TLS,		/* the TLS handshake */
 	C_HEAD,		/* reading a request head (or idle between) */
 	C_BODY,		/* reading its body */
 	C_WORK,		/* keyd or an engine has it */
@@ -60,6 +64,15 @@ struct http_conn {
 	struct http_chunked	 ck;
 	struct http_req		 req;
 	char			 addr[INET6_ADDRSTRLEN];
+	/* TLS listeners: the session, the signature its handshake waits
+	 * for, a read that needs the socket writable, and the client's
+	 * verified certificate. */
+	SSL			*ssl;
+	struct tls_wait		*wait;
+	int			 tls_failed;
+	int			 read_wants_write;
+	char			 cert_serial[FLM_CERT_SERIAL_LEN + 1];
+	char			 cert_label[FLM_CERT_LABEL_MAX + 1];
 };
 TAILQ_HEAD(http_conns, http_conn);
 
@@ -68,6 +81,8 @@ static uint64_t		 http_nextid = 1;
 static struct event	*http_report_tick;
 
 static void	conn_dispatch(struct http_conn *);
+static void	conn_eof(struct http_conn *, int);
+static void	conn_timer(struct http_conn *, int);
 static void	conn_free(struct http_conn *);
 static void	request_begin(struct http_conn *);
 
@@ -171,6 +186,16 @@ http_req_addr(const struct http_req *r)
 	return r->conn->addr;
 }
 
+/* The client certificate of the request's connection: its serial ("" if
+ * none) and its label. */
+const char *
+http_req_cert(const struct http_req *r, const char **label)
+{
+	if (label != NULL)
+		*label = r->conn->cert_label;
+	return r->conn->cert_serial;
+}
+
 size_t
 http_out_pending(const struct http_req *r)
 {
@@ -267,6 +292,11 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 		hb_str(&h, "Transfer-Encoding: chunked\r\n");
 	if (status == 401)
 		hb_str(&h, "WWW-Authenticate: Bearer\r\n");
+	if (c->l->o.hsts > 0) {
+		hb_str(&h, "Strict-Transport-Security: max-age=");
+		hb_num(&h, (unsigned int)c->l->o.hsts, 10, 1);
+		hb_str(&h, "\r\n");
+	}
 	if (status == 405 || status == 204)
 		hb_str(&h, r->ep == EP_HEALTHZ || r->ep == EP_MODELS ?
 		    "Allow: GET, HEAD, OPTIONS\r\n" : "Allow: POST, OPTIONS\r\n");
@@ -300,6 +330,53 @@ conn_reading(struct http_conn *c, int on)
 		event_add(c->rev, NULL);
 	else
 		event_del(c->rev);
+	/* A record TLS already read from the socket wakes no event. */
+	if (on && c->ssl != NULL && c->state != C_TLS &&
+	    SSL_has_pending(c->ssl))
+		event_active(c->rev, EV_READ, 0);
+}
+
+/*
+ * TLS: out in records of at most 16 KB, small pieces gathered into one
+ * (a small answer is one record).  -1 on an error; what the socket does
+ * not take now stays in out.
+ */
+static int
+conn_tls_write(struct http_conn *c)
+{
+	size_t		 len;
+	unsigned char	*p;
+	int		 n, err;
+
+	while ((len = evbuffer_get_length(c->out)) > 0) {
+		if (len > HTTP_TLS_CHUNK)
+			len = HTTP_TLS_CHUNK;
+		if ((p = evbuffer_pullup(c->out, (ssize_t)len)) == NULL)
+			return -1;
+		if ((n = SSL_write(c->ssl, p, (int)len)) > 0) {
+			evbuffer_drain(c->out, (size_t)n);
+			continue;
+		}
+		err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ)
+			return 0;
+		ERR_clear_error();
+		c->tls_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* What the socket takes of out: plain or through TLS. */
+static int
+conn_out_write(struct http_conn *c)
+{
+	if (c->ssl != NULL)
+		return conn_tls_write(c);
+	if (evbuffer_write(c->out, c->fd) == -1 && errno != EAGAIN &&
+	    errno != EINTR)
+		return -1;
+	return 0;
 }
 
 /*
@@ -315,7 +392,7 @@ conn_flush(struct http_conn *c)
 
 	if (evbuffer_get_length(c->out) == 0)
 		return;
-	(void)evbuffer_write(c->out, c->fd);
+	(void)conn_out_write(c);	/* an error shows in conn_write */
 	if (evbuffer_get_length(c->out) > 0 &&
 	    !event_pending(c->wev, EV_WRITE, NULL))
 		event_add(c->wev, &tv);
@@ -569,6 +646,11 @@ conn_free(struct http_conn *c)
 	conn_wipe(c->in, evbuffer_get_length(c->in));
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
+	if (c->ssl != NULL && c->state != C_TLS && !c->tls_failed) {
+		(void)SSL_shutdown(c->ssl);	/* close_notify, if it goes */
+		ERR_clear_error();
+	}
+	tls_conn_free(c->ssl, &c->wait);
 	close(c->fd);
 	free(c);
 	http_nconns--;
@@ -596,6 +678,10 @@ conn_timeout(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	switch (c->state) {
+	case C_TLS:
+		log_debug("%s: TLS handshake took too long: closed", c->addr);
+		conn_free(c);
+		return;
 	case C_HEAD:
 		if (c->idle ||
 		    evbuffer_get_length(c->in) == 0) {
@@ -643,8 +729,17 @@ conn_write(evutil_socket_t fd, short ev, void *arg)
 		conn_free(c);	/* and with it the engine call */
 		return;
 	}
-	if (evbuffer_write(c->out, fd) == -1 && errno != EAGAIN &&
-	    errno != EINTR) {
+	(void)fd;
+	if (c->state == C_TLS || c->read_wants_write) {
+		/* The handshake, or a read, waited for room to write. */
+		c->read_wants_write = 0;
+		if (evbuffer_get_length(c->out) == 0)
+			event_del(c->wev);
+		event_active(c->rev, EV_READ, 0);
+		if (c->state == C_TLS)
+			return;
+	}
+	if (conn_out_write(c) == -1) {
 		conn_free(c);
 		return;
 	}
@@ -827,6 +922,105 @@ conn_dispatch(struct http_conn *c)
 	}
 }
 
+/* keyd answered (or failed) a paused handshake: run it on, from the
+ * loop. */
+static void
+conn_resume(void *arg)
+{
+	struct http_conn	*c = arg;
+
+	event_active(c->rev, EV_READ, 0);
+}
+
+/* An SSL call did not finish: wait for what it wants.  -1: it failed. */
+static int
+conn_tls_want(struct http_conn *c, int rc)
+{
+	struct timeval	 tv = { px->limits.write_timeout, 0 };
+
+	switch (SSL_get_error(c->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		conn_reading(c, 1);
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		c->read_wants_write = c->state != C_TLS;
+		if (!event_pending(c->wev, EV_WRITE, NULL))
+			event_add(c->wev, &tv);
+		return 0;
+	case SSL_ERROR_WANT_ASYNC:
+		/* keyd signs: nothing to read until it has (conn_resume). */
+		conn_reading(c, 0);
+		return 0;
+	default:
+		ERR_clear_error();
+		c->tls_failed = 1;
+		return -1;
+	}
+}
+
+/* The handshake, bounded by header_timeout (set at accept). */
+static void
+conn_handshake(struct http_conn *c)
+{
+	int	 rc;
+
+	rc = tls_handshake(c->ssl, &c->wait, conn_resume, c);
+	if (rc != 1) {
+		if (conn_tls_want(c, rc) == -1) {
+			log_debug("%s: TLS handshake failed", c->addr);
+			conn_free(c);
+		}
+		return;
+	}
+	if (tls_peer(c->ssl, c->cert_serial, c->cert_label) == -1 ||
+	    (c->l->o.cc == TLS_CC_REQUIRED && c->cert_serial[0] == '\0')) {
+		log_info("%s: client certificate refused", c->addr);
+		c->tls_failed = 1;
+		conn_free(c);
+		return;
+	}
+	c->state = C_HEAD;
+	c->idle = 1;
+	conn_timer(c, px->limits.idle_timeout);
+	conn_reading(c, 1);
+	/* The request may have come with the handshake's last flight. */
+	event_active(c->rev, EV_READ, 0);
+}
+
+/* Like conn_read, through TLS: records until the socket is empty (a
+ * record SSL holds is not seen by the loop), at most 64 KB at a time. */
+static void
+conn_tls_read(struct http_conn *c)
+{
+	struct evbuffer_iovec	 v;
+	size_t			 total = 0;
+	int			 n;
+
+	while (c->reading && total < 4 * HTTP_TLS_CHUNK &&
+	    evbuffer_reserve_space(c->in, HTTP_TLS_CHUNK, &v, 1) == 1) {
+		n = SSL_read(c->ssl, v.iov_base, (int)(v.iov_len >
+		    HTTP_TLS_CHUNK ? HTTP_TLS_CHUNK : v.iov_len));
+		if (n <= 0) {
+			evbuffer_commit_space(c->in, &v, 0);
+			if (SSL_get_error(c->ssl, n) == SSL_ERROR_ZERO_RETURN) {
+				conn_eof(c, 0);
+				return;
+			}
+			if (conn_tls_want(c, n) == -1) {
+				conn_eof(c, 1);
+				return;
+			}
+			break;
+		}
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(c->in, &v, 1);
+		total += (size_t)n;
+	}
+	if (c->reading && SSL_has_pending(c->ssl))
+		event_active(c->rev, EV_READ, 0);
+	conn_dispatch(c);
+}
+
 /*
  * Read straight into the input buffer: evbuffer_read (and so
  * bufferevents) would ask FIONREAD first, a system call per read.
@@ -841,6 +1035,14 @@ conn_read(evutil_socket_t fd, short ev, void *arg)
 	int			 i, nv;
 
 	(void)ev;
+	if (c->state == C_TLS) {
+		conn_handshake(c);
+		return;
+	}
+	if (c->ssl != NULL) {
+		conn_tls_read(c);
+		return;
+	}
 	if (c->reading && (nv = evbuffer_reserve_space(c->in, 16384, v,
 	    2)) > 0) {
 		for (i = 0; i < nv; i++) {
@@ -1018,10 +1220,12 @@ request_begin(struct http_conn *c)
 		request_healthz(r);
 		return;
 	}
-	if (http_routes[route].auth && c->l->auth)
-		auth_check(r, request_authed);
-	else
+	if (!http_routes[route].auth || !c->l->o.auth)
 		request_authed(r, NULL);
+	else if (!c->l->o.bearer && c->cert_serial[0] != '\0')
+		request_authed(r, NULL);	/* the certificate is the key */
+	else
+		auth_check(r, request_authed);
 }
 
 /* ---- listeners ------------------------------------------------------------------ */
@@ -1055,7 +1259,10 @@ http_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)lev;
 	(void)salen;
 	if (http_nconns >= px->limits.max_conns) {
-		http_overloaded(fd);
+		if (l->o.tls)
+			close(fd);	/* a 503 would not be TLS */
+		else
+			http_overloaded(fd);
 		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -1096,10 +1303,25 @@ http_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		free(c);
 		return;
 	}
+	if (l->o.tls && (c->ssl = tls_conn_new(l->id, fd, l->o.cc)) == NULL) {
+		event_free(c->timer);
+		event_free(c->rev);
+		event_free(c->wev);
+		evbuffer_free(c->in);
+		evbuffer_free(c->out);
+		close(fd);
+		free(c);
+		return;
+	}
 	TAILQ_INSERT_TAIL((struct http_conns *)l->conns, c, entry);
 	http_nconns++;
 	conn_reading(c, 1);
-	conn_timer(c, px->limits.idle_timeout);
+	if (c->ssl != NULL) {
+		/* The handshake has the head's deadline. */
+		c->state = C_TLS;
+		conn_timer(c, px->limits.header_timeout);
+	} else
+		conn_timer(c, px->limits.idle_timeout);
 }
 
 static void
@@ -1113,7 +1335,7 @@ http_accept_error(struct evconnlistener *lev, void *arg)
 }
 
 void
-http_listen(int fd, const char *id, int auth)
+http_listen(int fd, const char *id, const struct listen_opts *o)
 {
 	struct proxyd_listener	*l = NULL;
 
@@ -1128,7 +1350,7 @@ http_listen(int fd, const char *id, int auth)
 	}
 	TAILQ_INIT((struct http_conns *)l->conns);
 	snprintf(l->id, sizeof(l->id), "%s", id);
-	l->auth = auth;
+	l->o = *o;
 	evutil_make_socket_nonblocking(fd);
 	if ((l->lev = evconnlistener_new(px->c.base, http_accept, l,
 	    LEV_OPT_CLOSE_ON_FREE, 0, fd)) == NULL) {	/* 0: flmd listened */
@@ -1140,8 +1362,11 @@ http_listen(int fd, const char *id, int auth)
 	}
 	evconnlistener_set_error_cb(l->lev, http_accept_error);
 	px->listeners[px->nlisteners++] = l;
-	log_info("serving %s%s", id, auth ? "" :
-	    " WITHOUT KEY CHECKS (benchmark only)");
+	log_info("serving %s%s%s%s", id, o->tls ? " over TLS" : "",
+	    o->cc == TLS_CC_REQUIRED ? (o->bearer ? ", client certificates "
+	    "required" : ", client certificates instead of keys") :
+	    o->cc == TLS_CC_OPTIONAL ? ", client certificates optional" : "",
+	    o->auth ? "" : " WITHOUT KEY CHECKS (benchmark only)");
 }
 
 void

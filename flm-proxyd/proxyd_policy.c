@@ -128,13 +128,20 @@ policy_ip_admit(struct http_req *r)
 	    "client address");
 }
 
+/* The key's limits; a request a client certificate stands in for
+ * (no bearer key) has them under the certificate's serial. */
 int
 policy_key_admit(struct http_req *r)
 {
-	if (r->key_id[0] == '\0')
-		return 1;
-	return !policy_limited(r, "key", r->key_id, &px->policy.per_key,
-	    "API key");
+	const char	*serial;
+
+	if (r->key_id[0] != '\0')
+		return !policy_limited(r, "key", r->key_id,
+		    &px->policy.per_key, "API key");
+	if ((serial = http_req_cert(r, NULL))[0] != '\0')
+		return !policy_limited(r, "cert", serial, &px->policy.per_key,
+		    "client certificate");
+	return 1;
 }
 
 /* An actual request: from no Origin (not a browser) or an allowed one. */

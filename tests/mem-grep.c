@@ -4,6 +4,7 @@
  * dumpable process of ours).  For tests that secrets were wiped.
  *   mem-grep PID STRING   prints the count; exit 2 if the memory
  *                         cannot be read at all
+ *   mem-grep -x PID HEX   the same for the bytes HEX spells (a key)
  * Mappings that are not readable, and reservations over 1 GiB (the
  * sanitizers' shadow memory), are skipped.
  */
@@ -43,6 +44,25 @@ scan(int mem, uint64_t a, uint64_t b, const char *s, size_t n, char *buf)
 	return count;
 }
 
+/* HEX decoded in place; its length in bytes, 0 if it is no hex. */
+static size_t
+hex_decode(char *s)
+{
+	size_t		 i, len = strlen(s);
+	unsigned int	 v;
+
+	if (len == 0 || len % 2 != 0)
+		return 0;
+	for (i = 0; i < len / 2; i++) {
+		if (sscanf(s + 2 * i, "%2x", &v) != 1 ||
+		    strchr("0123456789abcdefABCDEF", s[2 * i]) == NULL ||
+		    strchr("0123456789abcdefABCDEF", s[2 * i + 1]) == NULL)
+			return 0;
+		s[i] = (char)v;
+	}
+	return len / 2;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -53,8 +73,15 @@ main(int argc, char *argv[])
 	int		 mem, readable = 0;
 	size_t		 n;
 
-	if (argc != 3 || (n = strlen(argv[2])) == 0) {
-		fprintf(stderr, "usage: mem-grep PID STRING\n");
+	if (argc == 4 && strcmp(argv[1], "-x") == 0) {
+		argv++;
+		if ((n = hex_decode(argv[2])) == 0) {
+			fprintf(stderr, "mem-grep: -x needs an even count of "
+			    "hex digits\n");
+			return 2;
+		}
+	} else if (argc != 3 || (n = strlen(argv[2])) == 0) {
+		fprintf(stderr, "usage: mem-grep [-x] PID STRING|HEX\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "/proc/%s/maps", argv[1]);

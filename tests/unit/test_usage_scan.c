@@ -27,6 +27,15 @@ http_req_addr(const struct http_req *r)
 	return "127.0.0.1";
 }
 
+const char *
+http_req_cert(const struct http_req *r, const char **label)
+{
+	(void)r;
+	if (label != NULL)
+		*label = "";
+	return "";
+}
+
 void
 ratelimit_debit(const char *kind, const char *subject,
     const struct policy_rate *rate, int64_t n)
