@@ -26,6 +26,21 @@
 
 #define TLS_P12_PASS_MAX	1024
 
+/*
+ * A member's text as is: PEM has newlines, which jstr's terminal-safe
+ * copy would escape, and a key must not be copied at all.
+ */
+static const char *
+jraw(struct json_object *o, const char *key)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
 /* Where the OS trusts CAs, and the command that rebuilds its bundle. */
 struct trust_store {
 	char		 path[PATH_MAX];
@@ -240,7 +255,7 @@ ca_info(struct cli *c, struct json_object **ca)
 static int
 ca_export(struct cli *c, struct json_object *ca)
 {
-	const char		*pem = jstr(ca, "pem");
+	const char		*pem = jraw(ca, "pem");
 	struct json_object	*o;
 
 	if (c->out == NULL) {
@@ -269,7 +284,7 @@ ca_trust(struct cli *c, struct json_object *ca, int add,
 {
 	struct json_object	*o;
 
-	if (add && file_replace(ts->path, jstr(ca, "pem"), 0644) == -1) {
+	if (add && file_replace(ts->path, jraw(ca, "pem"), 0644) == -1) {
 		fprintf(stderr, "flm: %s: %s\n", ts->path, strerror(errno));
 		return FLM_EX_ERROR;
 	}
@@ -325,7 +340,7 @@ cmd_ca(struct cli *c, int argc, char **argv)
 		rc = ca_export(c, ca);
 	else if (strcmp(argv[1], "status") == 0) {
 		trust_file_sha256(found ? ts.path : "", have, sizeof(have));
-		if (tls_pem_sha256(jstr(ca, "pem"), strlen(jstr(ca, "pem")),
+		if (tls_pem_sha256(jraw(ca, "pem"), strlen(jraw(ca, "pem")),
 		    want, sizeof(want)) == -1)
 			want[0] = '\0';
 		json_object_object_add(ca, "trust_file", found ?
@@ -417,8 +432,8 @@ static int
 client_p12(struct json_object *res, const char *pass, unsigned char **der,
     int *derlen)
 {
-	const char	*cert = jstr(res, "cert"), *key = jstr(res, "key"),
-			*ca = jstr(res, "ca");
+	const char	*cert = jraw(res, "cert"), *key = jraw(res, "key"),
+			*ca = jraw(res, "ca");
 	STACK_OF(X509)	*chain = NULL;
 	EVP_PKEY	*pk = NULL;
 	X509		*x = NULL, *cx = NULL;
@@ -444,7 +459,7 @@ client_p12(struct json_object *res, const char *pass, unsigned char **der,
 	    !sk_X509_push(chain, cx))
 		goto done;
 	cx = NULL;		/* the stack owns it */
-	if ((p12 = PKCS12_create(pass, jstr(res, "label"), pk, x, chain, 0, 0,
+	if ((p12 = PKCS12_create(pass, jraw(res, "label"), pk, x, chain, 0, 0,
 	    0, 0, 0)) == NULL || (*derlen = i2d_PKCS12(p12, der)) <= 0)
 		goto done;
 	r = 0;
@@ -461,6 +476,8 @@ static int
 client_write(struct client_files *cf, struct json_object *res,
     const char *pass)
 {
+	const char	*cert = jraw(res, "cert"), *key = jraw(res, "key"),
+			*ca = jraw(res, "ca");
 	unsigned char	*der = NULL;
 	int		 derlen = 0, r;
 
@@ -469,12 +486,12 @@ client_write(struct client_files *cf, struct json_object *res,
 		    "not parse\n");
 		return -1;
 	}
-	r = write_all(cf->fd[0], jstr(res, "cert"), strlen(jstr(res,
-	    "cert"))) == -1 || write_all(cf->fd[0], jstr(res, "ca"),
-	    strlen(jstr(res, "ca"))) == -1 ||
-	    write_all(cf->fd[1], jstr(res, "key"), strlen(jstr(res,
-	    "key"))) == -1 || write_all(cf->fd[2], der, (size_t)derlen) == -1 ?
-	    -1 : 0;
+	r = 0;
+	if (write_all(cf->fd[0], cert, strlen(cert)) == -1 ||
+	    write_all(cf->fd[0], ca, strlen(ca)) == -1 ||
+	    write_all(cf->fd[1], key, strlen(key)) == -1 ||
+	    write_all(cf->fd[2], der, (size_t)derlen) == -1)
+		r = -1;
 	OPENSSL_clear_free(der, (size_t)derlen);
 	if (r == -1)
 		fprintf(stderr, "flm: write: %s\n", strerror(errno));
