@@ -45,6 +45,7 @@ jraw(struct json_object *o, const char *key)
 struct trust_store {
 	char		 path[PATH_MAX];
 	const char	*cmd;		/* NULL: none to run */
+	int		 standin;	/* FLM_CA_TRUST_DIR: no root needed */
 };
 
 static const struct {
@@ -72,7 +73,8 @@ trust_store_find(struct trust_store *ts)
 	size_t		 i;
 
 	ts->cmd = getenv("FLM_CA_TRUST_CMD");
-	if (dir != NULL && *dir != '\0') {
+	ts->standin = dir != NULL && *dir != '\0';
+	if (ts->standin) {
 		snprintf(ts->path, sizeof(ts->path), "%s/flm-local-ca.crt",
 		    dir);
 		return 0;
@@ -328,7 +330,7 @@ cmd_ca(struct cli *c, int argc, char **argv)
 			    trust_stores[1].dir);
 			return FLM_EX_ERROR;
 		}
-		if (getenv("FLM_CA_TRUST_DIR") == NULL && geteuid() != 0) {
+		if (!ts.standin && geteuid() != 0) {
 			fprintf(stderr, "flm: the OS trust store is root's: "
 			    "run flm ca %s as root\n", argv[1]);
 			return FLM_EX_PERM;

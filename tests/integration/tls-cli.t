@@ -10,7 +10,7 @@
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
 
-plan 35
+plan 36
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -142,6 +142,21 @@ FLM_CA_TRUST_DIR=$T/trust FLM_CA_TRUST_CMD="touch '$T/updated'" \
     $F ca untrust --json >"$T/out" 2>"$T/err"
 checkx "ca untrust: removed, the update command run, status says so" \
     '[ ! -e "$T/trust/flm-local-ca.crt" ] && [ -f "$T/updated" ] && has "$(FLM_CA_TRUST_DIR=$T/trust $F ca status --json)" ".in_trust_store == false"'
+
+# The real store is root's: refused before flmd is even asked.
+if [ ! -d /usr/local/share/ca-certificates ] &&
+    [ ! -d /etc/pki/ca-trust/source/anchors ]; then
+	ok "# SKIP no OS trust store directory here"
+elif [ "$(id -u)" != 0 ]; then
+	check "ca trust without root: refused, saying so" \
+	    fails_with "the OS trust store is root's" $F ca trust
+elif command -v setpriv >/dev/null 2>&1; then
+	check "ca trust without root: refused, saying so" \
+	    fails_with "the OS trust store is root's" setpriv --reuid=65534 \
+	    --regid=65534 --clear-groups $F ca trust
+else
+	ok "# SKIP root, and no setpriv(1) to drop it"
+fi
 
 # ---- client certificates ------------------------------------------------
 $F clients issue alice --out "$T/alice" --json >"$T/out" 2>"$T/err" ||
