@@ -10,7 +10,7 @@
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
 
-plan 36
+plan 38
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -175,3 +175,20 @@ checkx "clients list: alice, not revoked; bob never issued" \
 $F clients revoke alice >/dev/null 2>&1
 checkx "clients revoke: alice revoked in the list" \
     'has "$($F clients list --json)" ".[] | select(.label == \"alice\") | .revoked_at | type == \"string\""'
+
+# ---- renewal by keyd reaches flmd --------------------------------------
+# A 60 s certificate is renewed by keyd at about 40 s; IMSG_TLS_RENEWED
+# gives flmd the new one, which status shows and the port serves.
+$F config set tls.cert_lifetime 60 >/dev/null
+P4=$(free_port)
+R0=$($F proxy start --bind 127.0.0.4 --port "$P4" --mode packaged-ca \
+    --json 2>/dev/null | jq -r '.certificate.sha256')
+renewed() {
+	r=$($F proxy status --json | jq -r ".[] | select(.port == $P4) | .certificate.sha256")
+	[ -n "$r" ] && [ "$r" != null ] && [ "$r" != "$R0" ]
+}
+checkx "a 60 s certificate: renewed by keyd within 70 s, and status shows the new one" \
+    '[ -n "$R0" ] && [ "$R0" != null ] && wait_until 70000 renewed'
+R1=$($F proxy status --json | jq -r ".[] | select(.port == $P4) | .certificate.sha256")
+check "the renewed certificate is the one served" \
+    wait_until 3000 sh -c "[ -n '$R1' ] && [ \"\$(openssl s_client -connect 127.0.0.4:$P4 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//')\" = '$R1' ]"
