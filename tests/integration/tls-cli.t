@@ -10,7 +10,7 @@
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
 
-plan 38
+plan 42
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -192,3 +192,30 @@ checkx "a 60 s certificate: renewed by keyd within 70 s, and status shows the ne
 R1=$($F proxy status --json | jq -r ".[] | select(.port == $P4) | .certificate.sha256")
 check "the renewed certificate is the one served" \
     wait_until 3000 sh -c "[ -n '$R1' ] && [ \"\$(openssl s_client -connect 127.0.0.4:$P4 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//')\" = '$R1' ]"
+
+# ---- a keyd that lies about certificates --------------------------------
+# flmd restarts on the same state with tests/fake-child as keyd: its
+# IMSG_TLS_RENEWED (58) are checked, the bad ones logged and ignored,
+# never shown; keyd is not restarted for them and flmd lives on.
+FAKE=$top_builddir/tests/fake-child
+FP=$(printf 'AB:%.0s' $(seq 31))AB
+CI='{"id":"00112233445566aa","mode":"dev-selfsigned","subject":"CN=x","issuer":"CN=x","not_before":"2026-01-01T00:00:00Z","not_after":"2027-01-01T00:00:00Z","sans":["DNS:x"],"sha256":"'$FP'","serial":"0a"}'
+BAD=$(printf '%s' "$CI" | sed 's/"sha256":"AB/"sha256":"ab/')
+printf '#!/bin/sh\nexec "%s" -k sleep 1500 json 58 %s json 58 %s json 58 %s json 58 %s\n' \
+    "$FAKE" "'[1]'" "'{\"handle\":\"127.0.0.2:$P\",\"cert\":$BAD}'" \
+    "'{\"handle\":\"10.9.9.9:1\",\"cert\":$CI}'" \
+    "'{\"handle\":\"127.0.0.2:$P\",\"cert\":$CI}'" >"$T/liar"
+chmod +x "$T/liar"
+suite_stop
+FLM_KEYD_PATH=$T/liar "$FLMD" -d -v -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
+FLMD_PID=$!
+wait_until 5000 all_running
+logged() { grep -q "$1" "$STATE/flmd.log"; }
+check "a TLS_RENEWED that is no object: logged, ignored" \
+    wait_until 4000 logged "malformed TLS_RENEWED; ignored"
+check "a CERTINFO with a lower-case fingerprint: logged, ignored" \
+    wait_until 4000 logged "proxy 127.0.0.2:$P: flm-keyd described its certificate wrongly; ignored"
+check "a renewal for a handle flmd has not: logged, ignored" \
+    wait_until 4000 logged "renewed a certificate for 10.9.9.9:1, which is no TLS handle; ignored"
+checkx "a well-formed one is taken; flmd lives, the fake keyd was never restarted" \
+    'wait_until 4000 sh -c "$F proxy status --json | jq -e \".[] | select(.port == $P) | .certificate.sha256 == \\\"$FP\\\"\" >/dev/null" && kill -0 "$FLMD_PID" && [ "$(proc_field flm-keyd restarts)" = 0 ]'
