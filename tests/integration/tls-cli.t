@@ -10,7 +10,7 @@
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
 
-plan 42
+plan 43
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -167,6 +167,21 @@ checkx "the key matches the certificate, which the CA signed" \
     '[ -s "$T/alice.key" ] && [ "$(openssl pkey -in "$T/alice.key" -pubout 2>/dev/null)" = "$(openssl x509 -in "$T/alice.crt" -noout -pubkey 2>/dev/null)" ] && openssl verify -CAfile "$T/ca.pem" "$T/alice.crt" >/dev/null 2>&1'
 check "the .p12 parses with the empty password" \
     sh -c "openssl pkcs12 -in '$T/alice.p12' -nokeys -passin pass: 2>/dev/null | grep -q 'BEGIN CERTIFICATE'"
+# The key passed through flmd on its way to flm: no line of it is left
+# in flmd's memory (tests/mem-grep reads /proc/PID/mem).
+MEMGREP=$top_builddir/tests/mem-grep
+if [ -s "$T/alice.key" ] && n=$("$MEMGREP" "$FLMD_PID" flmd 2>/dev/null) &&
+    [ "$n" -gt 0 ]; then
+	leaks=0
+	for l in $(grep -v '^-----' "$T/alice.key"); do
+		c=$("$MEMGREP" "$FLMD_PID" "$l" 2>/dev/null || echo 1)
+		leaks=$((leaks + c))
+	done
+	check "no line of the client's key is left in flmd's memory (found $leaks)" \
+	    [ "$leaks" = 0 ]
+else
+	ok "# SKIP cannot read flmd's memory here, or no key was issued"
+fi
 sum=$(cat "$T/alice.crt" "$T/alice.key" 2>/dev/null | cksum)
 check "a second issue to the same prefix is refused (O_EXCL), the files unchanged" \
     sh -c "[ -s '$T/alice.key' ] && ! $F clients issue bob --out '$T/alice' >/dev/null 2>'$T/err' && grep -q 'never overwritten' '$T/err' && [ \"\$(cat '$T/alice.crt' '$T/alice.key' | cksum)\" = '$sum' ]"
