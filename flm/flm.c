@@ -31,7 +31,6 @@ static int	cmd_engines_trust(struct cli *, int, char **);
 static int	cmd_key_change(struct cli *, int, char **);
 static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
-static void	wipe_key(struct json_object *);
 static void	cli_opts_security(struct cli *, const struct flm_cmd *, int);
 
 static const struct flm_cmd cmds[] = {
@@ -53,13 +52,30 @@ static const struct flm_cmd cmds[] = {
 	    "models list [--engine ID] [--json]" },
 	{ "engines trust",	cmd_engines_trust, "j",	1,
 	    "engines trust ID [--json]" },
-	{ "proxy start",	cmd_proxy,	"jpbmN",	0,
-	    "proxy start [--port N] [--bind ADDR] [--mode local-http] "
+	{ "proxy start",	cmd_proxy,	"jpbmNcWh",	0,
+	    "proxy start [--port N] [--bind ADDR] [--mode local-http|"
+	    "dev-selfsigned|packaged-ca] [--client-certs off|optional|required] "
+	    "[--no-bearer] [--hsts SECONDS] "
 	    "[--bench-no-auth] [--json]" },
 	{ "proxy stop",		cmd_proxy,	"jp",	0,
 	    "proxy stop [--port N] [--json]" },
 	{ "proxy status",	cmd_proxy,	"j",	0,
 	    "proxy status [--json]" },
+	{ "ca export",		cmd_ca,		"jO",	0,
+	    "ca export [--out FILE]" },
+	{ "ca status",		cmd_ca,		"j",	0,
+	    "ca status [--json]" },
+	{ "ca trust",		cmd_ca,		"j",	0,
+	    "ca trust [--json]" },
+	{ "ca untrust",		cmd_ca,		"j",	0,
+	    "ca untrust [--json]" },
+	{ "clients issue",	cmd_clients,	"jOdP",	1,
+	    "clients issue LABEL --out PREFIX [--days N] "
+	    "[--p12-password-file FILE] [--json]" },
+	{ "clients list",	cmd_clients,	"j",	0,
+	    "clients list [--json]" },
+	{ "clients revoke",	cmd_clients,	"j",	1,
+	    "clients revoke LABEL|SERIAL [--json]" },
 	{ "config get",		cmd_config,	"j",	1,
 	    "config get KEY [--json]" },
 	{ "config set",		cmd_config,	"j",	2,
@@ -147,7 +163,9 @@ opt_num(const struct flm_cmd *cmd, const char *name, long long min,
  * p --port, b --bind, m --mode, e --expires, g --grace,
  * N --bench-no-auth, E --engine, M --model, S --stream, K --key,
  * o --origins, X --methods, H --headers, A --max-age, C --credentials,
- * r --requests, T --tokens, B --before, s --since, n -n/--count.  The
+ * r --requests, T --tokens, B --before, s --since, n -n/--count,
+ * c --client-certs, W --no-bearer, h --hsts, O --out, d --days,
+ * P --p12-password-file.  The
  * daemon validates values; here we only refuse what cannot be a request
  * at all.
  */
@@ -177,6 +195,12 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "before", required_argument, NULL, 'B' },
 		{ "since", required_argument, NULL, 's' },
 		{ "count", required_argument, NULL, 'n' },
+		{ "client-certs", required_argument, NULL, 'c' },
+		{ "no-bearer", no_argument, NULL, 'W' },
+		{ "hsts", required_argument, NULL, 'h' },
+		{ "out", required_argument, NULL, 'O' },
+		{ "days", required_argument, NULL, 'd' },
+		{ "p12-password-file", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int				 ch, n, max;
@@ -224,6 +248,24 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			break;
 		case 'K':
 			c->key = optarg;
+			break;
+		case 'c':
+			c->client_certs = optarg;
+			break;
+		case 'W':
+			c->nobearer = 1;
+			break;
+		case 'h':
+			c->hsts = opt_num(cmd, "hsts", 0, 63072000);
+			break;
+		case 'O':
+			c->out = optarg;
+			break;
+		case 'd':
+			c->days = opt_num(cmd, "days", 1, 3650);
+			break;
+		case 'P':
+			c->p12pass = optarg;
 			break;
 		default:
 			cli_opts_security(c, cmd, ch);
@@ -433,7 +475,7 @@ cmd_key_create(struct cli *c, int argc, char **argv)
 }
 
 /* The key text is printed once and not left in freed memory. */
-static void
+void
 wipe_key(struct json_object *res)
 {
 	const char	*k = json_object_get_string(json_object_object_get(res,
@@ -636,15 +678,16 @@ proxy_table(struct json_object *res)
 		printf("no proxy is running\n");
 		return;
 	}
-	printf("%-24s %-12s %8s %10s %-8s %-16s %s\n", "ID", "MODE", "PID",
-	    "REQUESTS", "EGRESS", "KEY CHECKS", "CERTIFICATE");
+	printf("%-24s %-14s %8s %10s %-8s %-16s %s\n", "ID", "MODE", "PID",
+	    "REQUESTS", "EGRESS", "KEY CHECKS", "CLIENT CERTS");
 	for (i = 0; i < n; i++) {
 		struct json_object	*h = json_object_array_get_idx(res, i);
 
-		printf("%-24s %-12s %8s %10s %-8s %-16s %s\n", jstr(h, "id"),
+		printf("%-24s %-14s %8s %10s %-8s %-16s %s\n", jstr(h, "id"),
 		    jstr(h, "mode"), jstr(h, "pid"), jstr(h, "requests"),
-		    jstr(h, "egress"),
-		    jstr(h, "key_checks"), jstr(h, "certificate"));
+		    jstr(h, "egress"), jstr(h, "key_checks"),
+		    jstr(h, "client_certs"));
+		proxy_tls_lines(h);
 	}
 }
 
@@ -674,15 +717,28 @@ cmd_proxy(struct cli *c, int argc, char **argv)
 		if (c->noauth)
 			json_object_object_add(req, "auth",
 			    json_object_new_boolean(0));
+		if (c->client_certs)
+			json_object_object_add(req, "client_certs",
+			    json_object_new_string(c->client_certs));
+		if (c->nobearer)
+			json_object_object_add(req, "bearer",
+			    json_object_new_boolean(0));
+		if (c->hsts >= 0)
+			json_object_object_add(req, "hsts",
+			    json_object_new_int((int)c->hsts));
 	}
 	rc = cli_request(c, type, req, &res);
 	json_object_put(req);
 	if (rc != 0)
 		return rc;
-	if (type == IMSG_CTL_PROXY_START && !c->json && isatty(STDOUT_FILENO))
-		printf("proxy listening on http://%s:%s/v1 (%s)\n",
-		    jstr(res, "bind"), jstr(res, "port"), jstr(res, "mode"));
-	else
+	if (type == IMSG_CTL_PROXY_START && !c->json &&
+	    isatty(STDOUT_FILENO)) {
+		printf("proxy listening on %s://%s:%s/v1 (%s)\n",
+		    strcmp(jstr(res, "mode"), "local-http") == 0 ? "http" :
+		    "https", jstr(res, "bind"), jstr(res, "port"),
+		    jstr(res, "mode"));
+		proxy_tls_lines(res);
+	} else
 		print_result(c, res, proxy_table);
 	json_object_put(res);
 	return FLM_EX_OK;
@@ -765,6 +821,7 @@ main(int argc, char *argv[])
 
 	memset(&cli, 0, sizeof(cli));
 	cli.max_age = cli.requests = cli.tokens = cli.credentials = -1;
+	cli.hsts = cli.days = -1;
 	/* '+': stop at the command word; its options are its own. */
 	while ((ch = getopt(argc, argv, "+D:")) != -1) {
 		switch (ch) {

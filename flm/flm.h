@@ -42,6 +42,12 @@ struct cli {
 	const char	*before;
 	const char	*since;
 	int		 count;		/* 0: not given */
+	const char	*client_certs;	/* proxy start */
+	int		 nobearer;
+	long long	 hsts;		/* -1: not given */
+	const char	*out;		/* ca export, clients issue */
+	long long	 days;		/* -1: not given */
+	const char	*p12pass;	/* a file holding the password */
 	const struct flm_cmd *cmd;	/* the command given */
 	char		**args;		/* positional arguments */
 	int		 nargs;
@@ -55,6 +61,7 @@ void	print_result(struct cli *, struct json_object *,
 	    void (*)(struct json_object *));
 const char *jstr(struct json_object *, const char *);
 const char *jdash(struct json_object *, const char *);
+void	wipe_key(struct json_object *);
 void	cli_usage(struct cli *, const char *) __attribute__((noreturn));
 
 /* flm_chat.c */
@@ -70,6 +77,11 @@ int	cmd_audit_verify(struct cli *, int, char **);
 int	cmd_audit_archive(struct cli *, int, char **);
 int	cmd_audit_tail(struct cli *, int, char **);
 int	cmd_usage_show(struct cli *, int, char **);
+
+/* flm_tls.c */
+int	cmd_ca(struct cli *, int, char **);
+int	cmd_clients(struct cli *, int, char **);
+void	proxy_tls_lines(struct json_object *);
 
 /* flm_term.c */
 void	term_write(FILE *, const char *, size_t, int);

@@ -364,6 +364,18 @@ control_relay(uint32_t id, uint16_t type, struct json_object *o)
 	chan_compose_secret(c->chan, type, c->reqid, o, "key");
 }
 
+/* flmd's own error for a waiting client (flmd_proxy.c's continuation). */
+void
+control_relay_error(uint32_t id, int code, const char *msg)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	json_object_object_add(o, "code", json_object_new_int(code));
+	control_relay(id, IMSG_CTL_ERROR, o);
+	json_object_put(o);
+}
+
 void
 control_proc_gone(enum flm_proc proc)
 {
@@ -564,12 +576,58 @@ control_proxy(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 		return;
 	}
 	r = type == IMSG_CTL_PROXY_START ?
-	    proxy_start(req, &res, err, sizeof(err)) :
+	    proxy_start(req, c->id, &res, err, sizeof(err)) :
 	    proxy_stop(req, &res, err, sizeof(err));
 	if (r == -1)
 		control_error(c, peerid, EINVAL, err);
-	else
+	else if (r == 0)
 		control_reply(c, peerid, res);
+	else {
+		/* A TLS handle: answered when keyd has its certificate. */
+		c->waiting = PROC_KEYD;
+		c->reqid = peerid;
+		c->reqtype = type;
+	}
+}
+
+/*
+ * The local CA and client certificates are keyd's; flmd adds what they
+ * are to name (the host's names and addresses) and carries the answer.
+ * CLIENT_ISSUE's answer holds the client's private key: control_relay
+ * sends it with the secret-wiping path (member "key").
+ */
+static void
+control_tls(struct ctl_conn *c, uint16_t type, uint32_t peerid,
+    struct json_object *req)
+{
+	struct json_object	*o = NULL, *v;
+	uint16_t		 ktype;
+
+	switch (type) {
+	case IMSG_CTL_CA_INFO:
+		ktype = IMSG_CA_INFO;
+		o = json_object_new_object();
+		tls_add_subject(o, NULL);
+		break;
+	case IMSG_CTL_CLIENT_ISSUE:
+		ktype = IMSG_CLIENT_ISSUE;
+		o = json_object_new_object();
+		if (json_object_object_get_ex(req, "label", &v))
+			json_object_object_add(o, "label", json_object_get(v));
+		if (json_object_object_get_ex(req, "days", &v))
+			json_object_object_add(o, "days", json_object_get(v));
+		tls_add_subject(o, NULL);
+		break;
+	case IMSG_CTL_CLIENT_LIST:
+		ktype = IMSG_CLIENT_LIST;
+		break;
+	default:
+		ktype = IMSG_CLIENT_REVOKE;
+		o = json_object_get(req);
+		break;
+	}
+	control_forward(c, PROC_KEYD, ktype, peerid, o);
+	json_object_put(o);
 }
 
 /* Requests without a payload, and those with one JSON object. */
@@ -605,6 +663,8 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_ENGINES_DETECT:
 	case IMSG_CTL_POLICY_GET:
 	case IMSG_CTL_AUDIT_VERIFY:
+	case IMSG_CTL_CA_INFO:
+	case IMSG_CTL_CLIENT_LIST:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
@@ -621,6 +681,8 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_CONFIG_GET:
 	case IMSG_CTL_CONFIG_SET:
 	case IMSG_CTL_ENGINES_TRUST:
+	case IMSG_CTL_CLIENT_ISSUE:
+	case IMSG_CTL_CLIENT_REVOKE:
 		if (control_args(ch, m, 1, &req) == -1)
 			return;
 		break;
@@ -685,6 +747,12 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_PROXY_STOP:
 	case IMSG_CTL_PROXY_STATUS:
 		control_proxy(c, t, id, req);
+		break;
+	case IMSG_CTL_CA_INFO:
+	case IMSG_CTL_CLIENT_ISSUE:
+	case IMSG_CTL_CLIENT_LIST:
+	case IMSG_CTL_CLIENT_REVOKE:
+		control_tls(c, t, id, req);
 		break;
 	default:
 		control_config(c, t, id, req);

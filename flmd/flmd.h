@@ -107,6 +107,7 @@ void			 control_bind(void);
 void			 control_init(void);
 void			 control_cleanup(void);
 void			 control_relay(uint32_t, uint16_t, struct json_object *);
+void			 control_relay_error(uint32_t, int, const char *);
 void			 control_proc_gone(enum flm_proc);
 void			 control_engines_reply(uint32_t, struct json_object *);
 
@@ -132,8 +133,10 @@ int			 engines_trust(const char *, struct json_object **,
 			    char *, size_t);
 
 /* flmd_proxy.c */
-int			 proxy_start(struct json_object *, struct json_object **,
-			    char *, size_t);
+/* flmd's own requests to keyd carry this bit; control clients' never. */
+#define PROXY_TLS_REQ		0x80000000U
+int			 proxy_start(struct json_object *, uint32_t,
+			    struct json_object **, char *, size_t);
 int			 proxy_stop(struct json_object *, struct json_object **,
 			    char *, size_t);
 struct json_object	*proxy_status(void);
@@ -142,5 +145,16 @@ void			 proxy_stats(struct json_object *);
 void			 proxy_send_all(struct chan *);
 void			 proxy_restore(void);
 void			 proxy_cleanup(void);
+void			 proxy_tls_reply(uint32_t, int, struct json_object *);
+void			 proxy_tls_renewed(struct json_object *);
+void			 proxy_tls_ensure_all(void);
+void			 proxy_keyd_gone(void);
+
+/* flmd_tls.c */
+int			 tls_name_valid(const char *, size_t);
+struct json_object	*tls_names(void);
+struct json_object	*tls_addrs(const char *);
+void			 tls_add_subject(struct json_object *, const char *);
+int			 tls_certinfo_valid(struct json_object *, const char *);
 
 #endif

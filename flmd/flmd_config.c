@@ -115,6 +115,43 @@ config_parse_url(const char *url, char *host, size_t hostsz, int *port)
 	return 0;
 }
 
+/* tls.names: a comma list of 1-16 DNS names; tls.cert_lifetime: seconds. */
+static int
+config_validate_tls(const char *key, const char *value, char *err,
+    size_t errsz)
+{
+	const char	*p, *e;
+	char		*end;
+	long long	 x;
+	int		 n = 0;
+
+	if (strcmp(key, "tls.names") == 0) {
+		for (p = value; ; p = e + 1) {
+			e = p + strcspn(p, ",");
+			if (!tls_name_valid(p, (size_t)(e - p)) || ++n > 16)
+				break;
+			if (*e == '\0')
+				return 0;
+		}
+		snprintf(err, errsz, "%s: expected 1-16 DNS names (1-253 of "
+		    "a-z 0-9 . -), comma-separated", key);
+		return -1;
+	}
+	if (strcmp(key, "tls.cert_lifetime") == 0) {
+		errno = 0;
+		x = strtoll(value, &end, 10);
+		if (errno == 0 && *value != '\0' && *end == '\0' &&
+		    (x == 0 || (x >= 60 && x <= 315360000)))
+			return 0;
+		snprintf(err, errsz, "%s: expected 0 (the mode's default) or "
+		    "60-315360000 seconds", key);
+		return -1;
+	}
+	snprintf(err, errsz, "unknown setting '%s'; known: tls.names, "
+	    "tls.cert_lifetime (see flm(1))", key);
+	return -1;
+}
+
 /* Validate key = value; err says what is expected. */
 static int
 config_validate(const char *key, const char *value, char *err, size_t errsz)
@@ -161,9 +198,11 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 		    "%lld (%s)", key, ld->min, ld->max, ld->unit);
 		return -1;
 	}
+	if (strncmp(key, "tls.", 4) == 0)
+		return config_validate_tls(key, value, err, errsz);
 	snprintf(err, errsz, "unknown setting '%s'; known: engines.ID.url, "
-	    "engines.ID.kind (ID: 1-32 of a-z 0-9 - _), proxy.LIMIT (see "
-	    "flm(1))", key);
+	    "engines.ID.kind (ID: 1-32 of a-z 0-9 - _), proxy.LIMIT, "
+	    "tls.names, tls.cert_lifetime (see flm(1))", key);
 	return -1;
 }
 

@@ -34,20 +34,48 @@
 #define PROXY_BACKLOG		511
 /* No listener answers more in the second between two reports. */
 #define PROXY_STATS_MAX_DELTA	1000000000LL
+/* Strict-Transport-Security max-age: at most two years. */
+#define PROXY_HSTS_MAX		63072000
 
 struct proxy_handle {
 	char	 id[80];		/* bind:port */
 	char	 bind[INET6_ADDRSTRLEN];
 	int	 port;
 	char	 mode[16];
+	char	 client_certs[12];	/* off, optional, required */
+	int	 bearer;		/* 0: a client certificate alone */
+	int	 hsts;			/* seconds; 0: no header */
 	int	 fd;
 	int	 auth;		/* 0: --bench-no-auth, loopback only */
 	time_t	 started;
 	uint64_t requests;	/* served, as proxyd reported; saturates */
+	/* TLS: keyd's CERTINFO, and the ensure request awaited. */
+	struct json_object *cert;
+	uint32_t tls_req;	/* 0: none; else PROXY_TLS_REQ bit set */
+	uint32_t ctl_id;	/* the flm proxy start waiting, 0: none */
+	int	 ready;		/* local-http, or a certificate came */
+	char	 tls_error[160];	/* the last ensure's failure */
 };
 
 static struct proxy_handle	 handles[PROXY_MAX_HANDLES];
 static int			 nhandles;
+static uint32_t			 proxy_nextreq;
+
+static int
+proxy_tls(const struct proxy_handle *h)
+{
+	return strcmp(h->mode, "local-http") != 0;
+}
+
+/* Ids of flmd's own requests to keyd, apart from control clients'. */
+static uint32_t
+proxy_reqid(void)
+{
+	proxy_nextreq = (proxy_nextreq + 1) & ~PROXY_TLS_REQ;
+	if (proxy_nextreq == 0)
+		proxy_nextreq = 1;
+	return proxy_nextreq | PROXY_TLS_REQ;
+}
 
 static int
 proxy_loopback(const struct sockaddr_storage *ss)
@@ -61,7 +89,8 @@ proxy_loopback(const struct sockaddr_storage *ss)
 
 /* Port 0: the kernel picks one, and *port says which. */
 static int
-proxy_listen(const char *addr, int *port, int noauth, char *err, size_t errsz)
+proxy_listen(const char *addr, int *port, int noauth, int tls, char *err,
+    size_t errsz)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
@@ -72,15 +101,16 @@ proxy_listen(const char *addr, int *port, int noauth, char *err, size_t errsz)
 		    addr);
 		return -1;
 	}
-	/* Both rules hold whatever modes come: neither may face a network. */
+	/* Neither may face a network, whatever the mode. */
 	if (noauth && !proxy_loopback(&ss)) {
 		snprintf(err, errsz, "--bench-no-auth is for benchmarks on "
 		    "loopback only, not %s", addr);
 		return -1;
 	}
-	if (!proxy_loopback(&ss)) {
+	if (!tls && !proxy_loopback(&ss)) {
 		snprintf(err, errsz, "--bind %s: mode local-http serves "
-		    "loopback addresses only (127.0.0.0/8, ::1)", addr);
+		    "loopback addresses only (127.0.0.0/8, ::1); a network "
+		    "address needs --mode dev-selfsigned or packaged-ca", addr);
 		return -1;
 	}
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
@@ -111,6 +141,23 @@ proxy_handle_json(const struct proxy_handle *h)
 	json_object_object_add(o, "bind", json_object_new_string(h->bind));
 	json_object_object_add(o, "port", json_object_new_int(h->port));
 	json_object_object_add(o, "auth", json_object_new_boolean(h->auth));
+	json_object_object_add(o, "client_certs",
+	    json_object_new_string(h->client_certs));
+	json_object_object_add(o, "bearer", json_object_new_boolean(h->bearer));
+	json_object_object_add(o, "hsts", json_object_new_int(h->hsts));
+	return o;
+}
+
+/* What status and flm proxy start show: the profile and the certificate. */
+static struct json_object *
+proxy_view_json(const struct proxy_handle *h)
+{
+	struct json_object	*o = proxy_handle_json(h);
+
+	json_object_object_add(o, "certificate", json_object_get(h->cert));
+	if (proxy_tls(h) && !h->ready)
+		json_object_object_add(o, "state", json_object_new_string(
+		    h->tls_error[0] ? h->tls_error : "waiting for flm-keyd"));
 	return o;
 }
 
@@ -123,7 +170,7 @@ proxy_send(struct chan *ch, const struct proxy_handle *h)
 	size_t			 len;
 	int			 fd;
 
-	if (ch == NULL)
+	if (ch == NULL || !h->ready)
 		return;
 	if ((fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("proxy %s: dup", h->id);
@@ -189,13 +236,166 @@ proxy_find(int port)
 	return NULL;
 }
 
+/* What flm proxy start asks for, or a saved profile holds. */
+struct proxy_opts {
+	const char	*bind;
+	int		 port;
+	const char	*mode;
+	const char	*client_certs;
+	int		 bearer;
+	int		 hsts;
+	int		 auth;
+};
+
 static int
-proxy_add(const char *bind, int port, const char *mode, int auth,
-    int remember, char *err, size_t errsz)
+proxy_opt_bool(struct json_object *req, const char *k, int *b, char *err,
+    size_t errsz)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(req, k, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		snprintf(err, errsz, "%s: expected true or false", k);
+		return -1;
+	}
+	*b = json_object_get_boolean(v);
+	return 0;
+}
+
+static int
+proxy_opt_string(struct json_object *req, const char *k, const char **s,
+    char *err, size_t errsz)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(req, k, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string)) {
+		snprintf(err, errsz, "%s: expected a string", k);
+		return -1;
+	}
+	*s = json_object_get_string(v);
+	return 0;
+}
+
+/* The members' types and values, and the rules between them. */
+static int
+proxy_opts_parse(struct json_object *req, struct proxy_opts *po, char *err,
+    size_t errsz)
+{
+	struct json_object	*v;
+	int			 tls;
+
+	po->bind = "127.0.0.1";
+	po->port = PROXY_DEFAULT_PORT;
+	po->mode = "local-http";
+	po->client_certs = "off";
+	po->bearer = 1;
+	po->hsts = 0;
+	po->auth = 1;
+	if (json_object_object_get_ex(req, "port", &v)) {
+		if (!json_is_int_range(v, 0, 65535)) {
+			snprintf(err, errsz, "--port: expected 0-65535 (0: "
+			    "any free port)");
+			return -1;
+		}
+		po->port = json_object_get_int(v);
+	}
+	if (json_object_object_get_ex(req, "hsts", &v)) {
+		if (!json_is_int_range(v, 0, PROXY_HSTS_MAX)) {
+			snprintf(err, errsz, "--hsts: expected 0-%d seconds",
+			    PROXY_HSTS_MAX);
+			return -1;
+		}
+		po->hsts = json_object_get_int(v);
+	}
+	if (proxy_opt_string(req, "bind", &po->bind, err, errsz) == -1 ||
+	    proxy_opt_string(req, "mode", &po->mode, err, errsz) == -1 ||
+	    proxy_opt_string(req, "client_certs", &po->client_certs, err,
+	    errsz) == -1 ||
+	    proxy_opt_bool(req, "auth", &po->auth, err, errsz) == -1 ||
+	    proxy_opt_bool(req, "bearer", &po->bearer, err, errsz) == -1)
+		return -1;
+	if (strcmp(po->mode, "local-http") != 0 &&
+	    strcmp(po->mode, "dev-selfsigned") != 0 &&
+	    strcmp(po->mode, "packaged-ca") != 0) {
+		snprintf(err, errsz, "--mode %s: expected local-http, "
+		    "dev-selfsigned or packaged-ca", po->mode);
+		return -1;
+	}
+	if (strcmp(po->client_certs, "off") != 0 &&
+	    strcmp(po->client_certs, "optional") != 0 &&
+	    strcmp(po->client_certs, "required") != 0) {
+		snprintf(err, errsz, "--client-certs %s: expected off, "
+		    "optional or required", po->client_certs);
+		return -1;
+	}
+	tls = strcmp(po->mode, "local-http") != 0;
+	if (!tls && (strcmp(po->client_certs, "off") != 0 || po->hsts != 0)) {
+		snprintf(err, errsz, "%s needs TLS: mode local-http has no "
+		    "certificates (use --mode dev-selfsigned or packaged-ca)",
+		    po->hsts != 0 ? "--hsts" : "--client-certs");
+		return -1;
+	}
+	if (!po->bearer && strcmp(po->client_certs, "required") != 0) {
+		snprintf(err, errsz, "--no-bearer needs --client-certs "
+		    "required: without a bearer key only a client certificate "
+		    "can admit a client");
+		return -1;
+	}
+	return 0;
+}
+
+/* keyd: make or find this handle's certificate; the answer comes later. */
+static int
+proxy_tls_ensure(struct proxy_handle *h)
+{
+	struct json_object	*o, *all, *v;
+	int			 r;
+
+	o = json_object_new_object();
+	json_object_object_add(o, "handle", json_object_new_string(h->id));
+	json_object_object_add(o, "mode", json_object_new_string(h->mode));
+	tls_add_subject(o, h->bind);
+	all = config_list("tls.");
+	if (json_object_object_get_ex(all, "tls.cert_lifetime", &v) &&
+	    atoll(json_object_get_string(v)) > 0)
+		json_object_object_add(o, "lifetime", json_object_new_int64(
+		    atoll(json_object_get_string(v))));
+	json_object_put(all);
+	h->tls_req = proxy_reqid();
+	r = proc_forward(PROC_KEYD, IMSG_TLS_ENSURE, h->tls_req, o);
+	json_object_put(o);
+	if (r == -1)
+		h->tls_req = 0;
+	return r;
+}
+
+static void
+proxy_tls_release(const struct proxy_handle *h)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "handle", json_object_new_string(h->id));
+	if (proc_forward(PROC_KEYD, IMSG_TLS_RELEASE, proxy_reqid(), o) == -1)
+		log_warnx("proxy %s: flm-keyd is not running; its certificate "
+		    "is released when keyd next learns the handles", h->id);
+	json_object_put(o);
+}
+
+/*
+ * Bind, then for TLS ask keyd for the certificate: 1 while that answer
+ * is awaited (ctl_id, if not 0, is answered then), 0 when serving.
+ */
+static int
+proxy_add(const struct proxy_opts *po, int remember, uint32_t ctl_id,
+    char *err, size_t errsz)
 {
 	struct proxy_handle	*h;
-	int			 fd;
+	int			 fd, port = po->port, tls;
 
+	tls = strcmp(po->mode, "local-http") != 0;
 	if (port != 0 && proxy_find(port) != NULL) {
 		snprintf(err, errsz, "a proxy already listens on port %d",
 		    port);
@@ -205,63 +405,62 @@ proxy_add(const char *bind, int port, const char *mode, int auth,
 		snprintf(err, errsz, "at most %d proxies", PROXY_MAX_HANDLES);
 		return -1;
 	}
-	if ((fd = proxy_listen(bind, &port, !auth, err, errsz)) == -1)
+	/* A CLI start needs keyd now; a restored handle waits for it. */
+	if (tls && ctl_id != 0 && proc_chan(PROC_KEYD) == NULL) {
+		snprintf(err, errsz, "flm-keyd is not running (see flm "
+		    "status); a TLS mode needs it; try again");
+		return -1;
+	}
+	if ((fd = proxy_listen(po->bind, &port, !po->auth, tls, err,
+	    errsz)) == -1)
 		return -1;
 	h = &handles[nhandles++];
 	memset(h, 0, sizeof(*h));
-	snprintf(h->bind, sizeof(h->bind), "%s", bind);
+	snprintf(h->bind, sizeof(h->bind), "%s", po->bind);
 	h->port = port;
-	snprintf(h->mode, sizeof(h->mode), "%s", mode);
-	snprintf(h->id, sizeof(h->id), "%s:%d", bind, port);
+	snprintf(h->mode, sizeof(h->mode), "%s", po->mode);
+	snprintf(h->client_certs, sizeof(h->client_certs), "%s",
+	    po->client_certs);
+	h->bearer = po->bearer;
+	h->hsts = po->hsts;
+	snprintf(h->id, sizeof(h->id), "%s:%d", po->bind, port);
 	h->fd = fd;
-	h->auth = auth;
+	h->auth = po->auth;
 	h->started = time(NULL);
+	h->ready = !tls;
+	if (tls) {
+		h->ctl_id = ctl_id;
+		if (proc_chan(PROC_KEYD) != NULL)
+			proxy_tls_ensure(h);
+		log_info("proxy on %s port %d (%s): asking flm-keyd for its "
+		    "certificate", po->bind, port, po->mode);
+		return 1;
+	}
 	if (remember)
 		proxy_profile_store(h, 1);
 	proxy_send(proc_chan(PROC_PROXYD), h);
-	log_info("proxy listening on %s port %d (%s)%s", bind, port, mode,
-	    auth ? "" : " WITHOUT KEY CHECKS (benchmark)");
+	log_info("proxy listening on %s port %d (%s)%s", po->bind, port,
+	    po->mode, po->auth ? "" : " WITHOUT KEY CHECKS (benchmark)");
 	return 0;
 }
 
-/* flm proxy start: JSON {port, bind, mode}, all optional. */
+/*
+ * flm proxy start: JSON {port, bind, mode, client_certs, bearer, hsts,
+ * auth}, all optional.  1: ctl_id is answered once keyd has answered.
+ */
 int
-proxy_start(struct json_object *req, struct json_object **res, char *err,
-    size_t errsz)
+proxy_start(struct json_object *req, uint32_t ctl_id, struct json_object **res,
+    char *err, size_t errsz)
 {
-	struct json_object	*v;
-	const char		*bind = "127.0.0.1", *mode = "local-http";
-	int			 port = PROXY_DEFAULT_PORT, auth = 1;
+	struct proxy_opts	 po;
+	int			 r;
 
-	if (json_object_object_get_ex(req, "port", &v)) {
-		port = json_object_get_int(v);
-		if (!json_object_is_type(v, json_type_int) || port < 0 ||
-		    port > 65535) {
-			snprintf(err, errsz, "--port: expected 0-65535 (0: "
-			    "any free port)");
-			return -1;
-		}
-	}
-	if (json_object_object_get_ex(req, "bind", &v))
-		bind = json_object_get_string(v);
-	if (json_object_object_get_ex(req, "mode", &v))
-		mode = json_object_get_string(v);
-	if (json_object_object_get_ex(req, "auth", &v)) {
-		if (!json_object_is_type(v, json_type_boolean)) {
-			snprintf(err, errsz, "auth: expected true or false");
-			return -1;
-		}
-		auth = json_object_get_boolean(v);
-	}
-	if (strcmp(mode, "local-http") != 0) {
-		snprintf(err, errsz, "--mode %s: this version serves "
-		    "local-http only", mode);
+	if (proxy_opts_parse(req, &po, err, errsz) == -1)
 		return -1;
-	}
 	/* A proxy without key checks is never remembered across restarts. */
-	if (proxy_add(bind, port, mode, auth, auth, err, errsz) == -1)
-		return -1;
-	*res = proxy_handle_json(&handles[nhandles - 1]);
+	if ((r = proxy_add(&po, po.auth, ctl_id, err, errsz)) != 0)
+		return r;
+	*res = proxy_view_json(&handles[nhandles - 1]);
 	return 0;
 }
 
@@ -272,12 +471,19 @@ proxy_remove(int i)
 	struct json_object	*o = json_object_new_object();
 	struct chan		*ch = proc_chan(PROC_PROXYD);
 
-	if (ch != NULL) {
+	if (ch != NULL && h->ready) {
 		json_object_object_add(o, "id", json_object_new_string(h->id));
 		chan_compose_json(ch, IMSG_PROXY_CLOSE, 0, o);
 	}
 	json_object_put(o);
-	proxy_profile_store(h, 0);
+	if (h->ctl_id != 0)
+		control_relay_error(h->ctl_id, EINTR, "the proxy was stopped "
+		    "before its certificate came");
+	else
+		proxy_profile_store(h, 0);
+	if (proxy_tls(h))
+		proxy_tls_release(h);
+	json_object_put(h->cert);
 	close(h->fd);
 	log_info("proxy on %s port %d stopped", h->bind, h->port);
 	memmove(&handles[i], &handles[i + 1], (nhandles - i - 1) *
@@ -317,6 +523,181 @@ proxy_stop(struct json_object *req, struct json_object **res, char *err,
 	return 0;
 }
 
+static struct proxy_handle *
+proxy_byreq(uint32_t req)
+{
+	int	 i;
+
+	for (i = 0; i < nhandles; i++)
+		if (handles[i].tls_req == req)
+			return &handles[i];
+	return NULL;
+}
+
+static struct proxy_handle *
+proxy_byid(const char *id)
+{
+	int	 i;
+
+	for (i = 0; i < nhandles; i++)
+		if (strcmp(handles[i].id, id) == 0)
+			return &handles[i];
+	return NULL;
+}
+
+/* A new certificate for h, checked: the old one stays if it is bad. */
+static int
+proxy_cert_set(struct proxy_handle *h, struct json_object *cert)
+{
+	const char	*old;
+
+	if (!tls_certinfo_valid(cert, h->mode)) {
+		log_warnx("proxy %s: flm-keyd described its certificate "
+		    "wrongly; ignored", h->id);
+		return -1;
+	}
+	old = h->cert != NULL ? json_object_get_string(json_object_object_get(
+	    h->cert, "sha256")) : "";
+	if (strcmp(old, json_object_get_string(json_object_object_get(cert,
+	    "sha256"))) != 0)
+		log_info("proxy %s: certificate SHA256 %s", h->id,
+		    json_object_get_string(json_object_object_get(cert,
+		    "sha256")));
+	json_object_put(h->cert);
+	h->cert = json_object_get(cert);
+	h->tls_error[0] = '\0';
+	return 0;
+}
+
+/* keyd refused or failed: a CLI start is undone, a restored handle waits. */
+static void
+proxy_tls_failed(int i, const char *why)
+{
+	struct proxy_handle	*h = &handles[i];
+	char			 msg[256];
+
+	snprintf(msg, sizeof(msg), "%s: no certificate: %s", h->id, why);
+	if (h->ctl_id == 0) {
+		log_warnx("proxy %s", msg);
+		snprintf(h->tls_error, sizeof(h->tls_error), "%s", why);
+		return;
+	}
+	control_relay_error(h->ctl_id, EINVAL, msg);
+	h->ctl_id = 0;
+	h->ready = 0;
+	/* Never stored, never served: only the socket and the slot go. */
+	close(h->fd);
+	json_object_put(h->cert);
+	memmove(h, h + 1, (nhandles - i - 1) * sizeof(handles[0]));
+	nhandles--;
+}
+
+/*
+ * keyd's answer to one of flmd's own requests (peerid has
+ * PROXY_TLS_REQ): an ensure's certificate, or a release done.
+ */
+void
+proxy_tls_reply(uint32_t req, int ok, struct json_object *o)
+{
+	struct proxy_handle	*h;
+	struct json_object	*cert, *res;
+	const char		*why;
+
+	if ((h = proxy_byreq(req)) == NULL) {
+		if (!ok)	/* a release, or an ensure superseded */
+			log_warnx("flm-keyd: %s", json_object_get_string(
+			    json_object_object_get(o, "error")));
+		return;
+	}
+	h->tls_req = 0;
+	if (!ok) {
+		why = json_object_get_string(json_object_object_get(o,
+		    "error"));
+		proxy_tls_failed((int)(h - handles), why != NULL ? why :
+		    "flm-keyd failed");
+		return;
+	}
+	if (!json_object_object_get_ex(o, "cert", &cert) ||
+	    proxy_cert_set(h, cert) == -1) {
+		proxy_tls_failed((int)(h - handles), "flm-keyd's answer "
+		    "was malformed");
+		return;
+	}
+	if (!h->ready) {
+		h->ready = 1;
+		proxy_send(proc_chan(PROC_PROXYD), h);
+		log_info("proxy listening on %s port %d (%s)", h->bind,
+		    h->port, h->mode);
+	}
+	if (h->ctl_id != 0) {
+		if (h->auth)
+			proxy_profile_store(h, 1);
+		res = proxy_view_json(h);
+		control_relay(h->ctl_id, IMSG_CTL_RESULT, res);
+		json_object_put(res);
+		h->ctl_id = 0;
+	}
+}
+
+/* keyd renewed a certificate on its own: {handle, cert}. */
+void
+proxy_tls_renewed(struct json_object *o)
+{
+	struct json_object	*id, *cert;
+	struct proxy_handle	*h;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "handle", &id) ||
+	    !json_is_string_max(id, sizeof(handles[0].id) - 1) ||
+	    !json_object_object_get_ex(o, "cert", &cert)) {
+		log_warnx("flm-keyd: malformed TLS_RENEWED; ignored");
+		return;
+	}
+	if ((h = proxy_byid(json_object_get_string(id))) == NULL ||
+	    !proxy_tls(h)) {
+		log_warnx("flm-keyd renewed a certificate for %s, which is "
+		    "no TLS handle; ignored", json_object_get_string(id));
+		return;
+	}
+	if (proxy_cert_set(h, cert) == 0)
+		log_info("proxy %s: certificate renewed, valid until %s",
+		    h->id, json_object_get_string(json_object_object_get(cert,
+		    "not_after")));
+}
+
+/* keyd (re)started: every TLS handle's certificate is asked for again. */
+void
+proxy_tls_ensure_all(void)
+{
+	int	 i;
+
+	for (i = 0; i < nhandles; i++)
+		if (proxy_tls(&handles[i]) && proxy_tls_ensure(&handles[i]) ==
+		    -1)
+			log_warnx("proxy %s: cannot ask flm-keyd for its "
+			    "certificate", handles[i].id);
+}
+
+/* keyd went away: a CLI start waiting on it is undone (its client was
+ * told); restored handles wait for the next keyd. */
+void
+proxy_keyd_gone(void)
+{
+	int	 i;
+
+	for (i = nhandles - 1; i >= 0; i--) {
+		handles[i].tls_req = 0;
+		if (handles[i].ctl_id != 0 && !handles[i].ready) {
+			handles[i].ctl_id = 0;	/* control_proc_gone answers */
+			close(handles[i].fd);
+			json_object_put(handles[i].cert);
+			memmove(&handles[i], &handles[i + 1], (nhandles - i -
+			    1) * sizeof(handles[0]));
+			nhandles--;
+		}
+	}
+}
+
 struct json_object *
 proxy_status(void)
 {
@@ -325,7 +706,7 @@ proxy_status(void)
 	int			 i;
 
 	for (i = 0; i < nhandles; i++) {
-		struct json_object	*o = proxy_handle_json(&handles[i]);
+		struct json_object	*o = proxy_view_json(&handles[i]);
 
 		json_object_object_add(o, "pid", json_object_new_int64(
 		    (long)p->pid));
@@ -333,8 +714,6 @@ proxy_status(void)
 		    json_object_new_int64(handles[i].started));
 		json_object_object_add(o, "egress",
 		    json_object_new_string("direct"));
-		json_object_object_add(o, "certificate",
-		    json_object_new_string("none (local-http)"));
 		json_object_object_add(o, "requests",
 		    json_object_new_int64((int64_t)handles[i].requests));
 		json_object_object_add(o, "key_checks", json_object_new_string(
@@ -380,29 +759,37 @@ proxy_stats(struct json_object *o)
 	}
 }
 
-/* At start: the handles that were running when flmd last stopped. */
+/*
+ * At start: the handles that were running when flmd last stopped,
+ * checked as flm proxy start checks them.  TLS handles get their
+ * certificates once keyd is up (proxy_tls_ensure_all).
+ */
 void
 proxy_restore(void)
 {
-	sqlite3_stmt	*st;
-	char		 err[256];
+	struct proxy_opts	 po;
+	sqlite3_stmt		*st;
+	char			 err[256];
 
 	if (config_db.h == NULL || sqlite3_prepare_v2(config_db.h,
 	    "SELECT config_json FROM proxy_profiles ORDER BY created_at",
 	    -1, &st, NULL) != SQLITE_OK)
 		return;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct json_object	*o, *b, *p, *m;
+		struct json_object	*o;
 
 		o = json_tokener_parse((const char *)sqlite3_column_text(st,
 		    0));
-		if (o != NULL && json_object_object_get_ex(o, "bind", &b) &&
-		    json_object_object_get_ex(o, "port", &p) &&
-		    json_object_object_get_ex(o, "mode", &m) &&
-		    proxy_add(json_object_get_string(b),
-		    json_object_get_int(p), json_object_get_string(m), 1, 0,
-		    err, sizeof(err)) == -1)
+		if (o == NULL || !json_object_is_type(o, json_type_object))
+			log_warnx("saved proxy not restored: not a JSON "
+			    "object");
+		else if (proxy_opts_parse(o, &po, err, sizeof(err)) == -1)
 			log_warnx("saved proxy not restored: %s", err);
+		else {
+			po.auth = 1;	/* only checked proxies are saved */
+			if (proxy_add(&po, 0, 0, err, sizeof(err)) == -1)
+				log_warnx("saved proxy not restored: %s", err);
+		}
 		json_object_put(o);
 	}
 	sqlite3_finalize(st);
@@ -411,6 +798,9 @@ proxy_restore(void)
 void
 proxy_cleanup(void)
 {
-	while (nhandles > 0)
-		close(handles[--nhandles].fd);
+	while (nhandles > 0) {
+		nhandles--;
+		close(handles[nhandles].fd);
+		json_object_put(handles[nhandles].cert);
+	}
 }

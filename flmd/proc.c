@@ -181,6 +181,9 @@ proc_spawn(struct flmd_proc *p)
 		proc_send_engines();
 		proxy_send_all(p->chan);
 	}
+	/* A new keyd learns the TLS handles and their certificates. */
+	if (p->id == PROC_KEYD)
+		proxy_tls_ensure_all();
 	return;
 retry:
 	log_warn("cannot start %s", p->name);
@@ -425,9 +428,22 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			return;
 		}
 		msg_wipe(m);	/* a new key's text, parsed into o */
-		control_relay(m->hdr.peerid, m->hdr.type == IMSG_KEY_RESULT ?
-		    IMSG_CTL_RESULT : IMSG_CTL_ERROR, o);
+		if (m->hdr.peerid & PROXY_TLS_REQ)	/* flmd's own */
+			proxy_tls_reply(m->hdr.peerid, m->hdr.type ==
+			    IMSG_KEY_RESULT, o);
+		else
+			control_relay(m->hdr.peerid, m->hdr.type ==
+			    IMSG_KEY_RESULT ? IMSG_CTL_RESULT : IMSG_CTL_ERROR,
+			    o);
 		proc_wipe_key(o);
+		json_object_put(o);
+		break;
+	case IMSG_TLS_RENEWED:
+		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1) {
+			chan_fail(ch, "malformed TLS_RENEWED");
+			return;
+		}
+		proxy_tls_renewed(o);
 		json_object_put(o);
 		break;
 	case IMSG_ENGINES_STATE:
@@ -480,6 +496,8 @@ proc_chan_closed(struct chan *ch, const char *reason, void *arg)
 		    (long)p->pid, reason);
 	chan_free(ch);
 	p->chan = NULL;
+	if (p->id == PROC_KEYD)
+		proxy_keyd_gone();
 	control_proc_gone(p->id);
 	if (p->pid > 0 && !env->shutting_down)
 		kill(p->pid, SIGKILL);
