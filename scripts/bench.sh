@@ -10,13 +10,20 @@
 #    verification time and what a flood of bad keys costs valid ones;
 #  - FLM_BENCH_STREAMS SSE streams held open at once through flm-proxyd
 #    and through nginx, and the resident memory each stream costs.
+#  - over TLS (issue 13), nginx and flm-proxyd (a dev-selfsigned handle,
+#    its key in flm-keyd) each with an ECDSA P-256 certificate before one
+#    static engine (a second nginx answering the mock's JSON from
+#    memory): keep-alive throughput of the same POST (wrk over https,
+#    c=FLM_BENCH_CONC) and full handshakes a second (tests/bench/tls-hs,
+#    FLM_BENCH_HS_CONC connections at once, a new connection, session
+#    and GET /healthz each) with the server CPU time each one took.
 # Prints one table and a targets block.  Exits 1 if an arm could not be
 # measured or saw errors (the table says which); targets are reported,
 # never enforced.  All traffic goes to 127.0.0.1.
 #   usage: bench.sh BUILDDIR
 #   FLM_BENCH_SECS (4) per round, FLM_BENCH_ROUNDS (3, best of),
 #   FLM_BENCH_CONC (32), FLM_BENCH_STREAMS (2000; up to 10000 and more
-#   if ulimit -n allows), FLM_BENCH_CHUNK_DELAY_MS (1000, between the
+#   if ulimit -n allows), FLM_BENCH_HS_CONC (16, handshakes at once), FLM_BENCH_CHUNK_DELAY_MS (1000, between the
 #   chunks of a held stream), FLM_BENCH_NGINX_LOG (file or off: nginx's
 #   access_log; flm logs requests too, so file is the fair default),
 #   FLM_BENCH_KEEP (set: keep the state directory and its logs).
@@ -27,8 +34,9 @@ CONC=${FLM_BENCH_CONC:-32}
 ROUNDS=${FLM_BENCH_ROUNDS:-3}
 STREAMS=${FLM_BENCH_STREAMS:-2000}
 CHUNK_MS=${FLM_BENCH_CHUNK_DELAY_MS:-1000}
+HS_CONC=${FLM_BENCH_HS_CONC:-16}
 NGINX_LOG=${FLM_BENCH_NGINX_LOG:-file}
-for v in "$SECS" "$CONC" "$ROUNDS" "$STREAMS" "$CHUNK_MS"; do
+for v in "$SECS" "$CONC" "$ROUNDS" "$STREAMS" "$CHUNK_MS" "$HS_CONC"; do
 	case $v in '' | *[!0-9]* | 0) echo "bench: FLM_BENCH_* must be" \
 	    "positive integers (got '$v')" >&2; exit 2 ;; esac
 done
@@ -36,7 +44,8 @@ case $NGINX_LOG in file | off) ;; *) echo "bench: FLM_BENCH_NGINX_LOG" \
     "is file or off" >&2; exit 2 ;; esac
 HOLD=$B/tests/bench/sse-hold
 MOCKBIN=$B/tests/mock-engine/flm-mock-engine
-for f in "$HOLD" "$MOCKBIN" "$B/flmd/flmd" "$B/flm/flm"; do
+TLSHS=$B/tests/bench/tls-hs
+for f in "$HOLD" "$TLSHS" "$MOCKBIN" "$B/flmd/flmd" "$B/flm/flm"; do
 	[ -x "$f" ] || { echo "bench: $f is missing (make bench builds it)" >&2
 	    exit 2; }
 done
@@ -57,6 +66,7 @@ need() {
 need wrk wrk
 need nginx nginx
 need curl curl
+need openssl openssl
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 
 # ---- descriptors: a held stream is two sockets in a proxy ------------------
@@ -481,6 +491,239 @@ fi
 NGX_WORKER=$(ps -o pid= --ppid "$NGINX_PID" 2>/dev/null | head -1 | tr -d ' ')
 hold nginx "$NGINX_SSE_PORT" "$NGX_WORKER" "$MODEL"
 
+# ---- TLS: nginx and flm-proxyd over TLS before one static engine --------------
+# The engine is a second nginx answering the mock's own JSON from memory
+# (return 200), so neither front waits on an engine: what is measured is
+# each proxy and its TLS.  Both fronts have an ECDSA P-256 certificate;
+# nginx's key is in its worker's memory, flm's in flm-keyd, which signs
+# each full handshake for flm-proxyd (a round trip per handshake).
+STEP="starting the TLS arms"
+# nginx_aux NAME SCHEME: another one-worker nginx with the servers that
+# aux_NAME PORT prints, on a random port (left in AUX_PORT), up when
+# SCHEME://127.0.0.1:PORT/health answers.
+nginx_aux() {
+	a_try=0
+	mkdir -p "$STATE/nginx-$1"
+	while :; do
+		a_try=$((a_try + 1))
+		[ $a_try -le 8 ] || die "nginx ($1) would not start (see above)"
+		a_p=$(randport)
+		cat >"$STATE/nginx-$1.conf" <<EOF
+$NUSER
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile $FDS;
+pid $STATE/nginx-$1.pid;
+error_log $STATE/nginx-$1-error.log warn;
+events { worker_connections 4096; }
+http {
+	client_body_temp_path $STATE/nginx-$1/body;
+	proxy_temp_path $STATE/nginx-$1/proxy;
+	fastcgi_temp_path $STATE/nginx-$1/fastcgi;
+	uwsgi_temp_path $STATE/nginx-$1/uwsgi;
+	scgi_temp_path $STATE/nginx-$1/scgi;
+	keepalive_requests 1000000;
+	default_type application/json;
+$(aux_$1 "$a_p")
+}
+EOF
+		: >"$STATE/nginx-$1-error.log"
+		"$NGINX" -t -q -e "$STATE/nginx-$1-error.log" -p "$STATE/nginx-$1" \
+		    -c "$STATE/nginx-$1.conf" >"$STATE/nginx-$1-t.log" 2>&1 ||
+		    { cat "$STATE/nginx-$1-t.log" >&2
+		    die "nginx -t rejects $STATE/nginx-$1.conf"; }
+		"$NGINX" -e "$STATE/nginx-$1-error.log" -p "$STATE/nginx-$1" \
+		    -c "$STATE/nginx-$1.conf" >>"$STATE/nginx-$1-t.log" 2>&1 &
+		a_np=$!
+		a_i=0
+		while [ $a_i -lt 100 ] && kill -0 $a_np 2>/dev/null; do
+			curl -sk -o /dev/null "$2://127.0.0.1:$a_p/health" && break
+			a_i=$((a_i + 1))
+			sleep 0.05
+		done
+		if [ $a_i -lt 100 ] && kill -0 $a_np 2>/dev/null; then
+			pids="$a_np $pids"
+			AUX_PORT=$a_p
+			return 0
+		fi
+		kill $a_np 2>/dev/null || true
+		wait $a_np 2>/dev/null || true
+		grep -q "in use" "$STATE/nginx-$1-error.log" ||
+		    { cat "$STATE/nginx-$1-error.log" >&2; die "nginx ($1) failed"; }
+	done
+}
+# The mock's answers, as the insides of nginx strings ('...', with \
+# and ' escaped, on one line).
+STEP="recording the mock's answers for the static engine"
+ngxstr() { tr -d '\n' | sed "s/[\\\\']/\\\\&/g"; }
+S_VERSION=$(curl -sf -m 10 "http://127.0.0.1:$MOCK_PORT/version" | ngxstr)
+S_MODELS=$(curl -sf -m 10 "http://127.0.0.1:$MOCK_PORT/v1/models" | ngxstr)
+S_CHAT=$(curl -sf -m 10 -H 'Content-Type: application/json' \
+    --data-binary "$(body "$MODEL")" "http://127.0.0.1:$MOCK_PORT$CHAT" |
+    ngxstr)
+[ -n "$S_VERSION" ] && [ -n "$S_MODELS" ] && [ -n "$S_CHAT" ] ||
+    die "the mock did not answer /version, /v1/models and $CHAT"
+aux_static() {
+	cat <<EOF
+	access_log off;
+	server { listen 127.0.0.1:$1;
+	    location = /health { return 200; }
+	    location = /version { return 200 '$S_VERSION'; }
+	    location = /v1/models { return 200 '$S_MODELS'; }
+	    location = $CHAT { return 200 '$S_CHAT'; }
+	    location / { return 404; } }
+EOF
+}
+# nginx's TLS front set as flm's: TLS 1.2 and 1.3, ECDHE-ECDSA AEAD
+# ciphers, the same groups, session tickets on (nginx's default).
+STEP="making nginx's certificate"
+mkdir -p "$STATE/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$STATE/tls/key.pem" -out "$STATE/tls/cert.pem" -days 30 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    >"$STATE/tls/openssl.log" 2>&1 ||
+    { cat "$STATE/tls/openssl.log" >&2; die "openssl could not make a key"; }
+aux_ngxtls() {
+	if [ "$NGINX_LOG" = file ]; then
+		echo "	access_log $STATE/nginx-tls-access.log;"
+	else
+		echo "	access_log off;"
+	fi
+	cat <<EOF
+	upstream static { server 127.0.0.1:$STATIC_PORT; keepalive 64;
+	    keepalive_requests 1000000; }
+	proxy_http_version 1.1;
+	proxy_set_header Connection "";
+	server { listen 127.0.0.1:$1 ssl;
+	    ssl_certificate $STATE/tls/cert.pem;
+	    ssl_certificate_key $STATE/tls/key.pem;
+	    ssl_protocols TLSv1.2 TLSv1.3;
+	    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+	    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+	    location = /healthz { return 200 '{"status":"ok"}'; }
+	    location / { proxy_pass http://static; } }
+EOF
+}
+STEP="starting the static engine and nginx over TLS"
+nginx_aux static http
+STATIC_PORT=$AUX_PORT
+nginx_aux ngxtls https
+NGXTLS_PORT=$AUX_PORT
+STEP="starting flm on a dev-selfsigned handle"
+$FLM config set engines.static.kind vllm >/dev/null
+$FLM config set engines.static.url "http://127.0.0.1:$STATIC_PORT" >/dev/null
+FLMTLS_PORT=$($FLM proxy start --port 0 --mode dev-selfsigned --json \
+    2>"$STATE/tls/flm.err" | jport) || true
+[ -n "$FLMTLS_PORT" ] || fail "flm proxy start --mode dev-selfsigned:" \
+    "$(head -c 200 "$STATE/tls/flm.err")"
+STEP="checking the TLS arms"
+mklua "$STATE/ngxtls.lua" "$MODEL"
+mklua "$STATE/flmtls.lua" "flm://static/$MODEL" "$KEY"
+URL_ngxtls=https://127.0.0.1:$NGXTLS_PORT$CHAT
+URL_flmtls=https://127.0.0.1:${FLMTLS_PORT:-1}$CHAT
+# check() over https: certificates are not what it checks (a curlrc
+# with "insecure", for these two calls only); tlsinfo() reads them.
+printf 'insecure\n' >"$STATE/tls/.curlrc"
+export CURL_HOME="$STATE/tls"
+check ngxtls "$MODEL"
+if [ -n "$FLMTLS_PORT" ]; then
+	check flmtls "flm://static/$MODEL" "$KEY"
+else
+	DOWN="$DOWN flmtls"
+fi
+unset CURL_HOME
+# What each front negotiates with openssl s_client's defaults:
+# protocol, the server's key and its signature type.
+tlsinfo() {
+	openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null |
+	    awk '/^Peer signature type:/ { t = $4 }
+	    /^Server public key is/ { k = $5 }
+	    /^New, / { p = $2; sub(",", "", p) }
+	    END { printf "%s, %s-bit key, %s\n", p, k, t }'
+}
+TLSINFO_ngxtls=- TLSINFO_flmtls=-
+for a in ngxtls flmtls; do
+	down $a && continue
+	eval "t_url=\$URL_$a"
+	t_port=${t_url#https://127.0.0.1:}
+	t_port=${t_port%%/*}
+	eval "TLSINFO_$a=\"\$(tlsinfo $t_port)\""
+	# As tls-hs asks: no ALPN (curl --http1.0 would offer "http/1.0",
+	# which flm answers with no_application_protocol, RFC 7301).
+	[ "$(curl -sk -m 5 --http1.0 --no-alpn -o /dev/null -w '%{http_code}' \
+	    "https://127.0.0.1:$t_port/healthz")" = 200 ] ||
+	    fail "arm $a: GET /healthz over HTTP/1.0 is not 200"
+done
+
+# Keep-alive: wrk over https at CONC connections, as the plain arms.
+# Full handshakes: tests/bench/tls-hs, HS_CONC connections at once, each
+# new (no session resumed: wrk would resume its sessions when it
+# reconnects) with a GET /healthz over HTTP/1.0 that the front answers
+# itself.  On a small machine the client's share of the CPU bounds the
+# rate (a TLS client costs more than the server's side of a handshake),
+# so the CPU time the server spent is measured too: of the nginx worker,
+# and of flm-proxyd plus flm-keyd (which signs every handshake).  A line
+# per round: "HS/S DONE FAILED RESUMED CPU_US_PER_HANDSHAKE".
+cputicks() {	# PIDS...: their user + system time, in clock ticks
+	for p in "$@"; do
+		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" \
+		    2>/dev/null || echo 0
+	done | awk '{ n += $1 } END { print n + 0 }'
+}
+TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+hs() {
+	down "$1" && return 0
+	eval "h_url=\$URL_$1"
+	h_port=${h_url#https://127.0.0.1:}
+	h_port=${h_port%%/*}
+	eval "h_pids=\$HSPIDS_$1"
+	# shellcheck disable=SC2086
+	h_c0=$(cputicks $h_pids)
+	"$TLSHS" -p "$h_port" -c "$HS_CONC" -t "$SECS" -P /healthz \
+	    >"$STATE/hs.out" 2>&1 || true
+	# shellcheck disable=SC2086
+	h_c1=$(cputicks $h_pids)
+	h_line=$(sed -n 's/^tls-hs //p' "$STATE/hs.out")
+	[ -n "$h_line" ] || { cat "$STATE/hs.out" >&2
+	    die "tls-hs gave no result for $1 (port $h_port)"; }
+	echo "$h_line" | awk -v c="$((h_c1 - h_c0))" -v tck="$TCK" \
+	    '{ printf "%s %s %s %s %.0f\n", $1, $2, $3, $4,
+	    ($2 > 0 ? c * 1e6 / tck / $2 : 0) }' >>"$STATE/res.$1.hs"
+}
+NGXTLS_MASTER=$(cat "$STATE/nginx-ngxtls.pid" 2>/dev/null || true)
+HSPIDS_ngxtls=$(ps -o pid= --ppid "${NGXTLS_MASTER:-0}" 2>/dev/null | tr -d ' ')
+HSPIDS_flmtls="$(proxyd_pid) $($FLM status --json | jq -r '.processes[] |
+    select(.name=="flm-keyd") | .pid' 2>/dev/null)"
+STEP="measuring TLS throughput and handshakes"
+r=0
+while [ $r -lt "$ROUNDS" ]; do		# interleaved, as above
+	for a in ngxtls flmtls; do run $a c 2 "$CONC"; done
+	for a in ngxtls flmtls; do hs $a; done
+	r=$((r + 1))
+done
+for a in ngxtls flmtls; do
+	e=$(errs $a c)
+	[ "$e" = - ] || [ "$e" = 0 ] ||
+	    fail "arm $a at c=$CONC: $e socket errors or non-2xx answers" \
+	    "(every round)"
+	[ -s "$STATE/res.$a.hs" ] || continue
+	e=$(awk '{ n += $3 } END { print n }' "$STATE/res.$a.hs")
+	[ "$e" = 0 ] || fail "arm $a, handshakes: $e connections failed" \
+	    "or had no 200 (every round)"
+	e=$(awk '{ n += $4 } END { print n }' "$STATE/res.$a.hs")
+	[ "$e" = 0 ] || fail "arm $a, handshakes: $e sessions resumed," \
+	    "not full handshakes"
+done
+# The best round: handshakes a second, their number, server CPU us each
+# and the handshakes a server CPU second allows (1e6 / CPU us).
+hsbest() {
+	[ -s "$STATE/res.$1.hs" ] || { echo "- - - -"; return; }
+	sort -k1,1nr "$STATE/res.$1.hs" | head -1 |
+	    awk '{ printf "%s %s %s %s\n", $1, $2, $5,
+	    ($5 > 0 ? sprintf("%.0f", 1e6 / $5) : "-") }'
+}
+
 # ---- the table -------------------------------------------------------------------------
 STEP="printing the table"
 ratio() {
@@ -568,6 +811,36 @@ printf '%-34s %9s %9s %9s %8s\n' "flm-proxyd" "$SSE_ready_flm" "$SSE_idle_flm" \
 printf '%-34s %9s %9s %9s %8s\n' "nginx" "$SSE_ready_nginx" "$SSE_idle_nginx" \
     "$SSE_held_nginx" "$SSE_per_nginx"
 rule
+# shellcheck disable=SC2046
+set -- $(hsbest ngxtls)
+hs_ngx=$1 hsn_ngx=$2 hsc_ngx=$3 hscap_ngx=$4
+# shellcheck disable=SC2046
+set -- $(hsbest flmtls)
+hs_flm=$1 hsn_flm=$2 hsc_flm=$3 hscap_flm=$4
+rps_ngxtls=$(field ngxtls c 1)
+rps_flmtls=$(field flmtls c 1)
+r_tls=$(ratio "$rps_flmtls" "$rps_ngxtls")
+r_hs=$(ratio "$hs_flm" "$hs_ngx")
+r_hscap=$(ratio "$hscap_flm" "$hscap_ngx")
+echo "TLS (ECDSA P-256 certificates) before a static engine (nginx, return 200"
+echo "  of the mock's JSON); keep-alive: wrk -t2 -c$CONC over https; full"
+echo "  handshakes: tls-hs -c$HS_CONC, a new connection and session per GET"
+echo "  /healthz (HTTP/1.0); server CPU: the nginx worker, flm-proxyd + flm-keyd"
+echo "  nginx: $TLSINFO_ngxtls; key in its worker"
+echo "  flm:   $TLSINFO_flmtls; key in flm-keyd, a signature per handshake"
+rule
+row "arm" "req/s" "p50 us" "p99 us" "errors"
+arm "c=$CONC  nginx TLS proxy_pass" ngxtls c
+arm "c=$CONC  flm TLS cached key" flmtls c
+printf '%-34s %9s %9s %9s %8s\n' "" "hs/s" "done" "CPU us" "hs/CPUs"
+printf '%-34s %9s %9s %9s %8s\n' "c=$HS_CONC  full handshakes, nginx" "$hs_ngx" \
+    "$hsn_ngx" "$hsc_ngx" "$hscap_ngx"
+printf '%-34s %9s %9s %9s %8s\n' "c=$HS_CONC  full handshakes, flm" "$hs_flm" \
+    "$hsn_flm" "$hsc_flm" "$hscap_flm"
+line "ratio flm/nginx TLS keep-alive req/s (c=$CONC)" "$r_tls"
+line "ratio flm/nginx full handshakes/s (as measured)" "$r_hs"
+line "ratio flm/nginx handshakes per server CPU second" "$r_hscap"
+rule
 echo "targets"
 printf '  %-50s %8s  %s\n' "throughput flm/nginx >= 1.00 (c=$CONC)" "$r_fn" \
     "$(target "$r_fn" '>=' 1.00)"
@@ -577,6 +850,12 @@ printf '  %-50s %8s  %s\n' "per-stream memory <= 32 KiB ($STREAMS streams)" \
     "$SSE_per_flm" "$(target "$SSE_per_flm" '<=' 32)"
 printf '  %-50s %8s  %s\n' "cached key/no key checks >= 0.97" "$r_fo" \
     "$(target "$r_fo" '>=' 0.97)"
+printf '  %-50s %8s  %s\n' "TLS keep-alive flm/nginx >= 1.00 (c=$CONC)" \
+    "$r_tls" "$(target "$r_tls" '>=' 1.00)"
+printf '  %-50s %8s  %s\n' "TLS full handshakes/s flm/nginx >= 0.80" "$r_hs" \
+    "$(target "$r_hs" '>=' 0.80)"
+printf '  %-50s %8s  %s\n' "  the same per server CPU second >= 0.80" \
+    "$r_hscap" "$(target "$r_hscap" '>=' 0.80)"
 if [ -n "$FAIL" ]; then
 	echo
 	echo "bench: INCOMPLETE:$FAIL"

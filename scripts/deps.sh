@@ -9,10 +9,15 @@ libsqlite3-dev libssl-dev libevent-dev libjson-c-dev libargon2-dev
 libsodium-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev
 mandoc jq curl sqlite3 util-linux procps ca-certificates"
 # --test: what only the tests use: clang for the fuzzers, chromium for
-# tests/integration/cors-browser.t, node for tests/integration/openai.t.
+# tests/integration/cors-browser.t and tls-clients.t, node for
+# tests/integration/openai.t and tls-clients.t; openssl (s_client, the
+# pinned key's hash) and libnss3-tools (certutil: Chromium's NSS trust
+# database) for tls-clients.t; testssl.sh for tls-scan.t; nginx and wrk
+# (built with OpenSSL: https and its TLS arms) for make bench.
 TEST=0
 [ "${1:-}" = --test ] && TEST=1
-[ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium"
+[ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium openssl
+libnss3-tools testssl.sh nginx wrk"
 
 missing=
 for p in $PKGS; do

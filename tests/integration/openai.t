@@ -7,29 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 
 unset FLM_API_KEY
-NPM_DIR=${FLM_NPM_DIR:-${HOME:-/nonexistent}/.cache/flm-npm}
-CLIENT=$top_srcdir/tests/integration/openai-client.mjs
-NODE_POINTS=5
-
 mock_init
-
-# The client's major version, or nothing.
-client_major() {
-	jq -r '.version | split(".")[0]' \
-	    "$NPM_DIR/node_modules/openai/package.json" 2>/dev/null
-}
-
-command -v node >/dev/null 2>&1 || unavailable "node is not installed"
-if [ "$(client_major)" = "" ] || [ "$(client_major)" -lt 4 ]; then
-	command -v npm >/dev/null 2>&1 || unavailable "npm is not installed"
-	# Offline, fail in seconds rather than after a minute of retries.
-	if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund \
-	    --fetch-retries=1 --fetch-retry-mintimeout=1000 \
-	    --fetch-retry-maxtimeout=3000 openai@4 >"$TMP/npm.log" 2>&1; then
-		diag "$(cat "$TMP/npm.log")"
-		unavailable "npm install openai@4 into $NPM_DIR failed"
-	fi
-fi
+openai_install
 
 plan 12
 
@@ -55,22 +34,8 @@ listed() {
 }
 wait_until 5000 listed || diag "the proxy does not list both engines yet"
 
-# The node script's checks, numbered here; a crash fails those left.
-timeout 120 env FLM_NPM_DIR="$NPM_DIR" FLM_TEST_KEY="$KEY" \
-    node "$CLIENT" "$BASE" >"$TMP/node.out" 2>"$TMP/node.err"
-n=0
-while IFS= read -r l; do
-	case $l in
-	"ok - "*)	n=$((n + 1)); ok "${l#ok - }" ;;
-	"not ok - "*)	n=$((n + 1)); not_ok "${l#not ok - }" ;;
-	"#"*)		echo "$l" ;;
-	esac
-done <"$TMP/node.out"
-[ -s "$TMP/node.err" ] && diag "$(cat "$TMP/node.err")"
-while [ $n -lt $NODE_POINTS ]; do
-	n=$((n + 1))
-	not_ok "openai: check $n did not run"
-done
+# The node script's checks, numbered here.
+openai_run "$BASE" "$KEY"
 
 # flm chat, with the key in the environment as flm(1) advises; its
 # stderr is kept for the diagnostics of a failed point.

@@ -1610,9 +1610,10 @@ control_fail(struct evhttp_request *req)
 
 /*
  * /__mock/page: a web page for browser tests (tests/integration/
- * cors-browser.t), so that it has a real http origin, this mock's.  Its
- * script POSTs ?body= to ?url= with Authorization: Bearer ?key= and
- * Content-Type: application/json (so the browser sends a preflight),
+ * cors-browser.t, tls-clients.t), so that it has a real http origin, this
+ * mock's.  Its script POSTs ?body= to ?url= with Authorization: Bearer
+ * ?key= and Content-Type: application/json (so the browser sends a
+ * preflight), or sends a GET without a body if ?method=GET,
  * and ?header= too if given, with credentials if ?cred= is; then it writes what it could read, or
  * the error fetch() threw, as one line of JSON into <pre id="out">.
  */
@@ -1627,7 +1628,9 @@ static const char page_html[] =
     "  if (q.get('header')) h[q.get('header')] = 'x';\n"
     "  var res = { origin: location.origin };\n"
     "  try {\n"
-    "    var o = { method: 'POST', headers: h, body: q.get('body') || '{}' };\n"
+    "    var o = { method: q.get('method') || 'POST', headers: h };\n"
+    "    if (o.method === 'POST') o.body = q.get('body') || '{}';\n"
+    "    else delete h['Content-Type'];\n"
     "    if (q.get('cred')) o.credentials = 'include';\n"
     "    var r = await fetch(q.get('url'), o);\n"
     "    res.status = r.status;\n"
