@@ -345,13 +345,14 @@ static int
 tls_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg)
 {
-	static const unsigned char	 http11[] = "\x08http/1.1";
+	/* What proxyd_parse.c serves; 1.1 preferred. */
+	static const unsigned char	 http1[] = "\x08http/1.1\x08http/1.0";
 
 	(void)ssl;
 	(void)arg;
 	/* RFC 7301 §3.2: no protocol in common is a fatal alert. */
-	if (SSL_select_next_proto((unsigned char **)out, outlen, http11,
-	    sizeof(http11) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+	if (SSL_select_next_proto((unsigned char **)out, outlen, http1,
+	    sizeof(http1) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	return SSL_TLSEXT_ERR_OK;
 }
@@ -492,6 +493,8 @@ tls_ctx_new(const char *id, const char *handle, const char *pem, size_t len,
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn, NULL);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A record in one read, not its header and then its body. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	if (cas != NULL) {
 		SSL_CTX_set1_cert_store(ctx, cas);
 		SSL_CTX_set_client_CA_list(ctx, SSL_dup_CA_list(canames));

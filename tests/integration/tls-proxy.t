@@ -22,7 +22,7 @@ if [ ! -x "$UNSEAL" ]; then
 	exit 0
 fi
 
-plan 39
+plan 40
 
 # Requests go to openssl s_client through FIFOs: should one die, a write
 # must fail, not kill this script (its cleanup would not run).
@@ -95,9 +95,12 @@ checkx "TLS 1.3, ALPN http/1.1, no HSTS unless asked" \
     grep -q "ALPN protocol: http/1.1" &&
     openssl s_client -connect 127.0.0.2:$P </dev/null 2>&1 |
     grep -q "TLSv1.3"'
-check "a client offering ALPN without http/1.1 gets no_application_protocol" \
+check "a client offering ALPN without http/1.x (h2 only) gets no_application_protocol" \
     sh -c "openssl s_client -connect 127.0.0.2:$P -alpn h2 </dev/null 2>&1 |
     grep -q 'no application protocol'"
+check "a client offering only http/1.0 (curl --http1.0) gets it" \
+    sh -c "openssl s_client -connect 127.0.0.2:$P -alpn http/1.0 </dev/null 2>&1 |
+    grep -q 'ALPN protocol: http/1.0'"
 check "TLS 1.1 is refused" sh -c "! openssl s_client -connect 127.0.0.2:$P \
     -tls1_1 </dev/null >/dev/null 2>&1"
 checkx "TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256 is served" \
