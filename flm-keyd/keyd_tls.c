@@ -1142,6 +1142,11 @@ state_clients(struct json_object *ok, struct json_object *rev)
 			    "security.db fails its MAC (changed outside "
 			    "flm-keyd): not an allowed client, refused as "
 			    "revoked", (const char *)sqlite3_column_text(st, 0));
+		/* A forged serial proxyd would refuse the whole state
+		 * for: no certificate of keyd's has it anyway. */
+		if (serial == NULL || strlen(serial) != FLM_CERT_SERIAL_LEN ||
+		    strspn(serial, "0123456789abcdef") != FLM_CERT_SERIAL_LEN)
+			continue;
 		if (!intact || sqlite3_column_type(st, 5) != SQLITE_NULL)
 			to = rev;
 		else if (sqlite3_column_int(st, 7))

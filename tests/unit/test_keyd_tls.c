@@ -539,6 +539,16 @@ test_clients_allow_list(void **state)
 	assert_false(state_has("clients", "7777777777777777"));
 	assert_true(state_has("revoked", "7777777777777777"));
 	assert_true(state_has("clients", b));
+	/* One whose serial proxyd would refuse the whole state for (upper
+	 * case): left out of both lists. */
+	assert_int_equal(sqlite3_exec(f->db.h, "INSERT INTO certificates (id, "
+	    "purpose, label, serial, subject, not_before, not_after, sha256, "
+	    "cert_pem) SELECT '8888888888888888', purpose, label, "
+	    "'ABCDEF0123456789', subject, not_before, not_after, sha256, "
+	    "cert_pem FROM certificates WHERE label = 'bob' AND serial != "
+	    "'7777777777777777'", NULL, NULL, NULL), SQLITE_OK);
+	assert_false(state_has("revoked", "ABCDEF0123456789"));
+	assert_false(state_has("clients", "ABCDEF0123456789"));
 	/* Expired (by its row): neither allowed nor listed revoked. */
 	assert_int_equal(sqlite3_exec(f->db.h, "UPDATE certificates SET "
 	    "not_after = '2001-01-01T00:00:00Z' WHERE label = 'bob' AND "
