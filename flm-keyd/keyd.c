@@ -143,8 +143,9 @@ keyd_policy_push(uint64_t seq)
 	json_object_put(res);
 }
 
-/* The certificates in service, the client CA and the revoked client
- * serials, to proxyd: the whole state each time.  No key goes. */
+/* The certificates in service, the client CA, the allowed and the
+ * revoked client serials, to proxyd: the whole state each time.  No key
+ * goes. */
 static void
 keyd_tls_push(uint64_t seq)
 {
@@ -159,7 +160,8 @@ keyd_tls_push(uint64_t seq)
 	if (seq == 0 && json_object_array_length(json_object_object_get(st,
 	    "certs")) == 0 && json_object_object_get(st, "client_ca") ==
 	    NULL && json_object_array_length(json_object_object_get(st,
-	    "revoked")) == 0) {
+	    "clients")) == 0 && json_object_array_length(
+	    json_object_object_get(st, "revoked")) == 0) {
 		json_object_put(st);
 		return;
 	}

@@ -1002,7 +1002,8 @@ keyd_tls_client_issue(struct json_object *req, struct json_object **res,
 	json_object_object_add(*res, "ca", json_object_new_string(tls_ca_pem));
 	json_object_put(info);
 	log_info("issued client certificate %s (%s)", id, label);
-	rv = made;
+	/* Always a change: proxyd accepts it once it is in "clients". */
+	rv = 1;
 out:
 	free(pem);
 	X509_free(x);
@@ -1111,15 +1112,70 @@ keyd_tls_client_revoke(struct json_object *req, struct json_object **res,
 
 /* ---- proxyd: the state and the signatures ---------------------------- */
 
-/* {certs, client_ca, revoked}: the whole public state. */
+/*
+ * The client serials of the state: "clients", the allow-list (issued,
+ * not revoked, not expired, row intact), and "revoked".  proxyd accepts
+ * only a listed client, so a row deleted or forged in security.db
+ * without the master key takes a certificate out, never lets one in.
+ */
+static void
+state_clients(struct json_object *ok, struct json_object *rev)
+{
+	sqlite3_stmt	*st;
+
+	if (tls_db == NULL || tls_db->h == NULL ||
+	    sqlite3_prepare_v2(tls_db->h, "SELECT " CERT_MAC_COLS ", mac, "
+	    "not_after > strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
+	    "FROM certificates WHERE purpose = 'client' "
+	    "ORDER BY created_at DESC", -1, &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct json_object	*to;
+		const char		*serial;
+		int			 intact = cert_intact(st, 0, 6);
+
+		serial = (const char *)sqlite3_column_text(st, 2);
+		/* A row failing its MAC is revoked too: its revocation
+		 * may be what was cleared. */
+		if (!intact)
+			log_warnx("client certificate %s: its row in "
+			    "security.db fails its MAC (changed outside "
+			    "flm-keyd): not an allowed client, refused as "
+			    "revoked", (const char *)sqlite3_column_text(st, 0));
+		/* A forged serial proxyd would refuse the whole state
+		 * for: no certificate of keyd's has it anyway. */
+		if (serial == NULL || strlen(serial) != FLM_CERT_SERIAL_LEN ||
+		    strspn(serial, "0123456789abcdef") != FLM_CERT_SERIAL_LEN)
+			continue;
+		if (!intact || sqlite3_column_type(st, 5) != SQLITE_NULL)
+			to = rev;
+		else if (sqlite3_column_int(st, 7))
+			to = ok;
+		else
+			continue;	/* expired: neither */
+		if (json_object_array_length(to) >= FLM_TLS_SERIALS_MAX) {
+			/* The oldest go; one left out of "clients" is
+			 * refused, which is the safe side. */
+			log_warnx("client certificate %s: more than %d %s "
+			    "client certificates; left out", serial,
+			    FLM_TLS_SERIALS_MAX, to == ok ? "valid" :
+			    "revoked");
+			continue;
+		}
+		json_object_array_add(to, json_object_new_string(serial));
+	}
+	sqlite3_finalize(st);
+}
+
+/* {certs, client_ca, clients, revoked}: the whole public state. */
 struct json_object *
 keyd_tls_state(void)
 {
 	struct json_object	*o = json_object_new_object();
 	struct json_object	*certs = json_object_new_array();
+	struct json_object	*ok = json_object_new_array();
 	struct json_object	*rev = json_object_new_array();
 	struct tls_svc		*s;
-	sqlite3_stmt		*st;
 
 	TAILQ_FOREACH(s, &tls_svcs, entry) {
 		struct json_object *c;
@@ -1137,28 +1193,8 @@ keyd_tls_state(void)
 	json_object_object_add(o, "certs", certs);
 	json_object_object_add(o, "client_ca", tls_ca_pem == NULL ? NULL :
 	    json_object_new_string(tls_ca_pem));
-	if (tls_db != NULL && tls_db->h != NULL &&
-	    sqlite3_prepare_v2(tls_db->h, "SELECT " CERT_MAC_COLS ", mac "
-	    "FROM certificates WHERE purpose = 'client'", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		/* A row failing its MAC counts as revoked: its revocation
-		 * may be what was cleared. */
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			int intact = cert_intact(st, 0, 6);
-
-			if (!intact)
-				log_warnx("client certificate %s: its row in "
-				    "security.db fails its MAC (changed outside "
-				    "flm-keyd): refused as revoked",
-				    (const char *)sqlite3_column_text(st, 0));
-			if (intact && sqlite3_column_type(st, 5) ==
-			    SQLITE_NULL)
-				continue;
-			json_object_array_add(rev, json_object_new_string(
-			    (const char *)sqlite3_column_text(st, 2)));
-		}
-		sqlite3_finalize(st);
-	}
+	state_clients(ok, rev);
+	json_object_object_add(o, "clients", ok);
 	json_object_object_add(o, "revoked", rev);
 	return o;
 }

@@ -76,7 +76,11 @@ static void			*tls_cur_arg;
 
 static struct tls_cert		*tls_certs;
 static size_t			 tls_ncerts;
-static char			**tls_revoked;	/* serials, lower case */
+/* Client serials, lower case: the allowed ones (issued by keyd, not
+ * revoked, not expired) and the revoked ones. */
+static char			**tls_clients;
+static size_t			 tls_nclients;
+static char			**tls_revoked;
 static size_t			 tls_nrevoked;
 static struct tls_ticket_key	 tls_tickets[2];	/* current, previous */
 
@@ -208,30 +212,59 @@ tls_serial_hex(X509 *x, char out[FLM_CERT_SERIAL_LEN + 1])
 }
 
 static int
-tls_is_revoked(X509 *x)
+tls_serial_in(const char *serial, char **list, size_t n)
 {
-	char	 serial[FLM_CERT_SERIAL_LEN + 1];
 	size_t	 i;
 
-	if (!tls_serial_hex(x, serial))
-		return 1;	/* not a serial keyd makes */
-	for (i = 0; i < tls_nrevoked; i++)
-		if (strcmp(tls_revoked[i], serial) == 0)
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i], serial) == 0)
 			return 1;
 	return 0;
 }
 
-/* The chain is the local CA's; a revoked leaf is refused here. */
+/*
+ * A client certificate the local CA signed is accepted only if keyd
+ * lists it in "clients": one whose row is gone from security.db, or
+ * fails its MAC, is not.  0, or an X509_V_ERR_* with why (logged).
+ */
+static int
+tls_client_refused(X509 *x, char serial[FLM_CERT_SERIAL_LEN + 1],
+    const char **why)
+{
+	*why = NULL;
+	if (!tls_serial_hex(x, serial)) {
+		*why = "not a serial flm-keyd makes";
+		return X509_V_ERR_CERT_REJECTED;
+	}
+	if (tls_serial_in(serial, tls_revoked, tls_nrevoked)) {
+		*why = "revoked";
+		return X509_V_ERR_CERT_REVOKED;
+	}
+	if (!tls_serial_in(serial, tls_clients, tls_nclients)) {
+		*why = "not issued by this flm-keyd, or its row is gone";
+		return X509_V_ERR_CERT_REJECTED;
+	}
+	return 0;
+}
+
+/* The chain is the local CA's; a leaf keyd does not list is refused. */
 static int
 tls_verify(int ok, X509_STORE_CTX *xs)
 {
-	X509	*x;
+	X509		*x;
+	const char	*why;
+	char		 serial[FLM_CERT_SERIAL_LEN + 1];
+	int		 err;
 
 	if (!ok || X509_STORE_CTX_get_error_depth(xs) != 0)
 		return ok;
-	if ((x = X509_STORE_CTX_get_current_cert(xs)) != NULL &&
-	    tls_is_revoked(x)) {
-		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
+	if ((x = X509_STORE_CTX_get_current_cert(xs)) == NULL)
+		return 0;
+	if ((err = tls_client_refused(x, serial, &why)) != 0) {
+		/* Only holders of a certificate the CA signed get here. */
+		log_info("client certificate %s refused: %s",
+		    serial[0] != '\0' ? serial : "?", why);
+		X509_STORE_CTX_set_error(xs, err);
 		return 0;
 	}
 	return 1;
@@ -300,20 +333,23 @@ tls_handshake(SSL *ssl, struct tls_wait **slot, void (*resume)(void *),
 /*
  * The handshake is done: the client certificate, if any, checked again
  * (a resumed session skipped the verify callback) and named.  -1: the
- * certificate is revoked.
+ * certificate is refused (revoked, or no longer listed).
  */
 int
 tls_peer(SSL *ssl, char *serial, char *label)
 {
-	X509	*x;
-	int	 n;
+	X509		*x;
+	const char	*why;
+	int		 n;
 
 	serial[0] = label[0] = '\0';
 	if ((x = SSL_get0_peer_certificate(ssl)) == NULL)
 		return 0;
-	if (SSL_get_verify_result(ssl) != X509_V_OK || tls_is_revoked(x))
+	if (SSL_get_verify_result(ssl) != X509_V_OK ||
+	    tls_client_refused(x, serial, &why) != 0) {
+		serial[0] = '\0';
 		return -1;
-	tls_serial_hex(x, serial);
+	}
 	n = X509_NAME_get_text_by_NID(X509_get_subject_name(x),
 	    NID_commonName, label, FLM_CERT_LABEL_MAX + 1);
 	if (n <= 0 || strspn(label, "abcdefghijklmnopqrstuvwxyz"
@@ -514,7 +550,7 @@ tls_certs_free(struct tls_cert *certs, size_t n)
 }
 
 static void
-tls_revoked_free(char **r, size_t n)
+tls_serials_free(char **r, size_t n)
 {
 	size_t	 i;
 
@@ -567,26 +603,27 @@ tls_hex_id(struct json_object *v, size_t len)
 	return strspn(s, "0123456789abcdef") == len;
 }
 
-/* revoked: serials, each as keyd makes them. */
+/* clients or revoked: serials, each as keyd makes them, bounded. */
 static int
-tls_parse_revoked(struct json_object *o, char ***out, size_t *nout)
+tls_parse_serials(struct json_object *o, const char *member, char ***out,
+    size_t *nout)
 {
 	struct json_object	*a, *v;
 	size_t			 i, n;
 
 	*out = NULL;
 	*nout = 0;
-	if (!json_object_object_get_ex(o, "revoked", &a) ||
-	    !json_object_is_type(a, json_type_array))
+	if (!json_object_object_get_ex(o, member, &a) ||
+	    !json_object_is_type(a, json_type_array) ||
+	    (n = json_object_array_length(a)) > FLM_TLS_SERIALS_MAX)
 		return -1;
-	n = json_object_array_length(a);
 	if (n > 0 && (*out = calloc(n, sizeof(**out))) == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
 		v = json_object_array_get_idx(a, i);
 		if (!tls_hex_id(v, FLM_CERT_SERIAL_LEN) ||
 		    ((*out)[i] = strdup(json_object_get_string(v))) == NULL) {
-			tls_revoked_free(*out, i);
+			tls_serials_free(*out, i);
 			*out = NULL;
 			return -1;
 		}
@@ -646,8 +683,8 @@ tls_state(struct chan *ch, struct chan_msg *m)
 {
 	struct json_object	*o;
 	struct tls_cert		*certs;
-	char			**revoked;
-	size_t			 ncerts, nrevoked;
+	char			**clients, **revoked;
+	size_t			 ncerts, nclients, nrevoked;
 	X509_STORE		*cas;
 	STACK_OF(X509_NAME)	*canames;
 	uint64_t		 seq;
@@ -657,11 +694,15 @@ tls_state(struct chan *ch, struct chan_msg *m)
 		chan_fail(ch, "malformed TLS_STATE");
 		return;
 	}
+	clients = revoked = NULL;
+	nclients = nrevoked = 0;
 	rc = tls_client_ca(o, &cas, &canames) == -1 ||
-	    tls_parse_revoked(o, &revoked, &nrevoked) == -1;
-	if (!rc && tls_parse_certs(o, cas, canames, &certs, &ncerts) == -1) {
-		tls_revoked_free(revoked, nrevoked);
-		rc = 1;
+	    tls_parse_serials(o, "clients", &clients, &nclients) == -1 ||
+	    tls_parse_serials(o, "revoked", &revoked, &nrevoked) == -1 ||
+	    tls_parse_certs(o, cas, canames, &certs, &ncerts) == -1;
+	if (rc) {
+		tls_serials_free(clients, nclients);
+		tls_serials_free(revoked, nrevoked);
 	}
 	X509_STORE_free(cas);		/* the contexts hold it */
 	sk_X509_NAME_pop_free(canames, X509_NAME_free);
@@ -673,11 +714,15 @@ tls_state(struct chan *ch, struct chan_msg *m)
 	tls_certs_free(tls_certs, tls_ncerts);
 	tls_certs = certs;
 	tls_ncerts = ncerts;
-	tls_revoked_free(tls_revoked, tls_nrevoked);
+	tls_serials_free(tls_clients, tls_nclients);
+	tls_clients = clients;
+	tls_nclients = nclients;
+	tls_serials_free(tls_revoked, tls_nrevoked);
 	tls_revoked = revoked;
 	tls_nrevoked = nrevoked;
-	log_debug("TLS state %llu: %zu certificates, %zu revoked clients",
-	    (unsigned long long)seq, ncerts, nrevoked);
+	log_debug("TLS state %llu: %zu certificates, %zu allowed and %zu "
+	    "revoked clients", (unsigned long long)seq, ncerts, nclients,
+	    nrevoked);
 	if (seq != 0)
 		chan_compose(ch, IMSG_TLS_APPLIED, 0, -1, &seq, sizeof(seq));
 }
@@ -704,7 +749,10 @@ tls_cleanup(void)
 	tls_certs_free(tls_certs, tls_ncerts);
 	tls_certs = NULL;
 	tls_ncerts = 0;
-	tls_revoked_free(tls_revoked, tls_nrevoked);
+	tls_serials_free(tls_clients, tls_nclients);
+	tls_clients = NULL;
+	tls_nclients = 0;
+	tls_serials_free(tls_revoked, tls_nrevoked);
 	tls_revoked = NULL;
 	tls_nrevoked = 0;
 	OPENSSL_cleanse(tls_tickets, sizeof(tls_tickets));

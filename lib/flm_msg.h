@@ -171,6 +171,9 @@ struct flm_key_invalidate {
 #define FLM_TLS_VERSION		1
 #define FLM_TLS_DIGEST_LEN	32	/* SHA-256: the one digest keyd signs */
 #define FLM_TLS_SIG_MAX		80	/* DER ECDSA P-256 is at most 72 */
+/* IMSG_TLS_STATE's "clients" and "revoked": at most this many serials
+ * each (19 bytes of JSON apiece), so the state fits one message. */
+#define FLM_TLS_SERIALS_MAX	4096
 
 /* proxyd asks keyd to sign one handshake digest with a server key. */
 struct flm_tls_sign {

@@ -6,11 +6,14 @@
 # plain HTTP, garbage, stalled and a thousand half-open handshakes are
 # each closed with proxyd alive; client certificates: required refuses a
 # client without one and a revoked one, names the certificate in the
-# audit record, and stands in for the bearer key with --no-bearer.
+# audit record, and stands in for the bearer key with --no-bearer;
+# they are accepted by allow-list, so rows deleted or copied in
+# security.db (no master key needed) cannot let a certificate back in.
 . "$(dirname "$0")/lib.sh"
 
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
+command -v sqlite3 >/dev/null 2>&1 || unavailable "sqlite3(1)"
 
 MEMGREP=$top_builddir/tests/mem-grep
 UNSEAL=$top_builddir/tests/tls-unseal
@@ -22,7 +25,7 @@ if [ ! -x "$UNSEAL" ]; then
 	exit 0
 fi
 
-plan 40
+plan 47
 
 # Requests go to openssl s_client through FIFOs: should one die, a write
 # must fail, not kill this script (its cleanup would not run).
@@ -271,6 +274,49 @@ checkx "its audit record: no key, bob's certificate" \
 code=$($M -o /dev/null -w '%{http_code}' -H "$A" "$U3/v1/models")
 check "--no-bearer: a key without a certificate does not get in ($code)" \
     [ "$code" = 000 ]
+
+# ---- the allow-list: security.db written without the master key ----------
+# Whoever can write security.db but has no master key can delete rows
+# and copy them; keyd lists only issued, unrevoked, unexpired clients
+# whose row passes its MAC, and proxyd accepts no other.
+DB() { sqlite3 -cmd ".timeout 5000" "$STATE/keyd/security.db" "$1"; }
+serial_of() {
+	openssl x509 -in "$1" -noout -serial | sed 's/.*=//' | tr A-F a-f
+}
+$F clients issue carol --out "$TMP/carol" >/dev/null 2>&1
+$F clients issue dave --out "$TMP/dave" >/dev/null 2>&1
+CSER=$(serial_of "$TMP/carol.crt")
+code=$($M -o /dev/null -w '%{http_code}' --cert "$TMP/carol.crt" \
+    --key "$TMP/carol.key" -H "$A" "$U2/v1/models")
+check "carol, just issued, is served at once ($code)" [ "$code" = 200 ]
+check "alice's refusal is logged as revoked" \
+    grep -q "client certificate $SER refused: revoked" "$STATE/flmd.log"
+DB "DELETE FROM certificates WHERE label IN ('alice', 'carol')"
+DB "INSERT INTO certificates (id, purpose, label, serial, subject,
+    not_before, not_after, sha256, cert_pem, mac) SELECT
+    '7777777777777777', purpose, label, '7777777777777777', subject,
+    not_before, not_after, sha256, cert_pem, mac FROM certificates
+    WHERE label = 'bob'"
+# Any change has keyd push its whole state, read again from security.db;
+# the revoke is answered once proxyd applied it.
+$F clients revoke dave >/dev/null 2>&1
+code=$($M -o /dev/null -w '%{http_code}' --cert "$TMP/alice.crt" \
+    --key "$TMP/alice.key" -H "$A" "$U2/v1/models")
+check "alice revoked, then her row deleted from security.db: still refused at the handshake ($code)" \
+    [ "$code" = 000 ]
+code=$($M -o /dev/null -w '%{http_code}' --cert "$TMP/carol.crt" \
+    --key "$TMP/carol.key" -H "$A" "$U2/v1/models")
+check "carol, signed by the local CA and never revoked, her row deleted: refused ($code)" \
+    [ "$code" = 000 ]
+check "carol's refusal is logged as not issued by this keyd" \
+    grep -q "client certificate $CSER refused: not issued by this flm-keyd" \
+    "$STATE/flmd.log"
+check "bob's row copied under another serial fails its MAC: not allowed, logged" \
+    grep -q "client certificate 7777777777777777: its row in security.db fails its MAC (changed outside flm-keyd): not an allowed client" \
+    "$STATE/flmd.log"
+code=$($M -o /dev/null -w '%{http_code}' --cert "$TMP/bob.crt" \
+    --key "$TMP/bob.key" -H "$A" "$U2/v1/models")
+check "bob, untouched, is still served ($code)" [ "$code" = 200 ]
 
 # ---- keyd gone while a handshake waits ------------------------------------
 KDPID=$(proc_pid flm-keyd)

@@ -415,7 +415,7 @@ test_packaged_ca_and_clients(void **state)
 	/* A client certificate; its label taken until revoked. */
 	r = req("{\"label\":\"laptop-1\",\"days\":30,\"names\":[\"flmhost\"],"
 	    "\"addrs\":[]}");
-	assert_int_equal(keyd_tls_client_issue(r, &res, err, sizeof(err)), 0);
+	assert_int_equal(keyd_tls_client_issue(r, &res, err, sizeof(err)), 1);
 	assert_non_null(strstr(get_str(res, "key", NULL), "BEGIN PRIVATE KEY"));
 	{
 		/* The key is the certificate's, and the CA issued it. */
@@ -459,6 +459,102 @@ test_packaged_ca_and_clients(void **state)
 	json_object_put(st);
 	X509_free(leaf);
 	X509_free(ca);
+}
+
+/* Whether serial is in the state's member ("clients" or "revoked"). */
+static int
+state_has(const char *member, const char *serial)
+{
+	struct json_object	*st = keyd_tls_state(), *a;
+	size_t			 i;
+	int			 found = 0;
+
+	a = json_object_object_get(st, member);
+	assert_true(json_object_is_type(a, json_type_array));
+	for (i = 0; i < json_object_array_length(a); i++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(a,
+		    i)), serial) == 0)
+			found = 1;
+	json_object_put(st);
+	return found;
+}
+
+static void
+issue(const char *label, char serial[FLM_CERT_SERIAL_LEN + 1])
+{
+	struct json_object	*r, *res = NULL;
+	char			 text[128], err[512];
+
+	snprintf(text, sizeof(text), "{\"label\":\"%s\",\"names\":"
+	    "[\"flmhost\"],\"addrs\":[]}", label);
+	r = req(text);
+	/* A change proxyd must hear of: the new serial is allowed. */
+	assert_int_equal(keyd_tls_client_issue(r, &res, err, sizeof(err)), 1);
+	snprintf(serial, FLM_CERT_SERIAL_LEN + 1, "%s",
+	    get_str(res, "serial", NULL));
+	json_object_put(res);
+	json_object_put(r);
+}
+
+/*
+ * "clients", the allow-list: issued, not revoked, not expired, row
+ * intact.  What security.db's writer can do without the master key
+ * (delete a row, copy one under another serial) only takes a serial
+ * out of it.
+ */
+static void
+test_clients_allow_list(void **state)
+{
+	struct db_fx		*f = *state;
+	struct json_object	*r, *res = NULL;
+	char			 a[FLM_CERT_SERIAL_LEN + 1];
+	char			 b[FLM_CERT_SERIAL_LEN + 1];
+	char			 c[FLM_CERT_SERIAL_LEN + 1], err[512];
+
+	issue("alice", a);
+	issue("bob", b);
+	issue("carol", c);
+	assert_true(state_has("clients", a));
+	assert_true(state_has("clients", b));
+	assert_false(state_has("revoked", a));
+	r = req("{\"client\":\"alice\"}");
+	assert_int_equal(keyd_tls_client_revoke(r, &res, err, sizeof(err)), 1);
+	json_object_put(res);
+	json_object_put(r);
+	assert_false(state_has("clients", a));
+	assert_true(state_has("revoked", a));
+	/* Her row deleted: out of both lists, so still refused. */
+	assert_int_equal(sqlite3_exec(f->db.h, "DELETE FROM certificates "
+	    "WHERE label IN ('alice', 'carol')", NULL, NULL, NULL), SQLITE_OK);
+	assert_false(state_has("revoked", a));
+	assert_false(state_has("clients", a));
+	assert_false(state_has("clients", c));
+	/* bob's row copied under another serial: its MAC fails. */
+	assert_int_equal(sqlite3_exec(f->db.h, "INSERT INTO certificates (id, "
+	    "purpose, label, serial, subject, not_before, not_after, sha256, "
+	    "cert_pem, mac) SELECT '7777777777777777', purpose, label, "
+	    "'7777777777777777', subject, not_before, not_after, sha256, "
+	    "cert_pem, mac FROM certificates WHERE label = 'bob'", NULL, NULL,
+	    NULL), SQLITE_OK);
+	assert_false(state_has("clients", "7777777777777777"));
+	assert_true(state_has("revoked", "7777777777777777"));
+	assert_true(state_has("clients", b));
+	/* One whose serial proxyd would refuse the whole state for (upper
+	 * case): left out of both lists. */
+	assert_int_equal(sqlite3_exec(f->db.h, "INSERT INTO certificates (id, "
+	    "purpose, label, serial, subject, not_before, not_after, sha256, "
+	    "cert_pem) SELECT '8888888888888888', purpose, label, "
+	    "'ABCDEF0123456789', subject, not_before, not_after, sha256, "
+	    "cert_pem FROM certificates WHERE label = 'bob' AND serial != "
+	    "'7777777777777777'", NULL, NULL, NULL), SQLITE_OK);
+	assert_false(state_has("revoked", "ABCDEF0123456789"));
+	assert_false(state_has("clients", "ABCDEF0123456789"));
+	/* Expired (by its row): neither allowed nor listed revoked. */
+	assert_int_equal(sqlite3_exec(f->db.h, "UPDATE certificates SET "
+	    "not_after = '2001-01-01T00:00:00Z' WHERE label = 'bob' AND "
+	    "serial != '7777777777777777'", NULL, NULL, NULL), SQLITE_OK);
+	assert_false(state_has("clients", b));
+	assert_false(state_has("revoked", b));
 }
 
 /* A CA certificate swapped in security.db (no master key needed for
@@ -515,6 +611,8 @@ main(void)
 		cmocka_unit_test(test_private_addr),
 		cmocka_unit_test(test_seal_unseal),
 		cmocka_unit_test_setup_teardown(test_ensure_release_sign,
+		    db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_clients_allow_list,
 		    db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_packaged_ca_and_clients,
 		    db_setup, db_teardown),

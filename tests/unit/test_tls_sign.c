@@ -169,9 +169,10 @@ push_text(const char *text)
 	mbuf_free(&b);
 }
 
-/* keyd's IMSG_TLS_STATE with the certificate, delivered as a message. */
+/* keyd's IMSG_TLS_STATE with the certificate, delivered as a message;
+ * member, if not NULL, replaced by v (left out if v is NULL). */
 static void
-push_state(void)
+push_state_with(const char *member, struct json_object *v)
 {
 	struct json_object	*o, *certs, *c;
 	BIO			*bio;
@@ -191,10 +192,22 @@ push_state(void)
 	json_object_array_add(certs, c);
 	json_object_object_add(o, "certs", certs);
 	json_object_object_add(o, "client_ca", NULL);
+	json_object_object_add(o, "clients", json_object_new_array());
 	json_object_object_add(o, "revoked", json_object_new_array());
+	if (member != NULL) {
+		json_object_object_del(o, member);
+		if (v != NULL)
+			json_object_object_add(o, member, v);
+	}
 	push_text(json_object_to_json_string(o));
 	json_object_put(o);
 	BIO_free(bio);
+}
+
+static void
+push_state(void)
+{
+	push_state_with(NULL, NULL);
 }
 
 static int
@@ -435,7 +448,7 @@ test_state_checks(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
 	push_text("{\"certs\": [{\"id\": \"" CERT_ID "\", \"handle\": \""
 	    HANDLE "\", \"chain\": \"not a PEM\"}], \"client_ca\": null, "
-	    "\"revoked\": []}");
+	    "\"clients\": [], \"revoked\": []}");
 	event_base_loop(px->c.base, EVLOOP_NONBLOCK);
 	assert_null(proxyd_failed);
 	assert_null(tls_conn_new(HANDLE, fd[0], TLS_CC_OFF));
@@ -443,12 +456,80 @@ test_state_checks(void **state)
 	assert_non_null(ssl = tls_conn_new(HANDLE, fd[0], TLS_CC_OFF));
 	SSL_free(ssl);
 	push_text("{\"certs\": [{\"id\": \"XYZ\", \"handle\": \"" HANDLE
-	    "\", \"chain\": \"\"}], \"client_ca\": null, \"revoked\": []}");
+	    "\", \"chain\": \"\"}], \"client_ca\": null, \"clients\": [], "
+	    "\"revoked\": []}");
 	event_base_loop(px->c.base, EVLOOP_NONBLOCK);
 	assert_non_null(proxyd_failed);
 	assert_non_null(strstr(proxyd_failed, "TLS_STATE refused"));
 	assert_non_null(ssl = tls_conn_new(HANDLE, fd[0], TLS_CC_OFF));
 	SSL_free(ssl);
+	close(fd[0]);
+	close(fd[1]);
+}
+
+/* n serials of keyd's form, the last one replaced by last if not NULL. */
+static struct json_object *
+serials(size_t n, const char *last)
+{
+	struct json_object	*a = json_object_new_array();
+	char			 s[FLM_CERT_SERIAL_LEN + 1];
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(s, sizeof(s), "1%015zx", i);
+		json_object_array_add(a, json_object_new_string(
+		    i + 1 == n && last != NULL ? last : s));
+	}
+	return a;
+}
+
+/*
+ * "clients" (the allow-list) and "revoked" are checked alike: an array
+ * of at most FLM_TLS_SERIALS_MAX serials of 16 lower-case hex digits.
+ * Anything else is refused, the channel failed, the state kept.
+ */
+static void
+test_state_clients_checks(void **state)
+{
+	static const char	*members[] = { "clients", "revoked" };
+	static const char	*bad[] = { "1234567890abcdeF", "1234567890abcde",
+	    "1234567890abcdef0", "1234567890abcdeg", "" };
+	struct json_object	*v;
+	SSL			*ssl;
+	size_t			 m, i, nvar = sizeof(bad) / sizeof(bad[0]) + 4;
+	int			 fd[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	/* As many as the bound allows: accepted. */
+	push_state_with("clients", serials(FLM_TLS_SERIALS_MAX, NULL));
+	event_base_loop(px->c.base, EVLOOP_NONBLOCK);
+	assert_null(proxyd_failed);
+	for (m = 0; m < 2; m++)
+		for (i = 0; i < nvar; i++) {
+			teardown(state);
+			setup(state);
+			if (i < sizeof(bad) / sizeof(bad[0]))
+				v = serials(3, bad[i]);
+			else if (i == nvar - 4)
+				v = NULL;		/* left out */
+			else if (i == nvar - 3)
+				v = json_object_new_string("1234567890abcdef");
+			else if (i == nvar - 2) {
+				v = serials(2, NULL);
+				json_object_array_add(v,
+				    json_object_new_int(1));
+			} else
+				v = serials(FLM_TLS_SERIALS_MAX + 1, NULL);
+			push_state_with(members[m], v);
+			event_base_loop(px->c.base, EVLOOP_NONBLOCK);
+			assert_non_null(proxyd_failed);
+			assert_non_null(strstr(proxyd_failed,
+			    "TLS_STATE refused"));
+			/* setup's good state stands. */
+			assert_non_null(ssl = tls_conn_new(HANDLE, fd[0],
+			    TLS_CC_OFF));
+			SSL_free(ssl);
+		}
 	close(fd[0]);
 	close(fd[1]);
 }
@@ -493,6 +574,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_state_checks, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_state_clients_checks,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_has_no_private_part,
 		    setup, teardown),
 	};
