@@ -987,14 +987,19 @@ conn_handshake(struct http_conn *c)
 	event_active(c->rev, EV_READ, 0);
 }
 
-/* Like conn_read, through TLS: records until the socket is empty (a
- * record SSL holds is not seen by the loop), at most 64 KB at a time. */
+/*
+ * Like conn_read, through TLS: records until SSL wants the socket, at
+ * most 64 KB at a time.  Stopped short, what SSL holds (read ahead) is
+ * seen by no socket event: wake the loop for it.  Stopped by WANT_READ,
+ * what it holds is part of a record and the socket's event comes with
+ * the rest: waking the loop then would spin until it does.
+ */
 static void
 conn_tls_read(struct http_conn *c)
 {
 	struct evbuffer_iovec	 v;
 	size_t			 total = 0;
-	int			 n;
+	int			 n, drained = 0;
 
 	while (c->reading && total < 4 * HTTP_TLS_CHUNK &&
 	    evbuffer_reserve_space(c->in, HTTP_TLS_CHUNK, &v, 1) == 1) {
@@ -1010,13 +1015,14 @@ conn_tls_read(struct http_conn *c)
 				conn_eof(c, 1);
 				return;
 			}
+			drained = 1;
 			break;
 		}
 		v.iov_len = (size_t)n;
 		evbuffer_commit_space(c->in, &v, 1);
 		total += (size_t)n;
 	}
-	if (c->reading && SSL_has_pending(c->ssl))
+	if (!drained && c->reading && SSL_has_pending(c->ssl))
 		event_active(c->rev, EV_READ, 0);
 	conn_dispatch(c);
 }
