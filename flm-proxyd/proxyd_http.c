@@ -988,8 +988,8 @@ conn_handshake(struct http_conn *c)
 }
 
 /*
- * Like conn_read, through TLS: records until SSL wants the socket, at
- * most 64 KB at a time.  Stopped short, what SSL holds (read ahead) is
+ * Like conn_read, through TLS: records until SSL holds no more (or
+ * wants the socket), at most 64 KB at a time.  Stopped short, what SSL holds (read ahead) is
  * seen by no socket event: wake the loop for it.  Stopped by WANT_READ,
  * what it holds is part of a record and the socket's event comes with
  * the rest: waking the loop then would spin until it does.
@@ -1021,6 +1021,13 @@ conn_tls_read(struct http_conn *c)
 		v.iov_len = (size_t)n;
 		evbuffer_commit_space(c->in, &v, 1);
 		total += (size_t)n;
+		/* SSL holds nothing more: another SSL_read would only find
+		 * the socket empty (EAGAIN), a system call per request; if
+		 * more is there, the level-triggered event comes again. */
+		if (!SSL_has_pending(c->ssl)) {
+			drained = 1;
+			break;
+		}
 	}
 	if (!drained && c->reading && SSL_has_pending(c->ssl))
 		event_active(c->rev, EV_READ, 0);
