@@ -48,7 +48,15 @@ run_check() {
 		find "$dir/tests" -name '*.log' -exec grep -l -E '^(not ok|ERROR)' {} + 2>/dev/null |
 		    while read -r l; do echo "---- $l"; tail -40 "$l"; done
 	fi
+	before=$failed
 	tally "$dir"
+	# make check that failed with no failing test (a test program that
+	# did not build) is a failure too, not a silent arm.
+	if [ $rc -ne 0 ] && [ $failed -eq $before ]; then
+		echo "FAIL: make check in $dir (no failing test: it stopped before or beside the tests)"
+		tail -20 "$dir/check.out"
+		failed=$((failed + 1))
+	fi
 }
 
 echo "== build"

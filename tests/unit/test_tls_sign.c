@@ -476,7 +476,7 @@ serials(size_t n, const char *last)
 	size_t			 i;
 
 	for (i = 0; i < n; i++) {
-		snprintf(s, sizeof(s), "1%015zx", i);
+		snprintf(s, sizeof(s), "1%015x", (unsigned int)(i & 0xffffff));
 		json_object_array_add(a, json_object_new_string(
 		    i + 1 == n && last != NULL ? last : s));
 	}
