@@ -46,7 +46,14 @@ run_check() {
 	grep -E '^(PASS|FAIL|XPASS|ERROR|SKIP):' "$dir/check.out" | sed "s|^|[$dir] |"
 	if [ $rc -ne 0 ]; then
 		find "$dir/tests" -name '*.log' -exec grep -l -E '^(not ok|ERROR)' {} + 2>/dev/null |
-		    while read -r l; do echo "---- $l"; tail -40 "$l"; done
+		    while read -r l; do
+			echo "---- $l"
+			# The failed points first: the tail is mostly the
+			# daemons' log that a failing test prints.
+			grep -E '^(not ok|ERROR)' "$l"
+			echo "---- $l (last 40 lines)"
+			tail -40 "$l"
+		    done
 	fi
 	before=$failed
 	tally "$dir"
