@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -662,16 +663,18 @@ chan_compose_wipe(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
 /*
  * json-c grows its print buffer with realloc, which leaves earlier
  * partial copies of the text in freed memory.  So the text is first
- * made with the secret member masked (the same length: a key text needs
- * no escaping), which sizes the buffer; the real text then fits in that
- * one buffer, which is wiped.
+ * made with the secret member masked, which sizes the buffer; the real
+ * text then fits in that one buffer, which is wiped.  Only letters and
+ * digits are masked: a PEM key's newlines must stay, or the real text,
+ * with its escapes, is longer than the masked one and grows the buffer
+ * after all.
  */
 static void
 chan_json_presize(struct json_object *obj, const char *member)
 {
 	struct json_object	*v;
 	char			*p, *saved;
-	size_t			 n, len;
+	size_t			 n, len, i;
 
 	if (member == NULL || !json_object_is_type(obj, json_type_object) ||
 	    !json_object_object_get_ex(obj, member, &v) ||
@@ -682,7 +685,9 @@ chan_json_presize(struct json_object *obj, const char *member)
 	if (n == 0 || (saved = malloc(n)) == NULL)
 		return;
 	memcpy(saved, p, n);
-	memset(p, 'x', n);
+	for (i = 0; i < n; i++)
+		if (isalnum((unsigned char)p[i]))
+			p[i] = 'x';
 	(void)json_object_to_json_string_length(obj, CHAN_JSON_FLAGS, &len);
 	memcpy(p, saved, n);
 	explicit_bzero(saved, n);

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1233,6 +1234,25 @@ __wrap_free(void *p)
 	__real_free(p);
 }
 
+/*
+ * realloc(), as json-c's print buffer calls it: defined here, it is the
+ * one the program's libraries bind to.  While free_watch is set, a block
+ * realloc may move away from counts as a freed block that held it.
+ */
+void *
+realloc(void *p, size_t n)
+{
+	static void	*(*real)(void *, size_t);
+
+	if (real == NULL)
+		real = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+	if (p != NULL && free_watch != NULL &&
+	    memmem(p, malloc_usable_size(p), free_watch,
+	    strlen(free_watch)) != NULL)
+		free_seen++;
+	return real(p, n);
+}
+
 #define SECRET	"flm_0123456789abcdef_SECRETSECRETSECRETSECRETSECRETSECRET1"
 
 /* Compose {"key": SECRET} with compose(); how many freed blocks held
@@ -1305,6 +1325,47 @@ test_compose_secret_wipes(void **state)
 	compose_watched(*state, chan_compose_secret, &freed, &inpb);
 	assert_int_equal(freed, 0);
 	assert_false(inpb);
+}
+
+/*
+ * A secret that JSON escapes (a PEM key: newlines) in an object never
+ * printed before: the print buffer is sized by the masked text, so the
+ * real one must not grow it (a realloc leaves a partial copy behind).
+ * Every length up to 600 bytes crosses json-c's growth steps.
+ */
+static void
+test_compose_secret_escaped(void **state)
+{
+	struct rec		 ra = { 0 }, rb = { 0 };
+	struct pair		 p;
+	struct json_object	*obj;
+	char			 key[700], label[40];
+	size_t			 n, i;
+
+	pair_open(*state, &p, &ra, &rb, 0, 0);
+	for (n = 8; n < 600; n++) {
+		/* PEM-like: lines of 16, a quote and a backslash, a tab. */
+		for (i = 0; i < n; i++)
+			key[i] = i % 17 == 16 ? '\n' : "ABCD\"EF\\GH+/=\tXY"[i % 16];
+		key[n] = '\0';
+		memcpy(key, "KEY", 3);	/* what free_watch looks for */
+		snprintf(label, sizeof(label), "client-%zu", n);
+		obj = json_object_new_object();
+		json_object_object_add(obj, "label",
+		    json_object_new_string(label));
+		json_object_object_add(obj, "key", json_object_new_string(key));
+		free_seen = 0;
+		free_watch = "KEYD\\\"EF";	/* the start, as JSON escapes it */
+		assert_int_equal(chan_compose_secret(p.a, T_MSG, 1, obj, "key"),
+		    0);
+		free_watch = NULL;
+		if (free_seen != 0)
+			fail_msg("a %zu-byte key grew the print buffer", n);
+		json_object_put(obj);
+		assert_true(wait_msgs(*state, &rb, n - 7));
+	}
+	rec_free(&ra);
+	rec_free(&rb);
 }
 
 /* chan_compose_wipe: the queued copy of a fixed payload is zeroed (the
@@ -1785,6 +1846,7 @@ main(void)
 		T(test_free_in_msg_cb_with_fds),
 		T(test_backpressure),
 		T(test_compose_secret_wipes),
+		T(test_compose_secret_escaped),
 		T(test_compose_wipe),
 		T(test_msg_wipe),
 	};
