@@ -166,30 +166,49 @@ fw_run(char *const argv[], char **out)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* The whole of a file (NUL-terminated), or NULL (errno set). */
+/*
+ * The whole of a file (NUL-terminated), or NULL (errno set).  Read to
+ * its end, not to its size: /proc's files have none.
+ */
 static char *
 fw_slurp(const char *path)
 {
-	struct stat	 st;
-	char		*buf;
-	ssize_t		 n;
-	size_t		 len = 0;
-	int		 fd;
+	char	*buf = NULL, *nb;
+	size_t	 len = 0, cap = 0;
+	ssize_t	 n;
+	int	 fd, e;
 
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return NULL;
-	if (fstat(fd, &st) == -1 || st.st_size > FW_TOOL_OUT_MAX ||
-	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		close(fd);
-		errno = EFBIG;
-		return NULL;
-	}
-	while (len < (size_t)st.st_size &&
-	    (n = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap >= FW_TOOL_OUT_MAX || (nb = realloc(buf,
+			    cap ? cap * 2 : 4096)) == NULL) {
+				e = cap >= FW_TOOL_OUT_MAX ? EFBIG : ENOMEM;
+				goto fail;
+			}
+			buf = nb;
+			cap = cap ? cap * 2 : 4096;
+		}
+		if ((n = read(fd, buf + len, cap - len - 1)) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (n == -1) {
+			e = errno;
+			goto fail;
+		}
+		if (n == 0)
+			break;
 		len += (size_t)n;
+	}
 	close(fd);
 	buf[len] = '\0';
 	return buf;
+fail:
+	close(fd);
+	free(buf);
+	errno = e;
+	return NULL;
 }
 
 /* Write a file of ours, 0600, atomically (a temporary and rename). */
