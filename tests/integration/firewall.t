@@ -78,7 +78,7 @@ if ! { ip netns add "$SRV" && ip netns add "$CLI" &&
 	exit 0
 fi
 
-plan 30
+plan 33
 
 S() { ip netns exec "$SRV" "$@"; }
 C() { ip netns exec "$CLI" "$@"; }
@@ -122,6 +122,23 @@ checkx "preview: engine and proxy ports dropped, loopback accepted" \
     printf "%s" "$OUT" | grep -q "iif \"lo\" accept"'
 checkx "preview: a diff against no table" \
     'printf "%s" "$OUT" | grep -q "^+ table inet flm {"'
+OUT=$(S $F firewall preview --backend ufw 2>&1)
+checkx "preview --backend ufw: allows from the allowlist first, then denies" \
+    'printf "%s" "$OUT" | grep -q "^ufw prepend allow from $OK_IP to any port $PPORT proto tcp comment flm" &&
+    printf "%s" "$OUT" | grep -q "^ufw deny $EPORT/tcp comment flm"'
+OUT=$(S $F firewall preview --backend firewalld 2>&1)
+checkx "preview --backend firewalld: rich rules, accepts before drops" \
+    'printf "%s" "$OUT" | grep -q "^firewall-cmd --add-rich-rule=rule priority=\"-20\" family=\"ipv4\" source address=\"$OK_IP\" port port=\"$PPORT\" protocol=\"tcp\" accept" &&
+    printf "%s" "$OUT" | grep -q "^firewall-cmd --add-rich-rule=rule priority=\"-10\" port port=\"$EPORT\" protocol=\"tcp\" drop"'
+if [ -x /usr/sbin/firewall-cmd ] || [ -x /usr/bin/firewall-cmd ]; then
+	ok "# SKIP firewall-cmd is installed: not run on this host"
+else
+	S $F firewall apply --backend firewalld >"$TMP/fwd.out" 2>&1
+	RC=$?
+	checkx "apply --backend firewalld without firewall-cmd: a clear error" \
+	    '[ $RC = 1 ] && grep -q "firewall-cmd is not installed" "$TMP/fwd.out" &&
+	    [ ! -e "$STATE/firewall/pending" ]'
+fi
 
 S $F firewall apply --timeout 30 >"$TMP/apply.out" 2>&1
 checkx "apply: loaded" '[ $? = 0 ] && S "$NFT" list table inet flm >/dev/null'
