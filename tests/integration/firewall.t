@@ -19,8 +19,55 @@ done
 [ -n "$NFT" ] || unavailable "nft is not installed (nftables)"
 command -v ip >/dev/null 2>&1 || unavailable "ip is not installed (iproute2)"
 
+# hostile: flm firewall in front of tests/fake-flmd (a subverted flmd)
+# at $FAKE/flmd.sock; every fact that is not an address or a port is
+# refused before any rule is made.  6 points.
+FAKE_PID=
+hostile_one() {
+	desc=$1
+	fplan=$2
+	fpol=${3:-'{"policy":{"ip_allowlist":["10.1.0.0/16"]}}'}
+	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
+	rm -f "$FAKE/flmd.sock"
+	"$top_builddir/tests/fake-flmd" "$FAKE/flmd.sock" "$fplan" "$fpol" &
+	FAKE_PID=$!
+	wait_until 2000 test -S "$FAKE/flmd.sock"
+	"$FLM" -D "$FAKE" firewall preview >"$FAKE/out" 2>&1
+	RC=$?
+	checkx "$desc" "$4"
+}
+hostile() {
+	FAKE=$(mktemp -d "${TMPDIR:-/tmp}/flmfk.XXXXXX")
+	E='"engines":[{"id":"e","addr":"127.0.0.1","port":11434}]'
+	refused='[ $RC = 1 ] && grep -q "malformed firewall plan from flmd" "$FAKE/out" && ! grep -q "table inet" "$FAKE/out"'
+	hostile_one "a subverted flmd's good plan is shown (the fake is served)" \
+	    '{"proxies":[{"id":"p","bind":"0.0.0.0","port":8088}],'"$E"'}' '' \
+	    '[ $RC = 0 ] && grep -q "tcp dport 8088 ip saddr @proxy_clients4 accept" "$FAKE/out" &&
+	    grep -q "elements = { 10.1.0.0/16 }" "$FAKE/out"'
+	hostile_one "a bind address carrying nft text is refused" \
+	    '{"proxies":[{"id":"p","bind":"0.0.0.0; flush ruleset","port":8088}],'"$E"'}' '' \
+	    "$refused"
+	hostile_one "an engine address with a newline is refused" \
+	    '{"proxies":[],"engines":[{"id":"e","addr":"127.0.0.1\n}","port":1}]}' '' \
+	    "$refused"
+	hostile_one "a port out of range, or a string, is refused" \
+	    '{"proxies":[{"id":"p","bind":"::","port":"8088"}],"engines":[{"id":"e","addr":"::1","port":70000}]}' '' \
+	    "$refused"
+	hostile_one "a plan that is not {proxies, engines} is refused" \
+	    '{"proxies":{"id":"p"}}' '' "$refused"
+	hostile_one "an allowlist entry that is no CIDR is refused" \
+	    '{"proxies":[{"id":"p","bind":"0.0.0.0","port":8088}],'"$E"'}' \
+	    '{"policy":{"ip_allowlist":["10.0.0.0/8 } flush ruleset"]}}' \
+	    '[ $RC = 1 ] && grep -q "security policy from flmd is not valid" "$FAKE/out" && ! grep -q "table inet" "$FAKE/out"'
+	kill "$FAKE_PID" 2>/dev/null
+	wait "$FAKE_PID" 2>/dev/null
+	FAKE_PID=
+	rm -rf "$FAKE"
+}
+
 if [ "$(id -u)" -ne 0 ]; then
-	plan 4
+	plan 10
+	hostile
 	check "suite starts" suite_start
 	F="$FLM -D $STATE"
 	$F config set engines.fwtest.kind ollama >/dev/null
@@ -49,6 +96,8 @@ PPORT=8088
 HOST_BEFORE=$("$NFT" list ruleset 2>&1)
 
 fw_cleanup() {
+	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
+	[ -n "$FAKE" ] && rm -rf "$FAKE"
 	if [ -n "$STATE" ] && [ -f "$STATE/firewall/pending" ]; then
 		kill "$(cut -d' ' -f1 "$STATE/firewall/pending")" 2>/dev/null
 	fi
@@ -78,7 +127,9 @@ if ! { ip netns add "$SRV" && ip netns add "$CLI" &&
 	exit 0
 fi
 
-plan 33
+plan 39
+
+hostile
 
 S() { ip netns exec "$SRV" "$@"; }
 C() { ip netns exec "$CLI" "$@"; }
