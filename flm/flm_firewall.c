@@ -1012,6 +1012,20 @@ fw_timer_stop(const struct fw_pending *pd)
 
 static int	fw_restore(struct fw_ctx *, const char *);
 
+/* The pending apply ends here: its file removed, its timer stopped. */
+static void
+fw_disarm(struct fw_ctx *x)
+{
+	struct fw_pending	 pd;
+	char			 path[PATH_MAX];
+	int			 had = fw_pending_read(x, &pd);
+
+	fw_path(x, "pending", path, sizeof(path));
+	unlink(path);
+	if (had)
+		fw_timer_stop(&pd);
+}
+
 /*
  * The timer, a grandchild in a session of its own: the admin's SSH
  * session may die.  It holds no secret and asks flmd nothing: at the
@@ -1252,8 +1266,11 @@ fw_restore(struct fw_ctx *x, const char *action)
 				goto done;
 			rc = fw_run_lines(x->backend, saved, NULL,
 			    log ? log : stderr);
-			fw_run_lines(x->backend, saved, "--permanent",
-			    log ? log : stderr);
+			/* Made permanent by confirm: removed there too. */
+			fw_path(x, "saved.permanent", path, sizeof(path));
+			if (access(path, F_OK) == 0 && fw_run_lines(x->backend,
+			    saved, "--permanent", log ? log : stderr) == 0)
+				unlink(path);
 		}
 	}
 done:
@@ -1301,6 +1318,15 @@ fw_apply(struct fw_ctx *x, const char *text, int timeout)
 		free(before);
 		return FLM_EX_ERROR;
 	}
+	/*
+	 * The timer first: from the moment anything is loaded it runs,
+	 * whatever becomes of this process and its terminal.
+	 */
+	signal(SIGHUP, SIG_IGN);
+	if (fw_arm(x, timeout) == -1) {
+		free(before);
+		return FLM_EX_ERROR;
+	}
 	log = fw_log_open(x, "apply");
 	if (log != NULL)
 		fw_log_text(log, "before", before);
@@ -1311,22 +1337,22 @@ fw_apply(struct fw_ctx *x, const char *text, int timeout)
 		    (rc = fw_nft_load(path, &err)) == -1)
 			fprintf(stderr, "flm: nft -f %s failed: %s", path,
 			    err ? err : "\n");
-	} else if ((rc = fw_run_lines(x->backend, text, NULL, log ? log :
-	    stderr)) == -1)
-		fw_restore(x, "rollback of a failed apply");
+	} else
+		rc = fw_run_lines(x->backend, text, NULL, log ? log : stderr);
+	if (rc == -1)
+		fw_disarm(x);	/* nft: one transaction, nothing loaded */
 	after = fw_current(x->backend);
 	if (log != NULL) {
 		fw_log_text(log, "after", after);
 		if (err != NULL && *err != '\0')
 			fw_log_text(log, "nft", err);
 	}
-	if (rc == 0 && fw_arm(x, timeout) == -1) {
-		fw_log_close(log, "FAILED: no rollback timer; rolled back");
-		fw_restore(x, "rollback: no timer");
-		rc = -1;
-	} else
-		fw_log_close(log, rc == 0 ? "ok: loaded, rolled back unless "
-		    "confirmed" : "FAILED: nothing was loaded");
+	fw_log_close(log, rc == 0 ? "ok: loaded, rolled back unless "
+	    "confirmed" : x->backend == FW_NFT ? "FAILED: nothing was "
+	    "loaded" : "FAILED: rolled back");
+	/* ufw and firewalld may have run some commands: undone. */
+	if (rc == -1 && x->backend != FW_NFT)
+		fw_restore(x, "rollback of a failed apply");
 	free(before);
 	free(after);
 	free(script);
@@ -1366,6 +1392,9 @@ fw_confirm(struct fw_ctx *x)
 		    log ? log : stderr) == -1)
 			rc = -1;
 		free(saved);
+		fw_path(x, "saved.permanent", path, sizeof(path));
+		if (rc == 0 && fw_write(path, "1\n") == -1)
+			rc = -1;
 	}
 	fw_path(x, "pending", path, sizeof(path));
 	if (rc == 0 && unlink(path) == -1)
