@@ -109,6 +109,15 @@ static const struct flm_cmd cmds[] = {
 	    "audit tail [-n N | --count N] [--json]" },
 	{ "usage",		cmd_usage_show,	"jKs",	0,
 	    "usage [--key ID] [--since WHEN] [--json]" },
+	{ "firewall preview",	cmd_firewall,	"w",	0,
+	    "firewall preview [--backend nftables|ufw|firewalld]" },
+	{ "firewall apply",	cmd_firewall,	"wt",	0,
+	    "firewall apply [--backend nftables|ufw|firewalld] "
+	    "[--timeout SECONDS]" },
+	{ "firewall confirm",	cmd_firewall,	"",	0,
+	    "firewall confirm" },
+	{ "firewall rollback",	cmd_firewall,	"",	0,
+	    "firewall rollback" },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -165,7 +174,7 @@ opt_num(const struct flm_cmd *cmd, const char *name, long long min,
  * o --origins, X --methods, H --headers, A --max-age, C --credentials,
  * r --requests, T --tokens, B --before, s --since, n -n/--count,
  * c --client-certs, W --no-bearer, h --hsts, O --out, d --days,
- * P --p12-password-file.  The
+ * P --p12-password-file, w --backend, t --timeout.  The
  * daemon validates values; here we only refuse what cannot be a request
  * at all.
  */
@@ -201,6 +210,8 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "out", required_argument, NULL, 'O' },
 		{ "days", required_argument, NULL, 'd' },
 		{ "p12-password-file", required_argument, NULL, 'P' },
+		{ "backend", required_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int				 ch, n, max;
@@ -266,6 +277,12 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			break;
 		case 'P':
 			c->p12pass = optarg;
+			break;
+		case 'w':
+			c->backend = optarg;
+			break;
+		case 't':
+			c->timeout = (int)opt_num(cmd, "timeout", 1, 3600);
 			break;
 		default:
 			cli_opts_security(c, cmd, ch);

@@ -15,6 +15,8 @@ struct flm_cmd;
 #define FLM_EX_USAGE		2
 #define FLM_EX_NODAEMON		3	/* flmd not running / unreachable */
 #define FLM_EX_PERM		4	/* not allowed to talk to flmd */
+#define FLM_EX_BUSY		5	/* firewall apply: another awaits
+					 * confirm */
 
 struct cli {
 	const char	*dir;
@@ -48,6 +50,8 @@ struct cli {
 	const char	*out;		/* ca export, clients issue */
 	long long	 days;		/* -1: not given */
 	const char	*p12pass;	/* a file holding the password */
+	const char	*backend;	/* firewall: nftables, ufw, firewalld */
+	int		 timeout;	/* firewall apply: 0 not given */
 	const struct flm_cmd *cmd;	/* the command given */
 	char		**args;		/* positional arguments */
 	int		 nargs;
@@ -77,6 +81,9 @@ int	cmd_audit_verify(struct cli *, int, char **);
 int	cmd_audit_archive(struct cli *, int, char **);
 int	cmd_audit_tail(struct cli *, int, char **);
 int	cmd_usage_show(struct cli *, int, char **);
+
+/* flm_firewall.c */
+int	cmd_firewall(struct cli *, int, char **);
 
 /* flm_tls.c */
 int	cmd_ca(struct cli *, int, char **);

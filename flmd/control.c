@@ -630,6 +630,52 @@ control_tls(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	json_object_put(o);
 }
 
+/*
+ * flm firewall: the facts its rules are made of, flmd's alone: where
+ * the proxy listens and where the engines are (the four built-in ones
+ * too).  The allowlist is keyd's (IMSG_CTL_POLICY_GET).  flm, running
+ * as root, checks each address and port again before any becomes a rule.
+ */
+static struct json_object *
+control_firewall_plan(void)
+{
+	struct json_object	*res, *arr, *all, *o, *v;
+	size_t			 i;
+
+	res = json_object_new_object();
+	arr = json_object_new_array();
+	all = proxy_status();
+	for (i = 0; i < json_object_array_length(all); i++) {
+		v = json_object_array_get_idx(all, i);
+		o = json_object_new_object();
+		json_object_object_add(o, "id",
+		    json_object_get(json_object_object_get(v, "id")));
+		json_object_object_add(o, "bind",
+		    json_object_get(json_object_object_get(v, "bind")));
+		json_object_object_add(o, "port",
+		    json_object_get(json_object_object_get(v, "port")));
+		json_object_array_add(arr, o);
+	}
+	json_object_put(all);
+	json_object_object_add(res, "proxies", arr);
+	arr = json_object_new_array();
+	all = config_engines();
+	for (i = 0; i < json_object_array_length(all); i++) {
+		v = json_object_array_get_idx(all, i);
+		o = json_object_new_object();
+		json_object_object_add(o, "id",
+		    json_object_get(json_object_object_get(v, "id")));
+		json_object_object_add(o, "addr",
+		    json_object_get(json_object_object_get(v, "addr")));
+		json_object_object_add(o, "port",
+		    json_object_get(json_object_object_get(v, "port")));
+		json_object_array_add(arr, o);
+	}
+	json_object_put(all);
+	json_object_object_add(res, "engines", arr);
+	return res;
+}
+
 /* Requests without a payload, and those with one JSON object. */
 static int
 control_args(struct chan *ch, struct chan_msg *m, int json,
@@ -665,6 +711,7 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_AUDIT_VERIFY:
 	case IMSG_CTL_CA_INFO:
 	case IMSG_CTL_CLIENT_LIST:
+	case IMSG_CTL_FIREWALL_PLAN:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
@@ -753,6 +800,9 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_CLIENT_LIST:
 	case IMSG_CTL_CLIENT_REVOKE:
 		control_tls(c, t, id, req);
+		break;
+	case IMSG_CTL_FIREWALL_PLAN:
+		control_reply(c, id, control_firewall_plan());
 		break;
 	default:
 		control_config(c, t, id, req);

@@ -112,6 +112,9 @@ enum flm_msg_type {
 	IMSG_CTL_CLIENT_ISSUE,	/* JSON {label, days?} */
 	IMSG_CTL_CLIENT_LIST,	/* empty */
 	IMSG_CTL_CLIENT_REVOKE,	/* JSON {client} */
+
+	IMSG_CTL_FIREWALL_PLAN = 127, /* empty; reply {proxies: [{id, bind,
+				 * port}], engines: [{id, addr, port}]} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
