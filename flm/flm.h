@@ -78,6 +78,9 @@ int	cmd_audit_archive(struct cli *, int, char **);
 int	cmd_audit_tail(struct cli *, int, char **);
 int	cmd_usage_show(struct cli *, int, char **);
 
+/* flm_doctor.c */
+int	cmd_doctor(struct cli *, int, char **);
+
 /* flm_tls.c */
 int	cmd_ca(struct cli *, int, char **);
 int	cmd_clients(struct cli *, int, char **);
