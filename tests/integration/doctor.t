@@ -8,7 +8,7 @@
 # a healthy suite must pass.
 . "$(dirname "$0")/lib.sh"
 
-plan 27
+plan 31
 
 mock_init
 F="$FLM -D"
@@ -179,3 +179,30 @@ checkx "the audit chain and certificates are skipped, saying why" \
     json_has "$(check_of "$out" certificates)" ".status == \"skipped\""'
 checkx "no secret in the answer: no key text, no master key" \
     '! printf "%s" "$out" | grep -qE "flm_[0-9a-f]{16}_|[0-9a-f]{64}"'
+suite_stop
+rm -rf "$STATE"
+
+# 8. A subverted keyd: what it answers is checked, not trusted blindly.
+WRAP=$TMP/wrap
+mkdir "$WRAP"
+BADSTATUS='{"checks":[{"group":"x","name":"y","status":"great","detail":"z"}]}'
+PLANTED='{"checks":[{"group":"x","name":"y","status":"ok","detail":"z"}],"admin":true}'
+LIE='{"checks":[{"group":"audit","name":"audit chain","status":"ok","detail":"intact (says keyd)"}]}'
+printf '#!/bin/sh\nexec "%s" -k answer 59 %s answer 59 %s answer 59 %s\n' \
+    "$top_builddir/tests/fake-child" "'$BADSTATUS'" "'$PLANTED'" "'$LIE'" \
+    >"$WRAP/keyd"
+chmod +x "$WRAP/keyd"
+suite_start FLM_KEYD_PATH="$WRAP/keyd"
+out=$(doc)
+checkx "a keyd's check with an unknown status: its list is refused" \
+    'json_has "$(check_of "$out" flm-keyd keyd)" ".status == \"fail\" and
+    (.detail | test(\"malformed\"))" && ! json_has "$out" ".checks[] |
+    select(.status == \"great\")"'
+out=$(doc)
+checkx "a reply with a member planted beside the checks: refused too" \
+    'json_has "$(check_of "$out" flm-keyd keyd)" ".detail | test(\"malformed\")"'
+out=$(doc)
+checkx "a well-formed answer is shown as keyd's (flmd cannot check its word)" \
+    'json_has "$(check_of "$out" "audit chain")" ".detail == \"intact (says keyd)\""'
+check "flmd lives on" kill -0 "$FLMD_PID"
+suite_stop
