@@ -1,6 +1,8 @@
 #ifndef KEYD_H
 #define KEYD_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -56,6 +58,7 @@ const unsigned char *keyd_row_key(void);
 const unsigned char *keyd_tls_key(void);
 void		 keyd_master_free(void);
 const char	*keyd_master_source(void);
+uid_t		 keyd_master_owner(void);
 #define KEYD_MASTER_FILE	"master.key"
 
 /* keyd_policy.c */

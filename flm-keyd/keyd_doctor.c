@@ -55,16 +55,17 @@ doctor_masterkey(struct json_object *out, const char *dir)
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
 		doctor_add(out, "master key", "provider", "fail", fix,
 		    "%s%s is mode %04o: group or others can read the key",
-		    file ? "the key comes from " : "an unused ",
-		    KEYD_MASTER_FILE, (unsigned int)st.st_mode & 07777);
-	else if (st.st_uid != geteuid()) {
+		    file ? "" : "an unused ", file ? KEYD_MASTER_FILE
+		    ", where the key comes from," : KEYD_MASTER_FILE,
+		    (unsigned int)st.st_mode & 07777);
+	else if (st.st_uid != keyd_master_owner()) {
 		snprintf(fix, sizeof(fix), "check where it came from, then "
-		    "chown %u %s/%s", (unsigned int)geteuid(), dir,
+		    "chown %u %s/%s", (unsigned int)keyd_master_owner(), dir,
 		    KEYD_MASTER_FILE);
 		doctor_add(out, "master key", "provider", "fail", fix,
-		    "%s is owned by uid %u, not by flm-keyd's uid %u",
+		    "%s is owned by uid %u, not by uid %u that reads it",
 		    KEYD_MASTER_FILE, (unsigned int)st.st_uid,
-		    (unsigned int)geteuid());
+		    (unsigned int)keyd_master_owner());
 	} else if (file)
 		doctor_add(out, "master key", "provider", "ok", NULL,
 		    "the key comes from %s (mode %04o); systemd-creds or the "

@@ -40,6 +40,8 @@ static unsigned char	*keyd_auditkey;
 static unsigned char	*keyd_rowkey;
 static unsigned char	*keyd_tlskey;
 static const char	*keyd_master_from = "";	/* flm doctor */
+static uid_t		 keyd_master_uid;	/* who read it: root in
+						 * system mode */
 
 /* 32 raw bytes, or 64 hex digits and an optional newline. */
 static int
@@ -179,6 +181,7 @@ keyd_master_load(const char *dir)
 	}
 	log_info("master key from %s", from);
 	keyd_master_from = from;
+	keyd_master_uid = geteuid();
 	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
 	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	crypto_kdf_derive_from_key(keyd_rowkey, KEYD_MASTER_LEN,
@@ -197,6 +200,13 @@ const char *
 keyd_master_source(void)
 {
 	return keyd_master_from;
+}
+
+/* The uid the key file must belong to (master_read's rule). */
+uid_t
+keyd_master_owner(void)
+{
+	return keyd_master_uid;
 }
 
 const unsigned char *

@@ -8,7 +8,7 @@
 # a healthy suite must pass.
 . "$(dirname "$0")/lib.sh"
 
-plan 31
+plan 33
 
 mock_init
 F="$FLM -D"
@@ -206,3 +206,31 @@ checkx "a well-formed answer is shown as keyd's (flmd cannot check its word)" \
     'json_has "$(check_of "$out" "audit chain")" ".detail == \"intact (says keyd)\""'
 check "flmd lives on" kill -0 "$FLMD_PID"
 suite_stop
+
+# 9. System mode (root): the owners and modes flmd makes are what doctor
+# expects of them: _flmkeyd's keyd/ and security.db, root's master.key.
+if [ "$(id -u)" = 0 ] && getent passwd _flmkeyd >/dev/null &&
+    getent passwd _flmproxy >/dev/null; then
+	STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
+	LX=$(sys_libexec)
+	"$FLMD" -d -s -D "$STATE" -L "$LX" >"$STATE/flmd.log" 2>&1 &
+	FLMD_PID=$!
+	wait_until 5000 all_running
+	for e in ollama lmstudio vllm llamacpp; do
+		$F "$STATE" config set "engines.$e.url" \
+		    "http://127.0.0.1:$LPORT" >/dev/null
+	done
+	out=$(doc)
+	checkx "system mode: healthy but for the machine's own checks" \
+	    'json_has "$out" "$HEALTHY" && json_has "$(check_of "$out" "keyd dir")" \
+	    ".detail | test(\"mode 0700, uid $(id -u _flmkeyd)\")"'
+	chmod 0644 "$STATE/keyd/master.key"
+	checkx "system mode: master.key 0644 flagged by the chrooted keyd" \
+	    'json_has "$(check_of "$(doc)" provider)" ".status == \"fail\" and
+	    (.fix == \"chmod 600 $STATE/keyd/master.key\")"'
+	suite_stop
+	rm -rf "$LX"
+else
+	ok "system mode: healthy but for the machine's own checks # SKIP needs root and the FLM users"
+	ok "system mode: master.key 0644 flagged by the chrooted keyd # SKIP needs root and the FLM users"
+fi
