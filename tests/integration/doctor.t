@@ -8,7 +8,7 @@
 # a healthy suite must pass.
 . "$(dirname "$0")/lib.sh"
 
-plan 33
+plan 36
 
 mock_init
 F="$FLM -D"
@@ -151,6 +151,29 @@ checkx "flmd's own checks are still answered, within seconds ($((t1 - t0)) s)" \
     length >= 4" && [ $((t1 - t0)) -le 10 ]'
 checkx "keyd's late answer harms nothing: the next doctor is whole" \
     'wait_until 3000 all_running && json_has "$(doc)" "$HEALTHY"'
+
+# An audit record from the future: the clock went back, and the record
+# altered outside keyd breaks the chain (the check audit verify makes).
+KEY=$($F "$STATE" api-keys create --label d --json | jq -r .key)
+PPORT=$($F "$STATE" proxy start --port 0 --json | jq .port)
+curl -s -o /dev/null -H "Authorization: Bearer $KEY" \
+    "http://127.0.0.1:$PPORT/v1/models"
+wait_until 3000 sh -c "[ \"\$(sqlite3 '$STATE/keyd/security.db' \
+    'SELECT count(*) FROM audit_logs')\" -ge 1 ]"
+checkx "a fresh audit record: the clock is past it, the chain intact" \
+    'out=$(doc); json_has "$(check_of "$out" "audit order")" \
+    ".status == \"ok\" and (.detail | test(\"past the newest\"))" &&
+    json_has "$(check_of "$out" "audit chain")" ".status == \"ok\""'
+sqlite3 -cmd '.timeout 5000' "$STATE/keyd/security.db" \
+    "DROP TRIGGER audit_logs_no_update; UPDATE audit_logs SET created_at =
+    '2099-01-01T00:00:00.000Z' WHERE id = (SELECT max(id) FROM audit_logs)"
+out=$(doc)
+checkx "a record dated 2099: the clock is behind it, a failure" \
+    'json_has "$(check_of "$out" "audit order")" ".status == \"fail\" and
+    (.detail | test(\"behind the newest audit record\"))"'
+checkx "and the altered record breaks the audit chain, as audit verify says" \
+    'json_has "$(check_of "$out" "audit chain")" ".status == \"fail\"" &&
+    ! $F "$STATE" audit verify >/dev/null 2>&1'
 
 # 6. Exit statuses of usage and connection errors.
 "$FLM" -D "$STATE" doctor extra >/dev/null 2>&1
