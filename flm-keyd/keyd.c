@@ -664,6 +664,20 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	}
 }
 
+static struct event	*keyd_tls_timer;
+
+/* flm doctor: keyd's facts, bounded, no secret (keyd_doctor.c). */
+static void
+keyd_doctor_request(struct chan *ch, struct chan_msg *m)
+{
+	if (msg_end(m) == -1) {
+		chan_fail(ch, "malformed DOCTOR");
+		return;
+	}
+	keyd_reply(m->hdr.peerid, keyd_doctor(&keyd_db, keyd.paths.keyddir,
+	    keyd_tls_timer != NULL && evtimer_pending(keyd_tls_timer, NULL)));
+}
+
 static void
 keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
@@ -693,13 +707,14 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CLIENT_REVOKE:
 		keyd_tls_request(ch, m);
 		break;
+	case IMSG_DOCTOR:
+		keyd_doctor_request(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
 		break;
 	}
 }
-
-static struct event	*keyd_tls_timer;
 
 /* Next renewal or retired key's end, at least every 60 s. */
 static void

@@ -1,6 +1,8 @@
 #ifndef KEYD_H
 #define KEYD_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -55,6 +57,9 @@ const unsigned char *keyd_audit_key(void);
 const unsigned char *keyd_row_key(void);
 const unsigned char *keyd_tls_key(void);
 void		 keyd_master_free(void);
+const char	*keyd_master_source(void);
+uid_t		 keyd_master_owner(void);
+#define KEYD_MASTER_FILE	"master.key"
 
 /* keyd_policy.c */
 int		 keyd_policy_get(struct db *, struct json_object **, char *,
@@ -167,6 +172,10 @@ struct json_object *keyd_tls_state(void);
 void		 keyd_tls_sign(const struct flm_tls_sign *,
 		    struct flm_tls_signature *);
 long		 keyd_tls_next(void);
+void		 keyd_tls_doctor(struct json_object *);
+
+/* keyd_doctor.c: flm doctor's facts only keyd sees */
+struct json_object *keyd_doctor(struct db *, const char *, int);
 struct json_object *keyd_tls_tick(void);
 
 /* keyd_sandbox.c */

@@ -26,7 +26,7 @@
 #include "keyd.h"
 #include "log.h"
 
-#define MASTER_FILE		"master.key"
+#define MASTER_FILE		KEYD_MASTER_FILE
 #define MASTER_CRED		"flm-master-key"
 #define MASTER_KEYRING		"flm:master"
 #define MASTER_HEX		(KEYD_MASTER_LEN * 2)
@@ -39,6 +39,9 @@ static unsigned char	*keyd_master;
 static unsigned char	*keyd_auditkey;
 static unsigned char	*keyd_rowkey;
 static unsigned char	*keyd_tlskey;
+static const char	*keyd_master_from = "";	/* flm doctor */
+static uid_t		 keyd_master_uid;	/* who read it: root in
+						 * system mode */
 
 /* 32 raw bytes, or 64 hex digits and an optional newline. */
 static int
@@ -177,6 +180,8 @@ keyd_master_load(const char *dir)
 			    path);
 	}
 	log_info("master key from %s", from);
+	keyd_master_from = from;
+	keyd_master_uid = geteuid();
 	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
 	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	crypto_kdf_derive_from_key(keyd_rowkey, KEYD_MASTER_LEN,
@@ -187,6 +192,21 @@ keyd_master_load(const char *dir)
 	sodium_mprotect_readonly(keyd_tlskey);
 	sodium_mprotect_readonly(keyd_auditkey);
 	sodium_mprotect_readonly(keyd_rowkey);
+}
+
+/* Where the key came from: "systemd credentials", "the kernel keyring"
+ * or MASTER_FILE; "" before keyd_master_load. */
+const char *
+keyd_master_source(void)
+{
+	return keyd_master_from;
+}
+
+/* The uid the key file must belong to (master_read's rule). */
+uid_t
+keyd_master_owner(void)
+{
+	return keyd_master_uid;
 }
 
 const unsigned char *

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "doctor.h"
 #include "jsonbuf.h"
 #include "keyd.h"
 #include "log.h"
@@ -1349,4 +1350,70 @@ keyd_tls_free(void)
 		svc_free(s);
 	}
 	ca_forget();
+}
+
+/* ---- flm doctor ------------------------------------------------------ */
+
+#define TLS_DOCTOR_WARN		(14L * 86400)	/* expiring soon */
+#define TLS_DOCTOR_CERTS	16		/* listed at most */
+#define TLS_DOCTOR_LATE		120		/* a renewal this late failed */
+
+static void
+doctor_cert(struct json_object *out, const char *name, time_t not_after,
+    time_t renew_at, time_t now, const char *fix)
+{
+	char	 when[32];
+
+	keyd_x509_iso(not_after, when, sizeof(when));
+	if (not_after <= now)
+		doctor_add(out, "certificates", name, "fail", fix,
+		    "expired %s", when);
+	else if (renew_at != 0 && now > renew_at + TLS_DOCTOR_LATE)
+		doctor_add(out, "certificates", name, "warn", fix,
+		    "renewal overdue since %ld s (see flm-keyd's log); "
+		    "expires %s", (long)(now - renew_at), when);
+	else if (not_after - now < TLS_DOCTOR_WARN)
+		doctor_add(out, "certificates", name, "warn", fix,
+		    "expires in %ld days (%s)", (long)((not_after - now) /
+		    86400), when);
+	else
+		doctor_add(out, "certificates", name, "ok", NULL,
+		    "valid until %s", when);
+}
+
+/*
+ * The local CA and each server certificate in service: expired is a
+ * failure, within 14 days (or a renewal that did not happen) a warning.
+ */
+void
+keyd_tls_doctor(struct json_object *out)
+{
+	struct tls_svc	*s;
+	time_t		 now = time(NULL), nb, na;
+	char		 name[DOCTOR_NAME_MAX + 1];
+	int		 n = 0, more = 0;
+
+	if (tls_ca != NULL) {
+		keyd_x509_times(tls_ca, &nb, &na);
+		doctor_cert(out, "local CA", na, 0, now, "a new CA: see "
+		    "flm(1) ca; clients must trust it again");
+	} else
+		doctor_add(out, "certificates", "local CA", "info", NULL,
+		    "none made yet (packaged-ca or a client certificate "
+		    "makes one)");
+	TAILQ_FOREACH(s, &tls_svcs, entry) {
+		if (s->retired != 0)
+			continue;
+		if (n++ >= TLS_DOCTOR_CERTS) {
+			more++;
+			continue;
+		}
+		snprintf(name, sizeof(name), "server %.40s", s->handle);
+		doctor_cert(out, name, s->not_after, svc_renew_at(s), now,
+		    "flm proxy stop, then flm proxy start: a fresh "
+		    "certificate");
+	}
+	if (more > 0)
+		doctor_add(out, "certificates", "server", "skipped", NULL,
+		    "%d more server certificates not listed", more);
 }

@@ -38,6 +38,8 @@ static const struct flm_cmd cmds[] = {
 	    "status [--json]" },
 	{ "version",		cmd_version,	"j",	0,
 	    "version [--json]" },
+	{ "doctor",		cmd_doctor,	"j",	0,
+	    "doctor [--json]" },
 	{ "api-keys create",	cmd_key_create,	"jle",	0,
 	    "api-keys create --label NAME [--expires WHEN] [--json]" },
 	{ "api-keys list",	cmd_key_list,	"j",	0,
@@ -468,7 +470,7 @@ cmd_key_create(struct cli *c, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	if (c->label == NULL)
-		cmd_usage(&cmds[2], "--label is required");
+		cli_usage(c, "--label is required");
 	req = json_object_new_object();
 	json_object_object_add(req, "label", json_object_new_string(c->label));
 	if (c->expires != NULL)

@@ -84,6 +84,8 @@ int	cmd_usage_show(struct cli *, int, char **);
 
 /* flm_firewall.c */
 int	cmd_firewall(struct cli *, int, char **);
+/* flm_doctor.c */
+int	cmd_doctor(struct cli *, int, char **);
 
 /* flm_tls.c */
 int	cmd_ca(struct cli *, int, char **);

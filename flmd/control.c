@@ -490,6 +490,32 @@ control_engines_reply(uint32_t id, struct json_object *arr)
 	json_object_put(view);
 }
 
+/* flm doctor's answer (flmd_doctor.c), keyd's checks merged in. */
+void
+control_doctor_done(uint32_t id, struct json_object *res)
+{
+	struct ctl_conn	*c;
+
+	if ((c = control_byid(id)) == NULL || c->waiting != PROC_FLMD) {
+		json_object_put(res);
+		return;		/* the client left meanwhile */
+	}
+	c->waiting = PROC_NONE;
+	control_idle_arm(c);
+	control_reply(c, c->reqid, res);
+}
+
+/* flm doctor: flmd's checks now, keyd's when it answers. */
+static void
+control_doctor(struct ctl_conn *c, uint32_t peerid)
+{
+	/* Waiting on flmd itself: no child's end cancels it. */
+	c->waiting = PROC_FLMD;
+	c->reqid = peerid;
+	c->reqtype = IMSG_CTL_DOCTOR;
+	doctor_start(c->id);
+}
+
 /* flm engines trust ID: the listener's new owner is accepted. */
 static void
 control_trust(struct ctl_conn *c, uint32_t peerid, struct json_object *req)
@@ -712,6 +738,7 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_CA_INFO:
 	case IMSG_CTL_CLIENT_LIST:
 	case IMSG_CTL_FIREWALL_PLAN:
+	case IMSG_CTL_DOCTOR:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
@@ -758,6 +785,9 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_ENGINES_TRUST:
 		control_trust(c, id, req);
+		break;
+	case IMSG_CTL_DOCTOR:
+		control_doctor(c, id);
 		break;
 	/* keyd decides these; flmd only carries them. */
 	case IMSG_CTL_POLICY_GET:

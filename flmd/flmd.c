@@ -236,6 +236,7 @@ main(int argc, char *argv[])
 	if (!env->shutting_down)
 		event_base_dispatch(env->base);
 
+	doctor_cleanup();
 	control_cleanup();
 	proc_shutdown_all();
 	spawn_stop();

@@ -110,6 +110,14 @@ void			 control_relay(uint32_t, uint16_t, struct json_object *);
 void			 control_relay_error(uint32_t, int, const char *);
 void			 control_proc_gone(enum flm_proc);
 void			 control_engines_reply(uint32_t, struct json_object *);
+void			 control_doctor_done(uint32_t, struct json_object *);
+
+/* flmd_doctor.c: flm doctor; flmd's requests to keyd carry DOCTOR_REQ */
+#define DOCTOR_REQ		0x40000000U
+void			 doctor_start(uint32_t);
+void			 doctor_keyd_reply(uint32_t, int, struct json_object *);
+void			 doctor_keyd_gone(void);
+void			 doctor_cleanup(void);
 
 /* flmd_config.c */
 extern struct db	 config_db;

@@ -431,6 +431,9 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		if (m->hdr.peerid & PROXY_TLS_REQ)	/* flmd's own */
 			proxy_tls_reply(m->hdr.peerid, m->hdr.type ==
 			    IMSG_KEY_RESULT, o);
+		else if (m->hdr.peerid & DOCTOR_REQ)	/* flmd's own */
+			doctor_keyd_reply(m->hdr.peerid, m->hdr.type ==
+			    IMSG_KEY_RESULT, o);
 		else
 			control_relay(m->hdr.peerid, m->hdr.type ==
 			    IMSG_KEY_RESULT ? IMSG_CTL_RESULT : IMSG_CTL_ERROR,
@@ -496,8 +499,10 @@ proc_chan_closed(struct chan *ch, const char *reason, void *arg)
 		    (long)p->pid, reason);
 	chan_free(ch);
 	p->chan = NULL;
-	if (p->id == PROC_KEYD)
+	if (p->id == PROC_KEYD) {
 		proxy_keyd_gone();
+		doctor_keyd_gone();
+	}
 	control_proc_gone(p->id);
 	if (p->pid > 0 && !env->shutting_down)
 		kill(p->pid, SIGKILL);
@@ -570,6 +575,8 @@ proc_reap(void)
 		if (p->chan != NULL) {
 			chan_free(p->chan);
 			p->chan = NULL;
+			if (p->id == PROC_KEYD)
+				doctor_keyd_gone();
 			control_proc_gone(p->id);
 		}
 		if (env->shutting_down) {

@@ -292,3 +292,34 @@ db_close(struct db *db)
 		db->h = NULL;
 	}
 }
+
+/*
+ * PRAGMA quick_check, at most a few hundred pages' worth of problems
+ * read: 0 intact, 1 damaged (its first complaint in out), -1 it could
+ * not be run (why in out).
+ */
+int
+db_quick_check(struct db *db, char *out, size_t outsz)
+{
+	sqlite3_stmt	*st;
+	const char	*line;
+	int		 rc, r = -1;
+
+	if (db->h == NULL) {
+		snprintf(out, outsz, "not open");
+		return -1;
+	}
+	if ((rc = sqlite3_prepare_v2(db->h, "PRAGMA quick_check(1)", -1, &st,
+	    NULL)) != SQLITE_OK) {
+		snprintf(out, outsz, "%s", db_strerror(db, rc));
+		return -1;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		line = (const char *)sqlite3_column_text(st, 0);
+		r = line != NULL && strcmp(line, "ok") == 0 ? 0 : 1;
+		snprintf(out, outsz, "%s", line != NULL ? line : "no answer");
+	} else
+		snprintf(out, outsz, "%s", db_strerror(db, rc));
+	sqlite3_finalize(st);
+	return r;
+}

@@ -37,5 +37,6 @@ int		 db_open(struct db *, const char *, int, int,
 void		 db_close(struct db *);
 int		 db_writable(struct db *, char *, size_t);
 const char	*db_strerror(struct db *, int);
+int		 db_quick_check(struct db *, char *, size_t);
 
 #endif

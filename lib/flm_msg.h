@@ -68,6 +68,7 @@ enum flm_msg_type {
 	IMSG_CLIENT_LIST,	/* empty; reply RESULT [clients] */
 	IMSG_CLIENT_REVOKE,	/* JSON {client}; reply once proxyd refuses it */
 	IMSG_TLS_RENEWED,	/* keyd -> flmd, peerid 0: {handle, cert} */
+	IMSG_DOCTOR = 59,	/* empty; reply RESULT {checks} (lib/doctor.h) */
 
 	/* proxyd <-> keyd: fixed structs, the hot path */
 	IMSG_KEY_VERIFY = 60,	/* struct flm_key_verify */
@@ -112,7 +113,7 @@ enum flm_msg_type {
 	IMSG_CTL_CLIENT_ISSUE,	/* JSON {label, days?} */
 	IMSG_CTL_CLIENT_LIST,	/* empty */
 	IMSG_CTL_CLIENT_REVOKE,	/* JSON {client} */
-
+	IMSG_CTL_DOCTOR = 126,	/* empty; reply {ok, checks} */
 	IMSG_CTL_FIREWALL_PLAN = 127, /* empty; reply {proxies: [{id, bind,
 				 * port}], engines: [{id, addr, port}]} */
 };

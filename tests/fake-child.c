@@ -13,6 +13,8 @@
  *   stats N...		once flmd sent an IMSG_PROXY_LISTEN, one
  *			IMSG_PROXY_STATS {ID: N} per N (N as JSON text)
  *   json TYPE TEXT	one message of type TYPE with TEXT as its payload
+ *   answer TYPE TEXT	wait for a request of type TYPE from flmd, answer
+ *			IMSG_KEY_RESULT with TEXT and the request's peerid
  *   sleep MS
  */
 #include "config.h"
@@ -32,6 +34,8 @@
 #define HDR_SIZE	16
 
 static unsigned long	 engine_serial;	/* ids are unique across messages */
+static uint32_t		 in_peerid;	/* of the last frame read */
+static uint32_t		 out_peerid;	/* of the next frame sent */
 
 static void __attribute__((noreturn))
 die(const char *what)
@@ -72,7 +76,7 @@ send_msg(uint16_t type, const void *payload, size_t len)
 {
 	unsigned char	 hdr[HDR_SIZE];
 	uint16_t	 flags = 0;
-	uint32_t	 total = (uint32_t)(HDR_SIZE + len), peerid = 0;
+	uint32_t	 total = (uint32_t)(HDR_SIZE + len), peerid = out_peerid;
 	uint32_t	 pid = (uint32_t)getpid();
 
 	memcpy(hdr, &type, 2);
@@ -154,6 +158,7 @@ read_msg(char *buf, size_t bufsz)
 	}
 	memcpy(&type, hdr, 2);
 	memcpy(&total, hdr + 4, 4);
+	memcpy(&in_peerid, hdr + 8, 4);
 	if (total < HDR_SIZE || total - HDR_SIZE >= bufsz)
 		return -1;
 	len = total - HDR_SIZE;
@@ -182,6 +187,25 @@ listener_id(char *id, size_t idsz)
 		return;
 	}
 	fprintf(stderr, "fake-child: no PROXY_LISTEN\n");
+	exit(1);
+}
+
+/* Wait for a request of this type, answer it with text as RESULT. */
+static void
+answer(int type, const char *text)
+{
+	static char	 buf[256 * 1024];
+	int		 t;
+
+	while ((t = read_msg(buf, sizeof(buf))) != -1) {
+		if (t != type)
+			continue;
+		out_peerid = in_peerid;
+		send_msg(IMSG_KEY_RESULT, text, strlen(text));
+		out_peerid = 0;
+		return;
+	}
+	fprintf(stderr, "fake-child: no request of type %d\n", type);
 	exit(1);
 }
 
@@ -247,6 +271,9 @@ main(int argc, char *argv[])
 		} else if (strcmp(argv[i], "json") == 0 && i + 2 < argc) {
 			send_msg((uint16_t)atoi(argv[i + 1]), argv[i + 2],
 			    strlen(argv[i + 2]));
+			i += 2;
+		} else if (strcmp(argv[i], "answer") == 0 && i + 2 < argc) {
+			answer(atoi(argv[i + 1]), argv[i + 2]);
 			i += 2;
 		} else if (strcmp(argv[i], "sleep") == 0 && i + 1 < argc)
 			msleep(atol(argv[++i]));
