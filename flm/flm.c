@@ -123,6 +123,7 @@ usage(void)
 	size_t	 i;
 
 	fprintf(stderr, "usage: flm [-D statedir] command [args]\n"
+	    "       flm -T\n"
 	    "commands:\n");
 	for (i = 0; i < NCMDS; i++)
 		fprintf(stderr, "  flm %s\n", cmds[i].usage);
@@ -254,8 +255,10 @@ table_args(const struct flm_cmd *cmd, const struct option *opts)
 			w--;
 			continue;
 		}
-		if (skip-- > 0 && strchr("[-|", *tok) == NULL)
+		if (skip && strchr("[-|", *tok) == NULL) {
+			skip = 0;	/* the value of the option before */
 			continue;
+		}
 		skip = 0;
 		if (strcmp(tok, "|") == 0)
 			continue;
@@ -290,12 +293,13 @@ table_row(const struct flm_cmd *cmd, const struct option *opts)
 
 	printf("%s\t", cmd->name);
 	for (l = cmd->opts; *l != '\0'; l++) {
+		char	 letter[2] = { *l, '\0' };
+
 		for (o = opts; o->name != NULL && o->val != *l; o++)
 			;
-		if (o->name == NULL) {
-			table_warn(cmd, "no long option has the letter", l);
-			continue;
-		}
+		if (o->name == NULL)
+			table_warn(cmd, "no long option has the letter",
+			    letter);
 	}
 	for (o = opts; o->name != NULL; o++) {
 		char	 flag[64];
