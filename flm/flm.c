@@ -13,6 +13,8 @@
 #include <json-c/json.h>
 
 #include "flm.h"
+#include "proxylimits.h"
+#include "settings.h"
 
 struct flm_cmd {
 	const char	*name;		/* one to three words */
@@ -31,6 +33,7 @@ static int	cmd_engines_trust(struct cli *, int, char **);
 static int	cmd_key_change(struct cli *, int, char **);
 static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
+static int	cmd_config_keys(struct cli *, int, char **);
 static void	cli_opts_security(struct cli *, const struct flm_cmd *, int);
 
 static const struct flm_cmd cmds[] = {
@@ -64,7 +67,7 @@ static const struct flm_cmd cmds[] = {
 	{ "proxy status",	cmd_proxy,	"j",	0,
 	    "proxy status [--json]" },
 	{ "ca export",		cmd_ca,		"jO",	0,
-	    "ca export [--out FILE]" },
+	    "ca export [--out FILE] [--json]" },
 	{ "ca status",		cmd_ca,		"j",	0,
 	    "ca status [--json]" },
 	{ "ca trust",		cmd_ca,		"j",	0,
@@ -84,6 +87,8 @@ static const struct flm_cmd cmds[] = {
 	    "config set KEY VALUE [--json]" },
 	{ "config list",	cmd_config,	"j",	0,
 	    "config list [--json]" },
+	{ "config keys",	cmd_config_keys, "j",	0,
+	    "config keys [--json]" },
 	{ "chat",		cmd_chat,	"jMSKp",	1,
 	    "chat [--model M] [--stream] [--key KEY] [--port N] [--json] "
 	    "MESSAGE" },
@@ -129,6 +134,7 @@ usage(void)
 	size_t	 i;
 
 	fprintf(stderr, "usage: flm [-D statedir] command [args]\n"
+	    "       flm -T\n"
 	    "commands:\n");
 	for (i = 0; i < NCMDS; i++)
 		fprintf(stderr, "  flm %s\n", cmds[i].usage);
@@ -167,6 +173,158 @@ opt_num(const struct flm_cmd *cmd, const char *name, long long min,
 		cmd_usage(cmd, why);
 	}
 	return n;
+}
+
+/*
+ * flm -T: the command table for tools (the bash completion, make
+ * check-man), one line a command, tab-separated: its words; its
+ * options, as --name or, when it takes a value, --name=VALUE with
+ * VALUE as the usage string names it; its positional arguments.  A
+ * usage string that disagrees with the option letters or nargs is an
+ * error: the manual and the completion are checked against it.
+ */
+static int	 table_bad;
+
+static void
+table_warn(const struct flm_cmd *cmd, const char *why, const char *what)
+{
+	fprintf(stderr, "flm: table: %s: %s %s\n", cmd->name, why, what);
+	table_bad = 1;
+}
+
+/* Just past where opt stands in usage as a whole word; NULL if not. */
+static const char *
+usage_find(const char *usage, const char *opt)
+{
+	const char	*p;
+	size_t		 l = strlen(opt);
+
+	for (p = usage; (p = strstr(p, opt)) != NULL; p += l)
+		if ((p == usage || p[-1] == ' ' || p[-1] == '[') &&
+		    strchr(" ]|", p[l]) != NULL)
+			return p + l;
+	return NULL;
+}
+
+/* A value follows an option in usage: "--port N", not "--json]". */
+static size_t
+usage_value(const char *p)
+{
+	if (*p != ' ' || strchr("[-|", p[1]) != NULL)
+		return 0;
+	return strcspn(p + 1, " ]");
+}
+
+static void
+table_flag(const struct flm_cmd *cmd, const char *flag, int has_arg,
+    const char **sep)
+{
+	const char	*p;
+	size_t		 l;
+
+	if ((p = usage_find(cmd->usage, flag)) == NULL) {
+		table_warn(cmd, "the usage string lacks", flag);
+		return;
+	}
+	l = usage_value(p);
+	if ((l > 0) != (has_arg == required_argument))
+		table_warn(cmd, l > 0 ? "the usage string gives a value to" :
+		    "the usage string gives no value to", flag);
+	printf("%s%s%s%.*s", *sep, flag, l > 0 ? "=" : "", (int)l, p + 1);
+	*sep = " ";
+}
+
+/* Whether flag (--name or -n) is one the command takes. */
+static int
+table_takes(const struct flm_cmd *cmd, const struct option *opts,
+    const char *flag)
+{
+	if (strcmp(flag, "-n") == 0)
+		return strchr(cmd->opts, 'n') != NULL;
+	for (; opts->name != NULL; opts++)
+		if (strncmp(flag, "--", 2) == 0 &&
+		    strcmp(opts->name, flag + 2) == 0)
+			return strchr(cmd->opts, opts->val) != NULL;
+	return 0;
+}
+
+/* The positional arguments: what is neither a word, an option nor
+ * an option's value. */
+static void
+table_args(const struct flm_cmd *cmd, const struct option *opts)
+{
+	char		 buf[512], flag[64], *tok, *last;
+	const char	*p, *sep = "";
+	int		 w = 1, skip = 0, req = 0, opt = 0;
+
+	for (p = cmd->name; *p != '\0'; p++)
+		w += *p == ' ';
+	snprintf(buf, sizeof(buf), "%s", cmd->usage);
+	for (tok = strtok_r(buf, " ", &last); tok != NULL;
+	    tok = strtok_r(NULL, " ", &last)) {
+		if (w > 0) {
+			w--;
+			continue;
+		}
+		if (skip && strchr("[-|", *tok) == NULL) {
+			skip = 0;	/* the value of the option before */
+			continue;
+		}
+		skip = 0;
+		if (strcmp(tok, "|") == 0)
+			continue;
+		p = tok + strspn(tok, "[");
+		if (*p == '-') {
+			snprintf(flag, sizeof(flag), "%.*s",
+			    (int)strcspn(p, "]"), p);
+			if (!table_takes(cmd, opts, flag))
+				table_warn(cmd, "the usage string names an "
+				    "option it does not take:", flag);
+			skip = tok[strlen(tok) - 1] != ']';
+			continue;
+		}
+		printf("%s%s", sep, tok);
+		sep = " ";
+		if (*tok == '[')
+			opt++;
+		else
+			req++;
+	}
+	if (cmd->nargs >= 0 ? (req != cmd->nargs || opt != 0) :
+	    (req != 0 || opt != -cmd->nargs))
+		table_warn(cmd, "the usage string disagrees with", "nargs");
+}
+
+static void
+table_row(const struct flm_cmd *cmd, const struct option *opts)
+{
+	const char		*sep = "";
+	const struct option	*o;
+	const char		*l;
+
+	printf("%s\t", cmd->name);
+	for (l = cmd->opts; *l != '\0'; l++) {
+		char	 letter[2] = { *l, '\0' };
+
+		for (o = opts; o->name != NULL && o->val != *l; o++)
+			;
+		if (o->name == NULL)
+			table_warn(cmd, "no long option has the letter",
+			    letter);
+	}
+	for (o = opts; o->name != NULL; o++) {
+		char	 flag[64];
+
+		if (strchr(cmd->opts, o->val) == NULL)
+			continue;
+		snprintf(flag, sizeof(flag), "--%s", o->name);
+		table_flag(cmd, flag, o->has_arg, &sep);
+		if (o->val == 'n')	/* the one short option */
+			table_flag(cmd, "-n", o->has_arg, &sep);
+	}
+	putchar('\t');
+	table_args(cmd, opts);
+	putchar('\n');
 }
 
 /*
@@ -218,6 +376,11 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 	};
 	int				 ch, n, max;
 
+	/* flm -T: the options as getopt_long knows them, not a copy. */
+	if (c == NULL) {
+		table_row(cmd, opts);
+		return;
+	}
 	optind = 0;	/* glibc: a full reset, permutation state too */
 	opterr = 0;
 	/* -n is the one short option: as in tail(1). */
@@ -792,6 +955,69 @@ cmd_config(struct cli *c, int argc, char **argv)
 	return cli_show(c, type, req, config_table);
 }
 
+static void
+keys_table(struct json_object *res)
+{
+	size_t	 i, n = json_object_array_length(res);
+
+	for (i = 0; i < n; i++) {
+		struct json_object	*k = json_object_array_get_idx(res, i);
+
+		printf("%-24s %s\n", jstr(k, "key"), jstr(k, "value"));
+	}
+}
+
+static void
+keys_add(struct json_object *arr, const char *key, const char *value)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "key", json_object_new_string(key));
+	json_object_object_add(o, "value", json_object_new_string(value));
+	json_object_array_add(arr, o);
+}
+
+/*
+ * flm config keys: what config set accepts, from the table flmd
+ * validates by (lib/settings.c); no daemon is asked.
+ */
+static int
+cmd_config_keys(struct cli *c, int argc, char **argv)
+{
+	struct json_object	*arr = json_object_new_array(), *o;
+	const struct limit_def	*ld;
+	char			 key[80], val[160];
+	int			 i, j;
+
+	(void)argc;
+	(void)argv;
+	for (i = 0; i < setting_ndefs; i++) {
+		if (setting_defs[i].kind != SETTING_PROXY_LIMIT) {
+			keys_add(arr, setting_defs[i].key,
+			    setting_defs[i].value);
+			continue;
+		}
+		for (j = 0; j < limit_ndefs; j++) {
+			ld = &limit_defs[j];
+			snprintf(key, sizeof(key), "proxy.%s", ld->name);
+			snprintf(val, sizeof(val), "%lld-%lld %s, default %lld",
+			    ld->min, ld->max, ld->unit, ld->def);
+			keys_add(arr, key, val);
+			o = json_object_array_get_idx(arr,
+			    json_object_array_length(arr) - 1);
+			json_object_object_add(o, "min",
+			    json_object_new_int64(ld->min));
+			json_object_object_add(o, "max",
+			    json_object_new_int64(ld->max));
+			json_object_object_add(o, "default",
+			    json_object_new_int64(ld->def));
+		}
+	}
+	print_result(c, arr, keys_table);
+	json_object_put(arr);
+	return FLM_EX_OK;
+}
+
 static int
 cmd_version(struct cli *c, int argc, char **argv)
 {
@@ -842,11 +1068,15 @@ main(int argc, char *argv[])
 	cli.max_age = cli.requests = cli.tokens = cli.credentials = -1;
 	cli.hsts = cli.days = -1;
 	/* '+': stop at the command word; its options are its own. */
-	while ((ch = getopt(argc, argv, "+D:")) != -1) {
+	while ((ch = getopt(argc, argv, "+D:T")) != -1) {
 		switch (ch) {
 		case 'D':
 			cli.dir = optarg;
 			break;
+		case 'T':
+			for (i = 0; i < NCMDS; i++)
+				cli_opts(NULL, &cmds[i], 0, NULL);
+			return table_bad ? FLM_EX_ERROR : FLM_EX_OK;
 		default:
 			usage();
 		}

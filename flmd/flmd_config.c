@@ -21,6 +21,7 @@
 #include "flmd.h"
 #include "log.h"
 #include "proxylimits.h"
+#include "settings.h"
 
 #define CONFIG_DB_NAME	"config.db"
 
@@ -65,21 +66,6 @@ config_kind_valid(const char *kind)
 	return 0;
 }
 
-static int
-config_id_valid(const char *id, size_t len)
-{
-	size_t	 i;
-
-	if (len < 1 || len > 32)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!islower((unsigned char)id[i]) &&
-		    !isdigit((unsigned char)id[i]) && id[i] != '-' &&
-		    id[i] != '_')
-			return 0;
-	return 1;
-}
-
 /* http://HOST:PORT with an optional trailing slash; nothing else yet. */
 int
 config_parse_url(const char *url, char *host, size_t hostsz, int *port)
@@ -115,95 +101,112 @@ config_parse_url(const char *url, char *host, size_t hostsz, int *port)
 	return 0;
 }
 
-/* tls.names: a comma list of 1-16 DNS names; tls.cert_lifetime: seconds. */
+/* tls.names: a comma list of 1-16 DNS names. */
 static int
-config_validate_tls(const char *key, const char *value, char *err,
+config_valid_names(const char *key, const char *value, char *err,
     size_t errsz)
 {
 	const char	*p, *e;
-	char		*end;
-	long long	 x;
 	int		 n = 0;
 
-	if (strcmp(key, "tls.names") == 0) {
-		for (p = value; ; p = e + 1) {
-			e = p + strcspn(p, ",");
-			if (!tls_name_valid(p, (size_t)(e - p)) || ++n > 16)
-				break;
-			if (*e == '\0')
-				return 0;
-		}
-		snprintf(err, errsz, "%s: expected 1-16 DNS names (1-253 of "
-		    "a-z 0-9 . -), comma-separated", key);
-		return -1;
-	}
-	if (strcmp(key, "tls.cert_lifetime") == 0) {
-		errno = 0;
-		x = strtoll(value, &end, 10);
-		if (errno == 0 && *value != '\0' && *end == '\0' &&
-		    (x == 0 || (x >= 60 && x <= 315360000)))
+	for (p = value; ; p = e + 1) {
+		e = p + strcspn(p, ",");
+		if (!tls_name_valid(p, (size_t)(e - p)) || ++n > 16)
+			break;
+		if (*e == '\0')
 			return 0;
-		snprintf(err, errsz, "%s: expected 0 (the mode's default) or "
-		    "60-315360000 seconds", key);
-		return -1;
 	}
-	snprintf(err, errsz, "unknown setting '%s'; known: tls.names, "
-	    "tls.cert_lifetime (see flm(1))", key);
+	snprintf(err, errsz, "%s: expected 1-16 DNS names (1-253 of "
+	    "a-z 0-9 . -), comma-separated", key);
 	return -1;
 }
 
-/* Validate key = value; err says what is expected. */
+/* tls.cert_lifetime: seconds, 0 for the mode's default. */
+static int
+config_valid_lifetime(const char *key, const char *value, char *err,
+    size_t errsz)
+{
+	char		*end;
+	long long	 x;
+
+	errno = 0;
+	x = strtoll(value, &end, 10);
+	if (errno == 0 && *value != '\0' && *end == '\0' &&
+	    (x == 0 || (x >= 60 && x <= 315360000)))
+		return 0;
+	snprintf(err, errsz, "%s: expected 0 (the mode's default) or "
+	    "60-315360000 seconds", key);
+	return -1;
+}
+
+/* engines.ID.kind: one of the kinds, and not for a built-in engine. */
+static int
+config_valid_kind(const char *key, const char *value, char *err,
+    size_t errsz)
+{
+	const char	*id = key + 8;
+	size_t		 n = strchr(id, '.') - id;
+	char		 buf[40];
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)n, id);
+	if (config_kind_valid(buf)) {
+		snprintf(err, errsz, "%s: the built-in engine %s is always "
+		    "of kind %s", key, buf, buf);
+		return -1;
+	}
+	if (config_kind_valid(value))
+		return 0;
+	snprintf(err, errsz, "%s: expected ollama, lmstudio, vllm or "
+	    "llamacpp", key);
+	return -1;
+}
+
+/* A key no row of setting_defs matches: name those there are. */
+static int
+config_unknown(const char *key, char *err, size_t errsz)
+{
+	char	 known[256];
+	size_t	 off = 0;
+	int	 i;
+
+	known[0] = '\0';
+	for (i = 0; i < setting_ndefs && off < sizeof(known); i++)
+		off += snprintf(known + off, sizeof(known) - off, "%s%s",
+		    i > 0 ? ", " : "", setting_defs[i].key);
+	snprintf(err, errsz, "unknown setting '%s'; known: %s (ID: 1-32 of "
+	    "a-z 0-9 - _; see flm-config(5))", key, known);
+	return -1;
+}
+
+/* Validate key = value by setting_defs; err says what is expected. */
 static int
 config_validate(const char *key, const char *value, char *err, size_t errsz)
 {
 	const struct limit_def	*ld;
 	char		 host[256];
-	const char	*dot;
 	long long	 x;
 	int		 port;
 
-	if (strncmp(key, "engines.", 8) == 0 &&
-	    (dot = strchr(key + 8, '.')) != NULL &&
-	    config_id_valid(key + 8, dot - (key + 8))) {
-		if (strcmp(dot, ".url") == 0) {
-			if (config_parse_url(value, host, sizeof(host),
-			    &port) == 0)
-				return 0;
-			snprintf(err, errsz, "%s: expected http://HOST:PORT",
-			    key);
-			return -1;
-		}
-		if (strcmp(dot, ".kind") == 0) {
-			size_t	 n = dot - (key + 8);
-			char	 id[40];
-
-			snprintf(id, sizeof(id), "%.*s", (int)n, key + 8);
-			if (config_kind_valid(id)) {
-				snprintf(err, errsz, "%s: the built-in engine %s "
-				    "is always of kind %s", key, id, id);
-				return -1;
-			}
-			if (config_kind_valid(value))
-				return 0;
-			snprintf(err, errsz, "%s: expected ollama, lmstudio, "
-			    "vllm or llamacpp", key);
-			return -1;
-		}
-	}
-	if (strncmp(key, "proxy.", 6) == 0 &&
-	    (ld = limit_find(key + 6)) != NULL) {
+	switch (setting_find(key, &ld)) {
+	case SETTING_ENGINE_URL:
+		if (config_parse_url(value, host, sizeof(host), &port) == 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected http://HOST:PORT", key);
+		return -1;
+	case SETTING_ENGINE_KIND:
+		return config_valid_kind(key, value, err, errsz);
+	case SETTING_PROXY_LIMIT:
 		if (limit_parse(ld, value, &x) == 0)
 			return 0;
 		snprintf(err, errsz, "%s: expected an integer from %lld to "
 		    "%lld (%s)", key, ld->min, ld->max, ld->unit);
 		return -1;
+	case SETTING_TLS_NAMES:
+		return config_valid_names(key, value, err, errsz);
+	case SETTING_TLS_LIFETIME:
+		return config_valid_lifetime(key, value, err, errsz);
 	}
-	if (strncmp(key, "tls.", 4) == 0)
-		return config_validate_tls(key, value, err, errsz);
-	snprintf(err, errsz, "unknown setting '%s'; known: engines.ID.url, "
-	    "engines.ID.kind (ID: 1-32 of a-z 0-9 - _), proxy.LIMIT, "
-	    "tls.names, tls.cert_lifetime (see flm(1))", key);
-	return -1;
+	return config_unknown(key, err, errsz);
 }
 
 /* Store value under key (value NULL: forget the key).  0, or -1 with why. */

@@ -73,6 +73,7 @@ if [ -x build/flmd/flmd ]; then
 	run_check build
 	echo "== manual pages"
 	step "mandoc -Tlint" sh -c "cd build && make lint-man >/dev/null"
+	step "check-man" sh -c "cd build && make check-man"
 	echo "== fuzzing (libFuzzer, ASan + UBSan)"
 	step "fuzz: the channel library, the HTTP parser and the policy checker, ${FLM_FUZZ_SECS:-30} s each" \
 	    sh scripts/fuzz.sh build "${FLM_FUZZ_SECS:-30}"

@@ -1,0 +1,65 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "proxylimits.h"
+#include "settings.h"
+
+const struct setting_def setting_defs[] = {
+	{ "engines.ID.url",	SETTING_ENGINE_URL,	"http://HOST:PORT" },
+	{ "engines.ID.kind",	SETTING_ENGINE_KIND,
+	    "ollama|lmstudio|vllm|llamacpp" },
+	{ "proxy.LIMIT",	SETTING_PROXY_LIMIT,	NULL },
+	{ "tls.names",		SETTING_TLS_NAMES,
+	    "1-16 DNS names, comma-separated" },
+	{ "tls.cert_lifetime",	SETTING_TLS_LIFETIME,
+	    "0 (the mode's default) or 60-315360000 seconds" },
+};
+const int	setting_ndefs = sizeof(setting_defs) / sizeof(setting_defs[0]);
+
+/* An engine id: 1-32 of a-z 0-9 - _. */
+int
+setting_id_valid(const char *id, size_t len)
+{
+	size_t	 i;
+
+	if (len < 1 || len > 32)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!islower((unsigned char)id[i]) &&
+		    !isdigit((unsigned char)id[i]) && id[i] != '-' &&
+		    id[i] != '_')
+			return 0;
+	return 1;
+}
+
+/*
+ * The kind of setting key is, or -1 if no row of setting_defs matches
+ * it; *ld is the limit of a proxy.LIMIT key.
+ */
+int
+setting_find(const char *key, const struct limit_def **ld)
+{
+	const char	*dot;
+	int		 i;
+
+	*ld = NULL;
+	if (strncmp(key, "engines.", 8) == 0 &&
+	    (dot = strchr(key + 8, '.')) != NULL &&
+	    setting_id_valid(key + 8, dot - (key + 8))) {
+		if (strcmp(dot, ".url") == 0)
+			return SETTING_ENGINE_URL;
+		if (strcmp(dot, ".kind") == 0)
+			return SETTING_ENGINE_KIND;
+		return -1;
+	}
+	if (strncmp(key, "proxy.", 6) == 0)
+		return (*ld = limit_find(key + 6)) != NULL ?
+		    SETTING_PROXY_LIMIT : -1;
+	/* Only the fixed keys are left: no pattern row can equal key. */
+	for (i = 0; i < setting_ndefs; i++)
+		if (strcmp(setting_defs[i].key, key) == 0)
+			return setting_defs[i].kind;
+	return -1;
+}

@@ -1,0 +1,32 @@
+/*
+ * The keys flm config set accepts: one table that flmd validates by,
+ * flm config keys lists and make check-man holds flm-config(5) to.
+ */
+#ifndef FLM_SETTINGS_H
+#define FLM_SETTINGS_H
+
+#include <stddef.h>
+
+struct limit_def;
+
+enum setting_kind {
+	SETTING_ENGINE_URL,		/* engines.ID.url */
+	SETTING_ENGINE_KIND,		/* engines.ID.kind */
+	SETTING_PROXY_LIMIT,		/* proxy.NAME: lib/proxylimits.c */
+	SETTING_TLS_NAMES,		/* tls.names */
+	SETTING_TLS_LIFETIME,		/* tls.cert_lifetime */
+};
+
+struct setting_def {
+	const char		*key;	/* ID: an engine id; LIMIT: a limit */
+	enum setting_kind	 kind;
+	const char		*value;	/* what it takes; NULL: the limit's */
+};
+
+extern const struct setting_def	 setting_defs[];
+extern const int		 setting_ndefs;
+
+int	setting_id_valid(const char *, size_t);
+int	setting_find(const char *, const struct limit_def **);
+
+#endif
