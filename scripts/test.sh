@@ -6,7 +6,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-sh scripts/deps.sh --test || exit 1
+sh scripts/deps.sh --test --package || exit 1
 
 passed=0
 failed=0
