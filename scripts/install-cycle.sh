@@ -172,9 +172,12 @@ KEY=$(F api-keys create --label cycle --json | jq -r .key)
 PORT=$(F proxy start --port 0 --json | jq .port)
 checkx "a key and a proxy; a chat answered by the mock engine" \
     'wait_until 5000 answered "$KEY" "$PORT"'
-checkx "a policy: flm security ip allow 10.9.8.0/24" \
-    'F security ip allow 10.9.8.0/24 >/dev/null &&
-    F security policy show --json | grep -q 10.9.8.0/24'
+# A listed range makes the allowlist exclusive: loopback is listed too.
+checkx "a policy: flm security ip allow 10.9.8.0/24 and 127.0.0.0/8" \
+    'F security ip allow 127.0.0.0/8 >/dev/null &&
+    F security ip allow 10.9.8.0/24 >/dev/null &&
+    F security policy show --json | grep -q 10.9.8.0/24 &&
+    answered "$KEY" "$PORT"'
 CAPORT=$(F proxy start --port 0 --bind 127.0.0.1 --mode packaged-ca --json | jq .port)
 checkx "a packaged-ca proxy, and the local CA trusted (flm ca trust)" \
     '[ -n "$CAPORT" ] && [ "$CAPORT" != null ] && F ca trust >/dev/null &&
@@ -185,7 +188,7 @@ cp "$R/usr/local/share/ca-certificates/flm-local-ca.crt" "$T/ca.pem" 2>/dev/null
 caline() { sed -n 3p "$T/ca.pem"; }
 checkx "the CA is in the system bundle" \
     '[ -n "$(caline)" ] && grep -qF "$(caline)" "$R/etc/ssl/certs/ca-certificates.crt"'
-check "flm audit verify" F audit verify
+checkx "flm audit verify" 'F audit verify >/dev/null'
 stop_flmd
 
 # ---- upgrade ----------------------------------------------------------------
@@ -195,7 +198,7 @@ checkx "apt-get install ./flm_${NEW}.deb over $OLD" \
 check "flmd starts again after the upgrade" start_flmd
 checkx "the same key still works through the restored proxy" \
     'wait_until 5000 answered "$KEY" "$PORT"'
-check "flm audit verify: the chain is intact" F audit verify
+checkx "flm audit verify: the chain is intact" 'F audit verify >/dev/null'
 checkx "the policy is kept" 'F security policy show --json | grep -q 10.9.8.0/24'
 checkx "the CA is kept (same certificate)" \
     '[ "$(F ca status --json | jq -r .sha256)" = "$CASUM" ]'

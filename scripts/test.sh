@@ -79,7 +79,7 @@ echo "== packages"
 DEBS=$(mktemp -d "${TMPDIR:-/tmp}/flm-debs.XXXXXX")
 step "deb build (dpkg-buildpackage)" sh -c "DEB_BUILD_OPTIONS=nocheck sh scripts/build-deb.sh '$DEBS' >/dev/null"
 if ls "$DEBS"/flm_*.deb >/dev/null 2>&1; then
-	step "lintian: no error, no warning" sh -c "out=\$(lintian --fail-on error,warning '$DEBS'/flm_*.deb 2>&1); rc=\$?; [ -z \"\$out\" ] || echo \"\$out\"; exit \$rc"
+	step "lintian: no error, no warning" lintian --fail-on error,warning "$DEBS"/flm_*.deb
 	v=$(dpkg-deb -f "$DEBS"/flm_*.deb Version)
 	if [ "$(id -u)" = 0 ]; then
 		step "deb build of a newer version" sh -c "DEB_BUILD_OPTIONS=nocheck sh scripts/build-deb.sh '$DEBS' '${v%-*}-$((${v##*-} + 1))' >/dev/null"
