@@ -215,6 +215,12 @@ if ! command -v strace >/dev/null 2>&1; then
 	echo "ok $T_N # SKIP strace not installed"
 	exit 0
 fi
+# A sanitizer's runtime makes calls of its own, which no package ships.
+if grep -q __asan_init "$FLMD" 2>/dev/null; then
+	T_N=$((T_N + 1))
+	echo "ok $T_N # SKIP a sanitizer build: its runtime's calls are not flmd's"
+	exit 0
+fi
 systemd-analyze syscall-filter --no-pager 2>/dev/null >"$TMP/sets"
 sed -n 's/^SystemCallFilter=//p' "$UNIT" >"$TMP/filter"
 allowed() {
