@@ -15,10 +15,22 @@ mandoc jq curl sqlite3 util-linux procps ca-certificates"
 # database) for tls-clients.t; testssl.sh for tls-scan.t; nginx and wrk
 # (built with OpenSSL: https and its TLS arms) for make bench; nftables
 # and iproute2 (nft, ip netns) for tests/integration/firewall.t.
+# systemd (systemd-analyze) and strace for tests/integration/unit-security.t.
+# --package: what building and checking the .deb needs (dpkg-buildpackage,
+# lintian) and scripts/install-cycle.sh's clean Debian root (debootstrap).
 TEST=0
-[ "${1:-}" = --test ] && TEST=1
+PACKAGE=0
+for a in "$@"; do
+	case $a in
+	--test) TEST=1 ;;
+	--package) PACKAGE=1 ;;
+	*) echo "usage: deps.sh [--test] [--package]" >&2; exit 2 ;;
+	esac
+done
 [ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium openssl
-libnss3-tools testssl.sh nginx wrk nftables iproute2"
+libnss3-tools testssl.sh nginx wrk nftables iproute2 systemd strace"
+[ $PACKAGE = 1 ] && PKGS="$PKGS debhelper dpkg-dev fakeroot lintian
+debootstrap"
 
 missing=
 for p in $PKGS; do

@@ -6,7 +6,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-sh scripts/deps.sh --test || exit 1
+sh scripts/deps.sh --test --package || exit 1
 
 passed=0
 failed=0
@@ -80,6 +80,23 @@ if [ -x build/flmd/flmd ]; then
 	echo "== make distcheck"
 	step "make distcheck" sh -c "cd build && make -j2 distcheck >distcheck.out 2>&1 || { tail -40 distcheck.out; exit 1; }"
 fi
+
+echo "== packages"
+# The .deb from a copy of the tree, lintian on it, and the install cycle
+# in a clean Debian 12 root (root only: it prints SKIP: otherwise).
+DEBS=$(mktemp -d "${TMPDIR:-/tmp}/flm-debs.XXXXXX")
+step "deb build (dpkg-buildpackage)" sh -c "DEB_BUILD_OPTIONS=nocheck sh scripts/build-deb.sh '$DEBS' >/dev/null"
+if ls "$DEBS"/flm_*.deb >/dev/null 2>&1; then
+	step "lintian: no error, no warning" lintian --fail-on error,warning "$DEBS"/flm_*.deb
+	v=$(dpkg-deb -f "$DEBS"/flm_*.deb Version)
+	if [ "$(id -u)" = 0 ]; then
+		step "deb build of a newer version" sh -c "DEB_BUILD_OPTIONS=nocheck sh scripts/build-deb.sh '$DEBS' '${v%-*}-$((${v##*-} + 1))' >/dev/null"
+		step "install cycle (install, upgrade, remove, purge in a clean Debian 12 root)" sh scripts/install-cycle.sh "$DEBS"
+	else
+		echo "SKIP: install cycle (needs root)"
+	fi
+fi
+rm -rf "$DEBS"
 
 echo "== AddressSanitizer + UBSan"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
