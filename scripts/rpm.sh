@@ -36,7 +36,10 @@ tar -tzf "$tarball" | grep -q '^flm-[^/]*/flm\.spec$' || {
 	echo "rpm.sh: $tarball holds no flm.spec" >&2
 	exit 1
 }
-rpmbuild -tb --nodeps --define "_topdir $dir/rpmbuild" "$tarball" \
+# _buildshell: Debian's brp-compress uses read -d, which dash lacks (the
+# manual pages would stay uncompressed).
+rpmbuild -tb --nodeps --define "_topdir $dir/rpmbuild" \
+    --define "_buildshell /bin/bash" "$tarball" \
     >"$dir/rpmbuild.out" 2>&1 || {
 	echo "rpm.sh: rpmbuild failed:" >&2
 	tail -40 "$dir/rpmbuild.out" >&2
@@ -98,7 +101,7 @@ grep -q '^preinstall scriptlet' "$dir/scripts" ||
 
 # ---- rpmlint ----------------------------------------------------------------
 if command -v rpmlint >/dev/null 2>&1; then
-	rpmlint "$rpmfile" >"$dir/rpmlint.out" 2>&1 || true
+	rpmlint -c "$top/scripts/rpmlint.toml" "$rpmfile" >"$dir/rpmlint.out" 2>&1 || true
 	if ! grep -q ' 0 errors, 0 warnings' "$dir/rpmlint.out"; then
 		fail "rpmlint is not clean:"
 		cat "$dir/rpmlint.out" >&2
