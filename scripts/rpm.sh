@@ -36,10 +36,11 @@ tar -tzf "$tarball" | grep -q '^flm-[^/]*/flm\.spec$' || {
 	echo "rpm.sh: $tarball holds no flm.spec" >&2
 	exit 1
 }
-# _buildshell: Debian's brp-compress uses read -d, which dash lacks (the
-# manual pages would stay uncompressed).
+# __brp_compress: Debian's brp-compress says #!/bin/sh but uses read -d,
+# which dash lacks: run by bash, it gzips the manual pages as Fedora's.
 rpmbuild -tb --nodeps --define "_topdir $dir/rpmbuild" \
-    --define "_buildshell /bin/bash" "$tarball" \
+    --define "__brp_compress bash %{_rpmconfigdir}/brp-compress %{?_prefix}" \
+    "$tarball" \
     >"$dir/rpmbuild.out" 2>&1 || {
 	echo "rpm.sh: rpmbuild failed:" >&2
 	tail -40 "$dir/rpmbuild.out" >&2
