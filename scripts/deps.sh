@@ -13,11 +13,13 @@ mandoc jq curl sqlite3 util-linux procps ca-certificates"
 # tests/integration/openai.t and tls-clients.t; openssl (s_client, the
 # pinned key's hash) and libnss3-tools (certutil: Chromium's NSS trust
 # database) for tls-clients.t; testssl.sh for tls-scan.t; nginx and wrk
-# (built with OpenSSL: https and its TLS arms) for make bench.
+# (built with OpenSSL: https and its TLS arms) for make bench; rpm
+# (rpmbuild), rpmlint, cpio and file (rpm's strip step) for
+# scripts/rpm.sh.
 TEST=0
 [ "${1:-}" = --test ] && TEST=1
 [ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium openssl
-libnss3-tools testssl.sh nginx wrk"
+libnss3-tools testssl.sh nginx wrk rpm rpmlint cpio file"
 
 missing=
 for p in $PKGS; do

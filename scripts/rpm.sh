@@ -28,7 +28,7 @@ mkdir -p "$dir/dist"
 (cd "$dir/dist" && "$top/configure" >configure.out 2>&1 &&
     make dist >dist.out 2>&1) || {
 	echo "rpm.sh: make dist failed:" >&2
-	tail -20 "$dir/dist/dist.out" "$dir/dist/configure.out" >&2
+	tail -n 20 "$dir/dist/configure.out" "$dir/dist/dist.out" >&2
 	exit 1
 }
 tarball=$(ls "$dir"/dist/flm-*.tar.gz)
@@ -43,7 +43,7 @@ rpmbuild -tb --nodeps --define "_topdir $dir/rpmbuild" \
     "$tarball" \
     >"$dir/rpmbuild.out" 2>&1 || {
 	echo "rpm.sh: rpmbuild failed:" >&2
-	tail -40 "$dir/rpmbuild.out" >&2
+	tail -n 40 "$dir/rpmbuild.out" >&2
 	exit 1
 }
 rpmfile=$(ls "$dir"/rpmbuild/RPMS/*/flm-[0-9]*.rpm)
