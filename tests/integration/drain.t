@@ -5,7 +5,7 @@
 # boundary, and a second signal stops everything at once.
 . "$(dirname "$0")/lib.sh"
 
-plan 17
+plan 19
 
 mock_init
 # 30 chunks 60 ms apart: a stream of about 1.8 s.
@@ -32,34 +32,51 @@ PORT=$($F proxy start --port 0 --json | jq .port)
 U=http://127.0.0.1:$PORT
 A="Authorization: Bearer $KEY"
 chat() { printf '{"model":"%s","stream":true,"messages":[{"role":"user","content":"hi"}]}' "$1"; }
-# stream MODEL FILE: a streamed chat in the background, its pid in CPID
-# and curl's exit status in FILE.rc once it ends.
+# A TLS proxy too (its certificate is not the point here: -k).
+TPORT=$(free_port)
+$F proxy start --bind 127.0.0.1 --port "$TPORT" --mode dev-selfsigned \
+    >/dev/null 2>&1
+T=https://127.0.0.1:$TPORT
+wait_until 5000 sh -c "curl -sk -o /dev/null -m 2 $T/healthz"
+# stream MODEL FILE [BASE]: a streamed chat in the background, its pid in
+# CPID and curl's exit status in FILE.rc once it ends.
 stream() {
-	(curl -sN -m 30 -D "$2.hdr" -H "$A" -d "$(chat "$1")" \
-	    "$U/v1/chat/completions" >"$2"; echo $? >"$2.rc") 2>/dev/null &
+	(curl -sNk -m 30 -H "$A" -d "$(chat "$1")" \
+	    "${3:-$U}/v1/chat/completions" >"$2"; echo $? >"$2.rc") 2>/dev/null &
 	CPID=$!
 	wait_until 5000 grep -qs '^data: {' "$2"
 }
-# refused: a new connection to the port gets ECONNREFUSED (curl: 7).
-refused() { curl -s -o /dev/null -m 2 "$U/healthz"; [ $? = 7 ]; }
+# refused [BASE]: a new connection to the port gets ECONNREFUSED (curl: 7).
+refused() { curl -sk -o /dev/null -m 2 "${1:-$U}/healthz"; [ $? = 7 ]; }
+# whole FILE: curl ended well, with every chunk, then data: [DONE].
+whole() {
+	[ "$(cat "$1.rc")" = 0 ] && [ "$(grep -c '^data: {' "$1")" -ge 30 ] &&
+	    [ "$(grep '^data:' "$1" | tail -n 1)" = "data: [DONE]" ]
+}
 now_ms() { date +%s%3N; }
 flmd_gone() { ! kill -0 "$FLMD_PID" 2>/dev/null; }
 
 # ---- a stream under way finishes ---------------------------------------------
+stream slow "$TMP/t1" "$T"
+TPID=$CPID
 stream slow "$TMP/s1"
-check "a stream is under way" grep -q '^data: {' "$TMP/s1"
+check "a stream is under way, plain and over TLS" \
+    grep -q '^data: {' "$TMP/s1" "$TMP/t1"
 t0=$(now_ms)
 kill -TERM "$FLMD_PID"
 checkx "SIGTERM: a new connection to the proxy's port is refused at once" \
     'wait_until 500 refused'
+checkx "and to the TLS proxy's port" 'refused "$T"'
 sleep 0.3
 checkx "flmd is still running while the stream goes on" \
     '! flmd_gone && [ "$(cat "$TMP/s1.rc" 2>/dev/null)" = "" ]'
 wait "$CPID"
 t1=$(now_ms)
+wait "$TPID"
 checkx "the client gets the whole stream, to data: [DONE] ($(grep -c '^data: {' "$TMP/s1") chunks)" \
-    '[ "$(cat "$TMP/s1.rc")" = 0 ] && [ "$(grep -c "^data: {" "$TMP/s1")" -ge 30 ] &&
-    [ "$(grep "^data:" "$TMP/s1" | tail -n 1)" = "data: [DONE]" ]'
+    'whole "$TMP/s1"'
+checkx "so does the TLS client ($(grep -c '^data: {' "$TMP/t1") chunks)" \
+    'whole "$TMP/t1"'
 wait "$FLMD_PID"
 rc=$?
 t2=$(now_ms)
@@ -73,9 +90,9 @@ checkx "the log says proxyd drained, and no child was killed" \
 # The ports are free: a new flmd serves the same one.
 suite_restart "$PORT"
 F="$FLM -D $STATE"
-checkx "after a restart the streamed request is in the audit trail, status 200" \
+checkx "after a restart both streamed requests are in the audit trail, status 200" \
     'json_has "$($F audit tail -n 5 --json)" \
-    "[.records[] | select(.model == \"slow\" and .status == 200)] | length == 1"'
+    "[.records[] | select(.model == \"slow\" and .status == 200)] | length == 2"'
 
 # ---- proxy.drain_timeout cuts what runs longer --------------------------------
 $F config set proxy.drain_timeout 1 >/dev/null
