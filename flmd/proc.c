@@ -670,7 +670,7 @@ int
 proc_shutdown_all(void)
 {
 	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
-	struct flmd_proc *px = proc_byid(PROC_PROXYD);
+	struct flmd_proc *proxy = proc_byid(PROC_PROXYD);
 	size_t		 i;
 	int		 waited;
 
@@ -682,11 +682,11 @@ proc_shutdown_all(void)
 		event_free(env->ev_drain);
 		env->ev_drain = NULL;
 	}
-	if (px->pid > 0)
-		kill(px->pid, SIGTERM);
+	if (proxy->pid > 0)
+		kill(proxy->pid, SIGTERM);
 	for (waited = 0; waited < PROC_KILL_GRACE_MS; waited += 20) {
 		proc_reap();
-		if (px->pid == 0)
+		if (proxy->pid == 0)
 			break;
 		nanosleep(&ts, NULL);
 	}
