@@ -258,6 +258,13 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_ENGINES:
 		proxyd_engines(ch, m);
 		break;
+	case IMSG_PROXY_DRAIN:
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed PROXY_DRAIN");
+			return;
+		}
+		http_drain();
+		break;
 	case IMSG_ENGINES_DETECT:
 		if (msg_end(m) == -1) {
 			chan_fail(ch, "malformed ENGINES_DETECT");

@@ -61,6 +61,7 @@ struct proxyd_limits {
 	int		 upstream_timeout;	/* s an engine may stay silent */
 	int		 max_conns;	/* client connections at once */
 	int		 write_timeout;	/* s a client may take no bytes */
+	int		 drain_timeout;	/* s requests may finish at stop */
 };
 
 struct proxyd {
@@ -131,6 +132,8 @@ void	http_close(const char *);
 void	http_cleanup(void);
 void	http_limits(struct json_object *);
 void	http_report(void);
+void	http_drain(void);
+void	http_drain_check(void);
 const char *http_req_addr(const struct http_req *);
 const char *http_req_cert(const struct http_req *, const char **);
 void	http_reply(struct http_req *, int, const char *, const char *, size_t);
@@ -172,6 +175,8 @@ void	audit_feed(struct http_req *, const void *, size_t);
 void	audit_feed_buf(struct http_req *, struct evbuffer *, size_t);
 void	audit_request(struct http_req *, int);
 int	audit_full(void);
+size_t	audit_pending(void);
+void	audit_send_now(void);
 void	audit_ack(struct chan *, struct chan_msg *);
 void	audit_keyd_up(struct chan *);
 void	audit_keyd_down(void);

@@ -38,11 +38,28 @@ static struct event		*atick;
 static int			 aretry;	/* keyd refused: wait */
 
 static void	audit_send(int);
+static void	audit_schedule(int);
 
 int
 audit_full(void)
 {
 	return alen >= AUDIT_QUEUE_MAX;
+}
+
+/* Records keyd has not acknowledged yet (draining waits for none). */
+size_t
+audit_pending(void)
+{
+	return alen;
+}
+
+/* Draining: what is queued goes now, not at the next tick. */
+void
+audit_send_now(void)
+{
+	audit_send(1);
+	if (alen > asent)
+		audit_schedule(AUDIT_TICK_MS);
 }
 
 static void
@@ -256,6 +273,8 @@ audit_ack(struct chan *ch, struct chan_msg *m)
 	if (alen == 0)
 		ahead = 0;
 	audit_flush();
+	if (alen == 0)
+		http_drain_check();
 }
 
 /* Whatever the old keyd did not acknowledge goes to the new one. */

@@ -37,6 +37,7 @@
 
 #define HTTP_WRITE_LOW		(16 * 1024)	/* resume the engine below */
 #define HTTP_TLS_CHUNK		(16 * 1024)	/* a TLS record's payload */
+#define HTTP_DRAIN_AUDIT_SECS	1	/* for the records of cut requests */
 
 enum conn_state {
 	C_TLS,		/* the TLS handshake */
@@ -79,6 +80,11 @@ TAILQ_HEAD(http_conns, http_conn);
 static int		 http_nconns;
 static uint64_t		 http_nextid = 1;
 static struct event	*http_report_tick;
+/* flmd said stop (IMSG_PROXY_DRAIN): no listener, no keep-alive; out
+ * when the last connection and audit record are gone, or at the timer. */
+static int		 http_draining;
+static int		 http_drain_over;	/* the loop was told to exit */
+static struct event	*http_drain_timer;
 
 static void	conn_dispatch(struct http_conn *);
 static void	conn_eof(struct http_conn *, int);
@@ -100,6 +106,7 @@ static const struct {
 	{ offsetof(struct proxyd_limits, upstream_timeout), 0 },
 	{ offsetof(struct proxyd_limits, max_conns), 0 },
 	{ offsetof(struct proxyd_limits, write_timeout), 0 },
+	{ offsetof(struct proxyd_limits, drain_timeout), 0 },
 };
 
 /* flmd's settings proxy.NAME (checked there, and again here). */
@@ -654,6 +661,8 @@ conn_free(struct http_conn *c)
 	close(c->fd);
 	free(c);
 	http_nconns--;
+	if (http_draining)
+		http_drain_check();
 }
 
 /* An error before the request could be read: answer, then close.
@@ -1210,7 +1219,8 @@ request_begin(struct http_conn *c)
 
 	r->id = http_nextid++;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
-	c->keepalive = !r->head.close;
+	/* Draining: this request is the connection's last. */
+	c->keepalive = !r->head.close && !http_draining;
 	c->body_done = r->head.clen <= 0 && !r->head.chunked;
 	memset(&c->ck, 0, sizeof(c->ck));
 	evtimer_del(c->timer);
@@ -1352,6 +1362,11 @@ http_listen(int fd, const char *id, const struct listen_opts *o)
 {
 	struct proxyd_listener	*l = NULL;
 
+	if (http_draining) {
+		log_warnx("draining: listener %s refused", id);
+		close(fd);
+		return;
+	}
 	http_close(id);		/* a restarted flmd re-sends: replace */
 	if (px->nlisteners == PROXYD_MAX_LISTENERS ||
 	    (l = calloc(1, sizeof(*l))) == NULL ||
@@ -1393,7 +1408,8 @@ http_close(const char *id)
 			continue;
 		/* id may be the listener's own: say it before freeing. */
 		log_info("stopped serving %s", id);
-		evconnlistener_free(px->listeners[i]->lev);
+		if (px->listeners[i]->lev != NULL)	/* NULL: draining */
+			evconnlistener_free(px->listeners[i]->lev);
 		cs = px->listeners[i]->conns;
 		while (!TAILQ_EMPTY(cs))
 			conn_free(TAILQ_FIRST(cs));
@@ -1471,4 +1487,112 @@ http_cleanup(void)
 	if (http_report_tick != NULL)
 		event_free(http_report_tick);
 	http_report_tick = NULL;
+	if (http_drain_timer != NULL)
+		event_free(http_drain_timer);
+	http_drain_timer = NULL;
+}
+
+/* ---- draining (SIGTERM to flmd) --------------------------------------------- */
+
+/* Out of the loop once nothing is in flight and keyd has every record. */
+void
+http_drain_check(void)
+{
+	if (!http_draining || http_drain_over || http_nconns > 0 ||
+	    audit_pending() > 0)
+		return;
+	http_drain_over = 1;
+	log_info("drained");
+	event_base_loopexit(px->c.base, NULL);
+}
+
+/* A connection with nothing under way: no request read, none answered. */
+static int
+conn_idle(const struct http_conn *c)
+{
+	return c->state == C_TLS || (c->state == C_HEAD && c->idle &&
+	    evbuffer_get_length(c->in) == 0);
+}
+
+/*
+ * The timeout: every request still under way is cut, its engine call
+ * cancelled.  What of its answer is queued (whole chunks: a chunk goes
+ * into out at once) is written if the socket takes it, then the
+ * connection closes without the last chunk, so the client sees a cut
+ * answer rather than a complete one.  Their audit records get one more
+ * second to reach keyd.
+ */
+static void
+http_drain_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct http_conns	*cs;
+	struct http_conn	*c, *next;
+	struct timeval		 tv = { HTTP_DRAIN_AUDIT_SECS, 0 };
+	int			 i, cut = 0;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (http_nconns == 0) {
+		log_warnx("drain: %zu audit records keyd has not acknowledged "
+		    "after %d s", audit_pending(), px->limits.drain_timeout);
+		http_drain_over = 1;
+		event_base_loopexit(px->c.base, NULL);
+		return;
+	}
+	for (i = 0; i < px->nlisteners; i++) {
+		cs = px->listeners[i]->conns;
+		for (c = TAILQ_FIRST(cs); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, entry);
+			if (c->state != C_CLOSING && !conn_idle(c))
+				cut++;
+			if (c->req.ep != EP_NONE && c->req.end_status == 0)
+				c->req.end_status = 503;
+			(void)conn_out_write(c);
+			conn_free(c);
+		}
+	}
+	log_warnx("drain: %d request%s cut after %d s", cut, cut == 1 ? "" :
+	    "s", px->limits.drain_timeout);
+	audit_send_now();
+	if (!http_drain_over)
+		evtimer_add(http_drain_timer, &tv);
+}
+
+/*
+ * flmd stops: close the listeners at once (a new flmd may bind their
+ * ports), and the idle connections; requests under way go on, each the
+ * last of its connection, until the last or proxy.drain_timeout.
+ */
+void
+http_drain(void)
+{
+	struct http_conns	*cs;
+	struct http_conn	*c, *next;
+	struct timeval		 tv = { px->limits.drain_timeout, 0 };
+	int			 i;
+
+	if (http_draining)
+		return;
+	http_draining = 1;
+	if ((http_drain_timer = evtimer_new(px->c.base, http_drain_timeout,
+	    NULL)) == NULL)
+		fatalx("drain timer");
+	for (i = 0; i < px->nlisteners; i++) {
+		evconnlistener_free(px->listeners[i]->lev);
+		px->listeners[i]->lev = NULL;
+		cs = px->listeners[i]->conns;
+		for (c = TAILQ_FIRST(cs); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, entry);
+			c->keepalive = 0;
+			if (conn_idle(c))
+				conn_free(c);
+		}
+	}
+	log_info("draining: listeners closed, %d connection%s under way, "
+	    "%d s at most", http_nconns, http_nconns == 1 ? "" : "s",
+	    px->limits.drain_timeout);
+	audit_send_now();
+	evtimer_add(http_drain_timer, &tv);
+	http_drain_check();
 }

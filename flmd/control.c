@@ -764,6 +764,13 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		chan_fail(ch, "unknown request type %u", t);
 		return;
 	}
+	/* Draining: the listeners are closed for good. */
+	if (env->shutting_down && t == IMSG_CTL_PROXY_START) {
+		control_error(c, id, EAGAIN, "flmd is stopping: no proxy "
+		    "starts now");
+		json_object_put(req);
+		return;
+	}
 	switch (t) {
 	case IMSG_CTL_STATUS:
 		control_status(c, id);

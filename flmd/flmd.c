@@ -105,11 +105,21 @@ flmd_sig(evutil_socket_t sig, short ev, void *arg)
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
+		if (env->draining) {
+			/* A second signal: nothing waits any longer. */
+			log_info("signal %d while draining: stopping now",
+			    (int)sig);
+			env->draining = 0;
+			event_base_loopbreak(env->base);
+			break;
+		}
 		if (env->shutting_down)
 			break;
 		log_info("shutting down on signal %d", (int)sig);
 		env->shutting_down = 1;
-		event_base_loopbreak(env->base);
+		/* Streams under way finish first; the loop ends with them. */
+		if (proc_drain() == -1)
+			event_base_loopbreak(env->base);
 		break;
 	case SIGHUP:
 		/* Settings are read afresh; listeners and keys are untouched. */

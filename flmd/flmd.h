@@ -18,6 +18,9 @@ struct chan;
 #define PROC_BACKOFF_MAX_MS	30000
 #define PROC_CRASHLOOP		5	/* quick deaths in a row */
 #define PROC_KILL_GRACE_MS	3000	/* SIGTERM, then SIGKILL */
+/* Past proxy.drain_timeout, what proxyd gets to exit before flmd stops
+ * waiting (it cuts what is left, then waits 1 s for keyd's acks). */
+#define PROC_DRAIN_SLACK_SECS	3
 /* proxyd's PEER_BROKEN restarts proxyd itself, once in this many seconds. */
 #define PROC_COMPLAINT_SECS	30
 /* IMSG_LOG: a token bucket per child, and the highest priority it gets. */
@@ -62,6 +65,8 @@ struct flmd {
 	int			 foreground;
 	int			 verbose;
 	int			 shutting_down;
+	int			 draining;	/* proxyd finishes requests */
+	struct event		*ev_drain;	/* flmd's bound on that */
 	time_t			 started_wall;
 	struct timespec		 started;
 	char			 self_dir[PATH_MAX];
@@ -77,6 +82,7 @@ void			 proc_start_all(void);
 void			 proc_reap(void);
 void			 proc_reload_all(void);
 int			 proc_shutdown_all(void);
+int			 proc_drain(void);
 int			 proc_alive_count(void);
 struct json_object	*proc_status_json(void);
 struct flmd_proc	*proc_byid(enum flm_proc);
@@ -126,6 +132,7 @@ void			 config_close(void);
 int			 config_set(const char *, const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);
+long long		 config_limit(const char *);
 struct json_object	*config_engine_ids(void);
 struct json_object	*config_limits(void);
 int			 config_parse_url(const char *, char *, size_t, int *);

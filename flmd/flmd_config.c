@@ -512,3 +512,20 @@ config_limits(void)
 	json_object_put(set);
 	return o;
 }
+
+/* One proxy.* limit: its stored value, else its default. */
+long long
+config_limit(const char *name)
+{
+	const struct limit_def	*ld = limit_find(name);
+	struct json_object	*o, *v;
+	long long		 n;
+
+	if (ld == NULL)
+		fatalx("config_limit: no limit %s", name);
+	o = config_limits();
+	n = json_object_object_get_ex(o, name, &v) ?
+	    json_object_get_int64(v) : ld->def;
+	json_object_put(o);
+	return n;
+}

@@ -559,6 +559,49 @@ proc_schedule_restart(struct flmd_proc *p, int status)
 	evtimer_add(p->ev_restart, &tv);
 }
 
+/* flmd stops waiting for proxyd's drain: what is left is cut. */
+static void
+proc_drain_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (!env->draining)
+		return;
+	log_warnx("flm-proxyd did not finish draining in time; stopping it");
+	env->draining = 0;
+	event_base_loopbreak(env->base);
+}
+
+/*
+ * SIGTERM: proxyd stops accepting and finishes what is under way
+ * (IMSG_PROXY_DRAIN), keyd still writing its audit records; flmd closes
+ * its own copies of the listeners, so that the ports are free at once.
+ * The loop ends when proxyd has exited (proc_reap), or
+ * proxy.drain_timeout and a slack later.  -1: nothing to drain.
+ */
+int
+proc_drain(void)
+{
+	struct flmd_proc	*p = proc_byid(PROC_PROXYD);
+	struct timeval		 tv = { 0, 0 };
+	long long		 secs = config_limit("drain_timeout");
+
+	if (p->pid <= 0 || p->chan == NULL ||
+	    chan_compose(p->chan, IMSG_PROXY_DRAIN, 0, -1, NULL, 0) == -1)
+		return -1;
+	proxy_cleanup();
+	if (env->ev_drain == NULL && (env->ev_drain = evtimer_new(env->base,
+	    proc_drain_timeout, NULL)) == NULL)
+		return -1;
+	tv.tv_sec = (time_t)secs + PROC_DRAIN_SLACK_SECS;
+	evtimer_add(env->ev_drain, &tv);
+	env->draining = 1;
+	log_info("draining flm-proxyd: up to %lld s for the requests under "
+	    "way (proxy.drain_timeout)", secs);
+	return 0;
+}
+
 /* SIGCHLD: collect every dead child. */
 void
 proc_reap(void)
@@ -595,6 +638,12 @@ proc_reap(void)
 		}
 		proc_schedule_restart(p, status);
 	}
+	/* The drain is over when proxyd is. */
+	if (env->draining && proc_byid(PROC_PROXYD)->pid == 0) {
+		log_info("flm-proxyd drained");
+		env->draining = 0;
+		event_base_loopbreak(env->base);
+	}
 }
 
 void
@@ -619,20 +668,38 @@ proc_alive_count(void)
 	return n;
 }
 
-/* Ask every child to stop; SIGKILL whoever is still there after grace. */
+/*
+ * Ask every child to stop, proxyd first (drained or not, it writes no
+ * more audit records once gone) and then keyd; SIGKILL whoever is still
+ * there after grace.
+ */
 int
 proc_shutdown_all(void)
 {
 	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
+	struct flmd_proc *proxy = proc_byid(PROC_PROXYD);
 	size_t		 i;
 	int		 waited;
 
 	for (i = 0; i < NPROCS; i++) {
 		evtimer_del(procs[i].ev_restart);
 		evtimer_del(procs[i].ev_complaint);
-		if (procs[i].pid > 0)
-			kill(procs[i].pid, SIGTERM);
 	}
+	if (env->ev_drain != NULL) {
+		event_free(env->ev_drain);
+		env->ev_drain = NULL;
+	}
+	if (proxy->pid > 0)
+		kill(proxy->pid, SIGTERM);
+	for (waited = 0; waited < PROC_KILL_GRACE_MS; waited += 20) {
+		proc_reap();
+		if (proxy->pid == 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].pid > 0 && procs[i].id != PROC_PROXYD)
+			kill(procs[i].pid, SIGTERM);
 	for (waited = 0; waited < PROC_KILL_GRACE_MS; waited += 20) {
 		proc_reap();
 		if (proc_alive_count() == 0)

@@ -41,6 +41,7 @@ enum flm_msg_type {
 	IMSG_ENGINES,		/* JSON [{id, kind, host, addr, port}] */
 	IMSG_ENGINES_DETECT,	/* empty: probe now, answer with peerid */
 	IMSG_PROXY_LIMITS,	/* JSON {max_body_bytes, ...}: proxy.* settings */
+	IMSG_PROXY_DRAIN,	/* empty: stop accepting, finish, exit */
 
 	/* proxyd -> flmd */
 	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */

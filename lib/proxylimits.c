@@ -14,6 +14,7 @@ const struct limit_def limit_defs[] = {
 	{ "upstream_timeout",	1, 86400, 300, "seconds" },
 	{ "max_connections",	1, 1 << 20, 4096, "connections" },
 	{ "write_timeout",	1, 3600, 60, "seconds" },
+	{ "drain_timeout",	0, 300, 10, "seconds" },
 };
 const int	limit_ndefs = sizeof(limit_defs) / sizeof(limit_defs[0]);
 

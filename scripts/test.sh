@@ -79,6 +79,9 @@ if [ -x build/flmd/flmd ]; then
 	    sh scripts/fuzz.sh build "${FLM_FUZZ_SECS:-30}"
 	echo "== make distcheck"
 	step "make distcheck" sh -c "cd build && make -j2 distcheck >distcheck.out 2>&1 || { tail -40 distcheck.out; exit 1; }"
+	echo "== packages"
+	step "rpm: rpmbuild -bb builds an RPM with the units, users and directories" \
+	    sh scripts/rpm.sh build-rpm
 fi
 
 echo "== packages"

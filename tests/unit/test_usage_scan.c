@@ -46,6 +46,11 @@ ratelimit_debit(const char *kind, const char *subject,
 	(void)n;
 }
 
+void
+http_drain_check(void)
+{
+}
+
 /* scan TEXT: its return, and the counts (-1: not found). */
 static int
 scan(const char *text, int64_t *p, int64_t *c)
