@@ -79,9 +79,6 @@ if [ -x build/flmd/flmd ]; then
 	    sh scripts/fuzz.sh build "${FLM_FUZZ_SECS:-30}"
 	echo "== make distcheck"
 	step "make distcheck" sh -c "cd build && make -j2 distcheck >distcheck.out 2>&1 || { tail -40 distcheck.out; exit 1; }"
-	echo "== packages"
-	step "rpm: rpmbuild -bb builds an RPM with the units, users and directories" \
-	    sh scripts/rpm.sh build-rpm
 fi
 
 echo "== packages"
@@ -100,6 +97,8 @@ if ls "$DEBS"/flm_*.deb >/dev/null 2>&1; then
 	fi
 fi
 rm -rf "$DEBS"
+step "rpm: rpmbuild -bb builds an RPM with the units, users and directories" \
+    sh scripts/rpm.sh build-rpm
 
 echo "== AddressSanitizer + UBSan"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
