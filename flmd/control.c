@@ -662,43 +662,37 @@ control_tls(struct ctl_conn *c, uint16_t type, uint32_t peerid,
  * too).  The allowlist is keyd's (IMSG_CTL_POLICY_GET).  flm, running
  * as root, checks each address and port again before any becomes a rule.
  */
+/* Of each object of all (an array, put here), its members id, k and port. */
+static struct json_object *
+control_pick(struct json_object *all, const char *k)
+{
+	const char		*keys[3] = { "id", k, "port" };
+	struct json_object	*arr, *o, *v;
+	size_t			 i, j;
+
+	arr = json_object_new_array();
+	for (i = 0; i < json_object_array_length(all); i++) {
+		v = json_object_array_get_idx(all, i);
+		o = json_object_new_object();
+		for (j = 0; j < 3; j++)
+			json_object_object_add(o, keys[j], json_object_get(
+			    json_object_object_get(v, keys[j])));
+		json_object_array_add(arr, o);
+	}
+	json_object_put(all);
+	return arr;
+}
+
 static struct json_object *
 control_firewall_plan(void)
 {
-	struct json_object	*res, *arr, *all, *o, *v;
-	size_t			 i;
+	struct json_object	*res;
 
 	res = json_object_new_object();
-	arr = json_object_new_array();
-	all = proxy_status();
-	for (i = 0; i < json_object_array_length(all); i++) {
-		v = json_object_array_get_idx(all, i);
-		o = json_object_new_object();
-		json_object_object_add(o, "id",
-		    json_object_get(json_object_object_get(v, "id")));
-		json_object_object_add(o, "bind",
-		    json_object_get(json_object_object_get(v, "bind")));
-		json_object_object_add(o, "port",
-		    json_object_get(json_object_object_get(v, "port")));
-		json_object_array_add(arr, o);
-	}
-	json_object_put(all);
-	json_object_object_add(res, "proxies", arr);
-	arr = json_object_new_array();
-	all = config_engines();
-	for (i = 0; i < json_object_array_length(all); i++) {
-		v = json_object_array_get_idx(all, i);
-		o = json_object_new_object();
-		json_object_object_add(o, "id",
-		    json_object_get(json_object_object_get(v, "id")));
-		json_object_object_add(o, "addr",
-		    json_object_get(json_object_object_get(v, "addr")));
-		json_object_object_add(o, "port",
-		    json_object_get(json_object_object_get(v, "port")));
-		json_object_array_add(arr, o);
-	}
-	json_object_put(all);
-	json_object_object_add(res, "engines", arr);
+	json_object_object_add(res, "proxies",
+	    control_pick(proxy_status(), "bind"));
+	json_object_object_add(res, "engines",
+	    control_pick(config_engines(), "addr"));
 	return res;
 }
 
