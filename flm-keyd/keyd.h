@@ -103,8 +103,19 @@ void		 keyd_mac_str(struct crypto_generichash_blake2b_state *,
 #define KEYD_KEY_MAC_COLS	"id, label, hash, created_at, revoked_at, " \
 	"expires_at, prev_hash, prev_expires_at"
 #define KEYD_KEY_MAC_NCOLS	8
-int		 keyd_key_intact(struct sqlite3_stmt *, int, int);
-int		 keyd_key_seal(struct db *, const char *);
+/* A table whose rows carry a MAC in the column after cols. */
+struct keyd_rowmac {
+	const char	*table;
+	const char	*domain;	/* hashed first: one table's row
+					 * never passes for another's */
+	const char	*cols;		/* the columns covered, in order */
+	int		 ncols;
+};
+extern const struct keyd_rowmac keyd_key_rows;
+int		 keyd_row_intact(const struct keyd_rowmac *,
+		    struct sqlite3_stmt *, int);
+int		 keyd_row_seal(const struct keyd_rowmac *, struct db *,
+		    const char *);
 void		 keyd_policy_mac(const char *, uint8_t [KEYD_ROW_MAC_LEN]);
 int		 keyd_policy_intact(struct sqlite3_stmt *, int, int);
 void		 keyd_integrity_init(struct db *, int);

@@ -179,7 +179,7 @@ keyd_key_find(struct db *db, const char *which, char id[FLM_KEY_ID_LEN + 1],
 	snprintf(id, FLM_KEY_ID_LEN + 1, "%s", sqlite3_column_text(st, 0));
 	snprintf(label, labelsz, "%s", sqlite3_column_text(st, 1));
 	*revoked = sqlite3_column_int(st, 2);
-	*intact = keyd_key_intact(st, 3, 3 + KEYD_KEY_MAC_NCOLS);
+	*intact = keyd_row_intact(&keyd_key_rows, st, 3);
 	sqlite3_finalize(st);
 	return 0;
 }
@@ -227,7 +227,7 @@ keyd_exec_sealed(struct db *db, const char *sql, int n, const char **args,
 	}
 	if (keyd_exec(db, sql, n, args, err, errsz) == -1)
 		goto fail;
-	if ((rc = keyd_key_seal(db, id)) != SQLITE_OK ||
+	if ((rc = keyd_row_seal(&keyd_key_rows, db, id)) != SQLITE_OK ||
 	    (rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL)) !=
 	    SQLITE_OK) {
 		snprintf(err, errsz, "cannot store the key: %s",
@@ -366,7 +366,7 @@ keyd_key_list(struct db *db, struct json_object **result, char *err,
 			json_object_object_add(o, "previous_secret_until",
 			    keyd_col(st, 6));
 		/* A row keyd did not write is refused, whatever it says. */
-		if (keyd_key_intact(st, 8, 8 + KEYD_KEY_MAC_NCOLS))
+		if (keyd_row_intact(&keyd_key_rows, st, 8))
 			json_object_object_add(o, "state", keyd_col(st, 7));
 		else {
 			json_object_object_add(o, "state",
@@ -527,7 +527,7 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 		return rc == SQLITE_DONE ? FLM_KEY_UNKNOWN : FLM_KEY_UNAVAILABLE;
 	}
 	/* Inserted or altered without the master key: as good as revoked. */
-	if (!keyd_key_intact(st, 5, 5 + KEYD_KEY_MAC_NCOLS)) {
+	if (!keyd_row_intact(&keyd_key_rows, st, 5)) {
 		static time_t	 last;
 		static char	 lastid[FLM_KEY_ID_LEN + 1];
 		time_t		 now = time(NULL);

@@ -48,56 +48,67 @@ keyd_mac_str(crypto_generichash_state *h, const char *s)
 	crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
 }
 
-/* The MAC of the api_keys row in columns col.. of st (KEYD_KEY_MAC_COLS). */
+const struct keyd_rowmac keyd_key_rows = {
+	"api_keys", "flm api_keys row", KEYD_KEY_MAC_COLS, KEYD_KEY_MAC_NCOLS
+};
+
+/* The MAC of t's row in columns col.. of st (t->cols, in order). */
 static void
-key_mac(sqlite3_stmt *st, int col, uint8_t mac[KEYD_ROW_MAC_LEN])
+row_mac(const struct keyd_rowmac *t, sqlite3_stmt *st, int col,
+    uint8_t mac[KEYD_ROW_MAC_LEN])
 {
 	crypto_generichash_state	 h;
 	int				 i;
 
 	crypto_generichash_init(&h, keyd_row_key(), KEYD_MASTER_LEN,
 	    KEYD_ROW_MAC_LEN);
-	crypto_generichash_update(&h, (const uint8_t *)"flm api_keys row", 16);
-	for (i = 0; i < KEYD_KEY_MAC_NCOLS; i++)
+	crypto_generichash_update(&h, (const uint8_t *)t->domain,
+	    strlen(t->domain));
+	for (i = 0; i < t->ncols; i++)
 		keyd_mac_str(&h, sqlite3_column_type(st, col + i) ==
 		    SQLITE_NULL ? NULL :
 		    (const char *)sqlite3_column_text(st, col + i));
 	crypto_generichash_final(&h, mac, KEYD_ROW_MAC_LEN);
 }
 
-/* Does the blob in column maccol MAC the row in columns col..? */
+/* Does the blob after t's columns col.. of st MAC that row? */
 int
-keyd_key_intact(struct sqlite3_stmt *st, int col, int maccol)
+keyd_row_intact(const struct keyd_rowmac *t, struct sqlite3_stmt *st,
+    int col)
 {
 	uint8_t	 want[KEYD_ROW_MAC_LEN];
+	int	 maccol = col + t->ncols;
 
 	if (sqlite3_column_type(st, maccol) != SQLITE_BLOB ||
 	    sqlite3_column_bytes(st, maccol) != KEYD_ROW_MAC_LEN)
 		return 0;
-	key_mac(st, col, want);
+	row_mac(t, st, col, want);
 	return sodium_memcmp(want, sqlite3_column_blob(st, maccol),
 	    KEYD_ROW_MAC_LEN) == 0;
 }
 
-/* MAC key id's row as it now stands: after every write keyd makes. */
+/* MAC t's row id as it now stands: after every write keyd makes. */
 int
-keyd_key_seal(struct db *db, const char *id)
+keyd_row_seal(const struct keyd_rowmac *t, struct db *db, const char *id)
 {
 	sqlite3_stmt	*st;
 	uint8_t		 mac[KEYD_ROW_MAC_LEN];
+	char		 sql[256];
 	int		 rc;
 
-	if ((rc = sqlite3_prepare_v2(db->h, "SELECT " KEYD_KEY_MAC_COLS
-	    " FROM api_keys WHERE id = ?", -1, &st, NULL)) != SQLITE_OK)
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE id = ?", t->cols,
+	    t->table);
+	if ((rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL)) != SQLITE_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		key_mac(st, 0, mac);
+		row_mac(t, st, 0, mac);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
-	if ((rc = sqlite3_prepare_v2(db->h, "UPDATE api_keys SET mac = ? "
-	    "WHERE id = ?", -1, &st, NULL)) != SQLITE_OK)
+	snprintf(sql, sizeof(sql), "UPDATE %s SET mac = ? WHERE id = ?",
+	    t->table);
+	if ((rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL)) != SQLITE_OK)
 		return rc;
 	sqlite3_bind_blob(st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -186,7 +197,7 @@ seal_keys(struct db *db, int *n)
 	if (rc == SQLITE_DONE)
 		rc = SQLITE_OK;
 	for (i = 0; i < *n && rc == SQLITE_OK; i++)
-		rc = keyd_key_seal(db, ids[i]);
+		rc = keyd_row_seal(&keyd_key_rows, db, ids[i]);
 	free(ids);
 	return rc;
 }
@@ -254,7 +265,7 @@ keyd_integrity_scan(struct db *db, int64_t *bad_keys, int *policy_ok)
 	if (sqlite3_prepare_v2(db->h, "SELECT " KEYD_KEY_MAC_COLS ", mac "
 	    "FROM api_keys", -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW)
-			if (!keyd_key_intact(st, 0, KEYD_KEY_MAC_NCOLS))
+			if (!keyd_row_intact(&keyd_key_rows, st, 0))
 				(*bad_keys)++;
 		sqlite3_finalize(st);
 	}

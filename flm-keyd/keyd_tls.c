@@ -439,62 +439,9 @@ ca_key(void)
  */
 #define CERT_MAC_COLS	"id, purpose, serial, label, sha256, revoked_at"
 
-static void
-cert_mac(sqlite3_stmt *st, int col, uint8_t mac[KEYD_ROW_MAC_LEN])
-{
-	crypto_generichash_state	 h;
-	int				 i;
-
-	crypto_generichash_init(&h, keyd_row_key(), KEYD_MASTER_LEN,
-	    KEYD_ROW_MAC_LEN);
-	crypto_generichash_update(&h, (const uint8_t *)"flm certificates row",
-	    20);
-	for (i = 0; i < 6; i++)
-		keyd_mac_str(&h, sqlite3_column_type(st, col + i) ==
-		    SQLITE_NULL ? NULL :
-		    (const char *)sqlite3_column_text(st, col + i));
-	crypto_generichash_final(&h, mac, KEYD_ROW_MAC_LEN);
-}
-
-static int
-cert_intact(sqlite3_stmt *st, int col, int maccol)
-{
-	uint8_t	 want[KEYD_ROW_MAC_LEN];
-
-	if (sqlite3_column_type(st, maccol) != SQLITE_BLOB ||
-	    sqlite3_column_bytes(st, maccol) != KEYD_ROW_MAC_LEN)
-		return 0;
-	cert_mac(st, col, want);
-	return sodium_memcmp(want, sqlite3_column_blob(st, maccol),
-	    KEYD_ROW_MAC_LEN) == 0;
-}
-
-/* MAC row id as it now stands: after every write keyd makes. */
-static int
-cert_seal(const char *id)
-{
-	sqlite3_stmt	*st;
-	uint8_t		 mac[KEYD_ROW_MAC_LEN];
-	int		 rc;
-
-	if ((rc = sqlite3_prepare_v2(tls_db->h, "SELECT " CERT_MAC_COLS
-	    " FROM certificates WHERE id = ?", -1, &st, NULL)) != SQLITE_OK)
-		return rc;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		cert_mac(st, 0, mac);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
-	if ((rc = sqlite3_prepare_v2(tls_db->h, "UPDATE certificates SET mac "
-	    "= ? WHERE id = ?", -1, &st, NULL)) != SQLITE_OK)
-		return rc;
-	sqlite3_bind_blob(st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
+static const struct keyd_rowmac cert_rows = {
+	"certificates", "flm certificates row", CERT_MAC_COLS, 6
+};
 
 /* One row of certificates, its key sealed if it has one. */
 static int
@@ -545,7 +492,7 @@ row_insert(const char *id, const char *purpose, const char *handle,
 	}
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	rc = rc == SQLITE_DONE ? cert_seal(id) : rc;
+	rc = rc == SQLITE_DONE ? keyd_row_seal(&cert_rows, tls_db, id) : rc;
 	if (rc != SQLITE_OK)
 		snprintf(err, errsz, "security.db: %s", db_strerror(tls_db, rc));
 out:
@@ -1091,7 +1038,7 @@ keyd_tls_client_revoke(struct json_object *req, struct json_object **res,
 	}
 	if (changed && ((rc = db_exec("UPDATE certificates SET revoked_at = "
 	    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?", serial)) !=
-	    SQLITE_OK || (rc = cert_seal(serial)) != SQLITE_OK)) {
+	    SQLITE_OK || (rc = keyd_row_seal(&cert_rows, tls_db, serial)) != SQLITE_OK)) {
 		snprintf(err, errsz, "security.db: %s", db_strerror(tls_db, rc));
 		return -1;
 	}
@@ -1133,7 +1080,7 @@ state_clients(struct json_object *ok, struct json_object *rev)
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct json_object	*to;
 		const char		*serial;
-		int			 intact = cert_intact(st, 0, 6);
+		int			 intact = keyd_row_intact(&cert_rows, st, 0);
 
 		serial = (const char *)sqlite3_column_text(st, 2);
 		/* A row failing its MAC is revoked too: its revocation
