@@ -211,29 +211,14 @@ fail:
 	return NULL;
 }
 
-/* Write a file of ours, 0600, atomically (a temporary and rename). */
+/* Write a file of ours, 0600, atomically. */
 static int
 fw_write(const char *path, const char *text)
 {
-	char	 tmp[PATH_MAX + 8];
-	size_t	 len = strlen(text);
-	int	 fd, ok;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600)) == -1) {
-		fprintf(stderr, "flm: %s: %s\n", tmp, strerror(errno));
-		return -1;
-	}
-	ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) == -1) {
-		fprintf(stderr, "flm: %s: %s\n", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	if (file_replace(path, text, 0600) == 0)
+		return 0;
+	fprintf(stderr, "flm: %s: %s\n", path, strerror(errno));
+	return -1;
 }
 
 /* mkdir -m 0700, and an existing one made 0700 and checked to be ours. */

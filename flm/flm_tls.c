@@ -166,7 +166,7 @@ trust_run(const char *cmd)
 }
 
 /* Write all of buf to fd; -1 and errno on failure. */
-static int
+int
 write_all(int fd, const void *buf, size_t len)
 {
 	const char	*p = buf;
@@ -184,8 +184,11 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Replace path with text, atomically (a temporary file renamed). */
-static int
+/*
+ * Replace path with text, atomically (a temporary file, synced, then
+ * renamed): the CA's files and flm firewall's saved state.
+ */
+int
 file_replace(const char *path, const char *text, mode_t mode)
 {
 	char	 tmp[PATH_MAX + 16];
@@ -197,7 +200,7 @@ file_replace(const char *path, const char *text, mode_t mode)
 	    O_NOFOLLOW, mode)) == -1)
 		return -1;
 	r = write_all(fd, text, strlen(text));
-	if (r == 0 && fchmod(fd, mode) == -1)
+	if (r == 0 && (fchmod(fd, mode) == -1 || fsync(fd) == -1))
 		r = -1;
 	if (close(fd) == -1)
 		r = -1;
