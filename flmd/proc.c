@@ -440,6 +440,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			    o);
 		proc_wipe_key(o);
 		json_object_put(o);
+		chan_stack_scrub();	/* what parsing it spilled */
 		break;
 	case IMSG_TLS_RENEWED:
 		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1) {

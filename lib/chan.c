@@ -694,6 +694,25 @@ chan_json_presize(struct json_object *obj, const char *member)
 	free(saved);
 }
 
+#define CHAN_SCRUB_BYTES	16384
+
+/*
+ * Zero the stack below the caller, once a secret was handled: copies
+ * of it in registers get spilled there where no explicit_bzero of ours
+ * reaches them (the dynamic linker's trampoline on a first call, the
+ * sanitizers' runtime, a signal's frame), and stay until a deeper call
+ * writes over them (wipe.t, test_chan's test_compose_secret_stack).
+ */
+void __attribute__((noinline))
+chan_stack_scrub(void)
+{
+	char	 buf[CHAN_SCRUB_BYTES];
+
+	explicit_bzero(buf, sizeof(buf));
+	/* buf is used: the compiler keeps it, at this depth. */
+	__asm__ __volatile__("" : : "r"(buf) : "memory");
+}
+
 static int
 chan_compose_json_wipe(struct chan *ch, uint16_t type, uint32_t peerid,
     struct json_object *obj, const char *secret, int wipe)
@@ -709,8 +728,10 @@ chan_compose_json_wipe(struct chan *ch, uint16_t type, uint32_t peerid,
 		return -1;
 	r = chan_enqueue(ch, type, peerid, -1, s, len, wipe);
 	/* s is obj's own print buffer: a secret must not stay there. */
-	if (wipe)
+	if (wipe) {
 		explicit_bzero((char *)s, len);
+		chan_stack_scrub();
+	}
 	return r;
 }
 

@@ -85,6 +85,7 @@ int	 msg_get_json(struct chan_msg *, struct json_object **);
 int	 msg_get_object(struct chan_msg *, struct json_object **);
 int	 msg_end(struct chan_msg *);
 void	 msg_wipe(struct chan_msg *);
+void	 chan_stack_scrub(void);
 
 /* A growable payload for composing typed messages. */
 struct mbuf {
