@@ -38,6 +38,7 @@
 #   FLM_BENCH_WORKERS (the CPUs: the workers rows; 1 to 64).
 set -eu
 B=$(cd "${1:-build}" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${FLM_BENCH_SECS:-4}
 CONC=${FLM_BENCH_CONC:-32}
 ROUNDS=${FLM_BENCH_ROUNDS:-3}
@@ -599,6 +600,7 @@ mkdir -p "$STATE/static"
     --chunk-delay-ms 0 --port-file "$STATE/mock500.port" \
     >"$STATE/mock500.log" 2>&1 &
 m500=$!
+pids="$m500 $pids"
 waitfor 10 "the 500-chunk mock" test -s "$STATE/mock500.port"
 curl -sf -m 20 -H 'Content-Type: application/json' --data-binary \
     "$(body "$MODEL" ',"stream":true,"stream_options":{"include_usage":true}')" \
@@ -962,48 +964,6 @@ run15() {
 	fi
 	echo "$r_line" >>"$STATE/res.$1.$3"
 }
-# keyd's CPU per audit record: flm-keyd's user + system time across the
-# flm rounds of the small shape, over the audit rows those rounds added
-# (counted once the proxy's batches have all arrived).
-keyd_pid() {
-	$FLM status --json | jq -r '.processes[] |
-	    select(.name=="flm-keyd") | .pid' | head -1
-}
-arows() {
-	sqlite3 -cmd '.timeout 5000' "$STATE/keyd/security.db" \
-	    'SELECT count(*) FROM audit_logs' 2>/dev/null || echo x
-}
-# settle ROWS0 REQUESTS: the row count once it reaches ROWS0 + REQUESTS
-# and stops moving (5 s at most).
-settle() {
-	s_prev=$(arows)
-	s_now=$s_prev
-	s_i=0
-	while [ $s_i -lt 25 ] && [ "$s_now" != x ]; do
-		sleep 0.2
-		s_now=$(arows)
-		[ "$s_now" = "$s_prev" ] && [ "$s_now" != x ] &&
-		    [ "$s_now" -ge $(($1 + $2)) ] && break
-		s_prev=$s_now
-		s_i=$((s_i + 1))
-	done
-	echo "$s_now"
-}
-KEYD=$(keyd_pid)
-: >"$STATE/keydcpu"
-run15keyd() {
-	k_a0=$(arows)
-	k_t0=$(cputicks $KEYD)
-	run15 f15 small small "$CONC"
-	down15 f15 small && return 0
-	k_req=$(tail -1 "$STATE/res.f15.small" | awk '{ print $4 }')
-	case $k_a0 in x) return 0 ;; esac
-	k_a1=$(settle "$k_a0" "${k_req:-0}")
-	k_t1=$(cputicks $KEYD)
-	case $k_a1 in x) return 0 ;; esac
-	echo "$((k_t1 - k_t0)) $((k_a1 - k_a0)) $k_req" >>"$STATE/keydcpu"
-}
-
 STEP="checking the arms of the shapes"
 for sh in $SHAPES; do
 	for a in d15 n15 f15; do
@@ -1016,8 +976,7 @@ r=0
 while [ $r -lt "$ROUNDS" ]; do		# interleaved, as above
 	for sh in $SHAPES; do
 		for a in d15 n15 f15; do
-			if [ $a.$sh = f15.small ]; then run15keyd
-			else run15 $a $sh $sh "$CONC"; fi
+			run15 $a $sh $sh "$CONC"
 		done
 	done
 	for sh in small long; do
@@ -1033,14 +992,29 @@ for a in d15 n15 f15; do
 		    "(every round)"
 	done
 done
-# ms of keyd CPU per 1,000 records = ticks / TCK * 1e3 / rows * 1e3.
-KEYD_MS=$(awk -v tck="$TCK" '{ t += $1; n += $2 } END {
-    if (n > 0) printf "%.1f", t * 1e6 / tck / n; else print "-" }' \
-    "$STATE/keydcpu")
-KEYD_ROWS=$(awk '{ n += $2; q += $3 } END { printf "%d %d", n, q }' \
-    "$STATE/keydcpu")
-down15 f15 small || [ -s "$STATE/keydcpu" ] ||
-    fail "keyd CPU: the audit rows of security.db could not be counted"
+# keyd's CPU per 1,000 audit records: tests/bench/keyd-cpu.sh's
+# measure (flm-keyd's user + system time around a wrk run of flm's small
+# shape, over the rows it added to the trail), on this suite.
+STEP="measuring flm-keyd's CPU per audit record"
+KEYD_MS=- KEYD_ROWS=- KEYD_CPUMS=-
+KCPU=$SRC/tests/bench/keyd-cpu.sh
+if down15 f15 small; then
+	:
+elif [ -r "$KCPU" ]; then
+	# shellcheck source=/dev/null
+	FLM_KEYD_CPU_LIB=1 . "$KCPU"
+	# shellcheck disable=SC2046
+	set -- $(keyd_cpu_measure "$FLM" "$(url15 f15 small)" \
+	    "$STATE/l15.f15.small.lua" "$SECS" "$CONC" 2>"$STATE/keydcpu.err" ||
+	    true)
+	if [ "${1:-}" = keyd-cpu ]; then
+		KEYD_ROWS=$2 KEYD_CPUMS=$3 KEYD_MS=$4
+	else
+		fail "keyd CPU: $(head -c 200 "$STATE/keydcpu.err")"
+	fi
+else
+	fail "keyd CPU: $KCPU is missing (the audit change brings it)"
+fi
 
 # Workers: proxy.workers WORKERS against nginx's worker_processes
 # WORKERS, the small shape at CONC; the scaling row divides by the
@@ -1249,10 +1223,9 @@ SC_N=$(ratio "$(field nN small 1)" "$(field n15 small 1)")
 SC_F=$(ratio "$(field fN small 1)" "$(field f15 small 1)")
 printf '%-22s %10s %10s\n' "scaling $WORKERS/1" "$SC_N" "$SC_F"
 rule
-# shellcheck disable=SC2086
-set -- $KEYD_ROWS
-line "flm-keyd CPU ms per 1,000 audit records" "$KEYD_MS"
-line "  (audit rows counted / wrk requests, flm small rounds)" "$1/$2"
+line "flm-keyd CPU ms per 1,000 audit records (wrk -t1 -c$CONC, small)" \
+    "$KEYD_MS"
+line "  ($KEYD_ROWS audit rows, $KEYD_CPUMS ms of flm-keyd CPU)" ""
 rule
 echo "targets"
 printf '  %-50s %8s  %s\n' "throughput flm/nginx >= 1.00 (c=$CONC)" "$r_fn" \
