@@ -17,6 +17,14 @@
 #    c=FLM_BENCH_CONC) and full handshakes a second (tests/bench/tls-hs,
 #    FLM_BENCH_HS_CONC connections at once, a new connection, session
 #    and GET /healthz each) with the server CPU time each one took.
+#  - issue 15: before that static engine (nginx return 200, or files
+#    for a 500-chunk SSE answer and a 1 MiB embeddings answer), direct,
+#    nginx proxy_pass and flm for four shapes (small chat body, a
+#    190 KB long-context body, the stream, the embeddings) at
+#    FLM_BENCH_CONC, the chat bodies at one connection too (added p50
+#    and p99); flm-keyd's CPU per 1,000 audit records; one worker and
+#    FLM_BENCH_WORKERS (proxy.workers against nginx worker_processes)
+#    and the scaling between them.
 # Prints one table and a targets block.  Exits 1 if an arm could not be
 # measured or saw errors (the table says which); targets are reported,
 # never enforced.  All traffic goes to 127.0.0.1.
@@ -26,20 +34,26 @@
 #   if ulimit -n allows), FLM_BENCH_HS_CONC (16, handshakes at once), FLM_BENCH_CHUNK_DELAY_MS (1000, between the
 #   chunks of a held stream), FLM_BENCH_NGINX_LOG (file or off: nginx's
 #   access_log; flm logs requests too, so file is the fair default),
-#   FLM_BENCH_KEEP (set: keep the state directory and its logs).
+#   FLM_BENCH_KEEP (set: keep the state directory and its logs),
+#   FLM_BENCH_WORKERS (the CPUs: the workers rows; 1 to 64).
 set -eu
 B=$(cd "${1:-build}" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${FLM_BENCH_SECS:-4}
 CONC=${FLM_BENCH_CONC:-32}
 ROUNDS=${FLM_BENCH_ROUNDS:-3}
 STREAMS=${FLM_BENCH_STREAMS:-2000}
 CHUNK_MS=${FLM_BENCH_CHUNK_DELAY_MS:-1000}
 HS_CONC=${FLM_BENCH_HS_CONC:-16}
+WORKERS=${FLM_BENCH_WORKERS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
 NGINX_LOG=${FLM_BENCH_NGINX_LOG:-file}
-for v in "$SECS" "$CONC" "$ROUNDS" "$STREAMS" "$CHUNK_MS" "$HS_CONC"; do
+for v in "$SECS" "$CONC" "$ROUNDS" "$STREAMS" "$CHUNK_MS" "$HS_CONC" \
+    "$WORKERS"; do
 	case $v in '' | *[!0-9]* | 0) echo "bench: FLM_BENCH_* must be" \
 	    "positive integers (got '$v')" >&2; exit 2 ;; esac
 done
+[ "$WORKERS" -le 64 ] || { echo "bench: FLM_BENCH_WORKERS is 1 to 64" \
+    "(proxy.workers' range)" >&2; exit 2; }
 case $NGINX_LOG in file | off) ;; *) echo "bench: FLM_BENCH_NGINX_LOG" \
     "is file or off" >&2; exit 2 ;; esac
 HOLD=$B/tests/bench/sse-hold
@@ -67,6 +81,8 @@ need wrk wrk
 need nginx nginx
 need curl curl
 need openssl openssl
+need jq jq
+need sqlite3 sqlite3
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 
 # ---- descriptors: a held stream is two sockets in a proxy ------------------
@@ -255,6 +271,14 @@ maxc=$((STREAMS + CONC + 256))
 [ $maxc -ge 4096 ] || maxc=4096
 $FLM config set proxy.max_connections $maxc >/dev/null ||
     fail "flm config set proxy.max_connections $maxc refused"
+# One worker until the workers rows (issue 15): every arm before them
+# compares one flm-proxyd with one nginx worker.  Without the setting
+# (before proxy.workers) there is one flm-proxyd anyway.
+if $FLM config set proxy.workers 1 >"$STATE/workers.out" 2>&1; then
+	WORKERS_OK=1
+else
+	WORKERS_OK=0
+fi
 jport() { sed -n 's/.*"port": *\([0-9]*\).*/\1/p'; }
 jkey() { sed -n 's/.*"key": *"\([^"]*\)".*/\1/p'; }
 AUTH_PORT=$($FLM proxy start --port 0 --json | jport)
@@ -366,7 +390,7 @@ done
 # one the round with the lowest p50: "RPS P50 P99 REQS SOCKERR NON2XX".
 best() {
 	[ -s "$STATE/res.$1.$2" ] || { echo "- - - - - -"; return; }
-	if [ "$2" = c1 ]; then k=-k2,2n; else k=-k1,1nr; fi
+	case $2 in *c1) k=-k2,2n ;; *) k=-k1,1nr ;; esac
 	sort $k "$STATE/res.$1.$2" | head -1
 }
 # The errors of every round count, not only the best one's.
@@ -498,8 +522,9 @@ hold nginx "$NGINX_SSE_PORT" "$NGX_WORKER" "$MODEL"
 # nginx's key is in its worker's memory, flm's in flm-keyd, which signs
 # each full handshake for flm-proxyd (a round trip per handshake).
 STEP="starting the TLS arms"
-# nginx_aux NAME SCHEME: another one-worker nginx with the servers that
-# aux_NAME PORT prints, on a random port (left in AUX_PORT), up when
+# nginx_aux NAME SCHEME: another nginx (AUX_WORKERS workers, default 1)
+# with the servers that aux_NAME PORT prints, on a random port (left in
+# AUX_PORT; aux_NAME may listen on PORT + 1 too), up when
 # SCHEME://127.0.0.1:PORT/health answers.
 nginx_aux() {
 	a_try=0
@@ -512,7 +537,7 @@ nginx_aux() {
 $NUSER
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${AUX_WORKERS:-1};
 worker_rlimit_nofile $FDS;
 pid $STATE/nginx-$1.pid;
 error_log $STATE/nginx-$1-error.log warn;
@@ -564,6 +589,46 @@ S_CHAT=$(curl -sf -m 10 -H 'Content-Type: application/json' \
     ngxstr)
 [ -n "$S_VERSION" ] && [ -n "$S_MODELS" ] && [ -n "$S_CHAT" ] ||
     die "the mock did not answer /version, /v1/models and $CHAT"
+# The answers of issue 15's shapes, as files the static engine serves:
+# a stream of 500 chunks, recorded from a mock told to send 500 with no
+# delay, and an embeddings answer of about 1 MiB (64 vectors of 1424
+# floats, as OpenAI's API gives them).
+STEP="recording the static engine's stream and embeddings answers"
+EMB=/v1/embeddings
+mkdir -p "$STATE/static"
+"$MOCKBIN" --flavor vllm --listen 127.0.0.1:0 --chunks 500 \
+    --chunk-delay-ms 0 --port-file "$STATE/mock500.port" \
+    >"$STATE/mock500.log" 2>&1 &
+m500=$!
+pids="$m500 $pids"
+waitfor 10 "the 500-chunk mock" test -s "$STATE/mock500.port"
+curl -sf -m 20 -H 'Content-Type: application/json' --data-binary \
+    "$(body "$MODEL" ',"stream":true,"stream_options":{"include_usage":true}')" \
+    "http://127.0.0.1:$(cat "$STATE/mock500.port")$CHAT" \
+    >"$STATE/static/sse500.txt" || true
+kill $m500 2>/dev/null || true
+wait $m500 2>/dev/null || true
+SSE_N=$(grep -c '^data: {' "$STATE/static/sse500.txt" || true)
+[ "${SSE_N:-0}" -ge 500 ] && grep -q '^data: \[DONE\]' "$STATE/static/sse500.txt" ||
+    die "the mock (--chunks 500) did not stream 500 chunks and [DONE]"
+SSE_BYTES=$(wc -c <"$STATE/static/sse500.txt" | tr -d ' ')
+LC_ALL=C awk -v m="$MODEL" 'BEGIN { srand(15)
+	printf "{\"object\":\"list\",\"data\":["
+	for (i = 0; i < 64; i++) {
+		printf "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":[",
+		    i ? "," : "", i
+		for (j = 0; j < 1424; j++)
+			printf "%s%.8f", j ? "," : "", rand() * 0.2 - 0.1
+		printf "]}"
+	}
+	printf "],\"model\":\"%s\",\"usage\":{\"prompt_tokens\":640,", m
+	printf "\"total_tokens\":640}}"
+}' >"$STATE/static/embed.json"
+EMB_BYTES=$(wc -c <"$STATE/static/embed.json" | tr -d ' ')
+# On PORT the chat answer and, from a file, the 1 MB embeddings answer;
+# on PORT + 1 (engines.static500) the 500-chunk SSE answer, from a file.
+# nginx serves files to GET only: error_page 405 turns a POST into a GET
+# of the same file.
 aux_static() {
 	cat <<EOF
 	access_log off;
@@ -572,6 +637,15 @@ aux_static() {
 	    location = /version { return 200 '$S_VERSION'; }
 	    location = /v1/models { return 200 '$S_MODELS'; }
 	    location = $CHAT { return 200 '$S_CHAT'; }
+	    location = $EMB { alias $STATE/static/embed.json;
+	        error_page 405 =200 \$uri; }
+	    location / { return 404; } }
+	server { listen 127.0.0.1:$(($1 + 1));
+	    location = /health { return 200; }
+	    location = /version { return 200 '$S_VERSION'; }
+	    location = /v1/models { return 200 '$S_MODELS'; }
+	    location = $CHAT { default_type text/event-stream;
+	        alias $STATE/static/sse500.txt; error_page 405 =200 \$uri; }
 	    location / { return 404; } }
 EOF
 }
@@ -606,13 +680,17 @@ aux_ngxtls() {
 EOF
 }
 STEP="starting the static engine and nginx over TLS"
-nginx_aux static http
+# As many workers as the most any proxy arm has: it must bound no arm.
+AUX_WORKERS=$WORKERS nginx_aux static http
 STATIC_PORT=$AUX_PORT
 nginx_aux ngxtls https
 NGXTLS_PORT=$AUX_PORT
 STEP="starting flm on a dev-selfsigned handle"
 $FLM config set engines.static.kind vllm >/dev/null
 $FLM config set engines.static.url "http://127.0.0.1:$STATIC_PORT" >/dev/null
+$FLM config set engines.static500.kind vllm >/dev/null
+$FLM config set engines.static500.url "http://127.0.0.1:$((STATIC_PORT + 1))" \
+    >/dev/null
 FLMTLS_PORT=$($FLM proxy start --port 0 --mode dev-selfsigned --json \
     2>"$STATE/tls/flm.err" | jport) || true
 [ -n "$FLMTLS_PORT" ] || fail "flm proxy start --mode dev-selfsigned:" \
@@ -724,6 +802,259 @@ hsbest() {
 	    ($5 > 0 ? sprintf("%.0f", 1e6 / $5) : "-") }'
 }
 
+# ---- issue 15: request shapes before the static engine, workers -------------------
+# The TLS section's static engine (nginx answering from memory or from a
+# file, so the proxy is what is measured) behind three arms: direct,
+# nginx proxy_pass (upstream keep-alive; one worker, and WORKERS for the
+# workers rows) and flm (cached key, routing, audit on; one worker, then
+# proxy.workers WORKERS).  Shapes: the small chat body; a long-context
+# chat (a user message of about 190 KB of prose and code, with escapes
+# and UTF-8); a streamed answer of 500 SSE chunks; a 1 MiB embeddings
+# answer.  Each at CONC connections, the chat bodies at one too.
+STEP="starting nginx before the static engine"
+aux_ngx15() {
+	if [ "$NGINX_LOG" = file ]; then
+		echo "	access_log $STATE/nginx-15-access.log;"
+	else
+		echo "	access_log off;"
+	fi
+	cat <<EOF
+	upstream static { server 127.0.0.1:$STATIC_PORT; keepalive 64;
+	    keepalive_requests 1000000; }
+	upstream static500 { server 127.0.0.1:$((STATIC_PORT + 1)); keepalive 64;
+	    keepalive_requests 1000000; }
+	client_max_body_size 16m;
+	proxy_buffering off;
+	proxy_http_version 1.1;
+	proxy_set_header Connection "";
+	server { listen 127.0.0.1:$1;
+	    location = /health { return 200; }
+	    location / { proxy_pass http://static; } }
+	server { listen 127.0.0.1:$(($1 + 1));
+	    location / { proxy_pass http://static500; } }
+EOF
+}
+aux_ngx15n() { aux_ngx15 "$@"; }
+AUX_WORKERS=1 nginx_aux ngx15 http
+NGX15_PORT=$AUX_PORT
+AUX_WORKERS=$WORKERS nginx_aux ngx15n http
+NGX15N_PORT=$AUX_PORT
+
+STEP="writing the request bodies of the shapes"
+# About 190 KB of a JSON string's insides: numbered lines of words, some
+# quoted, some code, escapes (\n \t \" \u00e9) and raw UTF-8.
+LC_ALL=C awk 'BEGIN { srand(15)
+	split("the of model token context request proxy engine stream " \
+	    "latency worker memory audit key route byte scanner document " \
+	    "chunk answer", w, " ")
+	while (n < 190000) {
+		l = sprintf("%d. ", ++i)
+		for (j = 0; j < 12; j++)
+			l = l w[int(rand() * 20) + 1] " "
+		if (i % 7 == 0)
+			l = l "\\\"quoted\\\" caf\\u00e9 na\303\257ve\\t"
+		if (i % 11 == 0)
+			l = l "{\\\"k\\\": [1, 2.5e3, -0.25, null, true]}"
+		l = l "\\n"
+		printf "%s", l
+		n += length(l)
+	}
+}' >"$STATE/long.txt"
+# mkbody15 FILE SHAPE MODEL
+mkbody15() {
+	case $2 in
+	small) body "$3" ;;
+	sse) body "$3" ',"stream":true' ;;
+	long)
+		printf '{"model":"%s","messages":[{"role":"system","content":"Answer from the document."},{"role":"user","content":"' "$3"
+		cat "$STATE/long.txt"
+		printf '"}],"max_tokens":16}' ;;
+	emb)
+		printf '{"model":"%s","input":[' "$3"
+		i=0
+		while [ $i -lt 64 ]; do
+			printf '%s"passage %d of the benchmark"' \
+			    "$([ $i = 0 ] || echo ,)" $i
+			i=$((i + 1))
+		done
+		printf ']}' ;;
+	esac >"$1"
+}
+SHAPES="small long sse emb"
+for sh in $SHAPES; do
+	mkbody15 "$STATE/b15.plain.$sh" $sh "$MODEL"
+	if [ $sh = sse ]; then m="flm://static500/$MODEL"; else m="flm://static/$MODEL"; fi
+	mkbody15 "$STATE/b15.flm.$sh" $sh "$m"
+done
+SMALL_BYTES=$(wc -c <"$STATE/b15.plain.small" | tr -d ' ')
+LONG_BYTES=$(wc -c <"$STATE/b15.plain.long" | tr -d ' ')
+# url15 ARM SHAPE: where the arm sends the shape.
+url15() {
+	case $1 in
+	d15) u_p=$STATIC_PORT ;;
+	n15) u_p=$NGX15_PORT ;;
+	nN) u_p=$NGX15N_PORT ;;
+	*) u_p=$AUTH_PORT ;;
+	esac
+	case $1.$2 in f*) ;; *.sse) u_p=$((u_p + 1)) ;; esac
+	if [ "$2" = emb ]; then echo "http://127.0.0.1:$u_p$EMB"
+	else echo "http://127.0.0.1:$u_p$CHAT"; fi
+}
+# bfile15 ARM SHAPE: the body file.
+bfile15() {
+	case $1 in f*) echo "$STATE/b15.flm.$2" ;; *) echo "$STATE/b15.plain.$2" ;; esac
+}
+# mklua15 ARM SHAPE: a wrk script reading its body from the file, with
+# the key for flm; done() as mklua's.
+mklua15() {
+	cat >"$STATE/l15.$1.$2.lua" <<EOF
+wrk.method = "POST"
+local f = assert(io.open("$(bfile15 "$1" "$2")", "rb"))
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+EOF
+	case $1 in f*) echo "wrk.headers[\"Authorization\"] = \"Bearer $KEY\"" \
+	    >>"$STATE/l15.$1.$2.lua" ;; esac
+	sed -n '/^done = function/,$p' "$STATE/direct.lua" >>"$STATE/l15.$1.$2.lua"
+}
+DOWN15=
+down15() { case " $DOWN15 " in *" $1.$2 "*) return 0 ;; esac; return 1; }
+# check15 ARM SHAPE: one request by curl; a 200 and the whole answer
+# (a chat completion; 500 chunks and [DONE]; the 1 MiB of embeddings).
+check15() {
+	c_arm=$1
+	c_sh=$2
+	c_out=$STATE/check15.$1.$2
+	case $c_arm in
+	f*) set -- -H "Authorization: Bearer $KEY" ;;
+	*) set -- ;;
+	esac
+	c_code=$(curl -s -m 20 -o "$c_out" -w '%{http_code}' \
+	    -H 'Content-Type: application/json' "$@" \
+	    --data-binary "@$(bfile15 $c_arm $c_sh)" "$(url15 $c_arm $c_sh)") ||
+	    c_code="$c_code (curl exit $?)"
+	c_ok=0
+	if [ "$c_code" = 200 ]; then
+		case $c_sh in
+		small | long) grep -q '"chat.completion"' "$c_out" && c_ok=1 ;;
+		sse) [ "$(grep -c '^data: {' "$c_out")" -ge 500 ] &&
+		    grep -q '^data: \[DONE\]' "$c_out" && c_ok=1 ;;
+		emb) [ "$(wc -c <"$c_out")" -ge $((EMB_BYTES - 64)) ] &&
+		    grep -q '"embedding"' "$c_out" && c_ok=1 ;;
+		esac
+	fi
+	[ $c_ok = 1 ] && return 0
+	DOWN15="$DOWN15 $c_arm.$c_sh"
+	fail "arm $c_arm, shape $c_sh: POST $(url15 $c_arm $c_sh): HTTP" \
+	    "$c_code: $(head -c 160 "$c_out" 2>/dev/null | tr '\n' ' ')"
+}
+# run15 ARM SHAPE TAG CONNS: one wrk round (-t2, or -t1 at one
+# connection); its line to STATE/res.ARM.TAG.
+run15() {
+	down15 "$1" "$2" && return 0
+	r_u=$(url15 "$1" "$2")
+	if [ "$4" = 1 ]; then r_t=1; else r_t=2; fi
+	wrk -t $r_t -c "$4" -d "${SECS}s" -s "$STATE/l15.$1.$2.lua" "$r_u" \
+	    >"$STATE/wrk.out" 2>&1 || true
+	r_line=$(sed -n 's/^flm-bench //p' "$STATE/wrk.out")
+	if [ -z "$r_line" ]; then
+		cat "$STATE/wrk.out" >&2
+		die "wrk gave no result for $1, shape $2, c=$4 ($r_u)"
+	fi
+	echo "$r_line" >>"$STATE/res.$1.$3"
+}
+STEP="checking the arms of the shapes"
+for sh in $SHAPES; do
+	for a in d15 n15 f15; do
+		mklua15 $a $sh
+		check15 $a $sh
+	done
+done
+STEP="measuring the shapes"
+r=0
+while [ $r -lt "$ROUNDS" ]; do		# interleaved, as above
+	for sh in $SHAPES; do
+		for a in d15 n15 f15; do
+			run15 $a $sh $sh "$CONC"
+		done
+	done
+	for sh in small long; do
+		for a in d15 n15 f15; do run15 $a $sh ${sh}c1 1; done
+	done
+	r=$((r + 1))
+done
+for a in d15 n15 f15; do
+	for t in small long sse emb smallc1 longc1; do
+		e=$(errs $a $t)
+		[ "$e" = - ] || [ "$e" = 0 ] ||
+		    fail "arm $a, $t: $e socket errors or non-2xx answers" \
+		    "(every round)"
+	done
+done
+# keyd's CPU per 1,000 audit records: tests/bench/keyd-cpu.sh's
+# measure (flm-keyd's user + system time around a wrk run of flm's small
+# shape, over the rows it added to the trail), on this suite.
+STEP="measuring flm-keyd's CPU per audit record"
+KEYD_MS=- KEYD_ROWS=- KEYD_CPUMS=-
+KCPU=$SRC/tests/bench/keyd-cpu.sh
+if down15 f15 small; then
+	:
+elif [ -r "$KCPU" ]; then
+	# shellcheck source=/dev/null
+	FLM_KEYD_CPU_LIB=1 . "$KCPU"
+	# shellcheck disable=SC2046
+	set -- $(keyd_cpu_measure "$FLM" "$(url15 f15 small)" \
+	    "$STATE/l15.f15.small.lua" "$SECS" "$CONC" 2>"$STATE/keydcpu.err" ||
+	    true)
+	if [ "${1:-}" = keyd-cpu ]; then
+		KEYD_ROWS=$2 KEYD_CPUMS=$3 KEYD_MS=$4
+	else
+		fail "keyd CPU: $(head -c 200 "$STATE/keydcpu.err")"
+	fi
+else
+	fail "keyd CPU: $KCPU is missing (the audit change brings it)"
+fi
+
+# Workers: proxy.workers WORKERS against nginx's worker_processes
+# WORKERS, the small shape at CONC; the scaling row divides by the
+# one-worker rows above (the same run, earlier).
+STEP="measuring $WORKERS workers"
+NPX=-
+nproxyd() {
+	$FLM status --json | jq '[.processes[] | select(.name=="flm-proxyd"
+	    and (.state // "running") == "running")] | length'
+}
+if [ $WORKERS_OK = 1 ] && $FLM config set proxy.workers "$WORKERS" \
+    >"$STATE/workers.out" 2>&1; then
+	i=0
+	until [ "$(nproxyd)" = "$WORKERS" ]; do
+		i=$((i + 1))
+		[ $i -lt 200 ] || break
+		sleep 0.1
+	done
+	NPX=$(nproxyd)
+	[ "$NPX" = "$WORKERS" ] ||
+	    fail "workers: $NPX flm-proxyd running after proxy.workers $WORKERS"
+	for a in nN fN; do mklua15 $a small; check15 $a small; done
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		for a in nN fN; do run15 $a small small "$CONC"; done
+		r=$((r + 1))
+	done
+	for a in nN fN; do
+		e=$(errs $a small)
+		[ "$e" = - ] || [ "$e" = 0 ] ||
+		    fail "arm $a, small: $e socket errors or non-2xx answers" \
+		    "(every round)"
+	done
+else
+	DOWN15="$DOWN15 nN.small fN.small"
+	fail "workers: flm config set proxy.workers is refused: the" \
+	    "$WORKERS-worker rows are unavailable:" \
+	    "$(head -c 200 "$STATE/workers.out" | tr '\n' ' ')"
+fi
+
 # ---- the table -------------------------------------------------------------------------
 STEP="printing the table"
 ratio() {
@@ -737,7 +1068,9 @@ minus() {
 # target VALUE OP LIMIT: MET or NOT MET (n/a without a value).
 target() {
 	awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { if (v == "-") print "n/a";
-	    else if (op == ">=" ? v + 0 >= l + 0 : v + 0 <= l + 0) print "MET";
+	    else if ((op == ">=" && v + 0 >= l + 0) ||
+	    (op == ">" && v + 0 > l + 0) || (op == "<=" && v + 0 <= l + 0))
+	    print "MET";
 	    else print "NOT MET" }'
 }
 rps_flm=$(field flm c 1)
@@ -841,6 +1174,59 @@ line "ratio flm/nginx TLS keep-alive req/s (c=$CONC)" "$r_tls"
 line "ratio flm/nginx full handshakes/s (as measured)" "$r_hs"
 line "ratio flm/nginx handshakes per server CPU second" "$r_hscap"
 rule
+echo "Issue 15: shapes before the static engine (nginx, $WORKERS workers, answering"
+echo "  from memory or a file); arms: direct, nginx proxy_pass (upstream keep-alive,"
+echo "  proxy_buffering off) and flm (cached key, flm://static/..., audit on),"
+echo "  1 worker each; wrk -t2 -c$CONC, -t1 -c1; req/s of the best round"
+echo "  small: $SMALL_BYTES-byte chat body; long: $LONG_BYTES-byte chat body;"
+echo "  sse: $SSE_N data: events, $SSE_BYTES bytes streamed; emb: $EMB_BYTES-byte answer"
+rule
+printf '%-22s %10s %10s %10s %9s %9s\n' "shape (c=$CONC)" "direct" "nginx" \
+    "flm" "flm/ngx" "err d/n/f"
+for sh in $SHAPES; do
+	eval "R15_$sh=\$(ratio \"\$(field f15 $sh 1)\" \"\$(field n15 $sh 1)\")"
+	eval "r=\$R15_$sh"
+	printf '%-22s %10s %10s %10s %9s %9s\n' "$sh" "$(field d15 $sh 1)" \
+	    "$(field n15 $sh 1)" "$(field f15 $sh 1)" "$r" \
+	    "$(errs d15 $sh)/$(errs n15 $sh)/$(errs f15 $sh)"
+done
+printf '%-22s %10s %10s %10s %9s %9s\n' "c=1, us" "p50/p99" "p50/p99" \
+    "p50/p99" "+nginx" "+flm"
+for sh in small long; do
+	t=${sh}c1
+	printf '%-22s %10s %10s %10s %9s %9s\n' "$sh" \
+	    "$(field d15 $t 2)/$(field d15 $t 3)" \
+	    "$(field n15 $t 2)/$(field n15 $t 3)" \
+	    "$(field f15 $t 2)/$(field f15 $t 3)" \
+	    "$(minus "$(field n15 $t 2)" "$(field d15 $t 2)")" \
+	    "$(minus "$(field f15 $t 2)" "$(field d15 $t 2)")"
+	printf '%-22s %10s %10s %10s %9s %9s\n' "  added p99" "" "" "" \
+	    "$(minus "$(field n15 $t 3)" "$(field d15 $t 3)")" \
+	    "$(minus "$(field f15 $t 3)" "$(field d15 $t 3)")"
+done
+ADD15=$(minus "$(field f15 smallc1 2)" "$(field d15 smallc1 2)")
+rule
+echo "Workers (small shape, c=$CONC): flm proxy.workers and nginx worker_processes"
+echo "  ($NPX flm-proxyd running for $WORKERS)"
+printf '%-22s %10s %10s %9s %9s\n' "workers" "nginx" "flm" "flm/ngx" "err n/f"
+RW1=$(ratio "$(field f15 small 1)" "$(field n15 small 1)")
+RWN=$(ratio "$(field fN small 1)" "$(field nN small 1)")
+printf '%-22s %10s %10s %9s %9s\n' 1 "$(field n15 small 1)" \
+    "$(field f15 small 1)" "$RW1" "$(errs n15 small)/$(errs f15 small)"
+if down15 fN small; then
+	printf '%-22s %10s %10s %9s %9s\n' "$WORKERS" unavailable unavailable - -
+else
+	printf '%-22s %10s %10s %9s %9s\n' "$WORKERS" "$(field nN small 1)" \
+	    "$(field fN small 1)" "$RWN" "$(errs nN small)/$(errs fN small)"
+fi
+SC_N=$(ratio "$(field nN small 1)" "$(field n15 small 1)")
+SC_F=$(ratio "$(field fN small 1)" "$(field f15 small 1)")
+printf '%-22s %10s %10s\n' "scaling $WORKERS/1" "$SC_N" "$SC_F"
+rule
+line "flm-keyd CPU ms per 1,000 audit records (wrk -t1 -c$CONC, small)" \
+    "$KEYD_MS"
+line "  ($KEYD_ROWS audit rows, $KEYD_CPUMS ms of flm-keyd CPU)" ""
+rule
 echo "targets"
 printf '  %-50s %8s  %s\n' "throughput flm/nginx >= 1.00 (c=$CONC)" "$r_fn" \
     "$(target "$r_fn" '>=' 1.00)"
@@ -856,6 +1242,17 @@ printf '  %-50s %8s  %s\n' "TLS full handshakes/s flm/nginx >= 0.80" "$r_hs" \
     "$(target "$r_hs" '>=' 0.80)"
 printf '  %-50s %8s  %s\n' "  the same per server CPU second >= 0.80" \
     "$r_hscap" "$(target "$r_hscap" '>=' 0.80)"
+for sh in $SHAPES; do
+	eval "r=\$R15_$sh"
+	printf '  %-50s %8s  %s\n' "issue 15: $sh flm/nginx >= 1.00 (c=$CONC)" "$r" \
+	    "$(target "$r" '>=' 1.00)"
+done
+printf '  %-50s %8s  %s\n' "issue 15: added p50, small, static engine <= 25 us" \
+    "$ADD15" "$(target "$ADD15" '<=' 25)"
+printf '  %-50s %8s  %s\n' "issue 15: $WORKERS workers flm/nginx >= 1.00 (c=$CONC)" \
+    "$RWN" "$(target "$RWN" '>=' 1.00)"
+printf '  %-50s %8s  %s\n' "issue 15: flm $WORKERS workers / 1 worker > 1.00" \
+    "$SC_F" "$(target "$SC_F" '>' 1.00)"
 if [ -n "$FAIL" ]; then
 	echo
 	echo "bench: INCOMPLETE:$FAIL"
