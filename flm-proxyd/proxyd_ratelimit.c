@@ -32,7 +32,6 @@
 
 #include <fcntl.h>
 #include <math.h>		/* isfinite */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,7 +43,7 @@
 
 #define RL_MASK		(RL_SHM_SLOTS - 1)
 #define RL_SPINS	128		/* before sleeping on a lock */
-#define RL_STEAL_NS	20000000ULL	/* a holder this slow is gone */
+#define RL_STEAL_NS	500000000ULL	/* a holder this slow is gone */
 #define RL_SLACK_NS	1000000000ULL	/* another worker's clock read */
 
 static uint8_t		*rl_base;	/* header, then the slots */
@@ -92,7 +91,9 @@ rl_relax(void)
  * Take a lock word: spin a little (the holder is on another core for a
  * few instructions), then sleep (it was preempted); one held past
  * RL_STEAL_NS belongs to a worker that died or misbehaves: take it
- * over, by a compare-and-swap so that only one waiter does.
+ * over, by a compare-and-swap so that only one waiter does.  Long, so
+ * that a holder merely preempted on a loaded machine (seen past 20 ms)
+ * is never robbed: two in a bucket at once would lose an update.
  */
 static void
 rl_lock(uint32_t *w)
@@ -145,24 +146,41 @@ rl_hash(const char *s)
 	return h != 0 ? h : 1;		/* 0 is an empty slot */
 }
 
+/* Append what fits of s at *off, keeping the last byte a NUL. */
+static void
+rl_put(char key[RL_SHM_SUBJECT], size_t *off, const char *s)
+{
+	size_t	 n = strlen(s);
+
+	if (n > RL_SHM_SUBJECT - 1 - *off)
+		n = RL_SHM_SUBJECT - 1 - *off;
+	memcpy(key + *off, s, n);
+	*off += n;
+}
+
 /* "kind:subject", an IPv6 address (not an IPv4-mapped one) as its /64,
- * NUL-padded to RL_SHM_SUBJECT. */
+ * NUL-padded to RL_SHM_SUBJECT.  Once or twice a request: no printf. */
 static void
 rl_key(const char *kind, const char *subject, char key[RL_SHM_SUBJECT])
 {
 	struct in6_addr	 a;
 	char		 net[INET6_ADDRSTRLEN];
+	size_t		 off = 0;
 
 	memset(key, 0, RL_SHM_SUBJECT);
-	if (strcmp(kind, "ip") == 0 && inet_pton(AF_INET6, subject, &a) == 1 &&
+	rl_put(key, &off, kind);
+	rl_put(key, &off, ":");
+	if (strcmp(kind, "ip") == 0 && strchr(subject, ':') != NULL &&
+	    inet_pton(AF_INET6, subject, &a) == 1 &&
 	    !IN6_IS_ADDR_V4MAPPED(&a)) {
 		memset(a.s6_addr + 8, 0, 8);
 		if (inet_ntop(AF_INET6, &a, net, sizeof(net)) != NULL) {
-			snprintf(key, RL_SHM_SUBJECT, "%s:%s/64", kind, net);
+			rl_put(key, &off, net);
+			rl_put(key, &off, "/64");
 			return;
 		}
 	}
-	snprintf(key, RL_SHM_SUBJECT, "%s:%s", kind, subject);
+	rl_put(key, &off, subject);
 }
 
 /* The slot of key among the RL_SHM_PROBE from home, locked; or NULL. */
