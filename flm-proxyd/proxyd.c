@@ -239,6 +239,20 @@ proxyd_close(struct chan *ch, struct chan_msg *m)
 	json_object_put(o);
 }
 
+/* flmd's rate-limit region: the counts every worker shares. */
+static void
+proxyd_shm(struct chan *ch, struct chan_msg *m)
+{
+	uint32_t	 size;
+
+	if (m->fd == -1 || msg_get_u32(m, &size) == -1 || msg_end(m) == -1) {
+		chan_fail(ch, "malformed PROXY_SHM");
+		return;
+	}
+	ratelimit_attach(m->fd, size);
+	m->fd = -1;
+}
+
 static void
 proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
@@ -257,6 +271,9 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_ENGINES:
 		proxyd_engines(ch, m);
+		break;
+	case IMSG_PROXY_SHM:
+		proxyd_shm(ch, m);
 		break;
 	case IMSG_PROXY_DRAIN:
 		if (msg_end(m) == -1) {

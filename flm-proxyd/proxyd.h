@@ -168,6 +168,7 @@ int	ratelimit_take(const char *, const char *, const struct policy_rate *,
 void	ratelimit_debit(const char *, const char *, const struct policy_rate *,
 	    int64_t);
 void	ratelimit_init(void);
+int	ratelimit_attach(int, size_t);
 void	ratelimit_cleanup(void);
 
 /* proxyd_audit.c */

@@ -93,6 +93,7 @@ int			 proc_forward(enum flm_proc, uint16_t, uint32_t,
 			    struct json_object *);
 void			 proc_send_engines(void);
 void			 proc_send_limits(void);
+void			 proc_send_shm(struct chan *);
 
 int			 proc_check_binaries(void);
 

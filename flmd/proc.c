@@ -25,6 +25,7 @@
 #include "flmd.h"
 #include "jsonbuf.h"
 #include "log.h"
+#include "shm.h"
 
 static struct flmd_proc procs[] = {
 	{ .id = PROC_KEYD, .name = "flm-keyd", .user = FLM_KEYD_USER,
@@ -177,6 +178,7 @@ proc_spawn(struct flmd_proc *p)
 		    p->name);
 	/* A new proxyd gets its listeners and engines straight away. */
 	if (p->id == PROC_PROXYD) {
+		proc_send_shm(p->chan);
 		proc_send_limits();
 		proc_send_engines();
 		proxy_send_all(p->chan);
@@ -819,6 +821,21 @@ proc_send_engines(void)
 	arr = config_engines();
 	chan_compose_json(ch, IMSG_ENGINES, 0, arr);
 	engines_sent(arr);	/* takes it: the owners are checked against it */
+}
+
+/* The shared rate-limit region, before any listener: no request is
+ * counted in a worker's private region once the suite has one. */
+void
+proc_send_shm(struct chan *ch)
+{
+	size_t		 size;
+	uint32_t	 sz;
+	int		 fd;
+
+	if ((fd = shm_ratelimit_fd(&size)) == -1)
+		return;
+	sz = (uint32_t)size;
+	chan_compose(ch, IMSG_PROXY_SHM, 0, fd, &sz, sizeof(sz));
 }
 
 void

@@ -42,6 +42,7 @@ enum flm_msg_type {
 	IMSG_ENGINES_DETECT,	/* empty: probe now, answer with peerid */
 	IMSG_PROXY_LIMITS,	/* JSON {max_body_bytes, ...}: proxy.* settings */
 	IMSG_PROXY_DRAIN,	/* empty: stop accepting, finish, exit */
+	IMSG_PROXY_SHM = 26,	/* fd + u32 size: the rate-limit region */
 
 	/* proxyd -> flmd */
 	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -342,11 +343,15 @@ sandbox_allow_common(scmp_filter_ctx ctx)
 	SANDBOX_ALLOW(ctx, poll);
 	SANDBOX_ALLOW(ctx, ppoll);
 	SANDBOX_ALLOW(ctx, brk);
-	SANDBOX_ALLOW(ctx, mmap);
+	/* Memory, shared memory too (proxyd's rate-limit region), but
+	 * never executable: no new code once the filter is in. */
+	SANDBOX_ALLOW_ARG(ctx, mmap, 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	SANDBOX_ALLOW_ARG(ctx, mprotect, 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	SANDBOX_ALLOW(ctx, munmap);
 	SANDBOX_ALLOW(ctx, mremap);
 	SANDBOX_ALLOW(ctx, madvise);
-	SANDBOX_ALLOW(ctx, mprotect);
 	SANDBOX_ALLOW(ctx, futex);
 	SANDBOX_ALLOW(ctx, clock_gettime);
 	SANDBOX_ALLOW(ctx, gettimeofday);

@@ -3,9 +3,13 @@
  * (Landlock and seccomp; keyd's directory is the current one, as in
  * flm-keyd), then try one thing.  Integration tests read the result:
  * exit 0 "allowed", or death by SIGSYS / a failed call when refused.
+ * mmap-shared maps a memfd made before the sandbox, as flmd hands
+ * proxyd its rate-limit region; mmap-exec and mprotect-exec ask for
+ * executable memory.
  */
 #include "config.h"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -19,11 +23,43 @@
 #include "proxyd.h"
 #include "sandbox.h"
 
+/* A descriptor to map, made before the sandbox as flmd makes it. */
+static int	 shm_fd = -1;
+
+static int
+probe_map(const char *action)
+{
+	void	*p;
+
+	if (strcmp(action, "mmap-shared") == 0)
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd,
+		    0);
+	else if (strcmp(action, "mmap-exec") == 0)
+		p = mmap(NULL, 4096, PROT_READ | PROT_EXEC,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else {
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED &&
+		    mprotect(p, 4096, PROT_READ | PROT_EXEC) == -1)
+			p = MAP_FAILED;
+	}
+	if (p == MAP_FAILED) {
+		printf("refused: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("allowed\n");
+	return 0;
+}
+
 static int
 probe(const char *action, const char *arg)
 {
 	int	 fd;
 
+	if (strncmp(action, "mmap-", 5) == 0 ||
+	    strcmp(action, "mprotect-exec") == 0)
+		return probe_map(action);
 	if (strcmp(action, "socket") == 0)
 		fd = socket(AF_INET, SOCK_STREAM, 0);
 	else if (strcmp(action, "unix-socket") == 0)
@@ -59,6 +95,11 @@ main(int argc, char *argv[])
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
 	sandbox_debug = getenv("FLM_SANDBOX_DEBUG") != NULL;
+	if ((shm_fd = memfd_create("probe", MFD_CLOEXEC)) == -1 ||
+	    ftruncate(shm_fd, 4096) == -1) {
+		perror("memfd_create");
+		return 2;
+	}
 	if (strcmp(argv[1], "keyd") == 0)
 		keyd_sandbox(".");
 	else if (strcmp(argv[1], "proxyd") == 0)

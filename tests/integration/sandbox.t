@@ -4,7 +4,7 @@
 # refuse.
 . "$(dirname "$0")/lib.sh"
 
-plan 15
+plan 20
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flms.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -40,6 +40,15 @@ checkx "proxyd: reading any file is refused or kills the process" \
 check "proxyd: execve kills the process" killed proxyd exec
 check "proxyd: socket(AF_INET) is allowed" allowed proxyd socket
 check "proxyd: socket(AF_UNIX) kills the process" killed proxyd unix-socket
+check "proxyd: a passed descriptor maps shared, read and write" \
+    allowed proxyd mmap-shared
+check "proxyd: an executable mapping kills the process" \
+    killed proxyd mmap-exec
+check "proxyd: making memory executable kills the process" \
+    killed proxyd mprotect-exec
+check "keyd: an executable mapping kills the process" killed keyd mmap-exec
+check "without a sandbox an executable mapping is allowed (the probe works)" \
+    allowed none mmap-exec
 out=$(FLM_SANDBOX_DEBUG=1 "$PROBE" keyd socket 2>&1)
 check "FLM_SANDBOX_DEBUG names the forbidden call" \
     sh -c "echo '$out' | grep -q 'forbidden system call 41'"

@@ -1,8 +1,8 @@
 /*
  * flm-proxyd's rate limiter (flm-proxyd/proxyd_ratelimit.c), linked
- * whole: a full table of subjects makes room for a newcomer by
- * forgetting the least recently used one, and IPv6 clients are counted
- * by their /64.
+ * whole, in its private region: a full table of subjects makes room
+ * for a newcomer by forgetting the least recently used one, and IPv6
+ * clients are counted by their /64.
  */
 #include "config.h"
 
@@ -17,8 +17,8 @@
 #include <event2/event.h>
 
 #include "proxyd.h"
+#include "shm.h"
 
-#define RL_FULL		65536	/* RL_MAX of proxyd_ratelimit.c */
 
 static struct proxyd	 proxyd;
 struct proxyd		*px = &proxyd;
@@ -61,36 +61,41 @@ addr_of(int i, char *buf, size_t sz)
 	    i & 0xff);
 }
 
-/* 65,536 subjects, each with its one request taken; then a newcomer. */
+/*
+ * A flood of twice as many addresses as there are slots, each taking its
+ * one request: every one is served (never refused for want of room),
+ * while a subject seen again all along keeps its bucket; the first of
+ * the flood, least recently used, were forgotten.
+ */
 static void
-test_full_evicts_lru(void **state)
+test_flood_forgets_lru(void **state)
 {
 	char	 a[32];
-	int	 i, retry = 0;
+	int	 i, forgot = 0;
 
 	(void)state;
-	for (i = 0; i < RL_FULL; i++) {
+	assert_int_equal(take("ip", "192.0.2.1"), 1);
+	for (i = 0; i < 2 * RL_SHM_SLOTS; i++) {
 		addr_of(i, a, sizeof(a));
-		assert_int_equal(take("ip", a), 1);
+		if (take("ip", a) != 1)
+			fail_msg("flood address %d refused", i);
+		if (i % 16 == 0 && take("ip", "192.0.2.1") != 0)
+			fail_msg("the subject seen all along forgotten at %d",
+			    i);
 	}
-	/* The oldest but one is used again: it is recent now. */
-	addr_of(1, a, sizeof(a));
+	/* A newcomer after the flood is served and kept. */
+	assert_int_equal(take("ip", "192.0.2.2"), 1);
+	assert_int_equal(take("ip", "192.0.2.2"), 0);
+	/* The last of the flood is still limited... */
+	addr_of(2 * RL_SHM_SLOTS - 1, a, sizeof(a));
 	assert_int_equal(take("ip", a), 0);
-	/* The table is full: a newcomer is served all the same... */
-	assert_int_equal(ratelimit_take("ip", "192.0.2.1", &one, &retry), 1);
-	/* ...and still limited: its bucket is kept. */
-	assert_int_equal(take("ip", "192.0.2.1"), 0);
-	/* Subject 1, used again above, and the last one are still limited. */
-	addr_of(1, a, sizeof(a));
-	assert_int_equal(take("ip", a), 0);
-	addr_of(RL_FULL - 1, a, sizeof(a));
-	assert_int_equal(take("ip", a), 0);
-	/* Subject 0, the least recently used, was forgotten: a full bucket. */
-	addr_of(0, a, sizeof(a));
-	assert_int_equal(take("ip", a), 1);
-	/* Making room for it forgot subject 2, the next least recent. */
-	addr_of(2, a, sizeof(a));
-	assert_int_equal(take("ip", a), 1);
+	/* ...the first, least recently used, were forgotten: full again. */
+	for (i = 0; i < 1000; i++) {
+		addr_of(i, a, sizeof(a));
+		forgot += take("ip", a);
+	}
+	if (forgot < 990)
+		fail_msg("only %d of the first 1000 forgotten", forgot);
 }
 
 /* A flood from one /64 is one subject; other networks are not hurt. */
@@ -131,7 +136,7 @@ int
 main(void)
 {
 	const struct CMUnitTest	 tests[] = {
-		cmocka_unit_test_setup_teardown(test_full_evicts_lru, setup,
+		cmocka_unit_test_setup_teardown(test_flood_forgets_lru, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_by_64, setup,
 		    teardown),
