@@ -797,7 +797,7 @@ up_request(const struct upstream_call *call, size_t *len)
 	    "application/x-ndjson, application/json" : "application/json";
 	char		*s;
 	size_t		 n = 0;
-	int		 v6 = strchr(e->host, ':') != NULL;
+	int		 i, v6 = strchr(e->host, ':') != NULL;
 
 	if ((s = malloc(200 + strlen(call->path) + strlen(e->host) +
 	    strlen(accept) + call->len)) == NULL)
@@ -816,8 +816,12 @@ up_request(const struct upstream_call *call, size_t *len)
 	up_put(s, &n, "\r\nContent-Length: ");
 	up_putu(s, &n, call->len);
 	up_put(s, &n, "\r\n\r\n");
-	memcpy(s + n, call->body, call->len);
-	*len = n + call->len;
+	/* The client's bytes and ours, joined once here. */
+	for (i = 0; i < call->niov; i++) {
+		memcpy(s + n, call->iov[i].iov_base, call->iov[i].iov_len);
+		n += call->iov[i].iov_len;
+	}
+	*len = n;
 	return s;
 }
 
