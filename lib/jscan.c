@@ -549,6 +549,9 @@ jscan_parse(struct jscan *js, const char *buf, size_t len)
 	c.n = len;
 	c.i = 0;
 	c.js = js;
+	/* Keys point into the arena even when all are "": never NULL. */
+	if (js->keys == NULL && js_put(&c, "", 0) == -1)
+		return -1;
 	js_ws(&c);
 	if (c.i >= c.n)
 		return js_fail(&c, JSCAN_ESYNTAX);

@@ -79,6 +79,7 @@ test_rules(void **state)
 		int		 want;
 	} c[] = {
 		{ "{}", JSCAN_OK },
+		{ "{\"\":1,\"\":{\"\":2}}", JSCAN_OK },
 		{ " \t\r\n{\"a\":1} \r\n\t", JSCAN_OK },
 		{ "", JSCAN_ESYNTAX },
 		{ "[1]", JSCAN_ENOTOBJ },
