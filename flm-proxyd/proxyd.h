@@ -2,6 +2,8 @@
 #ifndef PROXYD_H
 #define PROXYD_H
 
+#include <sys/uio.h>
+
 #include <stdint.h>
 #include <time.h>
 
@@ -198,8 +200,9 @@ enum upstream_mode {
 struct upstream_call {
 	const struct proxyd_engine *engine;
 	const char		*path;
-	const char		*body;
-	size_t			 len;
+	const struct iovec	*iov;		/* the body, in slices */
+	int			 niov;
+	size_t			 len;		/* of all the slices */
 	enum upstream_mode	 mode;
 	int			 stream;	/* the client asked for SSE */
 	int			 usage;		/* stream_options.include_usage */

@@ -6,12 +6,16 @@
  */
 #include "config.h"
 
+#include <sys/uio.h>
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jscan.h"
 #include "jsonbuf.h"
 #include "proxyd.h"
 
@@ -39,98 +43,100 @@ route_bad(struct http_req *req, const char *param, const char *msg)
 	http_error_param(req, 400, "invalid_request_error", NULL, param, msg);
 }
 
-/* Optional field k of type t (json_type_double: any number). */
-static int
-route_typed(struct json_object *in, const char *k, json_type t, char *msg,
-    size_t sz)
+/* The member json-c would have read for top-level key k, or NULL. */
+static const struct jscan_member *
+route_get(const struct jscan *js, const char *k)
 {
-	struct json_object	*v;
-	json_type		 vt;
+	int	 i = jscan_find(js, -1, k);
 
-	if (!json_object_object_get_ex(in, k, &v) ||
-	    (vt = json_object_get_type(v)) == json_type_null || vt == t ||
-	    (t == json_type_double && vt == json_type_int))
+	return i == -1 ? NULL : &js->m[i];
+}
+
+/* Optional field k of type t (JSCAN_DOUBLE: any number). */
+static int
+route_typed(const struct jscan *js, const char *k, enum jscan_type t,
+    char *msg, size_t sz)
+{
+	const struct jscan_member *v;
+
+	if ((v = route_get(js, k)) == NULL || v->type == JSCAN_NULL ||
+	    v->type == t || (t == JSCAN_DOUBLE && v->type == JSCAN_INT))
 		return 0;
 	snprintf(msg, sz, "Invalid type for '%s': expected %s, but got %s.",
-	    k, t == json_type_boolean ? "a boolean" : t == json_type_int ?
-	    "an integer" : t == json_type_double ? "a number" :
-	    t == json_type_string ? "a string" : t == json_type_array ?
-	    "an array" : "an object", json_type_to_name(vt));
+	    k, t == JSCAN_BOOL ? "a boolean" : t == JSCAN_INT ?
+	    "an integer" : t == JSCAN_DOUBLE ? "a number" :
+	    t == JSCAN_STRING ? "a string" : t == JSCAN_ARRAY ?
+	    "an array" : "an object", jscan_type_name(v->type));
 	return -1;
 }
 
+/* The scanner checked each element as it went (elem_key "role"). */
 static int
-route_messages(struct json_object *in, char *msg, size_t sz)
+route_messages(const struct jscan *js, char *msg, size_t sz)
 {
-	struct json_object	*msgs, *m, *role;
-	size_t			 i;
+	const struct jscan_member *v;
 
-	if (!json_object_object_get_ex(in, "messages", &msgs)) {
+	if ((v = route_get(js, "messages")) == NULL) {
 		snprintf(msg, sz, "Missing required parameter: 'messages'.");
 		return -1;
 	}
-	if (!json_object_is_type(msgs, json_type_array) ||
-	    json_object_array_length(msgs) == 0) {
+	if (v->type != JSCAN_ARRAY || v->nelem == 0) {
 		snprintf(msg, sz, "'messages' must be a non-empty array.");
 		return -1;
 	}
-	for (i = 0; i < json_object_array_length(msgs); i++) {
-		m = json_object_array_get_idx(msgs, i);
-		if (!json_object_is_type(m, json_type_object) ||
-		    !json_object_object_get_ex(m, "role", &role) ||
-		    !json_object_is_type(role, json_type_string)) {
-			snprintf(msg, sz, "messages[%zu]: expected an object "
-			    "with a string 'role'.", i);
-			return -1;
-		}
+	if (v->badelem >= 0) {
+		snprintf(msg, sz, "messages[%ld]: expected an object "
+		    "with a string 'role'.", v->badelem);
+		return -1;
 	}
 	return 0;
 }
 
 /* OpenAI's rules for the body of ep; -1 with the offending param. */
 static int
-route_check(enum http_endpoint ep, struct json_object *in,
+route_check(enum http_endpoint ep, const struct jscan *js, const char *buf,
     const char **param, char *msg, size_t sz)
 {
 	static const struct {
 		const char	*k;
-		json_type	 t;
+		enum jscan_type	 t;
 	} typed[] = {
-		{ "model", json_type_string }, { "stream", json_type_boolean },
-		{ "temperature", json_type_double },
-		{ "top_p", json_type_double }, { "n", json_type_int },
-		{ "max_tokens", json_type_int },
-		{ "stream_options", json_type_object },
-		{ "user", json_type_string },
+		{ "model", JSCAN_STRING }, { "stream", JSCAN_BOOL },
+		{ "temperature", JSCAN_DOUBLE },
+		{ "top_p", JSCAN_DOUBLE }, { "n", JSCAN_INT },
+		{ "max_tokens", JSCAN_INT },
+		{ "stream_options", JSCAN_OBJECT },
+		{ "user", JSCAN_STRING },
 	};
-	struct json_object	*v;
+	const struct jscan_member *v;
 	const char		*need = ep == EP_COMPLETIONS ? "prompt" :
 	    ep == EP_EMBEDDINGS ? "input" : NULL;
 	size_t			 i;
 
 	for (i = 0; i < sizeof(typed) / sizeof(typed[0]); i++)
-		if (route_typed(in, typed[i].k, typed[i].t, msg, sz) == -1) {
+		if (route_typed(js, typed[i].k, typed[i].t, msg, sz) == -1) {
 			*param = typed[i].k;
 			return -1;
 		}
-	if (!json_object_object_get_ex(in, "model", &v) ||
-	    json_object_get_string_len(v) == 0) {
+	/* "" is the shortest string: two quotes. */
+	if ((v = route_get(js, "model")) == NULL || v->type != JSCAN_STRING ||
+	    (v->vend - v->vofs == 2 && buf[v->vofs + 1] == '"')) {
 		*param = "model";
 		snprintf(msg, sz, "You must provide a model parameter.");
 		return -1;
 	}
-	if (ep == EP_CHAT && route_messages(in, msg, sz) == -1) {
+	if (ep == EP_CHAT && route_messages(js, msg, sz) == -1) {
 		*param = "messages";
 		return -1;
 	}
-	if (need != NULL && (!json_object_object_get_ex(in, need, &v) ||
-	    json_object_is_type(v, json_type_null))) {
+	if (need != NULL && ((v = route_get(js, need)) == NULL ||
+	    v->type == JSCAN_NULL)) {
 		*param = need;
 		snprintf(msg, sz, "Missing required parameter: '%s'.", need);
 		return -1;
 	}
-	if (need != NULL && !json_object_is_type(v, json_type_string) &&
-	    !json_object_is_type(v, json_type_array)) {
+	if (need != NULL && v->type != JSCAN_STRING &&
+	    v->type != JSCAN_ARRAY) {
 		*param = need;
 		snprintf(msg, sz, "Invalid type for '%s': expected a string "
 		    "or an array.", need);
@@ -139,58 +145,229 @@ route_check(enum http_endpoint ep, struct json_object *in,
 	return 0;
 }
 
+/* Is k (under sub, if given) the boolean true? */
 static int
-route_flag(struct json_object *in, const char *k, const char *sub)
+route_flag(const struct jscan *js, const char *k, const char *sub)
 {
-	struct json_object	*v;
+	int	 i = jscan_find(js, -1, k);
 
-	if (!json_object_object_get_ex(in, k, &v))
-		return 0;
-	if (sub != NULL && !json_object_object_get_ex(v, sub, &v))
-		return 0;
-	return json_object_is_type(v, json_type_boolean) &&
-	    json_object_get_boolean(v);
-}
-
-static void
-route_want_usage(struct json_object *in, struct upstream_call *call)
-{
-	struct json_object	*so;
-
-	if (!json_object_object_get_ex(in, "stream_options", &so) ||
-	    !json_object_is_type(so, json_type_object)) {
-		so = json_object_new_object();
-		json_object_object_add(in, "stream_options", so);
-	}
-	json_object_object_add(so, "include_usage",
-	    json_object_new_boolean(1));
-	call->hide_usage = 1;
+	if (i != -1 && sub != NULL)
+		i = js->m[i].type == JSCAN_OBJECT ? jscan_find(js, i, sub) : -1;
+	return i != -1 && js->m[i].type == JSCAN_BOOL && js->m[i].truth;
 }
 
 /*
  * encoding_format: engines are asked for floats, and proxyd packs them
  * as base64 float32 itself when the client wants that (the official
- * clients do by default), so every engine answers every client.
+ * clients do by default), so every engine answers every client.  Every
+ * occurrence is cut from the body (drop).
  */
 static int
-route_encoding(struct http_req *req, struct json_object *in,
-    struct upstream_call *call)
+route_encoding(struct http_req *req, const struct jscan *js,
+    const char *buf, struct upstream_call *call, char *drop)
 {
-	struct json_object	*v;
-	const char		*s;
+	const struct jscan_member *v;
+	char			*s = NULL;
+	size_t			 i, len;
 
-	if (!json_object_object_get_ex(in, "encoding_format", &v) ||
-	    json_object_is_type(v, json_type_null))
+	if ((v = route_get(js, "encoding_format")) == NULL ||
+	    v->type == JSCAN_NULL)
 		return 0;
-	s = json_object_get_string(v);
-	if (!json_object_is_type(v, json_type_string) ||
-	    (strcmp(s, "float") != 0 && strcmp(s, "base64") != 0)) {
+	if (v->type != JSCAN_STRING || (s = jscan_string(buf, v, &len)) ==
+	    NULL || (strcmp(s, "float") != 0 && strcmp(s, "base64") != 0)) {
+		free(s);
 		route_bad(req, "encoding_format", "'encoding_format' must be "
 		    "'float' or 'base64'.");
 		return -1;
 	}
 	call->base64 = strcmp(s, "base64") == 0;
-	json_object_object_del(in, "encoding_format");
+	free(s);
+	for (i = 0; i < js->nm; i++)
+		if (js->m[i].parent == -1 &&
+		    jscan_keyeq(js, (int)i, "encoding_format"))
+			drop[i] = 1;
+	return 0;
+}
+
+/* ---- the upstream body as slices of the client's ------------------------- */
+
+struct route_edit {
+	size_t		 ofs, end;	/* the client's bytes replaced */
+	const char	*ins;		/* by these */
+	size_t		 inslen;
+};
+
+struct route_body {
+	struct route_edit *e;
+	size_t		 n;
+	struct iovec	*iov;
+	char		*model;		/* the engine's name, quoted */
+};
+
+static void
+route_edit(struct route_body *rb, size_t ofs, size_t end, const char *ins)
+{
+	rb->e[rb->n].ofs = ofs;
+	rb->e[rb->n].end = end;
+	rb->e[rb->n].ins = ins;
+	rb->e[rb->n].inslen = ins != NULL ? strlen(ins) : 0;
+	rb->n++;
+}
+
+/*
+ * Cut the members of object parent marked in drop, with the commas
+ * between them: a run followed by a kept member goes up to that
+ * member's key; a run at the end goes from the last kept value on.
+ * Returns whether any member is kept.
+ */
+static int
+route_cut(const struct jscan *js, int parent, const char *drop,
+    struct route_body *rb)
+{
+	size_t	 i;
+	int	 run = -1, runlast = -1, kept = -1;
+
+	for (i = 0; i < js->nm; i++) {
+		if (js->m[i].parent != parent)
+			continue;
+		if (drop[i]) {
+			if (run == -1)
+				run = (int)i;
+			runlast = (int)i;
+			continue;
+		}
+		if (run != -1)
+			route_edit(rb, js->m[run].kofs, js->m[i].kofs, NULL);
+		run = -1;
+		kept = (int)i;
+	}
+	if (run != -1)
+		route_edit(rb, kept != -1 ? js->m[kept].vend : js->m[run].kofs,
+		    js->m[runlast].vend, NULL);
+	return kept != -1;
+}
+
+/* Every stream's usage, for the audit trail and token limits: an
+ * include_usage of ours in place of the client's. */
+static void
+route_want_usage(const struct jscan *js, char *drop, struct route_body *rb,
+    struct upstream_call *call)
+{
+	int	 so = jscan_find(js, -1, "stream_options");
+	size_t	 i;
+
+	call->hide_usage = 1;
+	if (so == -1) {
+		route_edit(rb, js->oofs + 1, js->oofs + 1,
+		    "\"stream_options\":{\"include_usage\":true},");
+		return;
+	}
+	if (js->m[so].type != JSCAN_OBJECT) {	/* null */
+		route_edit(rb, js->m[so].vofs, js->m[so].vend,
+		    "{\"include_usage\":true}");
+		return;
+	}
+	for (i = 0; i < js->nm; i++)
+		if (js->m[i].parent == so && (!js->m[i].last ||
+		    jscan_keyeq(js, (int)i, "include_usage")))
+			drop[i] = 1;
+	route_edit(rb, js->m[so].oofs + 1, js->m[so].oofs + 1,
+	    route_cut(js, so, drop, rb) ? "\"include_usage\":true," :
+	    "\"include_usage\":true");
+}
+
+static int
+route_edit_cmp(const void *a, const void *b)
+{
+	const struct route_edit	*x = a, *y = b;
+
+	if (x->ofs != y->ofs)
+		return x->ofs < y->ofs ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/*
+ * The body for an OpenAI engine: the client's bytes, less the members
+ * json-c would have dropped (all but the last of a key) and those cut
+ * in drop, with the engine's model name in place of the client's.
+ */
+static int
+route_slices(const struct jscan *js, const char *buf, size_t len,
+    const char *model, char *drop, int want_usage, struct route_body *rb,
+    struct upstream_call *call)
+{
+	int	 m = jscan_find(js, -1, "model");
+	size_t	 i, cur = 0;
+
+	if ((rb->e = calloc(js->nm + 4, sizeof(*rb->e))) == NULL ||
+	    (rb->iov = calloc(2 * (js->nm + 4) + 1, sizeof(*rb->iov))) ==
+	    NULL || (rb->model = malloc(6 * strlen(model) + 3)) == NULL)
+		return -1;
+	jscan_quote(rb->model, model);
+	route_edit(rb, js->m[m].vofs, js->m[m].vend, rb->model);
+	if (want_usage)
+		route_want_usage(js, drop, rb, call);
+	for (i = 0; i < js->nm; i++)
+		if (js->m[i].parent == -1 && !js->m[i].last)
+			drop[i] = 1;
+	route_cut(js, -1, drop, rb);
+	qsort(rb->e, rb->n, sizeof(*rb->e), route_edit_cmp);
+	call->niov = 0;
+	for (i = 0; i < rb->n; i++) {
+		if (rb->e[i].ofs > cur) {
+			rb->iov[call->niov].iov_base = (void *)(buf + cur);
+			rb->iov[call->niov++].iov_len = rb->e[i].ofs - cur;
+		}
+		if (rb->e[i].inslen > 0) {
+			rb->iov[call->niov].iov_base = (void *)rb->e[i].ins;
+			rb->iov[call->niov++].iov_len = rb->e[i].inslen;
+		}
+		cur = rb->e[i].end;
+	}
+	if (len > cur) {
+		rb->iov[call->niov].iov_base = (void *)(buf + cur);
+		rb->iov[call->niov++].iov_len = len - cur;
+	}
+	call->iov = rb->iov;
+	for (call->len = 0, i = 0; i < (size_t)call->niov; i++)
+		call->len += rb->iov[i].iov_len;
+	return 0;
+}
+
+/* An engine without /v1: the body translated (json-c: it rewrites). */
+static int
+route_native(struct http_req *req, const char *buf, size_t len,
+    const char *model, struct json_object **native, struct iovec *iov,
+    struct upstream_call *call)
+{
+	struct json_object	*in;
+	char			 msg[1024];
+	size_t			 n;
+
+	/* The scanner took it: json-c's strict tokener does too. */
+	if ((in = json_parse_buf_strict(buf, len)) == NULL) {
+		route_bad(req, NULL, "We could not parse the JSON body of "
+		    "your request: expected one JSON object.");
+		return -1;
+	}
+	if (req->ep == EP_EMBEDDINGS)
+		json_object_object_del(in, "encoding_format");
+	*native = ollama_request(req->ep, in, model, msg, sizeof(msg));
+	json_object_put(in);
+	if (*native == NULL) {
+		route_bad(req, NULL, msg);
+		return -1;
+	}
+	iov->iov_base = (void *)json_object_to_json_string_length(*native,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	iov->iov_len = n;
+	call->iov = iov;
+	call->niov = 1;
+	call->len = n;
+	/* The translation makes the usage chunk, aside if unasked. */
+	call->hide_usage = call->stream && !call->usage;
+	call->path = route_ollama_paths[req->ep];
+	call->mode = route_ollama_modes[req->ep];
 	return 0;
 }
 
@@ -198,29 +375,39 @@ route_encoding(struct http_req *req, struct json_object *in,
 static void
 route_post(struct http_req *req)
 {
-	struct json_object	*in, *native = NULL, *send, *mobj;
+	struct jscan		 js;
+	struct json_object	*native = NULL;
 	struct upstream_call	 call;
+	struct route_body	 rb;
 	struct route		 rt;
-	const char		*param = NULL, *model;
-	char			 msg[1024];
-	size_t			 len = evbuffer_get_length(req->body);
+	struct iovec		 one;
+	const char		*param = NULL, *buf;
+	char			 msg[1024], *model = NULL, *drop = NULL;
+	size_t			 len = evbuffer_get_length(req->body), mlen;
 	int			 st;
 
-	in = json_parse_buf((const char *)evbuffer_pullup(req->body, -1), len);
-	if (in == NULL || !json_object_is_type(in, json_type_object)) {
-		json_object_put(in);
-		route_bad(req, NULL, "We could not parse the JSON body of "
-		    "your request: expected one JSON object.");
-		return;
+	memset(&js, 0, sizeof(js));
+	memset(&rb, 0, sizeof(rb));
+	js.elem_key = req->ep == EP_CHAT ? "role" : NULL;
+	buf = (const char *)evbuffer_pullup(req->body, -1);
+	if (buf == NULL || jscan_parse(&js, buf, len) == -1) {
+		if (js.err == JSCAN_ENOMEM)
+			http_error(req, 503, "server_error", NULL,
+			    "Out of memory.");
+		else
+			route_bad(req, NULL, "We could not parse the JSON body "
+			    "of your request: expected one JSON object.");
+		goto done;
 	}
-	if (route_check(req->ep, in, &param, msg, sizeof(msg)) == -1) {
+	if (route_check(req->ep, &js, buf, &param, msg, sizeof(msg)) == -1) {
 		route_bad(req, param, msg);
-		json_object_put(in);
-		return;
+		goto done;
 	}
-	/* Ours: the engine's name replaces it in the body below. */
-	mobj = json_object_get(json_object_object_get(in, "model"));
-	model = json_object_get_string(mobj);
+	if ((model = jscan_string(buf, route_get(&js, "model"), &mlen)) ==
+	    NULL || (drop = calloc(js.nm + 1, 1)) == NULL) {
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
+		goto done;
+	}
 	/* For the audit trail, as the client named it. */
 	free(req->model);
 	req->model = strdup(model);
@@ -233,52 +420,39 @@ route_post(struct http_req *req)
 			    "engine_owner_changed", msg);
 		else
 			route_bad(req, "model", msg);
-		json_object_put(mobj);
-		json_object_put(in);
-		return;
+		goto done;
 	}
 	memset(&call, 0, sizeof(call));
 	call.engine = rt.engine;
 	call.model = model;
 	/* Embeddings have no stream, whatever the body says. */
-	call.stream = req->ep != EP_EMBEDDINGS && route_flag(in, "stream",
+	call.stream = req->ep != EP_EMBEDDINGS && route_flag(&js, "stream",
 	    NULL);
-	call.usage = route_flag(in, "stream_options", "include_usage");
-	if (req->ep == EP_EMBEDDINGS && route_encoding(req, in, &call) == -1) {
-		json_object_put(mobj);
-		json_object_put(in);
-		return;
-	}
+	call.usage = route_flag(&js, "stream_options", "include_usage");
+	if (req->ep == EP_EMBEDDINGS && route_encoding(req, &js, buf, &call,
+	    drop) == -1)
+		goto done;
 	if (rt.openai) {
-		json_object_object_add(in, "model",
-		    json_object_new_string(rt.model));
-		/* Every stream's usage, for the audit trail and token limits;
-		 * the client that did not ask for it does not see it. */
-		if (call.stream && !call.usage)
-			route_want_usage(in, &call);
-		send = in;
+		if (route_slices(&js, buf, len, rt.model, drop, call.stream &&
+		    !call.usage, &rb, &call) == -1) {
+			http_error(req, 503, "server_error", NULL,
+			    "Out of memory.");
+			goto done;
+		}
 		call.path = route_paths[req->ep];
 		call.mode = UP_PASS;
-	} else {
-		if ((native = ollama_request(req->ep, in, rt.model, msg,
-		    sizeof(msg))) == NULL) {
-			route_bad(req, NULL, msg);
-			json_object_put(mobj);
-			json_object_put(in);
-			return;
-		}
-		send = native;
-		/* The translation makes the usage chunk, aside if unasked. */
-		call.hide_usage = call.stream && !call.usage;
-		call.path = route_ollama_paths[req->ep];
-		call.mode = route_ollama_modes[req->ep];
-	}
-	call.body = json_object_to_json_string_length(send,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &call.len);
+	} else if (route_native(req, buf, len, rt.model, &native, &one,
+	    &call) == -1)
+		goto done;
 	upstream_start(req, &call);	/* copies what it keeps */
+done:
 	json_object_put(native);
-	json_object_put(mobj);
-	json_object_put(in);
+	free(rb.e);
+	free(rb.iov);
+	free(rb.model);
+	free(drop);
+	free(model);
+	jscan_free(&js);
 }
 
 void

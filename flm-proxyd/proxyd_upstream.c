@@ -293,38 +293,56 @@ up_usage_line(const char *line, size_t n)
 	    memmem(line, n, "\"usage\"", 7) != NULL;
 }
 
-/* SSE lines in acc to the client, less the usage chunk proxyd asked
- * for; the audit trail still reads it. */
+/*
+ * SSE lines in acc to the client, less the usage chunk proxyd asked
+ * for; the audit trail still reads it.  Runs of lines are moved to the
+ * client (evbuffer chains handed over, not copied); a line is looked at
+ * where it lies, and pulled together only if it spans two chains.
+ */
 static int
 up_filter_lines(struct upstream *up, int eof)
 {
-	struct evbuffer	*in = up->acc, *out = evbuffer_new();
-	struct evbuffer_ptr p;
-	const char	*line;
-	size_t		 n, len;
+	struct evbuffer		*in = up->acc;
+	struct evbuffer_ptr	 p;
+	struct evbuffer_iovec	 v;
+	const char		*line;
+	size_t			 keep = 0, len, n, total;
 
-	if (out == NULL)
-		return -1;
-	while ((p = evbuffer_search(in, "\n", 1, NULL)).pos != -1 ||
-	    (eof && evbuffer_get_length(in) > 0)) {
-		len = p.pos != -1 ? (size_t)p.pos + 1 :
-		    evbuffer_get_length(in);
-		line = (const char *)evbuffer_pullup(in, len);
+	while ((total = evbuffer_get_length(in)) > keep) {
+		if (evbuffer_ptr_set(in, &p, keep, EVBUFFER_PTR_SET) == -1)
+			break;
+		p = evbuffer_search(in, "\n", 1, &p);
+		if (p.pos == -1 && !eof)
+			break;
+		len = (p.pos != -1 ? (size_t)p.pos + 1 : total) - keep;
+		evbuffer_ptr_set(in, &p, keep, EVBUFFER_PTR_SET);
+		if (evbuffer_peek(in, len, &p, &v, 1) < 1)
+			break;
+		if (v.iov_len < len) {
+			http_stream_move(up->req, in, keep);
+			keep = 0;
+			v.iov_base = evbuffer_pullup(in, len);
+		}
+		line = v.iov_base;
 		n = len - (line[len - 1] == '\n');
 		n -= n > 0 && line[n - 1] == '\r';
 		if (up_usage_line(line, n)) {
+			/* In order: what came before it first. */
+			http_stream_move(up->req, in, keep);
+			keep = 0;
+			line = (const char *)evbuffer_pullup(in, len);
 			audit_feed(up->req, line, n);
+			evbuffer_drain(in, len);
 			up->skip_blank = 1;
-		} else if (n == 0 && up->skip_blank)
+		} else if (n == 0 && up->skip_blank) {
+			http_stream_move(up->req, in, keep);
+			keep = 0;
+			evbuffer_drain(in, len);
 			up->skip_blank = 0;
-		else
-			evbuffer_add(out, line, len);
-		evbuffer_drain(in, len);
+		} else
+			keep += len;
 	}
-	n = evbuffer_get_length(out);
-	if (n > 0)
-		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
-	evbuffer_free(out);
+	http_stream_move(up->req, in, keep);
 	return evbuffer_get_length(in) > UP_MAX_LINE ? -1 : 0;
 }
 
@@ -370,6 +388,17 @@ up_translate_lines(struct upstream *up, int eof)
 
 /* ---- reading the answer -------------------------------------------------- */
 
+/* What reached acc, translated or filtered as far as whole lines go. */
+static int
+up_acc_more(struct upstream *up)
+{
+	if (up->os != NULL && up_translate_lines(up, 0) == -1)
+		return -1;
+	if (up->filtering && up_filter_lines(up, 0) == -1)
+		return -1;
+	return 0;
+}
+
 /* Payload bytes of the answer: to the client, or to acc. */
 static int
 up_payload(struct upstream *up, struct evbuffer *in, size_t n)
@@ -381,33 +410,22 @@ up_payload(struct upstream *up, struct evbuffer *in, size_t n)
 	if (evbuffer_get_length(up->acc) + n > UP_MAX_ANSWER)
 		return -1;
 	evbuffer_remove_buffer(in, up->acc, n);
-	if (up->os != NULL && up_translate_lines(up, 0) == -1)
-		return -1;
-	if (up->filtering && up_filter_lines(up, 0) == -1)
-		return -1;
-	return 0;
+	return up_acc_more(up);
 }
 
 static int
 up_payload_mem(struct upstream *up, const char *p, size_t n)
 {
-	struct evbuffer	*tmp;
-	int		 rc;
-
 	if (!up->translating) {
 		http_stream_data(up->req, p, n);
 		return 0;
 	}
 	/* A copy, not a reference: p is in the engine's input buffer,
 	 * drained next, and a line's start can stay in acc after it. */
-	if ((tmp = evbuffer_new()) == NULL || evbuffer_add(tmp, p, n) == -1) {
-		if (tmp != NULL)
-			evbuffer_free(tmp);
+	if (evbuffer_get_length(up->acc) + n > UP_MAX_ANSWER ||
+	    evbuffer_add(up->acc, p, n) == -1)
 		return -1;
-	}
-	rc = up_payload(up, tmp, n);
-	evbuffer_free(tmp);
-	return rc;
+	return up_acc_more(up);
 }
 
 static void
@@ -797,7 +815,7 @@ up_request(const struct upstream_call *call, size_t *len)
 	    "application/x-ndjson, application/json" : "application/json";
 	char		*s;
 	size_t		 n = 0;
-	int		 v6 = strchr(e->host, ':') != NULL;
+	int		 i, v6 = strchr(e->host, ':') != NULL;
 
 	if ((s = malloc(200 + strlen(call->path) + strlen(e->host) +
 	    strlen(accept) + call->len)) == NULL)
@@ -816,8 +834,12 @@ up_request(const struct upstream_call *call, size_t *len)
 	up_put(s, &n, "\r\nContent-Length: ");
 	up_putu(s, &n, call->len);
 	up_put(s, &n, "\r\n\r\n");
-	memcpy(s + n, call->body, call->len);
-	*len = n + call->len;
+	/* The client's bytes and ours, joined once here. */
+	for (i = 0; i < call->niov; i++) {
+		memcpy(s + n, call->iov[i].iov_base, call->iov[i].iov_len);
+		n += call->iov[i].iov_len;
+	}
+	*len = n;
 	return s;
 }
 

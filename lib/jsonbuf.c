@@ -29,7 +29,7 @@ json_parse_free(struct json_tokener *tok, int wipe)
 }
 
 static struct json_object *
-json_parse_do(const char *buf, size_t len, int wipe)
+json_parse_do(const char *buf, size_t len, int wipe, int flags)
 {
 	struct json_tokener	*tok;
 	struct json_object	*o;
@@ -37,6 +37,7 @@ json_parse_do(const char *buf, size_t len, int wipe)
 
 	if (len == 0 || len > INT32_MAX || (tok = json_tokener_new()) == NULL)
 		return NULL;
+	json_tokener_set_flags(tok, flags);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	end = json_tokener_get_parse_end(tok);
 	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
@@ -69,14 +70,26 @@ json_parse_do(const char *buf, size_t len, int wipe)
 struct json_object *
 json_parse_buf(const char *buf, size_t len)
 {
-	return json_parse_do(buf, len, 0);
+	return json_parse_do(buf, len, 0, 0);
 }
 
 /* The same for text that may hold a secret: the channels' messages. */
 struct json_object *
 json_parse_buf_secret(const char *buf, size_t len)
 {
-	return json_parse_do(buf, len, 1);
+	return json_parse_do(buf, len, 1, 0);
+}
+
+/*
+ * The same with json-c's strict tokener, UTF-8 checked: for text from
+ * clients and engines, judged as lib/jscan.c judges it (no comments,
+ * no trailing commas, no bare words).
+ */
+struct json_object *
+json_parse_buf_strict(const char *buf, size_t len)
+{
+	return json_parse_do(buf, len, 0, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
 }
 
 /* A JSON string of at most max bytes: for schema checks of peers' JSON. */

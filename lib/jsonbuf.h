@@ -10,6 +10,7 @@ struct json_object;
 /* The value that is all of buf (blanks aside), or NULL. */
 struct json_object	*json_parse_buf(const char *, size_t);
 struct json_object	*json_parse_buf_secret(const char *, size_t);
+struct json_object	*json_parse_buf_strict(const char *, size_t);
 int			 json_is_string_max(struct json_object *, size_t);
 int			 json_is_int_range(struct json_object *, int64_t,
 			    int64_t);

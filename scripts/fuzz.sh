@@ -7,7 +7,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "$1" && pwd)
 SECS=${2:-30}
 out=$B/fuzz
-mkdir -p "$out/corpus-chan" "$out/corpus-http" "$out/corpus-policy"
+mkdir -p "$out/corpus-chan" "$out/corpus-http" "$out/corpus-policy" \
+    "$out/corpus-jscan"
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 LIBS=$(pkg-config --cflags --libs libevent json-c)
 # shellcheck disable=SC2086
@@ -22,6 +23,11 @@ clang $CFLAGS -I"$B" -I"$top/lib" -I"$top/flm-proxyd" -o "$out/fuzz_http" \
 clang $CFLAGS -I"$B" -I"$top/lib" -o "$out/fuzz_policy" \
     "$top/tests/fuzz/fuzz_policy.c" "$top/lib/policy.c" \
     "$top/lib/jsonbuf.c" $LIBS
+# The JSON scanner against json-c's strict tokener (tests/jscan-diff.c).
+# shellcheck disable=SC2086
+clang $CFLAGS -I"$B" -I"$top/lib" -I"$top/tests" -o "$out/fuzz_jscan" \
+    "$top/tests/fuzz/fuzz_jscan.c" "$top/tests/jscan-diff.c" \
+    "$top/lib/jscan.c" "$top/lib/jsonbuf.c" $LIBS
 # Seeds: a request with a JSON payload after the HELLO the target adds;
 # a request head, a response head, a chunked body, a path, an NDJSON line.
 printf '\001\145\000\000\000\036\000\000\000\001\000\000\000\000\000\000\000{"a":1}\000\000\000\000\000\000\000' \
@@ -48,8 +54,23 @@ for w in ip_allowlist cors allowed_origins allowed_methods allowed_headers \
 	printf '"\\"%s\\""\n' "$w"
 done >"$out/policy.dict"
 printf '"true"\n"false"\n"null"\n"1000000"\n"86400"\n"\\\\u0000"\n' >>"$out/policy.dict"
+# Request bodies: chat, a stream with options, embeddings, and the
+# spellings json-c and RFC 8259 judge apart; the tokens as a dictionary.
+printf '%s' '{"model":"m","messages":[{"role":"user","content":"h\u00e9 \ud83d\ude00"}],"temperature":0.5,"n":1}' \
+    >"$out/corpus-jscan/seed-chat"
+printf '%s' '{"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"a","role":1}],"model":"x"}' \
+    >"$out/corpus-jscan/seed-stream"
+printf '%s' '{"mod\u0065l":"e","input":["a",[1,2]],"encoding_format":"base64","x":[[[{"a":null}]]],"y":-0.5e-3}' \
+    >"$out/corpus-jscan/seed-embed"
+printf '%s' "{'a':NaN,\"b\":-Infinity,\"c\":00,\"d\":1.,\"e\":\"\\ud800\"}" \
+    >"$out/corpus-jscan/seed-lax"
+for w in model messages role stream stream_options include_usage \
+    encoding_format input prompt true false null NaN Infinity '\\u0000' \
+    '\\ud800' '\\udc00' '\\u0065' '1e999' '-0' '01' '1.' "'"; do
+	printf '"%s"\n' "$(printf '%s' "$w" | sed 's/"/\\"/g')"
+done >"$out/jscan.dict"
 cd "$out"
-for t in chan http policy; do
+for t in chan http policy jscan; do
 	dict=
 	[ -f "$t.dict" ] && dict=-dict=$t.dict
 	# shellcheck disable=SC2086

@@ -210,6 +210,7 @@ static struct {
 	const char		*listen;
 	const char		*port_file;
 	const char		*stats_file;
+	const char		*body_file;	/* each request body, as sent */
 	char			 greeting[64];
 	size_t			 greetlen;
 	time_t			 started_at;
@@ -522,7 +523,7 @@ stats_json(void)
 
 /* Write through a temporary file so readers never see half a file. */
 static void
-write_file(const char *path, const char *data)
+write_file_len(const char *path, const char *data, size_t len)
 {
 	char	 tmp[4096];
 	FILE	*f;
@@ -536,7 +537,7 @@ write_file(const char *path, const char *data)
 		warn("%s", tmp);
 		return;
 	}
-	bad = fputs(data, f) == EOF;
+	bad = len > 0 && fwrite(data, len, 1, f) != 1;
 	if (fclose(f) == EOF || bad) {
 		warn("%s", tmp);
 		unlink(tmp);
@@ -544,6 +545,12 @@ write_file(const char *path, const char *data)
 	}
 	if (rename(tmp, path) == -1)
 		warn("rename %s", path);
+}
+
+static void
+write_file(const char *path, const char *data)
+{
+	write_file_len(path, data, strlen(data));
 }
 
 static void
@@ -982,6 +989,8 @@ req_json(struct evhttp_request *req, enum style style, int quiet)
 	p = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
 	if (p == NULL)
 		goto bad;
+	if (mock.body_file != NULL)
+		write_file_len(mock.body_file, p, len);
 	json_tokener_reset(mock.tok);
 	o = json_tokener_parse_ex(mock.tok, p, (int)len);
 	if (o == NULL ||
@@ -1980,7 +1989,7 @@ usage(int status)
 	    "\t[--models a,b,c] [--latency-ms n] [--chunks n] "
 	    "[--chunk-delay-ms n] [--sse-pad n]\n"
 	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1]\n"
-	    "\t[--port-file path] [--stats-file path]\n");
+	    "\t[--port-file path] [--stats-file path] [--body-file path]\n");
 	exit(status);
 }
 
@@ -2074,6 +2083,7 @@ parse_args(int argc, char *argv[])
 		{ "no-v1", no_argument, NULL, 'n' },
 		{ "port-file", required_argument, NULL, 'p' },
 		{ "stats-file", required_argument, NULL, 's' },
+		{ "body-file", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -2124,6 +2134,9 @@ parse_args(int argc, char *argv[])
 			break;
 		case 's':
 			mock.stats_file = optarg;
+			break;
+		case 'B':
+			mock.body_file = optarg;
 			break;
 		case 'h':
 			usage(0);

@@ -1,0 +1,687 @@
+/*
+ * The strict JSON scanner (see jscan.h): one pass over the bytes,
+ * recursion no deeper than JSCAN_MAX_DEPTH, no allocation but the
+ * member table and the decoded keys it keeps (both grown by doubling).
+ * Where json-c refuses a text, so does this scanner; where json-c takes
+ * a text that RFC 8259 does not, this scanner refuses it with
+ * JSCAN_ESTRICT; the differential tests (tests/unit/test_jscan.c,
+ * tests/fuzz/fuzz_jscan.c) hold it to both.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jscan.h"
+
+/* What the members of an object or the elements of an array are for. */
+enum js_mode {
+	M_NONE = 0,	/* validated only */
+	M_TOP,		/* the top-level object: members recorded */
+	M_REC,		/* an object value of the top level: members recorded */
+	M_ELEMS,	/* an array value of the top level: elements checked */
+	M_ELEM,		/* an element of that array: elem_key looked for */
+};
+
+struct js_ctx {
+	const unsigned char	*b;
+	size_t			 n, i;
+	struct jscan		*js;
+};
+
+struct js_val {
+	enum jscan_type	 type;
+	int		 truth;
+	size_t		 nelem;
+	long		 badelem;
+	size_t		 oofs;
+	int		 elemtype;	/* M_ELEM: elem_key's type, or -1 */
+};
+
+/* Bytes that end a run of plain string text. */
+enum { C_PLAIN = 0, C_QUOTE, C_ESC, C_CTL, C_HIGH };
+static unsigned char	 js_class[256];
+
+static int	 js_value(struct js_ctx *, int, enum js_mode, enum js_mode,
+		    int, struct js_val *);
+
+static void
+js_class_init(void)
+{
+	int	 c;
+
+	if (js_class['"'] == C_QUOTE)
+		return;
+	for (c = 0; c < 0x20; c++)
+		js_class[c] = C_CTL;
+	for (c = 0x80; c < 0x100; c++)
+		js_class[c] = C_HIGH;
+	js_class['\\'] = C_ESC;
+	js_class['"'] = C_QUOTE;
+}
+
+static int
+js_fail(struct js_ctx *c, enum jscan_err e)
+{
+	c->js->err = e;
+	c->js->errofs = c->i;
+	return -1;
+}
+
+static void
+js_ws(struct js_ctx *c)
+{
+	while (c->i < c->n && (c->b[c->i] == ' ' || c->b[c->i] == '\t' ||
+	    c->b[c->i] == '\n' || c->b[c->i] == '\r'))
+		c->i++;
+}
+
+/* Decoded key text goes to the keys arena. */
+static int
+js_put(struct js_ctx *c, const void *p, size_t n)
+{
+	struct jscan	*js = c->js;
+	size_t		 cap;
+	char		*k;
+
+	if (js->klen + n + 1 > js->kcap) {
+		for (cap = js->kcap ? js->kcap : 256; cap < js->klen + n + 1;
+		    cap *= 2)
+			;
+		if ((k = realloc(js->keys, cap)) == NULL)
+			return js_fail(c, JSCAN_ENOMEM);
+		js->keys = k;
+		js->kcap = cap;
+	}
+	memcpy(js->keys + js->klen, p, n);
+	js->klen += n;
+	return 0;
+}
+
+static int
+js_hex4(struct js_ctx *c, size_t at, uint32_t *v)
+{
+	size_t	 k;
+	int	 d;
+
+	if (at + 4 > c->n)
+		return -1;
+	for (*v = 0, k = 0; k < 4; k++) {
+		d = c->b[at + k];
+		if (d >= '0' && d <= '9')
+			d -= '0';
+		else if (d >= 'a' && d <= 'f')
+			d -= 'a' - 10;
+		else if (d >= 'A' && d <= 'F')
+			d -= 'A' - 10;
+		else
+			return -1;
+		*v = *v << 4 | (uint32_t)d;
+	}
+	return 0;
+}
+
+static int
+js_put_cp(struct js_ctx *c, uint32_t cp)
+{
+	unsigned char	 u[4];
+	size_t		 n;
+
+	if (cp < 0x80) {
+		u[0] = cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = 0xc0 | cp >> 6;
+		u[1] = 0x80 | (cp & 0x3f);
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = 0xe0 | cp >> 12;
+		u[1] = 0x80 | ((cp >> 6) & 0x3f);
+		u[2] = 0x80 | (cp & 0x3f);
+		n = 3;
+	} else {
+		u[0] = 0xf0 | cp >> 18;
+		u[1] = 0x80 | ((cp >> 12) & 0x3f);
+		u[2] = 0x80 | ((cp >> 6) & 0x3f);
+		u[3] = 0x80 | (cp & 0x3f);
+		n = 4;
+	}
+	return js_put(c, u, n);
+}
+
+/* One escape after its backslash; json-c makes U+FFFD of a lone
+ * surrogate, which has no one meaning to an engine: refused. */
+static int
+js_escape(struct js_ctx *c, int key, int decode)
+{
+	static const char	 from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const char		*p;
+	uint32_t		 cp, lo;
+
+	if (c->i >= c->n)
+		return js_fail(c, JSCAN_ESYNTAX);
+	if (c->b[c->i] != 'u') {
+		if (c->b[c->i] == '\0' ||
+		    (p = strchr(from, c->b[c->i])) == NULL)
+			return js_fail(c, JSCAN_ESYNTAX);
+		c->i++;
+		return decode ? js_put(c, &to[p - from], 1) : 0;
+	}
+	if (js_hex4(c, c->i + 1, &cp) == -1)
+		return js_fail(c, JSCAN_ESYNTAX);
+	c->i += 5;
+	if (cp >= 0xdc00 && cp <= 0xdfff)
+		return js_fail(c, JSCAN_ESTRICT);
+	if (cp >= 0xd800 && cp <= 0xdbff) {
+		if (c->i + 2 > c->n || c->b[c->i] != '\\' ||
+		    c->b[c->i + 1] != 'u' || js_hex4(c, c->i + 2, &lo) == -1 ||
+		    lo < 0xdc00 || lo > 0xdfff)
+			return js_fail(c, JSCAN_ESTRICT);
+		c->i += 6;
+		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+	}
+	/* json-c keeps keys as C strings: it would cut this one short. */
+	if (cp == 0 && key)
+		return js_fail(c, JSCAN_ESTRICT);
+	return decode ? js_put_cp(c, cp) : 0;
+}
+
+/*
+ * One UTF-8 sequence.  json-c checks only the shape (a lead byte and
+ * its continuation bytes); overlong forms, surrogates and code points
+ * past U+10FFFF pass it, and are refused here as not UTF-8.
+ */
+static int
+js_utf8(struct js_ctx *c, int decode)
+{
+	const unsigned char	*p = c->b + c->i;
+	size_t			 k, need, left = c->n - c->i;
+
+	if (p[0] >= 0xc0 && p[0] <= 0xdf)
+		need = 1;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		need = 2;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf7)
+		need = 3;
+	else
+		return js_fail(c, JSCAN_ESYNTAX);
+	for (k = 1; k <= need; k++)
+		if (k >= left || (p[k] & 0xc0) != 0x80)
+			return js_fail(c, JSCAN_ESYNTAX);
+	if (p[0] < 0xc2 || (p[0] == 0xe0 && p[1] < 0xa0) ||
+	    (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
+	    p[0] > 0xf4 || (p[0] == 0xf4 && p[1] >= 0x90))
+		return js_fail(c, JSCAN_ESTRICT);
+	if (decode && js_put(c, p, need + 1) == -1)
+		return -1;
+	c->i += need + 1;
+	return 0;
+}
+
+/* A string at its opening quote; decoded into the keys arena if asked. */
+static int
+js_string(struct js_ctx *c, int key, int decode)
+{
+	size_t	 run;
+
+	c->i++;
+	for (;;) {
+		run = c->i;
+		while (c->i < c->n && js_class[c->b[c->i]] == C_PLAIN)
+			c->i++;
+		if (decode && c->i > run &&
+		    js_put(c, c->b + run, c->i - run) == -1)
+			return -1;
+		if (c->i >= c->n)
+			return js_fail(c, JSCAN_ESYNTAX);
+		switch (js_class[c->b[c->i]]) {
+		case C_QUOTE:
+			c->i++;
+			return 0;
+		case C_ESC:
+			c->i++;
+			if (js_escape(c, key, decode) == -1)
+				return -1;
+			break;
+		case C_CTL:
+			/* json-c ends the text at a NUL; other control
+			 * characters it takes raw, RFC 8259 does not. */
+			return js_fail(c, c->b[c->i] == '\0' ? JSCAN_ESYNTAX :
+			    JSCAN_ESTRICT);
+		default:
+			if (js_utf8(c, decode) == -1)
+				return -1;
+			break;
+		}
+	}
+}
+
+static int
+js_digits(struct js_ctx *c)
+{
+	size_t	 start = c->i;
+
+	while (c->i < c->n && c->b[c->i] >= '0' && c->b[c->i] <= '9')
+		c->i++;
+	return c->i > start;
+}
+
+/* RFC 8259's number; json-c's int is one with no fraction or exponent. */
+static int
+js_number(struct js_ctx *c, struct js_val *v)
+{
+	v->type = JSCAN_INT;
+	if (c->b[c->i] == '-')
+		c->i++;
+	if (c->i < c->n && c->b[c->i] == '0') {
+		c->i++;
+		if (c->i < c->n && c->b[c->i] >= '0' && c->b[c->i] <= '9')
+			return js_fail(c, JSCAN_ESTRICT);	/* "00", "-01" */
+	} else if (!js_digits(c))
+		return js_fail(c, JSCAN_ESTRICT);	/* "-Infinity" */
+	if (c->i < c->n && c->b[c->i] == '.') {
+		c->i++;
+		v->type = JSCAN_DOUBLE;
+		if (!js_digits(c))
+			return js_fail(c, JSCAN_ESTRICT);	/* "1." */
+	}
+	if (c->i < c->n && (c->b[c->i] == 'e' || c->b[c->i] == 'E')) {
+		c->i++;
+		v->type = JSCAN_DOUBLE;
+		if (c->i < c->n && (c->b[c->i] == '+' || c->b[c->i] == '-'))
+			c->i++;
+		if (!js_digits(c))
+			return js_fail(c, JSCAN_ESTRICT);
+	}
+	return 0;
+}
+
+static int
+js_literal(struct js_ctx *c, const char *lit, struct js_val *v,
+    enum jscan_type t, int truth)
+{
+	size_t	 n = strlen(lit);
+
+	if (c->n - c->i < n || memcmp(c->b + c->i, lit, n) != 0)
+		return js_fail(c, JSCAN_ESYNTAX);
+	c->i += n;
+	v->type = t;
+	v->truth = truth;
+	return 0;
+}
+
+static int
+js_member_new(struct js_ctx *c, int parent, size_t kofs, size_t name)
+{
+	struct jscan		*js = c->js;
+	struct jscan_member	*m;
+	size_t			 cap;
+
+	if (js->nm == js->mcap) {
+		cap = js->mcap ? js->mcap * 2 : 16;
+		if ((m = reallocarray(js->m, cap, sizeof(*m))) == NULL)
+			return js_fail(c, JSCAN_ENOMEM);
+		js->m = m;
+		js->mcap = cap;
+	}
+	m = &js->m[js->nm];
+	memset(m, 0, sizeof(*m));
+	m->kofs = kofs;
+	m->name = name;
+	m->nlen = js->klen - name;
+	m->parent = parent;
+	return (int)js->nm++;
+}
+
+static int
+js_object(struct js_ctx *c, int depth, enum js_mode mode, int parent,
+    struct js_val *v)
+{
+	struct js_val	 mv;
+	struct jscan	*js = c->js;
+	size_t		 kofs, name, vofs;
+	int		 idx = -1, rec = mode == M_TOP || mode == M_REC;
+	int		 decode = rec || (mode == M_ELEM && js->elem_key);
+
+	c->i++;
+	js_ws(c);
+	if (c->i < c->n && c->b[c->i] == '}') {
+		c->i++;
+		return 0;
+	}
+	for (;;) {
+		if (c->i >= c->n || c->b[c->i] != '"')
+			return js_fail(c, c->i < c->n && c->b[c->i] == '\'' ?
+			    JSCAN_ESTRICT : JSCAN_ESYNTAX);
+		kofs = c->i;
+		name = js->klen;
+		if (js_string(c, 1, decode) == -1)
+			return -1;
+		js_ws(c);
+		if (c->i >= c->n || c->b[c->i] != ':')
+			return js_fail(c, JSCAN_ESYNTAX);
+		c->i++;
+		js_ws(c);
+		if (rec && (idx = js_member_new(c, mode == M_TOP ? -1 :
+		    parent, kofs, name)) == -1)
+			return -1;
+		vofs = c->i;
+		memset(&mv, 0, sizeof(mv));
+		if (js_value(c, depth + 1, mode == M_TOP ? M_REC : M_NONE,
+		    mode == M_TOP && js->elem_key ? M_ELEMS : M_NONE, idx,
+		    &mv) == -1)
+			return -1;
+		if (rec) {
+			js->m[idx].vofs = vofs;
+			js->m[idx].vend = c->i;
+			js->m[idx].type = mv.type;
+			js->m[idx].truth = mv.truth;
+			js->m[idx].nelem = mv.nelem;
+			js->m[idx].badelem = mv.badelem;
+			js->m[idx].oofs = mv.oofs;
+		} else if (decode) {
+			if (js->klen - name == strlen(js->elem_key) &&
+			    memcmp(js->keys + name, js->elem_key,
+			    js->klen - name) == 0)
+				v->elemtype = mv.type;	/* the last one wins */
+			js->klen = name;
+		}
+		js_ws(c);
+		if (c->i < c->n && c->b[c->i] == ',') {
+			c->i++;
+			js_ws(c);
+			continue;
+		}
+		if (c->i < c->n && c->b[c->i] == '}') {
+			c->i++;
+			return 0;
+		}
+		return js_fail(c, JSCAN_ESYNTAX);
+	}
+}
+
+static int
+js_array(struct js_ctx *c, int depth, enum js_mode mode, struct js_val *v)
+{
+	struct js_val	 ev;
+
+	c->i++;
+	js_ws(c);
+	if (c->i < c->n && c->b[c->i] == ']') {
+		c->i++;
+		return 0;
+	}
+	for (;;) {
+		memset(&ev, 0, sizeof(ev));
+		ev.elemtype = -1;
+		if (js_value(c, depth + 1, mode == M_ELEMS ? M_ELEM : M_NONE,
+		    M_NONE, -1, &ev) == -1)
+			return -1;
+		if (mode == M_ELEMS && v->badelem < 0 &&
+		    (ev.type != JSCAN_OBJECT || ev.elemtype != JSCAN_STRING))
+			v->badelem = (long)v->nelem;
+		v->nelem++;
+		js_ws(c);
+		if (c->i < c->n && c->b[c->i] == ',') {
+			c->i++;
+			js_ws(c);
+			continue;
+		}
+		if (c->i < c->n && c->b[c->i] == ']') {
+			c->i++;
+			return 0;
+		}
+		return js_fail(c, JSCAN_ESYNTAX);
+	}
+}
+
+/* One value at c->i, depth deep (the top-level object is at 1). */
+static int
+js_value(struct js_ctx *c, int depth, enum js_mode omode, enum js_mode amode,
+    int parent, struct js_val *v)
+{
+	if (c->i >= c->n)
+		return js_fail(c, JSCAN_ESYNTAX);
+	/* json-c counts every value, a number in an array as much as
+	 * the array: 32 empty arrays nest, 32 around a 1 do not. */
+	if (depth > JSCAN_MAX_DEPTH)
+		return js_fail(c, JSCAN_EDEPTH);
+	v->badelem = -1;
+	switch (c->b[c->i]) {
+	case '{':
+		v->type = JSCAN_OBJECT;
+		v->oofs = c->i;
+		return js_object(c, depth, omode, parent, v);
+	case '[':
+		v->type = JSCAN_ARRAY;
+		return js_array(c, depth, amode, v);
+	case '"':
+		v->type = JSCAN_STRING;
+		return js_string(c, 0, 0);
+	case 't':
+		return js_literal(c, "true", v, JSCAN_BOOL, 1);
+	case 'f':
+		return js_literal(c, "false", v, JSCAN_BOOL, 0);
+	case 'n':
+		return js_literal(c, "null", v, JSCAN_NULL, 0);
+	case '-':
+	case '0': case '1': case '2': case '3': case '4':
+	case '5': case '6': case '7': case '8': case '9':
+		return js_number(c, v);
+	case '\'':	/* json-c's single-quoted strings */
+	case 'N':	/* NaN */
+	case 'I':	/* Infinity */
+		return js_fail(c, JSCAN_ESTRICT);
+	default:
+		return js_fail(c, JSCAN_ESYNTAX);
+	}
+}
+
+/* For sorting members by object, then key, then position. */
+struct js_key {
+	int		 parent;
+	const char	*k;
+	size_t		 n;
+	size_t		 idx;
+};
+
+static int
+js_key_cmp(const void *a, const void *b)
+{
+	const struct js_key	*x = a, *y = b;
+	int			 r;
+
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	if ((r = memcmp(x->k, y->k, x->n < y->n ? x->n : y->n)) != 0)
+		return r;
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* json-c keeps the last of duplicate keys: mark it. */
+static int
+js_mark_last(struct jscan *js)
+{
+	struct js_key	*k;
+	size_t		 i;
+
+	if (js->nm == 0)
+		return 0;
+	if ((k = calloc(js->nm, sizeof(*k))) == NULL) {
+		js->err = JSCAN_ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < js->nm; i++) {
+		k[i].parent = js->m[i].parent;
+		k[i].k = js->keys + js->m[i].name;
+		k[i].n = js->m[i].nlen;
+		k[i].idx = i;
+	}
+	qsort(k, js->nm, sizeof(*k), js_key_cmp);
+	for (i = 0; i < js->nm; i++)
+		js->m[k[i].idx].last = i + 1 == js->nm ||
+		    k[i + 1].parent != k[i].parent || k[i + 1].n != k[i].n ||
+		    memcmp(k[i + 1].k, k[i].k, k[i].n) != 0;
+	free(k);
+	return 0;
+}
+
+/*
+ * Scan the text buf[0..len): 0 if it is one JSON object (blanks
+ * around it allowed, nothing else), -1 with js->err set if not.
+ * js->elem_key is the caller's; the rest is reset.
+ */
+int
+jscan_parse(struct jscan *js, const char *buf, size_t len)
+{
+	struct js_ctx	 c;
+	struct js_val	 v;
+
+	js_class_init();
+	js->nm = js->klen = 0;
+	js->oofs = js->oend = 0;
+	js->err = JSCAN_OK;
+	js->errofs = 0;
+	c.b = (const unsigned char *)buf;
+	c.n = len;
+	c.i = 0;
+	c.js = js;
+	/* Keys point into the arena even when all are "": never NULL. */
+	if (js->keys == NULL && js_put(&c, "", 0) == -1)
+		return -1;
+	js_ws(&c);
+	if (c.i >= c.n)
+		return js_fail(&c, JSCAN_ESYNTAX);
+	if (c.b[c.i] != '{')
+		return js_fail(&c, JSCAN_ENOTOBJ);
+	js->oofs = c.i;
+	memset(&v, 0, sizeof(v));
+	if (js_value(&c, 1, M_TOP, M_NONE, -1, &v) == -1)
+		return -1;
+	js->oend = c.i - 1;
+	js_ws(&c);
+	if (c.i != c.n)
+		return js_fail(&c, JSCAN_ESYNTAX);	/* lib/jsonbuf.c's rule */
+	return js_mark_last(js);
+}
+
+void
+jscan_free(struct jscan *js)
+{
+	free(js->m);
+	free(js->keys);
+	js->m = NULL;
+	js->keys = NULL;
+	js->nm = js->mcap = js->klen = js->kcap = 0;
+}
+
+/* Is member i's key k? */
+int
+jscan_keyeq(const struct jscan *js, int i, const char *k)
+{
+	size_t	 n = strlen(k);
+
+	return js->m[i].nlen == n && memcmp(js->keys + js->m[i].name, k,
+	    n) == 0;
+}
+
+/* The member json-c would have kept for key k in object parent (-1:
+ * the top level), or -1. */
+int
+jscan_find(const struct jscan *js, int parent, const char *k)
+{
+	size_t	 i;
+
+	for (i = 0; i < js->nm; i++)
+		if (js->m[i].parent == parent && js->m[i].last &&
+		    jscan_keyeq(js, (int)i, k))
+			return (int)i;
+	return -1;
+}
+
+/* A string member's value decoded, NUL-terminated, to free; its length
+ * (a \u0000 in it counts) in *len. */
+char *
+jscan_string(const char *buf, const struct jscan_member *m, size_t *len)
+{
+	struct jscan	 tmp;
+	struct js_ctx	 c;
+
+	if (m->type != JSCAN_STRING)
+		return NULL;
+	memset(&tmp, 0, sizeof(tmp));
+	c.b = (const unsigned char *)buf;
+	c.n = m->vend;
+	c.i = m->vofs;
+	c.js = &tmp;
+	js_class_init();
+	if (js_string(&c, 0, 1) == -1 || js_put(&c, "", 1) == -1) {
+		free(tmp.keys);
+		return NULL;
+	}
+	*len = tmp.klen - 1;
+	return tmp.keys;
+}
+
+/* s as a JSON string into out (6 * strlen(s) + 3 bytes); its length. */
+size_t
+jscan_quote(char *out, const char *s)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	size_t			 n = 0;
+	unsigned char		 ch;
+
+	out[n++] = '"';
+	for (; (ch = *s) != '\0'; s++) {
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[ch >> 4];
+			out[n + 5] = hex[ch & 0xf];
+			n += 6;
+		} else
+			out[n++] = ch;
+	}
+	out[n++] = '"';
+	out[n] = '\0';
+	return n;
+}
+
+/* json-c's json_type_to_name() for the same value. */
+const char *
+jscan_type_name(enum jscan_type t)
+{
+	static const char *const names[] = {
+		[JSCAN_NULL] = "null", [JSCAN_BOOL] = "boolean",
+		[JSCAN_INT] = "int", [JSCAN_DOUBLE] = "double",
+		[JSCAN_STRING] = "string", [JSCAN_ARRAY] = "array",
+		[JSCAN_OBJECT] = "object",
+	};
+
+	return (size_t)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
+}
+
+const char *
+jscan_strerror(enum jscan_err e)
+{
+	switch (e) {
+	case JSCAN_OK:
+		return "no error";
+	case JSCAN_ESYNTAX:
+		return "not JSON";
+	case JSCAN_EDEPTH:
+		return "nested too deep";
+	case JSCAN_ENOTOBJ:
+		return "not a JSON object";
+	case JSCAN_ESTRICT:
+		return "not RFC 8259 JSON";
+	case JSCAN_ENOMEM:
+		return "out of memory";
+	}
+	return "?";
+}
