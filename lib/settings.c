@@ -11,6 +11,8 @@ const struct setting_def setting_defs[] = {
 	{ "engines.ID.kind",	SETTING_ENGINE_KIND,
 	    "ollama|lmstudio|vllm|llamacpp" },
 	{ "proxy.LIMIT",	SETTING_PROXY_LIMIT,	NULL },
+	{ "proxy.workers",	SETTING_PROXY_WORKERS,
+	    "auto (one per online CPU, at most 64) or 1-64" },
 	{ "tls.names",		SETTING_TLS_NAMES,
 	    "1-16 DNS names, comma-separated" },
 	{ "tls.cert_lifetime",	SETTING_TLS_LIFETIME,
@@ -54,6 +56,8 @@ setting_find(const char *key, const struct limit_def **ld)
 			return SETTING_ENGINE_KIND;
 		return -1;
 	}
+	if (strcmp(key, "proxy.workers") == 0)
+		return SETTING_PROXY_WORKERS;
 	if (strncmp(key, "proxy.", 6) == 0)
 		return (*ld = limit_find(key + 6)) != NULL ?
 		    SETTING_PROXY_LIMIT : -1;

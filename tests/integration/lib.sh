@@ -61,9 +61,12 @@ proc_field() {
 
 proc_pid() { proc_field "$1" pid; }
 
+# flmd, keyd and $WORKERS flm-proxyd workers (1 unless a test asks for
+# more), all running and no other process (a worker still draining).
 all_running() {
 	[ "$(status_json | jq '[.processes[] | select(.state == "running")]
-	    | length' 2>/dev/null)" = 3 ]
+	    | length, (.processes | length)' 2>/dev/null | sort -u)" = \
+	    $((2 + ${WORKERS:-1})) ]
 }
 
 pid_alive() { [ -n "$1" ] && [ "$1" -gt 0 ] && kill -0 "$1" 2>/dev/null; }
@@ -75,6 +78,10 @@ suite_start() {
 	STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
 	env "$@" "$FLMD" -d -v -D "$STATE" >"$STATE/flmd.log" 2>&1 &
 	FLMD_PID=$!
+	# proxy.workers is one per CPU by default: a suite has WORKERS
+	# (1 unless a test sets it), so every test keeps its meaning.
+	wait_until 5000 sh -c "\"$FLM\" -D \"$STATE\" config set \
+	    proxy.workers ${WORKERS:-1} >/dev/null 2>&1"
 	if ! wait_until 5000 all_running; then
 		diag "suite did not come up:"
 		diag "$(cat "$STATE/flmd.log")"
