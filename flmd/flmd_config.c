@@ -543,15 +543,21 @@ config_workers_parse(const char *value)
 	return (int)n;
 }
 
-/* The number of flm-proxyd workers proxy.workers asks for now. */
+/*
+ * The number of flm-proxyd workers proxy.workers asks for now; unset,
+ * FLM_PROXY_WORKERS if valid (flmd(8)), else auto.
+ */
 int
 config_workers(void)
 {
 	struct json_object	*o = config_list("proxy.workers"), *v;
+	const char		*e;
 	int			 n = 0;
 
 	if (json_object_object_get_ex(o, "proxy.workers", &v))
 		n = config_workers_parse(json_object_get_string(v));
+	else if ((e = getenv("FLM_PROXY_WORKERS")) != NULL)
+		n = config_workers_parse(e);
 	json_object_put(o);
 	return n > 0 ? n : config_workers_parse("auto");
 }
