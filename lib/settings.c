@@ -11,12 +11,12 @@ const struct setting_def setting_defs[] = {
 	{ "engines.ID.kind",	SETTING_ENGINE_KIND,
 	    "ollama|lmstudio|vllm|llamacpp" },
 	{ "proxy.LIMIT",	SETTING_PROXY_LIMIT,	NULL },
-	{ "proxy.workers",	SETTING_PROXY_WORKERS,
-	    "auto (one per online CPU, at most 64) or 1-64" },
 	{ "tls.names",		SETTING_TLS_NAMES,
 	    "1-16 DNS names, comma-separated" },
 	{ "tls.cert_lifetime",	SETTING_TLS_LIFETIME,
 	    "0 (the mode's default) or 60-315360000 seconds" },
+	{ "proxy.workers",	SETTING_PROXY_WORKERS,
+	    "auto (one per online CPU, at most 64) or 1-64" },
 };
 const int	setting_ndefs = sizeof(setting_defs) / sizeof(setting_defs[0]);
 
