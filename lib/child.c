@@ -101,9 +101,12 @@ child_peer_closed(struct chan *ch, const char *reason, void *arg)
 		log_warnx("channel to %s: %s; dropped",
 		    flm_proc_name(c->proc == PROC_KEYD ? PROC_PROXYD :
 		    PROC_KEYD), reason);
-		if (c->proc == PROC_KEYD && slot != -1)
+		/* keyd names the worker; a channel of no slot is none. */
+		if (c->proc == PROC_KEYD)
 			mbuf_put_u32(&b, (uint32_t)slot);
-		chan_compose_mbuf(c->parent, IMSG_PEER_BROKEN, 0, -1, &b);
+		if (c->proc != PROC_KEYD || slot != -1)
+			chan_compose_mbuf(c->parent, IMSG_PEER_BROKEN, 0, -1,
+			    &b);
 		mbuf_free(&b);
 	}
 	chan_free(ch);
