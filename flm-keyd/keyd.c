@@ -30,10 +30,14 @@
 #define KEYD_USED_MAX		1024
 #define KEYD_USED_FLUSH_SECS	10
 
-/* A revoke or rotate waiting for proxyd to drop its cached verdicts. */
+/*
+ * A revoke, rotate, policy or TLS change waiting for every proxyd
+ * worker connected when it was made to confirm it.
+ */
 struct keyd_change {
 	TAILQ_ENTRY(keyd_change)	 entry;
 	uint64_t			 seq;
+	uint64_t			 waiting;	/* bit i: worker i */
 	uint32_t			 peerid;
 	struct json_object		*res;
 	struct event			*timeout;
@@ -51,6 +55,30 @@ static size_t			 keyd_nused;
 static void	keyd_change_timeout(evutil_socket_t, short, void *);
 static void	keyd_used(const char *);
 static void	keyd_integrity_check(int);
+
+/* Bit i set: worker i's channel is up. */
+static uint64_t
+keyd_peers(void)
+{
+	uint64_t	 mask = 0;
+	int		 i;
+
+	for (i = 0; i < FLM_WORKERS_MAX; i++)
+		if (keyd.peers[i] != NULL)
+			mask |= 1ULL << i;
+	return mask;
+}
+
+static int
+keyd_peer_slot(struct chan *ch)
+{
+	int	 i;
+
+	for (i = 0; i < FLM_WORKERS_MAX; i++)
+		if (keyd.peers[i] == ch)
+			return i;
+	return -1;
+}
 
 /* Wipe a key text held in a JSON result before it is freed. */
 static void
@@ -92,6 +120,7 @@ keyd_change_wait(uint32_t peerid, struct json_object *res)
 	if ((kch = calloc(1, sizeof(*kch))) == NULL)
 		fatal("%s", __func__);
 	kch->seq = ++keyd_seq;
+	kch->waiting = keyd_peers();
 	kch->peerid = peerid;
 	kch->res = res;
 	kch->timeout = evtimer_new(keyd.base, keyd_change_timeout, kch);
@@ -104,9 +133,10 @@ static void
 keyd_after_change(uint32_t peerid, const char *id, struct json_object *res)
 {
 	struct flm_key_invalidate	 inv;
+	int				 i;
 
 	keycache_drop_key(keyd_cache, id);
-	if (keyd.peer == NULL) {
+	if (keyd_peers() == 0) {
 		keyd_reply(peerid, res);
 		return;
 	}
@@ -114,19 +144,35 @@ keyd_after_change(uint32_t peerid, const char *id, struct json_object *res)
 	inv.version = FLM_VERIFY_VERSION;
 	inv.seq = keyd_change_wait(peerid, res);
 	snprintf(inv.key_id, sizeof(inv.key_id), "%s", id);
-	chan_compose(keyd.peer, IMSG_KEY_INVALIDATE, 0, -1, &inv, sizeof(inv));
+	for (i = 0; i < FLM_WORKERS_MAX; i++)
+		if (keyd.peers[i] != NULL)
+			chan_compose(keyd.peers[i], IMSG_KEY_INVALIDATE, 0, -1,
+			    &inv, sizeof(inv));
 }
 
-/* The policy in force, to proxyd: at its start and after each change. */
+/* One message to every worker (a policy, the TLS state). */
 static void
-keyd_policy_push(uint64_t seq)
+keyd_peers_send(uint16_t type, struct mbuf *b)
+{
+	int	 i;
+
+	for (i = 0; i < FLM_WORKERS_MAX; i++)
+		if (keyd.peers[i] != NULL && chan_compose(keyd.peers[i], type,
+		    0, -1, b->data, b->len) == -1)
+			log_warnx("message %u to worker %d: too large", type, i);
+}
+
+/* The policy in force, to ch (NULL: every worker): at a worker's start
+ * and after each change. */
+static void
+keyd_policy_push(struct chan *ch, uint64_t seq)
 {
 	struct json_object	*res;
 	struct mbuf		 b;
 	char			 err[256];
 	const char		*text;
 
-	if (keyd.peer == NULL)
+	if (ch == NULL && keyd_peers() == 0)
 		return;
 	if (keyd_policy_get(&keyd_db, &res, err, sizeof(err)) == -1) {
 		/* proxyd keeps its own default: loopback only. */
@@ -138,7 +184,10 @@ keyd_policy_push(uint64_t seq)
 	memset(&b, 0, sizeof(b));
 	mbuf_put_u64(&b, seq);
 	mbuf_put_data(&b, text, strlen(text));
-	chan_compose_mbuf(keyd.peer, IMSG_POLICY, 0, -1, &b);
+	if (ch != NULL)
+		chan_compose_mbuf(ch, IMSG_POLICY, 0, -1, &b);
+	else
+		keyd_peers_send(IMSG_POLICY, &b);
 	mbuf_free(&b);
 	json_object_put(res);
 }
@@ -147,13 +196,13 @@ keyd_policy_push(uint64_t seq)
  * revoked client serials, to proxyd: the whole state each time.  No key
  * goes. */
 static void
-keyd_tls_push(uint64_t seq)
+keyd_tls_push(struct chan *ch, uint64_t seq)
 {
 	struct json_object	*st;
 	struct mbuf		 b;
 	const char		*text;
 
-	if (keyd.peer == NULL)
+	if (ch == NULL && keyd_peers() == 0)
 		return;
 	st = keyd_tls_state();
 	/* A new proxyd starts with the empty state: nothing to say. */
@@ -170,7 +219,9 @@ keyd_tls_push(uint64_t seq)
 	memset(&b, 0, sizeof(b));
 	mbuf_put_u64(&b, seq);
 	mbuf_put_data(&b, text, strlen(text));
-	if (chan_compose_mbuf(keyd.peer, IMSG_TLS_STATE, 0, -1, &b) == -1)
+	if (ch == NULL)
+		keyd_peers_send(IMSG_TLS_STATE, &b);
+	else if (chan_compose_mbuf(ch, IMSG_TLS_STATE, 0, -1, &b) == -1)
 		log_warnx("the TLS state is too large for one message");
 	mbuf_free(&b);
 	json_object_put(st);
@@ -181,10 +232,9 @@ keyd_tls_push(uint64_t seq)
 static void
 keyd_peer_up(struct chan *ch)
 {
-	(void)ch;
 	if (keyd_db.h != NULL) {
-		keyd_policy_push(0);
-		keyd_tls_push(0);
+		keyd_policy_push(ch, 0);
+		keyd_tls_push(ch, 0);
 	}
 }
 
@@ -197,23 +247,47 @@ keyd_change_done(struct keyd_change *kch)
 	free(kch);
 }
 
+/* The workers that did not confirm are restarted (with empty caches). */
 static void
 keyd_change_timeout(evutil_socket_t fd, short ev, void *arg)
 {
+	struct keyd_change	*kch = arg;
+	uint32_t		 i;
+
 	(void)fd;
 	(void)ev;
-	log_warnx("flm-proxyd did not confirm a key change in %d s; asking "
-	    "flmd to restart it", KEYD_INVALIDATE_SECS);
-	chan_compose(keyd.parent, IMSG_PEER_BROKEN, 0, -1, NULL, 0);
-	keyd_change_done(arg);
+	for (i = 0; i < FLM_WORKERS_MAX; i++) {
+		if (!(kch->waiting & (1ULL << i)))
+			continue;
+		log_warnx("flm-proxyd[%u] did not confirm a change in %d s; "
+		    "asking flmd to restart it", i, KEYD_INVALIDATE_SECS);
+		chan_compose(keyd.parent, IMSG_PEER_BROKEN, 0, -1, &i,
+		    sizeof(i));
+	}
+	keyd_change_done(kch);
 }
 
-/* proxyd is gone: so is its cache, every change is in force. */
+/* Worker slot confirmed (or is gone, and its cache with it). */
 static void
-keyd_peer_down(void)
+keyd_confirmed(uint64_t seq, int slot)
 {
-	while (!TAILQ_EMPTY(&keyd_changes))
-		keyd_change_done(TAILQ_FIRST(&keyd_changes));
+	struct keyd_change	*kch, *next;
+
+	for (kch = TAILQ_FIRST(&keyd_changes); kch != NULL; kch = next) {
+		next = TAILQ_NEXT(kch, entry);
+		if (seq != 0 && kch->seq != seq)
+			continue;
+		kch->waiting &= ~(1ULL << slot);
+		if (kch->waiting == 0)
+			keyd_change_done(kch);
+	}
+}
+
+/* A worker is gone: so is its cache, no change waits for it. */
+static void
+keyd_peer_down(int slot)
+{
+	keyd_confirmed(0, slot);
 }
 
 static const char *
@@ -270,9 +344,10 @@ keyd_security(struct chan *ch, struct chan_msg *m)
 		break;
 	case IMSG_POLICY_SET:
 		if ((r = keyd_policy_set(&keyd_db, req, &res, err,
-		    sizeof(err))) == 0 && keyd.peer != NULL) {
-			/* Answered once proxyd enforces it. */
-			keyd_policy_push(keyd_change_wait(m->hdr.peerid, res));
+		    sizeof(err))) == 0 && keyd_peers() != 0) {
+			/* Answered once every worker enforces it. */
+			keyd_policy_push(NULL, keyd_change_wait(m->hdr.peerid,
+			    res));
 			json_object_put(req);
 			return;
 		}
@@ -427,13 +502,13 @@ keyd_tls_request(struct chan *ch, struct chan_msg *m)
 		    err);
 		return;
 	}
-	if (r == 0 || keyd.peer == NULL) {
+	if (r == 0 || keyd_peers() == 0) {
 		keyd_reply(m->hdr.peerid, res);
 		if (r > 0)
 			keyd_tls_schedule();
 		return;
 	}
-	keyd_tls_push(keyd_change_wait(m->hdr.peerid, res));
+	keyd_tls_push(NULL, keyd_change_wait(m->hdr.peerid, res));
 	keyd_tls_schedule();
 }
 
@@ -527,18 +602,6 @@ keyd_used_msg(struct chan *ch, struct chan_msg *m)
 }
 
 static void
-keyd_confirmed(uint64_t seq)
-{
-	struct keyd_change	*kch;
-
-	TAILQ_FOREACH(kch, &keyd_changes, entry)
-		if (kch->seq == seq) {
-			keyd_change_done(kch);
-			return;
-		}
-}
-
-static void
 keyd_invalidated(struct chan *ch, struct chan_msg *m)
 {
 	struct flm_key_invalidate	 inv;
@@ -547,7 +610,8 @@ keyd_invalidated(struct chan *ch, struct chan_msg *m)
 		chan_fail(ch, "malformed KEY_INVALIDATED");
 		return;
 	}
-	keyd_confirmed(inv.seq);
+	if (keyd_peer_slot(ch) != -1)
+		keyd_confirmed(inv.seq, keyd_peer_slot(ch));
 }
 
 static void
@@ -559,8 +623,8 @@ keyd_policy_applied(struct chan *ch, struct chan_msg *m)
 		chan_fail(ch, "malformed POLICY_APPLIED");
 		return;
 	}
-	if (seq != 0)
-		keyd_confirmed(seq);
+	if (seq != 0 && keyd_peer_slot(ch) != -1)
+		keyd_confirmed(seq, keyd_peer_slot(ch));
 }
 
 static void
@@ -572,8 +636,8 @@ keyd_tls_applied(struct chan *ch, struct chan_msg *m)
 		chan_fail(ch, "malformed TLS_APPLIED");
 		return;
 	}
-	if (seq != 0)
-		keyd_confirmed(seq);
+	if (seq != 0 && keyd_peer_slot(ch) != -1)
+		keyd_confirmed(seq, keyd_peer_slot(ch));
 }
 
 /* A handshake signature: malformed drops the channel, as KEY_VERIFY. */
@@ -739,7 +803,7 @@ keyd_tls_due(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	(void)arg;
 	if ((renewed = keyd_tls_tick()) != NULL) {
-		keyd_tls_push(++keyd_seq);
+		keyd_tls_push(NULL, ++keyd_seq);
 		for (i = 0; i < json_object_array_length(renewed); i++)
 			chan_compose_json(keyd.parent, IMSG_TLS_RENEWED, 0,
 			    json_object_array_get_idx(renewed, i));
@@ -839,8 +903,8 @@ main(int argc, char *argv[])
 	/* The chroot's root or, in user mode, keyd's directory. */
 	keyd_sandbox(".");
 	keyd_integrity_check(1);	/* and the first DB_STATE */
-	keyd_policy_push(0);
-	keyd_tls_push(0);
+	keyd_policy_push(NULL, 0);
+	keyd_tls_push(NULL, 0);
 	if ((keyd_tls_timer = evtimer_new(keyd.base, keyd_tls_due, NULL)) ==
 	    NULL)
 		fatalx("renewal timer");

@@ -58,8 +58,9 @@ proxyd_keyd_up(struct chan *ch)
 
 /* keyd is gone: what it owed (acknowledgements, signatures) fails. */
 static void
-proxyd_keyd_down(void)
+proxyd_keyd_down(int slot)
 {
+	(void)slot;
 	audit_keyd_down();
 	tls_keyd_down();
 }
@@ -253,6 +254,22 @@ proxyd_shm(struct chan *ch, struct chan_msg *m)
 	m->fd = -1;
 }
 
+/* Which of proxy.workers this is: for its log lines and its shared state. */
+static void
+proxyd_worker(struct chan *ch, struct chan_msg *m)
+{
+	uint32_t	 w, n;
+
+	if (msg_get_u32(m, &w) == -1 || msg_get_u32(m, &n) == -1 ||
+	    msg_end(m) == -1 || n == 0 || n > FLM_WORKERS_MAX || w >= n) {
+		chan_fail(ch, "malformed PROXY_WORKER");
+		return;
+	}
+	px->worker = w;
+	px->nworkers = n;
+	log_debug("worker %u of %u", w, n);
+}
+
 static void
 proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
@@ -262,6 +279,9 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_PROXY_LIMITS:
 		proxyd_limits(ch, m);
+		break;
+	case IMSG_PROXY_WORKER:
+		proxyd_worker(ch, m);
 		break;
 	case IMSG_PROXY_LISTEN:
 		proxyd_listen(ch, m);

@@ -75,6 +75,8 @@ struct proxyd {
 	int			 nengines;
 	struct proxyd_limits	 limits;
 	struct policy		 policy;	/* from keyd; default: loopback */
+	uint32_t		 worker;	/* flmd's IMSG_PROXY_WORKER */
+	uint32_t		 nworkers;	/* as it was told then */
 };
 
 extern struct proxyd	*px;

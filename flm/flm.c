@@ -549,6 +549,22 @@ status_integrity(struct json_object *p)
 		    jstr(p, "name"), jstr(db, "db"));
 }
 
+/* One process row: a proxyd worker is flm-proxyd[N]. */
+static void
+status_proc_row(struct json_object *p)
+{
+	char	 name[32];
+
+	if (json_object_object_get(p, "worker") != NULL)
+		snprintf(name, sizeof(name), "%s[%s]", jstr(p, "name"),
+		    jstr(p, "worker"));
+	else
+		snprintf(name, sizeof(name), "%s", jstr(p, "name"));
+	printf("%-14s %8s %9ss %8s %-12s %s\n", name, jstr(p, "pid"),
+	    jstr(p, "uptime_s"), jstr(p, "restarts"), jstr(p, "state"),
+	    jstr(p, "version"));
+}
+
 static void
 status_table(struct json_object *res)
 {
@@ -557,17 +573,13 @@ status_table(struct json_object *res)
 
 	printf("mode %s, state %s\n", jstr(res, "mode"),
 	    jstr(res, "state_dir"));
-	printf("%-12s %8s %10s %8s %-12s %s\n", "PROCESS", "PID", "UPTIME",
+	printf("%-14s %8s %10s %8s %-12s %s\n", "PROCESS", "PID", "UPTIME",
 	    "RESTARTS", "STATE", "VERSION");
 	if (!json_object_object_get_ex(res, "processes", &procs))
 		return;
 	n = json_object_array_length(procs);
-	for (i = 0; i < n; i++) {
-		p = json_object_array_get_idx(procs, i);
-		printf("%-12s %8s %9ss %8s %-12s %s\n", jstr(p, "name"),
-		    jstr(p, "pid"), jstr(p, "uptime_s"), jstr(p, "restarts"),
-		    jstr(p, "state"), jstr(p, "version"));
-	}
+	for (i = 0; i < n; i++)
+		status_proc_row(json_object_array_get_idx(procs, i));
 	/* A database in safe mode is the first thing an admin must see. */
 	for (i = 0; i < n; i++) {
 		struct json_object	*db;
@@ -849,7 +861,8 @@ cmd_engines(struct cli *c, int argc, char **argv)
 static void
 proxy_table(struct json_object *res)
 {
-	size_t	 i, n;
+	struct json_object	*w;
+	size_t			 i, n;
 
 	if (!json_object_is_type(res, json_type_array)) {
 		print_json(res);
@@ -871,6 +884,14 @@ proxy_table(struct json_object *res)
 		    jstr(h, "client_certs"));
 		proxy_tls_lines(h);
 	}
+	/* Every handle is served by the same workers: shown once. */
+	if (!json_object_object_get_ex(json_object_array_get_idx(res, 0),
+	    "worker_processes", &w))
+		return;
+	printf("\n%-14s %8s %10s %8s %-12s %s\n", "WORKER", "PID", "UPTIME",
+	    "RESTARTS", "STATE", "VERSION");
+	for (i = 0; i < json_object_array_length(w); i++)
+		status_proc_row(json_object_array_get_idx(w, i));
 }
 
 static int

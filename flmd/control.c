@@ -581,7 +581,9 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	}
 	if (strncmp(json_object_get_string(k), "engines.", 8) == 0)
 		proc_send_engines();
-	if (strncmp(json_object_get_string(k), "proxy.", 6) == 0)
+	if (strcmp(json_object_get_string(k), "proxy.workers") == 0)
+		proc_workers_apply();
+	else if (strncmp(json_object_get_string(k), "proxy.", 6) == 0)
 		proc_send_limits();
 	res = json_object_new_object();
 	json_object_object_add(res, json_object_get_string(k),

@@ -34,6 +34,9 @@ struct chan;
 struct flmd_proc {
 	enum flm_proc	 id;
 	const char	*name;
+	int		 worker;	/* proxyd: its index; keyd: -1 */
+	uint64_t	 requests;	/* proxyd: served, as it reported */
+	char		 label[24];	/* in flmd's log: flm-proxyd[N] */
 	const char	*user;		/* system mode only */
 	const char	*env_path;	/* user-mode override of the binary */
 	pid_t		 pid;
@@ -85,7 +88,13 @@ int			 proc_shutdown_all(void);
 int			 proc_drain(void);
 int			 proc_alive_count(void);
 struct json_object	*proc_status_json(void);
+struct json_object	*proc_workers_status_json(void);
 struct flmd_proc	*proc_byid(enum flm_proc);
+struct flmd_proc	*proc_worker(int);
+int			 proc_nworkers_get(void);
+struct chan		*proc_worker_chan(int);
+void			 proc_workers_json(uint16_t, struct json_object *);
+void			 proc_workers_apply(void);
 long			 proc_uptime(const struct timespec *);
 
 struct chan		*proc_chan(enum flm_proc);
@@ -134,6 +143,8 @@ int			 config_set(const char *, const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);
 long long		 config_limit(const char *);
+int			 config_workers(void);
+int			 config_workers_parse(const char *);
 struct json_object	*config_engine_ids(void);
 struct json_object	*config_limits(void);
 int			 config_parse_url(const char *, char *, size_t, int *);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <sqlite3.h>
@@ -205,6 +206,12 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 		return config_valid_names(key, value, err, errsz);
 	case SETTING_TLS_LIFETIME:
 		return config_valid_lifetime(key, value, err, errsz);
+	case SETTING_PROXY_WORKERS:
+		if (config_workers_parse(value) > 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected auto or an integer from 1 "
+		    "to %d", key, FLM_WORKERS_MAX);
+		return -1;
 	}
 	return config_unknown(key, err, errsz);
 }
@@ -511,6 +518,48 @@ config_limits(void)
 	}
 	json_object_put(set);
 	return o;
+}
+
+/* proxy.workers: auto (the online CPUs, 1 to FLM_WORKERS_MAX) or 1-64;
+ * 0 if value is neither. */
+int
+config_workers_parse(const char *value)
+{
+	static long	 ncpu;		/* first asked before the sandbox */
+	char		*end;
+	long		 n;
+
+	if (strcmp(value, "auto") == 0) {
+		if (ncpu == 0 && (ncpu = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
+			ncpu = 1;
+		return ncpu > FLM_WORKERS_MAX ? FLM_WORKERS_MAX : (int)ncpu;
+	}
+	if (*value < '1' || *value > '9')
+		return 0;
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > FLM_WORKERS_MAX)
+		return 0;
+	return (int)n;
+}
+
+/*
+ * The number of flm-proxyd workers proxy.workers asks for now; unset,
+ * FLM_PROXY_WORKERS if valid (flmd(8)), else auto.
+ */
+int
+config_workers(void)
+{
+	struct json_object	*o = config_list("proxy.workers"), *v;
+	const char		*e;
+	int			 n = 0;
+
+	if (json_object_object_get_ex(o, "proxy.workers", &v))
+		n = config_workers_parse(json_object_get_string(v));
+	else if ((e = getenv("FLM_PROXY_WORKERS")) != NULL)
+		n = config_workers_parse(e);
+	json_object_put(o);
+	return n > 0 ? n : config_workers_parse("auto");
 }
 
 /* One proxy.* limit: its stored value, else its default. */

@@ -182,6 +182,17 @@ proxy_send(struct chan *ch, const struct proxy_handle *h)
 	json_object_put(o);
 }
 
+/* Every worker serves every handle: each gets its own descriptor of the
+ * one listening socket. */
+static void
+proxy_send_workers(const struct proxy_handle *h)
+{
+	int	 i;
+
+	for (i = 0; i < FLM_WORKERS_MAX; i++)
+		proxy_send(proc_worker_chan(i), h);
+}
+
 void
 proxy_send_all(struct chan *ch)
 {
@@ -438,7 +449,7 @@ proxy_add(const struct proxy_opts *po, int remember, uint32_t ctl_id,
 	}
 	if (remember)
 		proxy_profile_store(h, 1);
-	proxy_send(proc_chan(PROC_PROXYD), h);
+	proxy_send_workers(h);
 	log_info("proxy listening on %s port %d (%s)%s", po->bind, port,
 	    po->mode, po->auth ? "" : " WITHOUT KEY CHECKS (benchmark)");
 	return 0;
@@ -469,11 +480,10 @@ proxy_remove(int i)
 {
 	struct proxy_handle	*h = &handles[i];
 	struct json_object	*o = json_object_new_object();
-	struct chan		*ch = proc_chan(PROC_PROXYD);
 
-	if (ch != NULL && h->ready) {
+	if (h->ready) {
 		json_object_object_add(o, "id", json_object_new_string(h->id));
-		chan_compose_json(ch, IMSG_PROXY_CLOSE, 0, o);
+		proc_workers_json(IMSG_PROXY_CLOSE, o);
 	}
 	json_object_put(o);
 	if (h->ctl_id != 0)
@@ -625,7 +635,7 @@ proxy_tls_reply(uint32_t req, int ok, struct json_object *o)
 	}
 	if (!h->ready) {
 		h->ready = 1;
-		proxy_send(proc_chan(PROC_PROXYD), h);
+		proxy_send_workers(h);
 		log_info("proxy listening on %s port %d (%s)", h->bind,
 		    h->port, h->mode);
 	}
@@ -702,14 +712,20 @@ struct json_object *
 proxy_status(void)
 {
 	struct json_object	*arr = json_object_new_array();
+	struct json_object	*workers = proc_workers_status_json();
 	struct flmd_proc	*p = proc_byid(PROC_PROXYD);
 	int			 i;
 
 	for (i = 0; i < nhandles; i++) {
 		struct json_object	*o = proxy_view_json(&handles[i]);
 
+		/* Every worker serves every handle. */
+		json_object_object_add(o, "worker_processes",
+		    json_object_get(workers));
 		json_object_object_add(o, "pid", json_object_new_int64(
 		    (long)p->pid));
+		json_object_object_add(o, "workers", json_object_new_int(
+		    proc_nworkers_get()));
 		json_object_object_add(o, "started_at",
 		    json_object_new_int64(handles[i].started));
 		json_object_object_add(o, "egress",
@@ -720,6 +736,7 @@ proxy_status(void)
 		    handles[i].auth ? "on" : "OFF (benchmark)"));
 		json_object_array_add(arr, o);
 	}
+	json_object_put(workers);
 	return arr;
 }
 

@@ -1,7 +1,8 @@
 /*
  * flmd's children: start each through the spawner (flmd_spawn.c), its
  * channel on a fixed descriptor; restart the dead with back-off; wire
- * proxyd to keyd.
+ * each proxyd worker to keyd.  keyd is procs[0]; proxy.workers
+ * flm-proxyd processes are procs[1 + i], each supervised on its own.
  */
 #include "config.h"
 
@@ -27,28 +28,50 @@
 #include "log.h"
 #include "shm.h"
 
-static struct flmd_proc procs[] = {
-	{ .id = PROC_KEYD, .name = "flm-keyd", .user = FLM_KEYD_USER,
-	  .env_path = "FLM_KEYD_PATH" },
-	{ .id = PROC_PROXYD, .name = "flm-proxyd", .user = FLM_PROXYD_USER,
-	  .env_path = "FLM_PROXYD_PATH" },
-};
-#define NPROCS	(sizeof(procs) / sizeof(procs[0]))
+#define NPROCS	(1 + FLM_WORKERS_MAX)
+static struct flmd_proc	 procs[NPROCS];
+static int		 proc_nworkers = 1;	/* proxy.workers in force */
 
 static void	proc_spawn(struct flmd_proc *);
 static void	proc_dispatch(struct chan *, struct chan_msg *, void *);
 static void	proc_chan_closed(struct chan *, const char *, void *);
 static void	proc_complaint_cb(evutil_socket_t, short, void *);
 
+/* keyd, or proxyd worker 0 (who probes engines for flm). */
 struct flmd_proc *
 proc_byid(enum flm_proc id)
 {
-	size_t	 i;
-
-	for (i = 0; i < NPROCS; i++)
-		if (procs[i].id == id)
-			return &procs[i];
+	if (id == PROC_KEYD)
+		return &procs[0];
+	if (id == PROC_PROXYD)
+		return &procs[1];
 	return NULL;
+}
+
+struct flmd_proc *
+proc_worker(int i)
+{
+	return i >= 0 && i < FLM_WORKERS_MAX ? &procs[1 + i] : NULL;
+}
+
+int
+proc_nworkers_get(void)
+{
+	return proc_nworkers;
+}
+
+/* A slot beyond proxy.workers: drained, not restarted. */
+static int
+proc_retired(const struct flmd_proc *p)
+{
+	return p->worker >= proc_nworkers;
+}
+
+/* Shown and counted: keyd, the workers wanted, and those still draining. */
+static int
+proc_in_use(const struct flmd_proc *p)
+{
+	return p->worker < proc_nworkers || p->pid > 0;
 }
 
 static struct flmd_proc *
@@ -62,12 +85,6 @@ proc_bypid(pid_t pid)
 	return NULL;
 }
 
-/* The other end of the proxyd <-> keyd channel. */
-static struct flmd_proc *
-proc_peer(const struct flmd_proc *p)
-{
-	return proc_byid(p->id == PROC_KEYD ? PROC_PROXYD : PROC_KEYD);
-}
 
 long
 proc_uptime(const struct timespec *since)
@@ -78,13 +95,53 @@ proc_uptime(const struct timespec *since)
 	return (long)(now.tv_sec - since->tv_sec);
 }
 
+/* A restart due; or, for a retired worker, its drain overdue. */
 static void
 proc_restart_cb(evutil_socket_t fd, short ev, void *arg)
 {
+	struct flmd_proc	*p = arg;
+
 	(void)fd;
 	(void)ev;
-	if (!env->shutting_down)
-		proc_spawn(arg);
+	if (env->shutting_down)
+		return;
+	if (p->pid > 0) {
+		if (proc_retired(p)) {
+			log_warnx("%s did not finish draining in time; "
+			    "stopping it", p->label);
+			kill(p->pid, SIGKILL);
+		}
+		return;
+	}
+	proc_spawn(p);
+}
+
+/* The table's fixed part: who each slot is. */
+static void
+proc_table(void)
+{
+	size_t	 i;
+
+	procs[0].id = PROC_KEYD;
+	procs[0].name = "flm-keyd";
+	procs[0].user = FLM_KEYD_USER;
+	procs[0].env_path = "FLM_KEYD_PATH";
+	procs[0].worker = -1;
+	snprintf(procs[0].label, sizeof(procs[0].label), "flm-keyd");
+	for (i = 1; i < NPROCS; i++) {
+		procs[i].id = PROC_PROXYD;
+		procs[i].name = "flm-proxyd";
+		procs[i].user = FLM_PROXYD_USER;
+		procs[i].env_path = "FLM_PROXYD_PATH";
+		procs[i].worker = (int)i - 1;
+		/* Worker 0 keeps the name every log reader knows. */
+		if (i == 1)
+			snprintf(procs[i].label, sizeof(procs[i].label),
+			    "flm-proxyd");
+		else
+			snprintf(procs[i].label, sizeof(procs[i].label),
+			    "flm-proxyd[%zu]", i - 1);
+	}
 }
 
 void
@@ -92,6 +149,9 @@ proc_init(void)
 {
 	size_t	 i;
 
+	proc_table();
+	(void)config_workers_parse("auto");	/* the CPUs, before the sandbox */
+	proc_nworkers = config_workers();
 	for (i = 0; i < NPROCS; i++) {
 		procs[i].ev_restart = evtimer_new(env->base, proc_restart_cb,
 		    &procs[i]);
@@ -108,9 +168,10 @@ proc_start_all(void)
 {
 	size_t	 i;
 
-	/* keyd first: proxyd's peer channel then goes straight to it. */
+	/* keyd first: each worker's peer channel then goes straight to it. */
 	for (i = 0; i < NPROCS; i++)
-		proc_spawn(&procs[i]);
+		if (!proc_retired(&procs[i]))
+			proc_spawn(&procs[i]);
 }
 
 /* At start-up: refuse to run rather than crash-loop on a bad binary. */
@@ -120,7 +181,8 @@ proc_check_binaries(void)
 	char	 path[PATH_MAX], err[PATH_MAX + 128];
 	size_t	 i;
 
-	for (i = 0; i < NPROCS; i++)
+	proc_table();
+	for (i = 0; i < 2; i++)		/* every worker runs one binary */
 		if (spawn_path(&procs[i], path, sizeof(path), err,
 		    sizeof(err)) == -1) {
 			log_warnx("will not run %s: %s", procs[i].name, err);
@@ -130,33 +192,79 @@ proc_check_binaries(void)
 }
 
 /*
+ * A fresh keyd <-> worker channel: one end to keyd (PEER_CHANNEL with
+ * the worker's index), the other to the worker, or into *wfd for a
+ * worker about to be spawned.
+ */
+static int
+proc_wire(struct flmd_proc *w, int *wfd)
+{
+	struct flmd_proc	*keyd = &procs[0];
+	uint32_t		 idx = (uint32_t)w->worker;
+	int			 pp[2];
+
+	if (keyd->chan == NULL)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pp) == -1)
+		return -1;
+	if (chan_compose(keyd->chan, IMSG_PEER_CHANNEL, 0, pp[0], &idx,
+	    sizeof(idx)) == -1)
+		log_warnx("cannot hand flm-keyd its channel to %s", w->label);
+	if (wfd != NULL)
+		*wfd = pp[1];
+	else if (w->chan == NULL || chan_compose(w->chan, IMSG_PEER_CHANNEL,
+	    0, pp[1], &idx, sizeof(idx)) == -1)
+		log_warnx("cannot hand %s its channel to flm-keyd", w->label);
+	return 0;
+}
+
+/* A new worker learns who it is, then its limits, engines, listeners. */
+static void
+proc_worker_setup(struct flmd_proc *p)
+{
+	struct json_object	*o;
+	uint32_t		 wn[2];
+
+	wn[0] = (uint32_t)p->worker;
+	wn[1] = (uint32_t)proc_nworkers;
+	chan_compose(p->chan, IMSG_PROXY_WORKER, 0, -1, wn, sizeof(wn));
+	proc_send_shm(p->chan);	/* before any listener */
+	o = config_limits();
+	chan_compose_json(p->chan, IMSG_PROXY_LIMITS, 0, o);
+	json_object_put(o);
+	o = config_engines();
+	chan_compose_json(p->chan, IMSG_ENGINES, 0, o);
+	engines_sent(o);	/* takes it: the owners are checked against it */
+	proxy_send_all(p->chan);
+}
+
+/*
  * The spawner starts the child (flmd itself may not fork or exec once
  * its filter is loaded); the child is still flmd's own.
  */
 static void
 proc_spawn(struct flmd_proc *p)
 {
-	struct flmd_proc	*peer = proc_peer(p);
-	int			 sp[2], pp[2] = { -1, -1 }, err;
+	int			 sp[2], pp = -1, err;
+	size_t			 i;
 	pid_t			 pid;
 
+	if (p->pid > 0 || proc_retired(p))
+		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		goto retry;
-	/* A fresh proxyd <-> keyd channel whenever the peer is alive. */
-	if (peer->chan != NULL &&
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pp) == -1) {
+	/* A worker's channel to keyd, whenever keyd is alive. */
+	if (p->id == PROC_PROXYD && proc_wire(p, &pp) == -1) {
 		close(sp[0]);
 		close(sp[1]);
 		goto retry;
 	}
-	pid = spawn_child(p->id, sp[1], pp[1], &err);
+	pid = spawn_child(p->id, sp[1], pp, &err);
 	close(sp[1]);
-	if (pp[1] != -1)
-		close(pp[1]);
+	if (pp != -1)
+		close(pp);
 	if (pid <= 0) {
 		close(sp[0]);
-		if (pp[0] != -1)
-			close(pp[0]);
 		if (pid == -2)		/* no spawner: flmd is stopping */
 			return;
 		if (pid == 0)		/* the spawner said why */
@@ -170,25 +278,20 @@ proc_spawn(struct flmd_proc *p)
 	p->chan = chan_new(env->base, sp[0], PROC_FLMD, 0, proc_dispatch,
 	    proc_chan_closed, p);
 	if (p->chan == NULL)
-		fatalx("%s: cannot set up channel", p->name);
+		fatalx("%s: cannot set up channel", p->label);
 	chan_expect_peer(p->chan, p->id);
-	if (pp[0] != -1 &&
-	    chan_compose(peer->chan, IMSG_PEER_CHANNEL, 0, pp[0], NULL, 0) == -1)
-		log_warnx("cannot hand %s its channel to %s", peer->name,
-		    p->name);
-	/* A new proxyd gets its listeners and engines straight away. */
 	if (p->id == PROC_PROXYD) {
-		proc_send_shm(p->chan);
-		proc_send_limits();
-		proc_send_engines();
-		proxy_send_all(p->chan);
+		proc_worker_setup(p);
+		return;
 	}
-	/* A new keyd learns the TLS handles and their certificates. */
-	if (p->id == PROC_KEYD)
-		proxy_tls_ensure_all();
+	/* A new keyd: a channel to every worker, and the TLS handles. */
+	for (i = 1; i < NPROCS; i++)
+		if (procs[i].chan != NULL && proc_wire(&procs[i], NULL) == -1)
+			log_warn("%s: no channel to flm-keyd", procs[i].label);
+	proxy_tls_ensure_all();
 	return;
 retry:
-	log_warn("cannot start %s", p->name);
+	log_warn("cannot start %s", p->label);
 later:
 	{
 		struct timeval	 tv = { 1, 0 };
@@ -219,18 +322,18 @@ proc_wipe_key(struct json_object *o)
  * restart at the window's end, so neither side can be looped.
  */
 static void
-proc_peer_broken(struct flmd_proc *p)
+proc_peer_broken(struct flmd_proc *p, struct flmd_proc *w)
 {
-	struct flmd_proc	*peer = proc_peer(p);
+	struct flmd_proc	*peer = &procs[0];
 	struct timespec		 now;
 	struct timeval		 tv = { 0, 0 };
 	long			 since;
 
 	if (p->id == PROC_KEYD) {
 		log_warnx("%s reports a protocol error from %s; restarting "
-		    "%s", p->name, peer->name, peer->name);
-		if (peer->pid > 0)
-			kill(peer->pid, SIGKILL);
+		    "it", p->name, w->label);
+		if (w->pid > 0)
+			kill(w->pid, SIGKILL);
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -239,8 +342,8 @@ proc_peer_broken(struct flmd_proc *p)
 		if (p->complaints_held++ == 0) {
 			log_warnx("%s (pid %ld) complains about %s again within "
 			    "%d s; %s stays up, %s is restarted in %ld s",
-			    p->name, (long)p->pid, peer->name,
-			    PROC_COMPLAINT_SECS, peer->name, p->name,
+			    p->label, (long)p->pid, peer->name,
+			    PROC_COMPLAINT_SECS, peer->name, p->label,
 			    PROC_COMPLAINT_SECS - since);
 			p->complaint_pid = p->pid;
 			tv.tv_sec = PROC_COMPLAINT_SECS - since;
@@ -249,7 +352,7 @@ proc_peer_broken(struct flmd_proc *p)
 		return;
 	}
 	log_warnx("%s (pid %ld) reports a protocol error from %s; restarting "
-	    "%s, not %s", p->name, (long)p->pid, peer->name, p->name,
+	    "%s, not %s", p->label, (long)p->pid, peer->name, p->label,
 	    peer->name);
 	p->complained = now;
 	p->complaints++;
@@ -268,7 +371,7 @@ proc_complaint_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	if (p->complaints_held == 0 || env->shutting_down)
 		return;
-	log_warnx("%s: %u complaints held in the last %d s", p->name,
+	log_warnx("%s: %u complaints held in the last %d s", p->label,
 	    p->complaints_held, PROC_COMPLAINT_SECS);
 	if (p->pid <= 0 || p->pid != p->complaint_pid) {
 		p->complaints_held = 0;		/* it restarted meanwhile */
@@ -287,7 +390,7 @@ proc_log_summary(struct flmd_proc *p)
 	if (p->log_dropped == 0)
 		return;
 	log_warnx("%s: %lu log lines suppressed (more than %d a second)",
-	    p->name, p->log_dropped, PROC_LOG_RATE);
+	    p->label, p->log_dropped, PROC_LOG_RATE);
 	p->log_dropped = 0;
 }
 
@@ -395,6 +498,37 @@ proc_get_json(struct chan_msg *m, size_t max, struct json_object **o)
 	return msg_get_json(m, o);
 }
 
+/* A worker's own count of requests served (checked: proxy_stats_valid). */
+static void
+proc_requests(struct flmd_proc *p, struct json_object *o)
+{
+	json_object_object_foreach(o, k, v) {
+		(void)k;
+		if (p->requests < UINT64_MAX / 2)
+			p->requests += (uint64_t)json_object_get_int64(v);
+	}
+}
+
+/*
+ * PEER_BROKEN: keyd names the worker (u32), a worker names nobody (its
+ * peer is keyd).  *w: the worker concerned, NULL if that slot is empty.
+ */
+static int
+proc_broken_worker(struct flmd_proc *p, struct chan_msg *m,
+    struct flmd_proc **w)
+{
+	uint32_t	 idx;
+
+	*w = p;
+	if (p->id != PROC_KEYD)
+		return msg_end(m);
+	if (msg_get_u32(m, &idx) == -1 || idx >= FLM_WORKERS_MAX ||
+	    msg_end(m) == -1)
+		return -1;
+	*w = procs[1 + idx].pid > 0 ? &procs[1 + idx] : NULL;
+	return 0;
+}
+
 /*
  * Every message from a child is checked before use: a child is less
  * privileged than flmd, and one that sends anything malformed loses its
@@ -404,6 +538,7 @@ static void
 proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
 	struct flmd_proc	*p = arg;
+	struct flmd_proc	*w = NULL;
 	struct json_object	*o = NULL;
 	char			 why[160];
 
@@ -462,7 +597,9 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			chan_fail(ch, "malformed ENGINES_STATE: %s", why);
 			return;
 		}
-		engines_state(m->hdr.peerid, o);
+		/* Only worker 0 answers flm's requests; the others' reports
+		 * are periodic ones. */
+		engines_state(p->worker == 0 ? m->hdr.peerid : 0, o);
 		json_object_put(o);
 		break;
 	case IMSG_PROXY_STATS:
@@ -475,14 +612,16 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			return;
 		}
 		proxy_stats(o);
+		proc_requests(p, o);
 		json_object_put(o);
 		break;
 	case IMSG_PEER_BROKEN:
-		if (msg_end(m) == -1) {
+		if (proc_broken_worker(p, m, &w) == -1) {
 			chan_fail(ch, "malformed PEER_BROKEN");
 			return;
 		}
-		proc_peer_broken(p);
+		if (w != NULL)
+			proc_peer_broken(p, w);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from %s",
@@ -498,15 +637,20 @@ proc_chan_closed(struct chan *ch, const char *reason, void *arg)
 	struct flmd_proc	*p = arg;
 
 	if (reason != NULL && !env->shutting_down)
-		log_warnx("%s (pid %ld): %s; restarting it", p->name,
+		log_warnx("%s (pid %ld): %s; restarting it", p->label,
 		    (long)p->pid, reason);
 	chan_free(ch);
 	p->chan = NULL;
+	/* A drained worker closes its channel on its way out: let it. */
+	if (reason == NULL && proc_retired(p))
+		return;
 	if (p->id == PROC_KEYD) {
 		proxy_keyd_gone();
 		doctor_keyd_gone();
 	}
-	control_proc_gone(p->id);
+	/* flm's requests go to keyd or worker 0 only. */
+	if (p->worker <= 0)
+		control_proc_gone(p->id);
 	if (p->pid > 0 && !env->shutting_down)
 		kill(p->pid, SIGKILL);
 }
@@ -546,12 +690,12 @@ proc_schedule_restart(struct flmd_proc *p, int status)
 	if (p->quick_deaths >= PROC_CRASHLOOP && !p->crashloop) {
 		p->crashloop = 1;
 		log_warnx("%s is in a crash loop (%u quick deaths, last %s); "
-		    "retrying every %d ms at most, see its log", p->name,
+		    "retrying every %d ms at most, see its log", p->label,
 		    p->quick_deaths, p->last_exit, PROC_BACKOFF_MAX_MS);
 	}
 	proc_log_summary(p);
 	log_warnx("%s (pid %ld) died after %lds (%s); restart in %d ms",
-	    p->name, (long)p->pid, ran, p->last_exit, p->backoff_ms);
+	    p->label, (long)p->pid, ran, p->last_exit, p->backoff_ms);
 	p->pid = 0;
 	p->restarts++;
 	/* The next one reports its database afresh. */
@@ -571,27 +715,46 @@ proc_drain_timeout(evutil_socket_t fd, short ev, void *arg)
 	(void)arg;
 	if (!env->draining)
 		return;
-	log_warnx("flm-proxyd did not finish draining in time; stopping it");
+	log_warnx("flm-proxyd did not finish draining in time; stopping "
+	    "the workers");
 	env->draining = 0;
 	event_base_loopbreak(env->base);
 }
 
+/* Workers still running. */
+static int
+proc_workers_alive(void)
+{
+	size_t	 i;
+	int	 n = 0;
+
+	for (i = 1; i < NPROCS; i++)
+		if (procs[i].pid > 0)
+			n++;
+	return n;
+}
+
 /*
- * SIGTERM: proxyd stops accepting and finishes what is under way
- * (IMSG_PROXY_DRAIN), keyd still writing its audit records; flmd closes
- * its own copies of the listeners, so that the ports are free at once.
- * The loop ends when proxyd has exited (proc_reap), or
+ * SIGTERM: every worker stops accepting and finishes what is under way
+ * (IMSG_PROXY_DRAIN), keyd still writing their audit records; flmd
+ * closes its own copies of the listeners, so that the ports are free at
+ * once.  The loop ends when the last worker has exited (proc_reap), or
  * proxy.drain_timeout and a slack later.  -1: nothing to drain.
  */
 int
 proc_drain(void)
 {
-	struct flmd_proc	*p = proc_byid(PROC_PROXYD);
 	struct timeval		 tv = { 0, 0 };
 	long long		 secs = config_limit("drain_timeout");
+	size_t			 i;
+	int			 n = 0;
 
-	if (p->pid <= 0 || p->chan == NULL ||
-	    chan_compose(p->chan, IMSG_PROXY_DRAIN, 0, -1, NULL, 0) == -1)
+	for (i = 1; i < NPROCS; i++)
+		if (procs[i].pid > 0 && procs[i].chan != NULL &&
+		    chan_compose(procs[i].chan, IMSG_PROXY_DRAIN, 0, -1, NULL,
+		    0) == 0)
+			n++;
+	if (n == 0)
 		return -1;
 	proxy_cleanup();
 	if (env->ev_drain == NULL && (env->ev_drain = evtimer_new(env->base,
@@ -600,9 +763,70 @@ proc_drain(void)
 	tv.tv_sec = (time_t)secs + PROC_DRAIN_SLACK_SECS;
 	evtimer_add(env->ev_drain, &tv);
 	env->draining = 1;
-	log_info("draining flm-proxyd: up to %lld s for the requests under "
-	    "way (proxy.drain_timeout)", secs);
+	log_info("draining flm-proxyd (%d workers): up to %lld s for the "
+	    "requests under way (proxy.drain_timeout)", n, secs);
 	return 0;
+}
+
+/* A worker beyond proxy.workers has drained: its slot starts afresh. */
+static void
+proc_retire_done(struct flmd_proc *p, int status)
+{
+	proc_exit_status(p, status);
+	log_info("%s (pid %ld) drained and stopped (%s)", p->label,
+	    (long)p->pid, p->last_exit);
+	proc_log_summary(p);
+	evtimer_del(p->ev_restart);
+	evtimer_del(p->ev_complaint);
+	p->pid = 0;
+	p->restarts = 0;
+	p->requests = 0;
+	p->quick_deaths = 0;
+	p->backoff_ms = 0;
+	p->crashloop = 0;
+	p->complaints = 0;
+	p->complaints_held = 0;
+	p->last_exit[0] = '\0';
+}
+
+/*
+ * proxy.workers changed: start the workers now wanted; drain the ones
+ * beyond (IMSG_PROXY_DRAIN, as at shutdown), killed if still there past
+ * proxy.drain_timeout and a slack.
+ */
+void
+proc_workers_apply(void)
+{
+	struct timeval	 tv = { 0, 0 };
+	int		 n = config_workers(), old = proc_nworkers, i;
+
+	if (n == old || env->shutting_down)
+		return;
+	proc_nworkers = n;
+	log_info("proxy.workers: %d flm-proxyd processes (were %d)", n, old);
+	tv.tv_sec = (time_t)config_limit("drain_timeout") +
+	    PROC_DRAIN_SLACK_SECS;
+	for (i = 0; i < FLM_WORKERS_MAX; i++) {
+		struct flmd_proc	*p = &procs[1 + i];
+
+		if (i < n) {
+			/* Wanted: start it, unless it runs (or waits for
+			 * its back-off, or still drains: SIGCHLD restarts). */
+			if (p->pid == 0 && !evtimer_pending(p->ev_restart,
+			    NULL))
+				proc_spawn(p);
+			continue;
+		}
+		if (p->pid > 0 && p->chan != NULL) {
+			log_info("%s (pid %ld): draining", p->label,
+			    (long)p->pid);
+			chan_compose(p->chan, IMSG_PROXY_DRAIN, 0, -1, NULL, 0);
+			evtimer_add(p->ev_restart, &tv);
+		} else if (p->pid > 0)
+			kill(p->pid, SIGTERM);
+		else
+			evtimer_del(p->ev_restart);
+	}
 }
 
 /* SIGCHLD: collect every dead child. */
@@ -623,7 +847,8 @@ proc_reap(void)
 			p->chan = NULL;
 			if (p->id == PROC_KEYD)
 				doctor_keyd_gone();
-			control_proc_gone(p->id);
+			if (p->worker <= 0)
+				control_proc_gone(p->id);
 		}
 		if (env->shutting_down) {
 			/* Asked to stop, a child exits 0: anything else is
@@ -639,10 +864,14 @@ proc_reap(void)
 			p->pid = 0;
 			continue;
 		}
+		if (proc_retired(p)) {
+			proc_retire_done(p, status);
+			continue;
+		}
 		proc_schedule_restart(p, status);
 	}
-	/* The drain is over when proxyd is. */
-	if (env->draining && proc_byid(PROC_PROXYD)->pid == 0) {
+	/* The drain is over when the last worker is. */
+	if (env->draining && proc_workers_alive() == 0) {
 		log_info("flm-proxyd drained");
 		env->draining = 0;
 		event_base_loopbreak(env->base);
@@ -680,7 +909,6 @@ int
 proc_shutdown_all(void)
 {
 	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
-	struct flmd_proc *proxy = proc_byid(PROC_PROXYD);
 	size_t		 i;
 	int		 waited;
 
@@ -692,11 +920,12 @@ proc_shutdown_all(void)
 		event_free(env->ev_drain);
 		env->ev_drain = NULL;
 	}
-	if (proxy->pid > 0)
-		kill(proxy->pid, SIGTERM);
+	for (i = 1; i < NPROCS; i++)
+		if (procs[i].pid > 0)
+			kill(procs[i].pid, SIGTERM);
 	for (waited = 0; waited < PROC_KILL_GRACE_MS; waited += 20) {
 		proc_reap();
-		if (proxy->pid == 0)
+		if (proc_workers_alive() == 0)
 			break;
 		nanosleep(&ts, NULL);
 	}
@@ -712,7 +941,7 @@ proc_shutdown_all(void)
 	for (i = 0; i < NPROCS; i++) {
 		if (procs[i].pid > 0) {
 			log_warnx("%s did not stop in time; killing it",
-			    procs[i].name);
+			    procs[i].label);
 			kill(procs[i].pid, SIGKILL);
 			waitpid(procs[i].pid, NULL, 0);
 			procs[i].pid = 0;
@@ -734,6 +963,8 @@ proc_shutdown_all(void)
 static const char *
 proc_state(const struct flmd_proc *p)
 {
+	if (p->pid > 0 && proc_retired(p))
+		return "draining";
 	if (p->pid == 0)
 		return p->crashloop ? "crash-loop" : "restarting";
 	if (p->chan == NULL || !chan_ready(p->chan))
@@ -773,9 +1004,17 @@ proc_status_json(void)
 		int			 up = p->pid > 0 && p->chan != NULL &&
 					    chan_ready(p->chan);
 
+		if (!proc_in_use(p))
+			continue;
 		o = proc_entry_json(p->name, (long)p->pid,
 		    p->pid > 0 ? proc_uptime(&p->started) : 0, p->restarts,
 		    up ? chan_peer_version(p->chan) : "", proc_state(p));
+		if (p->worker >= 0) {
+			json_object_object_add(o, "worker",
+			    json_object_new_int(p->worker));
+			json_object_object_add(o, "requests",
+			    json_object_new_int64((int64_t)p->requests));
+		}
 		if (*p->last_exit)
 			json_object_object_add(o, "last_exit",
 			    json_object_new_string(p->last_exit));
@@ -784,6 +1023,23 @@ proc_status_json(void)
 			    json_object_get(p->db_state));
 		json_object_array_add(arr, o);
 	}
+	return arr;
+}
+
+/* The workers' rows of proc_status_json, for flm proxy status. */
+struct json_object *
+proc_workers_status_json(void)
+{
+	struct json_object	*all = proc_status_json(), *arr, *o;
+	size_t			 i;
+
+	arr = json_object_new_array();
+	for (i = 0; i < json_object_array_length(all); i++) {
+		o = json_object_array_get_idx(all, i);
+		if (json_object_object_get(o, "worker") != NULL)
+			json_object_array_add(arr, json_object_get(o));
+	}
+	json_object_put(all);
 	return arr;
 }
 
@@ -810,16 +1066,32 @@ proc_forward(enum flm_proc id, uint16_t type, uint32_t peerid,
 	return chan_compose_json(ch, type, peerid, o);
 }
 
+/* The channel of worker i, NULL if none is up. */
+struct chan *
+proc_worker_chan(int i)
+{
+	struct flmd_proc	*p = proc_worker(i);
+
+	return p != NULL ? p->chan : NULL;
+}
+
+/* One message to every worker with a channel. */
+void
+proc_workers_json(uint16_t type, struct json_object *o)
+{
+	size_t	 i;
+
+	for (i = 1; i < NPROCS; i++)
+		if (procs[i].chan != NULL)
+			chan_compose_json(procs[i].chan, type, 0, o);
+}
+
 void
 proc_send_engines(void)
 {
-	struct json_object	*arr;
-	struct chan		*ch = proc_chan(PROC_PROXYD);
+	struct json_object	*arr = config_engines();
 
-	if (ch == NULL)
-		return;
-	arr = config_engines();
-	chan_compose_json(ch, IMSG_ENGINES, 0, arr);
+	proc_workers_json(IMSG_ENGINES, arr);
 	engines_sent(arr);	/* takes it: the owners are checked against it */
 }
 
@@ -841,12 +1113,8 @@ proc_send_shm(struct chan *ch)
 void
 proc_send_limits(void)
 {
-	struct json_object	*o;
-	struct chan		*ch = proc_chan(PROC_PROXYD);
+	struct json_object	*o = config_limits();
 
-	if (ch == NULL)
-		return;
-	o = config_limits();
-	chan_compose_json(ch, IMSG_PROXY_LIMITS, 0, o);
+	proc_workers_json(IMSG_PROXY_LIMITS, o);
 	json_object_put(o);
 }

@@ -60,65 +60,100 @@ child_parent_closed(struct chan *ch, const char *reason, void *arg)
 	event_base_loopexit(c->base, NULL);
 }
 
+/* keyd's slot of a peer channel, or -1; proxyd's single peer is 0. */
+static int
+child_peer_slot(struct child *c, struct chan *ch)
+{
+	int	 i;
+
+	if (c->proc != PROC_KEYD)
+		return c->peer == ch ? 0 : -1;
+	for (i = 0; i < FLM_WORKERS_MAX; i++)
+		if (c->peers[i] == ch)
+			return i;
+	return -1;
+}
+
+static void
+child_peer_forget(struct child *c, int slot)
+{
+	if (c->proc == PROC_KEYD)
+		c->peers[slot] = NULL;
+	else
+		c->peer = NULL;
+	if (c->peer_down != NULL)
+		c->peer_down(slot);
+}
+
 static void
 child_peer_closed(struct chan *ch, const char *reason, void *arg)
 {
 	struct child	*c = arg;
+	struct mbuf	 b = { 0 };
+	int		 slot = child_peer_slot(c, ch);
 
 	/*
-	 * Tell flmd.  keyd's word gets proxyd restarted; proxyd's gets
-	 * proxyd itself restarted (flmd trusts it less), rate-limited.
-	 * Either way flmd hands the survivor a fresh channel.
+	 * Tell flmd.  keyd's word gets that proxyd worker restarted;
+	 * proxyd's gets proxyd itself restarted (flmd trusts it less),
+	 * rate-limited.  Either way flmd hands the survivor a fresh channel.
 	 */
 	if (reason != NULL) {
 		log_warnx("channel to %s: %s; dropped",
 		    flm_proc_name(c->proc == PROC_KEYD ? PROC_PROXYD :
 		    PROC_KEYD), reason);
-		chan_compose(c->parent, IMSG_PEER_BROKEN, 0, -1, NULL, 0);
+		/* keyd names the worker; a channel of no slot is none. */
+		if (c->proc == PROC_KEYD)
+			mbuf_put_u32(&b, (uint32_t)slot);
+		if (c->proc != PROC_KEYD || slot != -1)
+			chan_compose_mbuf(c->parent, IMSG_PEER_BROKEN, 0, -1,
+			    &b);
+		mbuf_free(&b);
 	}
 	chan_free(ch);
-	if (c->peer == ch) {
-		c->peer = NULL;
-		if (c->peer_down != NULL)
-			c->peer_down();
-	}
+	if (slot != -1)
+		child_peer_forget(c, slot);
 }
 
 static void
-child_peer_attach(struct child *c, int fd)
+child_peer_attach(struct child *c, int fd, int slot)
 {
-	if (c->peer != NULL) {
+	struct chan	**pp = c->proc == PROC_KEYD ? &c->peers[slot] :
+			    &c->peer;
+
+	if (*pp != NULL) {
 		/* A new channel means a new peer: the old one is gone. */
-		chan_free(c->peer);
-		c->peer = NULL;
-		if (c->peer_down != NULL)
-			c->peer_down();
+		chan_free(*pp);
+		child_peer_forget(c, slot);
 	}
-	c->peer = chan_new(c->base, fd, c->proc, 0, c->peer_cb,
+	*pp = chan_new(c->base, fd, c->proc, 0, c->peer_cb,
 	    child_peer_closed, c);
-	if (c->peer == NULL) {
+	if (*pp == NULL) {
 		log_warnx("cannot set up peer channel");
 		close(fd);
 		return;
 	}
-	chan_expect_peer(c->peer, c->proc == PROC_KEYD ? PROC_PROXYD :
+	chan_expect_peer(*pp, c->proc == PROC_KEYD ? PROC_PROXYD :
 	    PROC_KEYD);
 	if (c->peer_up != NULL)
-		c->peer_up(c->peer);
+		c->peer_up(*pp);
 }
 
 static void
 child_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 {
 	struct child	*c = arg;
+	uint32_t	 slot;
 
 	switch (m->hdr.type) {
 	case IMSG_PEER_CHANNEL:
-		if (m->fd == -1 || msg_end(m) == -1) {
+		if (m->fd == -1 || msg_get_u32(m, &slot) == -1 ||
+		    slot >= FLM_WORKERS_MAX || msg_end(m) == -1) {
 			chan_fail(ch, "malformed PEER_CHANNEL");
 			return;
 		}
-		child_peer_attach(c, m->fd);
+		/* proxyd has one keyd: the index is keyd's business. */
+		child_peer_attach(c, m->fd, c->proc == PROC_KEYD ?
+		    (int)slot : 0);
 		m->fd = -1;
 		return;
 	case IMSG_RELOAD:
@@ -211,8 +246,9 @@ child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
 	child_self = c;
 	if (!c->foreground)
 		log_sink(child_log);
-	if (child_is_socket(FLM_CHAN_PEER_FD))
-		child_peer_attach(c, FLM_CHAN_PEER_FD);
+	/* keyd gets its workers' channels by PEER_CHANNEL only. */
+	if (proc != PROC_KEYD && child_is_socket(FLM_CHAN_PEER_FD))
+		child_peer_attach(c, FLM_CHAN_PEER_FD, 0);
 }
 
 /* System mode: become user (chrooted to root if given); user mode: chdir. */
@@ -254,6 +290,10 @@ child_exit(struct child *c)
 	child_self = NULL;
 	chan_free(c->peer);
 	c->peer = NULL;
+	for (i = 0; i < FLM_WORKERS_MAX; i++) {
+		chan_free(c->peers[i]);
+		c->peers[i] = NULL;
+	}
 	chan_free(c->parent);
 	c->parent = NULL;
 	for (i = 0; i < 4; i++) {

@@ -19,11 +19,13 @@ struct child {
 	int			 foreground;
 	int			 verbose;
 	struct chan		*parent;	/* to flmd */
-	struct chan		*peer;		/* proxyd <-> keyd */
+	struct chan		*peer;		/* proxyd: its keyd */
+	/* keyd: one channel per proxyd worker, by the worker's index */
+	struct chan		*peers[FLM_WORKERS_MAX];
 	chan_msg_cb		 parent_cb;	/* process-specific messages */
 	chan_msg_cb		 peer_cb;
 	void			 (*peer_up)(struct chan *);
-	void			 (*peer_down)(void);
+	void			 (*peer_down)(int);	/* the worker, or 0 */
 	struct event		*sigs[4];
 };
 

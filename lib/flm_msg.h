@@ -12,6 +12,7 @@
 /* Descriptors a child finds its channels on after exec. */
 #define FLM_CHAN_PARENT_FD	3	/* to flmd */
 #define FLM_CHAN_PEER_FD	4	/* proxyd <-> keyd */
+#define FLM_WORKERS_MAX		64	/* proxy.workers: flm-proxyd processes */
 
 enum flm_proc {
 	PROC_NONE = 0,
@@ -28,10 +29,12 @@ enum flm_msg_type {
 
 	/* flmd -> child */
 	IMSG_RELOAD,		/* empty: re-read configuration */
-	IMSG_PEER_CHANNEL,	/* fd: a fresh channel to the other child */
+	IMSG_PEER_CHANNEL,	/* fd + u32 proxyd worker: a fresh channel to
+				 * the other child (keyd: to that worker) */
 
 	/* child -> flmd */
-	IMSG_PEER_BROKEN,	/* empty: the other child broke protocol */
+	IMSG_PEER_BROKEN,	/* empty (proxyd) or u32 worker (keyd): the
+				 * other child broke protocol */
 	IMSG_DB_STATE,		/* keyd: JSON {db, version, safe_mode, reason} */
 	IMSG_LOG,		/* u32 syslog priority, string line */
 
@@ -43,6 +46,7 @@ enum flm_msg_type {
 	IMSG_PROXY_LIMITS,	/* JSON {max_body_bytes, ...}: proxy.* settings */
 	IMSG_PROXY_DRAIN,	/* empty: stop accepting, finish, exit */
 	IMSG_PROXY_SHM = 26,	/* fd + u32 size: the rate-limit region */
+	IMSG_PROXY_WORKER = 27,	/* u32 index, u32 count: which worker this is */
 
 	/* proxyd -> flmd */
 	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */

@@ -15,6 +15,8 @@ const struct setting_def setting_defs[] = {
 	    "1-16 DNS names, comma-separated" },
 	{ "tls.cert_lifetime",	SETTING_TLS_LIFETIME,
 	    "0 (the mode's default) or 60-315360000 seconds" },
+	{ "proxy.workers",	SETTING_PROXY_WORKERS,
+	    "auto (one per online CPU, at most 64) or 1-64" },
 };
 const int	setting_ndefs = sizeof(setting_defs) / sizeof(setting_defs[0]);
 
@@ -54,6 +56,8 @@ setting_find(const char *key, const struct limit_def **ld)
 			return SETTING_ENGINE_KIND;
 		return -1;
 	}
+	if (strcmp(key, "proxy.workers") == 0)
+		return SETTING_PROXY_WORKERS;
 	if (strncmp(key, "proxy.", 6) == 0)
 		return (*ld = limit_find(key + 6)) != NULL ?
 		    SETTING_PROXY_LIMIT : -1;

@@ -15,6 +15,7 @@ enum setting_kind {
 	SETTING_PROXY_LIMIT,		/* proxy.NAME: lib/proxylimits.c */
 	SETTING_TLS_NAMES,		/* tls.names */
 	SETTING_TLS_LIFETIME,		/* tls.cert_lifetime */
+	SETTING_PROXY_WORKERS,		/* proxy.workers */
 };
 
 struct setting_def {

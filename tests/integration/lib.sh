@@ -11,6 +11,11 @@ PROXYD=$top_builddir/flm-proxyd/flm-proxyd
 PROBE=$top_builddir/tests/sandbox-probe
 UDS_SEND=$top_builddir/tests/uds-send
 unset FLM_STATE_DIR FLM_KEYD_PATH FLM_PROXYD_PATH FLM_SANDBOX_DEBUG
+# proxy.workers is one per CPU by default: every flmd a test starts runs
+# one worker (so every test keeps its meaning) unless it asks for more
+# (WORKERS, for suite_start) or sets proxy.workers.
+FLM_PROXY_WORKERS=1
+export FLM_PROXY_WORKERS
 
 T_N=0
 T_FAILED=0
@@ -61,9 +66,12 @@ proc_field() {
 
 proc_pid() { proc_field "$1" pid; }
 
+# flmd, keyd and $WORKERS flm-proxyd workers (1 unless a test asks for
+# more), all running and no other process (a worker still draining).
 all_running() {
 	[ "$(status_json | jq '[.processes[] | select(.state == "running")]
-	    | length' 2>/dev/null)" = 3 ]
+	    | length, (.processes | length)' 2>/dev/null | sort -u)" = \
+	    $((2 + ${WORKERS:-1})) ]
 }
 
 pid_alive() { [ -n "$1" ] && [ "$1" -gt 0 ] && kill -0 "$1" 2>/dev/null; }
@@ -73,7 +81,8 @@ suite_start() {
 	suite_stop
 	[ -n "$STATE" ] && rm -rf "$STATE"
 	STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
-	env "$@" "$FLMD" -d -v -D "$STATE" >"$STATE/flmd.log" 2>&1 &
+	env FLM_PROXY_WORKERS="${WORKERS:-1}" "$@" "$FLMD" -d -v -D "$STATE" \
+	    >"$STATE/flmd.log" 2>&1 &
 	FLMD_PID=$!
 	if ! wait_until 5000 all_running; then
 		diag "suite did not come up:"
@@ -86,7 +95,8 @@ suite_start() {
 # directory, with a proxy on PORT serving again.
 suite_restart() {
 	suite_stop
-	"$FLMD" -d -v -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
+	FLM_PROXY_WORKERS="${WORKERS:-1}" "$FLMD" -d -v -D "$STATE" \
+	    >>"$STATE/flmd.log" 2>&1 &
 	FLMD_PID=$!
 	wait_until 5000 all_running
 	"$FLM" -D "$STATE" proxy start --port "$1" >/dev/null 2>&1

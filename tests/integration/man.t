@@ -69,6 +69,7 @@ for k in $(printf '%s\n' "$keys" | cut -f1); do
 	engines.ID.kind) v=vllm ;;
 	tls.names) v=flm.example.org ;;
 	tls.cert_lifetime) v=0 ;;
+	proxy.workers) v=1 ;;
 	*) v=$def ;;
 	esac
 	key=$(printf '%s' "$k" | sed 's/\.ID\./.man-t./')
