@@ -212,6 +212,7 @@ keyd_change_timeout(evutil_socket_t fd, short ev, void *arg)
 static void
 keyd_peer_down(void)
 {
+	keyd_audit_forget(NULL);	/* its proxyd sends them again */
 	while (!TAILQ_EMPTY(&keyd_changes))
 		keyd_change_done(TAILQ_FIRST(&keyd_changes));
 }
@@ -596,8 +597,9 @@ keyd_tls_sign_msg(struct chan *ch, struct chan_msg *m)
 }
 
 /*
- * Records from proxyd, written in one transaction and acknowledged;
- * a batch keyd cannot write is refused, and proxyd sends it again.
+ * Records from proxyd, written in one transaction with the batches
+ * waiting beside them and acknowledged; a batch keyd cannot write is
+ * refused, and proxyd sends it again.
  */
 static void
 keyd_audit_batch(struct chan *ch, struct chan_msg *m)
@@ -622,10 +624,13 @@ keyd_audit_batch(struct chan *ch, struct chan_msg *m)
 			return;
 		}
 	keyd_audit_clamp(recs, n);
+	/* Written with whatever else waits (group commit), then acked. */
+	if (keyd_audit_queue(keyd.base, &keyd_db, ch, seq, recs, n) == 0)
+		return;
 	memset(&ack, 0, sizeof(ack));
 	ack.version = FLM_AUDIT_VERSION;
 	ack.seq = seq;
-	ack.ok = keyd_audit_write(&keyd_db, recs, n) == 0;
+	ack.ok = 0;
 	chan_compose(ch, IMSG_AUDIT_ACK, 0, -1, &ack, sizeof(ack));
 }
 
