@@ -422,10 +422,18 @@ keyd_audit_clamp(struct flm_audit_record *recs, size_t n)
 		    "future; stored with keyd's time", clamped);
 }
 
+/* "flm-" and 16 lower-case hex digits, written out: snprintf was a
+ * good part of a row's cost. */
 static void
-audit_reqid(const struct flm_audit_record *a, char *buf, size_t sz)
+audit_reqid(const struct flm_audit_record *a, char buf[AUDIT_REQID_LEN])
 {
-	snprintf(buf, sz, "flm-%016" PRIx64, a->reqid);
+	static const char	 hex[] = "0123456789abcdef";
+	int			 i;
+
+	memcpy(buf, "flm-", 4);
+	for (i = 0; i < 16; i++)
+		buf[4 + i] = hex[(a->reqid >> (60 - 4 * i)) & 0xf];
+	buf[20] = '\0';
 }
 
 static int
@@ -471,46 +479,59 @@ audit_written(const struct flm_audit_record *a,
 
 	if (!(a->flags & FLM_AUDIT_F_RESENT) || n <= 0)
 		return 0;
-	audit_reqid(a, id, sizeof(id));
+	audit_reqid(a, id);
 	return bsearch(id, ids, (size_t)n, sizeof(*ids), reqid_cmp) != NULL;
 }
 
 /* keyd_iso, with the date and time of the last second kept: a batch's
  * records mostly share theirs. */
+#define AUDIT_WHEN_LEN	25		/* YYYY-MM-DDTHH:MM:SS.mmmZ, NUL */
 static void
-audit_when(int64_t ms, char *buf, size_t sz)
+audit_when(int64_t ms, char buf[AUDIT_WHEN_LEN])
 {
 	static time_t	 sec = -1;
 	static char	 last[32];
 	time_t		 t = (time_t)(ms / 1000);
+	int		 m = (int)(ms % 1000);
 
 	if (t != sec) {
 		keyd_iso(t, 0, last, sizeof(last));
 		sec = t;
 	}
 	/* "YYYY-MM-DDTHH:MM:SS." then the milliseconds and Z. */
-	snprintf(buf, sz, "%.20s%03dZ", last, (int)(ms % 1000));
+	memcpy(buf, last, 20);
+	buf[20] = (char)('0' + m / 100);
+	buf[21] = (char)('0' + m / 10 % 10);
+	buf[22] = (char)('0' + m % 10);
+	buf[23] = 'Z';
+	buf[24] = '\0';
 }
+
+/* A row's bound text, alive until its INSERT has run: bound without a
+ * copy. */
+struct audit_txt {
+	char	 reqid[AUDIT_REQID_LEN];
+	char	 when[AUDIT_WHEN_LEN];
+	char	 serial[FLM_CERT_SERIAL_LEN + 1];
+	uint8_t	 chain[CHAIN_LEN];
+};
 
 /* The row's values at parameters base + 1 ..., and the chain moved on. */
 static void
 audit_bind(sqlite3_stmt *st, int base, const crypto_generichash_state *key,
-    struct audit_head *hd, int64_t id, const struct flm_audit_record *a)
+    struct audit_head *hd, int64_t id, const struct flm_audit_record *a,
+    struct audit_txt *t)
 {
 	struct audit_row	 r;
-	uint8_t			 chain[CHAIN_LEN];
-	char			 reqid[AUDIT_REQID_LEN], when[32];
-	char			 serial[FLM_CERT_SERIAL_LEN + 1];
 	size_t			 i;
 
 	/* Serials are stored in lower case, as keyd makes them. */
-	for (i = 0; i < sizeof(serial); i++)
-		serial[i] = (char)tolower((unsigned char)a->cert_serial[i]);
-	audit_reqid(a, reqid, sizeof(reqid));
-	audit_when(a->time_ms, when, sizeof(when));
-	memset(&r, 0, sizeof(r));
+	for (i = 0; i < sizeof(t->serial); i++)
+		t->serial[i] = (char)tolower((unsigned char)a->cert_serial[i]);
+	audit_reqid(a, t->reqid);
+	audit_when(a->time_ms, t->when);
 	r.id = id;
-	r.request_id = reqid;
+	r.request_id = t->reqid;
 	r.key_id = a->key_id[0] ? a->key_id : NULL;
 	r.addr = a->addr[0] ? a->addr : NULL;
 	r.endpoint = audit_endpoints[a->endpoint];
@@ -519,18 +540,17 @@ audit_bind(sqlite3_stmt *st, int base, const crypto_generichash_state *key,
 	r.latency = a->latency_ms;
 	r.prompt = a->prompt_tokens;
 	r.completion = a->completion_tokens;
-	r.created_at = when;
-	r.cert_serial = serial[0] ? serial : NULL;
+	r.created_at = t->when;
+	r.cert_serial = t->serial[0] ? t->serial : NULL;
 	r.cert_label = a->cert_label[0] ? a->cert_label : NULL;
-	audit_chain_from(key, hd->last_chain, &r, chain);
+	audit_chain_from(key, hd->last_chain, &r, t->chain);
+	/* Every text outlives the step: a, t and the endpoint table. */
 #define BIND_TEXT(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
 	sqlite3_bind_text(st, base + i, s, -1, SQLITE_STATIC)
 #define BIND_NUM(i, v) (v) < 0 ? sqlite3_bind_null(st, base + i) : \
 	sqlite3_bind_int64(st, base + i, v)
-#define BIND_TEXT_T(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
-	sqlite3_bind_text(st, base + i, s, -1, SQLITE_TRANSIENT)
 	sqlite3_bind_int64(st, base + 1, r.id);
-	sqlite3_bind_text(st, base + 2, reqid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, base + 2, t->reqid, 20, SQLITE_STATIC);
 	BIND_TEXT(3, r.key_id);
 	BIND_TEXT(4, r.addr);
 	BIND_TEXT(5, r.endpoint);
@@ -539,14 +559,15 @@ audit_bind(sqlite3_stmt *st, int base, const crypto_generichash_state *key,
 	sqlite3_bind_int64(st, base + 8, r.latency);
 	BIND_NUM(9, r.prompt);
 	BIND_NUM(10, r.completion);
+	sqlite3_bind_text(st, base + 11, t->when, AUDIT_WHEN_LEN - 1,
+	    SQLITE_STATIC);
+	sqlite3_bind_blob(st, base + 12, t->chain, CHAIN_LEN, SQLITE_STATIC);
+	BIND_TEXT(13, r.cert_serial);
+	BIND_TEXT(14, r.cert_label);
 #undef BIND_TEXT
 #undef BIND_NUM
-	sqlite3_bind_text(st, base + 11, when, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, base + 12, chain, CHAIN_LEN, SQLITE_TRANSIENT);
-	BIND_TEXT_T(13, r.cert_serial);
-	BIND_TEXT_T(14, r.cert_label);
 	hd->last_id = r.id;
-	memcpy(hd->last_chain, chain, CHAIN_LEN);
+	memcpy(hd->last_chain, t->chain, CHAIN_LEN);
 }
 
 /* One INSERT of k rows: a batch costs a few statements, not one each. */
@@ -579,6 +600,7 @@ static int
 audit_insert(struct db *db, struct audit_head *hd, int64_t next,
     const struct flm_audit_record *recs, const size_t *todo, size_t m)
 {
+	static struct audit_txt		 txt[AUDIT_ROWS_PER_INSERT];
 	crypto_generichash_state	 key;
 	sqlite3_stmt			*st;
 	size_t				 i, j, k;
@@ -595,7 +617,7 @@ audit_insert(struct db *db, struct audit_head *hd, int64_t next,
 		st = audit_ins[b];
 		for (j = 0; j < k; j++)
 			audit_bind(st, (int)j * AUDIT_NCOLS, &key, hd, next++,
-			    &recs[todo[i + j]]);
+			    &recs[todo[i + j]], &txt[j]);
 		if ((rc = sqlite3_step(st)) == SQLITE_DONE)
 			rc = SQLITE_OK;
 		sqlite3_reset(st);
