@@ -285,8 +285,9 @@ keyd_confirmed(uint64_t seq, int slot)
 
 /* A worker is gone: so is its cache, no change waits for it. */
 static void
-keyd_peer_down(int slot)
+keyd_peer_down(struct chan *ch, int slot)
 {
+	keyd_audit_forget(ch);	/* its proxyd sends them again */
 	keyd_confirmed(0, slot);
 }
 
@@ -660,8 +661,9 @@ keyd_tls_sign_msg(struct chan *ch, struct chan_msg *m)
 }
 
 /*
- * Records from proxyd, written in one transaction and acknowledged;
- * a batch keyd cannot write is refused, and proxyd sends it again.
+ * Records from proxyd, written in one transaction with the batches
+ * waiting beside them and acknowledged; a batch keyd cannot write is
+ * refused, and proxyd sends it again.
  */
 static void
 keyd_audit_batch(struct chan *ch, struct chan_msg *m)
@@ -686,10 +688,13 @@ keyd_audit_batch(struct chan *ch, struct chan_msg *m)
 			return;
 		}
 	keyd_audit_clamp(recs, n);
+	/* Written with whatever else waits (group commit), then acked. */
+	if (keyd_audit_queue(keyd.base, &keyd_db, ch, seq, recs, n) == 0)
+		return;
 	memset(&ack, 0, sizeof(ack));
 	ack.version = FLM_AUDIT_VERSION;
 	ack.seq = seq;
-	ack.ok = keyd_audit_write(&keyd_db, recs, n) == 0;
+	ack.ok = 0;
 	chan_compose(ch, IMSG_AUDIT_ACK, 0, -1, &ack, sizeof(ack));
 }
 

@@ -81,6 +81,12 @@ int		 keyd_audit_init(struct db *);
 void		 keyd_audit_close(void);
 int		 keyd_audit_valid(const struct flm_audit_record *);
 void		 keyd_audit_clamp(struct flm_audit_record *, size_t);
+struct chan;
+struct event_base;
+int		 keyd_audit_queue(struct event_base *, struct db *,
+		    struct chan *, uint64_t, const struct flm_audit_record *,
+		    size_t);
+void		 keyd_audit_forget(struct chan *);
 int		 keyd_audit_write(struct db *, const struct flm_audit_record *,
 		    size_t);
 int		 keyd_audit_verify(struct db *, struct json_object **, char *,

@@ -16,11 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <json-c/json.h>
 #include <sodium.h>
 #include <sqlite3.h>
 
 #include "apikey.h"
+#include "chan.h"
 #include "db.h"
 #include "keyd.h"
 #include "log.h"
@@ -31,8 +33,10 @@
 #define AUDIT_REQID_LEN	24		/* "flm-" 16 hex, NUL */
 #define AUDIT_ROWS_PER_INSERT	64	/* 896 parameters */
 #define AUDIT_NCOLS		14	/* parameters a row */
-/* As many records as proxyd may have in flight. */
-#define AUDIT_RESEND_WINDOW	(FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX)
+/* As many records as every proxyd worker may have in flight: a resent
+ * record may be that far back, behind the other workers' records. */
+#define AUDIT_RESEND_WINDOW	(FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX * \
+				    FLM_WORKERS_MAX)
 #define TAIL_MAX	500	/* the answer fits one message */
 #define AUDIT_SKEW_MS	2000	/* a clock step between stamp and batch */
 
@@ -64,14 +68,73 @@ static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_EMBEDDINGS] = "/v1/embeddings",
 };
 
+/*
+ * What the write path runs for every batch, prepared once and reset
+ * after each use: parsing was a good part of a batch's cost.
+ */
+enum audit_sql {
+	AS_HEAD_READ, AS_HEAD_WRITE, AS_MAX_ID, AS_BEGIN, AS_COMMIT,
+	AS_ROLLBACK, AS_N
+};
+static const char *const audit_sql[AS_N] = {
+	[AS_HEAD_READ] = "SELECT last_id, last_chain, archived_through, "
+	    "archived_chain, mac FROM audit_head WHERE id = 1",
+	[AS_HEAD_WRITE] = "INSERT OR REPLACE INTO audit_head (id, last_id, "
+	    "last_chain, archived_through, archived_chain, mac, updated_at) "
+	    "VALUES (1, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+	[AS_MAX_ID] = "SELECT coalesce(max(id), 0) FROM audit_logs",
+	[AS_BEGIN] = "BEGIN IMMEDIATE",
+	[AS_COMMIT] = "COMMIT",
+	[AS_ROLLBACK] = "ROLLBACK",
+};
+static sqlite3_stmt	*audit_stmts[AS_N];
+
+static int
+audit_stmt(struct db *db, enum audit_sql k, sqlite3_stmt **st)
+{
+	int	 rc;
+
+	if (audit_stmts[k] == NULL && (rc = sqlite3_prepare_v2(db->h,
+	    audit_sql[k], -1, &audit_stmts[k], NULL)) != SQLITE_OK)
+		return rc;
+	*st = audit_stmts[k];
+	return SQLITE_OK;
+}
+
+/* A statement without result rows, run once: SQLITE_OK or the error. */
+static int
+audit_run(struct db *db, enum audit_sql k)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = audit_stmt(db, k, &st)) != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * The keyed hash's state after its key block: a copy of it starts each
+ * row's hash, one BLAKE2b compression fewer a row than an init.  Made
+ * per write and per verify, so a new master key is always used.
+ */
 static void
-audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
+audit_chain_key(crypto_generichash_state *h)
+{
+	crypto_generichash_init(h, keyd_audit_key(), KEYD_MASTER_LEN,
+	    CHAIN_LEN);
+}
+
+static void
+audit_chain_from(const crypto_generichash_state *key,
+    const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
     uint8_t out[CHAIN_LEN])
 {
 	crypto_generichash_state	 h;
 
-	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
-	    CHAIN_LEN);
+	memcpy(&h, key, sizeof(h));
 	crypto_generichash_update(&h, prev, CHAIN_LEN);
 	keyd_mac_i64(&h, r->id);
 	keyd_mac_str(&h, r->request_id);
@@ -91,6 +154,18 @@ audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
 		keyd_mac_str(&h, r->cert_label);
 	}
 	crypto_generichash_final(&h, out, CHAIN_LEN);
+	sodium_memzero(&h, sizeof(h));
+}
+
+static void
+audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
+    uint8_t out[CHAIN_LEN])
+{
+	crypto_generichash_state	 key;
+
+	audit_chain_key(&key);
+	audit_chain_from(&key, prev, r, out);
+	sodium_memzero(&key, sizeof(key));
 }
 
 static void
@@ -126,9 +201,7 @@ head_read(struct db *db, struct audit_head *hd, int *rc)
 	int		 r = -1;
 
 	memset(hd, 0, sizeof(*hd));
-	if ((*rc = sqlite3_prepare_v2(db->h, "SELECT last_id, last_chain, "
-	    "archived_through, archived_chain, mac FROM audit_head WHERE "
-	    "id = 1", -1, &st, NULL)) != SQLITE_OK)
+	if ((*rc = audit_stmt(db, AS_HEAD_READ, &st)) != SQLITE_OK)
 		return -1;
 	if ((*rc = sqlite3_step(st)) == SQLITE_DONE)
 		r = 0;
@@ -143,7 +216,7 @@ head_read(struct db *db, struct audit_head *hd, int *rc)
 			r = 2;	/* present but mangled */
 		*rc = SQLITE_OK;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return r;
 }
 
@@ -154,11 +227,7 @@ head_write(struct db *db, struct audit_head *hd)
 	int		 rc;
 
 	audit_head_mac(hd, hd->mac);
-	if ((rc = sqlite3_prepare_v2(db->h, "INSERT OR REPLACE INTO "
-	    "audit_head (id, last_id, last_chain, archived_through, "
-	    "archived_chain, mac, updated_at) VALUES (1, ?, ?, ?, ?, ?, "
-	    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", -1, &st, NULL)) !=
-	    SQLITE_OK)
+	if ((rc = audit_stmt(db, AS_HEAD_WRITE, &st)) != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, hd->last_id);
 	sqlite3_bind_blob(st, 2, hd->last_chain, CHAIN_LEN, SQLITE_STATIC);
@@ -166,7 +235,8 @@ head_write(struct db *db, struct audit_head *hd)
 	sqlite3_bind_blob(st, 4, hd->archived_chain, CHAIN_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 5, hd->mac, CHAIN_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -188,7 +258,15 @@ audit_number(struct db *db, const char *sql)
 static int64_t
 max_id(struct db *db)
 {
-	return audit_number(db, "SELECT coalesce(max(id), 0) FROM audit_logs");
+	sqlite3_stmt	*st;
+	int64_t		 n = 0;
+
+	if (audit_stmt(db, AS_MAX_ID, &st) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return n;
 }
 
 /*
@@ -346,10 +424,18 @@ keyd_audit_clamp(struct flm_audit_record *recs, size_t n)
 		    "future; stored with keyd's time", clamped);
 }
 
+/* "flm-" and 16 lower-case hex digits, written out: snprintf was a
+ * good part of a row's cost. */
 static void
-audit_reqid(const struct flm_audit_record *a, char *buf, size_t sz)
+audit_reqid(const struct flm_audit_record *a, char buf[AUDIT_REQID_LEN])
 {
-	snprintf(buf, sz, "flm-%016" PRIx64, a->reqid);
+	static const char	 hex[] = "0123456789abcdef";
+	int			 i;
+
+	memcpy(buf, "flm-", 4);
+	for (i = 0; i < 16; i++)
+		buf[4 + i] = hex[(a->reqid >> (60 - 4 * i)) & 0xf];
+	buf[20] = '\0';
 }
 
 static int
@@ -395,46 +481,59 @@ audit_written(const struct flm_audit_record *a,
 
 	if (!(a->flags & FLM_AUDIT_F_RESENT) || n <= 0)
 		return 0;
-	audit_reqid(a, id, sizeof(id));
+	audit_reqid(a, id);
 	return bsearch(id, ids, (size_t)n, sizeof(*ids), reqid_cmp) != NULL;
 }
 
 /* keyd_iso, with the date and time of the last second kept: a batch's
  * records mostly share theirs. */
+#define AUDIT_WHEN_LEN	25		/* YYYY-MM-DDTHH:MM:SS.mmmZ, NUL */
 static void
-audit_when(int64_t ms, char *buf, size_t sz)
+audit_when(int64_t ms, char buf[AUDIT_WHEN_LEN])
 {
 	static time_t	 sec = -1;
 	static char	 last[32];
 	time_t		 t = (time_t)(ms / 1000);
+	int		 m = (int)(ms % 1000);
 
 	if (t != sec) {
 		keyd_iso(t, 0, last, sizeof(last));
 		sec = t;
 	}
 	/* "YYYY-MM-DDTHH:MM:SS." then the milliseconds and Z. */
-	snprintf(buf, sz, "%.20s%03dZ", last, (int)(ms % 1000));
+	memcpy(buf, last, 20);
+	buf[20] = (char)('0' + m / 100);
+	buf[21] = (char)('0' + m / 10 % 10);
+	buf[22] = (char)('0' + m % 10);
+	buf[23] = 'Z';
+	buf[24] = '\0';
 }
+
+/* A row's bound text, alive until its INSERT has run: bound without a
+ * copy. */
+struct audit_txt {
+	char	 reqid[AUDIT_REQID_LEN];
+	char	 when[AUDIT_WHEN_LEN];
+	char	 serial[FLM_CERT_SERIAL_LEN + 1];
+	uint8_t	 chain[CHAIN_LEN];
+};
 
 /* The row's values at parameters base + 1 ..., and the chain moved on. */
 static void
-audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
-    const struct flm_audit_record *a)
+audit_bind(sqlite3_stmt *st, int base, const crypto_generichash_state *key,
+    struct audit_head *hd, int64_t id, const struct flm_audit_record *a,
+    struct audit_txt *t)
 {
 	struct audit_row	 r;
-	uint8_t			 chain[CHAIN_LEN];
-	char			 reqid[AUDIT_REQID_LEN], when[32];
-	char			 serial[FLM_CERT_SERIAL_LEN + 1];
 	size_t			 i;
 
 	/* Serials are stored in lower case, as keyd makes them. */
-	for (i = 0; i < sizeof(serial); i++)
-		serial[i] = (char)tolower((unsigned char)a->cert_serial[i]);
-	audit_reqid(a, reqid, sizeof(reqid));
-	audit_when(a->time_ms, when, sizeof(when));
-	memset(&r, 0, sizeof(r));
+	for (i = 0; i < sizeof(t->serial); i++)
+		t->serial[i] = (char)tolower((unsigned char)a->cert_serial[i]);
+	audit_reqid(a, t->reqid);
+	audit_when(a->time_ms, t->when);
 	r.id = id;
-	r.request_id = reqid;
+	r.request_id = t->reqid;
 	r.key_id = a->key_id[0] ? a->key_id : NULL;
 	r.addr = a->addr[0] ? a->addr : NULL;
 	r.endpoint = audit_endpoints[a->endpoint];
@@ -443,18 +542,17 @@ audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
 	r.latency = a->latency_ms;
 	r.prompt = a->prompt_tokens;
 	r.completion = a->completion_tokens;
-	r.created_at = when;
-	r.cert_serial = serial[0] ? serial : NULL;
+	r.created_at = t->when;
+	r.cert_serial = t->serial[0] ? t->serial : NULL;
 	r.cert_label = a->cert_label[0] ? a->cert_label : NULL;
-	audit_chain(hd->last_chain, &r, chain);
+	audit_chain_from(key, hd->last_chain, &r, t->chain);
+	/* Every text outlives the step: a, t and the endpoint table. */
 #define BIND_TEXT(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
 	sqlite3_bind_text(st, base + i, s, -1, SQLITE_STATIC)
 #define BIND_NUM(i, v) (v) < 0 ? sqlite3_bind_null(st, base + i) : \
 	sqlite3_bind_int64(st, base + i, v)
-#define BIND_TEXT_T(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
-	sqlite3_bind_text(st, base + i, s, -1, SQLITE_TRANSIENT)
 	sqlite3_bind_int64(st, base + 1, r.id);
-	sqlite3_bind_text(st, base + 2, reqid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, base + 2, t->reqid, 20, SQLITE_STATIC);
 	BIND_TEXT(3, r.key_id);
 	BIND_TEXT(4, r.addr);
 	BIND_TEXT(5, r.endpoint);
@@ -463,14 +561,15 @@ audit_bind(sqlite3_stmt *st, int base, struct audit_head *hd, int64_t id,
 	sqlite3_bind_int64(st, base + 8, r.latency);
 	BIND_NUM(9, r.prompt);
 	BIND_NUM(10, r.completion);
+	sqlite3_bind_text(st, base + 11, t->when, AUDIT_WHEN_LEN - 1,
+	    SQLITE_STATIC);
+	sqlite3_bind_blob(st, base + 12, t->chain, CHAIN_LEN, SQLITE_STATIC);
+	BIND_TEXT(13, r.cert_serial);
+	BIND_TEXT(14, r.cert_label);
 #undef BIND_TEXT
 #undef BIND_NUM
-	sqlite3_bind_text(st, base + 11, when, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, base + 12, chain, CHAIN_LEN, SQLITE_TRANSIENT);
-	BIND_TEXT_T(13, r.cert_serial);
-	BIND_TEXT_T(14, r.cert_label);
 	hd->last_id = r.id;
-	memcpy(hd->last_chain, chain, CHAIN_LEN);
+	memcpy(hd->last_chain, t->chain, CHAIN_LEN);
 }
 
 /* One INSERT of k rows: a batch costs a few statements, not one each. */
@@ -491,61 +590,82 @@ audit_prepare(struct db *db, int k, sqlite3_stmt **st)
 	return sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
 }
 
-/* The full-size INSERT, prepared once: parsing it is most of its cost. */
-static sqlite3_stmt	*audit_ins_full;
+/*
+ * INSERTs of 64, 32, ... 1 rows, each prepared once: a batch is full
+ * ones and then at most one of each smaller size.  audit_ins[i] has
+ * 2^i rows.
+ */
+#define AUDIT_INS_SIZES	7		/* 1 .. AUDIT_ROWS_PER_INSERT */
+static sqlite3_stmt	*audit_ins[AUDIT_INS_SIZES];
 
 static int
 audit_insert(struct db *db, struct audit_head *hd, int64_t next,
     const struct flm_audit_record *recs, const size_t *todo, size_t m)
 {
-	sqlite3_stmt	*st, *part = NULL;
-	size_t		 i, j, k;
-	int		 rc = SQLITE_OK;
+	static struct audit_txt		 txt[AUDIT_ROWS_PER_INSERT];
+	crypto_generichash_state	 key;
+	sqlite3_stmt			*st;
+	size_t				 i, j, k;
+	int				 rc = SQLITE_OK, b;
 
+	audit_chain_key(&key);
 	for (i = 0; i < m && rc == SQLITE_OK; i += k) {
-		k = m - i < AUDIT_ROWS_PER_INSERT ? m - i :
-		    AUDIT_ROWS_PER_INSERT;
-		if (k < AUDIT_ROWS_PER_INSERT)
-			rc = audit_prepare(db, (int)k, &part);
-		else if (audit_ins_full == NULL)
-			rc = audit_prepare(db, (int)k, &audit_ins_full);
-		if (rc != SQLITE_OK)
+		for (b = AUDIT_INS_SIZES - 1; (size_t)1 << b > m - i; b--)
+			;
+		k = (size_t)1 << b;
+		if (audit_ins[b] == NULL &&
+		    (rc = audit_prepare(db, (int)k, &audit_ins[b])) != SQLITE_OK)
 			break;
-		st = k < AUDIT_ROWS_PER_INSERT ? part : audit_ins_full;
+		st = audit_ins[b];
 		for (j = 0; j < k; j++)
-			audit_bind(st, (int)j * AUDIT_NCOLS, hd, next++,
-			    &recs[todo[i + j]]);
+			audit_bind(st, (int)j * AUDIT_NCOLS, &key, hd, next++,
+			    &recs[todo[i + j]], &txt[j]);
 		if ((rc = sqlite3_step(st)) == SQLITE_DONE)
 			rc = SQLITE_OK;
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
 	}
-	sqlite3_finalize(part);
+	sodium_memzero(&key, sizeof(key));
 	return rc;
 }
+
+static void	audit_queue_free(void);
 
 void
 keyd_audit_close(void)
 {
-	sqlite3_finalize(audit_ins_full);
-	audit_ins_full = NULL;
+	int	 i;
+
+	for (i = 0; i < AUDIT_INS_SIZES; i++) {
+		sqlite3_finalize(audit_ins[i]);
+		audit_ins[i] = NULL;
+	}
+	for (i = 0; i < AS_N; i++) {
+		sqlite3_finalize(audit_stmts[i]);
+		audit_stmts[i] = NULL;
+	}
+	audit_queue_free();
 }
 
-/* A batch in one transaction: all of it is written, or none. */
+/* All n records in one transaction: all of them are written, or none. */
 int
 keyd_audit_write(struct db *db, const struct flm_audit_record *recs, size_t n)
 {
 	struct audit_head	 hd;
 	char			(*recent)[AUDIT_REQID_LEN] = NULL;
-	size_t			 todo[FLM_AUDIT_BATCH_MAX];
+	size_t			*todo = NULL;
 	int64_t			 next;
 	size_t			 i, m;
 	int			 rc, have, nrecent = 0;
 
 	if (db->h == NULL || db->safe_mode)
 		return -1;
+	if ((todo = reallocarray(NULL, n, sizeof(*todo))) == NULL) {
+		rc = SQLITE_NOMEM;
+		goto fail;
+	}
 	sqlite3_busy_timeout(db->h, AUDIT_BUSY_MS);
-	rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	rc = audit_run(db, AS_BEGIN);
 	sqlite3_busy_timeout(db->h, DB_BUSY_MS);
 	if (rc != SQLITE_OK)
 		goto fail;
@@ -578,16 +698,151 @@ keyd_audit_write(struct db *db, const struct flm_audit_record *recs, size_t n)
 	if ((rc = audit_insert(db, &hd, next, recs, todo, m)) != SQLITE_OK)
 		goto fail;
 	if ((rc = head_write(db, &hd)) != SQLITE_OK ||
-	    (rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL)) !=
-	    SQLITE_OK)
+	    (rc = audit_run(db, AS_COMMIT)) != SQLITE_OK)
 		goto fail;
+	free(todo);
 	return 0;
 fail:
 	log_warnx("audit: %zu records not written yet: %s", n,
 	    db_strerror(db, rc));
 	free(recent);
-	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	free(todo);
+	if (!sqlite3_get_autocommit(db->h))
+		audit_run(db, AS_ROLLBACK);
 	return -1;
+}
+
+/*
+ * Group commit: batches are queued as they are read and written when
+ * the event loop has dispatched everything that was readable, so all
+ * the batches waiting then (a backlog on one channel, or several
+ * proxyd's) share one transaction and one WAL append.  Each is
+ * acknowledged once that commit is done, in the order it came.
+ */
+#define AUDIT_GROUP_MAX	(4 * FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX)
+
+struct audit_waiting {
+	struct chan	*ch;
+	uint64_t	 seq;
+	size_t		 n;		/* its records, in gq's order */
+};
+
+static struct flm_audit_record	*gq;		/* records queued */
+static size_t			 gq_n, gq_cap;
+static struct audit_waiting	*gw;		/* their batches */
+static size_t			 gw_n, gw_cap;
+static struct event		*gq_ev;
+static struct db		*gq_db;
+
+static void
+audit_group_write(evutil_socket_t fd, short ev, void *arg)
+{
+	struct flm_audit_ack	 ack;
+	size_t			 i;
+	int			 ok;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (gw_n == 0)
+		return;
+	ok = keyd_audit_write(gq_db, gq, gq_n) == 0;
+	memset(&ack, 0, sizeof(ack));
+	ack.version = FLM_AUDIT_VERSION;
+	ack.ok = ok;
+	for (i = 0; i < gw_n; i++) {
+		ack.seq = gw[i].seq;
+		chan_compose(gw[i].ch, IMSG_AUDIT_ACK, 0, -1, &ack,
+		    sizeof(ack));
+	}
+	gq_n = gw_n = 0;
+}
+
+/*
+ * A checked batch from ch, acknowledged after the next group commit;
+ * -1 if keyd has no room for it (memory).
+ */
+int
+keyd_audit_queue(struct event_base *base, struct db *db, struct chan *ch,
+    uint64_t seq, const struct flm_audit_record *recs, size_t n)
+{
+	void	*p;
+	size_t	 cap;
+
+	if (gq_ev == NULL && (gq_ev = event_new(base, -1, 0,
+	    audit_group_write, NULL)) == NULL)
+		return -1;
+	/* A group is bounded: past it, what waits is written first. */
+	if (gq_n + n > AUDIT_GROUP_MAX)
+		audit_group_write(-1, 0, NULL);
+	if (gq_n + n > gq_cap) {
+		cap = gq_cap == 0 ? FLM_AUDIT_BATCH_MAX : gq_cap;
+		while (cap < gq_n + n)
+			cap *= 2;
+		if ((p = reallocarray(gq, cap, sizeof(*gq))) == NULL)
+			goto nomem;
+		gq = p;
+		gq_cap = cap;
+	}
+	if (gw_n == gw_cap) {
+		cap = gw_cap == 0 ? FLM_AUDIT_INFLIGHT : 2 * gw_cap;
+		if ((p = reallocarray(gw, cap, sizeof(*gw))) == NULL)
+			goto nomem;
+		gw = p;
+		gw_cap = cap;
+	}
+	memcpy(gq + gq_n, recs, n * sizeof(*recs));
+	gq_n += n;
+	gw[gw_n].ch = ch;
+	gw[gw_n].seq = seq;
+	gw[gw_n++].n = n;
+	gq_db = db;
+	/* Runs after every event active now: the rest of the reads. */
+	if (!event_pending(gq_ev, EV_TIMEOUT, NULL))
+		event_active(gq_ev, EV_TIMEOUT, 0);
+	return 0;
+nomem:
+	/* Acks go in order: what waits first, then this one's refusal. */
+	audit_group_write(-1, 0, NULL);
+	return -1;
+}
+
+/*
+ * ch is going away (NULL: every peer): its batches are not written
+ * and not acknowledged; its proxyd sends them again to a new channel.
+ * The records of other channels stay queued.
+ */
+void
+keyd_audit_forget(struct chan *ch)
+{
+	size_t	 i, j, r, w, n;
+
+	for (i = j = r = w = 0; i < gw_n; i++) {
+		n = gw[i].n;
+		if (ch == NULL || gw[i].ch == ch) {
+			r += n;
+			continue;
+		}
+		memmove(gq + w, gq + r, n * sizeof(*gq));
+		gw[j++] = gw[i];
+		r += n;
+		w += n;
+	}
+	gq_n = w;
+	gw_n = j;
+}
+
+static void
+audit_queue_free(void)
+{
+	free(gq);
+	free(gw);
+	gq = NULL;
+	gw = NULL;
+	gq_n = gq_cap = gw_n = gw_cap = 0;
+	if (gq_ev != NULL)
+		event_free(gq_ev);
+	gq_ev = NULL;
 }
 
 static void

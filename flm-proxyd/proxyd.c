@@ -58,8 +58,9 @@ proxyd_keyd_up(struct chan *ch)
 
 /* keyd is gone: what it owed (acknowledgements, signatures) fails. */
 static void
-proxyd_keyd_down(int slot)
+proxyd_keyd_down(struct chan *ch, int slot)
 {
+	(void)ch;
 	(void)slot;
 	audit_keyd_down();
 	tls_keyd_down();

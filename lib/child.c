@@ -77,12 +77,19 @@ child_peer_slot(struct child *c, struct chan *ch)
 static void
 child_peer_forget(struct child *c, int slot)
 {
-	if (c->proc == PROC_KEYD)
+	struct chan	*ch;
+
+	if (c->proc == PROC_KEYD) {
+		ch = c->peers[slot];
 		c->peers[slot] = NULL;
-	else
+	} else {
+		ch = c->peer;
 		c->peer = NULL;
+	}
+	/* ch only names what the callee had queued for it: being closed,
+	 * it is not used. */
 	if (c->peer_down != NULL)
-		c->peer_down(slot);
+		c->peer_down(ch, slot);
 }
 
 static void

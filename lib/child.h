@@ -25,7 +25,8 @@ struct child {
 	chan_msg_cb		 parent_cb;	/* process-specific messages */
 	chan_msg_cb		 peer_cb;
 	void			 (*peer_up)(struct chan *);
-	void			 (*peer_down)(int);	/* the worker, or 0 */
+	void			 (*peer_down)(struct chan *, int); /* its channel
+						 * (gone), the worker or 0 */
 	struct event		*sigs[4];
 };
 

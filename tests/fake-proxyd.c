@@ -24,6 +24,10 @@
  *                                     first with client certificate
  *                                     1a2b3c4d5e6f7a8b and LABEL; OUT gets
  *                                     "ack=OK"
+ *   fake-proxyd group OUT             three AUDIT_BATCHes of two records
+ *                                     in one write; OUT gets
+ *                                     "acks=1:OK,2:OK,3:OK" (the acks'
+ *                                     seq and ok, in the order they came)
  * It then reads until keyd closes the channel.
  */
 #include "config.h"
@@ -261,6 +265,53 @@ certaudit(const char *label, FILE *out)
 	return 0;
 }
 
+/*
+ * Group commit: three batches in one write, so keyd reads them at once;
+ * each must be acknowledged, in order.  OUT gets "acks=SEQ:OK,...".
+ */
+#define GROUP_BATCHES	3
+#define GROUP_RECS	2
+static int
+group(FILE *out)
+{
+	static uint8_t		 b[GROUP_BATCHES * (CHAN_HDR_SIZE + 12 +
+				    GROUP_RECS * sizeof(struct flm_audit_record))];
+	struct flm_audit_record	 r;
+	struct flm_audit_ack	 ack;
+	struct chan_hdr		 h;
+	size_t			 off = 0;
+	uint64_t		 seq;
+	uint32_t		 n = GROUP_RECS, i;
+
+	for (seq = 1; seq <= GROUP_BATCHES; seq++) {
+		memset(&h, 0, sizeof(h));
+		h.type = IMSG_AUDIT_BATCH;
+		h.len = (uint32_t)(CHAN_HDR_SIZE + 12 + n * sizeof(r));
+		h.pid = (uint32_t)getpid();
+		memcpy(b + off, &h, sizeof(h));
+		off += CHAN_HDR_SIZE;
+		memcpy(b + off, &seq, 8);
+		memcpy(b + off + 8, &n, 4);
+		off += 12;
+		for (i = 0; i < n; i++) {
+			record(&r, 0x9000 + seq * 16 + i,
+			    (int64_t)time(NULL) * 1000);
+			memcpy(b + off, &r, sizeof(r));
+			off += sizeof(r);
+		}
+	}
+	put_fd(KEYD_FD, b, off);
+	fprintf(out, "acks=");
+	for (seq = 1; seq <= GROUP_BATCHES; seq++) {
+		if (next(IMSG_AUDIT_ACK, &ack, sizeof(ack)) == -1)
+			return 1;
+		fprintf(out, "%s%llu:%u", seq > 1 ? "," : "",
+		    (unsigned long long)ack.seq, ack.ok);
+	}
+	fprintf(out, "\n");
+	return 0;
+}
+
 static char	served[FLM_CERT_ID_LEN + 1];
 
 /* One frame; a TLS_STATE is answered and its first id noted. */
@@ -373,6 +424,11 @@ main(int argc, char *argv[])
 			return 2;
 		hello();
 		rv = certaudit(argv[2], out);
+	} else if (argc == 3 && strcmp(argv[1], "group") == 0) {
+		if ((out = fopen(argv[2], "w")) == NULL)
+			return 2;
+		hello();
+		rv = group(out);
 	} else if (argc == 4 && strcmp(argv[1], "sign") == 0) {
 		if ((out = fopen(argv[3], "w")) == NULL)
 			return 2;
@@ -381,7 +437,7 @@ main(int argc, char *argv[])
 	} else {
 		fprintf(stderr, "usage: fake-proxyd flood KEYFILE N OUT | "
 		    "future OUT | used | usedshort | raw TYPE LEN | "
-		    "sign REQS OUT | certaudit LABEL OUT\n");
+		    "sign REQS OUT | certaudit LABEL OUT | group OUT\n");
 		return 2;
 	}
 	if (out != NULL)

@@ -6,7 +6,7 @@
 # KEY_USED that is no whole number of ids, into keyd's list of used keys.
 . "$(dirname "$0")/lib.sh"
 
-plan 22
+plan 25
 
 FAKE=$top_builddir/tests/fake-proxyd
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
@@ -73,6 +73,21 @@ check "the stored time is keyd's, not 2100 ($when)" \
 res=$(F audit archive --before "$(date -u -d tomorrow +%F)" --json)
 check "flm audit archive --before tomorrow archives both rows" \
     json_has "$res" '.archived == 2'
+suite_stop
+
+# 2b. Group commit: three batches read at once are written together and
+# each acknowledged, in the order sent; the chain over them holds.
+fake group group "$WRAP/group.out"
+check "suite starts with a proxyd sending three batches in one write" \
+    suite_start FLM_PROXYD_PATH="$WRAP/group"
+checkx "keyd acknowledged each batch, in order" \
+    'wait_until 5000 grep -qx "acks=1:1,2:1,3:1" "$WRAP/group.out"'
+rows=$(sqlite3 "$STATE/keyd/security.db" "SELECT group_concat(request_id)
+    FROM (SELECT request_id FROM audit_logs WHERE request_id LIKE
+    'flm-00000000000090%' ORDER BY id)")
+check "all six records are in the trail, in order, and the chain holds" \
+    sh -c "[ '$rows' = 'flm-0000000000009010,flm-0000000000009011,flm-0000000000009020,flm-0000000000009021,flm-0000000000009030,flm-0000000000009031' ] &&
+    '$FLM' -D '$STATE' audit verify >/dev/null"
 suite_stop
 
 # 3. KEY_USED with an id that is no hex: refused, logged, proxyd restarted.
