@@ -7,7 +7,7 @@
 # number changes live, up and down; SIGTERM drains them all.
 . "$(dirname "$0")/lib.sh"
 
-plan 27
+plan 28
 
 mock_init
 mock --flavor vllm --models m
@@ -153,8 +153,8 @@ checkx "the client asking throughout got 200 every time" \
 # ---- a rate limit is exact across 4 workers ----------------------------------------
 # 60 a minute for one address, its 120 requests spread over 4 workers:
 # 60 (±1) pass, and one more for each second the burst took (the bucket
-# refills at 1/s); per-worker buckets would let all 120 through.  The buckets are in the region flmd shares with every worker
-# (part C of issue 15, branch h15-rlshm); a build without it skips this.
+# refills at 1/s); per-worker buckets would let all 120 through.  The
+# buckets are in the region flmd shares with every worker.
 $F config set proxy.workers 4 >/dev/null
 check "proxy.workers 4 again: four running" wait_until 5000 up4
 # hz3 N: N GETs of /healthz from 127.0.0.3 (a bucket of its own), 8 at
@@ -165,30 +165,26 @@ hz3() {
 }
 sum4() { echo $(($(worker 0 requests) + $(worker 1 requests) +
     $(worker 2 requests) + $(worker 3 requests))); }
-if grep -q "rate limits shared with the other workers" "$STATE/flmd.log"
-then
-	for w in 0 1 2 3; do eval "B$w=\$(worker $w requests)"; done
-	before=$(sum4)
-	$F security rate-limit ip --requests 60 >/dev/null
-	t0=$(date +%s)
-	out=$(hz3 120)
-	t1=$(date +%s)
-	n=$(printf '%s\n' "$out" | grep -c '^200$')
-	most=$((61 + t1 - t0 + 1))
-	checkx "60 a minute over 4 workers: 60 of 120 pass (59 to $most in $((t1 - t0)) s), the rest 429 (got $n)" \
-	    '[ "$n" -ge 59 ] && [ "$n" -le "$most" ] && [ "$most" -lt 120 ] &&
-	    [ "$(printf "%s\n" "$out" | grep -c "^429\$")" = $((120 - n)) ]'
-	spread() { [ $(($(sum4) - before)) -ge 120 ] &&
-	    [ "$(worker 0 requests)" -gt "$B0" ] &&
-	    [ "$(worker 1 requests)" -gt "$B1" ] &&
-	    [ "$(worker 2 requests)" -gt "$B2" ] &&
-	    [ "$(worker 3 requests)" -gt "$B3" ]; }
-	check "...answered by all 4 workers" wait_until 4000 spread
-	$F security rate-limit ip --requests 0 >/dev/null
-else
-	ok "60 a minute over 4 workers: 60 of 120 pass # SKIP no shared rate-limit region in this build (h15-rlshm)"
-	ok "...answered by all 4 workers # SKIP as above"
-fi
+check "the workers share the rate-limit region" \
+    grep -q "rate limits shared with the other workers" "$STATE/flmd.log"
+for w in 0 1 2 3; do eval "B$w=\$(worker $w requests)"; done
+before=$(sum4)
+$F security rate-limit ip --requests 60 >/dev/null
+t0=$(date +%s)
+out=$(hz3 120)
+t1=$(date +%s)
+n=$(printf '%s\n' "$out" | grep -c '^200$')
+most=$((61 + t1 - t0 + 1))
+checkx "60 a minute over 4 workers: 60 of 120 pass (59 to $most in $((t1 - t0)) s), the rest 429 (got $n)" \
+    '[ "$n" -ge 59 ] && [ "$n" -le "$most" ] && [ "$most" -lt 120 ] &&
+    [ "$(printf "%s\n" "$out" | grep -c "^429\$")" = $((120 - n)) ]'
+spread() { [ $(($(sum4) - before)) -ge 120 ] &&
+    [ "$(worker 0 requests)" -gt "$B0" ] &&
+    [ "$(worker 1 requests)" -gt "$B1" ] &&
+    [ "$(worker 2 requests)" -gt "$B2" ] &&
+    [ "$(worker 3 requests)" -gt "$B3" ]; }
+check "...answered by all 4 workers" wait_until 4000 spread
+$F security rate-limit ip --requests 0 >/dev/null
 
 # ---- SIGTERM drains every worker -----------------------------------------------
 $F config set proxy.workers 2 >/dev/null
