@@ -141,9 +141,10 @@ start_flmd() {
 	FLMD_PID=$!
 	wait_until 10000 all_up
 }
+# keyd and every proxy.workers worker (one per CPU by default) running.
 all_up() {
-	[ "$(F status --json 2>/dev/null | jq '[.processes[] |
-	    select(.state == "running")] | length')" = 3 ]
+	[ "$(F status --json 2>/dev/null | jq '(.processes | length) >= 2 and
+	    all(.processes[]; .state == "running")')" = true ]
 }
 stop_flmd() {
 	kill -TERM "$FLMD_PID" 2>/dev/null
