@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <json-c/json.h>
 #include <sodium.h>
@@ -35,6 +34,8 @@
 #define UP_MAX_LINE		(1024 * 1024)		/* one NDJSON line */
 #define UP_CLIENT_HIGH		(256 * 1024)	/* pause the engine above */
 #define UP_CONNECT_SECS		10
+#define UP_READ_MIN		(16 * 1024)	/* a read's first size */
+#define UP_READ_MAX		(128 * 1024)	/* grown to while reads fill */
 #define UP_IDLE_MAX		64	/* kept-alive, per engine on average */
 
 enum up_state { U_CONNECTING, U_HEAD, U_BODY, U_IDLE };
@@ -42,7 +43,10 @@ enum up_body { B_LENGTH, B_CHUNKED, B_CLOSE, B_NONE };
 
 struct upstream {
 	TAILQ_ENTRY(upstream)	 entry;		/* idle list */
-	struct bufferevent	*bev;
+	int			 fd;
+	struct event		*rev;		/* readable, or silent too long */
+	struct event		*wev;		/* connected, or room to send */
+	struct evbuffer		*in;		/* the answer, as it comes */
 	struct proxyd_engine	 engine;	/* a copy: reloads change ours */
 	struct http_req		*req;
 	enum up_state		 state;
@@ -62,6 +66,8 @@ struct upstream {
 	struct http_chunked	 ck;
 	char			*sent;		/* the request, until answered */
 	size_t			 sentlen;
+	size_t			 sentoff;	/* how much of it went */
+	size_t			 rsize;		/* the next read's size */
 	char			*model;		/* as the client named it */
 	struct evbuffer		*acc;		/* answer or NDJSON line */
 	struct ollama_stream	*os;
@@ -70,9 +76,10 @@ struct upstream {
 static TAILQ_HEAD(, upstream)	 up_idle = TAILQ_HEAD_INITIALIZER(up_idle);
 static int			 up_nidle;
 
-static void	up_read(struct bufferevent *, void *);
-static void	up_write(struct bufferevent *, void *);
-static void	up_event(struct bufferevent *, short, void *);
+static void	up_readable(evutil_socket_t, short, void *);
+static void	up_writable(evutil_socket_t, short, void *);
+static void	up_lost(struct upstream *, const char *);
+static void	up_close(struct upstream *);
 static int	up_connect(struct upstream *);
 
 static void
@@ -84,8 +91,9 @@ up_free(struct upstream *up)
 	}
 	if (up->req != NULL)
 		http_release(up->req);
-	if (up->bev != NULL)
-		bufferevent_free(up->bev);
+	up_close(up);
+	if (up->in != NULL)
+		evbuffer_free(up->in);
 	if (up->acc != NULL)
 		evbuffer_free(up->acc);
 	ollama_stream_free(up->os);
@@ -94,21 +102,45 @@ up_free(struct upstream *up)
 	free(up);
 }
 
+/* The connection itself: its events, then the socket. */
+static void
+up_close(struct upstream *up)
+{
+	if (up->rev != NULL)
+		event_free(up->rev);
+	if (up->wev != NULL)
+		event_free(up->wev);
+	if (up->fd != -1)
+		close(up->fd);
+	up->rev = up->wev = NULL;
+	up->fd = -1;
+}
+
 /*
- * Write now what the kernel takes: most answers go whole, and the write
- * event (two epoll_ctl calls and a turn of the loop) is armed only for
- * what is left.  An error is left for libevent to meet and report.
+ * Read the engine when on, its silence bounded by secs (0: no bound).
+ * The event persists, so the bound runs again from each read.
  */
 static void
-up_flush(struct bufferevent *bev)
+up_reading(struct upstream *up, int on, int secs)
 {
-	struct evbuffer	*out = bufferevent_get_output(bev);
+	struct timeval	 tv = { secs, 0 };
 
-	if (evbuffer_get_length(out) == 0)
-		return;
-	(void)evbuffer_write(out, bufferevent_getfd(bev));
-	if (evbuffer_get_length(out) > 0)
-		bufferevent_enable(bev, EV_WRITE);
+	/* event_add(NULL) would keep a timeout set before. */
+	if (!on || secs == 0)
+		event_del(up->rev);
+	if (on)
+		event_add(up->rev, secs > 0 ? &tv : NULL);
+}
+
+/* The request is answered (or will be sent no more): let it go. */
+static void
+up_sent_free(struct upstream *up)
+{
+	free(up->sent);
+	up->sent = NULL;
+	up->sentlen = up->sentoff = 0;
+	if (up->wev != NULL)
+		event_del(up->wev);
 }
 
 /* The client went: so does the engine's work, at once. */
@@ -128,11 +160,11 @@ up_drained(struct http_req *req, void *arg)
 	struct upstream	*up = arg;
 
 	req->drained = NULL;
-	bufferevent_enable(up->bev, EV_READ);
-	/* What the engine sent while we paused is already ours. */
-	if (evbuffer_get_length(bufferevent_get_input(up->bev)) > 0)
-		bufferevent_trigger(up->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
+	up_reading(up, 1, px->limits.upstream_timeout);
+	/* What the engine sent while we paused is already ours: from the
+	 * loop, so no recursion into the client's write. */
+	if (evbuffer_get_length(up->in) > 0)
+		event_active(up->rev, EV_READ, 0);
 }
 
 /* Before the client saw anything: an error answer instead. */
@@ -163,21 +195,24 @@ static void
 up_park(struct upstream *up)
 {
 	if (!up->keepalive || up_nidle >= UP_IDLE_MAX * PROXYD_MAX_ENGINES ||
-	    evbuffer_get_length(bufferevent_get_input(up->bev)) > 0) {
+	    evbuffer_get_length(up->in) > 0) {
 		up_free(up);
 		return;
 	}
-	free(up->sent);
+	up_sent_free(up);
 	free(up->model);
-	up->sent = up->model = NULL;
+	up->model = NULL;
 	ollama_stream_free(up->os);
 	up->os = NULL;
 	if (up->acc != NULL)
 		evbuffer_free(up->acc);
 	up->acc = NULL;
 	up->state = U_IDLE;
-	bufferevent_set_timeouts(up->bev, NULL, NULL);
-	bufferevent_enable(up->bev, EV_READ);
+	/* Still read (an idle engine that talks or closes is let go) and
+	 * still bounded: unused for upstream_timeout, it is closed.  Left
+	 * as it is, the event costs no system call per call. */
+	if (!event_pending(up->rev, EV_READ, NULL))
+		up_reading(up, 1, px->limits.upstream_timeout);
 	TAILQ_INSERT_HEAD(&up_idle, up, entry);
 	up_nidle++;
 }
@@ -457,7 +492,7 @@ up_body_end(struct upstream *up)
 static void
 up_body(struct upstream *up)
 {
-	struct evbuffer		*in = bufferevent_get_input(up->bev);
+	struct evbuffer		*in = up->in;
 	struct evbuffer_iovec	 v;
 	const char		*data;
 	size_t			 n, used, dlen;
@@ -502,7 +537,7 @@ up_body(struct upstream *up)
 		    http_out_pending(up->req) > UP_CLIENT_HIGH) {
 			/* Back-pressure: the client reads slower than the
 			 * engine writes. */
-			bufferevent_disable(up->bev, EV_READ);
+			up_reading(up, 0, 0);
 			up->req->drained = up_drained;
 			return;
 		}
@@ -549,7 +584,7 @@ up_begin_answer(struct upstream *up, const char *ctype)
 static int
 up_head(struct upstream *up)
 {
-	struct evbuffer		*in = bufferevent_get_input(up->bev);
+	struct evbuffer		*in = up->in;
 	struct evbuffer_ptr	 p;
 	struct http_head	 h;
 	const char		*buf, *ct;
@@ -590,8 +625,11 @@ up_head(struct upstream *up)
 		up->keepalive = 0;
 	}
 	evbuffer_drain(in, rc);
-	free(up->sent);
-	up->sent = NULL;
+	/* An answer before the whole request went: what the engine would
+	 * make of the rest is unknown, so the connection is not kept. */
+	if (up->sentoff < up->sentlen)
+		up->keepalive = 0;
+	up_sent_free(up);
 	up->state = U_BODY;
 	up_begin_answer(up, ctype);
 	if (up->translating && up->acc == NULL) {
@@ -604,12 +642,10 @@ bad:
 	return -1;
 }
 
+/* What the engine sent so far, as far as the state goes. */
 static void
-up_read(struct bufferevent *bev, void *arg)
+up_dispatch(struct upstream *up)
 {
-	struct upstream	*up = arg;
-
-	(void)bev;
 	switch (up->state) {
 	case U_IDLE:
 		up_free(up);	/* an idle engine does not talk */
@@ -626,20 +662,118 @@ up_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void
-up_write(struct bufferevent *bev, void *arg)
+/*
+ * Read straight into the answer's buffer: a bufferevent asks FIONREAD
+ * first and then reads 4 KB, three system calls per 4 KB of a long
+ * answer.  The size grows while reads fill it (a long answer) and falls
+ * back when they do not (a stream's small events keep small buffers).
+ * -1: the connection ended (errno 0) or failed.
+ */
+static int
+up_fill(struct upstream *up)
 {
-	(void)arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE);	/* see up_flush */
+	struct evbuffer_iovec	 v[2];
+	struct iovec		 iov[2];
+	ssize_t			 n, left;
+	size_t			 room = 0;
+	int			 i, nv;
+
+	if (up->rsize < UP_READ_MIN)
+		up->rsize = UP_READ_MIN;
+	if ((nv = evbuffer_reserve_space(up->in, up->rsize, v, 2)) < 1)
+		return 0;
+	for (i = 0; i < nv; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+		room += v[i].iov_len;
+	}
+	n = readv(up->fd, iov, nv);
+	if (n <= 0) {
+		evbuffer_commit_space(up->in, v, 0);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;	/* woken for what we hold */
+		if (n == 0)
+			errno = 0;
+		return -1;
+	}
+	for (i = 0, left = n; i < nv; i++) {
+		if ((size_t)left < v[i].iov_len)
+			v[i].iov_len = (size_t)left;
+		left -= (ssize_t)v[i].iov_len;
+	}
+	evbuffer_commit_space(up->in, v, nv);
+	if ((size_t)n == room && up->rsize < UP_READ_MAX)
+		up->rsize *= 2;
+	else if ((size_t)n < up->rsize / 4)
+		up->rsize = UP_READ_MIN;
+	return 0;
 }
 
 static void
+up_readable(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upstream	*up = arg;
+	char		 msg[64];
+
+	(void)fd;
+	if (up->state == U_IDLE) {
+		/* It talks, it closed, or it was not used for long: gone. */
+		up_free(up);
+		return;
+	}
+	if (ev & EV_TIMEOUT) {
+		snprintf(msg, sizeof(msg), "no answer within %d s.",
+		    px->limits.upstream_timeout);
+		up->keepalive = 0;
+		up_fail(up, 504, "engine_timeout", msg);
+		return;
+	}
+	if (up_fill(up) == -1) {
+		up_lost(up, errno == 0 ? NULL : strerror(errno));
+		return;
+	}
+	up_dispatch(up);
+}
+
+/* Send what is left of the request; -1 if the socket failed. */
+static int
+up_push(struct upstream *up)
+{
+	ssize_t	 n;
+
+	while (up->sentoff < up->sentlen) {
+		n = write(up->fd, up->sent + up->sentoff,
+		    up->sentlen - up->sentoff);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return -1;
+		up->sentoff += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The request goes now as far as the kernel takes it (most go whole);
+ * the write event only for what is left.  The answer is read from the
+ * start: an engine may answer (an error) before it has read everything.
+ */
+static void
 up_send(struct upstream *up)
 {
-	bufferevent_write(up->bev, up->sent, up->sentlen);
-	up_flush(up->bev);
+	struct timeval	 tv = { px->limits.upstream_timeout, 0 };
+
+	up->sentoff = 0;
 	up->state = U_HEAD;
+	up_reading(up, 1, px->limits.upstream_timeout);
+	if (up_push(up) == -1) {
+		up_lost(up, strerror(errno));
+		return;
+	}
+	if (up->sentoff < up->sentlen)
+		event_add(up->wev, &tv);
 }
 
 /*
@@ -663,57 +797,90 @@ up_owner_changed(struct upstream *up)
 	return 1;
 }
 
+/* Connected (or not): the owner check, then the request. */
 static void
-up_event(struct bufferevent *bev, short what, void *arg)
+up_connected(struct upstream *up)
+{
+	int		 err = 0;
+	socklen_t	 len = sizeof(err);
+	char		 msg[200];
+
+	if (getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
+		    up->engine.addr, up->engine.port, strerror(err));
+		up->keepalive = 0;
+		up_fail(up, 502, "engine_unreachable", msg);
+		return;
+	}
+	if (up_owner_changed(up))
+		return;
+	up_send(up);
+}
+
+static void
+up_writable(evutil_socket_t fd, short ev, void *arg)
 {
 	struct upstream	*up = arg;
 	struct timeval	 tv = { px->limits.upstream_timeout, 0 };
 	char		 msg[200];
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (up_owner_changed(up))
-			return;
-		bufferevent_disable(up->bev, EV_WRITE);	/* see up_flush */
-		bufferevent_set_timeouts(up->bev, &tv, &tv);
-		up_send(up);
-		return;
-	}
-	if (up->state == U_IDLE) {
-		up_free(up);
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		snprintf(msg, sizeof(msg), "no answer within %d s.",
+	(void)fd;
+	if (ev & EV_TIMEOUT) {
+		snprintf(msg, sizeof(msg), "%s within %d s.", up->state ==
+		    U_CONNECTING ? "no connection" : "the request was not taken",
 		    up->state == U_CONNECTING ? UP_CONNECT_SECS :
 		    px->limits.upstream_timeout);
+		up->keepalive = 0;
 		up_fail(up, 504, "engine_timeout", msg);
 		return;
 	}
-	if (up->state == U_BODY && up->framing == B_CLOSE &&
-	    (what & BEV_EVENT_EOF)) {
+	if (up->state == U_CONNECTING) {
+		up_connected(up);
+		return;
+	}
+	if (up_push(up) == -1) {
+		up_lost(up, strerror(errno));
+		return;
+	}
+	if (up->sentoff < up->sentlen)
+		event_add(up->wev, &tv);
+}
+
+/*
+ * The connection ended or failed before the answer did.  A kept-alive
+ * connection the engine had closed is tried once, afresh; an answer cut
+ * by the end of the connection (no length) ends there.
+ */
+static void
+up_lost(struct upstream *up, const char *why)
+{
+	char	 msg[200];
+
+	if (why == NULL && up->state == U_BODY && up->framing == B_CLOSE) {
 		up->framing = B_NONE;
+		up_reading(up, 0, 0);
 		up_body(up);
 		return;
 	}
-	/* A kept-alive connection the engine had closed: once, afresh. */
 	if (up->reused && up->state == U_HEAD &&
-	    evbuffer_get_length(bufferevent_get_input(up->bev)) == 0) {
-		bufferevent_free(up->bev);
-		up->bev = NULL;
+	    evbuffer_get_length(up->in) == 0) {
+		up_close(up);
 		up->reused = 0;
 		if (up_connect(up) == 0)
 			return;
+		why = strerror(errno);
 	}
-	if (up->state == U_CONNECTING)
-		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
-		    up->engine.addr, up->engine.port,
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	else
-		snprintf(msg, sizeof(msg), "the connection ended before the "
-		    "answer did.");
 	up->keepalive = 0;
-	up_fail(up, 502, "engine_unreachable", msg);
+	if (up->state == U_CONNECTING) {
+		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
+		    up->engine.addr, up->engine.port, why ? why : "closed");
+		up_fail(up, 502, "engine_unreachable", msg);
+		return;
+	}
+	up_fail(up, 502, "engine_unreachable", "the connection ended before "
+	    "the answer did.");
 }
 
 /*
@@ -735,6 +902,7 @@ up_forward_allowed(const struct proxyd_engine *e)
 	return 0;
 }
 
+/* A new connection; -1 (errno set) if it cannot even be tried. */
 static int
 up_connect(struct upstream *up)
 {
@@ -743,25 +911,29 @@ up_connect(struct upstream *up)
 	socklen_t		 len;
 	int			 fd, on = 1;
 
+	up->state = U_CONNECTING;
 	if (!up_forward_allowed(&up->engine) ||
-	    netaddr_parse(up->engine.addr, up->engine.port, &ss, &len) == -1)
+	    netaddr_parse(up->engine.addr, up->engine.port, &ss, &len) == -1) {
+		errno = EACCES;
 		return -1;
+	}
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)
 		return -1;
+	up->fd = fd;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if ((up->bev = bufferevent_socket_new(px->c.base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		close(fd);
+	if ((up->rev = event_new(px->c.base, fd, EV_READ | EV_PERSIST,
+	    up_readable, up)) == NULL || (up->wev = event_new(px->c.base, fd,
+	    EV_WRITE, up_writable, up)) == NULL) {
+		errno = ENOMEM;
 		return -1;
 	}
-	bufferevent_setcb(up->bev, up_read, up_write, up_event, up);
-	bufferevent_set_timeouts(up->bev, &tv, &tv);
-	up->state = U_CONNECTING;
-	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&ss,
-	    len) == -1)
+	if (connect(fd, (struct sockaddr *)&ss, len) == -1 &&
+	    errno != EINPROGRESS)
 		return -1;
-	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	/* Connected or not, the write event says (loopback often at once;
+	 * from the loop all the same, so the caller's state is set). */
+	event_add(up->wev, &tv);
 	return 0;
 }
 
@@ -847,7 +1019,6 @@ void
 upstream_start(struct http_req *req, const struct upstream_call *call)
 {
 	struct upstream	*up;
-	struct timeval	 tv = { px->limits.upstream_timeout, 0 };
 	char		*sent;
 	size_t		 len;
 
@@ -857,12 +1028,16 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	}
 	if ((up = up_take_idle(call->engine)) != NULL)
 		up->reused = 1;
-	else if ((up = calloc(1, sizeof(*up))) == NULL) {
+	else if ((up = calloc(1, sizeof(*up))) == NULL ||
+	    (up->in = evbuffer_new()) == NULL) {
+		free(up);
 		free(sent);
 		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		return;
-	} else
+	} else {
+		up->fd = -1;
 		up->engine = *call->engine;
+	}
 	up->req = req;
 	up->sent = sent;
 	up->sentlen = len;
@@ -882,12 +1057,11 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	}
 	http_hold(req, up_abort, up);
 	if (up->reused) {
-		bufferevent_set_timeouts(up->bev, &tv, &tv);
 		up_send(up);
 		return;
 	}
 	if (up_connect(up) == -1)
-		up_event(up->bev, BEV_EVENT_ERROR, up);
+		up_lost(up, strerror(errno));
 }
 
 void
