@@ -105,7 +105,8 @@ struct owner_scan {
 	int64_t		 uid;		/* its owner; -2 two owners tie */
 };
 
-static void
+/* One line; 1 if it is in another state than LISTEN. */
+static int
 owner_line(struct owner_scan *sc, const char *line, int v6)
 {
 	uint8_t		 laddr[16];
@@ -116,37 +117,50 @@ owner_line(struct owner_scan *sc, const char *line, int v6)
 
 	/* "  sl: LOCAL REMOTE ST TXQ:RXQ TR:WHEN RETR UID ..." */
 	if ((p = strchr(line, ':')) == NULL)
-		return;
+		return 0;
 	for (p++; *p == ' '; p++)
 		;
+	/* The state is the fourth field; a line without one is the
+	 * header. */
+	if (sscanf(p, "%*s %*s %x", &st) == 1 && st != OWNER_LISTEN)
+		return 1;
 	if (owner_parse_addr(p, v6, laddr, &port) == -1 || port != sc->port)
-		return;
+		return 0;
 	if (sscanf(p, "%*s %*s %x %*s %*s %*s %lu", &st, &uid) != 2 ||
 	    st != OWNER_LISTEN || uid > UINT32_MAX)
-		return;
+		return 0;
 	if ((m = owner_match(laddr, v6, sc->want, sc->wv6)) == 0 ||
 	    m < sc->best)
-		return;
+		return 0;
 	if (m > sc->best)
 		sc->uid = (int64_t)uid;
 	else if (sc->uid != (int64_t)uid)
 		sc->uid = -2;	/* SO_REUSEPORT by two users */
 	sc->best = m;
+	return 0;
 }
 
-/* Every line of one file, read afresh from its start. */
+/*
+ * The LISTEN lines of one file, read afresh from its start.  The kernel
+ * lists its listening sockets before all others (tcp_get_idx: the
+ * listening hash, then the established one), so the first line in
+ * another state ends the search: a check costs the number of listeners,
+ * not of connections (every new engine connection makes one, and a
+ * busy proxy has thousands of connections).
+ */
 static int
 owner_read(struct owner_scan *sc, int fd, int v6)
 {
 	char	 buf[16384], *nl, *line;
 	size_t	 have = 0;
-	ssize_t	 n;
+	ssize_t	 n = 0;
+	int	 done = 0;
 
 	if (fd == -1)		/* no such table here (no IPv6): nothing */
 		return 0;
 	if (lseek(fd, 0, SEEK_SET) == -1)
 		return -1;
-	for (;;) {
+	while (!done) {
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -154,17 +168,17 @@ owner_read(struct owner_scan *sc, int fd, int v6)
 			break;
 		have += (size_t)n;
 		buf[have] = '\0';
-		for (line = buf; (nl = strchr(line, '\n')) != NULL;
+		for (line = buf; !done && (nl = strchr(line, '\n')) != NULL;
 		    line = nl + 1) {
 			*nl = '\0';
-			owner_line(sc, line, v6);
+			done = owner_line(sc, line, v6);
 		}
 		have -= (size_t)(line - buf);
 		memmove(buf, line, have);
 		if (have == sizeof(buf) - 1)
 			have = 0;	/* no line is that long: skip it */
 	}
-	return n == 0 ? 0 : -1;
+	return done || n == 0 ? 0 : -1;
 }
 
 /*
