@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -327,6 +328,11 @@ main(int argc, char *argv[])
 	px->c.peer_down = proxyd_keyd_down;
 	/* Until keyd says otherwise: loopback clients only. */
 	policy_defaults(&px->policy);
+	/* Buffers of 16-128 KB come and go with every request: glibc
+	 * would give the top of the heap back and take it again (brk, then
+	 * a page fault per page touched), or map each one apart. */
+	mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	child_init(&px->c, PROC_PROXYD, argc, argv);
 	/* libcurl and OpenSSL read their configuration before the chroot;
 	 * /proc/net/tcp* are kept open for the engines' owners. */
