@@ -38,6 +38,7 @@
 #define HTTP_WRITE_LOW		(16 * 1024)	/* resume the engine below */
 #define HTTP_TLS_CHUNK		(16 * 1024)	/* a TLS record's payload */
 #define HTTP_DRAIN_AUDIT_SECS	1	/* for the records of cut requests */
+#define HTTP_DRAIN_FRESH_SECS	1	/* for a request on its way */
 
 enum conn_state {
 	C_TLS,		/* the TLS handshake */
@@ -57,6 +58,7 @@ struct http_conn {
 	struct event		*timer;
 	enum conn_state		 state;
 	int			 idle;		/* timer is the idle one */
+	int			 fresh;		/* no request answered yet */
 	int			 keepalive;
 	int			 body_done;
 	int			 eof;		/* the client sends no more */
@@ -449,6 +451,7 @@ request_done(struct http_conn *c)
 	}
 	c->state = C_HEAD;
 	c->idle = 1;
+	c->fresh = 0;
 	evtimer_add(c->timer, &tv);
 	conn_reading(c, !c->eof);
 	/* Pipelined bytes: later, from the loop, so no recursion. */
@@ -1303,6 +1306,7 @@ http_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	c->req.conn = c;
 	c->state = C_HEAD;
 	c->idle = 1;
+	c->fresh = 1;
 	c->fd = fd;		/* non-blocking: evconnlistener made it so */
 	c->timer = evtimer_new(px->c.base, conn_timeout, c);
 	c->rev = event_new(px->c.base, fd, EV_READ | EV_PERSIST, conn_read, c);
@@ -1585,7 +1589,13 @@ http_drain(void)
 		for (c = TAILQ_FIRST(cs); c != NULL; c = next) {
 			next = TAILQ_NEXT(c, entry);
 			c->keepalive = 0;
-			if (conn_idle(c))
+			/* Just accepted: its request may be on its way (the
+			 * client connected to a listener that still was, and
+			 * other workers still are): a short grace, not a
+			 * close that looks like a failure. */
+			if (conn_idle(c) && c->fresh)
+				conn_timer(c, HTTP_DRAIN_FRESH_SECS);
+			else if (conn_idle(c))
 				conn_free(c);
 		}
 	}

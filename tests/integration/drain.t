@@ -5,7 +5,7 @@
 # boundary, and a second signal stops everything at once.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 20
 
 mock_init
 # 30 chunks 60 ms apart: a stream of about 1.8 s.
@@ -62,6 +62,12 @@ TPID=$CPID
 stream slow "$TMP/s1"
 check "a stream is under way, plain and over TLS" \
     grep -q '^data: {' "$TMP/s1" "$TMP/t1"
+# A client that has just connected when the drain begins, its request
+# still on its way (0.5 s later): answered, not closed unanswered.
+(sleep 0.5; printf 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n') |
+    "$top_builddir/tests/http-raw" -t 3000 "$PORT" >"$TMP/fresh" 2>&1 &
+FRESH=$!
+sleep 0.2
 t0=$(now_ms)
 kill -TERM "$FLMD_PID"
 checkx "SIGTERM: a new connection to the proxy's port is refused at once" \
@@ -70,6 +76,9 @@ checkx "and to the TLS proxy's port" 'refused "$T"'
 sleep 0.3
 checkx "flmd is still running while the stream goes on" \
     '! flmd_gone && [ "$(cat "$TMP/s1.rc" 2>/dev/null)" = "" ]'
+wait "$FRESH"
+checkx "a connection accepted just before, its request 0.5 s later: answered (200)" \
+    'head -n 1 "$TMP/fresh" | grep -q "^HTTP/1.1 200"'
 wait "$CPID"
 t1=$(now_ms)
 wait "$TPID"
