@@ -389,7 +389,7 @@ done
 # best ARM TAG: at many connections the round with the most req/s, at
 # one the round with the lowest p50: "RPS P50 P99 REQS SOCKERR NON2XX".
 best() {
-	[ -s "$STATE/res.$1.$2" ] || { echo "- - - - - -"; return; }
+	[ -s "$STATE/res.$1.$2" ] || { echo "- - - - - - -"; return; }
 	case $2 in *c1) k=-k2,2n ;; *) k=-k1,1nr ;; esac
 	sort $k "$STATE/res.$1.$2" | head -1
 }
@@ -949,20 +949,45 @@ check15() {
 	fail "arm $c_arm, shape $c_sh: POST $(url15 $c_arm $c_sh): HTTP" \
 	    "$c_code: $(head -c 160 "$c_out" 2>/dev/null | tr '\n' ' ')"
 }
+# pids15 ARM: the proxy's processes, whose CPU time a request costs:
+# nginx's workers; every flm-proxyd and flm-keyd (which writes the
+# audit trail); none for the engine alone.
+pids15() {
+	case $1 in
+	n15 | nN)
+		if [ $1 = n15 ]; then p_f=ngx15; else p_f=ngx15n; fi
+		ps -o pid= --ppid "$(cat "$STATE/nginx-$p_f.pid" 2>/dev/null ||
+		    echo 0)" 2>/dev/null | tr -d ' ' ;;
+	f15 | fN)
+		$FLM status --json | jq -r '.processes[] | select(.name ==
+		    "flm-proxyd" or .name == "flm-keyd") | .pid' ;;
+	esac
+}
 # run15 ARM SHAPE TAG CONNS: one wrk round (-t2, or -t1 at one
-# connection); its line to STATE/res.ARM.TAG.
+# connection); its line to STATE/res.ARM.TAG, with a seventh field: the
+# proxy's CPU us per request (- for the engine alone).  On a machine
+# whose cores the load generator and the engine share, req/s depends
+# on how the scheduler shares them; CPU per request is the proxy's own.
 run15() {
 	down15 "$1" "$2" && return 0
 	r_u=$(url15 "$1" "$2")
 	if [ "$4" = 1 ]; then r_t=1; else r_t=2; fi
+	r_pids=$(pids15 "$1")
+	# shellcheck disable=SC2086
+	r_c0=$(cputicks $r_pids)
 	wrk -t $r_t -c "$4" -d "${SECS}s" -s "$STATE/l15.$1.$2.lua" "$r_u" \
 	    >"$STATE/wrk.out" 2>&1 || true
+	# shellcheck disable=SC2086
+	r_c1=$(cputicks $r_pids)
 	r_line=$(sed -n 's/^flm-bench //p' "$STATE/wrk.out")
 	if [ -z "$r_line" ]; then
 		cat "$STATE/wrk.out" >&2
 		die "wrk gave no result for $1, shape $2, c=$4 ($r_u)"
 	fi
-	echo "$r_line" >>"$STATE/res.$1.$3"
+	echo "$r_line" | awk -v c="$((r_c1 - r_c0))" -v tck="$TCK" \
+	    -v p="$r_pids" '{ printf "%s %s %s %s %s %s ", $1, $2, $3, $4,
+	    $5, $6; if (p == "" || $4 == 0) print "-";
+	    else printf "%.1f\n", c * 1e6 / tck / $4 }' >>"$STATE/res.$1.$3"
 }
 STEP="checking the arms of the shapes"
 for sh in $SHAPES; do
@@ -1206,6 +1231,21 @@ for sh in small long; do
 done
 ADD15=$(minus "$(field f15 smallc1 2)" "$(field d15 smallc1 2)")
 rule
+echo "Proxy CPU per request (us, the best round's; nginx: its worker; flm:"
+echo "  flm-proxyd and flm-keyd): what each proxy itself costs, however the"
+echo "  scheduler shares the cores with wrk and the engine"
+printf '%-22s %10s %10s %9s\n' "shape (c=$CONC)" "nginx" "flm" "flm/ngx"
+for sh in $SHAPES; do
+	eval "C15_$sh=\$(ratio \"\$(field f15 $sh 7)\" \"\$(field n15 $sh 7)\")"
+	eval "r=\$C15_$sh"
+	printf '%-22s %10s %10s %9s\n' "$sh" "$(field n15 $sh 7)" \
+	    "$(field f15 $sh 7)" "$r"
+done
+down15 fN small ||
+    printf '%-22s %10s %10s %9s\n' "small, $WORKERS workers" \
+    "$(field nN small 7)" "$(field fN small 7)" \
+    "$(ratio "$(field fN small 7)" "$(field nN small 7)")"
+rule
 echo "Workers (small shape, c=$CONC): flm proxy.workers and nginx worker_processes"
 echo "  ($NPX flm-proxyd running for $WORKERS)"
 printf '%-22s %10s %10s %9s %9s\n' "workers" "nginx" "flm" "flm/ngx" "err n/f"
@@ -1246,6 +1286,11 @@ for sh in $SHAPES; do
 	eval "r=\$R15_$sh"
 	printf '  %-50s %8s  %s\n' "issue 15: $sh flm/nginx >= 1.00 (c=$CONC)" "$r" \
 	    "$(target "$r" '>=' 1.00)"
+done
+for sh in $SHAPES; do
+	eval "r=\$C15_$sh"
+	printf '  %-50s %8s  %s\n' "issue 15: $sh CPU/request flm/nginx <= 1.00" \
+	    "$r" "$(target "$r" '<=' 1.00)"
 done
 printf '  %-50s %8s  %s\n' "issue 15: added p50, small, static engine <= 25 us" \
     "$ADD15" "$(target "$ADD15" '<=' 25)"
