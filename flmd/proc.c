@@ -300,7 +300,10 @@ later:
 	}
 }
 
-/* A new key passes through on its way to flm: leave no copy behind. */
+/*
+ * A new key passed through on its way to flm: leave no copy behind, in
+ * o's string, in o, or on the stack where parsing it spilled.
+ */
 static void
 proc_wipe_key(struct json_object *o)
 {
@@ -311,6 +314,8 @@ proc_wipe_key(struct json_object *o)
 	    json_object_is_type(k, json_type_string))
 		explicit_bzero((char *)json_object_get_string(k),
 		    json_object_get_string_len(k));
+	json_object_put(o);
+	chan_stack_scrub();
 }
 
 /*
@@ -576,8 +581,6 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			    IMSG_KEY_RESULT ? IMSG_CTL_RESULT : IMSG_CTL_ERROR,
 			    o);
 		proc_wipe_key(o);
-		json_object_put(o);
-		chan_stack_scrub();	/* what parsing it spilled */
 		break;
 	case IMSG_TLS_RENEWED:
 		if (p->id != PROC_KEYD || msg_get_json(m, &o) == -1) {

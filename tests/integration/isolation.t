@@ -18,7 +18,7 @@ if [ "$(uname -m)" != x86_64 ]; then
 	exit 0
 fi
 
-plan 41
+plan 42
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmi.XXXXXX")
 chmod 755 "$TMP"
@@ -47,6 +47,8 @@ wait_until 3000 test -s "$TMP/listen.port"
 LPORT=$(cat "$TMP/listen.port")
 NR_PTRACE=101
 NR_VMREAD=310
+NR_IOCTL=16
+FIONREAD=0x541B
 PTRACE_GETEVENTMSG=0x4201
 
 inject() { "$INJECT" "$@" 2>&1; }
@@ -127,6 +129,11 @@ if [ $ROOT = 1 ]; then
 	r=$(try flm-proxyd open "$SECRET")
 	checkx "user mode: proxyd cannot open a file of the user's outside the state directory ($r)" \
 	    'denied "$r"'
+	# ioctl(0, FIONREAD, NULL): proxyd reads its sockets itself, so
+	# its filter allows no ioctl at all.
+	r=$(try flm-proxyd call $NR_IOCTL 0 $FIONREAD 0)
+	checkx "user mode: proxyd may make no ioctl, FIONREAD included ($r)" \
+	    'case $r in killed:*) true ;; *) false ;; esac'
 	r=$(try flm-keyd open "$SECRET")
 	checkx "user mode: keyd cannot open a file outside its directory ($r)" \
 	    'denied "$r"'
