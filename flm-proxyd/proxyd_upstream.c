@@ -803,15 +803,11 @@ up_connected(struct upstream *up)
 {
 	int		 err = 0;
 	socklen_t	 len = sizeof(err);
-	char		 msg[200];
 
 	if (getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err != 0) {
-		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
-		    up->engine.addr, up->engine.port, strerror(err));
-		up->keepalive = 0;
-		up_fail(up, 502, "engine_unreachable", msg);
+		up_lost(up, strerror(err));
 		return;
 	}
 	if (up_owner_changed(up))
