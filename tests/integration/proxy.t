@@ -6,7 +6,7 @@
 # failures mapped to 502/504, a client that leaves cancels the engine.
 . "$(dirname "$0")/lib.sh"
 
-plan 41
+plan 42
 
 mock_init
 mock --flavor ollama --chunks 5 --chunk-delay-ms 40
@@ -186,6 +186,23 @@ curl -s -X POST "http://127.0.0.1:$OLLAMA/__mock/reset" >/dev/null
 for i in 1 2 3 4 5; do req /v1/chat/completions "$(chat flm://ollama/llama3.2:1b)" >/dev/null; done
 check "five calls, each served by the engine" \
     [ "$(stats "$OLLAMA" | jq '.by_path["/v1/chat/completions"]')" = 5 ]
+# An engine that closes kept-alive connections 100 ms after they fall
+# silent, without a word: calls spaced around that (the close seen
+# while idle, or a call sent into a connection just closed and tried
+# again afresh) are all answered.
+mock --flavor vllm --models idler --idle-ms 100
+$F config set engines.idler.kind vllm >/dev/null
+$F config set engines.idler.url "http://127.0.0.1:$MPORT" >/dev/null
+idler() { code "$(req /v1/chat/completions "$(chat flm://idler/idler)")"; }
+wait_until 5000 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H '$A' \
+    -d '$(chat flm://idler/idler)' $U/v1/chat/completions)\" = 200 ]"
+: >"$TMP/idler"
+for d in 0.05 0.15 0.09 0.1 0.11 0.2 0.098 0.102 0.1 0.3 0.1 0.099 0.101 0.1 0.12; do
+	sleep "$d"
+	idler >>"$TMP/idler"
+done
+checkx "an engine closing idle kept-alive connections: 15 calls around its 100 ms, all 200 ($(sort "$TMP/idler" | uniq -c | tr '\n' ' '))" \
+    '[ "$(grep -c "^200$" "$TMP/idler")" = 15 ]'
 st=$($F proxy status --json)
 checkx "proxy status: mode, bind, port, pid, started_at, requests, certificate, egress" \
     'json_has "$st" ".[0] | .mode == \"local-http\" and .bind == \"127.0.0.1\" and .port == $PORT and .pid > 0 and .started_at > 0 and .certificate == null and .egress == \"direct\""'

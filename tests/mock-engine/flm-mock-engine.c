@@ -200,6 +200,7 @@ static struct {
 	char			*models_json[MOCK_MAX_MODELS];
 	int			 nmodels;
 	long			 latency_ms;
+	long			 idle_ms;	/* --idle-ms: 0 none */
 	long			 chunks;
 	long			 chunk_delay_ms;
 	long			 sse_pad;	/* comment bytes per SSE chunk */
@@ -1988,7 +1989,8 @@ usage(int status)
 	    "ollama|lmstudio|vllm|llamacpp [--listen addr:port]\n"
 	    "\t[--models a,b,c] [--latency-ms n] [--chunks n] "
 	    "[--chunk-delay-ms n] [--sse-pad n]\n"
-	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1]\n"
+	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1] "
+	    "[--idle-ms n]\n"
 	    "\t[--port-file path] [--stats-file path] [--body-file path]\n");
 	exit(status);
 }
@@ -2084,6 +2086,7 @@ parse_args(int argc, char *argv[])
 		{ "port-file", required_argument, NULL, 'p' },
 		{ "stats-file", required_argument, NULL, 's' },
 		{ "body-file", required_argument, NULL, 'B' },
+		{ "idle-ms", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -2137,6 +2140,10 @@ parse_args(int argc, char *argv[])
 			break;
 		case 'B':
 			mock.body_file = optarg;
+			break;
+		case 'I':
+			mock.idle_ms = parse_num(optarg, 1, MOCK_MAX_MS,
+			    "--idle-ms");
 			break;
 		case 'h':
 			usage(0);
@@ -2288,6 +2295,15 @@ main(int argc, char *argv[])
 	evhttp_set_max_body_size(mock.http, MOCK_MAX_BODY);
 	evhttp_set_max_headers_size(mock.http, MOCK_MAX_HEADERS);
 	evhttp_set_timeout(mock.http, MOCK_TIMEOUT);
+	if (mock.idle_ms > 0) {
+		/* A kept-alive connection silent that long is closed
+		 * without a word, as an engine with a short keep-alive
+		 * timeout does (so is a client that slow to send). */
+		struct timeval	 tv = { mock.idle_ms / 1000,
+		    mock.idle_ms % 1000 * 1000 };
+
+		evhttp_set_timeout_tv(mock.http, &tv);
+	}
 	evhttp_set_default_content_type(mock.http, CT_JSON);
 	evhttp_set_allowed_methods(mock.http, EVHTTP_REQ_GET |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
