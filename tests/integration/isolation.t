@@ -130,10 +130,15 @@ if [ $ROOT = 1 ]; then
 	checkx "user mode: proxyd cannot open a file of the user's outside the state directory ($r)" \
 	    'denied "$r"'
 	# ioctl(0, FIONREAD, NULL): proxyd reads its sockets itself, so
-	# its filter allows no ioctl at all.
-	r=$(try flm-proxyd call $NR_IOCTL 0 $FIONREAD 0)
-	checkx "user mode: proxyd may make no ioctl, FIONREAD included ($r)" \
-	    'case $r in killed:*) true ;; *) false ;; esac'
+	# its filter allows no ioctl at all (a sanitizer's runtime needs
+	# one for its report: lib/sandbox.c allows it in such a build).
+	if grep -q __asan_init "$PROXYD" 2>/dev/null; then
+		skip "a sanitizer build: its runtime may call ioctl"
+	else
+		r=$(try flm-proxyd call $NR_IOCTL 0 $FIONREAD 0)
+		checkx "user mode: proxyd may make no ioctl, FIONREAD included ($r)" \
+		    'case $r in killed:*) true ;; *) false ;; esac'
+	fi
 	r=$(try flm-keyd open "$SECRET")
 	checkx "user mode: keyd cannot open a file outside its directory ($r)" \
 	    'denied "$r"'
