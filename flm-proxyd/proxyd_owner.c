@@ -113,21 +113,19 @@ owner_line(struct owner_scan *sc, const char *line, int v6)
 	unsigned int	 st;
 	unsigned long	 uid;
 	const char	*p;
-	int		 port, m;
+	int		 port, m, n;
 
 	/* "  sl: LOCAL REMOTE ST TXQ:RXQ TR:WHEN RETR UID ..." */
 	if ((p = strchr(line, ':')) == NULL)
 		return 0;
 	for (p++; *p == ' '; p++)
 		;
-	/* The state is the fourth field; a line without one is the
-	 * header. */
-	if (sscanf(p, "%*s %*s %x", &st) == 1 && st != OWNER_LISTEN)
+	/* The state is the fourth field: past the listeners, stop. */
+	if ((n = sscanf(p, "%*s %*s %x %*s %*s %*s %lu", &st, &uid)) >= 1 &&
+	    st != OWNER_LISTEN)
 		return 1;
-	if (owner_parse_addr(p, v6, laddr, &port) == -1 || port != sc->port)
-		return 0;
-	if (sscanf(p, "%*s %*s %x %*s %*s %*s %lu", &st, &uid) != 2 ||
-	    st != OWNER_LISTEN || uid > UINT32_MAX)
+	if (n != 2 || uid > UINT32_MAX ||
+	    owner_parse_addr(p, v6, laddr, &port) == -1 || port != sc->port)
 		return 0;
 	if ((m = owner_match(laddr, v6, sc->want, sc->wv6)) == 0 ||
 	    m < sc->best)

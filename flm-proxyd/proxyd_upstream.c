@@ -117,19 +117,18 @@ up_close(struct upstream *up)
 }
 
 /*
- * Read the engine when on, its silence bounded by secs (0: no bound).
- * The event persists, so the bound runs again from each read.
+ * Read the engine when on, its silence bounded by upstream_timeout.  The
+ * event persists, so the bound runs again from each read.
  */
 static void
-up_reading(struct upstream *up, int on, int secs)
+up_reading(struct upstream *up, int on)
 {
-	struct timeval	 tv = { secs, 0 };
+	struct timeval	 tv = { px->limits.upstream_timeout, 0 };
 
-	/* event_add(NULL) would keep a timeout set before. */
-	if (!on || secs == 0)
-		event_del(up->rev);
 	if (on)
-		event_add(up->rev, secs > 0 ? &tv : NULL);
+		event_add(up->rev, &tv);
+	else
+		event_del(up->rev);
 }
 
 /* The request is answered (or will be sent no more): let it go. */
@@ -160,7 +159,7 @@ up_drained(struct http_req *req, void *arg)
 	struct upstream	*up = arg;
 
 	req->drained = NULL;
-	up_reading(up, 1, px->limits.upstream_timeout);
+	up_reading(up, 1);
 	/* What the engine sent while we paused is already ours: from the
 	 * loop, so no recursion into the client's write. */
 	if (evbuffer_get_length(up->in) > 0)
@@ -212,7 +211,7 @@ up_park(struct upstream *up)
 	 * still bounded: unused for upstream_timeout, it is closed.  Left
 	 * as it is, the event costs no system call per call. */
 	if (!event_pending(up->rev, EV_READ, NULL))
-		up_reading(up, 1, px->limits.upstream_timeout);
+		up_reading(up, 1);
 	TAILQ_INSERT_HEAD(&up_idle, up, entry);
 	up_nidle++;
 }
@@ -537,7 +536,7 @@ up_body(struct upstream *up)
 		    http_out_pending(up->req) > UP_CLIENT_HIGH) {
 			/* Back-pressure: the client reads slower than the
 			 * engine writes. */
-			up_reading(up, 0, 0);
+			up_reading(up, 0);
 			up->req->drained = up_drained;
 			return;
 		}
@@ -767,7 +766,7 @@ up_send(struct upstream *up)
 
 	up->sentoff = 0;
 	up->state = U_HEAD;
-	up_reading(up, 1, px->limits.upstream_timeout);
+	up_reading(up, 1);
 	if (up_push(up) == -1) {
 		up_lost(up, strerror(errno));
 		return;
@@ -856,7 +855,7 @@ up_lost(struct upstream *up, const char *why)
 
 	if (why == NULL && up->state == U_BODY && up->framing == B_CLOSE) {
 		up->framing = B_NONE;
-		up_reading(up, 0, 0);
+		up_reading(up, 0);
 		up_body(up);
 		return;
 	}
