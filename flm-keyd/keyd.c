@@ -9,9 +9,11 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <json-c/json.h>
@@ -875,6 +877,28 @@ keyd_report_db(void)
 	json_object_put(o);
 }
 
+/* Who keyd's files belong to: its user, or in user mode the user. */
+static uid_t
+keyd_file_owner(void)
+{
+	struct passwd	*pw;
+
+	if (keyd.paths.user_mode)
+		return geteuid();
+	if ((pw = getpwnam(FLM_KEYD_USER)) == NULL)
+		fatalx("user %s does not exist: create it (systemd-sysusers "
+		    "flm.conf) or run in user mode with -D DIR",
+		    FLM_KEYD_USER);
+	return pw->pw_uid;
+}
+
+/* keyd_master_load's step between the credential and the key file. */
+static void
+keyd_become(void)
+{
+	child_become(&keyd, FLM_KEYD_USER);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -895,7 +919,7 @@ main(int argc, char *argv[])
 		fatalx("keycache_new");
 	/* Archives and key files are keyd's alone. */
 	umask(077);
-	keyd_master_load(keyd.paths.keyddir);
+	keyd_master_load(keyd.paths.keyddir, keyd_file_owner(), keyd_become);
 	child_drop(&keyd, FLM_KEYD_USER, keyd.paths.keyddir);
 	/* After the chroot or chdir: the name is relative to keyd's dir. */
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,

@@ -52,7 +52,7 @@ void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
 		    size_t);
 
 /* keyd_masterkey.c */
-void		 keyd_master_load(const char *);
+void		 keyd_master_load(const char *, uid_t, void (*)(void));
 const unsigned char *keyd_audit_key(void);
 const unsigned char *keyd_row_key(void);
 const unsigned char *keyd_tls_key(void);

@@ -58,7 +58,7 @@ doctor_masterkey(struct json_object *out, const char *dir)
 		    file ? "" : "an unused ", file ? KEYD_MASTER_FILE
 		    ", where the key comes from," : KEYD_MASTER_FILE,
 		    (unsigned int)st.st_mode & 07777);
-	else if (st.st_uid != keyd_master_owner()) {
+	else if (st.st_uid != keyd_master_owner() && st.st_uid != 0) {
 		snprintf(fix, sizeof(fix), "check where it came from, then "
 		    "chown %u %s/%s", (unsigned int)keyd_master_owner(), dir,
 		    KEYD_MASTER_FILE);

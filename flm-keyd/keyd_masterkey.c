@@ -40,8 +40,8 @@ static unsigned char	*keyd_auditkey;
 static unsigned char	*keyd_rowkey;
 static unsigned char	*keyd_tlskey;
 static const char	*keyd_master_from = "";	/* flm doctor */
-static uid_t		 keyd_master_uid;	/* who read it: root in
-						 * system mode */
+static uid_t		 keyd_master_uid;	/* the key file's owner,
+						 * besides root */
 
 /* 32 raw bytes, or 64 hex digits and an optional newline. */
 static int
@@ -69,18 +69,23 @@ master_read(const char *path, int private, unsigned char *out)
 	ssize_t		 n;
 	int		 fd, rv = -1;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		return errno == ENOENT ? 1 : -1;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 1;
+		log_warn("%s: cannot read it as uid %u", path,
+		    (unsigned int)geteuid());
+		return -1;
+	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		log_warnx("%s: not a regular file", path);
 		goto out;
 	}
 	/* Another user's file could be a key they chose, and they keep
 	 * the power to change it. */
-	if (private && st.st_uid != geteuid()) {
-		log_warnx("%s: owned by uid %u, not by uid %u that runs "
-		    "flm-keyd; check where it came from, then chown it", path,
-		    (unsigned int)st.st_uid, (unsigned int)geteuid());
+	if (private && st.st_uid != keyd_master_uid && st.st_uid != 0) {
+		log_warnx("%s: owned by uid %u, not by uid %u of flm-keyd; "
+		    "check where it came from, then chown it", path,
+		    (unsigned int)st.st_uid, (unsigned int)keyd_master_uid);
 		goto out;
 	}
 	if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
@@ -132,6 +137,15 @@ master_create(const char *path, unsigned char *out)
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) == -1)
 		return -1;
+	/* keyd's user's, even when made as root: flmd.service's keyd
+	 * reads it as that user. */
+	if (geteuid() == 0 && keyd_master_uid != 0 &&
+	    fchown(fd, keyd_master_uid, (gid_t)-1) == -1) {
+		log_warn("%s: chown", path);
+		close(fd);
+		unlink(path);
+		return -1;
+	}
 	randombytes_buf(out, KEYD_MASTER_LEN);
 	sodium_bin2hex(hex, sizeof(hex), out, KEYD_MASTER_LEN);
 	hex[MASTER_HEX] = '\n';
@@ -146,14 +160,18 @@ master_create(const char *path, unsigned char *out)
 	return rv;
 }
 
-/* Before the chroot: the credentials directory lies outside it. */
+/* Before the chroot: the credentials directory lies outside it, and
+ * belongs to flmd's user.  owner: who the key file may belong to,
+ * besides root; become: the step to that user, if flmd is not root. */
 void
-keyd_master_load(const char *dir)
+keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 {
 	char		 path[PATH_MAX];
 	const char	*cred = getenv("CREDENTIALS_DIRECTORY");
 	const char	*from = "systemd credentials";
 	int		 r = 1;
+
+	keyd_master_uid = owner;
 
 	if ((keyd_master = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
@@ -170,6 +188,9 @@ keyd_master_load(const char *dir)
 	    r = master_keyring(keyd_master)) == -1)
 		fatalx("kernel keyring key %s: unusable master key",
 		    MASTER_KEYRING);
+	/* The file is keyd's user's when flmd is not root. */
+	if (become != NULL)
+		become();
 	if (r == 1) {
 		from = MASTER_FILE;
 		snprintf(path, sizeof(path), "%s/%s", dir, MASTER_FILE);
@@ -181,7 +202,6 @@ keyd_master_load(const char *dir)
 	}
 	log_info("master key from %s", from);
 	keyd_master_from = from;
-	keyd_master_uid = geteuid();
 	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
 	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	crypto_kdf_derive_from_key(keyd_rowkey, KEYD_MASTER_LEN,
@@ -202,7 +222,8 @@ keyd_master_source(void)
 	return keyd_master_from;
 }
 
-/* The uid the key file must belong to (master_read's rule). */
+/* The uid the key file must belong to, besides root (master_read's
+ * rule): keyd's user, or in user mode the user. */
 uid_t
 keyd_master_owner(void)
 {

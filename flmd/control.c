@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <sys/fsuid.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -62,6 +63,7 @@ void
 control_bind(void)
 {
 	struct sockaddr_un	 sun;
+	struct stat		 st;
 	struct group		*gr;
 	mode_t			 old;
 	int			 fd;
@@ -83,15 +85,23 @@ control_bind(void)
 	if ((ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
 	    SOCK_NONBLOCK, 0)) == -1)
 		fatal("socket");
+	/* Made with the admin group (CAP_SETGID, which system mode has):
+	 * no chown, which flmd.service's flmd may not do. */
+	gr = env->paths.user_mode ? NULL : getgrnam(FLM_ADMIN_GROUP);
+	if (gr != NULL)
+		(void)setfsgid(gr->gr_gid);
 	old = umask(S_IXUSR | S_IXGRP | S_IRWXO);
 	if (bind(ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
 		fatal("bind %s", env->paths.sock);
 	umask(old);
+	if (gr != NULL)
+		(void)setfsgid(getegid());
 	if (chmod(env->paths.sock, 0660) == -1)
 		fatal("chmod %s", env->paths.sock);
-	if (!env->paths.user_mode && (gr = getgrnam(FLM_ADMIN_GROUP)) != NULL &&
-	    chown(env->paths.sock, 0, gr->gr_gid) == -1)
-		fatal("chown %s", env->paths.sock);
+	if (gr != NULL && (stat(env->paths.sock, &st) == -1 ||
+	    st.st_gid != gr->gr_gid))
+		fatalx("%s: cannot give it group %s", env->paths.sock,
+		    FLM_ADMIN_GROUP);
 	if (listen(ctl_fd, CONTROL_BACKLOG) == -1)
 		fatal("listen %s", env->paths.sock);
 }

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <linux/capability.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -22,6 +24,7 @@
 
 #include "flmd.h"
 #include "log.h"
+#include "sandbox.h"
 
 struct flmd	*env;
 
@@ -37,9 +40,15 @@ flmd_mkdir(const char *path, mode_t mode, const char *owner)
 {
 	struct passwd	*pw;
 
+	struct stat	 st;
+
 	if (mkdir(path, mode) == -1 && errno != EEXIST)
 		fatal("mkdir %s", path);
-	if (chmod(path, mode) == -1)
+	if (stat(path, &st) == -1)
+		fatal("stat %s", path);
+	/* Only what is not so already: flmd.service's flmd is not root,
+	 * and tmpfiles.d made these as they should be. */
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) == -1)
 		fatal("chmod %s", path);
 	if (owner == NULL)
 		return;
@@ -47,8 +56,10 @@ flmd_mkdir(const char *path, mode_t mode, const char *owner)
 		fatalx("user %s does not exist: create the FLM system users "
 		    "(systemd-sysusers flm.conf) or run in user mode with "
 		    "-D DIR", owner);
-	if (chown(path, pw->pw_uid, pw->pw_gid) == -1)
-		fatal("chown %s", path);
+	if ((st.st_uid != pw->pw_uid || st.st_gid != pw->pw_gid) &&
+	    chown(path, pw->pw_uid, pw->pw_gid) == -1)
+		fatal("chown %s (systemd-tmpfiles --create flm.conf makes it "
+		    "%s's)", path, owner);
 }
 
 /* System mode: refuse to start rather than crash-loop the children. */
@@ -193,8 +204,12 @@ main(int argc, char *argv[])
 	/* -s: system mode (users, chroots) in the state directory given. */
 	if (sys)
 		env->paths.user_mode = 0;
-	if (!env->paths.user_mode && geteuid() != 0)
-		fatalx("system mode needs root; for user mode give a state "
+	/* flmd.service: not root, but able to start the children as
+	 * their users. */
+	if (!env->paths.user_mode && geteuid() != 0 &&
+	    !(sandbox_has_cap(CAP_SETUID) && sandbox_has_cap(CAP_SETGID)))
+		fatalx("system mode needs root, or CAP_SETUID and CAP_SETGID "
+		    "as flmd.service gives them; for user mode give a state "
 		    "directory: flmd -d -D DIR (or set FLM_STATE_DIR)");
 	flmd_self_dir();
 	if (!env->paths.user_mode)

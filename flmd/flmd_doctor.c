@@ -158,7 +158,7 @@ struct doctor_path {
 	const char	*path;
 	mode_t		 mode;		/* what flmd makes */
 	mode_t		 never;		/* bits that are a failure */
-	const char	*user;		/* NULL: flmd's own uid */
+	const char	*user;		/* NULL: flmd's own uid or root */
 	const char	*group;		/* NULL: any */
 };
 
@@ -195,7 +195,8 @@ doctor_path(struct json_object *out, const struct doctor_path *d)
 		return;
 	}
 	m = st.st_mode & 07777;
-	if (st.st_uid != uid) {
+	/* flmd's own may also be root's: tmpfiles.d makes some. */
+	if (st.st_uid != uid && (d->user != NULL || st.st_uid != 0)) {
 		snprintf(fix, sizeof(fix), "check who changed it, then chown "
 		    "%u %s", (unsigned int)uid, d->path);
 		doctor_add(out, "state directory", d->name, "fail", fix,

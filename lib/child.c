@@ -258,6 +258,15 @@ child_init(struct child *c, enum flm_proc proc, int argc, char **argv)
 		child_peer_attach(c, FLM_CHAN_PEER_FD, 0);
 }
 
+/* System mode without root: become user before the files only user may
+ * read (sandbox_become_user); child_drop still follows. */
+void
+child_become(struct child *c, const char *user)
+{
+	if (!c->paths.user_mode)
+		sandbox_become_user(user);
+}
+
 /* System mode: become user (chrooted to root if given); user mode: chdir. */
 void
 child_drop(struct child *c, const char *user, const char *root)

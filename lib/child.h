@@ -31,6 +31,7 @@ struct child {
 };
 
 void	child_init(struct child *, enum flm_proc, int, char **);
+void	child_become(struct child *, const char *);
 void	child_drop(struct child *, const char *, const char *);
 int	child_run(struct child *);
 void	child_exit(struct child *);

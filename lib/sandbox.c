@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 
+#include <linux/capability.h>
 #include <linux/landlock.h>
 
 #include <errno.h>
@@ -26,6 +27,8 @@
 
 int	sandbox_debug;	/* trap and name forbidden calls (user mode only) */
 static int sandbox_loaded;
+/* System mode without a chroot: Landlock is the only view of files. */
+static int sandbox_need_landlock;
 
 #if defined(__SANITIZE_ADDRESS__)
 int	__lsan_is_turned_off(void);
@@ -142,7 +145,8 @@ sandbox_ll_allow(int rfd, const char *dir, uint64_t rights, int must)
  * can be opened at all, else only beneath dir.  notcp: no TCP bind or
  * connect either (ABI 4).  Signals and abstract UNIX sockets stay
  * within the process (ABI 6).  Without Landlock, or with an older ABI,
- * one warning and seccomp (and the chroot in system mode) alone.
+ * one warning and seccomp (and the chroot in system mode) alone; with
+ * no chroot in system mode either, the process exits.
  */
 void
 sandbox_landlock(const char *dir, int notcp)
@@ -152,6 +156,11 @@ sandbox_landlock(const char *dir, int notcp)
 	int			 abi, rfd;
 
 	if ((abi = sandbox_ll_abi()) == 0) {
+		if (sandbox_need_landlock)
+			fatalx("neither a chroot (no CAP_SYS_CHROOT) nor "
+			    "Landlock (not in this kernel): nothing would "
+			    "limit the files this process sees; give flmd "
+			    "CAP_SYS_CHROOT (see flmd(8))");
 		log_warnx("Landlock is not available: files are guarded by "
 		    "seccomp (and the chroot in system mode) only");
 		return;
@@ -221,8 +230,86 @@ sandbox_landlock_notcpconnect(void)
 	return 1;
 }
 
+static struct passwd *
+sandbox_user(const char *user)
+{
+	struct passwd	*pw;
+
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s does not exist: create it (systemd-sysusers "
+		    "flm.conf) or run in user mode with -D DIR", user);
+	return pw;
+}
+
+/* user's uid and gid, all three of each, and its group alone. */
+static void
+sandbox_setids(const struct passwd *pw, const char *user)
+{
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("cannot drop privileges to %s", user);
+}
+
+/* The capability sets of this process, as capget(2) gives them. */
+static int
+sandbox_caps(struct __user_cap_data_struct d[2])
+{
+	struct __user_cap_header_struct	 h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+
+	return (int)syscall(SYS_capget, &h, d);
+}
+
+/* Whether cap is in the effective set: flmd.service starts flmd as its
+ * own user with a few capabilities rather than as root. */
+int
+sandbox_has_cap(int cap)
+{
+	struct __user_cap_data_struct	 d[2];
+
+	if (sandbox_caps(d) == -1)
+		return 0;
+	return (d[cap / 32].effective & (1U << (cap % 32))) != 0;
+}
+
 /*
- * System mode only: chroot (if given) and become user for good.
+ * Started without root (flmd.service): become user now and keep the
+ * capabilities a change between two other users keeps, so that files
+ * only user may read can be read before sandbox_drop_user.  As root,
+ * nothing: root reads them and the drop does it all.
+ */
+void
+sandbox_become_user(const char *user)
+{
+	if (geteuid() != 0)
+		sandbox_setids(sandbox_user(user), user);
+}
+
+/* Every capability gone, ambient ones too: a change of uid between two
+ * users other than root leaves them all in place. */
+static void
+sandbox_caps_clear(void)
+{
+	struct __user_cap_header_struct	 h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct	 d[2];
+
+	memset(d, 0, sizeof(d));
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
+	    errno != EINVAL)
+		fatal("prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
+	if (syscall(SYS_capset, &h, d) == -1)
+		fatal("capset");
+	if (sandbox_caps(d) == -1)
+		fatal("capget");
+	if (d[0].permitted | d[1].permitted | d[0].effective | d[1].effective |
+	    d[0].inheritable | d[1].inheritable)
+		fatalx("capabilities left after the privilege drop");
+}
+
+/*
+ * System mode only: chroot (if given and allowed) and become user for
+ * good.  Without root or CAP_SYS_CHROOT (flmd.service) the process only
+ * changes into root, and Landlock must then limit what it sees.
  * Verified: a process that could switch back is not allowed to run.
  */
 void
@@ -232,19 +319,20 @@ sandbox_drop_user(const char *user, const char *root)
 	uid_t		 ru, eu, su;
 	gid_t		 rg, eg, sg;
 
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx("user %s does not exist: create it (systemd-sysusers "
-		    "flm.conf) or run in user mode with -D DIR", user);
-	if (root != NULL) {
+	pw = sandbox_user(user);
+	if (root != NULL && (geteuid() == 0 ||
+	    sandbox_has_cap(CAP_SYS_CHROOT))) {
 		if (chroot(root) == -1)
 			fatal("chroot %s", root);
 		if (chdir("/") == -1)
 			fatal("chdir /");
+	} else if (root != NULL) {
+		if (chdir(root) == -1)
+			fatal("chdir %s", root);
+		sandbox_need_landlock = 1;
 	}
-	if (setgroups(1, &pw->pw_gid) == -1 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
-		fatal("cannot drop privileges to %s", user);
+	sandbox_setids(pw, user);
+	sandbox_caps_clear();
 	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1)
 		fatal("getresuid");
 	if (ru != pw->pw_uid || eu != pw->pw_uid || su != pw->pw_uid ||

@@ -28,6 +28,8 @@ void		 sandbox_nodump(void);
 void		 sandbox_landlock(const char *, int);
 int		 sandbox_landlock_notcpconnect(void);
 void		 sandbox_drop_user(const char *, const char *);
+void		 sandbox_become_user(const char *);
+int		 sandbox_has_cap(int);
 scmp_filter_ctx	 sandbox_begin(void);
 void		 sandbox_rule(scmp_filter_ctx, uint32_t, int, const char *,
 		    unsigned int, ...);

@@ -122,7 +122,8 @@ apt_in update
 checkx "apt-get install ./flm_${OLD}.deb (dependencies from the mirror)" \
     'apt_in install "/tmp/$(basename "$OLDDEB")"'
 checkx "the users and the group exist" \
-    'in_root getent passwd _flmkeyd >/dev/null &&
+    'in_root getent passwd _flm >/dev/null &&
+    in_root getent passwd _flmkeyd >/dev/null &&
     in_root getent passwd _flmproxy >/dev/null &&
     in_root getent group flmadm >/dev/null'
 checkx "/var/lib/flm 0711, keyd 0700 _flmkeyd, empty 0555" \
@@ -208,14 +209,15 @@ stop_flmd
 # ---- remove, purge ------------------------------------------------------------
 KUID=$(in_root id -u _flmkeyd)
 PUID=$(in_root id -u _flmproxy)
+FUID=$(in_root id -u _flm)
 checkx "apt-get remove flm" \
     'apt_in remove flm && [ ! -e "$R/usr/sbin/flmd" ]'
 checkx "remove keeps /var/lib/flm (security.db, config.db)" \
     '[ -f "$R/var/lib/flm/keyd/security.db" ] && [ -f "$R/var/lib/flm/config.db" ]'
 check "apt-get purge flm" apt_in purge flm
 check "purge removes /var/lib/flm" [ ! -e "$R/var/lib/flm" ]
-checkx "no file of _flmkeyd or _flmproxy is left" \
-    '[ -z "$(find "$R" -xdev \( -uid "$KUID" -o -uid "$PUID" \) -print 2>/dev/null | head -n 1)" ]'
+checkx "no file of _flm, _flmkeyd or _flmproxy is left" \
+    '[ -z "$(find "$R" -xdev \( -uid "$KUID" -o -uid "$PUID" -o -uid "$FUID" \) -print 2>/dev/null | head -n 1)" ]'
 checkx "the trusted CA is gone, from the store and the bundle" \
     '[ ! -e "$R/usr/local/share/ca-certificates/flm-local-ca.crt" ] &&
     ! grep -qF "$(caline)" "$R/etc/ssl/certs/ca-certificates.crt" &&

@@ -71,7 +71,7 @@ has -rwxr-xr-x root root /usr/libexec/flm-proxyd
 has -rw-r--r-- root root /usr/lib/systemd/system/flmd.service
 has -rw-r--r-- root root /usr/lib/sysusers.d/flm.conf
 has -rw-r--r-- root root /usr/lib/tmpfiles.d/flm.conf
-has drwx--x--x root root /var/lib/flm
+has drwx--x--x _flm _flm /var/lib/flm
 has drwx------ _flmkeyd _flmkeyd /var/lib/flm/keyd
 has dr-xr-xr-x root root /var/lib/flm/empty
 for m in man1/flm.1 man5/flm-config.5 man8/flmd.8 man8/flm-keyd.8 \
@@ -90,7 +90,7 @@ grep -q '^ExecStart=/usr/sbin/flmd ' "$dir/usr/lib/systemd/system/flmd.service" 
 # on upgrade.
 # (Fedora's systemd-rpm-macros say it with systemd-update-helper.)
 for pat in 'getent group flmadm' 'groupadd -r flmadm' \
-    'useradd -r -g _flmkeyd' 'useradd -r -g _flmproxy' \
+    'useradd -r -g _flm ' 'useradd -r -g _flmkeyd' 'useradd -r -g _flmproxy' \
     'systemd-tmpfiles --create' \
     'preset flmd.service\|install-system-units flmd.service' \
     'disable --now flmd.service\|remove-system-units flmd.service' \

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -38,7 +39,7 @@ main(int argc, char *argv[])
 	log_init(1, 0);
 	if (sodium_init() == -1)
 		return 1;
-	keyd_master_load(argv[1]);
+	keyd_master_load(argv[1], geteuid(), NULL);
 	snprintf(path, sizeof(path), "%s/security.db", argv[1]);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
 	    SQLITE_OK || sqlite3_prepare_v2(db, "SELECT id, key_nonce, "

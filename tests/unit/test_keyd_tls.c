@@ -243,7 +243,7 @@ db_setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	/* The file provider, not a keyring or credentials a test host has. */
 	unsetenv("CREDENTIALS_DIRECTORY");
-	keyd_master_load(f->dir);
+	keyd_master_load(f->dir, geteuid(), NULL);
 	snprintf(path, sizeof(path), "%s/security.db", f->dir);
 	assert_int_equal(db_open(&f->db, path, DB_SECURE, 0,
 	    security_migrations, security_migrations_count), 0);
