@@ -349,6 +349,7 @@ main(int argc, char *argv[])
 	rv = child_run(&px->c);
 	http_cleanup();		/* first: requests let go of what they wait on */
 	upstream_cleanup();
+	route_cleanup();
 	catalogue_cleanup();
 	probe_cleanup();
 	owner_cleanup();

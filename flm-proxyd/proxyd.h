@@ -191,6 +191,7 @@ int	audit_usage_scan(const char *, size_t, int64_t *, int64_t *);
 
 /* proxyd_route.c */
 void	route_dispatch(struct http_req *);
+void	route_cleanup(void);
 
 /* proxyd_upstream.c */
 enum upstream_mode {

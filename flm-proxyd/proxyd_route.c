@@ -204,6 +204,58 @@ struct route_body {
 	char		*model;		/* the engine's name, quoted */
 };
 
+/*
+ * What route_post needs for one body, kept from request to request so
+ * the hot path allocates only when a body is bigger than any before.
+ * A request finished inside route_post (an error reply) may start the
+ * next pipelined one, and so route_post again: that one takes a fresh
+ * set, freed on return.
+ */
+struct route_scratch {
+	struct jscan	 js;		/* the body */
+	struct jscan	 str;		/* the model, decoded */
+	struct route_edit *e;
+	struct iovec	*iov;
+	char		*drop;
+	char		*qmodel;
+	size_t		 ecap, iovcap, dropcap, qcap;
+	int		 busy;
+};
+static struct route_scratch	 route_kept;
+
+/* *p with room for n elements of sz bytes, grown (and cleared) as needed. */
+static int
+route_room(void *p, size_t *cap, size_t n, size_t sz)
+{
+	void	**pp = p, *q;
+
+	if (n <= *cap)
+		return 0;
+	if ((q = reallocarray(*pp, n, sz)) == NULL)
+		return -1;
+	*pp = q;
+	*cap = n;
+	return 0;
+}
+
+static void
+route_scratch_free(struct route_scratch *sc)
+{
+	jscan_free(&sc->js);
+	jscan_free(&sc->str);
+	free(sc->e);
+	free(sc->iov);
+	free(sc->drop);
+	free(sc->qmodel);
+	memset(sc, 0, sizeof(*sc));
+}
+
+void
+route_cleanup(void)
+{
+	route_scratch_free(&route_kept);
+}
+
 static void
 route_edit(struct route_body *rb, size_t ofs, size_t end, const char *ins)
 {
@@ -292,17 +344,24 @@ route_edit_cmp(const void *a, const void *b)
  * in drop, with the engine's model name in place of the client's.
  */
 static int
-route_slices(const struct jscan *js, const char *buf, size_t len,
-    const char *model, char *drop, int want_usage, struct route_body *rb,
+route_slices(struct route_scratch *sc, const char *buf, size_t len,
+    const char *model, int want_usage, struct route_body *rb,
     struct upstream_call *call)
 {
+	const struct jscan *js = &sc->js;
+	char	*drop = sc->drop;
 	int	 m = jscan_find(js, -1, "model");
 	size_t	 i, cur = 0;
 
-	if ((rb->e = calloc(js->nm + 4, sizeof(*rb->e))) == NULL ||
-	    (rb->iov = calloc(2 * (js->nm + 4) + 1, sizeof(*rb->iov))) ==
-	    NULL || (rb->model = malloc(6 * strlen(model) + 3)) == NULL)
+	if (route_room(&sc->e, &sc->ecap, js->nm + 4, sizeof(*sc->e)) ==
+	    -1 || route_room(&sc->iov, &sc->iovcap, 2 * (js->nm + 4) + 1,
+	    sizeof(*sc->iov)) == -1 || route_room(&sc->qmodel, &sc->qcap,
+	    6 * strlen(model) + 3, 1) == -1)
 		return -1;
+	rb->e = sc->e;
+	rb->iov = sc->iov;
+	rb->model = sc->qmodel;
+	rb->n = 0;
 	jscan_quote(rb->model, model);
 	route_edit(rb, js->m[m].vofs, js->m[m].vend, rb->model);
 	if (want_usage)
@@ -375,23 +434,27 @@ route_native(struct http_req *req, const char *buf, size_t len,
 static void
 route_post(struct http_req *req)
 {
-	struct jscan		 js;
+	struct route_scratch	 fresh, *sc = &route_kept;
 	struct json_object	*native = NULL;
 	struct upstream_call	 call;
 	struct route_body	 rb;
 	struct route		 rt;
 	struct iovec		 one;
-	const char		*param = NULL, *buf;
-	char			 msg[1024], *model = NULL, *drop = NULL;
+	const char		*param = NULL, *buf, *model;
+	char			 msg[1024];
 	size_t			 len = evbuffer_get_length(req->body), mlen;
 	int			 st;
 
-	memset(&js, 0, sizeof(js));
+	if (sc->busy) {
+		memset(&fresh, 0, sizeof(fresh));
+		sc = &fresh;
+	}
+	sc->busy = 1;
 	memset(&rb, 0, sizeof(rb));
-	js.elem_key = req->ep == EP_CHAT ? "role" : NULL;
+	sc->js.elem_key = req->ep == EP_CHAT ? "role" : NULL;
 	buf = (const char *)evbuffer_pullup(req->body, -1);
-	if (buf == NULL || jscan_parse(&js, buf, len) == -1) {
-		if (js.err == JSCAN_ENOMEM)
+	if (buf == NULL || jscan_parse(&sc->js, buf, len) == -1) {
+		if (sc->js.err == JSCAN_ENOMEM)
 			http_error(req, 503, "server_error", NULL,
 			    "Out of memory.");
 		else
@@ -399,15 +462,18 @@ route_post(struct http_req *req)
 			    "of your request: expected one JSON object.");
 		goto done;
 	}
-	if (route_check(req->ep, &js, buf, &param, msg, sizeof(msg)) == -1) {
+	if (route_check(req->ep, &sc->js, buf, &param, msg, sizeof(msg)) ==
+	    -1) {
 		route_bad(req, param, msg);
 		goto done;
 	}
-	if ((model = jscan_string(buf, route_get(&js, "model"), &mlen)) ==
-	    NULL || (drop = calloc(js.nm + 1, 1)) == NULL) {
+	if ((model = jscan_string_in(&sc->str, buf, route_get(&sc->js,
+	    "model"), &mlen)) == NULL || route_room(&sc->drop, &sc->dropcap,
+	    sc->js.nm + 1, 1) == -1) {
 		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		goto done;
 	}
+	memset(sc->drop, 0, sc->js.nm + 1);
 	/* For the audit trail, as the client named it. */
 	free(req->model);
 	req->model = strdup(model);
@@ -426,14 +492,14 @@ route_post(struct http_req *req)
 	call.engine = rt.engine;
 	call.model = model;
 	/* Embeddings have no stream, whatever the body says. */
-	call.stream = req->ep != EP_EMBEDDINGS && route_flag(&js, "stream",
-	    NULL);
-	call.usage = route_flag(&js, "stream_options", "include_usage");
-	if (req->ep == EP_EMBEDDINGS && route_encoding(req, &js, buf, &call,
-	    drop) == -1)
+	call.stream = req->ep != EP_EMBEDDINGS && route_flag(&sc->js,
+	    "stream", NULL);
+	call.usage = route_flag(&sc->js, "stream_options", "include_usage");
+	if (req->ep == EP_EMBEDDINGS && route_encoding(req, &sc->js, buf,
+	    &call, sc->drop) == -1)
 		goto done;
 	if (rt.openai) {
-		if (route_slices(&js, buf, len, rt.model, drop, call.stream &&
+		if (route_slices(sc, buf, len, rt.model, call.stream &&
 		    !call.usage, &rb, &call) == -1) {
 			http_error(req, 503, "server_error", NULL,
 			    "Out of memory.");
@@ -447,12 +513,10 @@ route_post(struct http_req *req)
 	upstream_start(req, &call);	/* copies what it keeps */
 done:
 	json_object_put(native);
-	free(rb.e);
-	free(rb.iov);
-	free(rb.model);
-	free(drop);
-	free(model);
-	jscan_free(&js);
+	if (sc == &fresh)
+		route_scratch_free(sc);
+	else
+		sc->busy = 0;
 }
 
 void

@@ -501,6 +501,29 @@ js_key_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+#define JS_MARK_PAIRWISE	24
+
+static void
+js_mark_pairwise(struct jscan *js)
+{
+	const struct jscan_member	*a, *b;
+	size_t				 i, j;
+
+	for (i = 0; i < js->nm; i++) {
+		a = &js->m[i];
+		js->m[i].last = 1;
+		for (j = i + 1; j < js->nm; j++) {
+			b = &js->m[j];
+			if (b->parent == a->parent && b->nlen == a->nlen &&
+			    memcmp(js->keys + b->name, js->keys + a->name,
+			    a->nlen) == 0) {
+				js->m[i].last = 0;
+				break;
+			}
+		}
+	}
+}
+
 /* json-c keeps the last of duplicate keys: mark it. */
 static int
 js_mark_last(struct jscan *js)
@@ -510,6 +533,11 @@ js_mark_last(struct jscan *js)
 
 	if (js->nm == 0)
 		return 0;
+	/* A request's few keys: compared pairwise, nothing allocated. */
+	if (js->nm <= JS_MARK_PAIRWISE) {
+		js_mark_pairwise(js);
+		return 0;
+	}
 	if ((k = calloc(js->nm, sizeof(*k))) == NULL) {
 		js->err = JSCAN_ENOMEM;
 		return -1;
@@ -602,27 +630,40 @@ jscan_find(const struct jscan *js, int parent, const char *k)
 	return -1;
 }
 
-/* A string member's value decoded, NUL-terminated, to free; its length
- * (a \u0000 in it counts) in *len. */
+/* A string member's value decoded, NUL-terminated, into the keys of
+ * scratch (valid until scratch is used again); its length (a \u0000 in
+ * it counts) in *len. */
+const char *
+jscan_string_in(struct jscan *scratch, const char *buf,
+    const struct jscan_member *m, size_t *len)
+{
+	struct js_ctx	 c;
+
+	if (m == NULL || m->type != JSCAN_STRING)
+		return NULL;
+	scratch->klen = 0;
+	c.b = (const unsigned char *)buf;
+	c.n = m->vend;
+	c.i = m->vofs;
+	c.js = scratch;
+	js_class_init();
+	if (js_string(&c, 0, 1) == -1 || js_put(&c, "", 1) == -1)
+		return NULL;
+	*len = scratch->klen - 1;
+	return scratch->keys;
+}
+
+/* The same, to free. */
 char *
 jscan_string(const char *buf, const struct jscan_member *m, size_t *len)
 {
 	struct jscan	 tmp;
-	struct js_ctx	 c;
 
-	if (m->type != JSCAN_STRING)
-		return NULL;
 	memset(&tmp, 0, sizeof(tmp));
-	c.b = (const unsigned char *)buf;
-	c.n = m->vend;
-	c.i = m->vofs;
-	c.js = &tmp;
-	js_class_init();
-	if (js_string(&c, 0, 1) == -1 || js_put(&c, "", 1) == -1) {
-		free(tmp.keys);
+	if (jscan_string_in(&tmp, buf, m, len) == NULL) {
+		jscan_free(&tmp);
 		return NULL;
 	}
-	*len = tmp.klen - 1;
 	return tmp.keys;
 }
 

@@ -70,6 +70,8 @@ void	 jscan_free(struct jscan *);
 int	 jscan_find(const struct jscan *, int, const char *);
 int	 jscan_keyeq(const struct jscan *, int, const char *);
 char	*jscan_string(const char *, const struct jscan_member *, size_t *);
+const char *jscan_string_in(struct jscan *, const char *,
+	    const struct jscan_member *, size_t *);
 size_t	 jscan_quote(char *, const char *);
 const char *jscan_type_name(enum jscan_type);
 const char *jscan_strerror(enum jscan_err);

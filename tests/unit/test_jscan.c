@@ -237,6 +237,53 @@ test_fields(void **state)
 	jscan_free(&js);
 }
 
+/* Duplicates among many keys (sorted) and few (compared pairwise), in
+ * one jscan used twice, and strings decoded into one scratch. */
+static void
+test_reuse(void **state)
+{
+	char			 big[2048];
+	static const char	 small[] = "{\"a\":1,\"b\":{\"a\":2,\"a\":3},"
+	    "\"a\":\"x\\u0079\",\"c\":\"z\"}";
+	struct jscan		 js, sc;
+	const char		*s;
+	size_t			 n = 1, len;
+	int			 i, k, b;
+
+	(void)state;
+	big[0] = '{';
+	for (k = 0; k < 40; k++)	/* k0 .. k19 twice: the second wins */
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s\"k%d\":%d",
+		    k ? "," : "", k % 20, k);
+	big[n++] = '}';
+	memset(&js, 0, sizeof(js));
+	memset(&sc, 0, sizeof(sc));
+	assert_int_equal(jscan_parse(&js, big, n), 0);
+	assert_int_equal(js.nm, 40);
+	for (k = 0; k < 40; k++)
+		assert_int_equal(js.m[k].last, k >= 20);
+	i = jscan_find(&js, -1, "k7");
+	assert_int_equal(i, 27);
+	assert_int_equal(jscan_parse(&js, small, sizeof(small) - 1), 0);
+	assert_int_equal(js.nm, 6);
+	i = jscan_find(&js, -1, "a");
+	assert_int_equal(i, 4);
+	b = jscan_find(&js, -1, "b");
+	assert_int_equal(jscan_find(&js, b, "a"), 3);
+	assert_int_equal(js.m[0].last, 0);
+	assert_int_equal(js.m[2].last, 0);
+	s = jscan_string_in(&sc, small, &js.m[i], &len);
+	assert_non_null(s);
+	assert_string_equal(s, "xy");
+	assert_int_equal(len, 2);
+	s = jscan_string_in(&sc, small, &js.m[jscan_find(&js, -1, "c")], &len);
+	assert_string_equal(s, "z");
+	assert_null(jscan_string_in(&sc, small, &js.m[0], &len));
+	assert_null(jscan_string_in(&sc, small, NULL, &len));
+	jscan_free(&sc);
+	jscan_free(&js);
+}
+
 static void
 test_differential(void **state)
 {
@@ -270,6 +317,7 @@ main(void)
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_differential),
 	};
 
