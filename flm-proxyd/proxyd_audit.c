@@ -185,6 +185,13 @@ audit_copy_model(char *dst, size_t sz, const char *src)
 	dst[i] = '\0';
 }
 
+/* src cut to fit dst, which audit_request has zeroed. */
+static void
+audit_copy(char *dst, size_t sz, const char *src)
+{
+	memcpy(dst, src, strnlen(src, sz - 1));
+}
+
 /* The request is over with status: record it, debit token limits. */
 void
 audit_request(struct http_req *r, int status)
@@ -221,10 +228,10 @@ audit_request(struct http_req *r, int status)
 		audit_usage_scan(r->tail, r->tlen, &a->prompt_tokens,
 		    &a->completion_tokens);
 	memcpy(a->key_id, r->key_id, sizeof(a->key_id));
-	snprintf(a->addr, sizeof(a->addr), "%s", http_req_addr(r));
-	snprintf(a->cert_serial, sizeof(a->cert_serial), "%s",
+	audit_copy(a->addr, sizeof(a->addr), http_req_addr(r));
+	audit_copy(a->cert_serial, sizeof(a->cert_serial),
 	    http_req_cert(r, &label));
-	snprintf(a->cert_label, sizeof(a->cert_label), "%s", label);
+	audit_copy(a->cert_label, sizeof(a->cert_label), label);
 	audit_copy_model(a->model, sizeof(a->model), r->model);
 	ms = (a->prompt_tokens > 0 ? a->prompt_tokens : 0) +
 	    (a->completion_tokens > 0 ? a->completion_tokens : 0);
