@@ -206,10 +206,10 @@ struct route_body {
 
 /*
  * What route_post needs for one body, kept from request to request so
- * the hot path allocates only when a body is bigger than any before.
- * A request finished inside route_post (an error reply) may start the
- * next pipelined one, and so route_post again: that one takes a fresh
- * set, freed on return.
+ * the hot path allocates only when a body has more members than any
+ * before.  route_post is not reentered today (request_done starts a
+ * pipelined request from the event loop); were it ever, the inner call
+ * takes a fresh set, freed on return, rather than the outer one's.
  */
 struct route_scratch {
 	struct jscan	 js;		/* the body */
@@ -223,7 +223,7 @@ struct route_scratch {
 };
 static struct route_scratch	 route_kept;
 
-/* *p with room for n elements of sz bytes, grown (and cleared) as needed. */
+/* *p with room for n elements of sz bytes, grown as needed. */
 static int
 route_room(void *p, size_t *cap, size_t n, size_t sz)
 {
