@@ -99,15 +99,6 @@ int		 keyd_audit_usage(struct db *, const char *, const char *,
 		    struct json_object **, char *, size_t);
 
 /* keyd_integrity.c: keyed-hash input with lengths and NULLs kept apart */
-struct keyd_macbuf {
-	struct crypto_generichash_blake2b_state *h;
-	size_t		 n;
-	uint8_t		 b[512];
-};
-void		 keyd_macbuf_put(struct keyd_macbuf *, const void *, size_t);
-void		 keyd_macbuf_i64(struct keyd_macbuf *, int64_t);
-void		 keyd_macbuf_str(struct keyd_macbuf *, const char *);
-void		 keyd_macbuf_flush(struct keyd_macbuf *);
 void		 keyd_mac_i64(struct crypto_generichash_blake2b_state *,
 		    int64_t);
 void		 keyd_mac_str(struct crypto_generichash_blake2b_state *,

@@ -133,30 +133,26 @@ audit_chain_from(const crypto_generichash_state *key,
     uint8_t out[CHAIN_LEN])
 {
 	crypto_generichash_state	 h;
-	struct keyd_macbuf		 c;
 
 	memcpy(&h, key, sizeof(h));
-	c.h = &h;
-	c.n = 0;
-	keyd_macbuf_put(&c, prev, CHAIN_LEN);
-	keyd_macbuf_i64(&c, r->id);
-	keyd_macbuf_str(&c, r->request_id);
-	keyd_macbuf_str(&c, r->key_id);
-	keyd_macbuf_str(&c, r->addr);
-	keyd_macbuf_str(&c, r->endpoint);
-	keyd_macbuf_str(&c, r->model);
-	keyd_macbuf_i64(&c, r->status);
-	keyd_macbuf_i64(&c, r->latency);
-	keyd_macbuf_i64(&c, r->prompt);
-	keyd_macbuf_i64(&c, r->completion);
-	keyd_macbuf_str(&c, r->created_at);
+	crypto_generichash_update(&h, prev, CHAIN_LEN);
+	keyd_mac_i64(&h, r->id);
+	keyd_mac_str(&h, r->request_id);
+	keyd_mac_str(&h, r->key_id);
+	keyd_mac_str(&h, r->addr);
+	keyd_mac_str(&h, r->endpoint);
+	keyd_mac_str(&h, r->model);
+	keyd_mac_i64(&h, r->status);
+	keyd_mac_i64(&h, r->latency);
+	keyd_mac_i64(&h, r->prompt);
+	keyd_mac_i64(&h, r->completion);
+	keyd_mac_str(&h, r->created_at);
 	/* Only when there: rows from before migration 005 keep their
 	 * hashes. */
 	if (r->cert_serial != NULL || r->cert_label != NULL) {
-		keyd_macbuf_str(&c, r->cert_serial);
-		keyd_macbuf_str(&c, r->cert_label);
+		keyd_mac_str(&h, r->cert_serial);
+		keyd_mac_str(&h, r->cert_label);
 	}
-	keyd_macbuf_flush(&c);
 	crypto_generichash_final(&h, out, CHAIN_LEN);
 	sodium_memzero(&h, sizeof(h));
 }

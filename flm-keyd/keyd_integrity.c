@@ -23,77 +23,29 @@
 
 #define SEALED_MARK	"rows_sealed_at"
 
-/*
- * Keyed-hash input with lengths and NULLs kept apart: the row MACs and
- * the audit chain (keyd_audit.c).  Gathered in a buffer so that a row
- * costs one BLAKE2b update, not one a field.
- */
+/* Keyed-hash input with lengths and NULLs kept apart: the row MACs and
+ * the audit chain (keyd_audit.c). */
 void
-keyd_macbuf_put(struct keyd_macbuf *m, const void *p, size_t n)
-{
-	if (m->n + n > sizeof(m->b)) {
-		keyd_macbuf_flush(m);
-		if (n > sizeof(m->b)) {
-			crypto_generichash_update(m->h, p, n);
-			return;
-		}
-	}
-	memcpy(m->b + m->n, p, n);
-	m->n += n;
-}
-
-void
-keyd_macbuf_i64(struct keyd_macbuf *m, int64_t v)
+keyd_mac_i64(crypto_generichash_state *h, int64_t v)
 {
 	uint8_t	 b[8];
 	int	 i;
 
 	for (i = 0; i < 8; i++)
 		b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
-	keyd_macbuf_put(m, b, sizeof(b));
-}
-
-void
-keyd_macbuf_str(struct keyd_macbuf *m, const char *s)
-{
-	uint8_t	 tag = s != NULL;
-	size_t	 n;
-
-	keyd_macbuf_put(m, &tag, 1);
-	if (s == NULL)
-		return;
-	n = strlen(s);
-	keyd_macbuf_i64(m, (int64_t)n);
-	keyd_macbuf_put(m, s, n);
-}
-
-void
-keyd_macbuf_flush(struct keyd_macbuf *m)
-{
-	crypto_generichash_update(m->h, m->b, m->n);
-	m->n = 0;
-}
-
-void
-keyd_mac_i64(crypto_generichash_state *h, int64_t v)
-{
-	struct keyd_macbuf	 m;
-
-	m.h = h;
-	m.n = 0;
-	keyd_macbuf_i64(&m, v);
-	keyd_macbuf_flush(&m);
+	crypto_generichash_update(h, b, sizeof(b));
 }
 
 void
 keyd_mac_str(crypto_generichash_state *h, const char *s)
 {
-	struct keyd_macbuf	 m;
+	uint8_t	 tag = s != NULL;
 
-	m.h = h;
-	m.n = 0;
-	keyd_macbuf_str(&m, s);
-	keyd_macbuf_flush(&m);
+	crypto_generichash_update(h, &tag, 1);
+	if (s == NULL)
+		return;
+	keyd_mac_i64(h, (int64_t)strlen(s));
+	crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
 }
 
 const struct keyd_rowmac keyd_key_rows = {

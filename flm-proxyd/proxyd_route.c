@@ -207,9 +207,9 @@ struct route_body {
 /*
  * What route_post needs for one body, kept from request to request so
  * the hot path allocates only when a body has more members than any
- * before.  route_post is not reentered today (request_done starts a
- * pipelined request from the event loop); were it ever, the inner call
- * takes a fresh set, freed on return, rather than the outer one's.
+ * before.  route_post reads it only before it answers or hands the call
+ * on, so even a request begun from inside those (request_done begins a
+ * pipelined one from the event loop, not there) would not disturb it.
  */
 struct route_scratch {
 	struct jscan	 js;		/* the body */
@@ -219,7 +219,6 @@ struct route_scratch {
 	char		*drop;
 	char		*qmodel;
 	size_t		 ecap, iovcap, dropcap, qcap;
-	int		 busy;
 };
 static struct route_scratch	 route_kept;
 
@@ -238,9 +237,11 @@ route_room(void *p, size_t *cap, size_t n, size_t sz)
 	return 0;
 }
 
-static void
-route_scratch_free(struct route_scratch *sc)
+void
+route_cleanup(void)
 {
+	struct route_scratch	*sc = &route_kept;
+
 	jscan_free(&sc->js);
 	jscan_free(&sc->str);
 	free(sc->e);
@@ -248,12 +249,6 @@ route_scratch_free(struct route_scratch *sc)
 	free(sc->drop);
 	free(sc->qmodel);
 	memset(sc, 0, sizeof(*sc));
-}
-
-void
-route_cleanup(void)
-{
-	route_scratch_free(&route_kept);
 }
 
 static void
@@ -434,7 +429,7 @@ route_native(struct http_req *req, const char *buf, size_t len,
 static void
 route_post(struct http_req *req)
 {
-	struct route_scratch	 fresh, *sc = &route_kept;
+	struct route_scratch	*sc = &route_kept;
 	struct json_object	*native = NULL;
 	struct upstream_call	 call;
 	struct route_body	 rb;
@@ -445,11 +440,6 @@ route_post(struct http_req *req)
 	size_t			 len = evbuffer_get_length(req->body), mlen;
 	int			 st;
 
-	if (sc->busy) {
-		memset(&fresh, 0, sizeof(fresh));
-		sc = &fresh;
-	}
-	sc->busy = 1;
 	memset(&rb, 0, sizeof(rb));
 	sc->js.elem_key = req->ep == EP_CHAT ? "role" : NULL;
 	buf = (const char *)evbuffer_pullup(req->body, -1);
@@ -513,10 +503,6 @@ route_post(struct http_req *req)
 	upstream_start(req, &call);	/* copies what it keeps */
 done:
 	json_object_put(native);
-	if (sc == &fresh)
-		route_scratch_free(sc);
-	else
-		sc->busy = 0;
 }
 
 void

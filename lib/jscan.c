@@ -501,29 +501,6 @@ js_key_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-#define JS_MARK_PAIRWISE	24
-
-static void
-js_mark_pairwise(struct jscan *js)
-{
-	const struct jscan_member	*a, *b;
-	size_t				 i, j;
-
-	for (i = 0; i < js->nm; i++) {
-		a = &js->m[i];
-		js->m[i].last = 1;
-		for (j = i + 1; j < js->nm; j++) {
-			b = &js->m[j];
-			if (b->parent == a->parent && b->nlen == a->nlen &&
-			    memcmp(js->keys + b->name, js->keys + a->name,
-			    a->nlen) == 0) {
-				js->m[i].last = 0;
-				break;
-			}
-		}
-	}
-}
-
 /* json-c keeps the last of duplicate keys: mark it. */
 static int
 js_mark_last(struct jscan *js)
@@ -533,15 +510,16 @@ js_mark_last(struct jscan *js)
 
 	if (js->nm == 0)
 		return 0;
-	/* A request's few keys: compared pairwise, nothing allocated. */
-	if (js->nm <= JS_MARK_PAIRWISE) {
-		js_mark_pairwise(js);
-		return 0;
+	/* Kept from parse to parse, as m and keys are. */
+	if (js->nm > js->scap) {
+		if ((k = reallocarray(js->sort, js->nm, sizeof(*k))) == NULL) {
+			js->err = JSCAN_ENOMEM;
+			return -1;
+		}
+		js->sort = k;
+		js->scap = js->nm;
 	}
-	if ((k = calloc(js->nm, sizeof(*k))) == NULL) {
-		js->err = JSCAN_ENOMEM;
-		return -1;
-	}
+	k = js->sort;
 	for (i = 0; i < js->nm; i++) {
 		k[i].parent = js->m[i].parent;
 		k[i].k = js->keys + js->m[i].name;
@@ -553,7 +531,6 @@ js_mark_last(struct jscan *js)
 		js->m[k[i].idx].last = i + 1 == js->nm ||
 		    k[i + 1].parent != k[i].parent || k[i + 1].n != k[i].n ||
 		    memcmp(k[i + 1].k, k[i].k, k[i].n) != 0;
-	free(k);
 	return 0;
 }
 
@@ -601,9 +578,11 @@ jscan_free(struct jscan *js)
 {
 	free(js->m);
 	free(js->keys);
+	free(js->sort);
 	js->m = NULL;
 	js->keys = NULL;
-	js->nm = js->mcap = js->klen = js->kcap = 0;
+	js->sort = NULL;
+	js->nm = js->mcap = js->klen = js->kcap = js->scap = 0;
 }
 
 /* Is member i's key k? */

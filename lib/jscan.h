@@ -61,6 +61,8 @@ struct jscan {
 	size_t			 nm, mcap;
 	char			*keys;
 	size_t			 klen, kcap;
+	struct js_key		*sort;		/* js_mark_last's */
+	size_t			 scap;
 	enum jscan_err		 err;
 	size_t			 errofs;
 };

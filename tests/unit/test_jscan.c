@@ -237,8 +237,8 @@ test_fields(void **state)
 	jscan_free(&js);
 }
 
-/* Duplicates among many keys (sorted) and few (compared pairwise), in
- * one jscan used twice, and strings decoded into one scratch. */
+/* Duplicates among many keys, then among few, in one jscan used twice
+ * (its buffers kept), and strings decoded into one scratch. */
 static void
 test_reuse(void **state)
 {
