@@ -71,6 +71,18 @@ keyd_peers(void)
 	return mask;
 }
 
+/* The first worker up: it runs ACME orders. */
+struct chan *
+keyd_any_peer(void)
+{
+	int	 i;
+
+	for (i = 0; i < FLM_WORKERS_MAX; i++)
+		if (keyd.peers[i] != NULL)
+			return keyd.peers[i];
+	return NULL;
+}
+
 static int
 keyd_peer_slot(struct chan *ch)
 {
@@ -162,6 +174,20 @@ keyd_peers_send(uint16_t type, struct mbuf *b)
 		if (keyd.peers[i] != NULL && chan_compose(keyd.peers[i], type,
 		    0, -1, b->data, b->len) == -1)
 			log_warnx("message %u to worker %d: too large", type, i);
+}
+
+void
+keyd_peers_json(uint16_t type, struct json_object *o)
+{
+	struct mbuf	 b;
+	const char	*text;
+
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	memset(&b, 0, sizeof(b));
+	mbuf_put_data(&b, text, strlen(text));
+	keyd_peers_send(type, &b);
+	mbuf_free(&b);
 }
 
 /* The policy in force, to ch (NULL: every worker): at a worker's start
@@ -290,6 +316,7 @@ static void
 keyd_peer_down(struct chan *ch, int slot)
 {
 	keyd_audit_forget(ch);	/* its proxyd sends them again */
+	keyd_acme_peer_down(ch);
 	keyd_confirmed(0, slot);
 }
 
@@ -455,6 +482,54 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 }
 
 static void	keyd_tls_schedule(void);
+static struct event	*keyd_tls_timer;
+
+/* An ACME order for flmd's ensure failed: flmd hears why. */
+void
+keyd_tls_pending_failed(uint32_t peerid, const char *why)
+{
+	char	 msg[512];
+
+	snprintf(msg, sizeof(msg), "ACME: %s", why);
+	chan_compose_error(keyd.parent, IMSG_KEY_ERROR, peerid, EINVAL, msg);
+}
+
+/*
+ * An ACME certificate is in service: proxyd gets it, then flmd hears
+ * (the ensure waiting, or TLS_RENEWED for a renewal).
+ */
+void
+keyd_tls_installed(uint32_t peerid, const char *handle,
+    struct json_object *cert)
+{
+	struct json_object	*res = json_object_new_object();
+
+	if (peerid == 0) {
+		json_object_object_add(res, "handle",
+		    json_object_new_string(handle));
+		json_object_object_add(res, "cert", cert);
+		keyd_tls_push(NULL, ++keyd_seq);
+		chan_compose_json(keyd.parent, IMSG_TLS_RENEWED, 0, res);
+		json_object_put(res);
+	} else {
+		json_object_object_add(res, "cert", cert);
+		if (keyd_peers() == 0)
+			keyd_reply(peerid, res);
+		else
+			keyd_tls_push(NULL, keyd_change_wait(peerid, res));
+	}
+	keyd_tls_schedule();
+}
+
+static int
+keyd_tls_acme(struct json_object *req)
+{
+	struct json_object	*v;
+
+	return json_object_object_get_ex(req, "mode", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    strcmp(json_object_get_string(v), "https-acme") == 0;
+}
 
 /*
  * Certificates, from flmd.  A request that changed what proxyd serves
@@ -482,9 +557,28 @@ keyd_tls_request(struct chan *ch, struct chan_msg *m)
 	else switch (m->hdr.type) {
 	case IMSG_TLS_ENSURE:
 		r = keyd_tls_ensure(req, &res, err, sizeof(err));
+		/* ACME: an order, answered when it ends; or the stored
+		 * certificate, renewed in the background when due. */
+		if (r == KEYD_TLS_ACME) {
+			r = keyd_acme_start(req, m->hdr.peerid, err,
+			    sizeof(err));
+			if (r == 0) {
+				json_object_put(req);
+				return;
+			}
+		} else if (r >= 0 && keyd_tls_acme(req)) {
+			keyd_acme_keep(req);
+			if (keyd_tls_timer != NULL) {
+				struct timeval tv = { 0, 0 };
+
+				evtimer_add(keyd_tls_timer, &tv);
+			}
+		}
 		break;
 	case IMSG_TLS_RELEASE:
 		r = keyd_tls_release(req, &res, err, sizeof(err));
+		if (r >= 0)
+			keyd_acme_forget(keyd_arg(req, "handle"));
 		break;
 	case IMSG_CA_INFO:
 		r = keyd_tls_ca_info(req, &res, err, sizeof(err));
@@ -727,6 +821,15 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_TLS_APPLIED:
 		keyd_tls_applied(ch, m);
 		break;
+	case IMSG_ACME_SIGN:
+		keyd_acme_sign(ch, m);
+		break;
+	case IMSG_ACME_ACCOUNT:
+		keyd_acme_account(ch, m);
+		break;
+	case IMSG_ACME_DONE:
+		keyd_acme_done(ch, m);
+		break;
 	default:
 		log_warnx("flm-proxyd sent unknown message type %u",
 		    m->hdr.type);
@@ -734,8 +837,6 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	}
 }
-
-static struct event	*keyd_tls_timer;
 
 /* flm doctor: keyd's facts, bounded, no secret (keyd_doctor.c). */
 static void
@@ -809,7 +910,7 @@ keyd_tls_due(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	(void)arg;
-	if ((renewed = keyd_tls_tick()) != NULL) {
+	if ((renewed = keyd_tls_tick(keyd_acme_due)) != NULL) {
 		keyd_tls_push(NULL, ++keyd_seq);
 		for (i = 0; i < json_object_array_length(renewed); i++)
 			chan_compose_json(keyd.parent, IMSG_TLS_RENEWED, 0,
@@ -929,6 +1030,7 @@ main(int argc, char *argv[])
 	keyd_integrity_init(&keyd_db, keyd_anchor_exists());
 	keyd_anchor_start(&keyd_db);
 	keyd_tls_init(&keyd_db);
+	keyd_acme_init(&keyd_db);
 	/* The chroot's root or, in user mode, keyd's directory. */
 	keyd_sandbox(".");
 	keyd_integrity_check(1);	/* and the first DB_STATE */
@@ -958,6 +1060,7 @@ main(int argc, char *argv[])
 	}
 	keycache_free(keyd_cache);
 	keyd_policy_free();
+	keyd_acme_free();
 	keyd_tls_free();
 	keyd_audit_close();
 	db_close(&keyd_db);

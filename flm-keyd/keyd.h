@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <openssl/types.h>
+#include <openssl/x509.h>
 
 #include "flm_msg.h"
 
@@ -169,13 +170,27 @@ struct json_object *keyd_x509_permitted(X509 *);
 int		 keyd_x509_sign(EVP_PKEY *, const uint8_t *, size_t, uint8_t *,
 		    size_t *);
 
+#define KEYD_ES256_LEN		64
+int		 keyd_b64url(const void *, size_t, char *, size_t);
+int		 keyd_x509_es256(EVP_PKEY *, const void *, size_t,
+		    uint8_t [KEYD_ES256_LEN]);
+int		 keyd_x509_jwk(EVP_PKEY *, char *, size_t);
+int		 keyd_x509_csr(EVP_PKEY *, const char *const *, size_t,
+		    unsigned char **, size_t *);
+STACK_OF(X509)	*keyd_x509_chain(const char *, size_t);
+
 /* keyd_tls.c: certificates kept, pushed to proxyd, signed with */
 void		 keyd_tls_init(struct db *);
 void		 keyd_tls_free(void);
 int		 keyd_tls_label_valid(const char *);
 int		 keyd_tls_hex16(const char *);
+#define KEYD_TLS_ACME	2	/* keyd_tls_ensure: the CA must issue one */
 int		 keyd_tls_ensure(struct json_object *, struct json_object **,
 		    char *, size_t);
+int		 keyd_tls_names(struct json_object *, struct json_object **,
+		    char **, char *, size_t);
+int		 keyd_tls_install(const char *, const char *, STACK_OF(X509) *,
+		    EVP_PKEY *, struct json_object **, char *, size_t);
 int		 keyd_tls_release(struct json_object *, struct json_object **,
 		    char *, size_t);
 int		 keyd_tls_ca_info(struct json_object *, struct json_object **,
@@ -191,9 +206,31 @@ void		 keyd_tls_sign(const struct flm_tls_sign *,
 long		 keyd_tls_next(void);
 void		 keyd_tls_doctor(struct json_object *);
 
+/* keyd_acme.c: ACME accounts, orders run by proxyd, signed here */
+struct chan_msg;
+void		 keyd_acme_init(struct db *);
+void		 keyd_acme_free(void);
+int		 keyd_acme_start(struct json_object *, uint32_t, char *,
+		    size_t);
+void		 keyd_acme_keep(struct json_object *);
+void		 keyd_acme_due(const char *);
+void		 keyd_acme_forget(const char *);
+void		 keyd_acme_peer_down(struct chan *);
+void		 keyd_acme_sign(struct chan *, struct chan_msg *);
+void		 keyd_acme_account(struct chan *, struct chan_msg *);
+void		 keyd_acme_done(struct chan *, struct chan_msg *);
+const char	*keyd_acme_error(const char *);
+
+/* keyd.c, for keyd_acme.c: workers, and the ensure left waiting */
+struct chan	*keyd_any_peer(void);
+void		 keyd_peers_json(uint16_t, struct json_object *);
+void		 keyd_tls_pending_failed(uint32_t, const char *);
+void		 keyd_tls_installed(uint32_t, const char *,
+		    struct json_object *);
+
 /* keyd_doctor.c: flm doctor's facts only keyd sees */
 struct json_object *keyd_doctor(struct db *, const char *, int);
-struct json_object *keyd_tls_tick(void);
+struct json_object *keyd_tls_tick(void (*)(const char *));
 
 /* keyd_sandbox.c */
 void	keyd_sandbox(const char *);

@@ -73,6 +73,7 @@ struct tls_req {
 	char			*names_key;	/* sorted JSON text */
 	char			*addrs_key;
 	long			 lifetime;
+	int			 acme;		/* https-acme: the CA's */
 };
 
 static void
@@ -261,12 +262,14 @@ req_ensure(struct json_object *req, struct tls_req *r, char *err,
 	if (!json_object_object_get_ex(req, "mode", &v) ||
 	    !json_object_is_type(v, json_type_string) ||
 	    (strcmp(json_object_get_string(v), "dev-selfsigned") != 0 &&
-	    strcmp(json_object_get_string(v), "packaged-ca") != 0)) {
-		snprintf(err, errsz, "mode: expected dev-selfsigned or "
-		    "packaged-ca");
+	    strcmp(json_object_get_string(v), "packaged-ca") != 0 &&
+	    strcmp(json_object_get_string(v), "https-acme") != 0)) {
+		snprintf(err, errsz, "mode: expected dev-selfsigned, "
+		    "packaged-ca or https-acme");
 		return -1;
 	}
 	r->mode = json_object_get_string(v);
+	r->acme = strcmp(r->mode, "https-acme") == 0;
 	r->lifetime = strcmp(r->mode, "packaged-ca") == 0 ? TLS_CA_LIFETIME :
 	    TLS_DEV_LIFETIME;
 	if (json_object_object_get_ex(req, "lifetime", &v)) {
@@ -447,13 +450,15 @@ static const struct keyd_rowmac cert_rows = {
 static int
 row_insert(const char *id, const char *purpose, const char *handle,
     const char *mode, const char *label, X509 *x, EVP_PKEY *key,
-    const char *names, const char *addrs, char *err, size_t errsz)
+    const char *names, const char *addrs, const char *chain, char *err,
+    size_t errsz)
 {
 	struct json_object	*info = keyd_x509_info(x, id, mode ? mode : "");
 	sqlite3_stmt		*st;
 	uint8_t			 nonce[KEYD_SEAL_NONCE], *ct = NULL;
 	size_t			 ctlen = 0;
-	char			*pem = keyd_x509_pem(x);
+	char			*pem = chain != NULL ? strdup(chain) :
+				    keyd_x509_pem(x);
 	int			 rc = SQLITE_ERROR;
 
 	if (pem == NULL || (key != NULL && keyd_x509_seal(keyd_tls_key(), id,
@@ -527,8 +532,8 @@ ca_ensure(struct json_object *names, int *made, char *err, size_t errsz)
 	}
 	free(n);
 	nk = array_key(names);
-	rv = row_insert(id, "ca", NULL, NULL, NULL, x, key, nk, NULL, err,
-	    errsz);
+	rv = row_insert(id, "ca", NULL, NULL, NULL, x, key, nk, NULL, NULL,
+	    err, errsz);
 	free(nk);
 	EVP_PKEY_free(key);
 	X509_free(x);
@@ -566,7 +571,8 @@ ca_info(void)
 
 static struct tls_svc *
 svc_new(const char *id, const char *handle, const char *mode,
-    const char *names, const char *addrs, X509 *x, EVP_PKEY *key)
+    const char *names, const char *addrs, X509 *x, EVP_PKEY *key,
+    const char *chain)
 {
 	struct tls_svc	*s;
 	char		*leaf;
@@ -582,8 +588,14 @@ svc_new(const char *id, const char *handle, const char *mode,
 	s->x509 = x;
 	s->key = key;
 	keyd_x509_times(x, &s->not_before, &s->not_after);
-	/* packaged-ca: the chain carries the CA the leaf chains to. */
-	if (strcmp(mode, "packaged-ca") == 0 && tls_ca_pem != NULL) {
+	/* packaged-ca: the chain carries the CA the leaf chains to;
+	 * https-acme: the CA's intermediates, given. */
+	if (chain != NULL) {
+		s->chain = strdup(chain);
+		free(leaf);
+		if (s->chain == NULL)
+			fatal("%s", __func__);
+	} else if (strcmp(mode, "packaged-ca") == 0 && tls_ca_pem != NULL) {
 		if (asprintf(&s->chain, "%s%s", leaf, tls_ca_pem) == -1)
 			fatal("%s", __func__);
 		free(leaf);
@@ -599,7 +611,7 @@ svc_new(const char *id, const char *handle, const char *mode,
 static struct tls_svc *
 svc_from_row(sqlite3_stmt *st)
 {
-	const char	*id = (const char *)sqlite3_column_text(st, 0);
+	const char	*id = (const char *)sqlite3_column_text(st, 0), *mode;
 	EVP_PKEY	*key;
 	X509		*x;
 
@@ -614,10 +626,12 @@ svc_from_row(sqlite3_stmt *st)
 		X509_free(x);
 		return NULL;
 	}
-	return svc_new(id, (const char *)sqlite3_column_text(st, 1),
-	    (const char *)sqlite3_column_text(st, 2),
+	mode = (const char *)sqlite3_column_text(st, 2);
+	return svc_new(id, (const char *)sqlite3_column_text(st, 1), mode,
 	    (const char *)sqlite3_column_text(st, 3),
-	    (const char *)sqlite3_column_text(st, 4), x, key);
+	    (const char *)sqlite3_column_text(st, 4), x, key,
+	    strcmp(mode, "https-acme") == 0 ?
+	    (const char *)sqlite3_column_text(st, 5) : NULL);
 }
 
 #define SVC_COLS	"id, handle, mode, names, addrs, cert_pem, key_nonce, " \
@@ -627,6 +641,12 @@ svc_from_row(sqlite3_stmt *st)
 static int
 svc_fits(const struct tls_svc *s, const struct tls_req *r, time_t now)
 {
+	/* ACME: the CA set the lifetime; any left serves while the
+	 * renewal runs. */
+	if (r->acme)
+		return strcmp(s->mode, r->mode) == 0 &&
+		    strcmp(s->names, r->names_key) == 0 &&
+		    s->not_after > now + TLS_LIFETIME_MIN;
 	return strcmp(s->mode, r->mode) == 0 &&
 	    strcmp(s->names, r->names_key) == 0 &&
 	    strcmp(s->addrs, r->addrs_key) == 0 &&
@@ -776,7 +796,7 @@ svc_make(const struct tls_req *r, char *err, size_t errsz)
 	    "T%H:%M:%fZ', 'now') WHERE purpose = 'server' AND handle = ? AND "
 	    "replaced_at IS NULL", r->handle) != SQLITE_OK ||
 	    row_insert(id, "server", r->handle, r->mode, NULL, x, key,
-	    r->names_key, r->addrs_key, err, errsz) == -1 ||
+	    r->names_key, r->addrs_key, NULL, err, errsz) == -1 ||
 	    sqlite3_exec(tls_db->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_exec(tls_db->h, "ROLLBACK", NULL, NULL, NULL);
 		if (*err == '\0')
@@ -788,7 +808,8 @@ svc_make(const struct tls_req *r, char *err, size_t errsz)
 	}
 	if ((old = svc_find(r->handle)) != NULL)
 		svc_retire(old, time(NULL));
-	s = svc_new(id, r->handle, r->mode, r->names_key, r->addrs_key, x, key);
+	s = svc_new(id, r->handle, r->mode, r->names_key, r->addrs_key, x, key,
+	    NULL);
 	log_info("certificate %s for %s (%s), valid %ld s", id, r->handle,
 	    r->mode, r->lifetime);
 	return s;
@@ -811,8 +832,11 @@ keyd_tls_ensure(struct json_object *req, struct json_object **res, char *err,
 	}
 	if ((s = svc_find(r.handle)) != NULL && svc_fits(s, &r, now))
 		changed = 0;
-	else if ((s = svc_reinstate(&r, now)) == NULL &&
-	    (s = svc_make(&r, err, errsz)) == NULL) {
+	else if ((s = svc_reinstate(&r, now)) == NULL && r.acme) {
+		/* Only the CA makes it: keyd_acme_start orders one. */
+		req_free(&r);
+		return KEYD_TLS_ACME;
+	} else if (s == NULL && (s = svc_make(&r, err, errsz)) == NULL) {
 		req_free(&r);
 		return -1;
 	}
@@ -821,6 +845,75 @@ keyd_tls_ensure(struct json_object *req, struct json_object **res, char *err,
 	    s->mode));
 	req_free(&r);
 	return changed;
+}
+
+/* The names of an ensure, checked, and their canonical text. */
+int
+keyd_tls_names(struct json_object *req, struct json_object **names,
+    char **key, char *err, size_t errsz)
+{
+	struct tls_req	 r;
+
+	memset(&r, 0, sizeof(r));
+	if (req_names(req, &r, err, errsz) == -1) {
+		req_free(&r);
+		return -1;
+	}
+	*names = json_object_get(r.names);
+	*key = r.names_key;
+	r.names_key = NULL;
+	req_free(&r);
+	return 0;
+}
+
+/*
+ * A certificate from the ACME CA (chain: leaf first) into service for
+ * handle with key, which it takes; the one before retired.  0 and
+ * *info, or -1 and err.
+ */
+int
+keyd_tls_install(const char *handle, const char *names_key,
+    STACK_OF(X509) *chain, EVP_PKEY *key, struct json_object **info,
+    char *err, size_t errsz)
+{
+	X509		*leaf = sk_X509_value(chain, 0);
+	char		 id[FLM_CERT_ID_LEN + 1], *pem = NULL, *p, *all;
+	struct tls_svc	*s, *old;
+	int		 i;
+
+	*info = NULL;
+	/* The chain as served: re-encoded, nothing of the CA's text. */
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		if ((p = keyd_x509_pem(sk_X509_value(chain, i))) == NULL ||
+		    asprintf(&all, "%s%s", pem ? pem : "", p) == -1)
+			fatal("%s", __func__);
+		free(p);
+		free(pem);
+		pem = all;
+	}
+	keyd_x509_serial(id);
+	if (sqlite3_exec(tls_db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK ||
+	    db_exec("UPDATE certificates SET replaced_at = strftime('%Y-%m-%d"
+	    "T%H:%M:%fZ', 'now') WHERE purpose = 'server' AND handle = ? AND "
+	    "replaced_at IS NULL", handle) != SQLITE_OK ||
+	    row_insert(id, "server", handle, "https-acme", NULL, leaf, key,
+	    names_key, "[]", pem, err, errsz) == -1 ||
+	    sqlite3_exec(tls_db->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(tls_db->h, "ROLLBACK", NULL, NULL, NULL);
+		if (*err == '\0')
+			snprintf(err, errsz, "security.db: %s",
+			    sqlite3_errmsg(tls_db->h));
+		free(pem);
+		return -1;
+	}
+	if ((old = svc_find(handle)) != NULL)
+		svc_retire(old, time(NULL));
+	X509_up_ref(leaf);
+	s = svc_new(id, handle, "https-acme", names_key, "[]", leaf, key, pem);
+	free(pem);
+	*info = keyd_x509_info(s->x509, s->id, s->mode);
+	return 0;
 }
 
 /* IMSG_TLS_RELEASE: out of service; the row stays, marked released. */
@@ -933,7 +1026,7 @@ keyd_tls_client_issue(struct json_object *req, struct json_object **res,
 		goto out;
 	}
 	if (row_insert(id, "client", NULL, NULL, label, x, NULL, NULL, NULL,
-	    err, errsz) == -1) {
+	    NULL, err, errsz) == -1) {
 		json_object_put(kp);
 		goto out;
 	}
@@ -1202,6 +1295,10 @@ keyd_tls_next(void)
 	TAILQ_FOREACH(s, &tls_svcs, entry) {
 		t = s->retired != 0 ? s->retired + TLS_RETIRED_SECS :
 		    svc_renew_at(s);
+		/* An ACME renewal, once due, is tried on each check. */
+		if (s->retired == 0 && t <= now && strcmp(s->mode,
+		    "https-acme") == 0)
+			continue;
 		if (t < due)
 			due = t;
 	}
@@ -1239,7 +1336,7 @@ svc_renew(struct tls_svc *old)
  * Returns the renewed handles as [{handle, cert}] or NULL if none.
  */
 struct json_object *
-keyd_tls_tick(void)
+keyd_tls_tick(void (*acme_due)(const char *))
 {
 	struct json_object	*out = NULL, *o;
 	struct tls_svc		*s, *next, *n;
@@ -1254,7 +1351,15 @@ keyd_tls_tick(void)
 			}
 			continue;
 		}
-		if (svc_renew_at(s) > now || (n = svc_renew(s)) == NULL)
+		if (svc_renew_at(s) > now)
+			continue;
+		/* The CA renews these: an order, answered later. */
+		if (strcmp(s->mode, "https-acme") == 0) {
+			if (acme_due != NULL)
+				acme_due(s->handle);
+			continue;
+		}
+		if ((n = svc_renew(s)) == NULL)
 			continue;
 		if (out == NULL)
 			out = json_object_new_array();

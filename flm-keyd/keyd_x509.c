@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sodium.h>
@@ -544,6 +547,134 @@ keyd_x509_sign(EVP_PKEY *key, const uint8_t *dgst, size_t dlen, uint8_t *sig,
 		rv = 0;
 	EVP_PKEY_CTX_free(ctx);
 	return rv;
+}
+
+/* ---- ACME (keyd_acme.c): JWS signatures, the JWK, the CSR ----------- */
+
+/* base64url without padding (RFC 7515 §2), NUL-terminated in out. */
+int
+keyd_b64url(const void *bin, size_t len, char *out, size_t sz)
+{
+	if (sz < sodium_base64_ENCODED_LEN(len,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING))
+		return -1;
+	sodium_bin2base64(out, sz, bin, len,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return 0;
+}
+
+/* ES256 (RFC 7518 §3.4): ECDSA P-256 over SHA-256, r and s as 32 bytes
+ * each, not DER. */
+int
+keyd_x509_es256(EVP_PKEY *key, const void *data, size_t len,
+    uint8_t sig[KEYD_ES256_LEN])
+{
+	uint8_t			 dgst[32], der[80];
+	const unsigned char	*p = der;
+	size_t			 dlen = sizeof(der);
+	ECDSA_SIG		*es;
+	const BIGNUM		*r, *s;
+	int			 rv = -1;
+
+	SHA256(data, len, dgst);
+	if (keyd_x509_sign(key, dgst, sizeof(dgst), der, &dlen) == -1 ||
+	    (es = d2i_ECDSA_SIG(NULL, &p, (long)dlen)) == NULL)
+		return -1;
+	ECDSA_SIG_get0(es, &r, &s);
+	if (BN_bn2binpad(r, sig, 32) == 32 && BN_bn2binpad(s, sig + 32, 32) ==
+	    32)
+		rv = 0;
+	ECDSA_SIG_free(es);
+	return rv;
+}
+
+/* The public key as a JWK with its members in lexical order, as the
+ * thumbprint (RFC 7638) hashes it. */
+int
+keyd_x509_jwk(EVP_PKEY *key, char *out, size_t sz)
+{
+	uint8_t	 pub[65];
+	char	 x[48], y[48];
+	size_t	 len = 0;
+
+	if (EVP_PKEY_get_octet_string_param(key,
+	    OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, sizeof(pub), &len) != 1 ||
+	    len != 65 || pub[0] != 0x04 ||
+	    keyd_b64url(pub + 1, 32, x, sizeof(x)) == -1 ||
+	    keyd_b64url(pub + 33, 32, y, sizeof(y)) == -1)
+		return -1;
+	return (size_t)snprintf(out, sz, "{\"crv\":\"P-256\",\"kty\":\"EC\","
+	    "\"x\":\"%s\",\"y\":\"%s\"}", x, y) < sz ? 0 : -1;
+}
+
+/* A certificate request for names (the first one the CN), signed by
+ * key, DER into *der (OPENSSL_malloc'd). */
+int
+keyd_x509_csr(EVP_PKEY *key, const char *const *names, size_t n,
+    unsigned char **der, size_t *len)
+{
+	X509_REQ		*req;
+	X509_NAME		*subj;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509_EXTENSION		*ext;
+	char			 san[8192];
+	size_t			 i;
+	int			 dl, ok;
+
+	*der = NULL;
+	san[0] = '\0';
+	for (i = 0; i < n; i++)
+		buf_add(san, sizeof(san), "DNS:", names[i]);
+	if (n == 0 || (req = X509_REQ_new()) == NULL)
+		return -1;
+	subj = X509_REQ_get_subject_name(req);
+	ok = X509_REQ_set_version(req, X509_REQ_VERSION_1) == 1 &&
+	    X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
+	    (const unsigned char *)names[0], -1, -1, 0) == 1 &&
+	    (exts = sk_X509_EXTENSION_new_null()) != NULL &&
+	    (ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
+	    san)) != NULL;
+	if (ok && !sk_X509_EXTENSION_push(exts, ext)) {
+		X509_EXTENSION_free(ext);
+		ok = 0;
+	}
+	ok = ok && X509_REQ_add_extensions(req, exts) == 1 &&
+	    X509_REQ_set_pubkey(req, key) == 1 &&
+	    X509_REQ_sign(req, key, EVP_sha256()) > 0 &&
+	    (dl = i2d_X509_REQ(req, der)) > 0;
+	if (ok)
+		*len = (size_t)dl;
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	return ok ? 0 : -1;
+}
+
+/* Every certificate of a PEM chain, leaf first; NULL if none parses. */
+STACK_OF(X509) *
+keyd_x509_chain(const char *pem, size_t len)
+{
+	STACK_OF(X509)	*sk;
+	BIO		*b;
+	X509		*x;
+
+	if (len > INT_MAX || (sk = sk_X509_new_null()) == NULL)
+		return NULL;
+	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL) {
+		sk_X509_free(sk);
+		return NULL;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			break;
+		}
+	ERR_clear_error();	/* the end of the PEM reads as an error */
+	BIO_free(b);
+	if (sk_X509_num(sk) == 0) {
+		sk_X509_free(sk);
+		return NULL;
+	}
+	return sk;
 }
 
 /*

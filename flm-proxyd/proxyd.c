@@ -42,6 +42,15 @@ proxyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_TLS_SIGNATURE:
 		tls_signature(ch, m);
 		break;
+	case IMSG_ACME_ORDER:
+		acme_order(ch, m);
+		break;
+	case IMSG_ACME_SIGNED:
+		acme_signed(ch, m);
+		break;
+	case IMSG_ACME_TOKENS:
+		acme_tokens(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from flm-keyd",
 		    m->hdr.type);
@@ -159,7 +168,7 @@ static const char *
 proxyd_listen_opts(struct json_object *o, struct listen_opts *lo)
 {
 	static const char *const modes[] = { "local-http", "dev-selfsigned",
-	    "packaged-ca", NULL };
+	    "packaged-ca", "https-acme", "acme-http", NULL };
 	static const char *const ccs[] = { "off", "optional", "required",
 	    NULL };
 	struct json_object	*v;
@@ -174,7 +183,8 @@ proxyd_listen_opts(struct json_object *o, struct listen_opts *lo)
 		return "unknown client_certs";
 	if ((lo->bearer = proxyd_opt_bool(o, "bearer", 1)) == -1)
 		return "bearer is not a boolean";
-	lo->tls = mode != 0;
+	lo->acme_http = mode == 4;
+	lo->tls = mode != 0 && !lo->acme_http;
 	lo->cc = (enum tls_client_certs)cc;
 	if (!lo->tls && lo->cc != TLS_CC_OFF)
 		return "client certificates need a TLS mode";
@@ -336,7 +346,9 @@ main(int argc, char *argv[])
 	child_init(&px->c, PROC_PROXYD, argc, argv);
 	/* libcurl and OpenSSL read their configuration before the chroot;
 	 * /proc/net/tcp* are kept open for the engines' owners. */
+	pcurl_init();
 	probe_init();
+	acme_init();
 	owner_init();
 	auth_init();
 	tls_init();
@@ -351,7 +363,9 @@ main(int argc, char *argv[])
 	upstream_cleanup();
 	route_cleanup();
 	catalogue_cleanup();
+	acme_cleanup();
 	probe_cleanup();
+	pcurl_cleanup();
 	owner_cleanup();
 	auth_cleanup();
 	audit_cleanup();

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <openssl/types.h>
 
 #include "child.h"
@@ -43,6 +44,7 @@ struct listen_opts {
 	enum tls_client_certs	 cc;
 	int			 bearer;	/* 0: the certificate is the key */
 	int			 hsts;		/* s; 0: no header */
+	int			 acme_http;	/* HTTP-01 answers only */
 };
 
 struct proxyd_listener {
@@ -252,6 +254,37 @@ void	catalogue_when_fresh(struct http_req *, http_req_cb);
 void	catalogue_models(struct http_req *);
 int	catalogue_route(const char *, struct route *, char *, size_t);
 void	catalogue_cleanup(void);
+
+/* proxyd_curl.c: proxyd's own HTTP requests (probes, ACME) */
+struct pcurl {
+	CURL			*h;		/* NULL once done */
+	struct curl_slist	*hdrs;		/* request headers, freed */
+	char			*body;		/* the answer, NUL-ended */
+	size_t			 len, max;
+	int			 truncated;	/* over max: aborted */
+	long			 code;
+	CURLcode		 res;
+	double			 ms;
+	char			 nonce[257];	/* Replay-Nonce */
+	char			 location[513];
+	char			 retry_after[32];
+	void			(*done)(struct pcurl *, void *);
+	void			*arg;
+};
+void	pcurl_init(void);
+void	pcurl_cleanup(void);
+int	pcurl_new(struct pcurl *, const char *, size_t,
+	    void (*)(struct pcurl *, void *), void *);
+int	pcurl_start(struct pcurl *);
+void	pcurl_cancel(struct pcurl *);
+
+/* proxyd_acme.c: the ACME client, keyd signing */
+void	acme_init(void);
+void	acme_cleanup(void);
+void	acme_order(struct chan *, struct chan_msg *);
+void	acme_signed(struct chan *, struct chan_msg *);
+void	acme_tokens(struct chan *, struct chan_msg *);
+void	acme_http_answer(struct http_req *);
 
 /* proxyd_probe.c */
 void	probe_init(void);

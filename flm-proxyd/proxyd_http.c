@@ -1227,6 +1227,13 @@ request_begin(struct http_conn *c)
 	c->body_done = r->head.clen <= 0 && !r->head.chunked;
 	memset(&c->ck, 0, sizeof(c->ck));
 	evtimer_del(c->timer);
+	/* The CA validates from anywhere, with no key: nothing else is
+	 * served there. */
+	if (c->l->o.acme_http) {
+		c->state = C_WORK;
+		acme_http_answer(r);
+		return;
+	}
 	if (audit_full()) {
 		/* No request goes unrecorded: none goes at all. */
 		r->retry_after = 1;

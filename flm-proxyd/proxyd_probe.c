@@ -29,14 +29,8 @@ struct probe_engine;
 
 struct probe_req {
 	struct probe_engine	*pe;
-	CURL			*h;
 	const char		*path;
-	char			*body;
-	size_t			 len;
-	long			 code;
-	CURLcode		 res;
-	int			 truncated;
-	double			 ms;
+	struct pcurl		 c;
 };
 
 struct probe_engine {
@@ -54,125 +48,21 @@ struct probe_run {
 	struct probe_engine	 pe[PROXYD_MAX_ENGINES];
 };
 
-static CURLM		*probe_multi;
-static struct event	*probe_timer;
 static struct event	*probe_tick;
 static struct json_object *probe_last;	/* id -> state, for change logs */
 
 static void	probe_finish(struct probe_run *);
 
-/* ---- libcurl on libevent ------------------------------------------------ */
-
-static void	probe_check_done(void);
+/* ---- the requests --------------------------------------------------- */
 
 static void
-probe_sock_event(evutil_socket_t fd, short ev, void *arg)
-{
-	int	 running, flags = 0;
-
-	(void)arg;
-	if (ev & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (ev & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(probe_multi, fd, flags, &running);
-	probe_check_done();
-}
-
-static int
-probe_sock_cb(CURL *h, curl_socket_t s, int what, void *userp, void *sockp)
-{
-	struct event	*ev = sockp;
-	short		 kind;
-
-	(void)h;
-	(void)userp;
-	if (what == CURL_POLL_REMOVE) {
-		if (ev != NULL)
-			event_free(ev);
-		curl_multi_assign(probe_multi, s, NULL);
-		return 0;
-	}
-	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-	if (ev != NULL)
-		event_free(ev);
-	ev = event_new(px->c.base, s, kind, probe_sock_event, NULL);
-	event_add(ev, NULL);
-	curl_multi_assign(probe_multi, s, ev);
-	return 0;
-}
-
-static void
-probe_timer_event(evutil_socket_t fd, short ev, void *arg)
-{
-	int	 running;
-
-	(void)fd;
-	(void)ev;
-	(void)arg;
-	curl_multi_socket_action(probe_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	probe_check_done();
-}
-
-static int
-probe_timer_cb(CURLM *m, long ms, void *userp)
-{
-	struct timeval	 tv;
-
-	(void)m;
-	(void)userp;
-	if (ms < 0) {
-		evtimer_del(probe_timer);
-		return 0;
-	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(probe_timer, &tv);
-	return 0;
-}
-
-static size_t
-probe_write(char *p, size_t size, size_t n, void *arg)
+probe_req_done(struct pcurl *c, void *arg)
 {
 	struct probe_req	*r = arg;
-	size_t			 len = size * n;
-	char			*nb;
 
-	if (r->len + len > PROBE_MAX_BODY) {
-		r->truncated = 1;
-		return 0;	/* aborts the transfer */
-	}
-	if ((nb = realloc(r->body, r->len + len + 1)) == NULL)
-		return 0;
-	r->body = nb;
-	memcpy(r->body + r->len, p, len);
-	r->len += len;
-	r->body[r->len] = '\0';
-	return len;
-}
-
-static void
-probe_check_done(void)
-{
-	struct probe_req	*r;
-	CURLMsg			*msg;
-	int			 left;
-
-	while ((msg = curl_multi_info_read(probe_multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &r);
-		r->res = msg->data.result;
-		curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->code);
-		curl_easy_getinfo(r->h, CURLINFO_TOTAL_TIME, &r->ms);
-		r->ms *= 1000;
-		curl_multi_remove_handle(probe_multi, r->h);
-		curl_easy_cleanup(r->h);
-		r->h = NULL;
-		if (--r->pe->run->pending == 0)
-			probe_finish(r->pe->run);
-	}
+	(void)c;
+	if (--r->pe->run->pending == 0)
+		probe_finish(r->pe->run);
 }
 
 static int
@@ -184,28 +74,15 @@ probe_start_req(struct probe_engine *pe, const char *path)
 	snprintf(url, sizeof(url), strchr(pe->e.addr, ':') ?
 	    "http://[%s]:%d%s" : "http://%s:%d%s", pe->e.addr, pe->e.port,
 	    path);
-	if ((r->h = curl_easy_init()) == NULL)
+	if (pcurl_new(&r->c, url, PROBE_MAX_BODY, probe_req_done, r) == -1)
 		return -1;
 	r->pe = pe;
 	r->path = path;
-	curl_easy_setopt(r->h, CURLOPT_URL, url);
-	curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, probe_write);
-	curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT_MS, PROBE_CONNECT_MS);
-	curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, PROBE_TOTAL_MS);
-	curl_easy_setopt(r->h, CURLOPT_NOSIGNAL, 1L);
-	/* Only the configured engine: no proxies from the environment. */
-	curl_easy_setopt(r->h, CURLOPT_PROXY, "");
-	curl_easy_setopt(r->h, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(r->h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(r->h, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(r->h, CURLOPT_USERAGENT, "flm-proxyd/" PACKAGE_VERSION);
-	if (curl_multi_add_handle(probe_multi, r->h) != CURLM_OK) {
-		curl_easy_cleanup(r->h);
-		r->h = NULL;
+	curl_easy_setopt(r->c.h, CURLOPT_CONNECTTIMEOUT_MS, PROBE_CONNECT_MS);
+	curl_easy_setopt(r->c.h, CURLOPT_TIMEOUT_MS, PROBE_TOTAL_MS);
+	curl_easy_setopt(r->c.h, CURLOPT_PROTOCOLS_STR, "http");
+	if (pcurl_start(&r->c) == -1)
 		return -1;
-	}
 	pe->nreq++;
 	pe->run->pending++;
 	return 0;
@@ -246,9 +123,10 @@ probe_get(struct probe_engine *pe, const char *path)
 static struct json_object *
 probe_json_body(struct probe_req *r)
 {
-	if (r == NULL || r->res != CURLE_OK || r->code != 200 || r->body == NULL)
+	if (r == NULL || r->c.res != CURLE_OK || r->c.code != 200 ||
+	    r->c.body == NULL)
 		return NULL;
-	return json_parse_buf(r->body, r->len);
+	return json_parse_buf(r->c.body, r->c.len);
 }
 
 static void
@@ -299,30 +177,30 @@ probe_add_model(struct json_object *models, const char *engine,
 static const char *
 probe_failure(struct probe_req *r, char *why, size_t sz)
 {
-	if (r->truncated) {
+	if (r->c.truncated) {
 		snprintf(why, sz, "%s answers more than %d bytes", r->path,
 		    PROBE_MAX_BODY);
 		return "ErrorApi";
 	}
-	if (r->res == CURLE_COULDNT_CONNECT) {
+	if (r->c.res == CURLE_COULDNT_CONNECT) {
 		snprintf(why, sz, "nothing listens on %s", r->path);
 		return "NotFound";
 	}
-	if (r->res == CURLE_OPERATION_TIMEDOUT) {
+	if (r->c.res == CURLE_OPERATION_TIMEDOUT) {
 		snprintf(why, sz, "no answer to %s within %d ms", r->path,
 		    PROBE_TOTAL_MS);
 		return "ErrorNetwork";
 	}
-	if (r->res != CURLE_OK) {
+	if (r->c.res != CURLE_OK) {
 		snprintf(why, sz, "%s: %s", r->path,
-		    curl_easy_strerror(r->res));
+		    curl_easy_strerror(r->c.res));
 		return "ErrorNetwork";
 	}
-	if (r->code == 503) {
+	if (r->c.code == 503) {
 		snprintf(why, sz, "%s answers 503: loading or busy", r->path);
 		return "RunningDegraded";
 	}
-	snprintf(why, sz, "%s answers HTTP %ld", r->path, r->code);
+	snprintf(why, sz, "%s answers HTTP %ld", r->path, r->c.code);
 	return "ErrorApi";
 }
 
@@ -361,13 +239,13 @@ probe_verdict(struct probe_engine *pe)
 	struct probe_req	*bad = NULL;
 
 	for (i = 0; i < pe->nreq; i++) {
-		if (pe->req[i].ms > ms)
-			ms = pe->req[i].ms;
+		if (pe->req[i].c.ms > ms)
+			ms = pe->req[i].c.ms;
 		/* Ollama's /v1 only says which API the proxy speaks. */
 		if (ollama && strcmp(pe->req[i].path, "/v1/models") == 0)
 			continue;
-		if (bad == NULL && (pe->req[i].res != CURLE_OK ||
-		    pe->req[i].code != 200))
+		if (bad == NULL && (pe->req[i].c.res != CURLE_OK ||
+		    pe->req[i].c.code != 200))
 			bad = &pe->req[i];
 	}
 	list = probe_json_body(probe_get(pe, ollama ? "/api/tags" :
@@ -456,14 +334,8 @@ probe_free_run(struct probe_run *run)
 	int	 i, j;
 
 	for (i = 0; i < run->n; i++)
-		for (j = 0; j < run->pe[i].nreq; j++) {
-			if (run->pe[i].req[j].h != NULL) {
-				curl_multi_remove_handle(probe_multi,
-				    run->pe[i].req[j].h);
-				curl_easy_cleanup(run->pe[i].req[j].h);
-			}
-			free(run->pe[i].req[j].body);
-		}
+		for (j = 0; j < run->pe[i].nreq; j++)
+			pcurl_cancel(&run->pe[i].req[j].c);
 	free(run);
 }
 
@@ -510,8 +382,6 @@ probe_run(uint32_t peerid)
 	run->pending++;		/* none may finish before all started */
 	if (--run->pending == 0)
 		probe_finish(run);
-	else
-		probe_timer_event(-1, 0, NULL);
 }
 
 static void
@@ -523,22 +393,14 @@ probe_periodic(evutil_socket_t fd, short ev, void *arg)
 	probe_run(0);
 }
 
-/* Before the sandbox: libcurl and OpenSSL set themselves up here. */
 void
 probe_init(void)
 {
 	struct timeval	 tv = { PROBE_EVERY_SECS, 0 };
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-	    (probe_multi = curl_multi_init()) == NULL)
-		fatalx("libcurl setup failed");
-	curl_multi_setopt(probe_multi, CURLMOPT_SOCKETFUNCTION, probe_sock_cb);
-	curl_multi_setopt(probe_multi, CURLMOPT_TIMERFUNCTION, probe_timer_cb);
-	probe_timer = evtimer_new(px->c.base, probe_timer_event, NULL);
 	probe_tick = event_new(px->c.base, -1, EV_PERSIST, probe_periodic,
 	    NULL);
-	if (probe_timer == NULL || probe_tick == NULL ||
-	    event_add(probe_tick, &tv) == -1)
+	if (probe_tick == NULL || event_add(probe_tick, &tv) == -1)
 		fatalx("probe timers");
 }
 
@@ -547,10 +409,5 @@ probe_cleanup(void)
 {
 	if (probe_tick != NULL)
 		event_free(probe_tick);
-	if (probe_timer != NULL)
-		event_free(probe_timer);
-	if (probe_multi != NULL)
-		curl_multi_cleanup(probe_multi);
 	json_object_put(probe_last);
-	curl_global_cleanup();
 }

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,11 +58,13 @@ static const struct flm_cmd cmds[] = {
 	    "models list [--engine ID] [--json]" },
 	{ "engines trust",	cmd_engines_trust, "j",	1,
 	    "engines trust ID [--json]" },
-	{ "proxy start",	cmd_proxy,	"jpbmNcWh",	0,
+	{ "proxy start",	cmd_proxy,	"jpbmNcWhiuyYGFR",	0,
 	    "proxy start [--port N] [--bind ADDR] [--mode local-http|"
-	    "dev-selfsigned|packaged-ca] [--client-certs off|optional|required] "
-	    "[--no-bearer] [--hsts SECONDS] "
-	    "[--bench-no-auth] [--json]" },
+	    "dev-selfsigned|packaged-ca|https-acme] [--client-certs "
+	    "off|optional|required] [--no-bearer] [--hsts SECONDS] "
+	    "[--domain NAME]... [--email ADDR] [--acme-directory URL | "
+	    "--acme-staging] [--challenge http-01] [--acme-ca FILE] "
+	    "[--acme-http-port N] [--bench-no-auth] [--json]" },
 	{ "proxy stop",		cmd_proxy,	"jp",	0,
 	    "proxy stop [--port N] [--json]" },
 	{ "proxy status",	cmd_proxy,	"j",	0,
@@ -334,7 +337,9 @@ table_row(const struct flm_cmd *cmd, const struct option *opts)
  * o --origins, X --methods, H --headers, A --max-age, C --credentials,
  * r --requests, T --tokens, B --before, s --since, n -n/--count,
  * c --client-certs, W --no-bearer, h --hsts, O --out, d --days,
- * P --p12-password-file, w --backend, t --timeout.  The
+ * P --p12-password-file, w --backend, t --timeout, i --domain,
+ * u --email, y --acme-directory, Y --acme-staging, G --challenge,
+ * F --acme-ca, R --acme-http-port.  The
  * daemon validates values; here we only refuse what cannot be a request
  * at all.
  */
@@ -372,6 +377,13 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "p12-password-file", required_argument, NULL, 'P' },
 		{ "backend", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "domain", required_argument, NULL, 'i' },
+		{ "email", required_argument, NULL, 'u' },
+		{ "acme-directory", required_argument, NULL, 'y' },
+		{ "acme-staging", no_argument, NULL, 'Y' },
+		{ "challenge", required_argument, NULL, 'G' },
+		{ "acme-ca", required_argument, NULL, 'F' },
+		{ "acme-http-port", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int				 ch, n, max;
@@ -448,6 +460,31 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			break;
 		case 't':
 			c->timeout = (int)opt_num(cmd, "timeout", 1, 3600);
+			break;
+		case 'i':
+			if (c->ndomains == (int)(sizeof(c->domains) /
+			    sizeof(c->domains[0])))
+				cmd_usage(cmd, "at most 16 --domain");
+			c->domains[c->ndomains++] = optarg;
+			break;
+		case 'u':
+			c->email = optarg;
+			break;
+		case 'y':
+			c->acme_dir = optarg;
+			break;
+		case 'Y':
+			c->acme_staging = 1;
+			break;
+		case 'G':
+			c->challenge = optarg;
+			break;
+		case 'F':
+			c->acme_ca = optarg;
+			break;
+		case 'R':
+			c->acme_http_port = (int)opt_num(cmd, "acme-http-port",
+			    1, 65535);
 			break;
 		default:
 			cli_opts_security(c, cmd, ch);
@@ -894,6 +931,84 @@ proxy_table(struct json_object *res)
 		status_proc_row(json_object_array_get_idx(w, i));
 }
 
+/* The PEM of --acme-ca, read here: flmd may not be able to. */
+static char *
+read_pem(const char *path)
+{
+	FILE	*f;
+	char	*buf;
+	size_t	 n;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		fprintf(stderr, "flm: --acme-ca %s: %s\n", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if ((buf = malloc(64 * 1024 + 1)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, 64 * 1024 + 1, f);
+	fclose(f);
+	if (n > 64 * 1024) {
+		fprintf(stderr, "flm: --acme-ca %s: larger than 64 KiB\n",
+		    path);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* --domain and the other https-acme options as {acme: {...}}. */
+static int
+proxy_acme_args(struct cli *c, struct json_object *req)
+{
+	struct json_object	*a, *d;
+	char			*pem;
+	int			 i;
+
+	if (c->ndomains == 0 && c->email == NULL && c->acme_dir == NULL &&
+	    !c->acme_staging && c->challenge == NULL && c->acme_ca == NULL &&
+	    c->acme_http_port == 0)
+		return FLM_EX_OK;
+	if (c->acme_dir != NULL && c->acme_staging) {
+		fprintf(stderr, "flm: --acme-directory or --acme-staging, "
+		    "not both\n");
+		return FLM_EX_USAGE;
+	}
+	a = json_object_new_object();
+	d = json_object_new_array();
+	for (i = 0; i < c->ndomains; i++)
+		json_object_array_add(d, json_object_new_string(c->domains[i]));
+	json_object_object_add(a, "domains", d);
+	if (c->email != NULL)
+		json_object_object_add(a, "email",
+		    json_object_new_string(c->email));
+	if (c->acme_dir != NULL)
+		json_object_object_add(a, "directory",
+		    json_object_new_string(c->acme_dir));
+	if (c->acme_staging)
+		json_object_object_add(a, "staging",
+		    json_object_new_boolean(1));
+	if (c->challenge != NULL)
+		json_object_object_add(a, "challenge",
+		    json_object_new_string(c->challenge));
+	if (c->acme_http_port != 0)
+		json_object_object_add(a, "http_port",
+		    json_object_new_int(c->acme_http_port));
+	if (c->acme_ca != NULL) {
+		if ((pem = read_pem(c->acme_ca)) == NULL) {
+			json_object_put(a);
+			return FLM_EX_ERROR;
+		}
+		json_object_object_add(a, "ca", json_object_new_string(pem));
+		free(pem);
+	}
+	json_object_object_add(req, "acme", a);
+	return FLM_EX_OK;
+}
+
 static int
 cmd_proxy(struct cli *c, int argc, char **argv)
 {
@@ -929,6 +1044,10 @@ cmd_proxy(struct cli *c, int argc, char **argv)
 		if (c->hsts >= 0)
 			json_object_object_add(req, "hsts",
 			    json_object_new_int((int)c->hsts));
+		if ((rc = proxy_acme_args(c, req)) != FLM_EX_OK) {
+			json_object_put(req);
+			return rc;
+		}
 	}
 	rc = cli_request(c, type, req, &res);
 	json_object_put(req);

@@ -54,6 +54,14 @@ struct cli {
 	const char	*p12pass;	/* a file holding the password */
 	const char	*backend;	/* firewall: nftables, ufw, firewalld */
 	int		 timeout;	/* firewall apply: 0 not given */
+	const char	*domains[16];	/* proxy start --mode https-acme */
+	int		 ndomains;
+	const char	*email;
+	const char	*acme_dir;
+	int		 acme_staging;
+	const char	*challenge;
+	const char	*acme_ca;	/* a PEM file */
+	int		 acme_http_port;	/* 0: not given */
 	const struct flm_cmd *cmd;	/* the command given */
 	char		**args;		/* positional arguments */
 	int		 nargs;

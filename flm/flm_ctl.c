@@ -24,10 +24,36 @@
 
 struct cli_req {
 	struct event_base	*base;
+	struct event		*tmo;
+	struct cli		*cli;
 	struct json_object	*result;
 	int			 rc;
 	int			 done;
 };
+
+/* A step of a long request: shown, and the wait starts again. */
+static void
+cli_progress(struct cli_req *r, struct chan_msg *m)
+{
+	struct json_object	*o, *v;
+	struct timeval		 tv = { CLI_TIMEOUT_SECS, 0 };
+
+	if (msg_get_object(m, &o) == -1)
+		return;
+	evtimer_add(r->tmo, &tv);
+	if (r->cli->json) {
+		printf("%s\n", json_object_to_json_string_ext(o,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		fflush(stdout);
+	} else {
+		json_object_object_get_ex(o, "detail", &v);
+		fprintf(stderr, "acme: %-11s %6s ms%s%s\n",
+		    term_str(json_object_object_get(o, "step")),
+		    term_str(json_object_object_get(o, "ms")),
+		    v ? "  " : "", v ? term_str(v) : "");
+	}
+	json_object_put(o);
+}
 
 static void
 cli_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
@@ -43,6 +69,9 @@ cli_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		return;
 	}
 	switch (m->hdr.type) {
+	case IMSG_CTL_PROGRESS:
+		cli_progress(r, m);
+		return;
 	case IMSG_CTL_RESULT:
 	case IMSG_CTL_ERROR:
 		if (msg_get_json(m, &r->result) == -1) {
@@ -161,6 +190,7 @@ cli_request(struct cli *c, uint16_t type, struct json_object *args,
 	int		 fd, rc;
 
 	memset(&r, 0, sizeof(r));
+	r.cli = c;
 	fd = cli_connect(c, sockpath, sizeof(sockpath));
 	if ((r.base = event_base_new()) == NULL) {
 		fprintf(stderr, "flm: event_base_new failed\n");
@@ -179,6 +209,7 @@ cli_request(struct cli *c, uint16_t type, struct json_object *args,
 		exit(FLM_EX_ERROR);
 	}
 	tmo = evtimer_new(r.base, cli_timeout, &r);
+	r.tmo = tmo;
 	evtimer_add(tmo, &tv);
 	while (!r.done)
 		if (event_base_dispatch(r.base) != 0)

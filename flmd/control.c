@@ -374,6 +374,17 @@ control_relay(uint32_t id, uint16_t type, struct json_object *o)
 	chan_compose_secret(c->chan, type, c->reqid, o, "key");
 }
 
+/* A step of a long request (an ACME order): the client keeps waiting. */
+void
+control_progress(uint32_t id, struct json_object *o)
+{
+	struct ctl_conn	*c;
+
+	if ((c = control_byid(id)) == NULL || c->waiting == PROC_NONE)
+		return;
+	chan_compose_json(c->chan, IMSG_CTL_PROGRESS, c->reqid, o);
+}
+
 /* flmd's own error for a waiting client (flmd_proxy.c's continuation). */
 void
 control_relay_error(uint32_t id, int code, const char *msg)

@@ -124,6 +124,7 @@ void			 control_init(void);
 void			 control_cleanup(void);
 void			 control_relay(uint32_t, uint16_t, struct json_object *);
 void			 control_relay_error(uint32_t, int, const char *);
+void			 control_progress(uint32_t, struct json_object *);
 void			 control_proc_gone(enum flm_proc);
 void			 control_engines_reply(uint32_t, struct json_object *);
 void			 control_doctor_done(uint32_t, struct json_object *);
@@ -174,6 +175,12 @@ void			 proxy_restore(void);
 void			 proxy_cleanup(void);
 void			 proxy_tls_reply(uint32_t, int, struct json_object *);
 void			 proxy_tls_renewed(struct json_object *);
+void			 proxy_acme_progress(struct json_object *);
+
+/* flmd_acme.c */
+struct json_object	*acme_opts(struct json_object *, char *, size_t);
+struct json_object	*acme_ensure_args(struct json_object *);
+int			 acme_progress_valid(struct json_object *);
 void			 proxy_tls_ensure_all(void);
 void			 proxy_keyd_gone(void);
 

@@ -55,6 +55,10 @@ struct proxy_handle {
 	uint32_t ctl_id;	/* the flm proxy start waiting, 0: none */
 	int	 ready;		/* local-http, or a certificate came */
 	char	 tls_error[160];	/* the last ensure's failure */
+	/* https-acme: its options, and the HTTP-01 listener (-1: none). */
+	struct json_object *acme;
+	int	 acme_fd;
+	char	 acme_id[80];
 };
 
 static struct proxy_handle	 handles[PROXY_MAX_HANDLES];
@@ -145,6 +149,8 @@ proxy_handle_json(const struct proxy_handle *h)
 	    json_object_new_string(h->client_certs));
 	json_object_object_add(o, "bearer", json_object_new_boolean(h->bearer));
 	json_object_object_add(o, "hsts", json_object_new_int(h->hsts));
+	if (h->acme != NULL)
+		json_object_object_add(o, "acme", json_object_get(h->acme));
 	return o;
 }
 
@@ -155,6 +161,18 @@ proxy_view_json(const struct proxy_handle *h)
 	struct json_object	*o = proxy_handle_json(h);
 
 	json_object_object_add(o, "certificate", json_object_get(h->cert));
+	if (h->acme != NULL) {
+		struct json_object *a = json_object_new_object();
+
+		json_object_object_foreach(h->acme, k, v)
+			json_object_object_add(a, k, strcmp(k, "ca") == 0 ?
+			    json_object_new_string("(given)") :
+			    json_object_get(v));
+		if (h->acme_fd != -1)
+			json_object_object_add(a, "http_listener",
+			    json_object_new_string(h->acme_id));
+		json_object_object_add(o, "acme", a);
+	}
 	if (proxy_tls(h) && !h->ready)
 		json_object_object_add(o, "state", json_object_new_string(
 		    h->tls_error[0] ? h->tls_error : "waiting for flm-keyd"));
@@ -182,6 +200,30 @@ proxy_send(struct chan *ch, const struct proxy_handle *h)
 	json_object_put(o);
 }
 
+/* The HTTP-01 listener of an https-acme handle: from its start on,
+ * before any certificate (the CA comes to it for the first). */
+static void
+proxy_send_acme(struct chan *ch, const struct proxy_handle *h)
+{
+	struct json_object	*o;
+	const char		*s;
+	size_t			 len;
+	int			 fd;
+
+	if (ch == NULL || h->acme_fd == -1)
+		return;
+	if ((fd = fcntl(h->acme_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warn("proxy %s: dup", h->acme_id);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(h->acme_id));
+	json_object_object_add(o, "mode", json_object_new_string("acme-http"));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	chan_compose(ch, IMSG_PROXY_LISTEN, 0, fd, s, len);
+	json_object_put(o);
+}
+
 /* Every worker serves every handle: each gets its own descriptor of the
  * one listening socket. */
 static void
@@ -198,8 +240,10 @@ proxy_send_all(struct chan *ch)
 {
 	int	 i;
 
-	for (i = 0; i < nhandles; i++)
+	for (i = 0; i < nhandles; i++) {
+		proxy_send_acme(ch, &handles[i]);
 		proxy_send(ch, &handles[i]);
+	}
 }
 
 static int
@@ -256,6 +300,7 @@ struct proxy_opts {
 	int		 bearer;
 	int		 hsts;
 	int		 auth;
+	struct json_object *acme;	/* https-acme: acme_opts, owned */
 };
 
 static int
@@ -305,6 +350,7 @@ proxy_opts_parse(struct json_object *req, struct proxy_opts *po, char *err,
 	po->bearer = 1;
 	po->hsts = 0;
 	po->auth = 1;
+	po->acme = NULL;
 	if (json_object_object_get_ex(req, "port", &v)) {
 		if (!json_is_int_range(v, 0, 65535)) {
 			snprintf(err, errsz, "--port: expected 0-65535 (0: "
@@ -330,11 +376,13 @@ proxy_opts_parse(struct json_object *req, struct proxy_opts *po, char *err,
 		return -1;
 	if (strcmp(po->mode, "local-http") != 0 &&
 	    strcmp(po->mode, "dev-selfsigned") != 0 &&
-	    strcmp(po->mode, "packaged-ca") != 0) {
+	    strcmp(po->mode, "packaged-ca") != 0 &&
+	    strcmp(po->mode, "https-acme") != 0) {
 		snprintf(err, errsz, "--mode %s: expected local-http, "
-		    "dev-selfsigned or packaged-ca", po->mode);
+		    "dev-selfsigned, packaged-ca or https-acme", po->mode);
 		return -1;
 	}
+
 	if (strcmp(po->client_certs, "off") != 0 &&
 	    strcmp(po->client_certs, "optional") != 0 &&
 	    strcmp(po->client_certs, "required") != 0) {
@@ -355,6 +403,13 @@ proxy_opts_parse(struct json_object *req, struct proxy_opts *po, char *err,
 		    "can admit a client");
 		return -1;
 	}
+	if (strcmp(po->mode, "https-acme") == 0)
+		return (po->acme = acme_opts(req, err, errsz)) == NULL ? -1 : 0;
+	if (json_object_object_get(req, "acme") != NULL) {
+		snprintf(err, errsz, "--domain, --email and the --acme "
+		    "options are for --mode https-acme");
+		return -1;
+	}
 	return 0;
 }
 
@@ -368,7 +423,14 @@ proxy_tls_ensure(struct proxy_handle *h)
 	o = json_object_new_object();
 	json_object_object_add(o, "handle", json_object_new_string(h->id));
 	json_object_object_add(o, "mode", json_object_new_string(h->mode));
-	tls_add_subject(o, h->bind);
+	if (h->acme != NULL) {
+		/* The CA certifies the domains, never an address. */
+		json_object_object_add(o, "names", json_object_get(
+		    json_object_object_get(h->acme, "domains")));
+		json_object_object_add(o, "addrs", json_object_new_array());
+		json_object_object_add(o, "acme", acme_ensure_args(h->acme));
+	} else
+		tls_add_subject(o, h->bind);
 	all = config_list("tls.");
 	if (json_object_object_get_ex(all, "tls.cert_lifetime", &v) &&
 	    atoll(json_object_get_string(v)) > 0)
@@ -400,11 +462,11 @@ proxy_tls_release(const struct proxy_handle *h)
  * is awaited (ctl_id, if not 0, is answered then), 0 when serving.
  */
 static int
-proxy_add(const struct proxy_opts *po, int remember, uint32_t ctl_id,
+proxy_add(struct proxy_opts *po, int remember, uint32_t ctl_id,
     char *err, size_t errsz)
 {
 	struct proxy_handle	*h;
-	int			 fd, port = po->port, tls;
+	int			 fd, port = po->port, tls, afd = -1, aport = 0, i;
 
 	tls = strcmp(po->mode, "local-http") != 0;
 	if (port != 0 && proxy_find(port) != NULL) {
@@ -425,8 +487,26 @@ proxy_add(const struct proxy_opts *po, int remember, uint32_t ctl_id,
 	if ((fd = proxy_listen(po->bind, &port, !po->auth, tls, err,
 	    errsz)) == -1)
 		return -1;
+	/* HTTP-01: the CA asks on port 80 (or the one given) of the
+	 * same address. */
+	if (po->acme != NULL && strcmp(json_object_get_string(
+	    json_object_object_get(po->acme, "challenge")), "http-01") == 0) {
+		aport = json_object_get_int(json_object_object_get(po->acme,
+		    "http_port"));
+		if ((afd = proxy_listen(po->bind, &aport, 0, 1, err,
+		    errsz)) == -1) {
+			close(fd);
+			return -1;
+		}
+	}
 	h = &handles[nhandles++];
 	memset(h, 0, sizeof(*h));
+	h->acme = po->acme;
+	po->acme = NULL;
+	h->acme_fd = afd;
+	if (afd != -1)
+		snprintf(h->acme_id, sizeof(h->acme_id), "%s:%d", po->bind,
+		    aport);
 	snprintf(h->bind, sizeof(h->bind), "%s", po->bind);
 	h->port = port;
 	snprintf(h->mode, sizeof(h->mode), "%s", po->mode);
@@ -441,6 +521,8 @@ proxy_add(const struct proxy_opts *po, int remember, uint32_t ctl_id,
 	h->ready = !tls;
 	if (tls) {
 		h->ctl_id = ctl_id;
+		for (i = 0; i < FLM_WORKERS_MAX; i++)
+			proxy_send_acme(proc_worker_chan(i), h);
 		if (proc_chan(PROC_KEYD) != NULL)
 			proxy_tls_ensure(h);
 		log_info("proxy on %s port %d (%s): asking flm-keyd for its "
@@ -469,10 +551,31 @@ proxy_start(struct json_object *req, uint32_t ctl_id, struct json_object **res,
 	if (proxy_opts_parse(req, &po, err, errsz) == -1)
 		return -1;
 	/* A proxy without key checks is never remembered across restarts. */
-	if ((r = proxy_add(&po, po.auth, ctl_id, err, errsz)) != 0)
+	r = proxy_add(&po, po.auth, ctl_id, err, errsz);
+	json_object_put(po.acme);	/* NULL unless proxy_add failed */
+	if (r != 0)
 		return r;
 	*res = proxy_view_json(&handles[nhandles - 1]);
 	return 0;
+}
+
+/* The slot's descriptors and objects; proxyd drops the HTTP-01 one. */
+static void
+proxy_handle_free(struct proxy_handle *h)
+{
+	struct json_object	*o;
+
+	if (h->acme_fd != -1) {
+		o = json_object_new_object();
+		json_object_object_add(o, "id",
+		    json_object_new_string(h->acme_id));
+		proc_workers_json(IMSG_PROXY_CLOSE, o);
+		json_object_put(o);
+		close(h->acme_fd);
+	}
+	close(h->fd);
+	json_object_put(h->cert);
+	json_object_put(h->acme);
 }
 
 static void
@@ -493,8 +596,7 @@ proxy_remove(int i)
 		proxy_profile_store(h, 0);
 	if (proxy_tls(h))
 		proxy_tls_release(h);
-	json_object_put(h->cert);
-	close(h->fd);
+	proxy_handle_free(h);
 	log_info("proxy on %s port %d stopped", h->bind, h->port);
 	memmove(&handles[i], &handles[i + 1], (nhandles - i - 1) *
 	    sizeof(handles[0]));
@@ -595,9 +697,10 @@ proxy_tls_failed(int i, const char *why)
 	control_relay_error(h->ctl_id, EINVAL, msg);
 	h->ctl_id = 0;
 	h->ready = 0;
-	/* Never stored, never served: only the socket and the slot go. */
-	close(h->fd);
-	json_object_put(h->cert);
+	/* Never stored, never served: only the sockets and the slot go. */
+	if (h->acme != NULL)
+		proxy_tls_release(h);	/* keyd forgets its settings */
+	proxy_handle_free(h);
 	memmove(h, h + 1, (nhandles - i - 1) * sizeof(handles[0]));
 	nhandles--;
 }
@@ -647,6 +750,25 @@ proxy_tls_reply(uint32_t req, int ok, struct json_object *o)
 		json_object_put(res);
 		h->ctl_id = 0;
 	}
+}
+
+/* proxyd's ACME progress: to the flm proxy start waiting, and the log. */
+void
+proxy_acme_progress(struct json_object *o)
+{
+	struct proxy_handle	*h;
+	struct json_object	*v;
+
+	if ((h = proxy_byid(json_object_get_string(json_object_object_get(o,
+	    "handle")))) == NULL || h->acme == NULL)
+		return;
+	json_object_object_get_ex(o, "detail", &v);
+	log_info("proxy %s: ACME %s (%s ms)%s%s", h->id,
+	    json_object_get_string(json_object_object_get(o, "step")),
+	    json_object_get_string(json_object_object_get(o, "ms")),
+	    v ? ": " : "", v ? json_object_get_string(v) : "");
+	if (h->ctl_id != 0)
+		control_progress(h->ctl_id, o);
 }
 
 /* keyd renewed a certificate on its own: {handle, cert}. */
@@ -699,8 +821,7 @@ proxy_keyd_gone(void)
 		handles[i].tls_req = 0;
 		if (handles[i].ctl_id != 0 && !handles[i].ready) {
 			handles[i].ctl_id = 0;	/* control_proc_gone answers */
-			close(handles[i].fd);
-			json_object_put(handles[i].cert);
+			proxy_handle_free(&handles[i]);
 			memmove(&handles[i], &handles[i + 1], (nhandles - i -
 			    1) * sizeof(handles[0]));
 			nhandles--;
@@ -806,6 +927,7 @@ proxy_restore(void)
 			po.auth = 1;	/* only checked proxies are saved */
 			if (proxy_add(&po, 0, 0, err, sizeof(err)) == -1)
 				log_warnx("saved proxy not restored: %s", err);
+			json_object_put(po.acme);
 		}
 		json_object_put(o);
 	}
@@ -817,7 +939,6 @@ proxy_cleanup(void)
 {
 	while (nhandles > 0) {
 		nhandles--;
-		close(handles[nhandles].fd);
-		json_object_put(handles[nhandles].cert);
+		proxy_handle_free(&handles[nhandles]);
 	}
 }

@@ -300,7 +300,8 @@ tls_certinfo_valid(struct json_object *c, const char *mode)
 	    16) || !json_object_object_get_ex(c, "mode", &v) ||
 	    !json_object_is_type(v, json_type_string) ||
 	    (strcmp(json_object_get_string(v), "dev-selfsigned") != 0 &&
-	    strcmp(json_object_get_string(v), "packaged-ca") != 0) ||
+	    strcmp(json_object_get_string(v), "packaged-ca") != 0 &&
+	    strcmp(json_object_get_string(v), "https-acme") != 0) ||
 	    (mode != NULL && strcmp(json_object_get_string(v), mode) != 0))
 		return 0;
 	if (!json_object_object_get_ex(c, "subject", &v) ||

@@ -618,6 +618,17 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		proc_requests(p, o);
 		json_object_put(o);
 		break;
+	case IMSG_ACME_PROGRESS:
+		if (p->id != PROC_PROXYD ||
+		    proc_get_json(m, PROC_STATS_MAX, &o) == -1 ||
+		    !acme_progress_valid(o)) {
+			json_object_put(o);
+			chan_fail(ch, "malformed ACME_PROGRESS");
+			return;
+		}
+		proxy_acme_progress(o);
+		json_object_put(o);
+		break;
 	case IMSG_PEER_BROKEN:
 		if (proc_broken_worker(p, m, &w) == -1) {
 			chan_fail(ch, "malformed PEER_BROKEN");

@@ -51,6 +51,7 @@ enum flm_msg_type {
 	/* proxyd -> flmd */
 	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */
 	IMSG_PROXY_STATS,	/* JSON {listener id: requests since last} */
+	IMSG_ACME_PROGRESS,	/* JSON {handle, step, ms, detail?} */
 
 	/* flmd -> keyd, replies carry the same peerid */
 	IMSG_KEY_CREATE = 40,	/* JSON {label, expires?}; reply RESULT/ERROR */
@@ -91,6 +92,16 @@ enum flm_msg_type {
 	IMSG_TLS_APPLIED,	/* proxyd -> keyd: u64 seq */
 	IMSG_TLS_SIGN,		/* proxyd -> keyd: struct flm_tls_sign */
 	IMSG_TLS_SIGNATURE,	/* keyd -> proxyd: struct flm_tls_signature */
+	/* ACME (docs/TLS.md): proxyd talks to the CA, keyd signs */
+	IMSG_ACME_ORDER = 73,	/* keyd -> proxyd: JSON {handle, directory,
+				 * challenge, names, thumbprint, ca?} */
+	IMSG_ACME_SIGN,		/* proxyd -> keyd: JSON {handle, op, url,
+				 * nonce, token?}; peerid: proxyd's id */
+	IMSG_ACME_SIGNED,	/* keyd -> proxyd: JSON {jws} or {error} */
+	IMSG_ACME_ACCOUNT,	/* proxyd -> keyd: JSON {handle, kid} */
+	IMSG_ACME_DONE,		/* proxyd -> keyd: JSON {handle, chain} or
+				 * {handle, error} */
+	IMSG_ACME_TOKENS,	/* keyd -> proxyd: JSON [{token, keyauth}] */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -122,6 +133,8 @@ enum flm_msg_type {
 	IMSG_CTL_DOCTOR = 126,	/* empty; reply {ok, checks} */
 	IMSG_CTL_FIREWALL_PLAN = 127, /* empty; reply {proxies: [{id, bind,
 				 * port}], engines: [{id, addr, port}]} */
+	IMSG_CTL_PROGRESS = 128, /* flmd -> flm, before the reply: JSON
+				 * {step, ms, detail?} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */

@@ -16,6 +16,8 @@ mandoc jq curl sqlite3 util-linux procps ca-certificates"
 # (built with OpenSSL: https and its TLS arms) for make bench; nftables
 # and iproute2 (nft, ip netns) for tests/integration/firewall.t.
 # systemd (systemd-analyze) and strace for tests/integration/unit-security.t.
+# pebble (pebble, pebble-challtestsrv) for the ACME tests
+# (tests/integration/acme*.t).
 # rpm (rpmbuild), rpmlint, cpio and file (rpm's strip step) for
 # scripts/rpm.sh.
 # --package: what building and checking the .deb needs (dpkg-buildpackage,
@@ -31,7 +33,7 @@ for a in "$@"; do
 done
 [ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium openssl
 libnss3-tools testssl.sh nginx wrk nftables iproute2 systemd strace
-rpm rpmlint cpio file"
+rpm rpmlint cpio file pebble"
 [ $PACKAGE = 1 ] && PKGS="$PKGS debhelper dpkg-dev fakeroot lintian
 debootstrap"
 

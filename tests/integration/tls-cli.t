@@ -52,8 +52,8 @@ check "--no-bearer without --client-certs required: refused" \
     $F proxy start --bind 127.0.0.2 --port 0 --mode dev-selfsigned \
     --client-certs optional --no-bearer
 check "an unknown mode: refused" \
-    fails_with "expected local-http, dev-selfsigned or packaged-ca" \
-    $F proxy start --port 0 --mode https-acme
+    fails_with "expected local-http, dev-selfsigned, packaged-ca or https-acme" \
+    $F proxy start --port 0 --mode acme
 check "--bench-no-auth stays loopback only in a TLS mode" \
     fails_with "--bench-no-auth is for benchmarks on loopback only" \
     $F proxy start --bind 192.0.2.1 --port 0 --mode dev-selfsigned \

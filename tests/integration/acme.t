@@ -1,0 +1,185 @@
+#!/bin/sh
+# https-acme against Pebble (issue 16), started here on loopback with
+# its DNS (pebble-challtestsrv) answering 127.0.0.1 for every name: an
+# HTTP-01 certificate obtained end to end (account, order, challenge
+# answered by flm-proxyd on the port flmd bound, finalize with keyd's
+# CSR), progress on the terminal and as JSON events, curl trusting
+# Pebble's root reaching the models through it; the account and the
+# certificate keys only in keyd (sealed in security.db, not in proxyd's
+# memory); a restart serving the stored certificate without a new
+# order; the options flmd refuses; and an unreachable directory and a
+# refused authorization failing with the reason, the suite alive.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pebble.sh"
+
+command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
+unset FLM_API_KEY
+# Every order runs its challenge (no authorization reused from an
+# earlier one), and Pebble rejects 30% of good nonces (badNonce), so
+# every run sees FLM send requests again with a fresh one.
+pebble_start PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=30
+
+plan 25
+
+mock --flavor ollama
+check "suite starts" suite_start
+F="$FLM -D $STATE"
+$F config set engines.ollama.url "http://127.0.0.1:$MPORT" >/dev/null
+A=$STATE/acme
+mkdir -p "$A"
+pebble_roots "$A/roots.pem"
+DOM=flm-acme.example.com
+P=$(free_port)
+
+# fails_with 'TEXT' COMMAND...: refused, and the error says TEXT.
+fails_with() {
+	want=$1
+	shift
+	if "$@" >"$A/out" 2>"$A/err"; then
+		return 1
+	fi
+	grep -qF -- "$want" "$A/err" || { diag "$(cat "$A/err")"; return 1; }
+}
+
+# ---- what flmd refuses --------------------------------------------------
+check "https-acme without --domain: refused" \
+    fails_with "--mode https-acme needs --domain NAME" \
+    $F proxy start --port 0 --mode https-acme
+check "a domain that is no public DNS name: refused" \
+    fails_with "--domain: expected public DNS names" \
+    $F proxy start --port 0 --mode https-acme --domain localhost
+check "a wildcard: refused (HTTP-01 cannot prove it)" \
+    fails_with "--domain: expected public DNS names" \
+    $F proxy start --port 0 --mode https-acme --domain '*.example.com'
+check "a directory that is not https: refused" \
+    fails_with "--acme-directory: expected an https URL" \
+    $F proxy start --port 0 --mode https-acme --domain $DOM \
+    --acme-directory http://127.0.0.1:1/dir
+check "--acme-directory with --acme-staging: refused" \
+    fails_with "--acme-directory or --acme-staging, not both" \
+    $F proxy start --port 0 --mode https-acme --domain $DOM \
+    --acme-directory "$PEBBLE_DIRECTORY" --acme-staging
+check "an unknown challenge: refused" \
+    fails_with "--challenge http-02: expected http-01, tls-alpn-01 or dns-01" \
+    $F proxy start --port 0 --mode https-acme --domain $DOM \
+    --challenge http-02
+check "--domain with another mode: refused" \
+    fails_with "are for --mode https-acme" \
+    $F proxy start --port 0 --mode dev-selfsigned --domain $DOM
+check "--acme-ca that is not PEM: refused" \
+    fails_with "--acme-ca: expected PEM certificates" \
+    $F proxy start --port 0 --mode https-acme --domain $DOM \
+    --acme-ca /etc/hostname
+
+# ---- HTTP-01 end to end ------------------------------------------------------
+start_acme() {
+	$F proxy start --bind 127.0.0.1 --port "$P" --mode https-acme \
+	    --domain $DOM --email admin@example.com \
+	    --acme-directory "$PEBBLE_DIRECTORY" --acme-ca "$PEBBLE_CA" \
+	    --acme-http-port "$PEBBLE_HTTP_PORT" "$@"
+}
+t0=$(date +%s)
+start_acme >"$A/start.out" 2>"$A/start.err"
+rc=$?
+t1=$(date +%s)
+check "https-acme with HTTP-01 gets a certificate from Pebble" \
+    test "$rc" = 0
+for s in directory account order challenge finalize certificate; do
+	grep -q "^acme: $s " "$A/start.err" || { diag "no $s step:"; \
+	    diag "$(cat "$A/start.err")"; break; }
+done
+checkx "the terminal showed every step, in order" \
+    'grep -o "^acme: [a-z]*" "$A/start.err" | cut -c7- | uniq | tr "\n" " " |
+    grep -q "directory account order challenge finalize certificate"'
+KEY=$($F api-keys create --label acme --json | jq -r .key)
+code=$(curl -s -o "$A/models.json" -w '%{http_code}' -m 10 \
+    --cacert "$A/roots.pem" --resolve "$DOM:$P:127.0.0.1" \
+    -H "Authorization: Bearer $KEY" "https://$DOM:$P/v1/models")
+checkx "curl trusting only Pebble's root reaches the models (HTTP $code)" \
+    '[ "$code" = 200 ] && jq -e ".data | length > 0" "$A/models.json" >/dev/null'
+st=$($F proxy status --json)
+checkx "flm proxy status: mode, domain, issuer, directory" \
+    'printf "%s" "$st" | jq -e ".[0].mode == \"https-acme\" and
+    (.[0].certificate.sans | index(\"DNS:$DOM\")) != null and
+    (.[0].certificate.issuer | test(\"Pebble\")) and
+    .[0].acme.directory == \"$PEBBLE_DIRECTORY\" and
+    .[0].acme.ca == \"(given)\"" >/dev/null'
+checkx "the account is in security.db, its key sealed, its URL kept" \
+    '[ "$(sqlite3 "$STATE/keyd/security.db" "SELECT count(*) FROM
+    acme_accounts WHERE kid LIKE '"'"'https://127.0.0.1:%'"'"' AND
+    length(key_sealed) > 0 AND directory = '"'"'$PEBBLE_DIRECTORY'"'"'")" = 1 ]'
+checkx "the certificate row holds the chain (leaf and intermediate)" \
+    '[ "$(sqlite3 "$STATE/keyd/security.db" "SELECT cert_pem FROM
+    certificates WHERE mode = '"'"'https-acme'"'"' AND replaced_at IS NULL" |
+    grep -c "BEGIN CERTIFICATE")" -ge 2 ]'
+
+# No private key byte of keyd's in proxyd: the served key is keyd's.
+MEMGREP=$top_builddir/tests/mem-grep
+hexrev() { printf '%s' "$1" | fold -w2 | tac | tr -d '\n'; }
+copies() {
+	a=$("$MEMGREP" -x "$1" "$2") && b=$("$MEMGREP" -x "$1" \
+	    "$(hexrev "$2")") && echo $((a + b))
+}
+SCALAR=$("$top_builddir/tests/tls-unseal" "$STATE/keyd" "127.0.0.1:$P" \
+    2>/dev/null)
+if [ ${#SCALAR} != 64 ]; then
+	not_ok "tests/tls-unseal gives the certificate key's scalar ($SCALAR)"
+elif ! n=$(copies "$(proc_pid flm-proxyd)" "$SCALAR"); then
+	ok "proxyd's memory holds no byte string of the certificate key # SKIP cannot read another process's memory here"
+else
+	check "proxyd's memory holds no byte string of the certificate key" \
+	    [ "$n" = 0 ]
+fi
+
+# ---- a restart serves the stored certificate, no new order --------------
+orders=$(grep -c "asking .* for a certificate" "$STATE/flmd.log")
+suite_stop
+FLM_PROXY_WORKERS=1 "$FLMD" -d -v -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
+FLMD_PID=$!
+wait_until 5000 all_running
+t0=$(date +%s%N)
+served() {
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -m 2 \
+	    --cacert "$A/roots.pem" --resolve "$DOM:$P:127.0.0.1" \
+	    "https://$DOM:$P/healthz")" = 200 ]
+}
+wait_until 3000 served
+t1=$(date +%s%N)
+check "after a restart the handle serves again within 3 s" served
+checkx "no new order: the stored certificate was reused" \
+    '[ "$(grep -c "asking .* for a certificate" "$STATE/flmd.log")" = "$orders" ]'
+$F proxy stop --port "$P" >/dev/null 2>&1
+
+# ---- JSON events ------------------------------------------------------------------
+P=$(free_port)
+DOM=flm-json.example.com
+start_acme --json >"$A/json.out" 2>"$A/json.err"
+checkx "--json: the events, one a line, then the result" \
+    'head -n 1 "$A/json.out" | jq -e ".step == \"directory\"" >/dev/null &&
+    jq -s -e "(map(.step) | index(\"account\") != null and
+    index(\"certificate\") != null) and (last | .mode == \"https-acme\")" \
+    "$A/json.out" >/dev/null'
+$F proxy stop --port "$P" >/dev/null 2>&1
+
+# ---- failures: clear errors, the suite alive ---------------------------------------
+P=$(free_port)
+DOM=flm-down.example.com
+dead=$(free_port)
+check "an unreachable directory: refused with the reason" \
+    fails_with "directory: https://127.0.0.1:$dead/dir" \
+    $F proxy start --port "$P" --mode https-acme --domain $DOM \
+    --acme-directory "https://127.0.0.1:$dead/dir" --acme-ca "$PEBBLE_CA" \
+    --acme-http-port "$(free_port)"
+checkx "the failed start left no handle" \
+    '[ "$($F proxy status --json | jq length)" = 0 ]'
+# Pebble validates on PEBBLE_HTTP_PORT: FLM's answers elsewhere fail it.
+check "a refused authorization: the CA's reason" \
+    fails_with "the authorization of flm-invalid.example.com is invalid" \
+    $F proxy start --port "$P" --mode https-acme \
+    --domain flm-invalid.example.com --acme-directory "$PEBBLE_DIRECTORY" \
+    --acme-ca "$PEBBLE_CA" --acme-http-port "$(free_port)"
+check "flm-proxyd and flm-keyd are still running" all_running
+checkx "Pebble's badNonce answers were met with a fresh nonce" \
+    'grep -q "badNonce); .* again with a fresh one" "$STATE/flmd.log"'
+checkx "keyd refused nothing from proxyd and logged no malformed message" \
+    '! grep -q "malformed" "$STATE/flmd.log"'
