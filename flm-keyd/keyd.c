@@ -263,6 +263,7 @@ keyd_peer_up(struct chan *ch)
 	if (keyd_db.h != NULL) {
 		keyd_policy_push(ch, 0);
 		keyd_tls_push(ch, 0);
+		keyd_acme_peer_up();
 	}
 }
 
@@ -519,6 +520,13 @@ keyd_tls_installed(uint32_t peerid, const char *handle,
 			keyd_tls_push(NULL, keyd_change_wait(peerid, res));
 	}
 	keyd_tls_schedule();
+}
+
+/* keyd_acme.c changed what proxyd serves (a challenge certificate). */
+void
+keyd_tls_changed(void)
+{
+	keyd_tls_push(NULL, ++keyd_seq);
 }
 
 static int

@@ -178,6 +178,8 @@ int		 keyd_x509_jwk(EVP_PKEY *, char *, size_t);
 int		 keyd_x509_csr(EVP_PKEY *, const char *const *, size_t,
 		    unsigned char **, size_t *);
 STACK_OF(X509)	*keyd_x509_chain(const char *, size_t);
+X509		*keyd_x509_alpn(EVP_PKEY *, const char *, const char *,
+		    const uint8_t [32], time_t);
 
 /* keyd_tls.c: certificates kept, pushed to proxyd, signed with */
 void		 keyd_tls_init(struct db *);
@@ -189,8 +191,11 @@ int		 keyd_tls_ensure(struct json_object *, struct json_object **,
 		    char *, size_t);
 int		 keyd_tls_names(struct json_object *, struct json_object **,
 		    char **, char *, size_t);
-int		 keyd_tls_install(const char *, const char *, STACK_OF(X509) *,
-		    EVP_PKEY *, struct json_object **, char *, size_t);
+int		 keyd_tls_install(const char *, const char *, const char *,
+		    STACK_OF(X509) *, EVP_PKEY *, struct json_object **, char *,
+		    size_t);
+int		 keyd_tls_challenge(const char *, const char *, const char *);
+int		 keyd_tls_challenge_clear(const char *);
 int		 keyd_tls_release(struct json_object *, struct json_object **,
 		    char *, size_t);
 int		 keyd_tls_ca_info(struct json_object *, struct json_object **,
@@ -216,6 +221,7 @@ void		 keyd_acme_keep(struct json_object *);
 void		 keyd_acme_due(const char *);
 void		 keyd_acme_forget(const char *);
 void		 keyd_acme_peer_down(struct chan *);
+void		 keyd_acme_peer_up(void);
 void		 keyd_acme_sign(struct chan *, struct chan_msg *);
 void		 keyd_acme_account(struct chan *, struct chan_msg *);
 void		 keyd_acme_done(struct chan *, struct chan_msg *);
@@ -227,6 +233,7 @@ void		 keyd_peers_json(uint16_t, struct json_object *);
 void		 keyd_tls_pending_failed(uint32_t, const char *);
 void		 keyd_tls_installed(uint32_t, const char *,
 		    struct json_object *);
+void		 keyd_tls_changed(void);
 
 /* keyd_doctor.c: flm doctor's facts only keyd sees */
 struct json_object *keyd_doctor(struct db *, const char *, int);

@@ -276,11 +276,26 @@ tokens_push(void)
 	json_object_put(all);
 }
 
+/* A new worker: it gets the answers pending (it may take the CA's). */
+void
+keyd_acme_peer_up(void)
+{
+	struct acme_job	*j;
+
+	TAILQ_FOREACH(j, &acme_jobs, entry)
+		if (json_object_array_length(j->tokens) > 0) {
+			tokens_push();
+			return;
+		}
+}
+
 static void
 job_end(struct acme_job *j)
 {
 	int	 had = json_object_array_length(j->tokens) > 0;
 
+	if (keyd_tls_challenge_clear(j->handle))
+		keyd_tls_changed();
 	j->worker = NULL;
 	EVP_PKEY_free(j->certkey);
 	j->certkey = NULL;
@@ -703,6 +718,34 @@ token_add(struct acme_job *j, const char *token)
 	return 0;
 }
 
+/* TLS-ALPN-01: the challenge certificate for one of the order's names,
+ * served before the CA is told to look. */
+static int
+alpn_add(struct acme_job *j, const char *token, const char *name, char *err,
+    size_t errsz)
+{
+	char	 ka[ACME_TOKEN_MAX + ACME_THUMB_LEN + 2];
+	size_t	 i;
+
+	for (i = 0; name != NULL && i < json_object_array_length(j->names);
+	    i++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(
+		    j->names, i)), name) == 0)
+			break;
+	if (name == NULL || i == json_object_array_length(j->names)) {
+		snprintf(err, errsz, "a TLS-ALPN-01 challenge for a name not "
+		    "ordered");
+		return -1;
+	}
+	snprintf(ka, sizeof(ka), "%s.%s", token, j->thumb);
+	if (keyd_tls_challenge(j->handle, name, ka) == -1) {
+		snprintf(err, errsz, "cannot make the challenge certificate");
+		return -1;
+	}
+	keyd_tls_changed();
+	return 0;
+}
+
 /* The order of handle that ch runs, or NULL (logged). */
 static struct acme_job *
 job_of(struct chan *ch, const char *handle, const char *what)
@@ -741,6 +784,7 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	struct json_object	*req = NULL;
 	struct acme_job		*j;
 	const char		*handle, *op, *url, *nonce, *token = NULL;
+	const char		*name = NULL;
 	char			 err[256] = "", *payload = NULL, *jws = NULL;
 
 	if (msg_get_object(m, &req) == -1 ||
@@ -749,7 +793,9 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	    (url = obj_string(req, "url", ACME_URL_MAX)) == NULL ||
 	    (nonce = obj_string(req, "nonce", ACME_NONCE_MAX)) == NULL ||
 	    (json_object_object_get(req, "token") != NULL && (token =
-	    obj_string(req, "token", ACME_TOKEN_MAX)) == NULL)) {
+	    obj_string(req, "token", ACME_TOKEN_MAX)) == NULL) ||
+	    (json_object_object_get(req, "name") != NULL && (name =
+	    obj_string(req, "name", 253)) == NULL)) {
 		log_warnx("flm-proxyd sent a malformed ACME_SIGN");
 		chan_fail(ch, "malformed ACME_SIGN");
 		json_object_put(req);
@@ -769,6 +815,10 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	else if (strcmp(op, "challenge") == 0 && strcmp(j->challenge,
 	    "http-01") == 0 && token_add(j, token) == -1)
 		snprintf(err, sizeof(err), "too many pending challenges");
+	else if (strcmp(op, "challenge") == 0 && strcmp(j->challenge,
+	    "tls-alpn-01") == 0 && alpn_add(j, token, name, err,
+	    sizeof(err)) == -1)
+		;	/* err says why */
 	else if ((payload = payload_for(j, op, token, err,
 	    sizeof(err))) != NULL)
 		jws = jws_make(j, op, url, nonce, payload, err, sizeof(err));
@@ -891,7 +941,8 @@ keyd_acme_done(struct chan *ch, struct chan_msg *m)
 		snprintf(err, sizeof(err), "the CA's answer holds no "
 		    "certificate");
 	else if (chain_fits(j, sk, err, sizeof(err)) == 0 &&
-	    keyd_tls_install(j->handle, j->names_key, sk, j->certkey, &info,
+	    keyd_tls_install(j->handle, j->names_key, j->directory, sk,
+	    j->certkey, &info,
 	    err, sizeof(err)) == 0)
 		j->certkey = NULL;	/* now the certificate's */
 	sk_X509_pop_free(sk, X509_free);

@@ -59,6 +59,8 @@ struct tls_svc {
 	EVP_PKEY		*key;
 	time_t			 not_before, not_after;
 	time_t			 retired;	/* 0: in service */
+	char			*alpn_name;	/* TLS-ALPN-01: its name */
+	char			*directory;	/* https-acme: its CA's */
 };
 
 static TAILQ_HEAD(, tls_svc)	 tls_svcs = TAILQ_HEAD_INITIALIZER(tls_svcs);
@@ -74,6 +76,7 @@ struct tls_req {
 	char			*addrs_key;
 	long			 lifetime;
 	int			 acme;		/* https-acme: the CA's */
+	const char		*directory;	/* its ACME directory */
 };
 
 static void
@@ -270,6 +273,14 @@ req_ensure(struct json_object *req, struct tls_req *r, char *err,
 	}
 	r->mode = json_object_get_string(v);
 	r->acme = strcmp(r->mode, "https-acme") == 0;
+	if (r->acme && (!json_object_object_get_ex(req, "acme", &v) ||
+	    !json_object_object_get_ex(v, "directory", &v) ||
+	    !json_is_string_max(v, 512))) {
+		snprintf(err, errsz, "acme.directory: expected a URL");
+		return -1;
+	}
+	if (r->acme)
+		r->directory = json_object_get_string(v);
 	r->lifetime = strcmp(r->mode, "packaged-ca") == 0 ? TLS_CA_LIFETIME :
 	    TLS_DEV_LIFETIME;
 	if (json_object_object_get_ex(req, "lifetime", &v)) {
@@ -320,6 +331,8 @@ svc_free(struct tls_svc *s)
 	free(s->names);
 	free(s->addrs);
 	free(s->chain);
+	free(s->alpn_name);
+	free(s->directory);
 	free(s);
 }
 
@@ -329,7 +342,8 @@ svc_find(const char *handle)
 	struct tls_svc	*s;
 
 	TAILQ_FOREACH(s, &tls_svcs, entry)
-		if (s->retired == 0 && strcmp(s->handle, handle) == 0)
+		if (s->retired == 0 && s->alpn_name == NULL &&
+		    strcmp(s->handle, handle) == 0)
 			return s;
 	return NULL;
 }
@@ -612,6 +626,7 @@ static struct tls_svc *
 svc_from_row(sqlite3_stmt *st)
 {
 	const char	*id = (const char *)sqlite3_column_text(st, 0), *mode;
+	struct tls_svc	*s;
 	EVP_PKEY	*key;
 	X509		*x;
 
@@ -627,15 +642,20 @@ svc_from_row(sqlite3_stmt *st)
 		return NULL;
 	}
 	mode = (const char *)sqlite3_column_text(st, 2);
-	return svc_new(id, (const char *)sqlite3_column_text(st, 1), mode,
+	s = svc_new(id, (const char *)sqlite3_column_text(st, 1), mode,
 	    (const char *)sqlite3_column_text(st, 3),
 	    (const char *)sqlite3_column_text(st, 4), x, key,
 	    strcmp(mode, "https-acme") == 0 ?
 	    (const char *)sqlite3_column_text(st, 5) : NULL);
+	if (sqlite3_column_type(st, 8) == SQLITE_TEXT &&
+	    (s->directory = strdup((const char *)sqlite3_column_text(st,
+	    8))) == NULL)
+		fatal("%s", __func__);
+	return s;
 }
 
 #define SVC_COLS	"id, handle, mode, names, addrs, cert_pem, key_nonce, " \
-	"key_sealed"
+	"key_sealed, directory"
 
 /* Does the certificate fit the request, with a third of its life left? */
 static int
@@ -646,6 +666,8 @@ svc_fits(const struct tls_svc *s, const struct tls_req *r, time_t now)
 	if (r->acme)
 		return strcmp(s->mode, r->mode) == 0 &&
 		    strcmp(s->names, r->names_key) == 0 &&
+		    s->directory != NULL && r->directory != NULL &&
+		    strcmp(s->directory, r->directory) == 0 &&
 		    s->not_after > now + TLS_LIFETIME_MIN;
 	return strcmp(s->mode, r->mode) == 0 &&
 	    strcmp(s->names, r->names_key) == 0 &&
@@ -670,6 +692,22 @@ db_exec(const char *sql, const char *arg)
 	    SQLITE_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int
+db_exec2(const char *sql, const char *a1, const char *a2)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(tls_db->h, sql, -1, &st, NULL)) !=
+	    SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, a1, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a2, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -873,8 +911,8 @@ keyd_tls_names(struct json_object *req, struct json_object **names,
  */
 int
 keyd_tls_install(const char *handle, const char *names_key,
-    STACK_OF(X509) *chain, EVP_PKEY *key, struct json_object **info,
-    char *err, size_t errsz)
+    const char *directory, STACK_OF(X509) *chain, EVP_PKEY *key,
+    struct json_object **info, char *err, size_t errsz)
 {
 	X509		*leaf = sk_X509_value(chain, 0);
 	char		 id[FLM_CERT_ID_LEN + 1], *pem = NULL, *p, *all;
@@ -899,6 +937,8 @@ keyd_tls_install(const char *handle, const char *names_key,
 	    "replaced_at IS NULL", handle) != SQLITE_OK ||
 	    row_insert(id, "server", handle, "https-acme", NULL, leaf, key,
 	    names_key, "[]", pem, err, errsz) == -1 ||
+	    db_exec2("UPDATE certificates SET directory = ?2 WHERE id = ?1",
+	    id, directory) != SQLITE_OK ||
 	    sqlite3_exec(tls_db->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_exec(tls_db->h, "ROLLBACK", NULL, NULL, NULL);
 		if (*err == '\0')
@@ -912,8 +952,64 @@ keyd_tls_install(const char *handle, const char *names_key,
 	X509_up_ref(leaf);
 	s = svc_new(id, handle, "https-acme", names_key, "[]", leaf, key, pem);
 	free(pem);
+	if ((s->directory = strdup(directory)) == NULL)
+		fatal("%s", __func__);
 	*info = keyd_x509_info(s->x509, s->id, s->mode);
 	return 0;
+}
+
+/*
+ * TLS-ALPN-01: a challenge certificate for name on handle, its key
+ * made here and signed with like a server key, for the order's time
+ * only (never stored).  0, or -1.
+ */
+int
+keyd_tls_challenge(const char *handle, const char *name, const char *keyauth)
+{
+	struct tls_svc	*s, *next;
+	EVP_PKEY	*key;
+	X509		*x = NULL;
+	uint8_t		 digest[32];
+	char		 id[FLM_CERT_ID_LEN + 1];
+
+	for (s = TAILQ_FIRST(&tls_svcs); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->alpn_name != NULL && strcmp(s->handle, handle) == 0 &&
+		    strcmp(s->alpn_name, name) == 0) {
+			TAILQ_REMOVE(&tls_svcs, s, entry);
+			svc_free(s);
+		}
+	}
+	crypto_hash_sha256(digest, (const unsigned char *)keyauth,
+	    strlen(keyauth));
+	keyd_x509_serial(id);
+	if ((key = keyd_x509_keygen()) == NULL ||
+	    (x = keyd_x509_alpn(key, id, name, digest, time(NULL))) == NULL) {
+		EVP_PKEY_free(key);
+		return -1;
+	}
+	s = svc_new(id, handle, "acme-tls-alpn", "[]", "[]", x, key, NULL);
+	if ((s->alpn_name = strdup(name)) == NULL)
+		fatal("%s", __func__);
+	return 0;
+}
+
+/* The order ended: its challenge certificates go.  1 if there were. */
+int
+keyd_tls_challenge_clear(const char *handle)
+{
+	struct tls_svc	*s, *next;
+	int		 n = 0;
+
+	for (s = TAILQ_FIRST(&tls_svcs); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->alpn_name != NULL && strcmp(s->handle, handle) == 0) {
+			TAILQ_REMOVE(&tls_svcs, s, entry);
+			svc_free(s);
+			n = 1;
+		}
+	}
+	return n;
 }
 
 /* IMSG_TLS_RELEASE: out of service; the row stays, marked released. */
@@ -1229,6 +1325,12 @@ keyd_tls_state(void)
 		    json_object_new_string(s->handle));
 		json_object_object_add(c, "chain",
 		    json_object_new_string(s->chain));
+		if (s->alpn_name != NULL) {
+			json_object_object_add(c, "alpn",
+			    json_object_new_string("acme-tls/1"));
+			json_object_object_add(c, "name",
+			    json_object_new_string(s->alpn_name));
+		}
 		json_object_array_add(certs, c);
 	}
 	json_object_object_add(o, "certs", certs);
@@ -1293,6 +1395,8 @@ keyd_tls_next(void)
 	time_t		 now = time(NULL), due = now + TLS_CHECK_SECS, t;
 
 	TAILQ_FOREACH(s, &tls_svcs, entry) {
+		if (s->alpn_name != NULL)
+			continue;	/* gone with its order */
 		t = s->retired != 0 ? s->retired + TLS_RETIRED_SECS :
 		    svc_renew_at(s);
 		/* An ACME renewal, once due, is tried on each check. */
@@ -1351,7 +1455,7 @@ keyd_tls_tick(void (*acme_due)(const char *))
 			}
 			continue;
 		}
-		if (svc_renew_at(s) > now)
+		if (s->alpn_name != NULL || svc_renew_at(s) > now)
 			continue;
 		/* The CA renews these: an order, answered later. */
 		if (strcmp(s->mode, "https-acme") == 0) {
@@ -1454,7 +1558,7 @@ keyd_tls_doctor(struct json_object *out)
 		    "none made yet (packaged-ca or a client certificate "
 		    "makes one)");
 	TAILQ_FOREACH(s, &tls_svcs, entry) {
-		if (s->retired != 0)
+		if (s->retired != 0 || s->alpn_name != NULL)
 			continue;
 		if (n++ >= TLS_DOCTOR_CERTS) {
 			more++;

@@ -649,6 +649,49 @@ keyd_x509_csr(EVP_PKEY *key, const char *const *names, size_t n,
 	return ok ? 0 : -1;
 }
 
+/*
+ * The TLS-ALPN-01 challenge certificate (RFC 8737): self-signed for
+ * name, with the critical acmeIdentifier extension holding the SHA-256
+ * of the key authorization.
+ */
+X509 *
+keyd_x509_alpn(EVP_PKEY *key, const char *serial, const char *name,
+    const uint8_t digest[32], time_t now)
+{
+	ASN1_OBJECT		*obj;
+	ASN1_OCTET_STRING	*os;
+	X509_EXTENSION		*ext = NULL;
+	X509			*x;
+	unsigned char		 der[34];
+	char			 san[300];
+	int			 ok;
+
+	/* The extension's value: the DER of an OCTET STRING of 32 bytes. */
+	der[0] = 0x04;
+	der[1] = 0x20;
+	memcpy(der + 2, digest, 32);
+	snprintf(san, sizeof(san), "DNS:%s", name);
+	if ((x = cert_new(key, serial, name, now, 86400)) == NULL)
+		return NULL;
+	obj = OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1);
+	os = ASN1_OCTET_STRING_new();
+	ok = obj != NULL && os != NULL &&
+	    ASN1_OCTET_STRING_set(os, der, sizeof(der)) == 1 &&
+	    (ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os)) != NULL &&
+	    X509_add_ext(x, ext, -1) == 1 &&
+	    add_ext(x, x, NID_subject_alt_name, san) == 0 &&
+	    X509_set_issuer_name(x, X509_get_subject_name(x)) == 1 &&
+	    X509_sign(x, key, EVP_sha256()) > 0;
+	X509_EXTENSION_free(ext);
+	ASN1_OCTET_STRING_free(os);
+	ASN1_OBJECT_free(obj);
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
 /* Every certificate of a PEM chain, leaf first; NULL if none parses. */
 STACK_OF(X509) *
 keyd_x509_chain(const char *pem, size_t len)

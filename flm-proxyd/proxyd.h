@@ -309,6 +309,7 @@ void	tls_signature(struct chan *, struct chan_msg *);
 void	tls_state(struct chan *, struct chan_msg *);
 void	tls_keyd_down(void);
 SSL	*tls_conn_new(const char *, int, enum tls_client_certs);
+int	tls_is_acme(SSL *);
 int	tls_handshake(SSL *, struct tls_wait **, void (*)(void *), void *);
 int	tls_peer(SSL *, char *, char *);
 void	tls_conn_free(SSL *, struct tls_wait **);

@@ -74,6 +74,7 @@ struct acme_run {
 	size_t			 authz_i;
 	char			 chall_url[ACME_URL_MAX + 1];
 	char			 token[129];
+	char			 name[254];	/* the authorization's */
 	enum acme_step		 step;
 	const char		*op;		/* of the POST under way */
 	char			 post_url[ACME_URL_MAX + 1];
@@ -336,9 +337,12 @@ acme_post(struct acme_run *a, const char *op, const char *url)
 	json_object_object_add(o, "op", json_object_new_string(op));
 	json_object_object_add(o, "url", json_object_new_string(url));
 	json_object_object_add(o, "nonce", json_object_new_string(a->nonce));
-	if (strcmp(op, "challenge") == 0)
+	if (strcmp(op, "challenge") == 0) {
 		json_object_object_add(o, "token",
 		    json_object_new_string(a->token));
+		json_object_object_add(o, "name",
+		    json_object_new_string(a->name));
+	}
 	/* One nonce, one request. */
 	a->nonce[0] = '\0';
 	if (px->c.peer == NULL || chan_compose_json(px->c.peer, IMSG_ACME_SIGN,
@@ -438,6 +442,7 @@ acme_authz(struct acme_run *a, struct json_object *o)
 		return;
 	}
 	a->chall_url[0] = a->token[0] = '\0';
+	snprintf(a->name, sizeof(a->name), "%s", name);
 	if (json_object_object_get_ex(o, "challenges", &chs))
 		for (i = 0; i < json_object_array_length(chs); i++) {
 			ch = json_object_array_get_idx(chs, i);

@@ -984,6 +984,13 @@ conn_handshake(struct http_conn *c)
 		}
 		return;
 	}
+	/* TLS-ALPN-01: the handshake was the CA's whole check. */
+	if (tls_is_acme(c->ssl)) {
+		log_info("%s: TLS-ALPN-01 challenge certificate shown",
+		    c->addr);
+		conn_free(c);
+		return;
+	}
 	if (tls_peer(c->ssl, c->cert_serial, c->cert_label) == -1 ||
 	    (c->l->o.cc == TLS_CC_REQUIRED && c->cert_serial[0] == '\0')) {
 		log_info("%s: client certificate refused", c->addr);

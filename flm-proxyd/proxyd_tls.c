@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "jsonbuf.h"
 #include "log.h"
 #include "proxyd.h"
 
@@ -56,6 +57,7 @@ struct tls_cert {
 	char		 id[FLM_CERT_ID_LEN + 1];
 	char		 handle[80];
 	SSL_CTX		*ctx;
+	char		*alpn_name;	/* TLS-ALPN-01: the name it proves */
 };
 
 /* Session ticket keys: made here, in memory only. */
@@ -270,15 +272,119 @@ tls_verify(int ok, X509_STORE_CTX *xs)
 	return 1;
 }
 
+/* The handle's context; before its first ACME certificate, a
+ * TLS-ALPN-01 one (tls_hello lets only the CA's validation through). */
 static SSL_CTX *
 tls_ctx_of(const char *handle)
 {
+	SSL_CTX	*ch = NULL;
 	size_t	 i;
 
-	for (i = 0; i < tls_ncerts; i++)
-		if (strcmp(tls_certs[i].handle, handle) == 0)
+	for (i = 0; i < tls_ncerts; i++) {
+		if (strcmp(tls_certs[i].handle, handle) != 0)
+			continue;
+		if (tls_certs[i].alpn_name == NULL)
 			return tls_certs[i].ctx;
-	return NULL;
+		if (ch == NULL)
+			ch = tls_certs[i].ctx;
+	}
+	return ch;
+}
+
+/* Does a ClientHello's ALPN list (RFC 7301 §3.1) offer acme-tls/1? */
+static int
+tls_hello_acme(SSL *ssl)
+{
+	const unsigned char	*p;
+	size_t			 len, n, i;
+
+	if (!SSL_client_hello_get0_ext(ssl,
+	    TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len) ||
+	    len < 2 || (size_t)((p[0] << 8) | p[1]) != len - 2)
+		return 0;
+	for (i = 2; i < len; i += 1 + n) {
+		n = p[i];
+		if (i + 1 + n > len)
+			return 0;
+		if (n == 10 && memcmp(p + i + 1, "acme-tls/1", 10) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The SNI host name of a ClientHello (RFC 6066 §3), or "". */
+static void
+tls_hello_sni(SSL *ssl, char *out, size_t sz)
+{
+	const unsigned char	*p;
+	size_t			 len, n;
+
+	out[0] = '\0';
+	if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
+	    &len) || len < 5 || (size_t)((p[0] << 8) | p[1]) != len - 2 ||
+	    p[2] != TLSEXT_NAMETYPE_host_name)
+		return;
+	n = (size_t)((p[3] << 8) | p[4]);
+	if (n == 0 || n + 5 > len || n >= sz)
+		return;
+	memcpy(out, p + 5, n);
+	out[n] = '\0';
+}
+
+/*
+ * TLS-ALPN-01 (RFC 8737): a ClientHello offering acme-tls/1 gets the
+ * challenge certificate of its SNI name on this handle, if the order
+ * has one; any other is served by the handle's own certificate, and
+ * refused while there is none.
+ */
+static int
+tls_hello(SSL *ssl, int *al, void *arg)
+{
+	SSL_CTX		*ctx = SSL_get_SSL_CTX(ssl);
+	const char	*handle = NULL;
+	char		 sni[256];
+	size_t		 i;
+	int		 acme;
+
+	(void)arg;
+	for (i = 0; i < tls_ncerts; i++)
+		if (tls_certs[i].ctx == ctx)
+			handle = tls_certs[i].handle;
+	acme = tls_hello_acme(ssl);
+	if (handle == NULL)
+		return SSL_CLIENT_HELLO_SUCCESS;	/* a state gone by */
+	if (!acme) {
+		for (i = 0; i < tls_ncerts; i++)
+			if (tls_certs[i].ctx == ctx &&
+			    tls_certs[i].alpn_name != NULL) {
+				*al = SSL_AD_UNRECOGNIZED_NAME;
+				return SSL_CLIENT_HELLO_ERROR;
+			}
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	tls_hello_sni(ssl, sni, sizeof(sni));
+	for (i = 0; i < tls_ncerts; i++)
+		if (tls_certs[i].alpn_name != NULL &&
+		    strcmp(tls_certs[i].handle, handle) == 0 &&
+		    strcasecmp(tls_certs[i].alpn_name, sni) == 0) {
+			SSL_set_SSL_CTX(ssl, tls_certs[i].ctx);
+			/* The CA has no client certificate to show. */
+			SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+			return SSL_CLIENT_HELLO_SUCCESS;
+		}
+	*al = SSL_AD_UNRECOGNIZED_NAME;
+	return SSL_CLIENT_HELLO_ERROR;
+}
+
+/* Did the handshake end in acme-tls/1: the CA's validation, over. */
+int
+tls_is_acme(SSL *ssl)
+{
+	const unsigned char	*p;
+	unsigned int		 len;
+
+	SSL_get0_alpn_selected(ssl, &p, &len);
+	return len == 10 && memcmp(p, "acme-tls/1", 10) == 0;
 }
 
 /* A connection on listener handle, client certificates as it says;
@@ -381,13 +487,15 @@ static int
 tls_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg)
 {
-	/* What proxyd_parse.c serves; 1.1 preferred. */
+	/* What proxyd_parse.c serves, 1.1 preferred; a challenge
+	 * certificate's context speaks acme-tls/1 only. */
 	static const unsigned char	 http1[] = "\x08http/1.1\x08http/1.0";
+	static const unsigned char	 acme[] = "\x0a" "acme-tls/1";
 
 	(void)ssl;
-	(void)arg;
 	/* RFC 7301 §3.2: no protocol in common is a fatal alert. */
-	if (SSL_select_next_proto((unsigned char **)out, outlen, http1,
+	if (SSL_select_next_proto((unsigned char **)out, outlen,
+	    arg != NULL ? acme : http1, arg != NULL ? sizeof(acme) - 1 :
 	    sizeof(http1) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	return SSL_TLSEXT_ERR_OK;
@@ -486,7 +594,7 @@ tls_pem_chain(const char *pem, size_t len)
  * flmkeyd provider, and the client CA (if keyd has one). */
 static SSL_CTX *
 tls_ctx_new(const char *id, const char *handle, const char *pem, size_t len,
-    X509_STORE *cas, STACK_OF(X509_NAME) *canames)
+    X509_STORE *cas, STACK_OF(X509_NAME) *canames, int acme)
 {
 	STACK_OF(X509)	*chain;
 	X509		*leaf;
@@ -526,7 +634,8 @@ tls_ctx_new(const char *id, const char *handle, const char *pem, size_t len,
 	/* Stateless tickets only: nothing kept per session. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket);
-	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn, NULL);
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn, acme ? (void *)1 : NULL);
+	SSL_CTX_set_client_hello_cb(ctx, tls_hello, NULL);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* A record in one read, not its header and then its body. */
@@ -544,8 +653,10 @@ tls_certs_free(struct tls_cert *certs, size_t n)
 {
 	size_t	 i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		SSL_CTX_free(certs[i].ctx);	/* connections keep theirs */
+		free(certs[i].alpn_name);
+	}
 	free(certs);
 }
 
@@ -637,7 +748,7 @@ static int
 tls_parse_certs(struct json_object *o, X509_STORE *cas,
     STACK_OF(X509_NAME) *canames, struct tls_cert **out, size_t *nout)
 {
-	struct json_object	*a, *e, *id, *h, *chain;
+	struct json_object	*a, *e, *id, *h, *chain, *alpn, *name;
 	struct tls_cert		*c;
 	size_t			 i, n;
 
@@ -658,7 +769,12 @@ tls_parse_certs(struct json_object *o, X509_STORE *cas,
 		    !json_object_is_type(h, json_type_string) ||
 		    json_object_get_string_len(h) >= (int)sizeof(c->handle) ||
 		    !json_object_object_get_ex(e, "chain", &chain) ||
-		    !json_object_is_type(chain, json_type_string)) {
+		    !json_object_is_type(chain, json_type_string) ||
+		    (json_object_object_get_ex(e, "alpn", &alpn) &&
+		    (!json_object_is_type(alpn, json_type_string) ||
+		    strcmp(json_object_get_string(alpn), "acme-tls/1") != 0 ||
+		    !json_object_object_get_ex(e, "name", &name) ||
+		    !json_is_string_max(name, 253)))) {
 			tls_certs_free(*out, *nout);
 			*out = NULL;
 			*nout = 0;
@@ -668,11 +784,20 @@ tls_parse_certs(struct json_object *o, X509_STORE *cas,
 		memcpy(c->id, json_object_get_string(id), FLM_CERT_ID_LEN + 1);
 		snprintf(c->handle, sizeof(c->handle), "%s",
 		    json_object_get_string(h));
+		alpn = json_object_object_get(e, "alpn");
 		if ((c->ctx = tls_ctx_new(c->id, c->handle,
 		    json_object_get_string(chain),
-		    (size_t)json_object_get_string_len(chain), cas,
-		    canames)) != NULL)
-			(*nout)++;
+		    (size_t)json_object_get_string_len(chain),
+		    alpn ? NULL : cas, alpn ? NULL : canames,
+		    alpn != NULL)) == NULL)
+			continue;
+		if (alpn != NULL && (c->alpn_name = strdup(
+		    json_object_get_string(json_object_object_get(e,
+		    "name")))) == NULL) {
+			SSL_CTX_free(c->ctx);
+			continue;
+		}
+		(*nout)++;
 	}
 	return 0;
 }

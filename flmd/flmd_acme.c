@@ -151,9 +151,9 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 		    "tls-alpn-01 or dns-01", s);
 		goto fail;
 	}
-	if (strcmp(s, "http-01") != 0) {
+	if (strcmp(s, "dns-01") == 0) {
 		snprintf(err, errsz, "--challenge %s is not available yet: "
-		    "use http-01", s);
+		    "use http-01 or tls-alpn-01", s);
 		goto fail;
 	}
 	json_object_object_add(out, "challenge", json_object_new_string(s));
@@ -267,5 +267,12 @@ acme_progress_valid(struct json_object *o)
 	if (json_object_object_get(o, "detail") != NULL &&
 	    (s = acme_str(o, "detail", ACME_DETAIL_MAX)) == NULL)
 		return 0;
+	/* Nothing else: four members at most, these. */
+	json_object_object_foreach(o, k, val) {
+		(void)val;
+		if (strcmp(k, "handle") != 0 && strcmp(k, "step") != 0 &&
+		    strcmp(k, "ms") != 0 && strcmp(k, "detail") != 0)
+			return 0;
+	}
 	return 1;
 }

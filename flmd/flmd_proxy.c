@@ -59,6 +59,7 @@ struct proxy_handle {
 	struct json_object *acme;
 	int	 acme_fd;
 	char	 acme_id[80];
+	int	 early;		/* TLS-ALPN-01: served before a certificate */
 };
 
 static struct proxy_handle	 handles[PROXY_MAX_HANDLES];
@@ -188,7 +189,7 @@ proxy_send(struct chan *ch, const struct proxy_handle *h)
 	size_t			 len;
 	int			 fd;
 
-	if (ch == NULL || !h->ready)
+	if (ch == NULL || (!h->ready && !h->early))
 		return;
 	if ((fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("proxy %s: dup", h->id);
@@ -504,6 +505,10 @@ proxy_add(struct proxy_opts *po, int remember, uint32_t ctl_id,
 	h->acme = po->acme;
 	po->acme = NULL;
 	h->acme_fd = afd;
+	/* TLS-ALPN-01: the CA checks on the handle's own port, before
+	 * its first certificate. */
+	h->early = h->acme != NULL && strcmp(json_object_get_string(
+	    json_object_object_get(h->acme, "challenge")), "tls-alpn-01") == 0;
 	if (afd != -1)
 		snprintf(h->acme_id, sizeof(h->acme_id), "%s:%d", po->bind,
 		    aport);
@@ -521,8 +526,11 @@ proxy_add(struct proxy_opts *po, int remember, uint32_t ctl_id,
 	h->ready = !tls;
 	if (tls) {
 		h->ctl_id = ctl_id;
-		for (i = 0; i < FLM_WORKERS_MAX; i++)
+		for (i = 0; i < FLM_WORKERS_MAX; i++) {
 			proxy_send_acme(proc_worker_chan(i), h);
+			if (h->early)
+				proxy_send(proc_worker_chan(i), h);
+		}
 		if (proc_chan(PROC_KEYD) != NULL)
 			proxy_tls_ensure(h);
 		log_info("proxy on %s port %d (%s): asking flm-keyd for its "
@@ -565,6 +573,12 @@ proxy_handle_free(struct proxy_handle *h)
 {
 	struct json_object	*o;
 
+	if (h->early && !h->ready) {	/* served for the CA alone */
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(h->id));
+		proc_workers_json(IMSG_PROXY_CLOSE, o);
+		json_object_put(o);
+	}
 	if (h->acme_fd != -1) {
 		o = json_object_new_object();
 		json_object_object_add(o, "id",
@@ -738,7 +752,8 @@ proxy_tls_reply(uint32_t req, int ok, struct json_object *o)
 	}
 	if (!h->ready) {
 		h->ready = 1;
-		proxy_send_workers(h);
+		if (!h->early)
+			proxy_send_workers(h);
 		log_info("proxy listening on %s port %d (%s)", h->bind,
 		    h->port, h->mode);
 	}

@@ -94,14 +94,16 @@ enum flm_msg_type {
 	IMSG_TLS_SIGNATURE,	/* keyd -> proxyd: struct flm_tls_signature */
 	/* ACME (docs/TLS.md): proxyd talks to the CA, keyd signs */
 	IMSG_ACME_ORDER = 73,	/* keyd -> proxyd: JSON {handle, directory,
-				 * challenge, names, thumbprint, ca?} */
+				 * challenge, names, thumbprint, ca?,
+				 * resolve?} */
 	IMSG_ACME_SIGN,		/* proxyd -> keyd: JSON {handle, op, url,
-				 * nonce, token?}; peerid: proxyd's id */
+				 * nonce, token?, name?}; peerid: proxyd's */
 	IMSG_ACME_SIGNED,	/* keyd -> proxyd: JSON {jws} or {error} */
 	IMSG_ACME_ACCOUNT,	/* proxyd -> keyd: JSON {handle, kid} */
 	IMSG_ACME_DONE,		/* proxyd -> keyd: JSON {handle, chain} or
 				 * {handle, error} */
-	IMSG_ACME_TOKENS,	/* keyd -> proxyd: JSON [{token, keyauth}] */
+	IMSG_ACME_TOKENS,	/* keyd -> proxyd: JSON [{token, keyauth,
+				 * handle}] */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -134,7 +136,7 @@ enum flm_msg_type {
 	IMSG_CTL_FIREWALL_PLAN = 127, /* empty; reply {proxies: [{id, bind,
 				 * port}], engines: [{id, addr, port}]} */
 	IMSG_CTL_PROGRESS = 128, /* flmd -> flm, before the reply: JSON
-				 * {step, ms, detail?} */
+				 * {handle, step, ms, detail?} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */

@@ -12,3 +12,7 @@ CREATE TABLE acme_accounts (
 	key_sealed	BLOB NOT NULL,
 	created_at	TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+
+-- The directory an https-acme certificate came from: one from another
+-- CA (staging, say) is never served for this one.
+ALTER TABLE certificates ADD COLUMN directory TEXT;

@@ -19,7 +19,7 @@ unset FLM_API_KEY
 # every run sees FLM send requests again with a fresh one.
 pebble_start PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=30
 
-plan 25
+plan 34
 
 mock --flavor ollama
 check "suite starts" suite_start
@@ -159,6 +159,69 @@ checkx "--json: the events, one a line, then the result" \
     jq -s -e "(map(.step) | index(\"account\") != null and
     index(\"certificate\") != null) and (last | .mode == \"https-acme\")" \
     "$A/json.out" >/dev/null'
+$F proxy stop --port "$P" >/dev/null 2>&1
+
+# ---- TLS-ALPN-01: the CA checks the handle's own port -----------------------------
+# Pebble validates on PEBBLE_TLS_PORT: the handle listens there.
+DOM=flm-alpn.example.com
+P=$PEBBLE_TLS_PORT
+start_acme --challenge tls-alpn-01 >"$A/alpn.out" 2>"$A/alpn.err"
+rc=$?
+[ $rc = 0 ] || diag "$(cat "$A/alpn.err")"
+check "TLS-ALPN-01: a certificate from Pebble, shown on the handle's port" \
+    test "$rc" = 0
+checkx "flm-proxyd showed the challenge certificate (acme-tls/1)" \
+    'grep -q "TLS-ALPN-01 challenge certificate shown" "$STATE/flmd.log"'
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 \
+    --cacert "$A/roots.pem" --resolve "$DOM:$P:127.0.0.1" \
+    -H "Authorization: Bearer $KEY" "https://$DOM:$P/v1/models")
+check "curl trusting Pebble's root reaches the models over it (HTTP $code)" \
+    test "$code" = 200
+# The challenge certificate went with its order: acme-tls/1 is refused.
+if command -v openssl >/dev/null 2>&1; then
+	checkx "after the order no acme-tls/1 handshake succeeds" \
+	    '! openssl s_client -connect "127.0.0.1:$P" -servername $DOM \
+	    -alpn acme-tls/1 </dev/null >"$A/sc.out" 2>&1'
+else
+	ok "after the order no acme-tls/1 handshake succeeds # SKIP no openssl"
+fi
+$F proxy stop --port "$P" >/dev/null 2>&1
+
+# ---- renewal: a short-lived certificate renewed, a stream kept open --------------
+# Pebble again, issuing for 45 s: keyd renews at two thirds (30 s) while
+# a streamed answer (50 chunks, one a second) runs on the connection.
+pebble_stop
+PEBBLE_CERT_VALIDITY=45 pebble_start PEBBLE_AUTHZREUSE=0
+rc=$?
+check "Pebble again, issuing certificates of 45 s" test "$rc" = 0
+pebble_roots "$A/roots2.pem"
+mock --flavor vllm --models slow --chunks 50 --chunk-delay-ms 1000
+$F config set engines.vllm.url "http://127.0.0.1:$MPORT" >/dev/null
+wait_until 5000 sh -c "$F models list --json | grep -q flm://vllm/slow"
+DOM=flm-renew.example.com
+P=$(free_port)
+start_acme >"$A/renew.out" 2>"$A/renew.err" || diag "$(cat "$A/renew.err")"
+serial() { $F proxy status --json | jq -r ".[] | select(.port == $P) |
+    .certificate.serial"; }
+s1=$(serial)
+curl -sN -m 90 --cacert "$A/roots2.pem" --resolve "$DOM:$P:127.0.0.1" \
+    -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d '{"model":"flm://vllm/slow","stream":true,"messages":[{"role":"user","content":"go"}]}' \
+    "https://$DOM:$P/v1/chat/completions" >"$A/stream.out" 2>&1 &
+SPID=$!
+renewed() { s2=$(serial); [ -n "$s2" ] && [ "$s2" != null ] && [ "$s2" != "$s1" ]; }
+wait_until 45000 renewed
+checkx "keyd renewed the certificate on its own at two thirds of its life" \
+    'renewed && grep -q "ACME: renewing the certificate of 127.0.0.1:$P" "$STATE/flmd.log"'
+checkx "the stream was still open when the new certificate came in" \
+    'kill -0 $SPID 2>/dev/null'
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 --cacert "$A/roots2.pem" \
+    --resolve "$DOM:$P:127.0.0.1" "https://$DOM:$P/healthz")
+check "a new connection is served after the swap" test "$code" = 200
+wait $SPID
+checkx "the stream ran to its end across the swap: 50 chunks and [DONE]" \
+    '[ "$(grep -c "^data: {" "$A/stream.out")" -ge 50 ] &&
+    grep -q "^data: \[DONE\]" "$A/stream.out"'
 $F proxy stop --port "$P" >/dev/null 2>&1
 
 # ---- failures: clear errors, the suite alive ---------------------------------------

@@ -38,17 +38,19 @@ checkx "the second word of api-keys" \
 checkx "the third word of security rate-limit" \
     '[ "$(comp flm security rate-limit "")" = "$(words ip key)" ]'
 checkx "the options of proxy start" \
-    '[ "$(comp flm proxy start --)" = "$(words --bench-no-auth --bind \
-    --client-certs --hsts --json --mode --no-bearer --port)" ]'
+    '[ "$(comp flm proxy start --)" = "$(words --acme-ca --acme-directory \
+    --acme-http-port --acme-staging --bench-no-auth --bind --challenge \
+    --client-certs --domain --email --hsts --json --mode --no-bearer \
+    --port)" ]'
 checkx "the values of --mode, after a space and after =" \
     '[ "$(comp flm proxy start --mode "")" = "$(words local-http \
-    dev-selfsigned packaged-ca)" ] &&
+    dev-selfsigned packaged-ca https-acme)" ] &&
     [ "$(comp flm proxy start --port 8443 --mode = d)" = dev-selfsigned ]'
 checkx "the values of --client-certs and --credentials" \
     '[ "$(comp flm proxy start --client-certs o)" = "$(words off optional)" ] &&
     [ "$(comp flm security cors --credentials "")" = "$(words no yes)" ]'
 checkx "after the value of an option, the options again" \
-    '[ "$(comp flm proxy start --mode local-http --c)" = --client-certs ]'
+    '[ "$(comp flm proxy start --mode local-http --cl)" = --client-certs ]'
 checkx "files for a file option and a file argument" \
     '[ "$(comp flm ca export --out "$TMP/po")" = "$TMP/policy.json" ] &&
     [ "$(comp flm security policy set "$TMP/po")" = "$TMP/policy.json" ]'

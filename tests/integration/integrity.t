@@ -112,7 +112,7 @@ suite_stop
 DB "ALTER TABLE api_keys DROP COLUMN mac;
     ALTER TABLE security_policies DROP COLUMN mac; DROP TABLE keyd_state;
     ALTER TABLE audit_logs DROP COLUMN cert_serial;
-    ALTER TABLE audit_logs DROP COLUMN cert_label;
+    ALTER TABLE audit_logs DROP COLUMN cert_label; DROP TABLE acme_accounts;
     DELETE FROM schema_migrations WHERE version >= 4"
 rm -f "$STATE/keyd/audit.anchor"
 suite_restart "$PORT"

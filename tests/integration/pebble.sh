@@ -13,7 +13,8 @@
 # ports unless set: FLM must listen there.  Every name resolves to
 # 127.0.0.1 through challtestsrv's DNS.  Exports PEBBLE_DIRECTORY,
 # PEBBLE_CA (what trusts pebble's API), PEBBLE_MGMT, PEBBLE_HTTP_PORT,
-# PEBBLE_TLS_PORT and CHALLTEST_MGMT.
+# PEBBLE_TLS_PORT and CHALLTEST_MGMT.  PEBBLE_CERT_VALIDITY (seconds, if
+# set): the lifetime of the certificates it issues, for renewals.
 PEBBLE_PIDS=
 pebble_start() {
 	command -v pebble >/dev/null 2>&1 &&
@@ -45,6 +46,8 @@ pebble_start() {
 	p_mgmt=$(free_port)
 	p_dns=$(free_port)
 	p_cts=$(free_port)
+	p_valid=
+	[ -z "${PEBBLE_CERT_VALIDITY:-}" ] || p_valid=", \"certificateValidityPeriod\": $PEBBLE_CERT_VALIDITY"
 	# No unknown-field check in pebble: a misspelt key is silently
 	# ignored, hence only the names its Config struct has (2.4.0).
 	cat >"$d/config.json" <<EOF
@@ -56,7 +59,7 @@ pebble_start() {
   "httpPort": $PEBBLE_HTTP_PORT,
   "tlsPort": $PEBBLE_TLS_PORT,
   "ocspResponderURL": "",
-  "externalAccountBindingRequired": false
+  "externalAccountBindingRequired": false$p_valid
 }}
 EOF
 	# Its own challenge servers off: they would answer in FLM's place.
