@@ -400,10 +400,9 @@ job_settings(struct acme_job *j, struct json_object *req, char *err,
 		snprintf(j->email, sizeof(j->email), "%s", s);
 	}
 	if ((s = obj_string(a, "challenge", 15)) == NULL ||
-	    (strcmp(s, "http-01") != 0 && strcmp(s, "tls-alpn-01") != 0 &&
-	    strcmp(s, "dns-01") != 0)) {
-		snprintf(err, errsz, "acme.challenge: expected http-01, "
-		    "tls-alpn-01 or dns-01");
+	    (strcmp(s, "http-01") != 0 && strcmp(s, "tls-alpn-01") != 0)) {
+		snprintf(err, errsz, "acme.challenge: expected http-01 or "
+		    "tls-alpn-01");
 		return -1;
 	}
 	snprintf(j->challenge, sizeof(j->challenge), "%s", s);

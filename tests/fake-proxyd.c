@@ -28,6 +28,14 @@
  *                                     in one write; OUT gets
  *                                     "acks=1:OK,2:OK,3:OK" (the acks'
  *                                     seq and ok, in the order they came)
+ *   fake-proxyd acme PEM OUT          wait for an ACME_ORDER, then ask
+ *                                     for signatures keyd must refuse
+ *                                     (a URL off the directory, an op it
+ *                                     does not sign, a get before the
+ *                                     account) and one it signs (the
+ *                                     account), then bring back PEM as
+ *                                     the chain; OUT gets "NAME jws" or
+ *                                     "NAME error=TEXT" a line
  * It then reads until keyd closes the channel.
  */
 #include "config.h"
@@ -385,6 +393,100 @@ tls_sign(const char *reqs, FILE *out)
 	return 0;
 }
 
+/* The next frame of type want, any length, NUL-ended in buf. */
+static int
+next_any(uint16_t want, uint8_t *buf, size_t *len)
+{
+	uint16_t	 type;
+
+	do {
+		if (tls_frame(&type, buf, len) == -1)
+			return -1;
+	} while (type != want);
+	buf[*len] = '\0';
+	return 0;
+}
+
+/* "KEY":"VALUE" of a flat JSON text, into out (no escapes expected). */
+static void
+json_member(const char *j, const char *key, char *out, size_t sz)
+{
+	char		 pat[64];
+	const char	*p, *e;
+
+	out[0] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	if ((p = strstr(j, pat)) == NULL)
+		return;
+	p += strlen(pat);
+	if ((e = strchr(p, '"')) == NULL || (size_t)(e - p) >= sz)
+		return;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+}
+
+static int
+acme(const char *pemfile, FILE *out)
+{
+	static uint8_t	 buf[CHAN_MAX_MSG + 1];
+	static const struct {
+		const char	*name, *op, *path;
+	} asks[] = {
+		{ "offsite", "get", "https://ca.example/x" },
+		{ "revoke", "revoke-cert", "revoke" },
+		{ "nokid", "get", "order/1" },
+		{ "account", "new-account", "acct" },
+	};
+	char		 handle[80], dir[600], origin[600], msg[2048], err[512];
+	char		 pem[16384];
+	const char	*p;
+	FILE		*f;
+	size_t		 i, len, n;
+
+	if (next_any(IMSG_ACME_ORDER, buf, &len) == -1)
+		return 1;
+	json_member((char *)buf, "handle", handle, sizeof(handle));
+	json_member((char *)buf, "directory", dir, sizeof(dir));
+	if ((p = strchr(dir + 8, '/')) == NULL)
+		return 1;
+	snprintf(origin, sizeof(origin), "%.*s", (int)(p - dir + 1), dir);
+	for (i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+		n = (size_t)snprintf(msg, sizeof(msg), "{\"handle\":\"%s\","
+		    "\"op\":\"%s\",\"url\":\"%s%s\",\"nonce\":\"bm9uY2U\"}",
+		    handle, asks[i].op, strncmp(asks[i].path, "https:", 6) ?
+		    origin : "", asks[i].path);
+		frame(IMSG_ACME_SIGN, msg, n);
+		if (next_any(IMSG_ACME_SIGNED, buf, &len) == -1)
+			return 1;
+		json_member((char *)buf, "error", err, sizeof(err));
+		if (strstr((char *)buf, "\"jws\"") != NULL)
+			fprintf(out, "%s jws\n", asks[i].name);
+		else
+			fprintf(out, "%s error=%s\n", asks[i].name, err);
+		fflush(out);
+	}
+	if ((f = fopen(pemfile, "r")) == NULL)
+		return 1;
+	n = fread(pem, 1, sizeof(pem) - 1, f);
+	fclose(f);
+	pem[n] = '\0';
+	/* A JSON string: the PEM's newlines escaped. */
+	n = (size_t)snprintf(msg, sizeof(msg), "{\"handle\":\"%s\",\"chain\":\"",
+	    handle);
+	for (p = pem; *p != '\0' && n + 4 < sizeof(msg); p++) {
+		if (*p == '\n') {
+			msg[n++] = '\\';
+			msg[n++] = 'n';
+		} else
+			msg[n++] = *p;
+	}
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\"}");
+	frame(IMSG_ACME_DONE, msg, n);
+	while (tls_frame(&(uint16_t){0}, buf, &len) == 0)
+		;
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -429,6 +531,11 @@ main(int argc, char *argv[])
 			return 2;
 		hello();
 		rv = group(out);
+	} else if (argc == 4 && strcmp(argv[1], "acme") == 0) {
+		if ((out = fopen(argv[3], "w")) == NULL)
+			return 2;
+		hello();
+		rv = acme(argv[2], out);
 	} else if (argc == 4 && strcmp(argv[1], "sign") == 0) {
 		if ((out = fopen(argv[3], "w")) == NULL)
 			return 2;
@@ -437,7 +544,8 @@ main(int argc, char *argv[])
 	} else {
 		fprintf(stderr, "usage: fake-proxyd flood KEYFILE N OUT | "
 		    "future OUT | used | usedshort | raw TYPE LEN | "
-		    "sign REQS OUT | certaudit LABEL OUT | group OUT\n");
+		    "sign REQS OUT | certaudit LABEL OUT | group OUT | "
+		    "acme PEM OUT\n");
 		return 2;
 	}
 	if (out != NULL)

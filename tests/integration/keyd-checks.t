@@ -8,26 +8,10 @@
 
 plan 25
 
-FAKE=$top_builddir/tests/fake-proxyd
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
 trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
 F() { "$FLM" -D "$STATE" "$@"; }
 
-# fake NAME ARGS...: a proxyd that is fake-proxyd ARGS on its first
-# start, the real one after.
-fake() {
-	name=$1
-	shift
-	cat >"$WRAP/$name" <<EOS
-#!/bin/sh
-if [ ! -e "$WRAP/$name.started" ]; then
-	: >"$WRAP/$name.started"
-	exec "$FAKE" $*
-fi
-exec "$PROXYD" "\$@"
-EOS
-	chmod +x "$WRAP/$name"
-}
 
 # 1. Cold key checks are budgeted (KEYD_COLD_PER_SEC 10, burst 20).
 N=120

@@ -126,6 +126,24 @@ suite_cleanup() {
 	fi
 }
 
+# fake NAME ARGS...: WRAP/NAME, a proxyd (for FLM_PROXYD_PATH) that is
+# tests/fake-proxyd ARGS, a subverted proxyd, on its first start and the
+# real one after.  The test sets WRAP, a scratch directory.
+FAKE=$top_builddir/tests/fake-proxyd
+fake() {
+	name=$1
+	shift
+	cat >"$WRAP/$name" <<EOS
+#!/bin/sh
+if [ ! -e "$WRAP/$name.started" ]; then
+	: >"$WRAP/$name.started"
+	exec "$FAKE" $*
+fi
+exec "$PROXYD" "\$@"
+EOS
+	chmod +x "$WRAP/$name"
+}
+
 trap suite_cleanup EXIT
 
 # unavailable WHAT: a test that needs what is missing: skipped, but

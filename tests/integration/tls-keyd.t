@@ -16,27 +16,11 @@ command -v od >/dev/null 2>&1 || unavailable "od(1)"
 
 plan 30
 
-FAKE=$top_builddir/tests/fake-proxyd
 UNSEAL=$top_builddir/tests/tls-unseal
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmk.XXXXXX")
 trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
 F() { "$FLM" -D "$STATE" "$@"; }
 
-# fake NAME ARGS...: a proxyd that is fake-proxyd ARGS on its first
-# start, the real one after (as keyd-checks.t).
-fake() {
-	name=$1
-	shift
-	cat >"$WRAP/$name" <<EOS
-#!/bin/sh
-if [ ! -e "$WRAP/$name.started" ]; then
-	: >"$WRAP/$name.started"
-	exec "$FAKE" $*
-fi
-exec "$PROXYD" "\$@"
-EOS
-	chmod +x "$WRAP/$name"
-}
 DB() { sqlite3 "$STATE/keyd/security.db" "$1"; }
 
 # Sections 1, 2 and 4 need flmd's TLS handles (the flm of this tree
