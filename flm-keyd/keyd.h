@@ -177,7 +177,6 @@ int		 keyd_x509_es256(EVP_PKEY *, const void *, size_t,
 int		 keyd_x509_jwk(EVP_PKEY *, char *, size_t);
 int		 keyd_x509_csr(EVP_PKEY *, const char *const *, size_t,
 		    unsigned char **, size_t *);
-STACK_OF(X509)	*keyd_x509_chain(const char *, size_t);
 X509		*keyd_x509_alpn(EVP_PKEY *, const char *, const char *,
 		    const uint8_t [32], time_t);
 

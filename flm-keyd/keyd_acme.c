@@ -27,14 +27,14 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "acme.h"
 #include "chan.h"
 #include "db.h"
 #include "jsonbuf.h"
 #include "keyd.h"
 #include "log.h"
+#include "pemchain.h"
 
-#define ACME_URL_MAX		512
-#define ACME_EMAIL_MAX		254
 #define ACME_NONCE_MAX		256
 #define ACME_TOKEN_MAX		128
 #define ACME_ERROR_MAX		1024
@@ -100,70 +100,6 @@ job_free(struct acme_job *j)
 
 /* ---- what proxyd and flmd may send ------------------------------------ */
 
-static int
-b64url_valid(const char *s, size_t max)
-{
-	size_t	 i, n = strlen(s);
-
-	if (n == 0 || n > max)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-			return 0;
-	return 1;
-}
-
-/* Printable, no space, quote or backslash: safe inside a JSON string. */
-static int
-url_chars_valid(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (*s <= ' ' || *s >= 0x7f || *s == '"' || *s == '\\')
-			return 0;
-	return 1;
-}
-
-/* An https URL; *originlen covers "https://host[:port]/". */
-static int
-url_valid(const char *s, size_t *originlen)
-{
-	const char	*p;
-
-	if (strlen(s) > ACME_URL_MAX || strncmp(s, "https://", 8) != 0 ||
-	    !url_chars_valid(s) || (p = strchr(s + 8, '/')) == NULL ||
-	    p == s + 8)
-		return 0;
-	if (originlen != NULL)
-		*originlen = (size_t)(p - s) + 1;
-	return 1;
-}
-
-static int
-email_valid(const char *s)
-{
-	size_t	 i, n = strlen(s);
-
-	if (n == 0 || n > ACME_EMAIL_MAX || strchr(s, '@') == NULL)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && strchr(".@+_-", s[i]) ==
-		    NULL)
-			return 0;
-	return 1;
-}
-
-static const char *
-obj_string(struct json_object *o, const char *k, size_t max)
-{
-	struct json_object	*v;
-
-	if (!json_object_object_get_ex(o, k, &v) || !json_is_string_max(v,
-	    max) || strlen(json_object_get_string(v)) !=
-	    (size_t)json_object_get_string_len(v))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* ---- the account -------------------------------------------------------- */
 
 static void
@@ -194,7 +130,7 @@ account_load(struct acme_job *j, char *err, size_t errsz)
 		snprintf(j->account_id, sizeof(j->account_id), "%s",
 		    (const char *)sqlite3_column_text(st, 0));
 		kid = (const char *)sqlite3_column_text(st, 1);
-		if (kid != NULL && url_valid(kid, NULL))
+		if (kid != NULL && acme_url_valid(kid, NULL))
 			snprintf(j->kid, sizeof(j->kid), "%s", kid);
 		account_row(j->account_id, rowid, sizeof(rowid));
 		j->account = keyd_x509_unseal(keyd_tls_key(), rowid,
@@ -383,23 +319,23 @@ job_settings(struct acme_job *j, struct json_object *req, char *err,
 
 	if (!json_object_object_get_ex(req, "acme", &a) ||
 	    !json_object_is_type(a, json_type_object) ||
-	    (s = obj_string(a, "directory", ACME_URL_MAX)) == NULL ||
-	    !url_valid(s, &j->originlen)) {
+	    (s = json_get_string(a, "directory", ACME_URL_MAX)) == NULL ||
+	    !acme_url_valid(s, &j->originlen)) {
 		snprintf(err, errsz, "acme.directory: expected an https URL");
 		return -1;
 	}
 	snprintf(j->directory, sizeof(j->directory), "%s", s);
 	j->email[0] = '\0';
 	if (json_object_object_get(a, "email") != NULL) {
-		if ((s = obj_string(a, "email", ACME_EMAIL_MAX)) == NULL ||
-		    !email_valid(s)) {
+		if ((s = json_get_string(a, "email", ACME_EMAIL_MAX)) == NULL ||
+		    !acme_email_valid(s)) {
 			snprintf(err, errsz, "acme.email: expected an e-mail "
 			    "address");
 			return -1;
 		}
 		snprintf(j->email, sizeof(j->email), "%s", s);
 	}
-	if ((s = obj_string(a, "challenge", 15)) == NULL ||
+	if ((s = json_get_string(a, "challenge", 15)) == NULL ||
 	    (strcmp(s, "http-01") != 0 && strcmp(s, "tls-alpn-01") != 0)) {
 		snprintf(err, errsz, "acme.challenge: expected http-01 or "
 		    "tls-alpn-01");
@@ -408,7 +344,7 @@ job_settings(struct acme_job *j, struct json_object *req, char *err,
 	snprintf(j->challenge, sizeof(j->challenge), "%s", s);
 	j->resolve[0] = '\0';
 	if (json_object_object_get(a, "resolve") != NULL) {
-		if ((s = obj_string(a, "resolve", sizeof(j->resolve) - 1)) ==
+		if ((s = json_get_string(a, "resolve", sizeof(j->resolve) - 1)) ==
 		    NULL || strspn(s, "abcdefghijklmnopqrstuvwxyz"
 		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-[]") != strlen(s)) {
 			snprintf(err, errsz, "acme.resolve: expected "
@@ -420,7 +356,7 @@ job_settings(struct acme_job *j, struct json_object *req, char *err,
 	free(j->ca);
 	j->ca = NULL;
 	if (json_object_object_get(a, "ca") != NULL) {
-		if ((s = obj_string(a, "ca", ACME_CA_MAX)) == NULL ||
+		if ((s = json_get_string(a, "ca", ACME_CA_MAX)) == NULL ||
 		    strstr(s, "-----BEGIN CERTIFICATE-----") == NULL) {
 			snprintf(err, errsz, "acme.ca: expected PEM "
 			    "certificates");
@@ -437,7 +373,7 @@ static struct acme_job *
 job_for(struct json_object *req, int *isnew)
 {
 	struct acme_job	*j;
-	const char	*handle = obj_string(req, "handle", 71);
+	const char	*handle = json_get_string(req, "handle", 71);
 
 	*isnew = 0;
 	if (handle == NULL)
@@ -567,8 +503,7 @@ keyd_acme_peer_down(struct chan *ch)
 
 /* The payload keyd writes for op; NULL if op is not one it signs. */
 static char *
-payload_for(struct acme_job *j, const char *op, const char *token,
-    char *err, size_t errsz)
+payload_for(struct acme_job *j, const char *op, char *err, size_t errsz)
 {
 	struct json_object	*o, *ids, *id;
 	const char		**names;
@@ -636,7 +571,6 @@ payload_for(struct acme_job *j, const char *op, const char *token,
 	out = strdup(json_object_to_json_string_ext(o,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 out:
-	(void)token;
 	json_object_put(o);
 	return out;
 }
@@ -787,14 +721,14 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	char			 err[256] = "", *payload = NULL, *jws = NULL;
 
 	if (msg_get_object(m, &req) == -1 ||
-	    (handle = obj_string(req, "handle", 71)) == NULL ||
-	    (op = obj_string(req, "op", 16)) == NULL ||
-	    (url = obj_string(req, "url", ACME_URL_MAX)) == NULL ||
-	    (nonce = obj_string(req, "nonce", ACME_NONCE_MAX)) == NULL ||
+	    (handle = json_get_string(req, "handle", 71)) == NULL ||
+	    (op = json_get_string(req, "op", 16)) == NULL ||
+	    (url = json_get_string(req, "url", ACME_URL_MAX)) == NULL ||
+	    (nonce = json_get_string(req, "nonce", ACME_NONCE_MAX)) == NULL ||
 	    (json_object_object_get(req, "token") != NULL && (token =
-	    obj_string(req, "token", ACME_TOKEN_MAX)) == NULL) ||
+	    json_get_string(req, "token", ACME_TOKEN_MAX)) == NULL) ||
 	    (json_object_object_get(req, "name") != NULL && (name =
-	    obj_string(req, "name", 253)) == NULL)) {
+	    json_get_string(req, "name", 253)) == NULL)) {
 		log_warnx("flm-proxyd sent a malformed ACME_SIGN");
 		chan_fail(ch, "malformed ACME_SIGN");
 		json_object_put(req);
@@ -802,14 +736,14 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	}
 	if ((j = job_of(ch, handle, "ACME_SIGN")) == NULL)
 		snprintf(err, sizeof(err), "no order for %s", handle);
-	else if (!url_valid(url, NULL) || strncmp(url, j->directory,
+	else if (!acme_url_valid(url, NULL) || strncmp(url, j->directory,
 	    j->originlen) != 0)
 		snprintf(err, sizeof(err), "%s is not a URL of %.*s", url,
 		    (int)j->originlen, j->directory);
-	else if (!b64url_valid(nonce, ACME_NONCE_MAX))
+	else if (!acme_b64url_valid(nonce, ACME_NONCE_MAX))
 		snprintf(err, sizeof(err), "the nonce is not base64url");
 	else if (strcmp(op, "challenge") == 0 && (token == NULL ||
-	    !b64url_valid(token, ACME_TOKEN_MAX)))
+	    !acme_b64url_valid(token, ACME_TOKEN_MAX)))
 		snprintf(err, sizeof(err), "a challenge needs its token");
 	else if (strcmp(op, "challenge") == 0 && strcmp(j->challenge,
 	    "http-01") == 0 && token_add(j, token) == -1)
@@ -818,7 +752,7 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	    "tls-alpn-01") == 0 && alpn_add(j, token, name, err,
 	    sizeof(err)) == -1)
 		;	/* err says why */
-	else if ((payload = payload_for(j, op, token, err,
+	else if ((payload = payload_for(j, op, err,
 	    sizeof(err))) != NULL)
 		jws = jws_make(j, op, url, nonce, payload, err, sizeof(err));
 	if (jws == NULL)
@@ -839,15 +773,15 @@ keyd_acme_account(struct chan *ch, struct chan_msg *m)
 	const char		*handle, *kid;
 
 	if (msg_get_object(m, &req) == -1 ||
-	    (handle = obj_string(req, "handle", 71)) == NULL ||
-	    (kid = obj_string(req, "kid", ACME_URL_MAX)) == NULL) {
+	    (handle = json_get_string(req, "handle", 71)) == NULL ||
+	    (kid = json_get_string(req, "kid", ACME_URL_MAX)) == NULL) {
 		log_warnx("flm-proxyd sent a malformed ACME_ACCOUNT");
 		chan_fail(ch, "malformed ACME_ACCOUNT");
 		json_object_put(req);
 		return;
 	}
 	if ((j = job_of(ch, handle, "ACME_ACCOUNT")) == NULL ||
-	    !url_valid(kid, NULL) || strncmp(kid, j->directory,
+	    !acme_url_valid(kid, NULL) || strncmp(kid, j->directory,
 	    j->originlen) != 0) {
 		if (j != NULL)
 			log_warnx("flm-proxyd sent an account URL outside "
@@ -919,9 +853,9 @@ keyd_acme_done(struct chan *ch, struct chan_msg *m)
 	uint32_t		 peerid;
 
 	if (msg_get_object(m, &req) == -1 ||
-	    (handle = obj_string(req, "handle", 71)) == NULL ||
-	    ((chain = obj_string(req, "chain", ACME_CHAIN_MAX)) == NULL &&
-	    (why = obj_string(req, "error", ACME_ERROR_MAX)) == NULL)) {
+	    (handle = json_get_string(req, "handle", 71)) == NULL ||
+	    ((chain = json_get_string(req, "chain", ACME_CHAIN_MAX)) == NULL &&
+	    (why = json_get_string(req, "error", ACME_ERROR_MAX)) == NULL)) {
 		log_warnx("flm-proxyd sent a malformed ACME_DONE");
 		chan_fail(ch, "malformed ACME_DONE");
 		json_object_put(req);
@@ -936,7 +870,7 @@ keyd_acme_done(struct chan *ch, struct chan_msg *m)
 		json_object_put(req);
 		return;
 	}
-	if ((sk = keyd_x509_chain(chain, strlen(chain))) == NULL)
+	if ((sk = pem_chain(chain, strlen(chain))) == NULL)
 		snprintf(err, sizeof(err), "the CA's answer holds no "
 		    "certificate");
 	else if (chain_fits(j, sk, err, sizeof(err)) == 0 &&

@@ -25,11 +25,11 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "acme.h"
 #include "jsonbuf.h"
 #include "log.h"
 #include "proxyd.h"
 
-#define ACME_URL_MAX		512
 #define ACME_MAX_BODY		(256 * 1024)
 #define ACME_CONNECT_MS		10000
 #define ACME_TIMEOUT_MS		30000
@@ -177,32 +177,21 @@ static int
 acme_url(struct acme_run *a, struct json_object *o, const char *k,
     char *out, size_t sz)
 {
-	struct json_object	*v;
-	const char		*s;
-	size_t			 i;
+	const char	*s;
 
-	if (!json_object_object_get_ex(o, k, &v) || !json_is_string_max(v,
-	    sz - 1))
+	if ((s = json_get_string(o, k, sz - 1)) == NULL ||
+	    !acme_url_valid(s, NULL) ||
+	    strncmp(s, a->directory, a->originlen) != 0)
 		return -1;
-	s = json_object_get_string(v);
-	if (strncmp(s, a->directory, a->originlen) != 0)
-		return -1;
-	for (i = 0; s[i] != '\0'; i++)
-		if (s[i] <= ' ' || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
-			return -1;
 	snprintf(out, sz, "%s", s);
 	return 0;
 }
 
+/* A member that is a string, for reading the CA's answers. */
 static const char *
 jstr(struct json_object *o, const char *k)
 {
-	struct json_object	*v;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
+	return json_get_string(o, k, ACME_MAX_BODY);
 }
 
 /* "TYPE: DETAIL" of a problem document (RFC 7807), or the status. */
@@ -573,11 +562,8 @@ acme_answer(struct pcurl *c, void *arg)
 	struct json_object	*o = NULL;
 	char			 why[800];
 
-	if (c->nonce[0] != '\0') {
-		if (strspn(c->nonce, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM"
-		    "NOPQRSTUVWXYZ0123456789-_") == strlen(c->nonce))
-			snprintf(a->nonce, sizeof(a->nonce), "%s", c->nonce);
-	}
+	if (acme_b64url_valid(c->nonce, sizeof(c->nonce) - 1))
+		snprintf(a->nonce, sizeof(a->nonce), "%s", c->nonce);
 	if (c->res != CURLE_OK) {
 		acme_finish(a, NULL, "%s: %s: %s", acme_step_names[a->step],
 		    a->step == S_DIRECTORY ? a->directory : "the CA",
@@ -671,18 +657,6 @@ acme_answer(struct pcurl *c, void *arg)
 
 /* ---- from keyd ------------------------------------------------------------------ */
 
-static int
-origin_of(const char *url, size_t *len)
-{
-	const char	*p;
-
-	if (strncmp(url, "https://", 8) != 0 || (p = strchr(url + 8,
-	    '/')) == NULL || p == url + 8)
-		return -1;
-	*len = (size_t)(p - url) + 1;
-	return 0;
-}
-
 /* IMSG_ACME_ORDER: keyd asks for a certificate for a handle. */
 void
 acme_order(struct chan *ch, struct chan_msg *m)
@@ -728,7 +702,7 @@ acme_order(struct chan *ch, struct chan_msg *m)
 		a->resolve = curl_slist_append(NULL, res);
 	clock_gettime(CLOCK_MONOTONIC, &a->t_step);
 	json_object_put(o);
-	if (a->timer == NULL || origin_of(a->directory, &a->originlen) == -1) {
+	if (a->timer == NULL || !acme_url_valid(a->directory, &a->originlen)) {
 		acme_finish(a, NULL, "the directory must be an https URL");
 		return;
 	}

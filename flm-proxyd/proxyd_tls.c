@@ -28,6 +28,7 @@
 
 #include "jsonbuf.h"
 #include "log.h"
+#include "pemchain.h"
 #include "proxyd.h"
 
 #define TLS_MAX_SIGNING		256	/* handshakes waiting on keyd */
@@ -563,33 +564,6 @@ tls_ticket(SSL *ssl, unsigned char name[16], unsigned char *iv,
 	return enc || k == &tls_tickets[0] ? 1 : 2;
 }
 
-static STACK_OF(X509) *
-tls_pem_chain(const char *pem, size_t len)
-{
-	STACK_OF(X509)	*sk;
-	BIO		*b;
-	X509		*x;
-
-	if ((sk = sk_X509_new_null()) == NULL)
-		return NULL;
-	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL) {
-		sk_X509_free(sk);
-		return NULL;
-	}
-	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-		if (!sk_X509_push(sk, x)) {
-			X509_free(x);
-			break;
-		}
-	ERR_clear_error();	/* the end of the PEM reads as an error */
-	BIO_free(b);
-	if (sk_X509_num(sk) == 0) {
-		sk_X509_free(sk);
-		return NULL;
-	}
-	return sk;
-}
-
 /* The settings of docs/PROXY_SPEC.md, the certificate, its key in the
  * flmkeyd provider, and the client CA (if keyd has one). */
 static SSL_CTX *
@@ -603,7 +577,7 @@ tls_ctx_new(const char *id, const char *handle, const char *pem, size_t len,
 	const char	*why;
 	int		 ok;
 
-	if ((chain = tls_pem_chain(pem, len)) == NULL)
+	if ((chain = pem_chain(pem, len)) == NULL)
 		return NULL;
 	leaf = sk_X509_shift(chain);
 	ok = (ctx = SSL_CTX_new(TLS_server_method())) != NULL &&
@@ -685,7 +659,7 @@ tls_client_ca(struct json_object *o, X509_STORE **store,
 	    json_object_is_type(v, json_type_null))
 		return 0;
 	if (!json_object_is_type(v, json_type_string) ||
-	    (sk = tls_pem_chain(json_object_get_string(v),
+	    (sk = pem_chain(json_object_get_string(v),
 	    (size_t)json_object_get_string_len(v))) == NULL)
 		return -1;
 	if ((*store = X509_STORE_new()) == NULL ||

@@ -19,6 +19,7 @@
 
 #include <json-c/json.h>
 
+#include "acme.h"
 #include "flmd.h"
 #include "jsonbuf.h"
 #include "log.h"
@@ -26,8 +27,6 @@
 #define ACME_LE		"https://acme-v02.api.letsencrypt.org/directory"
 #define ACME_LE_STAGING	"https://acme-staging-v02.api.letsencrypt.org/" \
 	"directory"
-#define ACME_URL_MAX	512
-#define ACME_EMAIL_MAX	254
 #define ACME_MAX_NAMES	16
 #define ACME_CA_MAX	(64 * 1024)
 #define ACME_HTTP_PORT	80
@@ -36,46 +35,6 @@
 static const char *const acme_challenges[] = {
 	"http-01", "tls-alpn-01", "dns-01", NULL
 };
-
-static int
-acme_url_valid(const char *s)
-{
-	const char	*p;
-
-	if (strlen(s) > ACME_URL_MAX || strncmp(s, "https://", 8) != 0 ||
-	    (p = strchr(s + 8, '/')) == NULL || p == s + 8)
-		return 0;
-	for (; *s != '\0'; s++)
-		if (*s <= ' ' || *s >= 0x7f || *s == '"' || *s == '\\')
-			return 0;
-	return 1;
-}
-
-static int
-acme_email_valid(const char *s)
-{
-	size_t	 i, n = strlen(s);
-
-	if (n == 0 || n > ACME_EMAIL_MAX || strchr(s, '@') == NULL)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) &&
-		    strchr(".@+_-", s[i]) == NULL)
-			return 0;
-	return 1;
-}
-
-static const char *
-acme_str(struct json_object *o, const char *k, size_t max)
-{
-	struct json_object	*v;
-
-	if (!json_object_object_get_ex(o, k, &v) || !json_is_string_max(v,
-	    max) || strlen(json_object_get_string(v)) !=
-	    (size_t)json_object_get_string_len(v))
-		return NULL;
-	return json_object_get_string(v);
-}
 
 /*
  * flm proxy start's "acme" member (or a saved profile's), checked, into
@@ -118,7 +77,7 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 		json_object_array_add(doms, json_object_new_string(name));
 	}
 	if (json_object_object_get(a, "email") != NULL) {
-		if ((s = acme_str(a, "email", ACME_EMAIL_MAX)) == NULL ||
+		if ((s = json_get_string(a, "email", ACME_EMAIL_MAX)) == NULL ||
 		    !acme_email_valid(s)) {
 			snprintf(err, errsz, "--email: expected an e-mail "
 			    "address");
@@ -130,8 +89,8 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 	    json_object_get_boolean(v))
 		dir = ACME_LE_STAGING;
 	if (json_object_object_get(a, "directory") != NULL) {
-		if ((s = acme_str(a, "directory", ACME_URL_MAX)) == NULL ||
-		    !acme_url_valid(s)) {
+		if ((s = json_get_string(a, "directory", ACME_URL_MAX)) == NULL ||
+		    !acme_url_valid(s, NULL)) {
 			snprintf(err, errsz, "--acme-directory: expected an "
 			    "https URL of at most %d bytes", ACME_URL_MAX);
 			goto fail;
@@ -141,7 +100,7 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 	json_object_object_add(out, "directory", json_object_new_string(dir));
 	s = "http-01";
 	if (json_object_object_get(a, "challenge") != NULL &&
-	    (s = acme_str(a, "challenge", 16)) == NULL)
+	    (s = json_get_string(a, "challenge", 16)) == NULL)
 		s = "";
 	for (k = 0; acme_challenges[k] != NULL; k++)
 		if (strcmp(s, acme_challenges[k]) == 0)
@@ -158,7 +117,7 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 	}
 	json_object_object_add(out, "challenge", json_object_new_string(s));
 	if (json_object_object_get(a, "ca") != NULL) {
-		if ((s = acme_str(a, "ca", ACME_CA_MAX)) == NULL ||
+		if ((s = json_get_string(a, "ca", ACME_CA_MAX)) == NULL ||
 		    strstr(s, "-----BEGIN CERTIFICATE-----") == NULL) {
 			snprintf(err, errsz, "--acme-ca: expected PEM "
 			    "certificates, at most %d bytes", ACME_CA_MAX);
@@ -254,8 +213,8 @@ acme_progress_valid(struct json_object *o)
 
 	if (!json_object_is_type(o, json_type_object) ||
 	    json_object_object_length(o) > 4 ||
-	    (s = acme_str(o, "handle", 79)) == NULL ||
-	    (s = acme_str(o, "step", 16)) == NULL ||
+	    (s = json_get_string(o, "handle", 79)) == NULL ||
+	    (s = json_get_string(o, "step", 16)) == NULL ||
 	    !json_object_object_get_ex(o, "ms", &v) ||
 	    !json_is_int_range(v, 0, 86400000))
 		return 0;
@@ -265,7 +224,7 @@ acme_progress_valid(struct json_object *o)
 	if (steps[i] == NULL)
 		return 0;
 	if (json_object_object_get(o, "detail") != NULL &&
-	    (s = acme_str(o, "detail", ACME_DETAIL_MAX)) == NULL)
+	    (s = json_get_string(o, "detail", ACME_DETAIL_MAX)) == NULL)
 		return 0;
 	/* Nothing else: four members at most, these. */
 	json_object_object_foreach(o, k, val) {

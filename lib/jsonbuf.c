@@ -100,6 +100,20 @@ json_is_string_max(struct json_object *v, size_t max)
 	    (size_t)json_object_get_string_len(v) <= max;
 }
 
+/* Member k of o: a string of at most max bytes with no NUL inside, or
+ * NULL. */
+const char *
+json_get_string(struct json_object *o, const char *k, size_t max)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_is_string_max(v,
+	    max) || strlen(json_object_get_string(v)) !=
+	    (size_t)json_object_get_string_len(v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
 /*
  * A JSON integer from min to max.  json-c gives INT64_MAX or INT64_MIN
  * for any integer beyond int64: bounds inside that range refuse them.

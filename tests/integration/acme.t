@@ -31,16 +31,6 @@ pebble_roots "$A/roots.pem"
 DOM=flm-acme.example.com
 P=$(free_port)
 
-# fails_with 'TEXT' COMMAND...: refused, and the error says TEXT.
-fails_with() {
-	want=$1
-	shift
-	if "$@" >"$A/out" 2>"$A/err"; then
-		return 1
-	fi
-	grep -qF -- "$want" "$A/err" || { diag "$(cat "$A/err")"; return 1; }
-}
-
 # ---- what flmd refuses --------------------------------------------------
 check "https-acme without --domain: refused" \
     fails_with "--mode https-acme needs --domain NAME" \

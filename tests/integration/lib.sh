@@ -202,6 +202,18 @@ mock() {
 	MPORT=$(cat "$TMP/$NMOCK.port")
 }
 
+# fails_with 'TEXT' COMMAND...: refused, and the error says TEXT (its
+# output and error in STATE/fails.out and fails.err).
+fails_with() {
+	want=$1
+	shift
+	if "$@" >"$STATE/fails.out" 2>"$STATE/fails.err"; then
+		return 1
+	fi
+	grep -qF -- "$want" "$STATE/fails.err" ||
+	    { diag "$(cat "$STATE/fails.err")"; return 1; }
+}
+
 # get URL [curl args] / post URL BODY: a body, nothing else.
 get() { curl -s -m 5 "$@"; }
 post() {

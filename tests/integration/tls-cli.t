@@ -24,16 +24,6 @@ PLAIN=$(free_port)
 # no input at all).
 has() { [ -n "$1" ] && json_has "$1" "$2"; }
 
-# fails_with 'TEXT' COMMAND...: refused, and the error says TEXT.
-fails_with() {
-	want=$1
-	shift
-	if "$@" >"$T/out" 2>"$T/err"; then
-		return 1
-	fi
-	grep -qF -- "$want" "$T/err" || { diag "$(cat "$T/err")"; return 1; }
-}
-
 # ---- what flmd refuses before any certificate -------------------------
 out=$($F proxy start --bind 127.0.0.2 --port 0 --json 2>&1)
 checkx "local-http on 127.0.0.2: loopback is all of 127/8, allowed" \
