@@ -190,6 +190,14 @@ keyd_peers_json(uint16_t type, struct json_object *o)
 	mbuf_free(&b);
 }
 
+/* A JSON message to flmd: 0, or -1 if it cannot be sent. */
+int
+keyd_parent_json(uint16_t type, uint32_t peerid, struct json_object *o)
+{
+	return keyd.parent == NULL ? -1 : chan_compose_json(keyd.parent, type,
+	    peerid, o);
+}
+
 /* The policy in force, to ch (NULL: every worker): at a worker's start
  * and after each change. */
 static void
@@ -890,6 +898,9 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_DOCTOR:
 		keyd_doctor_request(ch, m);
 		break;
+	case IMSG_ACME_DNS_DONE:
+		keyd_acme_dns_done(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
 		break;
@@ -904,7 +915,7 @@ keyd_tls_schedule(void)
 
 	if (keyd_tls_timer == NULL)
 		return;
-	tv.tv_sec = keyd_tls_next();
+	tv.tv_sec = keyd_acme_next(keyd_tls_next());
 	evtimer_add(keyd_tls_timer, &tv);
 }
 
@@ -918,6 +929,7 @@ keyd_tls_due(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	(void)arg;
+	keyd_acme_tick();
 	if ((renewed = keyd_tls_tick(keyd_acme_due)) != NULL) {
 		keyd_tls_push(NULL, ++keyd_seq);
 		for (i = 0; i < json_object_array_length(renewed); i++)

@@ -209,6 +209,7 @@ void		 keyd_tls_sign(const struct flm_tls_sign *,
 		    struct flm_tls_signature *);
 long		 keyd_tls_next(void);
 void		 keyd_tls_doctor(struct json_object *);
+int		 keyd_tls_serving(const char *);
 
 /* keyd_acme.c: ACME accounts, orders run by proxyd, signed here */
 struct chan_msg;
@@ -224,11 +225,15 @@ void		 keyd_acme_peer_up(void);
 void		 keyd_acme_sign(struct chan *, struct chan_msg *);
 void		 keyd_acme_account(struct chan *, struct chan_msg *);
 void		 keyd_acme_done(struct chan *, struct chan_msg *);
-const char	*keyd_acme_error(const char *);
+void		 keyd_acme_dns_done(struct chan *, struct chan_msg *);
+void		 keyd_acme_doctor(struct json_object *);
+void		 keyd_acme_tick(void);
+long		 keyd_acme_next(long);
 
 /* keyd.c, for keyd_acme.c: workers, and the ensure left waiting */
 struct chan	*keyd_any_peer(void);
 void		 keyd_peers_json(uint16_t, struct json_object *);
+int		 keyd_parent_json(uint16_t, uint32_t, struct json_object *);
 void		 keyd_tls_pending_failed(uint32_t, const char *);
 void		 keyd_tls_installed(uint32_t, const char *,
 		    struct json_object *);

@@ -30,6 +30,7 @@
 #include "acme.h"
 #include "chan.h"
 #include "db.h"
+#include "doctor.h"
 #include "jsonbuf.h"
 #include "keyd.h"
 #include "log.h"
@@ -43,7 +44,22 @@
 #define ACME_TOKENS_MAX		64	/* pending challenges, all handles */
 #define ACME_BACKOFF_MIN	60	/* seconds after a failed order */
 #define ACME_BACKOFF_MAX	(6 * 3600)
+#define ACME_WAIT_MAX		(7 * 86400)	/* a CA's Retry-After */
 #define ACME_THUMB_LEN		44	/* 32 bytes base64url, NUL */
+#define ACME_NAMES_MAX		16	/* names of an order (flmd's limit) */
+#define ACME_KEYAUTH_MAX	(ACME_TOKEN_MAX + ACME_THUMB_LEN + 2)
+
+/* A DNS-01 TXT record flmd's hook publishes for an order, and the
+ * challenge answer that waits for it. */
+struct acme_dns {
+	char		 name[ACME_DNS_NAME_MAX + 1];
+	char		 value[ACME_DNS_VALUE_MAX + 1];
+	int		 published;
+	uint32_t	 reqid;		/* the add asked of flmd; 0: none */
+	uint32_t	 signid;	/* proxyd's ACME_SIGN waiting */
+	char		 url[ACME_URL_MAX + 1];
+	char		 nonce[ACME_NONCE_MAX + 1];
+};
 
 /* A handle served by ACME: its settings, and its order while one runs. */
 struct acme_job {
@@ -64,15 +80,27 @@ struct acme_job {
 	char			 kid[ACME_URL_MAX + 1];
 	EVP_PKEY		*certkey;	/* made at finalize */
 	struct chan		*worker;	/* NULL: no order running */
+	int			 queued;	/* waits for a worker to run it */
 	uint32_t		 peerid;	/* flmd's ensure waiting, or 0 */
 	time_t			 retry_at;
 	int			 failures;
 	struct json_object	*tokens;	/* [{token, keyauth}] */
+	struct acme_dns		 dns[ACME_NAMES_MAX];
+	int			 ndns;
 	char			 error[256];	/* the last failure */
 };
 
 static TAILQ_HEAD(, acme_job)	 acme_jobs = TAILQ_HEAD_INITIALIZER(acme_jobs);
 static struct db		*acme_db;
+static uint32_t			 acme_dns_nextid;
+
+static char	*payload_for(struct acme_job *, const char *, char *, size_t);
+static char	*jws_make(struct acme_job *, const char *, const char *,
+		    const char *, const char *, char *, size_t);
+static void	 signed_reply(struct chan *, uint32_t, const char *,
+		    const char *);
+static int	 job_run(struct acme_job *, char *, size_t);
+static void	 job_failed(struct acme_job *, const char *, long);
 
 static struct acme_job *
 job_find(const char *handle)
@@ -212,17 +240,192 @@ tokens_push(void)
 	json_object_put(all);
 }
 
-/* A new worker: it gets the answers pending (it may take the CA's). */
+/* A new worker: it gets the answers pending (it may take the CA's),
+ * and the orders that waited for one. */
 void
 keyd_acme_peer_up(void)
 {
-	struct acme_job	*j;
+	struct acme_job	*j, *next;
+	char		 err[256];
+	int		 pending = 0;
 
-	TAILQ_FOREACH(j, &acme_jobs, entry)
-		if (json_object_array_length(j->tokens) > 0) {
-			tokens_push();
-			return;
-		}
+	for (j = TAILQ_FIRST(&acme_jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (json_object_array_length(j->tokens) > 0)
+			pending = 1;
+		if (!j->queued)
+			continue;
+		j->queued = 0;
+		if (job_run(j, err, sizeof(err)) == -1)
+			job_failed(j, err, 0);
+	}
+	if (pending)
+		tokens_push();
+}
+
+/*
+ * The key authorization TOKEN.THUMBPRINT (RFC 8555 §8.1) of a challenge
+ * for name, which must be one the order names.  0, or -1 and err.
+ */
+static int
+job_keyauth(struct acme_job *j, const char *what, const char *token,
+    const char *name, char *ka, char *err, size_t errsz)
+{
+	size_t	 i;
+
+	for (i = 0; name != NULL && i < json_object_array_length(j->names);
+	    i++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(
+		    j->names, i)), name) == 0)
+			break;
+	if (name == NULL || i == json_object_array_length(j->names)) {
+		snprintf(err, errsz, "a %s challenge for a name not ordered",
+		    what);
+		return -1;
+	}
+	snprintf(ka, ACME_KEYAUTH_MAX, "%s.%s", token, j->thumb);
+	return 0;
+}
+
+/* Ask flmd for one TXT record's add or remove. */
+static int
+dns_send(struct acme_job *j, const char *op, struct acme_dns *d)
+{
+	struct json_object	*o = json_object_new_object();
+	int			 rc;
+
+	json_object_object_add(o, "handle", json_object_new_string(j->handle));
+	json_object_object_add(o, "op", json_object_new_string(op));
+	json_object_object_add(o, "name", json_object_new_string(d->name));
+	json_object_object_add(o, "value", json_object_new_string(d->value));
+	if (strcmp(op, "add") == 0 && (d->reqid = ++acme_dns_nextid) == 0)
+		d->reqid = ++acme_dns_nextid;
+	rc = keyd_parent_json(IMSG_ACME_DNS, strcmp(op, "add") == 0 ?
+	    d->reqid : 0, o);
+	json_object_put(o);
+	return rc;
+}
+
+/* The order is over: every record it had published goes (flmd removes
+ * one still being added once it is). */
+static void
+dns_clear(struct acme_job *j)
+{
+	int	 i;
+
+	for (i = 0; i < j->ndns; i++)
+		dns_send(j, "remove", &j->dns[i]);
+	j->ndns = 0;
+}
+
+/*
+ * DNS-01: the TXT record of a challenge of name, published by flmd's
+ * hook before the CA is told to look.  1: it is, sign now; 0: asked
+ * for, the signature waits (dns_done); -1 and err.
+ */
+static int
+dns_add(struct acme_job *j, uint32_t signid, const char *token,
+    const char *name, const char *url, const char *nonce, char *err,
+    size_t errsz)
+{
+	struct acme_dns	*d = NULL;
+	char		 ka[ACME_KEYAUTH_MAX];
+	char		 value[ACME_DNS_VALUE_MAX + 1];
+	uint8_t		 h[32];
+	int		 k;
+
+	if (job_keyauth(j, "DNS-01", token, name, ka, err, errsz) == -1)
+		return -1;
+	/* base64url(SHA-256(key authorization)), RFC 8555 §8.4 */
+	crypto_hash_sha256(h, (const unsigned char *)ka, strlen(ka));
+	if (keyd_b64url(h, sizeof(h), value, sizeof(value)) == -1)
+		return -1;
+	for (k = 0; k < j->ndns; k++)
+		if (strcmp(j->dns[k].name + sizeof(ACME_DNS_PREFIX) - 1,
+		    name) == 0)
+			d = &j->dns[k];
+	if (d != NULL && strcmp(d->value, value) == 0) {
+		if (d->published)
+			return 1;
+		snprintf(err, errsz, "the TXT record of %s is still being "
+		    "published", name);
+		return -1;
+	}
+	if (d != NULL)		/* a new challenge for the name */
+		dns_send(j, "remove", d);
+	else if (j->ndns < ACME_NAMES_MAX)
+		d = &j->dns[j->ndns++];
+	else {
+		snprintf(err, errsz, "too many DNS-01 records");
+		return -1;
+	}
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s%s", ACME_DNS_PREFIX, name);
+	snprintf(d->value, sizeof(d->value), "%s", value);
+	snprintf(d->url, sizeof(d->url), "%s", url);
+	snprintf(d->nonce, sizeof(d->nonce), "%s", nonce);
+	d->signid = signid;
+	if (dns_send(j, "add", d) == -1) {
+		snprintf(err, errsz, "cannot ask flmd for the TXT record");
+		j->ndns--;
+		return -1;
+	}
+	log_info("ACME order for %s: TXT %s asked of flmd's acme.dns_hook",
+	    j->handle, d->name);
+	return 0;
+}
+
+/* IMSG_ACME_DNS_DONE: flmd's hook added a record (or could not); the
+ * challenge answer that waited for it is signed now, or refused. */
+void
+keyd_acme_dns_done(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*o = NULL;
+	struct acme_job		*j;
+	struct acme_dns		*d = NULL;
+	const char		*error = NULL;
+	char			 err[ACME_ERROR_MAX] = "", *payload = NULL;
+	char			*jws = NULL;
+	uint32_t		 signid;
+	int			 k;
+
+	if (msg_get_object(m, &o) == -1 || m->hdr.peerid == 0 ||
+	    (json_object_object_get(o, "error") != NULL && (error =
+	    json_get_string(o, "error", 1024)) == NULL)) {
+		json_object_put(o);
+		chan_fail(ch, "malformed ACME_DNS_DONE");
+		return;
+	}
+	TAILQ_FOREACH(j, &acme_jobs, entry) {
+		for (k = 0; k < j->ndns; k++)
+			if (j->dns[k].reqid == m->hdr.peerid)
+				d = &j->dns[k];
+		if (d != NULL)
+			break;
+	}
+	if (d == NULL || j->worker == NULL) {
+		json_object_put(o);
+		return;		/* the order ended meanwhile */
+	}
+	d->reqid = 0;
+	signid = d->signid;
+	if (error != NULL) {
+		snprintf(err, sizeof(err), "%s", error);
+		*d = j->dns[--j->ndns];	/* never added: nothing to remove */
+	} else {
+		d->published = 1;
+		if ((payload = payload_for(j, "challenge", err,
+		    sizeof(err))) != NULL)
+			jws = jws_make(j, "challenge", d->url, d->nonce,
+			    payload, err, sizeof(err));
+	}
+	if (jws == NULL)
+		log_warnx("ACME challenge for %s not signed: %s", j->handle,
+		    err);
+	signed_reply(j->worker, signid, jws, err);
+	free(payload);
+	free(jws);
+	json_object_put(o);
 }
 
 static void
@@ -239,10 +442,29 @@ job_end(struct acme_job *j)
 	j->tokens = json_object_new_array();
 	if (had)
 		tokens_push();
+	dns_clear(j);
 }
 
+/* flmd shows the last failure in flm proxy status. */
 static void
-job_failed(struct acme_job *j, const char *why)
+job_report(struct acme_job *j)
+{
+	struct json_object	*o = json_object_new_object();
+	char			 when[32];
+
+	keyd_x509_iso(j->retry_at, when, sizeof(when));
+	json_object_object_add(o, "handle", json_object_new_string(j->handle));
+	json_object_object_add(o, "error", json_object_new_string(j->error));
+	json_object_object_add(o, "failures", json_object_new_int(j->failures));
+	json_object_object_add(o, "next_try", json_object_new_string(when));
+	keyd_parent_json(IMSG_ACME_FAILED, 0, o);
+	json_object_put(o);
+}
+
+/* An order failed: the next one after a back-off, or after the CA's
+ * Retry-After (a rate limit) if that is longer. */
+static void
+job_failed(struct acme_job *j, const char *why, long ca_wait)
 {
 	long	 wait = ACME_BACKOFF_MIN;
 	int	 i;
@@ -252,11 +474,14 @@ job_failed(struct acme_job *j, const char *why)
 		wait *= 2;
 	if (wait > ACME_BACKOFF_MAX)
 		wait = ACME_BACKOFF_MAX;
+	if (ca_wait > wait)
+		wait = ca_wait;
 	j->failures++;
 	j->retry_at = time(NULL) + wait;
 	snprintf(j->error, sizeof(j->error), "%s", why);
 	log_warnx("ACME order for %s failed: %s (next try in %ld s)",
 	    j->handle, why, wait);
+	job_report(j);
 	if (j->peerid != 0)
 		keyd_tls_pending_failed(j->peerid, why);
 	j->peerid = 0;
@@ -336,9 +561,10 @@ job_settings(struct acme_job *j, struct json_object *req, char *err,
 		snprintf(j->email, sizeof(j->email), "%s", s);
 	}
 	if ((s = json_get_string(a, "challenge", 15)) == NULL ||
-	    (strcmp(s, "http-01") != 0 && strcmp(s, "tls-alpn-01") != 0)) {
-		snprintf(err, errsz, "acme.challenge: expected http-01 or "
-		    "tls-alpn-01");
+	    (strcmp(s, "http-01") != 0 && strcmp(s, "tls-alpn-01") != 0 &&
+	    strcmp(s, "dns-01") != 0)) {
+		snprintf(err, errsz, "acme.challenge: expected http-01, "
+		    "tls-alpn-01 or dns-01");
 		return -1;
 	}
 	snprintf(j->challenge, sizeof(j->challenge), "%s", s);
@@ -405,7 +631,7 @@ keyd_acme_start(struct json_object *req, uint32_t peerid, char *err,
 		snprintf(err, errsz, "handle: expected ADDR:PORT");
 		return -1;
 	}
-	if (!isnew && j->worker != NULL) {
+	if (!isnew && (j->worker != NULL || j->queued)) {
 		snprintf(err, errsz, "an ACME order for %s is running",
 		    j->handle);
 		return -1;
@@ -423,7 +649,11 @@ keyd_acme_start(struct json_object *req, uint32_t peerid, char *err,
 			snprintf(err, errsz, "the ACME account key is unusable");
 		goto fail;
 	}
-	if (job_run(j, err, errsz) == -1)
+	/* At flmd's start keyd may be up before proxyd: the order waits. */
+	if (keyd_any_peer() == NULL) {
+		log_info("ACME order for %s waits for flm-proxyd", j->handle);
+		j->queued = 1;
+	} else if (job_run(j, err, errsz) == -1)
 		goto fail;
 	j->peerid = peerid;
 	return 0;
@@ -463,12 +693,13 @@ keyd_acme_due(const char *handle)
 	struct acme_job	*j;
 	char		 err[256] = "";
 
-	if ((j = job_find(handle)) == NULL || j->worker != NULL ||
+	if ((j = job_find(handle)) == NULL || j->worker != NULL || j->queued ||
 	    time(NULL) < j->retry_at)
 		return;
 	if (account_load(j, err, sizeof(err)) == -1 || account_thumb(j) ==
 	    -1 || job_run(j, err, sizeof(err)) == -1) {
-		job_failed(j, *err ? err : "the ACME account key is unusable");
+		job_failed(j, *err ? err : "the ACME account key is unusable",
+		    0);
 		return;
 	}
 	log_info("ACME: renewing the certificate of %s", handle);
@@ -496,7 +727,7 @@ keyd_acme_peer_down(struct chan *ch)
 
 	TAILQ_FOREACH(j, &acme_jobs, entry)
 		if (j->worker == ch)
-			job_failed(j, "flm-proxyd stopped during the order");
+			job_failed(j, "flm-proxyd stopped during the order", 0);
 }
 
 /* ---- the signed requests ------------------------------------------------ */
@@ -657,20 +888,10 @@ static int
 alpn_add(struct acme_job *j, const char *token, const char *name, char *err,
     size_t errsz)
 {
-	char	 ka[ACME_TOKEN_MAX + ACME_THUMB_LEN + 2];
-	size_t	 i;
+	char	 ka[ACME_KEYAUTH_MAX];
 
-	for (i = 0; name != NULL && i < json_object_array_length(j->names);
-	    i++)
-		if (strcmp(json_object_get_string(json_object_array_get_idx(
-		    j->names, i)), name) == 0)
-			break;
-	if (name == NULL || i == json_object_array_length(j->names)) {
-		snprintf(err, errsz, "a TLS-ALPN-01 challenge for a name not "
-		    "ordered");
+	if (job_keyauth(j, "TLS-ALPN-01", token, name, ka, err, errsz) == -1)
 		return -1;
-	}
-	snprintf(ka, sizeof(ka), "%s.%s", token, j->thumb);
 	if (keyd_tls_challenge(j->handle, name, ka) == -1) {
 		snprintf(err, errsz, "cannot make the challenge certificate");
 		return -1;
@@ -719,6 +940,7 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	const char		*handle, *op, *url, *nonce, *token = NULL;
 	const char		*name = NULL;
 	char			 err[256] = "", *payload = NULL, *jws = NULL;
+	int			 rc;
 
 	if (msg_get_object(m, &req) == -1 ||
 	    (handle = json_get_string(req, "handle", 71)) == NULL ||
@@ -752,7 +974,14 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	    "tls-alpn-01") == 0 && alpn_add(j, token, name, err,
 	    sizeof(err)) == -1)
 		;	/* err says why */
-	else if ((payload = payload_for(j, op, err,
+	else if (strcmp(op, "challenge") == 0 && strcmp(j->challenge,
+	    "dns-01") == 0 && (rc = dns_add(j, m->hdr.peerid, token, name,
+	    url, nonce, err, sizeof(err))) != 1) {
+		if (rc == 0) {		/* signed once the record is there */
+			json_object_put(req);
+			return;
+		}
+	} else if ((payload = payload_for(j, op, err,
 	    sizeof(err))) != NULL)
 		jws = jws_make(j, op, url, nonce, payload, err, sizeof(err));
 	if (jws == NULL)
@@ -848,14 +1077,19 @@ keyd_acme_done(struct chan *ch, struct chan_msg *m)
 	struct json_object	*req = NULL, *info = NULL;
 	STACK_OF(X509)		*sk = NULL;
 	struct acme_job		*j;
+	struct json_object	*v;
 	const char		*handle, *chain = NULL, *why = NULL;
 	char			 err[512] = "";
 	uint32_t		 peerid;
+	long			 wait = 0;
 
 	if (msg_get_object(m, &req) == -1 ||
 	    (handle = json_get_string(req, "handle", 71)) == NULL ||
 	    ((chain = json_get_string(req, "chain", ACME_CHAIN_MAX)) == NULL &&
-	    (why = json_get_string(req, "error", ACME_ERROR_MAX)) == NULL)) {
+	    (why = json_get_string(req, "error", ACME_ERROR_MAX)) == NULL) ||
+	    (json_object_object_get_ex(req, "retry_after", &v) &&
+	    (!json_is_int_range(v, 0, ACME_WAIT_MAX) ||
+	    (wait = json_object_get_int64(v)) < 0))) {
 		log_warnx("flm-proxyd sent a malformed ACME_DONE");
 		chan_fail(ch, "malformed ACME_DONE");
 		json_object_put(req);
@@ -866,7 +1100,7 @@ keyd_acme_done(struct chan *ch, struct chan_msg *m)
 		return;
 	}
 	if (why != NULL) {
-		job_failed(j, why);
+		job_failed(j, why, wait);
 		json_object_put(req);
 		return;
 	}
@@ -880,7 +1114,7 @@ keyd_acme_done(struct chan *ch, struct chan_msg *m)
 		j->certkey = NULL;	/* now the certificate's */
 	sk_X509_pop_free(sk, X509_free);
 	if (info == NULL) {
-		job_failed(j, err);
+		job_failed(j, err, 0);
 		json_object_put(req);
 		return;
 	}
@@ -897,13 +1131,59 @@ keyd_acme_done(struct chan *ch, struct chan_msg *m)
 	json_object_put(req);
 }
 
-/* flm proxy status: the last failure of handle's orders, if any. */
-const char *
-keyd_acme_error(const char *handle)
+/* flm doctor: a warning per handle whose orders keep failing (a
+ * certificate in service serves on until it expires). */
+void
+keyd_acme_doctor(struct json_object *out)
 {
-	struct acme_job	*j = job_find(handle);
+	struct acme_job	*j;
+	char		 name[DOCTOR_NAME_MAX + 1], when[32];
 
-	return j != NULL && j->error[0] != '\0' ? j->error : NULL;
+	TAILQ_FOREACH(j, &acme_jobs, entry) {
+		if (j->failures == 0)
+			continue;
+		snprintf(name, sizeof(name), "ACME %.40s", j->handle);
+		keyd_x509_iso(j->retry_at, when, sizeof(when));
+		doctor_add(out, "certificates", name, "warn", "see flm-keyd's "
+		    "log and docs/TLS.md (ACME); flm proxy status shows the "
+		    "last error", "%d order%s failed in a row, the last: "
+		    "%.200s; next try %s; %s", j->failures, j->failures > 1 ?
+		    "s" : "", j->error, when, keyd_tls_serving(j->handle) ?
+		    "the certificate in service serves until it expires" :
+		    "no valid certificate: the proxy waits");
+	}
+}
+
+/* Seconds until the tick should try a failed order again, or limit. */
+long
+keyd_acme_next(long limit)
+{
+	struct acme_job	*j;
+	time_t		 now = time(NULL);
+
+	TAILQ_FOREACH(j, &acme_jobs, entry)
+		if (j->failures > 0 && j->worker == NULL && !j->queued &&
+		    j->retry_at - now < limit)
+			limit = j->retry_at > now ? (long)(j->retry_at - now) : 0;
+	return limit;
+}
+
+/*
+ * A handle with no certificate at all (restored at start, its order
+ * failed) has no renewal to bring its next order: the tick does, once
+ * the back-off has passed.
+ */
+void
+keyd_acme_tick(void)
+{
+	struct acme_job	*j, *next;
+
+	for (j = TAILQ_FIRST(&acme_jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j->failures > 0 && j->worker == NULL &&
+		    !keyd_tls_serving(j->handle))
+			keyd_acme_due(j->handle);
+	}
 }
 
 void

@@ -207,6 +207,7 @@ keyd_doctor(struct db *db, const char *dir, int renewing)
 	doctor_clock(checks, db);
 	if (db->h != NULL && !db->safe_mode) {
 		keyd_tls_doctor(checks);
+		keyd_acme_doctor(checks);
 		if (renewing)
 			doctor_add(checks, "certificates", "renewal", "ok",
 			    NULL, "renewal timer armed: next check in %ld s",

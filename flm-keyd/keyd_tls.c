@@ -348,6 +348,30 @@ svc_find(const char *handle)
 	return NULL;
 }
 
+static time_t	svc_renew_at(const struct tls_svc *);
+
+/* What flmd shows of a certificate in service: keyd_x509_info and when
+ * it is renewed. */
+static struct json_object *
+svc_info(const struct tls_svc *s)
+{
+	struct json_object	*o = keyd_x509_info(s->x509, s->id, s->mode);
+	char			 when[32];
+
+	keyd_x509_iso(svc_renew_at(s), when, sizeof(when));
+	json_object_object_add(o, "renew_at", json_object_new_string(when));
+	return o;
+}
+
+/* 1 if handle has a certificate in service that has not expired. */
+int
+keyd_tls_serving(const char *handle)
+{
+	struct tls_svc	*s = svc_find(handle);
+
+	return s != NULL && s->not_after > time(NULL);
+}
+
 /* ---- the local CA ---------------------------------------------------- */
 
 static X509		*tls_ca;	/* NULL: none made yet */
@@ -879,8 +903,7 @@ keyd_tls_ensure(struct json_object *req, struct json_object **res, char *err,
 		return -1;
 	}
 	*res = json_object_new_object();
-	json_object_object_add(*res, "cert", keyd_x509_info(s->x509, s->id,
-	    s->mode));
+	json_object_object_add(*res, "cert", svc_info(s));
 	req_free(&r);
 	return changed;
 }
@@ -954,7 +977,7 @@ keyd_tls_install(const char *handle, const char *names_key,
 	free(pem);
 	if ((s->directory = strdup(directory)) == NULL)
 		fatal("%s", __func__);
-	*info = keyd_x509_info(s->x509, s->id, s->mode);
+	*info = svc_info(s);
 	return 0;
 }
 
@@ -1381,10 +1404,23 @@ keyd_tls_sign(const struct flm_tls_sign *req, struct flm_tls_signature *sig)
 
 /* ---- renewal ---------------------------------------------------------- */
 
+/*
+ * At two thirds of the lifetime, less a jitter of up to a twentieth of
+ * it drawn from the certificate's id: many certificates made at once do
+ * not all renew in the same second, and the time is the same each time
+ * keyd works it out (flm proxy status, flm doctor, the timer).
+ */
 static time_t
 svc_renew_at(const struct tls_svc *s)
 {
-	return s->not_before + (s->not_after - s->not_before) * 2 / 3;
+	time_t		 life = s->not_after - s->not_before;
+	uint32_t	 h = 2166136261u;
+	const char	*p;
+
+	for (p = s->id; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return s->not_before + life * 2 / 3 - (time_t)(h % (uint32_t)(life /
+	    20 + 1));
 }
 
 /* Seconds until something is due: a renewal or a retired key's end. */
@@ -1470,8 +1506,7 @@ keyd_tls_tick(void (*acme_due)(const char *))
 		o = json_object_new_object();
 		json_object_object_add(o, "handle",
 		    json_object_new_string(n->handle));
-		json_object_object_add(o, "cert", keyd_x509_info(n->x509,
-		    n->id, n->mode));
+		json_object_object_add(o, "cert", svc_info(n));
 		json_object_array_add(out, o);
 	}
 	return out;

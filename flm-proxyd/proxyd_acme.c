@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #define ACME_POLLS_MAX		120	/* per authorization or order */
 #define ACME_POLL_SECS		1	/* without Retry-After */
 #define ACME_RETRY_MAX		60	/* Retry-After honoured up to this */
+#define ACME_WAIT_MAX		(7 * 86400)	/* keyd's, after an error */
 #define ACME_MAX_AUTHZ		64
 #define ACME_TOKENS_MAX		64
 #define ACME_BUNDLE_MAX		(4 * 1024 * 1024)
@@ -80,6 +82,7 @@ struct acme_run {
 	char			 post_url[ACME_URL_MAX + 1];
 	int			 badnonce;
 	int			 polls;
+	long			 wait;		/* the CA's Retry-After on an error */
 	uint32_t		 signid;	/* the signature awaited */
 	struct pcurl		 c;
 	struct event		*timer;
@@ -159,6 +162,9 @@ acme_finish(struct acme_run *a, const char *chain, const char *fmt, ...)
 		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
 		json_object_object_add(o, "error", json_object_new_string(why));
+		if (a->wait > 0)
+			json_object_object_add(o, "retry_after",
+			    json_object_new_int64(a->wait));
 		acme_progress(a, "failed", why);
 		log_warnx("ACME order for %s: %s", a->handle, why);
 	}
@@ -235,19 +241,30 @@ acme_is_badnonce(struct pcurl *c)
 	return r;
 }
 
-/* Retry-After in seconds, bounded; def without one. */
-static int
-acme_retry_after(struct pcurl *c, int def)
+/* Retry-After in seconds, at most max; -1 without one (an HTTP date
+ * counts as none). */
+static long
+acme_retry_secs(struct pcurl *c, long max)
 {
 	long	 n;
 	char	*end;
 
 	if (c->retry_after[0] == '\0')
-		return def;
+		return -1;
+	errno = 0;
 	n = strtol(c->retry_after, &end, 10);
-	if (*end != '\0' || n < 0)
-		return def;	/* an HTTP date: the default wait */
-	return n > ACME_RETRY_MAX ? ACME_RETRY_MAX : (int)n;
+	if (errno != 0 || *end != '\0' || n < 0)
+		return -1;
+	return n > max ? max : n;
+}
+
+/* A poll's wait: Retry-After, bounded; def without one. */
+static int
+acme_retry_after(struct pcurl *c, int def)
+{
+	long	 n = acme_retry_secs(c, ACME_RETRY_MAX);
+
+	return n < 0 ? def : (int)n;
 }
 
 static void
@@ -579,6 +596,9 @@ acme_answer(struct pcurl *c, void *arg)
 		return;
 	}
 	if (c->code < 200 || c->code > 299) {
+		/* A rate limit's Retry-After: keyd waits that long at least
+		 * before its next order. */
+		a->wait = acme_retry_secs(c, ACME_WAIT_MAX);
 		acme_problem(c, why, sizeof(why));
 		acme_finish(a, NULL, "%s: %s", acme_step_names[a->step], why);
 		return;

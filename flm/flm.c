@@ -63,8 +63,9 @@ static const struct flm_cmd cmds[] = {
 	    "dev-selfsigned|packaged-ca|https-acme] [--client-certs "
 	    "off|optional|required] [--no-bearer] [--hsts SECONDS] "
 	    "[--domain NAME]... [--email ADDR] [--acme-directory URL | "
-	    "--acme-staging] [--challenge http-01|tls-alpn-01] [--acme-ca FILE] "
-	    "[--acme-http-port N] [--bench-no-auth] [--json]" },
+	    "--acme-staging] [--challenge http-01|tls-alpn-01|dns-01] "
+	    "[--acme-ca FILE] [--acme-http-port N] [--bench-no-auth] "
+	    "[--json]" },
 	{ "proxy stop",		cmd_proxy,	"jp",	0,
 	    "proxy stop [--port N] [--json]" },
 	{ "proxy status",	cmd_proxy,	"j",	0,

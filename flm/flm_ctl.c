@@ -20,6 +20,7 @@
 #include "paths.h"
 
 #define CLI_TIMEOUT_SECS	30
+#define CLI_STEP_SECS		90	/* a step may run a DNS hook (60 s) */
 #define CLI_REQID		1	/* one request per connection */
 
 struct cli_req {
@@ -29,6 +30,7 @@ struct cli_req {
 	struct json_object	*result;
 	int			 rc;
 	int			 done;
+	int			 stepped;	/* a progress came */
 };
 
 /* A step of a long request: shown, and the wait starts again. */
@@ -36,11 +38,12 @@ static void
 cli_progress(struct cli_req *r, struct chan_msg *m)
 {
 	struct json_object	*o, *v;
-	struct timeval		 tv = { CLI_TIMEOUT_SECS, 0 };
+	struct timeval		 tv = { CLI_STEP_SECS, 0 };
 
 	if (msg_get_object(m, &o) == -1)
 		return;
 	evtimer_add(r->tmo, &tv);
+	r->stepped = 1;
 	if (r->cli->json) {
 		printf("%s\n", json_object_to_json_string_ext(o,
 		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -168,7 +171,7 @@ cli_timeout(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	fprintf(stderr, "flm: no answer from flmd within %d seconds\n",
-	    CLI_TIMEOUT_SECS);
+	    r->stepped ? CLI_STEP_SECS : CLI_TIMEOUT_SECS);
 	r->rc = FLM_EX_ERROR;
 	r->done = 1;
 	event_base_loopbreak(r->base);

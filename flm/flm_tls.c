@@ -604,6 +604,23 @@ cmd_clients(struct cli *c, int argc, char **argv)
 	return cli_show(c, IMSG_CTL_CLIENT_REVOKE, req, NULL);
 }
 
+/* https-acme: the CA, the challenge, and the last failure if any. */
+static void
+proxy_acme_lines(struct json_object *h)
+{
+	struct json_object	*a;
+
+	if (!json_object_object_get_ex(h, "acme", &a) ||
+	    !json_object_is_type(a, json_type_object))
+		return;
+	printf("  ACME %s by %s\n", jstr(a, "directory"), jstr(a,
+	    "challenge"));
+	if (json_object_object_get(a, "last_error") != NULL)
+		printf("  last order failed (%s in a row): %s; next try %s\n",
+		    jstr(a, "failures"), jstr(a, "last_error"), jstr(a,
+		    "next_try"));
+}
+
 /* proxy status and start: a TLS handle's certificate, for a person. */
 void
 proxy_tls_lines(struct json_object *h)
@@ -631,4 +648,7 @@ proxy_tls_lines(struct json_object *h)
 	    jstr(h, "client_certs"), json_object_get_boolean(
 	    json_object_object_get(h, "bearer")) ? "required" : "not needed",
 	    jstr(h, "hsts"));
+	if (json_object_object_get_ex(cert, "renew_at", &sans))
+		printf("  renewal %s\n", term_str(sans));
+	proxy_acme_lines(h);
 }

@@ -266,6 +266,7 @@ main(int argc, char *argv[])
 	proc_shutdown_all();
 	spawn_stop();
 	engines_sent(NULL);
+	acme_dns_cleanup();
 	proxy_cleanup();
 	config_close();
 	unlink(env->paths.pidfile);

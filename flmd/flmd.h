@@ -109,6 +109,8 @@ int			 proc_check_binaries(void);
 /* flmd_spawn.c */
 void			 spawn_start(void);
 pid_t			 spawn_child(enum flm_proc, int, int, int *);
+pid_t			 spawn_hook_run(const char *, const char *, const char *,
+			    const char *, const char *, int, int *);
 int			 spawn_reaped(pid_t, int);
 void			 spawn_stop(void);
 int			 spawn_path(const struct flmd_proc *, char *, size_t,
@@ -144,6 +146,8 @@ int			 config_set(const char *, const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);
 long long		 config_limit(const char *);
+const char		*config_value(const char *, const char *, char *, size_t);
+int			 config_dns_wait(void);
 int			 config_workers(void);
 int			 config_workers_parse(const char *);
 struct json_object	*config_engine_ids(void);
@@ -176,11 +180,18 @@ void			 proxy_cleanup(void);
 void			 proxy_tls_reply(uint32_t, int, struct json_object *);
 void			 proxy_tls_renewed(struct json_object *);
 void			 proxy_acme_progress(struct json_object *);
+int			 proxy_acme_dns_name(const char *, const char *);
+int			 proxy_acme_failed(struct json_object *);
 
 /* flmd_acme.c */
 struct json_object	*acme_opts(struct json_object *, char *, size_t);
 struct json_object	*acme_ensure_args(struct json_object *);
 int			 acme_progress_valid(struct json_object *);
+
+/* flmd_acme_dns.c */
+int			 acme_dns_request(uint32_t, struct json_object *);
+int			 acme_dns_reaped(pid_t, int);
+void			 acme_dns_cleanup(void);
 void			 proxy_tls_ensure_all(void);
 void			 proxy_keyd_gone(void);
 

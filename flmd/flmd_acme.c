@@ -46,7 +46,7 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 {
 	struct json_object	*a, *v, *out, *doms;
 	const char		*s, *dir = ACME_LE;
-	char			 name[254];
+	char			 name[254], hook[ACME_HOOK_MAX + 1];
 	size_t			 i, n, j;
 	int			 k;
 
@@ -69,8 +69,8 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 		for (j = 0; s[j] != '\0'; j++)
 			name[j] = (char)tolower((unsigned char)s[j]);
 		name[j] = '\0';
-		/* A public DNS name: dotted, no wildcard (HTTP-01 cannot
-		 * prove one), no trailing dot. */
+		/* A public DNS name: dotted, no trailing dot, no wildcard
+		 * (FLM serves each name it orders). */
 		if (!tls_name_valid(name, j) || strchr(name, '.') == NULL ||
 		    name[0] == '.' || name[0] == '-' || name[j - 1] == '.')
 			goto badname;
@@ -110,9 +110,11 @@ acme_opts(struct json_object *req, char *err, size_t errsz)
 		    "tls-alpn-01 or dns-01", s);
 		goto fail;
 	}
-	if (strcmp(s, "dns-01") == 0) {
-		snprintf(err, errsz, "--challenge %s is not available yet: "
-		    "use http-01 or tls-alpn-01", s);
+	if (strcmp(s, "dns-01") == 0 && !acme_hook_valid(config_value(
+	    "acme.dns_hook", "", hook, sizeof(hook)))) {
+		snprintf(err, errsz, "--challenge dns-01 needs a hook that "
+		    "publishes the TXT records: flm config set acme.dns_hook "
+		    "/path/to/hook (flm-config(5))");
 		goto fail;
 	}
 	json_object_object_add(out, "challenge", json_object_new_string(s));

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -18,6 +19,7 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
+#include "acme.h"
 #include "db.h"
 #include "flmd.h"
 #include "log.h"
@@ -122,18 +124,29 @@ config_valid_names(const char *key, const char *value, char *err,
 	return -1;
 }
 
-/* tls.cert_lifetime: seconds, 0 for the mode's default. */
-static int
-config_valid_lifetime(const char *key, const char *value, char *err,
-    size_t errsz)
+/* A decimal integer from min to max, or -1. */
+static long long
+config_int(const char *value, long long min, long long max)
 {
 	char		*end;
 	long long	 x;
 
 	errno = 0;
 	x = strtoll(value, &end, 10);
-	if (errno == 0 && *value != '\0' && *end == '\0' &&
-	    (x == 0 || (x >= 60 && x <= 315360000)))
+	if (errno != 0 || *value == '\0' || *end != '\0' || x < min ||
+	    x > max)
+		return -1;
+	return x;
+}
+
+/* tls.cert_lifetime: seconds, 0 for the mode's default. */
+static int
+config_valid_lifetime(const char *key, const char *value, char *err,
+    size_t errsz)
+{
+	long long	 x = config_int(value, 0, 315360000);
+
+	if (x == 0 || x >= 60)
 		return 0;
 	snprintf(err, errsz, "%s: expected 0 (the mode's default) or "
 	    "60-315360000 seconds", key);
@@ -160,6 +173,49 @@ config_valid_kind(const char *key, const char *value, char *err,
 	snprintf(err, errsz, "%s: expected ollama, lmstudio, vllm or "
 	    "llamacpp", key);
 	return -1;
+}
+
+/* acme.dns_*: the hook's program, its user, the propagation wait. */
+static int
+config_valid_acme(int kind, const char *key, const char *value, char *err,
+    size_t errsz)
+{
+	struct stat	 st;
+
+	switch (kind) {
+	case SETTING_ACME_DNS_HOOK:
+		if (!acme_hook_valid(value)) {
+			snprintf(err, errsz, "%s: expected an absolute path of "
+			    "at most %d bytes", key, ACME_HOOK_MAX);
+			return -1;
+		}
+		if (stat(value, &st) == -1 || !S_ISREG(st.st_mode) ||
+		    (st.st_mode & 0111) == 0) {
+			snprintf(err, errsz, "%s: %s is not an executable "
+			    "file", key, value);
+			return -1;
+		}
+		/* The spawner checks again before each run. */
+		if (!env->paths.user_mode && (st.st_uid != 0 ||
+		    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+			snprintf(err, errsz, "%s: %s must be root's and not "
+			    "writable by group or others", key, value);
+			return -1;
+		}
+		return 0;
+	case SETTING_ACME_DNS_USER:
+		if (acme_user_valid(value) && strcmp(value, "root") != 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected a user name other than "
+		    "root", key);
+		return -1;
+	default:
+		if (config_int(value, 0, ACME_DNS_WAIT_MAX) >= 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected 0-%d seconds", key,
+		    ACME_DNS_WAIT_MAX);
+		return -1;
+	}
 }
 
 /* A key no row of setting_defs matches: name those there are. */
@@ -212,6 +268,11 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: expected auto or an integer from 1 "
 		    "to %d", key, FLM_WORKERS_MAX);
 		return -1;
+	case SETTING_ACME_DNS_HOOK:
+	case SETTING_ACME_DNS_USER:
+	case SETTING_ACME_DNS_WAIT:
+		return config_valid_acme(setting_find(key, &ld), key, value,
+		    err, errsz);
 	}
 	return config_unknown(key, err, errsz);
 }
@@ -577,4 +638,31 @@ config_limit(const char *name)
 	    json_object_get_int64(v) : ld->def;
 	json_object_put(o);
 	return n;
+}
+
+/* One setting's stored value, copied to buf; def if it is not set. */
+const char *
+config_value(const char *key, const char *def, char *buf, size_t bufsz)
+{
+	struct json_object	*o = config_list(key), *v;
+	const char		*r = def;
+
+	if (json_object_object_get_ex(o, key, &v)) {
+		snprintf(buf, bufsz, "%s", json_object_get_string(v));
+		r = buf;
+	}
+	json_object_put(o);
+	return r;
+}
+
+/* acme.dns_wait, seconds. */
+int
+config_dns_wait(void)
+{
+	char		 buf[16];
+	long long	 x;
+
+	x = config_int(config_value("acme.dns_wait", "60", buf, sizeof(buf)),
+	    0, ACME_DNS_WAIT_MAX);
+	return x < 0 ? 60 : (int)x;
 }

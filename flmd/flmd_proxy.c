@@ -60,6 +60,7 @@ struct proxy_handle {
 	int	 acme_fd;
 	char	 acme_id[80];
 	int	 early;		/* TLS-ALPN-01: served before a certificate */
+	struct json_object *acme_fail;	/* keyd's last failure, or NULL */
 };
 
 static struct proxy_handle	 handles[PROXY_MAX_HANDLES];
@@ -155,11 +156,24 @@ proxy_handle_json(const struct proxy_handle *h)
 	return o;
 }
 
+/* keyd's last failure of h's orders into a: last_error, failures,
+ * next_try. */
+static void
+proxy_acme_fail_json(const struct proxy_handle *h, struct json_object *a)
+{
+	if (h->acme_fail == NULL)
+		return;
+	json_object_object_foreach(h->acme_fail, k, v)
+		if (strcmp(k, "handle") != 0)
+			json_object_object_add(a, strcmp(k, "error") == 0 ?
+			    "last_error" : k, json_object_get(v));
+}
+
 /* What status and flm proxy start show: the profile and the certificate. */
 static struct json_object *
 proxy_view_json(const struct proxy_handle *h)
 {
-	struct json_object	*o = proxy_handle_json(h);
+	struct json_object	*o = proxy_handle_json(h), *r;
 
 	json_object_object_add(o, "certificate", json_object_get(h->cert));
 	if (h->acme != NULL) {
@@ -172,6 +186,11 @@ proxy_view_json(const struct proxy_handle *h)
 		if (h->acme_fd != -1)
 			json_object_object_add(a, "http_listener",
 			    json_object_new_string(h->acme_id));
+		if (h->cert != NULL && json_object_object_get_ex(h->cert,
+		    "renew_at", &r))
+			json_object_object_add(a, "next_renewal",
+			    json_object_get(r));
+		proxy_acme_fail_json(h, a);
 		json_object_object_add(o, "acme", a);
 	}
 	if (proxy_tls(h) && !h->ready)
@@ -590,6 +609,7 @@ proxy_handle_free(struct proxy_handle *h)
 	close(h->fd);
 	json_object_put(h->cert);
 	json_object_put(h->acme);
+	json_object_put(h->acme_fail);
 }
 
 static void
@@ -786,7 +806,28 @@ proxy_acme_progress(struct json_object *o)
 		control_progress(h->ctl_id, o);
 }
 
-/* keyd renewed a certificate on its own: {handle, cert}. */
+/* 1 if name is a domain of handle, an https-acme proxy by dns-01. */
+int
+proxy_acme_dns_name(const char *handle, const char *name)
+{
+	struct proxy_handle	*h;
+	struct json_object	*v;
+	size_t			 i;
+
+	if ((h = proxy_byid(handle)) == NULL || h->acme == NULL ||
+	    !json_object_object_get_ex(h->acme, "challenge", &v) ||
+	    strcmp(json_object_get_string(v), "dns-01") != 0 ||
+	    !json_object_object_get_ex(h->acme, "domains", &v))
+		return 0;
+	for (i = 0; i < json_object_array_length(v); i++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(v,
+		    i)), name) == 0)
+			return 1;
+	return 0;
+}
+
+/* keyd renewed a certificate on its own: {handle, cert}.  A restored
+ * handle whose first order failed starts serving now. */
 void
 proxy_tls_renewed(struct json_object *o)
 {
@@ -806,10 +847,45 @@ proxy_tls_renewed(struct json_object *o)
 		    "no TLS handle; ignored", json_object_get_string(id));
 		return;
 	}
-	if (proxy_cert_set(h, cert) == 0)
-		log_info("proxy %s: certificate renewed, valid until %s",
-		    h->id, json_object_get_string(json_object_object_get(cert,
-		    "not_after")));
+	if (proxy_cert_set(h, cert) == -1)
+		return;
+	json_object_put(h->acme_fail);
+	h->acme_fail = NULL;
+	if (!h->ready && h->tls_req == 0) {
+		h->ready = 1;
+		h->tls_error[0] = '\0';
+		if (!h->early)
+			proxy_send_workers(h);
+		log_info("proxy listening on %s port %d (%s)", h->bind,
+		    h->port, h->mode);
+		return;
+	}
+	log_info("proxy %s: certificate renewed, valid until %s", h->id,
+	    json_object_get_string(json_object_object_get(cert, "not_after")));
+}
+
+/* keyd's order for handle failed: {handle, error, failures, next_try},
+ * kept for flm proxy status.  -1 if malformed. */
+int
+proxy_acme_failed(struct json_object *o)
+{
+	struct json_object	*v;
+	struct proxy_handle	*h;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    json_object_object_length(o) != 4 ||
+	    json_get_string(o, "handle", sizeof(handles[0].id) - 1) == NULL ||
+	    json_get_string(o, "error", 512) == NULL ||
+	    !json_object_object_get_ex(o, "failures", &v) ||
+	    !json_is_int_range(v, 1, 1000000) ||
+	    json_get_string(o, "next_try", 32) == NULL)
+		return -1;
+	if ((h = proxy_byid(json_get_string(o, "handle", 79))) == NULL ||
+	    h->acme == NULL)
+		return 0;	/* stopped meanwhile */
+	json_object_put(h->acme_fail);
+	h->acme_fail = json_object_get(o);
+	return 0;
 }
 
 /* keyd (re)started: every TLS handle's certificate is asked for again. */

@@ -5,19 +5,30 @@
  * keeps only its socket to flmd and stderr (and syslog's socket in the
  * background), and reads one fixed request at a time:
  *
- *	flmd -> spawner	struct spawn_req { uint32_t proc; }, and by
+ *	flmd -> spawner	struct spawn_req { uint32_t proc; ... }, and by
  *			SCM_RIGHTS the child's channel to flmd and, if
- *			there is one, its end of the proxyd <-> keyd channel
+ *			there is one, its end of the proxyd <-> keyd channel;
+ *			or proc SPAWN_HOOK, the DNS-01 hook's program, user,
+ *			operation, name and value, and one descriptor: the
+ *			pipe its output goes to
  *	spawner -> flmd	struct spawn_ans { int32_t pid; int32_t err; }:
  *			pid > 0 started; 0 the binary is refused (the
- *			spawner logged why); -1 err is the errno
+ *			spawner logged why, or wrote it to a hook's pipe);
+ *			-1 err is the errno
  *
  * on a SOCK_SEQPACKET socketpair, so each request is one record.  Any
  * request that is not exactly that (another size, another process id
- * than flm-keyd or flm-proxyd, no descriptor or more than two, other
- * control data) is logged and ends the spawner: flmd, which sent it,
- * must be subverted or broken, and without its spawner flmd stops (it
- * cannot fork a new one under its filter) with exit status 1.
+ * than flm-keyd, flm-proxyd or the hook, no descriptor or more than
+ * two, other control data, a hook's string unterminated) is logged and
+ * ends the spawner: flmd, which sent it, must be subverted or broken,
+ * and without its spawner flmd stops (it cannot fork a new one under
+ * its filter) with exit status 1.
+ *
+ * A hook (acme.dns_hook, flm-config(5)) runs, in system mode, only if
+ * root alone can change it, and as acme.dns_user (never root) with no
+ * capability left; in every mode with a clean environment, stdin
+ * /dev/null, in a session of its own that flmd kills whole when it
+ * overruns.
  *
  * The spawner resolves and checks the binary itself, with the rules
  * flmd's start-up check uses (spawn_path), and starts the child with
@@ -40,6 +51,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -52,11 +64,21 @@
 
 #include <event2/event.h>
 
+#include "acme.h"
 #include "flmd.h"
 #include "log.h"
+#include "sandbox.h"
+
+#define SPAWN_HOOK	0x6b6f6f68	/* proc of a DNS-01 hook run */
 
 struct spawn_req {
-	uint32_t	 proc;		/* PROC_KEYD or PROC_PROXYD */
+	uint32_t	 proc;		/* PROC_KEYD, PROC_PROXYD, SPAWN_HOOK */
+	/* SPAWN_HOOK only, each NUL-terminated: */
+	char		 hook[ACME_HOOK_MAX + 1];
+	char		 user[ACME_USER_MAX + 1];
+	char		 op[8];		/* add or remove */
+	char		 name[ACME_DNS_NAME_MAX + 1];
+	char		 value[ACME_DNS_VALUE_MAX + 1];
 };
 
 struct spawn_ans {
@@ -66,6 +88,8 @@ struct spawn_ans {
 
 #define SPAWN_ANSWER_SECS	10	/* flmd waits this long at most */
 #define SPAWN_STOP_MS		1000	/* then SIGKILL at shutdown */
+
+static void	 spawn_close_others(int);
 
 /* flmd's side. */
 static int	 spawn_sock = -1;
@@ -142,13 +166,28 @@ spawn_path(const struct flmd_proc *p, char *buf, size_t bufsz, char *err,
 	return 0;
 }
 
+/* In a new process: no signal blocked, none ignored (the spawner
+ * ignores some, and an ignored signal stays so across exec). */
+static void
+spawn_signals_default(void)
+{
+	sigset_t	 set;
+
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+}
+
 /* In the new child: put the channels on their fixed descriptors. */
 static void __attribute__((noreturn))
 spawn_exec_child(const char *path, const char *name, int chfd, int peerfd)
 {
 	char		*argv[8];
 	int		 argc = 0;
-	sigset_t	 set;
 
 	/* Never let the first dup2 overwrite the peer's descriptor. */
 	if (peerfd == FLM_CHAN_PARENT_FD &&
@@ -168,13 +207,7 @@ spawn_exec_child(const char *path, const char *name, int chfd, int peerfd)
 			_exit(127);
 	} else
 		close(FLM_CHAN_PEER_FD);
-	sigemptyset(&set);
-	sigprocmask(SIG_SETMASK, &set, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
+	spawn_signals_default();
 	/* A child must not outlive a flmd that was SIGKILLed, even one
 	 * killed before the death signal was set. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -239,13 +272,126 @@ spawn_one(enum flm_proc id, int chfd, int peerfd)
 	return ans;
 }
 
+/* A refusal of a hook's run: logged, and said on its pipe for flmd. */
+static struct spawn_ans
+spawn_hook_refused(int outfd, const char *msg)
+{
+	struct spawn_ans	 ans = { 0, 0 };
+	size_t			 n = strlen(msg);
+
+	log_warnx("will not run the DNS hook: %s", msg);
+	(void)!write(outfd, msg, n);
+	return ans;
+}
+
+/* In the hook's process: its user, its descriptors, a clean start. */
+static void __attribute__((noreturn))
+spawn_exec_hook(const struct spawn_req *req, const struct passwd *pw,
+    int outfd)
+{
+	char		*argv[5], *envp[5], home[PATH_MAX + 8];
+	char		 user[ACME_USER_MAX + 8];
+	int		 null;
+
+	if (setsid() == -1 || dup2(outfd, STDOUT_FILENO) == -1 ||
+	    dup2(outfd, STDERR_FILENO) == -1 ||
+	    (null = open("/dev/null", O_RDONLY)) == -1 ||
+	    dup2(null, STDIN_FILENO) == -1)
+		_exit(126);
+	spawn_close_others(-1);
+	/* Root, or flmd.service's _flm with CAP_SETUID: the user and no
+	 * capability left, checked (it exits with the reason if not). */
+	if (pw != NULL)
+		sandbox_drop_user(req->user, NULL);
+	if (chdir("/") == -1)
+		_exit(126);
+	umask(077);
+	spawn_signals_default();
+	snprintf(home, sizeof(home), "HOME=%s", pw != NULL ? pw->pw_dir :
+	    getenv("HOME") != NULL ? getenv("HOME") : "/");
+	snprintf(user, sizeof(user), "USER=%s", pw != NULL ? pw->pw_name :
+	    getenv("USER") != NULL ? getenv("USER") : "");
+	envp[0] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+	    "/sbin:/bin";
+	envp[1] = home;
+	envp[2] = user;
+	envp[3] = "LC_ALL=C";
+	envp[4] = NULL;
+	argv[0] = (char *)req->hook;
+	argv[1] = (char *)req->op;
+	argv[2] = (char *)req->name;
+	argv[3] = (char *)req->value;
+	argv[4] = NULL;
+	execve(req->hook, argv, envp);
+	dprintf(STDERR_FILENO, "cannot run %s: %s\n", req->hook,
+	    strerror(errno));
+	_exit(127);
+}
+
+/* A hook's request, its strings terminated: 1 if well formed. */
+static int
+spawn_hook_valid(const struct spawn_req *r)
+{
+	if (memchr(r->hook, '\0', sizeof(r->hook)) == NULL ||
+	    memchr(r->user, '\0', sizeof(r->user)) == NULL ||
+	    memchr(r->op, '\0', sizeof(r->op)) == NULL ||
+	    memchr(r->name, '\0', sizeof(r->name)) == NULL ||
+	    memchr(r->value, '\0', sizeof(r->value)) == NULL)
+		return 0;
+	return acme_hook_valid(r->hook) && acme_user_valid(r->user) &&
+	    (strcmp(r->op, "add") == 0 || strcmp(r->op, "remove") == 0) &&
+	    acme_dns_name_valid(r->name) &&
+	    acme_b64url_valid(r->value, ACME_DNS_VALUE_MAX);
+}
+
+/*
+ * Run the DNS-01 hook.  System mode: only a program root alone can
+ * change, as acme.dns_user (never root, never flmd's own user with its
+ * capabilities).  User mode: as the user.
+ */
+static struct spawn_ans
+spawn_hook(const struct spawn_req *req, int outfd)
+{
+	struct spawn_ans	 ans = { -1, 0 };
+	struct passwd		*pw = NULL;
+	char			 err[PATH_MAX + 128];
+	pid_t			 pid;
+
+	if (!env->paths.user_mode) {
+		if (spawn_trusted(req->hook, err, sizeof(err)) == -1)
+			return spawn_hook_refused(outfd, err);
+		if ((pw = getpwnam(req->user)) == NULL || pw->pw_uid == 0) {
+			snprintf(err, sizeof(err), "acme.dns_user %s: no such "
+			    "user, or root", req->user);
+			return spawn_hook_refused(outfd, err);
+		}
+	} else if (access(req->hook, X_OK) == -1) {
+		snprintf(err, sizeof(err), "%s: not an executable program",
+		    req->hook);
+		return spawn_hook_refused(outfd, err);
+	}
+	if ((pid = spawn_clone()) == -1) {
+		ans.err = errno;
+		return ans;
+	}
+	if (pid == 0)
+		spawn_exec_hook(req, pw, outfd);
+	log_debug("DNS hook %s %s %s (pid %ld)", req->hook, req->op,
+	    req->name, (long)pid);
+	ans.pid = pid;
+	return ans;
+}
+
 /* Every descriptor but fd and 0, 1, 2 (close_range, or one by one). */
 static void
 spawn_close_others(int fd)
 {
 	long	 max, i;
 
-	if ((fd <= 3 || syscall(SYS_close_range, 3, fd - 1, 0) == 0) &&
+	if (fd < 3) {
+		if (syscall(SYS_close_range, 3, ~0U, 0) == 0)
+			return;
+	} else if ((fd == 3 || syscall(SYS_close_range, 3, fd - 1, 0) == 0) &&
 	    syscall(SYS_close_range, fd + 1, ~0U, 0) == 0)
 		return;
 	if ((max = sysconf(_SC_OPEN_MAX)) < 0 || max > 65536)
@@ -343,7 +489,9 @@ spawn_main(int fd)
 		if (n != (ssize_t)sizeof(req) ||
 		    (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
 		    nfd == -1 || (req.proc != PROC_KEYD &&
-		    req.proc != PROC_PROXYD)) {
+		    req.proc != PROC_PROXYD && req.proc != SPAWN_HOOK) ||
+		    (req.proc == SPAWN_HOOK && (nfd != 1 ||
+		    !spawn_hook_valid(&req)))) {
 			log_warnx("spawner: malformed request (%zd bytes, "
 			    "flags %#x, %d descriptors, process %u); exiting",
 			    n, (unsigned)msg.msg_flags, nfd,
@@ -355,8 +503,11 @@ spawn_main(int fd)
 			}
 			exit(1);
 		}
-		ans = spawn_one((enum flm_proc)req.proc, fds[0],
-		    nfd == 2 ? fds[1] : -1);
+		if (req.proc == SPAWN_HOOK)
+			ans = spawn_hook(&req, fds[0]);
+		else
+			ans = spawn_one((enum flm_proc)req.proc, fds[0],
+			    nfd == 2 ? fds[1] : -1);
 		close(fds[0]);
 		if (nfd == 2)
 			close(fds[1]);
@@ -412,30 +563,23 @@ spawn_lost(const char *why)
 	}
 }
 
-/*
- * Ask the spawner for a child: its pid (flmd's child), 0 if the binary
- * is refused (logged), -1 with *err an errno, or -2 if the spawner is
- * gone (flmd is stopping).  Takes none of the descriptors.
- */
-pid_t
-spawn_child(enum flm_proc id, int chfd, int peerfd, int *err)
+/* One request and its answer; -2 if the spawner is gone. */
+static pid_t
+spawn_request(struct spawn_req *req, const int *fds, int nfd, int *err)
 {
-	struct spawn_req	 req = { .proc = (uint32_t)id };
 	struct spawn_ans	 ans;
 	struct msghdr		 msg;
-	struct iovec		 iov = { &req, sizeof(req) };
+	struct iovec		 iov = { req, sizeof(*req) };
 	union {
 		struct cmsghdr	 hdr;
 		char		 buf[CMSG_SPACE(2 * sizeof(int))];
 	}			 cm;
 	struct cmsghdr		*c;
-	int			 fds[2] = { chfd, peerfd }, nfd;
 	ssize_t			 n;
 
 	*err = 0;
 	if (spawn_sock == -1)
 		return -2;
-	nfd = peerfd != -1 ? 2 : 1;
 	memset(&msg, 0, sizeof(msg));
 	memset(&cm, 0, sizeof(cm));
 	msg.msg_iov = &iov;
@@ -450,7 +594,7 @@ spawn_child(enum flm_proc id, int chfd, int peerfd, int *err)
 	do
 		n = sendmsg(spawn_sock, &msg, MSG_NOSIGNAL);
 	while (n == -1 && errno == EINTR);
-	if (n != (ssize_t)sizeof(req)) {
+	if (n != (ssize_t)sizeof(*req)) {
 		spawn_lost("does not take requests");
 		return -2;
 	}
@@ -465,6 +609,50 @@ spawn_child(enum flm_proc id, int chfd, int peerfd, int *err)
 	}
 	*err = ans.err;
 	return (pid_t)ans.pid;
+}
+
+/*
+ * Ask the spawner for a child: its pid (flmd's child), 0 if the binary
+ * is refused (logged), -1 with *err an errno, or -2 if the spawner is
+ * gone (flmd is stopping).  Takes none of the descriptors.
+ */
+pid_t
+spawn_child(enum flm_proc id, int chfd, int peerfd, int *err)
+{
+	struct spawn_req	 req;
+	int			 fds[2] = { chfd, peerfd };
+
+	memset(&req, 0, sizeof(req));
+	req.proc = (uint32_t)id;
+	return spawn_request(&req, fds, peerfd != -1 ? 2 : 1, err);
+}
+
+/*
+ * Run the DNS-01 hook "hook op name value" as user, its output to outfd:
+ * as spawn_child; 0 refused, the reason written to outfd.  The strings
+ * are the caller's, checked (lib/acme.c).
+ */
+pid_t
+spawn_hook_run(const char *hook, const char *user, const char *op,
+    const char *name, const char *value, int outfd, int *err)
+{
+	struct spawn_req	 req;
+
+	memset(&req, 0, sizeof(req));
+	req.proc = SPAWN_HOOK;
+	if (strlen(hook) >= sizeof(req.hook) || strlen(user) >=
+	    sizeof(req.user) || strlen(op) >= sizeof(req.op) ||
+	    strlen(name) >= sizeof(req.name) || strlen(value) >=
+	    sizeof(req.value)) {
+		*err = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(req.hook, hook, strlen(hook));
+	memcpy(req.user, user, strlen(user));
+	memcpy(req.op, op, strlen(op));
+	memcpy(req.name, name, strlen(name));
+	memcpy(req.value, value, strlen(value));
+	return spawn_request(&req, &outfd, 1, err);
 }
 
 /* proc_reap: 1 if pid was the spawner. */

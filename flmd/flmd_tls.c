@@ -319,5 +319,8 @@ tls_certinfo_valid(struct json_object *c, const char *mode)
 	    !json_object_object_get_ex(c, "serial", &v) ||
 	    !tls_hex_valid(v, 1, 64))
 		return 0;
+	if (json_object_object_get_ex(c, "renew_at", &v) &&
+	    !tls_text_valid(v, TLS_TIME_MAX))
+		return 0;
 	return 1;
 }

@@ -629,6 +629,27 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		proxy_acme_progress(o);
 		json_object_put(o);
 		break;
+	case IMSG_ACME_FAILED:
+		if (p->id != PROC_KEYD ||
+		    proc_get_json(m, PROC_STATS_MAX, &o) == -1 ||
+		    proxy_acme_failed(o) == -1) {
+			json_object_put(o);
+			chan_fail(ch, "malformed ACME_FAILED");
+			return;
+		}
+		json_object_put(o);
+		break;
+	case IMSG_ACME_DNS:
+		if (p->id != PROC_KEYD ||
+		    proc_get_json(m, PROC_STATS_MAX, &o) == -1 ||
+		    !json_object_is_type(o, json_type_object) ||
+		    acme_dns_request(m->hdr.peerid, o) == -1) {
+			json_object_put(o);
+			chan_fail(ch, "malformed ACME_DNS");
+			return;
+		}
+		json_object_put(o);
+		break;
 	case IMSG_PEER_BROKEN:
 		if (proc_broken_worker(p, m, &w) == -1) {
 			chan_fail(ch, "malformed PEER_BROKEN");
@@ -852,7 +873,7 @@ proc_reap(void)
 	int			 status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (spawn_reaped(pid, status))
+		if (spawn_reaped(pid, status) || acme_dns_reaped(pid, status))
 			continue;
 		if ((p = proc_bypid(pid)) == NULL)
 			continue;

@@ -54,3 +54,40 @@ acme_email_valid(const char *s)
 			return 0;
 	return 1;
 }
+
+/* An absolute path of printable bytes, at most ACME_HOOK_MAX. */
+int
+acme_hook_valid(const char *s)
+{
+	size_t	 i, n = strlen(s);
+
+	if (n < 2 || n > ACME_HOOK_MAX || s[0] != '/')
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* A user name as useradd(8) makes them: [a-z_][a-z0-9_-]*, 1-32. */
+int
+acme_user_valid(const char *s)
+{
+	size_t	 n = strlen(s);
+
+	return n > 0 && n <= ACME_USER_MAX && (islower((unsigned char)s[0]) ||
+	    s[0] == '_') && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789"
+	    "_-") == n;
+}
+
+/* _acme-challenge.NAME, NAME of [a-z0-9.-], 1-253 bytes. */
+int
+acme_dns_name_valid(const char *s)
+{
+	size_t	 p = sizeof(ACME_DNS_PREFIX) - 1, n = strlen(s);
+
+	return n > p && n <= ACME_DNS_NAME_MAX &&
+	    strncmp(s, ACME_DNS_PREFIX, p) == 0 && s[p] != '.' &&
+	    s[p] != '-' && strspn(s + p, "abcdefghijklmnopqrstuvwxyz"
+	    "0123456789.-") == n - p;
+}

@@ -104,6 +104,11 @@ enum flm_msg_type {
 				 * {handle, error} */
 	IMSG_ACME_TOKENS,	/* keyd -> proxyd: JSON [{token, keyauth,
 				 * handle}] */
+	IMSG_ACME_DNS = 79,	/* keyd -> flmd: JSON {handle, op, name,
+				 * value}; op add answered by DNS_DONE */
+	IMSG_ACME_DNS_DONE,	/* flmd -> keyd: JSON {ok} or {error} */
+	IMSG_ACME_FAILED,	/* keyd -> flmd, peerid 0: JSON {handle, error,
+				 * failures, next_try} */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */

@@ -17,6 +17,12 @@ const struct setting_def setting_defs[] = {
 	    "0 (the mode's default) or 60-315360000 seconds" },
 	{ "proxy.workers",	SETTING_PROXY_WORKERS,
 	    "auto (one per online CPU, at most 64) or 1-64" },
+	{ "acme.dns_hook",	SETTING_ACME_DNS_HOOK,
+	    "/absolute/path of the DNS-01 hook" },
+	{ "acme.dns_user",	SETTING_ACME_DNS_USER,
+	    "the user the hook runs as (system mode; default nobody)" },
+	{ "acme.dns_wait",	SETTING_ACME_DNS_WAIT,
+	    "0-3600 seconds for a TXT record to spread (default 60)" },
 };
 const int	setting_ndefs = sizeof(setting_defs) / sizeof(setting_defs[0]);
 

@@ -16,6 +16,9 @@ enum setting_kind {
 	SETTING_TLS_NAMES,		/* tls.names */
 	SETTING_TLS_LIFETIME,		/* tls.cert_lifetime */
 	SETTING_PROXY_WORKERS,		/* proxy.workers */
+	SETTING_ACME_DNS_HOOK,		/* acme.dns_hook */
+	SETTING_ACME_DNS_USER,		/* acme.dns_user */
+	SETTING_ACME_DNS_WAIT,		/* acme.dns_wait */
 };
 
 struct setting_def {

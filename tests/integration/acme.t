@@ -19,7 +19,7 @@ unset FLM_API_KEY
 # every run sees FLM send requests again with a fresh one.
 pebble_start PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=30
 
-plan 34
+plan 36
 
 mock --flavor ollama
 check "suite starts" suite_start
@@ -231,6 +231,51 @@ check "a refused authorization: the CA's reason" \
     $F proxy start --port "$P" --mode https-acme \
     --domain flm-invalid.example.com --acme-directory "$PEBBLE_DIRECTORY" \
     --acme-ca "$PEBBLE_CA" --acme-http-port "$(free_port)"
+# A CA that answers the order with a rate limit (nginx, Pebble's API
+# certificate): its words on the terminal, and keyd's next try no
+# sooner than its Retry-After.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -x "$NGINX" ] && [ "${CI:-}" != true ]; then
+	ok "a rate limit: the CA's words # SKIP no nginx"
+	ok "keyd waits as long as the CA asks # SKIP no nginx"
+else
+	N=$A/ca429
+	mkdir -p "$N/logs"
+	NP=$(free_port)
+	U=https://127.0.0.1:$NP
+	NONCE='add_header Replay-Nonce n$request_id always;'
+	cat >"$N/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $N/nginx.pid;
+error_log $N/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	default_type application/json;
+	server {
+		listen 127.0.0.1:$NP ssl;
+		ssl_certificate $PEBBLE_DIR/cert.pem;
+		ssl_certificate_key $PEBBLE_DIR/key.pem;
+		location = /dir { return 200 '{"newNonce": "$U/nonce", "newAccount": "$U/acct", "newOrder": "$U/order"}'; }
+		location = /nonce { $NONCE return 200; }
+		location = /acct { $NONCE add_header Location $U/acct/1 always; return 201 '{"status": "valid"}'; }
+		location = /order { $NONCE add_header Retry-After 3600 always; return 429 '{"type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many certificates already issued for this exact set of identifiers", "status": 429}'; }
+	}
+}
+EOF
+	"$NGINX" -p "$N" -c "$N/nginx.conf" 2>"$N/start.err" &
+	MOCK_PIDS="$MOCK_PIDS $!"
+	wait_until 5000 sh -c "curl -sf -m 1 --cacert '$PEBBLE_CA' $U/dir >/dev/null"
+	check "a rate limit: the CA's words" \
+	    fails_with "order: HTTP 429: rateLimited: too many certificates already issued" \
+	    $F proxy start --port "$P" --mode https-acme \
+	    --domain flm-limit.example.com --acme-directory "$U/dir" \
+	    --acme-ca "$PEBBLE_CA" --acme-http-port "$(free_port)"
+	check "keyd waits as long as the CA asks (Retry-After 3600)" \
+	    grep -q "ACME order for 127.0.0.1:$P failed: .*rateLimited.* (next try in 3600 s)" \
+	    "$STATE/flmd.log"
+fi
 check "flm-proxyd and flm-keyd are still running" all_running
 checkx "Pebble's badNonce answers were met with a fresh nonce" \
     'grep -q "badNonce); .* again with a fresh one" "$STATE/flmd.log"'

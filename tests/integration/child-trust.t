@@ -5,7 +5,7 @@
 # request counts, forge or flood the log, or plant members in flm status.
 . "$(dirname "$0")/lib.sh"
 
-plan 27
+plan 33
 
 FAKE=$top_builddir/tests/fake-child
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
@@ -120,4 +120,29 @@ check "flmd refuses it" wait_until 4000 logged \
     'flm-keyd.*malformed DB_STATE'
 checkx "flm status shows nothing planted, flmd lives on" \
     'flmd_alive && ! status_json | grep -q planted'
+done_with
+
+# 6. keyd asking flmd to run the DNS-01 hook: for a name of no dns-01
+# proxy, to remove a record flmd never added, then for a name that is no
+# DNS name.  The first two refused, the third closes keyd's channel; the
+# hook never runs.
+V=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+dns() { printf "json 79 '{\"handle\":\"127.0.0.1:1\",\"op\":\"%s\",\"name\":\"%s\",\"value\":\"%s\"}'" "$1" "$2" "$V"; }
+fake dnshook -k sleep 2500 "$(dns add _acme-challenge.victim.example)" \
+    "$(dns remove _acme-challenge.victim.example)" \
+    "$(dns add '_acme-challenge.x;reboot')"
+printf '#!/bin/sh\necho "$*" >>"%s/hook.ran"\n' "$WRAP" >"$WRAP/hook.sh"
+chmod 755 "$WRAP/hook.sh"
+check "suite starts with a keyd that asks for DNS records" \
+    suite_start FLM_KEYD_PATH="$WRAP/dnshook"
+check "acme.dns_hook set" "$FLM" -D "$STATE" config set acme.dns_hook \
+    "$WRAP/hook.sh"
+check "an add for a name of no dns-01 proxy: refused" wait_until 5000 logged \
+    'flm-keyd asked to add TXT _acme-challenge.victim.example for 127.0.0.1:1: not a name of a dns-01 proxy; refused'
+check "a remove of a record flmd never added: refused" logged \
+    'asked to remove TXT _acme-challenge.victim.example for 127.0.0.1:1: not a record flmd added; refused'
+check "a name that is no DNS name: keyd's channel closed" wait_until 3000 \
+    logged 'flm-keyd.*malformed ACME_DNS'
+checkx "the hook never ran, flmd lives on" \
+    '[ ! -e "$WRAP/hook.ran" ] && flmd_alive'
 done_with

@@ -70,6 +70,9 @@ for k in $(printf '%s\n' "$keys" | cut -f1); do
 	tls.names) v=flm.example.org ;;
 	tls.cert_lifetime) v=0 ;;
 	proxy.workers) v=1 ;;
+	acme.dns_hook) v=/bin/true ;;
+	acme.dns_user) v=nobody ;;
+	acme.dns_wait) v=60 ;;
 	*) v=$def ;;
 	esac
 	key=$(printf '%s' "$k" | sed 's/\.ID\./.man-t./')

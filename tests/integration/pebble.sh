@@ -16,6 +16,7 @@
 # PEBBLE_TLS_PORT and CHALLTEST_MGMT.  PEBBLE_CERT_VALIDITY (seconds, if
 # set): the lifetime of the certificates it issues, for renewals.
 PEBBLE_PIDS=
+PEBBLE_SH=$(cd "$(dirname "$0")" && pwd)/pebble.sh
 pebble_start() {
 	command -v pebble >/dev/null 2>&1 &&
 	    command -v pebble-challtestsrv >/dev/null 2>&1 &&
@@ -136,4 +137,23 @@ challtest_txt_set() {
 challtest_txt_clear() {
 	curl -sf -m 5 -o /dev/null "$CHALLTEST_MGMT/clear-txt" -d "$(jq -cn \
 	    --arg h "$(challtest_host "$1")" '{host: $h}')"
+}
+
+# challtest_hook FILE [COMMAND]: an acme.dns_hook in FILE (mode 755)
+# that runs COMMAND (shell text; "$1" is the operation), then publishes
+# or removes the TXT record in challtestsrv's DNS of the moment: write
+# it again after a restart of pebble.
+challtest_hook() {
+	cat >"$1" <<EOF
+#!/bin/sh
+${2:-:}
+CHALLTEST_MGMT=$CHALLTEST_MGMT
+. "$PEBBLE_SH"
+case \$1 in
+add)	challtest_txt_set "\$2" "\$3" ;;
+remove)	challtest_txt_clear "\$2" ;;
+*)	echo "unknown operation \$1"; exit 2 ;;
+esac
+EOF
+	chmod 755 "$1"
 }

@@ -13,7 +13,7 @@ for u in _flmkeyd _flmproxy; do
 	    --home-dir /nonexistent --shell /usr/sbin/nologin $u
 done
 
-plan 16
+plan 19
 
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/flmt.XXXXXX")
 LX=$(sys_libexec)
@@ -62,3 +62,38 @@ back() { [ "$(proc_field flm-keyd state)" = running ] && [ "$(proc_pid flm-keyd)
 n=$(uid_of _flmkeyd)
 checkx "a killed keyd comes back as _flmkeyd" \
     'wait_until 2000 back && [ "$(ids "$(proc_pid flm-keyd)" Uid:)" = "$n $n $n $n" ]'
+
+# The DNS-01 hook runs as acme.dns_user (nobody by default), never as
+# root or with a capability, and only from a file root alone can change.
+. "$(dirname "$0")/pebble.sh"
+if ! command -v pebble >/dev/null 2>&1 && [ "${CI:-}" != true ]; then
+	for i in 1 2 3; do ok "DNS-01 hook in system mode # SKIP no pebble"; done
+else
+	pebble_start PEBBLE_AUTHZREUSE=0
+	# mock_init's EXIT trap took the place of ours: both in one.
+	trap 'for p in $MOCK_PIDS; do kill $p 2>/dev/null; done; suite_cleanup; [ "$T_FAILED" -gt 0 ] && sed "s/^/# /" "$STATE.log"; rm -f "$STATE.log"; rm -rf "$LX" "$TMP" "$H"' EXIT
+H=$(mktemp -d "${TMPDIR:-/tmp}/flmh.XXXXXX")
+chmod 755 "$H"
+mkdir -m 1777 "$H/out"
+challtest_hook "$H/hook.sh" \
+    "{ id -u; id -G; grep '^CapEff:' /proc/self/status; } >\"$H/out/\$1.id\""
+chmod 775 "$H/hook.sh"
+check "a hook that group members may change: refused" \
+    fails_with "must be root's and not writable by group or others" \
+    $F config set acme.dns_hook "$H/hook.sh"
+chmod 755 "$H/hook.sh"
+$F config set acme.dns_hook "$H/hook.sh" >/dev/null
+$F config set acme.dns_wait 0 >/dev/null
+P=$(free_port)
+$F proxy start --port "$P" --mode https-acme --challenge dns-01 \
+    --domain flm-sys.example.com --acme-directory "$PEBBLE_DIRECTORY" \
+    --acme-ca "$PEBBLE_CA" >"$H/start.out" 2>&1 || diag "$(cat "$H/start.out")"
+nobody=$(id -u nobody)
+ngroup=$(id -g nobody)
+checkx "the hook ran as nobody, in nobody's group only, without capabilities" \
+    '[ "$(sed -n 1p "$H/out/add.id")" = "$nobody" ] &&
+    [ "$(sed -n 2p "$H/out/add.id")" = "$ngroup" ] &&
+    grep -q "^CapEff:[[:space:]]*0000000000000000$" "$H/out/add.id"'
+check "and the certificate came (DNS-01 in system mode)" \
+    [ "$($F proxy status --json | jq -r ".[] | select(.port == $P) | .mode")" = https-acme ]
+fi
