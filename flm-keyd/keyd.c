@@ -42,6 +42,8 @@ struct keyd_change {
 	uint64_t			 waiting;	/* bit i: worker i */
 	uint32_t			 peerid;
 	struct json_object		*res;
+	void				(*done)(void *);	/* or the reply */
+	void				*arg;	/* done's, freed by it */
 	struct event			*timeout;
 };
 
@@ -125,8 +127,8 @@ keyd_reply(uint32_t peerid, struct json_object *res)
  * next request.  A proxyd that does not confirm in time is restarted
  * by flmd (a new proxyd starts with an empty cache).
  */
-static uint64_t
-keyd_change_wait(uint32_t peerid, struct json_object *res)
+static struct keyd_change *
+keyd_change_new(uint32_t peerid, struct json_object *res)
 {
 	struct keyd_change	*kch;
 	struct timeval		 tv = { KEYD_INVALIDATE_SECS, 0 };
@@ -140,6 +142,27 @@ keyd_change_wait(uint32_t peerid, struct json_object *res)
 	kch->timeout = evtimer_new(keyd.base, keyd_change_timeout, kch);
 	TAILQ_INSERT_TAIL(&keyd_changes, kch, entry);
 	evtimer_add(kch->timeout, &tv);
+	return kch;
+}
+
+static uint64_t
+keyd_change_wait(uint32_t peerid, struct json_object *res)
+{
+	return keyd_change_new(peerid, res)->seq;
+}
+
+/*
+ * For keyd_acme.c: fn(arg) once every worker has applied what keyd
+ * sends next with the seq returned (or when one fails to in time, and
+ * is restarted); fn frees arg.
+ */
+uint64_t
+keyd_after_applied(void (*fn)(void *), void *arg)
+{
+	struct keyd_change	*kch = keyd_change_new(0, NULL);
+
+	kch->done = fn;
+	kch->arg = arg;
 	return kch->seq;
 }
 
@@ -176,8 +199,9 @@ keyd_peers_send(uint16_t type, struct mbuf *b)
 			log_warnx("message %u to worker %d: too large", type, i);
 }
 
+/* To every worker: u64 seq (0: nothing to confirm), then o's text. */
 void
-keyd_peers_json(uint16_t type, struct json_object *o)
+keyd_peers_json(uint16_t type, uint64_t seq, struct json_object *o)
 {
 	struct mbuf	 b;
 	const char	*text;
@@ -185,6 +209,7 @@ keyd_peers_json(uint16_t type, struct json_object *o)
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE);
 	memset(&b, 0, sizeof(b));
+	mbuf_put_u64(&b, seq);
 	mbuf_put_data(&b, text, strlen(text));
 	keyd_peers_send(type, &b);
 	mbuf_free(&b);
@@ -280,7 +305,10 @@ keyd_change_done(struct keyd_change *kch)
 {
 	TAILQ_REMOVE(&keyd_changes, kch, entry);
 	event_free(kch->timeout);
-	keyd_reply(kch->peerid, kch->res);
+	if (kch->done != NULL)
+		kch->done(kch->arg);
+	else
+		keyd_reply(kch->peerid, kch->res);
 	free(kch);
 }
 
@@ -535,6 +563,13 @@ void
 keyd_tls_changed(void)
 {
 	keyd_tls_push(NULL, ++keyd_seq);
+}
+
+/* The TLS state, with a seq of keyd_after_applied's. */
+void
+keyd_tls_changed_seq(uint64_t seq)
+{
+	keyd_tls_push(NULL, seq);
 }
 
 static int
@@ -1076,6 +1111,7 @@ main(int argc, char *argv[])
 		event_free(kch->timeout);
 		keyd_wipe_key(kch->res);
 		json_object_put(kch->res);
+		free(kch->arg);
 		free(kch);
 	}
 	keycache_free(keyd_cache);

@@ -232,7 +232,9 @@ long		 keyd_acme_next(long);
 
 /* keyd.c, for keyd_acme.c: workers, and the ensure left waiting */
 struct chan	*keyd_any_peer(void);
-void		 keyd_peers_json(uint16_t, struct json_object *);
+void		 keyd_peers_json(uint16_t, uint64_t, struct json_object *);
+uint64_t	 keyd_after_applied(void (*)(void *), void *);
+void		 keyd_tls_changed_seq(uint64_t);
 int		 keyd_parent_json(uint16_t, uint32_t, struct json_object *);
 void		 keyd_tls_pending_failed(uint32_t, const char *);
 void		 keyd_tls_installed(uint32_t, const char *,

@@ -100,6 +100,8 @@ static char	*jws_make(struct acme_job *, const char *, const char *,
 static void	 signed_reply(struct chan *, uint32_t, const char *,
 		    const char *);
 static int	 job_run(struct acme_job *, char *, size_t);
+static void	 challenge_sign(struct acme_job *, uint32_t, const char *,
+		    const char *);
 static void	 job_failed(struct acme_job *, const char *, long);
 
 static struct acme_job *
@@ -224,9 +226,9 @@ account_thumb(struct acme_job *j)
 /* ---- orders -------------------------------------------------------------- */
 
 /* Every pending key authorization, to every worker: any of them may
- * take the CA's HTTP-01 request. */
+ * take the CA's HTTP-01 request.  seq: to be confirmed, or 0. */
 static void
-tokens_push(void)
+tokens_push(uint64_t seq)
 {
 	struct json_object	*all = json_object_new_array();
 	struct acme_job		*j;
@@ -236,7 +238,7 @@ tokens_push(void)
 		for (i = 0; i < json_object_array_length(j->tokens); i++)
 			json_object_array_add(all, json_object_get(
 			    json_object_array_get_idx(j->tokens, i)));
-	keyd_peers_json(IMSG_ACME_TOKENS, all);
+	keyd_peers_json(IMSG_ACME_TOKENS, seq, all);
 	json_object_put(all);
 }
 
@@ -260,7 +262,7 @@ keyd_acme_peer_up(void)
 			job_failed(j, err, 0);
 	}
 	if (pending)
-		tokens_push();
+		tokens_push(0);
 }
 
 /*
@@ -384,8 +386,6 @@ keyd_acme_dns_done(struct chan *ch, struct chan_msg *m)
 	struct acme_job		*j;
 	struct acme_dns		*d = NULL;
 	const char		*error = NULL;
-	char			 err[ACME_ERROR_MAX] = "", *payload = NULL;
-	char			*jws = NULL;
 	uint32_t		 signid;
 	int			 k;
 
@@ -408,23 +408,16 @@ keyd_acme_dns_done(struct chan *ch, struct chan_msg *m)
 		return;		/* the order ended meanwhile */
 	}
 	d->reqid = 0;
-	signid = d->signid;
-	if (error != NULL) {
-		snprintf(err, sizeof(err), "%s", error);
-		*d = j->dns[--j->ndns];	/* never added: nothing to remove */
-	} else {
+	if (error == NULL) {
 		d->published = 1;
-		if ((payload = payload_for(j, "challenge", err,
-		    sizeof(err))) != NULL)
-			jws = jws_make(j, "challenge", d->url, d->nonce,
-			    payload, err, sizeof(err));
+		challenge_sign(j, d->signid, d->url, d->nonce);
+		json_object_put(o);
+		return;
 	}
-	if (jws == NULL)
-		log_warnx("ACME challenge for %s not signed: %s", j->handle,
-		    err);
-	signed_reply(j->worker, signid, jws, err);
-	free(payload);
-	free(jws);
+	signid = d->signid;
+	*d = j->dns[--j->ndns];		/* never added: nothing to remove */
+	log_warnx("ACME challenge for %s not signed: %s", j->handle, error);
+	signed_reply(j->worker, signid, NULL, error);
 	json_object_put(o);
 }
 
@@ -441,7 +434,7 @@ job_end(struct acme_job *j)
 	json_object_put(j->tokens);
 	j->tokens = json_object_new_array();
 	if (had)
-		tokens_push();
+		tokens_push(0);
 	dns_clear(j);
 }
 
@@ -878,7 +871,6 @@ token_add(struct acme_job *j, const char *token)
 	json_object_object_add(t, "keyauth", json_object_new_string(ka));
 	json_object_object_add(t, "handle", json_object_new_string(j->handle));
 	json_object_array_add(j->tokens, t);
-	tokens_push();
 	return 0;
 }
 
@@ -896,7 +888,87 @@ alpn_add(struct acme_job *j, const char *token, const char *name, char *err,
 		snprintf(err, errsz, "cannot make the challenge certificate");
 		return -1;
 	}
-	keyd_tls_changed();
+	return 0;
+}
+
+/* The challenge answer, signed: to the worker that runs j's order. */
+static void
+challenge_sign(struct acme_job *j, uint32_t signid, const char *url,
+    const char *nonce)
+{
+	char	 err[256] = "", *payload, *jws = NULL;
+
+	if ((payload = payload_for(j, "challenge", err, sizeof(err))) != NULL)
+		jws = jws_make(j, "challenge", url, nonce, payload, err,
+		    sizeof(err));
+	if (jws == NULL)
+		log_warnx("ACME challenge for %s not signed: %s", j->handle,
+		    err);
+	signed_reply(j->worker, signid, jws, err);
+	free(payload);
+	free(jws);
+}
+
+/* A challenge answer that waits for every worker to serve its proof. */
+struct acme_ready {
+	char		 handle[72];
+	uint32_t	 signid;
+	char		 url[ACME_URL_MAX + 1];
+	char		 nonce[ACME_NONCE_MAX + 1];
+};
+
+/* keyd_after_applied's: every worker serves the proof now (or one that
+ * did not in time is being restarted): the CA may look. */
+static void
+challenge_ready(void *arg)
+{
+	struct acme_ready	*r = arg;
+	struct acme_job		*j;
+
+	if ((j = job_find(r->handle)) != NULL && j->worker != NULL) {
+		log_debug("ACME challenge for %s: its proof is out on every "
+		    "worker", j->handle);
+		challenge_sign(j, r->signid, r->url, r->nonce);
+	}
+	free(r);
+}
+
+/*
+ * Before a challenge is answered its proof must be out: the key
+ * authorization on every worker (HTTP-01: any of them may take the
+ * CA's request), the challenge certificate likewise (TLS-ALPN-01), the
+ * TXT record in the DNS (DNS-01).  1: sign now; 0: signed later; -1
+ * and err.
+ */
+static int
+challenge_prepare(struct acme_job *j, uint32_t signid, const char *token,
+    const char *name, const char *url, const char *nonce, char *err,
+    size_t errsz)
+{
+	struct acme_ready	*r;
+	uint64_t		 seq;
+
+	if (strcmp(j->challenge, "dns-01") == 0)
+		return dns_add(j, signid, token, name, url, nonce, err, errsz);
+	if (strcmp(j->challenge, "http-01") == 0 && token_add(j, token) ==
+	    -1) {
+		snprintf(err, errsz, "too many pending challenges");
+		return -1;
+	}
+	if (strcmp(j->challenge, "tls-alpn-01") == 0 && alpn_add(j, token,
+	    name, err, errsz) == -1)
+		return -1;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("%s", __func__);
+	snprintf(r->handle, sizeof(r->handle), "%s", j->handle);
+	r->signid = signid;
+	snprintf(r->url, sizeof(r->url), "%s", url);
+	snprintf(r->nonce, sizeof(r->nonce), "%s", nonce);
+	seq = keyd_after_applied(challenge_ready, r);
+	if (strcmp(j->challenge, "http-01") == 0)
+		tokens_push(seq);
+	else
+		keyd_tls_changed_seq(seq);
 	return 0;
 }
 
@@ -967,17 +1039,9 @@ keyd_acme_sign(struct chan *ch, struct chan_msg *m)
 	else if (strcmp(op, "challenge") == 0 && (token == NULL ||
 	    !acme_b64url_valid(token, ACME_TOKEN_MAX)))
 		snprintf(err, sizeof(err), "a challenge needs its token");
-	else if (strcmp(op, "challenge") == 0 && strcmp(j->challenge,
-	    "http-01") == 0 && token_add(j, token) == -1)
-		snprintf(err, sizeof(err), "too many pending challenges");
-	else if (strcmp(op, "challenge") == 0 && strcmp(j->challenge,
-	    "tls-alpn-01") == 0 && alpn_add(j, token, name, err,
-	    sizeof(err)) == -1)
-		;	/* err says why */
-	else if (strcmp(op, "challenge") == 0 && strcmp(j->challenge,
-	    "dns-01") == 0 && (rc = dns_add(j, m->hdr.peerid, token, name,
-	    url, nonce, err, sizeof(err))) != 1) {
-		if (rc == 0) {		/* signed once the record is there */
+	else if (strcmp(op, "challenge") == 0 && (rc = challenge_prepare(j,
+	    m->hdr.peerid, token, name, url, nonce, err, sizeof(err))) != 1) {
+		if (rc == 0) {		/* signed once the proof is out */
 			json_object_put(req);
 			return;
 		}

@@ -733,16 +733,18 @@ acme_order(struct chan *ch, struct chan_msg *m)
 		acme_finish(a, NULL, "cannot start a request to the CA");
 }
 
-/* IMSG_ACME_TOKENS: the HTTP-01 key authorizations to serve now. */
+/* IMSG_ACME_TOKENS: the HTTP-01 key authorizations to serve now; keyd
+ * answers the challenge once each worker confirmed (TLS_APPLIED). */
 void
 acme_tokens(struct chan *ch, struct chan_msg *m)
 {
-	struct json_object	*o, *t;
+	struct json_object	*o = NULL, *t;
+	uint64_t		 seq;
 	size_t			 i;
 
-	if (msg_get_json(m, &o) == -1 || !json_object_is_type(o,
-	    json_type_array) || json_object_array_length(o) >
-	    ACME_TOKENS_MAX) {
+	if (msg_get_u64(m, &seq) == -1 || msg_get_json(m, &o) == -1 ||
+	    !json_object_is_type(o, json_type_array) ||
+	    json_object_array_length(o) > ACME_TOKENS_MAX) {
 		json_object_put(o);
 		chan_fail(ch, "malformed ACME_TOKENS");
 		return;
@@ -757,6 +759,8 @@ acme_tokens(struct chan *ch, struct chan_msg *m)
 	}
 	json_object_put(acme_keyauths);
 	acme_keyauths = o;
+	if (seq != 0)
+		chan_compose(ch, IMSG_TLS_APPLIED, 0, -1, &seq, sizeof(seq));
 }
 
 /* The HTTP-01 listener: a key authorization for a token keyd sent, or

@@ -89,7 +89,8 @@ enum flm_msg_type {
 	IMSG_AUDIT_ACK,		/* keyd -> proxyd: struct flm_audit_ack */
 	IMSG_TLS_STATE,		/* keyd -> proxyd: u64 seq, JSON {certs,
 				 * client_ca, revoked} */
-	IMSG_TLS_APPLIED,	/* proxyd -> keyd: u64 seq */
+	IMSG_TLS_APPLIED,	/* proxyd -> keyd: u64 seq (of TLS_STATE or
+				 * ACME_TOKENS) */
 	IMSG_TLS_SIGN,		/* proxyd -> keyd: struct flm_tls_sign */
 	IMSG_TLS_SIGNATURE,	/* keyd -> proxyd: struct flm_tls_signature */
 	/* ACME (docs/TLS.md): proxyd talks to the CA, keyd signs */
@@ -102,8 +103,9 @@ enum flm_msg_type {
 	IMSG_ACME_ACCOUNT,	/* proxyd -> keyd: JSON {handle, kid} */
 	IMSG_ACME_DONE,		/* proxyd -> keyd: JSON {handle, chain} or
 				 * {handle, error} */
-	IMSG_ACME_TOKENS,	/* keyd -> proxyd: JSON [{token, keyauth,
-				 * handle}] */
+	IMSG_ACME_TOKENS,	/* keyd -> proxyd: u64 seq, JSON [{token,
+				 * keyauth, handle}]; seq != 0 answered by
+				 * TLS_APPLIED */
 	IMSG_ACME_DNS = 79,	/* keyd -> flmd: JSON {handle, op, name,
 				 * value}; op add answered by DNS_DONE */
 	IMSG_ACME_DNS_DONE,	/* flmd -> keyd: JSON {ok} or {error} */
