@@ -13,7 +13,7 @@ command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
 unset FLM_API_KEY
 pebble_start PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=30
 
-plan 31
+plan 33
 
 mock --flavor ollama
 check "suite starts" suite_start
@@ -105,6 +105,27 @@ chmod 644 "$A/bad.sh"
 check "a hook no longer executable: the spawner's refusal is the error" \
     fails_with "acme.dns_hook add _acme-challenge.flm-bad.example.com: $A/bad.sh: not an executable program" \
     start_dns --domain flm-bad.example.com
+# A hook that hangs, and what it started with it: killed whole after
+# 60 s, the order failed with why.
+cat >"$A/hang.sh" <<EOF
+#!/bin/sh
+sleep 600 &
+echo \$! >"$A/hang.child"
+echo "waiting for the DNS provider"
+sleep 600
+EOF
+chmod 755 "$A/hang.sh"
+$F config set acme.dns_hook "$A/hang.sh" >/dev/null
+check "a hook that hangs: killed after 60 s, the start fails saying so" \
+    fails_with "acme.dns_hook add _acme-challenge.flm-hang.example.com: killed after 60 s: waiting for the DNS provider" \
+    start_dns --domain flm-hang.example.com
+# Gone, or dead and not yet reaped by whoever inherited it (a zombie).
+dead() {
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ]
+}
+check "what the hook started was killed with it" \
+    wait_until 2000 dead "$(cat "$A/hang.child")"
 checkx "the failed starts left no handle" \
     '[ "$($F proxy status --json | jq length)" = 0 ]'
 
