@@ -87,6 +87,16 @@ proxyd_engine_owner(struct json_object *e)
 }
 
 static void
+proxyd_engines_free(void)
+{
+	int	 i;
+
+	for (i = 0; i < px->nengines; i++)
+		uptls_engine_free(&px->engines[i]);
+	px->nengines = 0;
+}
+
+static void
 proxyd_engines(struct chan *ch, struct chan_msg *m)
 {
 	struct json_object	*arr, *e, *v;
@@ -100,7 +110,9 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 		return;
 	}
 	n = json_object_array_length(arr);
-	px->nengines = 0;
+	/* Kept-alive connections were made under the old list's rules. */
+	upstream_cleanup();
+	proxyd_engines_free();
 	for (i = 0; i < n && px->nengines < PROXYD_MAX_ENGINES; i++) {
 		e = json_object_array_get_idx(arr, i);
 		pe = &px->engines[px->nengines];
@@ -123,6 +135,10 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 			continue;
 		pe->port = json_object_get_int(v);
 		pe->owner = proxyd_engine_owner(e);
+		if (json_object_object_get_ex(e, "tls", &v) &&
+		    json_object_get_boolean(v) && uptls_engine(pe, e) == -1)
+			log_warnx("engine %s: %s: refused", pe->id,
+			    pe->tls_error);
 		px->nengines++;
 	}
 	json_object_put(arr);
@@ -348,7 +364,7 @@ main(int argc, char *argv[])
 	 * /proc/net/tcp* are kept open for the engines' owners. */
 	pcurl_init();
 	probe_init();
-	acme_init();
+	uptls_init();
 	owner_init();
 	auth_init();
 	tls_init();
@@ -372,6 +388,8 @@ main(int argc, char *argv[])
 	ratelimit_cleanup();
 	policy_cleanup();
 	tls_cleanup();
+	proxyd_engines_free();
+	uptls_cleanup();
 	child_exit(&px->c);
 	return rv;
 }

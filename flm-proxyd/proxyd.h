@@ -29,6 +29,13 @@ struct proxyd_engine {
 	char		 addr[64];	/* numeric: proxyd resolves nothing */
 	int		 port;
 	int64_t		 owner;		/* uid flmd recorded, -1 none */
+	/* https: how it is verified (proxyd_uptls.c).  Copies of the
+	 * struct share these; only the table's own entry frees them. */
+	int		 tls;
+	char		 pin[64];	/* sha256//BASE64, or "" */
+	char		*ca_pem;	/* its own CA; NULL: the system's */
+	SSL_CTX		*ctx;
+	char		 tls_error[300];	/* "": usable; else refused */
 };
 
 enum tls_client_certs {
@@ -259,6 +266,8 @@ void	catalogue_cleanup(void);
 struct pcurl {
 	CURL			*h;		/* NULL once done */
 	struct curl_slist	*hdrs;		/* request headers, freed */
+	struct curl_slist	*resolve;	/* CURLOPT_RESOLVE's, freed */
+	char			 err[CURL_ERROR_SIZE];	/* its words */
 	char			*body;		/* the answer, NUL-ended */
 	size_t			 len, max;
 	int			 truncated;	/* over max: aborted */
@@ -279,12 +288,22 @@ int	pcurl_start(struct pcurl *);
 void	pcurl_cancel(struct pcurl *);
 
 /* proxyd_acme.c: the ACME client, keyd signing */
-void	acme_init(void);
 void	acme_cleanup(void);
 void	acme_order(struct chan *, struct chan_msg *);
 void	acme_signed(struct chan *, struct chan_msg *);
 void	acme_tokens(struct chan *, struct chan_msg *);
 void	acme_http_answer(struct http_req *);
+
+/* proxyd_uptls.c: TLS to engines */
+void	uptls_init(void);
+void	uptls_cleanup(void);
+const char *uptls_roots(size_t *);
+int	uptls_engine(struct proxyd_engine *, struct json_object *);
+void	uptls_engine_free(struct proxyd_engine *);
+SSL	*uptls_new(const struct proxyd_engine *, int);
+int	uptls_check(SSL *, const struct proxyd_engine *, char *, size_t);
+void	uptls_error(SSL *, char *, size_t);
+void	uptls_curl(CURL *, const struct proxyd_engine *, struct curl_slist **);
 
 /* proxyd_probe.c */
 void	probe_init(void);

@@ -41,7 +41,6 @@
 #define ACME_WAIT_MAX		(7 * 86400)	/* keyd's, after an error */
 #define ACME_MAX_AUTHZ		64
 #define ACME_TOKENS_MAX		64
-#define ACME_BUNDLE_MAX		(4 * 1024 * 1024)
 
 enum acme_step {
 	S_DIRECTORY, S_NONCE, S_ACCOUNT, S_ORDER, S_AUTHZ, S_CHALLENGE,
@@ -92,8 +91,6 @@ struct acme_run {
 static TAILQ_HEAD(, acme_run)	 acme_runs = TAILQ_HEAD_INITIALIZER(acme_runs);
 static uint32_t			 acme_nextid;
 static struct json_object	*acme_keyauths;	/* [{token, keyauth}] */
-static char			*acme_bundle;	/* the system's CA roots */
-static size_t			 acme_bundle_len;
 
 static void	acme_next(struct acme_run *);
 static void	acme_post(struct acme_run *, const char *, const char *);
@@ -290,6 +287,8 @@ static void	acme_answer(struct pcurl *, void *);
 static int
 acme_transfer(struct acme_run *a, const char *url, const char *body)
 {
+	size_t	 len;
+
 	if (pcurl_new(&a->c, url, ACME_MAX_BODY, acme_answer, a) == -1)
 		return -1;
 	curl_easy_setopt(a->c.h, CURLOPT_PROTOCOLS_STR, "https");
@@ -298,11 +297,11 @@ acme_transfer(struct acme_run *a, const char *url, const char *body)
 	/* No file is opened in the sandbox: the roots come from memory. */
 	curl_easy_setopt(a->c.h, CURLOPT_CAINFO, NULL);
 	curl_easy_setopt(a->c.h, CURLOPT_CAPATH, NULL);
-	if (a->ca != NULL || acme_bundle != NULL) {
+	if (a->ca != NULL || uptls_roots(&len) != NULL) {
 		struct curl_blob blob;
 
-		blob.data = a->ca != NULL ? a->ca : acme_bundle;
-		blob.len = a->ca != NULL ? strlen(a->ca) : acme_bundle_len;
+		blob.data = (void *)(a->ca != NULL ? a->ca : uptls_roots(&len));
+		blob.len = a->ca != NULL ? strlen(a->ca) : len;
 		blob.flags = CURL_BLOB_COPY;
 		curl_easy_setopt(a->c.h, CURLOPT_CAINFO_BLOB, &blob);
 	}
@@ -794,34 +793,6 @@ acme_http_answer(struct http_req *r)
 
 /* Before the sandbox: the system's CA roots, for an ACME CA without
  * --acme-ca (proxyd opens no file later). */
-void
-acme_init(void)
-{
-	static const char *const bundles[] = {
-		"/etc/ssl/certs/ca-certificates.crt",	/* Debian */
-		"/etc/pki/tls/certs/ca-bundle.crt",	/* RHEL */
-	};
-	FILE	*f;
-	size_t	 i, n;
-
-	for (i = 0; i < sizeof(bundles) / sizeof(bundles[0]); i++) {
-		if ((f = fopen(bundles[i], "re")) == NULL)
-			continue;
-		if ((acme_bundle = malloc(ACME_BUNDLE_MAX)) == NULL)
-			fatal("%s", __func__);
-		n = fread(acme_bundle, 1, ACME_BUNDLE_MAX, f);
-		fclose(f);
-		if (n == 0 || n == ACME_BUNDLE_MAX) {
-			free(acme_bundle);
-			acme_bundle = NULL;
-			continue;
-		}
-		acme_bundle_len = n;
-		if ((f = (FILE *)realloc(acme_bundle, n)) != NULL)
-			acme_bundle = (char *)f;
-		return;
-	}
-}
 
 void
 acme_cleanup(void)
@@ -832,6 +803,4 @@ acme_cleanup(void)
 		run_free(a);
 	json_object_put(acme_keyauths);
 	acme_keyauths = NULL;
-	free(acme_bundle);
-	acme_bundle = NULL;
 }

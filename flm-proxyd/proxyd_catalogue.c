@@ -40,7 +40,8 @@ static unsigned int		 cat_gen;	/* engine list generation */
 static int			 cat_fresh;	/* built for cat_gen */
 static struct cat_model		*cat_models;
 static size_t			 cat_nmodels;
-/* Engines whose listener changed owner: why, for their requests. */
+/* Engines whose listener changed owner, or that failed TLS's checks:
+ * why, for their requests. */
 static struct {
 	char	 id[33];
 	char	 why[300];
@@ -178,7 +179,8 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 		engine = json_object_get_string(json_object_object_get(e,
 		    "id"));
 		if (state != NULL && engine != NULL &&
-		    strcmp(state, "OwnerChanged") == 0)
+		    (strcmp(state, "OwnerChanged") == 0 ||
+		    json_object_object_get_ex(e, "tls_refused", NULL)))
 			catalogue_block(engine, e);
 		if (state == NULL || engine == NULL ||
 		    strncmp(state, "Running", 7) != 0 ||

@@ -167,7 +167,8 @@ pcurl_check_done(void)
 		curl_easy_cleanup(r->h);
 		r->h = NULL;
 		curl_slist_free_all(r->hdrs);
-		r->hdrs = NULL;
+		curl_slist_free_all(r->resolve);
+		r->hdrs = r->resolve = NULL;
 		r->done(r, r->arg);
 	}
 }
@@ -190,6 +191,7 @@ pcurl_new(struct pcurl *r, const char *url, size_t max,
 	r->arg = arg;
 	curl_easy_setopt(r->h, CURLOPT_URL, url);
 	curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(r->h, CURLOPT_ERRORBUFFER, r->err);
 	curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, pcurl_write);
 	curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(r->h, CURLOPT_HEADERFUNCTION, pcurl_header);
@@ -224,7 +226,8 @@ pcurl_cancel(struct pcurl *r)
 		r->h = NULL;
 	}
 	curl_slist_free_all(r->hdrs);
-	r->hdrs = NULL;
+	curl_slist_free_all(r->resolve);
+	r->hdrs = r->resolve = NULL;
 	free(r->body);
 	r->body = NULL;
 	r->len = 0;

@@ -69,10 +69,12 @@ static int
 probe_start_req(struct probe_engine *pe, const char *path)
 {
 	struct probe_req	*r = &pe->req[pe->nreq];
+	/* https: by the engine's name, which flmd resolved for us. */
+	const char		*h = pe->e.tls ? pe->e.host : pe->e.addr;
 	char			 url[512];
 
-	snprintf(url, sizeof(url), strchr(pe->e.addr, ':') ?
-	    "http://[%s]:%d%s" : "http://%s:%d%s", pe->e.addr, pe->e.port,
+	snprintf(url, sizeof(url), strchr(h, ':') ? "%s://[%s]:%d%s" :
+	    "%s://%s:%d%s", pe->e.tls ? "https" : "http", h, pe->e.port,
 	    path);
 	if (pcurl_new(&r->c, url, PROBE_MAX_BODY, probe_req_done, r) == -1)
 		return -1;
@@ -80,7 +82,10 @@ probe_start_req(struct probe_engine *pe, const char *path)
 	r->path = path;
 	curl_easy_setopt(r->c.h, CURLOPT_CONNECTTIMEOUT_MS, PROBE_CONNECT_MS);
 	curl_easy_setopt(r->c.h, CURLOPT_TIMEOUT_MS, PROBE_TOTAL_MS);
-	curl_easy_setopt(r->c.h, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(r->c.h, CURLOPT_PROTOCOLS_STR, pe->e.tls ? "https" :
+	    "http");
+	if (pe->e.tls)
+		uptls_curl(r->c.h, &pe->e, &r->c.resolve);
 	if (pcurl_start(&r->c) == -1)
 		return -1;
 	pe->nreq++;
@@ -191,8 +196,13 @@ probe_failure(struct probe_req *r, char *why, size_t sz)
 		    PROBE_TOTAL_MS);
 		return "ErrorNetwork";
 	}
+	if (r->c.res == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+		snprintf(why, sz, "TLS: the engine's public key is not the one "
+		    "pinned in engines.%s.ca", r->pe->e.id);
+		return "ErrorNetwork";
+	}
 	if (r->c.res != CURLE_OK) {
-		snprintf(why, sz, "%s: %s", r->path,
+		snprintf(why, sz, "%s: %.200s", r->path, r->c.err[0] ? r->c.err :
 		    curl_easy_strerror(r->c.res));
 		return "ErrorNetwork";
 	}
@@ -225,6 +235,29 @@ probe_owner(struct probe_engine *pe, struct json_object *o)
 	    json_object_new_int64(uid) : NULL);
 }
 
+/* The engine is not the one meant, or TLS to it cannot be had. */
+static int
+probe_tls_refused(const struct probe_engine *pe, const struct probe_req *bad)
+{
+	if (pe->e.tls_error[0] != '\0')
+		return 1;
+	if (!pe->e.tls || bad == NULL)
+		return 0;
+	switch (bad->c.res) {
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* One engine's verdict from its answers. */
 static struct json_object *
 probe_verdict(struct probe_engine *pe)
@@ -233,7 +266,7 @@ probe_verdict(struct probe_engine *pe)
 	struct json_object	*models = json_object_new_array();
 	struct json_object	*ver = NULL, *list = NULL, *props = NULL, *arr, *v;
 	const char		*state = "RunningHealthy";
-	char			 why[256] = "", base[300];
+	char			 why[400] = "", base[300];
 	double			 ms = 0;
 	int			 k = probe_kind(pe->e.kind), ollama = k == 0, i;
 	struct probe_req	*bad = NULL;
@@ -255,7 +288,10 @@ probe_verdict(struct probe_engine *pe)
 		    "/version"));
 	if (k == 3)
 		props = probe_json_body(probe_get(pe, "/props"));
-	if (bad != NULL)
+	if (pe->e.tls_error[0] != '\0') {
+		state = "ErrorNetwork";
+		snprintf(why, sizeof(why), "%s", pe->e.tls_error);
+	} else if (bad != NULL)
 		state = probe_failure(bad, why, sizeof(why));
 	else if (list == NULL || !json_object_object_get_ex(list,
 	    ollama ? "models" : "data", &arr) ||
@@ -274,7 +310,8 @@ probe_verdict(struct probe_engine *pe)
 			probe_add_model(models, pe->e.id,
 			    json_object_array_get_idx(arr, i), ollama, props);
 	snprintf(base, sizeof(base), strchr(pe->e.host, ':') ?
-	    "http://[%s]:%d" : "http://%s:%d", pe->e.host, pe->e.port);
+	    "%s://[%s]:%d" : "%s://%s:%d", pe->e.tls ? "https" : "http",
+	    pe->e.host, pe->e.port);
 	json_object_object_add(o, "id", json_object_new_string(pe->e.id));
 	json_object_object_add(o, "kind", json_object_new_string(pe->e.kind));
 	json_object_object_add(o, "base_url", json_object_new_string(base));
@@ -295,6 +332,10 @@ probe_verdict(struct probe_engine *pe)
 	json_object_object_add(o, "openai", json_object_new_boolean(!ollama ||
 	    v != NULL));
 	json_object_put(v);
+	/* Its models' requests are refused with the reason, not 404. */
+	if (probe_tls_refused(pe, bad))
+		json_object_object_add(o, "tls_refused",
+		    json_object_new_boolean(1));
 	probe_owner(pe, o);
 	json_object_put(ver);
 	json_object_put(list);
@@ -374,6 +415,8 @@ probe_run(uint32_t peerid)
 		pe->run = run;
 		pe->e = px->engines[i];
 		k = probe_kind(pe->e.kind);
+		if (pe->e.tls_error[0] != '\0')
+			continue;	/* refused: nothing to ask */
 		for (j = 0; j < PROBE_MAX_REQS && probe_paths[k][j]; j++)
 			if (probe_start_req(pe, probe_paths[k][j]) == -1)
 				log_warnx("engine %s: cannot probe %s",

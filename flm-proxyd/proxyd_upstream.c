@@ -22,6 +22,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <json-c/json.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
 
 #include "jsonbuf.h"
@@ -38,12 +40,13 @@
 #define UP_READ_MAX		(128 * 1024)	/* grown to while reads fill */
 #define UP_IDLE_MAX		64	/* kept-alive, per engine on average */
 
-enum up_state { U_CONNECTING, U_HEAD, U_BODY, U_IDLE };
+enum up_state { U_CONNECTING, U_TLS, U_HEAD, U_BODY, U_IDLE };
 enum up_body { B_LENGTH, B_CHUNKED, B_CLOSE, B_NONE };
 
 struct upstream {
 	TAILQ_ENTRY(upstream)	 entry;		/* idle list */
 	int			 fd;
+	SSL			*ssl;		/* an https engine's */
 	struct event		*rev;		/* readable, or silent too long */
 	struct event		*wev;		/* connected, or room to send */
 	struct evbuffer		*in;		/* the answer, as it comes */
@@ -81,6 +84,8 @@ static void	up_writable(evutil_socket_t, short, void *);
 static void	up_lost(struct upstream *, const char *);
 static void	up_close(struct upstream *);
 static int	up_connect(struct upstream *);
+static void	up_tls_step(struct upstream *);
+static const struct proxyd_engine *up_live(const struct proxyd_engine *);
 
 static void
 up_free(struct upstream *up)
@@ -110,6 +115,11 @@ up_close(struct upstream *up)
 		event_free(up->rev);
 	if (up->wev != NULL)
 		event_free(up->wev);
+	if (up->ssl != NULL) {
+		SSL_set_quiet_shutdown(up->ssl, 1);
+		SSL_free(up->ssl);
+		up->ssl = NULL;
+	}
 	if (up->fd != -1)
 		close(up->fd);
 	up->rev = up->wev = NULL;
@@ -171,7 +181,7 @@ static void
 up_fail(struct upstream *up, int status, const char *code, const char *msg)
 {
 	struct http_req	*req = up->req;
-	char		 buf[400];
+	char		 buf[900];
 
 	up->req = NULL;
 	if (req != NULL) {
@@ -662,6 +672,43 @@ up_dispatch(struct upstream *up)
 }
 
 /*
+ * The TLS reading of up_fill: all OpenSSL holds (it reads ahead, so
+ * the socket may have nothing left to wake us for what it buffered).
+ */
+static int
+up_fill_tls(struct upstream *up)
+{
+	struct evbuffer_iovec	 v;
+	size_t			 n;
+	int			 rc;
+
+	do {
+		if (evbuffer_reserve_space(up->in, UP_READ_MIN, &v, 1) < 1)
+			return 0;
+		ERR_clear_error();
+		rc = SSL_read_ex(up->ssl, v.iov_base, v.iov_len, &n);
+		v.iov_len = rc == 1 ? n : 0;
+		evbuffer_commit_space(up->in, &v, 1);
+		if (rc != 1) {
+			switch (SSL_get_error(up->ssl, rc)) {
+			case SSL_ERROR_WANT_READ:
+			case SSL_ERROR_WANT_WRITE:
+				return 0;
+			case SSL_ERROR_ZERO_RETURN:
+				errno = 0;
+				return -1;
+			default:
+				/* A cut without close_notify: as a close, so
+				 * an answer framed by the close still ends. */
+				errno = 0;
+				return -1;
+			}
+		}
+	} while (SSL_has_pending(up->ssl));
+	return 0;
+}
+
+/*
  * Read straight into the answer's buffer: a bufferevent asks FIONREAD
  * first and then reads 4 KB, three system calls per 4 KB of a long
  * answer.  The size grows while reads fill it (a long answer) and falls
@@ -679,6 +726,8 @@ up_fill(struct upstream *up)
 
 	if (up->rsize < UP_READ_MIN)
 		up->rsize = UP_READ_MIN;
+	if (up->ssl != NULL)
+		return up_fill_tls(up);
 	if ((nv = evbuffer_reserve_space(up->in, up->rsize, v, 2)) < 1)
 		return 0;
 	for (i = 0; i < nv; i++) {
@@ -720,9 +769,17 @@ up_readable(evutil_socket_t fd, short ev, void *arg)
 		up_free(up);
 		return;
 	}
+	if (up->state == U_TLS && !(ev & EV_TIMEOUT)) {
+		up_tls_step(up);
+		return;
+	}
 	if (ev & EV_TIMEOUT) {
-		snprintf(msg, sizeof(msg), "no answer within %d s.",
-		    px->limits.upstream_timeout);
+		if (up->state == U_TLS)
+			snprintf(msg, sizeof(msg), "no TLS handshake within "
+			    "%d s.", UP_CONNECT_SECS);
+		else
+			snprintf(msg, sizeof(msg), "no answer within %d s.",
+			    px->limits.upstream_timeout);
 		up->keepalive = 0;
 		up_fail(up, 504, "engine_timeout", msg);
 		return;
@@ -741,6 +798,21 @@ up_push(struct upstream *up)
 	ssize_t	 n;
 
 	while (up->sentoff < up->sentlen) {
+		if (up->ssl != NULL) {
+			size_t	 w;
+
+			ERR_clear_error();
+			if (SSL_write_ex(up->ssl, up->sent + up->sentoff,
+			    up->sentlen - up->sentoff, &w) == 1) {
+				up->sentoff += w;
+				continue;
+			}
+			n = SSL_get_error(up->ssl, 0);
+			if (n == SSL_ERROR_WANT_WRITE || n == SSL_ERROR_WANT_READ)
+				break;
+			errno = EPIPE;
+			return -1;
+		}
 		n = write(up->fd, up->sent + up->sentoff,
 		    up->sentlen - up->sentoff);
 		if (n == -1 && errno == EINTR)
@@ -796,10 +868,46 @@ up_owner_changed(struct upstream *up)
 	return 1;
 }
 
-/* Connected (or not): the owner check, then the request. */
+/* The handshake with an https engine, as far as it goes now. */
+static void
+up_tls_step(struct upstream *up)
+{
+	struct timeval	 tv = { UP_CONNECT_SECS, 0 };
+	char		 why[400], msg[800];
+	int		 rc;
+
+	ERR_clear_error();
+	if ((rc = SSL_connect(up->ssl)) == 1) {
+		event_del(up->rev);
+		event_del(up->wev);
+		if (uptls_check(up->ssl, &up->engine, why, sizeof(why)) == 0) {
+			up_send(up);
+			return;
+		}
+	} else {
+		switch (SSL_get_error(up->ssl, rc)) {
+		case SSL_ERROR_WANT_READ:
+			event_add(up->rev, &tv);
+			return;
+		case SSL_ERROR_WANT_WRITE:
+			event_add(up->wev, &tv);
+			return;
+		}
+		uptls_error(up->ssl, why, sizeof(why));
+	}
+	log_warnx("engine %s at %s port %d: %s", up->engine.id,
+	    up->engine.addr, up->engine.port, why);
+	snprintf(msg, sizeof(msg), "TLS to %s port %d refused: %s.",
+	    up->engine.host, up->engine.port, why);
+	up->keepalive = 0;
+	up_fail(up, 502, "engine_tls_failed", msg);
+}
+
+/* Connected (or not): the owner check, TLS, then the request. */
 static void
 up_connected(struct upstream *up)
 {
+	const struct proxyd_engine *live;
 	int		 err = 0;
 	socklen_t	 len = sizeof(err);
 
@@ -811,7 +919,19 @@ up_connected(struct upstream *up)
 	}
 	if (up_owner_changed(up))
 		return;
-	up_send(up);
+	if (!up->engine.tls) {
+		up_send(up);
+		return;
+	}
+	/* The list's own entry: a reload may have freed our copy's. */
+	if ((live = up_live(&up->engine)) == NULL ||
+	    (up->ssl = uptls_new(live, up->fd)) == NULL) {
+		up->keepalive = 0;
+		up_fail(up, 502, "engine_tls_failed", "cannot set up TLS.");
+		return;
+	}
+	up->state = U_TLS;
+	up_tls_step(up);
 }
 
 static void
@@ -824,8 +944,9 @@ up_writable(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	if (ev & EV_TIMEOUT) {
 		snprintf(msg, sizeof(msg), "%s within %d s.", up->state ==
-		    U_CONNECTING ? "no connection" : "the request was not taken",
-		    up->state == U_CONNECTING ? UP_CONNECT_SECS :
+		    U_CONNECTING ? "no connection" : up->state == U_TLS ?
+		    "no TLS handshake" : "the request was not taken",
+		    up->state <= U_TLS ? UP_CONNECT_SECS :
 		    px->limits.upstream_timeout);
 		up->keepalive = 0;
 		up_fail(up, 504, "engine_timeout", msg);
@@ -833,6 +954,10 @@ up_writable(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (up->state == U_CONNECTING) {
 		up_connected(up);
+		return;
+	}
+	if (up->state == U_TLS) {
+		up_tls_step(up);
 		return;
 	}
 	if (up_push(up) == -1) {
@@ -897,6 +1022,20 @@ up_forward_allowed(const struct proxyd_engine *e)
 	return 0;
 }
 
+/* The list's entry for this engine (same id and address), or NULL. */
+static const struct proxyd_engine *
+up_live(const struct proxyd_engine *e)
+{
+	int	 i;
+
+	for (i = 0; i < px->nengines; i++)
+		if (px->engines[i].port == e->port &&
+		    strcmp(px->engines[i].addr, e->addr) == 0 &&
+		    strcmp(px->engines[i].id, e->id) == 0)
+			return &px->engines[i];
+	return NULL;
+}
+
 /* A new connection; -1 (errno set) if it cannot even be tried. */
 static int
 up_connect(struct upstream *up)
@@ -907,6 +1046,10 @@ up_connect(struct upstream *up)
 	int			 fd, on = 1;
 
 	up->state = U_CONNECTING;
+	if (up->engine.tls_error[0] != '\0') {
+		errno = EPROTO;
+		return -1;
+	}
 	if (!up_forward_allowed(&up->engine) ||
 	    netaddr_parse(up->engine.addr, up->engine.port, &ss, &len) == -1) {
 		errno = EACCES;
@@ -1017,6 +1160,13 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	char		*sent;
 	size_t		 len;
 
+	if (call->engine->tls_error[0] != '\0') {
+		/* flmd could not say how to verify it: never reached
+		 * unverified. */
+		http_error(req, 502, "server_error", "engine_tls_failed",
+		    call->engine->tls_error);
+		return;
+	}
 	if ((sent = up_request(call, &len)) == NULL) {
 		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		return;

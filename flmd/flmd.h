@@ -152,7 +152,8 @@ int			 config_workers(void);
 int			 config_workers_parse(const char *);
 struct json_object	*config_engine_ids(void);
 struct json_object	*config_limits(void);
-int			 config_parse_url(const char *, char *, size_t, int *);
+int			 config_parse_url(const char *, char *, size_t, int *,
+			    int *);
 int64_t			 config_owner(const char *, const char *, int);
 int			 config_owner_set(const char *, int64_t, const char *,
 			    int, char *, size_t);

@@ -27,6 +27,7 @@
 #include "settings.h"
 
 #define CONFIG_DB_NAME	"config.db"
+#define CONFIG_CA_MAX	(16 * 1024)	/* an engine's CA file */
 
 struct db	 config_db;
 
@@ -69,36 +70,57 @@ config_kind_valid(const char *kind)
 	return 0;
 }
 
-/* http://HOST:PORT with an optional trailing slash; nothing else yet. */
+/*
+ * http://HOST[:PORT] or https://HOST[:PORT] with an optional trailing
+ * slash; *tls says which (the port defaults to 80 or 443).
+ */
 int
-config_parse_url(const char *url, char *host, size_t hostsz, int *port)
+config_parse_url(const char *url, char *host, size_t hostsz, int *port,
+    int *tls)
 {
-	const char	*p, *colon;
-	char		*end;
+	const char	*p, *colon, *end;
+	char		*e;
 	long		 n;
-	size_t		 hlen;
+	size_t		 hlen, len = strlen(url);
 
-	if (strncmp(url, "http://", 7) != 0)
+	if (len > 0 && url[len - 1] == '/')
+		len--;
+	end = url + len;
+	if (strncmp(url, "http://", 7) == 0) {
+		*tls = 0;
+		p = url + 7;
+	} else if (strncmp(url, "https://", 8) == 0) {
+		*tls = 1;
+		p = url + 8;
+	} else
 		return -1;
-	p = url + 7;
-	if (*p == '[') {		/* [v6addr]:port */
-		if ((colon = strstr(p, "]:")) == NULL)
+	if (*p == '[') {		/* [v6addr] or [v6addr]:port */
+		if ((colon = memchr(p, ']', end - p)) == NULL)
 			return -1;
 		hlen = colon - p - 1;
 		p++;
 		colon++;
-	} else {
-		if ((colon = strrchr(p, ':')) == NULL)
+		if (colon < end && *colon != ':')
 			return -1;
-		hlen = colon - p;
+	} else {
+		colon = memchr(p, ':', end - p);
+		hlen = (colon != NULL ? colon : end) - p;
+		if (colon == NULL)
+			colon = end;
 	}
-	if (hlen == 0 || hlen >= hostsz)
+	if (hlen == 0 || hlen >= hostsz || memchr(p, '/', hlen) != NULL ||
+	    memchr(p, '@', hlen) != NULL)
 		return -1;
 	memcpy(host, p, hlen);
 	host[hlen] = '\0';
+	if (colon == end) {
+		*port = *tls ? 443 : 80;
+		return 0;
+	}
 	errno = 0;
-	n = strtol(colon + 1, &end, 10);
-	if (errno || n < 1 || n > 65535 || (*end != '\0' && strcmp(end, "/")))
+	n = strtol(colon + 1, &e, 10);
+	if (errno || n < 1 || n > 65535 || e != end || !isdigit(
+	    (unsigned char)colon[1]))
 		return -1;
 	*port = (int)n;
 	return 0;
@@ -218,6 +240,75 @@ config_valid_acme(int kind, const char *key, const char *value, char *err,
 	}
 }
 
+/* sha256//BASE64: the SHA-256 of an engine's public key, as curl pins. */
+static int
+config_pin_valid(const char *v)
+{
+	size_t	 i;
+
+	if (strncmp(v, "sha256//", 8) != 0 || strlen(v) != 8 + 44 ||
+	    v[8 + 43] != '=')
+		return 0;
+	for (i = 8; i < 8 + 43; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '+' &&
+		    v[i] != '/')
+			return 0;
+	return 1;
+}
+
+/*
+ * The PEM certificates of an engine's CA file into buf (NUL-ended);
+ * -1 with why.  Read by flmd, sent to proxyd: proxyd opens no file.
+ */
+static int
+config_ca_read(const char *path, char *buf, size_t sz, char *why,
+    size_t whysz)
+{
+	FILE	*f;
+	size_t	 n;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(why, whysz, "cannot read %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sz, f);
+	fclose(f);
+	if (n == sz) {
+		snprintf(why, whysz, "%s is larger than %zu bytes", path,
+		    sz - 1);
+		return -1;
+	}
+	buf[n] = '\0';
+	if (strlen(buf) != n || strstr(buf, "-----BEGIN CERTIFICATE-----") ==
+	    NULL) {
+		snprintf(why, whysz, "%s holds no PEM certificate", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* engines.ID.ca: system, a CA file's absolute path, or a key pin. */
+static int
+config_valid_ca(const char *key, const char *value, char *err,
+    size_t errsz)
+{
+	char	 buf[CONFIG_CA_MAX + 1], why[PATH_MAX + 64];
+
+	if (strcmp(value, "system") == 0 || config_pin_valid(value))
+		return 0;
+	if (value[0] != '/' || strlen(value) >= PATH_MAX) {
+		snprintf(err, errsz, "%s: expected system, the absolute path "
+		    "of a PEM CA file, or sha256//BASE64 (the engine's public "
+		    "key pin)", key);
+		return -1;
+	}
+	if (config_ca_read(value, buf, sizeof(buf), why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errsz, "%s: %s", key, why);
+	return -1;
+}
+
 /* A key no row of setting_defs matches: name those there are. */
 static int
 config_unknown(const char *key, char *err, size_t errsz)
@@ -242,14 +333,18 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 	const struct limit_def	*ld;
 	char		 host[256];
 	long long	 x;
-	int		 port;
+	int		 port, tls;
 
 	switch (setting_find(key, &ld)) {
 	case SETTING_ENGINE_URL:
-		if (config_parse_url(value, host, sizeof(host), &port) == 0)
+		if (config_parse_url(value, host, sizeof(host), &port,
+		    &tls) == 0)
 			return 0;
-		snprintf(err, errsz, "%s: expected http://HOST:PORT", key);
+		snprintf(err, errsz, "%s: expected http://HOST:PORT or "
+		    "https://HOST:PORT", key);
 		return -1;
+	case SETTING_ENGINE_CA:
+		return config_valid_ca(key, value, err, errsz);
 	case SETTING_ENGINE_KIND:
 		return config_valid_kind(key, value, err, errsz);
 	case SETTING_PROXY_LIMIT:
@@ -398,16 +493,38 @@ config_owner_set(const char *id, int64_t uid, const char *addr, int port,
 	return config_store(key, uid < 0 ? NULL : val, err, errsz);
 }
 
+/* How proxyd verifies an https engine: engines.ID.ca (unset: system). */
+static void
+config_engine_ca(struct json_object *e, const char *id, const char *ca)
+{
+	char	 buf[CONFIG_CA_MAX + 1], why[PATH_MAX + 64];
+
+	if (ca == NULL || strcmp(ca, "system") == 0)
+		return;
+	if (config_pin_valid(ca)) {
+		json_object_object_add(e, "pin", json_object_new_string(ca));
+		return;
+	}
+	if (config_ca_read(ca, buf, sizeof(buf), why, sizeof(why)) == -1) {
+		/* Never a silent downgrade: proxyd refuses the engine. */
+		log_warnx("engine %s: engines.%s.ca: %s", id, id, why);
+		json_object_object_add(e, "ca_error",
+		    json_object_new_string(why));
+		return;
+	}
+	json_object_object_add(e, "ca_pem", json_object_new_string(buf));
+}
+
 static void
 config_engine_add(struct json_object *arr, const char *id, const char *kind,
-    const char *url)
+    const char *url, const char *ca)
 {
 	struct json_object	*e;
 	char			 host[256], addr[INET6_ADDRSTRLEN];
 	int64_t			 owner;
-	int			 port;
+	int			 port, tls;
 
-	if (config_parse_url(url, host, sizeof(host), &port) == -1 ||
+	if (config_parse_url(url, host, sizeof(host), &port, &tls) == -1 ||
 	    config_resolve(host, addr, sizeof(addr)) == -1) {
 		log_warnx("engine %s: cannot use %s", id, url);
 		return;
@@ -418,6 +535,10 @@ config_engine_add(struct json_object *arr, const char *id, const char *kind,
 	json_object_object_add(e, "host", json_object_new_string(host));
 	json_object_object_add(e, "addr", json_object_new_string(addr));
 	json_object_object_add(e, "port", json_object_new_int(port));
+	if (tls) {
+		json_object_object_add(e, "tls", json_object_new_boolean(1));
+		config_engine_ca(e, id, ca);
+	}
 	if ((owner = config_owner(id, addr, port)) >= 0)
 		json_object_object_add(e, "owner_uid",
 		    json_object_new_int64(owner));
@@ -481,6 +602,19 @@ config_custom_id(const char *key, char *id, size_t idsz)
 	return config_kind_valid(id) ? NULL : id;
 }
 
+/* set's engines.ID.NAME, or NULL. */
+static const char *
+config_engine_setting(struct json_object *set, const char *id,
+    const char *name)
+{
+	struct json_object	*v;
+	char			 key[128];
+
+	snprintf(key, sizeof(key), "engines.%s.%s", id, name);
+	return json_object_object_get_ex(set, key, &v) ?
+	    json_object_get_string(v) : NULL;
+}
+
 /*
  * The engines proxyd may use: the four defaults (the engines' own
  * variables, unless a setting says otherwise) and every engines.ID.url
@@ -507,7 +641,8 @@ config_engines(void)
 		    sizeof(envurl))) == NULL)
 			url = engine_defaults[i].url;
 		config_engine_add(arr, engine_defaults[i].kind,
-		    engine_defaults[i].kind, url);
+		    engine_defaults[i].kind, url, config_engine_setting(set,
+		    engine_defaults[i].kind, "ca"));
 	}
 	json_object_object_foreach(set, k, v) {
 		char		 id[40];
@@ -522,7 +657,8 @@ config_engines(void)
 			continue;
 		}
 		config_engine_add(arr, id, json_object_get_string(kv),
-		    json_object_get_string(v));
+		    json_object_get_string(v), config_engine_setting(set, id,
+		    "ca"));
 	}
 	json_object_put(set);
 	return arr;

@@ -7,9 +7,12 @@
 #include "settings.h"
 
 const struct setting_def setting_defs[] = {
-	{ "engines.ID.url",	SETTING_ENGINE_URL,	"http://HOST:PORT" },
+	{ "engines.ID.url",	SETTING_ENGINE_URL,
+	    "http://HOST:PORT or https://HOST[:PORT]" },
 	{ "engines.ID.kind",	SETTING_ENGINE_KIND,
 	    "ollama|lmstudio|vllm|llamacpp" },
+	{ "engines.ID.ca",	SETTING_ENGINE_CA,
+	    "system, /path/of/ca.pem or sha256//BASE64 (https engines)" },
 	{ "proxy.LIMIT",	SETTING_PROXY_LIMIT,	NULL },
 	{ "tls.names",		SETTING_TLS_NAMES,
 	    "1-16 DNS names, comma-separated" },
@@ -60,6 +63,8 @@ setting_find(const char *key, const struct limit_def **ld)
 			return SETTING_ENGINE_URL;
 		if (strcmp(dot, ".kind") == 0)
 			return SETTING_ENGINE_KIND;
+		if (strcmp(dot, ".ca") == 0)
+			return SETTING_ENGINE_CA;
 		return -1;
 	}
 	if (strcmp(key, "proxy.workers") == 0)

@@ -12,6 +12,7 @@ struct limit_def;
 enum setting_kind {
 	SETTING_ENGINE_URL,		/* engines.ID.url */
 	SETTING_ENGINE_KIND,		/* engines.ID.kind */
+	SETTING_ENGINE_CA,		/* engines.ID.ca */
 	SETTING_PROXY_LIMIT,		/* proxy.NAME: lib/proxylimits.c */
 	SETTING_TLS_NAMES,		/* tls.names */
 	SETTING_TLS_LIFETIME,		/* tls.cert_lifetime */

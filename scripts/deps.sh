@@ -33,7 +33,7 @@ for a in "$@"; do
 done
 [ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium openssl
 libnss3-tools testssl.sh nginx wrk nftables iproute2 systemd strace
-rpm rpmlint cpio file pebble"
+rpm rpmlint cpio file pebble microsocks dante-server"
 [ $PACKAGE = 1 ] && PKGS="$PKGS debhelper dpkg-dev fakeroot lintian
 debootstrap"
 

@@ -29,10 +29,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define MOCK_MAX_BODY		(16 * 1024 * 1024)
 #define MOCK_MAX_HEADERS	(64 * 1024)
@@ -109,6 +112,7 @@ enum bodyid {
 	B_500_OLLAMA,
 	B_503_OPENAI,
 	B_503_OLLAMA,
+	B_401,
 	B_COUNT
 };
 
@@ -188,6 +192,9 @@ struct stats {
 	uint64_t	 aborted;
 	int64_t		 abort_ms;	/* wall clock of the last abort */
 	uint64_t	 other;		/* paths past MOCK_MAX_PATHS */
+	uint64_t	 unauthorized;	/* --api-key: refused for its lack */
+	uint64_t	 tls;		/* requests that came over TLS */
+	uint64_t	 tls_conns;	/* TLS connections accepted */
 	size_t		 npaths;
 	struct pathstat	 paths[MOCK_MAX_PATHS];
 };
@@ -212,6 +219,10 @@ static struct {
 	const char		*port_file;
 	const char		*stats_file;
 	const char		*body_file;	/* each request body, as sent */
+	const char		*api_key;	/* --api-key: Bearer asked for */
+	const char		*tls_cert;	/* --tls-cert, --tls-key */
+	const char		*tls_key;
+	SSL_CTX			*tls;
 	char			 greeting[64];
 	size_t			 greetlen;
 	time_t			 started_at;
@@ -519,6 +530,12 @@ stats_json(void)
 	    json_object_new_int64((int64_t)mock.st.aborted));
 	json_object_object_add(o, "last_abort_ms",
 	    json_object_new_int64(mock.st.abort_ms));
+	json_object_object_add(o, "unauthorized",
+	    json_object_new_int64((int64_t)mock.st.unauthorized));
+	json_object_object_add(o, "tls_requests",
+	    json_object_new_int64((int64_t)mock.st.tls));
+	json_object_object_add(o, "tls_connections",
+	    json_object_new_int64((int64_t)mock.st.tls_conns));
 	return o;
 }
 
@@ -1689,6 +1706,23 @@ mock_control(struct evhttp_request *req, const char *path)
 		control_send(req, HTTP_NOTFOUND, "{\"error\":\"not found\"}");
 }
 
+/*
+ * --api-key: as vLLM and llama-server, every route but the health
+ * check wants "Authorization: Bearer KEY".
+ */
+static int
+mock_authorized(struct evhttp_request *req, const char *path)
+{
+	const char	*h;
+
+	if (mock.api_key == NULL || strcmp(path, "/health") == 0)
+		return 1;
+	h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
+	return h != NULL && strncmp(h, "Bearer ", 7) == 0 &&
+	    strcmp(h + 7, mock.api_key) == 0;
+}
+
 static void
 mock_request(struct evhttp_request *req, void *arg)
 {
@@ -1703,6 +1737,13 @@ mock_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	stats_count(path);
+	if (mock.tls != NULL)
+		mock.st.tls++;
+	if (!mock_authorized(req, path)) {
+		mock.st.unauthorized++;
+		send_body(req, 401, B_401);
+		return;
+	}
 	if (mock.fail == FAIL_STALL) {
 		/* Poll later: evhttp still uses the connection now. */
 		r = reply_new(req, R_STALL);
@@ -1978,6 +2019,7 @@ bodies_init(void)
 	body_set(B_503_OPENAI, "{\"error\":{\"code\":503,\"message\":"
 	    "\"Loading model\",\"type\":\"unavailable_error\"}}", CT_JSON);
 	body_set(B_503_OLLAMA, "{\"error\":\"Loading model\"}", CT_JSON);
+	body_set(B_401, "{\"error\":\"Unauthorized\"}", CT_JSON);	/* vLLM's */
 }
 
 /* ---- setup and teardown ------------------------------------------ */
@@ -1991,7 +2033,8 @@ usage(int status)
 	    "[--chunk-delay-ms n] [--sse-pad n]\n"
 	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1] "
 	    "[--idle-ms n]\n"
-	    "\t[--port-file path] [--stats-file path] [--body-file path]\n");
+	    "\t[--port-file path] [--stats-file path] [--body-file path]\n"
+	    "\t[--api-key key] [--tls-cert pem --tls-key pem]\n");
 	exit(status);
 }
 
@@ -2087,6 +2130,9 @@ parse_args(int argc, char *argv[])
 		{ "stats-file", required_argument, NULL, 's' },
 		{ "body-file", required_argument, NULL, 'B' },
 		{ "idle-ms", required_argument, NULL, 'I' },
+		{ "api-key", required_argument, NULL, 'K' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -2145,6 +2191,15 @@ parse_args(int argc, char *argv[])
 			mock.idle_ms = parse_num(optarg, 1, MOCK_MAX_MS,
 			    "--idle-ms");
 			break;
+		case 'K':
+			mock.api_key = optarg;
+			break;
+		case 'C':
+			mock.tls_cert = optarg;
+			break;
+		case 'k':
+			mock.tls_key = optarg;
+			break;
 		case 'h':
 			usage(0);
 		default:
@@ -2155,6 +2210,8 @@ parse_args(int argc, char *argv[])
 		usage(2);
 	if (mock.no_v1 && mock.flavor != FL_OLLAMA)
 		errx(2, "--no-v1 applies to the ollama flavor only");
+	if ((mock.tls_cert == NULL) != (mock.tls_key == NULL))
+		errx(2, "--tls-cert and --tls-key go together");
 	set_models(models ? models : defmodels[mock.flavor]);
 	ms_tv(mock.latency_ms, &mock.latency_tv);
 	ms_tv(mock.chunk_delay_ms, &mock.chunk_tv);
@@ -2212,6 +2269,34 @@ bound_port(struct evhttp_bound_socket *bs)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* --tls-cert: every connection is TLS (HTTP/1.1 over it). */
+static struct bufferevent *
+mock_tls_bev(struct event_base *base, void *arg)
+{
+	SSL	*ssl;
+
+	(void)arg;
+	if ((ssl = SSL_new(mock.tls)) == NULL)
+		return NULL;
+	mock.st.tls_conns++;
+	return bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+static void
+mock_tls_init(void)
+{
+	if (mock.tls_cert == NULL)
+		return;
+	if ((mock.tls = SSL_CTX_new(TLS_server_method())) == NULL ||
+	    SSL_CTX_use_certificate_chain_file(mock.tls, mock.tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(mock.tls, mock.tls_key,
+	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(mock.tls) != 1)
+		errx(1, "--tls-cert %s --tls-key %s: %s", mock.tls_cert,
+		    mock.tls_key, ERR_reason_error_string(ERR_get_error()));
+	evhttp_set_bevcb(mock.http, mock_tls_bev, NULL);
+}
+
 static void
 mock_listen(void)
 {
@@ -2264,6 +2349,7 @@ mock_free(void)
 		reply_free(r);
 	}
 	evhttp_free(mock.http);
+	SSL_CTX_free(mock.tls);
 	evbuffer_free(mock.out);
 	json_tokener_free(mock.tok);
 	for (i = 0; i < B_COUNT; i++)
@@ -2310,6 +2396,7 @@ main(int argc, char *argv[])
 	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(mock.http, mock_request, NULL);
 	bodies_init();
+	mock_tls_init();
 	mock_listen();
 
 	for (i = 0; i < 3; i++) {
