@@ -54,6 +54,7 @@ static TAILQ_HEAD(, keyd_change) keyd_changes =
     TAILQ_HEAD_INITIALIZER(keyd_changes);
 static uint64_t			 keyd_seq;
 static char			 keyd_usedids[KEYD_USED_MAX][FLM_KEY_ID_LEN + 1];
+static struct json_object	*keyd_engine_ids;	/* flmd's: creds' scope */
 static size_t			 keyd_nused;
 
 static void	keyd_change_timeout(evutil_socket_t, short, void *);
@@ -288,6 +289,86 @@ keyd_tls_push(struct chan *ch, uint64_t seq)
 	json_object_put(st);
 }
 
+/*
+ * The credentials of the configured engines, to one worker or all: the
+ * whole set each time, as u64 seq, u32 n, n * (string id, string
+ * secret).  The buffer and the queued copies are wiped once written.
+ */
+static void
+keyd_creds_push(struct chan *ch, uint64_t seq)
+{
+	struct json_object	*creds;
+	uint8_t			*buf;
+	uint32_t		 n = 0, l;
+	size_t			 len = 12, off;
+	int			 i;
+
+	if (ch == NULL && keyd_peers() == 0)
+		return;
+	creds = keyd_engine_creds(&keyd_db, keyd_engine_ids);
+	json_object_object_foreach(creds, k0, v0) {
+		len += 8 + strlen(k0) + (size_t)json_object_get_string_len(v0);
+		n++;
+	}
+	if ((buf = malloc(len)) == NULL) {
+		log_warnx("credentials: out of memory; not sent");
+		keyd_creds_wipe(creds);
+		return;
+	}
+	memcpy(buf, &seq, 8);
+	memcpy(buf + 8, &n, 4);
+	off = 12;
+	json_object_object_foreach(creds, k, v) {
+		l = (uint32_t)strlen(k);
+		memcpy(buf + off, &l, 4);
+		memcpy(buf + off + 4, k, l);
+		off += 4 + l;
+		l = (uint32_t)json_object_get_string_len(v);
+		memcpy(buf + off, &l, 4);
+		memcpy(buf + off + 4, json_object_get_string(v), l);
+		off += 4 + l;
+	}
+	keyd_creds_wipe(creds);
+	for (i = 0; i < FLM_WORKERS_MAX; i++) {
+		struct chan	*c = ch != NULL ? ch : keyd.peers[i];
+
+		if (c != NULL && chan_compose_wipe(c, IMSG_ENGINE_CREDS, 0, -1,
+		    buf, len) == -1)
+			log_warnx("credentials: too large for one message");
+		if (ch != NULL)
+			break;
+	}
+	explicit_bzero(buf, len);
+	free(buf);
+	chan_stack_scrub();
+}
+
+/* flmd's engine ids: whose credentials proxyd may hold. */
+static void
+keyd_engine_ids_msg(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*ids, *v;
+	size_t			 i;
+
+	if (msg_get_json(m, &ids) == -1 ||
+	    !json_object_is_type(ids, json_type_array))
+		goto bad;
+	for (i = 0; i < json_object_array_length(ids); i++) {
+		v = json_object_array_get_idx(ids, i);
+		if (!json_object_is_type(v, json_type_string) ||
+		    json_object_get_string_len(v) > 32)
+			goto bad;
+	}
+	json_object_put(keyd_engine_ids);
+	keyd_engine_ids = ids;
+	if (keyd_db.h != NULL)
+		keyd_creds_push(NULL, 0);
+	return;
+bad:
+	json_object_put(ids);
+	chan_fail(ch, "malformed ENGINE_IDS");
+}
+
 /* A channel handed over at exec comes before security.db is open:
  * main pushes the policy then. */
 static void
@@ -296,6 +377,7 @@ keyd_peer_up(struct chan *ch)
 	if (keyd_db.h != NULL) {
 		keyd_policy_push(ch, 0);
 		keyd_tls_push(ch, 0);
+		keyd_creds_push(ch, 0);
 		keyd_acme_peer_up();
 	}
 }
@@ -768,7 +850,8 @@ keyd_policy_applied(struct chan *ch, struct chan_msg *m)
 	uint64_t	 seq;
 
 	if (msg_get_u64(m, &seq) == -1 || msg_end(m) == -1) {
-		chan_fail(ch, "malformed POLICY_APPLIED");
+		chan_fail(ch, "malformed %s", m->hdr.type == IMSG_CREDS_APPLIED ?
+		    "CREDS_APPLIED" : "POLICY_APPLIED");
 		return;
 	}
 	if (seq != 0 && keyd_peer_slot(ch) != -1)
@@ -861,6 +944,7 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		keyd_invalidated(ch, m);
 		break;
 	case IMSG_POLICY_APPLIED:
+	case IMSG_CREDS_APPLIED:
 		keyd_policy_applied(ch, m);
 		break;
 	case IMSG_AUDIT_BATCH:
@@ -890,6 +974,70 @@ keyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 }
 
 /* flm doctor: keyd's facts, bounded, no secret (keyd_doctor.c). */
+/*
+ * Sealed secrets, from flmd.  A credential set or cleared is answered
+ * once every worker holds the new set.
+ */
+static void
+keyd_secret_request(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*req = NULL, *res = NULL, *v = NULL;
+	const char		*name;
+	char			 err[512] = "a name is needed";
+	uint16_t		 t = m->hdr.type;
+	int			 r = -1;
+
+	if (t == IMSG_SECRETS_ROTATE || t == IMSG_SECRETS_LIST) {
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed secrets request %u", t);
+			return;
+		}
+	} else if (msg_get_object(m, &req) == -1) {
+		msg_wipe(m);
+		chan_fail(ch, "malformed secrets request %u", t);
+		return;
+	}
+	msg_wipe(m);
+	name = keyd_arg(req, "name");
+	switch (t) {
+	case IMSG_SECRET_SET:
+		if (name != NULL && (json_object_object_get_ex(req, "secret",
+		    &v) && json_object_is_type(v, json_type_string)))
+			r = keyd_secret_set(&keyd_db, name,
+			    json_object_get_string(v), &res, err, sizeof(err));
+		else if (name != NULL)
+			snprintf(err, sizeof(err), "a secret is needed");
+		if (v != NULL && json_object_is_type(v, json_type_string))
+			sodium_memzero((char *)json_object_get_string(v),
+			    json_object_get_string_len(v));
+		break;
+	case IMSG_SECRET_CLEAR:
+		if (name != NULL)
+			r = keyd_secret_clear(&keyd_db, name, &res, err,
+			    sizeof(err));
+		break;
+	case IMSG_SECRETS_ROTATE:
+		r = keyd_secrets_rotate(&keyd_db, &res, err, sizeof(err));
+		break;
+	default:
+		r = keyd_secrets_list(&keyd_db, &res, err, sizeof(err));
+		break;
+	}
+	json_object_put(req);
+	chan_stack_scrub();
+	if (r < 0) {
+		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL,
+		    err);
+		return;
+	}
+	if ((t == IMSG_SECRET_SET || t == IMSG_SECRET_CLEAR) &&
+	    keyd_peers() != 0) {
+		keyd_creds_push(NULL, keyd_change_wait(m->hdr.peerid, res));
+		return;
+	}
+	keyd_reply(m->hdr.peerid, res);
+}
+
 static void
 keyd_doctor_request(struct chan *ch, struct chan_msg *m)
 {
@@ -935,6 +1083,15 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_ACME_DNS_DONE:
 		keyd_acme_dns_done(ch, m);
+		break;
+	case IMSG_SECRET_SET:
+	case IMSG_SECRET_CLEAR:
+	case IMSG_SECRETS_ROTATE:
+	case IMSG_SECRETS_LIST:
+		keyd_secret_request(ch, m);
+		break;
+	case IMSG_ENGINE_IDS:
+		keyd_engine_ids_msg(ch, m);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
@@ -1091,6 +1248,7 @@ main(int argc, char *argv[])
 	keyd_integrity_check(1);	/* and the first DB_STATE */
 	keyd_policy_push(NULL, 0);
 	keyd_tls_push(NULL, 0);
+	keyd_creds_push(NULL, 0);
 	if ((keyd_tls_timer = evtimer_new(keyd.base, keyd_tls_due, NULL)) ==
 	    NULL)
 		fatalx("renewal timer");
@@ -1116,6 +1274,7 @@ main(int argc, char *argv[])
 	}
 	keycache_free(keyd_cache);
 	keyd_policy_free();
+	json_object_put(keyd_engine_ids);
 	keyd_acme_free();
 	keyd_tls_free();
 	keyd_audit_close();

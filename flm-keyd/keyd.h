@@ -57,10 +57,24 @@ void		 keyd_master_load(const char *, uid_t, void (*)(void));
 const unsigned char *keyd_audit_key(void);
 const unsigned char *keyd_row_key(void);
 const unsigned char *keyd_tls_key(void);
+void		 keyd_secret_key(uint64_t, unsigned char [KEYD_MASTER_LEN]);
 void		 keyd_master_free(void);
 const char	*keyd_master_source(void);
 uid_t		 keyd_master_owner(void);
 #define KEYD_MASTER_FILE	"master.key"
+
+/* keyd_secrets.c */
+#define KEYD_SECRET_MAX		4096	/* bytes of one secret */
+int		 keyd_secret_set(struct db *, const char *, const char *,
+		    struct json_object **, char *, size_t);
+int		 keyd_secret_clear(struct db *, const char *,
+		    struct json_object **, char *, size_t);
+int		 keyd_secrets_rotate(struct db *, struct json_object **, char *,
+		    size_t);
+int		 keyd_secrets_list(struct db *, struct json_object **, char *,
+		    size_t);
+struct json_object *keyd_engine_creds(struct db *, struct json_object *);
+void		 keyd_creds_wipe(struct json_object *);
 
 /* keyd_policy.c */
 int		 keyd_policy_get(struct db *, struct json_object **, char *,

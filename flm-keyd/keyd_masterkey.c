@@ -33,6 +33,7 @@
 #define AUDIT_SUBKEY_ID		1
 #define ROWS_SUBKEY_ID		2	/* api_keys and policy rows */
 #define TLS_SUBKEY_ID		3	/* sealed TLS private keys */
+#define SECRET_CONTEXT		"flmsecrt"	/* data keys of secrets */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
 
 static unsigned char	*keyd_master;
@@ -234,6 +235,14 @@ const unsigned char *
 keyd_row_key(void)
 {
 	return keyd_rowkey;
+}
+
+/* The data key of sealed secrets with key id id (keyd_secrets.c). */
+void
+keyd_secret_key(uint64_t id, unsigned char out[KEYD_MASTER_LEN])
+{
+	crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN, id, SECRET_CONTEXT,
+	    keyd_master);
 }
 
 const unsigned char *

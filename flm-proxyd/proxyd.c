@@ -51,6 +51,9 @@ proxyd_peer_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_ACME_TOKENS:
 		acme_tokens(ch, m);
 		break;
+	case IMSG_ENGINE_CREDS:
+		creds_receive(ch, m);
+		break;
 	default:
 		chan_fail(ch, "unexpected message type %u from flm-keyd",
 		    m->hdr.type);
@@ -390,6 +393,7 @@ main(int argc, char *argv[])
 	tls_cleanup();
 	proxyd_engines_free();
 	uptls_cleanup();
+	creds_cleanup();
 	child_exit(&px->c);
 	return rv;
 }

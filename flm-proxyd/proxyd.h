@@ -294,6 +294,11 @@ void	acme_signed(struct chan *, struct chan_msg *);
 void	acme_tokens(struct chan *, struct chan_msg *);
 void	acme_http_answer(struct http_req *);
 
+/* proxyd_creds.c: engines' credentials, from keyd */
+const char *creds_get(const char *);
+void	creds_receive(struct chan *, struct chan_msg *);
+void	creds_cleanup(void);
+
 /* proxyd_uptls.c: TLS to engines */
 void	uptls_init(void);
 void	uptls_cleanup(void);

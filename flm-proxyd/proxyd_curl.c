@@ -148,6 +148,17 @@ pcurl_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Request headers may hold a credential: wiped, then freed. */
+static void
+pcurl_slist_free(struct curl_slist *l)
+{
+	struct curl_slist	*p;
+
+	for (p = l; p != NULL; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
 static void
 pcurl_check_done(void)
 {
@@ -166,7 +177,7 @@ pcurl_check_done(void)
 		curl_multi_remove_handle(pcurl_multi, r->h);
 		curl_easy_cleanup(r->h);
 		r->h = NULL;
-		curl_slist_free_all(r->hdrs);
+		pcurl_slist_free(r->hdrs);
 		curl_slist_free_all(r->resolve);
 		r->hdrs = r->resolve = NULL;
 		r->done(r, r->arg);
@@ -225,7 +236,7 @@ pcurl_cancel(struct pcurl *r)
 		curl_easy_cleanup(r->h);
 		r->h = NULL;
 	}
-	curl_slist_free_all(r->hdrs);
+	pcurl_slist_free(r->hdrs);
 	curl_slist_free_all(r->resolve);
 	r->hdrs = r->resolve = NULL;
 	free(r->body);

@@ -65,6 +65,24 @@ probe_req_done(struct pcurl *c, void *arg)
 		probe_finish(r->pe->run);
 }
 
+/* The engine's credential, as requests send it (wiped with the list). */
+static void
+probe_auth(struct probe_req *r, const struct probe_engine *pe)
+{
+	const char	*cred = creds_get(pe->e.id);
+	char		 h[CURL_MAX_HTTP_HEADER];
+	int		 n;
+
+	if (cred == NULL)
+		return;
+	n = snprintf(h, sizeof(h), "Authorization: Bearer %s", cred);
+	if (n > 0 && (size_t)n < sizeof(h)) {
+		r->c.hdrs = curl_slist_append(r->c.hdrs, h);
+		curl_easy_setopt(r->c.h, CURLOPT_HTTPHEADER, r->c.hdrs);
+	}
+	explicit_bzero(h, sizeof(h));
+}
+
 static int
 probe_start_req(struct probe_engine *pe, const char *path)
 {
@@ -86,6 +104,7 @@ probe_start_req(struct probe_engine *pe, const char *path)
 	    "http");
 	if (pe->e.tls)
 		uptls_curl(r->c.h, &pe->e, &r->c.resolve);
+	probe_auth(r, pe);
 	if (pcurl_start(&r->c) == -1)
 		return -1;
 	pe->nreq++;
@@ -209,6 +228,13 @@ probe_failure(struct probe_req *r, char *why, size_t sz)
 	if (r->c.code == 503) {
 		snprintf(why, sz, "%s answers 503: loading or busy", r->path);
 		return "RunningDegraded";
+	}
+	if (r->c.code == 401) {
+		snprintf(why, sz, "%s answers HTTP 401: the engine wants a "
+		    "credential (flm engines credential set %s)%s", r->path,
+		    r->pe->e.id, creds_get(r->pe->e.id) != NULL ? "; it "
+		    "refused the one set" : "");
+		return "ErrorApi";
 	}
 	snprintf(why, sz, "%s answers HTTP %ld", r->path, r->c.code);
 	return "ErrorApi";

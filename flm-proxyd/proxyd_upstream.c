@@ -69,6 +69,7 @@ struct upstream {
 	struct http_chunked	 ck;
 	char			*sent;		/* the request, until answered */
 	size_t			 sentlen;
+	size_t			 wipelen;	/* its head held a credential */
 	size_t			 sentoff;	/* how much of it went */
 	size_t			 rsize;		/* the next read's size */
 	char			*model;		/* as the client named it */
@@ -85,6 +86,7 @@ static void	up_lost(struct upstream *, const char *);
 static void	up_close(struct upstream *);
 static int	up_connect(struct upstream *);
 static void	up_tls_step(struct upstream *);
+static void	up_sent_free(struct upstream *);
 static const struct proxyd_engine *up_live(const struct proxyd_engine *);
 
 static void
@@ -102,7 +104,7 @@ up_free(struct upstream *up)
 	if (up->acc != NULL)
 		evbuffer_free(up->acc);
 	ollama_stream_free(up->os);
-	free(up->sent);
+	up_sent_free(up);
 	free(up->model);
 	free(up);
 }
@@ -145,6 +147,9 @@ up_reading(struct upstream *up, int on)
 static void
 up_sent_free(struct upstream *up)
 {
+	if (up->sent != NULL && up->wipelen > 0)
+		explicit_bzero(up->sent, up->wipelen);
+	up->wipelen = 0;
 	free(up->sent);
 	up->sent = NULL;
 	up->sentlen = up->sentoff = 0;
@@ -617,6 +622,17 @@ up_head(struct upstream *up)
 	}
 	up->status = h.status;
 	up->keepalive = !h.close;
+	if (h.status == 401) {
+		/* The engine's refusal is of proxyd's credential, not of
+		 * the client's key: the client must not think it is its. */
+		up->keepalive = 0;
+		up_fail(up, 502, "engine_auth_failed", creds_get(
+		    up->engine.id) != NULL ? "it refused FLM's credential; "
+		    "set the right one with flm engines credential set." :
+		    "it wants a credential; set one with flm engines "
+		    "credential set.");
+		return -1;
+	}
 	if ((ct = http_header(&h, "content-type", &ctlen)) != NULL &&
 	    ctlen < sizeof(ctype)) {
 		memcpy(ctype, ct, ctlen);
@@ -1116,19 +1132,20 @@ up_putu(char *buf, size_t *n, size_t v)
 }
 
 /* The request head, then the body, in one buffer (no printf: it is on
- * every call). */
+ * every call).  *wipe: the head's length if it holds a credential. */
 static char *
-up_request(const struct upstream_call *call, size_t *len)
+up_request(const struct upstream_call *call, size_t *len, size_t *wipe)
 {
 	const struct proxyd_engine *e = call->engine;
 	const char	*accept = call->stream ? "text/event-stream, "
 	    "application/x-ndjson, application/json" : "application/json";
+	const char	*cred = creds_get(e->id);
 	char		*s;
 	size_t		 n = 0;
 	int		 i, v6 = strchr(e->host, ':') != NULL;
 
-	if ((s = malloc(200 + strlen(call->path) + strlen(e->host) +
-	    strlen(accept) + call->len)) == NULL)
+	if ((s = malloc(240 + strlen(call->path) + strlen(e->host) +
+	    strlen(accept) + (cred ? strlen(cred) : 0) + call->len)) == NULL)
 		return NULL;
 	/* The path is ours, never the client's: no spelling of an admin
 	 * route can come through. */
@@ -1143,7 +1160,12 @@ up_request(const struct upstream_call *call, size_t *len)
 	up_put(s, &n, accept);
 	up_put(s, &n, "\r\nContent-Length: ");
 	up_putu(s, &n, call->len);
+	if (cred != NULL) {
+		up_put(s, &n, "\r\nAuthorization: Bearer ");
+		up_put(s, &n, cred);
+	}
 	up_put(s, &n, "\r\n\r\n");
+	*wipe = cred != NULL ? n : 0;
 	/* The client's bytes and ours, joined once here. */
 	for (i = 0; i < call->niov; i++) {
 		memcpy(s + n, call->iov[i].iov_base, call->iov[i].iov_len);
@@ -1158,7 +1180,7 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 {
 	struct upstream	*up;
 	char		*sent;
-	size_t		 len;
+	size_t		 len, wipe;
 
 	if (call->engine->tls_error[0] != '\0') {
 		/* flmd could not say how to verify it: never reached
@@ -1167,7 +1189,7 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 		    call->engine->tls_error);
 		return;
 	}
-	if ((sent = up_request(call, &len)) == NULL) {
+	if ((sent = up_request(call, &len, &wipe)) == NULL) {
 		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		return;
 	}
@@ -1176,6 +1198,7 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	else if ((up = calloc(1, sizeof(*up))) == NULL ||
 	    (up->in = evbuffer_new()) == NULL) {
 		free(up);
+		explicit_bzero(sent, wipe);
 		free(sent);
 		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		return;
@@ -1186,6 +1209,7 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	up->req = req;
 	up->sent = sent;
 	up->sentlen = len;
+	up->wipelen = wipe;
 	up->mode = call->mode;
 	up->stream = call->stream;
 	up->usage = call->usage;

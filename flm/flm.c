@@ -58,6 +58,14 @@ static const struct flm_cmd cmds[] = {
 	    "models list [--engine ID] [--json]" },
 	{ "engines trust",	cmd_engines_trust, "j",	1,
 	    "engines trust ID [--json]" },
+	{ "engines credential set", cmd_credential, "j", 1,
+	    "engines credential set ID [--json]" },
+	{ "engines credential clear", cmd_credential, "j", 1,
+	    "engines credential clear ID [--json]" },
+	{ "secrets list",	cmd_secrets,	"j",	0,
+	    "secrets list [--json]" },
+	{ "secrets rotate",	cmd_secrets,	"j",	0,
+	    "secrets rotate [--json]" },
 	{ "proxy start",	cmd_proxy,	"jpbmNcWhiuyYGFR",	0,
 	    "proxy start [--port N] [--bind ADDR] [--mode local-http|"
 	    "dev-selfsigned|packaged-ca|https-acme] [--client-certs "
@@ -1230,6 +1238,7 @@ main(int argc, char *argv[])
 		if ((words = cmd_match(cmds[i].name, argc, argv)) == 0)
 			continue;
 		cli.cmd = &cmds[i];
+		cli.cmd_name = cmds[i].name;
 		cli_opts(&cli, &cmds[i], argc - words + 1, argv + words - 1);
 		return cmds[i].fn(&cli, argc, argv);
 	}

@@ -63,6 +63,7 @@ struct cli {
 	const char	*acme_ca;	/* a PEM file */
 	int		 acme_http_port;	/* 0: not given */
 	const struct flm_cmd *cmd;	/* the command given */
+	const char	*cmd_name;	/* its words */
 	char		**args;		/* positional arguments */
 	int		 nargs;
 };
@@ -99,6 +100,9 @@ int	file_replace(const char *, const char *, mode_t);
 int	cmd_firewall(struct cli *, int, char **);
 /* flm_doctor.c */
 int	cmd_doctor(struct cli *, int, char **);
+/* flm_secrets.c */
+int	cmd_credential(struct cli *, int, char **);
+int	cmd_secrets(struct cli *, int, char **);
 
 /* flm_tls.c */
 int	cmd_ca(struct cli *, int, char **);

@@ -205,7 +205,8 @@ cli_request(struct cli *c, uint16_t type, struct json_object *args,
 		exit(FLM_EX_ERROR);
 	}
 	chan_expect_peer(ch, PROC_FLMD);
-	rc = args ? chan_compose_json(ch, type, CLI_REQID, args) :
+	/* A credential's text rides on some: the queued copy is wiped. */
+	rc = args ? chan_compose_secret(ch, type, CLI_REQID, args, "secret") :
 	    chan_compose(ch, type, CLI_REQID, -1, NULL, 0);
 	if (rc == -1) {
 		fprintf(stderr, "flm: cannot send request to flmd\n");

@@ -26,6 +26,7 @@
 #include "chan.h"
 #include "flmd.h"
 #include "log.h"
+#include "settings.h"
 
 #define CONTROL_MAX_CLIENTS	32
 #define CONTROL_MAX_PER_UID	16	/* one admin cannot take every slot */
@@ -537,6 +538,76 @@ control_doctor(struct ctl_conn *c, uint32_t peerid)
 	doctor_start(c->id);
 }
 
+/*
+ * flm engines credential set|clear ID: keyd seals or forgets it.  Only
+ * a configured engine gets one; one no longer configured may still be
+ * cleared.  flmd carries the secret and keeps no copy (wiped by the
+ * caller with the request).
+ */
+static void
+control_credential(struct ctl_conn *c, uint16_t type, uint32_t peerid,
+    struct json_object *req)
+{
+	struct json_object	*e, *s, *ids, *fw;
+	char			 name[64];
+	const char		*id;
+	int			 rc, known;
+
+	if (!json_object_object_get_ex(req, "engine", &e) ||
+	    !json_object_is_type(e, json_type_string) ||
+	    !setting_id_valid(json_object_get_string(e),
+	    (size_t)json_object_get_string_len(e))) {
+		control_error(c, peerid, EINVAL, "an engine id is needed "
+		    "(1-32 of a-z 0-9 - _)");
+		return;
+	}
+	id = json_object_get_string(e);
+	ids = config_engine_ids();
+	known = json_object_object_get_ex(ids, id, NULL);
+	json_object_put(ids);
+	if (type == IMSG_CTL_CREDENTIAL_SET && !known) {
+		snprintf(name, sizeof(name), "no engine %s is configured", id);
+		control_error(c, peerid, ENOENT, name);
+		return;
+	}
+	snprintf(name, sizeof(name), "engine:%s", id);
+	fw = json_object_new_object();
+	json_object_object_add(fw, "name", json_object_new_string(name));
+	if (type == IMSG_CTL_CREDENTIAL_CLEAR)
+		rc = proc_forward(PROC_KEYD, IMSG_SECRET_CLEAR, c->id, fw);
+	else if (!json_object_object_get_ex(req, "secret", &s) ||
+	    !json_object_is_type(s, json_type_string)) {
+		json_object_put(fw);
+		control_error(c, peerid, EINVAL, "a secret is needed");
+		return;
+	} else {
+		json_object_object_add(fw, "secret", json_object_get(s));
+		rc = proc_forward_secret(PROC_KEYD, IMSG_SECRET_SET, c->id, fw,
+		    "secret");
+	}
+	json_object_put(fw);
+	if (rc == -1) {
+		control_error(c, peerid, EAGAIN, "flm-keyd is not running (see "
+		    "flm status); try again");
+		return;
+	}
+	c->waiting = PROC_KEYD;
+	c->reqid = peerid;
+	c->reqtype = type;
+}
+
+/* The secret a request carried, gone before the request is freed. */
+static void
+control_wipe_secret(struct json_object *req)
+{
+	struct json_object	*s;
+
+	if (json_object_object_get_ex(req, "secret", &s) &&
+	    json_object_is_type(s, json_type_string))
+		explicit_bzero((char *)json_object_get_string(s),
+		    json_object_get_string_len(s));
+}
+
 /* flm engines trust ID: the listener's new owner is accepted. */
 static void
 control_trust(struct ctl_conn *c, uint32_t peerid, struct json_object *req)
@@ -756,6 +827,8 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_CLIENT_LIST:
 	case IMSG_CTL_FIREWALL_PLAN:
 	case IMSG_CTL_DOCTOR:
+	case IMSG_CTL_SECRETS_ROTATE:
+	case IMSG_CTL_SECRETS_LIST:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
@@ -774,8 +847,17 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_ENGINES_TRUST:
 	case IMSG_CTL_CLIENT_ISSUE:
 	case IMSG_CTL_CLIENT_REVOKE:
+	case IMSG_CTL_CREDENTIAL_CLEAR:
 		if (control_args(ch, m, 1, &req) == -1)
 			return;
+		break;
+	case IMSG_CTL_CREDENTIAL_SET:
+		/* The raw bytes held the secret: wiped however it went. */
+		if (control_args(ch, m, 1, &req) == -1) {
+			msg_wipe(m);
+			return;
+		}
+		msg_wipe(m);
 		break;
 	default:
 		chan_fail(ch, "unknown request type %u", t);
@@ -857,6 +939,17 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_FIREWALL_PLAN:
 		control_reply(c, id, control_firewall_plan());
+		break;
+	case IMSG_CTL_CREDENTIAL_SET:
+	case IMSG_CTL_CREDENTIAL_CLEAR:
+		control_credential(c, t, id, req);
+		control_wipe_secret(req);
+		break;
+	case IMSG_CTL_SECRETS_ROTATE:
+		control_forward(c, PROC_KEYD, IMSG_SECRETS_ROTATE, id, NULL);
+		break;
+	case IMSG_CTL_SECRETS_LIST:
+		control_forward(c, PROC_KEYD, IMSG_SECRETS_LIST, id, NULL);
 		break;
 	default:
 		control_config(c, t, id, req);

@@ -100,6 +100,8 @@ long			 proc_uptime(const struct timespec *);
 struct chan		*proc_chan(enum flm_proc);
 int			 proc_forward(enum flm_proc, uint16_t, uint32_t,
 			    struct json_object *);
+int			 proc_forward_secret(enum flm_proc, uint16_t, uint32_t,
+			    struct json_object *, const char *);
 void			 proc_send_engines(void);
 void			 proc_send_limits(void);
 void			 proc_send_shm(struct chan *);

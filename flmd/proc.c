@@ -36,6 +36,7 @@ static void	proc_spawn(struct flmd_proc *);
 static void	proc_dispatch(struct chan *, struct chan_msg *, void *);
 static void	proc_chan_closed(struct chan *, const char *, void *);
 static void	proc_complaint_cb(evutil_socket_t, short, void *);
+static void	proc_send_engine_ids(struct json_object *);
 
 /* keyd, or proxyd worker 0 (who probes engines for flm). */
 struct flmd_proc *
@@ -284,7 +285,14 @@ proc_spawn(struct flmd_proc *p)
 		proc_worker_setup(p);
 		return;
 	}
-	/* A new keyd: a channel to every worker, and the TLS handles. */
+	/* A new keyd: the engines' ids, a channel to every worker, and the
+	 * TLS handles. */
+	{
+		struct json_object	*arr = config_engines();
+
+		proc_send_engine_ids(arr);
+		json_object_put(arr);
+	}
 	for (i = 1; i < NPROCS; i++)
 		if (procs[i].chan != NULL && proc_wire(&procs[i], NULL) == -1)
 			log_warn("%s: no channel to flm-keyd", procs[i].label);
@@ -1101,6 +1109,19 @@ proc_forward(enum flm_proc id, uint16_t type, uint32_t peerid,
 	return chan_compose_json(ch, type, peerid, o);
 }
 
+/* The same for a request holding a secret: the member secret of o;
+ * the queued copy is wiped once written. */
+int
+proc_forward_secret(enum flm_proc id, uint16_t type, uint32_t peerid,
+    struct json_object *o, const char *secret)
+{
+	struct chan	*ch = proc_chan(id);
+
+	if (ch == NULL)
+		return -1;
+	return chan_compose_secret(ch, type, peerid, o, secret);
+}
+
 /* The channel of worker i, NULL if none is up. */
 struct chan *
 proc_worker_chan(int i)
@@ -1121,12 +1142,29 @@ proc_workers_json(uint16_t type, struct json_object *o)
 			chan_compose_json(procs[i].chan, type, 0, o);
 }
 
+/* To keyd, the ids of the engines proxyd was sent: only their
+ * credentials go to proxyd. */
+static void
+proc_send_engine_ids(struct json_object *arr)
+{
+	struct json_object	*ids = json_object_new_array();
+	size_t			 i;
+
+	for (i = 0; i < json_object_array_length(arr); i++)
+		json_object_array_add(ids, json_object_get(json_object_object_get(
+		    json_object_array_get_idx(arr, i), "id")));
+	if (procs[0].chan != NULL)
+		chan_compose_json(procs[0].chan, IMSG_ENGINE_IDS, 0, ids);
+	json_object_put(ids);
+}
+
 void
 proc_send_engines(void)
 {
 	struct json_object	*arr = config_engines();
 
 	proc_workers_json(IMSG_ENGINES, arr);
+	proc_send_engine_ids(arr);
 	engines_sent(arr);	/* takes it: the owners are checked against it */
 }
 

@@ -112,6 +112,18 @@ enum flm_msg_type {
 	IMSG_ACME_FAILED,	/* keyd -> flmd, peerid 0: JSON {handle, error,
 				 * failures, next_try} */
 
+	/* Sealed secrets (docs/DB_SCHEMA.md "secrets"): flmd -> keyd,
+	 * replies KEY_RESULT / KEY_ERROR with the same peerid */
+	IMSG_SECRET_SET = 82,	/* JSON {name, secret}: wiped once read */
+	IMSG_SECRET_CLEAR,	/* JSON {name} */
+	IMSG_SECRETS_ROTATE,	/* empty: all under a new data key */
+	IMSG_SECRETS_LIST,	/* empty; reply [{name, key_id, updated_at}] */
+	IMSG_ENGINE_IDS,	/* flmd -> keyd, peerid 0: JSON [engine ids]
+				 * whose credentials proxyd may hold */
+	IMSG_ENGINE_CREDS,	/* keyd -> proxyd: u64 seq, JSON {id: secret}
+				 * (the whole set); answered CREDS_APPLIED */
+	IMSG_CREDS_APPLIED,	/* proxyd -> keyd: u64 seq */
+
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
 	IMSG_CTL_RESULT,	/* JSON object */
@@ -144,6 +156,10 @@ enum flm_msg_type {
 				 * port}], engines: [{id, addr, port}]} */
 	IMSG_CTL_PROGRESS = 128, /* flmd -> flm, before the reply: JSON
 				 * {handle, step, ms, detail?} */
+	IMSG_CTL_CREDENTIAL_SET = 129, /* JSON {engine, secret} */
+	IMSG_CTL_CREDENTIAL_CLEAR, /* JSON {engine} */
+	IMSG_CTL_SECRETS_ROTATE, /* empty */
+	IMSG_CTL_SECRETS_LIST,	/* empty */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
