@@ -253,6 +253,7 @@ struct route {
 	const struct proxyd_engine *engine;
 	const char		*model;		/* the engine's own name */
 	int			 openai;	/* has the /v1 endpoints */
+	const char		*code;		/* a 502's error code */
 };
 unsigned int	catalogue_stale(void);
 unsigned int	catalogue_generation(void);

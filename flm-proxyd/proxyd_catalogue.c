@@ -43,21 +43,22 @@ static size_t			 cat_nmodels;
 /* Engines whose listener changed owner, or that failed TLS's checks:
  * why, for their requests. */
 static struct {
-	char	 id[33];
-	char	 why[300];
+	char		 id[33];
+	char		 why[300];
+	const char	*code;		/* the error code of the 502 */
 }				 cat_blocked[PROXYD_MAX_ENGINES];
 static int			 cat_nblocked;
 
-/* Why requests to engine id are refused, or NULL. */
-static const char *
+/* Why requests to engine id are refused (and the code), or -1. */
+static int
 catalogue_blocked(const char *id)
 {
 	int	 i;
 
 	for (i = 0; i < cat_nblocked; i++)
 		if (strcmp(cat_blocked[i].id, id) == 0)
-			return cat_blocked[i].why;
-	return NULL;
+			return i;
+	return -1;
 }
 
 static void
@@ -72,6 +73,9 @@ catalogue_block(const char *id, struct json_object *e)
 	snprintf(cat_blocked[cat_nblocked].why, sizeof(cat_blocked[0].why),
 	    "%s", json_object_object_get_ex(e, "reason", &why) ?
 	    json_object_get_string(why) : "its listener changed owner");
+	cat_blocked[cat_nblocked].code = json_object_object_get_ex(e,
+	    "tls_refused", NULL) ? "engine_tls_failed" :
+	    "engine_owner_changed";
 	cat_nblocked++;
 }
 
@@ -258,19 +262,22 @@ catalogue_engine(const char *id)
 
 /* flm://ENGINE/MODEL of an engine refused for its owner: say why. */
 static int
-catalogue_blocked_model(const char *model, char *err, size_t errsz)
+catalogue_blocked_model(const char *model, struct route *rt, char *err,
+    size_t errsz)
 {
 	char		 id[33];
-	const char	*slash, *why;
+	const char	*slash;
+	int		 b;
 
 	if ((slash = strchr(model + 6, '/')) == NULL ||
 	    (size_t)(slash - (model + 6)) >= sizeof(id))
 		return 0;
 	memcpy(id, model + 6, slash - (model + 6));
 	id[slash - (model + 6)] = '\0';
-	if ((why = catalogue_blocked(id)) == NULL)
+	if ((b = catalogue_blocked(id)) == -1)
 		return 0;
-	snprintf(err, errsz, "Engine %s: %s.", id, why);
+	snprintf(err, errsz, "Engine %s: %s.", id, cat_blocked[b].why);
+	rt->code = cat_blocked[b].code;
 	return 1;
 }
 
@@ -306,7 +313,7 @@ catalogue_route(const char *model, struct route *rt, char *err,
 			}
 		return 400;
 	}
-	if (hit == NULL && flm && catalogue_blocked_model(model, err,
+	if (hit == NULL && flm && catalogue_blocked_model(model, rt, err,
 	    errsz))
 		return 502;
 	if (hit == NULL || (rt->engine = catalogue_engine(hit->engine)) ==

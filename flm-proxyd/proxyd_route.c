@@ -472,8 +472,7 @@ route_post(struct http_req *req)
 			http_error(req, 404, "invalid_request_error",
 			    "model_not_found", msg);
 		else if (st == 502)
-			http_error(req, 502, "server_error",
-			    "engine_owner_changed", msg);
+			http_error(req, 502, "server_error", rt.code, msg);
 		else
 			route_bad(req, "model", msg);
 		goto done;

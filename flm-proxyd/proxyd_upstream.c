@@ -61,6 +61,7 @@ struct upstream {
 	int			 status;
 	int			 reused;	/* from the idle list */
 	int			 keepalive;
+	unsigned int		 gen;		/* up_gen when connected */
 	int			 translating;	/* answer goes through acc */
 	int			 hide_usage;	/* its usage chunk, not asked for */
 	int			 filtering;	/* SSE passed through acc for it */
@@ -79,6 +80,9 @@ struct upstream {
 
 static TAILQ_HEAD(, upstream)	 up_idle = TAILQ_HEAD_INITIALIZER(up_idle);
 static int			 up_nidle;
+/* The engine list's: a connection made under an older one (its CA,
+ * its pin) is not kept once its call ends. */
+static unsigned int		 up_gen;
 
 static void	up_readable(evutil_socket_t, short, void *);
 static void	up_writable(evutil_socket_t, short, void *);
@@ -208,7 +212,8 @@ up_fail(struct upstream *up, int status, const char *code, const char *msg)
 static void
 up_park(struct upstream *up)
 {
-	if (!up->keepalive || up_nidle >= UP_IDLE_MAX * PROXYD_MAX_ENGINES ||
+	if (!up->keepalive || up->gen != up_gen ||
+	    up_nidle >= UP_IDLE_MAX * PROXYD_MAX_ENGINES ||
 	    evbuffer_get_length(up->in) > 0) {
 		up_free(up);
 		return;
@@ -1062,6 +1067,7 @@ up_connect(struct upstream *up)
 	int			 fd, on = 1;
 
 	up->state = U_CONNECTING;
+	up->gen = up_gen;
 	if (up->engine.tls_error[0] != '\0') {
 		errno = EPROTO;
 		return -1;
@@ -1233,9 +1239,11 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 		up_lost(up, strerror(errno));
 }
 
+/* A new engine list: no connection outlives the old one's rules. */
 void
 upstream_cleanup(void)
 {
+	up_gen++;
 	while (!TAILQ_EMPTY(&up_idle))
 		up_free(TAILQ_FIRST(&up_idle));
 }

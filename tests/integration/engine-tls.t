@@ -124,8 +124,8 @@ checkx "the wrong CA: ErrorNetwork ($(field gpu state))" \
 checkx "… the reason says the certificate failed ($(field gpu reason))" \
     'field gpu reason | grep -qi "certificate"'
 code=$(chat gpu)
-checkx "… a chat is 502 saying why ($code)" \
-    '[ "$code" = 502 ] && jq -e ".error.message | test(\"Engine gpu: .*certificate\")" "$T/chat.out" >/dev/null'
+checkx "… a chat is 502 engine_tls_failed saying why ($code)" \
+    '[ "$code" = 502 ] && jq -e ".error.code == \"engine_tls_failed\" and (.error.message | test(\"Engine gpu: .*certificate\"))" "$T/chat.out" >/dev/null'
 set_ engines.gpu.ca system
 detect
 checkx "the system roots, which do not hold the test CA: ErrorNetwork" \

@@ -108,11 +108,14 @@ check "a fresh suite for an older database" suite_start
 F proxy start --port "$PORT" >/dev/null
 OLD=$(F api-keys create --label old --json | jq -r .key)
 suite_stop
-# Back to version 3: migration 005 (TLS) undone as well.
+# Back to version 3: migrations 005 (TLS) to 007 (secrets) undone as well.
 DB "ALTER TABLE api_keys DROP COLUMN mac;
     ALTER TABLE security_policies DROP COLUMN mac; DROP TABLE keyd_state;
     ALTER TABLE audit_logs DROP COLUMN cert_serial;
     ALTER TABLE audit_logs DROP COLUMN cert_label; DROP TABLE acme_accounts;
+    DROP TABLE secrets; DROP TABLE secret_keys;
+    CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, key_id TEXT NOT NULL,
+	nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, created_at TEXT, rotated_at TEXT);
     DELETE FROM schema_migrations WHERE version >= 4"
 rm -f "$STATE/keyd/audit.anchor"
 suite_restart "$PORT"
