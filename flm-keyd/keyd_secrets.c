@@ -40,12 +40,15 @@ secret_valid(const char *s, size_t len)
 	return 1;
 }
 
-/* engine:ID, ID as an engine id of flm-config(5). */
+/* engine:ID, ID as an engine id of flm-config(5), or egress:socks5
+ * (the SOCKS5 server's password). */
 static int
 secret_name_valid(const char *name)
 {
 	size_t	 i, n;
 
+	if (strcmp(name, "egress:socks5") == 0)
+		return 1;
 	if (strncmp(name, "engine:", 7) != 0)
 		return 0;
 	n = strlen(name + 7);
@@ -157,13 +160,15 @@ keyd_secret_set(struct db *db, const char *name, const char *value,
 	if (db_writable(db, err, errsz) == -1)
 		return -1;
 	if (!secret_name_valid(name)) {
-		snprintf(err, errsz, "not a secret's name: engine:ID expected");
+		snprintf(err, errsz, "not a secret's name: engine:ID or "
+		    "egress:socks5 expected");
 		return -1;
 	}
-	if (!secret_valid(value, strlen(value))) {
+	if (!secret_valid(value, strlen(value)) || (strncmp(name, "egress:",
+	    7) == 0 && strlen(value) > 255)) {
 		snprintf(err, errsz, "a credential is 1-%d visible ASCII "
-		    "characters, without quotes or backslashes",
-		    KEYD_SECRET_MAX);
+		    "characters (a SOCKS5 password 1-255), without quotes or "
+		    "backslashes", KEYD_SECRET_MAX);
 		return -1;
 	}
 	if ((kid = secret_current_kid(db)) < 1) {
@@ -210,7 +215,8 @@ keyd_secret_clear(struct db *db, const char *name, struct json_object **res,
 	if (db_writable(db, err, errsz) == -1)
 		return -1;
 	if (!secret_name_valid(name)) {
-		snprintf(err, errsz, "not a secret's name: engine:ID expected");
+		snprintf(err, errsz, "not a secret's name: engine:ID or "
+		    "egress:socks5 expected");
 		return -1;
 	}
 	rc = sqlite3_prepare_v2(db->h, "DELETE FROM secrets WHERE name = ?1",
@@ -373,9 +379,9 @@ secret_id_in(struct json_object *ids, const char *id)
 }
 
 /*
- * The credentials of the engines in ids (flmd's list), as {id: secret}:
- * nothing for an engine not configured.  The caller wipes them with
- * keyd_creds_wipe.
+ * The credentials of the engines in ids (flmd's list), as {id: secret},
+ * and the SOCKS5 password as "egress:socks5": nothing for an engine not
+ * configured.  The caller wipes them with keyd_creds_wipe.
  */
 struct json_object *
 keyd_engine_creds(struct db *db, struct json_object *ids)
@@ -384,14 +390,17 @@ keyd_engine_creds(struct db *db, struct json_object *ids)
 	sqlite3_stmt		*st;
 	const char		*name;
 	char			*v;
+	int			 egress;
 
 	if (ids == NULL || db->h == NULL || sqlite3_prepare_v2(db->h,
-	    "SELECT name, key_id, nonce, sealed FROM secrets WHERE name LIKE "
-	    "'engine:%'", -1, &st, NULL) != SQLITE_OK)
+	    "SELECT name, key_id, nonce, sealed FROM secrets", -1, &st,
+	    NULL) != SQLITE_OK)
 		return o;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		name = (const char *)sqlite3_column_text(st, 0);
-		if (!secret_id_in(ids, name + 7))
+		egress = strcmp(name, "egress:socks5") == 0;
+		if (!egress && (strncmp(name, "engine:", 7) != 0 ||
+		    !secret_id_in(ids, name + 7)))
 			continue;
 		if ((v = secret_open(name, sqlite3_column_int64(st, 1),
 		    sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2),
@@ -401,7 +410,8 @@ keyd_engine_creds(struct db *db, struct json_object *ids)
 			    "changed without the master key; not sent", name);
 			continue;
 		}
-		json_object_object_add(o, name + 7, json_object_new_string(v));
+		json_object_object_add(o, egress ? name : name + 7,
+		    json_object_new_string(v));
 		sodium_memzero(v, strlen(v));
 		free(v);
 	}

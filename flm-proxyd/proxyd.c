@@ -89,6 +89,20 @@ proxyd_engine_owner(struct json_object *e)
 	    json_is_int_range(v, 0, UINT32_MAX) ? json_object_get_int64(v) : -1;
 }
 
+/* egress.mode's SOCKS5 server ({}: direct), for ACME and its check. */
+static void
+proxyd_egress(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*o;
+
+	if (msg_get_json(m, &o) == -1 || socks_parse(o, &px->egress) == -1) {
+		json_object_put(o);
+		chan_fail(ch, "malformed EGRESS");
+		return;
+	}
+	json_object_put(o);
+}
+
 static void
 proxyd_engines_free(void)
 {
@@ -138,10 +152,24 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 			continue;
 		pe->port = json_object_get_int(v);
 		pe->owner = proxyd_engine_owner(e);
+		if (json_object_object_get_ex(e, "socks", &v) &&
+		    socks_parse(v, &pe->socks) == -1)
+			continue;
+		if (json_object_object_get_ex(e, "egress_error", &v))
+			snprintf(pe->socks.error, sizeof(pe->socks.error),
+			    "%s", json_object_get_string(v));
+		if (pe->socks.error[0] != '\0')
+			memcpy(pe->refused, pe->socks.error,
+			    strlen(pe->socks.error) + 1);	/* 200 < 300 */
+		if (pe->refused[0] != '\0')
+			log_warnx("engine %s: %s: refused", pe->id,
+			    pe->refused);
+		else if (!pe->socks.on && pe->addr[0] == '\0')
+			continue;	/* direct needs flmd's address */
 		if (json_object_object_get_ex(e, "tls", &v) &&
 		    json_object_get_boolean(v) && uptls_engine(pe, e) == -1)
 			log_warnx("engine %s: %s: refused", pe->id,
-			    pe->tls_error);
+			    pe->refused);
 		px->nengines++;
 	}
 	json_object_put(arr);
@@ -319,6 +347,9 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_PROXY_CLOSE:
 		proxyd_close(ch, m);
+		break;
+	case IMSG_EGRESS:
+		proxyd_egress(ch, m);
 		break;
 	case IMSG_ENGINES:
 		proxyd_engines(ch, m);

@@ -22,6 +22,18 @@ struct json_object;
 #define PROXYD_MAX_LISTENERS	8
 #define PROXYD_MAX_ENGINES	32
 
+/* A SOCKS5 server between proxyd and engines (proxyd_socks.c). */
+struct proxyd_socks {
+	int		 on;
+	int		 tor;		/* egress.mode tor: no user */
+	int		 fail_open;	/* egress.fail_open */
+	char		 addr[64];	/* numeric */
+	int		 port;
+	char		 user[256];	/* its password: creds "egress:socks5" */
+	char		 error[200];	/* flmd could not set it up */
+};
+#define SOCKS_SECRET	"egress:socks5"
+
 struct proxyd_engine {
 	char		 id[33];
 	char		 kind[16];
@@ -35,7 +47,8 @@ struct proxyd_engine {
 	char		 pin[64];	/* sha256//BASE64, or "" */
 	char		*ca_pem;	/* its own CA; NULL: the system's */
 	SSL_CTX		*ctx;
-	char		 tls_error[300];	/* "": usable; else refused */
+	char		 refused[300];	/* "": usable; else refused */
+	struct proxyd_socks socks;	/* on: reached through it */
 };
 
 enum tls_client_certs {
@@ -86,6 +99,7 @@ struct proxyd {
 	struct policy		 policy;	/* from keyd; default: loopback */
 	uint32_t		 worker;	/* flmd's IMSG_PROXY_WORKER */
 	uint32_t		 nworkers;	/* as it was told then */
+	struct proxyd_socks	 egress;	/* egress.mode's, for ACME */
 };
 
 extern struct proxyd	*px;
@@ -300,6 +314,24 @@ const char *creds_get(const char *);
 void	creds_receive(struct chan *, struct chan_msg *);
 void	creds_cleanup(void);
 
+/* proxyd_socks.c: egress through SOCKS5 */
+struct socks_io {
+	int		 step;
+	size_t		 have, need;
+	uint8_t		 in[300];
+};
+#define SOCKS_FAIL	(-1)
+#define SOCKS_MORE	0
+#define SOCKS_SEND	1
+#define SOCKS_DONE	2
+#define SOCKS_MAX_OUT	(3 + 255 + 255)
+int	socks_parse(struct json_object *, struct proxyd_socks *);
+const char *socks_name(const struct proxyd_socks *, char *, size_t);
+size_t	socks_hello(struct socks_io *, const struct proxyd_socks *, uint8_t *);
+int	socks_step(struct socks_io *, const struct proxyd_socks *, const char *,
+	    const char *, int, uint8_t *, size_t *, char *, size_t);
+void	socks_curl(CURL *, const struct proxyd_socks *);
+
 /* proxyd_uptls.c: TLS to engines */
 void	uptls_init(void);
 void	uptls_cleanup(void);
@@ -308,8 +340,9 @@ int	uptls_engine(struct proxyd_engine *, struct json_object *);
 void	uptls_engine_free(struct proxyd_engine *);
 SSL	*uptls_new(const struct proxyd_engine *, int);
 int	uptls_check(SSL *, const struct proxyd_engine *, char *, size_t);
-void	uptls_error(SSL *, char *, size_t);
-void	uptls_curl(CURL *, const struct proxyd_engine *, struct curl_slist **);
+void	uprefused(SSL *, char *, size_t);
+void	uptls_curl(CURL *, const struct proxyd_engine *, int,
+	    struct curl_slist **);
 
 /* proxyd_probe.c */
 void	probe_init(void);

@@ -45,7 +45,7 @@ static size_t			 cat_nmodels;
 static struct {
 	char		 id[33];
 	char		 why[300];
-	const char	*code;		/* the error code of the 502 */
+	char		 code[33];	/* the error code of the 502 */
 }				 cat_blocked[PROXYD_MAX_ENGINES];
 static int			 cat_nblocked;
 
@@ -73,9 +73,9 @@ catalogue_block(const char *id, struct json_object *e)
 	snprintf(cat_blocked[cat_nblocked].why, sizeof(cat_blocked[0].why),
 	    "%s", json_object_object_get_ex(e, "reason", &why) ?
 	    json_object_get_string(why) : "its listener changed owner");
-	cat_blocked[cat_nblocked].code = json_object_object_get_ex(e,
-	    "tls_refused", NULL) ? "engine_tls_failed" :
-	    "engine_owner_changed";
+	snprintf(cat_blocked[cat_nblocked].code, sizeof(cat_blocked[0].code),
+	    "%s", json_object_object_get_ex(e, "refused", &why) ?
+	    json_object_get_string(why) : "engine_owner_changed");
 	cat_nblocked++;
 }
 
@@ -184,7 +184,7 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 		    "id"));
 		if (state != NULL && engine != NULL &&
 		    (strcmp(state, "OwnerChanged") == 0 ||
-		    json_object_object_get_ex(e, "tls_refused", NULL)))
+		    json_object_object_get_ex(e, "refused", NULL)))
 			catalogue_block(engine, e);
 		if (state == NULL || engine == NULL ||
 		    strncmp(state, "Running", 7) != 0 ||

@@ -30,6 +30,7 @@ struct probe_engine;
 struct probe_req {
 	struct probe_engine	*pe;
 	const char		*path;
+	int			 direct;	/* egress.fail_open's retry */
 	struct pcurl		 c;
 };
 
@@ -55,14 +56,24 @@ static void	probe_finish(struct probe_run *);
 
 /* ---- the requests --------------------------------------------------- */
 
+
+static int	probe_start_slot(struct probe_engine *, struct probe_req *,
+		    const char *, int);
+
 static void
 probe_req_done(struct pcurl *c, void *arg)
 {
 	struct probe_req	*r = arg;
+	struct probe_engine	*pe = r->pe;
 
-	(void)c;
-	if (--r->pe->run->pending == 0)
-		probe_finish(r->pe->run);
+	/* The SOCKS server is down and egress.fail_open: once more,
+	 * direct, in the same slot (still pending). */
+	if (pe->e.socks.on && pe->e.socks.fail_open && !r->direct &&
+	    pe->e.addr[0] != '\0' && (c->res == CURLE_COULDNT_CONNECT ||
+	    c->res == CURLE_PROXY) && probe_start_slot(pe, r, r->path, 1) == 0)
+		return;
+	if (--pe->run->pending == 0)
+		probe_finish(pe->run);
 }
 
 /* The engine's credential, as requests send it (wiped with the list). */
@@ -84,12 +95,14 @@ probe_auth(struct probe_req *r, const struct probe_engine *pe)
 }
 
 static int
-probe_start_req(struct probe_engine *pe, const char *path)
+probe_start_slot(struct probe_engine *pe, struct probe_req *r,
+    const char *path, int direct)
 {
-	struct probe_req	*r = &pe->req[pe->nreq];
-	/* https: by the engine's name, which flmd resolved for us. */
-	const char		*h = pe->e.tls ? pe->e.host : pe->e.addr;
-	char			 url[512];
+	/* https: by the engine's name, which flmd resolved for us; through
+	 * SOCKS by its name, which the server resolves. */
+	int		 socks = pe->e.socks.on && !direct;
+	const char	*h = pe->e.tls || socks ? pe->e.host : pe->e.addr;
+	char		 url[512];
 
 	snprintf(url, sizeof(url), strchr(h, ':') ? "%s://[%s]:%d%s" :
 	    "%s://%s:%d%s", pe->e.tls ? "https" : "http", h, pe->e.port,
@@ -98,14 +111,23 @@ probe_start_req(struct probe_engine *pe, const char *path)
 		return -1;
 	r->pe = pe;
 	r->path = path;
+	r->direct = direct;
 	curl_easy_setopt(r->c.h, CURLOPT_CONNECTTIMEOUT_MS, PROBE_CONNECT_MS);
 	curl_easy_setopt(r->c.h, CURLOPT_TIMEOUT_MS, PROBE_TOTAL_MS);
 	curl_easy_setopt(r->c.h, CURLOPT_PROTOCOLS_STR, pe->e.tls ? "https" :
 	    "http");
 	if (pe->e.tls)
-		uptls_curl(r->c.h, &pe->e, &r->c.resolve);
+		uptls_curl(r->c.h, &pe->e, socks, &r->c.resolve);
+	if (socks)
+		socks_curl(r->c.h, &pe->e.socks);
 	probe_auth(r, pe);
-	if (pcurl_start(&r->c) == -1)
+	return pcurl_start(&r->c);
+}
+
+static int
+probe_start_req(struct probe_engine *pe, const char *path)
+{
+	if (probe_start_slot(pe, &pe->req[pe->nreq], path, 0) == -1)
 		return -1;
 	pe->nreq++;
 	pe->run->pending++;
@@ -206,6 +228,18 @@ probe_failure(struct probe_req *r, char *why, size_t sz)
 		    PROBE_MAX_BODY);
 		return "ErrorApi";
 	}
+	if (r->pe->e.socks.on && !r->direct && (r->c.res ==
+	    CURLE_COULDNT_CONNECT || r->c.res == CURLE_PROXY ||
+	    r->c.res == CURLE_RECV_ERROR)) {
+		char	 name[128];
+
+		snprintf(why, sz, "%s: %.200s%s", socks_name(&r->pe->e.socks,
+		    name, sizeof(name)), r->c.err[0] ? r->c.err :
+		    curl_easy_strerror(r->c.res), r->pe->e.socks.user[0] !=
+		    '\0' && creds_get(SOCKS_SECRET) == NULL ? " (no password "
+		    "is set: flm egress password set)" : "");
+		return "ErrorNetwork";
+	}
 	if (r->c.res == CURLE_COULDNT_CONNECT) {
 		snprintf(why, sz, "nothing listens on %s", r->path);
 		return "NotFound";
@@ -249,9 +283,11 @@ static void
 probe_owner(struct probe_engine *pe, struct json_object *o)
 {
 	char	 why[300];
-	int64_t	 uid;
+	int64_t	 uid = -1;
 
-	if (owner_check(&pe->e, &uid, why, sizeof(why)) == -1) {
+	/* Through SOCKS: another host's listener, no owner to know. */
+	if (pe->e.addr[0] != '\0' && owner_check(&pe->e, &uid, why,
+	    sizeof(why)) == -1) {
 		json_object_object_add(o, "state",
 		    json_object_new_string("OwnerChanged"));
 		json_object_object_add(o, "reason",
@@ -261,14 +297,26 @@ probe_owner(struct probe_engine *pe, struct json_object *o)
 	    json_object_new_int64(uid) : NULL);
 }
 
-/* The engine is not the one meant, or TLS to it cannot be had. */
-static int
-probe_tls_refused(const struct probe_engine *pe, const struct probe_req *bad)
+/*
+ * Why requests to the engine are refused, as the code of their 502:
+ * it is not the one meant or TLS to it cannot be had; the way out
+ * (SOCKS5) is down or refuses.  NULL: they are not.
+ */
+static const char *
+probe_refused(const struct probe_engine *pe, const struct probe_req *bad)
 {
-	if (pe->e.tls_error[0] != '\0')
-		return 1;
-	if (!pe->e.tls || bad == NULL)
-		return 0;
+	if (pe->e.socks.error[0] != '\0')
+		return "egress_failed";
+	if (pe->e.refused[0] != '\0')
+		return "engine_tls_failed";
+	if (bad == NULL)
+		return NULL;
+	if (pe->e.socks.on && !bad->direct && (bad->c.res ==
+	    CURLE_COULDNT_CONNECT || bad->c.res == CURLE_PROXY ||
+	    bad->c.res == CURLE_RECV_ERROR))
+		return "egress_failed";
+	if (!pe->e.tls)
+		return NULL;
 	switch (bad->c.res) {
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
@@ -278,9 +326,9 @@ probe_tls_refused(const struct probe_engine *pe, const struct probe_req *bad)
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_INVALIDCERTSTATUS:
-		return 1;
+		return "engine_tls_failed";
 	default:
-		return 0;
+		return NULL;
 	}
 }
 
@@ -296,6 +344,7 @@ probe_verdict(struct probe_engine *pe)
 	double			 ms = 0;
 	int			 k = probe_kind(pe->e.kind), ollama = k == 0, i;
 	struct probe_req	*bad = NULL;
+	const char		*refused;
 
 	for (i = 0; i < pe->nreq; i++) {
 		if (pe->req[i].c.ms > ms)
@@ -314,9 +363,9 @@ probe_verdict(struct probe_engine *pe)
 		    "/version"));
 	if (k == 3)
 		props = probe_json_body(probe_get(pe, "/props"));
-	if (pe->e.tls_error[0] != '\0') {
+	if (pe->e.refused[0] != '\0') {
 		state = "ErrorNetwork";
-		snprintf(why, sizeof(why), "%s", pe->e.tls_error);
+		snprintf(why, sizeof(why), "%s", pe->e.refused);
 	} else if (bad != NULL)
 		state = probe_failure(bad, why, sizeof(why));
 	else if (list == NULL || !json_object_object_get_ex(list,
@@ -359,9 +408,9 @@ probe_verdict(struct probe_engine *pe)
 	    v != NULL));
 	json_object_put(v);
 	/* Its models' requests are refused with the reason, not 404. */
-	if (probe_tls_refused(pe, bad))
-		json_object_object_add(o, "tls_refused",
-		    json_object_new_boolean(1));
+	if ((refused = probe_refused(pe, bad)) != NULL)
+		json_object_object_add(o, "refused",
+		    json_object_new_string(refused));
 	probe_owner(pe, o);
 	json_object_put(ver);
 	json_object_put(list);
@@ -441,7 +490,7 @@ probe_run(uint32_t peerid)
 		pe->run = run;
 		pe->e = px->engines[i];
 		k = probe_kind(pe->e.kind);
-		if (pe->e.tls_error[0] != '\0')
+		if (pe->e.refused[0] != '\0')
 			continue;	/* refused: nothing to ask */
 		for (j = 0; j < PROBE_MAX_REQS && probe_paths[k][j]; j++)
 			if (probe_start_req(pe, probe_paths[k][j]) == -1)

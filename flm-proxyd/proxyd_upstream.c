@@ -40,13 +40,15 @@
 #define UP_READ_MAX		(128 * 1024)	/* grown to while reads fill */
 #define UP_IDLE_MAX		64	/* kept-alive, per engine on average */
 
-enum up_state { U_CONNECTING, U_TLS, U_HEAD, U_BODY, U_IDLE };
+enum up_state { U_CONNECTING, U_SOCKS, U_TLS, U_HEAD, U_BODY, U_IDLE };
 enum up_body { B_LENGTH, B_CHUNKED, B_CLOSE, B_NONE };
 
 struct upstream {
 	TAILQ_ENTRY(upstream)	 entry;		/* idle list */
 	int			 fd;
 	SSL			*ssl;		/* an https engine's */
+	struct socks_io		*sio;		/* while SOCKS5 is spoken */
+	int			 direct;	/* egress.fail_open: SOCKS down */
 	struct event		*rev;		/* readable, or silent too long */
 	struct event		*wev;		/* connected, or room to send */
 	struct evbuffer		*in;		/* the answer, as it comes */
@@ -91,6 +93,10 @@ static void	up_close(struct upstream *);
 static int	up_connect(struct upstream *);
 static void	up_tls_step(struct upstream *);
 static void	up_sent_free(struct upstream *);
+static void	up_socks_start(struct upstream *);
+static void	up_socks_read(struct upstream *);
+static void	up_tunnel_ready(struct upstream *);
+static void	up_egress_down(struct upstream *, const char *);
 static const struct proxyd_engine *up_live(const struct proxyd_engine *);
 
 static void
@@ -121,6 +127,8 @@ up_close(struct upstream *up)
 		event_free(up->rev);
 	if (up->wev != NULL)
 		event_free(up->wev);
+	free(up->sio);
+	up->sio = NULL;
 	if (up->ssl != NULL) {
 		SSL_set_quiet_shutdown(up->ssl, 1);
 		SSL_free(up->ssl);
@@ -212,7 +220,7 @@ up_fail(struct upstream *up, int status, const char *code, const char *msg)
 static void
 up_park(struct upstream *up)
 {
-	if (!up->keepalive || up->gen != up_gen ||
+	if (!up->keepalive || up->gen != up_gen || up->direct ||
 	    up_nidle >= UP_IDLE_MAX * PROXYD_MAX_ENGINES ||
 	    evbuffer_get_length(up->in) > 0) {
 		up_free(up);
@@ -782,7 +790,7 @@ static void
 up_readable(evutil_socket_t fd, short ev, void *arg)
 {
 	struct upstream	*up = arg;
-	char		 msg[64];
+	char		 msg[80];
 
 	(void)fd;
 	if (up->state == U_IDLE) {
@@ -794,9 +802,16 @@ up_readable(evutil_socket_t fd, short ev, void *arg)
 		up_tls_step(up);
 		return;
 	}
+	if (up->state == U_SOCKS && !(ev & EV_TIMEOUT)) {
+		up_socks_read(up);
+		return;
+	}
 	if (ev & EV_TIMEOUT) {
 		if (up->state == U_TLS)
 			snprintf(msg, sizeof(msg), "no TLS handshake within "
+			    "%d s.", UP_CONNECT_SECS);
+		else if (up->state == U_SOCKS)
+			snprintf(msg, sizeof(msg), "no SOCKS5 answer within "
 			    "%d s.", UP_CONNECT_SECS);
 		else
 			snprintf(msg, sizeof(msg), "no answer within %d s.",
@@ -914,7 +929,7 @@ up_tls_step(struct upstream *up)
 			event_add(up->wev, &tv);
 			return;
 		}
-		uptls_error(up->ssl, why, sizeof(why));
+		uprefused(up->ssl, why, sizeof(why));
 	}
 	log_warnx("engine %s at %s port %d: %s", up->engine.id,
 	    up->engine.addr, up->engine.port, why);
@@ -924,11 +939,100 @@ up_tls_step(struct upstream *up)
 	up_fail(up, 502, "engine_tls_failed", msg);
 }
 
+/* Bytes of the SOCKS5 exchange to the server; -1 if they did not go. */
+static int
+up_socks_write(struct upstream *up, const uint8_t *p, size_t n)
+{
+	ssize_t	 w;
+
+	/* A few hundred bytes on a new connection: the kernel takes them
+	 * whole, or the server is not one to talk to. */
+	do {
+		w = write(up->fd, p, n);
+	} while (w == -1 && errno == EINTR);
+	return w == (ssize_t)n ? 0 : -1;
+}
+
+static void
+up_socks_fail(struct upstream *up, const char *why)
+{
+	char	 name[128], msg[600];
+
+	snprintf(msg, sizeof(msg), "%s: %s.", socks_name(&up->engine.socks,
+	    name, sizeof(name)), why);
+	log_warnx("engine %s: %s", up->engine.id, msg);
+	up->keepalive = 0;
+	up_fail(up, 502, "egress_failed", msg);
+}
+
+static void
+up_socks_start(struct upstream *up)
+{
+	struct timeval	 tv = { UP_CONNECT_SECS, 0 };
+	uint8_t		 out[8];
+	size_t		 n;
+
+	if ((up->sio = malloc(sizeof(*up->sio))) == NULL) {
+		up_fail(up, 503, NULL, "out of memory.");
+		return;
+	}
+	n = socks_hello(up->sio, &up->engine.socks, out);
+	if (up_socks_write(up, out, n) == -1) {
+		up_socks_fail(up, "the greeting was not taken");
+		return;
+	}
+	up->state = U_SOCKS;
+	event_add(up->rev, &tv);
+}
+
+/* The SOCKS5 server's answers, as far as they came. */
+static void
+up_socks_read(struct upstream *up)
+{
+	struct socks_io	*io = up->sio;
+	uint8_t		 out[SOCKS_MAX_OUT];
+	char		 why[400];
+	size_t		 outlen = 0;
+	ssize_t		 n;
+	int		 rc;
+
+	for (;;) {
+		n = read(up->fd, io->in + io->have, io->need - io->have);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			up_socks_fail(up, n == 0 ? "it closed the connection" :
+			    strerror(errno));
+			return;
+		}
+		if ((io->have += (size_t)n) < io->need)
+			continue;
+		rc = socks_step(io, &up->engine.socks, creds_get(SOCKS_SECRET),
+		    up->engine.host, up->engine.port, out, &outlen, why,
+		    sizeof(why));
+		if (rc == SOCKS_SEND && up_socks_write(up, out, outlen) == -1) {
+			rc = SOCKS_FAIL;
+			snprintf(why, sizeof(why), "a request was not taken");
+		}
+		explicit_bzero(out, sizeof(out));	/* the password */
+		if (rc == SOCKS_FAIL) {
+			up_socks_fail(up, why);
+			return;
+		}
+		if (rc == SOCKS_DONE) {
+			free(up->sio);
+			up->sio = NULL;
+			event_del(up->rev);
+			up_tunnel_ready(up);
+			return;
+		}
+	}
+}
+
 /* Connected (or not): the owner check, TLS, then the request. */
 static void
 up_connected(struct upstream *up)
 {
-	const struct proxyd_engine *live;
 	int		 err = 0;
 	socklen_t	 len = sizeof(err);
 
@@ -940,6 +1044,20 @@ up_connected(struct upstream *up)
 	}
 	if (up_owner_changed(up))
 		return;
+	if (up->engine.socks.on && !up->direct) {
+		up_socks_start(up);
+		return;
+	}
+	up_tunnel_ready(up);
+}
+
+/* Connected to the engine itself (directly or through SOCKS): TLS if
+ * it is https, then the request. */
+static void
+up_tunnel_ready(struct upstream *up)
+{
+	const struct proxyd_engine *live;
+
 	if (!up->engine.tls) {
 		up_send(up);
 		return;
@@ -990,6 +1108,37 @@ up_writable(evutil_socket_t fd, short ev, void *arg)
 }
 
 /*
+ * The SOCKS5 server does not answer: fail closed, unless
+ * egress.fail_open lets this request go direct (to the address flmd
+ * resolved then; the connection is not kept).
+ */
+static void
+up_egress_down(struct upstream *up, const char *why)
+{
+	char	 name[128], msg[400];
+
+	socks_name(&up->engine.socks, name, sizeof(name));
+	if (up->engine.socks.fail_open && up->engine.addr[0] != '\0') {
+		log_warnx("engine %s: %s unreachable (%s): going direct "
+		    "(egress.fail_open)", up->engine.id, name, why ? why :
+		    "closed");
+		up_close(up);
+		up->direct = 1;
+		if (up_connect(up) == 0)
+			return;
+		why = strerror(errno);
+		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
+		    up->engine.addr, up->engine.port, why);
+		up_fail(up, 502, "engine_unreachable", msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s unreachable: %s; nothing goes direct "
+	    "(egress.fail_open is no).", name, why ? why : "closed");
+	log_warnx("engine %s: %s", up->engine.id, msg);
+	up_fail(up, 502, "egress_unreachable", msg);
+}
+
+/*
  * The connection ended or failed before the answer did.  A kept-alive
  * connection the engine had closed is tried once, afresh; an answer cut
  * by the end of the connection (no length) ends there.
@@ -1014,6 +1163,10 @@ up_lost(struct upstream *up, const char *why)
 		why = strerror(errno);
 	}
 	up->keepalive = 0;
+	if (up->state == U_CONNECTING && up->engine.socks.on && !up->direct) {
+		up_egress_down(up, why);
+		return;
+	}
 	if (up->state == U_CONNECTING) {
 		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
 		    up->engine.addr, up->engine.port, why ? why : "closed");
@@ -1068,12 +1221,14 @@ up_connect(struct upstream *up)
 
 	up->state = U_CONNECTING;
 	up->gen = up_gen;
-	if (up->engine.tls_error[0] != '\0') {
+	if (up->engine.refused[0] != '\0') {
 		errno = EPROTO;
 		return -1;
 	}
-	if (!up_forward_allowed(&up->engine) ||
-	    netaddr_parse(up->engine.addr, up->engine.port, &ss, &len) == -1) {
+	if (!up_forward_allowed(&up->engine) || (up->engine.socks.on &&
+	    !up->direct ? netaddr_parse(up->engine.socks.addr,
+	    up->engine.socks.port, &ss, &len) : netaddr_parse(up->engine.addr,
+	    up->engine.port, &ss, &len)) == -1) {
 		errno = EACCES;
 		return -1;
 	}
@@ -1188,11 +1343,11 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	char		*sent;
 	size_t		 len, wipe;
 
-	if (call->engine->tls_error[0] != '\0') {
+	if (call->engine->refused[0] != '\0') {
 		/* flmd could not say how to verify it: never reached
 		 * unverified. */
 		http_error(req, 502, "server_error", "engine_tls_failed",
-		    call->engine->tls_error);
+		    call->engine->refused);
 		return;
 	}
 	if ((sent = up_request(call, &len, &wipe)) == NULL) {
@@ -1221,6 +1376,7 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	up->usage = call->usage;
 	up->hide_usage = call->hide_usage;
 	up->filtering = up->skip_blank = 0;
+	up->direct = 0;
 	up->base64 = call->base64;
 	up->translating = 0;
 	memset(&up->ck, 0, sizeof(up->ck));

@@ -82,7 +82,7 @@ uptls_engine(struct proxyd_engine *pe, struct json_object *e)
 
 	pe->tls = 1;
 	if (json_object_object_get_ex(e, "ca_error", &v)) {
-		snprintf(pe->tls_error, sizeof(pe->tls_error), "%s",
+		snprintf(pe->refused, sizeof(pe->refused), "%s",
 		    json_object_get_string(v));
 		return -1;
 	}
@@ -97,7 +97,7 @@ uptls_engine(struct proxyd_engine *pe, struct json_object *e)
 		len = (size_t)json_object_get_string_len(v);
 		if ((pe->ca_pem = strdup(pem)) == NULL ||
 		    (st = uptls_store(pem, len)) == NULL) {
-			snprintf(pe->tls_error, sizeof(pe->tls_error), "the CA "
+			snprintf(pe->refused, sizeof(pe->refused), "the CA "
 			    "of engines.%s.ca holds no usable certificate",
 			    pe->id);
 			return -1;
@@ -107,7 +107,7 @@ uptls_engine(struct proxyd_engine *pe, struct json_object *e)
 			uptls_system = uptls_store(uptls_bundle,
 			    uptls_bundle_len);
 		if (uptls_system == NULL) {
-			snprintf(pe->tls_error, sizeof(pe->tls_error), "no "
+			snprintf(pe->refused, sizeof(pe->refused), "no "
 			    "system CA roots were found: set engines.%s.ca",
 			    pe->id);
 			return -1;
@@ -117,7 +117,7 @@ uptls_engine(struct proxyd_engine *pe, struct json_object *e)
 	}
 	if ((pe->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		X509_STORE_free(st);
-		snprintf(pe->tls_error, sizeof(pe->tls_error), "out of memory");
+		snprintf(pe->refused, sizeof(pe->refused), "out of memory");
 		return -1;
 	}
 	SSL_CTX_set_min_proto_version(pe->ctx, TLS1_2_VERSION);
@@ -213,7 +213,7 @@ uptls_check(SSL *ssl, const struct proxyd_engine *pe, char *why, size_t sz)
 
 /* Why a handshake failed, in words. */
 void
-uptls_error(SSL *ssl, char *why, size_t sz)
+uprefused(SSL *ssl, char *why, size_t sz)
 {
 	unsigned long	 e = ERR_peek_last_error();
 	long		 vr = SSL_get_verify_result(ssl);
@@ -237,7 +237,8 @@ uptls_error(SSL *ssl, char *why, size_t sz)
  * the name resolved to flmd's address (proxyd resolves nothing).
  */
 void
-uptls_curl(CURL *h, const struct proxyd_engine *pe, struct curl_slist **res)
+uptls_curl(CURL *h, const struct proxyd_engine *pe, int socks,
+    struct curl_slist **res)
 {
 	struct curl_blob	 blob;
 	char			 r[400];
@@ -256,7 +257,8 @@ uptls_curl(CURL *h, const struct proxyd_engine *pe, struct curl_slist **res)
 		if (blob.data != NULL)
 			curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
 	}
-	if (strcmp(pe->host, pe->addr) != 0) {
+	/* Through SOCKS the server resolves the name (socks5h). */
+	if (!socks && strcmp(pe->host, pe->addr) != 0) {
 		snprintf(r, sizeof(r), strchr(pe->addr, ':') ? "%s:%d:[%s]" :
 		    "%s:%d:%s", pe->host, pe->port, pe->addr);
 		*res = curl_slist_append(NULL, r);

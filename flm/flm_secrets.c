@@ -71,11 +71,16 @@ credential_table(struct json_object *res)
 {
 	struct json_object	*v;
 
-	if (json_object_object_get_ex(res, "cleared", &v))
-		printf("%s: credential cleared\n", jstr(res, "name") + 7);
+	const char		*name = jstr(res, "name");
+
+	if (strcmp(name, "egress:socks5") == 0)
+		printf("the SOCKS5 password: %s\n", json_object_object_get_ex(
+		    res, "cleared", &v) ? "cleared" : "sealed");
+	else if (json_object_object_get_ex(res, "cleared", &v))
+		printf("%s: credential cleared\n", name + 7);
 	else
 		printf("%s: credential sealed (data key %s); proxyd sends it "
-		    "as Authorization: Bearer\n", jstr(res, "name") + 7,
+		    "as Authorization: Bearer\n", name + 7,
 		    jstr(res, "key_id"));
 }
 
@@ -84,16 +89,25 @@ cmd_credential(struct cli *c, int argc, char **argv)
 {
 	struct json_object	*req = json_object_new_object();
 	char			 buf[SECRET_MAX + 2], prompt[80];
-	int			 rc, set = strcmp(c->cmd_name, "engines credential "
+	int			 rc, egress = strncmp(c->cmd_name, "egress",
+				    6) == 0;
+	int			 set = strcmp(c->cmd_name + strlen(c->cmd_name) - 3,
 				    "set") == 0;
 
 	(void)argc;
 	(void)argv;
-	json_object_object_add(req, "engine",
-	    json_object_new_string(c->args[0]));
+	if (egress)
+		json_object_object_add(req, "egress",
+		    json_object_new_boolean(1));
+	else
+		json_object_object_add(req, "engine",
+		    json_object_new_string(c->args[0]));
 	if (set) {
-		snprintf(prompt, sizeof(prompt), "Credential for engine %.32s: ",
-		    c->args[0]);
+		if (egress)
+			snprintf(prompt, sizeof(prompt), "SOCKS5 password: ");
+		else
+			snprintf(prompt, sizeof(prompt), "Credential for "
+			    "engine %.32s: ", c->args[0]);
 		if (secret_read(prompt, buf, sizeof(buf)) == -1) {
 			json_object_put(req);
 			explicit_bzero(buf, sizeof(buf));

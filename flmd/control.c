@@ -553,24 +553,29 @@ control_credential(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	const char		*id;
 	int			 rc, known;
 
-	if (!json_object_object_get_ex(req, "engine", &e) ||
+	if (json_object_object_get_ex(req, "egress", &e) &&
+	    json_object_get_boolean(e))
+		snprintf(name, sizeof(name), "egress:socks5");
+	else if (!json_object_object_get_ex(req, "engine", &e) ||
 	    !json_object_is_type(e, json_type_string) ||
 	    !setting_id_valid(json_object_get_string(e),
 	    (size_t)json_object_get_string_len(e))) {
 		control_error(c, peerid, EINVAL, "an engine id is needed "
 		    "(1-32 of a-z 0-9 - _)");
 		return;
+	} else {
+		id = json_object_get_string(e);
+		ids = config_engine_ids();
+		known = json_object_object_get_ex(ids, id, NULL);
+		json_object_put(ids);
+		if (type == IMSG_CTL_CREDENTIAL_SET && !known) {
+			snprintf(name, sizeof(name), "no engine %s is "
+			    "configured", id);
+			control_error(c, peerid, ENOENT, name);
+			return;
+		}
+		snprintf(name, sizeof(name), "engine:%s", id);
 	}
-	id = json_object_get_string(e);
-	ids = config_engine_ids();
-	known = json_object_object_get_ex(ids, id, NULL);
-	json_object_put(ids);
-	if (type == IMSG_CTL_CREDENTIAL_SET && !known) {
-		snprintf(name, sizeof(name), "no engine %s is configured", id);
-		control_error(c, peerid, ENOENT, name);
-		return;
-	}
-	snprintf(name, sizeof(name), "engine:%s", id);
 	fw = json_object_new_object();
 	json_object_object_add(fw, "name", json_object_new_string(name));
 	if (type == IMSG_CTL_CREDENTIAL_CLEAR)
@@ -671,7 +676,8 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 		control_error(c, peerid, EINVAL, err);
 		return;
 	}
-	if (strncmp(json_object_get_string(k), "engines.", 8) == 0)
+	if (strncmp(json_object_get_string(k), "engines.", 8) == 0 ||
+	    strncmp(json_object_get_string(k), "egress.", 7) == 0)
 		proc_send_engines();
 	if (strcmp(json_object_get_string(k), "proxy.workers") == 0)
 		proc_workers_apply();

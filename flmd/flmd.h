@@ -154,6 +154,7 @@ int			 config_workers(void);
 int			 config_workers_parse(const char *);
 struct json_object	*config_engine_ids(void);
 struct json_object	*config_limits(void);
+struct json_object	*config_egress(const char *);
 int			 config_parse_url(const char *, char *, size_t, int *,
 			    int *);
 int64_t			 config_owner(const char *, const char *, int);

@@ -309,6 +309,77 @@ config_valid_ca(const char *key, const char *value, char *err,
 	return -1;
 }
 
+/* HOST:PORT or [V6]:PORT, the port required. */
+static int
+config_hostport(const char *v, char *host, size_t hostsz, int *port)
+{
+	char	 url[300];
+	int	 tls;
+
+	if (strlen(v) > 280 || strchr(v, '/') != NULL ||
+	    (v[0] == '[' ? strstr(v, "]:") : strrchr(v, ':')) == NULL)
+		return -1;
+	snprintf(url, sizeof(url), "http://%s", v);
+	return config_parse_url(url, host, hostsz, port, &tls);
+}
+
+static const char *const egress_modes[] = { "direct", "tor", "socks5" };
+
+static int
+config_egress_mode_valid(const char *v)
+{
+	size_t	 i;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(v, egress_modes[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* egress.* and engines.ID.egress. */
+static int
+config_valid_egress(int kind, const char *key, const char *value, char *err,
+    size_t errsz)
+{
+	char	 host[256];
+	size_t	 i;
+	int	 port;
+
+	switch (kind) {
+	case SETTING_ENGINE_EGRESS:
+		if (strcmp(value, "default") == 0 ||
+		    config_egress_mode_valid(value))
+			return 0;
+		snprintf(err, errsz, "%s: expected default, direct, tor or "
+		    "socks5", key);
+		return -1;
+	case SETTING_EGRESS_MODE:
+		if (config_egress_mode_valid(value))
+			return 0;
+		snprintf(err, errsz, "%s: expected direct, tor or socks5", key);
+		return -1;
+	case SETTING_EGRESS_ENDPOINT:
+		if (config_hostport(value, host, sizeof(host), &port) == 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected HOST:PORT", key);
+		return -1;
+	case SETTING_EGRESS_USER:
+		for (i = 0; value[i] != '\0'; i++)
+			if (value[i] < 0x21 || value[i] > 0x7e)
+				break;
+		if (i > 0 && i <= 255 && value[i] == '\0')
+			return 0;
+		snprintf(err, errsz, "%s: expected 1-255 visible characters",
+		    key);
+		return -1;
+	default:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected yes or no", key);
+		return -1;
+	}
+}
+
 /* A key no row of setting_defs matches: name those there are. */
 static int
 config_unknown(const char *key, char *err, size_t errsz)
@@ -345,6 +416,13 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 		return -1;
 	case SETTING_ENGINE_CA:
 		return config_valid_ca(key, value, err, errsz);
+	case SETTING_ENGINE_EGRESS:
+	case SETTING_EGRESS_MODE:
+	case SETTING_EGRESS_ENDPOINT:
+	case SETTING_EGRESS_USER:
+	case SETTING_EGRESS_FAIL_OPEN:
+		return config_valid_egress(setting_find(key, &ld), key, value,
+		    err, errsz);
 	case SETTING_ENGINE_KIND:
 		return config_valid_kind(key, value, err, errsz);
 	case SETTING_PROXY_LIMIT:
@@ -515,18 +593,84 @@ config_engine_ca(struct json_object *e, const char *id, const char *ca)
 	json_object_object_add(e, "ca_pem", json_object_new_string(buf));
 }
 
+/* Going direct when the SOCKS server is down (egress.fail_open). */
+static int
+config_fail_open(void)
+{
+	char	 buf[8];
+
+	return strcmp(config_value("egress.fail_open", "no", buf,
+	    sizeof(buf)), "yes") == 0;
+}
+
+/*
+ * How proxyd reaches an engine (its engines.ID.egress, or with id NULL
+ * or "default" there, egress.mode): NULL for direct, else the SOCKS5
+ * server {mode, addr, port, user?, fail_open?}, or {mode, error} when it
+ * is not set or cannot be resolved (proxyd then refuses the engine:
+ * nothing goes direct by mistake).
+ */
+struct json_object *
+config_egress(const char *id)
+{
+	struct json_object	*o;
+	char			 key[64], mode[16], ep[300], u[300];
+	char			 host[256], addr[INET6_ADDRSTRLEN], why[400];
+	const char		*m = NULL;
+	int			 port;
+
+	if (id != NULL) {
+		snprintf(key, sizeof(key), "engines.%s.egress", id);
+		m = config_value(key, NULL, mode, sizeof(mode));
+	}
+	if (m == NULL || strcmp(m, "default") == 0)
+		m = config_value("egress.mode", "direct", mode, sizeof(mode));
+	if (strcmp(m, "direct") == 0)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "mode", json_object_new_string(m));
+	if (strcmp(m, "tor") == 0)
+		snprintf(ep, sizeof(ep), "%s", config_value("egress.tor",
+		    "127.0.0.1:9050", u, sizeof(u)));
+	else if (config_value("egress.socks5", NULL, ep, sizeof(ep)) == NULL) {
+		json_object_object_add(o, "error", json_object_new_string(
+		    "egress socks5: egress.socks5 is not set"));
+		return o;
+	}
+	if (config_hostport(ep, host, sizeof(host), &port) == -1 ||
+	    config_resolve(host, addr, sizeof(addr)) == -1) {
+		snprintf(why, sizeof(why), "egress %s: cannot resolve %s", m,
+		    ep);
+		json_object_object_add(o, "error", json_object_new_string(why));
+		return o;
+	}
+	json_object_object_add(o, "addr", json_object_new_string(addr));
+	json_object_object_add(o, "port", json_object_new_int(port));
+	if (strcmp(m, "socks5") == 0 && config_value("egress.socks5_user",
+	    NULL, u, sizeof(u)) != NULL)
+		json_object_object_add(o, "user", json_object_new_string(u));
+	if (config_fail_open())
+		json_object_object_add(o, "fail_open",
+		    json_object_new_boolean(1));
+	return o;
+}
+
 static void
 config_engine_add(struct json_object *arr, const char *id, const char *kind,
     const char *url, const char *ca)
 {
-	struct json_object	*e;
-	char			 host[256], addr[INET6_ADDRSTRLEN];
+	struct json_object	*e, *eg = config_egress(id), *v;
+	char			 host[256], addr[INET6_ADDRSTRLEN] = "";
 	int64_t			 owner;
 	int			 port, tls;
 
+	/* Through SOCKS the server resolves the name (socks5h): a lookup
+	 * here would leak it, unless going direct is allowed anyway. */
 	if (config_parse_url(url, host, sizeof(host), &port, &tls) == -1 ||
-	    config_resolve(host, addr, sizeof(addr)) == -1) {
+	    ((eg == NULL || json_object_object_get_ex(eg, "fail_open",
+	    NULL)) && config_resolve(host, addr, sizeof(addr)) == -1)) {
 		log_warnx("engine %s: cannot use %s", id, url);
+		json_object_put(eg);
 		return;
 	}
 	e = json_object_new_object();
@@ -539,7 +683,14 @@ config_engine_add(struct json_object *arr, const char *id, const char *kind,
 		json_object_object_add(e, "tls", json_object_new_boolean(1));
 		config_engine_ca(e, id, ca);
 	}
-	if ((owner = config_owner(id, addr, port)) >= 0)
+	if (eg != NULL && json_object_object_get_ex(eg, "error", &v)) {
+		log_warnx("engine %s: %s: refused", id,
+		    json_object_get_string(v));
+		json_object_object_add(e, "egress_error", json_object_get(v));
+		json_object_put(eg);
+	} else if (eg != NULL)
+		json_object_object_add(e, "socks", eg);
+	if (*addr != '\0' && (owner = config_owner(id, addr, port)) >= 0)
 		json_object_object_add(e, "owner_uid",
 		    json_object_new_int64(owner));
 	json_object_array_add(arr, e);

@@ -163,7 +163,7 @@ static const struct engines_member verdict_members[] = {
 	{ "reason",		ET_STR_NULL,	512 },
 	{ "models",		ET_MODELS,	ENGINES_MAX_MODELS },
 	{ "openai",		ET_BOOL,	0 },
-	{ "tls_refused",	ET_BOOL,	0 },	/* proxyd_catalogue.c blocks it */
+	{ "refused",		ET_STR,		32 },	/* the code of its 502s */
 	{ "owner_uid",		ET_INT_NULL,	UINT32_MAX },	/* engines_owner */
 };
 

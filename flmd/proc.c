@@ -37,6 +37,7 @@ static void	proc_dispatch(struct chan *, struct chan_msg *, void *);
 static void	proc_chan_closed(struct chan *, const char *, void *);
 static void	proc_complaint_cb(evutil_socket_t, short, void *);
 static void	proc_send_engine_ids(struct json_object *);
+static struct json_object *proc_egress(void);
 
 /* keyd, or proxyd worker 0 (who probes engines for flm). */
 struct flmd_proc *
@@ -232,6 +233,9 @@ proc_worker_setup(struct flmd_proc *p)
 	proc_send_shm(p->chan);	/* before any listener */
 	o = config_limits();
 	chan_compose_json(p->chan, IMSG_PROXY_LIMITS, 0, o);
+	json_object_put(o);
+	o = proc_egress();
+	chan_compose_json(p->chan, IMSG_EGRESS, 0, o);
 	json_object_put(o);
 	o = config_engines();
 	chan_compose_json(p->chan, IMSG_ENGINES, 0, o);
@@ -1158,11 +1162,22 @@ proc_send_engine_ids(struct json_object *arr)
 	json_object_put(ids);
 }
 
+/* egress.mode's SOCKS5 server ({}: direct), before the engines. */
+static struct json_object *
+proc_egress(void)
+{
+	struct json_object	*o = config_egress(NULL);
+
+	return o != NULL ? o : json_object_new_object();
+}
+
 void
 proc_send_engines(void)
 {
-	struct json_object	*arr = config_engines();
+	struct json_object	*arr = config_engines(), *eg = proc_egress();
 
+	proc_workers_json(IMSG_EGRESS, eg);
+	json_object_put(eg);
 	proc_workers_json(IMSG_ENGINES, arr);
 	proc_send_engine_ids(arr);
 	engines_sent(arr);	/* takes it: the owners are checked against it */

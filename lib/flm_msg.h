@@ -47,6 +47,9 @@ enum flm_msg_type {
 	IMSG_PROXY_DRAIN,	/* empty: stop accepting, finish, exit */
 	IMSG_PROXY_SHM = 26,	/* fd + u32 size: the rate-limit region */
 	IMSG_PROXY_WORKER = 27,	/* u32 index, u32 count: which worker this is */
+	IMSG_EGRESS = 28,	/* JSON {} (direct) or {mode, addr, port, user?,
+				 * fail_open?, error?}: egress.mode's SOCKS5
+				 * server, for ACME and the egress check */
 
 	/* proxyd -> flmd */
 	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */

@@ -13,6 +13,8 @@ const struct setting_def setting_defs[] = {
 	    "ollama|lmstudio|vllm|llamacpp" },
 	{ "engines.ID.ca",	SETTING_ENGINE_CA,
 	    "system, /path/of/ca.pem or sha256//BASE64 (https engines)" },
+	{ "engines.ID.egress",	SETTING_ENGINE_EGRESS,
+	    "default (egress.mode), direct, tor or socks5" },
 	{ "proxy.LIMIT",	SETTING_PROXY_LIMIT,	NULL },
 	{ "tls.names",		SETTING_TLS_NAMES,
 	    "1-16 DNS names, comma-separated" },
@@ -26,6 +28,16 @@ const struct setting_def setting_defs[] = {
 	    "the user the hook runs as (system mode; default nobody)" },
 	{ "acme.dns_wait",	SETTING_ACME_DNS_WAIT,
 	    "0-3600 seconds for a TXT record to spread (default 60)" },
+	{ "egress.mode",	SETTING_EGRESS_MODE,
+	    "direct (default), tor or socks5" },
+	{ "egress.socks5",	SETTING_EGRESS_ENDPOINT,
+	    "HOST:PORT of the SOCKS5 server" },
+	{ "egress.tor",		SETTING_EGRESS_ENDPOINT,
+	    "HOST:PORT of Tor's SOCKS port (default 127.0.0.1:9050)" },
+	{ "egress.socks5_user",	SETTING_EGRESS_USER,
+	    "the SOCKS5 user name (flm egress password set: its password)" },
+	{ "egress.fail_open",	SETTING_EGRESS_FAIL_OPEN,
+	    "no (default) or yes: go direct when the SOCKS server is down" },
 };
 const int	setting_ndefs = sizeof(setting_defs) / sizeof(setting_defs[0]);
 
@@ -65,6 +77,8 @@ setting_find(const char *key, const struct limit_def **ld)
 			return SETTING_ENGINE_KIND;
 		if (strcmp(dot, ".ca") == 0)
 			return SETTING_ENGINE_CA;
+		if (strcmp(dot, ".egress") == 0)
+			return SETTING_ENGINE_EGRESS;
 		return -1;
 	}
 	if (strcmp(key, "proxy.workers") == 0)

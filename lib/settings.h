@@ -13,6 +13,7 @@ enum setting_kind {
 	SETTING_ENGINE_URL,		/* engines.ID.url */
 	SETTING_ENGINE_KIND,		/* engines.ID.kind */
 	SETTING_ENGINE_CA,		/* engines.ID.ca */
+	SETTING_ENGINE_EGRESS,		/* engines.ID.egress */
 	SETTING_PROXY_LIMIT,		/* proxy.NAME: lib/proxylimits.c */
 	SETTING_TLS_NAMES,		/* tls.names */
 	SETTING_TLS_LIFETIME,		/* tls.cert_lifetime */
@@ -20,6 +21,10 @@ enum setting_kind {
 	SETTING_ACME_DNS_HOOK,		/* acme.dns_hook */
 	SETTING_ACME_DNS_USER,		/* acme.dns_user */
 	SETTING_ACME_DNS_WAIT,		/* acme.dns_wait */
+	SETTING_EGRESS_MODE,		/* egress.mode */
+	SETTING_EGRESS_ENDPOINT,	/* egress.socks5, egress.tor */
+	SETTING_EGRESS_USER,		/* egress.socks5_user */
+	SETTING_EGRESS_FAIL_OPEN,	/* egress.fail_open */
 };
 
 struct setting_def {
