@@ -364,6 +364,24 @@ proxyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		}
 		http_drain();
 		break;
+	case IMSG_EGRESS_CHECK:
+		if (msg_end(m) == -1) {
+			chan_fail(ch, "malformed EGRESS_CHECK");
+			return;
+		}
+		if (!px->egress.on) {
+			/* Direct: nothing to check, and nothing waits. */
+			struct json_object	*o = json_object_new_object();
+
+			json_object_object_add(o, "ok",
+			    json_object_new_boolean(1));
+			json_object_object_add(o, "ms", json_object_new_int(0));
+			chan_compose_json(ch, IMSG_EGRESS_STATE,
+			    m->hdr.peerid, o);
+			json_object_put(o);
+		} else
+			socks_check(m->hdr.peerid);
+		break;
 	case IMSG_ENGINES_DETECT:
 		if (msg_end(m) == -1) {
 			chan_fail(ch, "malformed ENGINES_DETECT");

@@ -331,6 +331,7 @@ size_t	socks_hello(struct socks_io *, const struct proxyd_socks *, uint8_t *);
 int	socks_step(struct socks_io *, const struct proxyd_socks *, const char *,
 	    const char *, int, uint8_t *, size_t *, char *, size_t);
 void	socks_curl(CURL *, const struct proxyd_socks *);
+void	socks_check(uint32_t);
 
 /* proxyd_uptls.c: TLS to engines */
 void	uptls_init(void);

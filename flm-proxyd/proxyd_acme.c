@@ -305,7 +305,15 @@ acme_transfer(struct acme_run *a, const char *url, const char *body)
 		blob.flags = CURL_BLOB_COPY;
 		curl_easy_setopt(a->c.h, CURLOPT_CAINFO_BLOB, &blob);
 	}
-	if (a->resolve != NULL)
+	/* egress.mode: the CA too is reached through the SOCKS5 server,
+	 * which resolves its name; never direct. */
+	if (px->egress.on && px->egress.error[0] != '\0') {
+		pcurl_cancel(&a->c);
+		return -1;
+	}
+	if (px->egress.on)
+		socks_curl(a->c.h, &px->egress);
+	else if (a->resolve != NULL)
 		curl_easy_setopt(a->c.h, CURLOPT_RESOLVE, a->resolve);
 	if (body != NULL) {
 		a->c.hdrs = curl_slist_append(NULL,

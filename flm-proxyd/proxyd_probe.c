@@ -497,6 +497,8 @@ probe_run(uint32_t peerid)
 				log_warnx("engine %s: cannot probe %s",
 				    pe->e.id, probe_paths[k][j]);
 	}
+	if (px->worker == 0)
+		socks_check(0);	/* flm proxy status shows the egress */
 	run->pending++;		/* none may finish before all started */
 	if (--run->pending == 0)
 		probe_finish(run);

@@ -8,15 +8,26 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <arpa/inet.h>
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
+#include <event2/event.h>
 #include <json-c/json.h>
 
+#include "log.h"
+#include "netaddr.h"
 #include "proxyd.h"
+
+#define SOCKS_CHECK_SECS	3
 
 enum { S_METHOD = 1, S_AUTH, S_REPLY, S_REPLY_ADDR };
 
@@ -231,4 +242,123 @@ socks_curl(CURL *h, const struct proxyd_socks *s)
 		if ((pass = creds_get(SOCKS_SECRET)) != NULL)
 			curl_easy_setopt(h, CURLOPT_PROXYPASSWORD, pass);
 	}
+}
+
+/* ---- is the server up?  (flm proxy start's pre-flight, status) ---------- */
+
+struct socks_check {
+	int		 fd;
+	int		 greeted;
+	uint32_t	 peerid;
+	struct event	*ev;
+	struct timespec	 t0;
+};
+
+static void
+socks_check_end(struct socks_check *k, const char *why)
+{
+	struct json_object	*o = json_object_new_object();
+	struct timespec		 t1;
+	char			 name[128], msg[400];
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	json_object_object_add(o, "ok", json_object_new_boolean(why == NULL));
+	if (why != NULL) {
+		snprintf(msg, sizeof(msg), "%s: %s", socks_name(&px->egress,
+		    name, sizeof(name)), why);
+		json_object_object_add(o, "error", json_object_new_string(msg));
+	}
+	json_object_object_add(o, "ms", json_object_new_int((int)((t1.tv_sec -
+	    k->t0.tv_sec) * 1000 + (t1.tv_nsec - k->t0.tv_nsec) / 1000000)));
+	chan_compose_json(px->c.parent, IMSG_EGRESS_STATE, k->peerid, o);
+	json_object_put(o);
+	if (k->ev != NULL)
+		event_free(k->ev);
+	if (k->fd != -1)
+		close(k->fd);
+	free(k);
+}
+
+static void
+socks_check_io(evutil_socket_t fd, short ev, void *arg)
+{
+	struct socks_check	*k = arg;
+	struct timeval		 tv = { SOCKS_CHECK_SECS, 0 };
+	uint8_t			 b[8];
+	struct socks_io		 io;
+	socklen_t		 len = sizeof(int);
+	ssize_t			 n;
+	int			 err = 0;
+
+	if (ev & EV_TIMEOUT) {
+		socks_check_end(k, "no answer within 3 s");
+		return;
+	}
+	if (!k->greeted) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		if (err != 0) {
+			socks_check_end(k, strerror(err));
+			return;
+		}
+		n = (ssize_t)socks_hello(&io, &px->egress, b);
+		if (write(fd, b, (size_t)n) != n) {
+			socks_check_end(k, "the greeting was not taken");
+			return;
+		}
+		k->greeted = 1;
+		event_free(k->ev);
+		if ((k->ev = event_new(px->c.base, fd, EV_READ, socks_check_io,
+		    k)) == NULL || event_add(k->ev, &tv) == -1) {
+			socks_check_end(k, "out of memory");
+			return;
+		}
+		return;
+	}
+	n = read(fd, b, 2);
+	if (n != 2 || b[0] != 5)
+		socks_check_end(k, n == 0 ? "it closed the connection" :
+		    "not a SOCKS5 server");
+	else if (b[1] == 0xff)
+		socks_check_end(k, "it accepts none of our authentication "
+		    "methods");
+	else
+		socks_check_end(k, NULL);
+}
+
+/* A TCP connection and a greeting to egress.mode's server; answered
+ * IMSG_EGRESS_STATE with peerid (0: the periodic check). */
+void
+socks_check(uint32_t peerid)
+{
+	struct socks_check	*k;
+	struct sockaddr_storage	 ss;
+	struct timeval		 tv = { SOCKS_CHECK_SECS, 0 };
+	socklen_t		 len;
+
+	if (!px->egress.on)
+		return;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return;
+	k->fd = -1;
+	k->peerid = peerid;
+	clock_gettime(CLOCK_MONOTONIC, &k->t0);
+	if (px->egress.error[0] != '\0') {
+		socks_check_end(k, px->egress.error);
+		return;
+	}
+	if (netaddr_parse(px->egress.addr, px->egress.port, &ss, &len) == -1 ||
+	    (k->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		socks_check_end(k, strerror(errno));
+		return;
+	}
+	if (connect(k->fd, (struct sockaddr *)&ss, len) == -1 &&
+	    errno != EINPROGRESS) {
+		socks_check_end(k, strerror(errno));
+		return;
+	}
+	if ((k->ev = event_new(px->c.base, k->fd, EV_WRITE, socks_check_io,
+	    k)) == NULL || event_add(k->ev, &tv) == -1)
+		socks_check_end(k, "out of memory");
 }

@@ -43,6 +43,8 @@ struct ctl_conn {
 	uint32_t		 reqid;		/* the client's request id */
 	uint16_t		 reqtype;	/* what was asked */
 	char			 engine[40];	/* models list --engine */
+	struct json_object	*pending;	/* a proxy start awaiting its
+						 * egress pre-flight */
 	struct event		*ev_idle;
 };
 
@@ -290,6 +292,7 @@ control_drop(struct ctl_conn *c)
 	ctl_nconns--;
 	event_free(c->ev_idle);
 	chan_free(c->chan);
+	json_object_put(c->pending);
 	free(c);
 }
 
@@ -406,6 +409,8 @@ control_proc_gone(enum flm_proc proc)
 	TAILQ_FOREACH(c, &ctl_conns, entry) {
 		if (c->waiting != proc)
 			continue;
+		json_object_put(c->pending);
+		c->pending = NULL;
 		c->waiting = PROC_NONE;
 		control_idle_arm(c);
 		control_error(c, c->reqid, EAGAIN, "the request "
@@ -689,18 +694,95 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	control_reply(c, peerid, res);
 }
 
+/*
+ * flm proxy start with egress.mode tor or socks5: is its server up?
+ * proxyd tries (flmd makes no TCP connection); the start goes on when
+ * it answers.  1 if the start waits or was refused here.
+ */
+static int
+control_egress_preflight(struct ctl_conn *c, uint32_t peerid,
+    struct json_object *req)
+{
+	struct json_object	*eg = config_egress(NULL), *v;
+	char			 msg[600];
+
+	if (eg == NULL)
+		return 0;
+	if (json_object_object_get_ex(eg, "error", &v)) {
+		snprintf(msg, sizeof(msg), "PROXY_INVALID_CONFIG: %s",
+		    json_object_get_string(v));
+		json_object_put(eg);
+		control_error(c, peerid, EINVAL, msg);
+		return 1;
+	}
+	json_object_put(eg);
+	if (proc_forward(PROC_PROXYD, IMSG_EGRESS_CHECK, c->id, NULL) == -1) {
+		control_error(c, peerid, EAGAIN, "flm-proxyd is not running "
+		    "(see flm status); try again");
+		return 1;
+	}
+	c->pending = json_object_get(req);
+	c->waiting = PROC_PROXYD;
+	c->reqid = peerid;
+	c->reqtype = IMSG_CTL_PROXY_START;
+	return 1;
+}
+
+static void	control_proxy_run(struct ctl_conn *, uint16_t, uint32_t,
+		    struct json_object *);
+
+/* The pre-flight's answer: the start goes on, or is refused (unless
+ * egress.fail_open, when requests would go direct instead). */
+void
+control_egress_checked(uint32_t id, struct json_object *o)
+{
+	struct ctl_conn		*c;
+	struct json_object	*req, *v;
+	char			 msg[700], buf[8];
+
+	if ((c = control_byid(id)) == NULL || c->pending == NULL ||
+	    c->waiting != PROC_PROXYD)
+		return;
+	c->waiting = PROC_NONE;
+	control_idle_arm(c);
+	req = c->pending;
+	if (!json_object_get_boolean(json_object_object_get(o, "ok")) &&
+	    strcmp(config_value("egress.fail_open", "no", buf, sizeof(buf)),
+	    "yes") != 0) {
+		v = json_object_object_get(o, "error");
+		snprintf(msg, sizeof(msg), "PROXY_INVALID_CONFIG: %s; nothing "
+		    "would reach the engines (start the SOCKS server, or set "
+		    "egress.mode direct)", v != NULL ?
+		    json_object_get_string(v) : "the egress is down");
+		control_error(c, c->reqid, EHOSTUNREACH, msg);
+	} else
+		control_proxy_run(c, IMSG_CTL_PROXY_START, c->reqid, req);
+	c->pending = NULL;
+	json_object_put(req);
+}
+
 static void
 control_proxy(struct ctl_conn *c, uint16_t type, uint32_t peerid,
+    struct json_object *req)
+{
+	if (type == IMSG_CTL_PROXY_STATUS) {
+		control_reply(c, peerid, proxy_status());
+		return;
+	}
+	if (type == IMSG_CTL_PROXY_START &&
+	    control_egress_preflight(c, peerid, req))
+		return;
+	control_proxy_run(c, type, peerid, req);
+}
+
+static void
+control_proxy_run(struct ctl_conn *c, uint16_t type, uint32_t peerid,
     struct json_object *req)
 {
 	struct json_object	*res = NULL;
 	char			 err[512];
 	int			 r;
 
-	if (type == IMSG_CTL_PROXY_STATUS) {
-		control_reply(c, peerid, proxy_status());
-		return;
-	}
 	r = type == IMSG_CTL_PROXY_START ?
 	    proxy_start(req, c->id, &res, err, sizeof(err)) :
 	    proxy_stop(req, &res, err, sizeof(err));

@@ -128,6 +128,7 @@ void			 control_init(void);
 void			 control_cleanup(void);
 void			 control_relay(uint32_t, uint16_t, struct json_object *);
 void			 control_relay_error(uint32_t, int, const char *);
+void			 control_egress_checked(uint32_t, struct json_object *);
 void			 control_progress(uint32_t, struct json_object *);
 void			 control_proc_gone(enum flm_proc);
 void			 control_engines_reply(uint32_t, struct json_object *);
@@ -176,6 +177,8 @@ int			 proxy_start(struct json_object *, uint32_t,
 int			 proxy_stop(struct json_object *, struct json_object **,
 			    char *, size_t);
 struct json_object	*proxy_status(void);
+int			 proxy_egress_valid(struct json_object *);
+void			 proxy_egress_state(uint32_t, struct json_object *);
 int			 proxy_stats_valid(struct json_object *);
 void			 proxy_stats(struct json_object *);
 void			 proxy_send_all(struct chan *);

@@ -152,7 +152,7 @@ fail:
 struct json_object *
 acme_ensure_args(struct json_object *opts)
 {
-	struct json_object	*o = json_object_new_object(), *v;
+	struct json_object	*o = json_object_new_object(), *v, *eg;
 	struct addrinfo		 hints, *res;
 	const char		*dir, *h, *e, *portp;
 	char			 host[256], addr[INET6_ADDRSTRLEN], r[400];
@@ -164,6 +164,12 @@ acme_ensure_args(struct json_object *opts)
 			json_object_object_add(o, k, json_object_get(val));
 	if (!json_object_object_get_ex(opts, "directory", &v))
 		return o;
+	/* Through SOCKS the server resolves the CA's name: a lookup here
+	 * would leak it. */
+	if ((eg = config_egress(NULL)) != NULL) {
+		json_object_put(eg);
+		return o;
+	}
 	dir = json_object_get_string(v);
 	h = dir + 8;
 	e = h + strcspn(h, "/");

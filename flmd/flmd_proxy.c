@@ -920,10 +920,13 @@ proxy_keyd_gone(void)
 	}
 }
 
+static struct json_object *proxy_egress_json(void);
+
 struct json_object *
 proxy_status(void)
 {
 	struct json_object	*arr = json_object_new_array();
+	struct json_object	*egress = proxy_egress_json();
 	struct json_object	*workers = proc_workers_status_json();
 	struct flmd_proc	*p = proc_byid(PROC_PROXYD);
 	int			 i;
@@ -940,8 +943,7 @@ proxy_status(void)
 		    proc_nworkers_get()));
 		json_object_object_add(o, "started_at",
 		    json_object_new_int64(handles[i].started));
-		json_object_object_add(o, "egress",
-		    json_object_new_string("direct"));
+		json_object_object_add(o, "egress", json_object_get(egress));
 		json_object_object_add(o, "requests",
 		    json_object_new_int64((int64_t)handles[i].requests));
 		json_object_object_add(o, "key_checks", json_object_new_string(
@@ -949,7 +951,84 @@ proxy_status(void)
 		json_object_array_add(arr, o);
 	}
 	json_object_put(workers);
+	json_object_put(egress);
 	return arr;
+}
+
+/* The SOCKS5 server of egress.mode, as proxyd last found it. */
+static struct json_object	*egress_last;
+static time_t			 egress_at;
+
+/* {ok: bool, error?: string <= 512, ms: 0-60000}: else malformed. */
+int
+proxy_egress_valid(struct json_object *o)
+{
+	struct json_object	*v;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "ok", &v) ||
+	    !json_object_is_type(v, json_type_boolean) ||
+	    !json_object_object_get_ex(o, "ms", &v) ||
+	    !json_is_int_range(v, 0, 60000))
+		return 0;
+	json_object_object_foreach(o, k, val) {
+		if (strcmp(k, "ok") == 0 || strcmp(k, "ms") == 0)
+			continue;
+		if (strcmp(k, "error") != 0 ||
+		    !json_object_is_type(val, json_type_string) ||
+		    json_object_get_string_len(val) > 512)
+			return 0;
+	}
+	return 1;
+}
+
+/* A check's result: kept for flm proxy status; a pre-flight's goes on
+ * to its flm proxy start. */
+void
+proxy_egress_state(uint32_t peerid, struct json_object *o)
+{
+	struct json_object	*v;
+
+	json_object_put(egress_last);
+	egress_last = json_object_get(o);
+	egress_at = time(NULL);
+	if (json_object_object_get_ex(o, "error", &v) &&
+	    json_object_get_boolean(json_object_object_get(o, "ok")) == 0)
+		log_debug("egress check: %s", json_object_get_string(v));
+	if (peerid != 0)
+		control_egress_checked(peerid, o);
+}
+
+/* What flm proxy status says of the egress: direct, or the server and
+ * how it was at its last check. */
+static struct json_object *
+proxy_egress_json(void)
+{
+	struct json_object	*eg = config_egress(NULL), *o, *v;
+	char			 at[32];
+	struct tm		 tm;
+
+	if (eg == NULL)
+		return json_object_new_string("direct");
+	o = json_object_new_object();
+	json_object_object_foreach(eg, k, val)
+		json_object_object_add(o, k, json_object_get(val));
+	json_object_put(eg);
+	if (!json_object_object_get_ex(o, "error", NULL) &&
+	    egress_last != NULL) {
+		json_object_object_add(o, "healthy", json_object_get(
+		    json_object_object_get(egress_last, "ok")));
+		if (json_object_object_get_ex(egress_last, "error", &v))
+			json_object_object_add(o, "last_error",
+			    json_object_get(v));
+		gmtime_r(&egress_at, &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_object_add(o, "checked_at",
+		    json_object_new_string(at));
+	} else if (json_object_object_get_ex(o, "error", NULL))
+		json_object_object_add(o, "healthy",
+		    json_object_new_boolean(0));
+	return o;
 }
 
 /*
@@ -1028,6 +1107,8 @@ proxy_restore(void)
 void
 proxy_cleanup(void)
 {
+	json_object_put(egress_last);
+	egress_last = NULL;
 	while (nhandles > 0) {
 		nhandles--;
 		proxy_handle_free(&handles[nhandles]);

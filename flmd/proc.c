@@ -617,6 +617,16 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		engines_state(p->worker == 0 ? m->hdr.peerid : 0, o);
 		json_object_put(o);
 		break;
+	case IMSG_EGRESS_STATE:
+		if (p->id != PROC_PROXYD || msg_get_json(m, &o) == -1 ||
+		    !proxy_egress_valid(o)) {
+			json_object_put(o);
+			chan_fail(ch, "malformed EGRESS_STATE");
+			return;
+		}
+		proxy_egress_state(p->worker == 0 ? m->hdr.peerid : 0, o);
+		json_object_put(o);
+		break;
 	case IMSG_PROXY_STATS:
 		if (p->id != PROC_PROXYD ||
 		    proc_get_json(m, PROC_STATS_MAX, &o) == -1 ||

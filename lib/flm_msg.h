@@ -50,11 +50,15 @@ enum flm_msg_type {
 	IMSG_EGRESS = 28,	/* JSON {} (direct) or {mode, addr, port, user?,
 				 * fail_open?, error?}: egress.mode's SOCKS5
 				 * server, for ACME and the egress check */
+	IMSG_EGRESS_CHECK = 29,	/* empty: is it up?  Answered EGRESS_STATE
+				 * with the same peerid */
 
 	/* proxyd -> flmd */
 	IMSG_ENGINES_STATE = 30, /* JSON [engine verdicts]; peerid 0: periodic */
 	IMSG_PROXY_STATS,	/* JSON {listener id: requests since last} */
 	IMSG_ACME_PROGRESS,	/* JSON {handle, step, ms, detail?} */
+	IMSG_EGRESS_STATE,	/* JSON {ok, error?, ms}: the SOCKS5 server
+				 * answered a greeting; peerid 0: periodic */
 
 	/* flmd -> keyd, replies carry the same peerid */
 	IMSG_KEY_CREATE = 40,	/* JSON {label, expires?}; reply RESULT/ERROR */

@@ -6,11 +6,12 @@
 # closed: with the server down, requests are 502 and nothing reaches the
 # engine, unless egress.fail_open says to go direct.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pebble.sh"
 
 command -v microsocks >/dev/null 2>&1 || unavailable "microsocks"
 command -v danted >/dev/null 2>&1 || unavailable "danted (dante-server)"
 
-plan 23
+plan 27
 
 mock_init
 T=$TMP
@@ -92,6 +93,9 @@ code=$(curl -s -m 15 -o "$T/sse.out" -w '%{http_code}' -H "Authorization: Bearer
 checkx "a stream too ($code)" '[ "$code" = 200 ] && grep -q "data: \[DONE\]" "$T/sse.out"'
 checkx "an engine set direct is reached directly (engines.near.egress)" \
     '[ "$(chat flm://near/near)" = 200 ]'
+st=$($F proxy status --json)
+checkx "flm proxy status shows the egress and its health" \
+    'json_has "$st" ".[0].egress.mode == \"socks5\" and .[0].egress.port == $S1 and .[0].egress.user == \"flm\" and .[0].egress.healthy == true"'
 
 # ---- fail closed -------------------------------------------------------------
 kill "$MS"; wait "$MS" 2>/dev/null
@@ -106,6 +110,11 @@ checkx "the probe says the egress is down: ErrorNetwork ($(field gpu reason))" \
 checkx "… the engine set direct still answers" '[ "$(chat flm://near/near)" = 200 ]'
 checkx "flm-proxyd's log says it refused" \
     'grep -q "egress socks5 at 127.0.0.1 port $S1 unreachable" "$STATE/flmd.log"'
+st=$($F proxy status --json)
+checkx "flm proxy status says the egress is down, and why" \
+    'json_has "$st" ".[0].egress.healthy == false and (.[0].egress.last_error | test(\"port $S1\"))"'
+check "flm proxy start refuses to start with the egress down (PROXY_INVALID_CONFIG)" \
+    fails_with "PROXY_INVALID_CONFIG: egress socks5 at 127.0.0.1 port $S1" $F proxy start --port 0
 set_ egress.fail_open yes
 code=$(chat)
 checkx "egress.fail_open yes: the request goes direct and is answered ($code)" \
@@ -125,7 +134,11 @@ external: 127.0.0.1
 clientmethod: none
 socksmethod: none
 client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
-socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: connect }
+socks pass {
+	from: 127.0.0.0/8 to: 0.0.0.0/0
+	command: connect
+	log: connect
+}
 EOF
 danted -f "$T/dante.conf" -N 1 >"$T/dante.log" 2>&1 &
 DANTE=$!
@@ -136,6 +149,16 @@ set_ egress.socks5 "127.0.0.1:$S3"
 detect
 checkx "through Dante, which asks for no password: healthy, a chat answered" \
     '[ "$(field gpu state)" = RunningHealthy ] && [ "$(chat)" = 200 ]'
+# ACME goes out the same way: Dante logs the connection to Pebble.
+pebble_start PEBBLE_AUTHZREUSE=0
+PA=$(free_port)
+out=$($F proxy start --port "$PA" --mode https-acme --domain flm-egress.example.com \
+    --acme-directory "$PEBBLE_DIRECTORY" --acme-ca "$PEBBLE_CA" \
+    --acme-http-port "$PEBBLE_HTTP_PORT" --json 2>&1)
+api=${PEBBLE_DIRECTORY#https://127.0.0.1:}; api=${api%%/*}
+checkx "an ACME certificate is had through Dante ($(printf '%s' "$out" | tail -c 200))" \
+    'json_has "$out" ".mode == \"https-acme\"" && grep -q "127.0.0.1.$api" "$T/dante.log"'
+$F proxy stop --port "$PA" >/dev/null 2>&1
 # Its children carry the tunnels already open: all of them go.
 pkill -P "$DANTE"; kill "$DANTE"; wait "$DANTE" 2>/dev/null
 n0=$(chats)
