@@ -152,6 +152,8 @@ proxyd_engines(struct chan *ch, struct chan_msg *m)
 			continue;
 		pe->port = json_object_get_int(v);
 		pe->owner = proxyd_engine_owner(e);
+		pe->priority = json_object_object_get_ex(e, "priority", &v) &&
+		    json_is_int_range(v, 0, 100) ? json_object_get_int(v) : 50;
 		if (json_object_object_get_ex(e, "socks", &v) &&
 		    socks_parse(v, &pe->socks) == -1)
 			continue;
@@ -281,6 +283,7 @@ proxyd_limits(struct chan *ch, struct chan_msg *m)
 		return;
 	}
 	http_limits(o);
+	pool_limits(o);
 	json_object_put(o);
 }
 

@@ -43,6 +43,7 @@ struct proxyd_engine {
 	int64_t		 owner;		/* uid flmd recorded, -1 none */
 	/* https: how it is verified (proxyd_uptls.c).  Copies of the
 	 * struct share these; only the table's own entry frees them. */
+	int		 priority;	/* engines.ID.priority, 0-100 */
 	int		 tls;
 	char		 pin[64];	/* sha256//BASE64, or "" */
 	char		*ca_pem;	/* its own CA; NULL: the system's */
@@ -86,6 +87,8 @@ struct proxyd_limits {
 	int		 max_conns;	/* client connections at once */
 	int		 write_timeout;	/* s a client may take no bytes */
 	int		 drain_timeout;	/* s requests may finish at stop */
+	int		 breaker_failures;	/* in a row open it */
+	int		 breaker_secs;	/* open that long, then a trial */
 };
 
 struct proxyd {
@@ -139,6 +142,10 @@ struct http_req {
 	const char		*origin;
 	size_t			 origin_len;
 	const char		*xhdr;
+	/* A pool's call that failed before an answer began goes once to
+	 * another of its engines, never to this one again. */
+	int			 retried;
+	char			 exclude[33];
 	/* For the audit trail: the model the client named (owned), and
 	 * the answer's last bytes, where engines put their usage. */
 	char			*model;
@@ -214,6 +221,7 @@ int	audit_usage_scan(const char *, size_t, int64_t *, int64_t *);
 
 /* proxyd_route.c */
 void	route_dispatch(struct http_req *);
+void	route_retry(struct http_req *);
 void	route_cleanup(void);
 
 /* proxyd_upstream.c */
@@ -235,6 +243,7 @@ struct upstream_call {
 	int			 hide_usage;	/* asked for by us, not the client */
 	int			 base64;	/* embeddings as base64 float32 */
 	const char		*model;		/* as the client named it */
+	int			 pool;		/* may go to another on failure */
 };
 void	upstream_start(struct http_req *, const struct upstream_call *);
 void	upstream_cleanup(void);
@@ -267,14 +276,17 @@ struct route {
 	const struct proxyd_engine *engine;
 	const char		*model;		/* the engine's own name */
 	int			 openai;	/* has the /v1 endpoints */
+	int			 pool;		/* picked among several */
 	const char		*code;		/* a 502's error code */
+	int			 retry_after;	/* a 503's, s */
 };
 unsigned int	catalogue_stale(void);
 unsigned int	catalogue_generation(void);
 void	catalogue_update(struct json_object *, unsigned int);
 void	catalogue_when_fresh(struct http_req *, http_req_cb);
 void	catalogue_models(struct http_req *);
-int	catalogue_route(const char *, struct route *, char *, size_t);
+int	catalogue_route(const char *, const char *, const char *,
+	    struct route *, char *, size_t);
 void	catalogue_cleanup(void);
 
 /* proxyd_curl.c: proxyd's own HTTP requests (probes, ACME) */
@@ -308,6 +320,14 @@ void	acme_order(struct chan *, struct chan_msg *);
 void	acme_signed(struct chan *, struct chan_msg *);
 void	acme_tokens(struct chan *, struct chan_msg *);
 void	acme_http_answer(struct http_req *);
+
+/* proxyd_pool.c: pools, balancing, circuit breakers */
+void	pool_limits(struct json_object *);
+int	pool_pick(const char *const *, const int *, int, const char *,
+	    const char *, int *);
+void	pool_begin(const char *);
+void	pool_end(const char *, int);
+void	pool_breaker_json(const char *, struct json_object *);
 
 /* proxyd_creds.c: engines' credentials, from keyd */
 const char *creds_get(const char *);

@@ -282,39 +282,74 @@ catalogue_blocked_model(const char *model, struct route *rt, char *err,
 }
 
 /*
- * Which engine serves model: flm://ENGINE/MODEL, or a bare name that
- * one usable engine has.  0, or the HTTP status with err saying why.
+ * The engines a bare name has (a pool when more than one): one picked
+ * by pool_pick, never exclude (the engine a retried call failed on).
+ * 0, or the HTTP status with err saying why.
+ */
+static int
+catalogue_pool(const char *name, const char *key, const char *exclude,
+    struct route *rt, char *err, size_t errsz)
+{
+	struct cat_model	*hits[PROXYD_MAX_ENGINES];
+	const char		*ids[PROXYD_MAX_ENGINES];
+	int			 prio[PROXYD_MAX_ENGINES];
+	const struct proxyd_engine *e;
+	size_t			 i;
+	int			 n = 0, k;
+
+	for (i = 0; i < cat_nmodels && n < PROXYD_MAX_ENGINES; i++) {
+		if (strcmp(cat_models[i].model, name) != 0 ||
+		    (e = catalogue_engine(cat_models[i].engine)) == NULL)
+			continue;
+		hits[n] = &cat_models[i];
+		ids[n] = cat_models[i].engine;
+		prio[n++] = e->priority;
+	}
+	if (n == 0) {
+		snprintf(err, errsz, "The model '%s' does not exist or its "
+		    "engine is not running; GET /v1/models lists the models "
+		    "served.", name);
+		return 404;
+	}
+	/* One engine is no pool: no breaker keeps a request from it. */
+	if (n == 1 && (exclude == NULL || strcmp(ids[0], exclude) != 0))
+		k = 0;
+	else if ((k = pool_pick(ids, prio, n, key, exclude,
+	    &rt->retry_after)) == -1) {
+		snprintf(err, errsz, "No engine of the pool for '%s' can take "
+		    "the request now: %s.", name, exclude != NULL && n == 1 ?
+		    "its only engine failed" : "every circuit breaker is open");
+		return 503;
+	}
+	rt->engine = catalogue_engine(hits[k]->engine);
+	rt->model = hits[k]->model;
+	rt->openai = hits[k]->openai;
+	rt->pool = n > 1;
+	return 0;
+}
+
+/*
+ * Which engine serves model: flm://ENGINE/MODEL pins one; a bare name
+ * or flm://pool/NAME is balanced across the engines that have it.  key
+ * (the API key's id) for pools.affinity, exclude for a retry.  0, or
+ * the HTTP status with err saying why.
  */
 int
-catalogue_route(const char *model, struct route *rt, char *err,
-    size_t errsz)
+catalogue_route(const char *model, const char *key, const char *exclude,
+    struct route *rt, char *err, size_t errsz)
 {
 	struct cat_model	*hit = NULL;
-	size_t			 i, n = 0, off;
-	const char		*sep = "";
-	int			 flm = strncmp(model, "flm://", 6) == 0;
+	size_t			 i;
 
-	for (i = 0; i < cat_nmodels; i++) {
-		if (strcmp(flm ? cat_models[i].id : cat_models[i].model,
-		    model) != 0)
-			continue;
-		if (hit == NULL)
+	memset(rt, 0, sizeof(*rt));
+	if (strncmp(model, "flm://pool/", 11) == 0)
+		return catalogue_pool(model + 11, key, exclude, rt, err, errsz);
+	if (strncmp(model, "flm://", 6) != 0)
+		return catalogue_pool(model, key, exclude, rt, err, errsz);
+	for (i = 0; i < cat_nmodels && hit == NULL; i++)
+		if (strcmp(cat_models[i].id, model) == 0)
 			hit = &cat_models[i];
-		n++;
-	}
-	if (n > 1) {
-		off = (size_t)snprintf(err, errsz, "The model '%s' is served "
-		    "by more than one engine; name one of:", model);
-		for (i = 0; i < cat_nmodels && off < errsz; i++)
-			if (strcmp(cat_models[i].model, model) == 0) {
-				off += (size_t)snprintf(err + off, errsz - off,
-				    "%s %s", sep, cat_models[i].id);
-				sep = ",";
-			}
-		return 400;
-	}
-	if (hit == NULL && flm && catalogue_blocked_model(model, rt, err,
-	    errsz))
+	if (hit == NULL && catalogue_blocked_model(model, rt, err, errsz))
 		return 502;
 	if (hit == NULL || (rt->engine = catalogue_engine(hit->engine)) ==
 	    NULL) {

@@ -109,6 +109,8 @@ static const struct {
 	{ offsetof(struct proxyd_limits, max_conns), 0 },
 	{ offsetof(struct proxyd_limits, write_timeout), 0 },
 	{ offsetof(struct proxyd_limits, drain_timeout), 0 },
+	{ offsetof(struct proxyd_limits, breaker_failures), 0 },
+	{ offsetof(struct proxyd_limits, breaker_secs), 0 },
 };
 
 /* flmd's settings proxy.NAME (checked there, and again here). */

@@ -411,6 +411,7 @@ probe_verdict(struct probe_engine *pe)
 	if ((refused = probe_refused(pe, bad)) != NULL)
 		json_object_object_add(o, "refused",
 		    json_object_new_string(refused));
+	pool_breaker_json(pe->e.id, o);
 	probe_owner(pe, o);
 	json_object_put(ver);
 	json_object_put(list);

@@ -467,19 +467,25 @@ route_post(struct http_req *req)
 	/* For the audit trail, as the client named it. */
 	free(req->model);
 	req->model = strdup(model);
-	if ((st = catalogue_route(model, &rt, msg, sizeof(msg))) != 0) {
+	if ((st = catalogue_route(model, req->key_id, req->retried ?
+	    req->exclude : NULL, &rt, msg, sizeof(msg))) != 0) {
 		if (st == 404)
 			http_error(req, 404, "invalid_request_error",
 			    "model_not_found", msg);
 		else if (st == 502)
 			http_error(req, 502, "server_error", rt.code, msg);
-		else
+		else if (st == 503) {
+			req->retry_after = rt.retry_after;
+			http_error(req, 503, "server_error", "pool_unavailable",
+			    msg);
+		} else
 			route_bad(req, "model", msg);
 		goto done;
 	}
 	memset(&call, 0, sizeof(call));
 	call.engine = rt.engine;
 	call.model = model;
+	call.pool = rt.pool && !req->retried;
 	/* Embeddings have no stream, whatever the body says. */
 	call.stream = req->ep != EP_EMBEDDINGS && route_flag(&sc->js,
 	    "stream", NULL);
@@ -502,6 +508,13 @@ route_post(struct http_req *req)
 	upstream_start(req, &call);	/* copies what it keeps */
 done:
 	json_object_put(native);
+}
+
+/* The pool's engine failed before answering: once more, on another. */
+void
+route_retry(struct http_req *req)
+{
+	route_post(req);
 }
 
 void

@@ -49,6 +49,8 @@ struct upstream {
 	SSL			*ssl;		/* an https engine's */
 	struct socks_io		*sio;		/* while SOCKS5 is spoken */
 	int			 direct;	/* egress.fail_open: SOCKS down */
+	int			 pool;		/* a failure may go elsewhere */
+	int			 in_call;	/* counted by pool_begin */
 	struct event		*rev;		/* readable, or silent too long */
 	struct event		*wev;		/* connected, or room to send */
 	struct evbuffer		*in;		/* the answer, as it comes */
@@ -97,11 +99,13 @@ static void	up_socks_start(struct upstream *);
 static void	up_socks_read(struct upstream *);
 static void	up_tunnel_ready(struct upstream *);
 static void	up_egress_down(struct upstream *, const char *);
+static void	up_call_end(struct upstream *, int);
 static const struct proxyd_engine *up_live(const struct proxyd_engine *);
 
 static void
 up_free(struct upstream *up)
 {
+	up_call_end(up, -1);	/* a path that did not say */
 	if (up->state == U_IDLE) {
 		TAILQ_REMOVE(&up_idle, up, entry);
 		up_nidle--;
@@ -177,6 +181,7 @@ up_abort(struct http_req *req, void *arg)
 
 	(void)req;
 	up->req = NULL;
+	up_call_end(up, -1);
 	up_free(up);
 }
 
@@ -193,6 +198,75 @@ up_drained(struct http_req *req, void *arg)
 		event_active(up->rev, EV_READ, 0);
 }
 
+/* The call is over for the pool's counts: ok 1 an answer, 0 the
+ * engine failed, -1 the client left.  Once per call. */
+static void
+up_call_end(struct upstream *up, int ok)
+{
+	if (!up->in_call)
+		return;
+	up->in_call = 0;
+	pool_end(up->engine.id, ok);
+}
+
+/* A status that says the engine, not the request, failed. */
+static int
+up_status_failed(int status)
+{
+	return status == 502 || status == 503 || status == 504;
+}
+
+/*
+ * The engine failed before a byte of the answer: a pool's request goes
+ * once to another of its engines (never after an answer has begun).
+ * 1 if it went.
+ */
+static int
+up_retry(struct upstream *up, const char *why)
+{
+	struct http_req	*req = up->req;
+
+	if (!up->pool || req == NULL || req->sent_head || req->retried)
+		return 0;
+	up_call_end(up, 0);
+	req->retried = 1;
+	snprintf(req->exclude, sizeof(req->exclude), "%s", up->engine.id);
+	log_info("engine %s: %s; request %llu goes to another engine of its "
+	    "pool", up->engine.id, why, (unsigned long long)req->id);
+	up->req = NULL;
+	http_release(req);
+	up->keepalive = 0;
+	up_free(up);
+	route_retry(req);
+	return 1;
+}
+
+/* A stream cut by the engine ends with an error event, then properly:
+ * an SSE client sees why, not a dropped connection. */
+static void
+up_stream_error(struct http_req *req, int status, const char *code,
+    const char *msg)
+{
+	struct json_object	*o = json_object_new_object(), *e;
+	const char		*s;
+	size_t			 n;
+
+	e = json_object_new_object();
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(e, "type", json_object_new_string(
+	    "server_error"));
+	json_object_object_add(e, "code", code != NULL ?
+	    json_object_new_string(code) : NULL);
+	json_object_object_add(o, "error", e);
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &n);
+	http_stream_data(req, "data: ", 6);
+	http_stream_data(req, s, n);
+	http_stream_data(req, "\n\n", 2);
+	json_object_put(o);
+	req->end_status = status;
+	http_stream_end(req);
+}
+
 /* Before the client saw anything: an error answer instead. */
 static void
 up_fail(struct upstream *up, int status, const char *code, const char *msg)
@@ -200,14 +274,17 @@ up_fail(struct upstream *up, int status, const char *code, const char *msg)
 	struct http_req	*req = up->req;
 	char		 buf[900];
 
+	up_call_end(up, 1);	/* unless the caller said it failed */
 	up->req = NULL;
 	if (req != NULL) {
 		http_release(req);
-		if (req->sent_head)
+		snprintf(buf, sizeof(buf), "Engine %s: %s", up->engine.id, msg);
+		if (req->sent_head && up->stream && up->status == 200 &&
+		    req->chunked)
+			up_stream_error(req, status, code, buf);
+		else if (req->sent_head)
 			http_stream_abort(req);
 		else {
-			snprintf(buf, sizeof(buf), "Engine %s: %s", up->engine.id,
-			    msg);
 			http_error(req, status, status == 504 ? "timeout_error" :
 			    "server_error", code, buf);
 		}
@@ -250,6 +327,7 @@ up_done(struct upstream *up)
 {
 	struct http_req	*req = up->req;
 
+	up_call_end(up, !up_status_failed(up->status));
 	up->req = NULL;
 	http_release(req);
 	http_stream_end(req);
@@ -262,6 +340,7 @@ up_done_json(struct upstream *up, int status, struct json_object *o)
 {
 	struct http_req	*req = up->req;
 
+	up_call_end(up, !up_status_failed(up->status));
 	up->req = NULL;
 	http_release(req);
 	http_json(req, status, o);
@@ -635,6 +714,13 @@ up_head(struct upstream *up)
 	}
 	up->status = h.status;
 	up->keepalive = !h.close;
+	if (up_status_failed(h.status) && h.status != 504 && up->pool) {
+		char	 why[40];
+
+		snprintf(why, sizeof(why), "it answered %d", h.status);
+		if (up_retry(up, why))
+			return -1;
+	}
 	if (h.status == 401) {
 		/* The engine's refusal is of proxyd's credential, not of
 		 * the client's key: the client must not think it is its. */
@@ -817,6 +903,7 @@ up_readable(evutil_socket_t fd, short ev, void *arg)
 			snprintf(msg, sizeof(msg), "no answer within %d s.",
 			    px->limits.upstream_timeout);
 		up->keepalive = 0;
+		up_call_end(up, 0);
 		up_fail(up, 504, "engine_timeout", msg);
 		return;
 	}
@@ -1088,6 +1175,7 @@ up_writable(evutil_socket_t fd, short ev, void *arg)
 		    up->state <= U_TLS ? UP_CONNECT_SECS :
 		    px->limits.upstream_timeout);
 		up->keepalive = 0;
+		up_call_end(up, 0);
 		up_fail(up, 504, "engine_timeout", msg);
 		return;
 	}
@@ -1163,10 +1251,16 @@ up_lost(struct upstream *up, const char *why)
 		why = strerror(errno);
 	}
 	up->keepalive = 0;
+	up_call_end(up, 0);
 	if (up->state == U_CONNECTING && up->engine.socks.on && !up->direct) {
 		up_egress_down(up, why);
 		return;
 	}
+	/* Nothing of an answer yet: a pool's request goes elsewhere. */
+	if (up->state <= U_HEAD && evbuffer_get_length(up->in) == 0 &&
+	    up_retry(up, up->state == U_CONNECTING ? "unreachable" :
+	    "the connection ended"))
+		return;
 	if (up->state == U_CONNECTING) {
 		snprintf(msg, sizeof(msg), "unreachable at %s port %d: %s.",
 		    up->engine.addr, up->engine.port, why ? why : "closed");
@@ -1377,6 +1471,10 @@ upstream_start(struct http_req *req, const struct upstream_call *call)
 	up->hide_usage = call->hide_usage;
 	up->filtering = up->skip_blank = 0;
 	up->direct = 0;
+	up->pool = call->pool;
+	up->status = 0;
+	pool_begin(up->engine.id);
+	up->in_call = 1;
 	up->base64 = call->base64;
 	up->translating = 0;
 	memset(&up->ck, 0, sizeof(up->ck));

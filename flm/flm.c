@@ -826,17 +826,19 @@ engines_table(struct json_object *res)
 {
 	size_t	 i, n = json_object_array_length(res);
 
-	printf("%-10s %-9s %-26s %-16s %-8s %6s %8s %6s  %s\n", "ID", "KIND",
-	    "URL", "STATE", "VERSION", "MODELS", "LATENCY", "OWNER",
-	    "REASON");
+	printf("%-10s %-9s %-26s %-16s %-8s %6s %8s %6s %-9s  %s\n", "ID",
+	    "KIND", "URL", "STATE", "VERSION", "MODELS", "LATENCY", "OWNER",
+	    "BREAKER", "REASON");
 	for (i = 0; i < n; i++) {
 		struct json_object	*e = json_object_array_get_idx(res, i);
+		struct json_object	*b = json_object_object_get(e, "breaker");
 
-		printf("%-10s %-9s %-26s %-16s %-8s %6s %6sms %6s  %s\n",
+		printf("%-10s %-9s %-26s %-16s %-8s %6s %6sms %6s %-9s  %s\n",
 		    jstr(e, "id"), jstr(e, "kind"), jstr(e, "base_url"),
 		    jstr(e, "state"), jdash(e, "version"),
 		    jstr(e, "model_count"), jstr(e, "latency_ms"),
-		    jdash(e, "owner_uid"), jstr(e, "reason"));
+		    jdash(e, "owner_uid"), b != NULL ? jstr(b, "state") : "-",
+		    jstr(e, "reason"));
 	}
 }
 
@@ -871,14 +873,22 @@ models_table(struct json_object *res)
 		    "detect\n");
 		return;
 	}
-	printf("%-48s %-16s %-8s %-10s %s\n", "MODEL", "ENGINE STATE",
-	    "QUANT", "PARAMS", "CONTEXT");
+	printf("%-48s %-16s %-8s %-10s %-8s %s\n", "MODEL", "ENGINE STATE",
+	    "QUANT", "PARAMS", "CONTEXT", "POOL");
 	for (i = 0; i < n; i++) {
 		struct json_object	*m = json_object_array_get_idx(res, i);
+		struct json_object	*p = json_object_object_get(m, "pool");
+		char			 pool[256] = "-";
+		size_t			 j, off = 0;
 
-		printf("%-48s %-16s %-8s %-10s %s\n", jstr(m, "id"),
+		for (j = 0; p != NULL && j < json_object_array_length(p) &&
+		    off < sizeof(pool); j++)
+			off += (size_t)snprintf(pool + off, sizeof(pool) - off,
+			    "%s%s", j ? "," : "", json_object_get_string(
+			    json_object_array_get_idx(p, j)));
+		printf("%-48s %-16s %-8s %-10s %-8s %s\n", jstr(m, "id"),
 		    jstr(m, "engine_state"), jdash(m, "quantization"),
-		    jdash(m, "parameters"), jdash(m, "context_length"));
+		    jdash(m, "parameters"), jdash(m, "context_length"), pool);
 	}
 }
 

@@ -453,6 +453,48 @@ control_detect_view(struct json_object *arr)
 	return out;
 }
 
+/*
+ * Each model's pool: the usable engines with a model of that name, by
+ * which a bare name is balanced (flm://pool/NAME), when more than one.
+ */
+static void
+control_models_pools(struct json_object *arr, struct json_object *out)
+{
+	struct json_object	*e, *ms, *m, *pool, *v;
+	const char		*name, *state;
+	size_t			 i, j, k;
+
+	for (k = 0; k < json_object_array_length(out); k++) {
+		m = json_object_array_get_idx(out, k);
+		name = json_object_get_string(json_object_object_get(m,
+		    "model"));
+		if (name == NULL)
+			continue;
+		pool = json_object_new_array();
+		for (i = 0; i < json_object_array_length(arr); i++) {
+			e = json_object_array_get_idx(arr, i);
+			state = json_object_get_string(json_object_object_get(e,
+			    "state"));
+			if (state == NULL || strncmp(state, "Running", 7) != 0 ||
+			    !json_object_object_get_ex(e, "models", &ms))
+				continue;
+			for (j = 0; j < json_object_array_length(ms); j++) {
+				v = json_object_object_get(
+				    json_object_array_get_idx(ms, j), "model");
+				if (v != NULL && strcmp(json_object_get_string(v),
+				    name) == 0)
+					json_object_array_add(pool,
+					    json_object_get(json_object_object_get(
+					    e, "id")));
+			}
+		}
+		if (json_object_array_length(pool) > 1)
+			json_object_object_add(m, "pool", pool);
+		else
+			json_object_put(pool);
+	}
+}
+
 /* Every model of usable engines (or of one): flm models list. */
 static struct json_object *
 control_models_view(struct json_object *arr, const char *only)
@@ -477,6 +519,7 @@ control_models_view(struct json_object *arr, const char *only)
 			json_object_array_add(out, m);
 		}
 	}
+	control_models_pools(arr, out);
 	return out;
 }
 
@@ -686,7 +729,8 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 		proc_send_engines();
 	if (strcmp(json_object_get_string(k), "proxy.workers") == 0)
 		proc_workers_apply();
-	else if (strncmp(json_object_get_string(k), "proxy.", 6) == 0)
+	else if (strncmp(json_object_get_string(k), "proxy.", 6) == 0 ||
+	    strncmp(json_object_get_string(k), "pools.", 6) == 0)
 		proc_send_limits();
 	res = json_object_new_object();
 	json_object_object_add(res, json_object_get_string(k),

@@ -416,6 +416,24 @@ config_validate(const char *key, const char *value, char *err, size_t errsz)
 		return -1;
 	case SETTING_ENGINE_CA:
 		return config_valid_ca(key, value, err, errsz);
+	case SETTING_ENGINE_PRIORITY:
+		if (config_int(value, 0, 100) >= 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected 0-100", key);
+		return -1;
+	case SETTING_POOLS_POLICY:
+		if (strcmp(value, "least-outstanding") == 0 ||
+		    strcmp(value, "priority") == 0 ||
+		    strcmp(value, "round-robin") == 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected least-outstanding, priority "
+		    "or round-robin", key);
+		return -1;
+	case SETTING_POOLS_AFFINITY:
+		if (strcmp(value, "none") == 0 || strcmp(value, "key") == 0)
+			return 0;
+		snprintf(err, errsz, "%s: expected none or key", key);
+		return -1;
 	case SETTING_ENGINE_EGRESS:
 	case SETTING_EGRESS_MODE:
 	case SETTING_EGRESS_ENDPOINT:
@@ -690,6 +708,14 @@ config_engine_add(struct json_object *arr, const char *id, const char *kind,
 		json_object_put(eg);
 	} else if (eg != NULL)
 		json_object_object_add(e, "socks", eg);
+	{
+		char	 pk[64], pv[8];
+
+		snprintf(pk, sizeof(pk), "engines.%s.priority", id);
+		if (config_value(pk, NULL, pv, sizeof(pv)) != NULL)
+			json_object_object_add(e, "priority",
+			    json_object_new_int(config_int(pv, 0, 100)));
+	}
 	if (*addr != '\0' && (owner = config_owner(id, addr, port)) >= 0)
 		json_object_object_add(e, "owner_uid",
 		    json_object_new_int64(owner));
@@ -865,6 +891,12 @@ config_limits(void)
 			    json_object_new_int64(n));
 	}
 	json_object_put(set);
+	/* The pools' rules ride along: proxyd reads them with these. */
+	json_object_object_add(o, "pool_policy", json_object_new_string(
+	    config_value("pools.policy", "least-outstanding", key,
+	    sizeof(key))));
+	json_object_object_add(o, "pool_affinity", json_object_new_string(
+	    config_value("pools.affinity", "none", key, sizeof(key))));
 	return o;
 }
 

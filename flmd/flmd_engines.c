@@ -140,7 +140,8 @@ enum engines_type {
 	ET_ENGINE,	/* an engine's own value, relayed by proxyd: null, bool,
 			   number or a string of at most max bytes; any other
 			   is the engine's doing and becomes null */
-	ET_MODELS	/* an array of at most max models */
+	ET_MODELS,	/* an array of at most max models */
+	ET_BREAKER	/* an object of breaker_members */
 };
 
 struct engines_member {
@@ -164,7 +165,15 @@ static const struct engines_member verdict_members[] = {
 	{ "models",		ET_MODELS,	ENGINES_MAX_MODELS },
 	{ "openai",		ET_BOOL,	0 },
 	{ "refused",		ET_STR,		32 },	/* the code of its 502s */
+	{ "breaker",		ET_BREAKER,	0 },	/* proxyd_pool.c */
 	{ "owner_uid",		ET_INT_NULL,	UINT32_MAX },	/* engines_owner */
+};
+
+static const struct engines_member breaker_members[] = {
+	{ "state",		ET_STR,		16 },
+	{ "failures_in_a_row",	ET_INT,		1000000 },
+	{ "trial_in",		ET_INT,		3600 },
+	{ "outstanding",	ET_INT,		1000000 },
 };
 
 static const struct engines_member model_members[] = {
@@ -186,6 +195,9 @@ static const char *engines_states[] = {
 	"NotFound", "OwnerChanged"
 };
 
+static int	engines_members_ok(struct json_object *,
+		    const struct engines_member *, size_t, const char *, char *,
+		    size_t);
 static int	engines_model_valid(struct json_object *, const char *,
 		    char *, size_t);
 
@@ -215,6 +227,11 @@ engines_value_ok(const struct engines_member *em, struct json_object *v,
 		    json_object_is_type(v, json_type_int) ||
 		    json_object_is_type(v, json_type_double) ||
 		    json_is_string_max(v, (size_t)em->max);
+	case ET_BREAKER:
+		return json_object_is_type(v, json_type_object) &&
+		    engines_members_ok(v, breaker_members, sizeof(
+		    breaker_members) / sizeof(breaker_members[0]), engine, why,
+		    sz);
 	case ET_MODELS:
 		if (!json_object_is_type(v, json_type_array) ||
 		    json_object_array_length(v) > (size_t)em->max)

@@ -15,6 +15,8 @@ const struct limit_def limit_defs[] = {
 	{ "max_connections",	1, 1 << 20, 4096, "connections" },
 	{ "write_timeout",	1, 3600, 60, "seconds" },
 	{ "drain_timeout",	0, 300, 10, "seconds" },
+	{ "breaker_failures",	1, 1000, 3, "failures" },
+	{ "breaker_secs",	1, 3600, 30, "seconds" },
 };
 const int	limit_ndefs = sizeof(limit_defs) / sizeof(limit_defs[0]);
 

@@ -15,6 +15,8 @@ const struct setting_def setting_defs[] = {
 	    "system, /path/of/ca.pem or sha256//BASE64 (https engines)" },
 	{ "engines.ID.egress",	SETTING_ENGINE_EGRESS,
 	    "default (egress.mode), direct, tor or socks5" },
+	{ "engines.ID.priority", SETTING_ENGINE_PRIORITY,
+	    "0-100 (default 50): pools.policy priority prefers the highest" },
 	{ "proxy.LIMIT",	SETTING_PROXY_LIMIT,	NULL },
 	{ "tls.names",		SETTING_TLS_NAMES,
 	    "1-16 DNS names, comma-separated" },
@@ -38,6 +40,10 @@ const struct setting_def setting_defs[] = {
 	    "the SOCKS5 user name (flm egress password set: its password)" },
 	{ "egress.fail_open",	SETTING_EGRESS_FAIL_OPEN,
 	    "no (default) or yes: go direct when the SOCKS server is down" },
+	{ "pools.policy",	SETTING_POOLS_POLICY,
+	    "least-outstanding (default), priority or round-robin" },
+	{ "pools.affinity",	SETTING_POOLS_AFFINITY,
+	    "none (default) or key: one API key, one engine of a pool" },
 };
 const int	setting_ndefs = sizeof(setting_defs) / sizeof(setting_defs[0]);
 
@@ -79,6 +85,8 @@ setting_find(const char *key, const struct limit_def **ld)
 			return SETTING_ENGINE_CA;
 		if (strcmp(dot, ".egress") == 0)
 			return SETTING_ENGINE_EGRESS;
+		if (strcmp(dot, ".priority") == 0)
+			return SETTING_ENGINE_PRIORITY;
 		return -1;
 	}
 	if (strcmp(key, "proxy.workers") == 0)

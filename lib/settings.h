@@ -14,6 +14,7 @@ enum setting_kind {
 	SETTING_ENGINE_KIND,		/* engines.ID.kind */
 	SETTING_ENGINE_CA,		/* engines.ID.ca */
 	SETTING_ENGINE_EGRESS,		/* engines.ID.egress */
+	SETTING_ENGINE_PRIORITY,	/* engines.ID.priority */
 	SETTING_PROXY_LIMIT,		/* proxy.NAME: lib/proxylimits.c */
 	SETTING_TLS_NAMES,		/* tls.names */
 	SETTING_TLS_LIFETIME,		/* tls.cert_lifetime */
@@ -25,6 +26,8 @@ enum setting_kind {
 	SETTING_EGRESS_ENDPOINT,	/* egress.socks5, egress.tor */
 	SETTING_EGRESS_USER,		/* egress.socks5_user */
 	SETTING_EGRESS_FAIL_OPEN,	/* egress.fail_open */
+	SETTING_POOLS_POLICY,		/* pools.policy */
+	SETTING_POOLS_AFFINITY,		/* pools.affinity */
 };
 
 struct setting_def {
