@@ -16,10 +16,13 @@
 
 #define CREDS_SECRET_MAX	4096
 
+/* One per engine, and the SOCKS5 password. */
+#define CREDS_MAX		(PROXYD_MAX_ENGINES + 1)
+
 static struct {
 	char	 id[33];
 	char	*secret;
-}		 creds[PROXYD_MAX_ENGINES];
+}		 creds[CREDS_MAX];
 static int	 ncreds;
 
 static void
@@ -56,7 +59,7 @@ creds_receive(struct chan *ch, struct chan_msg *m)
 	uint32_t	 n, i;
 
 	if (msg_get_u64(m, &seq) == -1 || msg_get_u32(m, &n) == -1 ||
-	    n > PROXYD_MAX_ENGINES)
+	    n > CREDS_MAX)
 		goto bad;
 	creds_free();
 	for (i = 0; i < n; i++) {

@@ -21,6 +21,9 @@
 
 #define PROBE_CONNECT_MS	400
 #define PROBE_TOTAL_MS		1000	/* per request; all run at once */
+/* Through a SOCKS5 server (Tor's circuits are slow to build). */
+#define PROBE_SOCKS_CONNECT_MS	5000
+#define PROBE_SOCKS_TOTAL_MS	10000
 #define PROBE_MAX_BODY		(1024 * 1024)
 #define PROBE_MAX_REQS		3
 #define PROBE_EVERY_SECS	30
@@ -112,8 +115,10 @@ probe_start_slot(struct probe_engine *pe, struct probe_req *r,
 	r->pe = pe;
 	r->path = path;
 	r->direct = direct;
-	curl_easy_setopt(r->c.h, CURLOPT_CONNECTTIMEOUT_MS, PROBE_CONNECT_MS);
-	curl_easy_setopt(r->c.h, CURLOPT_TIMEOUT_MS, PROBE_TOTAL_MS);
+	curl_easy_setopt(r->c.h, CURLOPT_CONNECTTIMEOUT_MS, socks ?
+	    PROBE_SOCKS_CONNECT_MS : PROBE_CONNECT_MS);
+	curl_easy_setopt(r->c.h, CURLOPT_TIMEOUT_MS, socks ?
+	    PROBE_SOCKS_TOTAL_MS : PROBE_TOTAL_MS);
 	curl_easy_setopt(r->c.h, CURLOPT_PROTOCOLS_STR, pe->e.tls ? "https" :
 	    "http");
 	if (pe->e.tls)
@@ -246,6 +251,7 @@ probe_failure(struct probe_req *r, char *why, size_t sz)
 	}
 	if (r->c.res == CURLE_OPERATION_TIMEDOUT) {
 		snprintf(why, sz, "no answer to %s within %d ms", r->path,
+		    r->pe->e.socks.on && !r->direct ? PROBE_SOCKS_TOTAL_MS :
 		    PROBE_TOTAL_MS);
 		return "ErrorNetwork";
 	}

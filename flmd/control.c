@@ -687,7 +687,7 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
     struct json_object *req)
 {
 	struct json_object	*k, *v, *all, *res;
-	char			 err[512];
+	char			 err[1024];
 
 	if (type == IMSG_CTL_CONFIG_LIST) {
 		control_reply(c, peerid, config_list(NULL));

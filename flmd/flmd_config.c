@@ -384,7 +384,7 @@ config_valid_egress(int kind, const char *key, const char *value, char *err,
 static int
 config_unknown(const char *key, char *err, size_t errsz)
 {
-	char	 known[256];
+	char	 known[640];
 	size_t	 off = 0;
 	int	 i;
 

@@ -68,6 +68,14 @@ for k in $(printf '%s\n' "$keys" | cut -f1); do
 	engines.ID.url) v=http://127.0.0.1:9 ;;
 	engines.ID.kind) v=vllm ;;
 	engines.ID.ca) v=system ;;
+	engines.ID.egress) v=default ;;
+	engines.ID.priority) v=50 ;;
+	egress.mode) v=direct ;;
+	egress.socks5|egress.tor) v=127.0.0.1:9050 ;;
+	egress.socks5_user) v=flm ;;
+	egress.fail_open) v=no ;;
+	pools.policy) v=least-outstanding ;;
+	pools.affinity) v=none ;;
 	tls.names) v=flm.example.org ;;
 	tls.cert_lifetime) v=0 ;;
 	proxy.workers) v=1 ;;
@@ -90,5 +98,5 @@ checkx "flm config keys lists every proxy limit" \
 
 err=$($F config set tls.lifetime 60 2>&1); rc=$?
 checkx "a key not listed is refused, naming those there are and flm-config(5)" \
-    '[ $rc -ne 0 ] && printf "%s" "$err" | grep -q "unknown setting .tls.lifetime.; known: engines.ID.url, engines.ID.kind, engines.ID.ca, proxy.LIMIT, tls.names, tls.cert_lifetime" &&
+    '[ $rc -ne 0 ] && printf "%s" "$err" | grep -q "unknown setting .tls.lifetime.; known: engines.ID.url, engines.ID.kind, engines.ID.ca, engines.ID.egress, engines.ID.priority, proxy.LIMIT, tls.names, tls.cert_lifetime" &&
     printf "%s" "$err" | grep -q "flm-config(5)"'
