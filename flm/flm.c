@@ -99,6 +99,8 @@ static const struct flm_cmd cmds[] = {
 	    "clients revoke LABEL|SERIAL [--json]" },
 	{ "config get",		cmd_config,	"j",	1,
 	    "config get KEY [--json]" },
+	{ "config unset",	cmd_config,	"j",	1,
+	    "config unset KEY [--json]" },
 	{ "config set",		cmd_config,	"j",	2,
 	    "config set KEY VALUE [--json]" },
 	{ "config list",	cmd_config,	"j",	0,
@@ -1092,8 +1094,12 @@ cmd_proxy(struct cli *c, int argc, char **argv)
 static void
 config_table(struct json_object *res)
 {
-	json_object_object_foreach(res, k, v)
-		printf("%s = %s\n", k, term_str(v));
+	json_object_object_foreach(res, k, v) {
+		if (v == NULL)
+			printf("%s unset\n", k);
+		else
+			printf("%s = %s\n", k, term_str(v));
+	}
 }
 
 static int
@@ -1111,8 +1117,10 @@ cmd_config(struct cli *c, int argc, char **argv)
 		req = json_object_new_object();
 		json_object_object_add(req, "key",
 		    json_object_new_string(c->args[0]));
+		/* unset: a null value, the setting forgotten. */
 		if (type == IMSG_CTL_CONFIG_SET)
 			json_object_object_add(req, "value",
+			    strcmp(argv[1], "unset") == 0 ? NULL :
 			    json_object_new_string(c->args[1]));
 	}
 	return cli_show(c, type, req, config_table);

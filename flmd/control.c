@@ -714,14 +714,16 @@ control_config(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 		control_reply(c, peerid, res);
 		return;
 	}
-	if (!json_object_object_get_ex(req, "value", &v) ||
-	    !json_object_is_type(v, json_type_string)) {
+	if (!json_object_object_get_ex(req, "value", &v) || (v != NULL &&
+	    !json_object_is_type(v, json_type_string))) {
 		control_error(c, peerid, EINVAL, "a value is needed");
 		return;
 	}
-	if (config_set(json_object_get_string(k), json_object_get_string(v),
-	    err, sizeof(err)) == -1) {
-		control_error(c, peerid, EINVAL, err);
+	/* A null value: flm config unset. */
+	if ((v != NULL ? config_set(json_object_get_string(k),
+	    json_object_get_string(v), err, sizeof(err)) :
+	    config_unset(json_object_get_string(k), err, sizeof(err))) == -1) {
+		control_error(c, peerid, v != NULL ? EINVAL : ENOENT, err);
 		return;
 	}
 	if (strncmp(json_object_get_string(k), "engines.", 8) == 0 ||

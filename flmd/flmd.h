@@ -146,6 +146,7 @@ extern struct db	 config_db;
 void			 config_open(void);
 void			 config_close(void);
 int			 config_set(const char *, const char *, char *, size_t);
+int			 config_unset(const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);
 long long		 config_limit(const char *);

@@ -506,6 +506,26 @@ config_set(const char *key, const char *value, char *err, size_t errsz)
 	return config_store(key, value, err, errsz);
 }
 
+/* Forget key (flm config unset): one of setting_defs, and set. */
+int
+config_unset(const char *key, char *err, size_t errsz)
+{
+	const struct limit_def	*ld;
+	struct json_object	*o;
+	int			 set;
+
+	if (setting_find(key, &ld) == -1)
+		return config_unknown(key, err, errsz);
+	o = config_list(key);
+	set = json_object_object_get_ex(o, key, NULL);
+	json_object_put(o);
+	if (!set) {
+		snprintf(err, errsz, "%s is not set", key);
+		return -1;
+	}
+	return config_store(key, NULL, err, errsz);
+}
+
 /* All settings as a JSON object; prefix NULL for all. */
 struct json_object *
 config_list(const char *prefix)

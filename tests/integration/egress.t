@@ -11,7 +11,7 @@
 command -v microsocks >/dev/null 2>&1 || unavailable "microsocks"
 command -v danted >/dev/null 2>&1 || unavailable "danted (dante-server)"
 
-plan 27
+plan 30
 
 mock_init
 T=$TMP
@@ -173,3 +173,13 @@ checkx "egress.mode tor: through egress.tor, no user offered: healthy, a chat an
     '[ "$(field gpu state)" = RunningHealthy ] && [ "$(chat)" = 200 ]'
 checkx "the SOCKS5 password is in no file or log" \
     '! grep -rlaF "s0cks-pw" "$STATE" >/dev/null 2>&1'
+
+# ---- flm config unset --------------------------------------------------------
+$F config unset egress.mode >/dev/null
+checkx "flm config unset egress.mode: direct again, every engine reached directly" \
+    'json_has "$($F proxy status --json)" ".[0].egress == \"direct\"" && [ "$(chat)" = 200 ]'
+check "unsetting what is not set says so" \
+    fails_with "egress.mode is not set" $F config unset egress.mode
+$F config unset engines.gpu.url >/dev/null
+checkx "an engine's url unset: the engine is gone from detect" \
+    '! $F engines detect --json | jq -e ".[] | select(.id == \"gpu\")" >/dev/null'
