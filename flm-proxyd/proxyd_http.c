@@ -436,7 +436,8 @@ request_done(struct http_conn *c)
 	struct timeval	 tv = { px->limits.idle_timeout, 0 };
 
 	conn_flush(c);
-	audit_request(r, r->status);
+	/* A stream that ended with an error event: its error's status. */
+	audit_request(r, r->end_status != 0 ? r->end_status : r->status);
 	http_req_clear(r);
 	c->l->requests++;
 	if (c->eof && evbuffer_get_length(c->in) == 0)

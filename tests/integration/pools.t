@@ -9,7 +9,7 @@
 # event, cleanly.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 20
 
 mock_init
 T=$TMP
@@ -133,3 +133,8 @@ checkx "a stream whose engine dies ends with an error event, cleanly (curl exit 
     ! grep -q "data: \[DONE\]" "$T/stream.out"'
 checkx "… and it was not retried on another engine (the answer had begun)" \
     '! grep -q "engine d: .* goes to another engine" "$STATE/flmd.log"'
+stream_audited() {
+	$F audit tail -n 5 --json | jq -e '[.records[] |
+	    select(.model == "flm://d/slow") | .status] | last == 502' >/dev/null
+}
+check "… and the audit trail records it as 502" wait_until 3000 stream_audited
