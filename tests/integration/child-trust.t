@@ -5,7 +5,7 @@
 # request counts, forge or flood the log, or plant members in flm status.
 . "$(dirname "$0")/lib.sh"
 
-plan 33
+plan 39
 
 FAKE=$top_builddir/tests/fake-child
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
@@ -75,6 +75,23 @@ cached() {
 check "it is stored with those members null" wait_until 4000 cached
 checkx "and proxyd was not refused" \
     '! logged malformed && [ "$(proc_field flm-proxyd restarts)" = 0 ]'
+done_with
+
+# 2c. Issue 17's members and messages, malformed: a breaker with a
+# member flmd does not know; an EGRESS_STATE whose ok is no boolean.
+fake badbreaker sleep 1500 json 30 "'[{\"id\":\"ollama\",\"kind\":\"ollama\",\"state\":\"RunningHealthy\",\"breaker\":{\"state\":\"open\",\"evil\":1}}]'"
+check "suite starts with a proxyd reporting a breaker of its own making" \
+    suite_start FLM_PROXYD_PATH="$WRAP/badbreaker"
+check "flmd refuses it by name and restarts proxyd" wait_until 3000 logged \
+    "malformed ENGINES_STATE: .*evil"
+check "flmd lives on" flmd_alive
+done_with
+fake badegress sleep 1500 json 33 "'{\"ok\":\"yes\",\"ms\":1}'"
+check "suite starts with a proxyd sending an EGRESS_STATE of its own making" \
+    suite_start FLM_PROXYD_PATH="$WRAP/badegress"
+check "flmd refuses it and restarts proxyd" wait_until 3000 logged \
+    "malformed EGRESS_STATE"
+check "flmd lives on" flmd_alive
 done_with
 
 # 3. PROXY_STATS with counts beyond int64 and below 0 after a good one.

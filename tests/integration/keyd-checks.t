@@ -6,7 +6,7 @@
 # KEY_USED that is no whole number of ids, into keyd's list of used keys.
 . "$(dirname "$0")/lib.sh"
 
-plan 25
+plan 27
 
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmc.XXXXXX")
 trap 'suite_cleanup; rm -rf "$WRAP"' EXIT
@@ -98,10 +98,11 @@ suite_stop
 
 # 5. The other messages proxyd may send keyd, malformed: a KEY_INVALIDATED
 # a byte short of its struct (63, 39 bytes), a POLICY_APPLIED with bytes
-# after its u64 (66, 12 bytes), and a type proxyd may not send (99).
+# after its u64 (66, 12 bytes), a CREDS_APPLIED the same (88, 12 bytes),
+# and a type proxyd may not send (99).
 # Each is named in keyd's log line (REASON).
 for c in "63 39 malformed KEY_INVALIDATED" "66 12 malformed POLICY_APPLIED" \
-    "99 0 unknown message type 99"; do
+    "88 12 malformed CREDS_APPLIED" "99 0 unknown message type 99"; do
 	set -- $c
 	type=$1 len=$2
 	shift 2
