@@ -317,6 +317,9 @@ probe_refused(const struct probe_engine *pe, const struct probe_req *bad)
 		return "engine_tls_failed";
 	if (bad == NULL)
 		return NULL;
+	/* It wants the credential FLM lacks (or refuses the one set). */
+	if (bad->c.res == CURLE_OK && bad->c.code == 401)
+		return "engine_auth_failed";
 	if (pe->e.socks.on && !bad->direct && (bad->c.res ==
 	    CURLE_COULDNT_CONNECT || bad->c.res == CURLE_PROXY ||
 	    bad->c.res == CURLE_RECV_ERROR))

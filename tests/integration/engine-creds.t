@@ -36,8 +36,8 @@ detect
 checkx "an engine that wants a key, none set: ErrorApi saying what to do ($(field gpu state): $(field gpu reason))" \
     '[ "$(field gpu state)" = ErrorApi ] && field gpu reason | grep -q "401: the engine wants a credential (flm engines credential set gpu)"'
 code=$(chat)
-checkx "a chat for it is not the engine's 401, which would blame the client's key ($code)" \
-    '[ "$code" != 401 ] && [ "$code" != 200 ]'
+checkx "a chat for it: 502 engine_auth_failed with the reason, not the engine's 401 ($code)" \
+    '[ "$code" = 502 ] && jq -e ".error.code == \"engine_auth_failed\" and (.error.message | test(\"flm engines credential set gpu\"))" "$T/chat.out" >/dev/null'
 
 # ---- set: never from argv ----------------------------------------------------
 check "a secret on the command line is refused (usage)" \
