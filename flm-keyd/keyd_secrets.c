@@ -62,6 +62,16 @@ secret_name_valid(const char *name)
 	return 1;
 }
 
+static int
+secret_name_check(const char *name, char *err, size_t errsz)
+{
+	if (secret_name_valid(name))
+		return 0;
+	snprintf(err, errsz, "not a secret's name: engine:ID or egress:socks5 "
+	    "expected");
+	return -1;
+}
+
 /* The associated data: the name, a NUL, the key id. */
 static size_t
 secret_ad(const char *name, int64_t kid, unsigned char *ad, size_t sz)
@@ -159,11 +169,8 @@ keyd_secret_set(struct db *db, const char *name, const char *value,
 
 	if (db_writable(db, err, errsz) == -1)
 		return -1;
-	if (!secret_name_valid(name)) {
-		snprintf(err, errsz, "not a secret's name: engine:ID or "
-		    "egress:socks5 expected");
+	if (secret_name_check(name, err, errsz) == -1)
 		return -1;
-	}
 	if (!secret_valid(value, strlen(value)) || (strncmp(name, "egress:",
 	    7) == 0 && strlen(value) > 255)) {
 		snprintf(err, errsz, "a credential is 1-%d visible ASCII "
@@ -214,11 +221,8 @@ keyd_secret_clear(struct db *db, const char *name, struct json_object **res,
 
 	if (db_writable(db, err, errsz) == -1)
 		return -1;
-	if (!secret_name_valid(name)) {
-		snprintf(err, errsz, "not a secret's name: engine:ID or "
-		    "egress:socks5 expected");
+	if (secret_name_check(name, err, errsz) == -1)
 		return -1;
-	}
 	rc = sqlite3_prepare_v2(db->h, "DELETE FROM secrets WHERE name = ?1",
 	    -1, &st, NULL);
 	if (rc == SQLITE_OK) {

@@ -287,7 +287,8 @@ static void	acme_answer(struct pcurl *, void *);
 static int
 acme_transfer(struct acme_run *a, const char *url, const char *body)
 {
-	size_t	 len;
+	const char	*roots;
+	size_t		 len;
 
 	if (pcurl_new(&a->c, url, ACME_MAX_BODY, acme_answer, a) == -1)
 		return -1;
@@ -297,11 +298,15 @@ acme_transfer(struct acme_run *a, const char *url, const char *body)
 	/* No file is opened in the sandbox: the roots come from memory. */
 	curl_easy_setopt(a->c.h, CURLOPT_CAINFO, NULL);
 	curl_easy_setopt(a->c.h, CURLOPT_CAPATH, NULL);
-	if (a->ca != NULL || uptls_roots(&len) != NULL) {
+	if ((roots = a->ca) != NULL)
+		len = strlen(a->ca);
+	else
+		roots = uptls_roots(&len);
+	if (roots != NULL) {
 		struct curl_blob blob;
 
-		blob.data = (void *)(a->ca != NULL ? a->ca : uptls_roots(&len));
-		blob.len = a->ca != NULL ? strlen(a->ca) : len;
+		blob.data = (void *)roots;
+		blob.len = len;
 		blob.flags = CURL_BLOB_COPY;
 		curl_easy_setopt(a->c.h, CURLOPT_CAINFO_BLOB, &blob);
 	}

@@ -22,8 +22,6 @@ PORT=$($F proxy start --port 0 --json | jq .port)
 U=http://127.0.0.1:$PORT
 $F config set engines.gpu.kind vllm >/dev/null
 $F config set engines.gpu.url "http://127.0.0.1:$P" >/dev/null
-detect() { DET=$($F engines detect --json); }
-field() { echo "$DET" | jq -r --arg i "$1" ".[] | select(.id == \$i) | .$2"; }
 chat() {
 	curl -s -m 10 -o "$T/chat.out" -w '%{http_code}' \
 	    -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \

@@ -48,8 +48,6 @@ KEY=$($F api-keys create --label tls --json | jq -r .key)
 PORT=$($F proxy start --port 0 --json | jq .port)
 U=http://127.0.0.1:$PORT
 set_() { $F config set "$1" "$2" >/dev/null; }
-detect() { DET=$($F engines detect --json); }
-field() { echo "$DET" | jq -r --arg i "$1" ".[] | select(.id == \$i) | .$2"; }
 chat() {
 	curl -s -m 10 -o "$T/chat.out" -w '%{http_code}' \
 	    -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \

@@ -170,6 +170,11 @@ http_code() {
 	curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" "$url"
 }
 
+# detect: flm engines detect's verdicts into DET; field ID MEMBER: one
+# member of engine ID's verdict (the tests set F, flm with -D).
+detect() { DET=$($F engines detect --json); }
+field() { echo "$DET" | jq -r --arg i "$1" ".[] | select(.id == \$i) | .$2"; }
+
 # json_has JSON FILTER: jq's FILTER is true of JSON.
 json_has() { printf '%s' "$1" | jq -e "$2" >/dev/null 2>&1; }
 
