@@ -66,6 +66,14 @@ static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_CHAT] = "/v1/chat/completions",
 	[FLM_AUDIT_EP_COMPLETIONS] = "/v1/completions",
 	[FLM_AUDIT_EP_EMBEDDINGS] = "/v1/embeddings",
+	[FLM_AUDIT_EP_MESSAGES] = "/v1/messages",
+	[FLM_AUDIT_EP_OLLAMA_CHAT] = "/api/chat",
+	[FLM_AUDIT_EP_OLLAMA_GENERATE] = "/api/generate",
+	[FLM_AUDIT_EP_OLLAMA_EMBED] = "/api/embed",
+	[FLM_AUDIT_EP_OLLAMA_EMBEDDINGS] = "/api/embeddings",
+	[FLM_AUDIT_EP_OLLAMA_TAGS] = "/api/tags",
+	[FLM_AUDIT_EP_OLLAMA_SHOW] = "/api/show",
+	[FLM_AUDIT_EP_OLLAMA_VERSION] = "/api/version",
 };
 
 /*

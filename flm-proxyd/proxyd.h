@@ -115,10 +115,28 @@ enum http_endpoint {
 	EP_CHAT,
 	EP_COMPLETIONS,
 	EP_EMBEDDINGS,
+	/* Ollama's own API, served to its clients (proxyd_front_ollama.c) */
+	EP_OLLAMA_CHAT,
+	EP_OLLAMA_GENERATE,
+	EP_OLLAMA_EMBED,
+	EP_OLLAMA_EMBEDDINGS,
+	EP_OLLAMA_TAGS,
+	EP_OLLAMA_SHOW,
+	EP_OLLAMA_VERSION,
+	/* Anthropic's Messages API (proxyd_front_messages.c) */
+	EP_MESSAGES,
+};
+
+/* The API a client speaks: its errors and answers are shaped so. */
+enum dialect {
+	DL_OPENAI = 0,
+	DL_OLLAMA,
+	DL_ANTHROPIC,
 };
 
 struct http_conn;
 struct http_req;
+struct route;
 typedef void	(*http_req_cb)(struct http_req *);
 
 /* One client request, from its head to the end of its answer. */
@@ -128,6 +146,13 @@ struct http_req {
 	char			*headbuf;	/* the bytes head points into */
 	size_t			 headlen;	/* wiped when freed */
 	enum http_endpoint	 ep;
+	enum dialect		 dialect;
+	/* Another dialect's request as the OpenAI one engines get (op,
+	 * xbody), unless passed through as it is to an engine that
+	 * speaks it (native). */
+	enum http_endpoint	 op;
+	struct evbuffer		*xbody;
+	int			 native;
 	struct evbuffer		*body;
 	uint64_t		 id;
 	char			 key_id[FLM_KEY_ID_LEN + 1];
@@ -262,6 +287,23 @@ void	ollama_stream_free(struct ollama_stream *);
 int	ollama_stream_done(const struct ollama_stream *);
 struct json_object *ollama_error(int, const char *, size_t);
 
+/* proxyd_front.c: other dialects' requests and answers */
+struct front;
+void	front_request(struct http_req *, http_req_cb);
+struct front *front_new(struct http_req *, const char *, int);
+const char *front_ctype(const struct front *);
+int	front_sse(struct front *, const char *, size_t, struct evbuffer *);
+int	front_done(const struct front *);
+struct json_object *front_answer(struct front *, struct json_object *);
+void	front_free(struct front *);
+struct json_object *front_error_json(enum dialect, int, const char *,
+	    const char *, const char *, const char *);
+void	front_stream_error(struct http_req *, int, const char *,
+	    const char *);
+void	front_native_show(struct http_req *, const struct route *);
+struct json_object *fo_tag_entry(struct json_object *);
+void	fo_version(struct http_req *);
+
 /* proxyd_auth.c */
 typedef void	(*auth_done_cb)(struct http_req *, const char *);
 void	auth_init(void);
@@ -277,6 +319,7 @@ struct route {
 	const char		*model;		/* the engine's own name */
 	int			 openai;	/* has the /v1 endpoints */
 	int			 pool;		/* picked among several */
+	struct json_object	*info;		/* what the probe learnt */
 	const char		*code;		/* a 502's error code */
 	int			 retry_after;	/* a 503's, s */
 };
@@ -285,6 +328,7 @@ unsigned int	catalogue_generation(void);
 void	catalogue_update(struct json_object *, unsigned int);
 void	catalogue_when_fresh(struct http_req *, http_req_cb);
 void	catalogue_models(struct http_req *);
+void	catalogue_tags(struct http_req *);
 int	catalogue_route(const char *, const char *, const char *,
 	    struct route *, char *, size_t);
 void	catalogue_cleanup(void);

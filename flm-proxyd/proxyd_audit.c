@@ -169,6 +169,14 @@ audit_endpoint(enum http_endpoint ep)
 	case EP_CHAT:		return FLM_AUDIT_EP_CHAT;
 	case EP_COMPLETIONS:	return FLM_AUDIT_EP_COMPLETIONS;
 	case EP_EMBEDDINGS:	return FLM_AUDIT_EP_EMBEDDINGS;
+	case EP_MESSAGES:	return FLM_AUDIT_EP_MESSAGES;
+	case EP_OLLAMA_CHAT:	return FLM_AUDIT_EP_OLLAMA_CHAT;
+	case EP_OLLAMA_GENERATE: return FLM_AUDIT_EP_OLLAMA_GENERATE;
+	case EP_OLLAMA_EMBED:	return FLM_AUDIT_EP_OLLAMA_EMBED;
+	case EP_OLLAMA_EMBEDDINGS: return FLM_AUDIT_EP_OLLAMA_EMBEDDINGS;
+	case EP_OLLAMA_TAGS:	return FLM_AUDIT_EP_OLLAMA_TAGS;
+	case EP_OLLAMA_SHOW:	return FLM_AUDIT_EP_OLLAMA_SHOW;
+	case EP_OLLAMA_VERSION:	return FLM_AUDIT_EP_OLLAMA_VERSION;
 	default:		return 0;
 	}
 }
@@ -307,8 +315,8 @@ audit_keyd_down(void)
 static char *
 audit_tail_room(struct http_req *r, size_t n)
 {
-	if (r->ep != EP_CHAT && r->ep != EP_COMPLETIONS &&
-	    r->ep != EP_EMBEDDINGS)
+	if (r->op != EP_CHAT && r->op != EP_COMPLETIONS &&
+	    r->op != EP_EMBEDDINGS)
 		return NULL;
 	if (r->tail == NULL && (r->tail = malloc(AUDIT_TAIL)) == NULL)
 		return NULL;
@@ -378,24 +386,48 @@ read_count(const char *p, const char *end)
 	return v;
 }
 
+/* The count after key k (quoted, klen bytes) at p, if p is that key. */
+static int
+usage_key(const char *p, const char *q, const char *end, const char *k,
+    size_t klen, int64_t *out)
+{
+	int64_t	 v;
+
+	if ((size_t)(q - p) != klen || memcmp(p, k, klen) != 0 ||
+	    (v = read_count(q, end)) < 0)
+		return 0;
+	*out = v;
+	return 1;
+}
+
 /*
- * The engine's "usage": the last one in the answer (a stream's final
- * chunk, or near a JSON answer's end), its prompt_tokens and
- * completion_tokens at its own level.  0 if there is none.
+ * The answer's token counts: the last "usage" object (a stream's final
+ * chunk, or near a JSON answer's end) with OpenAI's prompt_tokens and
+ * completion_tokens or Anthropic's input_tokens and output_tokens at
+ * its own level; without one, Ollama's last prompt_eval_count and
+ * eval_count.  0 if there are none.
  */
 int
 audit_usage_scan(const char *buf, size_t len, int64_t *prompt,
     int64_t *completion)
 {
 	const char	*end = buf + len, *p = NULL, *q;
-	int64_t		 v;
-	int		 depth;
+	int		 depth, found = 0;
 
 	for (q = buf; (q = memmem(q, (size_t)(end - q), "\"usage\"", 7)) !=
 	    NULL; q += 7)
 		p = q + 7;
-	if (p == NULL)
-		return 0;
+	if (p == NULL) {
+		for (q = buf; (q = memchr(q, '"', (size_t)(end - q))) !=
+		    NULL; q = p) {
+			p = skip_string(q, end);
+			found |= usage_key(q, p, end, "\"prompt_eval_count\"",
+			    19, prompt);
+			found |= usage_key(q, p, end, "\"eval_count\"", 12,
+			    completion);
+		}
+		return found;
+	}
 	p = skip_ws(p, end);
 	if (p >= end || *p != ':')
 		return 0;
@@ -411,14 +443,14 @@ audit_usage_scan(const char *buf, size_t len, int64_t *prompt,
 		} else if (*p == '"') {
 			q = skip_string(p, end);
 			/* A key is followed by ':'; a value is not. */
-			if (depth == 1 && q - p == 15 &&
-			    memcmp(p, "\"prompt_tokens\"", 15) == 0 &&
-			    (v = read_count(q, end)) >= 0)
-				*prompt = v;
-			else if (depth == 1 && q - p == 19 &&
-			    memcmp(p, "\"completion_tokens\"", 19) == 0 &&
-			    (v = read_count(q, end)) >= 0)
-				*completion = v;
+			if (depth == 1)
+				(void)(usage_key(p, q, end,
+				    "\"prompt_tokens\"", 15, prompt) ||
+				    usage_key(p, q, end, "\"input_tokens\"",
+				    14, prompt) || usage_key(p, q, end,
+				    "\"completion_tokens\"", 19, completion) ||
+				    usage_key(p, q, end, "\"output_tokens\"",
+				    15, completion));
 			p = q - 1;
 		}
 	}

@@ -225,7 +225,8 @@ auth_cleanup(void)
 	px->cache = NULL;
 }
 
-/* "Bearer TOKEN" -> TOKEN, or NULL. */
+/* "Bearer TOKEN" -> TOKEN; else Anthropic's "x-api-key: TOKEN"; or
+ * NULL. */
 static const char *
 auth_bearer(struct http_req *req, size_t *len)
 {
@@ -233,6 +234,11 @@ auth_bearer(struct http_req *req, size_t *len)
 	size_t		 hlen;
 
 	h = http_header(&req->head, "authorization", &hlen);
+	if (h == NULL && (h = http_header(&req->head, "x-api-key",
+	    &hlen)) != NULL) {
+		*len = hlen;
+		return h;
+	}
 	if (h == NULL || hlen < 7 || strncasecmp(h, "Bearer ", 7) != 0)
 		return NULL;
 	end = h + hlen;
@@ -279,9 +285,12 @@ auth_check_token(struct http_req *req, auth_done_cb done, const char *tok,
 		return;
 	if (tok == NULL || len == 0) {
 		http_error(req, 401, "invalid_request_error", NULL,
-		    "You didn't provide an API key. You need to provide your "
-		    "API key in an Authorization header using Bearer auth "
-		    "(i.e. Authorization: Bearer YOUR_KEY).");
+		    req->dialect == DL_ANTHROPIC ? "You didn't provide an "
+		    "API key: send it in an x-api-key header (or "
+		    "Authorization: Bearer YOUR_KEY)." : "You didn't provide "
+		    "an API key. You need to provide your API key in an "
+		    "Authorization header using Bearer auth (i.e. "
+		    "Authorization: Bearer YOUR_KEY).");
 		return;
 	}
 	if (len > FLM_TOKEN_MAX || apikey_parse(tok, len, id, &secret) == -1) {
@@ -332,6 +341,7 @@ auth_check(struct http_req *req, auth_done_cb done)
 	if ((h = auth_bearer(req, &len)) != NULL && len <= FLM_TOKEN_MAX)
 		memcpy(tok, h, len);
 	http_wipe_header(req, "authorization");
+	http_wipe_header(req, "x-api-key");
 	/* Too long: refused by its length, never copied. */
 	auth_check_token(req, done, h == NULL ? NULL : tok, len);
 	sodium_memzero(tok, sizeof(tok));

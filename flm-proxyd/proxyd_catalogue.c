@@ -30,12 +30,15 @@ struct cat_model {
 	char			*model;		/* the engine's own name */
 	char			 engine[33];
 	int			 openai;
+	struct json_object	*info;		/* the probe's, for /api/show */
 };
 
 static TAILQ_HEAD(, cat_wait)	 cat_waiting =
     TAILQ_HEAD_INITIALIZER(cat_waiting);
 static char			*cat_body;	/* the whole JSON answer */
 static size_t			 cat_len;
+static char			*cat_tags;	/* as Ollama's /api/tags */
+static size_t			 cat_tags_len;
 static unsigned int		 cat_gen;	/* engine list generation */
 static int			 cat_fresh;	/* built for cat_gen */
 static struct cat_model		*cat_models;
@@ -127,6 +130,7 @@ catalogue_free_models(void)
 	for (i = 0; i < cat_nmodels; i++) {
 		free(cat_models[i].id);
 		free(cat_models[i].model);
+		json_object_put(cat_models[i].info);
 	}
 	free(cat_models);
 	cat_models = NULL;
@@ -158,6 +162,7 @@ catalogue_add_model(struct json_object *m, const char *engine, int openai)
 	}
 	snprintf(cm->engine, sizeof(cm->engine), "%s", engine);
 	cm->openai = openai;
+	cm->info = json_object_get(m);
 	cat_nmodels++;
 }
 
@@ -165,7 +170,7 @@ catalogue_add_model(struct json_object *m, const char *engine, int openai)
 void
 catalogue_update(struct json_object *verdicts, unsigned int gen)
 {
-	struct json_object	*o, *data, *e, *ms, *m, *v;
+	struct json_object	*o, *data, *e, *ms, *m, *v, *tags;
 	struct cat_wait		*w;
 	const char		*state, *s, *engine;
 	size_t			 i, j;
@@ -176,6 +181,7 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 	catalogue_free_models();
 	cat_nblocked = 0;
 	data = json_object_new_array();
+	tags = json_object_new_array();
 	for (i = 0; i < json_object_array_length(verdicts); i++) {
 		e = json_object_array_get_idx(verdicts, i);
 		state = json_object_get_string(json_object_object_get(e,
@@ -195,6 +201,7 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 		for (j = 0; j < json_object_array_length(ms); j++) {
 			m = json_object_array_get_idx(ms, j);
 			json_object_array_add(data, catalogue_entry(m));
+			json_object_array_add(tags, fo_tag_entry(m));
 			catalogue_add_model(m, engine, openai);
 		}
 	}
@@ -206,6 +213,14 @@ catalogue_update(struct json_object *verdicts, unsigned int gen)
 	free(cat_body);
 	if ((cat_body = strdup(s)) == NULL)
 		cat_len = 0;
+	json_object_put(o);
+	o = json_object_new_object();
+	json_object_object_add(o, "models", tags);
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &cat_tags_len);
+	free(cat_tags);
+	if ((cat_tags = strdup(s)) == NULL)
+		cat_tags_len = 0;
 	json_object_put(o);
 	cat_fresh = 1;
 	while ((w = TAILQ_FIRST(&cat_waiting)) != NULL) {
@@ -240,6 +255,24 @@ catalogue_when_fresh(struct http_req *req, http_req_cb cb)
 	w->cb = cb;
 	TAILQ_INSERT_TAIL(&cat_waiting, w, entry);
 	http_hold(req, catalogue_abort, w);
+}
+
+static void
+catalogue_tags_reply(struct http_req *req)
+{
+	if (cat_tags != NULL)
+		http_reply(req, 200, "application/json", cat_tags,
+		    cat_tags_len);
+	else
+		http_reply(req, 200, "application/json", "{\"models\":[]}",
+		    13);
+}
+
+/* GET /api/tags: the same models, as Ollama lists them. */
+void
+catalogue_tags(struct http_req *req)
+{
+	catalogue_when_fresh(req, catalogue_tags_reply);
 }
 
 /* GET /v1/models, the key (if any) already verified. */
@@ -324,6 +357,7 @@ catalogue_pool(const char *name, const char *key, const char *exclude,
 	rt->engine = catalogue_engine(hits[k]->engine);
 	rt->model = hits[k]->model;
 	rt->openai = hits[k]->openai;
+	rt->info = hits[k]->info;
 	rt->pool = n > 1;
 	return 0;
 }
@@ -360,6 +394,7 @@ catalogue_route(const char *model, const char *key, const char *exclude,
 	}
 	rt->model = hit->model;
 	rt->openai = hit->openai;
+	rt->info = hit->info;
 	return 0;
 }
 
@@ -375,4 +410,6 @@ catalogue_cleanup(void)
 	catalogue_free_models();
 	free(cat_body);
 	cat_body = NULL;
+	free(cat_tags);
+	cat_tags = NULL;
 }

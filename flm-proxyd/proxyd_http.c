@@ -309,7 +309,8 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 		hb_str(&h, "\r\n");
 	}
 	if (status == 405 || status == 204)
-		hb_str(&h, r->ep == EP_HEALTHZ || r->ep == EP_MODELS ?
+		hb_str(&h, r->ep == EP_HEALTHZ || r->ep == EP_MODELS ||
+		    r->ep == EP_OLLAMA_TAGS || r->ep == EP_OLLAMA_VERSION ?
 		    "Allow: GET, HEAD, OPTIONS\r\n" : "Allow: POST, OPTIONS\r\n");
 	if (r->retry_after > 0) {
 		hb_str(&h, "Retry-After: ");
@@ -423,6 +424,8 @@ http_req_clear(struct http_req *r)
 	free(r->model);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
+	if (r->xbody != NULL)
+		evbuffer_free(r->xbody);
 	memset(r, 0, sizeof(*r));
 	r->conn = c;
 	r->tail = tail;
@@ -485,21 +488,15 @@ http_json(struct http_req *r, int status, struct json_object *o)
 	http_reply(r, status, "application/json", s, len);
 }
 
-/* OpenAI's error shape: {"error": {message, type, param, code}}. */
+/* The error in the client's dialect (OpenAI's: {"error": {message,
+ * type, param, code}}). */
 void
 http_error_param(struct http_req *r, int status, const char *type,
     const char *code, const char *param, const char *msg)
 {
-	struct json_object	*o = json_object_new_object();
-	struct json_object	*e = json_object_new_object();
+	struct json_object	*o;
 
-	json_object_object_add(e, "message", json_object_new_string(msg));
-	json_object_object_add(e, "type", json_object_new_string(type));
-	json_object_object_add(e, "param", param ?
-	    json_object_new_string(param) : NULL);
-	json_object_object_add(e, "code", code ?
-	    json_object_new_string(code) : NULL);
-	json_object_object_add(o, "error", e);
+	o = front_error_json(r->dialect, status, type, code, param, msg);
 	/* A request whose body we did not read ends its connection. */
 	if (!r->conn->body_done)
 		r->conn->keepalive = 0;
@@ -1113,12 +1110,35 @@ static const struct {
 	enum http_endpoint	 ep;
 	enum http_method	 method;
 	int			 auth;
+	enum dialect		 dialect;
+	enum http_endpoint	 op;		/* what engines are asked */
 } http_routes[] = {
-	{ "/healthz",		  EP_HEALTHZ,	  HTTP_M_GET,  0 },
-	{ "/v1/models",		  EP_MODELS,	  HTTP_M_GET,  1 },
-	{ "/v1/chat/completions", EP_CHAT,	  HTTP_M_POST, 1 },
-	{ "/v1/completions",	  EP_COMPLETIONS, HTTP_M_POST, 1 },
-	{ "/v1/embeddings",	  EP_EMBEDDINGS,  HTTP_M_POST, 1 },
+	{ "/healthz",		  EP_HEALTHZ,	  HTTP_M_GET,  0, DL_OPENAI,
+	    EP_NONE },
+	{ "/v1/models",		  EP_MODELS,	  HTTP_M_GET,  1, DL_OPENAI,
+	    EP_NONE },
+	{ "/v1/chat/completions", EP_CHAT,	  HTTP_M_POST, 1, DL_OPENAI,
+	    EP_CHAT },
+	{ "/v1/completions",	  EP_COMPLETIONS, HTTP_M_POST, 1, DL_OPENAI,
+	    EP_COMPLETIONS },
+	{ "/v1/embeddings",	  EP_EMBEDDINGS,  HTTP_M_POST, 1, DL_OPENAI,
+	    EP_EMBEDDINGS },
+	{ "/v1/messages",	  EP_MESSAGES,	  HTTP_M_POST, 1, DL_ANTHROPIC,
+	    EP_CHAT },
+	{ "/api/chat",		  EP_OLLAMA_CHAT, HTTP_M_POST, 1, DL_OLLAMA,
+	    EP_CHAT },
+	{ "/api/generate",	  EP_OLLAMA_GENERATE, HTTP_M_POST, 1, DL_OLLAMA,
+	    EP_CHAT },
+	{ "/api/embed",		  EP_OLLAMA_EMBED, HTTP_M_POST, 1, DL_OLLAMA,
+	    EP_EMBEDDINGS },
+	{ "/api/embeddings",	  EP_OLLAMA_EMBEDDINGS, HTTP_M_POST, 1,
+	    DL_OLLAMA, EP_EMBEDDINGS },
+	{ "/api/show",		  EP_OLLAMA_SHOW, HTTP_M_POST, 1, DL_OLLAMA,
+	    EP_OLLAMA_SHOW },
+	{ "/api/tags",		  EP_OLLAMA_TAGS, HTTP_M_GET,  1, DL_OLLAMA,
+	    EP_NONE },
+	{ "/api/version",	  EP_OLLAMA_VERSION, HTTP_M_GET, 1, DL_OLLAMA,
+	    EP_NONE },
 };
 #define HTTP_NROUTES	(sizeof(http_routes) / sizeof(http_routes[0]))
 
@@ -1171,6 +1191,9 @@ request_check(struct http_conn *c, size_t *route)
 	for (i = 0; i < HTTP_NROUTES; i++)
 		if (strcmp(path, http_routes[i].path) == 0)
 			break;
+	/* Ollama's clients read Ollama's errors, admin routes' too. */
+	if (strncmp(path, "/api/", 5) == 0)
+		r->dialect = DL_OLLAMA;
 	if (i == HTTP_NROUTES) {
 		snprintf(msg, sizeof(msg), "Unknown request URL: %.*s. Please "
 		    "check the URL for typos.", (int)(r->head.tlen > 200 ? 200 :
@@ -1179,6 +1202,8 @@ request_check(struct http_conn *c, size_t *route)
 		return 0;
 	}
 	r->ep = http_routes[i].ep;
+	r->op = http_routes[i].op;
+	r->dialect = http_routes[i].dialect;
 	*route = i;
 	if (r->head.method == HTTP_M_OPTIONS) {
 		c->keepalive = c->keepalive && r->head.clen <= 0 &&

@@ -324,11 +324,14 @@ ollama_answer(enum upstream_mode mode, struct json_object *in,
 struct json_object *
 ollama_error(int status, const char *body, size_t len)
 {
-	struct json_object	*in = json_parse_buf(body, len), *o, *e, *v;
+	struct json_object	*in = json_parse_buf(body, len), *o, *e, *v = NULL;
 	char			 msg[512];
 
+	/* Ollama's {"error": "text"}, OpenAI's {"error": {"message"}}. */
 	if (in != NULL && (v = jget(in, "error")) != NULL &&
-	    json_object_is_type(v, json_type_string))
+	    json_object_is_type(v, json_type_object))
+		v = jget(v, "message");
+	if (v != NULL && json_object_is_type(v, json_type_string))
 		snprintf(msg, sizeof(msg), "%s", json_object_get_string(v));
 	else
 		snprintf(msg, sizeof(msg), "The engine answered %d.", status);

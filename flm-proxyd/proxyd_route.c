@@ -31,6 +31,14 @@ static const char *const route_ollama_paths[] = {
 	[EP_EMBEDDINGS] = "/api/embed",
 };
 
+/* An Ollama client's request, as it is, to an Ollama engine. */
+static const char *const route_native_paths[] = {
+	[EP_OLLAMA_CHAT] = "/api/chat",
+	[EP_OLLAMA_GENERATE] = "/api/generate",
+	[EP_OLLAMA_EMBED] = "/api/embed",
+	[EP_OLLAMA_EMBEDDINGS] = "/api/embeddings",
+};
+
 static const enum upstream_mode route_ollama_modes[] = {
 	[EP_CHAT] = UP_OLLAMA_CHAT,
 	[EP_COMPLETIONS] = UP_OLLAMA_GENERATE,
@@ -404,9 +412,9 @@ route_native(struct http_req *req, const char *buf, size_t len,
 		    "your request: expected one JSON object.");
 		return -1;
 	}
-	if (req->ep == EP_EMBEDDINGS)
+	if (req->op == EP_EMBEDDINGS)
 		json_object_object_del(in, "encoding_format");
-	*native = ollama_request(req->ep, in, model, msg, sizeof(msg));
+	*native = ollama_request(req->op, in, model, msg, sizeof(msg));
 	json_object_put(in);
 	if (*native == NULL) {
 		route_bad(req, NULL, msg);
@@ -420,8 +428,59 @@ route_native(struct http_req *req, const char *buf, size_t len,
 	call->len = n;
 	/* The translation makes the usage chunk, aside if unasked. */
 	call->hide_usage = call->stream && !call->usage;
-	call->path = route_ollama_paths[req->ep];
-	call->mode = route_ollama_modes[req->ep];
+	call->path = route_ollama_paths[req->op];
+	call->mode = route_ollama_modes[req->op];
+	return 0;
+}
+
+/*
+ * An Ollama client's request to an Ollama engine: its own bytes, less
+ * what json-c would drop, with the engine's model name; its answer
+ * passed back as it is.
+ */
+static int
+route_passthrough(struct http_req *req, struct route_scratch *sc,
+    const char *model, struct route_body *rb, struct upstream_call *call)
+{
+	const char	*buf = (const char *)evbuffer_pullup(req->body, -1);
+	size_t		 len = evbuffer_get_length(req->body);
+
+	sc->js.elem_key = NULL;
+	/* front_request read it whole, with its "model". */
+	if (buf == NULL || jscan_parse(&sc->js, buf, len) == -1 ||
+	    jscan_find(&sc->js, -1, "model") == -1 ||
+	    route_room(&sc->drop, &sc->dropcap, sc->js.nm + 1, 1) == -1)
+		return -1;
+	memset(sc->drop, 0, sc->js.nm + 1);
+	if (route_slices(sc, buf, len, model, 0, rb, call) == -1)
+		return -1;
+	call->path = route_native_paths[req->ep];
+	call->mode = UP_PASS;
+	call->hide_usage = 0;
+	req->native = 1;
+	return 0;
+}
+
+/* /api/show for an Ollama engine: asked of it, with its own name. */
+static int
+route_show(struct http_req *req, const char *model,
+    struct json_object **native, struct iovec *iov,
+    struct upstream_call *call)
+{
+	size_t	 n;
+
+	*native = json_object_new_object();
+	json_object_object_add(*native, "model",
+	    json_object_new_string(model));
+	iov->iov_base = (void *)json_object_to_json_string_length(*native,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	iov->iov_len = n;
+	call->iov = iov;
+	call->niov = 1;
+	call->len = n;
+	call->path = "/api/show";
+	call->mode = UP_PASS;
+	req->native = 1;
 	return 0;
 }
 
@@ -437,12 +496,17 @@ route_post(struct http_req *req)
 	struct iovec		 one;
 	const char		*param = NULL, *buf, *model;
 	char			 msg[1024];
-	size_t			 len = evbuffer_get_length(req->body), mlen;
+	size_t			 len, mlen;
 	int			 st;
 
+	struct evbuffer		*body = req->xbody != NULL ? req->xbody :
+				    req->body;
+	int			 ollama;
+
 	memset(&rb, 0, sizeof(rb));
-	sc->js.elem_key = req->ep == EP_CHAT ? "role" : NULL;
-	buf = (const char *)evbuffer_pullup(req->body, -1);
+	len = evbuffer_get_length(body);
+	sc->js.elem_key = req->op == EP_CHAT ? "role" : NULL;
+	buf = (const char *)evbuffer_pullup(body, -1);
 	if (buf == NULL || jscan_parse(&sc->js, buf, len) == -1) {
 		if (sc->js.err == JSCAN_ENOMEM)
 			http_error(req, 503, "server_error", NULL,
@@ -452,7 +516,7 @@ route_post(struct http_req *req)
 			    "of your request: expected one JSON object.");
 		goto done;
 	}
-	if (route_check(req->ep, &sc->js, buf, &param, msg, sizeof(msg)) ==
+	if (route_check(req->op, &sc->js, buf, &param, msg, sizeof(msg)) ==
 	    -1) {
 		route_bad(req, param, msg);
 		goto done;
@@ -487,20 +551,34 @@ route_post(struct http_req *req)
 	call.model = model;
 	call.pool = rt.pool && !req->retried;
 	/* Embeddings have no stream, whatever the body says. */
-	call.stream = req->ep != EP_EMBEDDINGS && route_flag(&sc->js,
+	call.stream = req->op != EP_EMBEDDINGS && route_flag(&sc->js,
 	    "stream", NULL);
 	call.usage = route_flag(&sc->js, "stream_options", "include_usage");
-	if (req->ep == EP_EMBEDDINGS && route_encoding(req, &sc->js, buf,
-	    &call, sc->drop) == -1)
+	ollama = req->dialect == DL_OLLAMA &&
+	    strcmp(rt.engine->kind, "ollama") == 0;
+	if (req->op == EP_OLLAMA_SHOW) {
+		if (!ollama) {
+			front_native_show(req, &rt);
+			goto done;
+		}
+		route_show(req, rt.model, &native, &one, &call);
+	} else if (ollama) {
+		if (route_passthrough(req, sc, rt.model, &rb, &call) == -1) {
+			http_error(req, 503, "server_error", NULL,
+			    "Out of memory.");
+			goto done;
+		}
+	} else if (req->op == EP_EMBEDDINGS && route_encoding(req, &sc->js,
+	    buf, &call, sc->drop) == -1)
 		goto done;
-	if (rt.openai) {
+	else if (rt.openai) {
 		if (route_slices(sc, buf, len, rt.model, call.stream &&
 		    !call.usage, &rb, &call) == -1) {
 			http_error(req, 503, "server_error", NULL,
 			    "Out of memory.");
 			goto done;
 		}
-		call.path = route_paths[req->ep];
+		call.path = route_paths[req->op];
 		call.mode = UP_PASS;
 	} else if (route_native(req, buf, len, rt.model, &native, &one,
 	    &call) == -1)
@@ -517,6 +595,12 @@ route_retry(struct http_req *req)
 	route_post(req);
 }
 
+static void
+route_fresh(struct http_req *req)
+{
+	catalogue_when_fresh(req, route_post);
+}
+
 void
 route_dispatch(struct http_req *req)
 {
@@ -528,6 +612,20 @@ route_dispatch(struct http_req *req)
 	case EP_COMPLETIONS:
 	case EP_EMBEDDINGS:
 		catalogue_when_fresh(req, route_post);
+		break;
+	case EP_OLLAMA_TAGS:
+		catalogue_tags(req);
+		break;
+	case EP_OLLAMA_VERSION:
+		fo_version(req);
+		break;
+	case EP_OLLAMA_CHAT:
+	case EP_OLLAMA_GENERATE:
+	case EP_OLLAMA_EMBED:
+	case EP_OLLAMA_EMBEDDINGS:
+	case EP_OLLAMA_SHOW:
+	case EP_MESSAGES:
+		front_request(req, route_fresh);
 		break;
 	default:
 		http_error(req, 404, "invalid_request_error", "unknown_url",

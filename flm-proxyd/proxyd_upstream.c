@@ -80,6 +80,8 @@ struct upstream {
 	char			*model;		/* as the client named it */
 	struct evbuffer		*acc;		/* answer or NDJSON line */
 	struct ollama_stream	*os;
+	struct front		*front;		/* the client's dialect */
+	int			 fstream;	/* a stream said in it */
 };
 
 static TAILQ_HEAD(, upstream)	 up_idle = TAILQ_HEAD_INITIALIZER(up_idle);
@@ -118,6 +120,7 @@ up_free(struct upstream *up)
 	if (up->acc != NULL)
 		evbuffer_free(up->acc);
 	ollama_stream_free(up->os);
+	front_free(up->front);
 	up_sent_free(up);
 	free(up->model);
 	free(up);
@@ -241,32 +244,6 @@ up_retry(struct upstream *up, const char *why)
 	return 1;
 }
 
-/* A stream cut by the engine ends with an error event, then properly:
- * an SSE client sees why, not a dropped connection. */
-static void
-up_stream_error(struct http_req *req, int status, const char *code,
-    const char *msg)
-{
-	struct json_object	*o = json_object_new_object(), *e;
-	const char		*s;
-	size_t			 n;
-
-	e = json_object_new_object();
-	json_object_object_add(e, "message", json_object_new_string(msg));
-	json_object_object_add(e, "type", json_object_new_string(
-	    "server_error"));
-	json_object_object_add(e, "code", code != NULL ?
-	    json_object_new_string(code) : NULL);
-	json_object_object_add(o, "error", e);
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &n);
-	http_stream_data(req, "data: ", 6);
-	http_stream_data(req, s, n);
-	http_stream_data(req, "\n\n", 2);
-	json_object_put(o);
-	req->end_status = status;
-	http_stream_end(req);
-}
-
 /* Before the client saw anything: an error answer instead. */
 static void
 up_fail(struct upstream *up, int status, const char *code, const char *msg)
@@ -281,7 +258,7 @@ up_fail(struct upstream *up, int status, const char *code, const char *msg)
 		snprintf(buf, sizeof(buf), "Engine %s: %s", up->engine.id, msg);
 		if (req->sent_head && up->stream && up->status == 200 &&
 		    req->chunked)
-			up_stream_error(req, status, code, buf);
+			front_stream_error(req, status, code, buf);
 		else if (req->sent_head)
 			http_stream_abort(req);
 		else {
@@ -308,6 +285,9 @@ up_park(struct upstream *up)
 	up->model = NULL;
 	ollama_stream_free(up->os);
 	up->os = NULL;
+	front_free(up->front);
+	up->front = NULL;
+	up->fstream = 0;
 	if (up->acc != NULL)
 		evbuffer_free(up->acc);
 	up->acc = NULL;
@@ -404,7 +384,16 @@ up_translate_whole(struct upstream *up)
 	size_t			 len = evbuffer_get_length(up->acc);
 
 	if (up->status != 200) {
-		up_done_json(up, up->status, ollama_error(up->status, s, len));
+		out = ollama_error(up->status, s, len);
+		if (up->front != NULL) {
+			in = front_error_json(up->req->dialect, up->status,
+			    NULL, NULL, NULL, json_object_get_string(
+			    json_object_object_get(json_object_object_get(out,
+			    "error"), "message")));
+			json_object_put(out);
+			out = in;
+		}
+		up_done_json(up, up->status, out);
 		return;
 	}
 	in = json_parse_buf(s, len);
@@ -414,6 +403,11 @@ up_translate_whole(struct upstream *up)
 		out = in != NULL ? ollama_answer(up->mode, in, up->model,
 		    up->req->id) : NULL;
 	json_object_put(in);
+	if (out != NULL && up->front != NULL) {
+		in = front_answer(up->front, out);
+		json_object_put(out);
+		out = in;
+	}
 	if (out == NULL || (up->base64 && up_base64(out) == -1)) {
 		json_object_put(out);
 		up->keepalive = 0;
@@ -487,6 +481,36 @@ up_filter_lines(struct upstream *up, int eof)
 	return evbuffer_get_length(in) > UP_MAX_LINE ? -1 : 0;
 }
 
+/* OpenAI SSE lines in src to the client in its dialect; -1 malformed. */
+static int
+up_front_lines(struct upstream *up, struct evbuffer *src, int eof)
+{
+	struct evbuffer	*out = evbuffer_new();
+	struct evbuffer_ptr p;
+	const char	*line;
+	size_t		 n;
+	int		 rc = 0;
+
+	if (out == NULL)
+		return -1;
+	while ((p = evbuffer_search(src, "\n", 1, NULL)).pos != -1 ||
+	    (eof && evbuffer_get_length(src) > 0)) {
+		n = p.pos != -1 ? (size_t)p.pos : evbuffer_get_length(src);
+		line = n > 0 ? (const char *)evbuffer_pullup(src, n) : NULL;
+		if (line != NULL && front_sse(up->front, line, n, out) == -1)
+			rc = -1;
+		evbuffer_drain(src, p.pos != -1 ? n + 1 : n);
+		if (rc == -1)
+			break;
+	}
+	if (rc == 0 && evbuffer_get_length(src) > UP_MAX_LINE)
+		rc = -1;
+	if (evbuffer_get_length(out) > 0)
+		http_stream_move(up->req, out, evbuffer_get_length(out));
+	evbuffer_free(out);
+	return rc;
+}
+
 /* NDJSON lines in acc to SSE events for the client; -1 malformed. */
 static int
 up_translate_lines(struct upstream *up, int eof)
@@ -521,7 +545,11 @@ up_translate_lines(struct upstream *up, int eof)
 		evbuffer_free(aside);
 	}
 	n = evbuffer_get_length(out);
-	if (n > 0)
+	if (up->front != NULL) {
+		/* OpenAI's events, said again in the client's dialect. */
+		if (rc == 0 && up_front_lines(up, out, 1) == -1)
+			rc = -1;
+	} else if (n > 0)
 		http_stream_data(up->req, evbuffer_pullup(out, -1), n);
 	evbuffer_free(out);
 	return rc;
@@ -534,6 +562,9 @@ static int
 up_acc_more(struct upstream *up)
 {
 	if (up->os != NULL && up_translate_lines(up, 0) == -1)
+		return -1;
+	if (up->fstream && up->os == NULL && up_front_lines(up, up->acc,
+	    0) == -1)
 		return -1;
 	if (up->filtering && up_filter_lines(up, 0) == -1)
 		return -1;
@@ -584,11 +615,20 @@ up_body_end(struct upstream *up)
 			up_done(up);
 		return;
 	}
+	if (up->fstream && up->os == NULL) {
+		if (up_front_lines(up, up->acc, 1) == -1 ||
+		    !front_done(up->front))
+			up_fail(up, 502, NULL, "the stream ended early.");
+		else
+			up_done(up);
+		return;
+	}
 	if (up->os == NULL) {
 		up_translate_whole(up);
 		return;
 	}
-	if (up_translate_lines(up, 1) == -1 || !ollama_stream_done(up->os)) {
+	if (up_translate_lines(up, 1) == -1 || !ollama_stream_done(up->os) ||
+	    (up->front != NULL && !front_done(up->front))) {
 		up_fail(up, 502, NULL, "the stream ended early.");
 		return;
 	}
@@ -639,7 +679,8 @@ up_body(struct upstream *up)
 			}
 			break;
 		}
-		if ((!up->translating || up->os != NULL || up->filtering) &&
+		if ((!up->translating || up->os != NULL || up->filtering ||
+		    up->fstream) &&
 		    http_out_pending(up->req) > UP_CLIENT_HIGH) {
 			/* Back-pressure: the client reads slower than the
 			 * engine writes. */
@@ -662,6 +703,25 @@ up_begin_answer(struct upstream *up, const char *ctype)
 
 	up->translating = up->mode != UP_PASS || (up->base64 &&
 	    up->status == 200);
+	if (up->req->dialect != DL_OPENAI && !up->req->native) {
+		/* Another dialect: every answer is said again in it. */
+		if ((up->acc = evbuffer_new()) == NULL ||
+		    (up->front = front_new(up->req, up->model,
+		    up->stream)) == NULL)
+			return;		/* up_head: out of memory */
+		up->translating = 1;
+		if (!up->stream || up->status != 200)
+			return;
+		up->fstream = 1;
+		if (up->mode != UP_PASS && (up->os = ollama_stream_new(
+		    up->mode, up->model, up->req->id, 1)) == NULL) {
+			front_free(up->front);
+			up->front = NULL;
+			return;
+		}
+		http_stream_begin(up->req, 200, front_ctype(up->front), -1);
+		return;
+	}
 	/* Only a stream has lines to filter; an error passes as it is. */
 	up->hide_usage = up->hide_usage && up->stream && up->status == 200;
 	if (up->hide_usage && up->mode == UP_PASS) {
@@ -756,7 +816,9 @@ up_head(struct upstream *up)
 	up_sent_free(up);
 	up->state = U_BODY;
 	up_begin_answer(up, ctype);
-	if (up->translating && up->acc == NULL) {
+	if ((up->translating && up->acc == NULL) || (up->acc != NULL &&
+	    up->req->dialect != DL_OPENAI && !up->req->native &&
+	    up->front == NULL)) {
 		up_fail(up, 503, NULL, "out of memory.");
 		return -1;
 	}

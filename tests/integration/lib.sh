@@ -257,44 +257,52 @@ sys_libexec() {
 	    echo "$d"
 }
 
-# openai_install: the official openai npm client (4.x) installed once
-# into NPM_DIR (FLM_NPM_DIR, default ~/.cache/flm-npm, outside the
-# tree), for the tests that run tests/integration/openai-client.mjs;
-# unavailable without node or npm, or when npm cannot fetch it.  Needs
-# mock_init's TMP.
+# openai_install: the official npm clients (openai 4.x, ollama,
+# @anthropic-ai/sdk) installed once into NPM_DIR (FLM_NPM_DIR, default
+# ~/.cache/flm-npm, outside the tree), for the tests that run
+# tests/integration/*-client.mjs; unavailable without node or npm, or
+# when npm cannot fetch them.  Needs mock_init's TMP.
 NPM_DIR=${FLM_NPM_DIR:-${HOME:-/nonexistent}/.cache/flm-npm}
+NPM_CLIENTS="openai@4 ollama@0 @anthropic-ai/sdk@1"
 openai_major() {
 	jq -r '.version | split(".")[0]' \
 	    "$NPM_DIR/node_modules/openai/package.json" 2>/dev/null
 }
 openai_install() {
 	command -v node >/dev/null 2>&1 || unavailable "node is not installed"
-	if [ "$(openai_major)" = "" ] || [ "$(openai_major)" -lt 4 ]; then
+	if [ "$(openai_major)" = "" ] || [ "$(openai_major)" -lt 4 ] ||
+	    [ ! -f "$NPM_DIR/node_modules/ollama/package.json" ] ||
+	    [ ! -f "$NPM_DIR/node_modules/@anthropic-ai/sdk/package.json" ]
+	then
 		command -v npm >/dev/null 2>&1 ||
 		    unavailable "npm is not installed"
 		# Offline, fail in seconds rather than after a minute of retries.
+		# shellcheck disable=SC2086
 		if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund \
 		    --fetch-retries=1 --fetch-retry-mintimeout=1000 \
-		    --fetch-retry-maxtimeout=3000 openai@4 >"$TMP/npm.log" 2>&1
+		    --fetch-retry-maxtimeout=3000 $NPM_CLIENTS \
+		    >"$TMP/npm.log" 2>&1
 		then
 			diag "$(cat "$TMP/npm.log")"
-			unavailable "npm install openai@4 into $NPM_DIR failed"
+			unavailable "npm install $NPM_CLIENTS into $NPM_DIR failed"
 		fi
 	fi
 }
 
-# openai_run BASEURL KEY [ENV=VALUE ...]: tests/integration/openai-client.mjs
+# openai_run BASEURL KEY [ENV=VALUE ...]: tests/integration/$OPENAI_SCRIPT
+# (openai-client.mjs)
 # against BASEURL, its checks as this test's points (OPENAI_POINTS of
 # them: a crash fails those left), each named after OPENAI_TAG if set;
 # ENV for node (NODE_EXTRA_CA_CERTS).
 OPENAI_POINTS=5
 OPENAI_TAG=
+OPENAI_SCRIPT=openai-client.mjs
 openai_run() {
 	o_base=$1
 	o_key=$2
 	shift 2
 	timeout 120 env FLM_NPM_DIR="$NPM_DIR" FLM_TEST_KEY="$o_key" "$@" \
-	    node "$top_srcdir/tests/integration/openai-client.mjs" "$o_base" \
+	    node "$top_srcdir/tests/integration/$OPENAI_SCRIPT" "$o_base" \
 	    >"$TMP/node.out" 2>"$TMP/node.err"
 	o_n=0
 	while IFS= read -r l; do

@@ -1,11 +1,12 @@
 #!/bin/sh
-# The mock engine answers in each engine's documented shapes, and the
-# proxy lists its models under flm:// names.
+# The mock engine answers in each engine's documented shapes (Ollama's
+# generate, embeddings, show and ps too, and tool calls), and the proxy
+# lists its models under flm:// names.
 . "$(dirname "$0")/lib.sh"
 
 mock_init
 
-plan 22
+plan 38
 
 
 mock --flavor ollama; O=http://127.0.0.1:$MPORT
@@ -48,6 +49,69 @@ check "unknown model: 404 with an error" \
     [ "$(http_code $L/v1/chat/completions -H 'Content-Type: application/json' -d '{"model":"nope","messages":[]}')" = 404 ]
 check "bad JSON: 400" \
     [ "$(http_code $L/v1/chat/completions -H 'Content-Type: application/json' -d '{bad')" = 400 ]
+
+# Ollama's other native routes.
+GEN='{"model":"llama3.2:1b","prompt":"why is the sky blue"}'
+out=$(post $O/api/generate "$GEN")
+checkx "ollama /api/generate streams response pieces, then done with context" \
+    'printf "%s\n" "$out" | jq -se ".[0].response and .[0].done == false and
+    (.[-1] | .done == true and .done_reason == \"stop\" and .context == [1,2,3]
+    and .eval_count > 0)" >/dev/null'
+one=$(post $O/api/generate '{"model":"llama3.2:1b","prompt":"why is the sky blue","stream":false}')
+checkx "ollama /api/generate with stream false: the same text, in one object" \
+    '[ "$(printf "%s\n" "$out" | jq -rsj "map(.response) | join(\"\")")" = \
+    "$(printf "%s" "$one" | jq -rj .response)" ] &&
+    json_has "$one" ".done == true and (.response | startswith(\"Hello from mock ollama: you said why\"))"'
+checkx "ollama /api/embeddings: the vector /api/embed gives" \
+    '[ "$(post $O/api/embeddings "{\"model\":\"llama3.2:1b\",\"prompt\":\"abc\"}" | jq -c .embedding)" = \
+    "$(post $O/api/embed "{\"model\":\"llama3.2:1b\",\"input\":\"abc\"}" | jq -c ".embeddings[0]")" ]'
+check "ollama /api/embeddings without a prompt: 400" \
+    [ "$(http_code $O/api/embeddings -d '{"model":"llama3.2:1b"}')" = 400 ]
+check "ollama /api/show, by the older name too" \
+    json_has "$(post $O/api/show '{"name":"llama3.2:1b"}')" \
+    '.details.family == "llama" and .model_info["general.architecture"] == "llama" and (.capabilities | index("tools")) and (.modelfile | contains("FROM llama3.2:1b"))'
+checkx "ollama /api/show of an unknown model: 404 model 'x' not found" \
+    '[ "$(http_code $O/api/show -d "{\"model\":\"nope\"}")" = 404 ] &&
+    json_has "$(post $O/api/show "{\"model\":\"nope\"}")" ".error == \"model '"'"'nope'"'"' not found\""'
+check "ollama /api/ps: the first model, loaded" \
+    json_has "$(get $O/api/ps)" '.models[0].name == "llama3.2:1b" and .models[0].details.parameter_size == "1B" and .models[0].size_vram > 0'
+check "ollama /api/pull is unknown: 404" \
+    [ "$(http_code $O/api/pull -d '{"model":"llama3.2:1b"}')" = 404 ]
+check "the new routes and the unknown one are counted by path" \
+    json_has "$(get $O/__mock/stats)" '.by_path | .["/api/generate"] == 2 and .["/api/embeddings"] == 2 and .["/api/show"] == 3 and .["/api/ps"] == 1 and .["/api/pull"] == 1'
+
+# Tool calls: a call to the first tool while the user spoke last, text
+# that echoes the tool's result after it.
+TOOLS='"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]'
+ASK='{"role":"user","content":"weather in Paris"}'
+out=$(post $V/v1/chat/completions "{\"model\":\"$VM\",$TOOLS,\"messages\":[$ASK]}")
+check "vllm: tools and the user last: a tool call" \
+    json_has "$out" '.choices[0] | .finish_reason == "tool_calls" and .message.content == null and .message.tool_calls[0].id == "call_mock_0" and .message.tool_calls[0].function.name == "get_weather" and (.message.tool_calls[0].function.arguments | fromjson | .input == "weather in Paris")'
+out=$(post $L/v1/chat/completions "{\"model\":\"$LM\",\"stream\":true,\"stream_options\":{\"include_usage\":true},$TOOLS,\"messages\":[$ASK]}")
+checkx "lmstudio: a streamed tool call, its arguments in two deltas" \
+    'printf "%s\n" "$out" | sed -n "s/^data: {/{/p" | jq -se "
+    (.[0].choices[0].delta | .role == \"assistant\" and .tool_calls[0].function.name == \"get_weather\") and
+    ([.[].choices[0].delta.tool_calls[0].function.arguments // empty] | length == 3 and (join(\"\") | fromjson | .input == \"weather in Paris\")) and
+    ([.[].choices[0].finish_reason // empty] == [\"tool_calls\"]) and .[-1].usage.completion_tokens == 5" >/dev/null &&
+    printf "%s\n" "$out" | grep -q "^data: \[DONE\]"'
+RESULT='{"role":"tool","tool_call_id":"call_mock_0","content":"sunny, 21 C"}'
+check "vllm: after the tool's result, text echoing it" \
+    json_has "$(post $V/v1/chat/completions "{\"model\":\"$VM\",$TOOLS,\"messages\":[$ASK,{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_mock_0\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}}]},$RESULT]}")" \
+    '.choices[0].finish_reason == "stop" and (.choices[0].message.content | startswith("Hello from mock vllm: you said sunny, 21 C"))'
+check "ollama /api/chat: a tool call, its arguments an object" \
+    json_has "$(post $O/api/chat "{\"model\":\"llama3.2:1b\",\"stream\":false,$TOOLS,\"messages\":[$ASK]}")" \
+    '.done_reason == "stop" and .message.content == "" and .message.tool_calls[0].function.name == "get_weather" and .message.tool_calls[0].function.arguments.input == "weather in Paris"'
+out=$(post $O/api/chat "{\"model\":\"llama3.2:1b\",$TOOLS,\"messages\":[$ASK]}")
+checkx "ollama /api/chat: a streamed tool call in one line, then done" \
+    'printf "%s\n" "$out" | jq -se "length == 2 and .[0].done == false and
+    .[0].message.tool_calls[0].function.arguments.input == \"weather in Paris\" and
+    .[1].done == true" >/dev/null'
+check "ollama /api/chat: after the tool's result, text echoing it" \
+    json_has "$(post $O/api/chat "{\"model\":\"llama3.2:1b\",\"stream\":false,$TOOLS,\"messages\":[$ASK,{\"role\":\"tool\",\"content\":\"cloudy\"}]}")" \
+    '.message.tool_calls == null and (.message.content | startswith("Hello from mock ollama: you said cloudy"))'
+checkx "malformed tools: 400, in each route's shape" \
+    '[ "$(http_code $V/v1/chat/completions -d "{\"model\":\"$VM\",\"tools\":[{\"type\":\"function\"}],\"messages\":[$ASK]}")" = 400 ] &&
+    json_has "$(post $O/api/chat "{\"model\":\"llama3.2:1b\",\"tools\":{},\"messages\":[$ASK]}")" ".error | type == \"string\""'
 mock --flavor llamacpp --fail loading; LOAD=http://127.0.0.1:$MPORT
 check "llamacpp loading: /health is 503" [ "$(http_code $LOAD/health)" = 503 ]
 

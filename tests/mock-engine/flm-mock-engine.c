@@ -46,6 +46,7 @@
 #define MOCK_MAX_MS		3600000
 #define MOCK_ECHO_CHARS		32
 #define MOCK_EMBED_DIM		8
+#define MOCK_TOOL_TOKENS	5	/* completion tokens of a tool call */
 /* Seconds; a stall must outlive any proxy timeout. */
 #define MOCK_TIMEOUT		3600
 #define MOCK_STALL_POLL_MS	250
@@ -92,7 +93,8 @@ enum gen {
 	GEN_NONE,
 	GEN_CHAT,	/* /v1/chat/completions */
 	GEN_TEXT,	/* /v1/completions */
-	GEN_OLLAMA	/* /api/chat */
+	GEN_OLLAMA,	/* /api/chat */
+	GEN_GENERATE	/* /api/generate */
 };
 
 enum bodyid {
@@ -100,6 +102,7 @@ enum bodyid {
 	B_OLLAMA_ROOT,
 	B_OLLAMA_VERSION,
 	B_OLLAMA_TAGS,
+	B_OLLAMA_PS,
 	B_MODELS,
 	B_HEALTH,
 	B_VERSION,
@@ -143,6 +146,7 @@ enum rkind {
 	R_SSE_CHAT,
 	R_SSE_TEXT,
 	R_NDJSON,
+	R_NDJSON_GEN,	/* /api/generate: "response", not "message" */
 	R_BAD_SSE,
 	R_BAD_NDJSON
 };
@@ -158,6 +162,8 @@ struct reply {
 	struct evbuffer		*body;		/* R_PLAIN */
 	char			*text;		/* streams: the whole answer */
 	size_t			 textlen;
+	char			*tool;		/* a tool call: the name, */
+	size_t			 toollen;	/* and text its arguments */
 	size_t			 pos;		/* start of the next chunk */
 	unsigned		 words;
 	unsigned		 wordpos;	/* words before pos */
@@ -176,6 +182,9 @@ struct genreq {
 	int		 stream;
 	int		 usage;
 	unsigned	 prompt_tokens;
+	int		 user_last;	/* the last message is the user's */
+	const char	*tool;		/* a tool to call: the request's */
+	size_t		 toollen;
 	char		 said[MOCK_ECHO_CHARS * 4 + 1];
 	size_t		 saidlen;
 };
@@ -239,6 +248,9 @@ static struct {
 static void	 mock_static(struct evhttp_request *, const struct route *);
 static void	 mock_generate(struct evhttp_request *, const struct route *);
 static void	 mock_embed(struct evhttp_request *, const struct route *);
+static void	 mock_embed_prompt(struct evhttp_request *,
+		    const struct route *);
+static void	 mock_show(struct evhttp_request *, const struct route *);
 
 static const struct route routes[] = {
 	{ "/", FL_OLLAMA, M_GET, ST_OLLAMA, 0,
@@ -251,6 +263,14 @@ static const struct route routes[] = {
 	    mock_generate, B_NONE, GEN_OLLAMA },
 	{ "/api/embed", FL_OLLAMA, M_POST, ST_OLLAMA, 0,
 	    mock_embed, B_NONE, GEN_NONE },
+	{ "/api/generate", FL_OLLAMA, M_POST, ST_OLLAMA, 0,
+	    mock_generate, B_NONE, GEN_GENERATE },
+	{ "/api/embeddings", FL_OLLAMA, M_POST, ST_OLLAMA, 0,
+	    mock_embed_prompt, B_NONE, GEN_NONE },
+	{ "/api/show", FL_OLLAMA, M_POST, ST_OLLAMA, 0,
+	    mock_show, B_NONE, GEN_NONE },
+	{ "/api/ps", FL_OLLAMA, M_GET, ST_OLLAMA, 0,
+	    mock_static, B_OLLAMA_PS, GEN_NONE },
 	{ "/v1/models", FL_ALL, M_GET, ST_OPENAI, 1,
 	    mock_static, B_MODELS, GEN_NONE },
 	{ "/v1/chat/completions", FL_ALL, M_POST, ST_OPENAI, 1,
@@ -381,6 +401,31 @@ echo_prefix(struct genreq *g, const char *s, size_t len)
 	}
 	g->said[o] = '\0';
 	g->saidlen = o;
+}
+
+/* The middle of s, moved on past UTF-8 continuation bytes. */
+static size_t
+utf8_mid(const char *s, size_t len)
+{
+	size_t	 mid = len / 2;
+
+	while (mid < len && ((unsigned char)s[mid] & 0xc0) == 0x80)
+		mid++;
+	return mid;
+}
+
+/* Ollama's native generating routes: NDJSON, streamed by default. */
+static int
+gen_ollama(enum gen gen)
+{
+	return gen == GEN_OLLAMA || gen == GEN_GENERATE;
+}
+
+static int
+kind_ndjson(enum rkind kind)
+{
+	return kind == R_NDJSON || kind == R_NDJSON_GEN ||
+	    kind == R_BAD_NDJSON;
 }
 
 static void
@@ -646,6 +691,7 @@ reply_free(struct reply *r)
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	free(r->text);
+	free(r->tool);
 	free(r);
 }
 
@@ -811,15 +857,99 @@ frame_head(const struct reply *r)
 		    mock.models_json[r->model]);
 }
 
+/* Ollama's object up to its text: a message's content, or a response. */
 static void
-frame_ollama_head(const struct reply *r)
+ollama_head(int model, int generate)
 {
 	char	 ts[64];
 
 	ts_now(ts, sizeof(ts));
-	evbuffer_add_printf(mock.out, "{\"model\":%s,\"created_at\":\"%s\","
-	    "\"message\":{\"role\":\"assistant\",\"content\":",
-	    mock.models_json[r->model], ts);
+	evbuffer_add_printf(mock.out, "{\"model\":%s,\"created_at\":\"%s\",",
+	    mock.models_json[model], ts);
+	if (generate)
+		OUT_LIT("\"response\":");
+	else
+		OUT_LIT("\"message\":{\"role\":\"assistant\",\"content\":");
+}
+
+/* The rest of Ollama's last object: the reason, counts and timings. */
+static void
+ollama_tail(int generate, unsigned prompt_tokens, unsigned words)
+{
+	OUT_LIT("\"done_reason\":\"stop\",\"done\":true,");
+	/* /api/generate gives the context to send back; any will do. */
+	if (generate)
+		OUT_LIT("\"context\":[1,2,3],");
+	evbuffer_add_printf(mock.out, "\"total_duration\":%llu,"
+	    "\"load_duration\":1000000,\"prompt_eval_count\":%u,"
+	    "\"prompt_eval_duration\":%llu,\"eval_count\":%u,"
+	    "\"eval_duration\":%llu}",
+	    1000000ULL + prompt_tokens * 100000ULL + words * 1000000ULL +
+	    mock.latency_ms * 1000000ULL, prompt_tokens,
+	    prompt_tokens * 100000ULL, words, words * 1000000ULL);
+}
+
+/* OpenAI's tool_calls: the arguments are a string of JSON. */
+static void
+tool_calls_openai(const char *name, size_t nlen, const char *args,
+    size_t alen)
+{
+	OUT_LIT("[{\"id\":\"call_mock_0\",\"type\":\"function\","
+	    "\"function\":{\"name\":");
+	json_str(mock.out, name, nlen);
+	OUT_LIT(",\"arguments\":");
+	json_str(mock.out, args, alen);
+	OUT_LIT("}}]");
+}
+
+/* Ollama's tool_calls: the arguments are an object. */
+static void
+tool_calls_ollama(const char *name, size_t nlen, const char *args,
+    size_t alen)
+{
+	OUT_LIT("[{\"function\":{\"name\":");
+	json_str(mock.out, name, nlen);
+	OUT_LIT(",\"arguments\":");
+	evbuffer_add(mock.out, args, alen);
+	OUT_LIT("}}]");
+}
+
+/*
+ * A streamed tool call.  Ollama sends it whole in one line.  OpenAI
+ * sends the name first, then the arguments in two halves, split off a
+ * UTF-8 sequence, which a client must join.
+ */
+static void
+frame_tool(const struct reply *r)
+{
+	size_t	 mid;
+
+	if (r->kind == R_NDJSON) {
+		ollama_head(r->model, 0);
+		OUT_LIT("\"\",\"tool_calls\":");
+		tool_calls_ollama(r->tool, r->toollen, r->text, r->textlen);
+		OUT_LIT("},\"done\":false}\n");
+		return;
+	}
+	frame_head(r);
+	if (r->chunk == 0) {
+		OUT_LIT("\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+		    "\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":"
+		    "0,\"id\":\"call_mock_0\",\"type\":\"function\","
+		    "\"function\":{\"name\":");
+		json_str(mock.out, r->tool, r->toollen);
+		OUT_LIT(",\"arguments\":\"\"}}]},\"logprobs\":null,"
+		    "\"finish_reason\":null}]}\n\n");
+		return;
+	}
+	mid = utf8_mid(r->text, r->textlen);
+	OUT_LIT("\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+	    "[{\"index\":0,\"function\":{\"arguments\":");
+	if (r->chunk == 1)
+		json_str(mock.out, r->text, mid);
+	else
+		json_str(mock.out, r->text + mid, r->textlen - mid);
+	OUT_LIT("}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
 }
 
 static void
@@ -844,9 +974,14 @@ frame_chunk(const struct reply *r, const char *p, size_t n, int first)
 		OUT_LIT(",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
 		break;
 	case R_NDJSON:
-		frame_ollama_head(r);
+		ollama_head(r->model, 0);
 		json_str(mock.out, p, n);
 		OUT_LIT("},\"done\":false}\n");
+		break;
+	case R_NDJSON_GEN:
+		ollama_head(r->model, 1);
+		json_str(mock.out, p, n);
+		OUT_LIT(",\"done\":false}\n");
 		break;
 	case R_BAD_SSE:
 		OUT_LIT("data: {\"choices\":[{\"delta\":"
@@ -871,7 +1006,12 @@ frame_final(const struct reply *r)
 			OUT_LIT("\"choices\":[{\"index\":0,\"delta\":{},");
 		else
 			OUT_LIT("\"choices\":[{\"index\":0,\"text\":\"\",");
-		OUT_LIT("\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\n");
+		if (r->tool != NULL)
+			OUT_LIT("\"logprobs\":null,\"finish_reason\":"
+			    "\"tool_calls\"}]}\n\n");
+		else
+			OUT_LIT("\"logprobs\":null,\"finish_reason\":"
+			    "\"stop\"}]}\n\n");
 		if (r->usage) {
 			frame_head(r);
 			OUT_LIT("\"choices\":[],");
@@ -881,15 +1021,16 @@ frame_final(const struct reply *r)
 		OUT_LIT("data: [DONE]\n\n");
 		break;
 	case R_NDJSON:
-		frame_ollama_head(r);
-		evbuffer_add_printf(mock.out, "\"\"},\"done_reason\":\"stop\","
-		    "\"done\":true,\"total_duration\":%llu,\"load_duration\":"
-		    "1000000,\"prompt_eval_count\":%u,\"prompt_eval_duration\":"
-		    "%llu,\"eval_count\":%u,\"eval_duration\":%llu}\n",
-		    1000000ULL + r->prompt_tokens * 100000ULL +
-		    r->words * 1000000ULL + mock.latency_ms * 1000000ULL,
-		    r->prompt_tokens, r->prompt_tokens * 100000ULL, r->words,
-		    r->words * 1000000ULL);
+		ollama_head(r->model, 0);
+		OUT_LIT("\"\"},");
+		ollama_tail(0, r->prompt_tokens, r->words);
+		OUT_LIT("\n");
+		break;
+	case R_NDJSON_GEN:
+		ollama_head(r->model, 1);
+		OUT_LIT("\"\",");
+		ollama_tail(1, r->prompt_tokens, r->words);
+		OUT_LIT("\n");
 		break;
 	case R_BAD_SSE:
 		OUT_LIT("data: [DONE]\n\n");
@@ -907,7 +1048,7 @@ stream_start(struct reply *r)
 {
 	struct evkeyvalq	*h = evhttp_request_get_output_headers(r->req);
 
-	if (r->kind == R_NDJSON || r->kind == R_BAD_NDJSON)
+	if (kind_ndjson(r->kind))
 		evhttp_add_header(h, "Content-Type", CT_NDJSON);
 	else {
 		evhttp_add_header(h, "Content-Type", CT_SSE);
@@ -929,14 +1070,18 @@ stream_chunk(struct reply *r)
 	out_reset();
 	/* --sse-pad: an SSE comment line before the event, which clients
 	 * ignore: a long stream of many bytes, fast. */
-	if (mock.sse_pad > 0 && r->kind != R_NDJSON) {
+	if (mock.sse_pad > 0 && !kind_ndjson(r->kind)) {
 		OUT_LIT(":");
 		for (end = 0; end < (size_t)mock.sse_pad; end++)
 			evbuffer_add(mock.out, "p", 1);
 		OUT_LIT("\n");
 	}
-	if (r->text == NULL) {
-		frame_chunk(r, NULL, 0, first);
+	/* Tool calls and broken streams are not cut at words. */
+	if (r->text == NULL || r->tool != NULL) {
+		if (r->tool != NULL)
+			frame_tool(r);
+		else
+			frame_chunk(r, NULL, 0, first);
 		r->chunk++;
 		evhttp_send_reply_chunk(r->req, mock.out);
 		return;
@@ -985,7 +1130,11 @@ stream_step(struct reply *r)
 static void
 stream_begin(struct reply *r)
 {
-	r->nchunks = (unsigned)mock.chunks;
+	/* A tool call: Ollama's in one line, OpenAI's in three chunks. */
+	if (r->tool != NULL)
+		r->nchunks = r->kind == R_NDJSON ? 1 : 3;
+	else
+		r->nchunks = (unsigned)mock.chunks;
 	if (mock.latency_ms > 0) {
 		evtimer_add(r->ev, &mock.latency_tv);
 		return;
@@ -1154,9 +1303,10 @@ req_messages(struct evhttp_request *req, enum style style,
     struct json_object *root, struct genreq *g)
 {
 	struct json_object	*msgs, *m, *role, *c;
-	const char		*last = NULL, *text;
-	size_t			 i, n, lastlen = 0, len;
+	const char		*last = NULL, *text = NULL;
+	size_t			 i, n, lastlen = 0, len = 0;
 	unsigned		 words;
+	int			 tool_last = 0;
 
 	if (!json_object_object_get_ex(root, "messages", &msgs)) {
 		/* Ollama loads the model on an empty chat; OpenAI refuses. */
@@ -1189,13 +1339,89 @@ req_messages(struct evhttp_request *req, enum style style,
 			return -1;
 		}
 		g->prompt_tokens += words;
-		if (text != NULL && strcmp(json_object_get_string(role),
-		    "user") == 0) {
+		g->user_last = strcmp(json_object_get_string(role),
+		    "user") == 0;
+		tool_last = strcmp(json_object_get_string(role),
+		    "tool") == 0;
+		if (text != NULL && g->user_last) {
 			last = text;
 			lastlen = len;
 		}
 	}
-	echo_prefix(g, last, lastlen);
+	/* A tool's result last: echo it, so a test sees that it came. */
+	if (tool_last)
+		echo_prefix(g, text, len);
+	else
+		echo_prefix(g, last, lastlen);
+	return 0;
+}
+
+/*
+ * tools: a list of {"type":"function","function":{"name":...}}.  The
+ * mock calls the first one, if the user spoke last: after a tool's
+ * result it answers with text.
+ */
+static int
+req_tools(struct evhttp_request *req, enum style style,
+    struct json_object *root, struct genreq *g)
+{
+	struct json_object	*tools, *t, *f, *name;
+	size_t			 i, n;
+
+	if (!json_object_object_get_ex(root, "tools", &tools) ||
+	    json_object_is_type(tools, json_type_null))
+		return 0;
+	if (!json_object_is_type(tools, json_type_array)) {
+		bad_request(req, style, "tools must be an array");
+		return -1;
+	}
+	n = json_object_array_length(tools);
+	for (i = 0; i < n; i++) {
+		t = json_object_array_get_idx(tools, i);
+		if (!json_object_object_get_ex(t, "function", &f) ||
+		    !json_object_object_get_ex(f, "name", &name) ||
+		    !json_object_is_type(name, json_type_string)) {
+			bad_request(req, style, "each tool needs a "
+			    "function.name string");
+			return -1;
+		}
+		if (i == 0 && g->user_last) {
+			g->tool = json_object_get_string(name);
+			g->toollen = (size_t)json_object_get_string_len(name);
+		}
+	}
+	return 0;
+}
+
+/* /api/generate: one prompt string, and perhaps a system prompt. */
+static int
+req_generate(struct evhttp_request *req, struct json_object *root,
+    struct genreq *g)
+{
+	struct json_object	*p, *o;
+	size_t			 len;
+
+	if (!json_object_object_get_ex(root, "prompt", &p) ||
+	    !json_object_is_type(p, json_type_string)) {
+		bad_request(req, ST_OLLAMA, "prompt must be a string");
+		return -1;
+	}
+	if (json_object_object_get_ex(root, "system", &o) && o != NULL) {
+		if (!json_object_is_type(o, json_type_string)) {
+			bad_request(req, ST_OLLAMA, "system must be a string");
+			return -1;
+		}
+		g->prompt_tokens += word_count(json_object_get_string(o),
+		    (size_t)json_object_get_string_len(o));
+	}
+	if (json_object_object_get_ex(root, "options", &o) && o != NULL &&
+	    !json_object_is_type(o, json_type_object)) {
+		bad_request(req, ST_OLLAMA, "options must be an object");
+		return -1;
+	}
+	len = (size_t)json_object_get_string_len(p);
+	g->prompt_tokens += word_count(json_object_get_string(p), len);
+	echo_prefix(g, json_object_get_string(p), len);
 	return 0;
 }
 
@@ -1287,6 +1513,27 @@ answer_text(const struct genreq *g, size_t *lenp, unsigned *wordsp)
 	return t;
 }
 
+/* A tool call's arguments, {"input":"<what the user said>"}. */
+static char *
+tool_args(const struct genreq *g, size_t *lenp, unsigned *wordsp)
+{
+	size_t	 len;
+	char	*t;
+
+	out_reset();
+	OUT_LIT("{\"input\":");
+	json_str(mock.out, g->said, g->saidlen);
+	OUT_LIT("}");
+	len = evbuffer_get_length(mock.out);
+	if ((t = malloc(len + 1)) == NULL)
+		err(1, "malloc");
+	evbuffer_remove(mock.out, t, len);
+	t[len] = '\0';
+	*lenp = len;
+	*wordsp = MOCK_TOOL_TOKENS;
+	return t;
+}
+
 static void
 body_chat(const struct genreq *g, enum gen gen, const char *t, size_t len,
     unsigned words)
@@ -1300,8 +1547,16 @@ body_chat(const struct genreq *g, enum gen gen, const char *t, size_t len,
 		    "%s,\"choices\":[{\"index\":0,\"message\":{\"role\":"
 		    "\"assistant\",\"content\":", id, now,
 		    mock.models_json[g->model]);
-		json_str(mock.out, t, len);
-		OUT_LIT("},\"logprobs\":null,\"finish_reason\":\"stop\"}],");
+		if (g->tool != NULL) {
+			OUT_LIT("null,\"tool_calls\":");
+			tool_calls_openai(g->tool, g->toollen, t, len);
+			OUT_LIT("},\"logprobs\":null,\"finish_reason\":"
+			    "\"tool_calls\"}],");
+		} else {
+			json_str(mock.out, t, len);
+			OUT_LIT("},\"logprobs\":null,\"finish_reason\":"
+			    "\"stop\"}],");
+		}
 	} else {
 		evbuffer_add_printf(mock.out, "{\"id\":\"cmpl-mock-%llu\","
 		    "\"object\":\"text_completion\",\"created\":%lld,\"model\":"
@@ -1316,23 +1571,35 @@ body_chat(const struct genreq *g, enum gen gen, const char *t, size_t len,
 }
 
 static void
-body_ollama(const struct genreq *g, const char *t, size_t len,
-    unsigned words)
+body_ollama(const struct genreq *g, enum gen gen, const char *t,
+    size_t len, unsigned words)
 {
-	char	 ts[64];
+	ollama_head(g->model, gen == GEN_GENERATE);
+	if (g->tool != NULL) {
+		OUT_LIT("\"\",\"tool_calls\":");
+		tool_calls_ollama(g->tool, g->toollen, t, len);
+	} else
+		json_str(mock.out, t, len);
+	if (gen == GEN_GENERATE)
+		OUT_LIT(",");
+	else
+		OUT_LIT("},");
+	ollama_tail(gen == GEN_GENERATE, g->prompt_tokens, words);
+}
 
-	ts_now(ts, sizeof(ts));
-	evbuffer_add_printf(mock.out, "{\"model\":%s,\"created_at\":\"%s\","
-	    "\"message\":{\"role\":\"assistant\",\"content\":",
-	    mock.models_json[g->model], ts);
-	json_str(mock.out, t, len);
-	evbuffer_add_printf(mock.out, "},\"done_reason\":\"stop\",\"done\":"
-	    "true,\"total_duration\":%llu,\"load_duration\":1000000,"
-	    "\"prompt_eval_count\":%u,\"prompt_eval_duration\":%llu,"
-	    "\"eval_count\":%u,\"eval_duration\":%llu}",
-	    1000000ULL + g->prompt_tokens * 100000ULL + words * 1000000ULL +
-	    mock.latency_ms * 1000000ULL, g->prompt_tokens,
-	    g->prompt_tokens * 100000ULL, words, words * 1000000ULL);
+static enum rkind
+gen_kind(enum gen gen)
+{
+	switch (gen) {
+	case GEN_OLLAMA:
+		return R_NDJSON;
+	case GEN_GENERATE:
+		return R_NDJSON_GEN;
+	case GEN_CHAT:
+		return R_SSE_CHAT;
+	default:
+		return R_SSE_TEXT;
+	}
 }
 
 static void
@@ -1344,19 +1611,21 @@ gen_answer(struct evhttp_request *req, const struct route *rt,
 	size_t		 len;
 	unsigned	 words;
 
-	t = answer_text(g, &len, &words);
+	if (g->tool != NULL)
+		t = tool_args(g, &len, &words);
+	else
+		t = answer_text(g, &len, &words);
 	if (!g->stream) {
 		out_reset();
-		if (rt->gen == GEN_OLLAMA)
-			body_ollama(g, t, len, words);
+		if (gen_ollama(rt->gen))
+			body_ollama(g, rt->gen, t, len, words);
 		else
 			body_chat(g, rt->gen, t, len, words);
 		free(t);
 		mock_reply(req, HTTP_OK, CT_JSON);
 		return;
 	}
-	r = reply_new(req, rt->gen == GEN_OLLAMA ? R_NDJSON :
-	    rt->gen == GEN_CHAT ? R_SSE_CHAT : R_SSE_TEXT);
+	r = reply_new(req, gen_kind(rt->gen));
 	r->text = t;
 	r->textlen = len;
 	r->words = words;
@@ -1365,6 +1634,14 @@ gen_answer(struct evhttp_request *req, const struct route *rt,
 	r->prompt_tokens = g->prompt_tokens;
 	r->id = ++mock.seq;
 	r->created = (long long)time(NULL);
+	if (g->tool != NULL) {
+		/* The name may hold a NUL: copied by its length. */
+		if ((r->tool = malloc(g->toollen + 1)) == NULL)
+			err(1, "malloc");
+		memcpy(r->tool, g->tool, g->toollen);
+		r->tool[g->toollen] = '\0';
+		r->toollen = g->toollen;
+	}
 	stream_begin(r);
 }
 
@@ -1378,19 +1655,22 @@ mock_generate(struct evhttp_request *req, const struct route *rt)
 	if ((root = req_json(req, rt->style, 0)) == NULL)
 		return;
 	memset(&g, 0, sizeof(g));
-	g.stream = rt->gen == GEN_OLLAMA;	/* Ollama streams by default */
+	g.stream = gen_ollama(rt->gen);	/* Ollama streams by default */
 	rc = -1;
 	if ((g.model = req_model(req, rt->style, root)) < 0 ||
 	    req_stream(req, rt->style, root, &g) == -1)
 		goto done;
 	if (rt->gen == GEN_TEXT)
 		rc = req_prompt(req, root, &g);
-	else
-		rc = req_messages(req, rt->style, root, &g);
- done:
-	json_object_put(root);
+	else if (rt->gen == GEN_GENERATE)
+		rc = req_generate(req, root, &g);
+	else if ((rc = req_messages(req, rt->style, root, &g)) == 0)
+		rc = req_tools(req, rt->style, root, &g);
+	/* g.tool points into root: answer before it is freed. */
 	if (rc == 0)
 		gen_answer(req, rt, &g);
+ done:
+	json_object_put(root);
 }
 
 /* ---- embeddings -------------------------------------------------- */
@@ -1532,6 +1812,31 @@ mock_embed(struct evhttp_request *req, const struct route *rt)
 	json_object_put(root);
 }
 
+/* Ollama's older /api/embeddings: one prompt string, one vector. */
+static void
+mock_embed_prompt(struct evhttp_request *req, const struct route *rt)
+{
+	struct json_object	*root, *p;
+
+	if ((root = req_json(req, rt->style, 0)) == NULL)
+		return;
+	if (req_model(req, rt->style, root) < 0)
+		goto done;
+	if (!json_object_object_get_ex(root, "prompt", &p) ||
+	    !json_object_is_type(p, json_type_string)) {
+		bad_request(req, rt->style, "prompt must be a string");
+		goto done;
+	}
+	out_reset();
+	OUT_LIT("{\"embedding\":");
+	embed_vector(json_object_get_string(p),
+	    (size_t)json_object_get_string_len(p));
+	OUT_LIT("}");
+	mock_reply(req, HTTP_OK, CT_JSON);
+ done:
+	json_object_put(root);
+}
+
 /* ---- routing ----------------------------------------------------- */
 
 static void
@@ -1571,7 +1876,7 @@ mock_malformed(struct evhttp_request *req, const struct route *rt)
 {
 	struct json_object	*root, *o;
 	struct reply		*r;
-	int			 stream = rt->gen == GEN_OLLAMA;
+	int			 stream = gen_ollama(rt->gen);
 
 	if (rt->gen == GEN_NONE) {
 		send_body(req, HTTP_OK, B_MALFORMED);
@@ -1832,28 +2137,78 @@ model_facts(const char *name, char *family, size_t fsz, char *psize,
 		snprintf(psize, psz, "7B");
 }
 
+/* A model's digest, 64 hex digits of its name; the hash goes on to size. */
+static uint64_t
+model_digest(const char *name, char digest[65])
+{
+	uint64_t	 h;
+	int		 k;
+
+	h = fnv1a(name, strlen(name), 1469598103934665603ULL);
+	for (k = 0; k < 4; k++) {
+		snprintf(digest + k * 16, 17, "%016llx", (unsigned long long)h);
+		h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+	}
+	return h;
+}
+
+/* Ollama's "details" of a model, as /api/tags, /api/ps and /api/show. */
+static struct json_object *
+model_details(const char *name)
+{
+	struct json_object	*d, *fams;
+	char			 family[32], psize[32];
+
+	model_facts(name, family, sizeof(family), psize, sizeof(psize));
+	d = json_object_new_object();
+	jadd(d, "parent_model", jstr(""));
+	jadd(d, "format", jstr("gguf"));
+	jadd(d, "family", jstr(family));
+	fams = json_object_new_array();
+	json_object_array_add(fams, jstr(family));
+	jadd(d, "families", fams);
+	jadd(d, "parameter_size", jstr(psize));
+	jadd(d, "quantization_level", jstr("Q4_K_M"));
+	return d;
+}
+
+/* /api/ps: the first model is loaded, until long after any test. */
+static void
+bodies_ollama_ps(void)
+{
+	struct json_object	*root, *arr, *m;
+	char			 digest[65];
+
+	model_digest(mock.models[0], digest);
+	root = json_object_new_object();
+	arr = json_object_new_array();
+	m = json_object_new_object();
+	jadd(m, "name", jstr(mock.models[0]));
+	jadd(m, "model", jstr(mock.models[0]));
+	jadd(m, "size", json_object_new_int64(1000000));
+	jadd(m, "digest", jstr(digest));
+	jadd(m, "details", model_details(mock.models[0]));
+	jadd(m, "expires_at", jstr("2099-01-01T00:00:00Z"));
+	jadd(m, "size_vram", json_object_new_int64(1000000));
+	json_object_array_add(arr, m);
+	jadd(root, "models", arr);
+	body_set_json(B_OLLAMA_PS, root);
+}
+
 static void
 bodies_ollama(void)
 {
-	struct json_object	*root, *arr, *m, *d, *fams;
-	char			 family[32], psize[32], digest[65];
+	struct json_object	*root, *arr, *m;
+	char			 digest[65];
 	uint64_t		 h;
-	int			 i, k;
+	int			 i;
 
 	body_set(B_OLLAMA_ROOT, "Ollama is running", CT_TEXT);
 	body_set(B_OLLAMA_VERSION, "{\"version\":\"0.5.7\"}", CT_JSON);
 	root = json_object_new_object();
 	arr = json_object_new_array();
 	for (i = 0; i < mock.nmodels; i++) {
-		model_facts(mock.models[i], family, sizeof(family), psize,
-		    sizeof(psize));
-		h = fnv1a(mock.models[i], strlen(mock.models[i]),
-		    1469598103934665603ULL);
-		for (k = 0; k < 4; k++) {
-			snprintf(digest + k * 16, 17, "%016llx",
-			    (unsigned long long)h);
-			h = h * 6364136223846793005ULL + 1442695040888963407ULL;
-		}
+		h = model_digest(mock.models[i], digest);
 		m = json_object_new_object();
 		jadd(m, "name", jstr(mock.models[i]));
 		jadd(m, "model", jstr(mock.models[i]));
@@ -1861,21 +2216,87 @@ bodies_ollama(void)
 		jadd(m, "size", json_object_new_int64(
 		    (int64_t)(400000000 + (h % 1000000000))));
 		jadd(m, "digest", jstr(digest));
-		d = json_object_new_object();
-		jadd(d, "parent_model", jstr(""));
-		jadd(d, "format", jstr("gguf"));
-		jadd(d, "family", jstr(family));
-		fams = json_object_new_array();
-		json_object_array_add(fams, jstr(family));
-		jadd(d, "families", fams);
-		jadd(d, "parameter_size", jstr(psize));
-		jadd(d, "quantization_level", jstr("Q4_K_M"));
-		jadd(m, "details", d);
+		jadd(m, "details", model_details(mock.models[i]));
 		json_object_array_add(arr, m);
 	}
 	jadd(root, "models", arr);
 	body_set_json(B_OLLAMA_TAGS, root);
+	bodies_ollama_ps();
 	body_set(B_NOTFOUND, "404 page not found", CT_TEXT);
+}
+
+/*
+ * /api/show of one model.  Built per request with json-c, unlike the
+ * hot routes: clients ask it once per model, and a benchmark never.
+ */
+static struct json_object *
+show_json(const char *name)
+{
+	struct json_object	*o, *info, *caps;
+	char			 family[32], psize[32], *mf;
+	size_t			 len = strlen(name) + 16;
+
+	model_facts(name, family, sizeof(family), psize, sizeof(psize));
+	if ((mf = malloc(len)) == NULL)
+		err(1, "malloc");
+	snprintf(mf, len, "# mock\nFROM %s\n", name);
+	o = json_object_new_object();
+	jadd(o, "modelfile", jstr(mf));
+	free(mf);
+	jadd(o, "parameters", jstr("temperature 0.7"));
+	jadd(o, "template", jstr("{{ .Prompt }}"));
+	jadd(o, "details", model_details(name));
+	info = json_object_new_object();
+	jadd(info, "general.architecture", jstr(family));
+	jadd(info, "general.parameter_count",
+	    json_object_new_int64(1000000000));
+	jadd(o, "model_info", info);
+	caps = json_object_new_array();
+	json_object_array_add(caps, jstr("completion"));
+	json_object_array_add(caps, jstr("tools"));
+	jadd(o, "capabilities", caps);
+	jadd(o, "modified_at", jstr("2024-12-01T00:00:00Z"));
+	return o;
+}
+
+static void
+mock_show(struct evhttp_request *req, const struct route *rt)
+{
+	struct json_object	*root, *o = NULL, *show;
+	const char		*name, *j;
+	char			 msg[512];
+	int			 i;
+
+	if ((root = req_json(req, rt->style, 0)) == NULL)
+		return;
+	/* "name" is the older spelling of "model". */
+	if (!json_object_object_get_ex(root, "model", &o) || o == NULL)
+		json_object_object_get_ex(root, "name", &o);
+	if (o == NULL) {
+		bad_request(req, rt->style, "model is required");
+		goto done;
+	}
+	if (!json_object_is_type(o, json_type_string)) {
+		bad_request(req, rt->style, "model must be a string");
+		goto done;
+	}
+	name = json_object_get_string(o);
+	if ((i = model_find(name)) < 0) {
+		/* Ollama words it so here, unlike on /api/chat. */
+		snprintf(msg, sizeof(msg), "model '%.256s' not found", name);
+		mock_error(req, rt->style, HTTP_NOTFOUND,
+		    "invalid_request_error", msg);
+		goto done;
+	}
+	show = show_json(mock.models[i]);
+	j = json_object_to_json_string_ext(show, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	out_reset();
+	evbuffer_add(mock.out, j, strlen(j));
+	json_object_put(show);
+	mock_reply(req, HTTP_OK, CT_JSON);
+ done:
+	json_object_put(root);
 }
 
 static void

@@ -136,6 +136,28 @@ test_nesting(void **state)
 	    1, -1, -1);
 }
 
+/* Anthropic's names in usage; Ollama's counts, which have no usage. */
+static void
+test_dialects(void **state)
+{
+	(void)state;
+	SCAN("{\"type\":\"message\",\"usage\":{\"input_tokens\":9,"
+	    "\"output_tokens\":4}}", 1, 9, 4);
+	SCAN("event: message_start\ndata: {\"message\":{\"usage\":"
+	    "{\"input_tokens\":0,\"output_tokens\":0}}}\n\n"
+	    "event: message_delta\ndata: {\"usage\":{\"input_tokens\":3,"
+	    "\"output_tokens\":11}}\n\n", 1, 3, 11);
+	SCAN("{\"message\":{\"content\":\"hi\"},\"done\":true,"
+	    "\"prompt_eval_count\":26,\"prompt_eval_duration\":1,"
+	    "\"eval_count\":298}\n", 1, 26, 298);
+	/* A stream's last line: its counts. */
+	SCAN("{\"done\":false,\"eval_count\":1}\n{\"done\":true,"
+	    "\"prompt_eval_count\":2,\"eval_count\":5}\n", 1, 2, 5);
+	/* Only keys: a string value with the name is not one. */
+	SCAN("{\"response\":\"eval_count\",\"x\":1}", 0, -1, -1);
+	SCAN("{\"embedding\":[1,2],\"prompt_eval_count\":-1}", 0, -1, -1);
+}
+
 static void
 test_bad_counts(void **state)
 {
@@ -205,7 +227,7 @@ test_feed_tail(void **state)
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
-	r.ep = EP_CHAT;
+	r.ep = r.op = EP_CHAT;
 	memset(chunk, 'x', sizeof(chunk));
 	/* Earlier chunks with their own (null) usage, 50 kB of them. */
 	for (i = 0; i < 500; i++)
@@ -239,6 +261,7 @@ test_feed_tail(void **state)
 	/* Models and health answers are not kept at all. */
 	memset(&r, 0, sizeof(r));
 	r.ep = EP_MODELS;
+	r.op = EP_NONE;
 	audit_feed(&r, usage, sizeof(usage) - 1);
 	assert_null(r.tail);
 	assert_int_equal(r.tlen, 0);
@@ -252,6 +275,7 @@ main(void)
 		cmocka_unit_test(test_none),
 		cmocka_unit_test(test_stream),
 		cmocka_unit_test(test_nesting),
+		cmocka_unit_test(test_dialects),
 		cmocka_unit_test(test_bad_counts),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_feed_tail),

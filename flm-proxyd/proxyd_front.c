@@ -1,0 +1,490 @@
+/*
+ * Clients that speak another API than OpenAI's (Ollama's, Anthropic's
+ * Messages): their request becomes the OpenAI one every engine serves,
+ * and the OpenAI answer (whole, or a stream read chunk by chunk) is
+ * said back in their dialect, errors included.  Requests are checked
+ * here by the dialect's own rules, so the router's OpenAI checks never
+ * see what a client of another API sent.  docs/PROXY_SPEC.md has the
+ * mapping tables.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <json-c/json.h>
+
+#include "jsonbuf.h"
+#include "proxyd.h"
+#include "proxyd_front.h"
+
+struct json_object *
+front_get(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	return o != NULL && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+/* For "expected X, got Y" messages. */
+const char *
+front_type_name(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_null:	return "null";
+	case json_type_boolean:	return "a boolean";
+	case json_type_double:
+	case json_type_int:	return "a number";
+	case json_type_object:	return "an object";
+	case json_type_array:	return "an array";
+	case json_type_string:	return "a string";
+	}
+	return "a value";
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+/*
+ * The client's body read, checked and made the OpenAI request of
+ * req->op in req->xbody; then next(req).  Answered here if it is bad.
+ */
+void
+front_request(struct http_req *req, http_req_cb next)
+{
+	struct json_object	*in, *out;
+	const char		*buf, *s;
+	char			 msg[600];
+	size_t			 len = evbuffer_get_length(req->body);
+	enum http_endpoint	 op = EP_CHAT;
+
+	buf = (const char *)evbuffer_pullup(req->body, -1);
+	if (buf == NULL || (in = json_parse_buf_strict(buf, len)) == NULL ||
+	    !json_object_is_type(in, json_type_object)) {
+		if (buf != NULL)
+			json_object_put(in);
+		http_error(req, 400, "invalid_request_error", NULL,
+		    "The request body is not a JSON object.");
+		return;
+	}
+	msg[0] = '\0';
+	out = req->dialect == DL_ANTHROPIC ? fm_request(in, msg, sizeof(msg)) :
+	    fo_request(req->ep, in, &op, msg, sizeof(msg));
+	json_object_put(in);
+	if (out == NULL) {
+		http_error(req, 400, "invalid_request_error", NULL, msg);
+		return;
+	}
+	s = json_object_to_json_string_length(out, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if ((req->xbody = evbuffer_new()) == NULL ||
+	    evbuffer_add(req->xbody, s, len) == -1) {
+		json_object_put(out);
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
+		return;
+	}
+	json_object_put(out);
+	req->op = op;
+	next(req);
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+struct front *
+front_new(struct http_req *req, const char *model, int stream)
+{
+	struct front	*fr;
+
+	if ((fr = calloc(1, sizeof(*fr))) == NULL)
+		return NULL;
+	if ((fr->model = strdup(model)) == NULL) {
+		free(fr);
+		return NULL;
+	}
+	fr->dl = req->dialect;
+	fr->ep = req->ep;
+	fr->reqid = req->id;
+	fr->start = req->start;
+	fr->stream = stream;
+	fr->block = -1;
+	return fr;
+}
+
+void
+front_free(struct front *fr)
+{
+	int	 i;
+
+	if (fr == NULL)
+		return;
+	for (i = 0; i < fr->ntools; i++)
+		free(fr->tools[i].args);
+	free(fr->model);
+	free(fr);
+}
+
+const char *
+front_ctype(const struct front *fr)
+{
+	return fr->dl == DL_OLLAMA ? "application/x-ndjson" :
+	    "text/event-stream";
+}
+
+int
+front_done(const struct front *fr)
+{
+	return fr->done;
+}
+
+int64_t
+front_elapsed_ns(const struct front *fr)
+{
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - fr->start.tv_sec) * 1000000000 +
+	    (now.tv_nsec - fr->start.tv_nsec);
+}
+
+static int64_t
+front_count(struct json_object *u, const char *k)
+{
+	struct json_object	*v = front_get(u, k);
+
+	return v != NULL && json_object_is_type(v, json_type_int) ?
+	    json_object_get_int64(v) : 0;
+}
+
+/*
+ * The first choice of an OpenAI answer (chunk: a stream's delta) into
+ * m.  -1 if it is not the shape OpenAI documents.
+ */
+int
+front_msg_read(struct json_object *o, int chunk, struct front_msg *m)
+{
+	struct json_object	*ch, *c, *msg, *v, *tc, *t, *f;
+	size_t			 i;
+
+	memset(m, 0, sizeof(*m));
+	if ((v = front_get(o, "usage")) != NULL &&
+	    json_object_is_type(v, json_type_object)) {
+		m->has_usage = 1;
+		m->ptok = front_count(v, "prompt_tokens");
+		m->ctok = front_count(v, "completion_tokens");
+	}
+	if ((ch = front_get(o, "choices")) == NULL ||
+	    !json_object_is_type(ch, json_type_array))
+		return -1;
+	if (json_object_array_length(ch) == 0)
+		return chunk ? 0 : -1;	/* the usage chunk */
+	c = json_object_array_get_idx(ch, 0);
+	if ((v = front_get(c, "finish_reason")) != NULL &&
+	    json_object_is_type(v, json_type_string))
+		m->finish = json_object_get_string(v);
+	msg = front_get(c, chunk ? "delta" : "message");
+	if (msg == NULL) {	/* a completion's text */
+		v = front_get(c, "text");
+	} else
+		v = front_get(msg, "content");
+	if (v != NULL && json_object_is_type(v, json_type_string)) {
+		m->text = json_object_get_string(v);
+		m->tlen = (size_t)json_object_get_string_len(v);
+	}
+	if ((tc = front_get(msg, "tool_calls")) == NULL ||
+	    !json_object_is_type(tc, json_type_array))
+		return 0;
+	for (i = 0; i < json_object_array_length(tc) &&
+	    m->ncalls < FRONT_MAX_TOOLS; i++) {
+		t = json_object_array_get_idx(tc, i);
+		f = front_get(t, "function");
+		m->calls[m->ncalls].index = (v = front_get(t, "index")) != NULL ?
+		    json_object_get_int(v) : (int)i;
+		if ((v = front_get(t, "id")) != NULL &&
+		    json_object_is_type(v, json_type_string))
+			m->calls[m->ncalls].id = json_object_get_string(v);
+		if ((v = front_get(f, "name")) != NULL &&
+		    json_object_is_type(v, json_type_string))
+			m->calls[m->ncalls].name = json_object_get_string(v);
+		if ((v = front_get(f, "arguments")) != NULL &&
+		    json_object_is_type(v, json_type_string)) {
+			m->calls[m->ncalls].args = json_object_get_string(v);
+			m->calls[m->ncalls].alen =
+			    (size_t)json_object_get_string_len(v);
+		}
+		m->ncalls++;
+	}
+	return 0;
+}
+
+/*
+ * A tool call's piece into the calls assembled so far; *isnew if it
+ * began one.  The tool's slot, or -1 (too many, too long, no memory).
+ */
+int
+front_tool_add(struct front *fr, const struct front_call *c, int *isnew)
+{
+	struct front_tool	*t = NULL;
+	char			*p;
+	int			 i;
+
+	*isnew = 0;
+	for (i = 0; i < fr->ntools; i++)
+		if (fr->tools[i].index == c->index)
+			t = &fr->tools[i];
+	if (t == NULL) {
+		if (fr->ntools == FRONT_MAX_TOOLS)
+			return -1;
+		t = &fr->tools[fr->ntools++];
+		memset(t, 0, sizeof(*t));
+		t->index = c->index;
+		t->block = -1;
+		if (c->id != NULL)
+			snprintf(t->id, sizeof(t->id), "%s", c->id);
+		else
+			snprintf(t->id, sizeof(t->id), "call_flm%llx_%d",
+			    (unsigned long long)fr->reqid, c->index);
+		*isnew = 1;
+	}
+	if (c->name != NULL && t->name[0] == '\0')
+		snprintf(t->name, sizeof(t->name), "%s", c->name);
+	if (c->alen > 0) {
+		if (t->alen + c->alen > FRONT_MAX_ARGS ||
+		    (p = realloc(t->args, t->alen + c->alen + 1)) == NULL)
+			return -1;
+		t->args = p;
+		memcpy(t->args + t->alen, c->args, c->alen);
+		t->alen += c->alen;
+		t->args[t->alen] = '\0';
+	}
+	return (int)(t - fr->tools);
+}
+
+/* A tool call's arguments (a JSON text) as an object; {} if none,
+ * the text itself if it is not JSON (a model's mistake, kept). */
+struct json_object *
+front_args_object(const char *s, size_t len)
+{
+	struct json_object	*o;
+
+	if (s == NULL || len == 0)
+		return json_object_new_object();
+	if ((o = json_parse_buf(s, len)) != NULL &&
+	    json_object_is_type(o, json_type_object))
+		return o;
+	json_object_put(o);
+	return json_object_new_string_len(s, (int)len);
+}
+
+static void
+front_put(struct evbuffer *out, struct json_object *o)
+{
+	const char	*s;
+	size_t		 len;
+
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	evbuffer_add(out, s, len);
+}
+
+/* One NDJSON line; takes o. */
+void
+front_ndjson(struct evbuffer *out, struct json_object *o)
+{
+	front_put(out, o);
+	evbuffer_add(out, "\n", 1);
+	json_object_put(o);
+}
+
+/* One named SSE event; takes o. */
+void
+front_event(struct evbuffer *out, const char *name, struct json_object *o)
+{
+	evbuffer_add_printf(out, "event: %s\ndata: ", name);
+	front_put(out, o);
+	evbuffer_add(out, "\n\n", 2);
+	json_object_put(o);
+}
+
+static void
+front_end(struct front *fr, struct evbuffer *out)
+{
+	if (fr->done)
+		return;
+	if (fr->dl == DL_OLLAMA)
+		fo_end(fr, out);
+	else
+		fm_end(fr, out);
+	fr->done = 1;
+}
+
+/* An engine's error in its stream: the client's dialect says it. */
+static void
+front_stream_fail(struct front *fr, struct json_object *o,
+    struct evbuffer *out)
+{
+	struct json_object	*e = front_get(o, "error"), *m;
+	const char		*msg = "The engine failed during the answer.";
+
+	if ((m = front_get(e, "message")) != NULL &&
+	    json_object_is_type(m, json_type_string))
+		msg = json_object_get_string(m);
+	else if (json_object_is_type(e, json_type_string))
+		msg = json_object_get_string(e);
+	if (fr->dl == DL_OLLAMA)
+		front_ndjson(out, front_error_json(DL_OLLAMA, 500, NULL, NULL,
+		    NULL, msg));
+	else
+		front_event(out, "error", front_error_json(DL_ANTHROPIC, 500,
+		    NULL, NULL, NULL, msg));
+	fr->done = 1;
+}
+
+/*
+ * One line of an OpenAI SSE stream: what it says, in the client's
+ * dialect, into out.  -1 if it is not an OpenAI stream's line.
+ */
+int
+front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
+{
+	struct json_object	*o;
+	struct front_msg	 m;
+	int			 rc;
+
+	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+		n--;
+	if (fr->done || n == 0 || line[0] == ':' ||
+	    (n >= 6 && memcmp(line, "event:", 6) == 0))
+		return 0;
+	if (n < 5 || memcmp(line, "data:", 5) != 0)
+		return -1;
+	for (line += 5, n -= 5; n > 0 && *line == ' '; line++, n--)
+		;
+	if (n == 6 && memcmp(line, "[DONE]", 6) == 0) {
+		front_end(fr, out);
+		return 0;
+	}
+	if ((o = json_parse_buf(line, n)) == NULL ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return -1;
+	}
+	if (front_get(o, "error") != NULL) {
+		front_stream_fail(fr, o, out);
+		json_object_put(o);
+		return 0;
+	}
+	if ((rc = front_msg_read(o, 1, &m)) == 0) {
+		if (m.has_usage) {
+			fr->ptok = m.ptok;
+			fr->ctok = m.ctok;
+		}
+		if (m.finish != NULL)
+			snprintf(fr->finish, sizeof(fr->finish), "%s",
+			    m.finish);
+		rc = fr->dl == DL_OLLAMA ? fo_chunk(fr, &m, out) :
+		    fm_chunk(fr, &m, out);
+	}
+	json_object_put(o);
+	return rc;
+}
+
+/* A whole OpenAI answer in the client's dialect; NULL if malformed. */
+struct json_object *
+front_answer(struct front *fr, struct json_object *o)
+{
+	return fr->dl == DL_OLLAMA ? fo_answer(fr, o) : fm_answer(fr, o);
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Anthropic's error types, by status. */
+const char *
+fm_error_type(int status)
+{
+	switch (status) {
+	case 400:
+	case 405:
+	case 411:
+	case 417:
+	case 431:	return "invalid_request_error";
+	case 401:	return "authentication_error";
+	case 403:	return "permission_error";
+	case 404:	return "not_found_error";
+	case 413:	return "request_too_large";
+	case 429:	return "rate_limit_error";
+	case 503:
+	case 529:	return "overloaded_error";
+	case 504:	return "timeout_error";
+	}
+	return "api_error";
+}
+
+/* An error in the dialect's shape (OpenAI's: type, code, param). */
+struct json_object *
+front_error_json(enum dialect dl, int status, const char *type,
+    const char *code, const char *param, const char *msg)
+{
+	struct json_object	*o = json_object_new_object();
+	struct json_object	*e;
+
+	if (dl == DL_OLLAMA) {
+		json_object_object_add(o, "error", json_object_new_string(msg));
+		return o;
+	}
+	e = json_object_new_object();
+	if (dl == DL_ANTHROPIC) {
+		json_object_object_add(o, "type",
+		    json_object_new_string("error"));
+		json_object_object_add(e, "type", json_object_new_string(
+		    fm_error_type(status)));
+		json_object_object_add(e, "message",
+		    json_object_new_string(msg));
+		json_object_object_add(o, "error", e);
+		return o;
+	}
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(e, "type", json_object_new_string(type != NULL ?
+	    type : status < 500 ? "invalid_request_error" : "server_error"));
+	json_object_object_add(e, "param", param ?
+	    json_object_new_string(param) : NULL);
+	json_object_object_add(e, "code", code ?
+	    json_object_new_string(code) : NULL);
+	json_object_object_add(o, "error", e);
+	return o;
+}
+
+/*
+ * A stream cut by its engine ends with an error the client's library
+ * reads (an SSE error event; Ollama's {"error"} line), then properly:
+ * the client sees why, not a dropped connection.
+ */
+void
+front_stream_error(struct http_req *req, int status, const char *code,
+    const char *msg)
+{
+	struct evbuffer		*out = evbuffer_new();
+	struct json_object	*o;
+
+	if (out == NULL) {
+		http_stream_abort(req);
+		return;
+	}
+	o = front_error_json(req->dialect, status, "server_error", code, NULL,
+	    msg);
+	if (req->dialect == DL_OLLAMA)
+		front_ndjson(out, o);
+	else if (req->dialect == DL_ANTHROPIC)
+		front_event(out, "error", o);
+	else {
+		evbuffer_add(out, "data: ", 6);
+		front_put(out, o);
+		evbuffer_add(out, "\n\n", 2);
+		json_object_put(o);
+	}
+	http_stream_move(req, out, evbuffer_get_length(out));
+	evbuffer_free(out);
+	req->end_status = status;
+	http_stream_end(req);
+}

@@ -1,0 +1,89 @@
+/*
+ * Between proxyd_front.c and the dialects it serves: an OpenAI answer
+ * (whole, or one stream chunk) read into one neutral shape, and the
+ * state of one answer being translated.
+ */
+#ifndef PROXYD_FRONT_H
+#define PROXYD_FRONT_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "proxyd.h"
+
+#define FRONT_MAX_TOOLS		16
+#define FRONT_MAX_ARGS		(1024 * 1024)	/* a tool call's arguments */
+
+/* One tool call of an OpenAI answer, or a piece of one in a stream. */
+struct front_call {
+	int		 index;
+	const char	*id;		/* NULL: not in this piece */
+	const char	*name;
+	const char	*args;
+	size_t		 alen;
+};
+
+/* What an OpenAI answer or chunk says; pointers into its JSON. */
+struct front_msg {
+	const char	*text;		/* content, or a completion's text */
+	size_t		 tlen;
+	struct front_call calls[FRONT_MAX_TOOLS];
+	int		 ncalls;
+	const char	*finish;	/* finish_reason, or NULL */
+	int		 has_usage;
+	int64_t		 ptok, ctok;
+};
+
+/* A tool call assembled from a stream's pieces. */
+struct front_tool {
+	char		 id[96];
+	char		 name[128];
+	char		*args;
+	size_t		 alen;
+	int		 index;		/* OpenAI's, in the stream */
+	int		 block;		/* Anthropic: its content block */
+};
+
+struct front {
+	enum dialect	 dl;
+	enum http_endpoint ep;		/* the client's */
+	char		*model;		/* as the client named it */
+	uint64_t	 reqid;
+	struct timespec	 start;
+	int		 stream;
+	char		 finish[24];
+	int64_t		 ptok, ctok;
+	struct front_tool tools[FRONT_MAX_TOOLS];
+	int		 ntools;
+	int		 started;	/* the first event went out */
+	int		 block;		/* Anthropic: the open block, -1 */
+	int		 text_block;	/* it is a text block */
+	int		 nblocks;
+	int		 done;
+};
+
+/* proxyd_front.c */
+struct json_object *front_get(struct json_object *, const char *);
+int	front_msg_read(struct json_object *, int, struct front_msg *);
+int	front_tool_add(struct front *, const struct front_call *, int *);
+void	front_ndjson(struct evbuffer *, struct json_object *);
+void	front_event(struct evbuffer *, const char *, struct json_object *);
+int64_t	front_elapsed_ns(const struct front *);
+struct json_object *front_args_object(const char *, size_t);
+const char *front_type_name(struct json_object *);
+
+/* proxyd_front_ollama.c */
+struct json_object *fo_request(enum http_endpoint, struct json_object *,
+	    enum http_endpoint *, char *, size_t);
+struct json_object *fo_answer(struct front *, struct json_object *);
+int	fo_chunk(struct front *, const struct front_msg *, struct evbuffer *);
+void	fo_end(struct front *, struct evbuffer *);
+
+/* proxyd_front_messages.c */
+struct json_object *fm_request(struct json_object *, char *, size_t);
+struct json_object *fm_answer(struct front *, struct json_object *);
+int	fm_chunk(struct front *, const struct front_msg *, struct evbuffer *);
+void	fm_end(struct front *, struct evbuffer *);
+const char *fm_error_type(int);
+
+#endif

@@ -1,0 +1,195 @@
+#!/bin/sh
+# Every client's dialect (issue 18): Ollama's own API and Anthropic's
+# Messages served behind FLM's keys, in front of a mock Ollama (its API
+# passed through as it is), a mock vLLM and an Ollama without /v1
+# (translated).  The official ollama and @anthropic-ai/sdk clients
+# (dialects-client.mjs), then curl for what a library never sends:
+# Ollama's admin routes in every spelling, keys missing or in the
+# wrong place, bad bodies, an engine's broken stream; each answered in
+# the dialect's own error shape.
+. "$(dirname "$0")/lib.sh"
+
+unset FLM_API_KEY
+mock_init
+openai_install
+
+plan 57
+
+mock --flavor ollama
+OL=$MPORT
+mock --flavor vllm
+VL=$MPORT
+mock --flavor ollama --no-v1 --models old:1b
+OLD=$MPORT
+mock --flavor vllm --models broken
+BAD=$MPORT
+check "suite starts" suite_start
+F="$FLM -D $STATE"
+$F config set engines.ollama.url "http://127.0.0.1:$OL" >/dev/null
+$F config set engines.vllm.url "http://127.0.0.1:$VL" >/dev/null
+$F config set engines.old.url "http://127.0.0.1:$OLD" >/dev/null
+$F config set engines.old.kind ollama >/dev/null
+$F config set engines.bad.url "http://127.0.0.1:$BAD" >/dev/null
+$F config set engines.bad.kind vllm >/dev/null
+KEY=$($F api-keys create --label d --json | jq -r .key)
+PORT=$($F proxy start --port 0 --json | jq .port)
+U=http://127.0.0.1:$PORT
+V=flm://vllm/meta-llama/Llama-3.2-1B-Instruct
+listed() {
+	get -H "Authorization: Bearer $KEY" "$U/api/tags" | jq -e \
+	    '[.models[].name] | index("flm://old/old:1b") != null' >/dev/null
+}
+wait_until 5000 listed || diag "the proxy does not list every engine yet"
+
+# ---- the official clients -------------------------------------------------------
+OPENAI_SCRIPT=dialects-client.mjs OPENAI_POINTS=20 openai_run "$U" "$KEY"
+
+stats() { get "http://127.0.0.1:$1/__mock/stats"; }
+checkx "the Ollama engine got Ollama's API as it is, the vLLM one OpenAI's" \
+    '[ "$(stats $OL | jq ".by_path[\"/api/chat\"]")" -ge 3 ] &&
+    [ "$(stats $OL | jq ".by_path[\"/api/generate\"]")" -ge 1 ] &&
+    [ "$(stats $OL | jq ".by_path[\"/api/embed\"]")" -ge 1 ] &&
+    [ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" -ge 8 ] &&
+    [ "$(stats $VL | jq ".by_path | keys | map(select(startswith(\"/api\"))) | length")" = 0 ]'
+
+# ---- Ollama's admin routes: served by no one, in any spelling -----------------
+AUTH="Authorization: Bearer $KEY"
+admin_ok=1
+for p in /api/pull /api/push /api/create /api/copy /api/delete \
+    /api/blobs/sha256:00 //api/pull /api/./create /api/x/../pull \
+    /api/%70ull /API/pull /api/pull/ '/api/pull?x=1' /api/create%2F; do
+	for m in POST GET DELETE HEAD; do
+		code=$(curl -s -o "$TMP/admin.out" -w '%{http_code}' -m 5 \
+		    -X "$m" -H "$AUTH" -d '{"model":"x"}' "$U$p")
+		case $code in 400|404|405) ;; *)
+			admin_ok=0; diag "$m $p: $code" ;; esac
+	done
+done
+checkx "every spelling of /api/pull|push|create|copy|delete|blobs is refused" \
+    '[ $admin_ok = 1 ]'
+code=$(curl -s -o "$TMP/pull.json" -w '%{http_code}' -m 5 -H "$AUTH" \
+    -d '{"model":"x"}' "$U/api/pull")
+checkx "/api/pull: 404 in Ollama's error shape ($code)" \
+    '[ $code = 404 ] && jq -e ".error | type == \"string\"" "$TMP/pull.json" >/dev/null'
+checkx "no engine was asked for an admin route" \
+    '! stats $OL | jq -e ".by_path | keys[] | select(test(\"pull|push|create|copy|delete|blobs\"))" >/dev/null'
+
+# ---- keys -----------------------------------------------------------------------------
+code=$(curl -s -o "$TMP/nokey.json" -w '%{http_code}' -m 5 \
+    -d '{"model":"x","messages":[]}' "$U/api/chat")
+checkx "/api/chat without a key: 401, {\"error\": \"...\"} ($code)" \
+    '[ $code = 401 ] && jq -e ".error | test(\"API key\")" "$TMP/nokey.json" >/dev/null'
+code=$(curl -s -o "$TMP/nokey.json" -w '%{http_code}' -m 5 "$U/api/tags")
+checkx "/api/tags and /api/version want a key too ($code)" \
+    '[ $code = 401 ] && [ "$(curl -s -o /dev/null -w "%{http_code}" "$U/api/version")" = 401 ]'
+code=$(curl -s -o "$TMP/nokey.json" -w '%{http_code}' -m 5 \
+    -d '{"model":"x"}' "$U/v1/messages")
+checkx "/v1/messages without a key: 401 authentication_error naming x-api-key ($code)" \
+    '[ $code = 401 ] && jq -e ".type == \"error\" and .error.type == \"authentication_error\" and (.error.message | test(\"x-api-key\"))" "$TMP/nokey.json" >/dev/null'
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
+    "$U/v1/models")
+check "x-api-key is accepted on every route (/v1/models: $code)" \
+    test "$code" = 200
+code=$(curl -s -o "$TMP/wrong.json" -w '%{http_code}' -m 5 \
+    -H "x-api-key: ${KEY%?}x" -d '{"model":"x"}' "$U/v1/messages")
+checkx "a wrong x-api-key: 401 ($code)" \
+    '[ $code = 401 ] && jq -e ".error.type == \"authentication_error\"" "$TMP/wrong.json" >/dev/null'
+
+# ---- bad bodies, each in its dialect's shape ---------------------------------------------
+# bad DIALECT PATH BODY PATTERN: 400 with the dialect's error and PATTERN.
+bad() {
+	b_code=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -m 5 -H "$AUTH" \
+	    --data-binary "$3" "$U$2")
+	[ "$b_code" = 400 ] || { diag "$2 $3: $b_code $(cat "$TMP/bad.json")"; return 1; }
+	case $1 in
+	ollama)	jq -e --arg p "$4" '.error | type == "string" and test($p)' \
+		    "$TMP/bad.json" >/dev/null ;;
+	anthropic) jq -e --arg p "$4" '.type == "error" and
+		    .error.type == "invalid_request_error" and
+		    (.error.message | test($p))' "$TMP/bad.json" >/dev/null ;;
+	esac || { diag "$2 $3: $(cat "$TMP/bad.json")"; return 1; }
+}
+check "/api/chat: not JSON" bad ollama /api/chat '{"model":' 'not a JSON object'
+check "/api/chat: no model" bad ollama /api/chat '{"messages":[]}' 'model is required'
+check "/api/chat: messages not a list" \
+    bad ollama /api/chat '{"model":"m","messages":"hi"}' 'messages: expected'
+check "/api/chat: a message without a role" \
+    bad ollama /api/chat '{"model":"m","messages":[{"content":"x"}]}' 'messages\[0\]'
+check "/api/chat: stream not a boolean" \
+    bad ollama /api/chat '{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}' 'stream: expected a boolean'
+check "/api/chat: options.temperature a string" \
+    bad ollama /api/chat '{"model":"m","options":{"temperature":"hot"},"messages":[{"role":"user","content":"x"}]}' 'options.temperature'
+check "/api/chat: a tool without a name" \
+    bad ollama /api/chat '{"model":"m","tools":[{"type":"function"}],"messages":[{"role":"user","content":"x"}]}' 'tools\[0\]'
+check "/api/generate: no prompt" bad ollama /api/generate '{"model":"m"}' 'prompt'
+check "/api/embed: input of numbers" bad ollama /api/embed '{"model":"m","input":[1,2]}' 'input'
+check "/v1/messages: no max_tokens" \
+    bad anthropic /v1/messages '{"model":"m","messages":[{"role":"user","content":"x"}]}' 'max_tokens: Field required'
+check "/v1/messages: a system role in messages" \
+    bad anthropic /v1/messages '{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}' "messages.0.role"
+check "/v1/messages: a block of an unknown type" \
+    bad anthropic /v1/messages '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"video"}]}]}' "type 'video' is not served"
+check "/v1/messages: a server tool" \
+    bad anthropic /v1/messages '{"model":"m","max_tokens":5,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"x"}]}' 'only client tools'
+check "/v1/messages: a tool_use without an id" \
+    bad anthropic /v1/messages '{"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_use","name":"f","input":{}}]}]}' 'tool_use block'
+# A huge list: refused by its size, in the dialect's shape, before a byte
+# reaches an engine.
+awk 'BEGIN { printf "{\"model\":\"m\",\"max_tokens\":5,\"messages\":["; for (i = 0; i < 400000; i++) printf "%s{\"role\":\"user\",\"content\":\"xx\"}", i ? "," : ""; printf "]}" }' >"$TMP/huge.json"
+code=$(curl -s -o "$TMP/huge.out" -w '%{http_code}' -m 10 -H "x-api-key: $KEY" \
+    --data-binary @"$TMP/huge.json" "$U/v1/messages")
+checkx "/v1/messages: a 12 MB body is refused with 413 request_too_large ($code)" \
+    '[ $code = 413 ] && jq -e ".error.type == \"request_too_large\"" "$TMP/huge.out" >/dev/null'
+code=$(curl -s -o "$TMP/nomodel.json" -w '%{http_code}' -m 5 -H "$AUTH" \
+    -d '{"model":"flm://vllm/none","messages":[{"role":"user","content":"x"}]}' "$U/api/chat")
+checkx "/api/chat: an unknown model is 404 in Ollama's shape ($code)" \
+    '[ $code = 404 ] && jq -e ".error | test(\"flm://vllm/none\")" "$TMP/nomodel.json" >/dev/null'
+
+# ---- translations that go through two steps, and engines that break -------------------------
+out=$(curl -s -m 5 -H "x-api-key: $KEY" -d '{"model":"flm://old/old:1b",
+    "max_tokens":20,"stream":true,"messages":[{"role":"user","content":"Hi old"}]}' \
+    "$U/v1/messages")
+checkx "Messages streamed from an Ollama without /v1 (Anthropic → OpenAI → Ollama)" \
+    'echo "$out" | grep -q "^event: message_stop" &&
+    [ "$(echo "$out" | sed -n "s/^data: //p" | jq -rs "[.[] | select(.type == \"content_block_delta\") | .delta.text] | join(\"\")")" = "Hello from mock ollama: you said Hi old" ]'
+out=$(curl -s -m 5 -H "$AUTH" -d '{"model":"flm://old/old:1b",
+    "messages":[{"role":"user","content":"Hi old"}]}' "$U/api/chat")
+checkx "/api/chat to an Ollama without /v1 is passed through, streamed by default" \
+    '[ "$(echo "$out" | jq -rs "[.[].message.content] | join(\"\")")" = "Hello from mock ollama: you said Hi old" ] &&
+    [ "$(echo "$out" | tail -n 1 | jq .done)" = true ]'
+# Healthy when probed, broken when asked.
+curl -s -m 5 -X POST "http://127.0.0.1:$BAD/__mock/fail?mode=malformed" >/dev/null
+out=$(curl -s -m 5 -H "x-api-key: $KEY" -d '{"model":"flm://bad/broken",
+    "max_tokens":20,"stream":true,"messages":[{"role":"user","content":"x"}]}' \
+    "$U/v1/messages")
+checkx "a broken engine stream ends with Anthropic's error event" \
+    'echo "$out" | grep -q "^event: error" &&
+    echo "$out" | sed -n "s/^data: //p" | tail -n 1 | jq -e ".type == \"error\" and .error.type == \"api_error\"" >/dev/null'
+out=$(curl -s -m 5 -H "$AUTH" -d '{"model":"flm://bad/broken",
+    "messages":[{"role":"user","content":"x"}]}' "$U/api/chat")
+checkx "… and for Ollama's clients, an {\"error\"} line" \
+    'echo "$out" | tail -n 1 | jq -e ".error | test(\"Engine bad\")" >/dev/null'
+code=$(curl -s -o "$TMP/b.json" -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
+    -d '{"model":"flm://bad/broken","max_tokens":5,"messages":[{"role":"user","content":"x"}]}' \
+    "$U/v1/messages")
+checkx "a malformed whole answer: 502 api_error ($code)" \
+    '[ $code = 502 ] && jq -e ".error.type == \"api_error\"" "$TMP/b.json" >/dev/null'
+curl -s -m 5 -X POST "http://127.0.0.1:$BAD/__mock/fail?mode=none" >/dev/null
+
+# ---- what the proxy answers itself, and the audit trail ---------------------------------------
+checkx "/api/tags lists every model as flm://ENGINE/MODEL, with the probe's details" \
+    'get -H "$AUTH" "$U/api/tags" | jq -e "(.models | length) == 5 and
+    (.models[] | select(.name == \"flm://ollama/llama3.2:1b\") | .details.family == \"llama\")" >/dev/null'
+checkx "/api/version says FLM's version" \
+    '[ "$(get -H "$AUTH" "$U/api/version" | jq -r .version)" = "$($F version --json | jq -r .version)" ]'
+checkx "/api/show of a vLLM model says what the probe learnt; of an Ollama one, Ollama's own" \
+    'get -H "$AUTH" -d "{\"model\":\"$V\"}" "$U/api/show" | jq -e ".details and .model_info" >/dev/null &&
+    get -H "$AUTH" -d "{\"name\":\"flm://ollama/llama3.2:1b\"}" "$U/api/show" | jq -e ".modelfile | test(\"FROM llama3.2:1b\")" >/dev/null'
+recs=$($F audit tail -n 200 --json)
+checkx "the audit trail names each dialect's endpoint with its token counts" \
+    'echo "$recs" | jq -e "[.records[] | select(.endpoint == \"/v1/messages\" and .status == 200 and .completion_tokens > 0)] | length > 0" >/dev/null &&
+    echo "$recs" | jq -e "[.records[] | select(.endpoint == \"/api/chat\" and .model == \"flm://ollama/llama3.2:1b\" and .completion_tokens > 0)] | length > 0" >/dev/null &&
+    echo "$recs" | jq -e "[.records[] | select(.endpoint == \"/api/generate\")] | length > 0" >/dev/null'
+checkx "no key was written anywhere in the state directory" \
+    '! grep -rqF "${KEY#flm_*_}" "$STATE"'
+check "flm-proxyd and flm-keyd are still running" all_running
