@@ -125,6 +125,8 @@ enum http_endpoint {
 	EP_OLLAMA_VERSION,
 	/* Anthropic's Messages API (proxyd_front_messages.c) */
 	EP_MESSAGES,
+	/* OpenAI's Responses API, stateless (proxyd_front_responses.c) */
+	EP_RESPONSES,
 };
 
 /* The API a client speaks: its errors and answers are shaped so. */
@@ -132,6 +134,7 @@ enum dialect {
 	DL_OPENAI = 0,
 	DL_OLLAMA,
 	DL_ANTHROPIC,
+	DL_RESPONSES,
 };
 
 struct http_conn;

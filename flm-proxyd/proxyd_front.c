@@ -21,6 +21,27 @@
 #include "proxyd.h"
 #include "proxyd_front.h"
 
+static void	front_error_event(enum dialect, int, const char *,
+		    const char *, struct evbuffer *);
+
+/* What each dialect does; DL_OPENAI is served by the router itself. */
+static const struct front_ops {
+	struct json_object *(*request)(enum http_endpoint, struct json_object *,
+	    enum http_endpoint *, char *, size_t);
+	struct json_object *(*answer)(struct front *, struct json_object *);
+	int	(*chunk)(struct front *, const struct front_msg *,
+	    struct evbuffer *);
+	void	(*end)(struct front *, struct evbuffer *);
+	const char *ctype;		/* of its streams */
+} front_ops[] = {
+	[DL_OLLAMA] = { fo_request, fo_answer, fo_chunk, fo_end,
+	    "application/x-ndjson" },
+	[DL_ANTHROPIC] = { fm_request, fm_answer, fm_chunk, fm_end,
+	    "text/event-stream" },
+	[DL_RESPONSES] = { fr_request, fr_answer, fr_chunk, fr_end,
+	    "text/event-stream" },
+};
+
 struct json_object *
 front_get(struct json_object *o, const char *k)
 {
@@ -70,8 +91,8 @@ front_request(struct http_req *req, http_req_cb next)
 		return;
 	}
 	msg[0] = '\0';
-	out = req->dialect == DL_ANTHROPIC ? fm_request(in, msg, sizeof(msg)) :
-	    fo_request(req->ep, in, &op, msg, sizeof(msg));
+	out = front_ops[req->dialect].request(req->ep, in, &op, msg,
+	    sizeof(msg));
 	json_object_put(in);
 	if (out == NULL) {
 		http_error(req, 400, "invalid_request_error", NULL, msg);
@@ -109,6 +130,7 @@ front_new(struct http_req *req, const char *model, int stream)
 	fr->start = req->start;
 	fr->stream = stream;
 	fr->block = -1;
+	fr->msg_item = -1;
 	return fr;
 }
 
@@ -121,6 +143,7 @@ front_free(struct front *fr)
 		return;
 	for (i = 0; i < fr->ntools; i++)
 		free(fr->tools[i].args);
+	free(fr->text);
 	free(fr->model);
 	free(fr);
 }
@@ -128,8 +151,7 @@ front_free(struct front *fr)
 const char *
 front_ctype(const struct front *fr)
 {
-	return fr->dl == DL_OLLAMA ? "application/x-ndjson" :
-	    "text/event-stream";
+	return front_ops[fr->dl].ctype;
 }
 
 int
@@ -261,6 +283,31 @@ front_tool_add(struct front *fr, const struct front_call *c, int *isnew)
 	return (int)(t - fr->tools);
 }
 
+/* Text of the answer kept whole (Responses repeats it at the end). */
+int
+front_text_add(struct front *fr, const char *s, size_t n)
+{
+	char	*p;
+	size_t	 cap;
+
+	if (n == 0)
+		return 0;
+	if (fr->tlen + n > FRONT_MAX_TEXT)
+		return -1;
+	if (fr->tlen + n + 1 > fr->tcap) {
+		for (cap = fr->tcap ? fr->tcap : 256; cap < fr->tlen + n + 1;)
+			cap *= 2;
+		if ((p = realloc(fr->text, cap)) == NULL)
+			return -1;
+		fr->text = p;
+		fr->tcap = cap;
+	}
+	memcpy(fr->text + fr->tlen, s, n);
+	fr->tlen += n;
+	fr->text[fr->tlen] = '\0';
+	return 0;
+}
+
 /* A tool call's arguments (a JSON text) as an object; {} if none,
  * the text itself if it is not JSON (a model's mistake, kept). */
 struct json_object *
@@ -312,10 +359,7 @@ front_end(struct front *fr, struct evbuffer *out)
 {
 	if (fr->done)
 		return;
-	if (fr->dl == DL_OLLAMA)
-		fo_end(fr, out);
-	else
-		fm_end(fr, out);
+	front_ops[fr->dl].end(fr, out);
 	fr->done = 1;
 }
 
@@ -332,12 +376,7 @@ front_stream_fail(struct front *fr, struct json_object *o,
 		msg = json_object_get_string(m);
 	else if (json_object_is_type(e, json_type_string))
 		msg = json_object_get_string(e);
-	if (fr->dl == DL_OLLAMA)
-		front_ndjson(out, front_error_json(DL_OLLAMA, 500, NULL, NULL,
-		    NULL, msg));
-	else
-		front_event(out, "error", front_error_json(DL_ANTHROPIC, 500,
-		    NULL, NULL, NULL, msg));
+	front_error_event(fr->dl, 500, NULL, msg, out);
 	fr->done = 1;
 }
 
@@ -383,8 +422,7 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 		if (m.finish != NULL)
 			snprintf(fr->finish, sizeof(fr->finish), "%s",
 			    m.finish);
-		rc = fr->dl == DL_OLLAMA ? fo_chunk(fr, &m, out) :
-		    fm_chunk(fr, &m, out);
+		rc = front_ops[fr->dl].chunk(fr, &m, out);
 	}
 	json_object_put(o);
 	return rc;
@@ -394,7 +432,7 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 struct json_object *
 front_answer(struct front *fr, struct json_object *o)
 {
-	return fr->dl == DL_OLLAMA ? fo_answer(fr, o) : fm_answer(fr, o);
+	return front_ops[fr->dl].answer(fr, o);
 }
 
 /* ---- errors -------------------------------------------------------------- */
@@ -455,27 +493,30 @@ front_error_json(enum dialect dl, int status, const char *type,
 	return o;
 }
 
-/*
- * A stream cut by its engine ends with an error the client's library
- * reads (an SSE error event; Ollama's {"error"} line), then properly:
- * the client sees why, not a dropped connection.
- */
-void
-front_stream_error(struct http_req *req, int status, const char *code,
-    const char *msg)
+/* An error as a stream of the dialect says it: an SSE error event
+ * (Anthropic's and Responses' named "error"), Ollama's {"error"} line. */
+static void
+front_error_event(enum dialect dl, int status, const char *code,
+    const char *msg, struct evbuffer *out)
 {
-	struct evbuffer		*out = evbuffer_new();
 	struct json_object	*o;
 
-	if (out == NULL) {
-		http_stream_abort(req);
+	if (dl == DL_RESPONSES) {
+		o = json_object_new_object();
+		json_object_object_add(o, "type",
+		    json_object_new_string("error"));
+		json_object_object_add(o, "code", json_object_new_string(
+		    code != NULL ? code : "server_error"));
+		json_object_object_add(o, "message",
+		    json_object_new_string(msg));
+		json_object_object_add(o, "param", NULL);
+		front_event(out, "error", o);
 		return;
 	}
-	o = front_error_json(req->dialect, status, "server_error", code, NULL,
-	    msg);
-	if (req->dialect == DL_OLLAMA)
+	o = front_error_json(dl, status, "server_error", code, NULL, msg);
+	if (dl == DL_OLLAMA)
 		front_ndjson(out, o);
-	else if (req->dialect == DL_ANTHROPIC)
+	else if (dl == DL_ANTHROPIC)
 		front_event(out, "error", o);
 	else {
 		evbuffer_add(out, "data: ", 6);
@@ -483,6 +524,23 @@ front_stream_error(struct http_req *req, int status, const char *code,
 		evbuffer_add(out, "\n\n", 2);
 		json_object_put(o);
 	}
+}
+
+/*
+ * A stream cut by its engine ends with an error the client's library
+ * reads, then properly: the client sees why, not a dropped connection.
+ */
+void
+front_stream_error(struct http_req *req, int status, const char *code,
+    const char *msg)
+{
+	struct evbuffer		*out = evbuffer_new();
+
+	if (out == NULL) {
+		http_stream_abort(req);
+		return;
+	}
+	front_error_event(req->dialect, status, code, msg, out);
 	http_stream_move(req, out, evbuffer_get_length(out));
 	evbuffer_free(out);
 	req->end_status = status;

@@ -13,6 +13,7 @@
 
 #define FRONT_MAX_TOOLS		16
 #define FRONT_MAX_ARGS		(1024 * 1024)	/* a tool call's arguments */
+#define FRONT_MAX_TEXT		(16 * 1024 * 1024)	/* an answer kept */
 
 /* One tool call of an OpenAI answer, or a piece of one in a stream. */
 struct front_call {
@@ -60,12 +61,19 @@ struct front {
 	int		 text_block;	/* it is a text block */
 	int		 nblocks;
 	int		 done;
+	/* Responses: the text so far (its done events repeat it), its
+	 * item's place, and the events' sequence numbers. */
+	char		*text;
+	size_t		 tlen, tcap;
+	int		 msg_item;	/* -1: no message item */
+	int		 seq;
 };
 
 /* proxyd_front.c */
 struct json_object *front_get(struct json_object *, const char *);
 int	front_msg_read(struct json_object *, int, struct front_msg *);
 int	front_tool_add(struct front *, const struct front_call *, int *);
+int	front_text_add(struct front *, const char *, size_t);
 void	front_ndjson(struct evbuffer *, struct json_object *);
 void	front_event(struct evbuffer *, const char *, struct json_object *);
 int64_t	front_elapsed_ns(const struct front *);
@@ -80,10 +88,18 @@ int	fo_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fo_end(struct front *, struct evbuffer *);
 
 /* proxyd_front_messages.c */
-struct json_object *fm_request(struct json_object *, char *, size_t);
+struct json_object *fm_request(enum http_endpoint, struct json_object *,
+	    enum http_endpoint *, char *, size_t);
 struct json_object *fm_answer(struct front *, struct json_object *);
 int	fm_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fm_end(struct front *, struct evbuffer *);
 const char *fm_error_type(int);
+
+/* proxyd_front_responses.c */
+struct json_object *fr_request(enum http_endpoint, struct json_object *,
+	    enum http_endpoint *, char *, size_t);
+struct json_object *fr_answer(struct front *, struct json_object *);
+int	fr_chunk(struct front *, const struct front_msg *, struct evbuffer *);
+void	fr_end(struct front *, struct evbuffer *);
 
 #endif

@@ -460,11 +460,14 @@ fm_head(struct json_object *in, struct json_object *out, char *err,
 
 /* The OpenAI chat completion for Messages request in. */
 struct json_object *
-fm_request(struct json_object *in, char *err, size_t errsz)
+fm_request(enum http_endpoint ep, struct json_object *in,
+    enum http_endpoint *op, char *err, size_t errsz)
 {
 	struct json_object	*out = json_object_new_object(), *msgs, *m;
 	size_t			 i;
 
+	(void)ep;
+	*op = EP_CHAT;
 	if (fm_head(in, out, err, errsz) == -1 ||
 	    fm_sampling(in, out, err, errsz) == -1 ||
 	    fm_tools(in, out, err, errsz) == -1 ||

@@ -625,6 +625,7 @@ route_dispatch(struct http_req *req)
 	case EP_OLLAMA_EMBEDDINGS:
 	case EP_OLLAMA_SHOW:
 	case EP_MESSAGES:
+	case EP_RESPONSES:
 		front_request(req, route_fresh);
 		break;
 	default:

@@ -1,4 +1,5 @@
-// The official ollama and @anthropic-ai/sdk npm clients, unchanged but
+// The official ollama, @anthropic-ai/sdk and openai (Responses) npm
+// clients, unchanged but
 // for their base URL and key, against an FLM proxy in front of a mock
 // Ollama and a mock vLLM: each call is made of a model of each, so
 // one is passed through (Ollama's API to Ollama) and the others are
@@ -13,6 +14,7 @@ const require = createRequire(join(process.env.FLM_NPM_DIR, 'package.json'));
 const { Ollama } = require('ollama');
 const Anthropic = require('@anthropic-ai/sdk').default ??
     require('@anthropic-ai/sdk');
+const OpenAI = require('openai');
 
 const base = process.argv[2];
 const key = process.env.FLM_TEST_KEY;
@@ -23,6 +25,8 @@ const ENGINES = {
 const ollama = new Ollama({ host: base,
     headers: { Authorization: `Bearer ${key}` } });
 const anthropic = new Anthropic({ baseURL: base, apiKey: key,
+    maxRetries: 0 });
+const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: key,
     maxRetries: 0 });
 const WEATHER = {
 	name: 'get_weather',
@@ -165,7 +169,69 @@ for (const [kind, model] of Object.entries(ENGINES)) {
 		    r2.stop_reason === 'end_turn') ||
 		    `second answer ${JSON.stringify(r2)}`;
 	});
+	await check(`openai ${kind}: responses.create answers`, async () => {
+		const r = await openai.responses.create({ model,
+		    instructions: 'Be brief.', input: 'Say hello' });
+
+		return (r.object === 'response' && r.status === 'completed' &&
+		    said(r.output_text, 'Say hello') &&
+		    r.usage?.output_tokens > 0) || `got ${JSON.stringify(r)}`;
+	});
+	await check(`openai ${kind}: responses.create({stream: true}) gives ` +
+	    'the events and the same answer', async () => {
+		const types = [];
+		let text = '', done = null;
+
+		for await (const e of await openai.responses.create({ model,
+		    stream: true, input: [{ role: 'user',
+		    content: [{ type: 'input_text', text: 'Say hello' }] }] })) {
+			types.push(e.type);
+			if (e.type === 'response.output_text.delta')
+				text += e.delta;
+			if (e.type === 'response.completed')
+				done = e.response;
+		}
+		return (said(text, 'Say hello') && types[0] ===
+		    'response.created' && types.includes(
+		    'response.output_text.done') && types.at(-1) ===
+		    'response.completed' && done?.output?.[0]?.content?.[0]
+		    ?.text === text && done.usage?.output_tokens > 0) ||
+		    `events ${types.join(',')}; ${JSON.stringify(done)}`;
+	});
+	await check(`openai ${kind}: a function call round trip through ` +
+	    'responses.stream', async () => {
+		const tools = [{ type: 'function', name: WEATHER.name,
+		    description: WEATHER.description,
+		    parameters: WEATHER.input_schema }];
+		const input = [{ role: 'user', content: 'Paris?' }];
+		const r = await openai.responses.stream({ model, tools,
+		    input }).finalResponse();
+		const call = r.output?.find((o) => o.type === 'function_call');
+
+		if (call?.name !== 'get_weather' ||
+		    JSON.parse(call.arguments).input !== 'Paris?')
+			return `first answer ${JSON.stringify(r)}`;
+		input.push(call, { type: 'function_call_output',
+		    call_id: call.call_id, output: 'Sunny, 21 C' });
+		const r2 = await openai.responses.create({ model, tools,
+		    input });
+
+		return said(r2.output_text, 'Sunny, 21 C') ||
+		    `second answer ${JSON.stringify(r2)}`;
+	});
 }
+
+await check('openai: responses.create with store: true is a ' +
+    'BadRequestError that says why', async () => {
+	try {
+		await openai.responses.create({ model: ENGINES.vllm,
+		    store: true, input: 'x' });
+	} catch (e) {
+		return (e.status === 400 && /keeps no responses/.test(
+		    e.error?.message)) || `threw ${e.status} ${e.message}`;
+	}
+	return 'it was accepted';
+});
 
 await check('anthropic: a missing max_tokens is a BadRequestError with ' +
     'Anthropic\'s error type', async () => {

@@ -1,9 +1,9 @@
 #!/bin/sh
-# Every client's dialect (issue 18): Ollama's own API and Anthropic's
-# Messages served behind FLM's keys, in front of a mock Ollama (its API
+# Every client's dialect (issue 18): Ollama's own API, Anthropic's
+# Messages and OpenAI's Responses served behind FLM's keys, in front of a mock Ollama (its API
 # passed through as it is), a mock vLLM and an Ollama without /v1
-# (translated).  The official ollama and @anthropic-ai/sdk clients
-# (dialects-client.mjs), then curl for what a library never sends:
+# (translated).  The official ollama, @anthropic-ai/sdk and openai
+# clients (dialects-client.mjs), then curl for what a library never sends:
 # Ollama's admin routes in every spelling, keys missing or in the
 # wrong place, bad bodies, an engine's broken stream; each answered in
 # the dialect's own error shape.
@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 57
+plan 69
 
 mock --flavor ollama
 OL=$MPORT
@@ -42,7 +42,7 @@ listed() {
 wait_until 5000 listed || diag "the proxy does not list every engine yet"
 
 # ---- the official clients -------------------------------------------------------
-OPENAI_SCRIPT=dialects-client.mjs OPENAI_POINTS=20 openai_run "$U" "$KEY"
+OPENAI_SCRIPT=dialects-client.mjs OPENAI_POINTS=27 openai_run "$U" "$KEY"
 
 stats() { get "http://127.0.0.1:$1/__mock/stats"; }
 checkx "the Ollama engine got Ollama's API as it is, the vLLM one OpenAI's" \
@@ -104,6 +104,8 @@ bad() {
 	case $1 in
 	ollama)	jq -e --arg p "$4" '.error | type == "string" and test($p)' \
 		    "$TMP/bad.json" >/dev/null ;;
+	openai)	jq -e --arg p "$4" '.error.type == "invalid_request_error" and
+		    (.error.message | test($p))' "$TMP/bad.json" >/dev/null ;;
 	anthropic) jq -e --arg p "$4" '.type == "error" and
 		    .error.type == "invalid_request_error" and
 		    (.error.message | test($p))' "$TMP/bad.json" >/dev/null ;;
@@ -133,6 +135,15 @@ check "/v1/messages: a server tool" \
     bad anthropic /v1/messages '{"model":"m","max_tokens":5,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"x"}]}' 'only client tools'
 check "/v1/messages: a tool_use without an id" \
     bad anthropic /v1/messages '{"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_use","name":"f","input":{}}]}]}' 'tool_use block'
+check "/v1/responses: previous_response_id (FLM is stateless)" \
+    bad openai /v1/responses '{"model":"m","input":"x","previous_response_id":"resp_1"}' 'keeps no responses'
+check "/v1/responses: no input" bad openai /v1/responses '{"model":"m"}' "Missing required parameter: 'input'"
+check "/v1/responses: a built-in tool" \
+    bad openai /v1/responses '{"model":"m","input":"x","tools":[{"type":"web_search"}]}' 'only function tools'
+check "/v1/responses: an item of an unknown type" \
+    bad openai /v1/responses '{"model":"m","input":[{"type":"computer_call"}]}' "type 'computer_call'"
+check "/v1/responses: temperature a string" \
+    bad openai /v1/responses '{"model":"m","input":"x","temperature":"hot"}' "Invalid type for 'temperature'"
 # A huge list: refused by its size, in the dialect's shape, before a byte
 # reaches an engine.
 awk 'BEGIN { printf "{\"model\":\"m\",\"max_tokens\":5,\"messages\":["; for (i = 0; i < 400000; i++) printf "%s{\"role\":\"user\",\"content\":\"xx\"}", i ? "," : ""; printf "]}" }' >"$TMP/huge.json"
