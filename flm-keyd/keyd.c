@@ -24,6 +24,7 @@
 #include "db.h"
 #include "keycache.h"
 #include "keyd.h"
+#include "keyscope.h"
 #include "log.h"
 
 #define KEYD_DB_NAME		"security.db"
@@ -538,12 +539,50 @@ keyd_security(struct chan *ch, struct chan_msg *m)
 		keyd_reply(m->hdr.peerid, res);
 }
 
-/* An admin request from flmd: create, list, revoke or rotate. */
+/*
+ * A request's "scope" checked and spelled out as it is stored (""
+ * for none); -1 with err.  flmd passes the admin's words on: keyd is
+ * the one that decides what a key may do.
+ */
+static int
+keyd_scope_text(struct json_object *req, char *buf, size_t sz, char *err,
+    size_t errsz)
+{
+	struct json_object	*v = json_object_object_get(req, "scope"), *o;
+	struct keyscope		*ks;
+	const char		*s;
+	int			 rv = 0;
+
+	buf[0] = '\0';
+	if (v == NULL || json_object_is_type(v, json_type_null))
+		return 0;
+	if ((ks = malloc(sizeof(*ks))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	if (keyscope_parse(v, ks, err, errsz) == -1)
+		rv = -1;
+	else if ((o = keyscope_json(ks)) != NULL) {
+		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE);
+		if (strlen(s) >= sz) {
+			snprintf(err, errsz, "scope: too long");
+			rv = -1;
+		} else
+			snprintf(buf, sz, "%s", s);
+		json_object_put(o);
+	}
+	free(ks);
+	return rv;
+}
+
+/* An admin request from flmd: create, list, revoke, rotate or scope. */
 static void
 keyd_admin(struct chan *ch, struct chan_msg *m)
 {
 	struct json_object	*req = NULL, *res = NULL;
 	char			 err[512], id[FLM_KEY_ID_LEN + 1];
+	char			 scope[KEYSCOPE_MAX_BYTES];
 	const char		*which;
 	int			 r;
 
@@ -565,8 +604,23 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 			r = -2;
 			break;
 		}
+		if (keyd_scope_text(req, scope, sizeof(scope), err,
+		    sizeof(err)) == -1) {
+			r = -2;
+			break;
+		}
 		r = which == NULL ? -1 : keyd_key_create(&keyd_db, which,
-		    keyd_arg(req, "expires"), &res, err, sizeof(err));
+		    keyd_arg(req, "expires"), scope[0] ? scope : NULL, &res,
+		    err, sizeof(err));
+		break;
+	case IMSG_KEY_SCOPE:
+		if (keyd_scope_text(req, scope, sizeof(scope), err,
+		    sizeof(err)) == -1) {
+			r = -2;
+			break;
+		}
+		r = which == NULL ? -1 : keyd_key_scope(&keyd_db, which,
+		    scope[0] ? scope : NULL, id, &res, err, sizeof(err));
 		break;
 	case IMSG_KEY_LIST:
 		r = keyd_key_list(&keyd_db, &res, err, sizeof(err));
@@ -594,7 +648,7 @@ keyd_admin(struct chan *ch, struct chan_msg *m)
 	if (r < 0)
 		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL, err);
 	else if (m->hdr.type == IMSG_KEY_REVOKE ||
-	    m->hdr.type == IMSG_KEY_ROTATE)
+	    m->hdr.type == IMSG_KEY_ROTATE || m->hdr.type == IMSG_KEY_SCOPE)
 		keyd_after_change(m->hdr.peerid, id, res);
 	else
 		keyd_reply(m->hdr.peerid, res);
@@ -747,6 +801,8 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 {
 	struct flm_key_verify	 v;
 	struct flm_key_verdict	 r;
+	struct mbuf		 b;
+	char			 scope[KEYSCOPE_MAX_BYTES];
 
 	if (msg_get_data(m, &v, sizeof(v)) == -1 || msg_end(m) == -1 ||
 	    v.version != FLM_VERIFY_VERSION || v.token_len > FLM_TOKEN_MAX) {
@@ -763,9 +819,18 @@ keyd_verify(struct chan *ch, struct chan_msg *m)
 	    r.key_id, &r.valid_until);
 	sodium_memzero(&v, sizeof(v));
 	msg_wipe(m);
+	/* The scope goes with every yes, from the row as it is now. */
+	scope[0] = '\0';
+	if (r.result == FLM_KEY_OK && (r.result = keyd_key_scope_get(&keyd_db,
+	    r.key_id, scope, sizeof(scope))) != FLM_KEY_OK)
+		keycache_drop_key(keyd_cache, r.key_id);
 	if (r.result == FLM_KEY_OK)
 		keyd_used(r.key_id);
-	chan_compose(ch, IMSG_KEY_VERDICT, m->hdr.peerid, -1, &r, sizeof(r));
+	memset(&b, 0, sizeof(b));
+	mbuf_put_data(&b, &r, sizeof(r));
+	mbuf_put_string(&b, scope);
+	chan_compose(ch, IMSG_KEY_VERDICT, m->hdr.peerid, -1, b.data, b.len);
+	mbuf_free(&b);
 }
 
 static int
@@ -1060,6 +1125,7 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_KEY_LIST:
 	case IMSG_KEY_REVOKE:
 	case IMSG_KEY_ROTATE:
+	case IMSG_KEY_SCOPE:
 		keyd_admin(ch, m);
 		break;
 	case IMSG_POLICY_GET:

@@ -37,7 +37,11 @@ void		 keyd_iso(time_t, long, char *, size_t);
 int		 keyd_parse_when(const char *, time_t, time_t *);
 int		 keyd_parse_since(const char *, time_t, time_t *);
 int		 keyd_key_create(struct db *, const char *, const char *,
-		    struct json_object **, char *, size_t);
+		    const char *, struct json_object **, char *, size_t);
+int		 keyd_key_scope(struct db *, const char *, const char *,
+		    char [FLM_KEY_ID_LEN + 1], struct json_object **, char *,
+		    size_t);
+uint32_t	 keyd_key_scope_get(struct db *, const char *, char *, size_t);
 int		 keyd_key_list(struct db *, struct json_object **, char *,
 		    size_t);
 int		 keyd_key_revoke(struct db *, const char *,
@@ -122,8 +126,8 @@ void		 keyd_mac_str(struct crypto_generichash_blake2b_state *,
 /* keyd_integrity.c: the columns an api_keys row's MAC covers, in order */
 #define KEYD_ROW_MAC_LEN	32
 #define KEYD_KEY_MAC_COLS	"id, label, hash, created_at, revoked_at, " \
-	"expires_at, prev_hash, prev_expires_at"
-#define KEYD_KEY_MAC_NCOLS	8
+	"expires_at, prev_hash, prev_expires_at, scope"
+#define KEYD_KEY_MAC_NCOLS	9
 /* A table whose rows carry a MAC in the column after cols. */
 struct keyd_rowmac {
 	const char	*table;
@@ -131,6 +135,7 @@ struct keyd_rowmac {
 					 * never passes for another's */
 	const char	*cols;		/* the columns covered, in order */
 	int		 ncols;
+	int		 nopt;		/* the last ones, MACed when set */
 };
 extern const struct keyd_rowmac keyd_key_rows;
 int		 keyd_row_intact(const struct keyd_rowmac *,

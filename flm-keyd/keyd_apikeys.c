@@ -17,6 +17,7 @@
 
 #include "apikey.h"
 #include "db.h"
+#include "jsonbuf.h"
 #include "keycache.h"
 #include "keyd.h"
 #include "log.h"
@@ -262,11 +263,11 @@ keyd_key_json(const char *id, const char *label, const char *key,
  */
 int
 keyd_key_create(struct db *db, const char *label, const char *expires,
-    struct json_object **result, char *err, size_t errsz)
+    const char *scope, struct json_object **result, char *err, size_t errsz)
 {
 	char	 key[FLM_KEY_LEN + 1], id[FLM_KEY_ID_LEN + 1] = "";
 	char	 hash[160], now[32], exp[32];
-	const char *args[5];
+	const char *args[6];
 	time_t	 t, tnow = time(NULL);
 	int	 rv = -1;
 
@@ -303,13 +304,16 @@ keyd_key_create(struct db *db, const char *label, const char *expires,
 	args[2] = hash;
 	args[3] = now;
 	args[4] = expires ? exp : NULL;
+	args[5] = scope;
 	if (keyd_exec_sealed(db, "INSERT INTO api_keys (id, label, hash, "
-	    "created_at, expires_at) VALUES (?, ?, ?, ?, ?)", 5, args, id, err,
-	    errsz) == -1)
+	    "created_at, expires_at, scope) VALUES (?, ?, ?, ?, ?, ?)", 6,
+	    args, id, err, errsz) == -1)
 		goto done;
 	*result = keyd_key_json(id, label, key, now);
 	json_object_object_add(*result, "expires_at",
 	    expires ? json_object_new_string(exp) : NULL);
+	json_object_object_add(*result, "scope", scope != NULL ?
+	    json_parse_buf(scope, strlen(scope)) : NULL);
 	log_info("created key %s (%s)", id, label);
 	rv = 0;
 done:
@@ -365,6 +369,10 @@ keyd_key_list(struct db *db, struct json_object **result, char *err,
 		    strcmp((const char *)sqlite3_column_text(st, 6), now) > 0)
 			json_object_object_add(o, "previous_secret_until",
 			    keyd_col(st, 6));
+		json_object_object_add(o, "scope", sqlite3_column_type(st,
+		    16) == SQLITE_NULL ? NULL : json_parse_buf((const char *)
+		    sqlite3_column_text(st, 16), (size_t)sqlite3_column_bytes(
+		    st, 16)));
 		/* A row keyd did not write is refused, whatever it says. */
 		if (keyd_row_intact(&keyd_key_rows, st, 8))
 			json_object_object_add(o, "state", keyd_col(st, 7));
@@ -660,6 +668,82 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 	*valid_until = (uint64_t)until;
 	keycache_put(kc, dig, id, *valid_until);
 	return FLM_KEY_OK;
+}
+
+/*
+ * A key's scope replaced (scope NULL: no limits of its own); *result
+ * {id, label, scope}, id for proxyd's caches.
+ */
+int
+keyd_key_scope(struct db *db, const char *which, const char *scope,
+    char id[FLM_KEY_ID_LEN + 1], struct json_object **result, char *err,
+    size_t errsz)
+{
+	char		 label[128];
+	const char	*args[2];
+	int		 revoked, intact;
+
+	*result = NULL;
+	if (db_writable(db, err, errsz) == -1 || keyd_key_find(db, which, id,
+	    label, sizeof(label), &revoked, &intact, err, errsz) == -1)
+		return -1;
+	if (!intact) {
+		snprintf(err, errsz, "key %s: its row fails its MAC (altered "
+		    "outside flm-keyd); revoke it and make another", id);
+		return -1;
+	}
+	if (revoked) {
+		snprintf(err, errsz, "key %s is revoked", id);
+		return -1;
+	}
+	args[0] = scope;
+	args[1] = id;
+	if (keyd_exec_sealed(db, "UPDATE api_keys SET scope = ? WHERE id = ?",
+	    2, args, id, err, errsz) == -1)
+		return -1;
+	*result = keyd_key_json(id, label, NULL, NULL);
+	json_object_object_add(*result, "scope", scope != NULL ?
+	    json_parse_buf(scope, strlen(scope)) : NULL);
+	log_info("key %s (%s): scope %s", id, label, scope != NULL ? scope :
+	    "cleared");
+	return 0;
+}
+
+/*
+ * Key id's scope text into buf ("" none), read with its row's MAC
+ * checked (a verdict from keyd's cache reads the row only here): the
+ * verdict, FLM_KEY_OK or why not.
+ */
+uint32_t
+keyd_key_scope_get(struct db *db, const char *id, char *buf, size_t sz)
+{
+	sqlite3_stmt	*st;
+	uint32_t	 r = FLM_KEY_UNAVAILABLE;
+
+	buf[0] = '\0';
+	if (db->h == NULL || sqlite3_prepare_v2(db->h, "SELECT "
+	    KEYD_KEY_MAC_COLS ", mac FROM api_keys WHERE id = ?", -1, &st,
+	    NULL) != SQLITE_OK)
+		return FLM_KEY_UNAVAILABLE;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		if (!keyd_row_intact(&keyd_key_rows, st, 0))
+			r = FLM_KEY_REVOKED;
+		else if (sqlite3_column_type(st, 8) == SQLITE_NULL)
+			r = FLM_KEY_OK;
+		else if ((size_t)sqlite3_column_bytes(st, 8) < sz) {
+			snprintf(buf, sz, "%s", (const char *)
+			    sqlite3_column_text(st, 8));
+			r = FLM_KEY_OK;
+		}
+		break;
+	case SQLITE_DONE:
+		r = FLM_KEY_UNKNOWN;	/* deleted since it was cached */
+		break;
+	}
+	sqlite3_finalize(st);
+	return r;
 }
 
 /* Is there a key with this id?  KEY_USED names only real ones. */

@@ -49,7 +49,8 @@ keyd_mac_str(crypto_generichash_state *h, const char *s)
 }
 
 const struct keyd_rowmac keyd_key_rows = {
-	"api_keys", "flm api_keys row", KEYD_KEY_MAC_COLS, KEYD_KEY_MAC_NCOLS
+	"api_keys", "flm api_keys row", KEYD_KEY_MAC_COLS, KEYD_KEY_MAC_NCOLS,
+	1	/* scope: rows without one keep their MACs from before it */
 };
 
 /* The MAC of t's row in columns col.. of st (t->cols, in order). */
@@ -64,10 +65,14 @@ row_mac(const struct keyd_rowmac *t, sqlite3_stmt *st, int col,
 	    KEYD_ROW_MAC_LEN);
 	crypto_generichash_update(&h, (const uint8_t *)t->domain,
 	    strlen(t->domain));
-	for (i = 0; i < t->ncols; i++)
+	for (i = 0; i < t->ncols; i++) {
+		if (i >= t->ncols - t->nopt &&
+		    sqlite3_column_type(st, col + i) == SQLITE_NULL)
+			continue;
 		keyd_mac_str(&h, sqlite3_column_type(st, col + i) ==
 		    SQLITE_NULL ? NULL :
 		    (const char *)sqlite3_column_text(st, col + i));
+	}
 	crypto_generichash_final(&h, mac, KEYD_ROW_MAC_LEN);
 }
 

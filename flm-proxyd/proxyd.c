@@ -434,6 +434,7 @@ main(int argc, char *argv[])
 	upstream_cleanup();
 	route_cleanup();
 	catalogue_cleanup();
+	scope_cleanup();
 	acme_cleanup();
 	probe_cleanup();
 	pcurl_cleanup();

@@ -127,6 +127,7 @@ enum http_endpoint {
 	EP_MESSAGES,
 	/* OpenAI's Responses API, stateless (proxyd_front_responses.c) */
 	EP_RESPONSES,
+	EP_METRICS,
 };
 
 /* The API a client speaks: its errors and answers are shaped so. */
@@ -307,6 +308,15 @@ void	front_native_show(struct http_req *, const struct route *);
 struct json_object *fo_tag_entry(struct json_object *);
 void	fo_version(struct http_req *);
 
+/* proxyd_scope.c: scoped keys */
+struct keyscope;
+int	scope_set(const char *, const char *, char *, size_t);
+void	scope_drop(const char *);
+const struct keyscope *scope_of(const struct http_req *);
+int	scope_admit(struct http_req *);
+void	scope_rate(const char *, struct policy_rate *);
+void	scope_cleanup(void);
+
 /* proxyd_auth.c */
 typedef void	(*auth_done_cb)(struct http_req *, const char *);
 void	auth_init(void);
@@ -333,7 +343,7 @@ void	catalogue_when_fresh(struct http_req *, http_req_cb);
 void	catalogue_models(struct http_req *);
 void	catalogue_tags(struct http_req *);
 int	catalogue_route(const char *, const char *, const char *,
-	    struct route *, char *, size_t);
+	    const struct keyscope *, struct route *, char *, size_t);
 void	catalogue_cleanup(void);
 
 /* proxyd_curl.c: proxyd's own HTTP requests (probes, ACME) */

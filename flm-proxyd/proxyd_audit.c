@@ -205,6 +205,7 @@ audit_copy(char *dst, size_t sz, const char *src)
 void
 audit_request(struct http_req *r, int status)
 {
+	struct policy_rate	 rate;
 	struct flm_audit_record	*a;
 	struct timespec		 now, wall;
 	const char		*label;
@@ -245,8 +246,10 @@ audit_request(struct http_req *r, int status)
 	ms = (a->prompt_tokens > 0 ? a->prompt_tokens : 0) +
 	    (a->completion_tokens > 0 ? a->completion_tokens : 0);
 	ratelimit_debit("ip", a->addr, &px->policy.per_ip, ms);
-	if (a->key_id[0] != '\0')
-		ratelimit_debit("key", a->key_id, &px->policy.per_key, ms);
+	if (a->key_id[0] != '\0') {
+		scope_rate(a->key_id, &rate);
+		ratelimit_debit("key", a->key_id, &rate, ms);
+	}
 	else if (a->cert_serial[0] != '\0')
 		ratelimit_debit("cert", a->cert_serial, &px->policy.per_key,
 		    ms);

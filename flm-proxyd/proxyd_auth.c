@@ -18,6 +18,7 @@
 #include "apikey.h"
 #include "keycache.h"
 #include "log.h"
+#include "keyscope.h"
 #include "proxyd.h"
 
 #define AUTH_TIMEOUT_SECS	10	/* keyd gone that long: 503 */
@@ -352,12 +353,25 @@ auth_verdict(struct chan *ch, struct chan_msg *m)
 {
 	struct flm_key_verdict	 r;
 	struct auth_req		*a;
+	char			 scope[KEYSCOPE_MAX_BYTES], err[200];
 
-	if (msg_get_data(m, &r, sizeof(r)) == -1 || msg_end(m) == -1 ||
+	if (msg_get_data(m, &r, sizeof(r)) == -1 ||
+	    msg_get_string(m, scope, sizeof(scope)) == -1 || msg_end(m) == -1 ||
 	    r.version != FLM_VERIFY_VERSION || r.result >= FLM_KEY_RESULT_MAX ||
-	    memchr(r.key_id, '\0', sizeof(r.key_id)) == NULL) {
+	    memchr(r.key_id, '\0', sizeof(r.key_id)) == NULL ||
+	    (r.result != FLM_KEY_OK && scope[0] != '\0')) {
 		chan_fail(ch, "malformed KEY_VERDICT");
 		return;
+	}
+	/* Before anything is cached: a verdict is never without its
+	 * scope. */
+	if (r.result == FLM_KEY_OK && scope_set(r.key_id, scope, err,
+	    sizeof(err)) == -1) {
+		if (strcmp(err, "out of memory") != 0) {
+			chan_fail(ch, "malformed KEY_VERDICT: %s", err);
+			return;
+		}
+		r.result = FLM_KEY_UNAVAILABLE;
 	}
 	TAILQ_FOREACH(a, &auth_pending, entry)
 		if (a->id == r.reqid)
@@ -394,6 +408,7 @@ auth_invalidate(struct chan *ch, struct chan_msg *m)
 		keycache_clear(px->cache);
 	else
 		keycache_drop_key(px->cache, inv.key_id);
+	scope_drop(inv.all ? NULL : inv.key_id);
 	chan_compose(ch, IMSG_KEY_INVALIDATED, 0, -1, &inv, sizeof(inv));
 }
 
@@ -409,6 +424,7 @@ auth_keyd_up(struct chan *ch)
 
 	if (px->cache != NULL)
 		keycache_clear(px->cache);
+	scope_drop(NULL);
 	TAILQ_FOREACH(a, &auth_pending, entry)
 		auth_send(ch, a);
 }

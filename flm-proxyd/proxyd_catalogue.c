@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "keyscope.h"
 #include "log.h"
 #include "proxyd.h"
 
@@ -82,9 +83,40 @@ catalogue_block(const char *id, struct json_object *e)
 	cat_nblocked++;
 }
 
+static struct json_object *catalogue_entry(struct json_object *);
+
+/* The lists a key limited to some models sees: made for it. */
+static int
+catalogue_scoped(struct http_req *req, int tags)
+{
+	const struct keyscope	*ks = scope_of(req);
+	struct json_object	*o, *a;
+	size_t			 i;
+
+	if (ks == NULL || !keyscope_limits_models(ks))
+		return 0;
+	a = json_object_new_array();
+	for (i = 0; i < cat_nmodels; i++)
+		if (cat_models[i].info != NULL && keyscope_model(ks,
+		    cat_models[i].engine, cat_models[i].model))
+			json_object_array_add(a, tags ?
+			    fo_tag_entry(cat_models[i].info) :
+			    catalogue_entry(cat_models[i].info));
+	o = json_object_new_object();
+	if (!tags)
+		json_object_object_add(o, "object",
+		    json_object_new_string("list"));
+	json_object_object_add(o, tags ? "models" : "data", a);
+	http_json(req, 200, o);
+	json_object_put(o);
+	return 1;
+}
+
 static void
 catalogue_reply(struct http_req *req)
 {
+	if (catalogue_scoped(req, 0))
+		return;
 	if (cat_body != NULL)
 		http_reply(req, 200, "application/json", cat_body, cat_len);
 	else
@@ -260,6 +292,8 @@ catalogue_when_fresh(struct http_req *req, http_req_cb cb)
 static void
 catalogue_tags_reply(struct http_req *req)
 {
+	if (catalogue_scoped(req, 1))
+		return;
 	if (cat_tags != NULL)
 		http_reply(req, 200, "application/json", cat_tags,
 		    cat_tags_len);
@@ -321,22 +355,33 @@ catalogue_blocked_model(const char *model, struct route *rt, char *err,
  */
 static int
 catalogue_pool(const char *name, const char *key, const char *exclude,
-    struct route *rt, char *err, size_t errsz)
+    const struct keyscope *ks, struct route *rt, char *err, size_t errsz)
 {
 	struct cat_model	*hits[PROXYD_MAX_ENGINES];
 	const char		*ids[PROXYD_MAX_ENGINES];
 	int			 prio[PROXYD_MAX_ENGINES];
 	const struct proxyd_engine *e;
 	size_t			 i;
-	int			 n = 0, k;
+	int			 n = 0, k, outside = 0;
 
 	for (i = 0; i < cat_nmodels && n < PROXYD_MAX_ENGINES; i++) {
 		if (strcmp(cat_models[i].model, name) != 0 ||
 		    (e = catalogue_engine(cat_models[i].engine)) == NULL)
 			continue;
+		/* A scoped key's pool has only the members it may use. */
+		if (ks != NULL && !keyscope_model(ks, cat_models[i].engine,
+		    cat_models[i].model)) {
+			outside++;
+			continue;
+		}
 		hits[n] = &cat_models[i];
 		ids[n] = cat_models[i].engine;
 		prio[n++] = e->priority;
+	}
+	if (n == 0 && outside > 0) {
+		snprintf(err, errsz, "This API key may not use the model '%s'.",
+		    name);
+		return 403;
 	}
 	if (n == 0) {
 		snprintf(err, errsz, "The model '%s' does not exist or its "
@@ -370,16 +415,17 @@ catalogue_pool(const char *name, const char *key, const char *exclude,
  */
 int
 catalogue_route(const char *model, const char *key, const char *exclude,
-    struct route *rt, char *err, size_t errsz)
+    const struct keyscope *ks, struct route *rt, char *err, size_t errsz)
 {
 	struct cat_model	*hit = NULL;
 	size_t			 i;
 
 	memset(rt, 0, sizeof(*rt));
 	if (strncmp(model, "flm://pool/", 11) == 0)
-		return catalogue_pool(model + 11, key, exclude, rt, err, errsz);
+		return catalogue_pool(model + 11, key, exclude, ks, rt, err,
+		    errsz);
 	if (strncmp(model, "flm://", 6) != 0)
-		return catalogue_pool(model, key, exclude, rt, err, errsz);
+		return catalogue_pool(model, key, exclude, ks, rt, err, errsz);
 	for (i = 0; i < cat_nmodels && hit == NULL; i++)
 		if (strcmp(cat_models[i].id, model) == 0)
 			hit = &cat_models[i];
@@ -391,6 +437,11 @@ catalogue_route(const char *model, const char *key, const char *exclude,
 		    "engine is not running; GET /v1/models lists the models "
 		    "served.", model);
 		return 404;
+	}
+	if (ks != NULL && !keyscope_model(ks, hit->engine, hit->model)) {
+		snprintf(err, errsz, "This API key may not use the model '%s'.",
+		    model);
+		return 403;
 	}
 	rt->model = hit->model;
 	rt->openai = hit->openai;

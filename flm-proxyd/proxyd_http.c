@@ -1193,9 +1193,12 @@ request_check(struct http_conn *c, size_t *route)
 	for (i = 0; i < HTTP_NROUTES; i++)
 		if (strcmp(path, http_routes[i].path) == 0)
 			break;
-	/* Ollama's clients read Ollama's errors, admin routes' too. */
+	/* Ollama's clients read Ollama's errors, admin routes' too;
+	 * Anthropic's, Anthropic's. */
 	if (strncmp(path, "/api/", 5) == 0)
 		r->dialect = DL_OLLAMA;
+	else if (strncmp(path, "/v1/messages", 12) == 0)
+		r->dialect = DL_ANTHROPIC;
 	if (i == HTTP_NROUTES) {
 		snprintf(msg, sizeof(msg), "Unknown request URL: %.*s. Please "
 		    "check the URL for typos.", (int)(r->head.tlen > 200 ? 200 :

@@ -133,15 +133,18 @@ policy_ip_admit(struct http_req *r)
 int
 policy_key_admit(struct http_req *r)
 {
-	const char	*serial;
+	struct policy_rate	 rate;
+	const char		*serial;
 
-	if (r->key_id[0] != '\0')
-		return !policy_limited(r, "key", r->key_id,
-		    &px->policy.per_key, "API key");
+	if (r->key_id[0] != '\0') {
+		scope_rate(r->key_id, &rate);
+		return !policy_limited(r, "key", r->key_id, &rate, "API key") &&
+		    scope_admit(r);
+	}
 	if ((serial = http_req_cert(r, NULL))[0] != '\0')
 		return !policy_limited(r, "cert", serial, &px->policy.per_key,
-		    "client certificate");
-	return 1;
+		    "client certificate") && scope_admit(r);
+	return scope_admit(r);
 }
 
 /* An actual request: from no Origin (not a browser) or an allowed one. */

@@ -446,14 +446,27 @@ route_passthrough(struct http_req *req, struct route_scratch *sc,
 	size_t		 len = evbuffer_get_length(req->body);
 
 	sc->js.elem_key = NULL;
-	/* front_request read it whole, with its "model". */
+	/* json-c read it whole, with its "model"; the stricter scanner
+	 * may still refuse it (a quote json-c forgives, say). */
 	if (buf == NULL || jscan_parse(&sc->js, buf, len) == -1 ||
-	    jscan_find(&sc->js, -1, "model") == -1 ||
-	    route_room(&sc->drop, &sc->dropcap, sc->js.nm + 1, 1) == -1)
+	    jscan_find(&sc->js, -1, "model") == -1) {
+		if (buf != NULL && sc->js.err != JSCAN_ENOMEM)
+			route_bad(req, NULL, "We could not parse the JSON body "
+			    "of your request: expected one JSON object.");
+		else
+			http_error(req, 503, "server_error", NULL,
+			    "Out of memory.");
 		return -1;
+	}
+	if (route_room(&sc->drop, &sc->dropcap, sc->js.nm + 1, 1) == -1) {
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
+		return -1;
+	}
 	memset(sc->drop, 0, sc->js.nm + 1);
-	if (route_slices(sc, buf, len, model, 0, rb, call) == -1)
+	if (route_slices(sc, buf, len, model, 0, rb, call) == -1) {
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		return -1;
+	}
 	call->path = route_native_paths[req->ep];
 	call->mode = UP_PASS;
 	call->hide_usage = 0;
@@ -532,8 +545,11 @@ route_post(struct http_req *req)
 	free(req->model);
 	req->model = strdup(model);
 	if ((st = catalogue_route(model, req->key_id, req->retried ?
-	    req->exclude : NULL, &rt, msg, sizeof(msg))) != 0) {
-		if (st == 404)
+	    req->exclude : NULL, scope_of(req), &rt, msg, sizeof(msg))) != 0) {
+		if (st == 403)
+			http_error(req, 403, "permission_denied",
+			    "model_not_allowed", msg);
+		else if (st == 404)
 			http_error(req, 404, "invalid_request_error",
 			    "model_not_found", msg);
 		else if (st == 502)
@@ -563,11 +579,8 @@ route_post(struct http_req *req)
 		}
 		route_show(req, rt.model, &native, &one, &call);
 	} else if (ollama) {
-		if (route_passthrough(req, sc, rt.model, &rb, &call) == -1) {
-			http_error(req, 503, "server_error", NULL,
-			    "Out of memory.");
+		if (route_passthrough(req, sc, rt.model, &rb, &call) == -1)
 			goto done;
-		}
 	} else if (req->op == EP_EMBEDDINGS && route_encoding(req, &sc->js,
 	    buf, &call, sc->drop) == -1)
 		goto done;

@@ -36,6 +36,7 @@ static int	cmd_proxy(struct cli *, int, char **);
 static int	cmd_config(struct cli *, int, char **);
 static int	cmd_config_keys(struct cli *, int, char **);
 static void	cli_opts_security(struct cli *, const struct flm_cmd *, int);
+static void	cli_opts_scope(struct cli *, const struct flm_cmd *, int);
 
 static const struct flm_cmd cmds[] = {
 	{ "status",		cmd_status,	"j",	0,
@@ -44,8 +45,14 @@ static const struct flm_cmd cmds[] = {
 	    "version [--json]" },
 	{ "doctor",		cmd_doctor,	"j",	0,
 	    "doctor [--json]" },
-	{ "api-keys create",	cmd_key_create,	"jle",	0,
-	    "api-keys create --label NAME [--expires WHEN] [--json]" },
+	{ "api-keys create",	cmd_key_create,	"jleQJIUVZ",	0,
+	    "api-keys create --label NAME [--expires WHEN] [--models GLOB]... "
+	    "[--engines ID]... [--cidr CIDR]... [--endpoints LIST] "
+	    "[--rpm N] [--tpm N] [--json]" },
+	{ "api-keys scope",	cmd_key_change,	"jQJIUVZ",	1,
+	    "api-keys scope ID|LABEL [--models GLOB]... [--engines ID]... "
+	    "[--cidr CIDR]... [--endpoints LIST] [--rpm N] [--tpm N] "
+	    "[--json]" },
 	{ "api-keys list",	cmd_key_list,	"j",	0,
 	    "api-keys list [--json]" },
 	{ "api-keys revoke",	cmd_key_change,	"j",	1,
@@ -399,6 +406,12 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "challenge", required_argument, NULL, 'G' },
 		{ "acme-ca", required_argument, NULL, 'F' },
 		{ "acme-http-port", required_argument, NULL, 'R' },
+		{ "models", required_argument, NULL, 'Q' },
+		{ "engines", required_argument, NULL, 'J' },
+		{ "cidr", required_argument, NULL, 'I' },
+		{ "endpoints", required_argument, NULL, 'U' },
+		{ "rpm", required_argument, NULL, 'V' },
+		{ "tpm", required_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int				 ch, n, max;
@@ -501,6 +514,14 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			c->acme_http_port = (int)opt_num(cmd, "acme-http-port",
 			    1, 65535);
 			break;
+		case 'Q':
+		case 'J':
+		case 'I':
+		case 'U':
+		case 'V':
+		case 'Z':
+			cli_opts_scope(c, cmd, ch);
+			break;
 		default:
 			cli_opts_security(c, cmd, ch);
 			break;
@@ -513,6 +534,46 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		    "missing argument");
 	c->args = argv + optind;
 	c->nargs = n;
+}
+
+/*
+ * A key's scope, as the options give it: lists (repeated, or comma-
+ * separated) and limits.  keyd checks every word of it.
+ */
+static void
+cli_opts_scope(struct cli *c, const struct flm_cmd *cmd, int ch)
+{
+	static const struct {
+		int		 ch;
+		const char	*key;
+	} lists[] = {
+		{ 'Q', "models" }, { 'J', "engines" }, { 'I', "cidr" },
+		{ 'U', "endpoints" },
+	};
+	struct json_object	*a;
+	const char		*s, *e;
+	size_t			 i;
+
+	if (c->scope == NULL)
+		c->scope = json_object_new_object();
+	if (ch == 'V' || ch == 'Z') {
+		json_object_object_add(c->scope, ch == 'V' ? "rpm" : "tpm",
+		    json_object_new_int64(opt_num(cmd, ch == 'V' ? "rpm" :
+		    "tpm", 1, 1000000000)));
+		return;
+	}
+	for (i = 0; lists[i].ch != ch; i++)
+		;
+	if (!json_object_object_get_ex(c->scope, lists[i].key, &a)) {
+		a = json_object_new_array();
+		json_object_object_add(c->scope, lists[i].key, a);
+	}
+	for (s = optarg; *s != '\0'; s = *e != '\0' ? e + 1 : e) {
+		e = strchrnul(s, ',');
+		if (e > s)
+			json_object_array_add(a, json_object_new_string_len(s,
+			    (int)(e - s)));
+	}
 }
 
 /* The options of security, audit and usage. */
@@ -703,6 +764,8 @@ cmd_key_create(struct cli *c, int argc, char **argv)
 	if (c->expires != NULL)
 		json_object_object_add(req, "expires",
 		    json_object_new_string(c->expires));
+	if (c->scope != NULL)
+		json_object_object_add(req, "scope", json_object_get(c->scope));
 	rc = cli_request(c, IMSG_CTL_KEY_CREATE, req, &res);
 	json_object_put(req);
 	if (rc != 0)
@@ -749,14 +812,18 @@ key_table(struct json_object *res)
 		    "--label NAME\n");
 		return;
 	}
-	printf("%-16s %-20s %-8s %-24s %-24s %s\n", "ID", "LABEL", "STATE",
-	    "CREATED", "LAST USED", "EXPIRES");
+	printf("%-16s %-20s %-8s %-24s %-24s %-24s %s\n", "ID", "LABEL",
+	    "STATE", "CREATED", "LAST USED", "EXPIRES", "SCOPE");
 	for (i = 0; i < n; i++) {
 		struct json_object	*k = json_object_array_get_idx(res, i);
+		struct json_object	*sc = json_object_object_get(k, "scope");
 
-		printf("%-16s %-20s %-8s %-24s %-24s %s\n", jstr(k, "id"),
+		printf("%-16s %-20s %-8s %-24s %-24s %-24s %s\n", jstr(k, "id"),
 		    jstr(k, "label"), jstr(k, "state"), jstr(k, "created_at"),
-		    jdash(k, "last_used_at"), jdash(k, "expires_at"));
+		    jdash(k, "last_used_at"), jdash(k, "expires_at"),
+		    sc != NULL ? json_object_to_json_string_ext(sc,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) :
+		    "-");
 	}
 }
 
@@ -768,12 +835,13 @@ cmd_key_list(struct cli *c, int argc, char **argv)
 	return cli_show(c, IMSG_CTL_KEY_LIST, NULL, key_table);
 }
 
-/* revoke and rotate: the daemon answers only once proxyd obeys. */
+/* revoke, rotate and scope: the daemon answers only once proxyd obeys. */
 static int
 cmd_key_change(struct cli *c, int argc, char **argv)
 {
 	struct json_object	*req, *res = NULL;
 	int			 rotate = strcmp(argv[1], "rotate") == 0, rc;
+	int			 scope = strcmp(argv[1], "scope") == 0;
 
 	(void)argc;
 	req = json_object_new_object();
@@ -781,13 +849,22 @@ cmd_key_change(struct cli *c, int argc, char **argv)
 	if (c->grace != NULL)
 		json_object_object_add(req, "grace",
 		    json_object_new_string(c->grace));
-	rc = cli_request(c, rotate ? IMSG_CTL_KEY_ROTATE : IMSG_CTL_KEY_REVOKE,
-	    req, &res);
+	/* scope with no option: the key's limits are lifted. */
+	if (scope)
+		json_object_object_add(req, "scope", json_object_get(c->scope));
+	rc = cli_request(c, scope ? IMSG_CTL_KEY_SCOPE : rotate ?
+	    IMSG_CTL_KEY_ROTATE : IMSG_CTL_KEY_REVOKE, req, &res);
 	json_object_put(req);
 	if (rc != 0)
 		return rc;
 	if (c->json)
 		print_json(res);
+	else if (scope)
+		printf("key %s (%s): %s\n", jstr(res, "id"), jstr(res, "label"),
+		    json_object_object_get(res, "scope") != NULL ?
+		    json_object_to_json_string_ext(json_object_object_get(res,
+		    "scope"), JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE) : "no limits of its own");
 	else if (rotate) {
 		printf("%s\n", jstr(res, "key"));
 		fprintf(stderr, "flm: rotated key %s (%s); the new key is shown "
@@ -1262,7 +1339,9 @@ main(int argc, char *argv[])
 		cli.cmd = &cmds[i];
 		cli.cmd_name = cmds[i].name;
 		cli_opts(&cli, &cmds[i], argc - words + 1, argv + words - 1);
-		return cmds[i].fn(&cli, argc, argv);
+		ch = cmds[i].fn(&cli, argc, argv);
+		json_object_put(cli.scope);
+		return ch;
 	}
 	fprintf(stderr, "flm: unknown command '%s%s%s'\n", argv[0],
 	    argc > 1 ? " " : "", argc > 1 ? argv[1] : "");

@@ -62,6 +62,7 @@ struct cli {
 	const char	*challenge;
 	const char	*acme_ca;	/* a PEM file */
 	int		 acme_http_port;	/* 0: not given */
+	struct json_object *scope;	/* api-keys: --models, --engines, ... */
 	const struct flm_cmd *cmd;	/* the command given */
 	const char	*cmd_name;	/* its words */
 	char		**args;		/* positional arguments */

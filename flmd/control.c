@@ -973,6 +973,7 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_MODELS_LIST:
 	case IMSG_CTL_KEY_REVOKE:
 	case IMSG_CTL_KEY_ROTATE:
+	case IMSG_CTL_KEY_SCOPE:
 	case IMSG_CTL_KEY_CREATE:
 	case IMSG_CTL_PROXY_START:
 	case IMSG_CTL_PROXY_STOP:
@@ -1019,6 +1020,9 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_KEY_ROTATE:
 		control_forward(c, PROC_KEYD, IMSG_KEY_ROTATE, id, req);
+		break;
+	case IMSG_CTL_KEY_SCOPE:
+		control_forward(c, PROC_KEYD, IMSG_KEY_SCOPE, id, req);
 		break;
 	case IMSG_CTL_ENGINES_DETECT:
 		control_forward(c, PROC_PROXYD, IMSG_ENGINES_DETECT, id, NULL);

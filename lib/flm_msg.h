@@ -61,7 +61,8 @@ enum flm_msg_type {
 				 * answered a greeting; peerid 0: periodic */
 
 	/* flmd -> keyd, replies carry the same peerid */
-	IMSG_KEY_CREATE = 40,	/* JSON {label, expires?}; reply RESULT/ERROR */
+	IMSG_KEY_CREATE = 40,	/* JSON {label, expires?, scope?}; reply
+				 * RESULT/ERROR */
 	IMSG_KEY_RESULT,	/* JSON object or array */
 	IMSG_KEY_ERROR,		/* JSON {"error": "...", "code": N} */
 	IMSG_KEY_LIST,		/* empty; reply RESULT [keys] */
@@ -86,7 +87,8 @@ enum flm_msg_type {
 
 	/* proxyd <-> keyd: fixed structs, the hot path */
 	IMSG_KEY_VERIFY = 60,	/* struct flm_key_verify */
-	IMSG_KEY_VERDICT,	/* struct flm_key_verdict */
+	IMSG_KEY_VERDICT,	/* struct flm_key_verdict, string scope ("":
+				 * none; lib/keyscope.h) */
 	IMSG_KEY_INVALIDATE,	/* keyd -> proxyd: struct flm_key_invalidate */
 	IMSG_KEY_INVALIDATED,	/* proxyd -> keyd: the same struct, done */
 	IMSG_KEY_USED,		/* proxyd -> keyd: n * FLM_KEY_ID_LEN ids */
@@ -130,6 +132,8 @@ enum flm_msg_type {
 	IMSG_ENGINE_CREDS,	/* keyd -> proxyd: u64 seq, JSON {id: secret}
 				 * (the whole set); answered CREDS_APPLIED */
 	IMSG_CREDS_APPLIED,	/* proxyd -> keyd: u64 seq */
+	IMSG_KEY_SCOPE = 90,	/* flmd -> keyd: JSON {key, scope?}; reply
+				 * RESULT once every worker has it */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -167,6 +171,7 @@ enum flm_msg_type {
 	IMSG_CTL_CREDENTIAL_CLEAR, /* JSON {engine} */
 	IMSG_CTL_SECRETS_ROTATE, /* empty */
 	IMSG_CTL_SECRETS_LIST,	/* empty */
+	IMSG_CTL_KEY_SCOPE,	/* JSON {key, scope?} */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
@@ -176,7 +181,7 @@ enum flm_msg_type {
 #define FLM_KEY_LEN		(4 + FLM_KEY_ID_LEN + 1 + FLM_KEY_SECRET_LEN)
 #define FLM_TOKEN_MAX		128
 
-#define FLM_VERIFY_VERSION	2	/* bump with any hot-path layout */
+#define FLM_VERIFY_VERSION	3	/* bump with any hot-path layout */
 
 struct flm_key_verify {
 	uint32_t	 version;

@@ -524,8 +524,8 @@ policy_parse_text(const char *text, size_t len, struct policy *pol,
 	return rv;
 }
 
-static struct json_object *
-cidr_json(const struct policy_cidr *c)
+struct json_object *
+policy_cidr_json(const struct policy_cidr *c)
 {
 	char	 a[INET6_ADDRSTRLEN], s[INET6_ADDRSTRLEN + 8];
 
@@ -555,7 +555,7 @@ policy_json(const struct policy *pol)
 
 	a = json_object_new_array();
 	for (i = 0; i < pol->nallow; i++)
-		json_object_array_add(a, cidr_json(&pol->allow[i]));
+		json_object_array_add(a, policy_cidr_json(&pol->allow[i]));
 	json_object_object_add(o, "ip_allowlist", a);
 	c = json_object_new_object();
 	a = json_object_new_array();
@@ -602,8 +602,9 @@ cidr_match(const struct policy_cidr *c, const uint8_t *a)
 	    ((c->addr[full] ^ a[full]) & (0xff << (8 - rest)) & 0xff) == 0;
 }
 
+/* Is numeric addr in one of the n cidrs?  -1: not an address. */
 int
-policy_ip_allowed(const struct policy *pol, const char *addr)
+policy_cidrs_match(const struct policy_cidr *c, size_t n, const char *addr)
 {
 	uint8_t		 a[16];
 	int		 family;
@@ -621,15 +622,20 @@ policy_ip_allowed(const struct policy *pol, const char *addr)
 			family = AF_INET;
 		}
 	} else
-		return 0;
-	if (pol->nallow == 0)
+		return -1;
+	if (n == 0)	/* loopback */
 		return family == AF_INET ? a[0] == 127 :
 		    memcmp(a, in6addr_loopback.s6_addr, 16) == 0;
-	for (i = 0; i < pol->nallow; i++)
-		if (pol->allow[i].family == family &&
-		    cidr_match(&pol->allow[i], a))
+	for (i = 0; i < n; i++)
+		if (c[i].family == family && cidr_match(&c[i], a))
 			return 1;
 	return 0;
+}
+
+int
+policy_ip_allowed(const struct policy *pol, const char *addr)
+{
+	return policy_cidrs_match(pol->allow, pol->nallow, addr) == 1;
 }
 
 int

@@ -67,6 +67,9 @@ struct json_object *policy_json(const struct policy *);
 int	 policy_ip_allowed(const struct policy *, const char *);
 int	 policy_origin_allowed(const struct policy *, const char *, size_t);
 int	 policy_cidr_parse(const char *, struct policy_cidr *, char *, size_t);
+/* In one of n cidrs (n 0: loopback)?  -1 if addr is not an address. */
+int	 policy_cidrs_match(const struct policy_cidr *, size_t, const char *);
+struct json_object *policy_cidr_json(const struct policy_cidr *);
 unsigned int	 policy_method_bit(const char *, size_t);
 const char	*policy_method_name(unsigned int, size_t);
 

@@ -172,6 +172,7 @@ static int
 flood(const char *keyfile, int n, FILE *out)
 {
 	struct flm_key_verdict	 r;
+	uint8_t			 vbuf[sizeof(r) + 4];
 	char			 key[FLM_TOKEN_MAX], wrong[FLM_TOKEN_MAX];
 	FILE			*f = NULL;
 	long			 t0;
@@ -197,8 +198,11 @@ flood(const char *keyfile, int n, FILE *out)
 	}
 	verify(key, (uint64_t)n + 1);
 	for (i = 0; i < n + 2; i++) {
-		if (next(IMSG_KEY_VERDICT, &r, sizeof(r)) == -1)
+		/* The verdict, then its scope: "" for this key. */
+		if (next(IMSG_KEY_VERDICT, vbuf, sizeof(vbuf)) == -1 ||
+		    memcmp(vbuf + sizeof(r), "\0\0\0\0", 4) != 0)
 			return 1;
+		memcpy(&r, vbuf, sizeof(r));
 		if (r.reqid == 0)
 			first = r.result;
 		else if (r.reqid == (uint64_t)n + 1)

@@ -34,7 +34,7 @@ checkx "the first word: every command's first word, no more" \
 checkx "the first word, from a prefix" \
     '[ "$(comp flm a)" = "$(words api-keys audit)" ]'
 checkx "the second word of api-keys" \
-    '[ "$(comp flm api-keys "")" = "$(words create list revoke rotate)" ]'
+    '[ "$(comp flm api-keys "")" = "$(words create list revoke rotate scope)" ]'
 checkx "the third word of security rate-limit" \
     '[ "$(comp flm security rate-limit "")" = "$(words ip key)" ]'
 checkx "the options of proxy start" \

@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 69
+plan 70
 
 mock --flavor ollama
 OL=$MPORT
@@ -123,6 +123,8 @@ check "/api/chat: options.temperature a string" \
     bad ollama /api/chat '{"model":"m","options":{"temperature":"hot"},"messages":[{"role":"user","content":"x"}]}' 'options.temperature'
 check "/api/chat: a tool without a name" \
     bad ollama /api/chat '{"model":"m","tools":[{"type":"function"}],"messages":[{"role":"user","content":"x"}]}' 'tools\[0\]'
+check "/api/chat to Ollama: a body only json-c forgives (a single quote)" \
+    bad ollama /api/chat "{\"model\":\"flm://ollama/llama3.2:1b\",'stream':false,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}" 'could not parse'
 check "/api/generate: no prompt" bad ollama /api/generate '{"model":"m"}' 'prompt'
 check "/api/embed: input of numbers" bad ollama /api/embed '{"model":"m","input":[1,2]}' 'input'
 check "/v1/messages: no max_tokens" \

@@ -108,8 +108,9 @@ check "a fresh suite for an older database" suite_start
 F proxy start --port "$PORT" >/dev/null
 OLD=$(F api-keys create --label old --json | jq -r .key)
 suite_stop
-# Back to version 3: migrations 005 (TLS) to 007 (secrets) undone as well.
-DB "ALTER TABLE api_keys DROP COLUMN mac;
+# Back to version 3: migrations 005 (TLS) to 008 (key scopes) undone as
+# well.
+DB "ALTER TABLE api_keys DROP COLUMN mac; ALTER TABLE api_keys DROP COLUMN scope;
     ALTER TABLE security_policies DROP COLUMN mac; DROP TABLE keyd_state;
     ALTER TABLE audit_logs DROP COLUMN cert_serial;
     ALTER TABLE audit_logs DROP COLUMN cert_label; DROP TABLE acme_accounts;

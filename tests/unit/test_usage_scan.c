@@ -47,6 +47,13 @@ ratelimit_debit(const char *kind, const char *subject,
 }
 
 void
+scope_rate(const char *key_id, struct policy_rate *out)
+{
+	(void)key_id;
+	memset(out, 0, sizeof(*out));
+}
+
+void
 http_drain_check(void)
 {
 }
