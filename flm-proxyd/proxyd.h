@@ -175,6 +175,11 @@ struct http_req {
 	 * another of its engines, never to this one again. */
 	int			 retried;
 	char			 exclude[33];
+	/* For the metrics: the engine that answered, when the answer's
+	 * first bytes went (us after start), a stream being counted. */
+	char			 engine[33];
+	uint64_t		 ttft_us;
+	int			 mx_stream;
 	/* For the audit trail: the model the client named (owned), and
 	 * the answer's last bytes, where engines put their usage. */
 	char			*model;
@@ -307,6 +312,18 @@ void	front_stream_error(struct http_req *, int, const char *,
 void	front_native_show(struct http_req *, const struct route *);
 struct json_object *fo_tag_entry(struct json_object *);
 void	fo_version(struct http_req *);
+
+/* proxyd_metrics.c: GET /metrics */
+#define MX_KEY_CACHED	0
+#define MX_KEY_COLD	1
+#define MX_KEY_FAILED	2
+void	metrics_attach(void *);
+void	metrics_request(const struct http_req *, int, int64_t, int64_t,
+	    int64_t);
+void	metrics_key(int);
+void	metrics_streams(int);
+void	metrics_upstream_error(const char *);
+void	metrics_serve(struct http_req *);
 
 /* proxyd_scope.c: scoped keys */
 struct keyscope;

@@ -278,6 +278,7 @@ auth_check_token(struct http_req *req, auth_done_cb done, const char *tok,
 		/* The steady state: one keyed hash, no round trip. */
 		keycache_digest(px->cache, tok, len, dig);
 		if ((ce = keycache_get(px->cache, dig, time(NULL))) != NULL) {
+			metrics_key(MX_KEY_CACHED);
 			done(req, ce->key_id);
 			return;
 		}
@@ -295,6 +296,7 @@ auth_check_token(struct http_req *req, auth_done_cb done, const char *tok,
 		return;
 	}
 	if (len > FLM_TOKEN_MAX || apikey_parse(tok, len, id, &secret) == -1) {
+		metrics_key(MX_KEY_FAILED);
 		auth_failed(addr);
 		auth_refuse(req, FLM_KEY_MALFORMED);
 		return;
@@ -322,6 +324,7 @@ auth_check_token(struct http_req *req, auth_done_cb done, const char *tok,
 	memcpy(a->v.token, tok, len);
 	TAILQ_INSERT_TAIL(&auth_pending, a, entry);
 	auth_npending++;
+	metrics_key(MX_KEY_COLD);
 	http_hold(req, auth_abort, a);
 	auth_send(px->c.peer, a);
 }
@@ -380,8 +383,11 @@ auth_verdict(struct chan *ch, struct chan_msg *m)
 		return;		/* expired meanwhile */
 	if (r.result == FLM_KEY_OK)
 		keycache_put(px->cache, a->digest, r.key_id, r.valid_until);
-	else if (r.result != FLM_KEY_UNAVAILABLE)
-		auth_failed(a->addr);
+	else {
+		metrics_key(MX_KEY_FAILED);
+		if (r.result != FLM_KEY_UNAVAILABLE)
+			auth_failed(a->addr);
+	}
 	if (a->req != NULL) {
 		http_release(a->req);
 		if (r.result == FLM_KEY_OK)

@@ -310,7 +310,8 @@ http_head_out(struct http_req *r, int status, const char *ctype,
 	}
 	if (status == 405 || status == 204)
 		hb_str(&h, r->ep == EP_HEALTHZ || r->ep == EP_MODELS ||
-		    r->ep == EP_OLLAMA_TAGS || r->ep == EP_OLLAMA_VERSION ?
+		    r->ep == EP_OLLAMA_TAGS || r->ep == EP_OLLAMA_VERSION ||
+		    r->ep == EP_METRICS ?
 		    "Allow: GET, HEAD, OPTIONS\r\n" : "Allow: POST, OPTIONS\r\n");
 	if (r->retry_after > 0) {
 		hb_str(&h, "Retry-After: ");
@@ -426,6 +427,8 @@ http_req_clear(struct http_req *r)
 		evbuffer_free(r->body);
 	if (r->xbody != NULL)
 		evbuffer_free(r->xbody);
+	if (r->mx_stream)
+		metrics_streams(-1);
 	memset(r, 0, sizeof(*r));
 	r->conn = c;
 	r->tail = tail;
@@ -511,14 +514,34 @@ http_error(struct http_req *r, int status, const char *type,
 	http_error_param(r, status, type, code, NULL, msg);
 }
 
+/* A stream's first bytes: its time to first token. */
+static void
+http_first_bytes(struct http_req *r)
+{
+	struct timespec	 now;
+	int64_t		 us;
+
+	if (r->ttft_us != 0 || !r->mx_stream)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (now.tv_sec - r->start.tv_sec) * 1000000 +
+	    (now.tv_nsec - r->start.tv_nsec) / 1000;
+	r->ttft_us = us > 0 ? (uint64_t)us : 1;
+}
+
 void
 http_stream_begin(struct http_req *r, int status, const char *ctype,
     int64_t clen)
 {
 	http_head_out(r, status, ctype, clen);
 	/* A stream's head goes at once; a sized answer's with its body. */
-	if (clen < 0)
+	if (clen < 0) {
 		conn_flush(r->conn);
+		if (!r->mx_stream) {
+			r->mx_stream = 1;
+			metrics_streams(1);
+		}
+	}
 }
 
 void
@@ -528,6 +551,7 @@ http_stream_data(struct http_req *r, const void *p, size_t len)
 
 	if (len == 0 || r->head.method == HTTP_M_HEAD)
 		return;
+	http_first_bytes(r);
 	audit_feed(r, p, len);
 	if (r->chunked)
 		evbuffer_add_printf(out, "%zx\r\n", len);
@@ -549,6 +573,7 @@ http_stream_move(struct http_req *r, struct evbuffer *src, size_t n)
 		evbuffer_drain(src, n);
 		return;
 	}
+	http_first_bytes(r);
 	audit_feed_buf(r, src, n);
 	if (r->chunked)
 		evbuffer_add_printf(out, "%zx\r\n", n);
@@ -1140,6 +1165,8 @@ static const struct {
 	{ "/api/tags",		  EP_OLLAMA_TAGS, HTTP_M_GET,  1, DL_OLLAMA,
 	    EP_NONE },
 	{ "/api/version",	  EP_OLLAMA_VERSION, HTTP_M_GET, 1, DL_OLLAMA,
+	    EP_NONE },
+	{ "/metrics",		  EP_METRICS,	  HTTP_M_GET,  1, DL_OPENAI,
 	    EP_NONE },
 };
 #define HTTP_NROUTES	(sizeof(http_routes) / sizeof(http_routes[0]))

@@ -352,6 +352,7 @@ rl_map_private(void)
 	h->version = RL_SHM_VERSION;
 	h->nslots = RL_SHM_SLOTS;
 	h->slot_size = sizeof(struct rl_slot);
+	metrics_attach((char *)p + MX_SHM_OFFSET);
 	return p;
 }
 
@@ -398,6 +399,7 @@ ratelimit_attach(int fd, size_t size)
 	if (rl_base != NULL)
 		munmap(rl_base, RL_SHM_SIZE);
 	rl_base = p;
+	metrics_attach((char *)p + MX_SHM_OFFSET);
 	log_debug("rate limits shared with the other workers");
 	return 0;
 }

@@ -563,6 +563,7 @@ route_post(struct http_req *req)
 		goto done;
 	}
 	memset(&call, 0, sizeof(call));
+	snprintf(req->engine, sizeof(req->engine), "%s", rt.engine->id);
 	call.engine = rt.engine;
 	call.model = model;
 	call.pool = rt.pool && !req->retried;
@@ -631,6 +632,9 @@ route_dispatch(struct http_req *req)
 		break;
 	case EP_OLLAMA_VERSION:
 		fo_version(req);
+		break;
+	case EP_METRICS:
+		metrics_serve(req);
 		break;
 	case EP_OLLAMA_CHAT:
 	case EP_OLLAMA_GENERATE:

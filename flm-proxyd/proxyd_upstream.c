@@ -253,6 +253,8 @@ up_fail(struct upstream *up, int status, const char *code, const char *msg)
 
 	up_call_end(up, 1);	/* unless the caller said it failed */
 	up->req = NULL;
+	if (status >= 502)
+		metrics_upstream_error(up->engine.id);
 	if (req != NULL) {
 		http_release(req);
 		snprintf(buf, sizeof(buf), "Engine %s: %s", up->engine.id, msg);

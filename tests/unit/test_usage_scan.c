@@ -54,6 +54,17 @@ scope_rate(const char *key_id, struct policy_rate *out)
 }
 
 void
+metrics_request(const struct http_req *r, int status, int64_t ms,
+    int64_t p, int64_t c)
+{
+	(void)r;
+	(void)status;
+	(void)ms;
+	(void)p;
+	(void)c;
+}
+
+void
 http_drain_check(void)
 {
 }
