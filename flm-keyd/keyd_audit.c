@@ -32,7 +32,7 @@
 #define AUDIT_BUSY_MS	200
 #define AUDIT_REQID_LEN	24		/* "flm-" 16 hex, NUL */
 #define AUDIT_ROWS_PER_INSERT	64	/* 896 parameters */
-#define AUDIT_NCOLS		14	/* parameters a row */
+#define AUDIT_NCOLS		15	/* parameters a row */
 /* As many records as every proxyd worker may have in flight: a resent
  * record may be that far back, behind the other workers' records. */
 #define AUDIT_RESEND_WINDOW	(FLM_AUDIT_INFLIGHT * FLM_AUDIT_BATCH_MAX * \
@@ -57,6 +57,14 @@ struct audit_row {
 	int64_t		 prompt, completion;	/* -1: NULL */
 	const char	*created_at;
 	const char	*cert_serial, *cert_label;	/* NULL: none */
+	const char	*scope;				/* NULL: none */
+};
+
+static const char *const audit_scopes[FLM_SCOPE_MAX] = {
+	[FLM_SCOPE_ALLOWED] = "allowed",
+	[FLM_SCOPE_DENIED_ENDPOINT] = "denied: endpoint",
+	[FLM_SCOPE_DENIED_ADDRESS] = "denied: address",
+	[FLM_SCOPE_DENIED_MODEL] = "denied: model",
 };
 
 static const char	*col_text(sqlite3_stmt *, int);
@@ -161,6 +169,11 @@ audit_chain_from(const crypto_generichash_state *key,
 	if (r->cert_serial != NULL || r->cert_label != NULL) {
 		keyd_mac_str(&h, r->cert_serial);
 		keyd_mac_str(&h, r->cert_label);
+	}
+	/* Likewise for migration 008's. */
+	if (r->scope != NULL) {
+		crypto_generichash_update(&h, (const uint8_t *)"scope", 5);
+		keyd_mac_str(&h, r->scope);
 	}
 	crypto_generichash_final(&h, out, CHAIN_LEN);
 	sodium_memzero(&h, sizeof(h));
@@ -385,7 +398,7 @@ keyd_audit_valid(const struct flm_audit_record *a)
 	    (a->flags & ~FLM_AUDIT_F_RESENT) != 0 || a->endpoint == 0 ||
 	    a->endpoint >= FLM_AUDIT_EP_MAX || a->status < 100 ||
 	    a->status > 599 || a->time_ms <= 0 || a->prompt_tokens < -1 ||
-	    a->completion_tokens < -1)
+	    a->completion_tokens < -1 || a->scope >= FLM_SCOPE_MAX)
 		return 0;
 	if (memchr(a->key_id, '\0', sizeof(a->key_id)) == NULL ||
 	    memchr(a->addr, '\0', sizeof(a->addr)) == NULL ||
@@ -554,6 +567,7 @@ audit_bind(sqlite3_stmt *st, int base, const crypto_generichash_state *key,
 	r.created_at = t->when;
 	r.cert_serial = t->serial[0] ? t->serial : NULL;
 	r.cert_label = a->cert_label[0] ? a->cert_label : NULL;
+	r.scope = audit_scopes[a->scope];
 	audit_chain_from(key, hd->last_chain, &r, t->chain);
 	/* Every text outlives the step: a, t and the endpoint table. */
 #define BIND_TEXT(i, s) (s) == NULL ? sqlite3_bind_null(st, base + i) : \
@@ -575,6 +589,7 @@ audit_bind(sqlite3_stmt *st, int base, const crypto_generichash_state *key,
 	sqlite3_bind_blob(st, base + 12, t->chain, CHAIN_LEN, SQLITE_STATIC);
 	BIND_TEXT(13, r.cert_serial);
 	BIND_TEXT(14, r.cert_label);
+	BIND_TEXT(15, r.scope);
 #undef BIND_TEXT
 #undef BIND_NUM
 	hd->last_id = r.id;
@@ -585,17 +600,17 @@ audit_bind(sqlite3_stmt *st, int base, const crypto_generichash_state *key,
 static int
 audit_prepare(struct db *db, int k, sqlite3_stmt **st)
 {
-	char	 sql[200 + AUDIT_ROWS_PER_INSERT * 32];
+	char	 sql[200 + AUDIT_ROWS_PER_INSERT * 40];
 	size_t	 n;
 	int	 i;
 
 	n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO audit_logs (id, "
 	    "request_id, api_key_id, client_addr, endpoint, model, status, "
 	    "latency_ms, prompt_tokens, completion_tokens, created_at, chain, "
-	    "cert_serial, cert_label) VALUES ");
+	    "cert_serial, cert_label, scope) VALUES ");
 	for (i = 0; i < k && n < sizeof(sql); i++)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-		    "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", i ? "," : "");
+		    "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", i ? "," : "");
 	return sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
 }
 
@@ -892,11 +907,15 @@ col_num(sqlite3_stmt *st, int i)
 
 #define AUDIT_COLUMNS	"id, request_id, api_key_id, client_addr, endpoint, " \
 	"model, status, latency_ms, prompt_tokens, completion_tokens, " \
-	"created_at, chain, cert_serial, cert_label"
-/* Archives made before migration 005 have no certificate columns. */
+	"created_at, chain, cert_serial, cert_label, scope"
+/* Archives made before migration 008 have no scope column, */
+#define AUDIT_COLUMNS_007	"id, request_id, api_key_id, client_addr, " \
+	"endpoint, model, status, latency_ms, prompt_tokens, " \
+	"completion_tokens, created_at, chain, cert_serial, cert_label, NULL"
+/* and those before migration 005 no certificate columns. */
 #define AUDIT_COLUMNS_OLD	"id, request_id, api_key_id, client_addr, " \
 	"endpoint, model, status, latency_ms, prompt_tokens, " \
-	"completion_tokens, created_at, chain, NULL, NULL"
+	"completion_tokens, created_at, chain, NULL, NULL, NULL"
 
 static void
 row_read(sqlite3_stmt *st, struct audit_row *r)
@@ -914,18 +933,19 @@ row_read(sqlite3_stmt *st, struct audit_row *r)
 	r->created_at = col_text(st, 10);
 	r->cert_serial = col_text(st, 12);
 	r->cert_label = col_text(st, 13);
+	r->scope = col_text(st, 14);
 }
 
 /* Does schema's audit_logs have the certificate columns (005)? */
 static int
-has_cert_cols(struct db *db, const char *schema)
+has_col(struct db *db, const char *schema, const char *col)
 {
 	sqlite3_stmt	*st;
 	char		*sql;
 	int		 found = 0;
 
 	sql = sqlite3_mprintf("SELECT 1 FROM pragma_table_info('audit_logs', "
-	    "%Q) WHERE name = 'cert_serial'", schema);
+	    "%Q) WHERE name = %Q", schema, col);
 	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) == SQLITE_OK) {
 		found = sqlite3_step(st) == SQLITE_ROW;
 		sqlite3_finalize(st);
@@ -952,7 +972,9 @@ verify_span(struct db *db, const char *schema, int64_t first, int64_t last,
 	int			 rc;
 
 	sql = sqlite3_mprintf("SELECT %s FROM %w.audit_logs ORDER BY id",
-	    has_cert_cols(db, schema) ? AUDIT_COLUMNS : AUDIT_COLUMNS_OLD,
+	    has_col(db, schema, "scope") ? AUDIT_COLUMNS :
+	    has_col(db, schema, "cert_serial") ? AUDIT_COLUMNS_007 :
+	    AUDIT_COLUMNS_OLD,
 	    schema);
 	rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
 	sqlite3_free(sql);
@@ -1242,6 +1264,7 @@ row_json(sqlite3_stmt *st)
 	json_object_object_add(o, "created_at", TEXT(r.created_at));
 	json_object_object_add(o, "cert_serial", TEXT(r.cert_serial));
 	json_object_object_add(o, "cert_label", TEXT(r.cert_label));
+	json_object_object_add(o, "scope", TEXT(r.scope));
 #undef TEXT
 #undef NUM
 	return o;

@@ -180,6 +180,7 @@ struct http_req {
 	char			 engine[33];
 	uint64_t		 ttft_us;
 	int			 mx_stream;
+	int			 scope;		/* enum flm_audit_scope */
 	/* For the audit trail: the model the client named (owned), and
 	 * the answer's last bytes, where engines put their usage. */
 	char			*model;

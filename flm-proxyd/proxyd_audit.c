@@ -243,6 +243,7 @@ audit_request(struct http_req *r, int status)
 	    http_req_cert(r, &label));
 	audit_copy(a->cert_label, sizeof(a->cert_label), label);
 	audit_copy_model(a->model, sizeof(a->model), r->model);
+	a->scope = (uint8_t)r->scope;
 	metrics_request(r, (int)a->status, (int64_t)a->latency_ms,
 	    a->prompt_tokens, a->completion_tokens);
 	ms = (a->prompt_tokens > 0 ? a->prompt_tokens : 0) +

@@ -378,7 +378,10 @@ catalogue_pool(const char *name, const char *key, const char *exclude,
 		ids[n] = cat_models[i].engine;
 		prio[n++] = e->priority;
 	}
-	if (n == 0 && outside > 0) {
+	/* A key limited to some models learns nothing of the others:
+	 * none of its own is "not yours", whether it exists or not. */
+	if (n == 0 && (outside > 0 || (ks != NULL &&
+	    keyscope_limits_models(ks)))) {
 		snprintf(err, errsz, "This API key may not use the model '%s'.",
 		    name);
 		return 403;
@@ -407,6 +410,20 @@ catalogue_pool(const char *name, const char *key, const char *exclude,
 	return 0;
 }
 
+/* flm://ENGINE/MODEL by its name alone: within the key's scope? */
+static int
+catalogue_in_scope(const struct keyscope *ks, const char *model)
+{
+	char		 engine[33];
+	const char	*slash = strchr(model + 6, '/');
+
+	if (slash == NULL || (size_t)(slash - (model + 6)) >= sizeof(engine))
+		return !keyscope_limits_models(ks);
+	memcpy(engine, model + 6, slash - (model + 6));
+	engine[slash - (model + 6)] = '\0';
+	return keyscope_model(ks, engine, slash + 1);
+}
+
 /*
  * Which engine serves model: flm://ENGINE/MODEL pins one; a bare name
  * or flm://pool/NAME is balanced across the engines that have it.  key
@@ -426,6 +443,11 @@ catalogue_route(const char *model, const char *key, const char *exclude,
 		    errsz);
 	if (strncmp(model, "flm://", 6) != 0)
 		return catalogue_pool(model, key, exclude, ks, rt, err, errsz);
+	if (ks != NULL && !catalogue_in_scope(ks, model)) {
+		snprintf(err, errsz, "This API key may not use the model '%s'.",
+		    model);
+		return 403;
+	}
 	for (i = 0; i < cat_nmodels && hit == NULL; i++)
 		if (strcmp(cat_models[i].id, model) == 0)
 			hit = &cat_models[i];
@@ -437,11 +459,6 @@ catalogue_route(const char *model, const char *key, const char *exclude,
 		    "engine is not running; GET /v1/models lists the models "
 		    "served.", model);
 		return 404;
-	}
-	if (ks != NULL && !keyscope_model(ks, hit->engine, hit->model)) {
-		snprintf(err, errsz, "This API key may not use the model '%s'.",
-		    model);
-		return 403;
 	}
 	rt->model = hit->model;
 	rt->openai = hit->openai;

@@ -137,13 +137,14 @@ policy_key_admit(struct http_req *r)
 	const char		*serial;
 
 	if (r->key_id[0] != '\0') {
+		/* Refused by its scope: not counted against its limit. */
 		scope_rate(r->key_id, &rate);
-		return !policy_limited(r, "key", r->key_id, &rate, "API key") &&
-		    scope_admit(r);
+		return scope_admit(r) &&
+		    !policy_limited(r, "key", r->key_id, &rate, "API key");
 	}
 	if ((serial = http_req_cert(r, NULL))[0] != '\0')
-		return !policy_limited(r, "cert", serial, &px->policy.per_key,
-		    "client certificate") && scope_admit(r);
+		return scope_admit(r) && !policy_limited(r, "cert", serial,
+		    &px->policy.per_key, "client certificate");
 	return scope_admit(r);
 }
 

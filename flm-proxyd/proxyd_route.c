@@ -546,9 +546,11 @@ route_post(struct http_req *req)
 	req->model = strdup(model);
 	if ((st = catalogue_route(model, req->key_id, req->retried ?
 	    req->exclude : NULL, scope_of(req), &rt, msg, sizeof(msg))) != 0) {
-		if (st == 403)
+		if (st == 403) {
+			req->scope = FLM_SCOPE_DENIED_MODEL;
 			http_error(req, 403, "permission_denied",
 			    "model_not_allowed", msg);
+		}
 		else if (st == 404)
 			http_error(req, 404, "invalid_request_error",
 			    "model_not_found", msg);

@@ -140,6 +140,8 @@ scope_admit(struct http_req *r)
 
 	if (fam == KS_METRICS && (ks == NULL ||
 	    !(ks->endpoints & KS_METRICS))) {
+		if (ks != NULL)
+			r->scope = FLM_SCOPE_DENIED_ENDPOINT;
 		http_error(r, 403, "permission_denied", "endpoint_not_allowed",
 		    "This API key may not read metrics: give it the metrics "
 		    "endpoint (flm api-keys scope LABEL --endpoints metrics).");
@@ -147,7 +149,9 @@ scope_admit(struct http_req *r)
 	}
 	if (ks == NULL)
 		return 1;
+	r->scope = FLM_SCOPE_ALLOWED;
 	if (fam != 0 && ks->endpoints != 0 && !(ks->endpoints & fam)) {
+		r->scope = FLM_SCOPE_DENIED_ENDPOINT;
 		snprintf(msg, sizeof(msg), "This API key may not use the %s "
 		    "endpoints.", keyscope_ep_name(fam));
 		http_error(r, 403, "permission_denied", "endpoint_not_allowed",
@@ -156,6 +160,7 @@ scope_admit(struct http_req *r)
 	}
 	if (ks->ncidr > 0 && policy_cidrs_match(ks->cidr, (size_t)ks->ncidr,
 	    http_req_addr(r)) != 1) {
+		r->scope = FLM_SCOPE_DENIED_ADDRESS;
 		snprintf(msg, sizeof(msg), "This API key may not be used from "
 		    "%s.", http_req_addr(r));
 		http_error(r, 403, "permission_denied", "address_not_allowed",

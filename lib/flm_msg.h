@@ -266,7 +266,7 @@ struct flm_tls_signature {
  * One proxied request, for the audit trail.  Strings are NUL-terminated
  * within their fields; a token count of -1 means the engine gave none.
  */
-#define FLM_AUDIT_VERSION	3
+#define FLM_AUDIT_VERSION	4
 #define FLM_AUDIT_BATCH_MAX	256	/* records per IMSG_AUDIT_BATCH */
 #define FLM_AUDIT_INFLIGHT	16	/* batches sent, not yet acked */
 /* Sent before to a keyd that did not acknowledge it: keyd may have it. */
@@ -289,6 +289,16 @@ enum flm_audit_endpoint {
 	FLM_AUDIT_EP_MAX
 };
 
+/* A scoped key's request: how its scope judged it (lib/keyscope.h). */
+enum flm_audit_scope {
+	FLM_SCOPE_NONE = 0,		/* the key has no scope, or no key */
+	FLM_SCOPE_ALLOWED,
+	FLM_SCOPE_DENIED_ENDPOINT,
+	FLM_SCOPE_DENIED_ADDRESS,
+	FLM_SCOPE_DENIED_MODEL,
+	FLM_SCOPE_MAX
+};
+
 struct flm_audit_record {
 	uint32_t	 version;
 	uint32_t	 endpoint;	/* enum flm_audit_endpoint */
@@ -305,7 +315,8 @@ struct flm_audit_record {
 	/* The client certificate the TLS connection presented, if any. */
 	char		 cert_serial[FLM_CERT_SERIAL_LEN + 1];
 	char		 cert_label[FLM_CERT_LABEL_MAX + 1];
-	char		 pad[6];
+	uint8_t		 scope;		/* enum flm_audit_scope */
+	char		 pad[5];
 };
 
 struct flm_audit_ack {

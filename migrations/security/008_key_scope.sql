@@ -4,3 +4,7 @@
 -- so rows from before keep their MACs and a scope cannot be added,
 -- changed or dropped without the master key.
 ALTER TABLE api_keys ADD COLUMN scope TEXT;
+-- What a scoped key's request was judged (audit v4): allowed, or
+-- denied and by what; NULL for keys without a scope.  In the chain's
+-- hash when set, so older rows keep theirs.
+ALTER TABLE audit_logs ADD COLUMN scope TEXT;

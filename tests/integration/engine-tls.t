@@ -125,7 +125,11 @@ code=$(chat gpu)
 checkx "… a chat is 502 engine_tls_failed saying why ($code)" \
     '[ "$code" = 502 ] && jq -e ".error.code == \"engine_tls_failed\" and (.error.message | test(\"Engine gpu: .*certificate\"))" "$T/chat.out" >/dev/null'
 set_ engines.gpu.ca system
-detect
+# A slow probe (the sanitizer build) may time out first: wait for the
+# verdict on the certificate itself.
+tls_refused() { detect; [ "$(field gpu state)" = ErrorNetwork ] &&
+    field gpu reason | grep -qi "certificate\|SSL"; }
+wait_until 15000 tls_refused || diag "gpu: $(field gpu state): $(field gpu reason)"
 checkx "the system roots, which do not hold the test CA: ErrorNetwork" \
     '[ "$(field gpu state)" = ErrorNetwork ] && [ "$(chat gpu)" = 502 ]'
 checkx "… and the engine never got a chat ($n0 before, $(stat $P1 'by_path["/v1/chat/completions"]') after)" \

@@ -114,6 +114,7 @@ DB "ALTER TABLE api_keys DROP COLUMN mac; ALTER TABLE api_keys DROP COLUMN scope
     ALTER TABLE security_policies DROP COLUMN mac; DROP TABLE keyd_state;
     ALTER TABLE audit_logs DROP COLUMN cert_serial;
     ALTER TABLE audit_logs DROP COLUMN cert_label; DROP TABLE acme_accounts;
+    ALTER TABLE audit_logs DROP COLUMN scope;
     DROP TABLE secrets; DROP TABLE secret_keys;
     CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, key_id TEXT NOT NULL,
 	nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, created_at TEXT, rotated_at TEXT);

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 
 mock_init
-plan 37
+plan 40
 
 mock --flavor ollama
 OL=$MPORT
@@ -68,6 +68,12 @@ check "a model its glob matches is served ($code)" test "$code" = 200
 code=$(chat "$SK" flm://ollama/llama3.2:1b)
 checkx "another engine's model: 403 model_not_allowed ($code)" \
     '[ $code = 403 ] && [ "$(why)" = "model_not_allowed: This API key may not use the model '"'flm://ollama/llama3.2:1b'"'." ]'
+code=$(chat "$SK" flm://ollama/nothing)
+c2=$(chat "$SK" nothing-at-all)
+checkx "a model out of scope that does not exist is refused the same: 403, not 404 ($code $c2)" \
+    '[ $code = 403 ] && [ $c2 = 403 ]'
+code=$(chat "$SK" flm://vllm/nothing)
+check "one in scope that does not exist is 404 ($code)" test "$code" = 404
 code=$(chat "$SK" llama3.2:1b)
 checkx "a pool name goes only to the members in scope ($code)" \
     '[ $code = 200 ] && jq -e ".choices[0].message.content | test(\"mock vllm\")" "$TMP/a.json" >/dev/null'
@@ -158,6 +164,13 @@ checkx "its scope dropped with sqlite3: the key is refused, not widened ($code)"
     '[ $code = 401 ] && F api-keys list --json | jq -e ".[] | select(.label == \"tamper\") | .state == \"refused\"" >/dev/null'
 code=$(chat "$ALL" flm://vllm/big)
 check "the other keys still work ($code)" test "$code" = 200
-checkx "the audit trail has the refusals with their model" \
-    'F audit tail -n 100 --json | jq -e "[.records[] | select(.status == 403 and .model == \"flm://ollama/llama3.2:1b\")] | length >= 2" >/dev/null'
+F audit tail -n 200 --json >"$TMP/audit.json"
+checkx "the audit trail names each scope decision: denied (model, endpoint, address), allowed" \
+    'jq -e "[.records[] | select(.status == 403 and .model == \"flm://ollama/llama3.2:1b\" and .scope == \"denied: model\")] | length >= 2" "$TMP/audit.json" >/dev/null &&
+    jq -e "[.records[] | select(.status == 403 and .scope == \"denied: endpoint\")] | length >= 3" "$TMP/audit.json" >/dev/null &&
+    jq -e "[.records[] | select(.status == 403 and .scope == \"denied: address\")] | length == 1" "$TMP/audit.json" >/dev/null &&
+    jq -e "[.records[] | select(.status == 200 and .scope == \"allowed\")] | length >= 5" "$TMP/audit.json" >/dev/null &&
+    jq -e "[.records[] | select(.key_id == \"$(echo "$ALL" | cut -d_ -f2)\" and .scope != null)] | length == 0" "$TMP/audit.json" >/dev/null'
+checkx "flm audit verify: the chain holds with the scope in it" \
+    'F audit verify >/dev/null'
 check "flm-proxyd and flm-keyd are still running" all_running
