@@ -83,6 +83,7 @@ static const char *const audit_endpoints[FLM_AUDIT_EP_MAX] = {
 	[FLM_AUDIT_EP_OLLAMA_SHOW] = "/api/show",
 	[FLM_AUDIT_EP_OLLAMA_VERSION] = "/api/version",
 	[FLM_AUDIT_EP_RESPONSES] = "/v1/responses",
+	[FLM_AUDIT_EP_COUNT_TOKENS] = "/v1/messages/count_tokens",
 };
 
 /*

@@ -125,6 +125,7 @@ enum http_endpoint {
 	EP_OLLAMA_VERSION,
 	/* Anthropic's Messages API (proxyd_front_messages.c) */
 	EP_MESSAGES,
+	EP_COUNT_TOKENS,	/* by the engine's /tokenize, where it has one */
 	/* OpenAI's Responses API, stateless (proxyd_front_responses.c) */
 	EP_RESPONSES,
 	EP_METRICS,

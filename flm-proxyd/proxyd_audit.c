@@ -178,6 +178,7 @@ audit_endpoint(enum http_endpoint ep)
 	case EP_OLLAMA_SHOW:	return FLM_AUDIT_EP_OLLAMA_SHOW;
 	case EP_OLLAMA_VERSION:	return FLM_AUDIT_EP_OLLAMA_VERSION;
 	case EP_RESPONSES:	return FLM_AUDIT_EP_RESPONSES;
+	case EP_COUNT_TOKENS:	return FLM_AUDIT_EP_COUNT_TOKENS;
 	default:		return 0;
 	}
 }

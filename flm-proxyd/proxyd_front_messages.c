@@ -419,8 +419,8 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 }
 
 static int
-fm_head(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fm_head(struct json_object *in, struct json_object *out, int counting,
+    char *err, size_t errsz)
 {
 	struct json_object	*v, *so;
 
@@ -431,6 +431,8 @@ fm_head(struct json_object *in, struct json_object *out, char *err,
 		return -1;
 	}
 	jadd(out, "model", json_object_get(v));
+	if (counting)
+		return 0;	/* what would be sent, counted: no answer */
 	if ((v = front_get(in, "max_tokens")) == NULL) {
 		snprintf(err, errsz, "max_tokens: Field required");
 		return -1;
@@ -466,9 +468,8 @@ fm_request(enum http_endpoint ep, struct json_object *in,
 	struct json_object	*out = json_object_new_object(), *msgs, *m;
 	size_t			 i;
 
-	(void)ep;
-	*op = EP_CHAT;
-	if (fm_head(in, out, err, errsz) == -1 ||
+	*op = ep == EP_COUNT_TOKENS ? EP_COUNT_TOKENS : EP_CHAT;
+	if (fm_head(in, out, ep == EP_COUNT_TOKENS, err, errsz) == -1 ||
 	    fm_sampling(in, out, err, errsz) == -1 ||
 	    fm_tools(in, out, err, errsz) == -1 ||
 	    fm_tool_choice(in, out, err, errsz) == -1)
@@ -548,6 +549,25 @@ fm_tool_block(const char *id, const char *name, struct json_object *input)
 	return b;
 }
 
+/* The engine's tokenizer's answer: vLLM's count, llama.cpp's tokens. */
+static struct json_object *
+fm_count_answer(struct json_object *in)
+{
+	struct json_object	*o, *v;
+	int64_t			 n;
+
+	if ((v = front_get(in, "count")) != NULL && fm_is(v, json_type_int))
+		n = json_object_get_int64(v);
+	else if ((v = front_get(in, "tokens")) != NULL &&
+	    fm_is(v, json_type_array))
+		n = (int64_t)json_object_array_length(v);
+	else
+		return NULL;
+	o = json_object_new_object();
+	jadd(o, "input_tokens", json_object_new_int64(n));
+	return o;
+}
+
 struct json_object *
 fm_answer(struct front *fr, struct json_object *in)
 {
@@ -556,6 +576,8 @@ fm_answer(struct front *fr, struct json_object *in)
 	char			 id[96];
 	int			 i;
 
+	if (fr->ep == EP_COUNT_TOKENS)
+		return fm_count_answer(in);
 	if (front_msg_read(in, 0, &m) == -1)
 		return NULL;
 	fr->ptok = m.ptok;

@@ -1150,6 +1150,8 @@ static const struct {
 	    EP_EMBEDDINGS },
 	{ "/v1/messages",	  EP_MESSAGES,	  HTTP_M_POST, 1, DL_ANTHROPIC,
 	    EP_CHAT },
+	{ "/v1/messages/count_tokens", EP_COUNT_TOKENS, HTTP_M_POST, 1,
+	    DL_ANTHROPIC, EP_COUNT_TOKENS },
 	{ "/v1/responses",	  EP_RESPONSES,	  HTTP_M_POST, 1, DL_RESPONSES,
 	    EP_CHAT },
 	{ "/api/chat",		  EP_OLLAMA_CHAT, HTTP_M_POST, 1, DL_OLLAMA,

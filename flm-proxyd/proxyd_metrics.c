@@ -66,6 +66,7 @@ mx_path(int ep)
 	case EP_COMPLETIONS:		return "/v1/completions";
 	case EP_EMBEDDINGS:		return "/v1/embeddings";
 	case EP_MESSAGES:		return "/v1/messages";
+	case EP_COUNT_TOKENS:		return "/v1/messages/count_tokens";
 	case EP_RESPONSES:		return "/v1/responses";
 	case EP_OLLAMA_CHAT:		return "/api/chat";
 	case EP_OLLAMA_GENERATE:	return "/api/generate";

@@ -474,6 +474,95 @@ route_passthrough(struct http_req *req, struct route_scratch *sc,
 	return 0;
 }
 
+/* The text of every message, one per line: llama.cpp's tokenizer
+ * takes text, not a conversation. */
+static struct json_object *
+route_text_of(struct json_object *msgs)
+{
+	struct json_object	*m, *c, *p, *t;
+	char			*s = NULL, *n;
+	const char		*v;
+	size_t			 i, j, len = 0, vl;
+
+	for (i = 0; i < json_object_array_length(msgs); i++) {
+		m = json_object_array_get_idx(msgs, i);
+		if (!json_object_object_get_ex(m, "content", &c))
+			continue;
+		for (j = 0; j < (json_object_is_type(c, json_type_array) ?
+		    json_object_array_length(c) : 1); j++) {
+			p = json_object_is_type(c, json_type_array) ?
+			    json_object_array_get_idx(c, j) : c;
+			if (!json_object_is_type(p, json_type_string) &&
+			    (!json_object_object_get_ex(p, "text", &t) ||
+			    !json_object_is_type(p = t, json_type_string)))
+				continue;
+			v = json_object_get_string(p);
+			vl = (size_t)json_object_get_string_len(p);
+			if ((n = realloc(s, len + vl + 2)) == NULL) {
+				free(s);
+				return NULL;
+			}
+			s = n;
+			memcpy(s + len, v, vl);
+			len += vl;
+			s[len++] = '\n';
+		}
+	}
+	p = json_object_new_string_len(s != NULL ? s : "", (int)len);
+	free(s);
+	return p;
+}
+
+/*
+ * /v1/messages/count_tokens: asked of the engine's own tokenizer,
+ * vLLM's (the conversation, its chat template applied) or llama.cpp's
+ * (the text); other engines cannot count.
+ */
+static int
+route_count(struct http_req *req, const struct route *rt, const char *buf,
+    size_t len, struct json_object **native, struct iovec *iov,
+    struct upstream_call *call)
+{
+	struct json_object	*in, *msgs, *t;
+	char			 msg[300];
+	size_t			 n;
+	int			 vllm = strcmp(rt->engine->kind, "vllm") == 0;
+
+	if (!vllm && strcmp(rt->engine->kind, "llamacpp") != 0) {
+		snprintf(msg, sizeof(msg), "Engine %s (%s) cannot count "
+		    "tokens: count_tokens needs an engine with a tokenizer "
+		    "endpoint (vLLM, llama.cpp).", rt->engine->id,
+		    rt->engine->kind);
+		route_bad(req, NULL, msg);
+		return -1;
+	}
+	if ((in = json_parse_buf(buf, len)) == NULL ||
+	    !json_object_object_get_ex(in, "messages", &msgs)) {
+		json_object_put(in);
+		route_bad(req, NULL, "We could not parse the JSON body of your "
+		    "request.");
+		return -1;
+	}
+	*native = json_object_new_object();
+	if (vllm) {
+		json_object_object_add(*native, "model",
+		    json_object_new_string(rt->model));
+		json_object_object_add(*native, "messages",
+		    json_object_get(msgs));
+	} else if ((t = route_text_of(msgs)) != NULL)
+		json_object_object_add(*native, "content", t);
+	json_object_put(in);
+	iov->iov_base = (void *)json_object_to_json_string_length(*native,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	iov->iov_len = n;
+	call->iov = iov;
+	call->niov = 1;
+	call->len = n;
+	call->path = "/tokenize";
+	call->mode = UP_PASS;
+	return 0;
+}
+
 /* /api/show for an Ollama engine: asked of it, with its own name. */
 static int
 route_show(struct http_req *req, const char *model,
@@ -575,7 +664,10 @@ route_post(struct http_req *req)
 	call.usage = route_flag(&sc->js, "stream_options", "include_usage");
 	ollama = req->dialect == DL_OLLAMA &&
 	    strcmp(rt.engine->kind, "ollama") == 0;
-	if (req->op == EP_OLLAMA_SHOW) {
+	if (req->op == EP_COUNT_TOKENS) {
+		if (route_count(req, &rt, buf, len, &native, &one, &call) == -1)
+			goto done;
+	} else if (req->op == EP_OLLAMA_SHOW) {
 		if (!ollama) {
 			front_native_show(req, &rt);
 			goto done;
@@ -644,6 +736,7 @@ route_dispatch(struct http_req *req)
 	case EP_OLLAMA_EMBEDDINGS:
 	case EP_OLLAMA_SHOW:
 	case EP_MESSAGES:
+	case EP_COUNT_TOKENS:
 	case EP_RESPONSES:
 		front_request(req, route_fresh);
 		break;

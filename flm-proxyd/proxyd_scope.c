@@ -113,7 +113,8 @@ scope_family(enum http_endpoint ep)
 	case EP_CHAT:		return KS_CHAT;
 	case EP_COMPLETIONS:	return KS_COMPLETIONS;
 	case EP_EMBEDDINGS:	return KS_EMBEDDINGS;
-	case EP_MESSAGES:	return KS_MESSAGES;
+	case EP_MESSAGES:
+	case EP_COUNT_TOKENS:	return KS_MESSAGES;
 	case EP_RESPONSES:	return KS_RESPONSES;
 	case EP_METRICS:	return KS_METRICS;
 	case EP_OLLAMA_CHAT:

@@ -25,6 +25,10 @@
 #    and p99); flm-keyd's CPU per 1,000 audit records; one worker and
 #    FLM_BENCH_WORKERS (proxy.workers against nginx worker_processes)
 #    and the scaling between them.
+#  - issue 18: Anthropic's Messages, Ollama's /api/chat and OpenAI's
+#    Responses (small and long bodies) through flm before the same
+#    static engine, interleaved with chat completions of the same size:
+#    what each front-end's translation adds to a request's CPU.
 # Prints one table and a targets block.  Exits 1 if an arm could not be
 # measured or saw errors (the table says which); targets are reported,
 # never enforced.  All traffic goes to 127.0.0.1.
@@ -869,6 +873,20 @@ mkbody15() {
 		printf '{"model":"%s","messages":[{"role":"system","content":"Answer from the document."},{"role":"user","content":"' "$3"
 		cat "$STATE/long.txt"
 		printf '"}],"max_tokens":16}' ;;
+	msg_small)
+		printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' "$3" ;;
+	oll_small)
+		printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"stream":false,"options":{"num_predict":16}}' "$3" ;;
+	resp_small)
+		printf '{"model":"%s","input":"Say hello to the benchmark.","max_output_tokens":16}' "$3" ;;
+	msg_long | oll_long | resp_long)
+		case $2 in
+		msg_*) printf '{"model":"%s","max_tokens":16,"system":"Answer from the document.","messages":[{"role":"user","content":"' "$3" ;;
+		oll_*) printf '{"model":"%s","stream":false,"options":{"num_predict":16},"messages":[{"role":"system","content":"Answer from the document."},{"role":"user","content":"' "$3" ;;
+		resp_*) printf '{"model":"%s","max_output_tokens":16,"instructions":"Answer from the document.","input":[{"role":"user","content":"' "$3" ;;
+		esac
+		cat "$STATE/long.txt"
+		printf '"}]}' ;;
 	emb)
 		printf '{"model":"%s","input":[' "$3"
 		i=0
@@ -881,7 +899,9 @@ mkbody15() {
 	esac >"$1"
 }
 SHAPES="small long sse emb"
-for sh in $SHAPES; do
+# Issue 18: the other dialects' front-ends, flm only, the same engine.
+D18="msg_small oll_small resp_small msg_long oll_long resp_long"
+for sh in $SHAPES $D18; do
 	mkbody15 "$STATE/b15.plain.$sh" $sh "$MODEL"
 	if [ $sh = sse ]; then m="flm://static500/$MODEL"; else m="flm://static/$MODEL"; fi
 	mkbody15 "$STATE/b15.flm.$sh" $sh "$m"
@@ -897,8 +917,13 @@ url15() {
 	*) u_p=$AUTH_PORT ;;
 	esac
 	case $1.$2 in f*) ;; *.sse) u_p=$((u_p + 1)) ;; esac
-	if [ "$2" = emb ]; then echo "http://127.0.0.1:$u_p$EMB"
-	else echo "http://127.0.0.1:$u_p$CHAT"; fi
+	case $2 in
+	emb) echo "http://127.0.0.1:$u_p$EMB" ;;
+	msg_*) echo "http://127.0.0.1:$u_p/v1/messages" ;;
+	oll_*) echo "http://127.0.0.1:$u_p/api/chat" ;;
+	resp_*) echo "http://127.0.0.1:$u_p/v1/responses" ;;
+	*) echo "http://127.0.0.1:$u_p$CHAT" ;;
+	esac
 }
 # bfile15 ARM SHAPE: the body file.
 bfile15() {
@@ -942,6 +967,9 @@ check15() {
 		    grep -q '^data: \[DONE\]' "$c_out" && c_ok=1 ;;
 		emb) [ "$(wc -c <"$c_out")" -ge $((EMB_BYTES - 64)) ] &&
 		    grep -q '"embedding"' "$c_out" && c_ok=1 ;;
+		msg_*) grep -q '"type":"message"' "$c_out" && c_ok=1 ;;
+		oll_*) grep -q '"done":true' "$c_out" && c_ok=1 ;;
+		resp_*) grep -q '"object":"response"' "$c_out" && c_ok=1 ;;
 		esac
 	fi
 	[ $c_ok = 1 ] && return 0
@@ -1017,6 +1045,28 @@ for a in d15 n15 f15; do
 		    "(every round)"
 	done
 done
+# Issue 18: each dialect's small and long request, interleaved with
+# the chat completions of the same sizes (tags small18, long18): what
+# the front-end's translation adds to a request's cost.
+STEP="measuring the other dialects"
+for sh in $D18; do
+	mklua15 f15 $sh
+	check15 f15 $sh
+done
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+	for sh in small long; do
+		run15 f15 $sh ${sh}18 "$CONC"
+		for d in msg oll resp; do run15 f15 ${d}_$sh ${d}_$sh "$CONC"; done
+	done
+	r=$((r + 1))
+done
+for t in $D18 small18 long18; do
+	e=$(errs f15 $t)
+	[ "$e" = - ] || [ "$e" = 0 ] ||
+	    fail "arm f15, $t: $e socket errors or non-2xx answers (every round)"
+done
+
 # keyd's CPU per 1,000 audit records: tests/bench/keyd-cpu.sh's
 # measure (flm-keyd's user + system time around a wrk run of flm's small
 # shape, over the rows it added to the trail), on this suite.
@@ -1263,6 +1313,19 @@ SC_N=$(ratio "$(field nN small 1)" "$(field n15 small 1)")
 SC_F=$(ratio "$(field fN small 1)" "$(field f15 small 1)")
 printf '%-22s %10s %10s\n' "scaling $WORKERS/1" "$SC_N" "$SC_F"
 rule
+echo "Issue 18: the other dialects before the same static engine (flm, 1 worker,"
+echo "  c=$CONC, interleaved with chat completions of the same size): req/s and"
+echo "  flm-proxyd + flm-keyd CPU per request; cost = CPU/request over chat's"
+printf '%-22s %10s %10s %10s %9s\n' "dialect" "req/s" "CPU us" "chat CPU" "cost"
+T18=
+for sh in $D18; do
+	sz=${sh#*_}
+	c=$(ratio "$(field f15 $sh 7)" "$(field f15 ${sz}18 7)")
+	T18="$T18 $sh=$c"
+	printf '%-22s %10s %10s %10s %9s\n' "$sh" "$(field f15 $sh 1)" \
+	    "$(field f15 $sh 7)" "$(field f15 ${sz}18 7)" "$c"
+done
+rule
 line "flm-keyd CPU ms per 1,000 audit records (wrk -t1 -c$CONC, small)" \
     "$KEYD_MS"
 line "  ($KEYD_ROWS audit rows, $KEYD_CPUMS ms of flm-keyd CPU)" ""
@@ -1291,6 +1354,10 @@ for sh in $SHAPES; do
 	eval "r=\$C15_$sh"
 	printf '  %-50s %8s  %s\n' "issue 15: $sh CPU/request flm/nginx <= 1.00" \
 	    "$r" "$(target "$r" '<=' 1.00)"
+done
+for t in $T18; do
+	printf '  %-50s %8s  %s\n' "issue 18: ${t%%=*} CPU/request / chat's <= 1.10" \
+	    "${t#*=}" "$(target "${t#*=}" '<=' 1.10)"
 done
 printf '  %-50s %8s  %s\n' "issue 15: added p50, small, static engine <= 25 us" \
     "$ADD15" "$(target "$ADD15" '<=' 25)"

@@ -233,6 +233,15 @@ await check('openai: responses.create with store: true is a ' +
 	return 'it was accepted';
 });
 
+await check('anthropic: messages.countTokens asks vLLM\'s tokenizer',
+    async () => {
+	const r = await anthropic.messages.countTokens({ model: ENGINES.vllm,
+	    system: 'be brief', messages: [{ role: 'user',
+	    content: 'one two three' }] });
+
+	return r.input_tokens === 5 || `got ${JSON.stringify(r)}`;
+});
+
 await check('anthropic: a missing max_tokens is a BadRequestError with ' +
     'Anthropic\'s error type', async () => {
 	try {

@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 70
+plan 73
 
 mock --flavor ollama
 OL=$MPORT
@@ -23,6 +23,8 @@ mock --flavor ollama --no-v1 --models old:1b
 OLD=$MPORT
 mock --flavor vllm --models broken
 BAD=$MPORT
+mock --flavor llamacpp --models gemma
+LC=$MPORT
 check "suite starts" suite_start
 F="$FLM -D $STATE"
 $F config set engines.ollama.url "http://127.0.0.1:$OL" >/dev/null
@@ -31,6 +33,8 @@ $F config set engines.old.url "http://127.0.0.1:$OLD" >/dev/null
 $F config set engines.old.kind ollama >/dev/null
 $F config set engines.bad.url "http://127.0.0.1:$BAD" >/dev/null
 $F config set engines.bad.kind vllm >/dev/null
+$F config set engines.lc.url "http://127.0.0.1:$LC" >/dev/null
+$F config set engines.lc.kind llamacpp >/dev/null
 KEY=$($F api-keys create --label d --json | jq -r .key)
 PORT=$($F proxy start --port 0 --json | jq .port)
 U=http://127.0.0.1:$PORT
@@ -42,7 +46,7 @@ listed() {
 wait_until 5000 listed || diag "the proxy does not list every engine yet"
 
 # ---- the official clients -------------------------------------------------------
-OPENAI_SCRIPT=dialects-client.mjs OPENAI_POINTS=27 openai_run "$U" "$KEY"
+OPENAI_SCRIPT=dialects-client.mjs OPENAI_POINTS=28 openai_run "$U" "$KEY"
 
 stats() { get "http://127.0.0.1:$1/__mock/stats"; }
 checkx "the Ollama engine got Ollama's API as it is, the vLLM one OpenAI's" \
@@ -189,9 +193,23 @@ checkx "a malformed whole answer: 502 api_error ($code)" \
     '[ $code = 502 ] && jq -e ".error.type == \"api_error\"" "$TMP/b.json" >/dev/null'
 curl -s -m 5 -X POST "http://127.0.0.1:$BAD/__mock/fail?mode=none" >/dev/null
 
+# ---- count_tokens, by the engine's own tokenizer ----------------------------------------
+count() {
+	curl -s -o "$TMP/count.json" -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
+	    -d "{\"model\":\"$1\",\"system\":\"be brief\",\"messages\":[{\"role\":\"user\",\"content\":\"one two three\"}]}" \
+	    "$U/v1/messages/count_tokens"
+}
+code=$(count flm://lc/gemma)
+checkx "count_tokens on llama.cpp: its /tokenize of the text ($code)" \
+    '[ $code = 200 ] && [ "$(jq .input_tokens "$TMP/count.json")" = 5 ] &&
+    [ "$(stats $LC | jq ".by_path[\"/tokenize\"]")" = 1 ]'
+code=$(count flm://ollama/llama3.2:1b)
+checkx "count_tokens on Ollama, which cannot count: 400 saying so ($code)" \
+    '[ $code = 400 ] && jq -e ".error.type == \"invalid_request_error\" and (.error.message | test(\"cannot count tokens\"))" "$TMP/count.json" >/dev/null'
+
 # ---- what the proxy answers itself, and the audit trail ---------------------------------------
 checkx "/api/tags lists every model as flm://ENGINE/MODEL, with the probe's details" \
-    'get -H "$AUTH" "$U/api/tags" | jq -e "(.models | length) == 5 and
+    'get -H "$AUTH" "$U/api/tags" | jq -e "(.models | length) == 6 and
     (.models[] | select(.name == \"flm://ollama/llama3.2:1b\") | .details.family == \"llama\")" >/dev/null'
 checkx "/api/version says FLM's version" \
     '[ "$(get -H "$AUTH" "$U/api/version" | jq -r .version)" = "$($F version --json | jq -r .version)" ]'

@@ -248,6 +248,7 @@ static struct {
 static void	 mock_static(struct evhttp_request *, const struct route *);
 static void	 mock_generate(struct evhttp_request *, const struct route *);
 static void	 mock_embed(struct evhttp_request *, const struct route *);
+static void	 mock_tokenize(struct evhttp_request *, const struct route *);
 static void	 mock_embed_prompt(struct evhttp_request *,
 		    const struct route *);
 static void	 mock_show(struct evhttp_request *, const struct route *);
@@ -285,6 +286,8 @@ static const struct route routes[] = {
 	    mock_static, B_VERSION, GEN_NONE },
 	{ "/props", FL_LLAMACPP, M_GET, ST_OPENAI, 0,
 	    mock_static, B_PROPS, GEN_NONE },
+	{ "/tokenize", FL_VLLM | FL_LLAMACPP, M_POST, ST_OPENAI, 0,
+	    mock_tokenize, B_NONE, GEN_NONE },
 	{ "/slots", FL_LLAMACPP, M_GET, ST_OPENAI, 0,
 	    mock_static, B_SLOTS, GEN_NONE },
 	{ "/api/v0/models", FL_LMSTUDIO, M_GET, ST_OPENAI, 0,
@@ -1834,6 +1837,62 @@ mock_embed_prompt(struct evhttp_request *req, const struct route *rt)
 	OUT_LIT("}");
 	mock_reply(req, HTTP_OK, CT_JSON);
  done:
+	json_object_put(root);
+}
+
+/*
+ * POST /tokenize, a token per word: vLLM's takes a model and messages
+ * (or a prompt) and answers {"count", "max_model_len", "tokens"};
+ * llama.cpp's takes "content" and answers {"tokens"}.
+ */
+static void
+mock_tokenize(struct evhttp_request *req, const struct route *rt)
+{
+	struct json_object	*root, *v, *m, *c;
+	const char		*t;
+	size_t			 i, len;
+	unsigned		 n = 0, w;
+
+	if ((root = req_json(req, rt->style, 0)) == NULL)
+		return;
+	if (mock.flavor == FL_LLAMACPP) {
+		if (!json_object_object_get_ex(root, "content", &v) ||
+		    content_words(v, &t, &len, &n) == -1 ||
+		    !json_object_is_type(v, json_type_string)) {
+			bad_request(req, rt->style, "content must be a string");
+			goto done;
+		}
+	} else if (req_model(req, rt->style, root) < 0)
+		goto done;
+	else if (json_object_object_get_ex(root, "messages", &v) &&
+	    json_object_is_type(v, json_type_array)) {
+		for (i = 0; i < json_object_array_length(v); i++) {
+			m = json_object_array_get_idx(v, i);
+			if (!json_object_object_get_ex(m, "content", &c))
+				c = NULL;
+			if (content_words(c, &t, &len, &w) == -1) {
+				bad_request(req, rt->style, "invalid content");
+				goto done;
+			}
+			n += w;
+		}
+	} else if (!json_object_object_get_ex(root, "prompt", &v) ||
+	    content_words(v, &t, &len, &n) == -1) {
+		bad_request(req, rt->style, "messages or prompt is required");
+		goto done;
+	}
+	out_reset();
+	if (mock.flavor != FL_LLAMACPP)
+		evbuffer_add_printf(mock.out, "{\"count\":%u,"
+		    "\"max_model_len\":4096,", n);
+	else
+		evbuffer_add_printf(mock.out, "{");
+	evbuffer_add_printf(mock.out, "\"tokens\":[");
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(mock.out, "%s%zu", i ? "," : "", i + 1);
+	evbuffer_add_printf(mock.out, "]}");
+	mock_reply(req, HTTP_OK, CT_JSON);
+done:
 	json_object_put(root);
 }
 
