@@ -69,6 +69,47 @@ front_type_name(struct json_object *v)
 /* ---- requests --------------------------------------------------------- */
 
 /*
+ * The fast way: the body's long strings set aside (proxyd_skel.c),
+ * the rest translated, the strings put back.  0 with req->xbody and
+ * *op; -1 to translate the whole body instead (nothing to set aside,
+ * a placeholder where it cannot go, or any error: the slow way says
+ * which).
+ */
+static int
+front_request_skel(struct http_req *req, const char *buf, size_t len,
+    enum http_endpoint *op)
+{
+	struct skel		 sk;
+	struct json_object	*in, *out = NULL;
+	struct evbuffer		*x;
+	const char		*s;
+	char			 msg[600];
+	size_t			 n;
+	int			 rv = -1;
+
+	if (skel_make(buf, len, &sk) == -1)
+		return -1;
+	if ((in = json_parse_buf_strict(sk.text, sk.len)) != NULL &&
+	    json_object_is_type(in, json_type_object))
+		out = front_ops[req->dialect].request(req->ep, in, op, msg,
+		    sizeof(msg));
+	json_object_put(in);
+	if (out != NULL && (x = evbuffer_new()) != NULL) {
+		s = json_object_to_json_string_length(out,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		    &n);
+		if (skel_splice(&sk, buf, s, n, x) == 0) {
+			req->xbody = x;
+			rv = 0;
+		} else
+			evbuffer_free(x);
+	}
+	json_object_put(out);
+	skel_free(&sk);
+	return rv;
+}
+
+/*
  * The client's body read, checked and made the OpenAI request of
  * req->op in req->xbody; then next(req).  Answered here if it is bad.
  */
@@ -82,6 +123,11 @@ front_request(struct http_req *req, http_req_cb next)
 	enum http_endpoint	 op = EP_CHAT;
 
 	buf = (const char *)evbuffer_pullup(req->body, -1);
+	if (buf != NULL && front_request_skel(req, buf, len, &op) == 0) {
+		req->op = op;
+		next(req);
+		return;
+	}
 	if (buf == NULL || (in = json_parse_buf_strict(buf, len)) == NULL ||
 	    !json_object_is_type(in, json_type_object)) {
 		if (buf != NULL)

@@ -69,6 +69,21 @@ struct front {
 	int		 seq;
 };
 
+/* proxyd_skel.c: long strings set aside while a request is translated */
+struct skel {
+	char		*text;		/* the body, placeholders for them */
+	size_t		 len;
+	struct {
+		size_t	 ofs, len;	/* a literal's insides in the body */
+	}		*lit;
+	size_t		 nlit;
+	char		 nonce[17];
+};
+int	skel_make(const char *, size_t, struct skel *);
+int	skel_splice(const struct skel *, const char *, const char *, size_t,
+	    struct evbuffer *);
+void	skel_free(struct skel *);
+
 /* proxyd_front.c */
 struct json_object *front_get(struct json_object *, const char *);
 int	front_msg_read(struct json_object *, int, struct front_msg *);

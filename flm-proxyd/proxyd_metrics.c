@@ -146,8 +146,11 @@ metrics_request(const struct http_req *r, int status, int64_t latency_ms,
 		return;
 	__atomic_store_n(&w->audit_queue, (uint64_t)audit_pending(),
 	    __ATOMIC_RELAXED);
+	/* The model a client names is a label only once an engine took
+	 * it: made-up names cannot use up the label sets. */
 	if ((s = mx_series_for(w, r->ep, status, r->engine,
-	    r->model != NULL ? r->model : "")) == NULL) {
+	    r->model != NULL && r->engine[0] != '\0' ? r->model : "")) ==
+	    NULL) {
 		mx_add(&w->overflow, 1);
 		return;
 	}

@@ -13,11 +13,11 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 73
+plan 75
 
 mock --flavor ollama
 OL=$MPORT
-mock --flavor vllm
+mock --flavor vllm --body-file "$TMP/vl-body.json"
 VL=$MPORT
 mock --flavor ollama --no-v1 --models old:1b
 OLD=$MPORT
@@ -192,6 +192,27 @@ code=$(curl -s -o "$TMP/b.json" -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
 checkx "a malformed whole answer: 502 api_error ($code)" \
     '[ $code = 502 ] && jq -e ".error.type == \"api_error\"" "$TMP/b.json" >/dev/null'
 curl -s -m 5 -X POST "http://127.0.0.1:$BAD/__mock/fail?mode=none" >/dev/null
+
+# ---- long strings: set aside while translated, put back byte for byte ----------------------
+# Over 512 bytes with every kind of escape and raw UTF-8: what the
+# engine got decodes to what the client sent; a long string inside a
+# tool call's input (JSON in a string) takes the slow way, as exactly.
+awk 'BEGIN { for (i = 0; i < 60; i++) printf "line %d: \\\"q\\\" back\\\\slash tab\\t caf\\u00e9 na\303\257ve \\ud83d\\ude00 /\\/ ", i }' >"$TMP/long.txt"
+L=$(cat "$TMP/long.txt")
+printf '{"model":"%s","max_tokens":5,"system":"%s","messages":[{"role":"user","content":[{"type":"text","text":"%s"},{"type":"text","text":"short"}]},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"code":"%s"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"%s"}]}]}' \
+    "$V" "$L" "$L" "$L" "$L" >"$TMP/longreq.json"
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
+    --data-binary @"$TMP/longreq.json" "$U/v1/messages")
+sleep 0.3
+want=$(jq -r '.system' "$TMP/longreq.json")
+checkx "long strings reach the engine byte for byte: system, joined texts, tool result ($code)" \
+    '[ $code = 200 ] &&
+    [ "$(jq -r ".messages[0].content" "$TMP/vl-body.json")" = "$want" ] &&
+    [ "$(jq -r ".messages[1].content" "$TMP/vl-body.json")" = "$want
+short" ] &&
+    [ "$(jq -r ".messages[3].content" "$TMP/vl-body.json")" = "$want" ]'
+checkx "… and inside a tool call's arguments, decoded twice" \
+    '[ "$(jq -r ".messages[2].tool_calls[0].function.arguments" "$TMP/vl-body.json" | jq -r .code)" = "$want" ]'
 
 # ---- count_tokens, by the engine's own tokenizer ----------------------------------------
 count() {

@@ -1,0 +1,155 @@
+/*
+ * Translating another dialect's request costs json-c a pass over every
+ * byte, twice (read, then written escaped), and a long-context request
+ * is nearly all one or two long strings the translation only copies.
+ * So the long string values are set aside first: the body json-c reads
+ * has a placeholder in their place (a backslash, a per-request nonce
+ * and an index), and the client's own bytes go back where the
+ * placeholder comes out of the translation.  A placeholder that comes
+ * out anywhere but at the first level of a string (inside a tool
+ * call's arguments, say, or after a backslash) makes skel_splice fail,
+ * and the caller translates the whole body the slow way.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <sodium.h>
+
+#include "proxyd.h"
+#include "proxyd_front.h"
+
+#define SKEL_MIN	512	/* bytes of a literal worth setting aside */
+
+/* The end of the string literal at p (its closing quote + 1), checked
+ * as RFC 8259 wants it; NULL if it is not one. */
+static const char *
+skel_literal(const char *p, const char *end)
+{
+	static const uint8_t	 esc[256] = {
+		['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1, ['f'] = 1,
+		['n'] = 1, ['r'] = 1, ['t'] = 1, ['u'] = 2,
+	};
+	const unsigned char	*q = (const unsigned char *)p + 1;
+	const unsigned char	*e = (const unsigned char *)end;
+	int			 i;
+
+	for (; q < e; q++) {
+		if (*q >= 0x20 && *q != '"' && *q != '\\')
+			continue;	/* nearly every byte */
+		if (*q == '"')
+			return (const char *)q + 1;
+		if (*q < 0x20 || ++q == e || esc[*q] == 0)
+			return NULL;
+		if (esc[*q] != 2)
+			continue;
+		for (i = 0; i < 4; i++)
+			if (++q == e || !((*q >= '0' && *q <= '9') ||
+			    ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')))
+				return NULL;
+	}
+	return NULL;
+}
+
+void
+skel_free(struct skel *sk)
+{
+	free(sk->text);
+	free(sk->lit);
+	memset(sk, 0, sizeof(*sk));
+}
+
+/*
+ * The body with its long string values set aside.  -1 if there is
+ * nothing to gain (no long value), or on a malformed literal or no
+ * memory: the caller reads the body as it is.
+ */
+int
+skel_make(const char *buf, size_t len, struct skel *sk)
+{
+	const char	*p = buf, *end = buf + len, *q, *r;
+	uint8_t		 nb[8];
+	size_t		 n;
+	void		*nl;
+
+	memset(sk, 0, sizeof(*sk));
+	randombytes_buf(nb, sizeof(nb));
+	sodium_bin2hex(sk->nonce, sizeof(sk->nonce), nb, sizeof(nb));
+	if ((sk->text = malloc(len + 1)) == NULL)
+		return -1;
+	while (p < end) {
+		if ((q = memchr(p, '"', (size_t)(end - p))) == NULL)
+			q = end;
+		memcpy(sk->text + sk->len, p, (size_t)(q - p));
+		sk->len += (size_t)(q - p);
+		if (q == end)
+			break;
+		if ((r = skel_literal(q, end)) == NULL)
+			goto fail;
+		/* A key is followed by ':'; long values are set aside. */
+		for (p = r; p < end && (*p == ' ' || *p == '\t' ||
+		    *p == '\r' || *p == '\n'); p++)
+			;
+		if ((size_t)(r - q) < SKEL_MIN || (p < end && *p == ':')) {
+			memcpy(sk->text + sk->len, q, (size_t)(r - q));
+			sk->len += (size_t)(r - q);
+			p = r;
+			continue;
+		}
+		if ((nl = reallocarray(sk->lit, sk->nlit + 1,
+		    sizeof(*sk->lit))) == NULL)
+			goto fail;
+		sk->lit = nl;
+		sk->lit[sk->nlit].ofs = (size_t)(q + 1 - buf);
+		sk->lit[sk->nlit].len = (size_t)(r - q - 2);
+		/* "\\flm<nonce>_<index>": shorter than what it stands for. */
+		n = (size_t)snprintf(sk->text + sk->len, len + 1 - sk->len,
+		    "\"\\\\flm%s_%zu\"", sk->nonce, sk->nlit);
+		sk->len += n;
+		sk->nlit++;
+		p = r;
+	}
+	if (sk->nlit > 0)
+		return 0;
+fail:
+	skel_free(sk);
+	return -1;
+}
+
+/*
+ * The translation's text s with the client's bytes back in place of
+ * each placeholder, into out.  -1 if a placeholder is anywhere but at
+ * the first level of a string (see above).
+ */
+int
+skel_splice(const struct skel *sk, const char *buf, const char *s, size_t n,
+    struct evbuffer *out)
+{
+	char		 tag[40];
+	const char	*p = s, *end = s + n, *t, *d;
+	size_t		 tl, idx;
+	char		*e;
+
+	tl = (size_t)snprintf(tag, sizeof(tag), "flm%s_", sk->nonce);
+	while ((t = memmem(p, (size_t)(end - p), tag, tl)) != NULL) {
+		/* Two backslashes (one, escaped), and not a third. */
+		if (t - s < 2 || t[-1] != '\\' || t[-2] != '\\' ||
+		    (t - s >= 3 && t[-3] == '\\'))
+			return -1;
+		d = t + tl;
+		if (d >= end || *d < '0' || *d > '9')
+			return -1;
+		idx = (size_t)strtoul(d, &e, 10);
+		if (idx >= sk->nlit || e > end)
+			return -1;
+		if (evbuffer_add(out, p, (size_t)(t - 2 - p)) == -1 ||
+		    evbuffer_add(out, buf + sk->lit[idx].ofs,
+		    sk->lit[idx].len) == -1)
+			return -1;
+		p = e;
+	}
+	return evbuffer_add(out, p, (size_t)(end - p));
+}
