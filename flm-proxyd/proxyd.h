@@ -205,6 +205,7 @@ void	http_report(void);
 void	http_drain(void);
 void	http_drain_check(void);
 const char *http_req_addr(const struct http_req *);
+const char *http_ep_path(int);
 const char *http_req_cert(const struct http_req *, const char **);
 void	http_reply(struct http_req *, int, const char *, const char *, size_t);
 void	http_json(struct http_req *, int, struct json_object *);

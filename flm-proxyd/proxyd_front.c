@@ -50,6 +50,31 @@ front_get(struct json_object *o, const char *k)
 	return o != NULL && json_object_object_get_ex(o, k, &v) ? v : NULL;
 }
 
+/* Is v there, of type t?  Is it there, and not null? */
+int
+front_is(struct json_object *v, enum json_type t)
+{
+	return v != NULL && json_object_is_type(v, t);
+}
+
+int
+front_set(struct json_object *v)
+{
+	return v != NULL && !json_object_is_type(v, json_type_null);
+}
+
+/* A stream asked for, with the usage chunk every dialect reads. */
+void
+front_stream_on(struct json_object *out)
+{
+	struct json_object	*so = json_object_new_object();
+
+	json_object_object_add(so, "include_usage",
+	    json_object_new_boolean(1));
+	json_object_object_add(out, "stream", json_object_new_boolean(1));
+	json_object_object_add(out, "stream_options", so);
+}
+
 /* For "expected X, got Y" messages. */
 const char *
 front_type_name(struct json_object *v)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "proxyd.h"
 
 #define FRONT_MAX_TOOLS		16
@@ -86,6 +88,9 @@ void	skel_free(struct skel *);
 
 /* proxyd_front.c */
 struct json_object *front_get(struct json_object *, const char *);
+int	front_is(struct json_object *, enum json_type);
+int	front_set(struct json_object *);
+void	front_stream_on(struct json_object *);
 int	front_msg_read(struct json_object *, int, struct front_msg *);
 int	front_tool_add(struct front *, const struct front_call *, int *);
 int	front_text_add(struct front *, const char *, size_t);

@@ -20,12 +20,6 @@
 #define jadd	json_object_object_add
 #define jstr	json_object_new_string
 
-static int
-fm_is(struct json_object *v, enum json_type t)
-{
-	return v != NULL && json_object_is_type(v, t);
-}
-
 /* Texts of blocks (or a string) joined; NULL if a block is not text. */
 static char *
 fm_texts(struct json_object *c, const char *where, char *err, size_t errsz)
@@ -34,9 +28,9 @@ fm_texts(struct json_object *c, const char *where, char *err, size_t errsz)
 	char			*s = NULL, *n;
 	size_t			 i, len = 0, tl;
 
-	if (fm_is(c, json_type_string))
+	if (front_is(c, json_type_string))
 		return strdup(json_object_get_string(c));
-	if (!fm_is(c, json_type_array)) {
+	if (!front_is(c, json_type_array)) {
 		snprintf(err, errsz, "%s: Input should be a valid string or "
 		    "a list of text blocks", where);
 		return NULL;
@@ -44,7 +38,7 @@ fm_texts(struct json_object *c, const char *where, char *err, size_t errsz)
 	for (i = 0; i < json_object_array_length(c); i++) {
 		b = json_object_array_get_idx(c, i);
 		t = front_get(b, "text");
-		if (!fm_is(t, json_type_string)) {
+		if (!front_is(t, json_type_string)) {
 			snprintf(err, errsz, "%s.%zu: expected a text block",
 			    where, i);
 			free(s);
@@ -75,14 +69,14 @@ fm_image(struct json_object *b, const char *where, char *err, size_t errsz)
 	char			*url;
 	size_t			 n;
 
-	type = fm_is(front_get(src, "type"), json_type_string) ?
+	type = front_is(front_get(src, "type"), json_type_string) ?
 	    json_object_get_string(front_get(src, "type")) : "";
 	u = json_object_new_object();
-	if (strcmp(type, "url") == 0 && fm_is(front_get(src, "url"),
+	if (strcmp(type, "url") == 0 && front_is(front_get(src, "url"),
 	    json_type_string))
 		jadd(u, "url", json_object_get(front_get(src, "url")));
-	else if (strcmp(type, "base64") == 0 && fm_is(front_get(src,
-	    "media_type"), json_type_string) && fm_is(front_get(src, "data"),
+	else if (strcmp(type, "base64") == 0 && front_is(front_get(src,
+	    "media_type"), json_type_string) && front_is(front_get(src, "data"),
 	    json_type_string)) {
 		mt = json_object_get_string(front_get(src, "media_type"));
 		data = json_object_get_string(front_get(src, "data"));
@@ -125,7 +119,7 @@ fm_tool_result(struct json_object *b, const char *where, char *err,
 	struct json_object	*o, *id = front_get(b, "tool_use_id"), *c;
 	char			*text, w[96];
 
-	if (!fm_is(id, json_type_string)) {
+	if (!front_is(id, json_type_string)) {
 		snprintf(err, errsz, "%s.tool_use_id: Field required", where);
 		return NULL;
 	}
@@ -155,8 +149,8 @@ fm_tool_use(struct json_object *b, const char *where, char *err,
 				*name = front_get(b, "name"),
 				*input = front_get(b, "input");
 
-	if (!fm_is(id, json_type_string) || !fm_is(name, json_type_string) ||
-	    (input != NULL && !fm_is(input, json_type_object))) {
+	if (!front_is(id, json_type_string) || !front_is(name, json_type_string) ||
+	    (input != NULL && !front_is(input, json_type_object))) {
 		snprintf(err, errsz, "%s: a tool_use block has a string id, "
 		    "a string name and an object input", where);
 		return NULL;
@@ -189,7 +183,7 @@ fm_message(struct json_object *m, size_t i, struct json_object *out,
 	size_t			 j, ntext = 0;
 	int			 user;
 
-	if (!fm_is(m, json_type_object) || !fm_is(role, json_type_string) ||
+	if (!front_is(m, json_type_object) || !front_is(role, json_type_string) ||
 	    (strcmp(r = json_object_get_string(role), "user") != 0 &&
 	    strcmp(r, "assistant") != 0)) {
 		snprintf(err, errsz, "messages.%zu.role: Input should be "
@@ -198,14 +192,14 @@ fm_message(struct json_object *m, size_t i, struct json_object *out,
 	}
 	user = r[0] == 'u';
 	c = front_get(m, "content");
-	if (fm_is(c, json_type_string)) {
+	if (front_is(c, json_type_string)) {
 		o = json_object_new_object();
 		jadd(o, "role", json_object_get(role));
 		jadd(o, "content", json_object_get(c));
 		json_object_array_add(out, o);
 		return 0;
 	}
-	if (!fm_is(c, json_type_array)) {
+	if (!front_is(c, json_type_array)) {
 		snprintf(err, errsz, "messages.%zu.content: Input should be "
 		    "a valid string or a list of content blocks", i);
 		return -1;
@@ -217,10 +211,10 @@ fm_message(struct json_object *m, size_t i, struct json_object *out,
 		snprintf(where, sizeof(where), "messages.%zu.content.%zu",
 		    i, j);
 		t = front_get(b, "type");
-		type = fm_is(t, json_type_string) ? json_object_get_string(t) :
+		type = front_is(t, json_type_string) ? json_object_get_string(t) :
 		    "";
 		x = NULL;
-		if (strcmp(type, "text") == 0 && fm_is(front_get(b, "text"),
+		if (strcmp(type, "text") == 0 && front_is(front_get(b, "text"),
 		    json_type_string)) {
 			json_object_array_add(parts, fm_text_part(front_get(b,
 			    "text")));
@@ -307,7 +301,7 @@ fm_tools(struct json_object *in, struct json_object *out, char *err,
 
 	if (tl == NULL || json_object_is_type(tl, json_type_null))
 		return 0;
-	if (!fm_is(tl, json_type_array)) {
+	if (!front_is(tl, json_type_array)) {
 		snprintf(err, errsz, "tools: Input should be a valid list");
 		return -1;
 	}
@@ -316,8 +310,8 @@ fm_tools(struct json_object *in, struct json_object *out, char *err,
 	o = json_object_new_array();
 	for (i = 0; i < json_object_array_length(tl); i++) {
 		t = json_object_array_get_idx(tl, i);
-		if (!fm_is(front_get(t, "name"), json_type_string) ||
-		    !fm_is(front_get(t, "input_schema"), json_type_object)) {
+		if (!front_is(front_get(t, "name"), json_type_string) ||
+		    !front_is(front_get(t, "input_schema"), json_type_object)) {
 			snprintf(err, errsz, "tools.%zu: only client tools, "
 			    "with a name and an input_schema, are served", i);
 			json_object_put(o);
@@ -325,7 +319,7 @@ fm_tools(struct json_object *in, struct json_object *out, char *err,
 		}
 		f = json_object_new_object();
 		jadd(f, "name", json_object_get(front_get(t, "name")));
-		if (fm_is(v = front_get(t, "description"), json_type_string))
+		if (front_is(v = front_get(t, "description"), json_type_string))
 			jadd(f, "description", json_object_get(v));
 		jadd(f, "parameters", json_object_get(front_get(t,
 		    "input_schema")));
@@ -347,7 +341,7 @@ fm_tool_choice(struct json_object *in, struct json_object *out, char *err,
 
 	if (tc == NULL || json_object_is_type(tc, json_type_null))
 		return 0;
-	type = fm_is(v = front_get(tc, "type"), json_type_string) ?
+	type = front_is(v = front_get(tc, "type"), json_type_string) ?
 	    json_object_get_string(v) : "";
 	if (strcmp(type, "auto") == 0)
 		jadd(out, "tool_choice", jstr("auto"));
@@ -355,7 +349,7 @@ fm_tool_choice(struct json_object *in, struct json_object *out, char *err,
 		jadd(out, "tool_choice", jstr("required"));
 	else if (strcmp(type, "none") == 0)
 		jadd(out, "tool_choice", jstr("none"));
-	else if (strcmp(type, "tool") == 0 && fm_is(front_get(tc, "name"),
+	else if (strcmp(type, "tool") == 0 && front_is(front_get(tc, "name"),
 	    json_type_string)) {
 		f = json_object_new_object();
 		jadd(f, "name", json_object_get(front_get(tc, "name")));
@@ -368,7 +362,7 @@ fm_tool_choice(struct json_object *in, struct json_object *out, char *err,
 		    "or tool with a name");
 		return -1;
 	}
-	if (fm_is(v = front_get(tc, "disable_parallel_tool_use"),
+	if (front_is(v = front_get(tc, "disable_parallel_tool_use"),
 	    json_type_boolean) && json_object_get_boolean(v))
 		jadd(out, "parallel_tool_calls", json_object_new_boolean(0));
 	return 0;
@@ -387,7 +381,7 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 		if ((v = front_get(in, num[i])) == NULL ||
 		    json_object_is_type(v, json_type_null))
 			continue;
-		if (!fm_is(v, json_type_int) && !fm_is(v, json_type_double)) {
+		if (!front_is(v, json_type_int) && !front_is(v, json_type_double)) {
 			snprintf(err, errsz, "%s: Input should be a valid "
 			    "number", num[i]);
 			return -1;
@@ -396,7 +390,7 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 	}
 	if ((v = front_get(in, "top_k")) != NULL &&
 	    !json_object_is_type(v, json_type_null)) {
-		if (!fm_is(v, json_type_int)) {
+		if (!front_is(v, json_type_int)) {
 			snprintf(err, errsz, "top_k: Input should be a valid "
 			    "integer");
 			return -1;
@@ -405,14 +399,14 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 	}
 	if ((v = front_get(in, "stop_sequences")) != NULL &&
 	    !json_object_is_type(v, json_type_null)) {
-		if (!fm_is(v, json_type_array)) {
+		if (!front_is(v, json_type_array)) {
 			snprintf(err, errsz, "stop_sequences: Input should be "
 			    "a valid list");
 			return -1;
 		}
 		jadd(out, "stop", json_object_get(v));
 	}
-	if (fm_is(v = front_get(front_get(in, "metadata"), "user_id"),
+	if (front_is(v = front_get(front_get(in, "metadata"), "user_id"),
 	    json_type_string))
 		jadd(out, "user", json_object_get(v));
 	return 0;
@@ -422,10 +416,10 @@ static int
 fm_head(struct json_object *in, struct json_object *out, int counting,
     char *err, size_t errsz)
 {
-	struct json_object	*v, *so;
+	struct json_object	*v;
 
 	v = front_get(in, "model");
-	if (!fm_is(v, json_type_string) || json_object_get_string_len(v) ==
+	if (!front_is(v, json_type_string) || json_object_get_string_len(v) ==
 	    0) {
 		snprintf(err, errsz, "model: Field required");
 		return -1;
@@ -437,7 +431,7 @@ fm_head(struct json_object *in, struct json_object *out, int counting,
 		snprintf(err, errsz, "max_tokens: Field required");
 		return -1;
 	}
-	if (!fm_is(v, json_type_int) || json_object_get_int64(v) < 1) {
+	if (!front_is(v, json_type_int) || json_object_get_int64(v) < 1) {
 		snprintf(err, errsz, "max_tokens: Input should be an integer "
 		    "of at least 1");
 		return -1;
@@ -445,17 +439,13 @@ fm_head(struct json_object *in, struct json_object *out, int counting,
 	jadd(out, "max_tokens", json_object_get(v));
 	if ((v = front_get(in, "stream")) != NULL &&
 	    !json_object_is_type(v, json_type_null)) {
-		if (!fm_is(v, json_type_boolean)) {
+		if (!front_is(v, json_type_boolean)) {
 			snprintf(err, errsz, "stream: Input should be a valid "
 			    "boolean");
 			return -1;
 		}
-		if (json_object_get_boolean(v)) {
-			jadd(out, "stream", json_object_new_boolean(1));
-			so = json_object_new_object();
-			jadd(so, "include_usage", json_object_new_boolean(1));
-			jadd(out, "stream_options", so);
-		}
+		if (json_object_get_boolean(v))
+			front_stream_on(out);
 	}
 	return 0;
 }
@@ -479,7 +469,7 @@ fm_request(enum http_endpoint ep, struct json_object *in,
 		snprintf(err, errsz, "messages: Field required");
 		goto bad;
 	}
-	if (!fm_is(m, json_type_array) || json_object_array_length(m) == 0) {
+	if (!front_is(m, json_type_array) || json_object_array_length(m) == 0) {
 		snprintf(err, errsz, "messages: Input should be a non-empty "
 		    "list");
 		goto bad;
@@ -556,10 +546,10 @@ fm_count_answer(struct json_object *in)
 	struct json_object	*o, *v;
 	int64_t			 n;
 
-	if ((v = front_get(in, "count")) != NULL && fm_is(v, json_type_int))
+	if ((v = front_get(in, "count")) != NULL && front_is(v, json_type_int))
 		n = json_object_get_int64(v);
 	else if ((v = front_get(in, "tokens")) != NULL &&
-	    fm_is(v, json_type_array))
+	    front_is(v, json_type_array))
 		n = (int64_t)json_object_array_length(v);
 	else
 		return NULL;

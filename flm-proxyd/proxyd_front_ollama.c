@@ -120,7 +120,7 @@ fo_format(struct json_object *in, struct json_object *out, char *err,
 static struct json_object *
 fo_common(struct json_object *in, char *err, size_t errsz)
 {
-	struct json_object	*out, *v = front_get(in, "model"), *so;
+	struct json_object	*out, *v = front_get(in, "model");
 
 	if (v == NULL || !json_object_is_type(v, json_type_string) ||
 	    json_object_get_string_len(v) == 0) {
@@ -139,12 +139,8 @@ fo_common(struct json_object *in, char *err, size_t errsz)
 	}
 	/* Ollama streams unless told not to. */
 	if (v == NULL || json_object_is_type(v, json_type_null) ||
-	    json_object_get_boolean(v)) {
-		jadd(out, "stream", json_object_new_boolean(1));
-		so = json_object_new_object();
-		jadd(so, "include_usage", json_object_new_boolean(1));
-		jadd(out, "stream_options", so);
-	}
+	    json_object_get_boolean(v))
+		front_stream_on(out);
 	if (fo_options(in, out, err, errsz) == -1 ||
 	    fo_format(in, out, err, errsz) == -1) {
 		json_object_put(out);

@@ -22,18 +22,6 @@
 #define jadd	json_object_object_add
 #define jstr	json_object_new_string
 
-static int
-fr_is(struct json_object *v, enum json_type t)
-{
-	return v != NULL && json_object_is_type(v, t);
-}
-
-static int
-fr_set(struct json_object *v)
-{
-	return v != NULL && !json_object_is_type(v, json_type_null);
-}
-
 /* ---- requests --------------------------------------------------------- */
 
 /* A message item's content: a string, or input_text/output_text and
@@ -45,9 +33,9 @@ fr_content(struct json_object *c, size_t i, char *err, size_t errsz)
 	const char		*type;
 	size_t			 j;
 
-	if (fr_is(c, json_type_string))
+	if (front_is(c, json_type_string))
 		return json_object_get(c);
-	if (!fr_is(c, json_type_array)) {
+	if (!front_is(c, json_type_array)) {
 		snprintf(err, errsz, "input[%zu].content: expected a string "
 		    "or a list of content parts", i);
 		return NULL;
@@ -56,16 +44,16 @@ fr_content(struct json_object *c, size_t i, char *err, size_t errsz)
 	for (j = 0; j < json_object_array_length(c); j++) {
 		p = json_object_array_get_idx(c, j);
 		t = front_get(p, "type");
-		type = fr_is(t, json_type_string) ? json_object_get_string(t) :
+		type = front_is(t, json_type_string) ? json_object_get_string(t) :
 		    "";
 		o = json_object_new_object();
 		if ((strcmp(type, "input_text") == 0 ||
 		    strcmp(type, "output_text") == 0) &&
-		    fr_is(front_get(p, "text"), json_type_string)) {
+		    front_is(front_get(p, "text"), json_type_string)) {
 			jadd(o, "type", jstr("text"));
 			jadd(o, "text", json_object_get(front_get(p, "text")));
 		} else if (strcmp(type, "input_image") == 0 &&
-		    fr_is(front_get(p, "image_url"), json_type_string)) {
+		    front_is(front_get(p, "image_url"), json_type_string)) {
 			u = json_object_new_object();
 			jadd(u, "url", json_object_get(front_get(p,
 			    "image_url")));
@@ -107,8 +95,8 @@ fr_call(struct json_object *it, size_t i, struct json_object *msgs,
 				*args = front_get(it, "arguments");
 	size_t			 n = json_object_array_length(msgs);
 
-	if (!fr_is(id, json_type_string) || !fr_is(name, json_type_string) ||
-	    !fr_is(args, json_type_string)) {
+	if (!front_is(id, json_type_string) || !front_is(name, json_type_string) ||
+	    !front_is(args, json_type_string)) {
 		snprintf(err, errsz, "input[%zu]: a function_call has a "
 		    "string call_id, name and arguments", i);
 		return -1;
@@ -141,17 +129,17 @@ fr_item(struct json_object *it, size_t i, struct json_object *msgs,
 	struct json_object	*t = front_get(it, "type"), *role, *c, *o;
 	const char		*type, *r;
 
-	if (!fr_is(it, json_type_object)) {
+	if (!front_is(it, json_type_object)) {
 		snprintf(err, errsz, "input[%zu]: expected an object", i);
 		return -1;
 	}
-	type = fr_is(t, json_type_string) ? json_object_get_string(t) :
+	type = front_is(t, json_type_string) ? json_object_get_string(t) :
 	    "message";
 	if (strcmp(type, "function_call") == 0)
 		return fr_call(it, i, msgs, err, errsz);
 	if (strcmp(type, "function_call_output") == 0) {
-		if (!fr_is(front_get(it, "call_id"), json_type_string) ||
-		    !fr_is(front_get(it, "output"), json_type_string)) {
+		if (!front_is(front_get(it, "call_id"), json_type_string) ||
+		    !front_is(front_get(it, "output"), json_type_string)) {
 			snprintf(err, errsz, "input[%zu]: a "
 			    "function_call_output has a string call_id and "
 			    "output", i);
@@ -166,7 +154,7 @@ fr_item(struct json_object *it, size_t i, struct json_object *msgs,
 	if (strcmp(type, "reasoning") == 0)
 		return 0;	/* the engine reasons afresh */
 	role = front_get(it, "role");
-	r = fr_is(role, json_type_string) ? json_object_get_string(role) : "";
+	r = front_is(role, json_type_string) ? json_object_get_string(role) : "";
 	if (strcmp(type, "message") != 0 || (strcmp(r, "user") != 0 &&
 	    strcmp(r, "assistant") != 0 && strcmp(r, "system") != 0 &&
 	    strcmp(r, "developer") != 0)) {
@@ -192,19 +180,19 @@ fr_input(struct json_object *in, struct json_object *out, char *err,
 
 	msgs = json_object_new_array();
 	jadd(out, "messages", msgs);
-	if (fr_is(v = front_get(in, "instructions"), json_type_string))
+	if (front_is(v = front_get(in, "instructions"), json_type_string))
 		json_object_array_add(msgs, fr_msg("system",
 		    json_object_get(v)));
-	else if (fr_set(v)) {
+	else if (front_set(v)) {
 		snprintf(err, errsz, "instructions: expected a string");
 		return -1;
 	}
-	if (fr_is(input, json_type_string)) {
+	if (front_is(input, json_type_string)) {
 		json_object_array_add(msgs, fr_msg("user",
 		    json_object_get(input)));
 		return 0;
 	}
-	if (!fr_is(input, json_type_array) ||
+	if (!front_is(input, json_type_array) ||
 	    json_object_array_length(input) == 0) {
 		snprintf(err, errsz, input == NULL ? "Missing required "
 		    "parameter: 'input'." : "input: expected a string or a "
@@ -227,9 +215,9 @@ fr_tools(struct json_object *in, struct json_object *out, char *err,
 	    "strict" };
 	size_t			 i, k;
 
-	if (!fr_set(tl))
+	if (!front_set(tl))
 		return 0;
-	if (!fr_is(tl, json_type_array)) {
+	if (!front_is(tl, json_type_array)) {
 		snprintf(err, errsz, "tools: expected a list");
 		return -1;
 	}
@@ -240,9 +228,9 @@ fr_tools(struct json_object *in, struct json_object *out, char *err,
 	for (i = 0; i < json_object_array_length(tl); i++) {
 		t = json_object_array_get_idx(tl, i);
 		v = front_get(t, "type");
-		if (!fr_is(v, json_type_string) || strcmp(
+		if (!front_is(v, json_type_string) || strcmp(
 		    json_object_get_string(v), "function") != 0 ||
-		    !fr_is(front_get(t, "name"), json_type_string)) {
+		    !front_is(front_get(t, "name"), json_type_string)) {
 			snprintf(err, errsz, "tools[%zu]: only function tools "
 			    "with a name are served here", i);
 			return -1;
@@ -250,7 +238,7 @@ fr_tools(struct json_object *in, struct json_object *out, char *err,
 		f = json_object_new_object();
 		jadd(f, "name", json_object_get(front_get(t, "name")));
 		for (k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			if (fr_set(v = front_get(t, keep[k])))
+			if (front_set(v = front_get(t, keep[k])))
 				jadd(f, keep[k], json_object_get(v));
 		v = json_object_new_object();
 		jadd(v, "type", jstr("function"));
@@ -267,16 +255,16 @@ fr_tool_choice(struct json_object *in, struct json_object *out, char *err,
 	struct json_object	*tc = front_get(in, "tool_choice"), *f, *v;
 	const char		*s;
 
-	if (!fr_set(tc))
+	if (!front_set(tc))
 		return 0;
-	if (fr_is(tc, json_type_string) && (strcmp(s =
+	if (front_is(tc, json_type_string) && (strcmp(s =
 	    json_object_get_string(tc), "auto") == 0 || strcmp(s, "none") ==
 	    0 || strcmp(s, "required") == 0)) {
 		jadd(out, "tool_choice", json_object_get(tc));
 		return 0;
 	}
-	if (fr_is(front_get(tc, "name"), json_type_string) &&
-	    fr_is(v = front_get(tc, "type"), json_type_string) &&
+	if (front_is(front_get(tc, "name"), json_type_string) &&
+	    front_is(v = front_get(tc, "type"), json_type_string) &&
 	    strcmp(json_object_get_string(v), "function") == 0) {
 		f = json_object_new_object();
 		jadd(f, "name", json_object_get(front_get(tc, "name")));
@@ -303,9 +291,9 @@ fr_format(struct json_object *in, struct json_object *out, char *err,
 	    "description" };
 	size_t			 k;
 
-	if (!fr_set(f))
+	if (!front_set(f))
 		return 0;
-	type = fr_is(v = front_get(f, "type"), json_type_string) ?
+	type = front_is(v = front_get(f, "type"), json_type_string) ?
 	    json_object_get_string(v) : "";
 	if (strcmp(type, "text") == 0)
 		return 0;
@@ -313,10 +301,10 @@ fr_format(struct json_object *in, struct json_object *out, char *err,
 	if (strcmp(type, "json_object") == 0)
 		jadd(rf, "type", jstr("json_object"));
 	else if (strcmp(type, "json_schema") == 0 &&
-	    fr_is(front_get(f, "schema"), json_type_object)) {
+	    front_is(front_get(f, "schema"), json_type_object)) {
 		js = json_object_new_object();
 		for (k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			if (fr_set(v = front_get(f, keep[k])))
+			if (front_set(v = front_get(f, keep[k])))
 				jadd(js, keep[k], json_object_get(v));
 		if (front_get(js, "name") == NULL)
 			jadd(js, "name", jstr("response"));
@@ -338,21 +326,21 @@ fr_stateless(struct json_object *in, char *err, size_t errsz)
 {
 	struct json_object	*v;
 
-	if (fr_is(v = front_get(in, "store"), json_type_boolean) &&
+	if (front_is(v = front_get(in, "store"), json_type_boolean) &&
 	    json_object_get_boolean(v)) {
 		snprintf(err, errsz, "store: FLM keeps no responses; send "
 		    "\"store\": false (or leave it out) and the whole "
 		    "conversation in input.");
 		return -1;
 	}
-	if (fr_set(front_get(in, "previous_response_id")) ||
-	    fr_set(front_get(in, "conversation"))) {
+	if (front_set(front_get(in, "previous_response_id")) ||
+	    front_set(front_get(in, "conversation"))) {
 		snprintf(err, errsz, "previous_response_id: FLM keeps no "
 		    "responses or conversations; send the whole conversation "
 		    "in input.");
 		return -1;
 	}
-	if (fr_is(v = front_get(in, "background"), json_type_boolean) &&
+	if (front_is(v = front_get(in, "background"), json_type_boolean) &&
 	    json_object_get_boolean(v)) {
 		snprintf(err, errsz, "background: FLM answers while the "
 		    "request waits; send \"background\": false.");
@@ -377,11 +365,11 @@ fr_scalars(struct json_object *in, struct json_object *out, char *err,
 		    json_type_boolean },
 		{ "user", "user", json_type_string },
 	};
-	struct json_object	*v, *so;
+	struct json_object	*v;
 	size_t			 i;
 
 	for (i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
-		if (!fr_set(v = front_get(in, sc[i].from)))
+		if (!front_set(v = front_get(in, sc[i].from)))
 			continue;
 		if (!json_object_is_type(v, sc[i].t) && !(sc[i].t ==
 		    json_type_double && json_object_is_type(v, json_type_int))) {
@@ -395,19 +383,15 @@ fr_scalars(struct json_object *in, struct json_object *out, char *err,
 		}
 		jadd(out, sc[i].to, json_object_get(v));
 	}
-	if (fr_set(v = front_get(in, "stream"))) {
-		if (!fr_is(v, json_type_boolean)) {
+	if (front_set(v = front_get(in, "stream"))) {
+		if (!front_is(v, json_type_boolean)) {
 			snprintf(err, errsz, "Invalid type for 'stream': "
 			    "expected a boolean, but got %s.",
 			    front_type_name(v));
 			return -1;
 		}
-		if (json_object_get_boolean(v)) {
-			jadd(out, "stream", json_object_new_boolean(1));
-			so = json_object_new_object();
-			jadd(so, "include_usage", json_object_new_boolean(1));
-			jadd(out, "stream_options", so);
-		}
+		if (json_object_get_boolean(v))
+			front_stream_on(out);
 	}
 	return 0;
 }
@@ -421,7 +405,7 @@ fr_request(enum http_endpoint ep, struct json_object *in,
 	(void)ep;
 	*op = EP_CHAT;
 	v = front_get(in, "model");
-	if (!fr_is(v, json_type_string) || json_object_get_string_len(v) ==
+	if (!front_is(v, json_type_string) || json_object_get_string_len(v) ==
 	    0) {
 		snprintf(err, errsz, "You must provide a model parameter.");
 		goto bad;

@@ -1173,6 +1173,19 @@ static const struct {
 };
 #define HTTP_NROUTES	(sizeof(http_routes) / sizeof(http_routes[0]))
 
+/* The path endpoint ep is served at, or NULL (an ep from the shared
+ * region is checked here: a worker may have written anything). */
+const char *
+http_ep_path(int ep)
+{
+	size_t	 i;
+
+	for (i = 0; i < HTTP_NROUTES; i++)
+		if ((int)http_routes[i].ep == ep)
+			return http_routes[i].path;
+	return NULL;
+}
+
 static void
 request_authed(struct http_req *r, const char *key_id)
 {

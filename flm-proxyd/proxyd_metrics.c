@@ -57,29 +57,6 @@ metrics_attach(void *base)
 	}
 }
 
-static const char *
-mx_path(int ep)
-{
-	switch (ep) {
-	case EP_MODELS:			return "/v1/models";
-	case EP_CHAT:			return "/v1/chat/completions";
-	case EP_COMPLETIONS:		return "/v1/completions";
-	case EP_EMBEDDINGS:		return "/v1/embeddings";
-	case EP_MESSAGES:		return "/v1/messages";
-	case EP_COUNT_TOKENS:		return "/v1/messages/count_tokens";
-	case EP_RESPONSES:		return "/v1/responses";
-	case EP_OLLAMA_CHAT:		return "/api/chat";
-	case EP_OLLAMA_GENERATE:	return "/api/generate";
-	case EP_OLLAMA_EMBED:		return "/api/embed";
-	case EP_OLLAMA_EMBEDDINGS:	return "/api/embeddings";
-	case EP_OLLAMA_TAGS:		return "/api/tags";
-	case EP_OLLAMA_SHOW:		return "/api/show";
-	case EP_OLLAMA_VERSION:		return "/api/version";
-	case EP_METRICS:		return "/metrics";
-	default:			return NULL;
-	}
-}
-
 static int
 mx_bucket(uint64_t us)
 {
@@ -142,7 +119,7 @@ metrics_request(const struct http_req *r, int status, int64_t latency_ms,
 	uint64_t		 us = latency_ms > 0 ? (uint64_t)latency_ms * 1000 :
 				    0;
 
-	if (w == NULL || mx_path(r->ep) == NULL)
+	if (w == NULL)
 		return;
 	__atomic_store_n(&w->audit_queue, (uint64_t)audit_pending(),
 	    __ATOMIC_RELAXED);
@@ -235,7 +212,7 @@ mx_quote(struct evbuffer *b, const char *s)
 static void
 mx_labels(struct evbuffer *b, const struct mx_series *s, int status)
 {
-	evbuffer_add_printf(b, "endpoint=\"%s\",", mx_path(s->endpoint));
+	evbuffer_add_printf(b, "endpoint=\"%s\",", http_ep_path(s->endpoint));
 	if (status)
 		evbuffer_add_printf(b, "status=\"%u\",", s->status);
 	evbuffer_add(b, "engine=\"", 8);
@@ -281,7 +258,7 @@ mx_gather(size_t *np, struct mx_worker *tot)
 		for (k = 0; k < MX_SERIES; k++) {
 			s = &mx_all[w].series[k];
 			if (!__atomic_load_n(&s->used, __ATOMIC_ACQUIRE) ||
-			    mx_path(s->endpoint) == NULL ||
+			    http_ep_path(s->endpoint) == NULL ||
 			    !mx_label_ok(s->engine, sizeof(s->engine)) ||
 			    !mx_label_ok(s->model, sizeof(s->model)))
 				continue;

@@ -396,6 +396,21 @@ route_slices(struct route_scratch *sc, const char *buf, size_t len,
 	return 0;
 }
 
+/* A body of our own making as the call's one slice (obj keeps it). */
+static void
+route_body_json(struct json_object *obj, struct iovec *iov,
+    struct upstream_call *call)
+{
+	size_t	 n;
+
+	iov->iov_base = (void *)json_object_to_json_string_length(obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	iov->iov_len = n;
+	call->iov = iov;
+	call->niov = 1;
+	call->len = n;
+}
+
 /* An engine without /v1: the body translated (json-c: it rewrites). */
 static int
 route_native(struct http_req *req, const char *buf, size_t len,
@@ -404,7 +419,6 @@ route_native(struct http_req *req, const char *buf, size_t len,
 {
 	struct json_object	*in;
 	char			 msg[1024];
-	size_t			 n;
 
 	/* The scanner took it: json-c's strict tokener does too. */
 	if ((in = json_parse_buf_strict(buf, len)) == NULL) {
@@ -420,12 +434,7 @@ route_native(struct http_req *req, const char *buf, size_t len,
 		route_bad(req, NULL, msg);
 		return -1;
 	}
-	iov->iov_base = (void *)json_object_to_json_string_length(*native,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-	iov->iov_len = n;
-	call->iov = iov;
-	call->niov = 1;
-	call->len = n;
+	route_body_json(*native, iov, call);
 	/* The translation makes the usage chunk, aside if unasked. */
 	call->hide_usage = call->stream && !call->usage;
 	call->path = route_ollama_paths[req->op];
@@ -525,7 +534,6 @@ route_count(struct http_req *req, const struct route *rt, const char *buf,
 {
 	struct json_object	*in, *msgs, *t;
 	char			 msg[300];
-	size_t			 n;
 	int			 vllm = strcmp(rt->engine->kind, "vllm") == 0;
 
 	if (!vllm && strcmp(rt->engine->kind, "llamacpp") != 0) {
@@ -552,12 +560,7 @@ route_count(struct http_req *req, const struct route *rt, const char *buf,
 	} else if ((t = route_text_of(msgs)) != NULL)
 		json_object_object_add(*native, "content", t);
 	json_object_put(in);
-	iov->iov_base = (void *)json_object_to_json_string_length(*native,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-	iov->iov_len = n;
-	call->iov = iov;
-	call->niov = 1;
-	call->len = n;
+	route_body_json(*native, iov, call);
 	call->path = "/tokenize";
 	call->mode = UP_PASS;
 	return 0;
@@ -569,17 +572,10 @@ route_show(struct http_req *req, const char *model,
     struct json_object **native, struct iovec *iov,
     struct upstream_call *call)
 {
-	size_t	 n;
-
 	*native = json_object_new_object();
 	json_object_object_add(*native, "model",
 	    json_object_new_string(model));
-	iov->iov_base = (void *)json_object_to_json_string_length(*native,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-	iov->iov_len = n;
-	call->iov = iov;
-	call->niov = 1;
-	call->len = n;
+	route_body_json(*native, iov, call);
 	call->path = "/api/show";
 	call->mode = UP_PASS;
 	req->native = 1;
