@@ -451,6 +451,23 @@ front_stream_fail(struct front *fr, struct json_object *o,
 	fr->done = 1;
 }
 
+/* SSE's fields other than data (WHATWG HTML 9.2.6): an engine may send
+ * them; they carry nothing of the answer. */
+static int
+front_sse_field(const char *line, size_t n)
+{
+	static const char *const fields[] = { "event", "id", "retry" };
+	size_t			 i, k;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		k = strlen(fields[i]);
+		if (n >= k && memcmp(line, fields[i], k) == 0 &&
+		    (n == k || line[k] == ':'))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * One line of an OpenAI SSE stream: what it says, in the client's
  * dialect, into out.  -1 if it is not an OpenAI stream's line.
@@ -464,8 +481,7 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 
 	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
 		n--;
-	if (fr->done || n == 0 || line[0] == ':' ||
-	    (n >= 6 && memcmp(line, "event:", 6) == 0))
+	if (fr->done || n == 0 || line[0] == ':' || front_sse_field(line, n))
 		return 0;
 	if (n < 5 || memcmp(line, "data:", 5) != 0)
 		return -1;

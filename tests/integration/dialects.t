@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 75
+plan 77
 
 mock --flavor ollama
 OL=$MPORT
@@ -25,6 +25,8 @@ mock --flavor vllm --models broken
 BAD=$MPORT
 mock --flavor llamacpp --models gemma
 LC=$MPORT
+mock --flavor vllm --models fields --sse-fields
+FLD=$MPORT
 check "suite starts" suite_start
 F="$FLM -D $STATE"
 $F config set engines.ollama.url "http://127.0.0.1:$OL" >/dev/null
@@ -35,6 +37,8 @@ $F config set engines.bad.url "http://127.0.0.1:$BAD" >/dev/null
 $F config set engines.bad.kind vllm >/dev/null
 $F config set engines.lc.url "http://127.0.0.1:$LC" >/dev/null
 $F config set engines.lc.kind llamacpp >/dev/null
+$F config set engines.fld.url "http://127.0.0.1:$FLD" >/dev/null
+$F config set engines.fld.kind vllm >/dev/null
 KEY=$($F api-keys create --label d --json | jq -r .key)
 PORT=$($F proxy start --port 0 --json | jq .port)
 U=http://127.0.0.1:$PORT
@@ -193,6 +197,24 @@ checkx "a malformed whole answer: 502 api_error ($code)" \
     '[ $code = 502 ] && jq -e ".error.type == \"api_error\"" "$TMP/b.json" >/dev/null'
 curl -s -m 5 -X POST "http://127.0.0.1:$BAD/__mock/fail?mode=none" >/dev/null
 
+# An engine's stream with SSE's other fields (retry:, id:) is read as
+# SSE readers read it: the fields are not data.
+whole=$(curl -s -m 5 -H "x-api-key: $KEY" -d '{"model":"flm://fld/fields",
+    "max_tokens":20,"messages":[{"role":"user","content":"Hi fields"}]}' \
+    "$U/v1/messages" | jq -r '.content[0].text')
+out=$(curl -s -m 5 -H "x-api-key: $KEY" -d '{"model":"flm://fld/fields",
+    "max_tokens":20,"stream":true,"messages":[{"role":"user","content":"Hi fields"}]}' \
+    "$U/v1/messages")
+checkx "an engine stream with retry: and id: lines: Messages gets the whole text" \
+    '[ -n "$whole" ] && [ "$whole" != null ] &&
+    [ "$(echo "$out" | sed -n "s/^data: //p" | jq -rs "[.[] | select(.type == \"content_block_delta\") | .delta.text] | join(\"\")")" = "$whole" ] &&
+    echo "$out" | grep -q "^event: message_stop"'
+out=$(curl -s -m 5 -H "$AUTH" -d '{"model":"flm://fld/fields",
+    "messages":[{"role":"user","content":"Hi fields"}]}' "$U/api/chat")
+checkx "… and /api/chat's NDJSON stream" \
+    '[ "$(echo "$out" | jq -rs "[.[].message.content] | join(\"\")")" = "$whole" ] &&
+    [ "$(echo "$out" | tail -n 1 | jq .done)" = true ]'
+
 # ---- long strings: set aside while translated, put back byte for byte ----------------------
 # Over 512 bytes with every kind of escape and raw UTF-8: what the
 # engine got decodes to what the client sent; a long string inside a
@@ -230,7 +252,7 @@ checkx "count_tokens on Ollama, which cannot count: 400 saying so ($code)" \
 
 # ---- what the proxy answers itself, and the audit trail ---------------------------------------
 checkx "/api/tags lists every model as flm://ENGINE/MODEL, with the probe's details" \
-    'get -H "$AUTH" "$U/api/tags" | jq -e "(.models | length) == 6 and
+    'get -H "$AUTH" "$U/api/tags" | jq -e "(.models | length) == 7 and
     (.models[] | select(.name == \"flm://ollama/llama3.2:1b\") | .details.family == \"llama\")" >/dev/null'
 checkx "/api/version says FLM's version" \
     '[ "$(get -H "$AUTH" "$U/api/version" | jq -r .version)" = "$($F version --json | jq -r .version)" ]'

@@ -220,6 +220,7 @@ static struct {
 	long			 chunks;
 	long			 chunk_delay_ms;
 	long			 sse_pad;	/* comment bytes per SSE chunk */
+	int			 sse_fields;	/* id: and retry: lines too */
 	struct timeval		 latency_tv;
 	struct timeval		 chunk_tv;
 	enum failmode		 fail;
@@ -1078,6 +1079,13 @@ stream_chunk(struct reply *r)
 		for (end = 0; end < (size_t)mock.sse_pad; end++)
 			evbuffer_add(mock.out, "p", 1);
 		OUT_LIT("\n");
+	}
+	/* --sse-fields: the other fields an SSE server may send, which
+	 * clients act on or ignore, but never take for data. */
+	if (mock.sse_fields && !kind_ndjson(r->kind)) {
+		if (first)
+			OUT_LIT("retry: 3000\n");
+		evbuffer_add_printf(mock.out, "id: %u\n", r->chunk);
 	}
 	/* Tool calls and broken streams are not cut at words. */
 	if (r->text == NULL || r->tool != NULL) {
@@ -2510,7 +2518,7 @@ usage(int status)
 	fprintf(status ? stderr : stdout, "usage: flm-mock-engine --flavor "
 	    "ollama|lmstudio|vllm|llamacpp [--listen addr:port]\n"
 	    "\t[--models a,b,c] [--latency-ms n] [--chunks n] "
-	    "[--chunk-delay-ms n] [--sse-pad n]\n"
+	    "[--chunk-delay-ms n] [--sse-pad n] [--sse-fields]\n"
 	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1] "
 	    "[--idle-ms n]\n"
 	    "\t[--port-file path] [--stats-file path] [--body-file path]\n"
@@ -2604,6 +2612,7 @@ parse_args(int argc, char *argv[])
 		{ "chunks", required_argument, NULL, 'c' },
 		{ "chunk-delay-ms", required_argument, NULL, 'd' },
 		{ "sse-pad", required_argument, NULL, 'P' },
+		{ "sse-fields", no_argument, NULL, 'S' },
 		{ "fail", required_argument, NULL, 'F' },
 		{ "no-v1", no_argument, NULL, 'n' },
 		{ "port-file", required_argument, NULL, 'p' },
@@ -2651,6 +2660,9 @@ parse_args(int argc, char *argv[])
 			break;
 		case 'P':
 			mock.sse_pad = parse_num(optarg, 0, 65536, "--sse-pad");
+			break;
+		case 'S':
+			mock.sse_fields = 1;
 			break;
 		case 'F':
 			set_fail(optarg);
