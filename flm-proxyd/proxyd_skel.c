@@ -76,8 +76,8 @@ skel_make(const char *buf, size_t len, struct skel *sk)
 	void		*nl;
 
 	memset(sk, 0, sizeof(*sk));
-	randombytes_buf(nb, sizeof(nb));
-	sodium_bin2hex(sk->nonce, sizeof(sk->nonce), nb, sizeof(nb));
+	if (len < SKEL_MIN)
+		return -1;	/* no room for a long value: most requests */
 	if ((sk->text = malloc(len + 1)) == NULL)
 		return -1;
 	while (p < end) {
@@ -98,6 +98,11 @@ skel_make(const char *buf, size_t len, struct skel *sk)
 			sk->len += (size_t)(r - q);
 			p = r;
 			continue;
+		}
+		if (sk->nlit == 0) {	/* drawn only when there is a use */
+			randombytes_buf(nb, sizeof(nb));
+			sodium_bin2hex(sk->nonce, sizeof(sk->nonce), nb,
+			    sizeof(nb));
 		}
 		if ((nl = reallocarray(sk->lit, sk->nlit + 1,
 		    sizeof(*sk->lit))) == NULL)
