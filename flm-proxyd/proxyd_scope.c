@@ -105,7 +105,8 @@ scope_of(const struct http_req *r)
 	return e->ks;
 }
 
-/* The endpoint family a request is of; 0: any key may (model lists). */
+/* The endpoint family a request is of; 0: any key may (model lists,
+ * but see scope_admit). */
 static unsigned int
 scope_family(enum http_endpoint ep)
 {
@@ -151,6 +152,14 @@ scope_admit(struct http_req *r)
 	if (ks == NULL)
 		return 1;
 	r->scope = FLM_SCOPE_ALLOWED;
+	/* A scraper's key uses no model: the lists are not its either. */
+	if ((r->ep == EP_MODELS || r->ep == EP_OLLAMA_TAGS) &&
+	    ks->endpoints == KS_METRICS) {
+		r->scope = FLM_SCOPE_DENIED_ENDPOINT;
+		http_error(r, 403, "permission_denied", "endpoint_not_allowed",
+		    "This API key may only read metrics.");
+		return 0;
+	}
 	if (fam != 0 && ks->endpoints != 0 && !(ks->endpoints & fam)) {
 		r->scope = FLM_SCOPE_DENIED_ENDPOINT;
 		snprintf(msg, sizeof(msg), "This API key may not use the %s "

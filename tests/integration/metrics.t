@@ -10,7 +10,7 @@
 command -v promtool >/dev/null 2>&1 ||
     unavailable "promtool (Debian's prometheus package)"
 mock_init
-plan 18
+plan 19
 
 mock --flavor vllm --models "m1"
 VL=$MPORT
@@ -44,6 +44,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 \
     -H "Authorization: Bearer $PROM_K" -d '{"model":"flm://vllm/m1","messages":[{"role":"user","content":"x"}]}' \
     "$U/v1/chat/completions")
 check "the metrics key may do nothing else ($code)" test "$code" = 403
+codes=$(for p in /v1/models /api/tags; do curl -s -o "$TMP/l.json" \
+    -w '%{http_code} ' -m 5 -H "Authorization: Bearer $PROM_K" "$U$p"; done)
+checkx "… nor list the models ($codes)" \
+    '[ "$codes" = "403 403 " ] && jq -e ".error | test(\"may only read metrics\")" "$TMP/l.json" >/dev/null'
 
 # ---- traffic: 10 chats (new connections: both workers), 2 streams, a
 # dead engine, a wrong key ---------------------------------------------------------------
