@@ -42,14 +42,6 @@ static const struct front_ops {
 	    "text/event-stream" },
 };
 
-struct json_object *
-front_get(struct json_object *o, const char *k)
-{
-	struct json_object	*v;
-
-	return o != NULL && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 /* Is v there, of type t?  Is it there, and not null? */
 int
 front_is(struct json_object *v, enum json_type t)
@@ -244,7 +236,7 @@ front_elapsed_ns(const struct front *fr)
 static int64_t
 front_count(struct json_object *u, const char *k)
 {
-	struct json_object	*v = front_get(u, k);
+	struct json_object	*v = json_get(u, k);
 
 	return v != NULL && json_object_is_type(v, json_type_int) ?
 	    json_object_get_int64(v) : 0;
@@ -261,46 +253,46 @@ front_msg_read(struct json_object *o, int chunk, struct front_msg *m)
 	size_t			 i;
 
 	memset(m, 0, sizeof(*m));
-	if ((v = front_get(o, "usage")) != NULL &&
+	if ((v = json_get(o, "usage")) != NULL &&
 	    json_object_is_type(v, json_type_object)) {
 		m->has_usage = 1;
 		m->ptok = front_count(v, "prompt_tokens");
 		m->ctok = front_count(v, "completion_tokens");
 	}
-	if ((ch = front_get(o, "choices")) == NULL ||
+	if ((ch = json_get(o, "choices")) == NULL ||
 	    !json_object_is_type(ch, json_type_array))
 		return -1;
 	if (json_object_array_length(ch) == 0)
 		return chunk ? 0 : -1;	/* the usage chunk */
 	c = json_object_array_get_idx(ch, 0);
-	if ((v = front_get(c, "finish_reason")) != NULL &&
+	if ((v = json_get(c, "finish_reason")) != NULL &&
 	    json_object_is_type(v, json_type_string))
 		m->finish = json_object_get_string(v);
-	msg = front_get(c, chunk ? "delta" : "message");
+	msg = json_get(c, chunk ? "delta" : "message");
 	if (msg == NULL) {	/* a completion's text */
-		v = front_get(c, "text");
+		v = json_get(c, "text");
 	} else
-		v = front_get(msg, "content");
+		v = json_get(msg, "content");
 	if (v != NULL && json_object_is_type(v, json_type_string)) {
 		m->text = json_object_get_string(v);
 		m->tlen = (size_t)json_object_get_string_len(v);
 	}
-	if ((tc = front_get(msg, "tool_calls")) == NULL ||
+	if ((tc = json_get(msg, "tool_calls")) == NULL ||
 	    !json_object_is_type(tc, json_type_array))
 		return 0;
 	for (i = 0; i < json_object_array_length(tc) &&
 	    m->ncalls < FRONT_MAX_TOOLS; i++) {
 		t = json_object_array_get_idx(tc, i);
-		f = front_get(t, "function");
-		m->calls[m->ncalls].index = (v = front_get(t, "index")) != NULL ?
+		f = json_get(t, "function");
+		m->calls[m->ncalls].index = (v = json_get(t, "index")) != NULL ?
 		    json_object_get_int(v) : (int)i;
-		if ((v = front_get(t, "id")) != NULL &&
+		if ((v = json_get(t, "id")) != NULL &&
 		    json_object_is_type(v, json_type_string))
 			m->calls[m->ncalls].id = json_object_get_string(v);
-		if ((v = front_get(f, "name")) != NULL &&
+		if ((v = json_get(f, "name")) != NULL &&
 		    json_object_is_type(v, json_type_string))
 			m->calls[m->ncalls].name = json_object_get_string(v);
-		if ((v = front_get(f, "arguments")) != NULL &&
+		if ((v = json_get(f, "arguments")) != NULL &&
 		    json_object_is_type(v, json_type_string)) {
 			m->calls[m->ncalls].args = json_object_get_string(v);
 			m->calls[m->ncalls].alen =
@@ -439,10 +431,10 @@ static void
 front_stream_fail(struct front *fr, struct json_object *o,
     struct evbuffer *out)
 {
-	struct json_object	*e = front_get(o, "error"), *m;
+	struct json_object	*e = json_get(o, "error"), *m;
 	const char		*msg = "The engine failed during the answer.";
 
-	if ((m = front_get(e, "message")) != NULL &&
+	if ((m = json_get(e, "message")) != NULL &&
 	    json_object_is_type(m, json_type_string))
 		msg = json_object_get_string(m);
 	else if (json_object_is_type(e, json_type_string))
@@ -496,7 +488,7 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 		json_object_put(o);
 		return -1;
 	}
-	if (front_get(o, "error") != NULL) {
+	if (json_get(o, "error") != NULL) {
 		front_stream_fail(fr, o, out);
 		json_object_put(o);
 		return 0;

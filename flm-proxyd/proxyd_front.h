@@ -87,7 +87,6 @@ int	skel_splice(const struct skel *, const char *, const char *, size_t,
 void	skel_free(struct skel *);
 
 /* proxyd_front.c */
-struct json_object *front_get(struct json_object *, const char *);
 int	front_is(struct json_object *, enum json_type);
 int	front_set(struct json_object *);
 void	front_stream_on(struct json_object *);

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jsonbuf.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
 
@@ -37,7 +38,7 @@ fm_texts(struct json_object *c, const char *where, char *err, size_t errsz)
 	}
 	for (i = 0; i < json_object_array_length(c); i++) {
 		b = json_object_array_get_idx(c, i);
-		t = front_get(b, "text");
+		t = json_get(b, "text");
 		if (!front_is(t, json_type_string)) {
 			snprintf(err, errsz, "%s.%zu: expected a text block",
 			    where, i);
@@ -64,22 +65,22 @@ fm_texts(struct json_object *c, const char *where, char *err, size_t errsz)
 static struct json_object *
 fm_image(struct json_object *b, const char *where, char *err, size_t errsz)
 {
-	struct json_object	*src = front_get(b, "source"), *p, *u;
+	struct json_object	*src = json_get(b, "source"), *p, *u;
 	const char		*type, *mt, *data;
 	char			*url;
 	size_t			 n;
 
-	type = front_is(front_get(src, "type"), json_type_string) ?
-	    json_object_get_string(front_get(src, "type")) : "";
+	type = front_is(json_get(src, "type"), json_type_string) ?
+	    json_object_get_string(json_get(src, "type")) : "";
 	u = json_object_new_object();
-	if (strcmp(type, "url") == 0 && front_is(front_get(src, "url"),
+	if (strcmp(type, "url") == 0 && front_is(json_get(src, "url"),
 	    json_type_string))
-		jadd(u, "url", json_object_get(front_get(src, "url")));
-	else if (strcmp(type, "base64") == 0 && front_is(front_get(src,
-	    "media_type"), json_type_string) && front_is(front_get(src, "data"),
+		jadd(u, "url", json_object_get(json_get(src, "url")));
+	else if (strcmp(type, "base64") == 0 && front_is(json_get(src,
+	    "media_type"), json_type_string) && front_is(json_get(src, "data"),
 	    json_type_string)) {
-		mt = json_object_get_string(front_get(src, "media_type"));
-		data = json_object_get_string(front_get(src, "data"));
+		mt = json_object_get_string(json_get(src, "media_type"));
+		data = json_object_get_string(json_get(src, "data"));
 		n = strlen(mt) + strlen(data) + 16;
 		if ((url = malloc(n)) == NULL) {
 			json_object_put(u);
@@ -116,14 +117,14 @@ static struct json_object *
 fm_tool_result(struct json_object *b, const char *where, char *err,
     size_t errsz)
 {
-	struct json_object	*o, *id = front_get(b, "tool_use_id"), *c;
+	struct json_object	*o, *id = json_get(b, "tool_use_id"), *c;
 	char			*text, w[96];
 
 	if (!front_is(id, json_type_string)) {
 		snprintf(err, errsz, "%s.tool_use_id: Field required", where);
 		return NULL;
 	}
-	c = front_get(b, "content");
+	c = json_get(b, "content");
 	snprintf(w, sizeof(w), "%s.content", where);
 	if (c == NULL || json_object_is_type(c, json_type_null))
 		text = strdup("");
@@ -145,9 +146,9 @@ static struct json_object *
 fm_tool_use(struct json_object *b, const char *where, char *err,
     size_t errsz)
 {
-	struct json_object	*o, *f, *id = front_get(b, "id"),
-				*name = front_get(b, "name"),
-				*input = front_get(b, "input");
+	struct json_object	*o, *f, *id = json_get(b, "id"),
+				*name = json_get(b, "name"),
+				*input = json_get(b, "input");
 
 	if (!front_is(id, json_type_string) || !front_is(name, json_type_string) ||
 	    (input != NULL && !front_is(input, json_type_object))) {
@@ -176,7 +177,7 @@ static int
 fm_message(struct json_object *m, size_t i, struct json_object *out,
     char *err, size_t errsz)
 {
-	struct json_object	*role = front_get(m, "role"), *c, *b, *t, *o,
+	struct json_object	*role = json_get(m, "role"), *c, *b, *t, *o,
 				*parts, *calls, *x;
 	const char		*r, *type;
 	char			 where[64];
@@ -191,7 +192,7 @@ fm_message(struct json_object *m, size_t i, struct json_object *out,
 		return -1;
 	}
 	user = r[0] == 'u';
-	c = front_get(m, "content");
+	c = json_get(m, "content");
 	if (front_is(c, json_type_string)) {
 		o = json_object_new_object();
 		jadd(o, "role", json_object_get(role));
@@ -210,13 +211,13 @@ fm_message(struct json_object *m, size_t i, struct json_object *out,
 		b = json_object_array_get_idx(c, j);
 		snprintf(where, sizeof(where), "messages.%zu.content.%zu",
 		    i, j);
-		t = front_get(b, "type");
+		t = json_get(b, "type");
 		type = front_is(t, json_type_string) ? json_object_get_string(t) :
 		    "";
 		x = NULL;
-		if (strcmp(type, "text") == 0 && front_is(front_get(b, "text"),
+		if (strcmp(type, "text") == 0 && front_is(json_get(b, "text"),
 		    json_type_string)) {
-			json_object_array_add(parts, fm_text_part(front_get(b,
+			json_object_array_add(parts, fm_text_part(json_get(b,
 			    "text")));
 			ntext++;
 			continue;
@@ -277,7 +278,7 @@ static int
 fm_system(struct json_object *in, struct json_object *msgs, char *err,
     size_t errsz)
 {
-	struct json_object	*s = front_get(in, "system"), *o;
+	struct json_object	*s = json_get(in, "system"), *o;
 	char			*text;
 
 	if (s == NULL || json_object_is_type(s, json_type_null))
@@ -296,7 +297,7 @@ static int
 fm_tools(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*tl = front_get(in, "tools"), *t, *f, *o, *v;
+	struct json_object	*tl = json_get(in, "tools"), *t, *f, *o, *v;
 	size_t			 i;
 
 	if (tl == NULL || json_object_is_type(tl, json_type_null))
@@ -310,18 +311,18 @@ fm_tools(struct json_object *in, struct json_object *out, char *err,
 	o = json_object_new_array();
 	for (i = 0; i < json_object_array_length(tl); i++) {
 		t = json_object_array_get_idx(tl, i);
-		if (!front_is(front_get(t, "name"), json_type_string) ||
-		    !front_is(front_get(t, "input_schema"), json_type_object)) {
+		if (!front_is(json_get(t, "name"), json_type_string) ||
+		    !front_is(json_get(t, "input_schema"), json_type_object)) {
 			snprintf(err, errsz, "tools.%zu: only client tools, "
 			    "with a name and an input_schema, are served", i);
 			json_object_put(o);
 			return -1;
 		}
 		f = json_object_new_object();
-		jadd(f, "name", json_object_get(front_get(t, "name")));
-		if (front_is(v = front_get(t, "description"), json_type_string))
+		jadd(f, "name", json_object_get(json_get(t, "name")));
+		if (front_is(v = json_get(t, "description"), json_type_string))
 			jadd(f, "description", json_object_get(v));
-		jadd(f, "parameters", json_object_get(front_get(t,
+		jadd(f, "parameters", json_object_get(json_get(t,
 		    "input_schema")));
 		v = json_object_new_object();
 		jadd(v, "type", jstr("function"));
@@ -336,12 +337,12 @@ static int
 fm_tool_choice(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*tc = front_get(in, "tool_choice"), *v, *f;
+	struct json_object	*tc = json_get(in, "tool_choice"), *v, *f;
 	const char		*type;
 
 	if (tc == NULL || json_object_is_type(tc, json_type_null))
 		return 0;
-	type = front_is(v = front_get(tc, "type"), json_type_string) ?
+	type = front_is(v = json_get(tc, "type"), json_type_string) ?
 	    json_object_get_string(v) : "";
 	if (strcmp(type, "auto") == 0)
 		jadd(out, "tool_choice", jstr("auto"));
@@ -349,10 +350,10 @@ fm_tool_choice(struct json_object *in, struct json_object *out, char *err,
 		jadd(out, "tool_choice", jstr("required"));
 	else if (strcmp(type, "none") == 0)
 		jadd(out, "tool_choice", jstr("none"));
-	else if (strcmp(type, "tool") == 0 && front_is(front_get(tc, "name"),
+	else if (strcmp(type, "tool") == 0 && front_is(json_get(tc, "name"),
 	    json_type_string)) {
 		f = json_object_new_object();
-		jadd(f, "name", json_object_get(front_get(tc, "name")));
+		jadd(f, "name", json_object_get(json_get(tc, "name")));
 		v = json_object_new_object();
 		jadd(v, "type", jstr("function"));
 		jadd(v, "function", f);
@@ -362,7 +363,7 @@ fm_tool_choice(struct json_object *in, struct json_object *out, char *err,
 		    "or tool with a name");
 		return -1;
 	}
-	if (front_is(v = front_get(tc, "disable_parallel_tool_use"),
+	if (front_is(v = json_get(tc, "disable_parallel_tool_use"),
 	    json_type_boolean) && json_object_get_boolean(v))
 		jadd(out, "parallel_tool_calls", json_object_new_boolean(0));
 	return 0;
@@ -378,7 +379,7 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 	size_t			 i;
 
 	for (i = 0; i < sizeof(num) / sizeof(num[0]); i++) {
-		if ((v = front_get(in, num[i])) == NULL ||
+		if ((v = json_get(in, num[i])) == NULL ||
 		    json_object_is_type(v, json_type_null))
 			continue;
 		if (!front_is(v, json_type_int) && !front_is(v, json_type_double)) {
@@ -388,7 +389,7 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 		}
 		jadd(out, num[i], json_object_get(v));
 	}
-	if ((v = front_get(in, "top_k")) != NULL &&
+	if ((v = json_get(in, "top_k")) != NULL &&
 	    !json_object_is_type(v, json_type_null)) {
 		if (!front_is(v, json_type_int)) {
 			snprintf(err, errsz, "top_k: Input should be a valid "
@@ -397,7 +398,7 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 		}
 		jadd(out, "top_k", json_object_get(v));
 	}
-	if ((v = front_get(in, "stop_sequences")) != NULL &&
+	if ((v = json_get(in, "stop_sequences")) != NULL &&
 	    !json_object_is_type(v, json_type_null)) {
 		if (!front_is(v, json_type_array)) {
 			snprintf(err, errsz, "stop_sequences: Input should be "
@@ -406,7 +407,7 @@ fm_sampling(struct json_object *in, struct json_object *out, char *err,
 		}
 		jadd(out, "stop", json_object_get(v));
 	}
-	if (front_is(v = front_get(front_get(in, "metadata"), "user_id"),
+	if (front_is(v = json_get(json_get(in, "metadata"), "user_id"),
 	    json_type_string))
 		jadd(out, "user", json_object_get(v));
 	return 0;
@@ -418,7 +419,7 @@ fm_head(struct json_object *in, struct json_object *out, int counting,
 {
 	struct json_object	*v;
 
-	v = front_get(in, "model");
+	v = json_get(in, "model");
 	if (!front_is(v, json_type_string) || json_object_get_string_len(v) ==
 	    0) {
 		snprintf(err, errsz, "model: Field required");
@@ -427,7 +428,7 @@ fm_head(struct json_object *in, struct json_object *out, int counting,
 	jadd(out, "model", json_object_get(v));
 	if (counting)
 		return 0;	/* what would be sent, counted: no answer */
-	if ((v = front_get(in, "max_tokens")) == NULL) {
+	if ((v = json_get(in, "max_tokens")) == NULL) {
 		snprintf(err, errsz, "max_tokens: Field required");
 		return -1;
 	}
@@ -437,7 +438,7 @@ fm_head(struct json_object *in, struct json_object *out, int counting,
 		return -1;
 	}
 	jadd(out, "max_tokens", json_object_get(v));
-	if ((v = front_get(in, "stream")) != NULL &&
+	if ((v = json_get(in, "stream")) != NULL &&
 	    !json_object_is_type(v, json_type_null)) {
 		if (!front_is(v, json_type_boolean)) {
 			snprintf(err, errsz, "stream: Input should be a valid "
@@ -464,7 +465,7 @@ fm_request(enum http_endpoint ep, struct json_object *in,
 	    fm_tools(in, out, err, errsz) == -1 ||
 	    fm_tool_choice(in, out, err, errsz) == -1)
 		goto bad;
-	m = front_get(in, "messages");
+	m = json_get(in, "messages");
 	if (m == NULL) {
 		snprintf(err, errsz, "messages: Field required");
 		goto bad;
@@ -546,9 +547,9 @@ fm_count_answer(struct json_object *in)
 	struct json_object	*o, *v;
 	int64_t			 n;
 
-	if ((v = front_get(in, "count")) != NULL && front_is(v, json_type_int))
+	if ((v = json_get(in, "count")) != NULL && front_is(v, json_type_int))
 		n = json_object_get_int64(v);
-	else if ((v = front_get(in, "tokens")) != NULL &&
+	else if ((v = json_get(in, "tokens")) != NULL &&
 	    front_is(v, json_type_array))
 		n = (int64_t)json_object_array_length(v);
 	else

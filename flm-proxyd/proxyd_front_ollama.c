@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jsonbuf.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
 
@@ -44,7 +45,7 @@ static int
 fo_options(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*o = front_get(in, "options"), *v;
+	struct json_object	*o = json_get(in, "options"), *v;
 	size_t			 i;
 
 	if (o == NULL || json_object_is_type(o, json_type_null))
@@ -55,7 +56,7 @@ fo_options(struct json_object *in, struct json_object *out, char *err,
 		return -1;
 	}
 	for (i = 0; i < sizeof(fo_opts) / sizeof(fo_opts[0]); i++) {
-		if ((v = front_get(o, fo_opts[i].ollama)) == NULL ||
+		if ((v = json_get(o, fo_opts[i].ollama)) == NULL ||
 		    json_object_is_type(v, json_type_null))
 			continue;
 		if (!json_object_is_type(v, json_type_int) &&
@@ -72,7 +73,7 @@ fo_options(struct json_object *in, struct json_object *out, char *err,
 			continue;
 		jadd(out, fo_opts[i].openai, json_object_get(v));
 	}
-	if ((v = front_get(o, "stop")) != NULL &&
+	if ((v = json_get(o, "stop")) != NULL &&
 	    !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_array) &&
 		    !json_object_is_type(v, json_type_string)) {
@@ -90,7 +91,7 @@ static int
 fo_format(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*f = front_get(in, "format"), *rf, *js;
+	struct json_object	*f = json_get(in, "format"), *rf, *js;
 
 	if (f == NULL || json_object_is_type(f, json_type_null) ||
 	    (json_object_is_type(f, json_type_string) &&
@@ -120,7 +121,7 @@ fo_format(struct json_object *in, struct json_object *out, char *err,
 static struct json_object *
 fo_common(struct json_object *in, char *err, size_t errsz)
 {
-	struct json_object	*out, *v = front_get(in, "model");
+	struct json_object	*out, *v = json_get(in, "model");
 
 	if (v == NULL || !json_object_is_type(v, json_type_string) ||
 	    json_object_get_string_len(v) == 0) {
@@ -129,7 +130,7 @@ fo_common(struct json_object *in, char *err, size_t errsz)
 	}
 	out = json_object_new_object();
 	jadd(out, "model", json_object_get(v));
-	if ((v = front_get(in, "stream")) != NULL &&
+	if ((v = json_get(in, "stream")) != NULL &&
 	    !json_object_is_type(v, json_type_null) &&
 	    !json_object_is_type(v, json_type_boolean)) {
 		snprintf(err, errsz, "stream: expected a boolean, got %s",
@@ -222,15 +223,15 @@ fo_tool_calls(struct json_object *tc, size_t mi, char *err, size_t errsz)
 	out = json_object_new_array();
 	for (i = 0; i < json_object_array_length(tc); i++) {
 		t = json_object_array_get_idx(tc, i);
-		f = front_get(t, "function");
-		if ((n = front_get(f, "name")) == NULL ||
+		f = json_get(t, "function");
+		if ((n = json_get(f, "name")) == NULL ||
 		    !json_object_is_type(n, json_type_string)) {
 			snprintf(err, errsz, "messages[%zu].tool_calls[%zu]: "
 			    "expected a function with a name", mi, i);
 			json_object_put(out);
 			return NULL;
 		}
-		a = front_get(f, "arguments");
+		a = json_get(f, "arguments");
 		of = json_object_new_object();
 		jadd(of, "name", json_object_get(n));
 		jadd(of, "arguments", jstr(a == NULL ? "{}" :
@@ -262,20 +263,20 @@ fo_messages(struct json_object *msgs, char *err, size_t errsz)
 	out = json_object_new_array();
 	for (i = 0; i < json_object_array_length(msgs); i++) {
 		m = json_object_array_get_idx(msgs, i);
-		if ((role = front_get(m, "role")) == NULL ||
+		if ((role = json_get(m, "role")) == NULL ||
 		    !json_object_is_type(role, json_type_string)) {
 			snprintf(err, errsz, "messages[%zu]: expected an "
 			    "object with a string role", i);
 			goto bad;
 		}
 		snprintf(where, sizeof(where), "messages[%zu].content", i);
-		if ((c = fo_content(front_get(m, "content"),
-		    front_get(m, "images"), where, err, errsz)) == NULL)
+		if ((c = fo_content(json_get(m, "content"),
+		    json_get(m, "images"), where, err, errsz)) == NULL)
 			goto bad;
 		o = json_object_new_object();
 		jadd(o, "role", json_object_get(role));
 		jadd(o, "content", c);
-		if ((tc = front_get(m, "tool_calls")) != NULL &&
+		if ((tc = json_get(m, "tool_calls")) != NULL &&
 		    !json_object_is_type(tc, json_type_null)) {
 			if ((tc = fo_tool_calls(tc, i, err, errsz)) == NULL) {
 				json_object_put(o);
@@ -306,7 +307,7 @@ static int
 fo_tools(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*t = front_get(in, "tools");
+	struct json_object	*t = json_get(in, "tools");
 	size_t			 i;
 
 	if (t == NULL || json_object_is_type(t, json_type_null))
@@ -317,7 +318,7 @@ fo_tools(struct json_object *in, struct json_object *out, char *err,
 		return -1;
 	}
 	for (i = 0; i < json_object_array_length(t); i++)
-		if (!json_object_is_type(front_get(front_get(
+		if (!json_object_is_type(json_get(json_get(
 		    json_object_array_get_idx(t, i), "function"), "name"),
 		    json_type_string)) {
 			snprintf(err, errsz, "tools[%zu]: expected a function "
@@ -335,7 +336,7 @@ fo_chat(struct json_object *in, struct json_object *out, char *err,
 {
 	struct json_object	*m;
 
-	if ((m = fo_messages(front_get(in, "messages"), err, errsz)) == NULL)
+	if ((m = fo_messages(json_get(in, "messages"), err, errsz)) == NULL)
 		return -1;
 	jadd(out, "messages", m);
 	return fo_tools(in, out, err, errsz);
@@ -346,7 +347,7 @@ static int
 fo_generate(struct json_object *in, struct json_object *out,
     enum http_endpoint *op, char *err, size_t errsz)
 {
-	struct json_object	*p = front_get(in, "prompt"), *s, *raw, *msgs,
+	struct json_object	*p = json_get(in, "prompt"), *s, *raw, *msgs,
 				*m, *c;
 
 	if (p == NULL || !json_object_is_type(p, json_type_string)) {
@@ -354,24 +355,24 @@ fo_generate(struct json_object *in, struct json_object *out,
 		    p == NULL ? "nothing" : front_type_name(p));
 		return -1;
 	}
-	s = front_get(in, "system");
+	s = json_get(in, "system");
 	if (s != NULL && !json_object_is_type(s, json_type_null) &&
 	    !json_object_is_type(s, json_type_string)) {
 		snprintf(err, errsz, "system: expected a string, got %s",
 		    front_type_name(s));
 		return -1;
 	}
-	if ((raw = front_get(in, "raw")) != NULL &&
+	if ((raw = json_get(in, "raw")) != NULL &&
 	    json_object_is_type(raw, json_type_boolean) &&
 	    json_object_get_boolean(raw)) {
 		*op = EP_COMPLETIONS;
 		jadd(out, "prompt", json_object_get(p));
-		if ((c = front_get(in, "suffix")) != NULL &&
+		if ((c = json_get(in, "suffix")) != NULL &&
 		    json_object_is_type(c, json_type_string))
 			jadd(out, "suffix", json_object_get(c));
 		return 0;
 	}
-	if ((c = fo_content(p, front_get(in, "images"), "prompt", err,
+	if ((c = fo_content(p, json_get(in, "images"), "prompt", err,
 	    errsz)) == NULL)
 		return -1;
 	msgs = json_object_new_array();
@@ -410,7 +411,7 @@ static struct json_object *
 fo_embed(struct json_object *in, enum http_endpoint ep, char *err,
     size_t errsz)
 {
-	struct json_object	*out, *v = front_get(in, "model"), *x;
+	struct json_object	*out, *v = json_get(in, "model"), *x;
 	const char		*k = ep == EP_OLLAMA_EMBED ? "input" : "prompt";
 
 	if (v == NULL || !json_object_is_type(v, json_type_string) ||
@@ -418,7 +419,7 @@ fo_embed(struct json_object *in, enum http_endpoint ep, char *err,
 		snprintf(err, errsz, "model is required");
 		return NULL;
 	}
-	x = front_get(in, k);
+	x = json_get(in, k);
 	if (x == NULL || (ep == EP_OLLAMA_EMBED ? !fo_strings(x) :
 	    !json_object_is_type(x, json_type_string))) {
 		snprintf(err, errsz, "%s: expected %s", k, ep ==
@@ -429,7 +430,7 @@ fo_embed(struct json_object *in, enum http_endpoint ep, char *err,
 	out = json_object_new_object();
 	jadd(out, "model", json_object_get(v));
 	jadd(out, "input", json_object_get(x));
-	if ((v = front_get(in, "dimensions")) != NULL &&
+	if ((v = json_get(in, "dimensions")) != NULL &&
 	    json_object_is_type(v, json_type_int))
 		jadd(out, "dimensions", json_object_get(v));
 	return out;
@@ -439,10 +440,10 @@ fo_embed(struct json_object *in, enum http_endpoint ep, char *err,
 static struct json_object *
 fo_show(struct json_object *in, char *err, size_t errsz)
 {
-	struct json_object	*out, *v = front_get(in, "model");
+	struct json_object	*out, *v = json_get(in, "model");
 
 	if (v == NULL || !json_object_is_type(v, json_type_string))
-		v = front_get(in, "name");
+		v = json_get(in, "name");
 	if (v == NULL || !json_object_is_type(v, json_type_string) ||
 	    json_object_get_string_len(v) == 0) {
 		snprintf(err, errsz, "model is required");
@@ -568,14 +569,14 @@ fo_calls_json(const struct front_tool *t, int n)
 static struct json_object *
 fo_embeddings(struct front *fr, struct json_object *in)
 {
-	struct json_object	*data = front_get(in, "data"), *o, *list, *e;
+	struct json_object	*data = json_get(in, "data"), *o, *list, *e;
 	size_t			 i;
 
 	if (data == NULL || !json_object_is_type(data, json_type_array))
 		return NULL;
 	list = json_object_new_array();
 	for (i = 0; i < json_object_array_length(data); i++) {
-		e = front_get(json_object_array_get_idx(data, i), "embedding");
+		e = json_get(json_object_array_get_idx(data, i), "embedding");
 		if (e == NULL || !json_object_is_type(e, json_type_array)) {
 			json_object_put(list);
 			return NULL;
@@ -595,7 +596,7 @@ fo_embeddings(struct front *fr, struct json_object *in)
 	jadd(o, "embeddings", list);
 	jadd(o, "total_duration", json_object_new_int64(front_elapsed_ns(fr)));
 	jadd(o, "load_duration", json_object_new_int64(0));
-	e = front_get(front_get(in, "usage"), "prompt_tokens");
+	e = json_get(json_get(in, "usage"), "prompt_tokens");
 	jadd(o, "prompt_eval_count", json_object_new_int64(e != NULL ?
 	    json_object_get_int64(e) : 0));
 	return o;
@@ -691,14 +692,14 @@ fo_tag_entry(struct json_object *m)
 	};
 	size_t			 i;
 
-	jadd(o, "name", json_object_get(front_get(m, "id")));
-	jadd(o, "model", json_object_get(front_get(m, "id")));
-	jadd(o, "size", (v = front_get(m, "size_bytes")) != NULL &&
+	jadd(o, "name", json_object_get(json_get(m, "id")));
+	jadd(o, "model", json_object_get(json_get(m, "id")));
+	jadd(o, "size", (v = json_get(m, "size_bytes")) != NULL &&
 	    json_object_is_type(v, json_type_int) ? json_object_get(v) :
 	    json_object_new_int(0));
 	d = json_object_new_object();
 	for (i = 0; i < sizeof(facts) / sizeof(facts[0]); i++)
-		if ((v = front_get(m, facts[i].from)) != NULL &&
+		if ((v = json_get(m, facts[i].from)) != NULL &&
 		    json_object_is_type(v, json_type_string))
 			jadd(d, facts[i].to, json_object_get(v));
 	jadd(o, "details", d);
@@ -712,7 +713,7 @@ front_native_show(struct http_req *req, const struct route *rt)
 	struct json_object	*o = json_object_new_object(), *t;
 
 	t = rt->info != NULL ? fo_tag_entry(rt->info) : NULL;
-	jadd(o, "details", t != NULL ? json_object_get(front_get(t,
+	jadd(o, "details", t != NULL ? json_object_get(json_get(t,
 	    "details")) : json_object_new_object());
 	json_object_put(t);
 	jadd(o, "model_info", json_object_new_object());

@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jsonbuf.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
 
@@ -43,19 +44,19 @@ fr_content(struct json_object *c, size_t i, char *err, size_t errsz)
 	parts = json_object_new_array();
 	for (j = 0; j < json_object_array_length(c); j++) {
 		p = json_object_array_get_idx(c, j);
-		t = front_get(p, "type");
+		t = json_get(p, "type");
 		type = front_is(t, json_type_string) ? json_object_get_string(t) :
 		    "";
 		o = json_object_new_object();
 		if ((strcmp(type, "input_text") == 0 ||
 		    strcmp(type, "output_text") == 0) &&
-		    front_is(front_get(p, "text"), json_type_string)) {
+		    front_is(json_get(p, "text"), json_type_string)) {
 			jadd(o, "type", jstr("text"));
-			jadd(o, "text", json_object_get(front_get(p, "text")));
+			jadd(o, "text", json_object_get(json_get(p, "text")));
 		} else if (strcmp(type, "input_image") == 0 &&
-		    front_is(front_get(p, "image_url"), json_type_string)) {
+		    front_is(json_get(p, "image_url"), json_type_string)) {
 			u = json_object_new_object();
-			jadd(u, "url", json_object_get(front_get(p,
+			jadd(u, "url", json_object_get(json_get(p,
 			    "image_url")));
 			jadd(o, "type", jstr("image_url"));
 			jadd(o, "image_url", u);
@@ -90,9 +91,9 @@ fr_call(struct json_object *it, size_t i, struct json_object *msgs,
     char *err, size_t errsz)
 {
 	struct json_object	*last, *calls, *c, *f;
-	struct json_object	*id = front_get(it, "call_id"),
-				*name = front_get(it, "name"),
-				*args = front_get(it, "arguments");
+	struct json_object	*id = json_get(it, "call_id"),
+				*name = json_get(it, "name"),
+				*args = json_get(it, "arguments");
 	size_t			 n = json_object_array_length(msgs);
 
 	if (!front_is(id, json_type_string) || !front_is(name, json_type_string) ||
@@ -109,12 +110,12 @@ fr_call(struct json_object *it, size_t i, struct json_object *msgs,
 	jadd(c, "type", jstr("function"));
 	jadd(c, "function", f);
 	last = n > 0 ? json_object_array_get_idx(msgs, n - 1) : NULL;
-	if (last == NULL || strcmp(json_object_get_string(front_get(last,
+	if (last == NULL || strcmp(json_object_get_string(json_get(last,
 	    "role")), "assistant") != 0) {
 		last = fr_msg("assistant", NULL);
 		json_object_array_add(msgs, last);
 	}
-	if ((calls = front_get(last, "tool_calls")) == NULL) {
+	if ((calls = json_get(last, "tool_calls")) == NULL) {
 		calls = json_object_new_array();
 		jadd(last, "tool_calls", calls);
 	}
@@ -126,7 +127,7 @@ static int
 fr_item(struct json_object *it, size_t i, struct json_object *msgs,
     char *err, size_t errsz)
 {
-	struct json_object	*t = front_get(it, "type"), *role, *c, *o;
+	struct json_object	*t = json_get(it, "type"), *role, *c, *o;
 	const char		*type, *r;
 
 	if (!front_is(it, json_type_object)) {
@@ -138,22 +139,22 @@ fr_item(struct json_object *it, size_t i, struct json_object *msgs,
 	if (strcmp(type, "function_call") == 0)
 		return fr_call(it, i, msgs, err, errsz);
 	if (strcmp(type, "function_call_output") == 0) {
-		if (!front_is(front_get(it, "call_id"), json_type_string) ||
-		    !front_is(front_get(it, "output"), json_type_string)) {
+		if (!front_is(json_get(it, "call_id"), json_type_string) ||
+		    !front_is(json_get(it, "output"), json_type_string)) {
 			snprintf(err, errsz, "input[%zu]: a "
 			    "function_call_output has a string call_id and "
 			    "output", i);
 			return -1;
 		}
-		o = fr_msg("tool", json_object_get(front_get(it, "output")));
-		jadd(o, "tool_call_id", json_object_get(front_get(it,
+		o = fr_msg("tool", json_object_get(json_get(it, "output")));
+		jadd(o, "tool_call_id", json_object_get(json_get(it,
 		    "call_id")));
 		json_object_array_add(msgs, o);
 		return 0;
 	}
 	if (strcmp(type, "reasoning") == 0)
 		return 0;	/* the engine reasons afresh */
-	role = front_get(it, "role");
+	role = json_get(it, "role");
 	r = front_is(role, json_type_string) ? json_object_get_string(role) : "";
 	if (strcmp(type, "message") != 0 || (strcmp(r, "user") != 0 &&
 	    strcmp(r, "assistant") != 0 && strcmp(r, "system") != 0 &&
@@ -164,7 +165,7 @@ fr_item(struct json_object *it, size_t i, struct json_object *msgs,
 		    "function_call_output are", i, type, r);
 		return -1;
 	}
-	if ((c = fr_content(front_get(it, "content"), i, err, errsz)) == NULL)
+	if ((c = fr_content(json_get(it, "content"), i, err, errsz)) == NULL)
 		return -1;
 	json_object_array_add(msgs, fr_msg(strcmp(r, "developer") == 0 ?
 	    "system" : r, c));
@@ -175,12 +176,12 @@ static int
 fr_input(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*input = front_get(in, "input"), *msgs, *v;
+	struct json_object	*input = json_get(in, "input"), *msgs, *v;
 	size_t			 i;
 
 	msgs = json_object_new_array();
 	jadd(out, "messages", msgs);
-	if (front_is(v = front_get(in, "instructions"), json_type_string))
+	if (front_is(v = json_get(in, "instructions"), json_type_string))
 		json_object_array_add(msgs, fr_msg("system",
 		    json_object_get(v)));
 	else if (front_set(v)) {
@@ -210,7 +211,7 @@ static int
 fr_tools(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*tl = front_get(in, "tools"), *t, *f, *o, *v;
+	struct json_object	*tl = json_get(in, "tools"), *t, *f, *o, *v;
 	static const char *const keep[] = { "description", "parameters",
 	    "strict" };
 	size_t			 i, k;
@@ -227,18 +228,18 @@ fr_tools(struct json_object *in, struct json_object *out, char *err,
 	jadd(out, "tools", o);
 	for (i = 0; i < json_object_array_length(tl); i++) {
 		t = json_object_array_get_idx(tl, i);
-		v = front_get(t, "type");
+		v = json_get(t, "type");
 		if (!front_is(v, json_type_string) || strcmp(
 		    json_object_get_string(v), "function") != 0 ||
-		    !front_is(front_get(t, "name"), json_type_string)) {
+		    !front_is(json_get(t, "name"), json_type_string)) {
 			snprintf(err, errsz, "tools[%zu]: only function tools "
 			    "with a name are served here", i);
 			return -1;
 		}
 		f = json_object_new_object();
-		jadd(f, "name", json_object_get(front_get(t, "name")));
+		jadd(f, "name", json_object_get(json_get(t, "name")));
 		for (k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			if (front_set(v = front_get(t, keep[k])))
+			if (front_set(v = json_get(t, keep[k])))
 				jadd(f, keep[k], json_object_get(v));
 		v = json_object_new_object();
 		jadd(v, "type", jstr("function"));
@@ -252,7 +253,7 @@ static int
 fr_tool_choice(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*tc = front_get(in, "tool_choice"), *f, *v;
+	struct json_object	*tc = json_get(in, "tool_choice"), *f, *v;
 	const char		*s;
 
 	if (!front_set(tc))
@@ -263,11 +264,11 @@ fr_tool_choice(struct json_object *in, struct json_object *out, char *err,
 		jadd(out, "tool_choice", json_object_get(tc));
 		return 0;
 	}
-	if (front_is(front_get(tc, "name"), json_type_string) &&
-	    front_is(v = front_get(tc, "type"), json_type_string) &&
+	if (front_is(json_get(tc, "name"), json_type_string) &&
+	    front_is(v = json_get(tc, "type"), json_type_string) &&
 	    strcmp(json_object_get_string(v), "function") == 0) {
 		f = json_object_new_object();
-		jadd(f, "name", json_object_get(front_get(tc, "name")));
+		jadd(f, "name", json_object_get(json_get(tc, "name")));
 		v = json_object_new_object();
 		jadd(v, "type", jstr("function"));
 		jadd(v, "function", f);
@@ -284,7 +285,7 @@ static int
 fr_format(struct json_object *in, struct json_object *out, char *err,
     size_t errsz)
 {
-	struct json_object	*f = front_get(front_get(in, "text"), "format");
+	struct json_object	*f = json_get(json_get(in, "text"), "format");
 	struct json_object	*rf, *js, *v;
 	const char		*type;
 	static const char *const keep[] = { "name", "schema", "strict",
@@ -293,7 +294,7 @@ fr_format(struct json_object *in, struct json_object *out, char *err,
 
 	if (!front_set(f))
 		return 0;
-	type = front_is(v = front_get(f, "type"), json_type_string) ?
+	type = front_is(v = json_get(f, "type"), json_type_string) ?
 	    json_object_get_string(v) : "";
 	if (strcmp(type, "text") == 0)
 		return 0;
@@ -301,12 +302,12 @@ fr_format(struct json_object *in, struct json_object *out, char *err,
 	if (strcmp(type, "json_object") == 0)
 		jadd(rf, "type", jstr("json_object"));
 	else if (strcmp(type, "json_schema") == 0 &&
-	    front_is(front_get(f, "schema"), json_type_object)) {
+	    front_is(json_get(f, "schema"), json_type_object)) {
 		js = json_object_new_object();
 		for (k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			if (front_set(v = front_get(f, keep[k])))
+			if (front_set(v = json_get(f, keep[k])))
 				jadd(js, keep[k], json_object_get(v));
-		if (front_get(js, "name") == NULL)
+		if (json_get(js, "name") == NULL)
 			jadd(js, "name", jstr("response"));
 		jadd(rf, "type", jstr("json_schema"));
 		jadd(rf, "json_schema", js);
@@ -326,21 +327,21 @@ fr_stateless(struct json_object *in, char *err, size_t errsz)
 {
 	struct json_object	*v;
 
-	if (front_is(v = front_get(in, "store"), json_type_boolean) &&
+	if (front_is(v = json_get(in, "store"), json_type_boolean) &&
 	    json_object_get_boolean(v)) {
 		snprintf(err, errsz, "store: FLM keeps no responses; send "
 		    "\"store\": false (or leave it out) and the whole "
 		    "conversation in input.");
 		return -1;
 	}
-	if (front_set(front_get(in, "previous_response_id")) ||
-	    front_set(front_get(in, "conversation"))) {
+	if (front_set(json_get(in, "previous_response_id")) ||
+	    front_set(json_get(in, "conversation"))) {
 		snprintf(err, errsz, "previous_response_id: FLM keeps no "
 		    "responses or conversations; send the whole conversation "
 		    "in input.");
 		return -1;
 	}
-	if (front_is(v = front_get(in, "background"), json_type_boolean) &&
+	if (front_is(v = json_get(in, "background"), json_type_boolean) &&
 	    json_object_get_boolean(v)) {
 		snprintf(err, errsz, "background: FLM answers while the "
 		    "request waits; send \"background\": false.");
@@ -369,7 +370,7 @@ fr_scalars(struct json_object *in, struct json_object *out, char *err,
 	size_t			 i;
 
 	for (i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
-		if (!front_set(v = front_get(in, sc[i].from)))
+		if (!front_set(v = json_get(in, sc[i].from)))
 			continue;
 		if (!json_object_is_type(v, sc[i].t) && !(sc[i].t ==
 		    json_type_double && json_object_is_type(v, json_type_int))) {
@@ -383,7 +384,7 @@ fr_scalars(struct json_object *in, struct json_object *out, char *err,
 		}
 		jadd(out, sc[i].to, json_object_get(v));
 	}
-	if (front_set(v = front_get(in, "stream"))) {
+	if (front_set(v = json_get(in, "stream"))) {
 		if (!front_is(v, json_type_boolean)) {
 			snprintf(err, errsz, "Invalid type for 'stream': "
 			    "expected a boolean, but got %s.",
@@ -404,7 +405,7 @@ fr_request(enum http_endpoint ep, struct json_object *in,
 
 	(void)ep;
 	*op = EP_CHAT;
-	v = front_get(in, "model");
+	v = json_get(in, "model");
 	if (!front_is(v, json_type_string) || json_object_get_string_len(v) ==
 	    0) {
 		snprintf(err, errsz, "You must provide a model parameter.");

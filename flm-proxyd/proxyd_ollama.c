@@ -27,19 +27,11 @@ struct ollama_stream {
 	time_t			 created;
 };
 
-static struct json_object *
-jget(struct json_object *o, const char *k)
-{
-	struct json_object	*v;
-
-	return json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 static void
 jcopy(struct json_object *to, const char *tk, struct json_object *from,
     const char *fk)
 {
-	struct json_object	*v = jget(from, fk);
+	struct json_object	*v = json_get(from, fk);
 
 	if (v != NULL && !json_object_is_type(v, json_type_null))
 		json_object_object_add(to, tk, json_object_get(v));
@@ -78,7 +70,7 @@ ollama_content(struct json_object *c)
 		return NULL;
 	for (i = 0; i < json_object_array_length(c); i++) {
 		p = json_object_array_get_idx(c, i);
-		if ((t = jget(p, "text")) == NULL ||
+		if ((t = json_get(p, "text")) == NULL ||
 		    !json_object_is_type(t, json_type_string))
 			continue;	/* images and such: not for text */
 		tl = json_object_get_string_len(t);
@@ -103,7 +95,7 @@ ollama_messages(struct json_object *msgs, char *err, size_t errsz)
 
 	for (i = 0; i < json_object_array_length(msgs); i++) {
 		m = json_object_array_get_idx(msgs, i);
-		if ((c = ollama_content(jget(m, "content"))) == NULL) {
+		if ((c = ollama_content(json_get(m, "content"))) == NULL) {
 			snprintf(err, errsz, "messages[%zu].content: expected "
 			    "a string or a list of content parts", i);
 			json_object_put(out);
@@ -159,18 +151,18 @@ ollama_request(enum http_endpoint ep, struct json_object *in,
 	json_object_object_add(o, "model", json_object_new_string(model));
 	switch (ep) {
 	case EP_CHAT:
-		if ((v = ollama_messages(jget(in, "messages"), err, errsz)) ==
+		if ((v = ollama_messages(json_get(in, "messages"), err, errsz)) ==
 		    NULL)
 			goto bad;
 		json_object_object_add(o, "messages", v);
-		if ((v = jget(in, "response_format")) != NULL &&
-		    (s = jget(v, "type")) != NULL &&
+		if ((v = json_get(in, "response_format")) != NULL &&
+		    (s = json_get(v, "type")) != NULL &&
 		    strcmp(json_object_get_string(s), "json_object") == 0)
 			json_object_object_add(o, "format",
 			    json_object_new_string("json"));
 		break;
 	case EP_COMPLETIONS:
-		if ((v = ollama_prompt(jget(in, "prompt"))) == NULL) {
+		if ((v = ollama_prompt(json_get(in, "prompt"))) == NULL) {
 			snprintf(err, errsz, "prompt: this engine takes one "
 			    "string prompt");
 			goto bad;
@@ -179,7 +171,7 @@ ollama_request(enum http_endpoint ep, struct json_object *in,
 		jcopy(o, "suffix", in, "suffix");
 		break;
 	case EP_EMBEDDINGS:
-		if (!ollama_inputs_ok(v = jget(in, "input"))) {
+		if (!ollama_inputs_ok(v = json_get(in, "input"))) {
 			snprintf(err, errsz, "input: this engine takes a "
 			    "string or a list of strings, not token ids");
 			goto bad;
@@ -189,7 +181,7 @@ ollama_request(enum http_endpoint ep, struct json_object *in,
 	default:
 		goto bad;
 	}
-	v = jget(in, "stream");
+	v = json_get(in, "stream");
 	json_object_object_add(o, "stream", json_object_new_boolean(
 	    v != NULL && json_object_get_boolean(v)));
 	json_object_object_add(o, "options", ollama_options(in));
@@ -202,7 +194,7 @@ bad:
 static const char *
 ollama_finish(struct json_object *in)
 {
-	struct json_object	*v = jget(in, "done_reason");
+	struct json_object	*v = json_get(in, "done_reason");
 
 	if (v != NULL && strcmp(json_object_get_string(v), "length") == 0)
 		return "length";
@@ -215,10 +207,10 @@ ollama_usage(struct json_object *in)
 	struct json_object	*u = json_object_new_object();
 	int64_t			 p = 0, c = 0;
 
-	if (jget(in, "prompt_eval_count") != NULL)
-		p = json_object_get_int64(jget(in, "prompt_eval_count"));
-	if (jget(in, "eval_count") != NULL)
-		c = json_object_get_int64(jget(in, "eval_count"));
+	if (json_get(in, "prompt_eval_count") != NULL)
+		p = json_object_get_int64(json_get(in, "prompt_eval_count"));
+	if (json_get(in, "eval_count") != NULL)
+		c = json_object_get_int64(json_get(in, "eval_count"));
 	json_object_object_add(u, "prompt_tokens", json_object_new_int64(p));
 	json_object_object_add(u, "completion_tokens",
 	    json_object_new_int64(c));
@@ -249,8 +241,8 @@ ollama_text(enum upstream_mode mode, struct json_object *in)
 {
 	struct json_object	*v;
 
-	v = mode == UP_OLLAMA_CHAT ? jget(jget(in, "message"), "content") :
-	    jget(in, "response");
+	v = mode == UP_OLLAMA_CHAT ? json_get(json_get(in, "message"), "content") :
+	    json_get(in, "response");
 	return v != NULL && json_object_is_type(v, json_type_string) ? v :
 	    NULL;
 }
@@ -258,7 +250,7 @@ ollama_text(enum upstream_mode mode, struct json_object *in)
 static struct json_object *
 ollama_embeddings(struct json_object *in, const char *model)
 {
-	struct json_object	*o, *data, *e, *arr = jget(in, "embeddings");
+	struct json_object	*o, *data, *e, *arr = json_get(in, "embeddings");
 	size_t			 i;
 	int64_t			 p = 0;
 
@@ -274,8 +266,8 @@ ollama_embeddings(struct json_object *in, const char *model)
 		    json_object_get(json_object_array_get_idx(arr, i)));
 		json_object_array_add(data, e);
 	}
-	if (jget(in, "prompt_eval_count") != NULL)
-		p = json_object_get_int64(jget(in, "prompt_eval_count"));
+	if (json_get(in, "prompt_eval_count") != NULL)
+		p = json_object_get_int64(json_get(in, "prompt_eval_count"));
 	o = json_object_new_object();
 	json_object_object_add(o, "object", json_object_new_string("list"));
 	json_object_object_add(o, "data", data);
@@ -328,9 +320,9 @@ ollama_error(int status, const char *body, size_t len)
 	char			 msg[512];
 
 	/* Ollama's {"error": "text"}, OpenAI's {"error": {"message"}}. */
-	if (in != NULL && (v = jget(in, "error")) != NULL &&
+	if (in != NULL && (v = json_get(in, "error")) != NULL &&
 	    json_object_is_type(v, json_type_object))
-		v = jget(v, "message");
+		v = json_get(v, "message");
 	if (v != NULL && json_object_is_type(v, json_type_string))
 		snprintf(msg, sizeof(msg), "%s", json_object_get_string(v));
 	else
@@ -449,7 +441,7 @@ ollama_stream_line(struct ollama_stream *os, const char *line, size_t len,
 		json_object_put(in);
 		return -1;
 	}
-	if ((v = jget(in, "error")) != NULL) {
+	if ((v = json_get(in, "error")) != NULL) {
 		/* Mid-stream failure: said as OpenAI says it, then the end. */
 		sse_event(out, ollama_error(500, line, len));
 		os->done = 1;
@@ -460,7 +452,7 @@ ollama_stream_line(struct ollama_stream *os, const char *line, size_t len,
 	if (text != NULL && (json_object_get_string_len(text) > 0 ||
 	    !os->started))
 		sse_event(out, ollama_chunk(os, text, NULL));
-	if ((v = jget(in, "done")) != NULL && json_object_get_boolean(v)) {
+	if ((v = json_get(in, "done")) != NULL && json_object_get_boolean(v)) {
 		sse_event(out, ollama_chunk(os, NULL, ollama_finish(in)));
 		if (os->usage || aside != NULL) {
 			o = ollama_envelope(os->mode, os->model, os->reqid,

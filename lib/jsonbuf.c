@@ -100,6 +100,15 @@ json_is_string_max(struct json_object *v, size_t max)
 	    (size_t)json_object_get_string_len(v) <= max;
 }
 
+/* Member k of o, or NULL (o NULL or not an object included). */
+struct json_object *
+json_get(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	return o != NULL && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
 /* Member k of o: a string of at most max bytes with no NUL inside, or
  * NULL. */
 const char *

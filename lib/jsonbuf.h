@@ -12,6 +12,7 @@ struct json_object	*json_parse_buf(const char *, size_t);
 struct json_object	*json_parse_buf_secret(const char *, size_t);
 struct json_object	*json_parse_buf_strict(const char *, size_t);
 int			 json_is_string_max(struct json_object *, size_t);
+struct json_object	*json_get(struct json_object *, const char *);
 const char		*json_get_string(struct json_object *, const char *,
 			    size_t);
 int			 json_is_int_range(struct json_object *, int64_t,
