@@ -306,6 +306,7 @@ struct front *front_new(struct http_req *, const char *, int);
 const char *front_ctype(const struct front *);
 int	front_sse(struct front *, const char *, size_t, struct evbuffer *);
 int	front_done(const struct front *);
+const char *front_why(const struct front *);
 struct json_object *front_answer(struct front *, struct json_object *);
 void	front_free(struct front *);
 struct json_object *front_error_json(enum dialect, int, const char *,

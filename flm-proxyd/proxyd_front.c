@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,7 @@ front_free(struct front *fr)
 		return;
 	for (i = 0; i < fr->ntools; i++)
 		free(fr->tools[i].args);
+	free(fr->tools);
 	free(fr->text);
 	free(fr->model);
 	free(fr);
@@ -215,6 +217,13 @@ const char *
 front_ctype(const struct front *fr)
 {
 	return front_ops[fr->dl].ctype;
+}
+
+/* Why the engine's answer could not be translated, if it was said. */
+const char *
+front_why(const struct front *fr)
+{
+	return fr->why;
 }
 
 int
@@ -247,12 +256,13 @@ front_count(struct json_object *u, const char *k)
  * m.  -1 if it is not the shape OpenAI documents.
  */
 int
-front_msg_read(struct json_object *o, int chunk, struct front_msg *m)
+front_msg_read(struct front *fr, struct json_object *o, int chunk,
+    struct front_msg *m)
 {
 	struct json_object	*ch, *c, *msg, *v, *tc, *t, *f;
 	size_t			 i;
 
-	memset(m, 0, sizeof(*m));
+	memset(m, 0, offsetof(struct front_msg, calls));
 	if ((v = json_get(o, "usage")) != NULL &&
 	    json_object_is_type(v, json_type_object)) {
 		m->has_usage = 1;
@@ -280,9 +290,13 @@ front_msg_read(struct json_object *o, int chunk, struct front_msg *m)
 	if ((tc = json_get(msg, "tool_calls")) == NULL ||
 	    !json_object_is_type(tc, json_type_array))
 		return 0;
-	for (i = 0; i < json_object_array_length(tc) &&
-	    m->ncalls < FRONT_MAX_TOOLS; i++) {
+	if (json_object_array_length(tc) > FRONT_MAX_TOOLS) {
+		fr->why = FRONT_TOO_MANY;
+		return -1;
+	}
+	for (i = 0; i < json_object_array_length(tc); i++) {
 		t = json_object_array_get_idx(tc, i);
+		memset(&m->calls[m->ncalls], 0, sizeof(m->calls[0]));
 		f = json_get(t, "function");
 		m->calls[m->ncalls].index = (v = json_get(t, "index")) != NULL ?
 		    json_object_get_int(v) : (int)i;
@@ -319,8 +333,17 @@ front_tool_add(struct front *fr, const struct front_call *c, int *isnew)
 		if (fr->tools[i].index == c->index)
 			t = &fr->tools[i];
 	if (t == NULL) {
-		if (fr->ntools == FRONT_MAX_TOOLS)
+		if (fr->ntools == FRONT_MAX_TOOLS) {
+			fr->why = FRONT_TOO_MANY;
 			return -1;
+		}
+		if (fr->ntools == fr->toolcap) {
+			if ((t = reallocarray(fr->tools, fr->toolcap + 4,
+			    sizeof(*t))) == NULL)
+				return -1;
+			fr->tools = t;
+			fr->toolcap += 4;
+		}
 		t = &fr->tools[fr->ntools++];
 		memset(t, 0, sizeof(*t));
 		t->index = c->index;
@@ -335,8 +358,12 @@ front_tool_add(struct front *fr, const struct front_call *c, int *isnew)
 	if (c->name != NULL && t->name[0] == '\0')
 		snprintf(t->name, sizeof(t->name), "%s", c->name);
 	if (c->alen > 0) {
-		if (t->alen + c->alen > FRONT_MAX_ARGS ||
-		    (p = realloc(t->args, t->alen + c->alen + 1)) == NULL)
+		if (t->alen + c->alen > FRONT_MAX_ARGS) {
+			fr->why = "a tool call's arguments are longer than "
+			    "1 MiB, more than FLM translates.";
+			return -1;
+		}
+		if ((p = realloc(t->args, t->alen + c->alen + 1)) == NULL)
 			return -1;
 		t->args = p;
 		memcpy(t->args + t->alen, c->args, c->alen);
@@ -493,7 +520,7 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 		json_object_put(o);
 		return 0;
 	}
-	if ((rc = front_msg_read(o, 1, &m)) == 0) {
+	if ((rc = front_msg_read(fr, o, 1, &m)) == 0) {
 		if (m.has_usage) {
 			fr->ptok = m.ptok;
 			fr->ctok = m.ctok;

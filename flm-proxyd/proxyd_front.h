@@ -13,7 +13,9 @@
 
 #include "proxyd.h"
 
-#define FRONT_MAX_TOOLS		16
+#define FRONT_MAX_TOOLS		128	/* calls in one answer: more refused */
+#define FRONT_TOO_MANY		"the answer makes more than 128 tool calls, " \
+				"more than FLM translates."
 #define FRONT_MAX_ARGS		(1024 * 1024)	/* a tool call's arguments */
 #define FRONT_MAX_TEXT		(16 * 1024 * 1024)	/* an answer kept */
 
@@ -30,11 +32,11 @@ struct front_call {
 struct front_msg {
 	const char	*text;		/* content, or a completion's text */
 	size_t		 tlen;
-	struct front_call calls[FRONT_MAX_TOOLS];
 	int		 ncalls;
 	const char	*finish;	/* finish_reason, or NULL */
 	int		 has_usage;
 	int64_t		 ptok, ctok;
+	struct front_call calls[FRONT_MAX_TOOLS];	/* last: not cleared */
 };
 
 /* A tool call assembled from a stream's pieces. */
@@ -56,8 +58,9 @@ struct front {
 	int		 stream;
 	char		 finish[24];
 	int64_t		 ptok, ctok;
-	struct front_tool tools[FRONT_MAX_TOOLS];
-	int		 ntools;
+	struct front_tool *tools;	/* grown as calls come */
+	int		 ntools, toolcap;
+	const char	*why;		/* what the engine's answer broke */
 	int		 started;	/* the first event went out */
 	int		 block;		/* Anthropic: the open block, -1 */
 	int		 text_block;	/* it is a text block */
@@ -90,7 +93,8 @@ void	skel_free(struct skel *);
 int	front_is(struct json_object *, enum json_type);
 int	front_set(struct json_object *);
 void	front_stream_on(struct json_object *);
-int	front_msg_read(struct json_object *, int, struct front_msg *);
+int	front_msg_read(struct front *, struct json_object *, int,
+	    struct front_msg *);
 int	front_tool_add(struct front *, const struct front_call *, int *);
 int	front_text_add(struct front *, const char *, size_t);
 void	front_ndjson(struct evbuffer *, struct json_object *);

@@ -569,7 +569,7 @@ fm_answer(struct front *fr, struct json_object *in)
 
 	if (fr->ep == EP_COUNT_TOKENS)
 		return fm_count_answer(in);
-	if (front_msg_read(in, 0, &m) == -1)
+	if (front_msg_read(fr, in, 0, &m) == -1)
 		return NULL;
 	fr->ptok = m.ptok;
 	fr->ctok = m.ctok;

@@ -607,27 +607,24 @@ fo_answer(struct front *fr, struct json_object *in)
 {
 	struct json_object	*o;
 	struct front_msg	 m;
-	struct front_tool	 t[FRONT_MAX_TOOLS];
-	int			 i;
+	int			 i, isnew;
 
 	if (fr->ep == EP_OLLAMA_EMBED || fr->ep == EP_OLLAMA_EMBEDDINGS)
 		return fo_embeddings(fr, in);
-	if (front_msg_read(in, 0, &m) == -1)
+	if (front_msg_read(fr, in, 0, &m) == -1)
 		return NULL;
 	fr->ptok = m.ptok;
 	fr->ctok = m.ctok;
 	snprintf(fr->finish, sizeof(fr->finish), "%s", m.finish != NULL ?
 	    m.finish : "stop");
 	for (i = 0; i < m.ncalls; i++) {
-		memset(&t[i], 0, sizeof(t[i]));
-		snprintf(t[i].name, sizeof(t[i].name), "%s", m.calls[i].name ?
-		    m.calls[i].name : "");
-		t[i].args = (char *)m.calls[i].args;
-		t[i].alen = m.calls[i].alen;
+		m.calls[i].index = i;
+		if (front_tool_add(fr, &m.calls[i], &isnew) == -1)
+			return NULL;
 	}
 	o = fo_envelope(fr);
 	fo_text(fr, o, m.text != NULL ? m.text : "", m.tlen, m.ncalls > 0 ?
-	    fo_calls_json(t, m.ncalls) : NULL);
+	    fo_calls_json(fr->tools, fr->ntools) : NULL);
 	fo_final(fr, o);
 	return o;
 }

@@ -555,7 +555,7 @@ fr_answer(struct front *fr, struct json_object *in)
 	struct front_msg	 m;
 	int			 i, slot, isnew;
 
-	if (front_msg_read(in, 0, &m) == -1)
+	if (front_msg_read(fr, in, 0, &m) == -1)
 		return NULL;
 	fr->ptok = m.ptok;
 	fr->ctok = m.ctok;

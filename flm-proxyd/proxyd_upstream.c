@@ -378,6 +378,14 @@ up_base64(struct json_object *o)
 	return 0;
 }
 
+/* What the engine's answer broke: the front-end's words if it said. */
+static const char *
+up_why(const struct upstream *up, const char *dflt)
+{
+	return up->front != NULL && front_why(up->front) != NULL ?
+	    front_why(up->front) : dflt;
+}
+
 static void
 up_translate_whole(struct upstream *up)
 {
@@ -413,8 +421,8 @@ up_translate_whole(struct upstream *up)
 	if (out == NULL || (up->base64 && up_base64(out) == -1)) {
 		json_object_put(out);
 		up->keepalive = 0;
-		up_fail(up, 502, "bad_engine_answer", "the answer is not the "
-		    "JSON this engine documents.");
+		up_fail(up, 502, "bad_engine_answer", up_why(up, "the answer "
+		    "is not the JSON this engine documents."));
 		return;
 	}
 	up_done_json(up, 200, out);
@@ -620,7 +628,8 @@ up_body_end(struct upstream *up)
 	if (up->fstream && up->os == NULL) {
 		if (up_front_lines(up, up->acc, 1) == -1 ||
 		    !front_done(up->front))
-			up_fail(up, 502, NULL, "the stream ended early.");
+			up_fail(up, 502, NULL, up_why(up, "the stream ended "
+			    "early."));
 		else
 			up_done(up);
 		return;
@@ -694,7 +703,7 @@ up_body(struct upstream *up)
 	return;
 bad:
 	up->keepalive = 0;
-	up_fail(up, 502, "bad_engine_answer", "malformed answer.");
+	up_fail(up, 502, "bad_engine_answer", up_why(up, "malformed answer."));
 }
 
 static void

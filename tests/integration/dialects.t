@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 77
+plan 81
 
 mock --flavor ollama
 OL=$MPORT
@@ -27,6 +27,10 @@ mock --flavor llamacpp --models gemma
 LC=$MPORT
 mock --flavor vllm --models fields --sse-fields
 FLD=$MPORT
+mock --flavor vllm --models par --tool-calls 20
+PAR=$MPORT
+mock --flavor vllm --models flood --tool-calls 129
+FLOOD=$MPORT
 check "suite starts" suite_start
 F="$FLM -D $STATE"
 $F config set engines.ollama.url "http://127.0.0.1:$OL" >/dev/null
@@ -39,6 +43,11 @@ $F config set engines.lc.url "http://127.0.0.1:$LC" >/dev/null
 $F config set engines.lc.kind llamacpp >/dev/null
 $F config set engines.fld.url "http://127.0.0.1:$FLD" >/dev/null
 $F config set engines.fld.kind vllm >/dev/null
+for e in par flood; do
+	eval "p=\$$(echo $e | tr a-z A-Z)"
+	$F config set engines.$e.url "http://127.0.0.1:$p" >/dev/null
+	$F config set engines.$e.kind vllm >/dev/null
+done
 KEY=$($F api-keys create --label d --json | jq -r .key)
 PORT=$($F proxy start --port 0 --json | jq .port)
 U=http://127.0.0.1:$PORT
@@ -215,6 +224,31 @@ checkx "… and /api/chat's NDJSON stream" \
     '[ "$(echo "$out" | jq -rs "[.[].message.content] | join(\"\")")" = "$whole" ] &&
     [ "$(echo "$out" | tail -n 1 | jq .done)" = true ]'
 
+# Models calling tools in parallel: every call is translated (there
+# were 16 at most), and an answer with more than FLM takes is refused
+# saying so, not cut short.
+mtool() {
+	curl -s -o "$TMP/tool.json" -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
+	    -d "{\"model\":\"flm://$1\",\"max_tokens\":20,\"tools\":[{\"name\":\"get_weather\",
+	    \"input_schema\":{\"type\":\"object\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"}]}" \
+	    "$U/v1/messages"
+}
+code=$(mtool par/par)
+checkx "20 parallel tool calls: 20 tool_use blocks in Messages ($code)" \
+    '[ $code = 200 ] && [ "$(jq "[.content[] | select(.type == \"tool_use\")] | length" "$TMP/tool.json")" = 20 ] &&
+    [ "$(jq -r ".content[19].id" "$TMP/tool.json")" = call_mock_19 ]'
+n=$(curl -s -m 5 -H "$AUTH" -d '{"model":"flm://par/par","stream":false,
+    "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],
+    "messages":[{"role":"user","content":"weather?"}]}' "$U/api/chat" | jq '.message.tool_calls | length')
+check "… 20 in Ollama's tool_calls ($n)" test "$n" = 20
+n=$(curl -s -m 5 -H "$AUTH" -d '{"model":"flm://par/par","input":"weather?",
+    "tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]}' \
+    "$U/v1/responses" | jq '[.output[] | select(.type == "function_call")] | length')
+check "… 20 function_call items in Responses ($n)" test "$n" = 20
+code=$(mtool flood/flood)
+checkx "129 tool calls: 502 saying FLM translates 128 at most ($code)" \
+    '[ $code = 502 ] && jq -e ".error.message | test(\"more than 128 tool calls\")" "$TMP/tool.json" >/dev/null'
+
 # ---- long strings: set aside while translated, put back byte for byte ----------------------
 # Over 512 bytes with every kind of escape and raw UTF-8: what the
 # engine got decodes to what the client sent; a long string inside a
@@ -252,7 +286,7 @@ checkx "count_tokens on Ollama, which cannot count: 400 saying so ($code)" \
 
 # ---- what the proxy answers itself, and the audit trail ---------------------------------------
 checkx "/api/tags lists every model as flm://ENGINE/MODEL, with the probe's details" \
-    'get -H "$AUTH" "$U/api/tags" | jq -e "(.models | length) == 7 and
+    'get -H "$AUTH" "$U/api/tags" | jq -e "(.models | length) == 9 and
     (.models[] | select(.name == \"flm://ollama/llama3.2:1b\") | .details.family == \"llama\")" >/dev/null'
 checkx "/api/version says FLM's version" \
     '[ "$(get -H "$AUTH" "$U/api/version" | jq -r .version)" = "$($F version --json | jq -r .version)" ]'

@@ -221,6 +221,7 @@ static struct {
 	long			 chunk_delay_ms;
 	long			 sse_pad;	/* comment bytes per SSE chunk */
 	int			 sse_fields;	/* id: and retry: lines too */
+	long			 tool_calls;	/* calls in a whole answer */
 	struct timeval		 latency_tv;
 	struct timeval		 chunk_tv;
 	enum failmode		 fail;
@@ -893,17 +894,25 @@ ollama_tail(int generate, unsigned prompt_tokens, unsigned words)
 	    prompt_tokens * 100000ULL, words, words * 1000000ULL);
 }
 
-/* OpenAI's tool_calls: the arguments are a string of JSON. */
+/* OpenAI's tool_calls: the arguments are a string of JSON.  A whole
+ * answer makes --tool-calls of the same call. */
 static void
 tool_calls_openai(const char *name, size_t nlen, const char *args,
     size_t alen)
 {
-	OUT_LIT("[{\"id\":\"call_mock_0\",\"type\":\"function\","
-	    "\"function\":{\"name\":");
-	json_str(mock.out, name, nlen);
-	OUT_LIT(",\"arguments\":");
-	json_str(mock.out, args, alen);
-	OUT_LIT("}}]");
+	long	 i;
+
+	OUT_LIT("[");
+	for (i = 0; i < mock.tool_calls; i++) {
+		evbuffer_add_printf(mock.out, "%s{\"id\":\"call_mock_%ld\","
+		    "\"type\":\"function\",\"function\":{\"name\":",
+		    i > 0 ? "," : "", i);
+		json_str(mock.out, name, nlen);
+		OUT_LIT(",\"arguments\":");
+		json_str(mock.out, args, alen);
+		OUT_LIT("}}");
+	}
+	OUT_LIT("]");
 }
 
 /* Ollama's tool_calls: the arguments are an object. */
@@ -2519,6 +2528,7 @@ usage(int status)
 	    "ollama|lmstudio|vllm|llamacpp [--listen addr:port]\n"
 	    "\t[--models a,b,c] [--latency-ms n] [--chunks n] "
 	    "[--chunk-delay-ms n] [--sse-pad n] [--sse-fields]\n"
+	    "\t[--tool-calls n]\n"
 	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1] "
 	    "[--idle-ms n]\n"
 	    "\t[--port-file path] [--stats-file path] [--body-file path]\n"
@@ -2613,6 +2623,7 @@ parse_args(int argc, char *argv[])
 		{ "chunk-delay-ms", required_argument, NULL, 'd' },
 		{ "sse-pad", required_argument, NULL, 'P' },
 		{ "sse-fields", no_argument, NULL, 'S' },
+		{ "tool-calls", required_argument, NULL, 'T' },
 		{ "fail", required_argument, NULL, 'F' },
 		{ "no-v1", no_argument, NULL, 'n' },
 		{ "port-file", required_argument, NULL, 'p' },
@@ -2635,6 +2646,7 @@ parse_args(int argc, char *argv[])
 	int		 ch;
 
 	mock.chunks = 8;
+	mock.tool_calls = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
@@ -2663,6 +2675,10 @@ parse_args(int argc, char *argv[])
 			break;
 		case 'S':
 			mock.sse_fields = 1;
+			break;
+		case 'T':
+			mock.tool_calls = parse_num(optarg, 1, 1000,
+			    "--tool-calls");
 			break;
 		case 'F':
 			set_fail(optarg);
