@@ -89,6 +89,18 @@ int	skel_splice(const struct skel *, const char *, const char *, size_t,
 	    struct evbuffer *);
 void	skel_free(struct skel *);
 
+/*
+ * A member of an object being built.  Every key here is a literal or
+ * in a static table: json-c need not copy it (one allocation less a
+ * member, on every translated request and answer).
+ */
+static inline void
+jadd(struct json_object *o, const char *k, struct json_object *v)
+{
+	json_object_object_add_ex(o, k, v, JSON_C_OBJECT_ADD_CONSTANT_KEY);
+}
+#define jstr	json_object_new_string
+
 /* proxyd_front.c */
 int	front_is(struct json_object *, enum json_type);
 int	front_set(struct json_object *);

@@ -18,9 +18,6 @@
 #include "proxyd.h"
 #include "proxyd_front.h"
 
-#define jadd	json_object_object_add
-#define jstr	json_object_new_string
-
 /* Texts of blocks (or a string) joined; NULL if a block is not text. */
 static char *
 fm_texts(struct json_object *c, const char *where, char *err, size_t errsz)

@@ -21,9 +21,6 @@
 #include "proxyd.h"
 #include "proxyd_front.h"
 
-#define jadd	json_object_object_add
-#define jstr	json_object_new_string
-
 /* ---- requests --------------------------------------------------------- */
 
 /* Options OpenAI also has, under its names; all numbers but stop. */

@@ -20,9 +20,6 @@
 #include "proxyd.h"
 #include "proxyd_front.h"
 
-#define jadd	json_object_object_add
-#define jstr	json_object_new_string
-
 /* ---- requests --------------------------------------------------------- */
 
 /* A message item's content: a string, or input_text/output_text and
