@@ -10,7 +10,7 @@
 command -v promtool >/dev/null 2>&1 ||
     unavailable "promtool (Debian's prometheus package)"
 mock_init
-plan 19
+plan 20
 
 mock --flavor vllm --models "m1"
 VL=$MPORT
@@ -62,6 +62,8 @@ for i in 1 2; do
 	    "$U/v1/chat/completions"
 done
 curl -s -o /dev/null -m 5 -H "Authorization: Bearer ${USER_K%?}x" "$U/v1/models"
+curl -s -o /dev/null -m 5 "$U/healthz"
+curl -s -o /dev/null -m 5 -H "Authorization: Bearer $USER_K" "$U/v1/no-such-path"
 F engines detect >/dev/null
 curl -s -o /dev/null -m 5 -H "Authorization: Bearer $USER_K" \
     -d '{"model":"flm://slow/llama3.2:1b","stream":false,"messages":[{"role":"user","content":"x"}]}' \
@@ -83,6 +85,9 @@ checkx "time to first token: the 2 streams" \
 checkx "tokens out: the engine's counts summed ($(val "flm_tokens_total{$H,direction=\"out\"}"))" \
     '[ "$(val "flm_tokens_total{$H,direction=\"out\"}")" -gt 50 ] &&
     [ "$(val "flm_tokens_total{$H,direction=\"in\"}")" -ge 12 ]'
+checkx "the health check and an unknown path are no series" \
+    '! grep -q "endpoint=\"/healthz\"\|endpoint=\"\"\|endpoint=\"(null)\"" "$TMP/m.txt" &&
+    grep -q "endpoint=\"/v1/models\"" "$TMP/m.txt"'
 checkx "the failed key check is counted" \
     '[ "$(val "flm_key_verifications_total{result=\"failed\"}")" -ge 1 ]'
 checkx "no key, key id, label or hash is in the scrape" \
