@@ -62,10 +62,10 @@ front_stream_on(struct json_object *out)
 {
 	struct json_object	*so = json_object_new_object();
 
-	json_object_object_add(so, "include_usage",
+	jadd(so, "include_usage",
 	    json_object_new_boolean(1));
-	json_object_object_add(out, "stream", json_object_new_boolean(1));
-	json_object_object_add(out, "stream_options", so);
+	jadd(out, "stream", json_object_new_boolean(1));
+	jadd(out, "stream_options", so);
 }
 
 /* For "expected X, got Y" messages. */
@@ -574,28 +574,28 @@ front_error_json(enum dialect dl, int status, const char *type,
 	struct json_object	*e;
 
 	if (dl == DL_OLLAMA) {
-		json_object_object_add(o, "error", json_object_new_string(msg));
+		jadd(o, "error", json_object_new_string(msg));
 		return o;
 	}
 	e = json_object_new_object();
 	if (dl == DL_ANTHROPIC) {
-		json_object_object_add(o, "type",
+		jadd(o, "type",
 		    json_object_new_string("error"));
-		json_object_object_add(e, "type", json_object_new_string(
+		jadd(e, "type", json_object_new_string(
 		    fm_error_type(status)));
-		json_object_object_add(e, "message",
+		jadd(e, "message",
 		    json_object_new_string(msg));
-		json_object_object_add(o, "error", e);
+		jadd(o, "error", e);
 		return o;
 	}
-	json_object_object_add(e, "message", json_object_new_string(msg));
-	json_object_object_add(e, "type", json_object_new_string(type != NULL ?
+	jadd(e, "message", json_object_new_string(msg));
+	jadd(e, "type", json_object_new_string(type != NULL ?
 	    type : status < 500 ? "invalid_request_error" : "server_error"));
-	json_object_object_add(e, "param", param ?
+	jadd(e, "param", param ?
 	    json_object_new_string(param) : NULL);
-	json_object_object_add(e, "code", code ?
+	jadd(e, "code", code ?
 	    json_object_new_string(code) : NULL);
-	json_object_object_add(o, "error", e);
+	jadd(o, "error", e);
 	return o;
 }
 
@@ -609,13 +609,13 @@ front_error_event(enum dialect dl, int status, const char *code,
 
 	if (dl == DL_RESPONSES) {
 		o = json_object_new_object();
-		json_object_object_add(o, "type",
+		jadd(o, "type",
 		    json_object_new_string("error"));
-		json_object_object_add(o, "code", json_object_new_string(
+		jadd(o, "code", json_object_new_string(
 		    code != NULL ? code : "server_error"));
-		json_object_object_add(o, "message",
+		jadd(o, "message",
 		    json_object_new_string(msg));
-		json_object_object_add(o, "param", NULL);
+		jadd(o, "param", NULL);
 		front_event(out, "error", o);
 		return;
 	}
