@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 81
+plan 83
 
 mock --flavor ollama
 OL=$MPORT
@@ -269,6 +269,27 @@ short" ] &&
     [ "$(jq -r ".messages[3].content" "$TMP/vl-body.json")" = "$want" ]'
 checkx "… and inside a tool call's arguments, decoded twice" \
     '[ "$(jq -r ".messages[2].tool_calls[0].function.arguments" "$TMP/vl-body.json" | jq -r .code)" = "$want" ]'
+
+# A long string that ends in an escaped backslash ends at the quote
+# after it; one with a raw tab or a \q inside is refused as a chat
+# request's would be, and nothing reaches the engine.
+X=$(printf '%0600d' 0)
+before=$(stats $VL | jq '.by_path["/v1/chat/completions"]')
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
+    -d "{\"model\":\"$V\",\"max_tokens\":5,\"system\":\"$X\\\\\\\\\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}" \
+    "$U/v1/messages")
+sleep 0.3
+checkx "a long string ending in an escaped backslash: forwarded, ending in two ($code)" \
+    '[ $code = 200 ] && [ "$(jq -r ".messages[0].content" "$TMP/vl-body.json")" = "$X\\\\" ]'
+codes=
+for bad in "$X$(printf '\t')y" "$X\\qy"; do
+	codes="$codes$(curl -s -o "$TMP/bad.json" -w '%{http_code} ' -m 5 -H "x-api-key: $KEY" \
+	    -d "{\"model\":\"$V\",\"max_tokens\":5,\"system\":\"$bad\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}" \
+	    "$U/v1/messages")"
+done
+checkx "a long string with a raw tab, or \\q: 400 in Anthropic's shape, nothing forwarded ($codes)" \
+    '[ "$codes" = "400 400 " ] && jq -e ".error.type == \"invalid_request_error\"" "$TMP/bad.json" >/dev/null &&
+    [ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" = $((before + 1)) ]'
 
 # ---- count_tokens, by the engine's own tokenizer ----------------------------------------
 count() {
