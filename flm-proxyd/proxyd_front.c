@@ -62,8 +62,7 @@ front_stream_on(struct json_object *out)
 {
 	struct json_object	*so = json_object_new_object();
 
-	jadd(so, "include_usage",
-	    json_object_new_boolean(1));
+	jadd(so, "include_usage", json_object_new_boolean(1));
 	jadd(out, "stream", json_object_new_boolean(1));
 	jadd(out, "stream_options", so);
 }
@@ -574,27 +573,22 @@ front_error_json(enum dialect dl, int status, const char *type,
 	struct json_object	*e;
 
 	if (dl == DL_OLLAMA) {
-		jadd(o, "error", json_object_new_string(msg));
+		jadd(o, "error", jstr(msg));
 		return o;
 	}
 	e = json_object_new_object();
 	if (dl == DL_ANTHROPIC) {
-		jadd(o, "type",
-		    json_object_new_string("error"));
-		jadd(e, "type", json_object_new_string(
-		    fm_error_type(status)));
-		jadd(e, "message",
-		    json_object_new_string(msg));
+		jadd(o, "type", jstr("error"));
+		jadd(e, "type", jstr(fm_error_type(status)));
+		jadd(e, "message", jstr(msg));
 		jadd(o, "error", e);
 		return o;
 	}
-	jadd(e, "message", json_object_new_string(msg));
-	jadd(e, "type", json_object_new_string(type != NULL ?
-	    type : status < 500 ? "invalid_request_error" : "server_error"));
-	jadd(e, "param", param ?
-	    json_object_new_string(param) : NULL);
-	jadd(e, "code", code ?
-	    json_object_new_string(code) : NULL);
+	jadd(e, "message", jstr(msg));
+	jadd(e, "type", jstr(type != NULL ? type : status < 500 ?
+	    "invalid_request_error" : "server_error"));
+	jadd(e, "param", param != NULL ? jstr(param) : NULL);
+	jadd(e, "code", code != NULL ? jstr(code) : NULL);
 	jadd(o, "error", e);
 	return o;
 }
@@ -609,12 +603,9 @@ front_error_event(enum dialect dl, int status, const char *code,
 
 	if (dl == DL_RESPONSES) {
 		o = json_object_new_object();
-		jadd(o, "type",
-		    json_object_new_string("error"));
-		jadd(o, "code", json_object_new_string(
-		    code != NULL ? code : "server_error"));
-		jadd(o, "message",
-		    json_object_new_string(msg));
+		jadd(o, "type", jstr("error"));
+		jadd(o, "code", jstr(code != NULL ? code : "server_error"));
+		jadd(o, "message", jstr(msg));
 		jadd(o, "param", NULL);
 		front_event(out, "error", o);
 		return;
