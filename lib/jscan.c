@@ -632,6 +632,138 @@ jscan_string_in(struct jscan *scratch, const char *buf,
 	return scratch->keys;
 }
 
+/* ---- reading a text jscan_parse took, without its table ---------------- */
+
+static size_t
+js_blank(const char *b, size_t n, size_t i)
+{
+	while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' ||
+	    b[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* Past the closing quote of the string whose opening quote is at i: a
+ * quote ends it unless an odd run of backslashes comes before it. */
+static size_t
+js_str_end(const char *b, size_t n, size_t i)
+{
+	const char	*q = b + i + 1, *e = b + n, *r;
+
+	while (q < e && (q = memchr(q, '"', (size_t)(e - q))) != NULL) {
+		for (r = q; r > b + i + 1 && r[-1] == '\\'; r--)
+			;
+		if (((q - r) & 1) == 0)
+			return (size_t)(q - b) + 1;
+		q++;
+	}
+	return n;
+}
+
+/* The value at i (blanks first): its first byte in *start, its end
+ * returned.  The text is valid JSON: only its shape is followed. */
+static size_t
+js_skip(const char *b, size_t n, size_t i, size_t *start)
+{
+	size_t	 depth = 0;
+
+	*start = i = js_blank(b, n, i);
+	if (i < n && b[i] != '"' && b[i] != '{' && b[i] != '[') {
+		while (i < n && b[i] != ',' && b[i] != '}' && b[i] != ']' &&
+		    b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r')
+			i++;
+		return i;	/* a number or a literal */
+	}
+	while (i < n) {
+		if (b[i] == '"')
+			i = js_str_end(b, n, i);
+		else {
+			if (b[i] == '{' || b[i] == '[')
+				depth++;
+			else if (b[i] == '}' || b[i] == ']')
+				depth--;
+			i++;
+		}
+		if (depth == 0)
+			break;
+	}
+	return i;
+}
+
+/* Is the key whose opening quote is at i, ending at end, k? */
+static int
+js_key_is(const char *b, size_t i, size_t end, const char *k)
+{
+	struct jscan_member	 m;
+	struct jscan		 tmp;
+	const char		*d;
+	size_t			 n = strlen(k), dl;
+	int			 eq;
+
+	if (memchr(b + i + 1, '\\', end - i - 2) == NULL)
+		return end - i - 2 == n && memcmp(b + i + 1, k, n) == 0;
+	/* Written with escapes: compared decoded, as json-c reads it. */
+	memset(&m, 0, sizeof(m));
+	m.vofs = i;
+	m.vend = end;
+	m.type = JSCAN_STRING;
+	memset(&tmp, 0, sizeof(tmp));
+	d = jscan_string_in(&tmp, b, &m, &dl);
+	eq = d != NULL && dl == n && memcmp(d, k, n) == 0;
+	jscan_free(&tmp);
+	return eq;
+}
+
+/*
+ * Member k of the object whose '{' is at ofs, in a text jscan_parse
+ * took: its value's span [*vofs, *vend), the last of its key as json-c
+ * keeps it.  0, or -1 if the object has no such member.
+ */
+int
+jscan_get(const char *b, size_t n, size_t ofs, const char *k, size_t *vofs,
+    size_t *vend)
+{
+	size_t	 i = js_blank(b, n, ofs + 1), ks, ke, vs, ve;
+	int	 rc = -1;
+
+	while (i < n && b[i] == '"') {
+		ks = i;
+		ke = js_str_end(b, n, ks);
+		i = js_blank(b, n, ke) + 1;	/* past the ':' */
+		ve = js_skip(b, n, i, &vs);
+		if (js_key_is(b, ks, ke, k)) {
+			*vofs = vs;
+			*vend = ve;
+			rc = 0;
+		}
+		i = js_blank(b, n, ve);
+		if (i < n && b[i] == ',')
+			i = js_blank(b, n, i + 1);
+	}
+	return rc;
+}
+
+/* Element idx of the array whose '[' is at ofs: its span, 0; or -1. */
+int
+jscan_elem(const char *b, size_t n, size_t ofs, size_t idx, size_t *vofs,
+    size_t *vend)
+{
+	size_t	 i = js_blank(b, n, ofs + 1), k, vs, ve;
+
+	for (k = 0; i < n && b[i] != ']'; k++) {
+		ve = js_skip(b, n, i, &vs);
+		if (k == idx) {
+			*vofs = vs;
+			*vend = ve;
+			return 0;
+		}
+		i = js_blank(b, n, ve);
+		if (i < n && b[i] == ',')
+			i = js_blank(b, n, i + 1);
+	}
+	return -1;
+}
+
 /* The same, to free. */
 char *
 jscan_string(const char *buf, const struct jscan_member *m, size_t *len)

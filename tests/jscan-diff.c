@@ -169,6 +169,55 @@ diff_object(const struct jscan *js, int parent, const char *buf,
 	return 0;
 }
 
+/*
+ * jscan_get and jscan_elem walk the whole text as json-c read it: each
+ * member json-c kept, each element, down to the leaves, which must
+ * read back as json-c's values.
+ */
+static int
+diff_nav(const char *buf, size_t len, size_t vs, size_t ve,
+    struct json_object *o, int depth, char *why, size_t sz)
+{
+	struct json_object	*leaf;
+	size_t			 i, cs, ce;
+	int			 eq;
+
+	if (depth > JSCAN_MAX_DEPTH)
+		return 0;
+	if (json_object_is_type(o, json_type_object)) {
+		if (buf[vs] != '{')
+			return diff_why(why, sz, "navigator: not an object", "");
+		json_object_object_foreach(o, k, v) {
+			if (jscan_get(buf, len, vs, k, &cs, &ce) == -1)
+				return diff_why(why, sz, "navigator: no member ", k);
+			if (diff_nav(buf, len, cs, ce, v, depth + 1, why, sz) == -1)
+				return -1;
+		}
+		return jscan_get(buf, len, vs, "\x01none", &cs, &ce) == -1 ? 0 :
+		    diff_why(why, sz, "navigator: a member not there", "");
+	}
+	if (json_object_is_type(o, json_type_array)) {
+		if (buf[vs] != '[')
+			return diff_why(why, sz, "navigator: not an array", "");
+		for (i = 0; i < json_object_array_length(o); i++) {
+			if (jscan_elem(buf, len, vs, i, &cs, &ce) == -1)
+				return diff_why(why, sz, "navigator: an element "
+				    "missing", "");
+			if (diff_nav(buf, len, cs, ce,
+			    json_object_array_get_idx(o, i), depth + 1, why, sz) ==
+			    -1)
+				return -1;
+		}
+		return jscan_elem(buf, len, vs, i, &cs, &ce) == -1 ? 0 :
+		    diff_why(why, sz, "navigator: an element too many", "");
+	}
+	/* A leaf: its span alone reads as json-c's value. */
+	leaf = json_parse_buf_strict(buf + vs, ve - vs);
+	eq = leaf != NULL ? json_object_equal(leaf, o) : o == NULL;
+	json_object_put(leaf);
+	return eq ? 0 : diff_why(why, sz, "navigator: a leaf differs", "");
+}
+
 int
 jscan_diff(const char *buf, size_t len, const char *elem_key, char *why,
     size_t sz)
@@ -190,8 +239,9 @@ jscan_diff(const char *buf, size_t len, const char *elem_key, char *why,
 		    diff_why(why, sz, "json-c takes it, jscan refuses it: ",
 		    jscan_strerror(js.err));
 	else
-		rc = diff_object(&js, -1, buf, o, why, sz) == -1 ? -1 :
-		    JSCAN_DIFF_BOTH_TAKE;
+		rc = diff_object(&js, -1, buf, o, why, sz) == -1 ||
+		    diff_nav(buf, len, js.oofs, js.oend + 1, o, 0, why, sz) ==
+		    -1 ? -1 : JSCAN_DIFF_BOTH_TAKE;
 	json_object_put(o);
 	jscan_free(&js);
 	return rc == -1 ? JSCAN_DIFF_BAD : rc;
