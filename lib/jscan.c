@@ -743,25 +743,22 @@ jscan_get(const char *b, size_t n, size_t ofs, const char *k, size_t *vofs,
 	return rc;
 }
 
-/* Element idx of the array whose '[' is at ofs: its span, 0; or -1. */
+/*
+ * The elements of the array whose '[' is at *at, one a call: the next
+ * one's span, 0 (*at moves past it); -1 once there is none.
+ */
 int
-jscan_elem(const char *b, size_t n, size_t ofs, size_t idx, size_t *vofs,
-    size_t *vend)
+jscan_next(const char *b, size_t n, size_t *at, size_t *vofs, size_t *vend)
 {
-	size_t	 i = js_blank(b, n, ofs + 1), k, vs, ve;
+	size_t	 i;
 
-	for (k = 0; i < n && b[i] != ']'; k++) {
-		ve = js_skip(b, n, i, &vs);
-		if (k == idx) {
-			*vofs = vs;
-			*vend = ve;
-			return 0;
-		}
-		i = js_blank(b, n, ve);
-		if (i < n && b[i] == ',')
-			i = js_blank(b, n, i + 1);
-	}
-	return -1;
+	if (*at >= n || b[*at] == ']')
+		return -1;	/* the end reached before */
+	if ((i = js_blank(b, n, *at + 1)) >= n || b[i] == ']')
+		return -1;
+	*vend = js_skip(b, n, i, vofs);
+	*at = js_blank(b, n, *vend);	/* the ',' or the ']' */
+	return 0;
 }
 
 /* The same, to free. */

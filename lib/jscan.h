@@ -77,7 +77,7 @@ const char *jscan_string_in(struct jscan *, const char *,
 size_t	 jscan_quote(char *, const char *);
 int	 jscan_get(const char *, size_t, size_t, const char *, size_t *,
 	    size_t *);
-int	 jscan_elem(const char *, size_t, size_t, size_t, size_t *, size_t *);
+int	 jscan_next(const char *, size_t, size_t *, size_t *, size_t *);
 const char *jscan_type_name(enum jscan_type);
 const char *jscan_strerror(enum jscan_err);
 

@@ -170,7 +170,7 @@ diff_object(const struct jscan *js, int parent, const char *buf,
 }
 
 /*
- * jscan_get and jscan_elem walk the whole text as json-c read it: each
+ * jscan_get and jscan_next walk the whole text as json-c read it: each
  * member json-c kept, each element, down to the leaves, which must
  * read back as json-c's values.
  */
@@ -179,7 +179,7 @@ diff_nav(const char *buf, size_t len, size_t vs, size_t ve,
     struct json_object *o, int depth, char *why, size_t sz)
 {
 	struct json_object	*leaf;
-	size_t			 i, cs, ce;
+	size_t			 i, cs, ce, at;
 	int			 eq;
 
 	if (depth > JSCAN_MAX_DEPTH)
@@ -199,8 +199,9 @@ diff_nav(const char *buf, size_t len, size_t vs, size_t ve,
 	if (json_object_is_type(o, json_type_array)) {
 		if (buf[vs] != '[')
 			return diff_why(why, sz, "navigator: not an array", "");
+		at = vs;
 		for (i = 0; i < json_object_array_length(o); i++) {
-			if (jscan_elem(buf, len, vs, i, &cs, &ce) == -1)
+			if (jscan_next(buf, len, &at, &cs, &ce) == -1)
 				return diff_why(why, sz, "navigator: an element "
 				    "missing", "");
 			if (diff_nav(buf, len, cs, ce,
@@ -208,7 +209,7 @@ diff_nav(const char *buf, size_t len, size_t vs, size_t ve,
 			    -1)
 				return -1;
 		}
-		return jscan_elem(buf, len, vs, i, &cs, &ce) == -1 ? 0 :
+		return jscan_next(buf, len, &at, &cs, &ce) == -1 ? 0 :
 		    diff_why(why, sz, "navigator: an element too many", "");
 	}
 	/* A leaf: its span alone reads as json-c's value. */
