@@ -18,6 +18,7 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jscan.h"
 #include "jsonbuf.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
@@ -29,17 +30,21 @@ static void	front_error_event(enum dialect, int, const char *,
 static const struct front_ops {
 	struct json_object *(*request)(enum http_endpoint, struct json_object *,
 	    enum http_endpoint *, char *, size_t);
-	struct json_object *(*answer)(struct front *, struct json_object *);
+	/* A whole chat answer, read; an answer of another kind (tokens
+	 * counted, embeddings), as json-c read it. */
+	struct json_object *(*answer)(struct front *, struct front_msg *);
+	struct json_object *(*other)(struct front *, struct json_object *);
 	int	(*chunk)(struct front *, const struct front_msg *,
 	    struct evbuffer *);
 	void	(*end)(struct front *, struct evbuffer *);
 	const char *ctype;		/* of its streams */
 } front_ops[] = {
-	[DL_OLLAMA] = { fo_request, fo_answer, fo_chunk, fo_end,
+	[DL_OLLAMA] = { fo_request, fo_answer, fo_embeddings, fo_chunk, fo_end,
 	    "application/x-ndjson" },
-	[DL_ANTHROPIC] = { fm_request, fm_answer, fm_chunk, fm_end,
+	[DL_ANTHROPIC] = { fm_request, fm_answer, fm_count_answer, fm_chunk,
+	    fm_end,
 	    "text/event-stream" },
-	[DL_RESPONSES] = { fr_request, fr_answer, fr_chunk, fr_end,
+	[DL_RESPONSES] = { fr_request, fr_answer, NULL, fr_chunk, fr_end,
 	    "text/event-stream" },
 };
 
@@ -241,79 +246,183 @@ front_elapsed_ns(const struct front *fr)
 	    (now.tv_nsec - fr->start.tv_nsec);
 }
 
-static int64_t
-front_count(struct json_object *u, const char *k)
-{
-	struct json_object	*v = json_get(u, k);
+/*
+ * The reader's scratch, kept from one answer to the next (a worker is
+ * one thread): jscan's tables, and the strings decoded, each followed
+ * by a NUL, which a front_msg points into until the next read.
+ */
+static struct {
+	struct jscan	 js, str;
+	char		*a;
+	size_t		 alen, acap;
+} fscan;
+#define FSCAN_KEEP	(256 * 1024)	/* of strings kept between reads */
 
-	return v != NULL && json_object_is_type(v, json_type_int) ?
-	    json_object_get_int64(v) : 0;
+/* A new read: the strings' room emptied, and given back if one long
+ * answer grew it past FSCAN_KEEP. */
+static void
+front_scan_reset(void)
+{
+	fscan.alen = 0;
+	if (fscan.acap > FSCAN_KEEP) {
+		free(fscan.a);
+		fscan.a = NULL;
+		fscan.acap = 0;
+	}
+	if (fscan.str.kcap > FSCAN_KEEP)
+		jscan_free(&fscan.str);
+}
+
+/* The string at [vs, ve) decoded into the scratch: its offset, or -1
+ * (not a string, no memory). */
+static long
+front_str(const char *b, size_t vs, size_t ve, size_t *len)
+{
+	struct jscan_member	 m;
+	const char		*d;
+	size_t			 n, cap;
+	char			*p;
+
+	if (b[vs] != '"')
+		return -1;
+	memset(&m, 0, sizeof(m));
+	m.vofs = vs;
+	m.vend = ve;
+	m.type = JSCAN_STRING;
+	if ((d = jscan_string_in(&fscan.str, b, &m, &n)) == NULL)
+		return -1;
+	if (fscan.alen + n + 1 > fscan.acap) {
+		cap = fscan.acap * 2 > fscan.alen + n + 1 ? fscan.acap * 2 :
+		    fscan.alen + n + 1;
+		if ((p = realloc(fscan.a, cap)) == NULL)
+			return -1;
+		fscan.a = p;
+		fscan.acap = cap;
+	}
+	memcpy(fscan.a + fscan.alen, d, n + 1);
+	fscan.alen += n + 1;
+	*len = n;
+	return (long)(fscan.alen - n - 1);
+}
+
+/* An integer at [vs, ve), as json-c's int type; else 0. */
+static int64_t
+front_int(const char *b, size_t vs, size_t ve)
+{
+	size_t	 i;
+
+	if (b[vs] != '-' && (b[vs] < '0' || b[vs] > '9'))
+		return 0;
+	for (i = vs; i < ve; i++)
+		if (b[i] == '.' || b[i] == 'e' || b[i] == 'E')
+			return 0;	/* a double */
+	return strtoll(b + vs, NULL, 10);
+}
+
+/* Member k of the object at [vs, ...), if it is one: its span. */
+static int
+front_member(const char *b, size_t n, size_t vs, const char *k, size_t *cs,
+    size_t *ce)
+{
+	return b[vs] == '{' ? jscan_get(b, n, vs, k, cs, ce) : -1;
+}
+
+/* One tool call of the array element at [vs, ...) into c; the offsets
+ * of its strings, or -1, in o[3]. */
+static void
+front_call_scan(const char *b, size_t n, size_t vs, size_t i,
+    struct front_call *c, long o[3])
+{
+	size_t	 cs, ce, fs, fe, len;
+
+	memset(c, 0, sizeof(*c));
+	o[0] = o[1] = o[2] = -1;
+	c->index = front_member(b, n, vs, "index", &cs, &ce) == 0 &&
+	    b[cs] != 'n' ? (int)front_int(b, cs, ce) : (int)i;
+	if (front_member(b, n, vs, "id", &cs, &ce) == 0)
+		o[0] = front_str(b, cs, ce, &len);
+	if (front_member(b, n, vs, "function", &fs, &fe) == -1)
+		return;
+	if (front_member(b, n, fs, "name", &cs, &ce) == 0)
+		o[1] = front_str(b, cs, ce, &len);
+	if (front_member(b, n, fs, "arguments", &cs, &ce) == 0 &&
+	    (o[2] = front_str(b, cs, ce, &len)) != -1)
+		c->alen = len;
 }
 
 /*
- * The first choice of an OpenAI answer (chunk: a stream's delta) into
- * m.  -1 if it is not the shape OpenAI documents.
+ * The first choice of an OpenAI answer's text (chunk: a stream's
+ * delta) into m, read where it lies (lib/jscan.c), strings decoded
+ * into the reader's scratch: no tree is built.  -1 if it is not the
+ * shape OpenAI documents.  The text is fscan.js's, parsed.
  */
-int
-front_msg_read(struct front *fr, struct json_object *o, int chunk,
+static int
+front_msg_take(struct front *fr, const char *b, size_t n, int chunk,
     struct front_msg *m)
 {
-	struct json_object	*ch, *c, *msg, *v, *tc, *t, *f;
-	size_t			 i;
+	static long		 off[FRONT_MAX_TOOLS][3];
+	struct jscan		*js = &fscan.js;
+	size_t			 at, cs, ce, ms, me, ts, te, len, i;
+	long			 text = -1, fin = -1;
+	int			 k, j, msg;
 
 	memset(m, 0, offsetof(struct front_msg, calls));
-	if ((v = json_get(o, "usage")) != NULL &&
-	    json_object_is_type(v, json_type_object)) {
+	if ((k = jscan_find(js, -1, "usage")) != -1 &&
+	    js->m[k].type == JSCAN_OBJECT) {
 		m->has_usage = 1;
-		m->ptok = front_count(v, "prompt_tokens");
-		m->ctok = front_count(v, "completion_tokens");
+		if ((j = jscan_find(js, k, "prompt_tokens")) != -1 &&
+		    js->m[j].type == JSCAN_INT)
+			m->ptok = front_int(b, js->m[j].vofs, js->m[j].vend);
+		if ((j = jscan_find(js, k, "completion_tokens")) != -1 &&
+		    js->m[j].type == JSCAN_INT)
+			m->ctok = front_int(b, js->m[j].vofs, js->m[j].vend);
 	}
-	if ((ch = json_get(o, "choices")) == NULL ||
-	    !json_object_is_type(ch, json_type_array))
+	if ((k = jscan_find(js, -1, "choices")) == -1 ||
+	    js->m[k].type != JSCAN_ARRAY)
 		return -1;
-	if (json_object_array_length(ch) == 0)
+	at = js->m[k].vofs;
+	if (jscan_next(b, n, &at, &cs, &ce) == -1)
 		return chunk ? 0 : -1;	/* the usage chunk */
-	c = json_object_array_get_idx(ch, 0);
-	if ((v = json_get(c, "finish_reason")) != NULL &&
-	    json_object_is_type(v, json_type_string))
-		m->finish = json_object_get_string(v);
-	msg = json_get(c, chunk ? "delta" : "message");
-	if (msg == NULL) {	/* a completion's text */
-		v = json_get(c, "text");
-	} else
-		v = json_get(msg, "content");
-	if (v != NULL && json_object_is_type(v, json_type_string)) {
-		m->text = json_object_get_string(v);
-		m->tlen = (size_t)json_object_get_string_len(v);
-	}
-	if ((tc = json_get(msg, "tool_calls")) == NULL ||
-	    !json_object_is_type(tc, json_type_array))
-		return 0;
-	if (json_object_array_length(tc) > FRONT_MAX_TOOLS) {
-		fr->why = FRONT_TOO_MANY;
-		return -1;
-	}
-	for (i = 0; i < json_object_array_length(tc); i++) {
-		t = json_object_array_get_idx(tc, i);
-		memset(&m->calls[m->ncalls], 0, sizeof(m->calls[0]));
-		f = json_get(t, "function");
-		m->calls[m->ncalls].index = (v = json_get(t, "index")) != NULL ?
-		    json_object_get_int(v) : (int)i;
-		if ((v = json_get(t, "id")) != NULL &&
-		    json_object_is_type(v, json_type_string))
-			m->calls[m->ncalls].id = json_object_get_string(v);
-		if ((v = json_get(f, "name")) != NULL &&
-		    json_object_is_type(v, json_type_string))
-			m->calls[m->ncalls].name = json_object_get_string(v);
-		if ((v = json_get(f, "arguments")) != NULL &&
-		    json_object_is_type(v, json_type_string)) {
-			m->calls[m->ncalls].args = json_object_get_string(v);
-			m->calls[m->ncalls].alen =
-			    (size_t)json_object_get_string_len(v);
+	if (front_member(b, n, cs, "finish_reason", &ms, &me) == 0)
+		fin = front_str(b, ms, me, &len);
+	msg = front_member(b, n, cs, chunk ? "delta" : "message", &ms,
+	    &me) == 0;
+	if ((msg ? front_member(b, n, ms, "content", &ts, &te) :
+	    front_member(b, n, cs, "text", &ts, &te)) == 0 &&
+	    (text = front_str(b, ts, te, &len)) != -1)
+		m->tlen = len;
+	if (msg && front_member(b, n, ms, "tool_calls", &ts, &te) == 0 &&
+	    b[ts] == '[') {
+		at = ts;
+		for (i = 0; jscan_next(b, n, &at, &cs, &ce) == 0; i++) {
+			if (i == FRONT_MAX_TOOLS) {
+				fr->why = FRONT_TOO_MANY;
+				return -1;
+			}
+			front_call_scan(b, n, cs, i, &m->calls[i], off[i]);
 		}
-		m->ncalls++;
+		m->ncalls = (int)i;
+	}
+	/* The scratch is whole now: offsets become pointers. */
+	m->text = text != -1 ? fscan.a + text : NULL;
+	m->finish = fin != -1 ? fscan.a + fin : NULL;
+	for (k = 0; k < m->ncalls; k++) {
+		m->calls[k].id = off[k][0] != -1 ? fscan.a + off[k][0] : NULL;
+		m->calls[k].name = off[k][1] != -1 ? fscan.a + off[k][1] : NULL;
+		m->calls[k].args = off[k][2] != -1 ? fscan.a + off[k][2] : NULL;
 	}
 	return 0;
+}
+
+/* The same of a text not parsed yet; -1 too if it is not RFC 8259. */
+int
+front_msg_scan(struct front *fr, const char *b, size_t n, int chunk,
+    struct front_msg *m)
+{
+	front_scan_reset();
+	if (jscan_parse(&fscan.js, b, n) == -1)
+		return -1;
+	return front_msg_take(fr, b, n, chunk, m);
 }
 
 /*
@@ -452,19 +561,25 @@ front_end(struct front *fr, struct evbuffer *out)
 	fr->done = 1;
 }
 
-/* An engine's error in its stream: the client's dialect says it. */
+/* An engine's error in its stream (member k of the parsed line): the
+ * client's dialect says it. */
 static void
-front_stream_fail(struct front *fr, struct json_object *o,
+front_stream_fail(struct front *fr, const char *b, int k,
     struct evbuffer *out)
 {
-	struct json_object	*e = json_get(o, "error"), *m;
+	const struct jscan_member *e = &fscan.js.m[k];
 	const char		*msg = "The engine failed during the answer.";
+	size_t			 len;
+	long			 o = -1;
+	int			 j;
 
-	if ((m = json_get(e, "message")) != NULL &&
-	    json_object_is_type(m, json_type_string))
-		msg = json_object_get_string(m);
-	else if (json_object_is_type(e, json_type_string))
-		msg = json_object_get_string(e);
+	if (e->type == JSCAN_OBJECT &&
+	    (j = jscan_find(&fscan.js, k, "message")) != -1)
+		o = front_str(b, fscan.js.m[j].vofs, fscan.js.m[j].vend, &len);
+	else if (e->type == JSCAN_STRING)
+		o = front_str(b, e->vofs, e->vend, &len);
+	if (o != -1)
+		msg = fscan.a + o;
 	front_error_event(fr->dl, 500, NULL, msg, out);
 	fr->done = 1;
 }
@@ -493,9 +608,8 @@ front_sse_field(const char *line, size_t n)
 int
 front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 {
-	struct json_object	*o;
 	struct front_msg	 m;
-	int			 rc;
+	int			 rc, k;
 
 	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
 		n--;
@@ -509,17 +623,15 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 		front_end(fr, out);
 		return 0;
 	}
-	if ((o = json_parse_buf(line, n)) == NULL ||
-	    !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
+	front_scan_reset();
+	if (jscan_parse(&fscan.js, line, n) == -1)
 		return -1;
-	}
-	if (json_get(o, "error") != NULL) {
-		front_stream_fail(fr, o, out);
-		json_object_put(o);
+	if ((k = jscan_find(&fscan.js, -1, "error")) != -1 &&
+	    fscan.js.m[k].type != JSCAN_NULL) {
+		front_stream_fail(fr, line, k, out);
 		return 0;
 	}
-	if ((rc = front_msg_read(fr, o, 1, &m)) == 0) {
+	if ((rc = front_msg_take(fr, line, n, 1, &m)) == 0) {
 		if (m.has_usage) {
 			fr->ptok = m.ptok;
 			fr->ctok = m.ctok;
@@ -529,15 +641,35 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 			    m.finish);
 		rc = front_ops[fr->dl].chunk(fr, &m, out);
 	}
-	json_object_put(o);
 	return rc;
 }
 
-/* A whole OpenAI answer in the client's dialect; NULL if malformed. */
+/*
+ * A whole OpenAI answer (its text) in the client's dialect; NULL if
+ * malformed.  Chat answers are read where they lie; tokens counted
+ * and embeddings, which are mostly numbers to rewrite, by json-c.
+ */
 struct json_object *
-front_answer(struct front *fr, struct json_object *o)
+front_answer(struct front *fr, const char *buf, size_t len)
 {
-	return front_ops[fr->dl].answer(fr, o);
+	struct json_object	*in, *out;
+	struct front_msg	 m;
+
+	if (fr->ep == EP_COUNT_TOKENS || fr->ep == EP_OLLAMA_EMBED ||
+	    fr->ep == EP_OLLAMA_EMBEDDINGS) {
+		if ((in = json_parse_buf(buf, len)) == NULL)
+			return NULL;
+		out = front_ops[fr->dl].other(fr, in);
+		json_object_put(in);
+		return out;
+	}
+	if (front_msg_scan(fr, buf, len, 0, &m) == -1)
+		return NULL;
+	fr->ptok = m.ptok;
+	fr->ctok = m.ctok;
+	snprintf(fr->finish, sizeof(fr->finish), "%s", m.finish != NULL ?
+	    m.finish : "stop");
+	return front_ops[fr->dl].answer(fr, &m);
 }
 
 /* ---- errors -------------------------------------------------------------- */

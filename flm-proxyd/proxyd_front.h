@@ -105,7 +105,7 @@ jadd(struct json_object *o, const char *k, struct json_object *v)
 int	front_is(struct json_object *, enum json_type);
 int	front_set(struct json_object *);
 void	front_stream_on(struct json_object *);
-int	front_msg_read(struct front *, struct json_object *, int,
+int	front_msg_scan(struct front *, const char *, size_t, int,
 	    struct front_msg *);
 int	front_tool_add(struct front *, const struct front_call *, int *);
 int	front_text_add(struct front *, const char *, size_t);
@@ -118,14 +118,16 @@ const char *front_type_name(struct json_object *);
 /* proxyd_front_ollama.c */
 struct json_object *fo_request(enum http_endpoint, struct json_object *,
 	    enum http_endpoint *, char *, size_t);
-struct json_object *fo_answer(struct front *, struct json_object *);
+struct json_object *fo_answer(struct front *, struct front_msg *);
+struct json_object *fo_embeddings(struct front *, struct json_object *);
 int	fo_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fo_end(struct front *, struct evbuffer *);
 
 /* proxyd_front_messages.c */
 struct json_object *fm_request(enum http_endpoint, struct json_object *,
 	    enum http_endpoint *, char *, size_t);
-struct json_object *fm_answer(struct front *, struct json_object *);
+struct json_object *fm_answer(struct front *, struct front_msg *);
+struct json_object *fm_count_answer(struct front *, struct json_object *);
 int	fm_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fm_end(struct front *, struct evbuffer *);
 const char *fm_error_type(int);
@@ -133,7 +135,7 @@ const char *fm_error_type(int);
 /* proxyd_front_responses.c */
 struct json_object *fr_request(enum http_endpoint, struct json_object *,
 	    enum http_endpoint *, char *, size_t);
-struct json_object *fr_answer(struct front *, struct json_object *);
+struct json_object *fr_answer(struct front *, struct front_msg *);
 int	fr_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fr_end(struct front *, struct evbuffer *);
 

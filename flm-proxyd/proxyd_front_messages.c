@@ -538,12 +538,13 @@ fm_tool_block(const char *id, const char *name, struct json_object *input)
 }
 
 /* The engine's tokenizer's answer: vLLM's count, llama.cpp's tokens. */
-static struct json_object *
-fm_count_answer(struct json_object *in)
+struct json_object *
+fm_count_answer(struct front *fr, struct json_object *in)
 {
 	struct json_object	*o, *v;
 	int64_t			 n;
 
+	(void)fr;
 	if ((v = json_get(in, "count")) != NULL && front_is(v, json_type_int))
 		n = json_object_get_int64(v);
 	else if ((v = json_get(in, "tokens")) != NULL &&
@@ -557,42 +558,33 @@ fm_count_answer(struct json_object *in)
 }
 
 struct json_object *
-fm_answer(struct front *fr, struct json_object *in)
+fm_answer(struct front *fr, struct front_msg *m)
 {
 	struct json_object	*o, *content, *b;
-	struct front_msg	 m;
 	char			 id[96];
 	int			 i;
 
-	if (fr->ep == EP_COUNT_TOKENS)
-		return fm_count_answer(in);
-	if (front_msg_read(fr, in, 0, &m) == -1)
-		return NULL;
-	fr->ptok = m.ptok;
-	fr->ctok = m.ctok;
-	snprintf(fr->finish, sizeof(fr->finish), "%s", m.finish != NULL ?
-	    m.finish : "stop");
 	content = json_object_new_array();
-	if (m.tlen > 0 || m.ncalls == 0) {
+	if (m->tlen > 0 || m->ncalls == 0) {
 		b = json_object_new_object();
 		jadd(b, "type", jstr("text"));
-		jadd(b, "text", json_object_new_string_len(m.text != NULL ?
-		    m.text : "", (int)m.tlen));
+		jadd(b, "text", json_object_new_string_len(m->text != NULL ?
+		    m->text : "", (int)m->tlen));
 		json_object_array_add(content, b);
 	}
-	for (i = 0; i < m.ncalls; i++) {
-		if (m.calls[i].id != NULL)
-			snprintf(id, sizeof(id), "%s", m.calls[i].id);
+	for (i = 0; i < m->ncalls; i++) {
+		if (m->calls[i].id != NULL)
+			snprintf(id, sizeof(id), "%s", m->calls[i].id);
 		else
 			snprintf(id, sizeof(id), "toolu_flm%llx_%d",
 			    (unsigned long long)fr->reqid, i);
 		json_object_array_add(content, fm_tool_block(id,
-		    m.calls[i].name != NULL ? m.calls[i].name : "",
-		    front_args_object(m.calls[i].args, m.calls[i].alen)));
+		    m->calls[i].name != NULL ? m->calls[i].name : "",
+		    front_args_object(m->calls[i].args, m->calls[i].alen)));
 	}
 	o = fm_message_obj(fr);
 	jadd(o, "content", content);
-	jadd(o, "stop_reason", jstr(fm_stop_reason(fr, m.ncalls > 0)));
+	jadd(o, "stop_reason", jstr(fm_stop_reason(fr, m->ncalls > 0)));
 	jadd(o, "stop_sequence", NULL);
 	jadd(o, "usage", fm_usage(fr));
 	return o;

@@ -563,7 +563,7 @@ fo_calls_json(const struct front_tool *t, int n)
 	return a;
 }
 
-static struct json_object *
+struct json_object *
 fo_embeddings(struct front *fr, struct json_object *in)
 {
 	struct json_object	*data = json_get(in, "data"), *o, *list, *e;
@@ -600,27 +600,18 @@ fo_embeddings(struct front *fr, struct json_object *in)
 }
 
 struct json_object *
-fo_answer(struct front *fr, struct json_object *in)
+fo_answer(struct front *fr, struct front_msg *m)
 {
 	struct json_object	*o;
-	struct front_msg	 m;
 	int			 i, isnew;
 
-	if (fr->ep == EP_OLLAMA_EMBED || fr->ep == EP_OLLAMA_EMBEDDINGS)
-		return fo_embeddings(fr, in);
-	if (front_msg_read(fr, in, 0, &m) == -1)
-		return NULL;
-	fr->ptok = m.ptok;
-	fr->ctok = m.ctok;
-	snprintf(fr->finish, sizeof(fr->finish), "%s", m.finish != NULL ?
-	    m.finish : "stop");
-	for (i = 0; i < m.ncalls; i++) {
-		m.calls[i].index = i;
-		if (front_tool_add(fr, &m.calls[i], &isnew) == -1)
+	for (i = 0; i < m->ncalls; i++) {
+		m->calls[i].index = i;
+		if (front_tool_add(fr, &m->calls[i], &isnew) == -1)
 			return NULL;
 	}
 	o = fo_envelope(fr);
-	fo_text(fr, o, m.text != NULL ? m.text : "", m.tlen, m.ncalls > 0 ?
+	fo_text(fr, o, m->text != NULL ? m->text : "", m->tlen, m->ncalls > 0 ?
 	    fo_calls_json(fr->tools, fr->ntools) : NULL);
 	fo_final(fr, o);
 	return o;

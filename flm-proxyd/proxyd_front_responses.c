@@ -547,25 +547,18 @@ fr_response(const struct front *fr, int final)
 }
 
 struct json_object *
-fr_answer(struct front *fr, struct json_object *in)
+fr_answer(struct front *fr, struct front_msg *m)
 {
-	struct front_msg	 m;
-	int			 i, slot, isnew;
+	int	 i, slot, isnew;
 
-	if (front_msg_read(fr, in, 0, &m) == -1)
-		return NULL;
-	fr->ptok = m.ptok;
-	fr->ctok = m.ctok;
-	snprintf(fr->finish, sizeof(fr->finish), "%s", m.finish != NULL ?
-	    m.finish : "stop");
-	if (m.tlen > 0 || m.ncalls == 0) {
-		if (front_text_add(fr, m.text, m.tlen) == -1)
+	if (m->tlen > 0 || m->ncalls == 0) {
+		if (front_text_add(fr, m->text, m->tlen) == -1)
 			return NULL;
 		fr->msg_item = fr->nblocks++;
 	}
-	for (i = 0; i < m.ncalls; i++) {
-		m.calls[i].index = i;
-		if ((slot = front_tool_add(fr, &m.calls[i], &isnew)) == -1)
+	for (i = 0; i < m->ncalls; i++) {
+		m->calls[i].index = i;
+		if ((slot = front_tool_add(fr, &m->calls[i], &isnew)) == -1)
 			return NULL;
 		fr->tools[slot].block = fr->nblocks++;
 	}

@@ -406,15 +406,22 @@ up_translate_whole(struct upstream *up)
 		up_done_json(up, up->status, out);
 		return;
 	}
-	in = json_parse_buf(s, len);
-	if (up->mode == UP_PASS)
-		out = json_object_get(in);
-	else
-		out = in != NULL ? ollama_answer(up->mode, in, up->model,
-		    up->req->id) : NULL;
-	json_object_put(in);
-	if (out != NULL && up->front != NULL) {
-		in = front_answer(up->front, out);
+	if (up->front != NULL && up->mode == UP_PASS)
+		out = front_answer(up->front, s, len);	/* read where it lies */
+	else {
+		in = json_parse_buf(s, len);
+		if (up->mode == UP_PASS)
+			out = json_object_get(in);
+		else
+			out = in != NULL ? ollama_answer(up->mode, in,
+			    up->model, up->req->id) : NULL;
+		json_object_put(in);
+	}
+	if (out != NULL && up->front != NULL && up->mode != UP_PASS) {
+		/* Made OpenAI's by json-c, then read as an engine's. */
+		s = json_object_to_json_string_length(out,
+		    JSON_C_TO_STRING_PLAIN, &len);
+		in = front_answer(up->front, s, len);
 		json_object_put(out);
 		out = in;
 	}
