@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 83
+plan 85
 
 mock --flavor ollama
 OL=$MPORT
@@ -204,6 +204,20 @@ code=$(curl -s -o "$TMP/b.json" -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
     "$U/v1/messages")
 checkx "a malformed whole answer: 502 api_error ($code)" \
     '[ $code = 502 ] && jq -e ".error.type == \"api_error\"" "$TMP/b.json" >/dev/null'
+# An engine's own error chunk in the middle of a stream (vLLM's shape):
+# its message reaches the client in the dialect's error.
+curl -s -m 5 -X POST "http://127.0.0.1:$BAD/__mock/fail?mode=midstream" >/dev/null
+out=$(curl -s -m 5 -H "x-api-key: $KEY" -d '{"model":"flm://bad/broken",
+    "max_tokens":20,"stream":true,"messages":[{"role":"user","content":"x"}]}' \
+    "$U/v1/messages")
+checkx "an engine's error chunk mid-stream: Anthropic's error event with its message" \
+    'echo "$out" | grep -q "^event: content_block_delta" &&
+    echo "$out" | sed -n "s/^data: //p" | tail -n 1 | jq -e ".type == \"error\" and (.error.message | test(\"mock engine failure mid-stream\"))" >/dev/null &&
+    ! echo "$out" | grep -q "^event: message_stop"'
+out=$(curl -s -m 5 -H "$AUTH" -d '{"model":"flm://bad/broken",
+    "messages":[{"role":"user","content":"x"}]}' "$U/api/chat")
+checkx "… and Ollama's {\"error\"} line" \
+    'echo "$out" | tail -n 1 | jq -e ".error | test(\"mock engine failure mid-stream\")" >/dev/null'
 curl -s -m 5 -X POST "http://127.0.0.1:$BAD/__mock/fail?mode=none" >/dev/null
 
 # An engine's stream with SSE's other fields (retry:, id:) is read as

@@ -76,10 +76,11 @@ enum failmode {
 	FAIL_500,
 	FAIL_MALFORMED,
 	FAIL_STALL,
-	FAIL_LOADING
+	FAIL_LOADING,
+	FAIL_MIDSTREAM
 };
 static const char *const fail_names[] = {
-	"none", "refuse", "500", "malformed", "stall", "loading"
+	"none", "refuse", "500", "malformed", "stall", "loading", "midstream"
 };
 
 /* Error body shape: OpenAI {"error":{...}} or Ollama native {"error":"..."}. */
@@ -1138,6 +1139,19 @@ stream_step(struct reply *r)
 		stream_start(r);
 	do {
 		stream_chunk(r);
+		/* --fail midstream: an OpenAI stream's error chunk after
+		 * the first, as vLLM sends one, and no [DONE]. */
+		if (mock.fail == FAIL_MIDSTREAM && !kind_ndjson(r->kind)) {
+			out_reset();
+			OUT_LIT("data: {\"error\":{\"message\":\"mock engine "
+			    "failure mid-stream\",\"type\":\"server_error\","
+			    "\"code\":500}}\n\n");
+			reply_unhook(r);
+			evhttp_send_reply_chunk(r->req, mock.out);
+			evhttp_send_reply_end(r->req);
+			reply_free(r);
+			return;
+		}
 	} while (mock.chunk_delay_ms == 0 && r->chunk < r->nchunks);
 	/* The end goes with the last chunk: an abort is a missed chunk. */
 	if (r->chunk < r->nchunks) {
@@ -2000,13 +2014,13 @@ control_fail(struct evhttp_request *req)
 		    "is required\"}");
 		return;
 	}
-	for (i = 0; i <= FAIL_LOADING; i++)
+	for (i = 0; i <= FAIL_MIDSTREAM; i++)
 		if (i != FAIL_REFUSE && strcmp(mode, fail_names[i]) == 0)
 			break;
-	if (i > FAIL_LOADING) {
+	if (i > FAIL_MIDSTREAM) {
 		evhttp_clear_headers(&q);
 		control_send(req, HTTP_BADREQUEST, "{\"error\":\"mode must be "
-		    "none, 500, malformed, stall or loading\"}");
+		    "none, 500, malformed, stall, loading or midstream\"}");
 		return;
 	}
 	evhttp_clear_headers(&q);
@@ -2529,7 +2543,7 @@ usage(int status)
 	    "\t[--models a,b,c] [--latency-ms n] [--chunks n] "
 	    "[--chunk-delay-ms n] [--sse-pad n] [--sse-fields]\n"
 	    "\t[--tool-calls n]\n"
-	    "\t[--fail refuse|500|malformed|stall|loading] [--no-v1] "
+	    "\t[--fail refuse|500|malformed|stall|loading|midstream] [--no-v1] "
 	    "[--idle-ms n]\n"
 	    "\t[--port-file path] [--stats-file path] [--body-file path]\n"
 	    "\t[--api-key key] [--tls-cert pem --tls-key pem]\n");
@@ -2577,7 +2591,7 @@ set_fail(const char *s)
 {
 	int	 i;
 
-	for (i = 0; i <= FAIL_LOADING; i++) {
+	for (i = 0; i <= FAIL_MIDSTREAM; i++) {
 		if (strcmp(s, fail_names[i]) == 0) {
 			mock.fail = (enum failmode)i;
 			return;
