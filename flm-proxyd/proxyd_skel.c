@@ -19,33 +19,11 @@
 #include <event2/buffer.h>
 #include <sodium.h>
 
+#include "jscan.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
 
 #define SKEL_MIN	512	/* bytes of a literal worth setting aside */
-
-/*
- * The end of the string literal at p (its closing quote + 1), or NULL.
- * Only its end is looked for here, at memchr's speed: the bytes inside
- * are judged where the whole body is, once it is put back together
- * (route_post's jscan, RFC 8259 strict), as a chat request's are.
- * A quote is the end unless an odd run of backslashes comes before it;
- * each run is walked once, from the quote after it.
- */
-static const char *
-skel_literal(const char *p, const char *end)
-{
-	const char	*q = p + 1, *b;
-
-	while (q < end && (q = memchr(q, '"', (size_t)(end - q))) != NULL) {
-		for (b = q; b > p + 1 && b[-1] == '\\'; b--)
-			;
-		if (((q - b) & 1) == 0)
-			return q + 1;
-		q++;
-	}
-	return NULL;
-}
 
 void
 skel_free(struct skel *sk)
@@ -80,8 +58,13 @@ skel_make(const char *buf, size_t len, struct skel *sk)
 		sk->len += (size_t)(q - p);
 		if (q == end)
 			break;
-		if ((r = skel_literal(q, end)) == NULL)
+		/* Only its end is found here (jscan_str_end): the bytes
+		 * inside are judged once the body is put back together
+		 * (route_post's jscan, RFC 8259 strict), as a chat
+		 * request's are. */
+		if ((n = jscan_str_end(buf, len, (size_t)(q - buf))) == 0)
 			goto fail;
+		r = buf + n;
 		/* A key is followed by ':'; long values are set aside. */
 		for (p = r; p < end && (*p == ' ' || *p == '\t' ||
 		    *p == '\r' || *p == '\n'); p++)

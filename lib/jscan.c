@@ -643,10 +643,15 @@ js_blank(const char *b, size_t n, size_t i)
 	return i;
 }
 
-/* Past the closing quote of the string whose opening quote is at i: a
- * quote ends it unless an odd run of backslashes comes before it. */
-static size_t
-js_str_end(const char *b, size_t n, size_t i)
+/*
+ * Past the closing quote of the string whose opening quote is at i, or
+ * 0 if it has none: a quote ends it unless an odd run of backslashes
+ * comes before it (each run walked once, from the quote after it).  The
+ * bytes between are not judged: memchr's speed, for texts judged whole
+ * elsewhere.
+ */
+size_t
+jscan_str_end(const char *b, size_t n, size_t i)
 {
 	const char	*q = b + i + 1, *e = b + n, *r;
 
@@ -657,7 +662,16 @@ js_str_end(const char *b, size_t n, size_t i)
 			return (size_t)(q - b) + 1;
 		q++;
 	}
-	return n;
+	return 0;
+}
+
+/* The same in a text jscan_parse took: there is an end. */
+static size_t
+js_str_end(const char *b, size_t n, size_t i)
+{
+	size_t	 e = jscan_str_end(b, n, i);
+
+	return e != 0 ? e : n;
 }
 
 /* The value at i (blanks first): its first byte in *start, its end
