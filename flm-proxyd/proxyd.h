@@ -307,7 +307,7 @@ const char *front_ctype(const struct front *);
 int	front_sse(struct front *, const char *, size_t, struct evbuffer *);
 int	front_done(const struct front *);
 const char *front_why(const struct front *);
-struct json_object *front_answer(struct front *, const char *, size_t);
+const char *front_answer(struct front *, const char *, size_t, size_t *);
 void	front_free(struct front *);
 struct json_object *front_error_json(enum dialect, int, const char *,
 	    const char *, const char *, const char *);

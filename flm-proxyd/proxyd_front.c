@@ -28,10 +28,16 @@ static void	front_error_event(enum dialect, int, const char *,
 
 /* What each dialect does; DL_OPENAI is served by the router itself. */
 static const struct front_ops {
+	/* A request into the OpenAI one: read where it lies and written
+	 * (read), or through json-c (request). */
+	int	(*read)(enum http_endpoint, const struct jval *, struct jw *,
+	    enum http_endpoint *, char *, size_t);
 	struct json_object *(*request)(enum http_endpoint, struct json_object *,
 	    enum http_endpoint *, char *, size_t);
-	/* A whole chat answer, read; an answer of another kind (tokens
-	 * counted, embeddings), as json-c read it. */
+	/* A whole chat answer, read, written (write) or as json-c's
+	 * (answer); an answer of another kind (tokens counted,
+	 * embeddings), as json-c read it. */
+	void	(*write)(struct front *, const struct front_msg *, struct jw *);
 	struct json_object *(*answer)(struct front *, struct front_msg *);
 	struct json_object *(*other)(struct front *, struct json_object *);
 	int	(*chunk)(struct front *, const struct front_msg *,
@@ -39,13 +45,15 @@ static const struct front_ops {
 	void	(*end)(struct front *, struct evbuffer *);
 	const char *ctype;		/* of its streams */
 } front_ops[] = {
-	[DL_OLLAMA] = { fo_request, fo_answer, fo_embeddings, fo_chunk, fo_end,
-	    "application/x-ndjson" },
-	[DL_ANTHROPIC] = { fm_request, fm_answer, fm_count_answer, fm_chunk,
-	    fm_end,
-	    "text/event-stream" },
-	[DL_RESPONSES] = { fr_request, fr_answer, NULL, fr_chunk, fr_end,
-	    "text/event-stream" },
+	[DL_OLLAMA] = { .request = fo_request, .answer = fo_answer,
+	    .other = fo_embeddings, .chunk = fo_chunk, .end = fo_end,
+	    .ctype = "application/x-ndjson" },
+	[DL_ANTHROPIC] = { .read = fm_request, .write = fm_answer,
+	    .other = fm_count_answer, .chunk = fm_chunk, .end = fm_end,
+	    .ctype = "text/event-stream" },
+	[DL_RESPONSES] = { .request = fr_request, .answer = fr_answer,
+	    .chunk = fr_chunk, .end = fr_end,
+	    .ctype = "text/event-stream" },
 };
 
 /* Is v there, of type t?  Is it there, and not null? */
@@ -72,6 +80,15 @@ front_stream_on(struct json_object *out)
 	jadd(out, "stream_options", so);
 }
 
+void
+front_stream_write(struct jw *w)
+{
+	jw_key(w, "stream");
+	jw_lit(w, "true");
+	jw_key(w, "stream_options");
+	jw_lit(w, "{\"include_usage\":true}");
+}
+
 /* For "expected X, got Y" messages. */
 const char *
 front_type_name(struct json_object *v)
@@ -86,6 +103,90 @@ front_type_name(struct json_object *v)
 	case json_type_string:	return "a string";
 	}
 	return "a value";
+}
+
+/* ---- reading and writing ---------------------------------------------- */
+
+/*
+ * The scratch, kept from one request or answer to the next (a worker
+ * is one thread): jscan's tables, the strings decoded, each followed
+ * by a NUL, which a front_msg points into until the next read, and the
+ * text being written.
+ */
+static struct {
+	struct jscan	 js, str;
+	char		*a;
+	size_t		 alen, acap;
+	struct jw	 w;		/* what is written */
+} fscan;
+#define FSCAN_KEEP	(256 * 1024)	/* of strings kept between reads */
+
+/* A new read: the strings' room emptied, and given back if one long
+ * answer grew it past FSCAN_KEEP. */
+static void
+front_scan_reset(void)
+{
+	fscan.alen = 0;
+	if (fscan.acap > FSCAN_KEEP) {
+		free(fscan.a);
+		fscan.a = NULL;
+		fscan.acap = 0;
+	}
+	if (fscan.str.kcap > FSCAN_KEEP)
+		jscan_free(&fscan.str);
+}
+
+/* The string at [vs, ve) decoded into the scratch: its offset, or -1
+ * (not a string, no memory). */
+static long
+front_str(const char *b, size_t vs, size_t ve, size_t *len)
+{
+	struct jscan_member	 m;
+	const char		*d;
+	size_t			 n, cap;
+	char			*p;
+
+	if (b[vs] != '"')
+		return -1;
+	memset(&m, 0, sizeof(m));
+	m.vofs = vs;
+	m.vend = ve;
+	m.type = JSCAN_STRING;
+	if ((d = jscan_string_in(&fscan.str, b, &m, &n)) == NULL)
+		return -1;
+	if (fscan.alen + n + 1 > fscan.acap) {
+		cap = fscan.acap * 2 > fscan.alen + n + 1 ? fscan.acap * 2 :
+		    fscan.alen + n + 1;
+		if ((p = realloc(fscan.a, cap)) == NULL)
+			return -1;
+		fscan.a = p;
+		fscan.acap = cap;
+	}
+	memcpy(fscan.a + fscan.alen, d, n + 1);
+	fscan.alen += n + 1;
+	*len = n;
+	return (long)(fscan.alen - n - 1);
+}
+
+/* A string read where it lies, decoded into the scratch; NULL if it
+ * is none. */
+const char *
+front_cstr(const struct jval *v, size_t *len)
+{
+	long	 o;
+
+	if (!jval_is(v, JSCAN_STRING) ||
+	    (o = front_str(v->b, v->ofs, v->end, len)) == -1)
+		return NULL;
+	return fscan.a + o;
+}
+
+/* The writer, emptied: its text lasts until the next call. */
+struct jw *
+front_writer(void)
+{
+	jw_reset(&fscan.w, FSCAN_KEEP);
+	return &fscan.w;
 }
 
 /* ---- requests --------------------------------------------------------- */
@@ -131,6 +232,47 @@ front_request_skel(struct http_req *req, const char *buf, size_t len,
 	return rv;
 }
 
+/* The body read where it lies and written as the OpenAI request. */
+static void
+front_read(struct http_req *req, const char *buf, size_t len,
+    http_req_cb next)
+{
+	struct jw		*w = front_writer();
+	struct jval		 in;
+	enum http_endpoint	 op = EP_CHAT;
+	char			 msg[600];
+
+	front_scan_reset();
+	fscan.js.elem_key = NULL;
+	if (buf == NULL || jscan_parse(&fscan.js, buf, len) == -1) {
+		if ((buf == NULL && len > 0) || (buf != NULL &&
+		    fscan.js.err == JSCAN_ENOMEM))
+			http_error(req, 503, "server_error", NULL,
+			    "Out of memory.");
+		else
+			http_error(req, 400, "invalid_request_error", NULL,
+			    "The request body is not a JSON object.");
+		return;
+	}
+	in.b = buf;
+	in.n = len;
+	in.ofs = fscan.js.oofs;
+	in.end = fscan.js.oend + 1;
+	msg[0] = '\0';
+	if (front_ops[req->dialect].read(req->ep, &in, w, &op, msg,
+	    sizeof(msg)) == -1) {
+		http_error(req, 400, "invalid_request_error", NULL, msg);
+		return;
+	}
+	if (w->err || (req->xbody = evbuffer_new()) == NULL ||
+	    evbuffer_add(req->xbody, w->b, w->len) == -1) {
+		http_error(req, 503, "server_error", NULL, "Out of memory.");
+		return;
+	}
+	req->op = op;
+	next(req);
+}
+
 /*
  * The client's body read, checked and made the OpenAI request of
  * req->op in req->xbody; then next(req).  Answered here if it is bad.
@@ -145,6 +287,10 @@ front_request(struct http_req *req, http_req_cb next)
 	enum http_endpoint	 op = EP_CHAT;
 
 	buf = (const char *)evbuffer_pullup(req->body, -1);
+	if (front_ops[req->dialect].read != NULL) {
+		front_read(req, buf, len, next);
+		return;
+	}
 	if (buf != NULL && front_request_skel(req, buf, len, &op) == 0) {
 		req->op = op;
 		next(req);
@@ -244,65 +390,6 @@ front_elapsed_ns(const struct front *fr)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (int64_t)(now.tv_sec - fr->start.tv_sec) * 1000000000 +
 	    (now.tv_nsec - fr->start.tv_nsec);
-}
-
-/*
- * The reader's scratch, kept from one answer to the next (a worker is
- * one thread): jscan's tables, and the strings decoded, each followed
- * by a NUL, which a front_msg points into until the next read.
- */
-static struct {
-	struct jscan	 js, str;
-	char		*a;
-	size_t		 alen, acap;
-} fscan;
-#define FSCAN_KEEP	(256 * 1024)	/* of strings kept between reads */
-
-/* A new read: the strings' room emptied, and given back if one long
- * answer grew it past FSCAN_KEEP. */
-static void
-front_scan_reset(void)
-{
-	fscan.alen = 0;
-	if (fscan.acap > FSCAN_KEEP) {
-		free(fscan.a);
-		fscan.a = NULL;
-		fscan.acap = 0;
-	}
-	if (fscan.str.kcap > FSCAN_KEEP)
-		jscan_free(&fscan.str);
-}
-
-/* The string at [vs, ve) decoded into the scratch: its offset, or -1
- * (not a string, no memory). */
-static long
-front_str(const char *b, size_t vs, size_t ve, size_t *len)
-{
-	struct jscan_member	 m;
-	const char		*d;
-	size_t			 n, cap;
-	char			*p;
-
-	if (b[vs] != '"')
-		return -1;
-	memset(&m, 0, sizeof(m));
-	m.vofs = vs;
-	m.vend = ve;
-	m.type = JSCAN_STRING;
-	if ((d = jscan_string_in(&fscan.str, b, &m, &n)) == NULL)
-		return -1;
-	if (fscan.alen + n + 1 > fscan.acap) {
-		cap = fscan.acap * 2 > fscan.alen + n + 1 ? fscan.acap * 2 :
-		    fscan.alen + n + 1;
-		if ((p = realloc(fscan.a, cap)) == NULL)
-			return -1;
-		fscan.a = p;
-		fscan.acap = cap;
-	}
-	memcpy(fscan.a + fscan.alen, d, n + 1);
-	fscan.alen += n + 1;
-	*len = n;
-	return (long)(fscan.alen - n - 1);
 }
 
 /* An integer at [vs, ve), as json-c's int type; else 0. */
@@ -522,6 +609,21 @@ front_args_object(const char *s, size_t len)
 	return json_object_new_string_len(s, (int)len);
 }
 
+/* The same, written: a JSON object as it is, else its text as a
+ * string. */
+void
+front_args_write(struct jw *w, const char *s, size_t len)
+{
+	static struct jscan	 js;
+
+	if (s == NULL || len == 0)
+		jw_lit(w, "{}");
+	else if (jscan_parse(&js, s, len) == 0)
+		jw_raw(w, s, len);
+	else
+		jw_str(w, s, len);
+}
+
 static void
 front_put(struct evbuffer *out, struct json_object *o)
 {
@@ -550,6 +652,15 @@ front_event(struct evbuffer *out, const char *name, struct json_object *o)
 	front_put(out, o);
 	evbuffer_add(out, "\n\n", 2);
 	json_object_put(o);
+}
+
+/* One named SSE event, its data written. */
+void
+front_event_text(struct evbuffer *out, const char *name, const struct jw *w)
+{
+	evbuffer_add_printf(out, "event: %s\ndata: ", name);
+	evbuffer_add(out, w->b, w->len);
+	evbuffer_add(out, "\n\n", 2);
 }
 
 static void
@@ -644,32 +755,60 @@ front_sse(struct front *fr, const char *line, size_t n, struct evbuffer *out)
 	return rc;
 }
 
-/*
- * A whole OpenAI answer (its text) in the client's dialect; NULL if
- * malformed.  Chat answers are read where they lie; tokens counted
- * and embeddings, which are mostly numbers to rewrite, by json-c.
- */
-struct json_object *
-front_answer(struct front *fr, const char *buf, size_t len)
+/* A json-c value's text into w. */
+static void
+front_json_write(struct jw *w, struct json_object *o)
 {
-	struct json_object	*in, *out;
+	const char	*s;
+	size_t		 len;
+
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	jw_raw(w, s, len);
+}
+
+/*
+ * A whole OpenAI answer (its text) in the client's dialect: the text,
+ * *outlen long, until the next request or answer; NULL if malformed.
+ * Chat answers are read where they lie; tokens counted and embeddings,
+ * which are mostly numbers to rewrite, by json-c.
+ */
+const char *
+front_answer(struct front *fr, const char *buf, size_t len, size_t *outlen)
+{
+	const struct front_ops	*ops = &front_ops[fr->dl];
+	struct json_object	*in, *out = NULL;
 	struct front_msg	 m;
+	struct jw		*w;
 
 	if (fr->ep == EP_COUNT_TOKENS || fr->ep == EP_OLLAMA_EMBED ||
 	    fr->ep == EP_OLLAMA_EMBEDDINGS) {
-		if ((in = json_parse_buf(buf, len)) == NULL)
-			return NULL;
-		out = front_ops[fr->dl].other(fr, in);
+		if ((in = json_parse_buf(buf, len)) != NULL)
+			out = ops->other(fr, in);
 		json_object_put(in);
-		return out;
+	} else {
+		if (front_msg_scan(fr, buf, len, 0, &m) == -1)
+			return NULL;
+		fr->ptok = m.ptok;
+		fr->ctok = m.ctok;
+		snprintf(fr->finish, sizeof(fr->finish), "%s",
+		    m.finish != NULL ? m.finish : "stop");
+		if (ops->write == NULL)
+			out = ops->answer(fr, &m);
+		else {
+			ops->write(fr, &m, w = front_writer());
+			goto done;
+		}
 	}
-	if (front_msg_scan(fr, buf, len, 0, &m) == -1)
+	if (out == NULL)
 		return NULL;
-	fr->ptok = m.ptok;
-	fr->ctok = m.ctok;
-	snprintf(fr->finish, sizeof(fr->finish), "%s", m.finish != NULL ?
-	    m.finish : "stop");
-	return front_ops[fr->dl].answer(fr, &m);
+	front_json_write(w = front_writer(), out);
+	json_object_put(out);
+done:
+	if (w->err)
+		return NULL;
+	*outlen = w->len;
+	return w->b;
 }
 
 /* ---- errors -------------------------------------------------------------- */

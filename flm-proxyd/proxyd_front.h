@@ -11,6 +11,8 @@
 
 #include <json-c/json.h>
 
+#include "jscan.h"
+#include "jwrite.h"
 #include "proxyd.h"
 
 #define FRONT_MAX_TOOLS		128	/* calls in one answer: more refused */
@@ -101,10 +103,30 @@ jadd(struct json_object *o, const char *k, struct json_object *v)
 }
 #define jstr	json_object_new_string
 
+/* A value read where it lies, written as it is; or its string's
+ * insides only (its length returned), within a string being written. */
+static inline void
+front_copy(struct jw *w, const struct jval *v)
+{
+	jw_raw(w, v->b + v->ofs, v->end - v->ofs);
+}
+
+static inline size_t
+front_inside(struct jw *w, const struct jval *v)
+{
+	jw_sraw(w, v->b + v->ofs + 1, v->end - v->ofs - 2);
+	return v->end - v->ofs - 2;
+}
+
 /* proxyd_front.c */
 int	front_is(struct json_object *, enum json_type);
 int	front_set(struct json_object *);
 void	front_stream_on(struct json_object *);
+void	front_stream_write(struct jw *);
+const char *front_cstr(const struct jval *, size_t *);
+struct jw *front_writer(void);
+void	front_event_text(struct evbuffer *, const char *, const struct jw *);
+void	front_args_write(struct jw *, const char *, size_t);
 int	front_msg_scan(struct front *, const char *, size_t, int,
 	    struct front_msg *);
 int	front_tool_add(struct front *, const struct front_call *, int *);
@@ -124,9 +146,9 @@ int	fo_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fo_end(struct front *, struct evbuffer *);
 
 /* proxyd_front_messages.c */
-struct json_object *fm_request(enum http_endpoint, struct json_object *,
+int	fm_request(enum http_endpoint, const struct jval *, struct jw *,
 	    enum http_endpoint *, char *, size_t);
-struct json_object *fm_answer(struct front *, struct front_msg *);
+void	fm_answer(struct front *, const struct front_msg *, struct jw *);
 struct json_object *fm_count_answer(struct front *, struct json_object *);
 int	fm_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fm_end(struct front *, struct evbuffer *);

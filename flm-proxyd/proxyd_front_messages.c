@@ -3,7 +3,9 @@
  * and Claude-style agents speak it: the system prompt, content blocks
  * and tools become an OpenAI chat completion, and its answer content
  * blocks, tool_use, stop reasons and usage again; a stream becomes the
- * event sequence message_start ... message_stop.
+ * event sequence message_start ... message_stop.  Requests are read
+ * where they lie and written as text (lib/jscan.c, lib/jwrite.c): a
+ * client's strings are copied, escapes and all, never decoded.
  */
 #include "config.h"
 
@@ -14,476 +16,577 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jscan.h"
 #include "jsonbuf.h"
+#include "jwrite.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
 
-/* Texts of blocks (or a string) joined; NULL if a block is not text. */
-static char *
-fm_texts(struct json_object *c, const char *where, char *err, size_t errsz)
+/* The texts of blocks (or a string) as one string, joined by newlines;
+ * -1 if a block is not text.  *empty: the string is "". */
+static int
+fm_texts(struct jw *w, const struct jval *c, const char *where, int *empty,
+    char *err, size_t errsz)
 {
-	struct json_object	*b, *t;
-	char			*s = NULL, *n;
-	size_t			 i, len = 0, tl;
+	struct jval	 b, t;
+	size_t		 at = 0, i, n = 0;
 
-	if (front_is(c, json_type_string))
-		return strdup(json_object_get_string(c));
-	if (!front_is(c, json_type_array)) {
+	if (jval_is(c, JSCAN_STRING)) {
+		front_copy(w, c);
+		*empty = c->end - c->ofs == 2;
+		return 0;
+	}
+	if (!jval_is(c, JSCAN_ARRAY)) {
 		snprintf(err, errsz, "%s: Input should be a valid string or "
 		    "a list of text blocks", where);
-		return NULL;
+		return -1;
 	}
-	for (i = 0; i < json_object_array_length(c); i++) {
-		b = json_object_array_get_idx(c, i);
-		t = json_get(b, "text");
-		if (!front_is(t, json_type_string)) {
+	jw_sopen(w);
+	for (i = 0; jval_next(c, &at, &b) == 0; i++) {
+		if (jval_get(&b, "text", &t) == -1 ||
+		    !jval_is(&t, JSCAN_STRING)) {
 			snprintf(err, errsz, "%s.%zu: expected a text block",
 			    where, i);
-			free(s);
-			return NULL;
+			return -1;
 		}
-		tl = (size_t)json_object_get_string_len(t);
-		if ((n = realloc(s, len + tl + 2)) == NULL) {
-			free(s);
-			snprintf(err, errsz, "out of memory");
-			return NULL;
-		}
-		s = n;
-		if (len > 0)
-			s[len++] = '\n';
-		memcpy(s + len, json_object_get_string(t), tl);
-		len += tl;
-		s[len] = '\0';
+		if (i > 0)
+			jw_sraw(w, "\\n", 2);
+		n += front_inside(w, &t) + (i > 0);
 	}
-	return s != NULL ? s : strdup("");
+	jw_sclose(w);
+	*empty = n == 0;
+	return 0;
+}
+
+/* An image block's source: 'u' (url), 'b' (base64, media type in mt),
+ * or 0 with err. */
+static int
+fm_image_src(const struct jval *b, const char *where, struct jval *mt,
+    struct jval *data, char *err, size_t errsz)
+{
+	struct jval	 src, type;
+
+	jval_get(b, "source", &src);
+	jval_get(&src, "type", &type);
+	if (jval_streq(&type, "url") && jval_get(&src, "url", data) == 0 &&
+	    jval_is(data, JSCAN_STRING))
+		return 'u';
+	if (jval_streq(&type, "base64") && jval_get(&src, "media_type",
+	    mt) == 0 && jval_is(mt, JSCAN_STRING) && jval_get(&src, "data",
+	    data) == 0 && jval_is(data, JSCAN_STRING))
+		return 'b';
+	snprintf(err, errsz, "%s.source: expected a base64 or url image "
+	    "source", where);
+	return 0;
 }
 
 /* An image block as an OpenAI image_url part. */
-static struct json_object *
-fm_image(struct json_object *b, const char *where, char *err, size_t errsz)
+static void
+fm_image(struct jw *w, const struct jval *b)
 {
-	struct json_object	*src = json_get(b, "source"), *p, *u;
-	const char		*type, *mt, *data;
-	char			*url;
-	size_t			 n;
+	struct jval	 mt, data;
+	char		 err[1];
 
-	type = front_is(json_get(src, "type"), json_type_string) ?
-	    json_object_get_string(json_get(src, "type")) : "";
-	u = json_object_new_object();
-	if (strcmp(type, "url") == 0 && front_is(json_get(src, "url"),
-	    json_type_string))
-		jadd(u, "url", json_object_get(json_get(src, "url")));
-	else if (strcmp(type, "base64") == 0 && front_is(json_get(src,
-	    "media_type"), json_type_string) && front_is(json_get(src, "data"),
-	    json_type_string)) {
-		mt = json_object_get_string(json_get(src, "media_type"));
-		data = json_object_get_string(json_get(src, "data"));
-		n = strlen(mt) + strlen(data) + 16;
-		if ((url = malloc(n)) == NULL) {
-			json_object_put(u);
-			snprintf(err, errsz, "out of memory");
-			return NULL;
-		}
-		snprintf(url, n, "data:%s;base64,%s", mt, data);
-		jadd(u, "url", jstr(url));
-		free(url);
-	} else {
-		json_object_put(u);
-		snprintf(err, errsz, "%s.source: expected a base64 or url "
-		    "image source", where);
-		return NULL;
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"image_url\"");
+	jw_key(w, "image_url");
+	jw_open(w, '{');
+	jw_key(w, "url");
+	if (fm_image_src(b, "", &mt, &data, err, sizeof(err)) == 'u')
+		front_copy(w, &data);
+	else {
+		jw_sopen(w);
+		jw_sraw(w, "data:", 5);
+		front_inside(w, &mt);
+		jw_sraw(w, ";base64,", 8);
+		front_inside(w, &data);
+		jw_sclose(w);
 	}
-	p = json_object_new_object();
-	jadd(p, "type", jstr("image_url"));
-	jadd(p, "image_url", u);
-	return p;
-}
-
-static struct json_object *
-fm_text_part(struct json_object *t)
-{
-	struct json_object	*p = json_object_new_object();
-
-	jadd(p, "type", jstr("text"));
-	jadd(p, "text", json_object_get(t));
-	return p;
+	jw_close(w, '}');
+	jw_close(w, '}');
 }
 
 /* A tool_result block as OpenAI's tool message. */
-static struct json_object *
-fm_tool_result(struct json_object *b, const char *where, char *err,
-    size_t errsz)
+static int
+fm_tool_result(struct jw *w, const struct jval *b, const char *where,
+    char *err, size_t errsz)
 {
-	struct json_object	*o, *id = json_get(b, "tool_use_id"), *c;
-	char			*text, w[96];
+	struct jval	 id, c;
+	char		 wc[96];
+	int		 empty;
 
-	if (!front_is(id, json_type_string)) {
+	if (jval_get(b, "tool_use_id", &id) == -1 ||
+	    !jval_is(&id, JSCAN_STRING)) {
 		snprintf(err, errsz, "%s.tool_use_id: Field required", where);
-		return NULL;
+		return -1;
 	}
-	c = json_get(b, "content");
-	snprintf(w, sizeof(w), "%s.content", where);
-	if (c == NULL || json_object_is_type(c, json_type_null))
-		text = strdup("");
-	else if ((text = fm_texts(c, w, err, errsz)) == NULL)
-		return NULL;
-	if (text == NULL) {
-		snprintf(err, errsz, "out of memory");
-		return NULL;
-	}
-	o = json_object_new_object();
-	jadd(o, "role", jstr("tool"));
-	jadd(o, "tool_call_id", json_object_get(id));
-	jadd(o, "content", jstr(text));
-	free(text);
-	return o;
+	jw_open(w, '{');
+	jw_key(w, "role");
+	jw_lit(w, "\"tool\"");
+	jw_key(w, "tool_call_id");
+	front_copy(w, &id);
+	jw_key(w, "content");
+	snprintf(wc, sizeof(wc), "%s.content", where);
+	if (jval_get(b, "content", &c) == -1 || !jval_set(&c))
+		jw_lit(w, "\"\"");
+	else if (fm_texts(w, &c, wc, &empty, err, errsz) == -1)
+		return -1;
+	jw_close(w, '}');
+	return 0;
 }
 
-static struct json_object *
-fm_tool_use(struct json_object *b, const char *where, char *err,
+static int
+fm_tool_use_ok(const struct jval *b, const char *where, char *err,
     size_t errsz)
 {
-	struct json_object	*o, *f, *id = json_get(b, "id"),
-				*name = json_get(b, "name"),
-				*input = json_get(b, "input");
+	struct jval	 id, name, input;
 
-	if (!front_is(id, json_type_string) || !front_is(name, json_type_string) ||
-	    (input != NULL && !front_is(input, json_type_object))) {
+	jval_get(b, "id", &id);
+	jval_get(b, "name", &name);
+	if (!jval_is(&id, JSCAN_STRING) || !jval_is(&name, JSCAN_STRING) ||
+	    (jval_get(b, "input", &input) == 0 &&
+	    !jval_is(&input, JSCAN_OBJECT))) {
 		snprintf(err, errsz, "%s: a tool_use block has a string id, "
 		    "a string name and an object input", where);
-		return NULL;
+		return -1;
 	}
-	f = json_object_new_object();
-	jadd(f, "name", json_object_get(name));
-	jadd(f, "arguments", jstr(input != NULL ?
-	    json_object_to_json_string_ext(input, JSON_C_TO_STRING_PLAIN) :
-	    "{}"));
-	o = json_object_new_object();
-	jadd(o, "id", json_object_get(id));
-	jadd(o, "type", jstr("function"));
-	jadd(o, "function", f);
-	return o;
+	return 0;
+}
+
+/* A tool_use block as an OpenAI tool call: its input, a JSON text, in
+ * a string. */
+static void
+fm_tool_use(struct jw *w, const struct jval *b)
+{
+	struct jval	 v;
+
+	jw_open(w, '{');
+	jw_key(w, "id");
+	jval_get(b, "id", &v);
+	front_copy(w, &v);
+	jw_key(w, "type");
+	jw_lit(w, "\"function\"");
+	jw_key(w, "function");
+	jw_open(w, '{');
+	jw_key(w, "name");
+	jval_get(b, "name", &v);
+	front_copy(w, &v);
+	jw_key(w, "arguments");
+	if (jval_get(b, "input", &v) == 0)
+		jw_str(w, v.b + v.ofs, v.end - v.ofs);
+	else
+		jw_lit(w, "\"{}\"");
+	jw_close(w, '}');
+	jw_close(w, '}');
+}
+
+enum fm_kind { FM_BAD = 0, FM_TEXT, FM_IMAGE, FM_RESULT, FM_USE, FM_SKIP };
+
+/* What block b of a user's (or an assistant's) message is. */
+static enum fm_kind
+fm_kind(const struct jval *b, int user, const char *where, char *err,
+    size_t errsz)
+{
+	struct jval	 t, x;
+	const char	*type;
+	size_t		 len;
+
+	jval_get(b, "type", &t);
+	if (jval_streq(&t, "text") && jval_get(b, "text", &x) == 0 &&
+	    jval_is(&x, JSCAN_STRING))
+		return FM_TEXT;
+	if (jval_streq(&t, "image") && user)
+		return FM_IMAGE;
+	if (jval_streq(&t, "tool_result") && user)
+		return FM_RESULT;
+	if (jval_streq(&t, "tool_use") && !user)
+		return FM_USE;
+	if (jval_streq(&t, "thinking") || jval_streq(&t, "redacted_thinking"))
+		return FM_SKIP;		/* the engine thinks afresh */
+	if ((type = front_cstr(&t, &len)) == NULL)
+		type = "";
+	snprintf(err, errsz, "%s: a block of type '%s' is not served here "
+	    "(text, image, tool_use and tool_result are)", where, type);
+	return FM_BAD;
 }
 
 /*
- * One Anthropic message as OpenAI messages appended to out: a user's
- * tool results first (each a tool message), then its text and images;
- * an assistant's text and tool calls in one message.
+ * A message's blocks checked, and its tool results written (each a
+ * tool message, before the message): its text, other parts and calls
+ * counted in n[3].
  */
 static int
-fm_message(struct json_object *m, size_t i, struct json_object *out,
-    char *err, size_t errsz)
+fm_blocks(struct jw *w, const struct jval *c, size_t i, int user,
+    size_t n[3], char *err, size_t errsz)
 {
-	struct json_object	*role = json_get(m, "role"), *c, *b, *t, *o,
-				*parts, *calls, *x;
-	const char		*r, *type;
-	char			 where[64];
-	size_t			 j, ntext = 0;
-	int			 user;
+	struct jval	 b, mt, data;
+	char		 where[64];
+	size_t		 at = 0, j;
 
-	if (!front_is(m, json_type_object) || !front_is(role, json_type_string) ||
-	    (strcmp(r = json_object_get_string(role), "user") != 0 &&
-	    strcmp(r, "assistant") != 0)) {
+	for (j = 0; jval_next(c, &at, &b) == 0; j++) {
+		snprintf(where, sizeof(where), "messages.%zu.content.%zu",
+		    i, j);
+		switch (fm_kind(&b, user, where, err, errsz)) {
+		case FM_BAD:
+			return -1;
+		case FM_TEXT:
+			n[0]++;
+			break;
+		case FM_IMAGE:
+			if (fm_image_src(&b, where, &mt, &data, err,
+			    errsz) == 0)
+				return -1;
+			n[1]++;
+			break;
+		case FM_RESULT:
+			if (fm_tool_result(w, &b, where, err, errsz) == -1)
+				return -1;
+			break;
+		case FM_USE:
+			if (fm_tool_use_ok(&b, where, err, errsz) == -1)
+				return -1;
+			n[2]++;
+			break;
+		case FM_SKIP:
+			break;
+		}
+	}
+	return 0;
+}
+
+/* The text blocks of checked blocks c joined: its length in bytes of
+ * JSON string (0: ""). */
+static size_t
+fm_text_len(const struct jval *c, int user)
+{
+	struct jval	 b, t;
+	size_t		 at = 0, n = 0, k = 0;
+	char		 err[1];
+
+	while (jval_next(c, &at, &b) == 0)
+		if (fm_kind(&b, user, "", err, 1) == FM_TEXT &&
+		    jval_get(&b, "text", &t) == 0)
+			n += t.end - t.ofs - 2 + (k++ > 0);
+	return n;
+}
+
+/* The message of checked blocks c (n[3] counted): its text and images,
+ * its tool calls. */
+static void
+fm_parts(struct jw *w, const struct jval *role, const struct jval *c,
+    int user, const size_t n[3])
+{
+	struct jval	 b, t;
+	size_t		 at, k = 0;
+	char		 err[1];
+	enum fm_kind	 kind;
+
+	jw_open(w, '{');
+	jw_key(w, "role");
+	front_copy(w, role);
+	jw_key(w, "content");
+	if (n[1] == 0 && fm_text_len(c, user) == 0 && n[2] > 0)
+		jw_lit(w, "null");
+	else if (n[1] == 0) {
+		/* Text only: one string, which every engine takes. */
+		jw_sopen(w);
+		for (at = 0; jval_next(c, &at, &b) == 0; )
+			if (fm_kind(&b, user, "", err, 1) == FM_TEXT) {
+				if (k++ > 0)
+					jw_sraw(w, "\\n", 2);
+				jval_get(&b, "text", &t);
+				front_inside(w, &t);
+			}
+		jw_sclose(w);
+	} else {
+		jw_open(w, '[');
+		for (at = 0; jval_next(c, &at, &b) == 0; ) {
+			if ((kind = fm_kind(&b, user, "", err, 1)) ==
+			    FM_IMAGE)
+				fm_image(w, &b);
+			else if (kind == FM_TEXT) {
+				jw_open(w, '{');
+				jw_key(w, "type");
+				jw_lit(w, "\"text\"");
+				jw_key(w, "text");
+				jval_get(&b, "text", &t);
+				front_copy(w, &t);
+				jw_close(w, '}');
+			}
+		}
+		jw_close(w, ']');
+	}
+	if (n[2] > 0) {
+		jw_key(w, "tool_calls");
+		jw_open(w, '[');
+		for (at = 0; jval_next(c, &at, &b) == 0; )
+			if (fm_kind(&b, user, "", err, 1) == FM_USE)
+				fm_tool_use(w, &b);
+		jw_close(w, ']');
+	}
+	jw_close(w, '}');
+}
+
+/*
+ * One Anthropic message as OpenAI messages: a user's tool results
+ * first (each a tool message), then its text and images; an
+ * assistant's text and tool calls in one message.
+ */
+static int
+fm_message(struct jw *w, const struct jval *m, size_t i, char *err,
+    size_t errsz)
+{
+	struct jval	 role, c;
+	size_t		 n[3] = { 0, 0, 0 };
+	int		 user;
+
+	jval_get(m, "role", &role);
+	user = jval_streq(&role, "user");
+	if (!user && !jval_streq(&role, "assistant")) {
 		snprintf(err, errsz, "messages.%zu.role: Input should be "
 		    "'user' or 'assistant'", i);
 		return -1;
 	}
-	user = r[0] == 'u';
-	c = json_get(m, "content");
-	if (front_is(c, json_type_string)) {
-		o = json_object_new_object();
-		jadd(o, "role", json_object_get(role));
-		jadd(o, "content", json_object_get(c));
-		json_object_array_add(out, o);
+	jval_get(m, "content", &c);
+	if (jval_is(&c, JSCAN_STRING)) {
+		jw_open(w, '{');
+		jw_key(w, "role");
+		front_copy(w, &role);
+		jw_key(w, "content");
+		front_copy(w, &c);
+		jw_close(w, '}');
 		return 0;
 	}
-	if (!front_is(c, json_type_array)) {
+	if (!jval_is(&c, JSCAN_ARRAY)) {
 		snprintf(err, errsz, "messages.%zu.content: Input should be "
 		    "a valid string or a list of content blocks", i);
 		return -1;
 	}
-	parts = json_object_new_array();
-	calls = json_object_new_array();
-	for (j = 0; j < json_object_array_length(c); j++) {
-		b = json_object_array_get_idx(c, j);
-		snprintf(where, sizeof(where), "messages.%zu.content.%zu",
-		    i, j);
-		t = json_get(b, "type");
-		type = front_is(t, json_type_string) ? json_object_get_string(t) :
-		    "";
-		x = NULL;
-		if (strcmp(type, "text") == 0 && front_is(json_get(b, "text"),
-		    json_type_string)) {
-			json_object_array_add(parts, fm_text_part(json_get(b,
-			    "text")));
-			ntext++;
-			continue;
-		} else if (strcmp(type, "image") == 0 && user) {
-			if ((x = fm_image(b, where, err, errsz)) != NULL) {
-				json_object_array_add(parts, x);
-				continue;
-			}
-		} else if (strcmp(type, "tool_result") == 0 && user) {
-			if ((x = fm_tool_result(b, where, err, errsz)) !=
-			    NULL) {
-				json_object_array_add(out, x);
-				continue;
-			}
-		} else if (strcmp(type, "tool_use") == 0 && !user) {
-			if ((x = fm_tool_use(b, where, err, errsz)) != NULL) {
-				json_object_array_add(calls, x);
-				continue;
-			}
-		} else if (strcmp(type, "thinking") == 0 ||
-		    strcmp(type, "redacted_thinking") == 0)
-			continue;	/* the engine thinks afresh */
-		else
-			snprintf(err, errsz, "%s: a block of type '%s' is not "
-			    "served here (text, image, tool_use and "
-			    "tool_result are)", where, type);
-		json_object_put(parts);
-		json_object_put(calls);
+	if (fm_blocks(w, &c, i, user, n, err, errsz) == -1)
 		return -1;
-	}
-	if (json_object_array_length(parts) == 0 &&
-	    json_object_array_length(calls) == 0) {
-		json_object_put(parts);
-		json_object_put(calls);
-		return 0;	/* tool results only */
-	}
-	o = json_object_new_object();
-	jadd(o, "role", json_object_get(role));
-	if (ntext == json_object_array_length(parts)) {
-		/* Text only: one string, which every engine takes. */
-		char	*s = fm_texts(parts, where, err, errsz);
+	if (n[0] + n[1] + n[2] > 0)
+		fm_parts(w, &role, &c, user, n);
+	return 0;	/* else tool results only */
+}
 
-		jadd(o, "content", s != NULL && (s[0] != '\0' ||
-		    json_object_array_length(calls) == 0) ? jstr(s) : NULL);
-		free(s);
-		json_object_put(parts);
-	} else
-		jadd(o, "content", parts);
-	if (json_object_array_length(calls) > 0)
-		jadd(o, "tool_calls", calls);
-	else
-		json_object_put(calls);
-	json_object_array_add(out, o);
+static int
+fm_system(struct jw *w, const struct jval *in, char *err, size_t errsz)
+{
+	struct jval	 s;
+	int		 empty;
+
+	if (jval_get(in, "system", &s) == -1 || !jval_set(&s))
+		return 0;
+	jw_open(w, '{');
+	jw_key(w, "role");
+	jw_lit(w, "\"system\"");
+	jw_key(w, "content");
+	if (fm_texts(w, &s, "system", &empty, err, errsz) == -1)
+		return -1;
+	jw_close(w, '}');
 	return 0;
 }
 
 static int
-fm_system(struct json_object *in, struct json_object *msgs, char *err,
-    size_t errsz)
+fm_tools(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*s = json_get(in, "system"), *o;
-	char			*text;
+	struct jval	 tl, t, name, schema, d;
+	size_t		 at = 0, i;
 
-	if (s == NULL || json_object_is_type(s, json_type_null))
+	if (jval_get(in, "tools", &tl) == -1 || !jval_set(&tl))
 		return 0;
-	if ((text = fm_texts(s, "system", err, errsz)) == NULL)
-		return -1;
-	o = json_object_new_object();
-	jadd(o, "role", jstr("system"));
-	jadd(o, "content", jstr(text));
-	free(text);
-	json_object_array_add(msgs, o);
-	return 0;
-}
-
-static int
-fm_tools(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
-{
-	struct json_object	*tl = json_get(in, "tools"), *t, *f, *o, *v;
-	size_t			 i;
-
-	if (tl == NULL || json_object_is_type(tl, json_type_null))
-		return 0;
-	if (!front_is(tl, json_type_array)) {
+	if (!jval_is(&tl, JSCAN_ARRAY)) {
 		snprintf(err, errsz, "tools: Input should be a valid list");
 		return -1;
 	}
-	if (json_object_array_length(tl) == 0)
+	if (jval_next(&tl, &at, &t) == -1)
 		return 0;
-	o = json_object_new_array();
-	for (i = 0; i < json_object_array_length(tl); i++) {
-		t = json_object_array_get_idx(tl, i);
-		if (!front_is(json_get(t, "name"), json_type_string) ||
-		    !front_is(json_get(t, "input_schema"), json_type_object)) {
+	jw_key(w, "tools");
+	jw_open(w, '[');
+	for (i = 0, at = 0; jval_next(&tl, &at, &t) == 0; i++) {
+		jval_get(&t, "name", &name);
+		jval_get(&t, "input_schema", &schema);
+		if (!jval_is(&name, JSCAN_STRING) ||
+		    !jval_is(&schema, JSCAN_OBJECT)) {
 			snprintf(err, errsz, "tools.%zu: only client tools, "
 			    "with a name and an input_schema, are served", i);
-			json_object_put(o);
 			return -1;
 		}
-		f = json_object_new_object();
-		jadd(f, "name", json_object_get(json_get(t, "name")));
-		if (front_is(v = json_get(t, "description"), json_type_string))
-			jadd(f, "description", json_object_get(v));
-		jadd(f, "parameters", json_object_get(json_get(t,
-		    "input_schema")));
-		v = json_object_new_object();
-		jadd(v, "type", jstr("function"));
-		jadd(v, "function", f);
-		json_object_array_add(o, v);
+		jw_open(w, '{');
+		jw_key(w, "type");
+		jw_lit(w, "\"function\"");
+		jw_key(w, "function");
+		jw_open(w, '{');
+		jw_key(w, "name");
+		front_copy(w, &name);
+		if (jval_get(&t, "description", &d) == 0 &&
+		    jval_is(&d, JSCAN_STRING)) {
+			jw_key(w, "description");
+			front_copy(w, &d);
+		}
+		jw_key(w, "parameters");
+		front_copy(w, &schema);
+		jw_close(w, '}');
+		jw_close(w, '}');
 	}
-	jadd(out, "tools", o);
+	jw_close(w, ']');
 	return 0;
 }
 
 static int
-fm_tool_choice(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fm_tool_choice(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*tc = json_get(in, "tool_choice"), *v, *f;
-	const char		*type;
+	struct jval	 tc, type, name, v;
 
-	if (tc == NULL || json_object_is_type(tc, json_type_null))
+	if (jval_get(in, "tool_choice", &tc) == -1 || !jval_set(&tc))
 		return 0;
-	type = front_is(v = json_get(tc, "type"), json_type_string) ?
-	    json_object_get_string(v) : "";
-	if (strcmp(type, "auto") == 0)
-		jadd(out, "tool_choice", jstr("auto"));
-	else if (strcmp(type, "any") == 0)
-		jadd(out, "tool_choice", jstr("required"));
-	else if (strcmp(type, "none") == 0)
-		jadd(out, "tool_choice", jstr("none"));
-	else if (strcmp(type, "tool") == 0 && front_is(json_get(tc, "name"),
-	    json_type_string)) {
-		f = json_object_new_object();
-		jadd(f, "name", json_object_get(json_get(tc, "name")));
-		v = json_object_new_object();
-		jadd(v, "type", jstr("function"));
-		jadd(v, "function", f);
-		jadd(out, "tool_choice", v);
+	jval_get(&tc, "type", &type);
+	jval_get(&tc, "name", &name);
+	if (jval_streq(&type, "auto") || jval_streq(&type, "any") ||
+	    jval_streq(&type, "none")) {
+		jw_key(w, "tool_choice");
+		jw_lit(w, jval_streq(&type, "auto") ? "\"auto\"" :
+		    jval_streq(&type, "any") ? "\"required\"" : "\"none\"");
+	} else if (jval_streq(&type, "tool") && jval_is(&name, JSCAN_STRING)) {
+		jw_key(w, "tool_choice");
+		jw_open(w, '{');
+		jw_key(w, "type");
+		jw_lit(w, "\"function\"");
+		jw_key(w, "function");
+		jw_open(w, '{');
+		jw_key(w, "name");
+		front_copy(w, &name);
+		jw_close(w, '}');
+		jw_close(w, '}');
 	} else {
 		snprintf(err, errsz, "tool_choice: expected auto, any, none, "
 		    "or tool with a name");
 		return -1;
 	}
-	if (front_is(v = json_get(tc, "disable_parallel_tool_use"),
-	    json_type_boolean) && json_object_get_boolean(v))
-		jadd(out, "parallel_tool_calls", json_object_new_boolean(0));
+	if (jval_get(&tc, "disable_parallel_tool_use", &v) == 0 &&
+	    jval_is(&v, JSCAN_BOOL) && v.b[v.ofs] == 't') {
+		jw_key(w, "parallel_tool_calls");
+		jw_lit(w, "false");
+	}
+	return 0;
+}
+
+/* A member copied if it is set: -1 if it is not of type t (or u). */
+static int
+fm_copy(struct jw *w, const struct jval *in, const char *k, const char *as,
+    enum jscan_type t, enum jscan_type u, const char *what, char *err,
+    size_t errsz)
+{
+	struct jval	 v;
+
+	if (jval_get(in, k, &v) == -1 || !jval_set(&v))
+		return 0;
+	if (!jval_is(&v, t) && !jval_is(&v, u)) {
+		snprintf(err, errsz, "%s: Input should be a valid %s", k,
+		    what);
+		return -1;
+	}
+	jw_key(w, as);
+	front_copy(w, &v);
 	return 0;
 }
 
 /* Sampling: names shared with OpenAI, and stop_sequences. */
 static int
-fm_sampling(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fm_sampling(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	static const char *const num[] = { "temperature", "top_p" };
-	struct json_object	*v;
-	size_t			 i;
+	struct jval	 md, v;
 
-	for (i = 0; i < sizeof(num) / sizeof(num[0]); i++) {
-		if ((v = json_get(in, num[i])) == NULL ||
-		    json_object_is_type(v, json_type_null))
-			continue;
-		if (!front_is(v, json_type_int) && !front_is(v, json_type_double)) {
-			snprintf(err, errsz, "%s: Input should be a valid "
-			    "number", num[i]);
-			return -1;
-		}
-		jadd(out, num[i], json_object_get(v));
+	if (fm_copy(w, in, "temperature", "temperature", JSCAN_INT,
+	    JSCAN_DOUBLE, "number", err, errsz) == -1 ||
+	    fm_copy(w, in, "top_p", "top_p", JSCAN_INT, JSCAN_DOUBLE,
+	    "number", err, errsz) == -1 ||
+	    fm_copy(w, in, "top_k", "top_k", JSCAN_INT, JSCAN_INT, "integer",
+	    err, errsz) == -1 ||
+	    fm_copy(w, in, "stop_sequences", "stop", JSCAN_ARRAY,
+	    JSCAN_ARRAY, "list", err, errsz) == -1)
+		return -1;
+	jval_get(in, "metadata", &md);
+	if (jval_get(&md, "user_id", &v) == 0 && jval_is(&v, JSCAN_STRING)) {
+		jw_key(w, "user");
+		front_copy(w, &v);
 	}
-	if ((v = json_get(in, "top_k")) != NULL &&
-	    !json_object_is_type(v, json_type_null)) {
-		if (!front_is(v, json_type_int)) {
-			snprintf(err, errsz, "top_k: Input should be a valid "
-			    "integer");
-			return -1;
-		}
-		jadd(out, "top_k", json_object_get(v));
-	}
-	if ((v = json_get(in, "stop_sequences")) != NULL &&
-	    !json_object_is_type(v, json_type_null)) {
-		if (!front_is(v, json_type_array)) {
-			snprintf(err, errsz, "stop_sequences: Input should be "
-			    "a valid list");
-			return -1;
-		}
-		jadd(out, "stop", json_object_get(v));
-	}
-	if (front_is(v = json_get(json_get(in, "metadata"), "user_id"),
-	    json_type_string))
-		jadd(out, "user", json_object_get(v));
 	return 0;
 }
 
 static int
-fm_head(struct json_object *in, struct json_object *out, int counting,
-    char *err, size_t errsz)
+fm_head(struct jw *w, const struct jval *in, int counting, char *err,
+    size_t errsz)
 {
-	struct json_object	*v;
+	struct jval	 v;
 
-	v = json_get(in, "model");
-	if (!front_is(v, json_type_string) || json_object_get_string_len(v) ==
-	    0) {
+	jval_get(in, "model", &v);
+	if (!jval_is(&v, JSCAN_STRING) || v.end - v.ofs == 2) {
 		snprintf(err, errsz, "model: Field required");
 		return -1;
 	}
-	jadd(out, "model", json_object_get(v));
+	jw_key(w, "model");
+	front_copy(w, &v);
 	if (counting)
 		return 0;	/* what would be sent, counted: no answer */
-	if ((v = json_get(in, "max_tokens")) == NULL) {
+	if (jval_get(in, "max_tokens", &v) == -1) {
 		snprintf(err, errsz, "max_tokens: Field required");
 		return -1;
 	}
-	if (!front_is(v, json_type_int) || json_object_get_int64(v) < 1) {
+	if (!jval_is(&v, JSCAN_INT) || jval_int(&v) < 1) {
 		snprintf(err, errsz, "max_tokens: Input should be an integer "
 		    "of at least 1");
 		return -1;
 	}
-	jadd(out, "max_tokens", json_object_get(v));
-	if ((v = json_get(in, "stream")) != NULL &&
-	    !json_object_is_type(v, json_type_null)) {
-		if (!front_is(v, json_type_boolean)) {
+	jw_key(w, "max_tokens");
+	front_copy(w, &v);
+	if (jval_get(in, "stream", &v) == 0 && jval_set(&v)) {
+		if (!jval_is(&v, JSCAN_BOOL)) {
 			snprintf(err, errsz, "stream: Input should be a valid "
 			    "boolean");
 			return -1;
 		}
-		if (json_object_get_boolean(v))
-			front_stream_on(out);
+		if (v.b[v.ofs] == 't')
+			front_stream_write(w);
 	}
 	return 0;
 }
 
-/* The OpenAI chat completion for Messages request in. */
-struct json_object *
-fm_request(enum http_endpoint ep, struct json_object *in,
+/* The OpenAI chat completion for Messages request in, into w. */
+int
+fm_request(enum http_endpoint ep, const struct jval *in, struct jw *w,
     enum http_endpoint *op, char *err, size_t errsz)
 {
-	struct json_object	*out = json_object_new_object(), *msgs, *m;
-	size_t			 i;
+	struct jval	 m, e;
+	size_t		 at = 0, i;
 
 	*op = ep == EP_COUNT_TOKENS ? EP_COUNT_TOKENS : EP_CHAT;
-	if (fm_head(in, out, ep == EP_COUNT_TOKENS, err, errsz) == -1 ||
-	    fm_sampling(in, out, err, errsz) == -1 ||
-	    fm_tools(in, out, err, errsz) == -1 ||
-	    fm_tool_choice(in, out, err, errsz) == -1)
-		goto bad;
-	m = json_get(in, "messages");
-	if (m == NULL) {
+	jw_open(w, '{');
+	if (fm_head(w, in, ep == EP_COUNT_TOKENS, err, errsz) == -1 ||
+	    fm_sampling(w, in, err, errsz) == -1 ||
+	    fm_tools(w, in, err, errsz) == -1 ||
+	    fm_tool_choice(w, in, err, errsz) == -1)
+		return -1;
+	if (jval_get(in, "messages", &m) == -1) {
 		snprintf(err, errsz, "messages: Field required");
-		goto bad;
+		return -1;
 	}
-	if (!front_is(m, json_type_array) || json_object_array_length(m) == 0) {
+	if (!jval_is(&m, JSCAN_ARRAY) || jval_next(&m, &at, &e) == -1) {
 		snprintf(err, errsz, "messages: Input should be a non-empty "
 		    "list");
-		goto bad;
+		return -1;
 	}
-	msgs = json_object_new_array();
-	jadd(out, "messages", msgs);
-	if (fm_system(in, msgs, err, errsz) == -1)
-		goto bad;
-	for (i = 0; i < json_object_array_length(m); i++)
-		if (fm_message(json_object_array_get_idx(m, i), i, msgs, err,
-		    errsz) == -1)
-			goto bad;
-	return out;
-bad:
-	json_object_put(out);
-	return NULL;
+	jw_key(w, "messages");
+	jw_open(w, '[');
+	if (fm_system(w, in, err, errsz) == -1)
+		return -1;
+	for (i = 0, at = 0; jval_next(&m, &at, &e) == 0; i++)
+		if (fm_message(w, &e, i, err, errsz) == -1)
+			return -1;
+	jw_close(w, ']');
+	jw_close(w, '}');
+	return 0;
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -492,49 +595,61 @@ static const char *
 fm_stop_reason(const struct front *fr, int tools)
 {
 	if (strcmp(fr->finish, "length") == 0)
-		return "max_tokens";
+		return "\"max_tokens\"";
 	if (tools || strcmp(fr->finish, "tool_calls") == 0)
-		return "tool_use";
+		return "\"tool_use\"";
 	if (strcmp(fr->finish, "content_filter") == 0)
-		return "refusal";
-	return "end_turn";
+		return "\"refusal\"";
+	return "\"end_turn\"";
 }
 
-static struct json_object *
-fm_usage(const struct front *fr)
+static void
+fm_usage(struct jw *w, const struct front *fr)
 {
-	struct json_object	*u = json_object_new_object();
-
-	jadd(u, "input_tokens", json_object_new_int64(fr->ptok));
-	jadd(u, "output_tokens", json_object_new_int64(fr->ctok));
-	return u;
+	jw_key(w, "usage");
+	jw_open(w, '{');
+	jw_key(w, "input_tokens");
+	jw_int(w, fr->ptok);
+	jw_key(w, "output_tokens");
+	jw_int(w, fr->ctok);
+	jw_close(w, '}');
 }
 
-static struct json_object *
-fm_message_obj(const struct front *fr)
+/* A message's first members (open). */
+static void
+fm_message_head(struct jw *w, const struct front *fr)
 {
-	struct json_object	*o = json_object_new_object();
-	char			 id[40];
+	char	 id[40];
+	int	 n;
 
-	snprintf(id, sizeof(id), "msg_flm%016llx",
+	n = snprintf(id, sizeof(id), "\"msg_flm%016llx\"",
 	    (unsigned long long)fr->reqid);
-	jadd(o, "id", jstr(id));
-	jadd(o, "type", jstr("message"));
-	jadd(o, "role", jstr("assistant"));
-	jadd(o, "model", jstr(fr->model));
-	return o;
+	jw_open(w, '{');
+	jw_key(w, "id");
+	jw_raw(w, id, (size_t)n);
+	jw_key(w, "type");
+	jw_lit(w, "\"message\"");
+	jw_key(w, "role");
+	jw_lit(w, "\"assistant\"");
+	jw_key(w, "model");
+	jw_str(w, fr->model, strlen(fr->model));
 }
 
-static struct json_object *
-fm_tool_block(const char *id, const char *name, struct json_object *input)
+/* A tool_use block, its input args (NULL: {}, empty while streamed). */
+static void
+fm_tool_block(struct jw *w, const char *id, const char *name,
+    const char *args, size_t alen)
 {
-	struct json_object	*b = json_object_new_object();
-
-	jadd(b, "type", jstr("tool_use"));
-	jadd(b, "id", jstr(id));
-	jadd(b, "name", jstr(name));
-	jadd(b, "input", input);
-	return b;
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"tool_use\"");
+	jw_key(w, "id");
+	jw_str(w, id, strlen(id));
+	jw_key(w, "name");
+	jw_str(w, name, strlen(name));
+	jw_key(w, "input");
+	front_args_write(w, args, alen);
+	jw_close(w, '}');
 }
 
 /* The engine's tokenizer's answer: vLLM's count, llama.cpp's tokens. */
@@ -557,20 +672,22 @@ fm_count_answer(struct front *fr, struct json_object *in)
 	return o;
 }
 
-struct json_object *
-fm_answer(struct front *fr, struct front_msg *m)
+void
+fm_answer(struct front *fr, const struct front_msg *m, struct jw *w)
 {
-	struct json_object	*o, *content, *b;
-	char			 id[96];
-	int			 i;
+	char	 id[96];
+	int	 i;
 
-	content = json_object_new_array();
+	fm_message_head(w, fr);
+	jw_key(w, "content");
+	jw_open(w, '[');
 	if (m->tlen > 0 || m->ncalls == 0) {
-		b = json_object_new_object();
-		jadd(b, "type", jstr("text"));
-		jadd(b, "text", json_object_new_string_len(m->text != NULL ?
-		    m->text : "", (int)m->tlen));
-		json_object_array_add(content, b);
+		jw_open(w, '{');
+		jw_key(w, "type");
+		jw_lit(w, "\"text\"");
+		jw_key(w, "text");
+		jw_str(w, m->text != NULL ? m->text : "", m->tlen);
+		jw_close(w, '}');
 	}
 	for (i = 0; i < m->ncalls; i++) {
 		if (m->calls[i].id != NULL)
@@ -578,48 +695,69 @@ fm_answer(struct front *fr, struct front_msg *m)
 		else
 			snprintf(id, sizeof(id), "toolu_flm%llx_%d",
 			    (unsigned long long)fr->reqid, i);
-		json_object_array_add(content, fm_tool_block(id,
-		    m->calls[i].name != NULL ? m->calls[i].name : "",
-		    front_args_object(m->calls[i].args, m->calls[i].alen)));
+		fm_tool_block(w, id, m->calls[i].name != NULL ?
+		    m->calls[i].name : "", m->calls[i].args, m->calls[i].alen);
 	}
-	o = fm_message_obj(fr);
-	jadd(o, "content", content);
-	jadd(o, "stop_reason", jstr(fm_stop_reason(fr, m->ncalls > 0)));
-	jadd(o, "stop_sequence", NULL);
-	jadd(o, "usage", fm_usage(fr));
-	return o;
+	jw_close(w, ']');
+	jw_key(w, "stop_reason");
+	jw_lit(w, fm_stop_reason(fr, m->ncalls > 0));
+	jw_key(w, "stop_sequence");
+	jw_lit(w, "null");
+	fm_usage(w, fr);
+	jw_close(w, '}');
+}
+
+/* An event that is {"type": name ...}: opened. */
+static struct jw *
+fm_event(const char *name)
+{
+	struct jw	*w = front_writer();
+
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_str(w, name, strlen(name));
+	return w;
+}
+
+/* ... and sent. */
+static void
+fm_send(struct evbuffer *out, const char *name, struct jw *w)
+{
+	jw_close(w, '}');
+	front_event_text(out, name, w);
 }
 
 static void
 fm_start(struct front *fr, struct evbuffer *out)
 {
-	struct json_object	*o, *msg;
+	struct jw	*w;
 
 	if (fr->started)
 		return;
 	fr->started = 1;
-	msg = fm_message_obj(fr);
-	jadd(msg, "content", json_object_new_array());
-	jadd(msg, "stop_reason", NULL);
-	jadd(msg, "stop_sequence", NULL);
-	jadd(msg, "usage", fm_usage(fr));
-	o = json_object_new_object();
-	jadd(o, "type", jstr("message_start"));
-	jadd(o, "message", msg);
-	front_event(out, "message_start", o);
-	o = json_object_new_object();
-	jadd(o, "type", jstr("ping"));
-	front_event(out, "ping", o);
+	w = fm_event("message_start");
+	jw_key(w, "message");
+	fm_message_head(w, fr);
+	jw_key(w, "content");
+	jw_lit(w, "[]");
+	jw_key(w, "stop_reason");
+	jw_lit(w, "null");
+	jw_key(w, "stop_sequence");
+	jw_lit(w, "null");
+	fm_usage(w, fr);
+	jw_close(w, '}');
+	fm_send(out, "message_start", w);
+	fm_send(out, "ping", fm_event("ping"));
 }
 
-static struct json_object *
+static struct jw *
 fm_indexed(const char *type, int index)
 {
-	struct json_object	*o = json_object_new_object();
+	struct jw	*w = fm_event(type);
 
-	jadd(o, "type", jstr(type));
-	jadd(o, "index", json_object_new_int(index));
-	return o;
+	jw_key(w, "index");
+	jw_int(w, index);
+	return w;
 }
 
 static void
@@ -627,24 +765,27 @@ fm_close(struct front *fr, struct evbuffer *out)
 {
 	if (fr->block == -1)
 		return;
-	front_event(out, "content_block_stop", fm_indexed("content_block_stop",
+	fm_send(out, "content_block_stop", fm_indexed("content_block_stop",
 	    fr->block));
 	fr->block = -1;
 }
 
-/* content_block_start of a new block; takes b. */
+/* content_block_start of a new block: a tool's (t), or text. */
 static int
-fm_open(struct front *fr, struct evbuffer *out, struct json_object *b,
-    int text)
+fm_open(struct front *fr, struct evbuffer *out, const struct front_tool *t)
 {
-	struct json_object	*o;
+	struct jw	*w;
 
 	fm_close(fr, out);
 	fr->block = fr->nblocks++;
-	fr->text_block = text;
-	o = fm_indexed("content_block_start", fr->block);
-	jadd(o, "content_block", b);
-	front_event(out, "content_block_start", o);
+	fr->text_block = t == NULL;
+	w = fm_indexed("content_block_start", fr->block);
+	jw_key(w, "content_block");
+	if (t != NULL)
+		fm_tool_block(w, t->id, t->name, "{}", 2);
+	else
+		jw_lit(w, "{\"type\":\"text\",\"text\":\"\"}");
+	fm_send(out, "content_block_start", w);
 	return fr->block;
 }
 
@@ -652,30 +793,28 @@ static void
 fm_delta(struct evbuffer *out, int index, const char *type, const char *k,
     const char *s, size_t len)
 {
-	struct json_object	*o = fm_indexed("content_block_delta", index);
-	struct json_object	*d = json_object_new_object();
+	struct jw	*w = fm_indexed("content_block_delta", index);
 
-	jadd(d, "type", jstr(type));
-	jadd(d, k, json_object_new_string_len(s, (int)len));
-	jadd(o, "delta", d);
-	front_event(out, "content_block_delta", o);
+	jw_key(w, "delta");
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_str(w, type, strlen(type));
+	jw_key(w, k);
+	jw_str(w, s, len);
+	jw_close(w, '}');
+	fm_send(out, "content_block_delta", w);
 }
 
 int
 fm_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 {
-	struct json_object	*b;
 	struct front_tool	*t;
 	int			 i, slot, isnew;
 
 	fm_start(fr, out);
 	if (m->tlen > 0) {
-		if (fr->block == -1 || !fr->text_block) {
-			b = json_object_new_object();
-			jadd(b, "type", jstr("text"));
-			jadd(b, "text", jstr(""));
-			fm_open(fr, out, b, 1);
-		}
+		if (fr->block == -1 || !fr->text_block)
+			fm_open(fr, out, NULL);
 		fm_delta(out, fr->block, "text_delta", "text", m->text,
 		    m->tlen);
 	}
@@ -684,8 +823,7 @@ fm_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 			return -1;
 		t = &fr->tools[slot];
 		if (isnew)
-			t->block = fm_open(fr, out, fm_tool_block(t->id,
-			    t->name, json_object_new_object()), 0);
+			t->block = fm_open(fr, out, t);
 		if (m->calls[i].alen > 0)
 			fm_delta(out, t->block, "input_json_delta",
 			    "partial_json", m->calls[i].args,
@@ -697,19 +835,19 @@ fm_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 void
 fm_end(struct front *fr, struct evbuffer *out)
 {
-	struct json_object	*o, *d;
+	struct jw	*w;
 
 	fm_start(fr, out);
 	fm_close(fr, out);
-	d = json_object_new_object();
-	jadd(d, "stop_reason", jstr(fm_stop_reason(fr, fr->ntools > 0)));
-	jadd(d, "stop_sequence", NULL);
-	o = json_object_new_object();
-	jadd(o, "type", jstr("message_delta"));
-	jadd(o, "delta", d);
-	jadd(o, "usage", fm_usage(fr));
-	front_event(out, "message_delta", o);
-	o = json_object_new_object();
-	jadd(o, "type", jstr("message_stop"));
-	front_event(out, "message_stop", o);
+	w = fm_event("message_delta");
+	jw_key(w, "delta");
+	jw_open(w, '{');
+	jw_key(w, "stop_reason");
+	jw_lit(w, fm_stop_reason(fr, fr->ntools > 0));
+	jw_key(w, "stop_sequence");
+	jw_lit(w, "null");
+	jw_close(w, '}');
+	fm_usage(w, fr);
+	fm_send(out, "message_delta", w);
+	fm_send(out, "message_stop", fm_event("message_stop"));
 }

@@ -318,16 +318,27 @@ up_done(struct upstream *up)
 
 /* A whole answer for the client, made here. */
 static void
-up_done_json(struct upstream *up, int status, struct json_object *o)
+up_done_text(struct upstream *up, int status, const char *t, size_t len)
 {
 	struct http_req	*req = up->req;
 
 	up_call_end(up, !up_status_failed(up->status));
 	up->req = NULL;
 	http_release(req);
-	http_json(req, status, o);
-	json_object_put(o);
+	http_reply(req, status, "application/json", t, len);
 	up_park(up);
+}
+
+static void
+up_done_json(struct upstream *up, int status, struct json_object *o)
+{
+	const char	*s;
+	size_t		 len;
+
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	up_done_text(up, status, s, len);
+	json_object_put(o);
 }
 
 /* ---- answers made OpenAI-shaped ----------------------------------------- */
@@ -386,6 +397,36 @@ up_why(const struct upstream *up, const char *dflt)
 	    front_why(up->front) : dflt;
 }
 
+/* A whole answer in the client's dialect: an Ollama engine's native
+ * one made OpenAI's by json-c first, then read as an engine's. */
+static void
+up_front_whole(struct upstream *up, const char *s, size_t len)
+{
+	struct json_object	*in, *native = NULL;
+	const char		*t = NULL;
+	size_t			 tlen;
+
+	if (up->mode != UP_PASS) {
+		if ((in = json_parse_buf(s, len)) != NULL)
+			native = ollama_answer(up->mode, in, up->model,
+			    up->req->id);
+		json_object_put(in);
+		if (native != NULL)
+			s = json_object_to_json_string_length(native,
+			    JSON_C_TO_STRING_PLAIN, &len);
+	}
+	if (up->mode == UP_PASS || native != NULL)
+		t = front_answer(up->front, s, len, &tlen);
+	json_object_put(native);
+	if (t == NULL) {
+		up->keepalive = 0;
+		up_fail(up, 502, "bad_engine_answer", up_why(up, "the answer "
+		    "is not the JSON this engine documents."));
+		return;
+	}
+	up_done_text(up, 200, t, tlen);
+}
+
 static void
 up_translate_whole(struct upstream *up)
 {
@@ -406,25 +447,17 @@ up_translate_whole(struct upstream *up)
 		up_done_json(up, up->status, out);
 		return;
 	}
-	if (up->front != NULL && up->mode == UP_PASS)
-		out = front_answer(up->front, s, len);	/* read where it lies */
-	else {
-		in = json_parse_buf(s, len);
-		if (up->mode == UP_PASS)
-			out = json_object_get(in);
-		else
-			out = in != NULL ? ollama_answer(up->mode, in,
-			    up->model, up->req->id) : NULL;
-		json_object_put(in);
+	if (up->front != NULL) {
+		up_front_whole(up, s, len);
+		return;
 	}
-	if (out != NULL && up->front != NULL && up->mode != UP_PASS) {
-		/* Made OpenAI's by json-c, then read as an engine's. */
-		s = json_object_to_json_string_length(out,
-		    JSON_C_TO_STRING_PLAIN, &len);
-		in = front_answer(up->front, s, len);
-		json_object_put(out);
-		out = in;
-	}
+	in = json_parse_buf(s, len);
+	if (up->mode == UP_PASS)
+		out = json_object_get(in);
+	else
+		out = in != NULL ? ollama_answer(up->mode, in, up->model,
+		    up->req->id) : NULL;
+	json_object_put(in);
 	if (out == NULL || (up->base64 && up_base64(out) == -1)) {
 		json_object_put(out);
 		up->keepalive = 0;

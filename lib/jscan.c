@@ -775,6 +775,83 @@ jscan_next(const char *b, size_t n, size_t *at, size_t *vofs, size_t *vend)
 	return 0;
 }
 
+/* ---- the same through a jval ------------------------------------------ */
+
+/* Member k of object o (the last of its key), or 0 with v none. */
+int
+jval_get(const struct jval *o, const char *k, struct jval *v)
+{
+	v->b = o->b;
+	v->n = o->n;
+	v->ofs = v->end = 0;
+	if (o->end == 0 || o->b[o->ofs] != '{' ||
+	    jscan_get(o->b, o->n, o->ofs, k, &v->ofs, &v->end) == -1) {
+		v->ofs = v->end = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* The elements of array a, one a call from *at = 0: 0, or -1 past the
+ * last one (or if a is no array). */
+int
+jval_next(const struct jval *a, size_t *at, struct jval *v)
+{
+	v->b = a->b;
+	v->n = a->n;
+	if (a->end == 0 || a->b[a->ofs] != '[')
+		return -1;
+	if (*at == 0)
+		*at = a->ofs;
+	return jscan_next(a->b, a->n, at, &v->ofs, &v->end);
+}
+
+/* Is v there, of type t (as json-c types it)? */
+int
+jval_is(const struct jval *v, enum jscan_type t)
+{
+	const char	*p;
+	enum jscan_type	 vt;
+
+	if (v->end == 0)
+		return 0;
+	switch (v->b[v->ofs]) {
+	case '"':	vt = JSCAN_STRING; break;
+	case '{':	vt = JSCAN_OBJECT; break;
+	case '[':	vt = JSCAN_ARRAY; break;
+	case 't':
+	case 'f':	vt = JSCAN_BOOL; break;
+	case 'n':	vt = JSCAN_NULL; break;
+	default:
+		vt = JSCAN_INT;
+		for (p = v->b + v->ofs; p < v->b + v->end; p++)
+			if (*p == '.' || *p == 'e' || *p == 'E')
+				vt = JSCAN_DOUBLE;
+	}
+	return vt == t;
+}
+
+/* Is v there, and not null? */
+int
+jval_set(const struct jval *v)
+{
+	return v->end != 0 && !jval_is(v, JSCAN_NULL);
+}
+
+/* Is v a string that reads s? */
+int
+jval_streq(const struct jval *v, const char *s)
+{
+	return jval_is(v, JSCAN_STRING) && js_key_is(v->b, v->ofs, v->end, s);
+}
+
+/* An integer's value (0 if v is none). */
+long long
+jval_int(const struct jval *v)
+{
+	return jval_is(v, JSCAN_INT) ? strtoll(v->b + v->ofs, NULL, 10) : 0;
+}
+
 /* The same, to free. */
 char *
 jscan_string(const char *buf, const struct jscan_member *m, size_t *len)

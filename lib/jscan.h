@@ -67,6 +67,15 @@ struct jscan {
 	size_t			 errofs;
 };
 
+/*
+ * A value of a text jscan_parse took, to read it where it lies:
+ * b[ofs, end), b being n bytes long; end == 0 if there is none.
+ */
+struct jval {
+	const char	*b;
+	size_t		 n, ofs, end;
+};
+
 int	 jscan_parse(struct jscan *, const char *, size_t);
 void	 jscan_free(struct jscan *);
 int	 jscan_find(const struct jscan *, int, const char *);
@@ -80,6 +89,12 @@ int	 jscan_get(const char *, size_t, size_t, const char *, size_t *,
 	    size_t *);
 int	 jscan_next(const char *, size_t, size_t *, size_t *, size_t *);
 const char *jscan_type_name(enum jscan_type);
+int	 jval_get(const struct jval *, const char *, struct jval *);
+int	 jval_next(const struct jval *, size_t *, struct jval *);
+int	 jval_is(const struct jval *, enum jscan_type);
+int	 jval_set(const struct jval *);
+int	 jval_streq(const struct jval *, const char *);
+long long jval_int(const struct jval *);
 const char *jscan_strerror(enum jscan_err);
 
 #endif

@@ -170,50 +170,54 @@ diff_object(const struct jscan *js, int parent, const char *buf,
 }
 
 /*
- * jscan_get and jscan_next walk the whole text as json-c read it: each
- * member json-c kept, each element, down to the leaves, which must
- * read back as json-c's values.
+ * jval_get and jval_next (jscan_get and jscan_next underneath) walk the
+ * whole text as json-c read it: each member json-c kept, each element,
+ * down to the leaves, which must read back as json-c's values; each
+ * value has json-c's type, each string reads as json-c's.
  */
 static int
-diff_nav(const char *buf, size_t len, size_t vs, size_t ve,
-    struct json_object *o, int depth, char *why, size_t sz)
+diff_nav(const struct jval *v, struct json_object *o, int depth, char *why,
+    size_t sz)
 {
 	struct json_object	*leaf;
-	size_t			 i, cs, ce, at;
+	struct jval		 c;
+	size_t			 i, at = 0;
 	int			 eq;
 
 	if (depth > JSCAN_MAX_DEPTH)
 		return 0;
+	if (!jval_is(v, diff_type(o)))
+		return diff_why(why, sz, "navigator: not json-c's type", "");
 	if (json_object_is_type(o, json_type_object)) {
-		if (buf[vs] != '{')
-			return diff_why(why, sz, "navigator: not an object", "");
-		json_object_object_foreach(o, k, v) {
-			if (jscan_get(buf, len, vs, k, &cs, &ce) == -1)
+		json_object_object_foreach(o, k, m) {
+			if (jval_get(v, k, &c) == -1)
 				return diff_why(why, sz, "navigator: no member ", k);
-			if (diff_nav(buf, len, cs, ce, v, depth + 1, why, sz) == -1)
+			if (diff_nav(&c, m, depth + 1, why, sz) == -1)
 				return -1;
 		}
-		return jscan_get(buf, len, vs, "\x01none", &cs, &ce) == -1 ? 0 :
+		return jval_get(v, "\x01none", &c) == -1 ? 0 :
 		    diff_why(why, sz, "navigator: a member not there", "");
 	}
 	if (json_object_is_type(o, json_type_array)) {
-		if (buf[vs] != '[')
-			return diff_why(why, sz, "navigator: not an array", "");
-		at = vs;
 		for (i = 0; i < json_object_array_length(o); i++) {
-			if (jscan_next(buf, len, &at, &cs, &ce) == -1)
+			if (jval_next(v, &at, &c) == -1)
 				return diff_why(why, sz, "navigator: an element "
 				    "missing", "");
-			if (diff_nav(buf, len, cs, ce,
-			    json_object_array_get_idx(o, i), depth + 1, why, sz) ==
-			    -1)
+			if (diff_nav(&c, json_object_array_get_idx(o, i),
+			    depth + 1, why, sz) == -1)
 				return -1;
 		}
-		return jscan_next(buf, len, &at, &cs, &ce) == -1 ? 0 :
+		return jval_next(v, &at, &c) == -1 ? 0 :
 		    diff_why(why, sz, "navigator: an element too many", "");
 	}
+	if (json_object_is_type(o, json_type_string) &&
+	    strlen(json_object_get_string(o)) ==
+	    (size_t)json_object_get_string_len(o) &&
+	    !jval_streq(v, json_object_get_string(o)))
+		return diff_why(why, sz, "navigator: a string reads "
+		    "otherwise", "");
 	/* A leaf: its span alone reads as json-c's value. */
-	leaf = json_parse_buf_strict(buf + vs, ve - vs);
+	leaf = json_parse_buf_strict(v->b + v->ofs, v->end - v->ofs);
 	eq = leaf != NULL ? json_object_equal(leaf, o) : o == NULL;
 	json_object_put(leaf);
 	return eq ? 0 : diff_why(why, sz, "navigator: a leaf differs", "");
@@ -225,6 +229,7 @@ jscan_diff(const char *buf, size_t len, const char *elem_key, char *why,
 {
 	struct json_object	*o;
 	struct jscan		 js;
+	struct jval		 top;
 	int			 rc, ref;
 
 	o = json_parse_buf_strict(buf, len);
@@ -239,10 +244,15 @@ jscan_diff(const char *buf, size_t len, const char *elem_key, char *why,
 		rc = js.err == JSCAN_ESTRICT ? JSCAN_DIFF_STRICT :
 		    diff_why(why, sz, "json-c takes it, jscan refuses it: ",
 		    jscan_strerror(js.err));
-	else
+	else {
+		top.b = buf;
+		top.n = len;
+		top.ofs = js.oofs;
+		top.end = js.oend + 1;
 		rc = diff_object(&js, -1, buf, o, why, sz) == -1 ||
-		    diff_nav(buf, len, js.oofs, js.oend + 1, o, 0, why, sz) ==
-		    -1 ? -1 : JSCAN_DIFF_BOTH_TAKE;
+		    diff_nav(&top, o, 0, why, sz) == -1 ? -1 :
+		    JSCAN_DIFF_BOTH_TAKE;
+	}
 	json_object_put(o);
 	jscan_free(&js);
 	return rc == -1 ? JSCAN_DIFF_BAD : rc;
