@@ -28,58 +28,27 @@ static void	front_error_event(enum dialect, int, const char *,
 
 /* What each dialect does; DL_OPENAI is served by the router itself. */
 static const struct front_ops {
-	/* A request into the OpenAI one: read where it lies and written
-	 * (read), or through json-c (request). */
-	int	(*read)(enum http_endpoint, const struct jval *, struct jw *,
+	/* A request read where it lies, written as the OpenAI one. */
+	int	(*request)(enum http_endpoint, const struct jval *, struct jw *,
 	    enum http_endpoint *, char *, size_t);
-	struct json_object *(*request)(enum http_endpoint, struct json_object *,
-	    enum http_endpoint *, char *, size_t);
-	/* A whole chat answer, read, written (write) or as json-c's
-	 * (answer); an answer of another kind (tokens counted,
-	 * embeddings), as json-c read it. */
-	void	(*write)(struct front *, const struct front_msg *, struct jw *);
-	struct json_object *(*answer)(struct front *, struct front_msg *);
+	/* A whole chat answer, read, written; an answer of another kind
+	 * (tokens counted, embeddings), as json-c read it. */
+	int	(*answer)(struct front *, struct front_msg *, struct jw *);
 	struct json_object *(*other)(struct front *, struct json_object *);
 	int	(*chunk)(struct front *, const struct front_msg *,
 	    struct evbuffer *);
 	void	(*end)(struct front *, struct evbuffer *);
 	const char *ctype;		/* of its streams */
 } front_ops[] = {
-	[DL_OLLAMA] = { .request = fo_request, .answer = fo_answer,
-	    .other = fo_embeddings, .chunk = fo_chunk, .end = fo_end,
-	    .ctype = "application/x-ndjson" },
-	[DL_ANTHROPIC] = { .read = fm_request, .write = fm_answer,
-	    .other = fm_count_answer, .chunk = fm_chunk, .end = fm_end,
-	    .ctype = "text/event-stream" },
-	[DL_RESPONSES] = { .request = fr_request, .answer = fr_answer,
-	    .chunk = fr_chunk, .end = fr_end,
-	    .ctype = "text/event-stream" },
+	[DL_OLLAMA] = { fo_request, fo_answer, fo_embeddings, fo_chunk, fo_end,
+	    "application/x-ndjson" },
+	[DL_ANTHROPIC] = { fm_request, fm_answer, fm_count_answer, fm_chunk,
+	    fm_end, "text/event-stream" },
+	[DL_RESPONSES] = { fr_request, fr_answer, NULL, fr_chunk, fr_end,
+	    "text/event-stream" },
 };
 
-/* Is v there, of type t?  Is it there, and not null? */
-int
-front_is(struct json_object *v, enum json_type t)
-{
-	return v != NULL && json_object_is_type(v, t);
-}
-
-int
-front_set(struct json_object *v)
-{
-	return v != NULL && !json_object_is_type(v, json_type_null);
-}
-
 /* A stream asked for, with the usage chunk every dialect reads. */
-void
-front_stream_on(struct json_object *out)
-{
-	struct json_object	*so = json_object_new_object();
-
-	jadd(so, "include_usage", json_object_new_boolean(1));
-	jadd(out, "stream", json_object_new_boolean(1));
-	jadd(out, "stream_options", so);
-}
-
 void
 front_stream_write(struct jw *w)
 {
@@ -87,22 +56,6 @@ front_stream_write(struct jw *w)
 	jw_lit(w, "true");
 	jw_key(w, "stream_options");
 	jw_lit(w, "{\"include_usage\":true}");
-}
-
-/* For "expected X, got Y" messages. */
-const char *
-front_type_name(struct json_object *v)
-{
-	switch (json_object_get_type(v)) {
-	case json_type_null:	return "null";
-	case json_type_boolean:	return "a boolean";
-	case json_type_double:
-	case json_type_int:	return "a number";
-	case json_type_object:	return "an object";
-	case json_type_array:	return "an array";
-	case json_type_string:	return "a string";
-	}
-	return "a value";
 }
 
 /* ---- reading and writing ---------------------------------------------- */
@@ -181,6 +134,27 @@ front_cstr(const struct jval *v, size_t *len)
 	return fscan.a + o;
 }
 
+/* For "expected X, got Y" messages. */
+const char *
+front_what(const struct jval *v)
+{
+	static const struct {
+		enum jscan_type	 t;
+		const char	*what;
+	} names[] = {
+		{ JSCAN_NULL, "null" }, { JSCAN_BOOL, "a boolean" },
+		{ JSCAN_INT, "a number" }, { JSCAN_DOUBLE, "a number" },
+		{ JSCAN_OBJECT, "an object" }, { JSCAN_ARRAY, "an array" },
+		{ JSCAN_STRING, "a string" },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (jval_is(v, names[i].t))
+			return names[i].what;
+	return "a value";
+}
+
 /* The writer, emptied: its text lasts until the next call. */
 struct jw *
 front_writer(void)
@@ -192,56 +166,22 @@ front_writer(void)
 /* ---- requests --------------------------------------------------------- */
 
 /*
- * The fast way: the body's long strings set aside (proxyd_skel.c),
- * the rest translated, the strings put back.  0 with req->xbody and
- * *op; -1 to translate the whole body instead (nothing to set aside,
- * a placeholder where it cannot go, or any error: the slow way says
- * which).
+ * The client's body read, checked and made the OpenAI request of
+ * req->op in req->xbody; then next(req).  Answered here if it is bad.
+ * The body is read where it lies and written as text: its strings,
+ * long ones too, are copied as they are, never decoded.
  */
-static int
-front_request_skel(struct http_req *req, const char *buf, size_t len,
-    enum http_endpoint *op)
-{
-	struct skel		 sk;
-	struct json_object	*in, *out = NULL;
-	struct evbuffer		*x;
-	const char		*s;
-	char			 msg[600];
-	size_t			 n;
-	int			 rv = -1;
-
-	if (skel_make(buf, len, &sk) == -1)
-		return -1;
-	if ((in = json_parse_buf_strict(sk.text, sk.len)) != NULL &&
-	    json_object_is_type(in, json_type_object))
-		out = front_ops[req->dialect].request(req->ep, in, op, msg,
-		    sizeof(msg));
-	json_object_put(in);
-	if (out != NULL && (x = evbuffer_new()) != NULL) {
-		s = json_object_to_json_string_length(out,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-		    &n);
-		if (skel_splice(&sk, buf, s, n, x) == 0) {
-			req->xbody = x;
-			rv = 0;
-		} else
-			evbuffer_free(x);
-	}
-	json_object_put(out);
-	skel_free(&sk);
-	return rv;
-}
-
-/* The body read where it lies and written as the OpenAI request. */
-static void
-front_read(struct http_req *req, const char *buf, size_t len,
-    http_req_cb next)
+void
+front_request(struct http_req *req, http_req_cb next)
 {
 	struct jw		*w = front_writer();
 	struct jval		 in;
 	enum http_endpoint	 op = EP_CHAT;
+	const char		*buf;
 	char			 msg[600];
+	size_t			 len = evbuffer_get_length(req->body);
 
+	buf = (const char *)evbuffer_pullup(req->body, -1);
 	front_scan_reset();
 	fscan.js.elem_key = NULL;
 	if (buf == NULL || jscan_parse(&fscan.js, buf, len) == -1) {
@@ -251,15 +191,18 @@ front_read(struct http_req *req, const char *buf, size_t len,
 			    "Out of memory.");
 		else
 			http_error(req, 400, "invalid_request_error", NULL,
-			    "The request body is not a JSON object.");
+			    "We could not parse the JSON body of your "
+			    "request: expected one JSON object.");
 		return;
 	}
 	in.b = buf;
 	in.n = len;
 	in.ofs = fscan.js.oofs;
 	in.end = fscan.js.oend + 1;
+	in.js = &fscan.js;		/* its members and theirs: a table */
+	in.at = -1;
 	msg[0] = '\0';
-	if (front_ops[req->dialect].read(req->ep, &in, w, &op, msg,
+	if (front_ops[req->dialect].request(req->ep, &in, w, &op, msg,
 	    sizeof(msg)) == -1) {
 		http_error(req, 400, "invalid_request_error", NULL, msg);
 		return;
@@ -269,58 +212,6 @@ front_read(struct http_req *req, const char *buf, size_t len,
 		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		return;
 	}
-	req->op = op;
-	next(req);
-}
-
-/*
- * The client's body read, checked and made the OpenAI request of
- * req->op in req->xbody; then next(req).  Answered here if it is bad.
- */
-void
-front_request(struct http_req *req, http_req_cb next)
-{
-	struct json_object	*in, *out;
-	const char		*buf, *s;
-	char			 msg[600];
-	size_t			 len = evbuffer_get_length(req->body);
-	enum http_endpoint	 op = EP_CHAT;
-
-	buf = (const char *)evbuffer_pullup(req->body, -1);
-	if (front_ops[req->dialect].read != NULL) {
-		front_read(req, buf, len, next);
-		return;
-	}
-	if (buf != NULL && front_request_skel(req, buf, len, &op) == 0) {
-		req->op = op;
-		next(req);
-		return;
-	}
-	if (buf == NULL || (in = json_parse_buf_strict(buf, len)) == NULL ||
-	    !json_object_is_type(in, json_type_object)) {
-		if (buf != NULL)
-			json_object_put(in);
-		http_error(req, 400, "invalid_request_error", NULL,
-		    "The request body is not a JSON object.");
-		return;
-	}
-	msg[0] = '\0';
-	out = front_ops[req->dialect].request(req->ep, in, &op, msg,
-	    sizeof(msg));
-	json_object_put(in);
-	if (out == NULL) {
-		http_error(req, 400, "invalid_request_error", NULL, msg);
-		return;
-	}
-	s = json_object_to_json_string_length(out, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if ((req->xbody = evbuffer_new()) == NULL ||
-	    evbuffer_add(req->xbody, s, len) == -1) {
-		json_object_put(out);
-		http_error(req, 503, "server_error", NULL, "Out of memory.");
-		return;
-	}
-	json_object_put(out);
 	req->op = op;
 	next(req);
 }
@@ -593,24 +484,9 @@ front_text_add(struct front *fr, const char *s, size_t n)
 	return 0;
 }
 
-/* A tool call's arguments (a JSON text) as an object; {} if none,
- * the text itself if it is not JSON (a model's mistake, kept). */
-struct json_object *
-front_args_object(const char *s, size_t len)
-{
-	struct json_object	*o;
-
-	if (s == NULL || len == 0)
-		return json_object_new_object();
-	if ((o = json_parse_buf(s, len)) != NULL &&
-	    json_object_is_type(o, json_type_object))
-		return o;
-	json_object_put(o);
-	return json_object_new_string_len(s, (int)len);
-}
-
-/* The same, written: a JSON object as it is, else its text as a
- * string. */
+/* A tool call's arguments (a JSON text) written as an object; {} if
+ * none, the text as a string if it is not an object (a model's
+ * mistake, kept). */
 void
 front_args_write(struct jw *w, const char *s, size_t len)
 {
@@ -793,12 +669,9 @@ front_answer(struct front *fr, const char *buf, size_t len, size_t *outlen)
 		fr->ctok = m.ctok;
 		snprintf(fr->finish, sizeof(fr->finish), "%s",
 		    m.finish != NULL ? m.finish : "stop");
-		if (ops->write == NULL)
-			out = ops->answer(fr, &m);
-		else {
-			ops->write(fr, &m, w = front_writer());
-			goto done;
-		}
+		if (ops->answer(fr, &m, w = front_writer()) == -1)
+			return NULL;
+		goto done;
 	}
 	if (out == NULL)
 		return NULL;

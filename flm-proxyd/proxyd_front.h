@@ -76,21 +76,6 @@ struct front {
 	int		 seq;
 };
 
-/* proxyd_skel.c: long strings set aside while a request is translated */
-struct skel {
-	char		*text;		/* the body, placeholders for them */
-	size_t		 len;
-	struct {
-		size_t	 ofs, len;	/* a literal's insides in the body */
-	}		*lit;
-	size_t		 nlit;
-	char		 nonce[17];
-};
-int	skel_make(const char *, size_t, struct skel *);
-int	skel_splice(const struct skel *, const char *, const char *, size_t,
-	    struct evbuffer *);
-void	skel_free(struct skel *);
-
 /*
  * A member of an object being built.  Every key here is a literal or
  * in a static table: json-c need not copy it (one allocation less a
@@ -119,11 +104,9 @@ front_inside(struct jw *w, const struct jval *v)
 }
 
 /* proxyd_front.c */
-int	front_is(struct json_object *, enum json_type);
-int	front_set(struct json_object *);
-void	front_stream_on(struct json_object *);
 void	front_stream_write(struct jw *);
 const char *front_cstr(const struct jval *, size_t *);
+const char *front_what(const struct jval *);
 struct jw *front_writer(void);
 void	front_event_text(struct evbuffer *, const char *, const struct jw *);
 void	front_args_write(struct jw *, const char *, size_t);
@@ -134,13 +117,11 @@ int	front_text_add(struct front *, const char *, size_t);
 void	front_ndjson(struct evbuffer *, struct json_object *);
 void	front_event(struct evbuffer *, const char *, struct json_object *);
 int64_t	front_elapsed_ns(const struct front *);
-struct json_object *front_args_object(const char *, size_t);
-const char *front_type_name(struct json_object *);
 
 /* proxyd_front_ollama.c */
-struct json_object *fo_request(enum http_endpoint, struct json_object *,
+int	fo_request(enum http_endpoint, const struct jval *, struct jw *,
 	    enum http_endpoint *, char *, size_t);
-struct json_object *fo_answer(struct front *, struct front_msg *);
+int	fo_answer(struct front *, struct front_msg *, struct jw *);
 struct json_object *fo_embeddings(struct front *, struct json_object *);
 int	fo_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fo_end(struct front *, struct evbuffer *);
@@ -148,16 +129,16 @@ void	fo_end(struct front *, struct evbuffer *);
 /* proxyd_front_messages.c */
 int	fm_request(enum http_endpoint, const struct jval *, struct jw *,
 	    enum http_endpoint *, char *, size_t);
-void	fm_answer(struct front *, const struct front_msg *, struct jw *);
+int	fm_answer(struct front *, struct front_msg *, struct jw *);
 struct json_object *fm_count_answer(struct front *, struct json_object *);
 int	fm_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fm_end(struct front *, struct evbuffer *);
 const char *fm_error_type(int);
 
 /* proxyd_front_responses.c */
-struct json_object *fr_request(enum http_endpoint, struct json_object *,
+int	fr_request(enum http_endpoint, const struct jval *, struct jw *,
 	    enum http_endpoint *, char *, size_t);
-struct json_object *fr_answer(struct front *, struct front_msg *);
+int	fr_answer(struct front *, struct front_msg *, struct jw *);
 int	fr_chunk(struct front *, const struct front_msg *, struct evbuffer *);
 void	fr_end(struct front *, struct evbuffer *);
 

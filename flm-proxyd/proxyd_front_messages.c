@@ -145,7 +145,7 @@ fm_tool_use_ok(const struct jval *b, const char *where, char *err,
 	jval_get(b, "id", &id);
 	jval_get(b, "name", &name);
 	if (!jval_is(&id, JSCAN_STRING) || !jval_is(&name, JSCAN_STRING) ||
-	    (jval_get(b, "input", &input) == 0 &&
+	    (jval_get(b, "input", &input) == 0 && jval_set(&input) &&
 	    !jval_is(&input, JSCAN_OBJECT))) {
 		snprintf(err, errsz, "%s: a tool_use block has a string id, "
 		    "a string name and an object input", where);
@@ -173,7 +173,7 @@ fm_tool_use(struct jw *w, const struct jval *b)
 	jval_get(b, "name", &v);
 	front_copy(w, &v);
 	jw_key(w, "arguments");
-	if (jval_get(b, "input", &v) == 0)
+	if (jval_get(b, "input", &v) == 0 && jval_set(&v))
 		jw_str(w, v.b + v.ofs, v.end - v.ofs);
 	else
 		jw_lit(w, "\"{}\"");
@@ -530,7 +530,7 @@ fm_head(struct jw *w, const struct jval *in, int counting, char *err,
 	front_copy(w, &v);
 	if (counting)
 		return 0;	/* what would be sent, counted: no answer */
-	if (jval_get(in, "max_tokens", &v) == -1) {
+	if (jval_get(in, "max_tokens", &v) == -1 || !jval_set(&v)) {
 		snprintf(err, errsz, "max_tokens: Field required");
 		return -1;
 	}
@@ -568,7 +568,7 @@ fm_request(enum http_endpoint ep, const struct jval *in, struct jw *w,
 	    fm_tools(w, in, err, errsz) == -1 ||
 	    fm_tool_choice(w, in, err, errsz) == -1)
 		return -1;
-	if (jval_get(in, "messages", &m) == -1) {
+	if (jval_get(in, "messages", &m) == -1 || !jval_set(&m)) {
 		snprintf(err, errsz, "messages: Field required");
 		return -1;
 	}
@@ -660,10 +660,10 @@ fm_count_answer(struct front *fr, struct json_object *in)
 	int64_t			 n;
 
 	(void)fr;
-	if ((v = json_get(in, "count")) != NULL && front_is(v, json_type_int))
+	if (json_object_is_type(v = json_get(in, "count"), json_type_int))
 		n = json_object_get_int64(v);
-	else if ((v = json_get(in, "tokens")) != NULL &&
-	    front_is(v, json_type_array))
+	else if (json_object_is_type(v = json_get(in, "tokens"),
+	    json_type_array))
 		n = (int64_t)json_object_array_length(v);
 	else
 		return NULL;
@@ -672,8 +672,8 @@ fm_count_answer(struct front *fr, struct json_object *in)
 	return o;
 }
 
-void
-fm_answer(struct front *fr, const struct front_msg *m, struct jw *w)
+int
+fm_answer(struct front *fr, struct front_msg *m, struct jw *w)
 {
 	char	 id[96];
 	int	 i;
@@ -705,6 +705,7 @@ fm_answer(struct front *fr, const struct front_msg *m, struct jw *w)
 	jw_lit(w, "null");
 	fm_usage(w, fr);
 	jw_close(w, '}');
+	return 0;
 }
 
 /* An event that is {"type": name ...}: opened. */

@@ -6,6 +6,7 @@
  * client's request as it is (proxyd_route.c); /api/tags, /api/show and
  * /api/version are answered from the catalogue.  Ollama's admin routes
  * (pull, push, create, copy, delete, blobs) are served by no one.
+ * Requests are read where they lie and written as text, as Messages'.
  */
 #include "config.h"
 
@@ -17,7 +18,9 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jscan.h"
 #include "jsonbuf.h"
+#include "jwrite.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
 
@@ -39,454 +42,452 @@ static const struct {
 };
 
 static int
-fo_options(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fo_options(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*o = json_get(in, "options"), *v;
-	size_t			 i;
+	struct jval	 o, v;
+	size_t		 i;
 
-	if (o == NULL || json_object_is_type(o, json_type_null))
+	if (jval_get(in, "options", &o) == -1 || !jval_set(&o))
 		return 0;
-	if (!json_object_is_type(o, json_type_object)) {
+	if (!jval_is(&o, JSCAN_OBJECT)) {
 		snprintf(err, errsz, "options: expected an object, got %s",
-		    front_type_name(o));
+		    front_what(&o));
 		return -1;
 	}
 	for (i = 0; i < sizeof(fo_opts) / sizeof(fo_opts[0]); i++) {
-		if ((v = json_get(o, fo_opts[i].ollama)) == NULL ||
-		    json_object_is_type(v, json_type_null))
+		if (jval_get(&o, fo_opts[i].ollama, &v) == -1 || !jval_set(&v))
 			continue;
-		if (!json_object_is_type(v, json_type_int) &&
-		    (fo_opts[i].integer || !json_object_is_type(v,
-		    json_type_double))) {
+		if (!jval_is(&v, JSCAN_INT) && (fo_opts[i].integer ||
+		    !jval_is(&v, JSCAN_DOUBLE))) {
 			snprintf(err, errsz, "options.%s: expected %s, got %s",
 			    fo_opts[i].ollama, fo_opts[i].integer ?
-			    "an integer" : "a number", front_type_name(v));
+			    "an integer" : "a number", front_what(&v));
 			return -1;
 		}
 		/* Ollama's -1 (and -2) mean "no limit": OpenAI's absence. */
 		if (strcmp(fo_opts[i].ollama, "num_predict") == 0 &&
-		    json_object_get_int64(v) < 0)
+		    jval_int(&v) < 0)
 			continue;
-		jadd(out, fo_opts[i].openai, json_object_get(v));
+		jw_key(w, fo_opts[i].openai);
+		front_copy(w, &v);
 	}
-	if ((v = json_get(o, "stop")) != NULL &&
-	    !json_object_is_type(v, json_type_null)) {
-		if (!json_object_is_type(v, json_type_array) &&
-		    !json_object_is_type(v, json_type_string)) {
+	if (jval_get(&o, "stop", &v) == 0 && jval_set(&v)) {
+		if (!jval_is(&v, JSCAN_ARRAY) && !jval_is(&v, JSCAN_STRING)) {
 			snprintf(err, errsz, "options.stop: expected a list of "
-			    "strings, got %s", front_type_name(v));
+			    "strings, got %s", front_what(&v));
 			return -1;
 		}
-		jadd(out, "stop", json_object_get(v));
+		jw_key(w, "stop");
+		front_copy(w, &v);
 	}
 	return 0;
 }
 
 /* format: "json", or a JSON schema the answer must follow. */
 static int
-fo_format(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fo_format(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*f = json_get(in, "format"), *rf, *js;
+	struct jval	 f;
 
-	if (f == NULL || json_object_is_type(f, json_type_null) ||
-	    (json_object_is_type(f, json_type_string) &&
-	    json_object_get_string_len(f) == 0))
+	if (jval_get(in, "format", &f) == -1 || !jval_set(&f) ||
+	    (jval_is(&f, JSCAN_STRING) && f.end - f.ofs == 2))
 		return 0;
-	rf = json_object_new_object();
-	if (json_object_is_type(f, json_type_string) &&
-	    strcmp(json_object_get_string(f), "json") == 0) {
-		jadd(rf, "type", jstr("json_object"));
-	} else if (json_object_is_type(f, json_type_object)) {
-		js = json_object_new_object();
-		jadd(js, "name", jstr("response"));
-		jadd(js, "schema", json_object_get(f));
-		jadd(rf, "type", jstr("json_schema"));
-		jadd(rf, "json_schema", js);
-	} else {
-		json_object_put(rf);
+	if (jval_streq(&f, "json")) {
+		jw_key(w, "response_format");
+		jw_lit(w, "{\"type\":\"json_object\"}");
+		return 0;
+	}
+	if (!jval_is(&f, JSCAN_OBJECT)) {
 		snprintf(err, errsz, "format: expected \"json\" or a JSON "
 		    "schema");
 		return -1;
 	}
-	jadd(out, "response_format", rf);
+	jw_key(w, "response_format");
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"json_schema\"");
+	jw_key(w, "json_schema");
+	jw_open(w, '{');
+	jw_key(w, "name");
+	jw_lit(w, "\"response\"");
+	jw_key(w, "schema");
+	front_copy(w, &f);
+	jw_close(w, '}');
+	jw_close(w, '}');
 	return 0;
 }
 
 /* The fields every generating request has: model, stream, options. */
-static struct json_object *
-fo_common(struct json_object *in, char *err, size_t errsz)
+static int
+fo_common(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*out, *v = json_get(in, "model");
+	struct jval	 v;
 
-	if (v == NULL || !json_object_is_type(v, json_type_string) ||
-	    json_object_get_string_len(v) == 0) {
+	jval_get(in, "model", &v);
+	if (!jval_is(&v, JSCAN_STRING) || v.end - v.ofs == 2) {
 		snprintf(err, errsz, "model is required");
-		return NULL;
+		return -1;
 	}
-	out = json_object_new_object();
-	jadd(out, "model", json_object_get(v));
-	if ((v = json_get(in, "stream")) != NULL &&
-	    !json_object_is_type(v, json_type_null) &&
-	    !json_object_is_type(v, json_type_boolean)) {
+	jw_key(w, "model");
+	front_copy(w, &v);
+	jval_get(in, "stream", &v);
+	if (jval_set(&v) && !jval_is(&v, JSCAN_BOOL)) {
 		snprintf(err, errsz, "stream: expected a boolean, got %s",
-		    front_type_name(v));
-		json_object_put(out);
-		return NULL;
+		    front_what(&v));
+		return -1;
 	}
 	/* Ollama streams unless told not to. */
-	if (v == NULL || json_object_is_type(v, json_type_null) ||
-	    json_object_get_boolean(v))
-		front_stream_on(out);
-	if (fo_options(in, out, err, errsz) == -1 ||
-	    fo_format(in, out, err, errsz) == -1) {
-		json_object_put(out);
-		return NULL;
-	}
-	return out;
+	if (!jval_set(&v) || v.b[v.ofs] == 't')
+		front_stream_write(w);
+	return fo_options(w, in, err, errsz) == -1 ||
+	    fo_format(w, in, err, errsz) == -1 ? -1 : 0;
 }
 
 /* A message's text and images as OpenAI content. */
-static struct json_object *
-fo_content(struct json_object *text, struct json_object *images,
+static int
+fo_content(struct jw *w, const struct jval *text, const struct jval *images,
     const char *where, char *err, size_t errsz)
 {
-	struct json_object	*parts, *p, *u, *img;
-	char			*url;
-	size_t			 i, n;
+	struct jval	 img;
+	size_t		 at = 0, i;
 
-	if (text != NULL && !json_object_is_type(text, json_type_null) &&
-	    !json_object_is_type(text, json_type_string)) {
+	if (jval_set(text) && !jval_is(text, JSCAN_STRING)) {
 		snprintf(err, errsz, "%s: expected a string, got %s", where,
-		    front_type_name(text));
-		return NULL;
+		    front_what(text));
+		return -1;
 	}
-	if (images == NULL || json_object_is_type(images, json_type_null))
-		return text != NULL && json_object_is_type(text,
-		    json_type_string) ? json_object_get(text) : jstr("");
-	if (!json_object_is_type(images, json_type_array)) {
+	if (!jval_set(images)) {
+		if (jval_is(text, JSCAN_STRING))
+			front_copy(w, text);
+		else
+			jw_lit(w, "\"\"");
+		return 0;
+	}
+	if (!jval_is(images, JSCAN_ARRAY)) {
 		snprintf(err, errsz, "images: expected a list of base64 "
-		    "strings, got %s", front_type_name(images));
-		return NULL;
+		    "strings, got %s", front_what(images));
+		return -1;
 	}
-	parts = json_object_new_array();
-	p = json_object_new_object();
-	jadd(p, "type", jstr("text"));
-	jadd(p, "text", text != NULL && json_object_is_type(text,
-	    json_type_string) ? json_object_get(text) : jstr(""));
-	json_object_array_add(parts, p);
-	for (i = 0; i < json_object_array_length(images); i++) {
-		img = json_object_array_get_idx(images, i);
-		if (!json_object_is_type(img, json_type_string)) {
+	jw_open(w, '[');
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"text\"");
+	jw_key(w, "text");
+	if (jval_is(text, JSCAN_STRING))
+		front_copy(w, text);
+	else
+		jw_lit(w, "\"\"");
+	jw_close(w, '}');
+	for (i = 0; jval_next(images, &at, &img) == 0; i++) {
+		if (!jval_is(&img, JSCAN_STRING)) {
 			snprintf(err, errsz, "images[%zu]: expected a base64 "
 			    "string", i);
-			json_object_put(parts);
-			return NULL;
-		}
-		n = (size_t)json_object_get_string_len(img);
-		if ((url = malloc(n + 32)) == NULL) {
-			json_object_put(parts);
-			snprintf(err, errsz, "out of memory");
-			return NULL;
+			return -1;
 		}
 		/* Ollama takes raw base64; OpenAI engines a data: URL. */
-		snprintf(url, n + 32, "data:image/png;base64,%s",
-		    json_object_get_string(img));
-		u = json_object_new_object();
-		jadd(u, "url", jstr(url));
-		free(url);
-		p = json_object_new_object();
-		jadd(p, "type", jstr("image_url"));
-		jadd(p, "image_url", u);
-		json_object_array_add(parts, p);
+		jw_open(w, '{');
+		jw_key(w, "type");
+		jw_lit(w, "\"image_url\"");
+		jw_key(w, "image_url");
+		jw_open(w, '{');
+		jw_key(w, "url");
+		jw_sopen(w);
+		jw_sraw(w, "data:image/png;base64,", 22);
+		front_inside(w, &img);
+		jw_sclose(w);
+		jw_close(w, '}');
+		jw_close(w, '}');
 	}
-	return parts;
+	jw_close(w, ']');
+	return 0;
 }
 
-/* An assistant's tool calls: arguments objects become JSON texts. */
-static struct json_object *
-fo_tool_calls(struct json_object *tc, size_t mi, char *err, size_t errsz)
+/* An assistant's tool calls: arguments objects become JSON texts;
+ * their number, or -1. */
+static long
+fo_tool_calls(struct jw *w, const struct jval *tc, size_t mi, char *err,
+    size_t errsz)
 {
-	struct json_object	*out, *t, *f, *n, *a, *o, *of;
-	char			 id[48];
-	size_t			 i;
+	struct jval	 t, f, name, args;
+	char		 id[48];
+	size_t		 at = 0, i;
+	int		 n;
 
-	if (!json_object_is_type(tc, json_type_array)) {
+	if (!jval_is(tc, JSCAN_ARRAY)) {
 		snprintf(err, errsz, "messages[%zu].tool_calls: expected a "
 		    "list", mi);
-		return NULL;
+		return -1;
 	}
-	out = json_object_new_array();
-	for (i = 0; i < json_object_array_length(tc); i++) {
-		t = json_object_array_get_idx(tc, i);
-		f = json_get(t, "function");
-		if ((n = json_get(f, "name")) == NULL ||
-		    !json_object_is_type(n, json_type_string)) {
+	jw_key(w, "tool_calls");
+	jw_open(w, '[');
+	for (i = 0; jval_next(tc, &at, &t) == 0; i++) {
+		jval_get(&t, "function", &f);
+		if (jval_get(&f, "name", &name) == -1 ||
+		    !jval_is(&name, JSCAN_STRING)) {
 			snprintf(err, errsz, "messages[%zu].tool_calls[%zu]: "
 			    "expected a function with a name", mi, i);
-			json_object_put(out);
-			return NULL;
+			return -1;
 		}
-		a = json_get(f, "arguments");
-		of = json_object_new_object();
-		jadd(of, "name", json_object_get(n));
-		jadd(of, "arguments", jstr(a == NULL ? "{}" :
-		    json_object_is_type(a, json_type_string) ?
-		    json_object_get_string(a) : json_object_to_json_string_ext(
-		    a, JSON_C_TO_STRING_PLAIN)));
-		o = json_object_new_object();
-		snprintf(id, sizeof(id), "call_%zu_%zu", mi, i);
-		jadd(o, "id", jstr(id));
-		jadd(o, "type", jstr("function"));
-		jadd(o, "function", of);
-		json_object_array_add(out, o);
+		jw_open(w, '{');
+		jw_key(w, "id");
+		n = snprintf(id, sizeof(id), "\"call_%zu_%zu\"", mi, i);
+		jw_raw(w, id, (size_t)n);
+		jw_key(w, "type");
+		jw_lit(w, "\"function\"");
+		jw_key(w, "function");
+		jw_open(w, '{');
+		jw_key(w, "name");
+		front_copy(w, &name);
+		jw_key(w, "arguments");
+		if (jval_get(&f, "arguments", &args) == -1 || !jval_set(&args))
+			jw_lit(w, "\"{}\"");
+		else if (jval_is(&args, JSCAN_STRING))
+			front_copy(w, &args);
+		else
+			jw_str(w, args.b + args.ofs, args.end - args.ofs);
+		jw_close(w, '}');
+		jw_close(w, '}');
 	}
-	return out;
-}
-
-static struct json_object *
-fo_messages(struct json_object *msgs, char *err, size_t errsz)
-{
-	struct json_object	*out, *m, *o, *role, *c, *tc;
-	char			 where[40], id[48];
-	size_t			 i, ncalls = 0, lastcall = 0, seen = 0;
-
-	if (msgs == NULL || !json_object_is_type(msgs, json_type_array) ||
-	    json_object_array_length(msgs) == 0) {
-		snprintf(err, errsz, "messages: expected a non-empty list");
-		return NULL;
-	}
-	out = json_object_new_array();
-	for (i = 0; i < json_object_array_length(msgs); i++) {
-		m = json_object_array_get_idx(msgs, i);
-		if ((role = json_get(m, "role")) == NULL ||
-		    !json_object_is_type(role, json_type_string)) {
-			snprintf(err, errsz, "messages[%zu]: expected an "
-			    "object with a string role", i);
-			goto bad;
-		}
-		snprintf(where, sizeof(where), "messages[%zu].content", i);
-		if ((c = fo_content(json_get(m, "content"),
-		    json_get(m, "images"), where, err, errsz)) == NULL)
-			goto bad;
-		o = json_object_new_object();
-		jadd(o, "role", json_object_get(role));
-		jadd(o, "content", c);
-		if ((tc = json_get(m, "tool_calls")) != NULL &&
-		    !json_object_is_type(tc, json_type_null)) {
-			if ((tc = fo_tool_calls(tc, i, err, errsz)) == NULL) {
-				json_object_put(o);
-				goto bad;
-			}
-			ncalls = json_object_array_length(tc);
-			lastcall = i;
-			seen = 0;
-			jadd(o, "tool_calls", tc);
-		}
-		/* Ollama's tool answers follow their calls in order;
-		 * OpenAI's name the call they answer. */
-		if (strcmp(json_object_get_string(role), "tool") == 0) {
-			snprintf(id, sizeof(id), "call_%zu_%zu", lastcall,
-			    seen < ncalls ? seen : 0);
-			seen++;
-			jadd(o, "tool_call_id", jstr(id));
-		}
-		json_object_array_add(out, o);
-	}
-	return out;
-bad:
-	json_object_put(out);
-	return NULL;
+	jw_close(w, ']');
+	return (long)i;
 }
 
 static int
-fo_tools(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fo_messages(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*t = json_get(in, "tools");
-	size_t			 i;
+	struct jval	 msgs, m, role, c, img, tc;
+	char		 where[40], id[48];
+	size_t		 at = 0, i, lastcall = 0, seen = 0;
+	long		 ncalls = 0;
+	int		 n;
 
-	if (t == NULL || json_object_is_type(t, json_type_null))
-		return 0;
-	if (!json_object_is_type(t, json_type_array)) {
-		snprintf(err, errsz, "tools: expected a list, got %s",
-		    front_type_name(t));
+	jval_get(in, "messages", &msgs);
+	if (!jval_is(&msgs, JSCAN_ARRAY) || jval_next(&msgs, &at, &m) == -1) {
+		snprintf(err, errsz, "messages: expected a non-empty list");
 		return -1;
 	}
-	for (i = 0; i < json_object_array_length(t); i++)
-		if (!json_object_is_type(json_get(json_get(
-		    json_object_array_get_idx(t, i), "function"), "name"),
-		    json_type_string)) {
+	jw_key(w, "messages");
+	jw_open(w, '[');
+	for (i = 0, at = 0; jval_next(&msgs, &at, &m) == 0; i++) {
+		jval_get(&m, "role", &role);
+		if (!jval_is(&role, JSCAN_STRING)) {
+			snprintf(err, errsz, "messages[%zu]: expected an "
+			    "object with a string role", i);
+			return -1;
+		}
+		snprintf(where, sizeof(where), "messages[%zu].content", i);
+		jw_open(w, '{');
+		jw_key(w, "role");
+		front_copy(w, &role);
+		jw_key(w, "content");
+		jval_get(&m, "content", &c);
+		jval_get(&m, "images", &img);
+		if (fo_content(w, &c, &img, where, err, errsz) == -1)
+			return -1;
+		if (jval_get(&m, "tool_calls", &tc) == 0 && jval_set(&tc)) {
+			if ((ncalls = fo_tool_calls(w, &tc, i, err,
+			    errsz)) == -1)
+				return -1;
+			lastcall = i;
+			seen = 0;
+		}
+		/* Ollama's tool answers follow their calls in order;
+		 * OpenAI's name the call they answer. */
+		if (jval_streq(&role, "tool")) {
+			n = snprintf(id, sizeof(id), "\"call_%zu_%zu\"",
+			    lastcall, seen < (size_t)ncalls ? seen : 0);
+			seen++;
+			jw_key(w, "tool_call_id");
+			jw_raw(w, id, (size_t)n);
+		}
+		jw_close(w, '}');
+	}
+	jw_close(w, ']');
+	return 0;
+}
+
+static int
+fo_tools(struct jw *w, const struct jval *in, char *err, size_t errsz)
+{
+	struct jval	 tl, t, f, name;
+	size_t		 at = 0, i;
+
+	if (jval_get(in, "tools", &tl) == -1 || !jval_set(&tl))
+		return 0;
+	if (!jval_is(&tl, JSCAN_ARRAY)) {
+		snprintf(err, errsz, "tools: expected a list, got %s",
+		    front_what(&tl));
+		return -1;
+	}
+	for (i = 0; jval_next(&tl, &at, &t) == 0; i++) {
+		jval_get(&t, "function", &f);
+		if (jval_get(&f, "name", &name) == -1 ||
+		    !jval_is(&name, JSCAN_STRING)) {
 			snprintf(err, errsz, "tools[%zu]: expected a function "
 			    "with a name", i);
 			return -1;
 		}
-	if (json_object_array_length(t) > 0)
-		jadd(out, "tools", json_object_get(t));
+	}
+	if (i > 0) {
+		jw_key(w, "tools");
+		front_copy(w, &tl);
+	}
 	return 0;
-}
-
-static int
-fo_chat(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
-{
-	struct json_object	*m;
-
-	if ((m = fo_messages(json_get(in, "messages"), err, errsz)) == NULL)
-		return -1;
-	jadd(out, "messages", m);
-	return fo_tools(in, out, err, errsz);
 }
 
 /* /api/generate: a chat of one turn, or a raw completion. */
 static int
-fo_generate(struct json_object *in, struct json_object *out,
-    enum http_endpoint *op, char *err, size_t errsz)
+fo_generate(struct jw *w, const struct jval *in, enum http_endpoint *op,
+    char *err, size_t errsz)
 {
-	struct json_object	*p = json_get(in, "prompt"), *s, *raw, *msgs,
-				*m, *c;
+	struct jval	 p, s, raw, c, img;
 
-	if (p == NULL || !json_object_is_type(p, json_type_string)) {
+	jval_get(in, "prompt", &p);
+	if (!jval_is(&p, JSCAN_STRING)) {
 		snprintf(err, errsz, "prompt: expected a string, got %s",
-		    p == NULL ? "nothing" : front_type_name(p));
+		    !jval_set(&p) ? "nothing" : front_what(&p));
 		return -1;
 	}
-	s = json_get(in, "system");
-	if (s != NULL && !json_object_is_type(s, json_type_null) &&
-	    !json_object_is_type(s, json_type_string)) {
+	jval_get(in, "system", &s);
+	if (jval_set(&s) && !jval_is(&s, JSCAN_STRING)) {
 		snprintf(err, errsz, "system: expected a string, got %s",
-		    front_type_name(s));
+		    front_what(&s));
 		return -1;
 	}
-	if ((raw = json_get(in, "raw")) != NULL &&
-	    json_object_is_type(raw, json_type_boolean) &&
-	    json_object_get_boolean(raw)) {
+	if (jval_get(in, "raw", &raw) == 0 && jval_is(&raw, JSCAN_BOOL) &&
+	    raw.b[raw.ofs] == 't') {
 		*op = EP_COMPLETIONS;
-		jadd(out, "prompt", json_object_get(p));
-		if ((c = json_get(in, "suffix")) != NULL &&
-		    json_object_is_type(c, json_type_string))
-			jadd(out, "suffix", json_object_get(c));
+		jw_key(w, "prompt");
+		front_copy(w, &p);
+		if (jval_get(in, "suffix", &c) == 0 &&
+		    jval_is(&c, JSCAN_STRING)) {
+			jw_key(w, "suffix");
+			front_copy(w, &c);
+		}
 		return 0;
 	}
-	if ((c = fo_content(p, json_get(in, "images"), "prompt", err,
-	    errsz)) == NULL)
-		return -1;
-	msgs = json_object_new_array();
-	if (s != NULL && json_object_is_type(s, json_type_string)) {
-		m = json_object_new_object();
-		jadd(m, "role", jstr("system"));
-		jadd(m, "content", json_object_get(s));
-		json_object_array_add(msgs, m);
+	jw_key(w, "messages");
+	jw_open(w, '[');
+	if (jval_is(&s, JSCAN_STRING)) {
+		jw_open(w, '{');
+		jw_key(w, "role");
+		jw_lit(w, "\"system\"");
+		jw_key(w, "content");
+		front_copy(w, &s);
+		jw_close(w, '}');
 	}
-	m = json_object_new_object();
-	jadd(m, "role", jstr("user"));
-	jadd(m, "content", c);
-	json_object_array_add(msgs, m);
-	jadd(out, "messages", msgs);
+	jw_open(w, '{');
+	jw_key(w, "role");
+	jw_lit(w, "\"user\"");
+	jw_key(w, "content");
+	jval_get(in, "images", &img);
+	if (fo_content(w, &p, &img, "prompt", err, errsz) == -1)
+		return -1;
+	jw_close(w, '}');
+	jw_close(w, ']');
 	return 0;
 }
 
+/* A string, or a non-empty list of strings. */
 static int
-fo_strings(struct json_object *v)
+fo_strings(const struct jval *v)
 {
-	size_t	 i;
+	struct jval	 e;
+	size_t		 at = 0, n = 0;
 
-	if (json_object_is_type(v, json_type_string))
+	if (jval_is(v, JSCAN_STRING))
 		return 1;
-	if (!json_object_is_type(v, json_type_array) ||
-	    json_object_array_length(v) == 0)
+	if (!jval_is(v, JSCAN_ARRAY))
 		return 0;
-	for (i = 0; i < json_object_array_length(v); i++)
-		if (!json_object_is_type(json_object_array_get_idx(v, i),
-		    json_type_string))
+	for (; jval_next(v, &at, &e) == 0; n++)
+		if (!jval_is(&e, JSCAN_STRING))
 			return 0;
-	return 1;
+	return n > 0;
 }
 
-static struct json_object *
-fo_embed(struct json_object *in, enum http_endpoint ep, char *err,
-    size_t errsz)
+static int
+fo_embed(struct jw *w, const struct jval *in, enum http_endpoint ep,
+    char *err, size_t errsz)
 {
-	struct json_object	*out, *v = json_get(in, "model"), *x;
-	const char		*k = ep == EP_OLLAMA_EMBED ? "input" : "prompt";
+	struct jval	 v, x;
+	const char	*k = ep == EP_OLLAMA_EMBED ? "input" : "prompt";
 
-	if (v == NULL || !json_object_is_type(v, json_type_string) ||
-	    json_object_get_string_len(v) == 0) {
+	jval_get(in, "model", &v);
+	if (!jval_is(&v, JSCAN_STRING) || v.end - v.ofs == 2) {
 		snprintf(err, errsz, "model is required");
-		return NULL;
+		return -1;
 	}
-	x = json_get(in, k);
-	if (x == NULL || (ep == EP_OLLAMA_EMBED ? !fo_strings(x) :
-	    !json_object_is_type(x, json_type_string))) {
+	jval_get(in, k, &x);
+	if (ep == EP_OLLAMA_EMBED ? !fo_strings(&x) :
+	    !jval_is(&x, JSCAN_STRING)) {
 		snprintf(err, errsz, "%s: expected %s", k, ep ==
 		    EP_OLLAMA_EMBED ? "a string or a non-empty list of strings" :
 		    "a string");
-		return NULL;
+		return -1;
 	}
-	out = json_object_new_object();
-	jadd(out, "model", json_object_get(v));
-	jadd(out, "input", json_object_get(x));
-	if ((v = json_get(in, "dimensions")) != NULL &&
-	    json_object_is_type(v, json_type_int))
-		jadd(out, "dimensions", json_object_get(v));
-	return out;
+	jw_key(w, "model");
+	front_copy(w, &v);
+	jw_key(w, "input");
+	front_copy(w, &x);
+	if (jval_get(in, "dimensions", &v) == 0 && jval_is(&v, JSCAN_INT)) {
+		jw_key(w, "dimensions");
+		front_copy(w, &v);
+	}
+	return 0;
 }
 
 /* /api/show: which model; Ollama's older clients say "name". */
-static struct json_object *
-fo_show(struct json_object *in, char *err, size_t errsz)
+static int
+fo_show(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*out, *v = json_get(in, "model");
+	struct jval	 v;
 
-	if (v == NULL || !json_object_is_type(v, json_type_string))
-		v = json_get(in, "name");
-	if (v == NULL || !json_object_is_type(v, json_type_string) ||
-	    json_object_get_string_len(v) == 0) {
+	if (jval_get(in, "model", &v) == -1 || !jval_is(&v, JSCAN_STRING))
+		jval_get(in, "name", &v);
+	if (!jval_is(&v, JSCAN_STRING) || v.end - v.ofs == 2) {
 		snprintf(err, errsz, "model is required");
-		return NULL;
+		return -1;
 	}
-	out = json_object_new_object();
-	jadd(out, "model", json_object_get(v));
-	return out;
+	jw_key(w, "model");
+	front_copy(w, &v);
+	return 0;
 }
 
 /* The OpenAI request for Ollama request in at ep, its op in *op. */
-struct json_object *
-fo_request(enum http_endpoint ep, struct json_object *in,
+int
+fo_request(enum http_endpoint ep, const struct jval *in, struct jw *w,
     enum http_endpoint *op, char *err, size_t errsz)
 {
-	struct json_object	*out;
-	int			 rc;
+	int	 rc;
 
+	jw_open(w, '{');
 	switch (ep) {
 	case EP_OLLAMA_EMBED:
 	case EP_OLLAMA_EMBEDDINGS:
 		*op = EP_EMBEDDINGS;
-		return fo_embed(in, ep, err, errsz);
+		rc = fo_embed(w, in, ep, err, errsz);
+		break;
 	case EP_OLLAMA_SHOW:
 		*op = EP_OLLAMA_SHOW;
-		return fo_show(in, err, errsz);
-	default:
+		rc = fo_show(w, in, err, errsz);
 		break;
+	default:
+		*op = EP_CHAT;
+		if ((rc = fo_common(w, in, err, errsz)) == 0)
+			rc = ep == EP_OLLAMA_CHAT ? (fo_messages(w, in, err,
+			    errsz) == -1 || fo_tools(w, in, err, errsz) == -1 ?
+			    -1 : 0) : fo_generate(w, in, op, err, errsz);
 	}
-	if ((out = fo_common(in, err, errsz)) == NULL)
-		return NULL;
-	*op = EP_CHAT;
-	rc = ep == EP_OLLAMA_CHAT ? fo_chat(in, out, err, errsz) :
-	    fo_generate(in, out, op, err, errsz);
-	if (rc == -1) {
-		json_object_put(out);
-		return NULL;
-	}
-	return out;
+	jw_close(w, '}');
+	return rc;
 }
 
 /* ---- answers ------------------------------------------------------------ */
 
-/* Ollama's created_at: RFC 3339 with nanoseconds, UTC. */
-static struct json_object *
-fo_now(void)
+/* An answer's object opened: its model, and created_at as Ollama's
+ * (RFC 3339 with nanoseconds, UTC). */
+static void
+fo_envelope(struct jw *w, const struct front *fr)
 {
 	struct timespec	 ts;
 	struct tm	 tm;
@@ -495,72 +496,83 @@ fo_now(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", ts.tv_nsec);
-	return jstr(buf);
+	n = strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%09ldZ\"",
+	    ts.tv_nsec);
+	jw_open(w, '{');
+	jw_key(w, "model");
+	jw_str(w, fr->model, strlen(fr->model));
+	jw_key(w, "created_at");
+	jw_raw(w, buf, n);
 }
 
-static struct json_object *
-fo_envelope(struct front *fr)
-{
-	struct json_object	*o = json_object_new_object();
-
-	jadd(o, "model", jstr(fr->model));
-	jadd(o, "created_at", fo_now());
-	return o;
-}
-
-/* Text as Ollama's message (chat) or response (generate). */
 static void
-fo_text(struct front *fr, struct json_object *o, const char *text,
-    size_t len, struct json_object *calls)
+fo_calls(struct jw *w, const struct front_tool *t, int n)
 {
-	struct json_object	*m;
+	int	 i;
 
+	jw_open(w, '[');
+	for (i = 0; i < n; i++) {
+		jw_open(w, '{');
+		jw_key(w, "function");
+		jw_open(w, '{');
+		jw_key(w, "name");
+		jw_str(w, t[i].name, strlen(t[i].name));
+		jw_key(w, "arguments");
+		front_args_write(w, t[i].args, t[i].alen);
+		jw_close(w, '}');
+		jw_close(w, '}');
+	}
+	jw_close(w, ']');
+}
+
+/* Text as Ollama's message (chat) or response (generate), with the
+ * calls gathered if calls. */
+static void
+fo_text(struct jw *w, const struct front *fr, const char *text, size_t len,
+    int calls)
+{
 	if (fr->ep == EP_OLLAMA_GENERATE) {
-		jadd(o, "response", json_object_new_string_len(text, (int)len));
+		jw_key(w, "response");
+		jw_str(w, text, len);
 		return;
 	}
-	m = json_object_new_object();
-	jadd(m, "role", jstr("assistant"));
-	jadd(m, "content", json_object_new_string_len(text, (int)len));
-	if (calls != NULL)
-		jadd(m, "tool_calls", calls);
-	jadd(o, "message", m);
+	jw_key(w, "message");
+	jw_open(w, '{');
+	jw_key(w, "role");
+	jw_lit(w, "\"assistant\"");
+	jw_key(w, "content");
+	jw_str(w, text, len);
+	if (calls) {
+		jw_key(w, "tool_calls");
+		fo_calls(w, fr->tools, fr->ntools);
+	}
+	jw_close(w, '}');
 }
 
 /* The last object's done, done_reason, counts and durations. */
 static void
-fo_final(struct front *fr, struct json_object *o)
+fo_final(struct jw *w, const struct front *fr)
 {
 	int64_t	 ns = front_elapsed_ns(fr);
 
-	jadd(o, "done_reason", jstr(strcmp(fr->finish, "length") == 0 ?
-	    "length" : "stop"));
-	jadd(o, "done", json_object_new_boolean(1));
-	jadd(o, "total_duration", json_object_new_int64(ns));
-	jadd(o, "load_duration", json_object_new_int64(0));
-	jadd(o, "prompt_eval_count", json_object_new_int64(fr->ptok));
-	jadd(o, "prompt_eval_duration", json_object_new_int64(0));
-	jadd(o, "eval_count", json_object_new_int64(fr->ctok));
-	jadd(o, "eval_duration", json_object_new_int64(ns));
-}
-
-static struct json_object *
-fo_calls_json(const struct front_tool *t, int n)
-{
-	struct json_object	*a = json_object_new_array(), *c, *f;
-	int			 i;
-
-	for (i = 0; i < n; i++) {
-		f = json_object_new_object();
-		jadd(f, "name", jstr(t[i].name));
-		jadd(f, "arguments", front_args_object(t[i].args, t[i].alen));
-		c = json_object_new_object();
-		jadd(c, "function", f);
-		json_object_array_add(a, c);
-	}
-	return a;
+	jw_key(w, "done_reason");
+	jw_lit(w, strcmp(fr->finish, "length") == 0 ? "\"length\"" :
+	    "\"stop\"");
+	jw_key(w, "done");
+	jw_lit(w, "true");
+	jw_key(w, "total_duration");
+	jw_int(w, ns);
+	jw_key(w, "load_duration");
+	jw_lit(w, "0");
+	jw_key(w, "prompt_eval_count");
+	jw_int(w, fr->ptok);
+	jw_key(w, "prompt_eval_duration");
+	jw_lit(w, "0");
+	jw_key(w, "eval_count");
+	jw_int(w, fr->ctok);
+	jw_key(w, "eval_duration");
+	jw_int(w, ns);
 }
 
 struct json_object *
@@ -599,22 +611,38 @@ fo_embeddings(struct front *fr, struct json_object *in)
 	return o;
 }
 
-struct json_object *
-fo_answer(struct front *fr, struct front_msg *m)
+int
+fo_answer(struct front *fr, struct front_msg *m, struct jw *w)
 {
-	struct json_object	*o;
-	int			 i, isnew;
+	int	 i, isnew;
 
 	for (i = 0; i < m->ncalls; i++) {
 		m->calls[i].index = i;
 		if (front_tool_add(fr, &m->calls[i], &isnew) == -1)
-			return NULL;
+			return -1;
 	}
-	o = fo_envelope(fr);
-	fo_text(fr, o, m->text != NULL ? m->text : "", m->tlen, m->ncalls > 0 ?
-	    fo_calls_json(fr->tools, fr->ntools) : NULL);
-	fo_final(fr, o);
-	return o;
+	fo_envelope(w, fr);
+	fo_text(w, fr, m->text != NULL ? m->text : "", m->tlen,
+	    m->ncalls > 0);
+	fo_final(w, fr);
+	jw_close(w, '}');
+	return 0;
+}
+
+/* One NDJSON line: the object w opened, done or not. */
+static void
+fo_line(struct evbuffer *out, struct jw *w, const struct front *fr,
+    int done)
+{
+	if (done)
+		fo_final(w, fr);
+	else {
+		jw_key(w, "done");
+		jw_lit(w, "false");
+	}
+	jw_close(w, '}');
+	evbuffer_add(out, w->b, w->len);
+	evbuffer_add(out, "\n", 1);
 }
 
 /* One chunk of an OpenAI stream: its text as a line; tool calls are
@@ -622,36 +650,33 @@ fo_answer(struct front *fr, struct front_msg *m)
 int
 fo_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 {
-	struct json_object	*o;
-	int			 i, isnew;
+	struct jw	*w;
+	int		 i, isnew;
 
 	for (i = 0; i < m->ncalls; i++)
 		if (front_tool_add(fr, &m->calls[i], &isnew) == -1)
 			return -1;
 	if (m->tlen == 0)
 		return 0;
-	o = fo_envelope(fr);
-	fo_text(fr, o, m->text, m->tlen, NULL);
-	jadd(o, "done", json_object_new_boolean(0));
-	front_ndjson(out, o);
+	fo_envelope(w = front_writer(), fr);
+	fo_text(w, fr, m->text, m->tlen, 0);
+	fo_line(out, w, fr, 0);
 	return 0;
 }
 
 void
 fo_end(struct front *fr, struct evbuffer *out)
 {
-	struct json_object	*o;
+	struct jw	*w;
 
 	if (fr->ntools > 0) {
-		o = fo_envelope(fr);
-		fo_text(fr, o, "", 0, fo_calls_json(fr->tools, fr->ntools));
-		jadd(o, "done", json_object_new_boolean(0));
-		front_ndjson(out, o);
+		fo_envelope(w = front_writer(), fr);
+		fo_text(w, fr, "", 0, 1);
+		fo_line(out, w, fr, 0);
 	}
-	o = fo_envelope(fr);
-	fo_text(fr, o, "", 0, NULL);
-	fo_final(fr, o);
-	front_ndjson(out, o);
+	fo_envelope(w = front_writer(), fr);
+	fo_text(w, fr, "", 0, 0);
+	fo_line(out, w, fr, 1);
 }
 
 /* ---- answered by proxyd ---------------------------------------------------- */

@@ -5,6 +5,7 @@
  * messages, function calls and their outputs become a chat completion;
  * its answer becomes output items (a message, function calls), and a
  * stream the event sequence response.created ... response.completed.
+ * Requests are read where they lie and written as text, as Messages'.
  */
 #include "config.h"
 
@@ -14,9 +15,9 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <json-c/json.h>
 
-#include "jsonbuf.h"
+#include "jscan.h"
+#include "jwrite.h"
 #include "proxyd.h"
 #include "proxyd_front.h"
 
@@ -24,252 +25,321 @@
 
 /* A message item's content: a string, or input_text/output_text and
  * input_image parts. */
-static struct json_object *
-fr_content(struct json_object *c, size_t i, char *err, size_t errsz)
+static int
+fr_content(struct jw *w, const struct jval *c, size_t i, char *err,
+    size_t errsz)
 {
-	struct json_object	*parts, *p, *o, *u, *t;
-	const char		*type;
-	size_t			 j;
+	struct jval	 p, t, v;
+	const char	*type;
+	size_t		 at = 0, j, len;
 
-	if (front_is(c, json_type_string))
-		return json_object_get(c);
-	if (!front_is(c, json_type_array)) {
+	if (jval_is(c, JSCAN_STRING)) {
+		front_copy(w, c);
+		return 0;
+	}
+	if (!jval_is(c, JSCAN_ARRAY)) {
 		snprintf(err, errsz, "input[%zu].content: expected a string "
 		    "or a list of content parts", i);
-		return NULL;
+		return -1;
 	}
-	parts = json_object_new_array();
-	for (j = 0; j < json_object_array_length(c); j++) {
-		p = json_object_array_get_idx(c, j);
-		t = json_get(p, "type");
-		type = front_is(t, json_type_string) ? json_object_get_string(t) :
-		    "";
-		o = json_object_new_object();
-		if ((strcmp(type, "input_text") == 0 ||
-		    strcmp(type, "output_text") == 0) &&
-		    front_is(json_get(p, "text"), json_type_string)) {
-			jadd(o, "type", jstr("text"));
-			jadd(o, "text", json_object_get(json_get(p, "text")));
-		} else if (strcmp(type, "input_image") == 0 &&
-		    front_is(json_get(p, "image_url"), json_type_string)) {
-			u = json_object_new_object();
-			jadd(u, "url", json_object_get(json_get(p,
-			    "image_url")));
-			jadd(o, "type", jstr("image_url"));
-			jadd(o, "image_url", u);
+	jw_open(w, '[');
+	for (j = 0; jval_next(c, &at, &p) == 0; j++) {
+		jval_get(&p, "type", &t);
+		jw_open(w, '{');
+		if ((jval_streq(&t, "input_text") ||
+		    jval_streq(&t, "output_text")) &&
+		    jval_get(&p, "text", &v) == 0 && jval_is(&v, JSCAN_STRING)) {
+			jw_key(w, "type");
+			jw_lit(w, "\"text\"");
+			jw_key(w, "text");
+			front_copy(w, &v);
+		} else if (jval_streq(&t, "input_image") &&
+		    jval_get(&p, "image_url", &v) == 0 &&
+		    jval_is(&v, JSCAN_STRING)) {
+			jw_key(w, "type");
+			jw_lit(w, "\"image_url\"");
+			jw_key(w, "image_url");
+			jw_open(w, '{');
+			jw_key(w, "url");
+			front_copy(w, &v);
+			jw_close(w, '}');
 		} else {
-			json_object_put(o);
-			json_object_put(parts);
+			if ((type = front_cstr(&t, &len)) == NULL)
+				type = "";
 			snprintf(err, errsz, "input[%zu].content[%zu]: a part "
 			    "of type '%s' is not served here (input_text, "
 			    "output_text and input_image with an image_url "
 			    "are)", i, j, type);
-			return NULL;
+			return -1;
 		}
-		json_object_array_add(parts, o);
+		jw_close(w, '}');
 	}
-	return parts;
+	jw_close(w, ']');
+	return 0;
 }
 
-static struct json_object *
-fr_msg(const char *role, struct json_object *content)
-{
-	struct json_object	*o = json_object_new_object();
+/* The messages written: an assistant's left open (calls may follow),
+ * with its tool_calls list open or not. */
+struct fr_msgs {
+	int	 open, calls;
+};
 
-	jadd(o, "role", jstr(role));
-	jadd(o, "content", content);
-	return o;
+static void
+fr_flush(struct jw *w, struct fr_msgs *ms)
+{
+	if (ms->calls)
+		jw_close(w, ']');
+	if (ms->open)
+		jw_close(w, '}');
+	ms->open = ms->calls = 0;
+}
+
+/* A message opened: its role (a literal) and content (v, or null). */
+static void
+fr_msg(struct jw *w, struct fr_msgs *ms, const char *role,
+    const struct jval *v)
+{
+	fr_flush(w, ms);
+	jw_open(w, '{');
+	jw_key(w, "role");
+	jw_lit(w, role);
+	jw_key(w, "content");
+	if (v != NULL)
+		front_copy(w, v);
+	else
+		jw_lit(w, "null");
+	ms->open = 1;
 }
 
 /* A function_call item, added to the assistant message before it (or a
  * new one): consecutive calls are one turn of the model. */
 static int
-fr_call(struct json_object *it, size_t i, struct json_object *msgs,
-    char *err, size_t errsz)
+fr_call(struct jw *w, struct fr_msgs *ms, int asst, const struct jval *it,
+    size_t i, char *err, size_t errsz)
 {
-	struct json_object	*last, *calls, *c, *f;
-	struct json_object	*id = json_get(it, "call_id"),
-				*name = json_get(it, "name"),
-				*args = json_get(it, "arguments");
-	size_t			 n = json_object_array_length(msgs);
+	struct jval	 id, name, args;
 
-	if (!front_is(id, json_type_string) || !front_is(name, json_type_string) ||
-	    !front_is(args, json_type_string)) {
+	jval_get(it, "call_id", &id);
+	jval_get(it, "name", &name);
+	jval_get(it, "arguments", &args);
+	if (!jval_is(&id, JSCAN_STRING) || !jval_is(&name, JSCAN_STRING) ||
+	    !jval_is(&args, JSCAN_STRING)) {
 		snprintf(err, errsz, "input[%zu]: a function_call has a "
 		    "string call_id, name and arguments", i);
 		return -1;
 	}
-	f = json_object_new_object();
-	jadd(f, "name", json_object_get(name));
-	jadd(f, "arguments", json_object_get(args));
-	c = json_object_new_object();
-	jadd(c, "id", json_object_get(id));
-	jadd(c, "type", jstr("function"));
-	jadd(c, "function", f);
-	last = n > 0 ? json_object_array_get_idx(msgs, n - 1) : NULL;
-	if (last == NULL || strcmp(json_object_get_string(json_get(last,
-	    "role")), "assistant") != 0) {
-		last = fr_msg("assistant", NULL);
-		json_object_array_add(msgs, last);
+	if (!ms->open || !asst)
+		fr_msg(w, ms, "\"assistant\"", NULL);
+	if (!ms->calls) {
+		jw_key(w, "tool_calls");
+		jw_open(w, '[');
+		ms->calls = 1;
 	}
-	if ((calls = json_get(last, "tool_calls")) == NULL) {
-		calls = json_object_new_array();
-		jadd(last, "tool_calls", calls);
-	}
-	json_object_array_add(calls, c);
+	jw_open(w, '{');
+	jw_key(w, "id");
+	front_copy(w, &id);
+	jw_key(w, "type");
+	jw_lit(w, "\"function\"");
+	jw_key(w, "function");
+	jw_open(w, '{');
+	jw_key(w, "name");
+	front_copy(w, &name);
+	jw_key(w, "arguments");
+	front_copy(w, &args);
+	jw_close(w, '}');
+	jw_close(w, '}');
 	return 0;
 }
 
+/* One input item; *asst: the open message is the assistant's. */
 static int
-fr_item(struct json_object *it, size_t i, struct json_object *msgs,
-    char *err, size_t errsz)
+fr_item(struct jw *w, struct fr_msgs *ms, int *asst, const struct jval *it,
+    size_t i, char *err, size_t errsz)
 {
-	struct json_object	*t = json_get(it, "type"), *role, *c, *o;
-	const char		*type, *r;
+	static const char *const roles[] = { "user", "assistant", "system",
+	    "developer" };
+	struct jval	 t, role, id, v;
+	const char	*type, *r;
+	size_t		 len, k;
 
-	if (!front_is(it, json_type_object)) {
+	if (!jval_is(it, JSCAN_OBJECT)) {
 		snprintf(err, errsz, "input[%zu]: expected an object", i);
 		return -1;
 	}
-	type = front_is(t, json_type_string) ? json_object_get_string(t) :
-	    "message";
-	if (strcmp(type, "function_call") == 0)
-		return fr_call(it, i, msgs, err, errsz);
-	if (strcmp(type, "function_call_output") == 0) {
-		if (!front_is(json_get(it, "call_id"), json_type_string) ||
-		    !front_is(json_get(it, "output"), json_type_string)) {
+	jval_get(it, "type", &t);
+	if (jval_streq(&t, "function_call")) {
+		if (fr_call(w, ms, *asst, it, i, err, errsz) == -1)
+			return -1;
+		*asst = 1;
+		return 0;
+	}
+	if (jval_streq(&t, "function_call_output")) {
+		jval_get(it, "call_id", &id);
+		jval_get(it, "output", &v);
+		if (!jval_is(&id, JSCAN_STRING) || !jval_is(&v, JSCAN_STRING)) {
 			snprintf(err, errsz, "input[%zu]: a "
 			    "function_call_output has a string call_id and "
 			    "output", i);
 			return -1;
 		}
-		o = fr_msg("tool", json_object_get(json_get(it, "output")));
-		jadd(o, "tool_call_id", json_object_get(json_get(it,
-		    "call_id")));
-		json_object_array_add(msgs, o);
+		fr_msg(w, ms, "\"tool\"", &v);
+		jw_key(w, "tool_call_id");
+		front_copy(w, &id);
+		*asst = 0;
 		return 0;
 	}
-	if (strcmp(type, "reasoning") == 0)
+	if (jval_streq(&t, "reasoning"))
 		return 0;	/* the engine reasons afresh */
-	role = json_get(it, "role");
-	r = front_is(role, json_type_string) ? json_object_get_string(role) : "";
-	if (strcmp(type, "message") != 0 || (strcmp(r, "user") != 0 &&
-	    strcmp(r, "assistant") != 0 && strcmp(r, "system") != 0 &&
-	    strcmp(r, "developer") != 0)) {
+	jval_get(it, "role", &role);
+	for (k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
+		if (jval_streq(&role, roles[k]))
+			break;
+	if ((jval_is(&t, JSCAN_STRING) && !jval_streq(&t, "message")) ||
+	    k == sizeof(roles) / sizeof(roles[0])) {
+		if ((type = front_cstr(&t, &len)) == NULL)
+			type = "message";
+		if ((r = front_cstr(&role, &len)) == NULL)
+			r = "";
 		snprintf(err, errsz, "input[%zu]: an item of type '%s' (role "
 		    "'%s') is not served here: messages (user, assistant, "
 		    "system, developer), function_call and "
 		    "function_call_output are", i, type, r);
 		return -1;
 	}
-	if ((c = fr_content(json_get(it, "content"), i, err, errsz)) == NULL)
+	fr_flush(w, ms);
+	jw_open(w, '{');
+	jw_key(w, "role");
+	if (k == 3)
+		jw_lit(w, "\"system\"");
+	else
+		front_copy(w, &role);
+	jw_key(w, "content");
+	jval_get(it, "content", &v);
+	if (fr_content(w, &v, i, err, errsz) == -1)
 		return -1;
-	json_object_array_add(msgs, fr_msg(strcmp(r, "developer") == 0 ?
-	    "system" : r, c));
+	ms->open = 1;
+	*asst = k == 1;
 	return 0;
 }
 
 static int
-fr_input(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fr_input(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*input = json_get(in, "input"), *msgs, *v;
-	size_t			 i;
+	struct jval	 input, v, it;
+	struct fr_msgs	 ms = { 0, 0 };
+	size_t		 at = 0, i;
+	int		 asst = 0;
 
-	msgs = json_object_new_array();
-	jadd(out, "messages", msgs);
-	if (front_is(v = json_get(in, "instructions"), json_type_string))
-		json_object_array_add(msgs, fr_msg("system",
-		    json_object_get(v)));
-	else if (front_set(v)) {
+	jw_key(w, "messages");
+	jw_open(w, '[');
+	jval_get(in, "instructions", &v);
+	if (jval_is(&v, JSCAN_STRING))
+		fr_msg(w, &ms, "\"system\"", &v);
+	else if (jval_set(&v)) {
 		snprintf(err, errsz, "instructions: expected a string");
 		return -1;
 	}
-	if (front_is(input, json_type_string)) {
-		json_object_array_add(msgs, fr_msg("user",
-		    json_object_get(input)));
-		return 0;
-	}
-	if (!front_is(input, json_type_array) ||
-	    json_object_array_length(input) == 0) {
-		snprintf(err, errsz, input == NULL ? "Missing required "
+	if (jval_get(in, "input", &input) == 0 &&
+	    jval_is(&input, JSCAN_STRING))
+		fr_msg(w, &ms, "\"user\"", &input);
+	else if (!jval_is(&input, JSCAN_ARRAY) ||
+	    jval_next(&input, &at, &it) == -1) {
+		snprintf(err, errsz, !jval_set(&input) ? "Missing required "
 		    "parameter: 'input'." : "input: expected a string or a "
 		    "non-empty list of items");
 		return -1;
-	}
-	for (i = 0; i < json_object_array_length(input); i++)
-		if (fr_item(json_object_array_get_idx(input, i), i, msgs, err,
-		    errsz) == -1)
-			return -1;
+	} else
+		for (i = 0, at = 0; jval_next(&input, &at, &it) == 0; i++)
+			if (fr_item(w, &ms, &asst, &it, i, err, errsz) == -1)
+				return -1;
+	fr_flush(w, &ms);
+	jw_close(w, ']');
 	return 0;
 }
 
-static int
-fr_tools(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+/* Members of o named in keep[], those set, copied into w. */
+static void
+fr_keep(struct jw *w, const struct jval *o, const char *const *keep,
+    size_t n)
 {
-	struct json_object	*tl = json_get(in, "tools"), *t, *f, *o, *v;
+	struct jval	 v;
+	size_t		 k;
+
+	for (k = 0; k < n; k++)
+		if (jval_get(o, keep[k], &v) == 0 && jval_set(&v)) {
+			jw_key(w, keep[k]);
+			front_copy(w, &v);
+		}
+}
+
+static int
+fr_tools(struct jw *w, const struct jval *in, char *err, size_t errsz)
+{
 	static const char *const keep[] = { "description", "parameters",
 	    "strict" };
-	size_t			 i, k;
+	struct jval	 tl, t, type, name;
+	size_t		 at = 0, i;
 
-	if (!front_set(tl))
+	if (jval_get(in, "tools", &tl) == -1 || !jval_set(&tl))
 		return 0;
-	if (!front_is(tl, json_type_array)) {
+	if (!jval_is(&tl, JSCAN_ARRAY)) {
 		snprintf(err, errsz, "tools: expected a list");
 		return -1;
 	}
-	if (json_object_array_length(tl) == 0)
+	if (jval_next(&tl, &at, &t) == -1)
 		return 0;
-	o = json_object_new_array();
-	jadd(out, "tools", o);
-	for (i = 0; i < json_object_array_length(tl); i++) {
-		t = json_object_array_get_idx(tl, i);
-		v = json_get(t, "type");
-		if (!front_is(v, json_type_string) || strcmp(
-		    json_object_get_string(v), "function") != 0 ||
-		    !front_is(json_get(t, "name"), json_type_string)) {
+	jw_key(w, "tools");
+	jw_open(w, '[');
+	for (i = 0, at = 0; jval_next(&tl, &at, &t) == 0; i++) {
+		jval_get(&t, "type", &type);
+		jval_get(&t, "name", &name);
+		if (!jval_streq(&type, "function") ||
+		    !jval_is(&name, JSCAN_STRING)) {
 			snprintf(err, errsz, "tools[%zu]: only function tools "
 			    "with a name are served here", i);
 			return -1;
 		}
-		f = json_object_new_object();
-		jadd(f, "name", json_object_get(json_get(t, "name")));
-		for (k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			if (front_set(v = json_get(t, keep[k])))
-				jadd(f, keep[k], json_object_get(v));
-		v = json_object_new_object();
-		jadd(v, "type", jstr("function"));
-		jadd(v, "function", f);
-		json_object_array_add(o, v);
+		jw_open(w, '{');
+		jw_key(w, "type");
+		jw_lit(w, "\"function\"");
+		jw_key(w, "function");
+		jw_open(w, '{');
+		jw_key(w, "name");
+		front_copy(w, &name);
+		fr_keep(w, &t, keep, sizeof(keep) / sizeof(keep[0]));
+		jw_close(w, '}');
+		jw_close(w, '}');
 	}
+	jw_close(w, ']');
 	return 0;
 }
 
 static int
-fr_tool_choice(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fr_tool_choice(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*tc = json_get(in, "tool_choice"), *f, *v;
-	const char		*s;
+	struct jval	 tc, name, type;
 
-	if (!front_set(tc))
+	if (jval_get(in, "tool_choice", &tc) == -1 || !jval_set(&tc))
 		return 0;
-	if (front_is(tc, json_type_string) && (strcmp(s =
-	    json_object_get_string(tc), "auto") == 0 || strcmp(s, "none") ==
-	    0 || strcmp(s, "required") == 0)) {
-		jadd(out, "tool_choice", json_object_get(tc));
+	if (jval_streq(&tc, "auto") || jval_streq(&tc, "none") ||
+	    jval_streq(&tc, "required")) {
+		jw_key(w, "tool_choice");
+		front_copy(w, &tc);
 		return 0;
 	}
-	if (front_is(json_get(tc, "name"), json_type_string) &&
-	    front_is(v = json_get(tc, "type"), json_type_string) &&
-	    strcmp(json_object_get_string(v), "function") == 0) {
-		f = json_object_new_object();
-		jadd(f, "name", json_object_get(json_get(tc, "name")));
-		v = json_object_new_object();
-		jadd(v, "type", jstr("function"));
-		jadd(v, "function", f);
-		jadd(out, "tool_choice", v);
+	jval_get(&tc, "name", &name);
+	jval_get(&tc, "type", &type);
+	if (jval_is(&name, JSCAN_STRING) && jval_streq(&type, "function")) {
+		jw_key(w, "tool_choice");
+		jw_open(w, '{');
+		jw_key(w, "type");
+		jw_lit(w, "\"function\"");
+		jw_key(w, "function");
+		jw_open(w, '{');
+		jw_key(w, "name");
+		front_copy(w, &name);
+		jw_close(w, '}');
+		jw_close(w, '}');
 		return 0;
 	}
 	snprintf(err, errsz, "tool_choice: expected auto, none, required or "
@@ -279,67 +349,68 @@ fr_tool_choice(struct json_object *in, struct json_object *out, char *err,
 
 /* text.format: plain text, a JSON object, or a schema. */
 static int
-fr_format(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fr_format(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*f = json_get(json_get(in, "text"), "format");
-	struct json_object	*rf, *js, *v;
-	const char		*type;
 	static const char *const keep[] = { "name", "schema", "strict",
 	    "description" };
-	size_t			 k;
+	struct jval	 text, f, type, v;
 
-	if (!front_set(f))
+	jval_get(in, "text", &text);
+	if (jval_get(&text, "format", &f) == -1 || !jval_set(&f))
 		return 0;
-	type = front_is(v = json_get(f, "type"), json_type_string) ?
-	    json_object_get_string(v) : "";
-	if (strcmp(type, "text") == 0)
+	jval_get(&f, "type", &type);
+	if (jval_streq(&type, "text"))
 		return 0;
-	rf = json_object_new_object();
-	if (strcmp(type, "json_object") == 0)
-		jadd(rf, "type", jstr("json_object"));
-	else if (strcmp(type, "json_schema") == 0 &&
-	    front_is(json_get(f, "schema"), json_type_object)) {
-		js = json_object_new_object();
-		for (k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			if (front_set(v = json_get(f, keep[k])))
-				jadd(js, keep[k], json_object_get(v));
-		if (json_get(js, "name") == NULL)
-			jadd(js, "name", jstr("response"));
-		jadd(rf, "type", jstr("json_schema"));
-		jadd(rf, "json_schema", js);
-	} else {
-		json_object_put(rf);
+	if (jval_streq(&type, "json_object")) {
+		jw_key(w, "response_format");
+		jw_lit(w, "{\"type\":\"json_object\"}");
+		return 0;
+	}
+	if (!jval_streq(&type, "json_schema") || jval_get(&f, "schema",
+	    &v) == -1 || !jval_is(&v, JSCAN_OBJECT)) {
 		snprintf(err, errsz, "text.format: expected text, json_object "
 		    "or json_schema with a schema");
 		return -1;
 	}
-	jadd(out, "response_format", rf);
+	jw_key(w, "response_format");
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"json_schema\"");
+	jw_key(w, "json_schema");
+	jw_open(w, '{');
+	fr_keep(w, &f, keep, sizeof(keep) / sizeof(keep[0]));
+	if (jval_get(&f, "name", &v) == -1 || !jval_set(&v)) {
+		jw_key(w, "name");
+		jw_lit(w, "\"response\"");
+	}
+	jw_close(w, '}');
+	jw_close(w, '}');
 	return 0;
 }
 
 /* What FLM cannot do statelessly: said, not ignored. */
 static int
-fr_stateless(struct json_object *in, char *err, size_t errsz)
+fr_stateless(const struct jval *in, char *err, size_t errsz)
 {
-	struct json_object	*v;
+	struct jval	 v, c;
 
-	if (front_is(v = json_get(in, "store"), json_type_boolean) &&
-	    json_object_get_boolean(v)) {
+	if (jval_get(in, "store", &v) == 0 && jval_is(&v, JSCAN_BOOL) &&
+	    v.b[v.ofs] == 't') {
 		snprintf(err, errsz, "store: FLM keeps no responses; send "
 		    "\"store\": false (or leave it out) and the whole "
 		    "conversation in input.");
 		return -1;
 	}
-	if (front_set(json_get(in, "previous_response_id")) ||
-	    front_set(json_get(in, "conversation"))) {
+	jval_get(in, "previous_response_id", &v);
+	jval_get(in, "conversation", &c);
+	if (jval_set(&v) || jval_set(&c)) {
 		snprintf(err, errsz, "previous_response_id: FLM keeps no "
 		    "responses or conversations; send the whole conversation "
 		    "in input.");
 		return -1;
 	}
-	if (front_is(v = json_get(in, "background"), json_type_boolean) &&
-	    json_object_get_boolean(v)) {
+	if (jval_get(in, "background", &v) == 0 && jval_is(&v, JSCAN_BOOL) &&
+	    v.b[v.ofs] == 't') {
 		snprintf(err, errsz, "background: FLM answers while the "
 		    "request waits; send \"background\": false.");
 		return -1;
@@ -349,283 +420,320 @@ fr_stateless(struct json_object *in, char *err, size_t errsz)
 
 /* Scalars with OpenAI's chat names: type-checked, then copied. */
 static int
-fr_scalars(struct json_object *in, struct json_object *out, char *err,
-    size_t errsz)
+fr_scalars(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
 	static const struct {
 		const char	*from, *to;
-		enum json_type	 t;
+		enum jscan_type	 t;
+		const char	*what;
 	} sc[] = {
-		{ "temperature", "temperature", json_type_double },
-		{ "top_p", "top_p", json_type_double },
-		{ "max_output_tokens", "max_tokens", json_type_int },
-		{ "parallel_tool_calls", "parallel_tool_calls",
-		    json_type_boolean },
-		{ "user", "user", json_type_string },
+		{ "temperature", "temperature", JSCAN_DOUBLE, "a number" },
+		{ "top_p", "top_p", JSCAN_DOUBLE, "a number" },
+		{ "max_output_tokens", "max_tokens", JSCAN_INT, "an integer" },
+		{ "parallel_tool_calls", "parallel_tool_calls", JSCAN_BOOL,
+		    "a boolean" },
+		{ "user", "user", JSCAN_STRING, "a string" },
 	};
-	struct json_object	*v;
-	size_t			 i;
+	struct jval	 v;
+	size_t		 i;
 
 	for (i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
-		if (!front_set(v = json_get(in, sc[i].from)))
+		if (jval_get(in, sc[i].from, &v) == -1 || !jval_set(&v))
 			continue;
-		if (!json_object_is_type(v, sc[i].t) && !(sc[i].t ==
-		    json_type_double && json_object_is_type(v, json_type_int))) {
+		if (!jval_is(&v, sc[i].t) && !(sc[i].t == JSCAN_DOUBLE &&
+		    jval_is(&v, JSCAN_INT))) {
 			snprintf(err, errsz, "Invalid type for '%s': expected "
-			    "%s, but got %s.", sc[i].from, sc[i].t ==
-			    json_type_double ? "a number" : sc[i].t ==
-			    json_type_int ? "an integer" : sc[i].t ==
-			    json_type_boolean ? "a boolean" : "a string",
-			    front_type_name(v));
+			    "%s, but got %s.", sc[i].from, sc[i].what,
+			    front_what(&v));
 			return -1;
 		}
-		jadd(out, sc[i].to, json_object_get(v));
+		jw_key(w, sc[i].to);
+		front_copy(w, &v);
 	}
-	if (front_set(v = json_get(in, "stream"))) {
-		if (!front_is(v, json_type_boolean)) {
+	if (jval_get(in, "stream", &v) == 0 && jval_set(&v)) {
+		if (!jval_is(&v, JSCAN_BOOL)) {
 			snprintf(err, errsz, "Invalid type for 'stream': "
-			    "expected a boolean, but got %s.",
-			    front_type_name(v));
+			    "expected a boolean, but got %s.", front_what(&v));
 			return -1;
 		}
-		if (json_object_get_boolean(v))
-			front_stream_on(out);
+		if (v.b[v.ofs] == 't')
+			front_stream_write(w);
 	}
 	return 0;
 }
 
-struct json_object *
-fr_request(enum http_endpoint ep, struct json_object *in,
+int
+fr_request(enum http_endpoint ep, const struct jval *in, struct jw *w,
     enum http_endpoint *op, char *err, size_t errsz)
 {
-	struct json_object	*out = json_object_new_object(), *v;
+	struct jval	 v;
 
 	(void)ep;
 	*op = EP_CHAT;
-	v = json_get(in, "model");
-	if (!front_is(v, json_type_string) || json_object_get_string_len(v) ==
-	    0) {
+	jval_get(in, "model", &v);
+	if (!jval_is(&v, JSCAN_STRING) || v.end - v.ofs == 2) {
 		snprintf(err, errsz, "You must provide a model parameter.");
-		goto bad;
+		return -1;
 	}
-	jadd(out, "model", json_object_get(v));
+	jw_open(w, '{');
+	jw_key(w, "model");
+	front_copy(w, &v);
 	if (fr_stateless(in, err, errsz) == -1 ||
-	    fr_scalars(in, out, err, errsz) == -1 ||
-	    fr_input(in, out, err, errsz) == -1 ||
-	    fr_tools(in, out, err, errsz) == -1 ||
-	    fr_tool_choice(in, out, err, errsz) == -1 ||
-	    fr_format(in, out, err, errsz) == -1)
-		goto bad;
-	return out;
-bad:
-	json_object_put(out);
-	return NULL;
+	    fr_scalars(w, in, err, errsz) == -1 ||
+	    fr_input(w, in, err, errsz) == -1 ||
+	    fr_tools(w, in, err, errsz) == -1 ||
+	    fr_tool_choice(w, in, err, errsz) == -1 ||
+	    fr_format(w, in, err, errsz) == -1)
+		return -1;
+	jw_close(w, '}');
+	return 0;
 }
 
 /* ---- answers ------------------------------------------------------------ */
 
+/* An id of this answer's, as a JSON string. */
 static void
-fr_id(char *buf, size_t sz, const char *prefix, const struct front *fr,
-    int n)
+fr_id(struct jw *w, const char *prefix, const struct front *fr, int n)
 {
-	snprintf(buf, sz, "%s_flm%016llx%02x", prefix,
+	char	 id[64];
+	int	 len;
+
+	len = snprintf(id, sizeof(id), "\"%s_flm%016llx%02x\"", prefix,
 	    (unsigned long long)fr->reqid, n & 0xff);
+	jw_raw(w, id, (size_t)len);
 }
 
-static struct json_object *
-fr_text_part(const char *text, size_t len)
+static void
+fr_text_part(struct jw *w, const char *text, size_t len)
 {
-	struct json_object	*p = json_object_new_object();
-
-	jadd(p, "type", jstr("output_text"));
-	jadd(p, "text", json_object_new_string_len(text, (int)len));
-	jadd(p, "annotations", json_object_new_array());
-	return p;
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"output_text\"");
+	jw_key(w, "text");
+	jw_str(w, text, len);
+	jw_key(w, "annotations");
+	jw_lit(w, "[]");
+	jw_close(w, '}');
 }
 
-static struct json_object *
-fr_message_item(const struct front *fr, int done)
+static void
+fr_message_item(struct jw *w, const struct front *fr, int done)
 {
-	struct json_object	*o = json_object_new_object(), *c;
-	char			 id[48];
-
-	fr_id(id, sizeof(id), "msg", fr, 0);
-	jadd(o, "type", jstr("message"));
-	jadd(o, "id", jstr(id));
-	jadd(o, "status", jstr(done ? "completed" : "in_progress"));
-	jadd(o, "role", jstr("assistant"));
-	c = json_object_new_array();
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"message\"");
+	jw_key(w, "id");
+	fr_id(w, "msg", fr, 0);
+	jw_key(w, "status");
+	jw_lit(w, done ? "\"completed\"" : "\"in_progress\"");
+	jw_key(w, "role");
+	jw_lit(w, "\"assistant\"");
+	jw_key(w, "content");
+	jw_open(w, '[');
 	if (done)
-		json_object_array_add(c, fr_text_part(fr->text != NULL ?
-		    fr->text : "", fr->tlen));
-	jadd(o, "content", c);
-	return o;
+		fr_text_part(w, fr->text != NULL ? fr->text : "", fr->tlen);
+	jw_close(w, ']');
+	jw_close(w, '}');
 }
 
-static struct json_object *
-fr_call_item(const struct front *fr, const struct front_tool *t, int done)
+static void
+fr_call_item(struct jw *w, const struct front *fr, const struct front_tool *t,
+    int done)
 {
-	struct json_object	*o = json_object_new_object();
-	char			 id[48];
-
-	fr_id(id, sizeof(id), "fc", fr, (int)(t - fr->tools) + 1);
-	jadd(o, "type", jstr("function_call"));
-	jadd(o, "id", jstr(id));
-	jadd(o, "call_id", jstr(t->id));
-	jadd(o, "name", jstr(t->name));
-	jadd(o, "arguments", json_object_new_string_len(done && t->args ?
-	    t->args : "", done ? (int)t->alen : 0));
-	jadd(o, "status", jstr(done ? "completed" : "in_progress"));
-	return o;
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_lit(w, "\"function_call\"");
+	jw_key(w, "id");
+	fr_id(w, "fc", fr, (int)(t - fr->tools) + 1);
+	jw_key(w, "call_id");
+	jw_str(w, t->id, strlen(t->id));
+	jw_key(w, "name");
+	jw_str(w, t->name, strlen(t->name));
+	jw_key(w, "arguments");
+	jw_str(w, done && t->args != NULL ? t->args : "", done ? t->alen : 0);
+	jw_key(w, "status");
+	jw_lit(w, done ? "\"completed\"" : "\"in_progress\"");
+	jw_close(w, '}');
 }
 
 /* The items in their order: the message and the calls by place. */
-static struct json_object *
-fr_output(const struct front *fr)
+static void
+fr_output(struct jw *w, const struct front *fr)
 {
-	struct json_object	*a = json_object_new_array();
-	int			 i, k;
+	int	 i, k;
 
+	jw_open(w, '[');
 	for (i = 0; i < fr->nblocks; i++) {
 		if (i == fr->msg_item) {
-			json_object_array_add(a, fr_message_item(fr, 1));
+			fr_message_item(w, fr, 1);
 			continue;
 		}
 		for (k = 0; k < fr->ntools; k++)
 			if (fr->tools[k].block == i)
-				json_object_array_add(a, fr_call_item(fr,
-				    &fr->tools[k], 1));
+				fr_call_item(w, fr, &fr->tools[k], 1);
 	}
-	return a;
+	jw_close(w, ']');
 }
 
-static struct json_object *
-fr_usage(const struct front *fr)
+static void
+fr_usage(struct jw *w, const struct front *fr)
 {
-	struct json_object	*u = json_object_new_object(), *d;
-
-	jadd(u, "input_tokens", json_object_new_int64(fr->ptok));
-	d = json_object_new_object();
-	jadd(d, "cached_tokens", json_object_new_int(0));
-	jadd(u, "input_tokens_details", d);
-	jadd(u, "output_tokens", json_object_new_int64(fr->ctok));
-	d = json_object_new_object();
-	jadd(d, "reasoning_tokens", json_object_new_int(0));
-	jadd(u, "output_tokens_details", d);
-	jadd(u, "total_tokens", json_object_new_int64(fr->ptok + fr->ctok));
-	return u;
+	jw_open(w, '{');
+	jw_key(w, "input_tokens");
+	jw_int(w, fr->ptok);
+	jw_key(w, "input_tokens_details");
+	jw_lit(w, "{\"cached_tokens\":0}");
+	jw_key(w, "output_tokens");
+	jw_int(w, fr->ctok);
+	jw_key(w, "output_tokens_details");
+	jw_lit(w, "{\"reasoning_tokens\":0}");
+	jw_key(w, "total_tokens");
+	jw_int(w, fr->ptok + fr->ctok);
+	jw_close(w, '}');
 }
 
 /* The response object; final: with its output, status and usage. */
-static struct json_object *
-fr_response(const struct front *fr, int final)
+static void
+fr_response(struct jw *w, const struct front *fr, int final)
 {
-	struct json_object	*o = json_object_new_object(), *d;
-	char			 id[48];
-	int			 cut = strcmp(fr->finish, "length") == 0;
+	int	 cut = strcmp(fr->finish, "length") == 0;
 
-	fr_id(id, sizeof(id), "resp", fr, 0);
-	jadd(o, "id", jstr(id));
-	jadd(o, "object", jstr("response"));
-	jadd(o, "created_at", json_object_new_int64((int64_t)time(NULL) -
-	    front_elapsed_ns(fr) / 1000000000));
-	jadd(o, "status", jstr(!final ? "in_progress" : cut ? "incomplete" :
-	    "completed"));
-	jadd(o, "error", NULL);
-	if (final && cut) {
-		d = json_object_new_object();
-		jadd(d, "reason", jstr("max_output_tokens"));
-		jadd(o, "incomplete_details", d);
-	} else
-		jadd(o, "incomplete_details", NULL);
-	jadd(o, "model", jstr(fr->model));
-	jadd(o, "output", final ? fr_output(fr) : json_object_new_array());
-	jadd(o, "parallel_tool_calls", json_object_new_boolean(1));
-	jadd(o, "store", json_object_new_boolean(0));
-	jadd(o, "usage", final ? fr_usage(fr) : NULL);
-	return o;
+	jw_open(w, '{');
+	jw_key(w, "id");
+	fr_id(w, "resp", fr, 0);
+	jw_key(w, "object");
+	jw_lit(w, "\"response\"");
+	jw_key(w, "created_at");
+	jw_int(w, (int64_t)time(NULL) - front_elapsed_ns(fr) / 1000000000);
+	jw_key(w, "status");
+	jw_lit(w, !final ? "\"in_progress\"" : cut ? "\"incomplete\"" :
+	    "\"completed\"");
+	jw_key(w, "error");
+	jw_lit(w, "null");
+	jw_key(w, "incomplete_details");
+	jw_lit(w, final && cut ? "{\"reason\":\"max_output_tokens\"}" :
+	    "null");
+	jw_key(w, "model");
+	jw_str(w, fr->model, strlen(fr->model));
+	jw_key(w, "output");
+	if (final)
+		fr_output(w, fr);
+	else
+		jw_lit(w, "[]");
+	jw_key(w, "parallel_tool_calls");
+	jw_lit(w, "true");
+	jw_key(w, "store");
+	jw_lit(w, "false");
+	jw_key(w, "usage");
+	if (final)
+		fr_usage(w, fr);
+	else
+		jw_lit(w, "null");
+	jw_close(w, '}');
 }
 
-struct json_object *
-fr_answer(struct front *fr, struct front_msg *m)
+int
+fr_answer(struct front *fr, struct front_msg *m, struct jw *w)
 {
 	int	 i, slot, isnew;
 
 	if (m->tlen > 0 || m->ncalls == 0) {
 		if (front_text_add(fr, m->text, m->tlen) == -1)
-			return NULL;
+			return -1;
 		fr->msg_item = fr->nblocks++;
 	}
 	for (i = 0; i < m->ncalls; i++) {
 		m->calls[i].index = i;
 		if ((slot = front_tool_add(fr, &m->calls[i], &isnew)) == -1)
-			return NULL;
+			return -1;
 		fr->tools[slot].block = fr->nblocks++;
 	}
-	return fr_response(fr, 1);
+	fr_response(w, fr, 1);
+	return 0;
 }
 
-/* One event: its type, its sequence number, and o's members. */
+/* One event opened: its type, its sequence number, output_index. */
+static struct jw *
+fr_event(struct front *fr, const char *type, int index)
+{
+	struct jw	*w = front_writer();
+
+	jw_open(w, '{');
+	jw_key(w, "type");
+	jw_str(w, type, strlen(type));
+	jw_key(w, "sequence_number");
+	jw_int(w, fr->seq++);
+	if (index >= 0) {
+		jw_key(w, "output_index");
+		jw_int(w, index);
+	}
+	return w;
+}
+
+/* ... and sent. */
 static void
-fr_event(struct front *fr, struct evbuffer *out, const char *type,
-    struct json_object *o)
+fr_send(struct evbuffer *out, const char *type, struct jw *w)
 {
-	jadd(o, "type", jstr(type));
-	jadd(o, "sequence_number", json_object_new_int(fr->seq++));
-	front_event(out, type, o);
+	jw_close(w, '}');
+	front_event_text(out, type, w);
 }
 
-static struct json_object *
-fr_at(int index)
+/* An event of item index's, with its item_id (content_index 0 for the
+ * message's). */
+static struct jw *
+fr_item_event(struct front *fr, const char *type, int index, int tool)
 {
-	struct json_object	*o = json_object_new_object();
+	struct jw	*w = fr_event(fr, type, index);
 
-	jadd(o, "output_index", json_object_new_int(index));
-	return o;
+	jw_key(w, "item_id");
+	fr_id(w, tool >= 0 ? "fc" : "msg", fr, tool >= 0 ? tool + 1 : 0);
+	if (tool < 0) {
+		jw_key(w, "content_index");
+		jw_int(w, 0);
+	}
+	return w;
 }
 
 static void
 fr_start(struct front *fr, struct evbuffer *out)
 {
-	struct json_object	*o;
+	static const char *const ev[] = { "response.created",
+	    "response.in_progress" };
+	struct jw	*w;
+	size_t		 i;
 
 	if (fr->started)
 		return;
 	fr->started = 1;
-	o = json_object_new_object();
-	jadd(o, "response", fr_response(fr, 0));
-	fr_event(fr, out, "response.created", o);
-	o = json_object_new_object();
-	jadd(o, "response", fr_response(fr, 0));
-	fr_event(fr, out, "response.in_progress", o);
+	for (i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		w = fr_event(fr, ev[i], -1);
+		jw_key(w, "response");
+		fr_response(w, fr, 0);
+		fr_send(out, ev[i], w);
+	}
 }
 
 /* Item i's done events (the message's text is then whole). */
 static void
 fr_close(struct front *fr, int i, struct evbuffer *out)
 {
-	struct json_object	*o;
 	struct front_tool	*t = NULL;
-	char			 id[48];
+	struct jw		*w;
 	int			 k;
 
 	if (i == fr->msg_item) {
-		fr_id(id, sizeof(id), "msg", fr, 0);
-		o = fr_at(i);
-		jadd(o, "item_id", jstr(id));
-		jadd(o, "content_index", json_object_new_int(0));
-		jadd(o, "text", json_object_new_string_len(fr->text ?
-		    fr->text : "", (int)fr->tlen));
-		fr_event(fr, out, "response.output_text.done", o);
-		o = fr_at(i);
-		jadd(o, "item_id", jstr(id));
-		jadd(o, "content_index", json_object_new_int(0));
-		jadd(o, "part", fr_text_part(fr->text ? fr->text : "",
-		    fr->tlen));
-		fr_event(fr, out, "response.content_part.done", o);
-		o = fr_at(i);
-		jadd(o, "item", fr_message_item(fr, 1));
-		fr_event(fr, out, "response.output_item.done", o);
+		w = fr_item_event(fr, "response.output_text.done", i, -1);
+		jw_key(w, "text");
+		jw_str(w, fr->text ? fr->text : "", fr->tlen);
+		fr_send(out, "response.output_text.done", w);
+		w = fr_item_event(fr, "response.content_part.done", i, -1);
+		jw_key(w, "part");
+		fr_text_part(w, fr->text ? fr->text : "", fr->tlen);
+		fr_send(out, "response.content_part.done", w);
+		w = fr_event(fr, "response.output_item.done", i);
+		jw_key(w, "item");
+		fr_message_item(w, fr, 1);
+		fr_send(out, "response.output_item.done", w);
 		return;
 	}
 	for (k = 0; k < fr->ntools; k++)
@@ -633,15 +741,15 @@ fr_close(struct front *fr, int i, struct evbuffer *out)
 			t = &fr->tools[k];
 	if (t == NULL)
 		return;
-	fr_id(id, sizeof(id), "fc", fr, (int)(t - fr->tools) + 1);
-	o = fr_at(i);
-	jadd(o, "item_id", jstr(id));
-	jadd(o, "arguments", json_object_new_string_len(t->args ? t->args :
-	    "", (int)t->alen));
-	fr_event(fr, out, "response.function_call_arguments.done", o);
-	o = fr_at(i);
-	jadd(o, "item", fr_call_item(fr, t, 1));
-	fr_event(fr, out, "response.output_item.done", o);
+	w = fr_item_event(fr, "response.function_call_arguments.done", i,
+	    (int)(t - fr->tools));
+	jw_key(w, "arguments");
+	jw_str(w, t->args ? t->args : "", t->alen);
+	fr_send(out, "response.function_call_arguments.done", w);
+	w = fr_event(fr, "response.output_item.done", i);
+	jw_key(w, "item");
+	fr_call_item(w, fr, t, 1);
+	fr_send(out, "response.output_item.done", w);
 }
 
 /* The message item, added at the first text; items stay open (a
@@ -649,27 +757,25 @@ fr_close(struct front *fr, int i, struct evbuffer *out)
 static void
 fr_open_message(struct front *fr, struct evbuffer *out)
 {
-	struct json_object	*o;
-	char			 id[48];
+	struct jw	*w;
 
 	fr->msg_item = fr->nblocks++;
-	o = fr_at(fr->msg_item);
-	jadd(o, "item", fr_message_item(fr, 0));
-	fr_event(fr, out, "response.output_item.added", o);
-	fr_id(id, sizeof(id), "msg", fr, 0);
-	o = fr_at(fr->msg_item);
-	jadd(o, "item_id", jstr(id));
-	jadd(o, "content_index", json_object_new_int(0));
-	jadd(o, "part", fr_text_part("", 0));
-	fr_event(fr, out, "response.content_part.added", o);
+	w = fr_event(fr, "response.output_item.added", fr->msg_item);
+	jw_key(w, "item");
+	fr_message_item(w, fr, 0);
+	fr_send(out, "response.output_item.added", w);
+	w = fr_item_event(fr, "response.content_part.added", fr->msg_item,
+	    -1);
+	jw_key(w, "part");
+	fr_text_part(w, "", 0);
+	fr_send(out, "response.content_part.added", w);
 }
 
 int
 fr_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 {
-	struct json_object	*o;
 	struct front_tool	*t;
-	char			 id[48];
+	struct jw		*w;
 	int			 i, slot, isnew;
 
 	fr_start(fr, out);
@@ -678,13 +784,11 @@ fr_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 			fr_open_message(fr, out);
 		if (front_text_add(fr, m->text, m->tlen) == -1)
 			return -1;
-		fr_id(id, sizeof(id), "msg", fr, 0);
-		o = fr_at(fr->msg_item);
-		jadd(o, "item_id", jstr(id));
-		jadd(o, "content_index", json_object_new_int(0));
-		jadd(o, "delta", json_object_new_string_len(m->text,
-		    (int)m->tlen));
-		fr_event(fr, out, "response.output_text.delta", o);
+		w = fr_item_event(fr, "response.output_text.delta",
+		    fr->msg_item, -1);
+		jw_key(w, "delta");
+		jw_str(w, m->text, m->tlen);
+		fr_send(out, "response.output_text.delta", w);
 	}
 	for (i = 0; i < m->ncalls; i++) {
 		if ((slot = front_tool_add(fr, &m->calls[i], &isnew)) == -1)
@@ -692,18 +796,19 @@ fr_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 		t = &fr->tools[slot];
 		if (isnew) {
 			t->block = fr->nblocks++;
-			o = fr_at(t->block);
-			jadd(o, "item", fr_call_item(fr, t, 0));
-			fr_event(fr, out, "response.output_item.added", o);
+			w = fr_event(fr, "response.output_item.added",
+			    t->block);
+			jw_key(w, "item");
+			fr_call_item(w, fr, t, 0);
+			fr_send(out, "response.output_item.added", w);
 		}
 		if (m->calls[i].alen == 0)
 			continue;
-		fr_id(id, sizeof(id), "fc", fr, slot + 1);
-		o = fr_at(t->block);
-		jadd(o, "item_id", jstr(id));
-		jadd(o, "delta", json_object_new_string_len(m->calls[i].args,
-		    (int)m->calls[i].alen));
-		fr_event(fr, out, "response.function_call_arguments.delta", o);
+		w = fr_item_event(fr, "response.function_call_arguments.delta",
+		    t->block, slot);
+		jw_key(w, "delta");
+		jw_str(w, m->calls[i].args, m->calls[i].alen);
+		fr_send(out, "response.function_call_arguments.delta", w);
 	}
 	return 0;
 }
@@ -711,14 +816,16 @@ fr_chunk(struct front *fr, const struct front_msg *m, struct evbuffer *out)
 void
 fr_end(struct front *fr, struct evbuffer *out)
 {
-	struct json_object	*o;
-	int			 i;
+	const char	*type = strcmp(fr->finish, "length") == 0 ?
+			    "response.incomplete" : "response.completed";
+	struct jw	*w;
+	int		 i;
 
 	fr_start(fr, out);
 	for (i = 0; i < fr->nblocks; i++)
 		fr_close(fr, i, out);
-	o = json_object_new_object();
-	jadd(o, "response", fr_response(fr, 1));
-	fr_event(fr, out, strcmp(fr->finish, "length") == 0 ?
-	    "response.incomplete" : "response.completed", o);
+	w = fr_event(fr, type, -1);
+	jw_key(w, "response");
+	fr_response(w, fr, 1);
+	fr_send(out, type, w);
 }

@@ -781,11 +781,28 @@ jscan_next(const char *b, size_t n, size_t *at, size_t *vofs, size_t *vend)
 int
 jval_get(const struct jval *o, const char *k, struct jval *v)
 {
+	const struct jscan_member *m;
+	int			 i;
+
 	v->b = o->b;
 	v->n = o->n;
 	v->ofs = v->end = 0;
-	if (o->end == 0 || o->b[o->ofs] != '{' ||
-	    jscan_get(o->b, o->n, o->ofs, k, &v->ofs, &v->end) == -1) {
+	v->js = NULL;
+	if (o->end == 0 || o->b[o->ofs] != '{')
+		return -1;
+	if (o->js != NULL) {
+		if ((i = jscan_find(o->js, o->at, k)) == -1)
+			return -1;
+		m = &o->js->m[i];
+		v->ofs = m->vofs;
+		v->end = m->vend;
+		if (o->at == -1 && m->type == JSCAN_OBJECT) {
+			v->js = o->js;	/* its members are in the table */
+			v->at = i;
+		}
+		return 0;
+	}
+	if (jscan_get(o->b, o->n, o->ofs, k, &v->ofs, &v->end) == -1) {
 		v->ofs = v->end = 0;
 		return -1;
 	}
@@ -799,6 +816,7 @@ jval_next(const struct jval *a, size_t *at, struct jval *v)
 {
 	v->b = a->b;
 	v->n = a->n;
+	v->js = NULL;
 	if (a->end == 0 || a->b[a->ofs] != '[')
 		return -1;
 	if (*at == 0)

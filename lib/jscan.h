@@ -69,11 +69,16 @@ struct jscan {
 
 /*
  * A value of a text jscan_parse took, to read it where it lies:
- * b[ofs, end), b being n bytes long; end == 0 if there is none.
+ * b[ofs, end), b being n bytes long; end == 0 if there is none.  If
+ * js is set, the value is an object js recorded (the top level, at -1,
+ * or member at's value), whose members are found in js's table rather
+ * than by reading the text again.
  */
 struct jval {
-	const char	*b;
-	size_t		 n, ofs, end;
+	const char		*b;
+	size_t			 n, ofs, end;
+	const struct jscan	*js;
+	int			 at;
 };
 
 int	 jscan_parse(struct jscan *, const char *, size_t);

@@ -170,8 +170,8 @@ diff_object(const struct jscan *js, int parent, const char *buf,
 }
 
 /*
- * jval_get and jval_next (jscan_get and jscan_next underneath) walk the
- * whole text as json-c read it: each member json-c kept, each element,
+ * jval_get and jval_next (jscan_get and jscan_next underneath, or the
+ * table jscan_parse made) walk the whole text as json-c read it: each member json-c kept, each element,
  * down to the leaves, which must read back as json-c's values; each
  * value has json-c's type, each string reads as json-c's.
  */
@@ -249,9 +249,14 @@ jscan_diff(const char *buf, size_t len, const char *elem_key, char *why,
 		top.n = len;
 		top.ofs = js.oofs;
 		top.end = js.oend + 1;
+		top.js = NULL;		/* by reading the text */
 		rc = diff_object(&js, -1, buf, o, why, sz) == -1 ||
 		    diff_nav(&top, o, 0, why, sz) == -1 ? -1 :
 		    JSCAN_DIFF_BOTH_TAKE;
+		top.js = &js;		/* by the table, two levels */
+		top.at = -1;
+		if (rc != -1 && diff_nav(&top, o, 0, why, sz) == -1)
+			rc = -1;
 	}
 	json_object_put(o);
 	jscan_free(&js);

@@ -128,7 +128,7 @@ bad() {
 		    (.error.message | test($p))' "$TMP/bad.json" >/dev/null ;;
 	esac || { diag "$2 $3: $(cat "$TMP/bad.json")"; return 1; }
 }
-check "/api/chat: not JSON" bad ollama /api/chat '{"model":' 'not a JSON object'
+check "/api/chat: not JSON" bad ollama /api/chat '{"model":' 'could not parse'
 check "/api/chat: no model" bad ollama /api/chat '{"messages":[]}' 'model is required'
 check "/api/chat: messages not a list" \
     bad ollama /api/chat '{"model":"m","messages":"hi"}' 'messages: expected'
@@ -263,10 +263,10 @@ code=$(mtool flood/flood)
 checkx "129 tool calls: 502 saying FLM translates 128 at most ($code)" \
     '[ $code = 502 ] && jq -e ".error.message | test(\"more than 128 tool calls\")" "$TMP/tool.json" >/dev/null'
 
-# ---- long strings: set aside while translated, put back byte for byte ----------------------
+# ---- long strings: copied as the client wrote them, byte for byte ------------------------
 # Over 512 bytes with every kind of escape and raw UTF-8: what the
-# engine got decodes to what the client sent; a long string inside a
-# tool call's input (JSON in a string) takes the slow way, as exactly.
+# engine got decodes to what the client sent, copied, joined with
+# another text, and inside a tool call's input (JSON in a string).
 awk 'BEGIN { for (i = 0; i < 60; i++) printf "line %d: \\\"q\\\" back\\\\slash tab\\t caf\\u00e9 na\303\257ve \\ud83d\\ude00 /\\/ ", i }' >"$TMP/long.txt"
 L=$(cat "$TMP/long.txt")
 printf '{"model":"%s","max_tokens":5,"system":"%s","messages":[{"role":"user","content":[{"type":"text","text":"%s"},{"type":"text","text":"short"}]},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"code":"%s"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"%s"}]}]}' \
