@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "jscan.h"
+#include "jwrite.h"
 #include "jsonbuf.h"
 #include "proxyd.h"
 
@@ -209,7 +210,7 @@ struct route_body {
 	struct route_edit *e;
 	size_t		 n;
 	struct iovec	*iov;
-	char		*model;		/* the engine's name, quoted */
+	const char	*model;		/* the engine's name, quoted */
 };
 
 /*
@@ -225,8 +226,8 @@ struct route_scratch {
 	struct route_edit *e;
 	struct iovec	*iov;
 	char		*drop;
-	char		*qmodel;
-	size_t		 ecap, iovcap, dropcap, qcap;
+	struct jw	 qmodel;	/* the engine's model name, quoted */
+	size_t		 ecap, iovcap, dropcap;
 };
 static struct route_scratch	 route_kept;
 
@@ -255,7 +256,7 @@ route_cleanup(void)
 	free(sc->e);
 	free(sc->iov);
 	free(sc->drop);
-	free(sc->qmodel);
+	jw_free(&sc->qmodel);
 	memset(sc, 0, sizeof(*sc));
 }
 
@@ -356,16 +357,16 @@ route_slices(struct route_scratch *sc, const char *buf, size_t len,
 	int	 m = jscan_find(js, -1, "model");
 	size_t	 i, cur = 0;
 
+	jw_reset(&sc->qmodel, 4096);
+	jw_str(&sc->qmodel, model, strlen(model));
 	if (route_room(&sc->e, &sc->ecap, js->nm + 4, sizeof(*sc->e)) ==
 	    -1 || route_room(&sc->iov, &sc->iovcap, 2 * (js->nm + 4) + 1,
-	    sizeof(*sc->iov)) == -1 || route_room(&sc->qmodel, &sc->qcap,
-	    6 * strlen(model) + 3, 1) == -1)
+	    sizeof(*sc->iov)) == -1 ||
+	    (rb->model = jw_cstr(&sc->qmodel)) == NULL)
 		return -1;
 	rb->e = sc->e;
 	rb->iov = sc->iov;
-	rb->model = sc->qmodel;
 	rb->n = 0;
-	jscan_quote(rb->model, model);
 	route_edit(rb, js->m[m].vofs, js->m[m].vend, rb->model);
 	if (want_usage)
 		route_want_usage(js, drop, rb, call);

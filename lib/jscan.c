@@ -884,32 +884,6 @@ jscan_string(const char *buf, const struct jscan_member *m, size_t *len)
 	return tmp.keys;
 }
 
-/* s as a JSON string into out (6 * strlen(s) + 3 bytes); its length. */
-size_t
-jscan_quote(char *out, const char *s)
-{
-	static const char	 hex[] = "0123456789abcdef";
-	size_t			 n = 0;
-	unsigned char		 ch;
-
-	out[n++] = '"';
-	for (; (ch = *s) != '\0'; s++) {
-		if (ch == '"' || ch == '\\') {
-			out[n++] = '\\';
-			out[n++] = ch;
-		} else if (ch < 0x20 || ch == 0x7f) {
-			memcpy(out + n, "\\u00", 4);
-			out[n + 4] = hex[ch >> 4];
-			out[n + 5] = hex[ch & 0xf];
-			n += 6;
-		} else
-			out[n++] = ch;
-	}
-	out[n++] = '"';
-	out[n] = '\0';
-	return n;
-}
-
 /* json-c's json_type_to_name() for the same value. */
 const char *
 jscan_type_name(enum jscan_type t)

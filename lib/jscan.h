@@ -88,7 +88,6 @@ int	 jscan_keyeq(const struct jscan *, int, const char *);
 char	*jscan_string(const char *, const struct jscan_member *, size_t *);
 const char *jscan_string_in(struct jscan *, const char *,
 	    const struct jscan_member *, size_t *);
-size_t	 jscan_quote(char *, const char *);
 size_t	 jscan_str_end(const char *, size_t, size_t);
 int	 jscan_get(const char *, size_t, size_t, const char *, size_t *,
 	    size_t *);

@@ -188,3 +188,13 @@ jw_sclose(struct jw *w)
 {
 	jw_put(w, "\"", 1);
 }
+
+/* The text so far as a C string (its NUL not counted), or NULL. */
+const char *
+jw_cstr(struct jw *w)
+{
+	if (jw_room(w, 1) == -1)
+		return NULL;
+	w->b[w->len] = '\0';
+	return w->b;
+}

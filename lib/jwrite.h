@@ -31,5 +31,6 @@ void	jw_sopen(struct jw *);
 void	jw_sraw(struct jw *, const char *, size_t);
 void	jw_sesc(struct jw *, const char *, size_t);
 void	jw_sclose(struct jw *);
+const char *jw_cstr(struct jw *);
 
 #endif

@@ -62,6 +62,11 @@ test_shape(void **state)
 	jw_close(&w, '}');
 	expect_text(&w, "{\"a\":-9223372036854775808,\"b\":[1,\"x\",{},[],null],"
 	    "\"c\":{\"d\":{\"e\": [true]}},\"f\":\"data:a\\nb\\\"q\\\"\"}");
+	/* As a C string: the same, its NUL not counted. */
+	assert_string_equal(jw_cstr(&w), "{\"a\":-9223372036854775808,"
+	    "\"b\":[1,\"x\",{},[],null],\"c\":{\"d\":{\"e\": [true]}},"
+	    "\"f\":\"data:a\\nb\\\"q\\\"\"}");
+	assert_int_equal(w.len, strlen(w.b));
 
 	/* A new text: the separator state starts afresh, the room kept
 	 * unless it is above what is kept. */
