@@ -71,22 +71,29 @@ static struct {
 	char		*a;
 	size_t		 alen, acap;
 	struct jw	 w;		/* what is written */
+	struct jscan	 args;		/* a tool call's arguments, judged */
 } fscan;
 #define FSCAN_KEEP	(256 * 1024)	/* of strings kept between reads */
 
-/* A new read: the strings' room emptied, and given back if one long
- * answer grew it past FSCAN_KEEP. */
+/* A new read: the strings' room emptied, and what one large text
+ * grew past FSCAN_KEEP (strings, or tables of many members) given
+ * back. */
 static void
 front_scan_reset(void)
 {
+	struct jscan	*t[] = { &fscan.js, &fscan.str, &fscan.args };
+	size_t		 i;
+
 	fscan.alen = 0;
 	if (fscan.acap > FSCAN_KEEP) {
 		free(fscan.a);
 		fscan.a = NULL;
 		fscan.acap = 0;
 	}
-	if (fscan.str.kcap > FSCAN_KEEP)
-		jscan_free(&fscan.str);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (t[i]->kcap > FSCAN_KEEP || t[i]->mcap *
+		    sizeof(*t[i]->m) > FSCAN_KEEP)
+			jscan_free(t[i]);
 }
 
 /* The string at [vs, ve) decoded into the scratch: its offset, or -1
@@ -165,6 +172,32 @@ front_writer(void)
 
 /* ---- requests --------------------------------------------------------- */
 
+static void
+front_body_free(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	free(arg);
+}
+
+/* The request written into body: copied if small, else handed over
+ * (a long-context prompt is not copied again). */
+static int
+front_body(struct evbuffer *body, struct jw *w)
+{
+	char	*b;
+	size_t	 len;
+
+	if (w->len < FSCAN_KEEP / 4)
+		return evbuffer_add(body, w->b, w->len);
+	b = jw_take(w, &len);
+	if (evbuffer_add_reference(body, b, len, front_body_free, b) == -1) {
+		free(b);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * The client's body read, checked and made the OpenAI request of
  * req->op in req->xbody; then next(req).  Answered here if it is bad.
@@ -208,7 +241,7 @@ front_request(struct http_req *req, http_req_cb next)
 		return;
 	}
 	if (w->err || (req->xbody = evbuffer_new()) == NULL ||
-	    evbuffer_add(req->xbody, w->b, w->len) == -1) {
+	    front_body(req->xbody, w) == -1) {
 		http_error(req, 503, "server_error", NULL, "Out of memory.");
 		return;
 	}
@@ -490,11 +523,9 @@ front_text_add(struct front *fr, const char *s, size_t n)
 void
 front_args_write(struct jw *w, const char *s, size_t len)
 {
-	static struct jscan	 js;
-
 	if (s == NULL || len == 0)
 		jw_lit(w, "{}");
-	else if (jscan_parse(&js, s, len) == 0)
+	else if (jscan_parse(&fscan.args, s, len) == 0)
 		jw_raw(w, s, len);
 	else
 		jw_str(w, s, len);
@@ -534,7 +565,9 @@ front_event(struct evbuffer *out, const char *name, struct json_object *o)
 void
 front_event_text(struct evbuffer *out, const char *name, const struct jw *w)
 {
-	evbuffer_add_printf(out, "event: %s\ndata: ", name);
+	evbuffer_add(out, "event: ", 7);
+	evbuffer_add(out, name, strlen(name));
+	evbuffer_add(out, "\ndata: ", 7);
 	evbuffer_add(out, w->b, w->len);
 	evbuffer_add(out, "\n\n", 2);
 }

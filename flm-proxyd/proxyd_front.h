@@ -88,19 +88,18 @@ jadd(struct json_object *o, const char *k, struct json_object *v)
 }
 #define jstr	json_object_new_string
 
-/* A value read where it lies, written as it is; or its string's
- * insides only (its length returned), within a string being written. */
+/* A value read where it lies, written as it is; or a string's insides
+ * only, escapes and all, within a string being written. */
 static inline void
 front_copy(struct jw *w, const struct jval *v)
 {
 	jw_raw(w, v->b + v->ofs, v->end - v->ofs);
 }
 
-static inline size_t
+static inline void
 front_inside(struct jw *w, const struct jval *v)
 {
 	jw_sraw(w, v->b + v->ofs + 1, v->end - v->ofs - 2);
-	return v->end - v->ofs - 2;
 }
 
 /* proxyd_front.c */

@@ -23,17 +23,16 @@
 #include "proxyd_front.h"
 
 /* The texts of blocks (or a string) as one string, joined by newlines;
- * -1 if a block is not text.  *empty: the string is "". */
+ * -1 if a block is not text. */
 static int
-fm_texts(struct jw *w, const struct jval *c, const char *where, int *empty,
-    char *err, size_t errsz)
+fm_texts(struct jw *w, const struct jval *c, const char *where, char *err,
+    size_t errsz)
 {
 	struct jval	 b, t;
-	size_t		 at = 0, i, n = 0;
+	size_t		 at = 0, i;
 
 	if (jval_is(c, JSCAN_STRING)) {
 		front_copy(w, c);
-		*empty = c->end - c->ofs == 2;
 		return 0;
 	}
 	if (!jval_is(c, JSCAN_ARRAY)) {
@@ -51,10 +50,9 @@ fm_texts(struct jw *w, const struct jval *c, const char *where, int *empty,
 		}
 		if (i > 0)
 			jw_sraw(w, "\\n", 2);
-		n += front_inside(w, &t) + (i > 0);
+		front_inside(w, &t);
 	}
 	jw_sclose(w);
-	*empty = n == 0;
 	return 0;
 }
 
@@ -114,7 +112,6 @@ fm_tool_result(struct jw *w, const struct jval *b, const char *where,
 {
 	struct jval	 id, c;
 	char		 wc[96];
-	int		 empty;
 
 	if (jval_get(b, "tool_use_id", &id) == -1 ||
 	    !jval_is(&id, JSCAN_STRING)) {
@@ -130,7 +127,7 @@ fm_tool_result(struct jw *w, const struct jval *b, const char *where,
 	snprintf(wc, sizeof(wc), "%s.content", where);
 	if (jval_get(b, "content", &c) == -1 || !jval_set(&c))
 		jw_lit(w, "\"\"");
-	else if (fm_texts(w, &c, wc, &empty, err, errsz) == -1)
+	else if (fm_texts(w, &c, wc, err, errsz) == -1)
 		return -1;
 	jw_close(w, '}');
 	return 0;
@@ -337,18 +334,20 @@ static int
 fm_message(struct jw *w, const struct jval *m, size_t i, char *err,
     size_t errsz)
 {
-	struct jval	 role, c;
+	static const char *const keys[] = { "role", "content" };
+	struct jval	 v[2], role, c;
 	size_t		 n[3] = { 0, 0, 0 };
 	int		 user;
 
-	jval_get(m, "role", &role);
+	jval_getv(m, keys, 2, v);	/* one reading of a long message */
+	role = v[0];
+	c = v[1];
 	user = jval_streq(&role, "user");
 	if (!user && !jval_streq(&role, "assistant")) {
 		snprintf(err, errsz, "messages.%zu.role: Input should be "
 		    "'user' or 'assistant'", i);
 		return -1;
 	}
-	jval_get(m, "content", &c);
 	if (jval_is(&c, JSCAN_STRING)) {
 		jw_open(w, '{');
 		jw_key(w, "role");
@@ -374,7 +373,6 @@ static int
 fm_system(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
 	struct jval	 s;
-	int		 empty;
 
 	if (jval_get(in, "system", &s) == -1 || !jval_set(&s))
 		return 0;
@@ -382,7 +380,7 @@ fm_system(struct jw *w, const struct jval *in, char *err, size_t errsz)
 	jw_key(w, "role");
 	jw_lit(w, "\"system\"");
 	jw_key(w, "content");
-	if (fm_texts(w, &s, "system", &empty, err, errsz) == -1)
+	if (fm_texts(w, &s, "system", err, errsz) == -1)
 		return -1;
 	jw_close(w, '}');
 	return 0;
@@ -400,11 +398,11 @@ fm_tools(struct jw *w, const struct jval *in, char *err, size_t errsz)
 		snprintf(err, errsz, "tools: Input should be a valid list");
 		return -1;
 	}
-	if (jval_next(&tl, &at, &t) == -1)
+	if (jval_empty(&tl))
 		return 0;
 	jw_key(w, "tools");
 	jw_open(w, '[');
-	for (i = 0, at = 0; jval_next(&tl, &at, &t) == 0; i++) {
+	for (i = 0; jval_next(&tl, &at, &t) == 0; i++) {
 		jval_get(&t, "name", &name);
 		jval_get(&t, "input_schema", &schema);
 		if (!jval_is(&name, JSCAN_STRING) ||
@@ -572,7 +570,7 @@ fm_request(enum http_endpoint ep, const struct jval *in, struct jw *w,
 		snprintf(err, errsz, "messages: Field required");
 		return -1;
 	}
-	if (!jval_is(&m, JSCAN_ARRAY) || jval_next(&m, &at, &e) == -1) {
+	if (!jval_is(&m, JSCAN_ARRAY) || jval_empty(&m)) {
 		snprintf(err, errsz, "messages: Input should be a non-empty "
 		    "list");
 		return -1;
@@ -581,7 +579,7 @@ fm_request(enum http_endpoint ep, const struct jval *in, struct jw *w,
 	jw_open(w, '[');
 	if (fm_system(w, in, err, errsz) == -1)
 		return -1;
-	for (i = 0, at = 0; jval_next(&m, &at, &e) == 0; i++)
+	for (i = 0; jval_next(&m, &at, &e) == 0; i++)
 		if (fm_message(w, &e, i, err, errsz) == -1)
 			return -1;
 	jw_close(w, ']');

@@ -255,21 +255,24 @@ fo_tool_calls(struct jw *w, const struct jval *tc, size_t mi, char *err,
 static int
 fo_messages(struct jw *w, const struct jval *in, char *err, size_t errsz)
 {
-	struct jval	 msgs, m, role, c, img, tc;
+	static const char *const keys[] = { "role", "content", "images",
+	    "tool_calls" };
+	struct jval	 msgs, m, v[4], role;
 	char		 where[40], id[48];
 	size_t		 at = 0, i, lastcall = 0, seen = 0;
 	long		 ncalls = 0;
 	int		 n;
 
 	jval_get(in, "messages", &msgs);
-	if (!jval_is(&msgs, JSCAN_ARRAY) || jval_next(&msgs, &at, &m) == -1) {
+	if (!jval_is(&msgs, JSCAN_ARRAY) || jval_empty(&msgs)) {
 		snprintf(err, errsz, "messages: expected a non-empty list");
 		return -1;
 	}
 	jw_key(w, "messages");
 	jw_open(w, '[');
-	for (i = 0, at = 0; jval_next(&msgs, &at, &m) == 0; i++) {
-		jval_get(&m, "role", &role);
+	for (i = 0; jval_next(&msgs, &at, &m) == 0; i++) {
+		jval_getv(&m, keys, 4, v);	/* one reading of each */
+		role = v[0];
 		if (!jval_is(&role, JSCAN_STRING)) {
 			snprintf(err, errsz, "messages[%zu]: expected an "
 			    "object with a string role", i);
@@ -280,12 +283,10 @@ fo_messages(struct jw *w, const struct jval *in, char *err, size_t errsz)
 		jw_key(w, "role");
 		front_copy(w, &role);
 		jw_key(w, "content");
-		jval_get(&m, "content", &c);
-		jval_get(&m, "images", &img);
-		if (fo_content(w, &c, &img, where, err, errsz) == -1)
+		if (fo_content(w, &v[1], &v[2], where, err, errsz) == -1)
 			return -1;
-		if (jval_get(&m, "tool_calls", &tc) == 0 && jval_set(&tc)) {
-			if ((ncalls = fo_tool_calls(w, &tc, i, err,
+		if (jval_set(&v[3])) {
+			if ((ncalls = fo_tool_calls(w, &v[3], i, err,
 			    errsz)) == -1)
 				return -1;
 			lastcall = i;

@@ -158,7 +158,8 @@ fr_item(struct jw *w, struct fr_msgs *ms, int *asst, const struct jval *it,
 {
 	static const char *const roles[] = { "user", "assistant", "system",
 	    "developer" };
-	struct jval	 t, role, id, v;
+	static const char *const keys[] = { "type", "role", "content" };
+	struct jval	 f[3], t, role, id, v;
 	const char	*type, *r;
 	size_t		 len, k;
 
@@ -166,7 +167,9 @@ fr_item(struct jw *w, struct fr_msgs *ms, int *asst, const struct jval *it,
 		snprintf(err, errsz, "input[%zu]: expected an object", i);
 		return -1;
 	}
-	jval_get(it, "type", &t);
+	jval_getv(it, keys, 3, f);	/* one reading of a long message */
+	t = f[0];
+	role = f[1];
 	if (jval_streq(&t, "function_call")) {
 		if (fr_call(w, ms, *asst, it, i, err, errsz) == -1)
 			return -1;
@@ -190,7 +193,6 @@ fr_item(struct jw *w, struct fr_msgs *ms, int *asst, const struct jval *it,
 	}
 	if (jval_streq(&t, "reasoning"))
 		return 0;	/* the engine reasons afresh */
-	jval_get(it, "role", &role);
 	for (k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
 		if (jval_streq(&role, roles[k]))
 			break;
@@ -214,8 +216,7 @@ fr_item(struct jw *w, struct fr_msgs *ms, int *asst, const struct jval *it,
 	else
 		front_copy(w, &role);
 	jw_key(w, "content");
-	jval_get(it, "content", &v);
-	if (fr_content(w, &v, i, err, errsz) == -1)
+	if (fr_content(w, &f[2], i, err, errsz) == -1)
 		return -1;
 	ms->open = 1;
 	*asst = k == 1;
@@ -242,14 +243,13 @@ fr_input(struct jw *w, const struct jval *in, char *err, size_t errsz)
 	if (jval_get(in, "input", &input) == 0 &&
 	    jval_is(&input, JSCAN_STRING))
 		fr_msg(w, &ms, "\"user\"", &input);
-	else if (!jval_is(&input, JSCAN_ARRAY) ||
-	    jval_next(&input, &at, &it) == -1) {
+	else if (!jval_is(&input, JSCAN_ARRAY) || jval_empty(&input)) {
 		snprintf(err, errsz, !jval_set(&input) ? "Missing required "
 		    "parameter: 'input'." : "input: expected a string or a "
 		    "non-empty list of items");
 		return -1;
 	} else
-		for (i = 0, at = 0; jval_next(&input, &at, &it) == 0; i++)
+		for (i = 0; jval_next(&input, &at, &it) == 0; i++)
 			if (fr_item(w, &ms, &asst, &it, i, err, errsz) == -1)
 				return -1;
 	fr_flush(w, &ms);
@@ -286,11 +286,11 @@ fr_tools(struct jw *w, const struct jval *in, char *err, size_t errsz)
 		snprintf(err, errsz, "tools: expected a list");
 		return -1;
 	}
-	if (jval_next(&tl, &at, &t) == -1)
+	if (jval_empty(&tl))
 		return 0;
 	jw_key(w, "tools");
 	jw_open(w, '[');
-	for (i = 0, at = 0; jval_next(&tl, &at, &t) == 0; i++) {
+	for (i = 0; jval_next(&tl, &at, &t) == 0; i++) {
 		jval_get(&t, "type", &type);
 		jval_get(&t, "name", &name);
 		if (!jval_streq(&type, "function") ||

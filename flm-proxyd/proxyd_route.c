@@ -605,6 +605,10 @@ route_post(struct http_req *req)
 	memset(&rb, 0, sizeof(rb));
 	len = evbuffer_get_length(body);
 	sc->js.elem_key = req->op == EP_CHAT ? "role" : NULL;
+	/* A translated body is proxyd_front.c's text, its strings copied
+	 * from one this scanner took: found by their end, not judged
+	 * again (a long-context prompt is judged once). */
+	sc->js.trusted = req->xbody != NULL;
 	buf = (const char *)evbuffer_pullup(body, -1);
 	if (buf == NULL || jscan_parse(&sc->js, buf, len) == -1) {
 		if (sc->js.err == JSCAN_ENOMEM)

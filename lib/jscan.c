@@ -225,6 +225,12 @@ js_string(struct js_ctx *c, int key, int decode)
 {
 	size_t	 run;
 
+	if (!decode && c->js->trusted) {
+		if ((run = jscan_str_end((const char *)c->b, c->n, c->i)) == 0)
+			return js_fail(c, JSCAN_ESYNTAX);
+		c->i = run;
+		return 0;
+	}
 	c->i++;
 	for (;;) {
 		run = c->i;
@@ -537,7 +543,7 @@ js_mark_last(struct jscan *js)
 /*
  * Scan the text buf[0..len): 0 if it is one JSON object (blanks
  * around it allowed, nothing else), -1 with js->err set if not.
- * js->elem_key is the caller's; the rest is reset.
+ * js->elem_key and js->trusted are the caller's; the rest is reset.
  */
 int
 jscan_parse(struct jscan *js, const char *buf, size_t len)
@@ -729,32 +735,46 @@ js_key_is(const char *b, size_t i, size_t end, const char *k)
 }
 
 /*
- * Member k of the object whose '{' is at ofs, in a text jscan_parse
- * took: its value's span [*vofs, *vend), the last of its key as json-c
- * keeps it.  0, or -1 if the object has no such member.
+ * Members k[0..nk) of the object whose '{' is at ofs, in a text
+ * jscan_parse took, in one reading: each one's value span [vofs[j],
+ * vend[j]), the last of its key as json-c keeps it; vend[j] untouched
+ * if there is none.
  */
-int
-jscan_get(const char *b, size_t n, size_t ofs, const char *k, size_t *vofs,
-    size_t *vend)
+static void
+js_getv(const char *b, size_t n, size_t ofs, const char *const *k,
+    size_t nk, size_t *vofs, size_t *vend)
 {
-	size_t	 i = js_blank(b, n, ofs + 1), ks, ke, vs, ve;
-	int	 rc = -1;
+	size_t	 i = js_blank(b, n, ofs + 1), ks, ke, vs, ve, j;
 
 	while (i < n && b[i] == '"') {
 		ks = i;
 		ke = js_str_end(b, n, ks);
 		i = js_blank(b, n, ke) + 1;	/* past the ':' */
 		ve = js_skip(b, n, i, &vs);
-		if (js_key_is(b, ks, ke, k)) {
-			*vofs = vs;
-			*vend = ve;
-			rc = 0;
-		}
+		for (j = 0; j < nk; j++)
+			if (js_key_is(b, ks, ke, k[j])) {
+				vofs[j] = vs;
+				vend[j] = ve;
+			}
 		i = js_blank(b, n, ve);
 		if (i < n && b[i] == ',')
 			i = js_blank(b, n, i + 1);
 	}
-	return rc;
+}
+
+/* Member k: 0, or -1 if the object has no such member. */
+int
+jscan_get(const char *b, size_t n, size_t ofs, const char *k, size_t *vofs,
+    size_t *vend)
+{
+	size_t	 vs, ve = 0;
+
+	js_getv(b, n, ofs, &k, 1, &vs, &ve);
+	if (ve == 0)
+		return -1;
+	*vofs = vs;
+	*vend = ve;
+	return 0;
 }
 
 /*
@@ -807,6 +827,48 @@ jval_get(const struct jval *o, const char *k, struct jval *v)
 		return -1;
 	}
 	return 0;
+}
+
+/* Members k[0..nk) of object o into v[0..nk) in one reading, each as
+ * jval_get would find it. */
+void
+jval_getv(const struct jval *o, const char *const *k, size_t nk,
+    struct jval *v)
+{
+	size_t	 vofs[8], vend[8], j;
+
+	for (j = 0; j < nk; j++) {
+		v[j].b = o->b;
+		v[j].n = o->n;
+		v[j].ofs = v[j].end = 0;
+		v[j].js = NULL;
+	}
+	if (o->end == 0 || o->b[o->ofs] != '{')
+		return;
+	if (o->js != NULL || nk > 8) {
+		for (j = 0; j < nk; j++)
+			jval_get(o, k[j], &v[j]);
+		return;
+	}
+	memset(vend, 0, sizeof(vend));
+	js_getv(o->b, o->n, o->ofs, k, nk, vofs, vend);
+	for (j = 0; j < nk; j++)
+		if (vend[j] != 0) {
+			v[j].ofs = vofs[j];
+			v[j].end = vend[j];
+		}
+}
+
+/* Is v an empty array or object? */
+int
+jval_empty(const struct jval *v)
+{
+	size_t	 i;
+
+	if (v->end == 0 || (v->b[v->ofs] != '[' && v->b[v->ofs] != '{'))
+		return 0;
+	i = js_blank(v->b, v->n, v->ofs + 1);
+	return i < v->n && (v->b[i] == ']' || v->b[i] == '}');
 }
 
 /* The elements of array a, one a call from *at = 0: 0, or -1 past the

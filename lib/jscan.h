@@ -56,6 +56,7 @@ struct jscan_member {
 
 struct jscan {
 	const char		*elem_key;	/* set by the caller, or NULL */
+	int			 trusted;	/* set by the caller: see below */
 	size_t			 oofs, oend;	/* the top-level '{' and '}' */
 	struct jscan_member	*m;
 	size_t			 nm, mcap;
@@ -81,6 +82,12 @@ struct jval {
 	int			 at;
 };
 
+/*
+ * trusted: the text is one FLM wrote itself from values jscan already
+ * took (a translated request): its structure is judged as any text's,
+ * but a string not decoded is only found by its end, its bytes not
+ * judged again.
+ */
 int	 jscan_parse(struct jscan *, const char *, size_t);
 void	 jscan_free(struct jscan *);
 int	 jscan_find(const struct jscan *, int, const char *);
@@ -94,6 +101,9 @@ int	 jscan_get(const char *, size_t, size_t, const char *, size_t *,
 int	 jscan_next(const char *, size_t, size_t *, size_t *, size_t *);
 const char *jscan_type_name(enum jscan_type);
 int	 jval_get(const struct jval *, const char *, struct jval *);
+void	 jval_getv(const struct jval *, const char *const *, size_t,
+	    struct jval *);
+int	 jval_empty(const struct jval *);
 int	 jval_next(const struct jval *, size_t *, struct jval *);
 int	 jval_is(const struct jval *, enum jscan_type);
 int	 jval_set(const struct jval *);

@@ -189,6 +189,17 @@ jw_sclose(struct jw *w)
 	jw_put(w, "\"", 1);
 }
 
+/* The text, now the caller's to free; the writer left empty. */
+char *
+jw_take(struct jw *w, size_t *len)
+{
+	char	*b = w->b;
+
+	*len = w->len;
+	memset(w, 0, sizeof(*w));
+	return b;
+}
+
 /* The text so far as a C string (its NUL not counted), or NULL. */
 const char *
 jw_cstr(struct jw *w)

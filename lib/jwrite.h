@@ -32,5 +32,6 @@ void	jw_sraw(struct jw *, const char *, size_t);
 void	jw_sesc(struct jw *, const char *, size_t);
 void	jw_sclose(struct jw *);
 const char *jw_cstr(struct jw *);
+char	*jw_take(struct jw *, size_t *);
 
 #endif

@@ -169,6 +169,30 @@ diff_object(const struct jscan *js, int parent, const char *buf,
 	return 0;
 }
 
+/* jval_getv of up to 8 of o's keys (and one it lacks) finds what
+ * jval_get finds, one by one. */
+static int
+diff_getv(const struct jval *v, struct json_object *o)
+{
+	const char	*k[9];
+	struct jval	 got[9], one;
+	size_t		 n = 0, j;
+
+	json_object_object_foreach(o, key, m) {
+		(void)m;
+		if (n < 8)
+			k[n++] = key;
+	}
+	k[n++] = "\x01none";
+	jval_getv(v, k, n, got);
+	for (j = 0; j < n; j++) {
+		jval_get(v, k[j], &one);
+		if (one.ofs != got[j].ofs || one.end != got[j].end)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * jval_get and jval_next (jscan_get and jscan_next underneath, or the
  * table jscan_parse made) walk the whole text as json-c read it: each member json-c kept, each element,
@@ -188,6 +212,14 @@ diff_nav(const struct jval *v, struct json_object *o, int depth, char *why,
 		return 0;
 	if (!jval_is(v, diff_type(o)))
 		return diff_why(why, sz, "navigator: not json-c's type", "");
+	if (jval_empty(v) != ((json_object_is_type(o, json_type_object) &&
+	    json_object_object_length(o) == 0) ||
+	    (json_object_is_type(o, json_type_array) &&
+	    json_object_array_length(o) == 0)))
+		return diff_why(why, sz, "navigator: empty or not", "");
+	if (json_object_is_type(o, json_type_object) &&
+	    diff_getv(v, o) == -1)
+		return diff_why(why, sz, "navigator: jval_getv differs", "");
 	if (json_object_is_type(o, json_type_object)) {
 		json_object_object_foreach(o, k, m) {
 			if (jval_get(v, k, &c) == -1)
@@ -223,6 +255,40 @@ diff_nav(const struct jval *v, struct json_object *o, int depth, char *why,
 	return eq ? 0 : diff_why(why, sz, "navigator: a leaf differs", "");
 }
 
+/* The same text read as trusted (strings found by their end) gives the
+ * same table. */
+static int
+diff_trusted(const struct jscan *js, const char *buf, size_t len, char *why,
+    size_t sz)
+{
+	const struct jscan_member *a, *b;
+	struct jscan		 t;
+	size_t			 i;
+	int			 rc = 0;
+
+	memset(&t, 0, sizeof(t));
+	t.elem_key = js->elem_key;
+	t.trusted = 1;
+	if (jscan_parse(&t, buf, len) == -1)
+		rc = diff_why(why, sz, "trusted: refused", "");
+	else if (t.nm != js->nm || t.oofs != js->oofs || t.oend != js->oend)
+		rc = diff_why(why, sz, "trusted: another table", "");
+	for (i = 0; rc == 0 && i < js->nm; i++) {
+		a = &js->m[i];
+		b = &t.m[i];
+		if (a->kofs != b->kofs || a->vofs != b->vofs ||
+		    a->vend != b->vend || a->parent != b->parent ||
+		    a->type != b->type || a->truth != b->truth ||
+		    a->last != b->last || a->nelem != b->nelem ||
+		    a->badelem != b->badelem || a->oofs != b->oofs ||
+		    a->nlen != b->nlen || memcmp(js->keys + a->name,
+		    t.keys + b->name, a->nlen) != 0)
+			rc = diff_why(why, sz, "trusted: another member", "");
+	}
+	jscan_free(&t);
+	return rc;
+}
+
 int
 jscan_diff(const char *buf, size_t len, const char *elem_key, char *why,
     size_t sz)
@@ -255,7 +321,8 @@ jscan_diff(const char *buf, size_t len, const char *elem_key, char *why,
 		    JSCAN_DIFF_BOTH_TAKE;
 		top.js = &js;		/* by the table, two levels */
 		top.at = -1;
-		if (rc != -1 && diff_nav(&top, o, 0, why, sz) == -1)
+		if (rc != -1 && (diff_nav(&top, o, 0, why, sz) == -1 ||
+		    diff_trusted(&js, buf, len, why, sz) == -1))
 			rc = -1;
 	}
 	json_object_put(o);

@@ -16,15 +16,16 @@ command -v curl >/dev/null 2>&1 || unavailable "curl(1)"
 unset FLM_API_KEY
 # Every order runs its challenge (no authorization reused from an
 # earlier one), and Pebble rejects 10% of good nonces (badNonce), so
-# every run sees FLM send requests again with a fresh one.  Not more:
-# FLM gives up after six in a row, and at 30% one POST in 1400 failed
-# its order (one run in ten failed a test).
+# most runs see FLM send requests again with a fresh one (a run that
+# meets none skips that check).  Not more: FLM gives up after six in a
+# row, and at 30% one POST in 1400 failed its order (one run in ten
+# failed a test).
 pebble_start PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=10
 # Two workers: the CA's request may reach either, and keyd answers a
 # challenge only once both serve its proof.
 WORKERS=2
 
-plan 38
+plan 39
 
 mock --flavor ollama
 check "suite starts" suite_start
@@ -295,7 +296,14 @@ EOF
 	    "$STATE/flmd.log"
 fi
 check "flm-proxyd and flm-keyd are still running" all_running
-checkx "Pebble's badNonce answers were met with a fresh nonce" \
-    'grep -q "badNonce); .* again with a fresh one" "$STATE/flmd.log"'
+# Pebble refuses 10% of good nonces at random: a run may meet none,
+# and then there is no retry to see (the check below still holds).
+if grep -q "badNonce); .* again with a fresh one" "$STATE/flmd.log"; then
+	ok "Pebble's badNonce answers were met with a fresh nonce"
+else
+	ok "Pebble's badNonce answers were met with a fresh nonce # SKIP Pebble refused no nonce in this run"
+fi
+checkx "no order failed on a badNonce" \
+    '! grep -q "failed: .*badNonce" "$STATE/flmd.log"'
 checkx "keyd refused nothing from proxyd and logged no malformed message" \
     '! grep -q "malformed" "$STATE/flmd.log"'

@@ -237,6 +237,38 @@ test_fields(void **state)
 	jscan_free(&js);
 }
 
+/* A trusted text (one FLM wrote): its strings are found by their end,
+ * not judged; its structure and the keys it records still are. */
+static void
+test_trusted(void **state)
+{
+	static const struct {
+		const char	*text;
+		int		 strict, trusted;
+	} cases[] = {
+		{ "{\"a\":\"x\ty\",\"b\":[\"\\q\"]}", -1, 0 },
+		{ "{\"a\":\"x\\\\\",\"b\":1}", 0, 0 },
+		{ "{\"a\":\"x\\\",\"b\":1}", -1, -1 },
+		{ "{\"a\":\"x\",}", -1, -1 },
+		{ "{\"a\":\"x", -1, -1 },
+		{ "{\"a\\q\":1}", -1, -1 },
+		{ "{\"a\":{\"b\t\":1}}", -1, -1 },
+	};
+	struct jscan	 js;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&js, 0, sizeof(js));
+		assert_int_equal(jscan_parse(&js, cases[i].text,
+		    strlen(cases[i].text)), cases[i].strict);
+		js.trusted = 1;
+		assert_int_equal(jscan_parse(&js, cases[i].text,
+		    strlen(cases[i].text)), cases[i].trusted);
+		jscan_free(&js);
+	}
+}
+
 /* Duplicates among many keys, then among few, in one jscan used twice
  * (its buffers kept), and strings decoded into one scratch. */
 static void
@@ -318,6 +350,7 @@ main(void)
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_fields),
 		cmocka_unit_test(test_reuse),
+		cmocka_unit_test(test_trusted),
 		cmocka_unit_test(test_differential),
 	};
 
