@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "keyd.h"
 #include "keyscope.h"
 #include "log.h"
+#include "paths.h"
 
 #define KEYD_DB_NAME		"security.db"
 #define KEYD_CACHE_SIZE		4096
@@ -60,6 +62,7 @@ static size_t			 keyd_nused;
 
 static void	keyd_change_timeout(evutil_socket_t, short, void *);
 static void	keyd_used(const char *);
+static int	keyd_restored;		/* a restore finished at start */
 static void	keyd_integrity_check(int);
 
 /* Bit i set: worker i's channel is up. */
@@ -1103,6 +1106,76 @@ keyd_secret_request(struct chan *ch, struct chan_msg *m)
 	keyd_reply(m->hdr.peerid, res);
 }
 
+/* flm backup and flm check, from flmd (keyd_backup.c). */
+static void
+keyd_backup_request(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*req = NULL, *res = NULL, *v;
+	struct stat		 st;
+	const char		*s;
+	char			 err[512] = "";
+	uint16_t		 t = m->hdr.type;
+	int			 cfgfd = -1, r = -1;
+	long			 max_age = 0;
+
+	if (t == IMSG_BACKUP_CONFIG || t == IMSG_BACKUP_LIST) {
+		if ((t == IMSG_BACKUP_CONFIG) != (m->fd != -1) ||
+		    msg_end(m) == -1) {
+			chan_fail(ch, "malformed backup request %u", t);
+			return;
+		}
+		if (t == IMSG_BACKUP_CONFIG) {
+			keyd_backup_config(m->fd);
+			m->fd = -1;
+			return;
+		}
+		r = keyd_backup_list(&res, err, sizeof(err));
+	} else {
+		if (msg_get_object(m, &req) == -1 ||
+		    (m->fd != -1 && t == IMSG_BACKUP_CREATE)) {
+			msg_wipe(m);
+			json_object_put(req);
+			chan_fail(ch, "malformed backup request %u", t);
+			return;
+		}
+		msg_wipe(m);	/* a passphrase */
+		s = keyd_arg(req, "passphrase");
+		if (json_object_object_get_ex(req, "max_age", &v))
+			max_age = (long)json_object_get_int64(v);
+		/* A pipe or a socket would hang keyd: files only. */
+		if (m->fd != -1 && (fstat(m->fd, &st) == -1 ||
+		    !S_ISREG(st.st_mode)))
+			snprintf(err, sizeof(err), "a backup is a regular file");
+		else if (t == IMSG_BACKUP_CREATE)
+			r = keyd_backup_create(&keyd_db, keyd_arg(req,
+			    "reason") != NULL ? keyd_arg(req, "reason") :
+			    "manual", s, max_age, &res, err, sizeof(err));
+		else if (t == IMSG_BACKUP_RESTORE)
+			r = keyd_backup_restore(&keyd_db, m->fd, keyd_arg(req,
+			    "name"), s, &res, &cfgfd, err, sizeof(err));
+		else
+			r = keyd_backup_state(&keyd_db, m->fd, keyd_arg(req,
+			    "name"), s, json_object_object_get(req, "proxies"),
+			    &res, err, sizeof(err));
+		if (s != NULL)
+			sodium_memzero((char *)s, strlen(s));
+		json_object_put(req);
+	}
+	chan_stack_scrub();
+	if (r < 0) {
+		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL,
+		    err);
+		return;
+	}
+	if (t == IMSG_BACKUP_RESTORE) {
+		chan_compose_json_fd(ch, IMSG_KEY_RESULT, m->hdr.peerid, cfgfd,
+		    res, NULL);
+		json_object_put(res);
+		return;
+	}
+	keyd_reply(m->hdr.peerid, res);
+}
+
 static void
 keyd_doctor_request(struct chan *ch, struct chan_msg *m)
 {
@@ -1158,6 +1231,13 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_ENGINE_IDS:
 		keyd_engine_ids_msg(ch, m);
+		break;
+	case IMSG_BACKUP_CONFIG:
+	case IMSG_BACKUP_CREATE:
+	case IMSG_BACKUP_LIST:
+	case IMSG_BACKUP_RESTORE:
+	case IMSG_BACKUP_STATE:
+		keyd_backup_request(ch, m);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);
@@ -1243,6 +1323,12 @@ keyd_report_db(void)
 	    json_object_new_string(keyd_policy_ok ? "ok" : "altered"));
 	keyd_anchor_state(in);
 	json_object_object_add(o, "integrity", in);
+	/* Once: flmd then drops its marker (flmd_backup.c). */
+	if (keyd_restored) {
+		json_object_object_add(o, "restored",
+		    json_object_new_boolean(1));
+		keyd_restored = 0;
+	}
 
 	json_object_object_add(o, "db", json_object_new_string(KEYD_DB_NAME));
 	json_object_object_add(o, "version",
@@ -1271,11 +1357,17 @@ keyd_file_owner(void)
 	return pw->pw_uid;
 }
 
-/* keyd_master_load's step between the credential and the key file. */
+/* keyd_master_load's step between the credential and the key file;
+ * a restore flmd committed is finished before that file is read. */
 static void
 keyd_become(void)
 {
+	char	 marker[PATH_MAX + 32];
+
 	child_become(&keyd, FLM_KEYD_USER);
+	snprintf(marker, sizeof(marker), "%s/%s", keyd.paths.statedir,
+	    FLM_RESTORE_MARKER);
+	keyd_restored = keyd_backup_finish(keyd.paths.keyddir, marker);
 }
 
 int
@@ -1294,6 +1386,7 @@ main(int argc, char *argv[])
 	child_init(&keyd, PROC_KEYD, argc, argv);
 	/* Before the sandbox: the secure heap maps and locks its pages. */
 	keyd_x509_init();
+	keyd_backup_init();
 	if ((keyd_cache = keycache_new(KEYD_CACHE_SIZE)) == NULL)
 		fatalx("keycache_new");
 	/* Archives and key files are keyd's alone. */
@@ -1345,6 +1438,7 @@ main(int argc, char *argv[])
 	keyd_tls_free();
 	keyd_audit_close();
 	db_close(&keyd_db);
+	keyd_backup_free();
 	keyd_master_free();
 	child_exit(&keyd);
 	return rv;

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "flm_msg.h"
+#include "paths.h"
 
 struct db;
 struct json_object;
@@ -63,6 +64,12 @@ const unsigned char *keyd_row_key(void);
 const unsigned char *keyd_tls_key(void);
 void		 keyd_secret_key(uint64_t, unsigned char [KEYD_MASTER_LEN]);
 void		 keyd_master_free(void);
+void		 keyd_backup_key(unsigned char [KEYD_MASTER_LEN]);
+void		 keyd_master_export(unsigned char [KEYD_MASTER_LEN]);
+int		 keyd_master_is(const unsigned char *);
+void		 keyd_master_audit_key(const unsigned char *,
+		    unsigned char [KEYD_MASTER_LEN]);
+int		 keyd_master_replaceable(void);
 const char	*keyd_master_source(void);
 uid_t		 keyd_master_owner(void);
 #define KEYD_MASTER_FILE	"master.key"
@@ -156,6 +163,26 @@ int		 keyd_anchor_tick(struct db *);
 int		 keyd_anchor_exists(void);
 void		 keyd_anchor_state(struct json_object *);
 const char	*keyd_anchor_verify(struct json_object *);
+int		 keyd_anchor_stage(const char *, int64_t,
+		    const uint8_t [KEYD_CHAIN_LEN], int64_t,
+		    const unsigned char *);
+
+/* keyd_backup.c: flm backup, flm check */
+#define KEYD_BACKUP_DIR		FLM_BACKUP_SUBDIR
+#define KEYD_BACKUP_KEEP	3	/* generations */
+void		 keyd_backup_init(void);
+void		 keyd_backup_free(void);
+int		 keyd_backup_finish(const char *, const char *);
+void		 keyd_backup_config(int);
+int		 keyd_backup_create(struct db *, const char *, const char *,
+		    long, struct json_object **, char *, size_t);
+int		 keyd_backup_list(struct json_object **, char *, size_t);
+int		 keyd_backup_restore(struct db *, int, const char *,
+		    const char *, struct json_object **, int *, char *,
+		    size_t);
+int		 keyd_backup_state(struct db *, int, const char *, const char *,
+		    struct json_object *, struct json_object **, char *,
+		    size_t);
 
 /* keyd_x509.c: keys, certificates, sealing (no database, no channel) */
 #define KEYD_SEAL_NONCE		24	/* crypto_aead_xchacha20poly1305_ietf */

@@ -32,7 +32,8 @@
 
 #define ANCHOR_FILE	"audit.anchor"
 #define ANCHOR_TMP	"audit.anchor.tmp"
-#define ANCHOR_MAGIC	"flm-audit-anchor-1"
+#define ANCHOR_MAGIC1	"flm-audit-anchor-1"
+#define ANCHOR_MAGIC	"flm-audit-anchor-2"	/* and the restore */
 #define ANCHOR_LOG_SECS	300	/* the head to the log, at most this often */
 
 struct anchor {
@@ -41,6 +42,9 @@ struct anchor {
 	int64_t		 since_id;	/* rows up to it predate the anchor */
 	int64_t		 since;		/* when it was started, unix time */
 	int64_t		 rollback;	/* -1, or the database's id when seen */
+	int64_t		 restored;	/* 0, or the restored backup's time */
+	int64_t		 restored_at;	/* when flm backup restore ran */
+	int		 v1;		/* read from a version 1 file */
 	uint8_t		 mac[KEYD_CHAIN_LEN];
 };
 
@@ -65,19 +69,24 @@ static int64_t			 logged_id = -1;
 static time_t			 logged_at;
 
 static void
-anchor_mac(const struct anchor *a, uint8_t out[KEYD_CHAIN_LEN])
+anchor_mac(const struct anchor *a, const unsigned char *key,
+    uint8_t out[KEYD_CHAIN_LEN])
 {
 	crypto_generichash_state	 h;
+	const char			*magic = a->v1 ? ANCHOR_MAGIC1 :
+					    ANCHOR_MAGIC;
 
-	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
-	    KEYD_CHAIN_LEN);
-	crypto_generichash_update(&h, (const uint8_t *)ANCHOR_MAGIC,
-	    sizeof(ANCHOR_MAGIC) - 1);
+	crypto_generichash_init(&h, key, KEYD_MASTER_LEN, KEYD_CHAIN_LEN);
+	crypto_generichash_update(&h, (const uint8_t *)magic, strlen(magic));
 	keyd_mac_i64(&h, a->last_id);
 	crypto_generichash_update(&h, a->link, KEYD_CHAIN_LEN);
 	keyd_mac_i64(&h, a->since_id);
 	keyd_mac_i64(&h, a->since);
 	keyd_mac_i64(&h, a->rollback);
+	if (!a->v1) {
+		keyd_mac_i64(&h, a->restored);
+		keyd_mac_i64(&h, a->restored_at);
+	}
 	crypto_generichash_final(&h, out, KEYD_CHAIN_LEN);
 }
 
@@ -93,10 +102,11 @@ anchor_read(struct anchor *a)
 {
 	char		 buf[512], magic[32], link[80], mac[80];
 	uint8_t		 want[KEYD_CHAIN_LEN];
-	long long	 last, since_id, since, rollback;
+	long long	 last, since_id, since, rollback, restored = 0;
+	long long	 restored_at = 0;
 	ssize_t		 n;
 	size_t		 bin;
-	int		 fd;
+	int		 fd, ok;
 
 	memset(a, 0, sizeof(*a));
 	if ((fd = open(ANCHOR_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
@@ -106,9 +116,16 @@ anchor_read(struct anchor *a)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	if (sscanf(buf, "%31s %lld %79s %lld %lld %lld %79s", magic, &last,
-	    link, &since_id, &since, &rollback, mac) != 7 ||
-	    strcmp(magic, ANCHOR_MAGIC) != 0 ||
+	if (strncmp(buf, ANCHOR_MAGIC1 " ", sizeof(ANCHOR_MAGIC1)) == 0) {
+		a->v1 = 1;
+		ok = sscanf(buf, "%31s %lld %79s %lld %lld %lld %79s", magic,
+		    &last, link, &since_id, &since, &rollback, mac) == 7;
+	} else
+		ok = sscanf(buf, "%31s %lld %79s %lld %lld %lld %lld %lld "
+		    "%79s", magic, &last, link, &since_id, &since, &rollback,
+		    &restored, &restored_at, mac) == 9 &&
+		    strcmp(magic, ANCHOR_MAGIC) == 0;
+	if (!ok ||
 	    sodium_hex2bin(a->link, sizeof(a->link), link, strlen(link), NULL,
 	    &bin, NULL) != 0 || bin != KEYD_CHAIN_LEN ||
 	    sodium_hex2bin(a->mac, sizeof(a->mac), mac, strlen(mac), NULL,
@@ -118,29 +135,55 @@ anchor_read(struct anchor *a)
 	a->since_id = since_id;
 	a->since = since;
 	a->rollback = rollback;
-	anchor_mac(a, want);
+	a->restored = restored;
+	a->restored_at = restored_at;
+	anchor_mac(a, keyd_audit_key(), want);
 	return sodium_memcmp(want, a->mac, KEYD_CHAIN_LEN) == 0 ? 1 : -1;
+}
+
+/* path's text for a, MAC'd under key (always version 2). */
+static int
+anchor_format(struct anchor *a, const unsigned char *key, char *buf,
+    size_t sz)
+{
+	char	 link[KEYD_CHAIN_LEN * 2 + 1], mac[sizeof(link)];
+
+	a->v1 = 0;
+	anchor_mac(a, key, a->mac);
+	sodium_bin2hex(link, sizeof(link), a->link, KEYD_CHAIN_LEN);
+	sodium_bin2hex(mac, sizeof(mac), a->mac, KEYD_CHAIN_LEN);
+	return snprintf(buf, sz, "%s %" PRId64 " %s %" PRId64 " %" PRId64
+	    " %" PRId64 " %" PRId64 " %" PRId64 " %s\n", ANCHOR_MAGIC,
+	    a->last_id, link, a->since_id, a->since, a->rollback, a->restored,
+	    a->restored_at, mac);
+}
+
+/* A synced file: 0, or -1 (nothing left behind). */
+static int
+anchor_put(const char *path, const char *buf, int len)
+{
+	int	 fd, ok = 0;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) != -1) {
+		ok = write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
+		ok = close(fd) == 0 && ok;
+	}
+	if (!ok)
+		unlink(path);
+	return ok ? 0 : -1;
 }
 
 /* Whole or not at all: a temporary file, synced, renamed over. */
 static void
 anchor_write(struct anchor *a)
 {
-	char	 buf[512], link[KEYD_CHAIN_LEN * 2 + 1], mac[sizeof(link)];
-	int	 fd, len, ok = 0;
+	char	 buf[512];
+	int	 fd, len;
 
-	anchor_mac(a, a->mac);
-	sodium_bin2hex(link, sizeof(link), a->link, KEYD_CHAIN_LEN);
-	sodium_bin2hex(mac, sizeof(mac), a->mac, KEYD_CHAIN_LEN);
-	len = snprintf(buf, sizeof(buf), "%s %" PRId64 " %s %" PRId64 " %"
-	    PRId64 " %" PRId64 " %s\n", ANCHOR_MAGIC, a->last_id, link,
-	    a->since_id, a->since, a->rollback, mac);
-	if ((fd = open(ANCHOR_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0600)) != -1) {
-		ok = write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
-		ok = close(fd) == 0 && ok;
-	}
-	if (!ok || rename(ANCHOR_TMP, ANCHOR_FILE) == -1) {
+	len = anchor_format(a, keyd_audit_key(), buf, sizeof(buf));
+	if (anchor_put(ANCHOR_TMP, buf, len) == -1 ||
+	    rename(ANCHOR_TMP, ANCHOR_FILE) == -1) {
 		log_warn("cannot write %s", ANCHOR_FILE);
 		unlink(ANCHOR_TMP);
 		return;
@@ -259,6 +302,31 @@ keyd_anchor_tick(struct db *db)
 	return 0;
 }
 
+/*
+ * flm backup restore: the anchor of the restored database, staged as
+ * path, under the audit key the restored suite will have.  It starts at
+ * the restored head (the backup vouches for the rows before it) and
+ * says which backup it came from, so verify reports a restore, not a
+ * rollback.
+ */
+int
+keyd_anchor_stage(const char *path, int64_t last_id,
+    const uint8_t link[KEYD_CHAIN_LEN], int64_t restored,
+    const unsigned char *auditkey)
+{
+	struct anchor	 a;
+	char		 buf[512];
+
+	memset(&a, 0, sizeof(a));
+	a.last_id = last_id;
+	memcpy(a.link, link, KEYD_CHAIN_LEN);
+	a.since = a.restored_at = (int64_t)time(NULL);
+	a.rollback = -1;
+	a.restored = restored;
+	return anchor_put(path, buf, anchor_format(&a, auditkey, buf,
+	    sizeof(buf)));
+}
+
 /* For flm status: the integrity object of DB_STATE. */
 void
 keyd_anchor_state(struct json_object *in)
@@ -289,6 +357,16 @@ keyd_anchor_verify(struct json_object *res)
 		json_object_object_add(o, "since_id",
 		    json_object_new_int64(anc.since_id));
 		json_object_object_add(o, "since", json_object_new_string(when));
+		if (anc.restored > 0) {
+			char	 from[32], at[32], note[160];
+
+			keyd_iso((time_t)anc.restored, 0, from, sizeof(from));
+			keyd_iso((time_t)anc.restored_at, 0, at, sizeof(at));
+			snprintf(note, sizeof(note), "restored from the backup "
+			    "of %s on %s", from, at);
+			json_object_object_add(res, "restored",
+			    json_object_new_string(note));
+		}
 		if (anc.since_id > 0) {
 			snprintf(warn, sizeof(warn), "the anchor was started "
 			    "at row %" PRId64 " on %s: a rollback before it "

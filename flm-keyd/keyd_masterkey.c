@@ -35,6 +35,7 @@
 #define TLS_SUBKEY_ID		3	/* sealed TLS private keys */
 #define SECRET_CONTEXT		"flmsecrt"	/* data keys of secrets */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
+#define BACKUP_CONTEXT		"flmbckup"	/* the key of backups */
 
 static unsigned char	*keyd_master;
 static unsigned char	*keyd_auditkey;
@@ -249,6 +250,44 @@ const unsigned char *
 keyd_tls_key(void)
 {
 	return keyd_tlskey;
+}
+
+/* The key backups are sealed with (keyd_backup.c). */
+void
+keyd_backup_key(unsigned char out[KEYD_MASTER_LEN])
+{
+	crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN, 1, BACKUP_CONTEXT,
+	    keyd_master);
+}
+
+/* The master key itself: for a passphrase backup only, which must
+ * outlive it. */
+void
+keyd_master_export(unsigned char out[KEYD_MASTER_LEN])
+{
+	memcpy(out, keyd_master, KEYD_MASTER_LEN);
+}
+
+int
+keyd_master_is(const unsigned char *key)
+{
+	return sodium_memcmp(key, keyd_master, KEYD_MASTER_LEN) == 0;
+}
+
+/* The audit key another master key gives: a restored anchor's. */
+void
+keyd_master_audit_key(const unsigned char *master,
+    unsigned char out[KEYD_MASTER_LEN])
+{
+	crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN, AUDIT_SUBKEY_ID,
+	    AUDIT_CONTEXT, master);
+}
+
+/* Whether keyd may replace the key: only a key file of its own. */
+int
+keyd_master_replaceable(void)
+{
+	return strcmp(keyd_master_from, MASTER_FILE) == 0;
 }
 
 const unsigned char *

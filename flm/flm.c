@@ -75,6 +75,14 @@ static const struct flm_cmd cmds[] = {
 	    "egress password clear [--json]" },
 	{ "secrets list",	cmd_secrets,	"j",	0,
 	    "secrets list [--json]" },
+	{ "backup create",	cmd_backup,	"jxz",	0,
+	    "backup create [--passphrase] [--reason WORD] [--json]" },
+	{ "backup list",	cmd_backup,	"j",	0,
+	    "backup list [--json]" },
+	{ "backup restore",	cmd_backup,	"jx",	1,
+	    "backup restore FILE|NAME [--passphrase] [--json]" },
+	{ "check",		cmd_check,	"jxa",	0,
+	    "check [--against DIR|FILE|NAME] [--passphrase] [--json]" },
 	{ "secrets rotate",	cmd_secrets,	"j",	0,
 	    "secrets rotate [--json]" },
 	{ "proxy start",	cmd_proxy,	"jpbmNcWhiuyYGFR",	0,
@@ -412,6 +420,9 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "endpoints", required_argument, NULL, 'U' },
 		{ "rpm", required_argument, NULL, 'V' },
 		{ "tpm", required_argument, NULL, 'Z' },
+		{ "passphrase", no_argument, NULL, 'x' },
+		{ "reason", required_argument, NULL, 'z' },
+		{ "against", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int				 ch, n, max;
@@ -509,6 +520,15 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 			break;
 		case 'F':
 			c->acme_ca = optarg;
+			break;
+		case 'x':
+			c->passphrase = 1;
+			break;
+		case 'z':
+			c->reason = optarg;
+			break;
+		case 'a':
+			c->against = optarg;
 			break;
 		case 'R':
 			c->acme_http_port = (int)opt_num(cmd, "acme-http-port",

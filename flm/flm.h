@@ -63,6 +63,9 @@ struct cli {
 	const char	*acme_ca;	/* a PEM file */
 	int		 acme_http_port;	/* 0: not given */
 	struct json_object *scope;	/* api-keys: --models, --engines, ... */
+	int		 passphrase;	/* backup: --passphrase */
+	const char	*reason;	/* backup create --reason */
+	const char	*against;	/* check --against */
 	const struct flm_cmd *cmd;	/* the command given */
 	const char	*cmd_name;	/* its words */
 	char		**args;		/* positional arguments */
@@ -104,6 +107,10 @@ int	cmd_doctor(struct cli *, int, char **);
 /* flm_secrets.c */
 int	cmd_credential(struct cli *, int, char **);
 int	cmd_secrets(struct cli *, int, char **);
+int	secret_read(const char *, char *, size_t);
+/* flm_backup.c */
+int	cmd_backup(struct cli *, int, char **);
+int	cmd_check(struct cli *, int, char **);
 
 /* flm_tls.c */
 int	cmd_ca(struct cli *, int, char **);
@@ -116,6 +123,8 @@ const char *term_str(struct json_object *);
 
 /* flm_ctl.c */
 int	cli_request(struct cli *, uint16_t, struct json_object *,
+	    struct json_object **);
+int	cli_request_fd(struct cli *, uint16_t, struct json_object *, int,
 	    struct json_object **);
 
 #endif

@@ -185,6 +185,14 @@ int
 cli_request(struct cli *c, uint16_t type, struct json_object *args,
     struct json_object **result)
 {
+	return cli_request_fd(c, type, args, -1, result);
+}
+
+/* The same with a descriptor for flmd (a backup file), closed here. */
+int
+cli_request_fd(struct cli *c, uint16_t type, struct json_object *args,
+    int sendfd, struct json_object **result)
+{
 	struct cli_req	 r;
 	struct chan	*ch;
 	struct event	*tmo;
@@ -205,9 +213,12 @@ cli_request(struct cli *c, uint16_t type, struct json_object *args,
 		exit(FLM_EX_ERROR);
 	}
 	chan_expect_peer(ch, PROC_FLMD);
-	/* A credential's text rides on some: the queued copy is wiped. */
-	rc = args ? chan_compose_secret(ch, type, CLI_REQID, args, "secret") :
-	    chan_compose(ch, type, CLI_REQID, -1, NULL, 0);
+	/* A credential's text or a passphrase rides on some: the queued
+	 * copy is wiped. */
+	rc = args ? chan_compose_json_fd(ch, type, CLI_REQID, sendfd, args,
+	    json_object_object_get_ex(args, "passphrase", NULL) ?
+	    "passphrase" : "secret") :
+	    chan_compose(ch, type, CLI_REQID, sendfd, NULL, 0);
 	if (rc == -1) {
 		fprintf(stderr, "flm: cannot send request to flmd\n");
 		exit(FLM_EX_ERROR);

@@ -45,7 +45,7 @@ secret_read_fd(int fd, char *buf, size_t sz)
 }
 
 /* From the terminal, echo off; or the first line of standard input. */
-static int
+int
 secret_read(const char *prompt, char *buf, size_t sz)
 {
 	struct termios	 old, quiet;

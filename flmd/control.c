@@ -27,6 +27,7 @@
 #include "flmd.h"
 #include "log.h"
 #include "settings.h"
+#include "statesum.h"
 
 #define CONTROL_MAX_CLIENTS	32
 #define CONTROL_MAX_PER_UID	16	/* one admin cannot take every slot */
@@ -259,7 +260,9 @@ control_accept(evutil_socket_t fd, short ev, void *arg)
 	c->uid = cred.uid;
 	c->pid = cred.pid;
 	c->ev_idle = evtimer_new(env->base, control_idle, c);
-	c->chan = chan_new(env->base, cfd, PROC_FLMD, 0, control_dispatch,
+	/* A backup to restore or check comes as the admin's descriptor. */
+	c->chan = chan_new(env->base, cfd, PROC_FLMD, CHAN_FDPASS,
+	    control_dispatch,
 	    control_closed, c);
 	if (c->chan == NULL || c->ev_idle == NULL) {
 		if (c->chan != NULL)
@@ -661,6 +664,115 @@ control_wipe_secret(struct json_object *req)
 		    json_object_get_string_len(s));
 }
 
+static void
+control_wipe_passphrase(struct json_object *req)
+{
+	struct json_object	*s;
+
+	if (json_object_object_get_ex(req, "passphrase", &s) &&
+	    json_object_is_type(s, json_type_string))
+		explicit_bzero((char *)json_object_get_string(s),
+		    json_object_get_string_len(s));
+}
+
+/*
+ * flm backup create|list|restore, flm check: keyd decides, flmd adds
+ * config.db's copy (create, restore) or the remembered proxies (check
+ * of the live state).  fd: the admin's backup file, or -1.
+ */
+static void
+control_backup(struct ctl_conn *c, uint16_t t, uint32_t id,
+    struct json_object *req, int fd)
+{
+	struct chan		*ch = proc_chan(PROC_KEYD);
+	struct json_object	*v;
+	struct stat		 st;
+	char			 err[256];
+	uint32_t		 peer = c->id;
+	uint16_t		 kt = IMSG_BACKUP_STATE;
+	int			 r;
+
+	if (fd != -1 && (t == IMSG_CTL_BACKUP_CREATE ||
+	    t == IMSG_CTL_BACKUP_LIST || fstat(fd, &st) == -1 ||
+	    !S_ISREG(st.st_mode))) {
+		close(fd);
+		control_error(c, id, EINVAL, "a backup is a regular file");
+		return;
+	}
+	if (ch == NULL) {
+		if (fd != -1)
+			close(fd);
+		control_error(c, id, EAGAIN, "flm-keyd is not running (see "
+		    "flm status); try again");
+		return;
+	}
+	/* Only flmd's own timer asks for a daily one; only flmd knows
+	 * the proxies. */
+	if (req != NULL) {
+		json_object_object_del(req, "max_age");
+		json_object_object_del(req, "proxies");
+	}
+	if (t == IMSG_CTL_BACKUP_CREATE || t == IMSG_CTL_BACKUP_RESTORE) {
+		kt = t == IMSG_CTL_BACKUP_CREATE ? IMSG_BACKUP_CREATE :
+		    IMSG_BACKUP_RESTORE;
+		if (t == IMSG_CTL_BACKUP_RESTORE)
+			peer |= BACKUP_REQ;
+		if (backup_send_config(err, sizeof(err)) == -1) {
+			if (fd != -1)
+				close(fd);
+			control_error(c, id, EIO, err);
+			return;
+		}
+	} else if (t == IMSG_CTL_BACKUP_LIST)
+		kt = IMSG_BACKUP_LIST;
+	else if (fd == -1 && !json_object_object_get_ex(req, "name", &v)) {
+		if (config_db.h == NULL ||
+		    (v = statesum_proxies(config_db.h)) == NULL) {
+			control_error(c, id, EIO, "cannot read the proxies "
+			    "from config.db");
+			return;
+		}
+		json_object_object_add(req, "proxies", v);
+	}
+	if (kt == IMSG_BACKUP_LIST)
+		r = chan_compose(ch, kt, peer, -1, NULL, 0);
+	else
+		r = chan_compose_json_fd(ch, kt, peer, fd, req, "passphrase");
+	control_wipe_passphrase(req);
+	if (r == -1) {
+		control_error(c, id, EAGAIN, "flm-keyd's channel is full; try "
+		    "again");
+		return;
+	}
+	c->waiting = PROC_KEYD;
+	c->reqid = id;
+	c->reqtype = t;
+}
+
+/* keyd's answer to a restore (fd: config.db's staged copy), or to the
+ * daily backup (id 0). */
+void
+control_backup_reply(uint32_t id, int ok, struct json_object *o, int fd)
+{
+	char	 err[512];
+
+	if (id == 0) {
+		backup_daily_reply(ok, o);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	if (ok && backup_staged(fd, err, sizeof(err)) == -1) {
+		if (fd != -1)
+			close(fd);
+		control_relay_error(id, EIO, err);
+		return;
+	}
+	if (fd != -1)
+		close(fd);
+	control_relay(id, ok ? IMSG_CTL_RESULT : IMSG_CTL_ERROR, o);
+}
+
 /* flm engines trust ID: the listener's new owner is accepted. */
 static void
 control_trust(struct ctl_conn *c, uint32_t peerid, struct json_object *req)
@@ -963,8 +1075,19 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_DOCTOR:
 	case IMSG_CTL_SECRETS_ROTATE:
 	case IMSG_CTL_SECRETS_LIST:
+	case IMSG_CTL_BACKUP_LIST:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
+		break;
+	case IMSG_CTL_BACKUP_CREATE:
+	case IMSG_CTL_BACKUP_RESTORE:
+	case IMSG_CTL_CHECK:
+		/* A passphrase may be in the raw bytes. */
+		if (control_args(ch, m, 1, &req) == -1) {
+			msg_wipe(m);
+			return;
+		}
+		msg_wipe(m);
 		break;
 	case IMSG_CTL_POLICY_SET:
 	case IMSG_CTL_AUDIT_ARCHIVE:
@@ -1088,6 +1211,14 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_SECRETS_LIST:
 		control_forward(c, PROC_KEYD, IMSG_SECRETS_LIST, id, NULL);
+		break;
+	case IMSG_CTL_BACKUP_CREATE:
+	case IMSG_CTL_BACKUP_LIST:
+	case IMSG_CTL_BACKUP_RESTORE:
+	case IMSG_CTL_CHECK:
+		control_backup(c, t, id, req, m->fd);
+		m->fd = -1;
+		control_wipe_passphrase(req);
 		break;
 	default:
 		control_config(c, t, id, req);

@@ -90,6 +90,7 @@ flmd_prepare_dirs(void)
 	if (sys && strcmp(p->rundir, p->statedir) != 0)
 		flmd_mkdir(p->rundir, 0755, NULL);
 	flmd_mkdir(p->keyddir, 0700, sys ? FLM_KEYD_USER : NULL);
+	flmd_mkdir(p->backupdir, 0700, sys ? FLM_KEYD_USER : NULL);
 	flmd_mkdir(p->emptydir, 0555, NULL);
 }
 
@@ -145,6 +146,29 @@ flmd_sig(evutil_socket_t sig, short ev, void *arg)
 	default:
 		break;
 	}
+}
+
+/*
+ * The suite restarted in place (flmd cannot exec itself under its
+ * filter): children stopped, config.db closed, a committed restore put
+ * in place, and everything started again as at start-up.  The control
+ * socket and its clients stay.
+ */
+void
+flmd_restart(const char *why)
+{
+	log_info("restarting the suite: %s", why);
+	env->shutting_down = 1;
+	proc_shutdown_all();
+	engines_sent(NULL);
+	proxy_cleanup();
+	config_close();
+	backup_finish();
+	config_open();
+	env->shutting_down = 0;
+	proc_init();
+	proxy_restore();
+	proc_start_all();
 }
 
 static void
@@ -247,12 +271,14 @@ main(int argc, char *argv[])
 			fatalx("cannot install signal handler %d", signos[i]);
 	}
 
+	backup_finish();
 	config_open();
 	proc_init();
 	proxy_restore();
 	/* Start-up is done: what none of us needs is gone for good. */
 	flmd_sandbox();
 	proc_start_all();
+	backup_init();
 	log_info("started in %s mode, state %s, control %s",
 	    env->paths.user_mode ? "user" : "system", env->paths.statedir,
 	    env->paths.sock);
@@ -262,6 +288,7 @@ main(int argc, char *argv[])
 		event_base_dispatch(env->base);
 
 	doctor_cleanup();
+	backup_cleanup();
 	control_cleanup();
 	proc_shutdown_all();
 	spawn_stop();

@@ -133,6 +133,8 @@ void			 control_progress(uint32_t, struct json_object *);
 void			 control_proc_gone(enum flm_proc);
 void			 control_engines_reply(uint32_t, struct json_object *);
 void			 control_doctor_done(uint32_t, struct json_object *);
+void			 control_backup_reply(uint32_t, int, struct json_object *,
+			    int);
 
 /* flmd_doctor.c: flm doctor; flmd's requests to keyd carry DOCTOR_REQ */
 #define DOCTOR_REQ		0x40000000U
@@ -141,7 +143,21 @@ void			 doctor_keyd_reply(uint32_t, int, struct json_object *);
 void			 doctor_keyd_gone(void);
 void			 doctor_cleanup(void);
 
+/* flmd_backup.c */
+#define BACKUP_REQ		0x20000000U	/* peerid: a restore's or
+						 * the daily backup's */
+int			 backup_config_fd(char *, size_t);
+int			 backup_send_config(char *, size_t);
+int			 backup_staged(int, char *, size_t);
+void			 backup_finish(void);
+void			 backup_keyd_state(struct json_object *);
+void			 backup_daily_reply(int, struct json_object *);
+void			 backup_init(void);
+void			 backup_cleanup(void);
+void			 flmd_restart(const char *);
+
 /* flmd_config.c */
+#define CONFIG_DB_NAME		"config.db"
 extern struct db	 config_db;
 void			 config_open(void);
 void			 config_close(void);

@@ -26,7 +26,6 @@
 #include "proxylimits.h"
 #include "settings.h"
 
-#define CONFIG_DB_NAME	"config.db"
 #define CONFIG_CA_MAX	(16 * 1024)	/* an engine's CA file */
 
 struct db	 config_db;

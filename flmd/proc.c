@@ -280,7 +280,9 @@ proc_spawn(struct flmd_proc *p)
 	p->pid = pid;
 	clock_gettime(CLOCK_MONOTONIC, &p->started);
 	p->started_wall = time(NULL);
-	p->chan = chan_new(env->base, sp[0], PROC_FLMD, 0, proc_dispatch,
+	/* keyd hands over config.db's copy of a restore by descriptor. */
+	p->chan = chan_new(env->base, sp[0], PROC_FLMD, p->id == PROC_KEYD ?
+	    CHAN_FDPASS : 0, proc_dispatch,
 	    proc_chan_closed, p);
 	if (p->chan == NULL)
 		fatalx("%s: cannot set up channel", p->label);
@@ -495,8 +497,9 @@ proc_db_state_valid(struct json_object *o)
 		    (strcmp(k, "safe_mode") == 0 &&
 		    json_object_is_type(v, json_type_boolean)))
 			n++;
-		else if (strcmp(k, "reason") == 0 &&
-		    json_is_string_max(v, 511))
+		else if ((strcmp(k, "reason") == 0 &&
+		    json_is_string_max(v, 511)) || (strcmp(k, "restored") ==
+		    0 && json_object_is_type(v, json_type_boolean)))
 			continue;
 		else if (strcmp(k, "integrity") != 0 ||
 		    !proc_integrity_valid(v))
@@ -572,6 +575,7 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			chan_fail(ch, "malformed DB_STATE");
 			return;
 		}
+		backup_keyd_state(o);
 		json_object_put(p->db_state);
 		p->db_state = o;
 		break;
@@ -588,6 +592,11 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		else if (m->hdr.peerid & DOCTOR_REQ)	/* flmd's own */
 			doctor_keyd_reply(m->hdr.peerid, m->hdr.type ==
 			    IMSG_KEY_RESULT, o);
+		else if (m->hdr.peerid & BACKUP_REQ) {	/* a restore */
+			control_backup_reply(m->hdr.peerid & ~BACKUP_REQ,
+			    m->hdr.type == IMSG_KEY_RESULT, o, m->fd);
+			m->fd = -1;
+		}
 		else
 			control_relay(m->hdr.peerid, m->hdr.type ==
 			    IMSG_KEY_RESULT ? IMSG_CTL_RESULT : IMSG_CTL_ERROR,

@@ -715,7 +715,7 @@ chan_stack_scrub(void)
 
 static int
 chan_compose_json_wipe(struct chan *ch, uint16_t type, uint32_t peerid,
-    struct json_object *obj, const char *secret, int wipe)
+    int fd, struct json_object *obj, const char *secret, int wipe)
 {
 	const char	*s;
 	size_t		 len;
@@ -724,9 +724,12 @@ chan_compose_json_wipe(struct chan *ch, uint16_t type, uint32_t peerid,
 	if (wipe)
 		chan_json_presize(obj, secret);
 	s = json_object_to_json_string_length(obj, CHAN_JSON_FLAGS, &len);
-	if (s == NULL)
+	if (s == NULL) {
+		if (fd != -1)
+			close(fd);
 		return -1;
-	r = chan_enqueue(ch, type, peerid, -1, s, len, wipe);
+	}
+	r = chan_enqueue(ch, type, peerid, fd, s, len, wipe);
 	/* s is obj's own print buffer: a secret must not stay there. */
 	if (wipe) {
 		explicit_bzero((char *)s, len);
@@ -739,7 +742,17 @@ int
 chan_compose_json(struct chan *ch, uint16_t type, uint32_t peerid,
     struct json_object *obj)
 {
-	return chan_compose_json_wipe(ch, type, peerid, obj, NULL, 0);
+	return chan_compose_json_wipe(ch, type, peerid, -1, obj, NULL, 0);
+}
+
+/* The same with a descriptor (the channel owns it from here), and the
+ * string member secret, if not NULL, wiped as chan_compose_secret's. */
+int
+chan_compose_json_fd(struct chan *ch, uint16_t type, uint32_t peerid, int fd,
+    struct json_object *obj, const char *secret)
+{
+	return chan_compose_json_wipe(ch, type, peerid, fd, obj, secret,
+	    secret != NULL);
 }
 
 /*
@@ -752,7 +765,7 @@ int
 chan_compose_secret(struct chan *ch, uint16_t type, uint32_t peerid,
     struct json_object *obj, const char *secret)
 {
-	return chan_compose_json_wipe(ch, type, peerid, obj, secret, 1);
+	return chan_compose_json_wipe(ch, type, peerid, -1, obj, secret, 1);
 }
 
 /* The one error shape of admin answers: {"error": msg, "code": errno}. */

@@ -66,6 +66,8 @@ int		 chan_compose_json(struct chan *, uint16_t, uint32_t,
 		    struct json_object *);
 int		 chan_compose_secret(struct chan *, uint16_t, uint32_t,
 		    struct json_object *, const char *);
+int		 chan_compose_json_fd(struct chan *, uint16_t, uint32_t, int,
+		    struct json_object *, const char *);
 int		 chan_compose_error(struct chan *, uint16_t, uint32_t, int,
 		    const char *);
 int		 chan_flush(struct chan *);

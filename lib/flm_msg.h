@@ -134,6 +134,16 @@ enum flm_msg_type {
 	IMSG_CREDS_APPLIED,	/* proxyd -> keyd: u64 seq */
 	IMSG_KEY_SCOPE = 90,	/* flmd -> keyd: JSON {key, scope?}; reply
 				 * RESULT once every worker has it */
+	/* Backups (keyd_backup.c): flmd -> keyd, replies RESULT/ERROR */
+	IMSG_BACKUP_CONFIG = 91, /* fd: a copy of config.db (a memfd) for
+				 * the next CREATE or RESTORE; no reply */
+	IMSG_BACKUP_CREATE,	/* JSON {reason, passphrase?, max_age?} */
+	IMSG_BACKUP_LIST,	/* empty; reply [{file, created, reason, kind,
+				 * bytes}] */
+	IMSG_BACKUP_RESTORE,	/* fd? + JSON {name?, passphrase?}; reply
+				 * RESULT + fd: the staged config.db */
+	IMSG_BACKUP_STATE,	/* fd? + JSON {name?, passphrase?, proxies?};
+				 * reply {keys, policy, proxies} */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -172,6 +182,11 @@ enum flm_msg_type {
 	IMSG_CTL_SECRETS_ROTATE, /* empty */
 	IMSG_CTL_SECRETS_LIST,	/* empty */
 	IMSG_CTL_KEY_SCOPE,	/* JSON {key, scope?} */
+	IMSG_CTL_BACKUP_CREATE = 135, /* JSON {reason?, passphrase?} */
+	IMSG_CTL_BACKUP_LIST,	/* empty */
+	IMSG_CTL_BACKUP_RESTORE, /* fd? + JSON {name?, passphrase?} */
+	IMSG_CTL_CHECK,		/* fd? + JSON {name?, passphrase?}: the
+				 * state of a backup, or the live one */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */

@@ -15,6 +15,8 @@
 #define FLM_PID_NAME		"flmd.pid"
 #define FLM_KEYD_SUBDIR		"keyd"		/* 0700, keyd's own */
 #define FLM_EMPTY_SUBDIR	"empty"		/* proxyd's chroot */
+#define FLM_BACKUP_SUBDIR	"backups"	/* in keyd's directory */
+#define FLM_RESTORE_MARKER	"restore.ready"	/* flmd's: a restore commits */
 
 #define FLM_KEYD_USER		"_flmkeyd"
 #define FLM_PROXYD_USER		"_flmproxy"
@@ -25,6 +27,7 @@ struct flm_paths {
 	char	 statedir[PATH_MAX];
 	char	 rundir[PATH_MAX];
 	char	 keyddir[PATH_MAX];
+	char	 backupdir[PATH_MAX];	/* keyd's backups */
 	char	 emptydir[PATH_MAX];
 	char	 sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char	 pidfile[PATH_MAX];
