@@ -1402,6 +1402,10 @@ main(int argc, char *argv[])
 	keyd_anchor_start(&keyd_db);
 	keyd_tls_init(&keyd_db);
 	keyd_acme_init(&keyd_db);
+	/* Its own, made here: flmd.service's flmd cannot enter keyd's
+	 * directory, and the sandbox has no mkdir. */
+	if (mkdir(KEYD_BACKUP_DIR, 0700) == -1 && errno != EEXIST)
+		log_warn("mkdir %s: no backups can be made", KEYD_BACKUP_DIR);
 	/* The chroot's root or, in user mode, keyd's directory. */
 	keyd_sandbox(".");
 	keyd_integrity_check(1);	/* and the first DB_STATE */

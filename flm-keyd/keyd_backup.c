@@ -880,7 +880,9 @@ bk_open(int fd, const char *name, char *err, size_t errsz)
 	}
 	snprintf(path, sizeof(path), "%s/%s", KEYD_BACKUP_DIR, name);
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		snprintf(err, errsz, "backup %s: %s", name, strerror(errno));
+		snprintf(err, errsz, errno == ENOENT ? "no such backup: %s "
+		    "(flm backup list shows them)" : "backup %s: %s", name,
+		    strerror(errno));
 	return fd;
 }
 

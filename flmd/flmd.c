@@ -90,7 +90,6 @@ flmd_prepare_dirs(void)
 	if (sys && strcmp(p->rundir, p->statedir) != 0)
 		flmd_mkdir(p->rundir, 0755, NULL);
 	flmd_mkdir(p->keyddir, 0700, sys ? FLM_KEYD_USER : NULL);
-	flmd_mkdir(p->backupdir, 0700, sys ? FLM_KEYD_USER : NULL);
 	flmd_mkdir(p->emptydir, 0555, NULL);
 }
 

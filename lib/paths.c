@@ -51,8 +51,7 @@ paths_init(struct flm_paths *p, const char *dir, char *err, size_t errsz)
 	    FLM_KEYD_SUBDIR) == -1 ||
 	    paths_join(p->emptydir, sizeof(p->emptydir), p->statedir,
 	    FLM_EMPTY_SUBDIR) == -1 ||
-	    paths_join(p->backupdir, sizeof(p->backupdir), p->keyddir,
-	    FLM_BACKUP_SUBDIR) == -1 ||
+
 	    paths_join(p->pidfile, sizeof(p->pidfile), p->rundir,
 	    FLM_PID_NAME) == -1)
 		goto toolong;

@@ -27,7 +27,6 @@ struct flm_paths {
 	char	 statedir[PATH_MAX];
 	char	 rundir[PATH_MAX];
 	char	 keyddir[PATH_MAX];
-	char	 backupdir[PATH_MAX];	/* keyd's backups */
 	char	 emptydir[PATH_MAX];
 	char	 sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char	 pidfile[PATH_MAX];
