@@ -29,7 +29,6 @@
 #include "log.h"
 #include "paths.h"
 
-#define KEYD_DB_NAME		"security.db"
 #define KEYD_CACHE_SIZE		4096
 #define KEYD_INVALIDATE_SECS	2
 #define KEYD_USED_MAX		1024
@@ -1176,6 +1175,25 @@ keyd_backup_request(struct chan *ch, struct chan_msg *m)
 	keyd_reply(m->hdr.peerid, res);
 }
 
+/* flm security master-key rotate (keyd_rotate.c). */
+static void
+keyd_rotate_request(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*res = NULL;
+	char			 err[512];
+
+	if (msg_end(m) == -1) {
+		chan_fail(ch, "malformed MASTER_ROTATE");
+		return;
+	}
+	if (keyd_master_rotate(&keyd_db, &res, err, sizeof(err)) == -1) {
+		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EIO, err);
+		return;
+	}
+	keyd_integrity_check(1);
+	keyd_reply(m->hdr.peerid, res);
+}
+
 static void
 keyd_doctor_request(struct chan *ch, struct chan_msg *m)
 {
@@ -1231,6 +1249,9 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_ENGINE_IDS:
 		keyd_engine_ids_msg(ch, m);
+		break;
+	case IMSG_MASTER_ROTATE:
+		keyd_rotate_request(ch, m);
 		break;
 	case IMSG_BACKUP_CONFIG:
 	case IMSG_BACKUP_CREATE:
@@ -1368,6 +1389,7 @@ keyd_become(void)
 	snprintf(marker, sizeof(marker), "%s/%s", keyd.paths.statedir,
 	    FLM_RESTORE_MARKER);
 	keyd_restored = keyd_backup_finish(keyd.paths.keyddir, marker);
+	keyd_rotate_finish(keyd.paths.keyddir);
 }
 
 int
@@ -1387,6 +1409,7 @@ main(int argc, char *argv[])
 	/* Before the sandbox: the secure heap maps and locks its pages. */
 	keyd_x509_init();
 	keyd_backup_init();
+	keyd_rotate_init(keyd.paths.user_mode);
 	if ((keyd_cache = keycache_new(KEYD_CACHE_SIZE)) == NULL)
 		fatalx("keycache_new");
 	/* Archives and key files are keyd's alone. */
@@ -1397,6 +1420,7 @@ main(int argc, char *argv[])
 	db_open(&keyd_db, KEYD_DB_NAME, DB_SECURE, 0, security_migrations,
 	    security_migrations_count);
 	keyd_audit_init(&keyd_db);
+	keyd_rotate_note(&keyd_db);
 	/* Before the anchor is made: an anchor says keyd sealed before. */
 	keyd_integrity_init(&keyd_db, keyd_anchor_exists());
 	keyd_anchor_start(&keyd_db);
@@ -1443,6 +1467,7 @@ main(int argc, char *argv[])
 	keyd_audit_close();
 	db_close(&keyd_db);
 	keyd_backup_free();
+	keyd_rotate_free();
 	keyd_master_free();
 	child_exit(&keyd);
 	return rv;

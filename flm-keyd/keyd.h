@@ -26,6 +26,7 @@ struct crypto_generichash_blake2b_state;
 #define KEYD_ARGON2_HASH	32
 
 #define KEYD_MASTER_LEN		32
+#define KEYD_DB_NAME		"security.db"
 
 /* Uncached key checks (Argon2 runs) a second, and the burst allowed. */
 #define KEYD_COLD_PER_SEC	10
@@ -70,6 +71,17 @@ int		 keyd_master_is(const unsigned char *);
 void		 keyd_master_audit_key(const unsigned char *,
 		    unsigned char [KEYD_MASTER_LEN]);
 int		 keyd_master_replaceable(void);
+#define KEYD_MASTER_ID_LEN	16	/* hex */
+enum { KEYD_DERIVE_AUDIT, KEYD_DERIVE_TLS, KEYD_DERIVE_WRAP,
+    KEYD_DERIVE_SECRET, KEYD_DERIVE_BACKUP };
+void		 keyd_master_switch(const unsigned char *);
+void		 keyd_master_back(void);
+void		 keyd_master_forget(void);
+void		 keyd_master_id_of(const unsigned char *,
+		    char [KEYD_MASTER_ID_LEN + 1]);
+void		 keyd_master_id(char [KEYD_MASTER_ID_LEN + 1]);
+void		 keyd_prev_derive(int, uint64_t, unsigned char [KEYD_MASTER_LEN]);
+void		 keyd_wrap_key(unsigned char [KEYD_MASTER_LEN]);
 const char	*keyd_master_source(void);
 uid_t		 keyd_master_owner(void);
 #define KEYD_MASTER_FILE	"master.key"
@@ -117,6 +129,7 @@ int		 keyd_audit_write(struct db *, const struct flm_audit_record *,
 		    size_t);
 int		 keyd_audit_verify(struct db *, struct json_object **, char *,
 		    size_t);
+int		 keyd_audit_remaster(struct db *, char *, size_t);
 int		 keyd_audit_archive(struct db *, const char *, struct json_object **,
 		    char *, size_t);
 int		 keyd_audit_tail(struct db *, int64_t, struct json_object **, char *,
@@ -152,6 +165,9 @@ int		 keyd_row_seal(const struct keyd_rowmac *, struct db *,
 void		 keyd_policy_mac(const char *, uint8_t [KEYD_ROW_MAC_LEN]);
 int		 keyd_policy_intact(struct sqlite3_stmt *, int, int);
 void		 keyd_integrity_init(struct db *, int);
+int		 keyd_rows_remaster(struct db *, int *);
+int		 keyd_tls_remaster(struct db *, int *);
+int		 keyd_secrets_remaster(struct db *, int *, char *, size_t);
 void		 keyd_integrity_scan(struct db *, int64_t *, int *);
 
 /* keyd.c: a row failed its MAC; tell flmd (flm status) */
@@ -163,14 +179,24 @@ int		 keyd_anchor_tick(struct db *);
 int		 keyd_anchor_exists(void);
 void		 keyd_anchor_state(struct json_object *);
 const char	*keyd_anchor_verify(struct json_object *);
+int		 keyd_anchor_restage(const char *);
 int		 keyd_anchor_stage(const char *, int64_t,
 		    const uint8_t [KEYD_CHAIN_LEN], int64_t,
 		    const unsigned char *);
+
+/* keyd_rotate.c: flm security master-key rotate */
+void		 keyd_rotate_init(int);
+void		 keyd_rotate_free(void);
+void		 keyd_rotate_finish(const char *);
+void		 keyd_rotate_note(struct db *);
+int		 keyd_master_rotate(struct db *, struct json_object **, char *,
+		    size_t);
 
 /* keyd_backup.c: flm backup, flm check */
 #define KEYD_BACKUP_DIR		FLM_BACKUP_SUBDIR
 #define KEYD_BACKUP_KEEP	3	/* generations */
 void		 keyd_backup_init(void);
+int		 keyd_backup_rekey(const unsigned char *);
 void		 keyd_backup_free(void);
 int		 keyd_backup_finish(const char *, const char *);
 void		 keyd_backup_config(int);

@@ -327,6 +327,24 @@ keyd_anchor_stage(const char *path, int64_t last_id,
 	    sizeof(buf)));
 }
 
+/*
+ * A master-key rotation: the anchor as it stands, MAC'd under the new
+ * audit key, staged as path (renamed into place once the rotation
+ * commits).  1 staged, 0 nothing to stage (no anchor read, or one
+ * already reported altered), -1 on error.
+ */
+int
+keyd_anchor_restage(const char *path)
+{
+	struct anchor	 a = anc;
+	char		 buf[512];
+
+	if (anc_state != ANCHOR_OK && anc_state != ANCHOR_ROLLBACK)
+		return 0;
+	return anchor_put(path, buf, anchor_format(&a, keyd_audit_key(), buf,
+	    sizeof(buf))) == 0 ? 1 : -1;
+}
+
 /* For flm status: the integrity object of DB_STATE. */
 void
 keyd_anchor_state(struct json_object *in)

@@ -180,30 +180,61 @@ audit_chain_from(const crypto_generichash_state *key,
 	sodium_memzero(&h, sizeof(h));
 }
 
+/*
+ * The audit keys of earlier master keys (docs/DB_SCHEMA.md,
+ * "audit_keys"): rows first..last were chained under key.  Loaded for
+ * one verify, unsealed with the current master key's wrap key.
+ */
+struct audit_seg {
+	int64_t		 first, last;
+	unsigned char	 key[KEYD_MASTER_LEN];
+};
+static struct audit_seg	*audit_segs;
+static size_t		 audit_nsegs;
+
+/* The key row id was chained under: an earlier one's, or the current. */
+static const unsigned char *
+audit_key_for(int64_t id)
+{
+	size_t	 i;
+
+	for (i = 0; i < audit_nsegs; i++)
+		if (id >= audit_segs[i].first && id <= audit_segs[i].last)
+			return audit_segs[i].key;
+	return keyd_audit_key();
+}
+
 static void
 audit_chain(const uint8_t prev[CHAIN_LEN], const struct audit_row *r,
     uint8_t out[CHAIN_LEN])
 {
 	crypto_generichash_state	 key;
 
-	audit_chain_key(&key);
+	crypto_generichash_init(&key, audit_key_for(r->id), KEYD_MASTER_LEN,
+	    CHAIN_LEN);
 	audit_chain_from(&key, prev, r, out);
 	sodium_memzero(&key, sizeof(key));
 }
 
 static void
-audit_head_mac(const struct audit_head *hd, uint8_t out[CHAIN_LEN])
+audit_head_mac_with(const unsigned char *key, const struct audit_head *hd,
+    uint8_t out[CHAIN_LEN])
 {
 	crypto_generichash_state	 h;
 
-	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
-	    CHAIN_LEN);
+	crypto_generichash_init(&h, key, KEYD_MASTER_LEN, CHAIN_LEN);
 	crypto_generichash_update(&h, (const uint8_t *)"flm audit head", 14);
 	keyd_mac_i64(&h, hd->last_id);
 	crypto_generichash_update(&h, hd->last_chain, CHAIN_LEN);
 	keyd_mac_i64(&h, hd->archived_through);
 	crypto_generichash_update(&h, hd->archived_chain, CHAIN_LEN);
 	crypto_generichash_final(&h, out, CHAIN_LEN);
+}
+
+static void
+audit_head_mac(const struct audit_head *hd, uint8_t out[CHAIN_LEN])
+{
+	audit_head_mac_with(keyd_audit_key(), hd, out);
 }
 
 static int
@@ -1037,19 +1068,46 @@ verify_rows(struct db *db, const struct audit_head *hd,
 }
 
 static void
-archive_mac(int64_t first, int64_t last, const uint8_t prev[CHAIN_LEN],
-    const uint8_t end[CHAIN_LEN], uint8_t mac[CHAIN_LEN])
+archive_mac_with(const unsigned char *key, int64_t first, int64_t last,
+    const uint8_t prev[CHAIN_LEN], const uint8_t end[CHAIN_LEN],
+    uint8_t mac[CHAIN_LEN])
 {
 	crypto_generichash_state h;
 
-	crypto_generichash_init(&h, keyd_audit_key(), KEYD_MASTER_LEN,
-	    CHAIN_LEN);
+	crypto_generichash_init(&h, key, KEYD_MASTER_LEN, CHAIN_LEN);
 	crypto_generichash_update(&h, (const uint8_t *)"flm audit archive", 17);
 	keyd_mac_i64(&h, first);
 	keyd_mac_i64(&h, last);
 	crypto_generichash_update(&h, prev, CHAIN_LEN);
 	crypto_generichash_update(&h, end, CHAIN_LEN);
 	crypto_generichash_final(&h, mac, CHAIN_LEN);
+}
+
+static void
+archive_mac(int64_t first, int64_t last, const uint8_t prev[CHAIN_LEN],
+    const uint8_t end[CHAIN_LEN], uint8_t mac[CHAIN_LEN])
+{
+	archive_mac_with(keyd_audit_key(), first, last, prev, end, mac);
+}
+
+/* An archive made under an earlier master key carries that key's MAC. */
+static int
+archive_mac_ok(int64_t first, int64_t last, const uint8_t prev[CHAIN_LEN],
+    const uint8_t end[CHAIN_LEN], const uint8_t mac[CHAIN_LEN])
+{
+	uint8_t	 want[CHAIN_LEN];
+	size_t	 i;
+
+	archive_mac(first, last, prev, end, want);
+	if (sodium_memcmp(want, mac, CHAIN_LEN) == 0)
+		return 1;
+	for (i = 0; i < audit_nsegs; i++) {
+		archive_mac_with(audit_segs[i].key, first, last, prev, end,
+		    want);
+		if (sodium_memcmp(want, mac, CHAIN_LEN) == 0)
+			return 1;
+	}
+	return 0;
 }
 
 /* An archive file as schema arc, for one copy or one check. */
@@ -1078,7 +1136,6 @@ verify_archive(struct db *db, const struct archive_ent *a,
 {
 	sqlite3_stmt	*st = NULL;
 	uint8_t		 p[CHAIN_LEN], e[CHAIN_LEN], mac[CHAIN_LEN];
-	uint8_t		 want[CHAIN_LEN];
 	char		 where[96];
 	int		 rc, ok = 0;
 
@@ -1101,8 +1158,7 @@ verify_archive(struct db *db, const struct archive_ent *a,
 	    sqlite3_column_int64(st, 1) == a->last &&
 	    blob32(st, 2, p) == 0 && blob32(st, 3, e) == 0 &&
 	    blob32(st, 4, mac) == 0) {
-		archive_mac(a->first, a->last, p, e, want);
-		ok = sodium_memcmp(want, mac, CHAIN_LEN) == 0 &&
+		ok = archive_mac_ok(a->first, a->last, p, e, mac) &&
 		    sodium_memcmp(p, prev, CHAIN_LEN) == 0 &&
 		    sodium_memcmp(e, a->end, CHAIN_LEN) == 0;
 	}
@@ -1118,6 +1174,214 @@ verify_archive(struct db *db, const struct archive_ent *a,
 		    "the chain it recorded", where);
 	sqlite3_exec(db->h, "DETACH arc", NULL, NULL, NULL);
 	return rc;
+}
+
+/* What an earlier audit key is sealed with: its rows. */
+static void
+seg_ad(int64_t first, int64_t last, uint8_t ad[24])
+{
+	int	 i;
+
+	memcpy(ad, "flmaudk\0", 8);
+	for (i = 0; i < 8; i++) {
+		ad[8 + i] = (uint8_t)((uint64_t)first >> (8 * i));
+		ad[16 + i] = (uint8_t)((uint64_t)last >> (8 * i));
+	}
+}
+
+static void
+audit_segs_free(void)
+{
+	if (audit_segs != NULL)
+		sodium_memzero(audit_segs, audit_nsegs * sizeof(*audit_segs));
+	free(audit_segs);
+	audit_segs = NULL;
+	audit_nsegs = 0;
+}
+
+/* The earlier audit keys, for one verify; a problem if one does not
+ * unseal. */
+static int
+audit_segs_load(struct db *db, struct json_object *res)
+{
+	sqlite3_stmt		*st;
+	struct audit_seg	*ns;
+	unsigned char		 wrap[KEYD_MASTER_LEN];
+	uint8_t			 ad[24];
+	unsigned long long	 len;
+	int			 rc;
+
+	audit_segs_free();
+	if (sqlite3_prepare_v2(db->h, "SELECT first_id, last_id, nonce, "
+	    "sealed FROM audit_keys ORDER BY first_id", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return SQLITE_OK;	/* a database from before them */
+	keyd_wrap_key(wrap);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((ns = reallocarray(audit_segs, audit_nsegs + 1,
+		    sizeof(*ns))) == NULL)
+			fatal("%s", __func__);
+		audit_segs = ns;
+		ns = &audit_segs[audit_nsegs];
+		ns->first = sqlite3_column_int64(st, 0);
+		ns->last = sqlite3_column_int64(st, 1);
+		seg_ad(ns->first, ns->last, ad);
+		if (sqlite3_column_bytes(st, 2) !=
+		    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES ||
+		    sqlite3_column_bytes(st, 3) != KEYD_MASTER_LEN +
+		    crypto_aead_xchacha20poly1305_ietf_ABYTES ||
+		    crypto_aead_xchacha20poly1305_ietf_decrypt(ns->key, &len,
+		    NULL, sqlite3_column_blob(st, 3), (unsigned long long)
+		    sqlite3_column_bytes(st, 3), ad, sizeof(ad),
+		    sqlite3_column_blob(st, 2), wrap) != 0) {
+			problem(res, ns->first, "key", "the audit key of rows %"
+			    PRId64 "-%" PRId64 " does not unseal: audit_keys "
+			    "was altered", ns->first, ns->last);
+			break;
+		}
+		audit_nsegs++;
+	}
+	sodium_memzero(wrap, sizeof(wrap));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* key sealed for rows first..last under wrap, into the table. */
+static int
+seg_store(struct db *db, int64_t id, int64_t first, int64_t last,
+    const unsigned char *key, const unsigned char *wrap)
+{
+	sqlite3_stmt		*st;
+	uint8_t			 ad[24];
+	unsigned char		 nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+	unsigned char		 ct[KEYD_MASTER_LEN +
+				    crypto_aead_xchacha20poly1305_ietf_ABYTES];
+	unsigned long long	 clen;
+	int			 rc;
+
+	seg_ad(first, last, ad);
+	randombytes_buf(nonce, sizeof(nonce));
+	crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen, key,
+	    KEYD_MASTER_LEN, ad, sizeof(ad), NULL, nonce, wrap);
+	if ((rc = sqlite3_prepare_v2(db->h, id > 0 ? "UPDATE audit_keys SET "
+	    "nonce = ?1, sealed = ?2 WHERE id = ?3" : "INSERT INTO audit_keys "
+	    "(nonce, sealed, first_id, last_id) VALUES (?1, ?2, ?4, ?5)", -1,
+	    &st, NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_blob(st, 1, nonce, sizeof(nonce), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, ct, (int)clen, SQLITE_STATIC);
+	if (id > 0)
+		sqlite3_bind_int64(st, 3, id);
+	else {
+		sqlite3_bind_int64(st, 4, first);
+		sqlite3_bind_int64(st, 5, last);
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * A master-key rotation, inside its transaction (the new key current,
+ * the old in keyd_prev): the rows chained so far become a segment whose
+ * key is kept sealed under the new master key; the earlier segments'
+ * keys are sealed again; the head is MAC'd under the new key.  The
+ * head must verify under the old key first: a forged one is not
+ * laundered.  -1: the head does not verify (err set).
+ */
+int
+keyd_audit_remaster(struct db *db, char *err, size_t errsz)
+{
+	struct audit_head	 hd;
+	struct audit_seg	*s;
+	unsigned char		 old[KEYD_MASTER_LEN], wrap[KEYD_MASTER_LEN];
+	unsigned char		 oldwrap[KEYD_MASTER_LEN];
+	uint8_t			 mac[CHAIN_LEN];
+	size_t			 i;
+	int64_t			 first = 1;
+	int			 have, rc = SQLITE_OK;
+
+	keyd_prev_derive(KEYD_DERIVE_AUDIT, 0, old);
+	keyd_prev_derive(KEYD_DERIVE_WRAP, 0, oldwrap);
+	keyd_wrap_key(wrap);
+	if ((have = head_read(db, &hd, &rc)) == -1 || have == 2 ||
+	    (have == 1 && (audit_head_mac_with(old, &hd, mac),
+	    sodium_memcmp(mac, hd.mac, CHAIN_LEN) != 0))) {
+		snprintf(err, errsz, "the audit head does not verify: run flm "
+		    "audit verify; the master key was not rotated");
+		rc = -1;
+		goto out;
+	}
+	/* The earlier segments, unsealed with the old wrap key. */
+	audit_segs_free();
+	{
+		sqlite3_stmt		*st;
+		uint8_t			 ad[24];
+		unsigned long long	 len;
+		int64_t			 *ids = NULL;
+
+		if ((rc = sqlite3_prepare_v2(db->h, "SELECT id, first_id, "
+		    "last_id, nonce, sealed FROM audit_keys ORDER BY first_id",
+		    -1, &st, NULL)) != SQLITE_OK)
+			goto out;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if ((s = reallocarray(audit_segs, audit_nsegs + 1,
+			    sizeof(*s))) == NULL ||
+			    (ids = reallocarray(ids, audit_nsegs + 1,
+			    sizeof(*ids))) == NULL)
+				fatal("%s", __func__);
+			audit_segs = s;
+			s = &audit_segs[audit_nsegs];
+			ids[audit_nsegs] = sqlite3_column_int64(st, 0);
+			s->first = sqlite3_column_int64(st, 1);
+			s->last = sqlite3_column_int64(st, 2);
+			seg_ad(s->first, s->last, ad);
+			if (sqlite3_column_bytes(st, 3) !=
+			    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES ||
+			    sqlite3_column_bytes(st, 4) != KEYD_MASTER_LEN +
+			    crypto_aead_xchacha20poly1305_ietf_ABYTES ||
+			    crypto_aead_xchacha20poly1305_ietf_decrypt(s->key,
+			    &len, NULL, sqlite3_column_blob(st, 4),
+			    (unsigned long long)sqlite3_column_bytes(st, 4), ad,
+			    sizeof(ad), sqlite3_column_blob(st, 3), oldwrap) !=
+			    0) {
+				rc = -2;
+				break;
+			}
+			first = s->last + 1;
+			audit_nsegs++;
+		}
+		sqlite3_finalize(st);
+		for (i = 0; rc == SQLITE_DONE && i < audit_nsegs; i++)
+			rc = seg_store(db, ids[i], audit_segs[i].first,
+			    audit_segs[i].last, audit_segs[i].key, wrap) ==
+			    SQLITE_OK ? SQLITE_DONE : SQLITE_ERROR;
+		free(ids);
+		if (rc == -2) {
+			snprintf(err, errsz, "an earlier audit key does not "
+			    "unseal: audit_keys was altered; the master key "
+			    "was not rotated");
+			rc = -1;
+			goto out;
+		}
+		if (rc != SQLITE_DONE)
+			goto out;
+		rc = SQLITE_OK;
+	}
+	/* The rows so far: a segment of the old key's. */
+	if (have == 1 && hd.last_id >= first &&
+	    (rc = seg_store(db, 0, first, hd.last_id, old, wrap)) != SQLITE_OK)
+		goto out;
+	if (have == 1)
+		rc = head_write(db, &hd);
+out:
+	audit_segs_free();
+	sodium_memzero(old, sizeof(old));
+	sodium_memzero(wrap, sizeof(wrap));
+	sodium_memzero(oldwrap, sizeof(oldwrap));
+	if (rc > 0)
+		snprintf(err, errsz, "security.db: %s", db_strerror(db, rc));
+	return rc == SQLITE_OK ? 0 : -1;
 }
 
 /* Every archive keyd made, in order, from row 1 to the head's mark. */
@@ -1195,6 +1459,8 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 	json_object_object_add(*res, "ok", json_object_new_boolean(1));
 	if ((rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK)
 		goto fail;
+	if ((rc = audit_segs_load(db, *res)) != SQLITE_OK)
+		goto fail;
 	if ((have = head_read(db, &hd, &rc)) == -1)
 		goto fail;
 	if (have == 0)
@@ -1214,12 +1480,17 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 	/* Then the archives, which the live rows carry on from. */
 	if (have == 1 && json_object_object_get(*res, "problem") == NULL &&
 	    (rc = verify_archives(db, &hd, *res, &narch)) != SQLITE_OK) {
+		audit_segs_free();
 		snprintf(err, errsz, "cannot read the audit archives: %s",
 		    db_strerror(db, rc));
 		json_object_put(*res);
 		*res = NULL;
 		return -1;
 	}
+	/* One segment per master key the trail has known. */
+	json_object_object_add(*res, "key_segments",
+	    json_object_new_int64((int64_t)audit_nsegs + 1));
+	audit_segs_free();
 	json_object_object_add(*res, "archives", json_object_new_int64(narch));
 	json_object_object_add(*res, "rows", json_object_new_int64(rows));
 	json_object_object_add(*res, "first_id",
@@ -1234,6 +1505,7 @@ keyd_audit_verify(struct db *db, struct json_object **res, char *err,
 		problem(*res, hd.last_id, "rollback", "%s", why);
 	return 0;
 fail:
+	audit_segs_free();
 	snprintf(err, errsz, "cannot read the audit trail: %s",
 	    db_strerror(db, rc));
 	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);

@@ -179,6 +179,13 @@ bk_read_all(int fd, void *p, size_t len)
 	return got == len ? (ssize_t)len : got == 0 ? 0 : -1;
 }
 
+static void
+bk_keyid(const unsigned char *key, uint8_t id[16])
+{
+	crypto_generichash(id, 16, (const uint8_t *)"flm backup key id", 17,
+	    key, KEYD_MASTER_LEN);
+}
+
 /* The key of a header: from the master key, or the passphrase. */
 static int
 bk_key(const uint8_t *hdr, const char *pass, unsigned char *key, char *err,
@@ -189,8 +196,7 @@ bk_key(const uint8_t *hdr, const char *pass, unsigned char *key, char *err,
 
 	if (hdr[16] == BK_KIND_MASTER) {
 		keyd_backup_key(key);
-		crypto_generichash(id, sizeof(id), (const uint8_t *)
-		    "flm backup key id", 17, key, KEYD_MASTER_LEN);
+		bk_keyid(key, id);
 		if (sodium_memcmp(id, hdr + 32, sizeof(id)) == 0)
 			return 0;
 		snprintf(err, errsz, "this backup was made under another "
@@ -699,8 +705,7 @@ bk_seal_start(struct bk_io *w, const char *pass, time_t now)
 	if (pass == NULL) {
 		w->hdr[16] = BK_KIND_MASTER;
 		keyd_backup_key(key);
-		crypto_generichash(w->hdr + 32, 16, (const uint8_t *)
-		    "flm backup key id", 17, key, KEYD_MASTER_LEN);
+		bk_keyid(key, w->hdr + 32);
 	} else {
 		w->hdr[16] = BK_KIND_PASS;
 		randombytes_buf(w->hdr + 48, 16);
@@ -1373,4 +1378,103 @@ keyd_backup_finish(const char *dir, const char *marker)
 	log_info("restore finished: %zu file%s put in place", n,
 	    n == 1 ? "" : "s");
 	return 1;
+}
+
+/* One backup sealed under oldkey, sealed again under the current key:
+ * 1 done, 0 not one of oldkey's, -1 on error. */
+static int
+bk_rekey_one(const char *name, const unsigned char *oldkey)
+{
+	struct bk_io	 r, w;
+	uint8_t		 id[16];
+	char		 path[PATH_MAX], tmp[PATH_MAX], err[256] = "";
+	int		 rc = -1;
+
+	memset(&r, 0, sizeof(r));
+	memset(&w, 0, sizeof(w));
+	r.err = w.err = err;
+	r.errsz = w.errsz = sizeof(err);
+	snprintf(path, sizeof(path), "%s/%s", KEYD_BACKUP_DIR, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s", KEYD_BACKUP_DIR, name);
+	if ((r.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	bk_keyid(oldkey, id);
+	if (bk_read_all(r.fd, r.hdr, BK_HDR_LEN) != BK_HDR_LEN ||
+	    memcmp(r.hdr, BK_MAGIC, BK_MAGIC_LEN) != 0 ||
+	    r.hdr[16] != BK_KIND_MASTER ||
+	    sodium_memcmp(r.hdr + 32, id, sizeof(id)) != 0) {
+		close(r.fd);
+		return 0;
+	}
+	memcpy(w.hdr, r.hdr, BK_HDR_LEN);
+	keyd_backup_key(bk_sec->wkey);
+	bk_keyid(bk_sec->wkey, w.hdr + 32);
+	crypto_secretstream_xchacha20poly1305_init_push(&w.st,
+	    w.hdr + BK_HDR_LEN - BK_SS_HDR, bk_sec->wkey);
+	sodium_memzero(bk_sec->wkey, KEYD_MASTER_LEN);
+	if (crypto_secretstream_xchacha20poly1305_init_pull(&r.st,
+	    r.hdr + BK_HDR_LEN - BK_SS_HDR, oldkey) != 0 ||
+	    (w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
+		close(r.fd);
+		return -1;
+	}
+	r.buf = bk_sec->rbuf;
+	w.buf = bk_sec->wbuf;
+	r.first = w.first = 1;
+	if (bk_write_all(w.fd, w.hdr, BK_HDR_LEN) == 0) {
+		/* Chunk for chunk: the same records, the same FINAL. */
+		while (bk_fill(&r) == 0) {
+			memcpy(w.buf, r.buf, r.n);
+			w.n = r.n;
+			if (bk_flush(&w, r.final ?
+			    crypto_secretstream_xchacha20poly1305_TAG_FINAL :
+			    crypto_secretstream_xchacha20poly1305_TAG_MESSAGE) ==
+			    -1)
+				break;
+			if (r.final) {
+				rc = 0;
+				break;
+			}
+		}
+	}
+	if (rc == 0 && fsync(w.fd) == -1)
+		rc = -1;
+	close(w.fd);
+	close(r.fd);
+	sodium_memzero(bk_sec->rbuf, sizeof(bk_sec->rbuf));
+	sodium_memzero(bk_sec->wbuf, sizeof(bk_sec->wbuf));
+	sodium_memzero(&r.st, sizeof(r.st));
+	sodium_memzero(&w.st, sizeof(w.st));
+	if (rc == 0 && rename(tmp, path) == -1)
+		rc = -1;
+	if (rc == -1) {
+		unlink(tmp);
+		log_warnx("backup %s: not sealed again under the new master "
+		    "key (%s); it opens only with the old one", name,
+		    err[0] ? err : strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * A master-key rotation, once committed: the backups sealed with the
+ * old key's backup key (oldkey) sealed again with the new one's, so
+ * the generations kept stay usable.  How many were.
+ */
+int
+keyd_backup_rekey(const unsigned char *oldkey)
+{
+	char	**v;
+	size_t	 n, i;
+	int	 done = 0;
+
+	v = bk_names(&n);
+	for (i = 0; i < n; i++)
+		if (bk_rekey_one(v[i], oldkey) == 1)
+			done++;
+	bk_names_free(v, n);
+	bk_sync_dir(KEYD_BACKUP_DIR);
+	return done;
 }

@@ -207,6 +207,24 @@ seal_keys(struct db *db, int *n)
 	return rc;
 }
 
+/*
+ * A master-key rotation, inside its transaction: every key row and the
+ * policy row MAC'd again under the new master key's row key.
+ */
+int
+keyd_rows_remaster(struct db *db, int *n)
+{
+	int	 rc;
+
+	if ((rc = sqlite3_exec(db->h, "UPDATE api_keys SET mac = NULL; "
+	    "UPDATE security_policies SET mac = NULL", NULL, NULL, NULL)) !=
+	    SQLITE_OK)
+		return rc;
+	if ((rc = seal_keys(db, n)) != SQLITE_OK)
+		return rc;
+	return seal_policy(db);
+}
+
 static int
 sealed_before(struct db *db)
 {

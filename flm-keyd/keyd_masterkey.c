@@ -33,6 +33,7 @@
 #define AUDIT_SUBKEY_ID		1
 #define ROWS_SUBKEY_ID		2	/* api_keys and policy rows */
 #define TLS_SUBKEY_ID		3	/* sealed TLS private keys */
+#define WRAP_SUBKEY_ID		4	/* earlier audit keys, sealed */
 #define SECRET_CONTEXT		"flmsecrt"	/* data keys of secrets */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
 #define BACKUP_CONTEXT		"flmbckup"	/* the key of backups */
@@ -41,6 +42,7 @@ static unsigned char	*keyd_master;
 static unsigned char	*keyd_auditkey;
 static unsigned char	*keyd_rowkey;
 static unsigned char	*keyd_tlskey;
+static unsigned char	*keyd_prev;	/* during a rotation: the old key */
 static const char	*keyd_master_from = "";	/* flm doctor */
 static uid_t		 keyd_master_uid;	/* the key file's owner,
 						 * besides root */
@@ -162,6 +164,120 @@ master_create(const char *path, unsigned char *out)
 	return rv;
 }
 
+/* The keys derived from keyd_master, made read-only with it. */
+static void
+master_derive(void)
+{
+	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
+	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	crypto_kdf_derive_from_key(keyd_rowkey, KEYD_MASTER_LEN,
+	    ROWS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	crypto_kdf_derive_from_key(keyd_tlskey, KEYD_MASTER_LEN,
+	    TLS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	sodium_mprotect_readonly(keyd_master);
+	sodium_mprotect_readonly(keyd_tlskey);
+	sodium_mprotect_readonly(keyd_auditkey);
+	sodium_mprotect_readonly(keyd_rowkey);
+}
+
+static void
+master_writable(void)
+{
+	sodium_mprotect_readwrite(keyd_master);
+	sodium_mprotect_readwrite(keyd_tlskey);
+	sodium_mprotect_readwrite(keyd_auditkey);
+	sodium_mprotect_readwrite(keyd_rowkey);
+}
+
+/*
+ * flm security master-key rotate (keyd_rotate.c): next becomes the key
+ * everything derives from; the old one stays in keyd_prev, for reading
+ * what it sealed, until keyd_master_forget.  back: undo, after a
+ * failure.
+ */
+void
+keyd_master_switch(const unsigned char *next)
+{
+	master_writable();
+	sodium_mprotect_readwrite(keyd_prev);
+	memcpy(keyd_prev, keyd_master, KEYD_MASTER_LEN);
+	memcpy(keyd_master, next, KEYD_MASTER_LEN);
+	sodium_mprotect_readonly(keyd_prev);
+	master_derive();
+}
+
+void
+keyd_master_back(void)
+{
+	master_writable();
+	sodium_mprotect_readwrite(keyd_prev);
+	memcpy(keyd_master, keyd_prev, KEYD_MASTER_LEN);
+	sodium_memzero(keyd_prev, KEYD_MASTER_LEN);
+	sodium_mprotect_noaccess(keyd_prev);
+	master_derive();
+}
+
+void
+keyd_master_forget(void)
+{
+	sodium_mprotect_readwrite(keyd_prev);
+	sodium_memzero(keyd_prev, KEYD_MASTER_LEN);
+	sodium_mprotect_noaccess(keyd_prev);
+}
+
+/* A key's id: a keyed hash, short, that says nothing of the key. */
+void
+keyd_master_id_of(const unsigned char *key, char out[KEYD_MASTER_ID_LEN + 1])
+{
+	uint8_t	 h[KEYD_MASTER_ID_LEN / 2];
+
+	crypto_generichash(h, sizeof(h), (const uint8_t *)"flm master key id",
+	    17, key, KEYD_MASTER_LEN);
+	sodium_bin2hex(out, KEYD_MASTER_ID_LEN + 1, h, sizeof(h));
+}
+
+void
+keyd_master_id(char out[KEYD_MASTER_ID_LEN + 1])
+{
+	keyd_master_id_of(keyd_master, out);
+}
+
+/* What the previous key (during a rotation) derived. */
+void
+keyd_prev_derive(int which, uint64_t id, unsigned char out[KEYD_MASTER_LEN])
+{
+	switch (which) {
+	case KEYD_DERIVE_AUDIT:
+		crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN,
+		    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_prev);
+		break;
+	case KEYD_DERIVE_TLS:
+		crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN,
+		    TLS_SUBKEY_ID, AUDIT_CONTEXT, keyd_prev);
+		break;
+	case KEYD_DERIVE_WRAP:
+		crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN,
+		    WRAP_SUBKEY_ID, AUDIT_CONTEXT, keyd_prev);
+		break;
+	case KEYD_DERIVE_SECRET:
+		crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN, id,
+		    SECRET_CONTEXT, keyd_prev);
+		break;
+	default:
+		crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN, 1,
+		    BACKUP_CONTEXT, keyd_prev);
+		break;
+	}
+}
+
+/* The key that seals the earlier audit keys (keyd_audit.c). */
+void
+keyd_wrap_key(unsigned char out[KEYD_MASTER_LEN])
+{
+	crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN, WRAP_SUBKEY_ID,
+	    AUDIT_CONTEXT, keyd_master);
+}
+
 /* Before the chroot: the credentials directory lies outside it, and
  * belongs to flmd's user.  owner: who the key file may belong to,
  * besides root; become: the step to that user, if flmd is not root. */
@@ -176,6 +292,7 @@ keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 	keyd_master_uid = owner;
 
 	if ((keyd_master = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
+	    (keyd_prev = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_rowkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_tlskey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
@@ -204,16 +321,8 @@ keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 	}
 	log_info("master key from %s", from);
 	keyd_master_from = from;
-	crypto_kdf_derive_from_key(keyd_auditkey, KEYD_MASTER_LEN,
-	    AUDIT_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
-	crypto_kdf_derive_from_key(keyd_rowkey, KEYD_MASTER_LEN,
-	    ROWS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
-	crypto_kdf_derive_from_key(keyd_tlskey, KEYD_MASTER_LEN,
-	    TLS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
-	sodium_mprotect_readonly(keyd_master);
-	sodium_mprotect_readonly(keyd_tlskey);
-	sodium_mprotect_readonly(keyd_auditkey);
-	sodium_mprotect_readonly(keyd_rowkey);
+	master_derive();
+	sodium_mprotect_noaccess(keyd_prev);
 }
 
 /* Where the key came from: "systemd credentials", "the kernel keyring"
@@ -304,5 +413,7 @@ keyd_master_free(void)
 	sodium_free(keyd_auditkey);
 	sodium_free(keyd_rowkey);
 	sodium_free(keyd_tlskey);
+	sodium_free(keyd_prev);
 	keyd_master = keyd_auditkey = keyd_rowkey = keyd_tlskey = NULL;
+	keyd_prev = NULL;
 }

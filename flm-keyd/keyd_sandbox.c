@@ -38,7 +38,7 @@ keyd_sandbox(const char *dir)
 	SANDBOX_ALLOW(ctx, stat);
 	SANDBOX_ALLOW(ctx, lstat);
 	SANDBOX_ALLOW(ctx, readlink);
-	/* flm backup list, and its three generations: backups/ read. */
+	/* flm backup list, and the three generations: backups/ read. */
 	SANDBOX_ALLOW(ctx, getdents64);
 	/* sodium_free() of the master and audit keys at exit: it wipes,
 	 * then unlocks, then unmaps. */

@@ -105,6 +105,9 @@ secret_seal(const char *name, int64_t kid, const char *value, size_t len,
 	return 0;
 }
 
+/* Set while a master-key rotation reads what the old key sealed. */
+static int	 secret_from_prev;
+
 /* The clear value (malloc'd, NUL-ended: the caller wipes and frees it),
  * or NULL if the row does not open. */
 static char *
@@ -120,7 +123,10 @@ secret_open(const char *name, int64_t kid, const void *nonce,
 	    ctlen > KEYD_SECRET_MAX + SECRET_ABYTES ||
 	    (v = malloc(ctlen)) == NULL)
 		return NULL;
-	keyd_secret_key((uint64_t)kid, k);
+	if (secret_from_prev)
+		keyd_prev_derive(KEYD_DERIVE_SECRET, (uint64_t)kid, k);
+	else
+		keyd_secret_key((uint64_t)kid, k);
 	rc = crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)v,
 	    &len, NULL, ct, ctlen, ad, secret_ad(name, kid, ad, sizeof(ad)),
 	    nonce, k);
@@ -267,6 +273,8 @@ secret_reseal_all(struct db *db, int64_t kid, int *n, char *err, size_t errsz)
 		return secret_db_error(db, rc, err, errsz);
 	}
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		int64_t	 k = kid != 0 ? kid : sqlite3_column_int64(sel, 1);
+
 		name = (const char *)sqlite3_column_text(sel, 0);
 		if ((v = secret_open(name, sqlite3_column_int64(sel, 1),
 		    sqlite3_column_blob(sel, 2), sqlite3_column_bytes(sel, 2),
@@ -278,7 +286,7 @@ secret_reseal_all(struct db *db, int64_t kid, int *n, char *err, size_t errsz)
 			rc = SQLITE_ERROR;
 			break;
 		}
-		rc = secret_seal(name, kid, v, strlen(v), nonce, &ct, &ctlen);
+		rc = secret_seal(name, k, v, strlen(v), nonce, &ct, &ctlen);
 		sodium_memzero(v, strlen(v));
 		free(v);
 		if (rc == -1) {
@@ -286,7 +294,7 @@ secret_reseal_all(struct db *db, int64_t kid, int *n, char *err, size_t errsz)
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		sqlite3_bind_int64(upd, 1, kid);
+		sqlite3_bind_int64(upd, 1, k);
 		sqlite3_bind_blob(upd, 2, nonce, sizeof(nonce), SQLITE_STATIC);
 		sqlite3_bind_blob(upd, 3, ct, (int)ctlen, SQLITE_STATIC);
 		sqlite3_bind_text(upd, 4, name, -1, SQLITE_TRANSIENT);
@@ -339,6 +347,19 @@ keyd_secrets_rotate(struct db *db, struct json_object **res, char *err,
 fail:
 	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
+}
+
+/* A master-key rotation, inside its transaction: every secret read
+ * under the old key, sealed again under the new, same data key id. */
+int
+keyd_secrets_remaster(struct db *db, int *n, char *err, size_t errsz)
+{
+	int	 rc;
+
+	secret_from_prev = 1;
+	rc = secret_reseal_all(db, 0, n, err, errsz);
+	secret_from_prev = 0;
+	return rc;
 }
 
 int

@@ -1608,3 +1608,105 @@ keyd_tls_doctor(struct json_object *out)
 		doctor_add(out, "certificates", "server", "skipped", NULL,
 		    "%d more server certificates not listed", more);
 }
+
+/* One table's sealed keys, read under the old master key's TLS key and
+ * sealed under the new one's; prefix makes the row id sealed with. */
+static int
+tls_remaster_table(struct db *db, const char *table, const char *prefix,
+    int *n)
+{
+	sqlite3_stmt	*sel, *upd;
+	unsigned char	 old[KEYD_MASTER_LEN];
+	uint8_t		 nonce[KEYD_SEAL_NONCE], *ct;
+	EVP_PKEY	*k;
+	char		 sql[160], rowid[64];
+	size_t		 ctlen;
+	int		 rc;
+
+	snprintf(sql, sizeof(sql), "SELECT id, key_nonce, key_sealed FROM %s "
+	    "WHERE key_sealed IS NOT NULL", table);
+	if ((rc = sqlite3_prepare_v2(db->h, sql, -1, &sel, NULL)) != SQLITE_OK)
+		return rc;
+	snprintf(sql, sizeof(sql), "UPDATE %s SET key_nonce = ?, key_sealed = "
+	    "? WHERE id = ?", table);
+	if ((rc = sqlite3_prepare_v2(db->h, sql, -1, &upd, NULL)) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(sel);
+		return rc;
+	}
+	keyd_prev_derive(KEYD_DERIVE_TLS, 0, old);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		snprintf(rowid, sizeof(rowid), "%s%s", prefix,
+		    (const char *)sqlite3_column_text(sel, 0));
+		k = keyd_x509_unseal(old, rowid, sqlite3_column_blob(sel, 1),
+		    (size_t)sqlite3_column_bytes(sel, 1),
+		    sqlite3_column_blob(sel, 2),
+		    (size_t)sqlite3_column_bytes(sel, 2));
+		if (k == NULL) {
+			log_warnx("%s %s: its key does not unseal; left as it "
+			    "is", table, rowid);
+			continue;
+		}
+		rc = keyd_x509_seal(keyd_tls_key(), rowid, k, nonce, &ct,
+		    &ctlen);
+		EVP_PKEY_free(k);
+		if (rc == -1) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		sqlite3_bind_blob(upd, 1, nonce, sizeof(nonce), SQLITE_STATIC);
+		sqlite3_bind_blob(upd, 2, ct, (int)ctlen, SQLITE_STATIC);
+		sqlite3_bind_text(upd, 3, (const char *)sqlite3_column_text(sel,
+		    0), -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(upd);
+		sqlite3_reset(upd);
+		free(ct);
+		if (rc != SQLITE_DONE)
+			break;
+		(*n)++;
+	}
+	sodium_memzero(old, sizeof(old));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * A master-key rotation, inside its transaction: the TLS and ACME
+ * account keys sealed again, and every certificate row's MAC made
+ * again, under the new master key.  *n: the keys moved.
+ */
+int
+keyd_tls_remaster(struct db *db, int *n)
+{
+	sqlite3_stmt	*st;
+	char		**ids = NULL, **nids;
+	size_t		 nid = 0, i;
+	int		 rc;
+
+	*n = 0;
+	if ((rc = tls_remaster_table(db, "certificates", "", n)) != SQLITE_OK ||
+	    (rc = tls_remaster_table(db, "acme_accounts", "acme:", n)) !=
+	    SQLITE_OK)
+		return rc;
+	if ((rc = sqlite3_prepare_v2(db->h, "SELECT id FROM certificates", -1,
+	    &st, NULL)) != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nids = reallocarray(ids, nid + 1, sizeof(*ids))) == NULL ||
+		    (nids[nid] = strdup((const char *)sqlite3_column_text(st,
+		    0))) == NULL)
+			fatal("%s", __func__);
+		ids = nids;
+		nid++;
+	}
+	sqlite3_finalize(st);
+	rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	for (i = 0; i < nid; i++) {
+		if (rc == SQLITE_OK)
+			rc = keyd_row_seal(&cert_rows, db, ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+	return rc;
+}

@@ -81,6 +81,8 @@ static const struct flm_cmd cmds[] = {
 	    "backup list [--json]" },
 	{ "backup restore",	cmd_backup,	"jx",	1,
 	    "backup restore FILE|NAME [--passphrase] [--json]" },
+	{ "security master-key rotate", cmd_master_rotate, "j", 0,
+	    "security master-key rotate [--json]" },
 	{ "check",		cmd_check,	"jxa",	0,
 	    "check [--against DIR|FILE|NAME] [--passphrase] [--json]" },
 	{ "secrets rotate",	cmd_secrets,	"j",	0,

@@ -111,6 +111,7 @@ int	secret_read(const char *, char *, size_t);
 /* flm_backup.c */
 int	cmd_backup(struct cli *, int, char **);
 int	cmd_check(struct cli *, int, char **);
+int	cmd_master_rotate(struct cli *, int, char **);
 
 /* flm_tls.c */
 int	cmd_ca(struct cli *, int, char **);

@@ -376,3 +376,23 @@ cmd_check(struct cli *c, int argc, char **argv)
 	json_object_put(live);
 	return n == 0 ? FLM_EX_OK : FLM_EX_ERROR;
 }
+
+static void
+rotated_table(struct json_object *res)
+{
+	printf("master key rotated: now %s\n", jstr(res, "master_key_id"));
+	printf("sealed again: %s key rows, %s TLS keys, %s secrets, %s "
+	    "backups; the audit trail keeps its earlier keys sealed\n",
+	    jdash(res, "key_rows"), jdash(res, "tls_keys"),
+	    jdash(res, "secrets"), jdash(res, "backups"));
+	printf("passphrase backups hold the old key: make a new one "
+	    "(flm backup create --passphrase)\n");
+}
+
+int
+cmd_master_rotate(struct cli *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return cli_show(c, IMSG_CTL_MASTER_ROTATE, NULL, rotated_table);
+}

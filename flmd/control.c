@@ -1076,6 +1076,7 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_CTL_SECRETS_ROTATE:
 	case IMSG_CTL_SECRETS_LIST:
 	case IMSG_CTL_BACKUP_LIST:
+	case IMSG_CTL_MASTER_ROTATE:
 		if (control_args(ch, m, 0, &req) == -1)
 			return;
 		break;
@@ -1211,6 +1212,9 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		break;
 	case IMSG_CTL_SECRETS_LIST:
 		control_forward(c, PROC_KEYD, IMSG_SECRETS_LIST, id, NULL);
+		break;
+	case IMSG_CTL_MASTER_ROTATE:
+		control_forward(c, PROC_KEYD, IMSG_MASTER_ROTATE, id, NULL);
 		break;
 	case IMSG_CTL_BACKUP_CREATE:
 	case IMSG_CTL_BACKUP_LIST:

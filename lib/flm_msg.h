@@ -132,6 +132,9 @@ enum flm_msg_type {
 	IMSG_ENGINE_CREDS,	/* keyd -> proxyd: u64 seq, JSON {id: secret}
 				 * (the whole set); answered CREDS_APPLIED */
 	IMSG_CREDS_APPLIED,	/* proxyd -> keyd: u64 seq */
+	IMSG_MASTER_ROTATE = 89, /* flmd -> keyd: empty; reply RESULT
+				 * {master_key_id, key_rows, tls_keys,
+				 * secrets, backups} */
 	IMSG_KEY_SCOPE = 90,	/* flmd -> keyd: JSON {key, scope?}; reply
 				 * RESULT once every worker has it */
 	/* Backups (keyd_backup.c): flmd -> keyd, replies RESULT/ERROR */
@@ -187,6 +190,7 @@ enum flm_msg_type {
 	IMSG_CTL_BACKUP_RESTORE, /* fd? + JSON {name?, passphrase?} */
 	IMSG_CTL_CHECK,		/* fd? + JSON {name?, passphrase?}: the
 				 * state of a backup, or the live one */
+	IMSG_CTL_MASTER_ROTATE,	/* empty; keyd's IMSG_MASTER_ROTATE */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
