@@ -3,8 +3,10 @@
  * with SQLite's online backup (never the files of a live WAL database),
  * and the audit archives, sealed in one file with libsodium's
  * secretstream under a key derived from the master key, or, for a copy
- * kept off the machine, from a passphrase through Argon2id; such a copy
- * carries the master key too, since it must outlive it.
+ * kept off the machine, from a passphrase through Argon2id.  Each
+ * carries the master key its rows are sealed under: a passphrase copy
+ * must outlive that key, and a copy sealed again after a rotation
+ * (keyd_backup_rekey) restores the key its rows need.
  *
  * A file: a header (below), then chunks "u32 length, ciphertext" of at
  * most BK_CHUNK bytes each, the first authenticating the header, the
@@ -727,7 +729,7 @@ bk_seal_start(struct bk_io *w, const char *pass, time_t now)
 /* Everything, sealed into the open file w->fd. */
 static int
 bk_write(struct bk_io *w, struct db *db, sqlite3 *cfg, uint8_t *cimg,
-    sqlite3_int64 csize, struct json_object *manifest, const char *pass)
+    sqlite3_int64 csize, struct json_object *manifest)
 {
 	uint8_t			*simg;
 	sqlite3_int64		 ssize;
@@ -751,7 +753,9 @@ bk_write(struct bk_io *w, struct db *db, sqlite3 *cfg, uint8_t *cimg,
 	sqlite3_free(simg);
 	if (rc == 0)
 		rc = bk_record(w, BK_CONFIG, cimg, (size_t)csize);
-	if (rc == 0 && pass != NULL) {
+	/* The key its rows are sealed under, in either kind: a backup
+	 * sealed again after a rotation still restores with its own. */
+	if (rc == 0) {
 		master = bk_sec->wkey;
 		keyd_master_export(master);
 		rc = bk_record(w, BK_MASTER, master, KEYD_MASTER_LEN);
@@ -836,7 +840,7 @@ keyd_backup_create(struct db *db, const char *reason, const char *pass,
 	else {
 		rc = bk_seal_start(&w, pass, ts.tv_sec);
 		if (rc == 0)
-			rc = bk_write(&w, db, cfg, cimg, csize, manifest, pass);
+			rc = bk_write(&w, db, cfg, cimg, csize, manifest);
 		if (rc == 0 && fsync(w.fd) == -1)
 			rc = bk_fail(&w, "cannot write the backup: %s",
 			    strerror(errno));
@@ -1068,8 +1072,7 @@ bk_stage_all(struct bk_io *r, unsigned char *master, int *has_master)
 				return -1;
 			break;
 		case BK_MASTER:
-			if (len != KEYD_MASTER_LEN || *has_master ||
-			    r->hdr[16] != BK_KIND_PASS)
+			if (len != KEYD_MASTER_LEN || *has_master)
 				return bk_fail(r, "the backup is malformed: a "
 				    "master key where none belongs");
 			if (bk_get(r, master, KEYD_MASTER_LEN) == -1)

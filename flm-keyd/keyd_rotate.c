@@ -112,7 +112,7 @@ rot_swap_key(const char *dir)
 /* The staged files into place, in an order each step of which a later
  * start can finish. */
 static void
-rot_finish_files(const char *dir)
+rot_finish_files(const char *dir, int live)
 {
 	char	 from[PATH_MAX], to[PATH_MAX];
 
@@ -120,7 +120,8 @@ rot_finish_files(const char *dir)
 	snprintf(to, sizeof(to), "%s/%s", dir, ROT_ANCHOR);
 	if (rename(from, to) == -1 && errno != ENOENT)
 		fatal("rename %s", from);
-	rot_step("anchor");
+	if (live)
+		rot_step("anchor");
 	if (rot_swap_key(dir) == -1 && errno != ENOENT)
 		fatal("rename %s/%s", dir, ROT_KEY_NEW);
 	rot_sync_dir(dir);
@@ -204,7 +205,7 @@ keyd_rotate_finish(const char *dir)
 		have[0] = '\0';
 	sqlite3_close(h);
 	if (strcmp(want, have) == 0) {
-		rot_finish_files(dir);
+		rot_finish_files(dir, 0);
 		log_info("a master-key rotation that had committed was "
 		    "finished: the master key is now %s", want);
 	} else {
@@ -309,8 +310,8 @@ keyd_master_rotate(struct db *db, struct json_object **res, char *err,
 	*res = NULL;
 	if (!keyd_master_replaceable()) {
 		snprintf(err, errsz, "keyd's master key comes from %s, which "
-		    "keyd cannot replace: put a new key there and restore a "
-		    "passphrase backup, see flm-keyd(8)", keyd_master_source());
+		    "keyd cannot replace: rotate it where it is kept, see "
+		    "flm-keyd(8)", keyd_master_source());
 		return -1;
 	}
 	if (db_writable(db, err, errsz) == -1)
@@ -345,7 +346,7 @@ keyd_master_rotate(struct db *db, struct json_object **res, char *err,
 		goto rollback;
 	}
 	rot_step("committed");
-	rot_finish_files(".");
+	rot_finish_files(".", 1);
 	/* The kept backups follow the key, else they would be lost. */
 	keyd_prev_derive(KEYD_DERIVE_BACKUP, 0, oldbk);
 	json_object_object_add(*res, "backups",

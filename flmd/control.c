@@ -754,10 +754,20 @@ control_backup(struct ctl_conn *c, uint16_t t, uint32_t id,
 void
 control_backup_reply(uint32_t id, int ok, struct json_object *o, int fd)
 {
-	char	 err[512];
+	struct ctl_conn	*c;
+	char		 err[512];
 
 	if (id == 0) {
 		backup_daily_reply(ok, o);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	/* Only a restore an admin asked for, and waits for, commits. */
+	if (ok && ((c = control_byid(id)) == NULL || c->waiting != PROC_KEYD ||
+	    c->reqtype != IMSG_CTL_BACKUP_RESTORE)) {
+		log_warnx("flm-keyd answered a restore nobody waits for; "
+		    "ignored");
 		if (fd != -1)
 			close(fd);
 		return;
