@@ -33,6 +33,7 @@
 #define AUDIT_SUBKEY_ID		1
 #define ROWS_SUBKEY_ID		2	/* api_keys and policy rows */
 #define TLS_SUBKEY_ID		3	/* sealed TLS private keys */
+#define LEGACY_SUBKEY_ID	4	/* digests of legacy API keys */
 #define SECRET_CONTEXT		"flmsecrt"	/* data keys of secrets */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
 
@@ -40,6 +41,7 @@ static unsigned char	*keyd_master;
 static unsigned char	*keyd_auditkey;
 static unsigned char	*keyd_rowkey;
 static unsigned char	*keyd_tlskey;
+static unsigned char	*keyd_legacykey;
 static const char	*keyd_master_from = "";	/* flm doctor */
 static uid_t		 keyd_master_uid;	/* the key file's owner,
 						 * besides root */
@@ -177,7 +179,8 @@ keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 	if ((keyd_master = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_rowkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
-	    (keyd_tlskey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
+	    (keyd_tlskey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
+	    (keyd_legacykey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
 		fatalx("cannot allocate locked memory for the master key");
 	if (cred != NULL && *cred != '\0') {
 		snprintf(path, sizeof(path), "%s/%s", cred, MASTER_CRED);
@@ -209,10 +212,13 @@ keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 	    ROWS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	crypto_kdf_derive_from_key(keyd_tlskey, KEYD_MASTER_LEN,
 	    TLS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	crypto_kdf_derive_from_key(keyd_legacykey, KEYD_MASTER_LEN,
+	    LEGACY_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	sodium_mprotect_readonly(keyd_master);
 	sodium_mprotect_readonly(keyd_tlskey);
 	sodium_mprotect_readonly(keyd_auditkey);
 	sodium_mprotect_readonly(keyd_rowkey);
+	sodium_mprotect_readonly(keyd_legacykey);
 }
 
 /* Where the key came from: "systemd credentials", "the kernel keyring"
@@ -251,6 +257,13 @@ keyd_tls_key(void)
 	return keyd_tlskey;
 }
 
+/* The key of legacy API keys' digests (keyd_legacy.c). */
+const unsigned char *
+keyd_legacy_key(void)
+{
+	return keyd_legacykey;
+}
+
 const unsigned char *
 keyd_audit_key(void)
 {
@@ -265,5 +278,7 @@ keyd_master_free(void)
 	sodium_free(keyd_auditkey);
 	sodium_free(keyd_rowkey);
 	sodium_free(keyd_tlskey);
+	sodium_free(keyd_legacykey);
 	keyd_master = keyd_auditkey = keyd_rowkey = keyd_tlskey = NULL;
+	keyd_legacykey = NULL;
 }

@@ -63,6 +63,9 @@ struct cli {
 	const char	*acme_ca;	/* a PEM file */
 	int		 acme_http_port;	/* 0: not given */
 	struct json_object *scope;	/* api-keys: --models, --engines, ... */
+	const char	*from[16];	/* migrate legacy: KIND:PATH */
+	int		 nfrom;
+	int		 apply;
 	const struct flm_cmd *cmd;	/* the command given */
 	const char	*cmd_name;	/* its words */
 	char		**args;		/* positional arguments */
@@ -101,6 +104,8 @@ int	file_replace(const char *, const char *, mode_t);
 int	cmd_firewall(struct cli *, int, char **);
 /* flm_doctor.c */
 int	cmd_doctor(struct cli *, int, char **);
+/* flm_migrate.c */
+int	cmd_migrate(struct cli *, int, char **);
 /* flm_secrets.c */
 int	cmd_credential(struct cli *, int, char **);
 int	cmd_secrets(struct cli *, int, char **);

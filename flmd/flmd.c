@@ -262,6 +262,7 @@ main(int argc, char *argv[])
 		event_base_dispatch(env->base);
 
 	doctor_cleanup();
+	migrate_cleanup();
 	control_cleanup();
 	proc_shutdown_all();
 	spawn_stop();

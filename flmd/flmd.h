@@ -141,11 +141,21 @@ void			 doctor_keyd_reply(uint32_t, int, struct json_object *);
 void			 doctor_keyd_gone(void);
 void			 doctor_cleanup(void);
 
+/* flmd_migrate.c: flm migrate legacy --apply; its request to keyd
+ * carries MIGRATE_REQ */
+#define MIGRATE_REQ		0x20000000U
+int			 migrate_start(uint32_t, struct json_object *, char *,
+			    size_t);
+void			 migrate_keyd_reply(uint32_t, int, struct json_object *);
+void			 migrate_cleanup(void);
+
 /* flmd_config.c */
 extern struct db	 config_db;
 void			 config_open(void);
 void			 config_close(void);
 int			 config_set(const char *, const char *, char *, size_t);
+int			 config_validate(const char *, const char *, char *,
+			    size_t);
 int			 config_unset(const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);

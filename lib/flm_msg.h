@@ -134,6 +134,12 @@ enum flm_msg_type {
 	IMSG_CREDS_APPLIED,	/* proxyd -> keyd: u64 seq */
 	IMSG_KEY_SCOPE = 90,	/* flmd -> keyd: JSON {key, scope?}; reply
 				 * RESULT once every worker has it */
+	/* 91-95: reserved (backups) */
+	IMSG_LEGACY_IMPORT = 96, /* flmd -> keyd: JSON {keys: [{label,
+				 * legacy, secret | hash}], policy?}: one
+				 * transaction; plain keys wiped once read;
+				 * reply RESULT {imported, keys, count,
+				 * policy} or ERROR */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -172,6 +178,10 @@ enum flm_msg_type {
 	IMSG_CTL_SECRETS_ROTATE, /* empty */
 	IMSG_CTL_SECRETS_LIST,	/* empty */
 	IMSG_CTL_KEY_SCOPE,	/* JSON {key, scope?} */
+	/* 135-140: reserved (backups) */
+	IMSG_CTL_MIGRATE_APPLY = 141, /* JSON {ts, keys, policy?,
+				 * engine_url?}: flm migrate legacy --apply;
+				 * plain keys wiped once read */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */
