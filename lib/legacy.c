@@ -454,8 +454,11 @@ legacy_source(struct legacy_set *s, const char *from)
 	if (path == NULL || path[1] == '\0')
 		return -1;
 	path++;
-	if (strncmp(from, "tokens-db:", 10) == 0)
-		return legacy_tokens_db(s, path) == -1 ? 0 : 0;
+	/* A database that cannot be read is reported in s, as a file. */
+	if (strncmp(from, "tokens-db:", 10) == 0) {
+		(void)legacy_tokens_db(s, path);
+		return 0;
+	}
 	if (strncmp(from, "keys-file:", 10) != 0 &&
 	    strncmp(from, "ollama-env:", 11) != 0)
 		return -1;
