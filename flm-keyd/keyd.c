@@ -24,6 +24,7 @@
 #include "child.h"
 #include "db.h"
 #include "keycache.h"
+#include "legacy.h"
 #include "keyd.h"
 #include "keyscope.h"
 #include "log.h"
@@ -1175,6 +1176,42 @@ keyd_backup_request(struct chan *ch, struct chan_msg *m)
 	keyd_reply(m->hdr.peerid, res);
 }
 
+/*
+ * flm migrate legacy --apply, from flmd: the keys (and the policy
+ * with the origins added) in one transaction.  The plain keys are
+ * wiped once hashed; a changed policy is answered once every worker
+ * enforces it.
+ */
+static void
+keyd_legacy_request(struct chan *ch, struct chan_msg *m)
+{
+	struct json_object	*req = NULL, *res = NULL;
+	char			 err[1024];
+	int			 r, pol;
+
+	if (msg_get_object(m, &req) == -1) {
+		msg_wipe(m);
+		chan_fail(ch, "malformed LEGACY_IMPORT");
+		return;
+	}
+	msg_wipe(m);
+	r = keyd_legacy_import(&keyd_db, req, &res, err, sizeof(err));
+	pol = json_object_object_get(req, "policy") != NULL;
+	legacy_json_wipe(req);
+	json_object_put(req);
+	chan_stack_scrub();
+	if (r == -1) {
+		chan_compose_error(ch, IMSG_KEY_ERROR, m->hdr.peerid, EINVAL,
+		    err);
+		return;
+	}
+	if (pol && keyd_peers() != 0) {
+		keyd_policy_push(NULL, keyd_change_wait(m->hdr.peerid, res));
+		return;
+	}
+	keyd_reply(m->hdr.peerid, res);
+}
+
 /* flm security master-key rotate (keyd_rotate.c). */
 static void
 keyd_rotate_request(struct chan *ch, struct chan_msg *m)
@@ -1259,6 +1296,9 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_BACKUP_RESTORE:
 	case IMSG_BACKUP_STATE:
 		keyd_backup_request(ch, m);
+		break;
+	case IMSG_LEGACY_IMPORT:
+		keyd_legacy_request(ch, m);
 		break;
 	default:
 		chan_fail(ch, "unexpected message type %u", m->hdr.type);

@@ -36,6 +36,8 @@ struct keycache;
 
 /* keyd_apikeys.c */
 void		 keyd_iso(time_t, long, char *, size_t);
+void		 keyd_now(char *, size_t);
+int		 keyd_key_hash(const char *, size_t, char *, size_t);
 int		 keyd_parse_when(const char *, time_t, time_t *);
 int		 keyd_parse_since(const char *, time_t, time_t *);
 int		 keyd_key_create(struct db *, const char *, const char *,
@@ -58,7 +60,19 @@ int		 keyd_key_exists(struct db *, const char *);
 void		 keyd_key_touch(struct db *, char (*)[FLM_KEY_ID_LEN + 1],
 		    size_t);
 
+/* keyd_legacy.c: keys imported by flm migrate legacy */
+#define KEYD_LEGACY_HEX		64	/* hex of a 32-byte keyed BLAKE2b */
+#define KEYD_LEGACY_MAX		200	/* keys per import: each costs an
+					 * Argon2 run while keyd waits */
+void		 keyd_legacy_digest(const char *, size_t,
+		    char [KEYD_LEGACY_HEX + 1]);
+uint32_t	 keyd_legacy_bcrypt(struct db *, const char *, size_t,
+		    const char *, char [FLM_KEY_ID_LEN + 1], int (*)(void));
+int		 keyd_legacy_import(struct db *, struct json_object *,
+		    struct json_object **, char *, size_t);
+
 /* keyd_masterkey.c */
+const unsigned char *keyd_legacy_key(void);
 void		 keyd_master_load(const char *, uid_t, void (*)(void));
 const unsigned char *keyd_audit_key(void);
 const unsigned char *keyd_row_key(void);
@@ -146,8 +160,8 @@ void		 keyd_mac_str(struct crypto_generichash_blake2b_state *,
 /* keyd_integrity.c: the columns an api_keys row's MAC covers, in order */
 #define KEYD_ROW_MAC_LEN	32
 #define KEYD_KEY_MAC_COLS	"id, label, hash, created_at, revoked_at, " \
-	"expires_at, prev_hash, prev_expires_at, scope"
-#define KEYD_KEY_MAC_NCOLS	9
+	"expires_at, prev_hash, prev_expires_at, scope, legacy, digest"
+#define KEYD_KEY_MAC_NCOLS	11
 /* A table whose rows carry a MAC in the column after cols. */
 struct keyd_rowmac {
 	const char	*table;
@@ -156,6 +170,9 @@ struct keyd_rowmac {
 	const char	*cols;		/* the columns covered, in order */
 	int		 ncols;
 	int		 nopt;		/* the last ones, MACed when set */
+	int		 ntagged;	/* the last of those, each hashed after
+					 * its position: a value cannot move
+					 * from one to another */
 };
 extern const struct keyd_rowmac keyd_key_rows;
 int		 keyd_row_intact(const struct keyd_rowmac *,

@@ -36,7 +36,7 @@ keyd_iso(time_t t, long ms, char *buf, size_t sz)
 	snprintf(buf + n, sz - n, ".%03ldZ", ms);
 }
 
-static void
+void
 keyd_now(char *buf, size_t sz)
 {
 	struct timespec	 ts;
@@ -117,15 +117,23 @@ keyd_parse_since(const char *when, time_t now, time_t *out)
 	return keyd_parse_when(when, now, out);
 }
 
-static int
-keyd_hash(const char *secret, char *encoded, size_t encsz)
+/* The Argon2id encoded hash of len bytes of secret (a legacy key is
+ * hashed whole: it has no id to strip). */
+int
+keyd_key_hash(const char *secret, size_t len, char *encoded, size_t encsz)
 {
 	uint8_t	 salt[KEYD_ARGON2_SALT];
 
 	randombytes_buf(salt, sizeof(salt));
 	return argon2id_hash_encoded(KEYD_ARGON2_T, KEYD_ARGON2_M_KIB,
-	    KEYD_ARGON2_P, secret, FLM_KEY_SECRET_LEN, salt, sizeof(salt),
+	    KEYD_ARGON2_P, secret, len, salt, sizeof(salt),
 	    KEYD_ARGON2_HASH, encoded, encsz) == ARGON2_OK ? 0 : -1;
+}
+
+static int
+keyd_hash(const char *secret, char *encoded, size_t encsz)
+{
+	return keyd_key_hash(secret, FLM_KEY_SECRET_LEN, encoded, encsz);
 }
 
 /*
@@ -373,6 +381,9 @@ keyd_key_list(struct db *db, struct json_object **result, char *err,
 		    16) == SQLITE_NULL ? NULL : json_parse_buf((const char *)
 		    sqlite3_column_text(st, 16), (size_t)sqlite3_column_bytes(
 		    st, 16)));
+		/* Imported by flm migrate legacy: how it is stored now. */
+		if (sqlite3_column_type(st, 17) != SQLITE_NULL)
+			json_object_object_add(o, "legacy", keyd_col(st, 17));
 		/* A row keyd did not write is refused, whatever it says. */
 		if (keyd_row_intact(&keyd_key_rows, st, 8))
 			json_object_object_add(o, "state", keyd_col(st, 7));
@@ -484,12 +495,15 @@ keyd_key_rotate(struct db *db, const char *which, const char *grace,
 	args[0] = hash;
 	args[1] = g > 0 ? until : NULL;
 	args[2] = id;
+	/* A legacy key becomes an flm key: its old token has no grace
+	 * (it is not of the flm_ form the grace applies to). */
 	if (keyd_exec_sealed(db, g > 0 ?
-	    "UPDATE api_keys SET prev_hash = hash, hash = ?1, "
-	    "prev_expires_at = ?2 WHERE id = ?3" :
+	    "UPDATE api_keys SET prev_hash = CASE WHEN legacy IS NULL THEN "
+	    "hash END, hash = ?1, prev_expires_at = CASE WHEN legacy IS NULL "
+	    "THEN ?2 END, legacy = NULL, digest = NULL WHERE id = ?3" :
 	    "UPDATE api_keys SET prev_hash = NULL, hash = ?1, "
-	    "prev_expires_at = ?2 WHERE id = ?3", 3, args, id, err,
-	    errsz) == -1)
+	    "prev_expires_at = ?2, legacy = NULL, digest = NULL WHERE id = ?3",
+	    3, args, id, err, errsz) == -1)
 		goto done;
 	*result = keyd_key_json(id, label, key, NULL);
 	json_object_object_add(*result, "rotated_at", json_object_new_string(now));
@@ -506,27 +520,34 @@ done:
 struct keyd_row {
 	char	 hash[160];
 	char	 prev_hash[160];
+	char	 legacy[16];		/* "" for keys keyd made */
 	time_t	 prev_until;
 	time_t	 expires;
 	int	 revoked;
 };
 
-/* The stored state of key id, or a verdict that ends the check. */
+/*
+ * The stored state of the key whose col ("id" or "digest") is val, its
+ * id into id; or a verdict that ends the check.
+ */
 static uint32_t
-keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
+keyd_key_lookup(struct db *db, const char *col, const char *val,
+    char id[FLM_KEY_ID_LEN + 1], struct keyd_row *row)
 {
 	sqlite3_stmt	*st;
+	char		 sql[320];
 	int		 rc;
 
 	memset(row, 0, sizeof(*row));
-	rc = sqlite3_prepare_v2(db->h, "SELECT hash, revoked_at IS NOT NULL, "
+	snprintf(sql, sizeof(sql), "SELECT hash, revoked_at IS NOT NULL, "
 	    "expires_at, prev_hash, prev_expires_at, " KEYD_KEY_MAC_COLS
-	    ", mac FROM api_keys WHERE id = ?", -1, &st, NULL);
+	    ", mac FROM api_keys WHERE %s = ?", col);
+	rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		log_warnx("verify: %s", db_strerror(db, rc));
 		return FLM_KEY_UNAVAILABLE;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, val, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		if (rc != SQLITE_DONE)
@@ -534,6 +555,8 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 		sqlite3_finalize(st);
 		return rc == SQLITE_DONE ? FLM_KEY_UNKNOWN : FLM_KEY_UNAVAILABLE;
 	}
+	snprintf(id, FLM_KEY_ID_LEN + 1, "%s",
+	    (const char *)sqlite3_column_text(st, 5));
 	/* Inserted or altered without the master key: as good as revoked. */
 	if (!keyd_row_intact(&keyd_key_rows, st, 5)) {
 		static time_t	 last;
@@ -563,6 +586,9 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
 		row->prev_until = keyd_epoch(
 		    (const char *)sqlite3_column_text(st, 4));
 	}
+	if (sqlite3_column_type(st, 5 + 9) != SQLITE_NULL)
+		snprintf(row->legacy, sizeof(row->legacy), "%s",
+		    (const char *)sqlite3_column_text(st, 5 + 9));
 	sqlite3_finalize(st);
 	return FLM_KEY_OK;
 }
@@ -572,6 +598,7 @@ keyd_key_lookup(struct db *db, const char *id, struct keyd_row *row)
  * wrong secrets for a real id must not turn keyd into a CPU furnace.
  * A token bucket, KEYD_COLD_PER_SEC a second, bursts of KEYD_COLD_BURST;
  * beyond it the answer is "unavailable" (proxyd says 503, retry).
+ * A bcrypt check of a legacy key costs the same (cost 10 is ~Argon2's).
  */
 static int
 keyd_cold_budget(void)
@@ -604,15 +631,88 @@ keyd_cold_budget(void)
 	return -1;
 }
 
-/* argon2id_verify, within the budget: ARGON2_OK, -1 (no match) or 1. */
+/* argon2id_verify of len bytes, within the budget: ARGON2_OK, -1 (no
+ * match) or 1 (over budget). */
 static int
-keyd_argon2(const char *hash, const char *secret)
+keyd_argon2_len(const char *hash, const char *secret, size_t len)
 {
 	if (keyd_cold_budget() == -1)
 		return 1;
 	/* argon2id_verify compares in constant time. */
-	return argon2id_verify(hash, secret, FLM_KEY_SECRET_LEN) ==
-	    ARGON2_OK ? ARGON2_OK : -1;
+	return argon2id_verify(hash, secret, len) == ARGON2_OK ?
+	    ARGON2_OK : -1;
+}
+
+static int
+keyd_argon2(const char *hash, const char *secret)
+{
+	return keyd_argon2_len(hash, secret, FLM_KEY_SECRET_LEN);
+}
+
+/* The row passed its secret check: is it in force?  Cache a yes. */
+static uint32_t
+keyd_key_standing(struct keycache *kc, const uint8_t dig[KEYCACHE_DIGEST],
+    const char *id, const struct keyd_row *row, time_t until,
+    uint64_t *valid_until)
+{
+	time_t	 now = time(NULL);
+
+	if (row->revoked)
+		return FLM_KEY_REVOKED;
+	if (row->expires != 0 && now >= row->expires)
+		return FLM_KEY_EXPIRED;
+	if (row->expires != 0 && (until == 0 || row->expires < until))
+		until = row->expires;
+	*valid_until = (uint64_t)until;
+	/* By the digest of the whole token: one token never passes for
+	 * another, a legacy one included. */
+	keycache_put(kc, dig, id, *valid_until);
+	return FLM_KEY_OK;
+}
+
+/*
+ * A legacy token (no flm_ prefix): found by its keyed digest, checked
+ * with Argon2id; else, among the imported bcrypt rows not yet used,
+ * each tried with crypt(3) (keyd_legacy.c) within the cold budget; the
+ * one that matches is re-hashed as Argon2id and gets its digest.
+ */
+static uint32_t
+keyd_key_verify_legacy(struct db *db, struct keycache *kc, const char *token,
+    size_t len, const uint8_t dig[KEYCACHE_DIGEST],
+    char id[FLM_KEY_ID_LEN + 1], uint64_t *valid_until)
+{
+	struct keyd_row	 row;
+	char		 hex[KEYD_LEGACY_HEX + 1];
+	uint32_t	 r;
+	int		 a;
+
+	keyd_legacy_digest(token, len, hex);
+	r = keyd_key_lookup(db, "digest", hex, id, &row);
+	if (r == FLM_KEY_UNKNOWN) {
+		id[0] = '\0';
+		r = keyd_legacy_bcrypt(db, token, len, hex, id,
+		    keyd_cold_budget);
+		if (r != FLM_KEY_OK)
+			return r;
+		/* Re-read as it now stands: its MAC checked again. */
+		if ((r = keyd_key_lookup(db, "id", id, id, &row)) !=
+		    FLM_KEY_OK)
+			return r;
+	} else if (r == FLM_KEY_OK) {
+		if (strcmp(row.legacy, "bcrypt") == 0)
+			a = -1;		/* a digest it cannot have yet */
+		else
+			a = keyd_argon2_len(row.hash, token, len);
+		sodium_memzero(&row.hash, sizeof(row.hash));
+		if (a == 1)
+			return FLM_KEY_UNAVAILABLE;
+		if (a != ARGON2_OK)
+			return FLM_KEY_BAD_SECRET;
+	} else
+		return r;
+	sodium_memzero(&row.hash, sizeof(row.hash));
+	sodium_memzero(&row.prev_hash, sizeof(row.prev_hash));
+	return keyd_key_standing(kc, dig, id, &row, 0, valid_until);
 }
 
 /*
@@ -630,22 +730,31 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 	uint8_t			 dig[KEYCACHE_DIGEST];
 	time_t			 now = time(NULL), until = 0;
 	uint32_t		 r;
-	int			 a;
+	int			 a, legacy = 0;
 
 	id[0] = '\0';
 	*valid_until = 0;
-	if (apikey_parse(token, len, id, &secret) == -1)
-		return FLM_KEY_MALFORMED;
+	if (apikey_parse(token, len, id, &secret) == -1) {
+		if (!apikey_legacy_valid(token, len))
+			return FLM_KEY_MALFORMED;
+		legacy = 1;
+	}
 	keycache_digest(kc, token, len, dig);
 	if ((ce = keycache_get(kc, dig, now)) != NULL) {
+		snprintf(id, FLM_KEY_ID_LEN + 1, "%s", ce->key_id);
 		*valid_until = ce->valid_until;
 		return FLM_KEY_OK;
 	}
 	if (db->h == NULL)
 		return FLM_KEY_UNAVAILABLE;
-	if ((r = keyd_key_lookup(db, id, &row)) != FLM_KEY_OK)
+	if (legacy)
+		return keyd_key_verify_legacy(db, kc, token, len, dig, id,
+		    valid_until);
+	if ((r = keyd_key_lookup(db, "id", id, id, &row)) != FLM_KEY_OK)
 		return r;
-	if ((a = keyd_argon2(row.hash, secret)) == -1) {
+	if (row.legacy[0] != '\0')
+		a = -1;		/* its token is the legacy one, not flm_ */
+	else if ((a = keyd_argon2(row.hash, secret)) == -1) {
 		if (row.prev_hash[0] == '\0' || now >= row.prev_until)
 			r = FLM_KEY_BAD_SECRET;
 		else if ((a = keyd_argon2(row.prev_hash, secret)) == ARGON2_OK)
@@ -653,21 +762,15 @@ keyd_key_verify(struct db *db, struct keycache *kc, const char *token,
 		else if (a == -1)
 			r = FLM_KEY_BAD_SECRET;
 	}
+	if (a == -1)
+		r = FLM_KEY_BAD_SECRET;
 	if (a == 1)
 		r = FLM_KEY_UNAVAILABLE;	/* over budget */
 	sodium_memzero(&row.hash, sizeof(row.hash));
 	sodium_memzero(&row.prev_hash, sizeof(row.prev_hash));
 	if (r != FLM_KEY_OK)
 		return r;
-	if (row.revoked)
-		return FLM_KEY_REVOKED;
-	if (row.expires != 0 && now >= row.expires)
-		return FLM_KEY_EXPIRED;
-	if (row.expires != 0 && (until == 0 || row.expires < until))
-		until = row.expires;
-	*valid_until = (uint64_t)until;
-	keycache_put(kc, dig, id, *valid_until);
-	return FLM_KEY_OK;
+	return keyd_key_standing(kc, dig, id, &row, until, valid_until);
 }
 
 /*

@@ -50,7 +50,8 @@ keyd_mac_str(crypto_generichash_state *h, const char *s)
 
 const struct keyd_rowmac keyd_key_rows = {
 	"api_keys", "flm api_keys row", KEYD_KEY_MAC_COLS, KEYD_KEY_MAC_NCOLS,
-	1	/* scope: rows without one keep their MACs from before it */
+	3,	/* scope, legacy, digest: rows without them keep their MACs */
+	2	/* legacy, digest: tagged, so scope cannot pass for either */
 };
 
 /* The MAC of t's row in columns col.. of st (t->cols, in order). */
@@ -69,6 +70,10 @@ row_mac(const struct keyd_rowmac *t, sqlite3_stmt *st, int col,
 		if (i >= t->ncols - t->nopt &&
 		    sqlite3_column_type(st, col + i) == SQLITE_NULL)
 			continue;
+		/* Its position first: an optional value hashed bare would
+		 * hash the same in the next optional column. */
+		if (i >= t->ncols - t->ntagged)
+			keyd_mac_i64(&h, -1 - (int64_t)i);
 		keyd_mac_str(&h, sqlite3_column_type(st, col + i) ==
 		    SQLITE_NULL ? NULL :
 		    (const char *)sqlite3_column_text(st, col + i));

@@ -33,7 +33,8 @@
 #define AUDIT_SUBKEY_ID		1
 #define ROWS_SUBKEY_ID		2	/* api_keys and policy rows */
 #define TLS_SUBKEY_ID		3	/* sealed TLS private keys */
-#define WRAP_SUBKEY_ID		4	/* earlier audit keys, sealed */
+#define WRAP_SUBKEY_ID		5	/* earlier audit keys, sealed */
+#define LEGACY_SUBKEY_ID	4	/* digests of legacy API keys */
 #define SECRET_CONTEXT		"flmsecrt"	/* data keys of secrets */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
 #define BACKUP_CONTEXT		"flmbckup"	/* the key of backups */
@@ -43,6 +44,7 @@ static unsigned char	*keyd_auditkey;
 static unsigned char	*keyd_rowkey;
 static unsigned char	*keyd_tlskey;
 static unsigned char	*keyd_prev;	/* during a rotation: the old key */
+static unsigned char	*keyd_legacykey;
 static const char	*keyd_master_from = "";	/* flm doctor */
 static uid_t		 keyd_master_uid;	/* the key file's owner,
 						 * besides root */
@@ -174,7 +176,10 @@ master_derive(void)
 	    ROWS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	crypto_kdf_derive_from_key(keyd_tlskey, KEYD_MASTER_LEN,
 	    TLS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	crypto_kdf_derive_from_key(keyd_legacykey, KEYD_MASTER_LEN,
+	    LEGACY_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	sodium_mprotect_readonly(keyd_master);
+	sodium_mprotect_readonly(keyd_legacykey);
 	sodium_mprotect_readonly(keyd_tlskey);
 	sodium_mprotect_readonly(keyd_auditkey);
 	sodium_mprotect_readonly(keyd_rowkey);
@@ -187,6 +192,7 @@ master_writable(void)
 	sodium_mprotect_readwrite(keyd_tlskey);
 	sodium_mprotect_readwrite(keyd_auditkey);
 	sodium_mprotect_readwrite(keyd_rowkey);
+	sodium_mprotect_readwrite(keyd_legacykey);
 }
 
 /*
@@ -295,7 +301,8 @@ keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 	    (keyd_prev = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_auditkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
 	    (keyd_rowkey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
-	    (keyd_tlskey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
+	    (keyd_tlskey = sodium_malloc(KEYD_MASTER_LEN)) == NULL ||
+	    (keyd_legacykey = sodium_malloc(KEYD_MASTER_LEN)) == NULL)
 		fatalx("cannot allocate locked memory for the master key");
 	if (cred != NULL && *cred != '\0') {
 		snprintf(path, sizeof(path), "%s/%s", cred, MASTER_CRED);
@@ -399,6 +406,13 @@ keyd_master_replaceable(void)
 	return strcmp(keyd_master_from, MASTER_FILE) == 0;
 }
 
+/* The key of legacy API keys' digests (keyd_legacy.c). */
+const unsigned char *
+keyd_legacy_key(void)
+{
+	return keyd_legacykey;
+}
+
 const unsigned char *
 keyd_audit_key(void)
 {
@@ -414,6 +428,7 @@ keyd_master_free(void)
 	sodium_free(keyd_rowkey);
 	sodium_free(keyd_tlskey);
 	sodium_free(keyd_prev);
+	sodium_free(keyd_legacykey);
 	keyd_master = keyd_auditkey = keyd_rowkey = keyd_tlskey = NULL;
-	keyd_prev = NULL;
+	keyd_prev = keyd_legacykey = NULL;
 }

@@ -300,6 +300,22 @@ dberr:
 	return -1;
 }
 
+/* Whether a legacy key still needs its digest (keyd_legacy.c). */
+static int
+rot_legacy_digests(struct db *db)
+{
+	sqlite3_stmt	*st;
+	int		 n = 0;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM api_keys WHERE digest IS "
+	    "NOT NULL AND revoked_at IS NULL LIMIT 1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return 0;
+	n = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return n;
+}
+
 int
 keyd_master_rotate(struct db *db, struct json_object **res, char *err,
     size_t errsz)
@@ -316,6 +332,13 @@ keyd_master_rotate(struct db *db, struct json_object **res, char *err,
 	}
 	if (db_writable(db, err, errsz) == -1)
 		return -1;
+	if (rot_legacy_digests(db)) {
+		snprintf(err, errsz, "imported legacy keys are found by a "
+		    "digest under the current master key, which a rotation "
+		    "would lose: rotate them (flm api-keys rotate) first; the "
+		    "master key was not rotated");
+		return -1;
+	}
 	randombytes_buf(rot_next, KEYD_MASTER_LEN);
 	if (rot_write_key(rot_next) == -1) {
 		snprintf(err, errsz, "cannot write %s: %s; the master key was "

@@ -481,7 +481,7 @@ ca_key(void)
 #define CERT_MAC_COLS	"id, purpose, serial, label, sha256, revoked_at"
 
 static const struct keyd_rowmac cert_rows = {
-	"certificates", "flm certificates row", CERT_MAC_COLS, 6, 0
+	"certificates", "flm certificates row", CERT_MAC_COLS, 6, 0, 0
 };
 
 /* One row of certificates, its key sealed if it has one. */

@@ -295,7 +295,11 @@ auth_check_token(struct http_req *req, auth_done_cb done, const char *tok,
 		    "Authorization: Bearer YOUR_KEY).");
 		return;
 	}
-	if (len > FLM_TOKEN_MAX || apikey_parse(tok, len, id, &secret) == -1) {
+	/* Not flm_<id>_<secret>: perhaps a key flm migrate legacy
+	 * imported, which only keyd can find (by its digest); anything
+	 * else, blanks and controls among it, never leaves proxyd. */
+	if (len > FLM_TOKEN_MAX || (apikey_parse(tok, len, id, &secret) == -1 &&
+	    !apikey_legacy_valid(tok, len))) {
 		metrics_key(MX_KEY_FAILED);
 		auth_failed(addr);
 		auth_refuse(req, FLM_KEY_MALFORMED);

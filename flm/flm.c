@@ -83,7 +83,7 @@ static const struct flm_cmd cmds[] = {
 	    "backup restore FILE|NAME [--passphrase] [--json]" },
 	{ "security master-key rotate", cmd_master_rotate, "j", 0,
 	    "security master-key rotate [--json]" },
-	{ "check",		cmd_check,	"jxa",	0,
+	{ "check",		cmd_check,	"jxk",	0,
 	    "check [--against DIR|FILE|NAME] [--passphrase] [--json]" },
 	{ "secrets rotate",	cmd_secrets,	"j",	0,
 	    "secrets rotate [--json]" },
@@ -151,6 +151,9 @@ static const struct flm_cmd cmds[] = {
 	    "audit tail [-n N | --count N] [--json]" },
 	{ "usage",		cmd_usage_show,	"jKs",	0,
 	    "usage [--key ID] [--since WHEN] [--json]" },
+	{ "migrate legacy",	cmd_migrate,	"jfaO",	0,
+	    "migrate legacy --from KIND:PATH [--from KIND:PATH]... [--apply] "
+	    "[--out DIR] [--json]" },
 	{ "firewall preview",	cmd_firewall,	"w",	0,
 	    "firewall preview [--backend nftables|ufw|firewalld]" },
 	{ "firewall apply",	cmd_firewall,	"wt",	0,
@@ -371,7 +374,7 @@ table_row(const struct flm_cmd *cmd, const struct option *opts)
  * c --client-certs, W --no-bearer, h --hsts, O --out, d --days,
  * P --p12-password-file, w --backend, t --timeout, i --domain,
  * u --email, y --acme-directory, Y --acme-staging, G --challenge,
- * F --acme-ca, R --acme-http-port.  The
+ * F --acme-ca, R --acme-http-port, f --from, a --apply.  The
  * daemon validates values; here we only refuse what cannot be a request
  * at all.
  */
@@ -424,7 +427,9 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		{ "tpm", required_argument, NULL, 'Z' },
 		{ "passphrase", no_argument, NULL, 'x' },
 		{ "reason", required_argument, NULL, 'z' },
-		{ "against", required_argument, NULL, 'a' },
+		{ "against", required_argument, NULL, 'k' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "apply", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int				 ch, n, max;
@@ -490,6 +495,15 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		case 'O':
 			c->out = optarg;
 			break;
+		case 'f':
+			if (c->nfrom == (int)(sizeof(c->from) /
+			    sizeof(c->from[0])))
+				cmd_usage(cmd, "at most 16 --from");
+			c->from[c->nfrom++] = optarg;
+			break;
+		case 'a':
+			c->apply = 1;
+			break;
 		case 'd':
 			c->days = opt_num(cmd, "days", 1, 3650);
 			break;
@@ -529,7 +543,7 @@ cli_opts(struct cli *c, const struct flm_cmd *cmd, int argc, char **argv)
 		case 'z':
 			c->reason = optarg;
 			break;
-		case 'a':
+		case 'k':
 			c->against = optarg;
 			break;
 		case 'R':
@@ -834,15 +848,18 @@ key_table(struct json_object *res)
 		    "--label NAME\n");
 		return;
 	}
-	printf("%-16s %-20s %-8s %-24s %-24s %-24s %s\n", "ID", "LABEL",
-	    "STATE", "CREATED", "LAST USED", "EXPIRES", "SCOPE");
+	printf("%-16s %-20s %-8s %-24s %-24s %-24s %-16s %s\n", "ID",
+	    "LABEL", "STATE", "CREATED", "LAST USED", "EXPIRES", "LEGACY",
+	    "SCOPE");
 	for (i = 0; i < n; i++) {
 		struct json_object	*k = json_object_array_get_idx(res, i);
 		struct json_object	*sc = json_object_object_get(k, "scope");
 
-		printf("%-16s %-20s %-8s %-24s %-24s %-24s %s\n", jstr(k, "id"),
-		    jstr(k, "label"), jstr(k, "state"), jstr(k, "created_at"),
-		    jdash(k, "last_used_at"), jdash(k, "expires_at"),
+		/* LEGACY: imported by flm migrate legacy, and how kept. */
+		printf("%-16s %-20s %-8s %-24s %-24s %-24s %-16s %s\n",
+		    jstr(k, "id"), jstr(k, "label"), jstr(k, "state"),
+		    jstr(k, "created_at"), jdash(k, "last_used_at"),
+		    jdash(k, "expires_at"), jdash(k, "legacy"),
 		    sc != NULL ? json_object_to_json_string_ext(sc,
 		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) :
 		    "-");

@@ -66,6 +66,9 @@ struct cli {
 	int		 passphrase;	/* backup: --passphrase */
 	const char	*reason;	/* backup create --reason */
 	const char	*against;	/* check --against */
+	const char	*from[16];	/* migrate legacy: KIND:PATH */
+	int		 nfrom;
+	int		 apply;
 	const struct flm_cmd *cmd;	/* the command given */
 	const char	*cmd_name;	/* its words */
 	char		**args;		/* positional arguments */
@@ -104,6 +107,8 @@ int	file_replace(const char *, const char *, mode_t);
 int	cmd_firewall(struct cli *, int, char **);
 /* flm_doctor.c */
 int	cmd_doctor(struct cli *, int, char **);
+/* flm_migrate.c */
+int	cmd_migrate(struct cli *, int, char **);
 /* flm_secrets.c */
 int	cmd_credential(struct cli *, int, char **);
 int	cmd_secrets(struct cli *, int, char **);

@@ -25,6 +25,7 @@
 
 #include "chan.h"
 #include "flmd.h"
+#include "legacy.h"
 #include "log.h"
 #include "settings.h"
 #include "statesum.h"
@@ -652,6 +653,21 @@ control_credential(struct ctl_conn *c, uint16_t type, uint32_t peerid,
 	c->reqtype = type;
 }
 
+/* flm migrate legacy --apply: flmd_migrate.c answers once keyd has. */
+static void
+control_migrate(struct ctl_conn *c, uint32_t peerid, struct json_object *req)
+{
+	char	 err[600];
+
+	if (migrate_start(c->id, req, err, sizeof(err)) == -1) {
+		control_error(c, peerid, EINVAL, err);
+		return;
+	}
+	c->waiting = PROC_KEYD;
+	c->reqid = peerid;
+	c->reqtype = IMSG_CTL_MIGRATE_APPLY;
+}
+
 /* The secret a request carried, gone before the request is freed. */
 static void
 control_wipe_secret(struct json_object *req)
@@ -1121,6 +1137,7 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			return;
 		break;
 	case IMSG_CTL_CREDENTIAL_SET:
+	case IMSG_CTL_MIGRATE_APPLY:
 		/* The raw bytes held the secret: wiped however it went. */
 		if (control_args(ch, m, 1, &req) == -1) {
 			msg_wipe(m);
@@ -1233,6 +1250,10 @@ control_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 		control_backup(c, t, id, req, m->fd);
 		m->fd = -1;
 		control_wipe_passphrase(req);
+		break;
+	case IMSG_CTL_MIGRATE_APPLY:
+		control_migrate(c, id, req);
+		legacy_json_wipe(req);
 		break;
 	default:
 		control_config(c, t, id, req);

@@ -288,6 +288,7 @@ main(int argc, char *argv[])
 
 	doctor_cleanup();
 	backup_cleanup();
+	migrate_cleanup();
 	control_cleanup();
 	proc_shutdown_all();
 	spawn_stop();

@@ -144,7 +144,7 @@ void			 doctor_keyd_gone(void);
 void			 doctor_cleanup(void);
 
 /* flmd_backup.c */
-#define BACKUP_REQ		0x20000000U	/* peerid: a restore's or
+#define BACKUP_REQ		0x10000000U	/* peerid: a restore's or
 						 * the daily backup's */
 int			 backup_config_fd(char *, size_t);
 int			 backup_send_config(char *, size_t);
@@ -152,9 +152,17 @@ int			 backup_staged(int, char *, size_t);
 void			 backup_finish(void);
 void			 backup_keyd_state(struct json_object *);
 void			 backup_daily_reply(int, struct json_object *);
+int			 backup_before(const char *, char *, size_t);
 void			 backup_init(void);
 void			 backup_cleanup(void);
 void			 flmd_restart(const char *);
+/* flmd_migrate.c: flm migrate legacy --apply; its request to keyd
+ * carries MIGRATE_REQ */
+#define MIGRATE_REQ		0x20000000U
+int			 migrate_start(uint32_t, struct json_object *, char *,
+			    size_t);
+void			 migrate_keyd_reply(uint32_t, int, struct json_object *);
+void			 migrate_cleanup(void);
 
 /* flmd_config.c */
 #define CONFIG_DB_NAME		"config.db"
@@ -162,6 +170,8 @@ extern struct db	 config_db;
 void			 config_open(void);
 void			 config_close(void);
 int			 config_set(const char *, const char *, char *, size_t);
+int			 config_validate(const char *, const char *, char *,
+			    size_t);
 int			 config_unset(const char *, char *, size_t);
 struct json_object	*config_list(const char *);
 struct json_object	*config_engines(void);

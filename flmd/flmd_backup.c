@@ -283,17 +283,36 @@ backup_tick(evutil_socket_t fd, short ev, void *arg)
 	json_object_put(req);
 }
 
-/* keyd's answer to the daily backup. */
+/* keyd's answer to a backup flmd asked for itself. */
 void
 backup_daily_reply(int ok, struct json_object *o)
 {
 	struct json_object	*v;
 
 	if (!ok)
-		log_warnx("daily backup failed: %s",
+		log_warnx("backup failed: %s",
 		    json_object_get_string(json_object_object_get(o, "error")));
 	else if (json_object_object_get_ex(o, "file", &v))
-		log_info("daily backup %s made", json_object_get_string(v));
+		log_info("backup %s made", json_object_get_string(v));
+}
+
+/* A backup before a change flmd makes (a migration): queued to keyd
+ * ahead of the change.  0, or -1 with err. */
+int
+backup_before(const char *reason, char *err, size_t errsz)
+{
+	struct json_object	*req;
+	int			 r;
+
+	if (backup_send_config(err, errsz) == -1)
+		return -1;
+	req = json_object_new_object();
+	json_object_object_add(req, "reason", json_object_new_string(reason));
+	r = proc_forward(PROC_KEYD, IMSG_BACKUP_CREATE, BACKUP_REQ, req);
+	json_object_put(req);
+	if (r == -1)
+		snprintf(err, errsz, "flm-keyd is not running");
+	return r;
 }
 
 void

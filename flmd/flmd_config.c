@@ -397,7 +397,7 @@ config_unknown(const char *key, char *err, size_t errsz)
 }
 
 /* Validate key = value by setting_defs; err says what is expected. */
-static int
+int
 config_validate(const char *key, const char *value, char *err, size_t errsz)
 {
 	const struct limit_def	*ld;

@@ -597,6 +597,9 @@ proc_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 			    m->hdr.type == IMSG_KEY_RESULT, o, m->fd);
 			m->fd = -1;
 		}
+		else if (m->hdr.peerid & MIGRATE_REQ)	/* flmd's own */
+			migrate_keyd_reply(m->hdr.peerid & ~MIGRATE_REQ,
+			    m->hdr.type == IMSG_KEY_RESULT, o);
 		else
 			control_relay(m->hdr.peerid, m->hdr.type ==
 			    IMSG_KEY_RESULT ? IMSG_CTL_RESULT : IMSG_CTL_ERROR,

@@ -73,3 +73,23 @@ apikey_label_valid(const char *label)
 	}
 	return 1;
 }
+
+/*
+ * A token another gateway issued (flm migrate legacy): 1-FLM_TOKEN_MAX
+ * printable ASCII characters, no blank, and not one of ours (a token
+ * that starts flm_ is judged as an flm key and nothing else).
+ */
+int
+apikey_legacy_valid(const char *tok, size_t len)
+{
+	size_t	 i;
+
+	if (len < 1 || len > FLM_TOKEN_MAX ||
+	    (len >= 4 && memcmp(tok, FLM_KEY_PREFIX, 4) == 0))
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)tok[i] <= 0x20 ||
+		    (unsigned char)tok[i] >= 0x7f)
+			return 0;
+	return 1;
+}

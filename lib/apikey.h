@@ -9,5 +9,6 @@ int	apikey_parse(const char *, size_t, char [FLM_KEY_ID_LEN + 1],
 	    const char **);
 int	apikey_label_valid(const char *);
 int	apikey_id_valid(const char *);
+int	apikey_legacy_valid(const char *, size_t);
 
 #endif

@@ -147,6 +147,11 @@ enum flm_msg_type {
 				 * RESULT + fd: the staged config.db */
 	IMSG_BACKUP_STATE,	/* fd? + JSON {name?, passphrase?, proxies?};
 				 * reply {keys, policy, proxies} */
+	IMSG_LEGACY_IMPORT = 96, /* flmd -> keyd: JSON {keys: [{label,
+				 * legacy, secret | hash}], policy?}: one
+				 * transaction; plain keys wiped once read;
+				 * reply RESULT {imported, keys, count,
+				 * policy} or ERROR */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */
@@ -191,6 +196,9 @@ enum flm_msg_type {
 	IMSG_CTL_CHECK,		/* fd? + JSON {name?, passphrase?}: the
 				 * state of a backup, or the live one */
 	IMSG_CTL_MASTER_ROTATE,	/* empty; keyd's IMSG_MASTER_ROTATE */
+	IMSG_CTL_MIGRATE_APPLY = 141, /* JSON {ts, keys, policy?,
+				 * engine_url?}: flm migrate legacy --apply;
+				 * plain keys wiped once read */
 };
 
 /* API keys: flm_<16 hex id>_<43 base64url secret>. */

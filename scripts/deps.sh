@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config
-libsqlite3-dev libssl-dev libevent-dev libjson-c-dev libargon2-dev
+libsqlite3-dev libssl-dev libevent-dev libjson-c-dev libargon2-dev libcrypt-dev
 libsodium-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev
 mandoc jq curl sqlite3 util-linux procps ca-certificates"
 # --test: what only the tests use: clang for the fuzzers, chromium for

@@ -108,14 +108,16 @@ check "a fresh suite for an older database" suite_start
 F proxy start --port "$PORT" >/dev/null
 OLD=$(F api-keys create --label old --json | jq -r .key)
 suite_stop
-# Back to version 3: migrations 005 (TLS) to 008 (key scopes) undone as
-# well.
-DB "ALTER TABLE api_keys DROP COLUMN mac; ALTER TABLE api_keys DROP COLUMN scope;
+# Back to version 3: migrations 005 (TLS) to 010 (master-key rotation) undone
+# as well.
+DB "DROP INDEX api_keys_digest; DROP INDEX api_keys_bcrypt;
+    ALTER TABLE api_keys DROP COLUMN digest; ALTER TABLE api_keys DROP COLUMN legacy;
+    ALTER TABLE api_keys DROP COLUMN mac; ALTER TABLE api_keys DROP COLUMN scope;
     ALTER TABLE security_policies DROP COLUMN mac; DROP TABLE keyd_state;
     ALTER TABLE audit_logs DROP COLUMN cert_serial;
     ALTER TABLE audit_logs DROP COLUMN cert_label; DROP TABLE acme_accounts;
     ALTER TABLE audit_logs DROP COLUMN scope;
-    DROP TABLE secrets; DROP TABLE secret_keys;
+    DROP TABLE secrets; DROP TABLE secret_keys; DROP TABLE audit_keys;
     CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, key_id TEXT NOT NULL,
 	nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, created_at TEXT, rotated_at TEXT);
     DELETE FROM schema_migrations WHERE version >= 4"
