@@ -1470,6 +1470,7 @@ main(int argc, char *argv[])
 	 * directory, and the sandbox has no mkdir. */
 	if (mkdir(KEYD_BACKUP_DIR, 0700) == -1 && errno != EEXIST)
 		log_warn("mkdir %s: no backups can be made", KEYD_BACKUP_DIR);
+	keyd_backup_tidy();
 	/* The chroot's root or, in user mode, keyd's directory. */
 	keyd_sandbox(".");
 	keyd_integrity_check(1);	/* and the first DB_STATE */

@@ -80,6 +80,8 @@ const unsigned char *keyd_tls_key(void);
 void		 keyd_secret_key(uint64_t, unsigned char [KEYD_MASTER_LEN]);
 void		 keyd_master_free(void);
 void		 keyd_backup_key(unsigned char [KEYD_MASTER_LEN]);
+void		 keyd_backup_key_of(const unsigned char *,
+		    unsigned char [KEYD_MASTER_LEN]);
 void		 keyd_master_export(unsigned char [KEYD_MASTER_LEN]);
 int		 keyd_master_is(const unsigned char *);
 void		 keyd_master_audit_key(const unsigned char *,
@@ -213,6 +215,7 @@ int		 keyd_master_rotate(struct db *, struct json_object **, char *,
 #define KEYD_BACKUP_DIR		FLM_BACKUP_SUBDIR
 #define KEYD_BACKUP_KEEP	3	/* generations */
 void		 keyd_backup_init(void);
+void		 keyd_backup_tidy(void);
 int		 keyd_backup_rekey(const unsigned char *);
 void		 keyd_backup_free(void);
 int		 keyd_backup_finish(const char *, const char *);

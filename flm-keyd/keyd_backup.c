@@ -89,7 +89,12 @@ struct bk_secret {
 	unsigned char	 ak[KEYD_MASTER_LEN];		/* its audit key */
 };
 
+static void	 bk_shred(const char *);
+
 static struct bk_secret	*bk_sec;
+/* Set while a restore keeps the state it replaces: that backup is
+ * sealed for the master key the restore puts in place. */
+static const unsigned char *bk_seal_for;
 static int	 bk_config_fd = -1;	/* flmd's config.db, for the next */
 
 void
@@ -97,6 +102,27 @@ keyd_backup_init(void)
 {
 	if ((bk_sec = sodium_malloc(sizeof(*bk_sec))) == NULL)
 		fatalx("cannot allocate locked memory for backups");
+}
+
+/* At start: a backup whose writing a crash cut short is removed. */
+void
+keyd_backup_tidy(void)
+{
+	struct dirent	*de;
+	DIR		*d;
+	char		 path[PATH_MAX];
+
+	if ((d = opendir(KEYD_BACKUP_DIR)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".flm-", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", KEYD_BACKUP_DIR,
+		    de->d_name);
+		bk_shred(path);
+		log_info("removed %s: a backup never finished", path);
+	}
+	closedir(d);
 }
 
 void
@@ -706,7 +732,10 @@ bk_seal_start(struct bk_io *w, const char *pass, time_t now)
 	put_le64(w->hdr + 24, (uint64_t)now);
 	if (pass == NULL) {
 		w->hdr[16] = BK_KIND_MASTER;
-		keyd_backup_key(key);
+		if (bk_seal_for != NULL)
+			keyd_backup_key_of(bk_seal_for, key);
+		else
+			keyd_backup_key(key);
 		bk_keyid(key, w->hdr + 32);
 	} else {
 		w->hdr[16] = BK_KIND_PASS;
@@ -1164,7 +1193,7 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 	struct bk_io		 r;
 	struct json_object	*m = NULL, *kept = NULL, *v;
 	unsigned char		*master = bk_sec->master;
-	int			 rc = -1, has_master = 0, other = 0;
+	int			 rc = -1, has_master = 0, other = 0, made;
 
 	*cfgfd = -1;
 	memset(&r, 0, sizeof(r));
@@ -1193,9 +1222,13 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 	if ((other && bk_stage_master(&r, master) == -1) ||
 	    bk_stage_anchor(&r, master, other) == -1)
 		goto out;
-	/* The state replaced stays as one more backup. */
-	if (keyd_backup_create(db, "pre-restore", NULL, 0, &kept, err,
-	    errsz) == -1) {
+	/* The state replaced stays as one more backup, which the key put
+	 * in place must open. */
+	bk_seal_for = other ? master : NULL;
+	made = keyd_backup_create(db, "pre-restore", NULL, 0, &kept, err,
+	    errsz);
+	bk_seal_for = NULL;
+	if (made == -1) {
 		char	 why[256];
 
 		snprintf(why, sizeof(why), "%s", err);

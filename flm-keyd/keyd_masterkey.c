@@ -376,8 +376,18 @@ keyd_backup_key(unsigned char out[KEYD_MASTER_LEN])
 	    keyd_master);
 }
 
-/* The master key itself: for a passphrase backup only, which must
- * outlive it. */
+/* The backup key another master key gives: a restore's pre-restore
+ * backup is sealed for the key the restore puts in place. */
+void
+keyd_backup_key_of(const unsigned char *master,
+    unsigned char out[KEYD_MASTER_LEN])
+{
+	crypto_kdf_derive_from_key(out, KEYD_MASTER_LEN, 1, BACKUP_CONTEXT,
+	    master);
+}
+
+/* The master key itself: each backup holds the key its rows are
+ * sealed under. */
 void
 keyd_master_export(unsigned char out[KEYD_MASTER_LEN])
 {

@@ -105,11 +105,11 @@ list_table(struct json_object *res)
 		printf("no backups\n");
 		return;
 	}
-	printf("%-48s %-20s %-12s %-10s %s\n", "NAME", "CREATED", "REASON",
+	printf("%-48s %-24s %-12s %-10s %s\n", "NAME", "CREATED", "REASON",
 	    "SEALED", "BYTES");
 	for (i = 0; i < n; i++) {
 		b = json_object_array_get_idx(res, i);
-		printf("%-48s %-20.20s %-12s %-10s %s\n", jstr(b, "file"),
+		printf("%-48s %-24s %-12s %-10s %s\n", jstr(b, "file"),
 		    jstr(b, "created"), jstr(b, "reason"), jstr(b, "kind"),
 		    jstr(b, "bytes"));
 	}

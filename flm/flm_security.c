@@ -435,6 +435,8 @@ verify_notes(struct json_object *res)
 		    jstr(g, "created_at"),
 		    strcmp(jstr(g, "in"), "live") != 0 ? ", in " : "",
 		    strcmp(jstr(g, "in"), "live") != 0 ? jstr(g, "in") : "");
+	if (*jstr(res, "restored"))
+		printf("%s\n", jstr(res, "restored"));
 	if (*jstr(res, "warning"))
 		printf("warning: %s\n", jstr(res, "warning"));
 }

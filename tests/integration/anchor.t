@@ -39,7 +39,7 @@ checkx "a fresh trail verifies, from genesis row 1, with nothing it cannot rule 
     (has(\"warning\") | not)"'
 suite_stop
 check "keyd keeps its anchor in its own directory" \
-    grep -q '^flm-audit-anchor-1 3 ' "$STATE/keyd/audit.anchor"
+    grep -q '^flm-audit-anchor-2 3 ' "$STATE/keyd/audit.anchor"
 DB "DROP TRIGGER audit_logs_no_delete; DELETE FROM audit_logs;
     DELETE FROM audit_head; DELETE FROM sqlite_sequence"
 suite_restart "$PORT"

@@ -7,7 +7,7 @@
 # finishes on the next start; no secret in clear anywhere.
 . "$(dirname "$0")/lib.sh"
 
-plan 44
+plan 45
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmb.XXXXXX")
 trap 'suite_cleanup; rm -rf "$TMP"' EXIT
@@ -158,3 +158,6 @@ check "the audit trail verifies, with the rows it had" \
     sh -c "$F audit verify --json | jq -e '.ok and .rows >= $ROWS' >/dev/null"
 check "flm check against the backup: the live state matches it" \
     sh -c "printf '%s\n' '$PASS' | $F check --passphrase --against '$TMP/offsite.flmbak' >/dev/null"
+PRE=$($F backup list --json | jq -r '[.[] | select(.reason == "pre-restore")][0].file')
+check "the state the key-replacing restore replaced is kept, and opens under the restored key" \
+    sh -c "$F check --against '$PRE' --json 2>&1 | jq -e '.differences' >/dev/null"
