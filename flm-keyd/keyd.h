@@ -216,7 +216,8 @@ int		 keyd_master_rotate(struct db *, struct json_object **, char *,
 #define KEYD_BACKUP_KEEP	3	/* generations */
 void		 keyd_backup_init(void);
 void		 keyd_backup_tidy(void);
-int		 keyd_backup_rekey(const unsigned char *);
+int		 keyd_backup_rekey(const char *, const unsigned char *,
+		    const unsigned char *);
 void		 keyd_backup_free(void);
 int		 keyd_backup_finish(const char *, const char *);
 void		 keyd_backup_config(int);

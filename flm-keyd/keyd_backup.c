@@ -579,7 +579,7 @@ bk_namecmp(const void *a, const void *b)
 
 /* The backups, oldest first (their names begin with the time). */
 static char **
-bk_names(size_t *n)
+bk_names_in(const char *dir, size_t *n)
 {
 	DIR		*d;
 	struct dirent	*de;
@@ -587,7 +587,7 @@ bk_names(size_t *n)
 	size_t		 cap = 0;
 
 	*n = 0;
-	if ((d = opendir(KEYD_BACKUP_DIR)) == NULL)
+	if ((d = opendir(dir)) == NULL)
 		return NULL;
 	while ((de = readdir(d)) != NULL) {
 		if (!bk_name_ok(de->d_name))
@@ -606,6 +606,12 @@ bk_names(size_t *n)
 	if (*n > 0)
 		qsort(v, *n, sizeof(*v), bk_namecmp);
 	return v;
+}
+
+static char **
+bk_names(size_t *n)
+{
+	return bk_names_in(KEYD_BACKUP_DIR, n);
 }
 
 static void
@@ -1419,7 +1425,8 @@ keyd_backup_finish(const char *dir, const char *marker)
 /* One backup sealed under oldkey, sealed again under the current key:
  * 1 done, 0 not one of oldkey's, -1 on error. */
 static int
-bk_rekey_one(const char *name, const unsigned char *oldkey)
+bk_rekey_one(const char *dir, const char *name, const unsigned char *oldkey,
+    const unsigned char *newkey)
 {
 	struct bk_io	 r, w;
 	uint8_t		 id[16];
@@ -1430,8 +1437,8 @@ bk_rekey_one(const char *name, const unsigned char *oldkey)
 	memset(&w, 0, sizeof(w));
 	r.err = w.err = err;
 	r.errsz = w.errsz = sizeof(err);
-	snprintf(path, sizeof(path), "%s/%s", KEYD_BACKUP_DIR, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s", KEYD_BACKUP_DIR, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s", dir, name);
 	if ((r.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return -1;
 	bk_keyid(oldkey, id);
@@ -1443,11 +1450,9 @@ bk_rekey_one(const char *name, const unsigned char *oldkey)
 		return 0;
 	}
 	memcpy(w.hdr, r.hdr, BK_HDR_LEN);
-	keyd_backup_key(bk_sec->wkey);
-	bk_keyid(bk_sec->wkey, w.hdr + 32);
+	bk_keyid(newkey, w.hdr + 32);
 	crypto_secretstream_xchacha20poly1305_init_push(&w.st,
-	    w.hdr + BK_HDR_LEN - BK_SS_HDR, bk_sec->wkey);
-	sodium_memzero(bk_sec->wkey, KEYD_MASTER_LEN);
+	    w.hdr + BK_HDR_LEN - BK_SS_HDR, newkey);
 	if (crypto_secretstream_xchacha20poly1305_init_pull(&r.st,
 	    r.hdr + BK_HDR_LEN - BK_SS_HDR, oldkey) != 0 ||
 	    (w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
@@ -1495,22 +1500,25 @@ bk_rekey_one(const char *name, const unsigned char *oldkey)
 }
 
 /*
- * A master-key rotation, once committed: the backups sealed with the
- * old key's backup key (oldkey) sealed again with the new one's, so
- * the generations kept stay usable.  How many were.
+ * A master-key rotation, once committed and before the old key file is
+ * replaced: the backups in dir sealed with the old backup key sealed
+ * again with the new one, so the generations kept stay usable.  Those
+ * already done are skipped: a crash in the middle is finished by the
+ * next start (keyd_rotate_finish).  How many were.
  */
 int
-keyd_backup_rekey(const unsigned char *oldkey)
+keyd_backup_rekey(const char *dir, const unsigned char *oldkey,
+    const unsigned char *newkey)
 {
 	char	**v;
 	size_t	 n, i;
 	int	 done = 0;
 
-	v = bk_names(&n);
+	v = bk_names_in(dir, &n);
 	for (i = 0; i < n; i++)
-		if (bk_rekey_one(v[i], oldkey) == 1)
+		if (bk_rekey_one(dir, v[i], oldkey, newkey) == 1)
 			done++;
 	bk_names_free(v, n);
-	bk_sync_dir(KEYD_BACKUP_DIR);
+	bk_sync_dir(dir);
 	return done;
 }

@@ -109,12 +109,18 @@ rot_swap_key(const char *dir)
 	return rc;
 }
 
-/* The staged files into place, in an order each step of which a later
- * start can finish. */
-static void
-rot_finish_files(const char *dir, int live)
+/*
+ * The staged files into place, in an order each step of which a later
+ * start can finish: the anchor; the backups kept, sealed again from the
+ * old backup key to the new while the old key file is still there; the
+ * key file.  How many backups were sealed again.
+ */
+static int
+rot_finish_files(const char *dir, int live, const unsigned char *oldbk,
+    const unsigned char *newbk)
 {
 	char	 from[PATH_MAX], to[PATH_MAX];
+	int	 n;
 
 	snprintf(from, sizeof(from), "%s/%s", dir, ROT_ANCHOR_NEW);
 	snprintf(to, sizeof(to), "%s/%s", dir, ROT_ANCHOR);
@@ -122,9 +128,34 @@ rot_finish_files(const char *dir, int live)
 		fatal("rename %s", from);
 	if (live)
 		rot_step("anchor");
+	snprintf(from, sizeof(from), "%s/%s", dir, KEYD_BACKUP_DIR);
+	n = keyd_backup_rekey(from, oldbk, newbk);
+	if (live)
+		rot_step("backups");
 	if (rot_swap_key(dir) == -1 && errno != ENOENT)
 		fatal("rename %s/%s", dir, ROT_KEY_NEW);
 	rot_sync_dir(dir);
+	return n;
+}
+
+/* 32 bytes from a key file of 64 hex digits: 0, or -1. */
+static int
+rot_read_key(const char *path, unsigned char key[KEYD_MASTER_LEN])
+{
+	char	 hex[ROT_HEX + 2];
+	size_t	 bin;
+	ssize_t	 n;
+	int	 fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, hex, sizeof(hex));
+	close(fd);
+	if (n >= ROT_HEX && sodium_hex2bin(key, KEYD_MASTER_LEN, hex, ROT_HEX,
+	    NULL, &bin, NULL) == 0 && bin == KEYD_MASTER_LEN)
+		rc = 0;
+	sodium_memzero(hex, sizeof(hex));
+	return rc;
 }
 
 static void
@@ -172,31 +203,23 @@ rot_db_id(sqlite3 *h, char out[KEYD_MASTER_ID_LEN + 1])
 void
 keyd_rotate_finish(const char *dir)
 {
-	char		 path[PATH_MAX], hex[ROT_HEX + 2];
+	char		 path[PATH_MAX];
 	char		 want[KEYD_MASTER_ID_LEN + 1];
 	char		 have[KEYD_MASTER_ID_LEN + 1];
-	unsigned char	 key[KEYD_MASTER_LEN];
+	unsigned char	 key[KEYD_MASTER_LEN], old[KEYD_MASTER_LEN];
+	unsigned char	 newbk[KEYD_MASTER_LEN], oldbk[KEYD_MASTER_LEN];
 	sqlite3		*h = NULL;
-	size_t		 bin;
-	ssize_t		 n;
-	int		 fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, ROT_KEY_NEW);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+	if (access(path, F_OK) == -1)
 		return;
-	n = read(fd, hex, sizeof(hex));
-	close(fd);
-	if (n < ROT_HEX || sodium_hex2bin(key, sizeof(key), hex, ROT_HEX,
-	    NULL, &bin, NULL) != 0 || bin != KEYD_MASTER_LEN) {
-		sodium_memzero(hex, sizeof(hex));
+	if (rot_read_key(path, key) == -1) {
 		log_warnx("%s is not a key: an unfinished rotation, "
 		    "abandoned", path);
 		rot_discard(dir);
 		return;
 	}
-	sodium_memzero(hex, sizeof(hex));
 	keyd_master_id_of(key, want);
-	sodium_memzero(key, sizeof(key));
 	snprintf(path, sizeof(path), "%s/%s", dir, KEYD_DB_NAME);
 	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) ==
 	    SQLITE_OK)
@@ -204,15 +227,27 @@ keyd_rotate_finish(const char *dir)
 	else
 		have[0] = '\0';
 	sqlite3_close(h);
-	if (strcmp(want, have) == 0) {
-		rot_finish_files(dir, 0);
-		log_info("a master-key rotation that had committed was "
-		    "finished: the master key is now %s", want);
-	} else {
+	if (strcmp(want, have) != 0) {
+		sodium_memzero(key, sizeof(key));
 		rot_discard(dir);
 		log_warnx("a master-key rotation that had not committed was "
 		    "abandoned: the master key stays as it was");
+		return;
 	}
+	keyd_backup_key_of(key, newbk);
+	snprintf(path, sizeof(path), "%s/%s", dir, KEYD_MASTER_FILE);
+	/* The old key file gone already: the backups were done before. */
+	if (rot_read_key(path, old) == 0)
+		keyd_backup_key_of(old, oldbk);
+	else
+		memcpy(oldbk, newbk, sizeof(oldbk));
+	rot_finish_files(dir, 0, oldbk, newbk);
+	sodium_memzero(key, sizeof(key));
+	sodium_memzero(old, sizeof(old));
+	sodium_memzero(newbk, sizeof(newbk));
+	sodium_memzero(oldbk, sizeof(oldbk));
+	log_info("a master-key rotation that had committed was finished: "
+	    "the master key is now %s", want);
 }
 
 /* After the database opens: its rows' key id noted, or checked. */
@@ -320,8 +355,8 @@ int
 keyd_master_rotate(struct db *db, struct json_object **res, char *err,
     size_t errsz)
 {
-	unsigned char	 oldbk[KEYD_MASTER_LEN];
-	int		 rc;
+	unsigned char	 oldbk[KEYD_MASTER_LEN], newbk[KEYD_MASTER_LEN];
+	int		 rc, n;
 
 	*res = NULL;
 	if (!keyd_master_replaceable()) {
@@ -369,12 +404,13 @@ keyd_master_rotate(struct db *db, struct json_object **res, char *err,
 		goto rollback;
 	}
 	rot_step("committed");
-	rot_finish_files(".", 1);
 	/* The kept backups follow the key, else they would be lost. */
 	keyd_prev_derive(KEYD_DERIVE_BACKUP, 0, oldbk);
-	json_object_object_add(*res, "backups",
-	    json_object_new_int(keyd_backup_rekey(oldbk)));
+	keyd_backup_key(newbk);
+	n = rot_finish_files(".", 1, oldbk, newbk);
+	json_object_object_add(*res, "backups", json_object_new_int(n));
 	sodium_memzero(oldbk, sizeof(oldbk));
+	sodium_memzero(newbk, sizeof(newbk));
 	keyd_master_forget();
 	log_info("master key rotated: now %s", json_object_get_string(
 	    json_object_object_get(*res, "master_key_id")));

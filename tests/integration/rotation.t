@@ -6,7 +6,7 @@
 # comes back with either the old key or the new, never a mix.
 . "$(dirname "$0")/lib.sh"
 
-plan 51
+plan 57
 
 mock_init
 T=$TMP
@@ -106,7 +106,7 @@ check "a second rotation: three segments, all verify" \
     sh -c "$F audit verify --json | jq -e '.ok and .key_segments == 3' >/dev/null"
 
 # killed at each step: the old state or the new, never a mix
-for step in staged sealed committed anchor; do
+for step in staged sealed committed anchor backups; do
 	suite_stop
 	FLM_TEST_ROTATE_CRASH=$step FLM_PROXY_WORKERS=1 "$FLMD" -d -v \
 	    -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
