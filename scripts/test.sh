@@ -78,7 +78,7 @@ if [ -x build/flmd/flmd ]; then
 	step "fuzz: the channel library, the HTTP parser and the policy checker, ${FLM_FUZZ_SECS:-30} s each" \
 	    sh scripts/fuzz.sh build "${FLM_FUZZ_SECS:-30}"
 	echo "== make distcheck"
-	step "make distcheck" sh -c "cd build && make -j2 distcheck >distcheck.out 2>&1 || { tail -40 distcheck.out; exit 1; }"
+	step "make distcheck" sh scripts/distcheck.sh build
 fi
 
 echo "== packages"
