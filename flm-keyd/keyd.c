@@ -1461,6 +1461,7 @@ main(int argc, char *argv[])
 	    security_migrations_count);
 	keyd_audit_init(&keyd_db);
 	keyd_rotate_note(&keyd_db);
+	keyd_legacy_key_load(&keyd_db);
 	/* Before the anchor is made: an anchor says keyd sealed before. */
 	keyd_integrity_init(&keyd_db, keyd_anchor_exists());
 	keyd_anchor_start(&keyd_db);
@@ -1472,7 +1473,7 @@ main(int argc, char *argv[])
 		log_warn("mkdir %s: no backups can be made", KEYD_BACKUP_DIR);
 	keyd_backup_tidy();
 	/* The chroot's root or, in user mode, keyd's directory. */
-	keyd_sandbox(".");
+	keyd_sandbox(".", keyd_master_keyring_id());
 	keyd_integrity_check(1);	/* and the first DB_STATE */
 	keyd_policy_push(NULL, 0);
 	keyd_tls_push(NULL, 0);

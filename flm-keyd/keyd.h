@@ -73,6 +73,8 @@ int		 keyd_legacy_import(struct db *, struct json_object *,
 
 /* keyd_masterkey.c */
 const unsigned char *keyd_legacy_key(void);
+int		 keyd_legacy_key_seal(struct db *);
+void		 keyd_legacy_key_load(struct db *);
 void		 keyd_master_load(const char *, uid_t, void (*)(void));
 const unsigned char *keyd_audit_key(void);
 const unsigned char *keyd_row_key(void);
@@ -87,6 +89,10 @@ int		 keyd_master_is(const unsigned char *);
 void		 keyd_master_audit_key(const unsigned char *,
 		    unsigned char [KEYD_MASTER_LEN]);
 int		 keyd_master_replaceable(void);
+long		 keyd_master_keyring_id(void);
+int		 keyd_master_keyring_update(const unsigned char *);
+void		 keyd_master_adopt(const unsigned char *);
+void		 keyd_legacy_key_set(const unsigned char *);
 #define KEYD_MASTER_ID_LEN	16	/* hex */
 enum { KEYD_DERIVE_AUDIT, KEYD_DERIVE_TLS, KEYD_DERIVE_WRAP,
     KEYD_DERIVE_SECRET, KEYD_DERIVE_BACKUP };
@@ -339,6 +345,6 @@ struct json_object *keyd_doctor(struct db *, const char *, int);
 struct json_object *keyd_tls_tick(void (*)(const char *));
 
 /* keyd_sandbox.c */
-void	keyd_sandbox(const char *);
+void	keyd_sandbox(const char *, long);
 
 #endif

@@ -7,6 +7,10 @@
  * key, UNIQUE-indexed.  A bcrypt row has no digest before that use (the
  * token is not known before): only those rows are tried one by one,
  * each try paid from the cold-check budget.
+ * The digest key is the first master key's subkey; a master-key
+ * rotation cannot make the digests again (it has no tokens), so from
+ * the first rotation on the key is kept in keyd_state, sealed under the
+ * master key's wrap key (keyd_legacy_key_seal, _load).
  */
 #include "config.h"
 
@@ -46,6 +50,79 @@ keyd_legacy_digest(const char *tok, size_t len, char hex[KEYD_LEGACY_HEX + 1])
 	    keyd_legacy_key(), KEYD_MASTER_LEN);
 	sodium_bin2hex(hex, KEYD_LEGACY_HEX + 1, d, sizeof(d));
 	sodium_memzero(d, sizeof(d));
+}
+
+#define LEGACY_KEY_STATE	"legacy_digest_key"
+#define LEGACY_KEY_AD		"flm legacy digest key"
+#define LEGACY_NPUB		crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define LEGACY_SEALED		(LEGACY_NPUB + KEYD_MASTER_LEN + \
+				    crypto_aead_xchacha20poly1305_ietf_ABYTES)
+
+/* The digest key sealed under the current wrap key, into keyd_state:
+ * inside a rotation's transaction. */
+int
+keyd_legacy_key_seal(struct db *db)
+{
+	unsigned char	 wrap[KEYD_MASTER_LEN], buf[LEGACY_SEALED];
+	char		 hex[LEGACY_SEALED * 2 + 1];
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	keyd_wrap_key(wrap);
+	randombytes_buf(buf, LEGACY_NPUB);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(buf + LEGACY_NPUB, NULL,
+	    keyd_legacy_key(), KEYD_MASTER_LEN,
+	    (const unsigned char *)LEGACY_KEY_AD, sizeof(LEGACY_KEY_AD) - 1,
+	    NULL, buf, wrap);
+	sodium_memzero(wrap, sizeof(wrap));
+	sodium_bin2hex(hex, sizeof(hex), buf, sizeof(buf));
+	if ((rc = sqlite3_prepare_v2(db->h, "INSERT OR REPLACE INTO keyd_state "
+	    "(name, value) VALUES ('" LEGACY_KEY_STATE "', ?)", -1, &st,
+	    NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* At start: the digest key a rotation kept, if there is one. */
+void
+keyd_legacy_key_load(struct db *db)
+{
+	unsigned char	 wrap[KEYD_MASTER_LEN], buf[LEGACY_SEALED];
+	unsigned char	 key[KEYD_MASTER_LEN];
+	sqlite3_stmt	*st;
+	const char	*hex;
+	size_t		 bin;
+	int		 ok = 0;
+
+	if (db->h == NULL || sqlite3_prepare_v2(db->h, "SELECT value FROM "
+	    "keyd_state WHERE name = '" LEGACY_KEY_STATE "'", -1, &st,
+	    NULL) != SQLITE_OK)
+		return;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return;
+	}
+	hex = (const char *)sqlite3_column_text(st, 0);
+	keyd_wrap_key(wrap);
+	if (hex != NULL && sodium_hex2bin(buf, sizeof(buf), hex, strlen(hex),
+	    NULL, &bin, NULL) == 0 && bin == sizeof(buf) &&
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(key, NULL, NULL,
+	    buf + LEGACY_NPUB, bin - LEGACY_NPUB,
+	    (const unsigned char *)LEGACY_KEY_AD, sizeof(LEGACY_KEY_AD) - 1,
+	    buf, wrap) == 0)
+		ok = 1;
+	sqlite3_finalize(st);
+	sodium_memzero(wrap, sizeof(wrap));
+	if (ok)
+		keyd_legacy_key_set(key);
+	else
+		log_warnx("security.db: the legacy keys' digest key does not "
+		    "unseal under this master key: legacy keys will not be "
+		    "found; see flm-keyd(8), RECOVERY");
+	sodium_memzero(key, sizeof(key));
 }
 
 /* crypt_r's verdict on tok (NUL-terminated) and hash: 1 if it matches. */

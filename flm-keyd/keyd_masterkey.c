@@ -5,6 +5,9 @@
  * directory, made on the first start.
  * It lives in locked, guarded memory and is wiped on exit; what keyd
  * needs (the audit chain's key) is derived from it, never sent.
+ * A rotation (keyd_rotate.c) replaces a key file, or the keyring key's
+ * payload (KEYCTL_UPDATE on the key keyd read, the one call on it keyd's
+ * sandbox admits).
  */
 #include "config.h"
 
@@ -34,7 +37,9 @@
 #define ROWS_SUBKEY_ID		2	/* api_keys and policy rows */
 #define TLS_SUBKEY_ID		3	/* sealed TLS private keys */
 #define WRAP_SUBKEY_ID		5	/* earlier audit keys, sealed */
-#define LEGACY_SUBKEY_ID	4	/* digests of legacy API keys */
+#define LEGACY_SUBKEY_ID	4	/* digests of legacy API keys: the
+					 * first master key's, then kept
+					 * sealed (keyd_legacy.c) */
 #define SECRET_CONTEXT		"flmsecrt"	/* data keys of secrets */
 #define AUDIT_CONTEXT		"flmaudit"	/* crypto_kdf_CONTEXTBYTES */
 #define BACKUP_CONTEXT		"flmbckup"	/* the key of backups */
@@ -48,6 +53,7 @@ static unsigned char	*keyd_legacykey;
 static const char	*keyd_master_from = "";	/* flm doctor */
 static uid_t		 keyd_master_uid;	/* the key file's owner,
 						 * besides root */
+static long		 keyd_keyring_id = -1;	/* the keyring key read */
 
 /* 32 raw bytes, or 64 hex digits and an optional newline. */
 static int
@@ -124,9 +130,10 @@ master_keyring(unsigned char *out)
 		return 1;
 	n = syscall(SYS_keyctl, KEYCTL_READ, id, buf, sizeof(buf));
 	if (n > 0 && (size_t)n <= sizeof(buf) &&
-	    master_decode(buf, (size_t)n, out) == 0)
+	    master_decode(buf, (size_t)n, out) == 0) {
+		keyd_keyring_id = id;
 		rv = 0;
-	else
+	} else
 		log_warnx("kernel keyring key %s: expected 64 hex digits (a "
 		    "256-bit key)", MASTER_KEYRING);
 	sodium_memzero(buf, sizeof(buf));
@@ -176,10 +183,7 @@ master_derive(void)
 	    ROWS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	crypto_kdf_derive_from_key(keyd_tlskey, KEYD_MASTER_LEN,
 	    TLS_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
-	crypto_kdf_derive_from_key(keyd_legacykey, KEYD_MASTER_LEN,
-	    LEGACY_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
 	sodium_mprotect_readonly(keyd_master);
-	sodium_mprotect_readonly(keyd_legacykey);
 	sodium_mprotect_readonly(keyd_tlskey);
 	sodium_mprotect_readonly(keyd_auditkey);
 	sodium_mprotect_readonly(keyd_rowkey);
@@ -192,7 +196,6 @@ master_writable(void)
 	sodium_mprotect_readwrite(keyd_tlskey);
 	sodium_mprotect_readwrite(keyd_auditkey);
 	sodium_mprotect_readwrite(keyd_rowkey);
-	sodium_mprotect_readwrite(keyd_legacykey);
 }
 
 /*
@@ -314,6 +317,10 @@ keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 	    r = master_keyring(keyd_master)) == -1)
 		fatalx("kernel keyring key %s: unusable master key",
 		    MASTER_KEYRING);
+	/* become() finishes a rotation, which must know where the key
+	 * is kept. */
+	if (r == 0)
+		keyd_master_from = from;
 	/* The file is keyd's user's when flmd is not root. */
 	if (become != NULL)
 		become();
@@ -328,6 +335,10 @@ keyd_master_load(const char *dir, uid_t owner, void (*become)(void))
 	}
 	log_info("master key from %s", from);
 	keyd_master_from = from;
+	/* Until security.db says otherwise (keyd_legacy_key_load). */
+	crypto_kdf_derive_from_key(keyd_legacykey, KEYD_MASTER_LEN,
+	    LEGACY_SUBKEY_ID, AUDIT_CONTEXT, keyd_master);
+	sodium_mprotect_readonly(keyd_legacykey);
 	master_derive();
 	sodium_mprotect_noaccess(keyd_prev);
 }
@@ -416,11 +427,56 @@ keyd_master_replaceable(void)
 	return strcmp(keyd_master_from, MASTER_FILE) == 0;
 }
 
-/* The key of legacy API keys' digests (keyd_legacy.c). */
+/* The kernel keyring key the master key came from, or -1: keyd's
+ * sandbox lets it update that key only. */
+long
+keyd_master_keyring_id(void)
+{
+	return keyd_keyring_id;
+}
+
+/* A rotation's new key into the keyring key, as 64 hex digits (what
+ * master_keyring reads): 0, or -1 with errno. */
+int
+keyd_master_keyring_update(const unsigned char *key)
+{
+	char	 hex[MASTER_HEX + 1];
+	long	 rc;
+
+	if (keyd_keyring_id == -1) {
+		errno = ENOKEY;
+		return -1;
+	}
+	sodium_bin2hex(hex, sizeof(hex), key, KEYD_MASTER_LEN);
+	rc = syscall(SYS_keyctl, KEYCTL_UPDATE, keyd_keyring_id, hex,
+	    (size_t)MASTER_HEX);
+	sodium_memzero(hex, sizeof(hex));
+	return rc == -1 ? -1 : 0;
+}
+
+/* At start, before the keys are derived: a rotation finished after the
+ * keyring key was read makes the new key keyd's. */
+void
+keyd_master_adopt(const unsigned char *key)
+{
+	memcpy(keyd_master, key, KEYD_MASTER_LEN);
+}
+
+/* The key of legacy API keys' digests (keyd_legacy.c).  It does not
+ * follow the master key: the digests cannot be made again without the
+ * tokens. */
 const unsigned char *
 keyd_legacy_key(void)
 {
 	return keyd_legacykey;
+}
+
+void
+keyd_legacy_key_set(const unsigned char *key)
+{
+	sodium_mprotect_readwrite(keyd_legacykey);
+	memcpy(keyd_legacykey, key, KEYD_MASTER_LEN);
+	sodium_mprotect_readonly(keyd_legacykey);
 }
 
 const unsigned char *

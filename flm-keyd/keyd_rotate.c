@@ -15,8 +15,10 @@
  * key: the next start finds that and finishes the renames
  * (keyd_rotate_finish), before the key is read.
  *
- * Only a key file can be rotated by keyd: a key from systemd
- * credentials or the kernel keyring is the admin's to replace.
+ * A key from the kernel keyring is rotated the same way, the keyring
+ * key updated where the key file would be replaced (master.key.new is
+ * the staged key either way); a key from systemd credentials is the
+ * admin's to replace.
  */
 #include "config.h"
 
@@ -109,15 +111,51 @@ rot_swap_key(const char *dir)
 	return rc;
 }
 
+/* The staged key wiped and removed. */
+static void
+rot_drop_staged(const char *dir)
+{
+	char	 path[PATH_MAX], zero[ROT_HEX + 1];
+	int	 fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, ROT_KEY_NEW);
+	if ((fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
+		memset(zero, 0, sizeof(zero));
+		(void)!write(fd, zero, sizeof(zero));
+		(void)fsync(fd);
+		close(fd);
+	}
+	unlink(path);
+}
+
+/*
+ * The new key where the old one is kept: the key file replaced, or the
+ * keyring key updated and the staged file dropped.  A keyring that
+ * refuses keeps master.key.new, which the next start tries again with.
+ */
+static int
+rot_place_key(const char *dir, const unsigned char *key)
+{
+	if (keyd_master_keyring_id() == -1)
+		return rot_swap_key(dir);
+	if (keyd_master_keyring_update(key) == -1) {
+		log_warn("the kernel keyring key was not updated; %s/%s holds "
+		    "the master key until it is", dir, ROT_KEY_NEW);
+		return 0;
+	}
+	rot_drop_staged(dir);
+	return 0;
+}
+
 /*
  * The staged files into place, in an order each step of which a later
  * start can finish: the anchor; the backups kept, sealed again from the
- * old backup key to the new while the old key file is still there; the
- * key file.  How many backups were sealed again.
+ * old backup key to the new while the old key is still kept; the key.
+ * How many backups were sealed again.
  */
 static int
 rot_finish_files(const char *dir, int live, const unsigned char *oldbk,
-    const unsigned char *newbk)
+    const unsigned char *newbk, const unsigned char *key)
 {
 	char	 from[PATH_MAX], to[PATH_MAX];
 	int	 n;
@@ -132,7 +170,7 @@ rot_finish_files(const char *dir, int live, const unsigned char *oldbk,
 	n = keyd_backup_rekey(from, oldbk, newbk);
 	if (live)
 		rot_step("backups");
-	if (rot_swap_key(dir) == -1 && errno != ENOENT)
+	if (rot_place_key(dir, key) == -1 && errno != ENOENT)
 		fatal("rename %s/%s", dir, ROT_KEY_NEW);
 	rot_sync_dir(dir);
 	return n;
@@ -162,18 +200,8 @@ static void
 rot_discard(const char *dir)
 {
 	char	 path[PATH_MAX];
-	int	 fd;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, ROT_KEY_NEW);
-	if ((fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
-		char	 zero[ROT_HEX + 1];
-
-		memset(zero, 0, sizeof(zero));
-		(void)!write(fd, zero, sizeof(zero));
-		(void)fsync(fd);
-		close(fd);
-	}
-	unlink(path);
+	rot_drop_staged(dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, ROT_ANCHOR_NEW);
 	unlink(path);
 	rot_sync_dir(dir);
@@ -236,12 +264,18 @@ keyd_rotate_finish(const char *dir)
 	}
 	keyd_backup_key_of(key, newbk);
 	snprintf(path, sizeof(path), "%s/%s", dir, KEYD_MASTER_FILE);
-	/* The old key file gone already: the backups were done before. */
-	if (rot_read_key(path, old) == 0)
+	/* The old key gone already: the backups were done before.  The
+	 * keyring's key, read before this, is the old one or the new. */
+	if (keyd_master_keyring_id() != -1) {
+		keyd_master_export(old);
+		keyd_backup_key_of(old, oldbk);
+	} else if (rot_read_key(path, old) == 0)
 		keyd_backup_key_of(old, oldbk);
 	else
 		memcpy(oldbk, newbk, sizeof(oldbk));
-	rot_finish_files(dir, 0, oldbk, newbk);
+	rot_finish_files(dir, 0, oldbk, newbk, key);
+	if (keyd_master_keyring_id() != -1)
+		keyd_master_adopt(key);
 	sodium_memzero(key, sizeof(key));
 	sodium_memzero(old, sizeof(old));
 	sodium_memzero(newbk, sizeof(newbk));
@@ -317,6 +351,8 @@ rot_reseal(struct db *db, struct json_object *res, char *err, size_t errsz)
 	json_object_object_add(res, "secrets", json_object_new_int(n));
 	if (keyd_audit_remaster(db, err, errsz) == -1)
 		return -1;
+	if ((rc = keyd_legacy_key_seal(db)) != SQLITE_OK)
+		goto dberr;
 	keyd_master_id(id);
 	if ((rc = sqlite3_prepare_v2(db->h, "INSERT OR REPLACE INTO keyd_state "
 	    "(name, value) VALUES ('" ROT_STATE "', ?)", -1, &st, NULL)) !=
@@ -335,45 +371,37 @@ dberr:
 	return -1;
 }
 
-/* Whether a legacy key still needs its digest (keyd_legacy.c). */
-static int
-rot_legacy_digests(struct db *db)
-{
-	sqlite3_stmt	*st;
-	int		 n = 0;
-
-	if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM api_keys WHERE digest IS "
-	    "NOT NULL AND revoked_at IS NULL LIMIT 1", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return 0;
-	n = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return n;
-}
-
 int
 keyd_master_rotate(struct db *db, struct json_object **res, char *err,
     size_t errsz)
 {
 	unsigned char	 oldbk[KEYD_MASTER_LEN], newbk[KEYD_MASTER_LEN];
+	unsigned char	 key[KEYD_MASTER_LEN];
 	int		 rc, n;
 
 	*res = NULL;
-	if (!keyd_master_replaceable()) {
+	if (!keyd_master_replaceable() && keyd_master_keyring_id() == -1) {
 		snprintf(err, errsz, "keyd's master key comes from %s, which "
 		    "keyd cannot replace: rotate it where it is kept, see "
 		    "flm-keyd(8)", keyd_master_source());
 		return -1;
 	}
+	/* The keyring key rewritten with its own value: one that may not
+	 * be updated is found before anything is staged. */
+	if (keyd_master_keyring_id() != -1) {
+		keyd_master_export(key);
+		rc = keyd_master_keyring_update(key);
+		sodium_memzero(key, sizeof(key));
+		if (rc == -1) {
+			snprintf(err, errsz, "the kernel keyring key %s cannot "
+			    "be updated by keyd (%s): give its possessor the "
+			    "write permission (keyctl setperm); the master key "
+			    "was not rotated", "flm:master", strerror(errno));
+			return -1;
+		}
+	}
 	if (db_writable(db, err, errsz) == -1)
 		return -1;
-	if (rot_legacy_digests(db)) {
-		snprintf(err, errsz, "imported legacy keys are found by a "
-		    "digest under the current master key, which a rotation "
-		    "would lose: rotate them (flm api-keys rotate) first; the "
-		    "master key was not rotated");
-		return -1;
-	}
 	randombytes_buf(rot_next, KEYD_MASTER_LEN);
 	if (rot_write_key(rot_next) == -1) {
 		snprintf(err, errsz, "cannot write %s: %s; the master key was "
@@ -407,7 +435,9 @@ keyd_master_rotate(struct db *db, struct json_object **res, char *err,
 	/* The kept backups follow the key, else they would be lost. */
 	keyd_prev_derive(KEYD_DERIVE_BACKUP, 0, oldbk);
 	keyd_backup_key(newbk);
-	n = rot_finish_files(".", 1, oldbk, newbk);
+	keyd_master_export(key);
+	n = rot_finish_files(".", 1, oldbk, newbk, key);
+	sodium_memzero(key, sizeof(key));
 	json_object_object_add(*res, "backups", json_object_new_int(n));
 	sodium_memzero(oldbk, sizeof(oldbk));
 	sodium_memzero(newbk, sizeof(newbk));

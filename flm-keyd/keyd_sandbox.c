@@ -7,11 +7,13 @@
  */
 #include "config.h"
 
+#include <linux/keyctl.h>
+
 #include "keyd.h"
 #include "sandbox.h"
 
 void
-keyd_sandbox(const char *dir)
+keyd_sandbox(const char *dir, long keyring)
 {
 	scmp_filter_ctx	 ctx;
 
@@ -43,5 +45,11 @@ keyd_sandbox(const char *dir)
 	/* sodium_free() of the master and audit keys at exit: it wipes,
 	 * then unlocks, then unmaps. */
 	SANDBOX_ALLOW(ctx, munlock);
+	/* A rotation of a key from the kernel keyring: that key updated,
+	 * no other keyctl operation and no other key. */
+	if (keyring != -1)
+		SANDBOX_ALLOW_ARG(ctx, keyctl, 2,
+		    SCMP_A0(SCMP_CMP_EQ, KEYCTL_UPDATE),
+		    SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)keyring));
 	sandbox_load(ctx);
 }

@@ -101,7 +101,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	if (strcmp(argv[1], "keyd") == 0)
-		keyd_sandbox(".");
+		keyd_sandbox(".", -1);
 	else if (strcmp(argv[1], "proxyd") == 0)
 		proxyd_sandbox();
 	else if (strcmp(argv[1], "none") != 0) {

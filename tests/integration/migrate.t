@@ -6,7 +6,7 @@
 # plain keys never in clear in the export, the logs or the databases.
 . "$(dirname "$0")/lib.sh"
 
-plan 43
+plan 48
 
 command -v sqlite3 >/dev/null || { echo "1..0 # SKIP no sqlite3"; exit 0; }
 BCRYPT=$top_builddir/tests/bcrypt-hash
@@ -145,6 +145,19 @@ checkx "and after revoking it, it is refused" \
     '$F api-keys revoke deploy >/dev/null && [ "$(code "$BC2")" = 401 ]'
 checkx "the rows' MACs hold (no integrity complaint)" \
     '! grep -q "fails its MAC" "$STATE/flmd.log"'
+
+# A master-key rotation keeps the digest key (sealed under the new key):
+# the imported tokens are found by digest as before, also uncached.
+check "the master key rotates with legacy keys in use" \
+    sh -c "$F security master-key rotate >/dev/null"
+suite_restart "$PORT"
+check "after it and a restart the plain key works (200)" \
+    [ "$(code "$PLAIN1")" = 200 ]
+check "and the re-hashed bcrypt token (200)" [ "$(code "$BC1")" = 200 ]
+checkx "twice rotated and restarted, both still work" \
+    '$F security master-key rotate >/dev/null && suite_restart "$PORT" &&
+    [ "$(code "$PLAIN2")" = 200 ] && [ "$(code "$BC1")" = 200 ]'
+check "a near miss is still refused (401)" [ "$(code "${PLAIN2%?}")" = 401 ]
 
 # The Ollama settings.
 checkx "OLLAMA_ORIGINS merged into the CORS origins" \

@@ -6,7 +6,7 @@
 # comes back with either the old key or the new, never a mix.
 . "$(dirname "$0")/lib.sh"
 
-plan 57
+plan 69
 
 mock_init
 T=$TMP
@@ -155,3 +155,60 @@ check "a key from systemd credentials is not rotated by keyd" \
 kill -TERM $CPID 2>/dev/null
 wait $CPID 2>/dev/null
 rm -rf "$T/cstate"
+
+# a key in the kernel keyring: keyd updates that key in place
+KR=$top_builddir/tests/keyring-run
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/k0"
+# kr_up OUT KEYFILE [ENV=VALUE...]: flmd on STATE in a session keyring
+# holding KEYFILE as flm:master; OUT gets what that key holds at the end.
+kr_up() {
+	out=$1
+	key=$2
+	shift 2
+	env FLM_PROXY_WORKERS=1 "$@" "$KR" -o "$out" flm:master "$key" \
+	    "$FLMD" -d -v -D "$STATE" >>"$STATE/flmd.log" 2>&1 &
+	FLMD_PID=$!
+	wait_until 5000 all_running && wait_until 3000 works
+}
+sound() { works && verify_ok && intact; }
+newkey() { grep -qE '^[0-9a-f]{64}$' "$1" && ! cmp -s "$1" "$2"; }
+if "$KR" flm:probe "$T/k0" true; then
+	check "a suite whose master key is in the kernel keyring" \
+	    suite_start "$KR" -o "$T/k1" flm:master "$T/k0"
+	F="$FLM -D $STATE"
+	KEY=$($F api-keys create --label c --json | jq -r .key)
+	PORT=$($F proxy start --port 0 --json | jq .port)
+	U=http://127.0.0.1:$PORT
+	works
+	check "rotate: the keyring's key is rotated" \
+	    sh -c "$F security master-key rotate --json | jq -e '.key_rows >= 1' >/dev/null"
+	check "… no key file was written and nothing is left staged" \
+	    sh -c "! ls '$STATE/keyd' | grep -q '^master\.key'"
+	check "… the key works" works
+	check "… audit verify passes" verify_ok
+	suite_stop
+	check "the keyring key now holds a new key" newkey "$T/k1" "$T/k0"
+	check "started with that key: the key works" kr_up "$T/k2" "$T/k1"
+	check "… audit verify passes, integrity intact" sound
+	suite_stop
+	# killed after the commit: the next keyd updates the keyring
+	kr_up "$T/k3" "$T/k1" FLM_TEST_ROTATE_CRASH=committed
+	KPID=$(proc_pid flm-keyd)
+	$F security master-key rotate >/dev/null 2>&1
+	wait_until 5000 sh -c "[ \"\$($F status --json | jq -r '.processes[] | select(.name == \"flm-keyd\") | .pid')\" != $KPID ]"
+	wait_until 5000 all_running
+	check "keyring, killed after 'committed': the key works" \
+	    wait_until 5000 works
+	check "… nothing is left staged" \
+	    sh -c "! ls '$STATE/keyd' | grep -q '^master\.key'"
+	suite_stop
+	check "… the restarted keyd put the new key in the keyring" \
+	    newkey "$T/k3" "$T/k1"
+	kr_up "$T/k4" "$T/k3"
+	check "… which opens the state: the key works, audit verify passes" \
+	    sound
+else
+	for d in 1 2 3 4 5 6 7 8 9 10 11 12; do
+		ok "kernel keyring rotation # SKIP no kernel keyrings here"
+	done
+fi
