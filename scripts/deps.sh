@@ -9,12 +9,14 @@ libsqlite3-dev libssl-dev libevent-dev libjson-c-dev libargon2-dev libcrypt-dev
 libsodium-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev
 mandoc jq curl sqlite3 util-linux procps ca-certificates"
 # --test: what only the tests use: clang for the fuzzers, chromium for
-# tests/integration/cors-browser.t and tls-clients.t, node for
-# tests/integration/openai.t and tls-clients.t; openssl (s_client, the
+# tests/integration/cors-browser.t, tls-clients.t and console.t, node
+# and npm for tests/integration/openai.t, tls-clients.t and console.t
+# (which adds puppeteer-core with npm); openssl (s_client, the
 # pinned key's hash) and libnss3-tools (certutil: Chromium's NSS trust
 # database) for tls-clients.t; testssl.sh for tls-scan.t; nginx and wrk
 # (built with OpenSSL: https and its TLS arms) for make bench; nftables
-# and iproute2 (nft, ip netns) for tests/integration/firewall.t.
+# and iproute2 (nft, ip netns; ss for console.t) for
+# tests/integration/firewall.t.
 # systemd (systemd-analyze) and strace for tests/integration/unit-security.t.
 # pebble (pebble, pebble-challtestsrv) for the ACME tests
 # (tests/integration/acme*.t).
@@ -42,8 +44,8 @@ for p in $PKGS; do
 	st=$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null || true)
 	[ "$st" = "install ok installed" ] || missing="$missing $p"
 done
-# nodejs npm, for the openai client test (tests/integration/openai.t):
-# looked for by command, as NodeSource's nodejs bundles npm and
+# nodejs npm, for the npm clients' tests (tests/integration/openai.t,
+# console.t): looked for by command, as NodeSource's nodejs bundles npm and
 # conflicts with Debian's npm package.
 if [ $TEST = 1 ]; then
 	command -v node >/dev/null 2>&1 || missing="$missing nodejs"

@@ -319,3 +319,31 @@ openai_run() {
 		not_ok "${OPENAI_TAG}openai: check $o_n did not run"
 	done
 }
+
+# puppeteer_install: puppeteer-core, to drive the Debian chromium from
+# node (tests/integration/console.t), installed once into NPM_DIR as
+# openai_install does; unavailable without node or npm, or when npm
+# cannot fetch it.  Pinned: 24.43.1, the last release for node 18 and
+# 20 (Debian 12's nodejs is 18; 25.x wants 22.12), made for Chromium 148
+# and driving the later ones bookworm-security ships (156 here).  Needs
+# mock_init's TMP.
+PUPPETEER_VERSION=24.43.1
+puppeteer_installed() {
+	[ "$(jq -r .version \
+	    "$NPM_DIR/node_modules/puppeteer-core/package.json" \
+	    2>/dev/null)" = "$PUPPETEER_VERSION" ]
+}
+puppeteer_install() {
+	command -v node >/dev/null 2>&1 || unavailable "node is not installed"
+	puppeteer_installed && return 0
+	command -v npm >/dev/null 2>&1 || unavailable "npm is not installed"
+	if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund \
+	    --fetch-retries=1 --fetch-retry-mintimeout=1000 \
+	    --fetch-retry-maxtimeout=3000 \
+	    "puppeteer-core@$PUPPETEER_VERSION" >"$TMP/npm.log" 2>&1 ||
+	    ! puppeteer_installed
+	then
+		diag "$(cat "$TMP/npm.log")"
+		unavailable "npm install puppeteer-core@$PUPPETEER_VERSION into $NPM_DIR failed"
+	fi
+}
