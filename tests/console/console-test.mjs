@@ -214,8 +214,10 @@ for (const [name, pid] of [['flm-keyd', process.env.KEYD_PID],
 		    .some((tr) => {
 			const cells = [...tr.querySelectorAll('td,th')]
 			    .map((c) => c.textContent.trim());
+			// The pid as a number, grouped or not.
 			return cells.some((c) => c.startsWith(n)) &&
-			    cells.includes(p) &&
+			    cells.some((c) => c.replace(/[\s,.'\u00a0\u202f]/g,
+			    '') === p) &&
 			    /\brunning\b/.test(tr.textContent);
 		}), { timeout: T }, name, pid).then(() => true, () => false);
 		return ok || 'not in #status-processes: ' + await page.$eval(
