@@ -154,6 +154,8 @@ static const struct flm_cmd cmds[] = {
 	{ "migrate legacy",	cmd_migrate,	"jfaO",	0,
 	    "migrate legacy --from KIND:PATH [--from KIND:PATH]... [--apply] "
 	    "[--out DIR] [--json]" },
+	{ "console",		cmd_console,	"p",	0,
+	    "console [--port N]" },
 	{ "firewall preview",	cmd_firewall,	"w",	0,
 	    "firewall preview [--backend nftables|ufw|firewalld]" },
 	{ "firewall apply",	cmd_firewall,	"wt",	0,

@@ -113,6 +113,8 @@ int	cmd_migrate(struct cli *, int, char **);
 int	cmd_credential(struct cli *, int, char **);
 int	cmd_secrets(struct cli *, int, char **);
 int	secret_read(const char *, char *, size_t);
+/* flm_console.c */
+int	cmd_console(struct cli *, int, char **);
 /* flm_backup.c */
 int	cmd_backup(struct cli *, int, char **);
 int	cmd_check(struct cli *, int, char **);

@@ -20,6 +20,7 @@
 #define CHAT_CONNECT_SECS	10
 #define CHAT_MODELS_SECS	30
 #define CHAT_MAX_KEY		512
+#define CHAT_MAX_STDIN		(1024 * 1024)	/* MESSAGE "-" */
 
 struct cbuf {
 	char	*p;
@@ -528,6 +529,37 @@ chat_key(struct chat *ch)
 	return rc;
 }
 
+/* MESSAGE "-": the message is standard input (flm console), which no
+ * other user can read as they can a command line. */
+static int
+chat_stdin(char **msg)
+{
+	size_t	 len = 0, n;
+	char	*buf;
+
+	if ((buf = malloc(CHAT_MAX_STDIN + 1)) == NULL) {
+		fprintf(stderr, "flm chat: out of memory\n");
+		return FLM_EX_ERROR;
+	}
+	while (len < CHAT_MAX_STDIN &&
+	    (n = fread(buf + len, 1, CHAT_MAX_STDIN - len, stdin)) > 0)
+		len += n;
+	if (len == CHAT_MAX_STDIN && fgetc(stdin) != EOF) {
+		fprintf(stderr, "flm chat: the message on standard input is "
+		    "longer than %d bytes\n", CHAT_MAX_STDIN);
+		free(buf);
+		return FLM_EX_USAGE;
+	}
+	buf[len] = '\0';
+	if (len == 0 || strlen(buf) != len) {
+		fprintf(stderr, "flm chat: no message on standard input\n");
+		free(buf);
+		return FLM_EX_USAGE;
+	}
+	*msg = buf;
+	return FLM_EX_OK;
+}
+
 static void
 chat_free(struct chat *ch)
 {
@@ -546,7 +578,7 @@ int
 cmd_chat(struct cli *c, int argc, char **argv)
 {
 	struct chat	 ch;
-	char		*model = NULL;
+	char		*model = NULL, *in = NULL;
 	int		 rc;
 
 	(void)argc;
@@ -554,6 +586,9 @@ cmd_chat(struct cli *c, int argc, char **argv)
 	memset(&ch, 0, sizeof(ch));
 	ch.c = c;
 	if ((rc = chat_key(&ch)) != FLM_EX_OK)
+		goto done;
+	if (strcmp(c->args[0], "-") == 0 &&
+	    (rc = chat_stdin(&in)) != FLM_EX_OK)
 		goto done;
 	if ((rc = chat_find_proxy(&ch)) != FLM_EX_OK)
 		goto done;
@@ -566,10 +601,12 @@ cmd_chat(struct cli *c, int argc, char **argv)
 	if (c->model == NULL &&
 	    (rc = chat_first_model(&ch, &model)) != FLM_EX_OK)
 		goto done;
-	rc = chat_send(&ch, c->model ? c->model : model, c->args[0]);
+	rc = chat_send(&ch, c->model ? c->model : model,
+	    in != NULL ? in : c->args[0]);
  done:
 	chat_free(&ch);
 	free(model);
+	free(in);
 	curl_global_cleanup();
 	return rc;
 }
