@@ -92,6 +92,14 @@ page.on('console', (m) => {
 		violations.push(m.text());
 });
 page.on('pageerror', (e) => errors.push(String(e?.message ?? e)));
+// The requests not answered yet, for the diagnostics of a check that
+// waited in vain.
+const pending = new Map();
+page.on('request', (r) => pending.set(r, Date.now()));
+page.on('requestfinished', (r) => pending.delete(r));
+page.on('requestfailed', (r) => pending.delete(r));
+const unanswered = () => [...pending].map(([r, t]) =>
+    `${r.method()} ${r.url()} for ${Date.now() - t} ms`).join('; ') || 'none';
 
 // show SECTION: the page's section, as a click on its link would.
 async function show(section) {
@@ -217,13 +225,23 @@ for (const [name, pid] of [['flm-keyd', process.env.KEYD_PID],
 			// The pid as a number, grouped or not.
 			return cells.some((c) => c.startsWith(n)) &&
 			    cells.some((c) => c.replace(/[\s,.'\u00a0\u202f]/g,
-			    '') === p) &&
-			    /\brunning\b/.test(tr.textContent);
+			    '') === p) && cells.includes('running');
 		}), { timeout: T }, name, pid).then(() => true, () => false);
 		return ok || 'not in #status-processes: ' + await page.$eval(
 		    '#status-processes', (e) => e.innerText).catch(String);
 	});
 }
+await check('status: the sandbox of flm-keyd and flm-proxyd, from flm doctor',
+    async () => {
+	const ok = await page.waitForFunction(() => ['flm-keyd', 'flm-proxyd']
+	    .every((n) => [...document.querySelectorAll('#status-processes tr')]
+	    .some((tr) => tr.querySelector('td,th')?.textContent.trim()
+	    .startsWith(n) && /sandboxed/.test(tr.textContent))),
+	    { timeout: 10000 }).then(() => true, () => false);
+	return ok || 'not in #status-processes: ' + await page.$eval(
+	    '#status-processes', (e) => e.innerText).catch(String) +
+	    '; #status-doctor: ' + await value('#status-doctor').catch(String);
+});
 await shot('status');
 
 // ---- keys ---------------------------------------------------------------------
@@ -346,15 +364,16 @@ await shot('usage');
 await check('audit: Verify says ok', async () => {
 	await show('audit');
 	await page.locator('#audit-verify').click();
+	// Its result, not a "Verifying..." while it runs.
 	const h = await page.waitForFunction(() => {
 		const t = document.querySelector('#audit-verify-result')
 		    ?.textContent.trim();
-		return t ? t : null;
-	});
-	const t = await h.jsonValue();
-	return (/\bok\b/i.test(t) &&
-	    !/fail|altered|missing|inserted|rollback/i.test(t)) ||
-	    `#audit-verify-result: ${t}`;
+		return t && !/(\u2026|\.\.\.)$/.test(t) ? t : null;
+	}).catch(() => null);
+	const t = h ? await h.jsonValue() : await value('#audit-verify-result');
+	const bad = /not intact|"ok": *false|fail|altered|missing|inserted/i;
+	return (h !== null && /\bok\b/i.test(t) && !bad.test(t)) ||
+	    `#audit-verify-result: ${t}; unanswered: ${unanswered()}`;
 });
 await shot('audit');
 

@@ -28,8 +28,8 @@ mock_init
 puppeteer_install
 
 # The node script's checks (console-test.mjs: one per check() call).
-NODE_POINTS=18
-plan $((31 + NODE_POINTS))
+NODE_POINTS=19
+plan $((33 + NODE_POINTS))
 
 # A slow Ollama, to see the chat page print the answer as it comes.
 mock --flavor ollama --models llama3.2:1b,qwen2.5:0.5b --chunks 8 \
@@ -134,7 +134,7 @@ MOCK_PIDS="$MOCK_PIDS $NPID"
 # node_at NAME: wait for the node script's "@ NAME VALUE" (or its end);
 # VALUE is left in AT.  go NAME [TEXT]: let it go on past NAME.
 node_said() {
-	grep -q "^@ $1\( \|$\)" "$TMP/node.out" || ! kill -0 $NPID 2>/dev/null
+	grep -qs "^@ $1\( \|$\)" "$TMP/node.out" || ! kill -0 $NPID 2>/dev/null
 }
 node_at() {
 	wait_until 120000 node_said "$1"
@@ -223,6 +223,11 @@ c=$(curl -s -m 10 -o "$TMP/b" -w '%{http_code}' -H "$C" "$CONSOLE/api/status")
 checkx "with the session's cookie, /api/status is flm status --json ($c)" \
     '[ "$c" = 200 ] && jq -e "[.processes[] | select(.state == \"running\")]
     | length >= 3" "$TMP/b" >/dev/null'
+c=$(curl -s -m 10 -o "$TMP/b" -w '%{http_code}' -H "$C" \
+    "$CONSOLE/api/audit?count=1000")
+checkx "GET /api/audit?count=1000 (1 to 1000, docs/CONSOLE.md): the records ($c)" \
+    '[ "$c" = 200 ] && jq -e ".records | length > 0" "$TMP/b" >/dev/null' ||
+    diag "$(head -c 300 "$TMP/b")"
 c=$(http_code "$CONSOLE/api/status" -H "$C" -H "Host: evil.example:$CPORT")
 checkx "... and with another Host, 421 ($c)" '[ "$c" = 421 ]'
 c=$(create '{"label":"csrf-none"}' -H "$J")
@@ -242,6 +247,10 @@ checkx "... with the token but Content-Type text/plain: 403 ($c)" \
 c=$(curl -s -m 10 -o "$TMP/b" -w '%{http_code}' -H "$J" -H "X-FLM-CSRF: $CSRF" \
     -d '{"label":"csrf-nocookie"}' "$CONSOLE/api/keys/create")
 checkx "... with the token but no cookie: 401 ($c)" '[ "$c" = 401 ]'
+a=$(create '{"label":"-x"}' -H "$J" -H "X-FLM-CSRF: $CSRF")
+b=$(create '{"label":"a b"}' -H "$J" -H "X-FLM-CSRF: $CSRF")
+checkx "... with a label that is not one (-x, \"a b\"): 400 ($a, $b)" \
+    '[ "$a" = 400 ] && [ "$b" = 400 ]'
 head -c 70000 /dev/zero | tr '\0' a >"$TMP/big"
 c=$(curl -s -m 10 -o "$TMP/b" -w '%{http_code}' -H "$C" -H "$J" \
     -H "X-FLM-CSRF: $CSRF" --data-binary "{\"label\":\"big\",\"x\":\"$(cat "$TMP/big")\"}" \
