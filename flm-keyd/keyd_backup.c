@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "fileio.h"
 #include "keyd.h"
 #include "log.h"
 #include "statesum.h"
@@ -168,24 +169,6 @@ bk_fail(struct bk_io *io, const char *fmt, ...)
 	return -1;
 }
 
-static int
-bk_write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t	*b = p;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, b, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* len bytes, or 0 at a clean end of file, -1 otherwise. */
 static ssize_t
 bk_read_all(int fd, void *p, size_t len)
@@ -273,8 +256,8 @@ bk_flush(struct bk_io *w, unsigned char tag)
 	len[1] = (uint8_t)(clen >> 8);
 	len[2] = (uint8_t)(clen >> 16);
 	len[3] = (uint8_t)(clen >> 24);
-	if (bk_write_all(w->fd, len, 4) == -1 ||
-	    bk_write_all(w->fd, c, (size_t)clen) == -1)
+	if (fileio_write_all(w->fd, len, 4) == -1 ||
+	    fileio_write_all(w->fd, c, (size_t)clen) == -1)
 		return bk_fail(w, "cannot write the backup: %s",
 		    strerror(errno));
 	return 0;
@@ -635,7 +618,7 @@ bk_shred(const char *path)
 	if ((fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
 		if (fstat(fd, &st) == 0)
 			for (left = st.st_size; left > 0; left -= BK_CHUNK)
-				if (bk_write_all(fd, zero, left < BK_CHUNK ?
+				if (fileio_write_all(fd, zero, left < BK_CHUNK ?
 				    (size_t)left : BK_CHUNK) == -1)
 					break;
 		(void)fsync(fd);
@@ -658,17 +641,6 @@ bk_prune(void)
 		log_info("removed the old backup %s", v[i]);
 	}
 	bk_names_free(v, n);
-}
-
-static void
-bk_sync_dir(const char *dir)
-{
-	int	 fd;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(fd);
-		close(fd);
-	}
 }
 
 static int
@@ -776,7 +748,7 @@ bk_write(struct bk_io *w, struct db *db, sqlite3 *cfg, uint8_t *cimg,
 	if ((simg = bk_image(db->h, &ssize)) == NULL)
 		return bk_fail(w, "cannot copy security.db: %s",
 		    sqlite3_errmsg(db->h));
-	if (bk_write_all(w->fd, w->hdr, BK_HDR_LEN) == -1) {
+	if (fileio_write_all(w->fd, w->hdr, BK_HDR_LEN) == -1) {
 		sqlite3_free(simg);
 		return bk_fail(w, "cannot write the backup: %s",
 		    strerror(errno));
@@ -896,7 +868,7 @@ keyd_backup_create(struct db *db, const char *reason, const char *pass,
 	sodium_memzero(&w.st, sizeof(w.st));
 	if (rc == -1)
 		return -1;
-	bk_sync_dir(KEYD_BACKUP_DIR);
+	(void)fileio_sync_dir(KEYD_BACKUP_DIR);
 	log_info("backup %s made (%s)", name, reason);
 	bk_prune();
 	*res = json_object_new_object();
@@ -1010,7 +982,7 @@ bk_stage_file(struct bk_io *r, const char *path, uint64_t len)
 	while (rc == 0 && len > 0) {
 		k = len < sizeof(buf) ? (size_t)len : sizeof(buf);
 		if ((rc = bk_get(r, buf, k)) == 0 &&
-		    (rc = bk_write_all(fd, buf, k)) == -1)
+		    (rc = fileio_write_all(fd, buf, k)) == -1)
 			bk_fail(r, "cannot stage the restore: %s",
 			    strerror(errno));
 		len -= k;
@@ -1151,7 +1123,7 @@ bk_stage_master(struct bk_io *r, const unsigned char *master)
 		return bk_fail(r, "cannot stage the master key: %s",
 		    strerror(errno));
 	}
-	ok = bk_write_all(fd, hex, KEYD_MASTER_LEN * 2 + 1) == 0 &&
+	ok = fileio_write_all(fd, hex, KEYD_MASTER_LEN * 2 + 1) == 0 &&
 	    fsync(fd) == 0;
 	close(fd);
 	sodium_memzero(hex, sizeof(hex));
@@ -1416,7 +1388,7 @@ keyd_backup_finish(const char *dir, const char *marker)
 			fatal("restore: rename %s", from);
 	}
 	bk_names_free(v, n);
-	bk_sync_dir(dir);
+	(void)fileio_sync_dir(dir);
 	log_info("restore finished: %zu file%s put in place", n,
 	    n == 1 ? "" : "s");
 	return 1;
@@ -1463,7 +1435,7 @@ bk_rekey_one(const char *dir, const char *name, const unsigned char *oldkey,
 	r.buf = bk_sec->rbuf;
 	w.buf = bk_sec->wbuf;
 	r.first = w.first = 1;
-	if (bk_write_all(w.fd, w.hdr, BK_HDR_LEN) == 0) {
+	if (fileio_write_all(w.fd, w.hdr, BK_HDR_LEN) == 0) {
 		/* Chunk for chunk: the same records, the same FINAL. */
 		while (bk_fill(&r) == 0) {
 			memcpy(w.buf, r.buf, r.n);
@@ -1519,6 +1491,6 @@ keyd_backup_rekey(const char *dir, const unsigned char *oldkey,
 		if (bk_rekey_one(dir, v[i], oldkey, newkey) == 1)
 			done++;
 	bk_names_free(v, n);
-	bk_sync_dir(dir);
+	(void)fileio_sync_dir(dir);
 	return done;
 }

@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "chan.h"
+#include "fileio.h"
 #include "flmd.h"
 #include "log.h"
 
@@ -44,18 +45,6 @@ backup_path(char *buf, size_t sz, const char *name)
 	snprintf(buf, sz, "%s/%s", env->paths.statedir, name);
 }
 
-static void
-backup_sync_dir(void)
-{
-	int	 fd;
-
-	if ((fd = open(env->paths.statedir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) != -1) {
-		(void)fsync(fd);
-		close(fd);
-	}
-}
-
 /* An online copy of config.db in a memfd, for keyd; -1 on error. */
 int
 backup_config_fd(char *err, size_t errsz)
@@ -64,8 +53,6 @@ backup_config_fd(char *err, size_t errsz)
 	sqlite3_backup	*b;
 	unsigned char	*img = NULL;
 	sqlite3_int64	 size = 0;
-	ssize_t		 n;
-	size_t		 off;
 	int		 fd = -1;
 
 	if (config_db.h == NULL) {
@@ -95,14 +82,13 @@ backup_config_fd(char *err, size_t errsz)
 		sqlite3_free(img);
 		return -1;
 	}
-	for (off = 0; off < (size_t)size; off += (size_t)n)
-		if ((n = write(fd, img + off, (size_t)size - off)) <= 0) {
-			snprintf(err, errsz, "cannot copy config.db: %s",
-			    strerror(errno));
-			close(fd);
-			sqlite3_free(img);
-			return -1;
-		}
+	if (fileio_write_all(fd, img, (size_t)size) == -1) {
+		snprintf(err, errsz, "cannot copy config.db: %s",
+		    strerror(errno));
+		close(fd);
+		sqlite3_free(img);
+		return -1;
+	}
 	sqlite3_free(img);
 	return fd;
 }
@@ -144,7 +130,7 @@ backup_copy(int fd, const char *path)
 			ok = errno == EINTR;
 			continue;
 		}
-		ok = write(out, buf, (size_t)n) == n;
+		ok = fileio_write_all(out, buf, (size_t)n) == 0;
 	}
 	ok = ok && fsync(out) == 0;
 	ok = close(out) == 0 && ok;
@@ -191,7 +177,7 @@ backup_staged(int fd, char *err, size_t errsz)
 		unlink(staged);
 		return -1;
 	}
-	ok = write(mfd, "restore\n", 8) == 8 && fsync(mfd) == 0;
+	ok = fileio_write_all(mfd, "restore\n", 8) == 0 && fsync(mfd) == 0;
 	ok = close(mfd) == 0 && ok;
 	if (!ok || rename(tmp, marker) == -1) {
 		snprintf(err, errsz, "cannot write %s: %s; nothing was "
@@ -200,7 +186,7 @@ backup_staged(int fd, char *err, size_t errsz)
 		unlink(staged);
 		return -1;
 	}
-	backup_sync_dir();
+	(void)fileio_sync_dir(env->paths.statedir);
 	log_info("restore committed; restarting the suite to finish it");
 	if (event_base_once(env->base, -1, EV_TIMEOUT, backup_restart_cb,
 	    NULL, &tv) == -1)
@@ -238,7 +224,7 @@ backup_finish(void)
 		fatal("%s", side);
 	if (rename(staged, live) == -1)
 		fatal("restore: rename %s", staged);
-	backup_sync_dir();
+	(void)fileio_sync_dir(env->paths.statedir);
 	log_info("restore: config.db put in place");
 }
 
@@ -254,7 +240,7 @@ backup_keyd_state(struct json_object *o)
 		return;
 	backup_path(marker, sizeof(marker), FLM_RESTORE_MARKER);
 	if (unlink(marker) == 0) {
-		backup_sync_dir();
+		(void)fileio_sync_dir(env->paths.statedir);
 		log_info("restore finished");
 	}
 }
