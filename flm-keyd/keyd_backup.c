@@ -355,18 +355,6 @@ bk_get(struct bk_io *r, void *p, size_t len)
 	return 0;
 }
 
-/*
- * An image says "WAL" in its header when its source was: then it opens
- * only beside a -wal file.  Made a rollback-journal database, it opens
- * anywhere; db_open makes it WAL again once it is live.
- */
-static void
-bk_unwal(uint8_t *img, sqlite3_int64 size)
-{
-	if (img != NULL && size >= 100 && img[18] == 2 && img[19] == 2)
-		img[18] = img[19] = 1;
-}
-
 /* An online copy of db as one buffer (sqlite3_free it). */
 static uint8_t *
 bk_image(sqlite3 *db, sqlite3_int64 *size)
@@ -385,7 +373,7 @@ bk_image(sqlite3 *db, sqlite3_int64 *size)
 			img = sqlite3_serialize(mem, "main", size, 0);
 	}
 	sqlite3_close(mem);
-	bk_unwal(img, *size);
+	db_image_unwal(img, (size_t)*size);
 	return img;
 }
 
@@ -428,7 +416,7 @@ bk_config_image(sqlite3_int64 *size, char *err, size_t errsz)
 		return NULL;
 	}
 	*size = st.st_size;
-	bk_unwal(img, *size);
+	db_image_unwal(img, (size_t)*size);
 	return img;
 }
 

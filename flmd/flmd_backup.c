@@ -69,8 +69,7 @@ backup_config_fd(char *err, size_t errsz)
 	}
 	sqlite3_close(mem);
 	/* As keyd's own copies: a rollback-journal image opens anywhere. */
-	if (img != NULL && size >= 100 && img[18] == 2 && img[19] == 2)
-		img[18] = img[19] = 1;
+	db_image_unwal(img, (size_t)size);
 	if (img == NULL) {
 		snprintf(err, errsz, "cannot copy config.db: %s",
 		    db_strerror(&config_db, sqlite3_extended_errcode(

@@ -323,3 +323,17 @@ db_quick_check(struct db *db, char *out, size_t outsz)
 	sqlite3_finalize(st);
 	return r;
 }
+
+/*
+ * A database image (sqlite3_serialize, or a file read whole) says "WAL"
+ * in its header when its source was: then it opens only beside a -wal
+ * file.  Made a rollback-journal database, it opens anywhere; db_open
+ * makes it WAL again once it is live.
+ */
+void
+db_image_unwal(uint8_t *img, size_t size)
+{
+	/* The file format's read and write versions, bytes 18 and 19. */
+	if (img != NULL && size >= 100 && img[18] == 2 && img[19] == 2)
+		img[18] = img[19] = 1;
+}

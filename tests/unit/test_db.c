@@ -914,6 +914,61 @@ test_strerror(void **state)
 	    sqlite3_errstr(SQLITE_MISMATCH));
 }
 
+/* An image of a WAL database, deserialized: unreadable until it is made
+ * a rollback-journal one; other images are left as they are. */
+static int
+image_count(const uint8_t *img, sqlite3_int64 size)
+{
+	sqlite3		*h;
+	sqlite3_stmt	*st;
+	uint8_t		*copy;
+	int		 n = -1;
+
+	assert_non_null(copy = sqlite3_malloc64((sqlite3_uint64)size));
+	memcpy(copy, img, (size_t)size);
+	assert_int_equal(sqlite3_open(":memory:", &h), SQLITE_OK);
+	assert_int_equal(sqlite3_deserialize(h, "main", copy, size, size,
+	    SQLITE_DESERIALIZE_READONLY | SQLITE_DESERIALIZE_FREEONCLOSE),
+	    SQLITE_OK);
+	if (sqlite3_prepare_v2(h, "SELECT count(*) FROM a", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(h);
+	return n;
+}
+
+static void
+test_image_unwal(void **state)
+{
+	struct fx	*f = *state;
+	sqlite3_int64	 size = 0;
+	uint8_t		*img, head[100];
+
+	assert_int_equal(db_open(&f->db, f->path, 0, BUSY_MS, mig_a, 1), 0);
+	raw_exec(f->db.h, "INSERT INTO a VALUES (1), (2)");
+	assert_non_null(img = sqlite3_serialize(f->db.h, "main", &size, 0));
+	assert_true(size >= 100);
+	assert_int_equal(img[18], 2);
+	assert_int_equal(image_count(img, size), -1);
+
+	db_image_unwal(img, (size_t)size);
+	assert_int_equal(img[18], 1);
+	assert_int_equal(img[19], 1);
+	assert_int_equal(image_count(img, size), 2);
+	db_image_unwal(img, (size_t)size);	/* once is enough */
+	assert_int_equal(image_count(img, size), 2);
+	sqlite3_free(img);
+
+	/* Too short to be a database, or NULL: untouched. */
+	memset(head, 2, sizeof(head));
+	db_image_unwal(head, sizeof(head) - 1);
+	assert_int_equal(head[18], 2);
+	db_image_unwal(NULL, 4096);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -938,6 +993,7 @@ main(void)
 		T(test_readonly_file_current),
 		T(test_readonly_dir),
 		T(test_strerror),
+		T(test_image_unwal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
