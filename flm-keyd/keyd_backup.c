@@ -890,6 +890,34 @@ bk_open(int fd, const char *name, char *err, size_t errsz)
 	return fd;
 }
 
+/* A reader of the admin's descriptor or of backups/NAME, errors into
+ * err: 0, or -1 with err set. */
+static int
+bk_reader_open(struct bk_io *r, int fd, const char *name, char *err,
+    size_t errsz)
+{
+	memset(r, 0, sizeof(*r));
+	r->err = err;
+	r->errsz = errsz;
+	err[0] = '\0';
+	r->buf = bk_sec->rbuf;
+	if ((r->fd = bk_open(fd, name, err, errsz)) == -1)
+		return -1;
+	return 0;
+}
+
+/* Done reading: the backups/ file closed (the admin's descriptor is
+ * the caller's), what passed in clear wiped. */
+static void
+bk_reader_close(struct bk_io *r, int fd)
+{
+	if (r->fd != -1 && r->fd != fd)
+		close(r->fd);
+	r->fd = -1;
+	sodium_memzero(bk_sec->rbuf, sizeof(bk_sec->rbuf));
+	sodium_memzero(&r->st, sizeof(r->st));
+}
+
 /* The header read and checked, the stream opened: 0, or -1. */
 static int
 bk_unseal_start(struct bk_io *r, const char *pass)
@@ -1162,14 +1190,9 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 	int			 rc = -1, has_master = 0, other = 0, made;
 
 	*cfgfd = -1;
-	memset(&r, 0, sizeof(r));
-	r.err = err;
-	r.errsz = errsz;
-	err[0] = '\0';
-	if ((r.fd = bk_open(fd, name, err, errsz)) == -1)
+	if (bk_reader_open(&r, fd, name, err, errsz) == -1)
 		return -1;
 	bk_discard(".", 0);
-	r.buf = bk_sec->rbuf;
 	if (bk_unseal_start(&r, pass) == -1 ||
 	    (m = bk_read_manifest(&r)) == NULL ||
 	    bk_stage_all(&r, master, &has_master) == -1 ||
@@ -1226,11 +1249,8 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 out:
 	if (rc == -1)
 		bk_discard(".", 0);
-	if (r.fd != fd)
-		close(r.fd);
-	sodium_memzero(bk_sec->rbuf, sizeof(bk_sec->rbuf));
+	bk_reader_close(&r, fd);
 	sodium_memzero(master, KEYD_MASTER_LEN);
-	sodium_memzero(&r.st, sizeof(r.st));
 	json_object_put(m);
 	json_object_put(kept);
 	return rc;
@@ -1257,18 +1277,10 @@ keyd_backup_state(struct db *db, int fd, const char *name, const char *pass,
 		*res = bk_state(db->h, NULL, proxies);
 		return 0;
 	}
-	memset(&r, 0, sizeof(r));
-	r.err = err;
-	r.errsz = errsz;
-	err[0] = '\0';
-	if ((r.fd = bk_open(fd, name, err, errsz)) == -1)
+	if (bk_reader_open(&r, fd, name, err, errsz) == -1)
 		return -1;
-	r.buf = bk_sec->rbuf;
 	m = bk_unseal_start(&r, pass) == -1 ? NULL : bk_read_manifest(&r);
-	if (r.fd != fd)
-		close(r.fd);
-	sodium_memzero(bk_sec->rbuf, sizeof(bk_sec->rbuf));
-	sodium_memzero(&r.st, sizeof(r.st));
+	bk_reader_close(&r, fd);
 	if (m == NULL)
 		return -1;
 	*res = json_object_object_get_ex(m, "state", &v) ?
