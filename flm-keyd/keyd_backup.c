@@ -355,46 +355,9 @@ bk_get(struct bk_io *r, void *p, size_t len)
 	return 0;
 }
 
-/* An online copy of db as one buffer (sqlite3_free it). */
-static uint8_t *
-bk_image(sqlite3 *db, sqlite3_int64 *size)
-{
-	sqlite3		*mem;
-	sqlite3_backup	*b;
-	uint8_t		*img = NULL;
-
-	if (sqlite3_open(":memory:", &mem) != SQLITE_OK) {
-		sqlite3_close(mem);
-		return NULL;
-	}
-	if ((b = sqlite3_backup_init(mem, "main", db, "main")) != NULL) {
-		(void)sqlite3_backup_step(b, -1);
-		if (sqlite3_backup_finish(b) == SQLITE_OK)
-			img = sqlite3_serialize(mem, "main", size, 0);
-	}
-	sqlite3_close(mem);
-	db_image_unwal(img, (size_t)*size);
-	return img;
-}
-
-/* A database image read into a private connection: its state. */
-static sqlite3 *
-bk_open_image(uint8_t *img, sqlite3_int64 size)
-{
-	sqlite3	*h;
-
-	if (sqlite3_open(":memory:", &h) != SQLITE_OK ||
-	    sqlite3_deserialize(h, "main", img, size, size,
-	    SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
-		sqlite3_close(h);
-		return NULL;
-	}
-	return h;
-}
-
 /* flmd's config.db image (a memfd it sent), whole; NULL on error. */
 static uint8_t *
-bk_config_image(sqlite3_int64 *size, char *err, size_t errsz)
+bk_config_image(size_t *size, char *err, size_t errsz)
 {
 	struct stat	 st;
 	uint8_t		*img;
@@ -415,8 +378,8 @@ bk_config_image(sqlite3_int64 *size, char *err, size_t errsz)
 		snprintf(err, errsz, "flmd's copy of config.db is short");
 		return NULL;
 	}
-	*size = st.st_size;
-	db_image_unwal(img, (size_t)*size);
+	*size = (size_t)st.st_size;
+	db_image_unwal(img, *size);
 	return img;
 }
 
@@ -724,16 +687,16 @@ bk_seal_start(struct bk_io *w, const char *pass, time_t now)
 /* Everything, sealed into the open file w->fd. */
 static int
 bk_write(struct bk_io *w, struct db *db, sqlite3 *cfg, uint8_t *cimg,
-    sqlite3_int64 csize, struct json_object *manifest)
+    size_t csize, struct json_object *manifest)
 {
 	uint8_t			*simg;
-	sqlite3_int64		 ssize;
+	size_t			 ssize;
 	const char		*m;
 	unsigned char		*master;
 	int			 rc;
 
 	(void)cfg;
-	if ((simg = bk_image(db->h, &ssize)) == NULL)
+	if ((simg = db_image(db->h, &ssize)) == NULL)
 		return bk_fail(w, "cannot copy security.db: %s",
 		    sqlite3_errmsg(db->h));
 	if (fileio_write_all(w->fd, w->hdr, BK_HDR_LEN) == -1) {
@@ -744,10 +707,10 @@ bk_write(struct bk_io *w, struct db *db, sqlite3 *cfg, uint8_t *cimg,
 	m = json_object_to_json_string_ext(manifest, JSON_C_TO_STRING_PLAIN);
 	rc = bk_record(w, BK_MANIFEST, m, strlen(m));
 	if (rc == 0)
-		rc = bk_record(w, BK_SECURITY, simg, (size_t)ssize);
+		rc = bk_record(w, BK_SECURITY, simg, ssize);
 	sqlite3_free(simg);
 	if (rc == 0)
-		rc = bk_record(w, BK_CONFIG, cimg, (size_t)csize);
+		rc = bk_record(w, BK_CONFIG, cimg, csize);
 	/* The key its rows are sealed under, in either kind: a backup
 	 * sealed again after a rotation still restores with its own. */
 	if (rc == 0) {
@@ -782,7 +745,7 @@ keyd_backup_create(struct db *db, const char *reason, const char *pass,
 	struct tm		 tm;
 	sqlite3			*cfg;
 	uint8_t			*cimg;
-	sqlite3_int64		 csize;
+	size_t			 csize;
 	char			 name[96], tmp[128], when[40], created[40];
 	char			 newest[128];
 	long			 age;
@@ -806,7 +769,7 @@ keyd_backup_create(struct db *db, const char *reason, const char *pass,
 	}
 	if ((cimg = bk_config_image(&csize, err, errsz)) == NULL)
 		return -1;
-	if ((cfg = bk_open_image(cimg, csize)) == NULL) {
+	if ((cfg = db_image_open(cimg, csize)) == NULL) {
 		sqlite3_free(cimg);
 		snprintf(err, errsz, "flmd's copy of config.db is not a "
 		    "database");
@@ -1043,8 +1006,9 @@ bk_check_db(struct bk_io *r, const char *path, int newest)
 	int		 ok = 0, v;
 
 	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) ==
-	    SQLITE_OK && sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st,
-	    NULL) == SQLITE_OK) {
+	    SQLITE_OK && db_harden(h) == SQLITE_OK &&
+	    sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL) ==
+	    SQLITE_OK) {
 		ok = sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)
 		    sqlite3_column_text(st, 0), "ok") == 0;
 		sqlite3_finalize(st);
@@ -1158,7 +1122,7 @@ bk_stage_anchor(struct bk_io *r, const unsigned char *master, int other)
 	int		 rc;
 
 	if (sqlite3_open_v2(BK_PREFIX "security.db", &h, SQLITE_OPEN_READONLY,
-	    NULL) == SQLITE_OK)
+	    NULL) == SQLITE_OK && db_harden(h) == SQLITE_OK)
 		last = bk_audit_last(h, link);
 	else
 		memset(link, 0, sizeof(link));

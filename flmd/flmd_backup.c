@@ -49,28 +49,16 @@ backup_path(char *buf, size_t sz, const char *name)
 int
 backup_config_fd(char *err, size_t errsz)
 {
-	sqlite3		*mem;
-	sqlite3_backup	*b;
-	unsigned char	*img = NULL;
-	sqlite3_int64	 size = 0;
-	int		 fd = -1;
+	uint8_t		*img;
+	size_t		 size;
+	int		 fd;
 
 	if (config_db.h == NULL) {
 		snprintf(err, errsz, "config.db is not open: %s",
 		    config_db.safe_reason);
 		return -1;
 	}
-	if (sqlite3_open(":memory:", &mem) == SQLITE_OK &&
-	    (b = sqlite3_backup_init(mem, "main", config_db.h, "main")) !=
-	    NULL) {
-		(void)sqlite3_backup_step(b, -1);
-		if (sqlite3_backup_finish(b) == SQLITE_OK)
-			img = sqlite3_serialize(mem, "main", &size, 0);
-	}
-	sqlite3_close(mem);
-	/* As keyd's own copies: a rollback-journal image opens anywhere. */
-	db_image_unwal(img, (size_t)size);
-	if (img == NULL) {
+	if ((img = db_image(config_db.h, &size)) == NULL) {
 		snprintf(err, errsz, "cannot copy config.db: %s",
 		    db_strerror(&config_db, sqlite3_extended_errcode(
 		    config_db.h)));
@@ -81,7 +69,7 @@ backup_config_fd(char *err, size_t errsz)
 		sqlite3_free(img);
 		return -1;
 	}
-	if (fileio_write_all(fd, img, (size_t)size) == -1) {
+	if (fileio_write_all(fd, img, size) == -1) {
 		snprintf(err, errsz, "cannot copy config.db: %s",
 		    strerror(errno));
 		close(fd);
