@@ -1221,6 +1221,19 @@ out:
 }
 
 /*
+ * flmd did not commit the restore staged last (its copy of config.db or
+ * its marker failed): the staged files go now, the master key's copy
+ * overwritten first, rather than at the next restore or a start an
+ * hour on.
+ */
+void
+keyd_backup_abort(void)
+{
+	bk_discard(".", 0);
+	log_info("restore not committed by flmd: its staged files removed");
+}
+
+/*
  * flm check: the state summary of a backup (its manifest), or with no
  * backup, of the live security.db and the proxies flmd gives.
  */

@@ -182,6 +182,22 @@ backup_staged(int fd, char *err, size_t errsz)
 }
 
 /*
+ * A restore keyd staged and flmd does not commit: keyd removes its
+ * staged files now (the master key's copy among them).
+ */
+void
+backup_abort(void)
+{
+	struct chan	*ch = proc_chan(PROC_KEYD);
+
+	if (ch == NULL || chan_compose(ch, IMSG_BACKUP_ABORT, 0, -1, NULL,
+	    0) == -1)
+		log_warnx("cannot tell flm-keyd the restore was not "
+		    "committed: its staged files stay until its next start "
+		    "an hour on");
+}
+
+/*
  * At start and at each restart, before config.db opens: with the
  * marker, config.db's staged copy put in place (keyd does its side).
  */

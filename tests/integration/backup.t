@@ -3,11 +3,12 @@
 # against the live state, restored in place and onto a fresh state
 # directory (the passphrase kind, the master key lost with it); refused
 # whole when tampered with, truncated, extended, of another master key
-# or the wrong passphrase; a restore that crashed after its commit
-# finishes on the next start; no secret in clear anywhere.
+# or the wrong passphrase; a restore whose commit fails leaves nothing
+# staged; a restore that crashed after its commit finishes on the next
+# start; no secret in clear anywhere.
 . "$(dirname "$0")/lib.sh"
 
-plan 45
+plan 49
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmb.XXXXXX")
 trap 'suite_cleanup; rm -rf "$TMP"' EXIT
@@ -135,6 +136,22 @@ URL=http://127.0.0.1:$PORT/v1/models
 check "the old key does not work on the fresh suite" refused "$ONE"
 check "a backup sealed with the lost master key is refused" \
     fails_with "another master key" $F backup restore "$TMP/master.flmbak"
+
+# a restore whose commit fails at flmd (a directory stands where
+# config.db.restore goes): nothing committed, and keyd's staged files,
+# the copy of the master key the backup brings among them, go at once
+KEYD_PID=$(proc_pid flm-keyd)
+mkdir "$STATE/config.db.restore"
+check "a restore whose commit fails says nothing was restored" sh -c \
+    "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/offsite.flmbak' 2>&1 >/dev/null |
+	grep -q 'cannot stage config.db: .*nothing was restored'"
+check "keyd's staged files, the master key's among them, are removed at once" \
+    wait_until 3000 sh -c "! ls '$STATE/keyd' | grep -q '^restore\.'"
+check "nothing was committed: no marker, keyd never restarted" \
+    sh -c "[ ! -e '$STATE/restore.ready' ] && [ '$(proc_pid flm-keyd)' = '$KEYD_PID' ]"
+check "keyd says why they went" \
+    grep -q "restore not committed by flmd: its staged files removed" "$STATE/flmd.log"
+rmdir "$STATE/config.db.restore"
 
 # the passphrase backup restores without the master key; killed right
 # after its commit, the restore finishes on the next start
