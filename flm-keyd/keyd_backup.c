@@ -96,6 +96,9 @@ static struct bk_secret	*bk_sec;
 /* Set while a restore keeps the state it replaces: that backup is
  * sealed for the master key the restore puts in place. */
 static const unsigned char *bk_seal_for;
+/* Set while a restore keeps the state it replaces: the backup it reads
+ * (in backups/), which pruning passes over. */
+static const char *bk_reading;
 static int	 bk_config_fd = -1;	/* flmd's config.db, for the next */
 
 void
@@ -579,17 +582,29 @@ bk_shred(const char *path)
 		log_warn("cannot remove %s", path);
 }
 
+/*
+ * The oldest beyond KEYD_BACKUP_KEEP removed, but the one a restore
+ * reads: it is neither removed nor counted (the restore may yet fail,
+ * and the admin try it again); the next backup prunes it as any other.
+ */
 static void
 bk_prune(void)
 {
 	char	**v, path[PATH_MAX];
-	size_t	 n, i;
+	size_t	 n, i, left;
 
 	v = bk_names(&n);
-	for (i = 0; i + KEYD_BACKUP_KEEP < n; i++) {
+	left = n;
+	for (i = 0; i < n; i++)
+		if (bk_reading != NULL && strcmp(v[i], bk_reading) == 0)
+			left--;
+	for (i = 0; i < n && left > KEYD_BACKUP_KEEP; i++) {
+		if (bk_reading != NULL && strcmp(v[i], bk_reading) == 0)
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", KEYD_BACKUP_DIR, v[i]);
 		bk_shred(path);
 		log_info("removed the old backup %s", v[i]);
+		left--;
 	}
 	bk_names_free(v, n);
 }
@@ -1178,9 +1193,11 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 	/* The state replaced stays as one more backup, which the key put
 	 * in place must open. */
 	bk_seal_for = other ? master : NULL;
+	bk_reading = fd == -1 ? name : NULL;
 	made = keyd_backup_create(db, "pre-restore", NULL, 0, &kept, err,
 	    errsz);
 	bk_seal_for = NULL;
+	bk_reading = NULL;
 	if (made == -1) {
 		char	 why[256];
 

@@ -8,7 +8,7 @@
 # start; no secret in clear anywhere.
 . "$(dirname "$0")/lib.sh"
 
-plan 49
+plan 52
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmb.XXXXXX")
 trap 'suite_cleanup; rm -rf "$TMP"' EXIT
@@ -102,7 +102,10 @@ check "no staged file is left behind" \
     sh -c "! ls '$STATE/keyd' | grep -q '^restore\.'"
 
 # restore in place: the state of the second backup (before "two" was
-# revoked below), the state replaced kept as one more backup
+# revoked below), the oldest of three, the state replaced kept as one
+# more backup, and the backup restored kept too
+check "three backups, the one restored below the oldest" \
+    sh -c "$F backup list --json | jq -e 'length == 3 and .[-1].file == \"$B2\"' >/dev/null"
 $F api-keys revoke two >/dev/null
 THREE=$($F api-keys create --label three --json | jq -r .key)
 printf '%s\n' "$PASS" | $F backup restore --passphrase "$B2" --json >"$TMP/restore.json" 2>"$TMP/restore.err"
@@ -123,9 +126,13 @@ check "flm status shows the audit anchor ok" \
 KEPT=$(jq -r .kept "$TMP/restore.json")
 check "the state replaced is kept as a backup, and holds key three" \
     sh -c "$F check --against '$KEPT' --json | jq -e '.differences | index(\"key three: missing\")' >/dev/null"
+check "the backup restored, the oldest, was not pruned for the pre-restore one" \
+    sh -c "$F backup list --json | jq -e 'length == 4 and .[-1].file == \"$B2\"' >/dev/null"
 
 # a master-key backup onto another master key: refused
 B3=$($F backup create --json | jq -r .file)
+check "the next backup prunes it as any other: three again" \
+    sh -c "[ \$(ls '$BDIR' | wc -l) = 3 ] && [ ! -e '$BDIR/$B2' ]"
 cp "$BDIR/$B3" "$TMP/master.flmbak"
 suite_stop
 rm -rf "$STATE"
