@@ -311,11 +311,19 @@ bk_fill(struct bk_io *r)
 	unsigned char		 tag;
 	size_t			 clen;
 
+	/* More wanted after the FINAL chunk: sealed whole, but short. */
 	if (r->final)
-		return bk_fail(r, "the backup is malformed: records after "
-		    "its end");
-	if (bk_read_all(r->fd, len, 4) != 4)
+		return bk_fail(r, "the backup is malformed: it ends before "
+		    "its last record (records missing)");
+	switch (bk_read_all(r->fd, len, 4)) {
+	case 4:
+		break;
+	case 0:
+		return bk_fail(r, "the backup is truncated: it stops after "
+		    "a whole chunk, before its last");
+	default:
 		return bk_fail(r, "the backup is truncated");
+	}
 	clen = (size_t)len[0] | (size_t)len[1] << 8 | (size_t)len[2] << 16 |
 	    (size_t)len[3] << 24;
 	if (clen < BK_ABYTES || clen > sizeof(c))
@@ -1054,9 +1062,13 @@ bk_stage_all(struct bk_io *r, unsigned char *master, int *has_master)
 			return -1;
 		switch (type) {
 		case BK_END:
-			if (len != 0 || !sec || !cfg)
+			if (len != 0)
 				return bk_fail(r, "the backup is malformed: "
-				    "records missing");
+				    "its end record has a length");
+			if (!sec || !cfg)
+				return bk_fail(r, "the backup is malformed: "
+				    "records missing (no %s)", !sec ?
+				    "security.db" : "config.db");
 			/* Nothing more: the FINAL tag ends the file. */
 			if (r->off == r->n && !r->final && bk_fill(r) == -1)
 				return -1;

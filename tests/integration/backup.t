@@ -8,7 +8,7 @@
 # start; no secret in clear anywhere.
 . "$(dirname "$0")/lib.sh"
 
-plan 52
+plan 54
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmb.XXXXXX")
 trap 'suite_cleanup; rm -rf "$TMP"' EXIT
@@ -86,6 +86,17 @@ check "a tampered backup is refused" sh -c \
 head -c $((SZ - 100)) "$TMP/offsite.flmbak" >"$TMP/short.flmbak"
 check "a truncated backup is refused" sh -c \
     "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/short.flmbak' 2>&1 | grep -q 'truncated'"
+# cut right after a whole chunk: all that is left authenticates
+CH1=$(od -An -tu4 -j104 -N4 "$TMP/offsite.flmbak" | tr -d ' ')
+CUT=$((104 + 4 + CH1))
+head -c $CUT "$TMP/offsite.flmbak" >"$TMP/chunk.flmbak"
+check "a backup cut after a whole chunk is refused as truncated there" sh -c \
+    "[ $CUT -lt $SZ ] && printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/chunk.flmbak' 2>&1 | grep -q 'truncated: it stops after a whole chunk'"
+# sealed again with the key, ending (FINAL) after a record, its END
+# record left out, or more: records missing, not "after its end"
+printf '%s\n' "$PASS" | "$top_builddir/tests/bk-reseal" "$TMP/offsite.flmbak" "$TMP/noend.flmbak" 1
+check "a backup sealed whole but ending before its END record is refused as records missing" sh -c \
+    "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/noend.flmbak' 2>&1 | grep -q 'ends before its last record (records missing)'"
 { cat "$TMP/offsite.flmbak"; printf 'more'; } >"$TMP/long.flmbak"
 check "a backup with bytes after its end is refused" sh -c \
     "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/long.flmbak' 2>&1 | grep -q 'after its end'"
