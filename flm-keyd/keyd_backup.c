@@ -99,6 +99,9 @@ static const unsigned char *bk_seal_for;
 /* Set while a restore keeps the state it replaces: the backup it reads
  * (in backups/), which pruning passes over. */
 static const char *bk_reading;
+/* The pre-restore backup of the restore staged last, when it is sealed
+ * for the master key that restore brings: useless if it is aborted. */
+static char	 bk_pre_other[PATH_MAX];
 static int	 bk_config_fd = -1;	/* flmd's config.db, for the next */
 
 void
@@ -1210,6 +1213,11 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 	    errsz);
 	bk_seal_for = NULL;
 	bk_reading = NULL;
+	bk_pre_other[0] = '\0';
+	if (made == 0 && other)
+		snprintf(bk_pre_other, sizeof(bk_pre_other), "%s/%s",
+		    KEYD_BACKUP_DIR, json_object_get_string(
+		    json_object_object_get(kept, "file")));
 	if (made == -1) {
 		char	 why[256];
 
@@ -1260,6 +1268,13 @@ keyd_backup_abort(void)
 {
 	bk_discard(".", 0);
 	log_info("restore not committed by flmd: its staged files removed");
+	/* Sealed for a master key keyd does not get: no one could open it. */
+	if (bk_pre_other[0] != '\0') {
+		bk_shred(bk_pre_other);
+		log_info("%s removed: it was sealed for the master key of the "
+		    "restore not committed", bk_pre_other);
+		bk_pre_other[0] = '\0';
+	}
 }
 
 /*

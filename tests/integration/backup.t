@@ -8,7 +8,7 @@
 # start; no secret in clear anywhere.
 . "$(dirname "$0")/lib.sh"
 
-plan 54
+plan 55
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmb.XXXXXX")
 trap 'suite_cleanup; rm -rf "$TMP"' EXIT
@@ -159,6 +159,8 @@ check "a backup sealed with the lost master key is refused" \
 # config.db.restore goes): nothing committed, and keyd's staged files,
 # the copy of the master key the backup brings among them, go at once
 KEYD_PID=$(proc_pid flm-keyd)
+nbk() { ls "$STATE/keyd/backups" 2>/dev/null | grep -c '\.flmbak$'; }
+NBK=$(nbk)
 mkdir "$STATE/config.db.restore"
 check "a restore whose commit fails says nothing was restored" sh -c \
     "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/offsite.flmbak' 2>&1 >/dev/null |
@@ -169,6 +171,8 @@ check "nothing was committed: no marker, keyd never restarted" \
     sh -c "[ ! -e '$STATE/restore.ready' ] && [ '$(proc_pid flm-keyd)' = '$KEYD_PID' ]"
 check "keyd says why they went" \
     grep -q "restore not committed by flmd: its staged files removed" "$STATE/flmd.log"
+check "its pre-restore backup, sealed for the key not put in place, is gone too ($NBK before, $(nbk) now)" \
+    [ "$(nbk)" = "$NBK" ]
 rmdir "$STATE/config.db.restore"
 
 # the passphrase backup restores without the master key; killed right
