@@ -449,11 +449,12 @@ function keyState(k) {
 
 function renderKeys() {
   const t = $('keys-table');
-  const headers = ['Label', 'ID', 'State', 'Created', 'Expires', 'Last used', 'Scope', 'Legacy', 'Revoked', 'Actions'];
+  // Actions early, so a phone shows them without scrolling sideways.
+  const headers = ['Label', 'State', 'Actions', 'ID', 'Created', 'Expires', 'Last used', 'Scope', 'Legacy', 'Revoked'];
   const rows = state.keys.map((k) => row([
-    show(k.label), [show(k.id), 'mono'], keyState(k), fmtTime(k.created_at), fmtTime(k.expires_at),
-    fmtTime(k.last_used_at), scopeText(k.scope), show(k.legacy),
-    fmtTime(k.revoked_at), [keyActions(k), 'key-actions'],
+    show(k.label), keyState(k), [keyActions(k), 'key-actions'], [show(k.id), 'mono'],
+    fmtTime(k.created_at), fmtTime(k.expires_at), fmtTime(k.last_used_at), scopeText(k.scope),
+    show(k.legacy), fmtTime(k.revoked_at),
   ], { 'data-label': k.label, 'data-id': k.id, class: k.state }));
   if (!rows.length) rows.push(row([[el('span', { class: 'empty' }, 'No key yet: create one above.')]]));
   fillTable(t, headers, rows);
