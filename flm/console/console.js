@@ -625,15 +625,10 @@ ENTER.usage = () => loadUsage();
 
 const MINUTE = 60e3, HOUR = 3600e3, DAY = 86400e3;
 
-/* GET /api/audit?count=N.  `flm audit tail` takes at most 500 (man
- * flm.1), not the 1000 of CONSOLE.md: ask again for 500 if refused. */
+/* GET /api/audit?count=N: the newest N records, 1 to 500 (flm audit
+ * tail's bounds). */
 async function fetchAudit(n) {
-  try {
-    return { rows: auditRows(await api('/api/audit?count=' + n)), n };
-  } catch (e) {
-    if (e.status !== 400 || n <= 500) throw e;
-    return { rows: auditRows(await api('/api/audit?count=500')), n: 500 };
-  }
+  return { rows: auditRows(await api('/api/audit?count=' + n)), n };
 }
 
 const auditRows = (d) => Array.isArray(d) ? d : (d && Array.isArray(d.records) ? d.records : []);
@@ -642,7 +637,7 @@ async function loadUsage() {
   const b = $('usage-refresh');
   b.disabled = true;
   try {
-    const [audit, usage, keys] = await Promise.all([fetchAudit(1000), api('/api/usage'),
+    const [audit, usage, keys] = await Promise.all([fetchAudit(500), api('/api/usage'),
       api('/api/keys').catch(() => null)]);  // only for the labels
     if (Array.isArray(keys)) state.keys = keys;
     const labels = new Map(state.keys.map((k) => [k.id, k.label]));
