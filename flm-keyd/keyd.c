@@ -1118,7 +1118,8 @@ keyd_backup_request(struct chan *ch, struct chan_msg *m)
 	int			 cfgfd = -1, r = -1;
 	long			 max_age = 0;
 
-	if (t == IMSG_BACKUP_CONFIG || t == IMSG_BACKUP_LIST) {
+	if (t == IMSG_BACKUP_CONFIG || t == IMSG_BACKUP_LIST ||
+	    t == IMSG_BACKUP_ABORT) {
 		if ((t == IMSG_BACKUP_CONFIG) != (m->fd != -1) ||
 		    msg_end(m) == -1) {
 			chan_fail(ch, "malformed backup request %u", t);
@@ -1127,6 +1128,10 @@ keyd_backup_request(struct chan *ch, struct chan_msg *m)
 		if (t == IMSG_BACKUP_CONFIG) {
 			keyd_backup_config(m->fd);
 			m->fd = -1;
+			return;
+		}
+		if (t == IMSG_BACKUP_ABORT) {
+			keyd_backup_abort();
 			return;
 		}
 		r = keyd_backup_list(&res, err, sizeof(err));
@@ -1295,6 +1300,7 @@ keyd_parent_dispatch(struct chan *ch, struct chan_msg *m, void *arg)
 	case IMSG_BACKUP_LIST:
 	case IMSG_BACKUP_RESTORE:
 	case IMSG_BACKUP_STATE:
+	case IMSG_BACKUP_ABORT:
 		keyd_backup_request(ch, m);
 		break;
 	case IMSG_LEGACY_IMPORT:

@@ -227,6 +227,7 @@ int		 keyd_backup_rekey(const char *, const unsigned char *,
 void		 keyd_backup_free(void);
 int		 keyd_backup_finish(const char *, const char *);
 void		 keyd_backup_config(int);
+void		 keyd_backup_abort(void);
 int		 keyd_backup_create(struct db *, const char *, const char *,
 		    long, struct json_object **, char *, size_t);
 int		 keyd_backup_list(struct json_object **, char *, size_t);

@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "fileio.h"
 #include "keyd.h"
 #include "log.h"
 #include "statesum.h"
@@ -95,6 +96,12 @@ static struct bk_secret	*bk_sec;
 /* Set while a restore keeps the state it replaces: that backup is
  * sealed for the master key the restore puts in place. */
 static const unsigned char *bk_seal_for;
+/* Set while a restore keeps the state it replaces: the backup it reads
+ * (in backups/), which pruning passes over. */
+static const char *bk_reading;
+/* The pre-restore backup of the restore staged last, when it is sealed
+ * for the master key that restore brings: useless if it is aborted. */
+static char	 bk_pre_other[PATH_MAX];
 static int	 bk_config_fd = -1;	/* flmd's config.db, for the next */
 
 void
@@ -166,24 +173,6 @@ bk_fail(struct bk_io *io, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
-}
-
-static int
-bk_write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t	*b = p;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, b, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* len bytes, or 0 at a clean end of file, -1 otherwise. */
@@ -273,8 +262,8 @@ bk_flush(struct bk_io *w, unsigned char tag)
 	len[1] = (uint8_t)(clen >> 8);
 	len[2] = (uint8_t)(clen >> 16);
 	len[3] = (uint8_t)(clen >> 24);
-	if (bk_write_all(w->fd, len, 4) == -1 ||
-	    bk_write_all(w->fd, c, (size_t)clen) == -1)
+	if (fileio_write_all(w->fd, len, 4) == -1 ||
+	    fileio_write_all(w->fd, c, (size_t)clen) == -1)
 		return bk_fail(w, "cannot write the backup: %s",
 		    strerror(errno));
 	return 0;
@@ -325,11 +314,19 @@ bk_fill(struct bk_io *r)
 	unsigned char		 tag;
 	size_t			 clen;
 
+	/* More wanted after the FINAL chunk: sealed whole, but short. */
 	if (r->final)
-		return bk_fail(r, "the backup is malformed: records after "
-		    "its end");
-	if (bk_read_all(r->fd, len, 4) != 4)
+		return bk_fail(r, "the backup is malformed: it ends before "
+		    "its last record (records missing)");
+	switch (bk_read_all(r->fd, len, 4)) {
+	case 4:
+		break;
+	case 0:
+		return bk_fail(r, "the backup is truncated: it stops after "
+		    "a whole chunk, before its last");
+	default:
 		return bk_fail(r, "the backup is truncated");
+	}
 	clen = (size_t)len[0] | (size_t)len[1] << 8 | (size_t)len[2] << 16 |
 	    (size_t)len[3] << 24;
 	if (clen < BK_ABYTES || clen > sizeof(c))
@@ -372,58 +369,9 @@ bk_get(struct bk_io *r, void *p, size_t len)
 	return 0;
 }
 
-/*
- * An image says "WAL" in its header when its source was: then it opens
- * only beside a -wal file.  Made a rollback-journal database, it opens
- * anywhere; db_open makes it WAL again once it is live.
- */
-static void
-bk_unwal(uint8_t *img, sqlite3_int64 size)
-{
-	if (img != NULL && size >= 100 && img[18] == 2 && img[19] == 2)
-		img[18] = img[19] = 1;
-}
-
-/* An online copy of db as one buffer (sqlite3_free it). */
-static uint8_t *
-bk_image(sqlite3 *db, sqlite3_int64 *size)
-{
-	sqlite3		*mem;
-	sqlite3_backup	*b;
-	uint8_t		*img = NULL;
-
-	if (sqlite3_open(":memory:", &mem) != SQLITE_OK) {
-		sqlite3_close(mem);
-		return NULL;
-	}
-	if ((b = sqlite3_backup_init(mem, "main", db, "main")) != NULL) {
-		(void)sqlite3_backup_step(b, -1);
-		if (sqlite3_backup_finish(b) == SQLITE_OK)
-			img = sqlite3_serialize(mem, "main", size, 0);
-	}
-	sqlite3_close(mem);
-	bk_unwal(img, *size);
-	return img;
-}
-
-/* A database image read into a private connection: its state. */
-static sqlite3 *
-bk_open_image(uint8_t *img, sqlite3_int64 size)
-{
-	sqlite3	*h;
-
-	if (sqlite3_open(":memory:", &h) != SQLITE_OK ||
-	    sqlite3_deserialize(h, "main", img, size, size,
-	    SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
-		sqlite3_close(h);
-		return NULL;
-	}
-	return h;
-}
-
 /* flmd's config.db image (a memfd it sent), whole; NULL on error. */
 static uint8_t *
-bk_config_image(sqlite3_int64 *size, char *err, size_t errsz)
+bk_config_image(size_t *size, char *err, size_t errsz)
 {
 	struct stat	 st;
 	uint8_t		*img;
@@ -444,8 +392,8 @@ bk_config_image(sqlite3_int64 *size, char *err, size_t errsz)
 		snprintf(err, errsz, "flmd's copy of config.db is short");
 		return NULL;
 	}
-	*size = st.st_size;
-	bk_unwal(img, *size);
+	*size = (size_t)st.st_size;
+	db_image_unwal(img, *size);
 	return img;
 }
 
@@ -635,7 +583,7 @@ bk_shred(const char *path)
 	if ((fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
 		if (fstat(fd, &st) == 0)
 			for (left = st.st_size; left > 0; left -= BK_CHUNK)
-				if (bk_write_all(fd, zero, left < BK_CHUNK ?
+				if (fileio_write_all(fd, zero, left < BK_CHUNK ?
 				    (size_t)left : BK_CHUNK) == -1)
 					break;
 		(void)fsync(fd);
@@ -645,30 +593,31 @@ bk_shred(const char *path)
 		log_warn("cannot remove %s", path);
 }
 
+/*
+ * The oldest beyond KEYD_BACKUP_KEEP removed, but the one a restore
+ * reads: it is neither removed nor counted (the restore may yet fail,
+ * and the admin try it again); the next backup prunes it as any other.
+ */
 static void
 bk_prune(void)
 {
 	char	**v, path[PATH_MAX];
-	size_t	 n, i;
+	size_t	 n, i, left;
 
 	v = bk_names(&n);
-	for (i = 0; i + KEYD_BACKUP_KEEP < n; i++) {
+	left = n;
+	for (i = 0; i < n; i++)
+		if (bk_reading != NULL && strcmp(v[i], bk_reading) == 0)
+			left--;
+	for (i = 0; i < n && left > KEYD_BACKUP_KEEP; i++) {
+		if (bk_reading != NULL && strcmp(v[i], bk_reading) == 0)
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", KEYD_BACKUP_DIR, v[i]);
 		bk_shred(path);
 		log_info("removed the old backup %s", v[i]);
+		left--;
 	}
 	bk_names_free(v, n);
-}
-
-static void
-bk_sync_dir(const char *dir)
-{
-	int	 fd;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(fd);
-		close(fd);
-	}
 }
 
 static int
@@ -764,19 +713,19 @@ bk_seal_start(struct bk_io *w, const char *pass, time_t now)
 /* Everything, sealed into the open file w->fd. */
 static int
 bk_write(struct bk_io *w, struct db *db, sqlite3 *cfg, uint8_t *cimg,
-    sqlite3_int64 csize, struct json_object *manifest)
+    size_t csize, struct json_object *manifest)
 {
 	uint8_t			*simg;
-	sqlite3_int64		 ssize;
+	size_t			 ssize;
 	const char		*m;
 	unsigned char		*master;
 	int			 rc;
 
 	(void)cfg;
-	if ((simg = bk_image(db->h, &ssize)) == NULL)
+	if ((simg = db_image(db->h, &ssize)) == NULL)
 		return bk_fail(w, "cannot copy security.db: %s",
 		    sqlite3_errmsg(db->h));
-	if (bk_write_all(w->fd, w->hdr, BK_HDR_LEN) == -1) {
+	if (fileio_write_all(w->fd, w->hdr, BK_HDR_LEN) == -1) {
 		sqlite3_free(simg);
 		return bk_fail(w, "cannot write the backup: %s",
 		    strerror(errno));
@@ -784,10 +733,10 @@ bk_write(struct bk_io *w, struct db *db, sqlite3 *cfg, uint8_t *cimg,
 	m = json_object_to_json_string_ext(manifest, JSON_C_TO_STRING_PLAIN);
 	rc = bk_record(w, BK_MANIFEST, m, strlen(m));
 	if (rc == 0)
-		rc = bk_record(w, BK_SECURITY, simg, (size_t)ssize);
+		rc = bk_record(w, BK_SECURITY, simg, ssize);
 	sqlite3_free(simg);
 	if (rc == 0)
-		rc = bk_record(w, BK_CONFIG, cimg, (size_t)csize);
+		rc = bk_record(w, BK_CONFIG, cimg, csize);
 	/* The key its rows are sealed under, in either kind: a backup
 	 * sealed again after a rotation still restores with its own. */
 	if (rc == 0) {
@@ -822,7 +771,7 @@ keyd_backup_create(struct db *db, const char *reason, const char *pass,
 	struct tm		 tm;
 	sqlite3			*cfg;
 	uint8_t			*cimg;
-	sqlite3_int64		 csize;
+	size_t			 csize;
 	char			 name[96], tmp[128], when[40], created[40];
 	char			 newest[128];
 	long			 age;
@@ -846,7 +795,7 @@ keyd_backup_create(struct db *db, const char *reason, const char *pass,
 	}
 	if ((cimg = bk_config_image(&csize, err, errsz)) == NULL)
 		return -1;
-	if ((cfg = bk_open_image(cimg, csize)) == NULL) {
+	if ((cfg = db_image_open(cimg, csize)) == NULL) {
 		sqlite3_free(cimg);
 		snprintf(err, errsz, "flmd's copy of config.db is not a "
 		    "database");
@@ -896,7 +845,7 @@ keyd_backup_create(struct db *db, const char *reason, const char *pass,
 	sodium_memzero(&w.st, sizeof(w.st));
 	if (rc == -1)
 		return -1;
-	bk_sync_dir(KEYD_BACKUP_DIR);
+	(void)fileio_sync_dir(KEYD_BACKUP_DIR);
 	log_info("backup %s made (%s)", name, reason);
 	bk_prune();
 	*res = json_object_new_object();
@@ -928,6 +877,34 @@ bk_open(int fd, const char *name, char *err, size_t errsz)
 		    "(flm backup list shows them)" : "backup %s: %s", name,
 		    strerror(errno));
 	return fd;
+}
+
+/* A reader of the admin's descriptor or of backups/NAME, errors into
+ * err: 0, or -1 with err set. */
+static int
+bk_reader_open(struct bk_io *r, int fd, const char *name, char *err,
+    size_t errsz)
+{
+	memset(r, 0, sizeof(*r));
+	r->err = err;
+	r->errsz = errsz;
+	err[0] = '\0';
+	r->buf = bk_sec->rbuf;
+	if ((r->fd = bk_open(fd, name, err, errsz)) == -1)
+		return -1;
+	return 0;
+}
+
+/* Done reading: the backups/ file closed (the admin's descriptor is
+ * the caller's), what passed in clear wiped. */
+static void
+bk_reader_close(struct bk_io *r, int fd)
+{
+	if (r->fd != -1 && r->fd != fd)
+		close(r->fd);
+	r->fd = -1;
+	sodium_memzero(bk_sec->rbuf, sizeof(bk_sec->rbuf));
+	sodium_memzero(&r->st, sizeof(r->st));
 }
 
 /* The header read and checked, the stream opened: 0, or -1. */
@@ -1010,7 +987,7 @@ bk_stage_file(struct bk_io *r, const char *path, uint64_t len)
 	while (rc == 0 && len > 0) {
 		k = len < sizeof(buf) ? (size_t)len : sizeof(buf);
 		if ((rc = bk_get(r, buf, k)) == 0 &&
-		    (rc = bk_write_all(fd, buf, k)) == -1)
+		    (rc = fileio_write_all(fd, buf, k)) == -1)
 			bk_fail(r, "cannot stage the restore: %s",
 			    strerror(errno));
 		len -= k;
@@ -1055,8 +1032,9 @@ bk_check_db(struct bk_io *r, const char *path, int newest)
 	int		 ok = 0, v;
 
 	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) ==
-	    SQLITE_OK && sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st,
-	    NULL) == SQLITE_OK) {
+	    SQLITE_OK && db_harden(h) == SQLITE_OK &&
+	    sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL) ==
+	    SQLITE_OK) {
 		ok = sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)
 		    sqlite3_column_text(st, 0), "ok") == 0;
 		sqlite3_finalize(st);
@@ -1087,9 +1065,13 @@ bk_stage_all(struct bk_io *r, unsigned char *master, int *has_master)
 			return -1;
 		switch (type) {
 		case BK_END:
-			if (len != 0 || !sec || !cfg)
+			if (len != 0)
 				return bk_fail(r, "the backup is malformed: "
-				    "records missing");
+				    "its end record has a length");
+			if (!sec || !cfg)
+				return bk_fail(r, "the backup is malformed: "
+				    "records missing (no %s)", !sec ?
+				    "security.db" : "config.db");
 			/* Nothing more: the FINAL tag ends the file. */
 			if (r->off == r->n && !r->final && bk_fill(r) == -1)
 				return -1;
@@ -1151,7 +1133,7 @@ bk_stage_master(struct bk_io *r, const unsigned char *master)
 		return bk_fail(r, "cannot stage the master key: %s",
 		    strerror(errno));
 	}
-	ok = bk_write_all(fd, hex, KEYD_MASTER_LEN * 2 + 1) == 0 &&
+	ok = fileio_write_all(fd, hex, KEYD_MASTER_LEN * 2 + 1) == 0 &&
 	    fsync(fd) == 0;
 	close(fd);
 	sodium_memzero(hex, sizeof(hex));
@@ -1170,7 +1152,7 @@ bk_stage_anchor(struct bk_io *r, const unsigned char *master, int other)
 	int		 rc;
 
 	if (sqlite3_open_v2(BK_PREFIX "security.db", &h, SQLITE_OPEN_READONLY,
-	    NULL) == SQLITE_OK)
+	    NULL) == SQLITE_OK && db_harden(h) == SQLITE_OK)
 		last = bk_audit_last(h, link);
 	else
 		memset(link, 0, sizeof(link));
@@ -1202,14 +1184,9 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 	int			 rc = -1, has_master = 0, other = 0, made;
 
 	*cfgfd = -1;
-	memset(&r, 0, sizeof(r));
-	r.err = err;
-	r.errsz = errsz;
-	err[0] = '\0';
-	if ((r.fd = bk_open(fd, name, err, errsz)) == -1)
+	if (bk_reader_open(&r, fd, name, err, errsz) == -1)
 		return -1;
 	bk_discard(".", 0);
-	r.buf = bk_sec->rbuf;
 	if (bk_unseal_start(&r, pass) == -1 ||
 	    (m = bk_read_manifest(&r)) == NULL ||
 	    bk_stage_all(&r, master, &has_master) == -1 ||
@@ -1231,9 +1208,16 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 	/* The state replaced stays as one more backup, which the key put
 	 * in place must open. */
 	bk_seal_for = other ? master : NULL;
+	bk_reading = fd == -1 ? name : NULL;
 	made = keyd_backup_create(db, "pre-restore", NULL, 0, &kept, err,
 	    errsz);
 	bk_seal_for = NULL;
+	bk_reading = NULL;
+	bk_pre_other[0] = '\0';
+	if (made == 0 && other)
+		snprintf(bk_pre_other, sizeof(bk_pre_other), "%s/%s",
+		    KEYD_BACKUP_DIR, json_object_get_string(
+		    json_object_object_get(kept, "file")));
 	if (made == -1) {
 		char	 why[256];
 
@@ -1266,14 +1250,31 @@ keyd_backup_restore(struct db *db, int fd, const char *name,
 out:
 	if (rc == -1)
 		bk_discard(".", 0);
-	if (r.fd != fd)
-		close(r.fd);
-	sodium_memzero(bk_sec->rbuf, sizeof(bk_sec->rbuf));
+	bk_reader_close(&r, fd);
 	sodium_memzero(master, KEYD_MASTER_LEN);
-	sodium_memzero(&r.st, sizeof(r.st));
 	json_object_put(m);
 	json_object_put(kept);
 	return rc;
+}
+
+/*
+ * flmd did not commit the restore staged last (its copy of config.db or
+ * its marker failed): the staged files go now, the master key's copy
+ * overwritten first, rather than at the next restore or a start an
+ * hour on.
+ */
+void
+keyd_backup_abort(void)
+{
+	bk_discard(".", 0);
+	log_info("restore not committed by flmd: its staged files removed");
+	/* Sealed for a master key keyd does not get: no one could open it. */
+	if (bk_pre_other[0] != '\0') {
+		bk_shred(bk_pre_other);
+		log_info("%s removed: it was sealed for the master key of the "
+		    "restore not committed", bk_pre_other);
+		bk_pre_other[0] = '\0';
+	}
 }
 
 /*
@@ -1297,18 +1298,10 @@ keyd_backup_state(struct db *db, int fd, const char *name, const char *pass,
 		*res = bk_state(db->h, NULL, proxies);
 		return 0;
 	}
-	memset(&r, 0, sizeof(r));
-	r.err = err;
-	r.errsz = errsz;
-	err[0] = '\0';
-	if ((r.fd = bk_open(fd, name, err, errsz)) == -1)
+	if (bk_reader_open(&r, fd, name, err, errsz) == -1)
 		return -1;
-	r.buf = bk_sec->rbuf;
 	m = bk_unseal_start(&r, pass) == -1 ? NULL : bk_read_manifest(&r);
-	if (r.fd != fd)
-		close(r.fd);
-	sodium_memzero(bk_sec->rbuf, sizeof(bk_sec->rbuf));
-	sodium_memzero(&r.st, sizeof(r.st));
+	bk_reader_close(&r, fd);
 	if (m == NULL)
 		return -1;
 	*res = json_object_object_get_ex(m, "state", &v) ?
@@ -1416,7 +1409,7 @@ keyd_backup_finish(const char *dir, const char *marker)
 			fatal("restore: rename %s", from);
 	}
 	bk_names_free(v, n);
-	bk_sync_dir(dir);
+	(void)fileio_sync_dir(dir);
 	log_info("restore finished: %zu file%s put in place", n,
 	    n == 1 ? "" : "s");
 	return 1;
@@ -1463,7 +1456,7 @@ bk_rekey_one(const char *dir, const char *name, const unsigned char *oldkey,
 	r.buf = bk_sec->rbuf;
 	w.buf = bk_sec->wbuf;
 	r.first = w.first = 1;
-	if (bk_write_all(w.fd, w.hdr, BK_HDR_LEN) == 0) {
+	if (fileio_write_all(w.fd, w.hdr, BK_HDR_LEN) == 0) {
 		/* Chunk for chunk: the same records, the same FINAL. */
 		while (bk_fill(&r) == 0) {
 			memcpy(w.buf, r.buf, r.n);
@@ -1519,6 +1512,6 @@ keyd_backup_rekey(const char *dir, const unsigned char *oldkey,
 		if (bk_rekey_one(dir, v[i], oldkey, newkey) == 1)
 			done++;
 	bk_names_free(v, n);
-	bk_sync_dir(dir);
+	(void)fileio_sync_dir(dir);
 	return done;
 }

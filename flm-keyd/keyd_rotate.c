@@ -37,6 +37,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "fileio.h"
 #include "keyd.h"
 #include "log.h"
 
@@ -74,17 +75,6 @@ rot_step(const char *step)
 	if (rot_crash != NULL && strcmp(rot_crash, step) == 0) {
 		log_warnx("FLM_TEST_ROTATE_CRASH: dying after step %s", step);
 		_exit(99);
-	}
-}
-
-static void
-rot_sync_dir(const char *dir)
-{
-	int	 fd;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(fd);
-		close(fd);
 	}
 }
 
@@ -172,7 +162,7 @@ rot_finish_files(const char *dir, int live, const unsigned char *oldbk,
 		rot_step("backups");
 	if (rot_place_key(dir, key) == -1 && errno != ENOENT)
 		fatal("rename %s/%s", dir, ROT_KEY_NEW);
-	rot_sync_dir(dir);
+	(void)fileio_sync_dir(dir);
 	return n;
 }
 
@@ -204,7 +194,7 @@ rot_discard(const char *dir)
 	rot_drop_staged(dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, ROT_ANCHOR_NEW);
 	unlink(path);
-	rot_sync_dir(dir);
+	(void)fileio_sync_dir(dir);
 }
 
 /* The id keyd_state says the sealed rows are under, or "". */

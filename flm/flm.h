@@ -101,7 +101,6 @@ int	cmd_audit_tail(struct cli *, int, char **);
 int	cmd_usage_show(struct cli *, int, char **);
 
 /* flm_tls.c: files the command writes */
-int	write_all(int, const void *, size_t);
 int	file_replace(const char *, const char *, mode_t);
 /* flm_firewall.c */
 int	cmd_firewall(struct cli *, int, char **);

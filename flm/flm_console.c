@@ -338,14 +338,26 @@ r_keys(struct con_argv *a, struct json_object *in)
 	arg_words(a, "api-keys list --json");
 }
 
+/* A key's scope, as api-keys create and scope take it: scope replaces
+ * the whole of it, so every part is passed. */
+static void
+arg_scope(struct con_argv *a, struct json_object *in)
+{
+	arg_list(a, in, "models", "--models");
+	arg_list(a, in, "engines", "--engines");
+	arg_list(a, in, "cidr", "--cidr");
+	arg_opt(a, in, "endpoints", "--endpoints", 0);
+	arg_opt(a, in, "rpm", "--rpm", 0);
+	arg_opt(a, in, "tpm", "--tpm", 0);
+}
+
 static void
 r_key_create(struct con_argv *a, struct json_object *in)
 {
 	arg_words(a, "api-keys create --json");
 	arg_opt(a, in, "label", "--label", 1);
 	arg_opt(a, in, "expires", "--expires", 0);
-	arg_list(a, in, "models", "--models");
-	arg_list(a, in, "engines", "--engines");
+	arg_scope(a, in);
 }
 
 static void
@@ -367,8 +379,7 @@ static void
 r_key_scope(struct con_argv *a, struct json_object *in)
 {
 	arg_words(a, "api-keys scope --json");
-	arg_list(a, in, "models", "--models");
-	arg_list(a, in, "engines", "--engines");
+	arg_scope(a, in);
 	arg_key(a, in);
 }
 
@@ -390,7 +401,7 @@ r_audit(struct con_argv *a, struct json_object *in)
 	if ((s = arg_str(a, in, "count")) != NULL) {
 		errno = 0;
 		n = strtol(s, &end, 10);
-		if (errno != 0 || *end != '\0' || n < 1 || n > 1000)
+		if (errno != 0 || *end != '\0' || n < 1 || n > 500)
 			a->bad = 1;
 	}
 	{
@@ -567,59 +578,94 @@ job_relay(struct con_job *j, int all)
 	}
 }
 
+/* What flm printed is JSON: doctor and audit verify print their
+ * findings and exit 1 when one is bad, and the findings are the answer. */
+static int
+job_findings(struct con_job *j)
+{
+	struct json_object	*o;
+	size_t			 len = evbuffer_get_length(j->out);
+	char			*s;
+
+	if (len == 0 || (s = malloc(len + 1)) == NULL)
+		return 0;
+	evbuffer_copyout(j->out, s, len);
+	s[len] = '\0';
+	o = json_tokener_parse(s);
+	free(s);
+	json_object_put(o);
+	return o != NULL;
+}
+
+/* A failure as {"error", "exit"}, or its message for a stream. */
+static struct json_object *
+job_failure(struct con_job *j, int status)
+{
+	struct json_object	*o = json_object_new_object();
+	char			*msg;
+
+	msg = j->timed_out ? strdup("flm did not answer within 120 seconds") :
+	    job_errmsg(j);
+	json_object_object_add(o, "error", json_object_new_string(msg ? msg :
+	    "out of memory"));
+	if (!j->timed_out && !(j->flags & CON_STREAM))
+		json_object_object_add(o, "exit", json_object_new_int(
+		    WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+	free(msg);
+	return o;
+}
+
+/* A stream's end: the rest of it, and its error as a last line. */
+static void
+job_stream_end(struct con_job *j, int code, int status)
+{
+	struct json_object	*o;
+
+	job_relay(j, 1);
+	if (code != 200) {
+		o = job_failure(j, status);
+		if (!j->started) {
+			con_json(j->req, code, o);
+			json_object_put(o);
+			return;
+		}
+		evbuffer_add_printf(j->out, "%s\n",
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+		job_relay(j, 1);
+	}
+	if (!j->started)
+		con_reply(j->req, 200, "application/x-ndjson", "", 0);
+	else
+		evhttp_send_reply_end(j->req);
+}
+
 /* The command ended: its answer, as the route wants it. */
 static void
 job_done(struct con_job *j, int status)
 {
 	struct json_object	*o;
-	char			*msg = NULL, *s;
+	const char		*s;
 	size_t			 len;
 	int			 code = job_code(status, j->timed_out);
 
 	if (j->req == NULL)
 		goto out;
 	job_detach(j);
-	if (code != 200) {
-		msg = job_errmsg(j);
-		if (j->timed_out) {
-			free(msg);
-			msg = strdup("flm did not answer within 120 seconds");
-		}
-	}
 	if (j->flags & CON_STREAM) {
-		job_relay(j, 1);
-		if (msg != NULL) {
-			o = json_object_new_object();
-			json_object_object_add(o, "error",
-			    json_object_new_string(msg));
-			s = (char *)json_object_to_json_string_ext(o,
-			    JSON_C_TO_STRING_PLAIN);
-			if (!j->started) {
-				con_json(j->req, code, o);
-				json_object_put(o);
-				goto out;
-			}
-			evbuffer_add_printf(j->out, "%s\n", s);
-			json_object_put(o);
-			job_relay(j, 1);
-		}
-		if (!j->started)
-			con_reply(j->req, 200, "application/x-ndjson", "", 0);
-		else
-			evhttp_send_reply_end(j->req);
+		job_stream_end(j, code, status);
 		goto out;
 	}
-	if (msg != NULL) {
-		o = json_object_new_object();
-		json_object_object_add(o, "error", json_object_new_string(msg));
-		json_object_object_add(o, "exit", json_object_new_int(
-		    WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+	if (code == 409 && job_findings(j))
+		code = 200;
+	if (code != 200) {
+		o = job_failure(j, status);
 		con_json(j->req, code, o);
 		json_object_put(o);
 		goto out;
 	}
 	len = evbuffer_get_length(j->out);
-	s = (char *)evbuffer_pullup(j->out, (ssize_t)len);
+	s = (const char *)evbuffer_pullup(j->out, (ssize_t)len);
 	if (j->flags & CON_TEXT) {
 		o = json_object_new_object();
 		json_object_object_add(o, "text",
@@ -629,7 +675,6 @@ job_done(struct con_job *j, int status)
 	} else
 		con_reply(j->req, 200, "application/json", s ? s : "", len);
 out:
-	free(msg);
 	job_free(j);
 }
 
@@ -1088,6 +1133,11 @@ con_request(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(path, "/login") == 0) {
 		con_login(req);
+		return;
+	}
+	/* Browsers ask for it on their own: no icon, no log line. */
+	if (strcmp(path, "/favicon.ico") == 0) {
+		con_reply(req, 204, "text/plain", "", 0);
 		return;
 	}
 	api = strncmp(path, "/api/", 5) == 0;

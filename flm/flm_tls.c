@@ -22,6 +22,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
+#include "fileio.h"
 #include "flm.h"
 
 #define TLS_P12_PASS_MAX	1024
@@ -165,25 +166,6 @@ trust_run(const char *cmd)
 	return -1;
 }
 
-/* Write all of buf to fd; -1 and errno on failure. */
-int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Replace path with text, atomically (a temporary file, synced, then
  * renamed): the CA's files and flm firewall's saved state.
@@ -199,7 +181,7 @@ file_replace(const char *path, const char *text, mode_t mode)
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 	    O_NOFOLLOW, mode)) == -1)
 		return -1;
-	r = write_all(fd, text, strlen(text));
+	r = fileio_write_all(fd, text, strlen(text));
 	if (r == 0 && (fchmod(fd, mode) == -1 || fsync(fd) == -1))
 		r = -1;
 	if (close(fd) == -1)
@@ -492,10 +474,10 @@ client_write(struct client_files *cf, struct json_object *res,
 		return -1;
 	}
 	r = 0;
-	if (write_all(cf->fd[0], cert, strlen(cert)) == -1 ||
-	    write_all(cf->fd[0], ca, strlen(ca)) == -1 ||
-	    write_all(cf->fd[1], key, strlen(key)) == -1 ||
-	    write_all(cf->fd[2], der, (size_t)derlen) == -1)
+	if (fileio_write_all(cf->fd[0], cert, strlen(cert)) == -1 ||
+	    fileio_write_all(cf->fd[0], ca, strlen(ca)) == -1 ||
+	    fileio_write_all(cf->fd[1], key, strlen(key)) == -1 ||
+	    fileio_write_all(cf->fd[2], der, (size_t)derlen) == -1)
 		r = -1;
 	OPENSSL_clear_free(der, (size_t)derlen);
 	if (r == -1)

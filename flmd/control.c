@@ -784,11 +784,13 @@ control_backup_reply(uint32_t id, int ok, struct json_object *o, int fd)
 	    c->reqtype != IMSG_CTL_BACKUP_RESTORE)) {
 		log_warnx("flm-keyd answered a restore nobody waits for; "
 		    "ignored");
+		backup_abort();
 		if (fd != -1)
 			close(fd);
 		return;
 	}
 	if (ok && backup_staged(fd, err, sizeof(err)) == -1) {
+		backup_abort();
 		if (fd != -1)
 			close(fd);
 		control_relay_error(id, EIO, err);

@@ -149,6 +149,7 @@ void			 doctor_cleanup(void);
 int			 backup_config_fd(char *, size_t);
 int			 backup_send_config(char *, size_t);
 int			 backup_staged(int, char *, size_t);
+void			 backup_abort(void);
 void			 backup_finish(void);
 void			 backup_keyd_state(struct json_object *);
 void			 backup_daily_reply(int, struct json_object *);

@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "chan.h"
+#include "fileio.h"
 #include "flmd.h"
 #include "log.h"
 
@@ -44,47 +45,20 @@ backup_path(char *buf, size_t sz, const char *name)
 	snprintf(buf, sz, "%s/%s", env->paths.statedir, name);
 }
 
-static void
-backup_sync_dir(void)
-{
-	int	 fd;
-
-	if ((fd = open(env->paths.statedir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) != -1) {
-		(void)fsync(fd);
-		close(fd);
-	}
-}
-
 /* An online copy of config.db in a memfd, for keyd; -1 on error. */
 int
 backup_config_fd(char *err, size_t errsz)
 {
-	sqlite3		*mem;
-	sqlite3_backup	*b;
-	unsigned char	*img = NULL;
-	sqlite3_int64	 size = 0;
-	ssize_t		 n;
-	size_t		 off;
-	int		 fd = -1;
+	uint8_t		*img;
+	size_t		 size;
+	int		 fd;
 
 	if (config_db.h == NULL) {
 		snprintf(err, errsz, "config.db is not open: %s",
 		    config_db.safe_reason);
 		return -1;
 	}
-	if (sqlite3_open(":memory:", &mem) == SQLITE_OK &&
-	    (b = sqlite3_backup_init(mem, "main", config_db.h, "main")) !=
-	    NULL) {
-		(void)sqlite3_backup_step(b, -1);
-		if (sqlite3_backup_finish(b) == SQLITE_OK)
-			img = sqlite3_serialize(mem, "main", &size, 0);
-	}
-	sqlite3_close(mem);
-	/* As keyd's own copies: a rollback-journal image opens anywhere. */
-	if (img != NULL && size >= 100 && img[18] == 2 && img[19] == 2)
-		img[18] = img[19] = 1;
-	if (img == NULL) {
+	if ((img = db_image(config_db.h, &size)) == NULL) {
 		snprintf(err, errsz, "cannot copy config.db: %s",
 		    db_strerror(&config_db, sqlite3_extended_errcode(
 		    config_db.h)));
@@ -95,14 +69,13 @@ backup_config_fd(char *err, size_t errsz)
 		sqlite3_free(img);
 		return -1;
 	}
-	for (off = 0; off < (size_t)size; off += (size_t)n)
-		if ((n = write(fd, img + off, (size_t)size - off)) <= 0) {
-			snprintf(err, errsz, "cannot copy config.db: %s",
-			    strerror(errno));
-			close(fd);
-			sqlite3_free(img);
-			return -1;
-		}
+	if (fileio_write_all(fd, img, size) == -1) {
+		snprintf(err, errsz, "cannot copy config.db: %s",
+		    strerror(errno));
+		close(fd);
+		sqlite3_free(img);
+		return -1;
+	}
 	sqlite3_free(img);
 	return fd;
 }
@@ -144,7 +117,7 @@ backup_copy(int fd, const char *path)
 			ok = errno == EINTR;
 			continue;
 		}
-		ok = write(out, buf, (size_t)n) == n;
+		ok = fileio_write_all(out, buf, (size_t)n) == 0;
 	}
 	ok = ok && fsync(out) == 0;
 	ok = close(out) == 0 && ok;
@@ -191,7 +164,7 @@ backup_staged(int fd, char *err, size_t errsz)
 		unlink(staged);
 		return -1;
 	}
-	ok = write(mfd, "restore\n", 8) == 8 && fsync(mfd) == 0;
+	ok = fileio_write_all(mfd, "restore\n", 8) == 0 && fsync(mfd) == 0;
 	ok = close(mfd) == 0 && ok;
 	if (!ok || rename(tmp, marker) == -1) {
 		snprintf(err, errsz, "cannot write %s: %s; nothing was "
@@ -200,12 +173,28 @@ backup_staged(int fd, char *err, size_t errsz)
 		unlink(staged);
 		return -1;
 	}
-	backup_sync_dir();
+	(void)fileio_sync_dir(env->paths.statedir);
 	log_info("restore committed; restarting the suite to finish it");
 	if (event_base_once(env->base, -1, EV_TIMEOUT, backup_restart_cb,
 	    NULL, &tv) == -1)
 		fatalx("cannot schedule the restart");
 	return 0;
+}
+
+/*
+ * A restore keyd staged and flmd does not commit: keyd removes its
+ * staged files now (the master key's copy among them).
+ */
+void
+backup_abort(void)
+{
+	struct chan	*ch = proc_chan(PROC_KEYD);
+
+	if (ch == NULL || chan_compose(ch, IMSG_BACKUP_ABORT, 0, -1, NULL,
+	    0) == -1)
+		log_warnx("cannot tell flm-keyd the restore was not "
+		    "committed: its staged files stay until its next start "
+		    "an hour on");
 }
 
 /*
@@ -238,7 +227,7 @@ backup_finish(void)
 		fatal("%s", side);
 	if (rename(staged, live) == -1)
 		fatal("restore: rename %s", staged);
-	backup_sync_dir();
+	(void)fileio_sync_dir(env->paths.statedir);
 	log_info("restore: config.db put in place");
 }
 
@@ -254,7 +243,7 @@ backup_keyd_state(struct json_object *o)
 		return;
 	backup_path(marker, sizeof(marker), FLM_RESTORE_MARKER);
 	if (unlink(marker) == 0) {
-		backup_sync_dir();
+		(void)fileio_sync_dir(env->paths.statedir);
 		log_info("restore finished");
 	}
 }

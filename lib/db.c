@@ -220,6 +220,27 @@ db_check_file(const char *path, int flags, char *err, size_t errsz)
 }
 
 /*
+ * A database file is not trusted not to be hostile: none of the SQL
+ * that corrupts a file on purpose (writable_schema and its kin), and a
+ * page's cells checked before they are used.  Every connection FLM
+ * opens on a database goes through here, the one a restore put in
+ * place among them: another process wrote it.  trusted_schema stays
+ * on: FLM's own CHECK constraints call json_valid(), which SQLite
+ * 3.40 does not count as innocuous, and FLM registers no function of
+ * its own that a schema could call.  0, or an SQLite error code.
+ */
+int
+db_harden(struct sqlite3 *h)
+{
+	int	 rc;
+
+	if ((rc = sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1,
+	    (int *)NULL)) != SQLITE_OK)
+		return rc;
+	return sqlite3_exec(h, "PRAGMA cell_size_check=ON", NULL, NULL, NULL);
+}
+
+/*
  * Open path (created 0600 if missing), set the pragmas, migrate.  A
  * failure after the file opened leaves db usable in safe mode: returns
  * 0 and sets db->safe_mode.  -1 only when there is no handle at all.
@@ -252,7 +273,8 @@ db_open(struct db *db, const char *path, int flags, int busy_ms,
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, busy_ms > 0 ? busy_ms : DB_BUSY_MS);
 	/* Temporary tables in memory: keyd's sandbox has no /tmp. */
-	if ((rc = db_exec(db, "PRAGMA temp_store=MEMORY")) != SQLITE_OK ||
+	if ((rc = db_harden(db->h)) != SQLITE_OK ||
+	    (rc = db_exec(db, "PRAGMA temp_store=MEMORY")) != SQLITE_OK ||
 	    (rc = db_exec(db, "PRAGMA foreign_keys=ON")) != SQLITE_OK ||
 	    (rc = db_wal(db)) != SQLITE_OK ||
 	    (rc = db_exec(db, "PRAGMA synchronous=NORMAL")) != SQLITE_OK ||
@@ -322,4 +344,70 @@ db_quick_check(struct db *db, char *out, size_t outsz)
 		snprintf(out, outsz, "%s", db_strerror(db, rc));
 	sqlite3_finalize(st);
 	return r;
+}
+
+/*
+ * An online copy of h (SQLite's backup, never the file of a live WAL
+ * database) as one image, made a rollback-journal one: sqlite3_free it.
+ * NULL on error.
+ */
+uint8_t *
+db_image(struct sqlite3 *h, size_t *size)
+{
+	sqlite3		*mem;
+	sqlite3_backup	*b;
+	sqlite3_int64	 n = 0;
+	uint8_t		*img = NULL;
+
+	*size = 0;
+	if (sqlite3_open(":memory:", &mem) != SQLITE_OK ||
+	    db_harden(mem) != SQLITE_OK) {
+		sqlite3_close(mem);
+		return NULL;
+	}
+	if ((b = sqlite3_backup_init(mem, "main", h, "main")) != NULL) {
+		(void)sqlite3_backup_step(b, -1);
+		if (sqlite3_backup_finish(b) == SQLITE_OK)
+			img = sqlite3_serialize(mem, "main", &n, 0);
+	}
+	sqlite3_close(mem);
+	if (img == NULL)
+		return NULL;
+	*size = (size_t)n;
+	db_image_unwal(img, *size);
+	return img;
+}
+
+/*
+ * An image opened read-only in a private, hardened connection; img
+ * stays the caller's and must outlive it.  NULL on error.
+ */
+struct sqlite3 *
+db_image_open(uint8_t *img, size_t size)
+{
+	sqlite3	*h;
+
+	db_image_unwal(img, size);
+	if (sqlite3_open(":memory:", &h) != SQLITE_OK ||
+	    db_harden(h) != SQLITE_OK ||
+	    sqlite3_deserialize(h, "main", img, (sqlite3_int64)size,
+	    (sqlite3_int64)size, SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
+		sqlite3_close(h);
+		return NULL;
+	}
+	return h;
+}
+
+/*
+ * A database image (sqlite3_serialize, or a file read whole) says "WAL"
+ * in its header when its source was: then it opens only beside a -wal
+ * file.  Made a rollback-journal database, it opens anywhere; db_open
+ * makes it WAL again once it is live.
+ */
+void
+db_image_unwal(uint8_t *img, size_t size)
+{
+	/* The file format's read and write versions, bytes 18 and 19. */
+	if (img != NULL && size >= 100 && img[18] == 2 && img[19] == 2)
+		img[18] = img[19] = 1;
 }

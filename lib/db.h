@@ -6,6 +6,7 @@
 #define FLM_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct sqlite3;
 
@@ -38,5 +39,9 @@ void		 db_close(struct db *);
 int		 db_writable(struct db *, char *, size_t);
 const char	*db_strerror(struct db *, int);
 int		 db_quick_check(struct db *, char *, size_t);
+int		 db_harden(struct sqlite3 *);
+uint8_t		*db_image(struct sqlite3 *, size_t *);
+struct sqlite3	*db_image_open(uint8_t *, size_t);
+void		 db_image_unwal(uint8_t *, size_t);
 
 #endif

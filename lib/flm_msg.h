@@ -152,6 +152,9 @@ enum flm_msg_type {
 				 * transaction; plain keys wiped once read;
 				 * reply RESULT {imported, keys, count,
 				 * policy} or ERROR */
+	IMSG_BACKUP_ABORT = 97,	/* flmd -> keyd: empty; the restore keyd
+				 * staged last is not committed: its
+				 * restore.* files removed; no reply */
 
 	/* flm -> flmd (control socket), replies carry the same peerid */
 	IMSG_CTL_STATUS = 100,	/* empty; reply IMSG_CTL_RESULT */

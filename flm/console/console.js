@@ -92,6 +92,8 @@ function fillTable(t, headers, rows) {
 }
 
 const DASH = '—';
+const pad = (n) => String(n).padStart(2, '0');
+const ymd = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 const show = (v) => (v === null || v === undefined || v === '') ? DASH : String(v);
 const num = (v) => [typeof v === 'number' ? v.toLocaleString() : show(v), 'num'];
 
@@ -99,7 +101,8 @@ function fmtTime(iso) {
   if (!iso) return DASH;
   const d = typeof iso === 'number' ? new Date(iso * 1000) : new Date(iso);
   if (isNaN(d)) return String(iso);
-  const text = d.toLocaleString();
+  // Local time, compact and sortable; the exact UTC time in the tooltip.
+  const text = `${ymd(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   return el('time', { datetime: d.toISOString(), title: d.toISOString() }, text);
 }
 
@@ -165,7 +168,8 @@ class ApiError extends Error {
 
 function errorText(resp, data, text) {
   if (resp.status === 401) return 'not logged in: restart flm console for a new link';
-  if (data && typeof data.error === 'string') return data.error;
+  if (data && typeof data.error === 'string' && data.error) return data.error;
+  if (data && data.exit !== undefined) return `flm exited with status ${data.exit}`;
   if (data && data.error && data.error.message) return data.error.message;
   return `HTTP ${resp.status}` + (text ? ': ' + text.slice(0, 200) : '');
 }
@@ -228,6 +232,7 @@ function route(moveFocus) {
     else a.removeAttribute('aria-current');
   }
   document.title = $('h-' + page).textContent + ' · FLM console';
+  say('');  // a message belongs to the page it was said on
   if (moveFocus) $('main').focus();  // screen readers land on the new page
   ENTER[page]();
 }
@@ -307,7 +312,7 @@ function renderStatus(st, doc, err) {
       ['Requests', 'num'], 'Last exit', 'Sandbox'],
     (st.processes || []).map((p) => [
       p.worker !== undefined ? `${p.name}[${p.worker}]` : show(p.name),
-      num(p.pid), badge(p.state), fmtDuration(p.uptime_s), num(p.restarts),
+      [show(p.pid), 'num'], badge(p.state), fmtDuration(p.uptime_s), num(p.restarts),
       show(p.version), num(p.requests), show(p.last_exit), sandbox(p),
     ]));
 }
@@ -337,7 +342,7 @@ function renderProxies(px, err) {
     fill(box, table('Proxies',
       ['Address', 'Mode', ['Port', 'num'], 'Bind', 'Key checks', 'Client certs', ['Requests', 'num'],
         'Started', 'Certificate'],
-      px.map((p) => [show(p.id), badge(p.mode), num(p.port), show(p.bind),
+      px.map((p) => [show(p.id), badge(p.mode), [show(p.port), 'num'], show(p.bind),
         badge(p.key_checks || (p.auth === false ? 'OFF' : 'on')), show(p.client_certs),
         num(p.requests), fmtTime(p.started_at), certificate(p)]), { id: 'status-proxies-table' }));
   }
@@ -377,10 +382,13 @@ function renderDoctor(doc, err) {
   const box = $('status-doctor');
   if (!isDoctor(doc)) return fill(box, el('p', { class: 'st-fail' }, err ? err.message : 'no answer'));
   const bad = doc.checks.filter((c) => c.status === 'warn' || c.status === 'fail').length;
+  // What needs attention first; sort is stable, so groups keep their order.
+  const rank = (c) => ({ fail: 0, warn: 1 })[c.status] ?? 2;
+  const checks = doc.checks.slice().sort((a, c) => rank(a) - rank(c));
   fill(box,
     el('p', null, bad ? `${bad} check${bad > 1 ? 's need' : ' needs'} attention.` : 'Nothing needs attention.'),
     table('Doctor checks', ['Group', 'Check', 'Status', 'Finding', 'Fix'],
-      doc.checks.map((c) => [show(c.group), show(c.name), badge(c.status), show(c.detail),
+      checks.map((c) => [show(c.group), show(c.name), badge(c.status), show(c.detail),
         c.fix ? el('code', null, c.fix) : DASH]), { id: 'status-doctor-table' }));
 }
 
@@ -441,11 +449,12 @@ function keyState(k) {
 
 function renderKeys() {
   const t = $('keys-table');
-  const headers = ['Label', 'ID', 'State', 'Created', 'Expires', 'Last used', 'Scope', 'Legacy', 'Revoked', 'Actions'];
+  // Actions early, so a phone shows them without scrolling sideways.
+  const headers = ['Label', 'State', 'Actions', 'ID', 'Created', 'Expires', 'Last used', 'Scope', 'Legacy', 'Revoked'];
   const rows = state.keys.map((k) => row([
-    show(k.label), [show(k.id), 'mono'], keyState(k), fmtTime(k.created_at), fmtTime(k.expires_at),
-    fmtTime(k.last_used_at), scopeText(k.scope), show(k.legacy),
-    fmtTime(k.revoked_at), [keyActions(k), 'key-actions'],
+    show(k.label), keyState(k), [keyActions(k), 'key-actions'], [show(k.id), 'mono'],
+    fmtTime(k.created_at), fmtTime(k.expires_at), fmtTime(k.last_used_at), scopeText(k.scope),
+    show(k.legacy), fmtTime(k.revoked_at),
   ], { 'data-label': k.label, 'data-id': k.id, class: k.state }));
   if (!rows.length) rows.push(row([[el('span', { class: 'empty' }, 'No key yet: create one above.')]]));
   fillTable(t, headers, rows);
@@ -616,15 +625,10 @@ ENTER.usage = () => loadUsage();
 
 const MINUTE = 60e3, HOUR = 3600e3, DAY = 86400e3;
 
-/* GET /api/audit?count=N.  `flm audit tail` takes at most 500 (man
- * flm.1), not the 1000 of CONSOLE.md: ask again for 500 if refused. */
+/* GET /api/audit?count=N: the newest N records, 1 to 500 (flm audit
+ * tail's bounds). */
 async function fetchAudit(n) {
-  try {
-    return { rows: auditRows(await api('/api/audit?count=' + n)), n };
-  } catch (e) {
-    if (e.status !== 400 || n <= 500) throw e;
-    return { rows: auditRows(await api('/api/audit?count=500')), n: 500 };
-  }
+  return { rows: auditRows(await api('/api/audit?count=' + n)), n };
 }
 
 const auditRows = (d) => Array.isArray(d) ? d : (d && Array.isArray(d.records) ? d.records : []);
@@ -633,9 +637,13 @@ async function loadUsage() {
   const b = $('usage-refresh');
   b.disabled = true;
   try {
-    const [audit, usage] = await Promise.all([fetchAudit(1000), api('/api/usage')]);
-    renderUsageCharts(audit.rows, audit.n);
-    renderTotals(usage);
+    const [audit, usage, keys] = await Promise.all([fetchAudit(500), api('/api/usage'),
+      api('/api/keys').catch(() => null)]);  // only for the labels
+    if (Array.isArray(keys)) state.keys = keys;
+    const labels = new Map(state.keys.map((k) => [k.id, k.label]));
+    const keyName = (id) => id ? labels.get(id) || id : '(no key)';
+    renderUsageCharts(audit.rows, audit.n, keyName);
+    renderTotals(usage, keyName);
     return true;
   } catch (e) {
     fail(e, 'usage');
@@ -647,7 +655,7 @@ async function loadUsage() {
 
 $('usage-refresh').addEventListener('click', () => loadUsage().then((ok) => ok && say('Usage refreshed.')));
 
-function renderUsageCharts(rows, n) {
+function renderUsageCharts(rows, n, keyOf) {
   const timed = rows.map((r) => ({ r, t: Date.parse(r.created_at) })).filter((x) => !isNaN(x.t));
   $('usage-span').textContent = `From the last ${timed.length} audit records (at most ${n}).`;
   if (!timed.length) {
@@ -659,7 +667,7 @@ function renderUsageCharts(rows, n) {
     return;
   }
   const b = buckets(timed.map((x) => x.t));
-  const keyName = (r) => r.key_id || '(no key)';
+  const keyName = (r) => keyOf(r.key_id);
   const modelName = (r) => r.model || '(no model)';
   const req = series(timed, b, keyName, () => 1);
   const tok = series(timed, b, modelName, (r) => (r.prompt_tokens || 0) + (r.completion_tokens || 0));
@@ -691,10 +699,9 @@ function series(timed, b, nameOf, valueOf) {
     .sort((x, y) => y.total - x.total);
 }
 
-const pad = (n) => String(n).padStart(2, '0');
 function bucketLabel(b, i, long) {
   const d = new Date(b.start + i * b.step);
-  const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const day = ymd(d);
   if (b.step === DAY) return day;
   const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
   return long || b.n * b.step > DAY ? `${long ? day : day.slice(5)} ${hm}` : hm;
@@ -849,17 +856,17 @@ function latencySvg(s) {
   return root;
 }
 
-function renderTotals(usage) {
+function renderTotals(usage, keyName) {
   const rows = (usage && Array.isArray(usage.usage)) ? usage.usage : (Array.isArray(usage) ? usage : []);
   $('usage-since').textContent = usage && usage.since ? 'Since ' + usage.since + '.' : 'The whole live audit trail (archived records are not counted).';
   const sum = (f) => rows.reduce((a, r) => a + (r[f] || 0), 0);
   const body = rows.map((r) => row([
-    [show(r.key_id || '(no key)'), 'mono'], show(r.model || '(no model)'),
+    keyName(r.key_id), [show(r.key_id), 'mono'], show(r.model || '(no model)'),
     num(r.requests), num(r.prompt_tokens), num(r.completion_tokens),
   ], { 'data-key': r.key_id || '', 'data-model': r.model || '' }));
-  body.push(row([el('strong', null, 'Total'), '', num(sum('requests')), num(sum('prompt_tokens')),
+  body.push(row([el('strong', null, 'Total'), '', '', num(sum('requests')), num(sum('prompt_tokens')),
     num(sum('completion_tokens'))], { class: 'total' }));
-  fillTable($('usage-totals'), ['Key', 'Model', ['Requests', 'num'], ['Prompt tokens', 'num'],
+  fillTable($('usage-totals'), ['Key', 'Key id', 'Model', ['Requests', 'num'], ['Prompt tokens', 'num'],
     ['Completion tokens', 'num']], body);
 }
 
@@ -872,7 +879,7 @@ async function loadAudit() {
   try {
     const a = await fetchAudit(want);
     state.audit = a.rows;
-    if (a.n !== want) say(`flm audit tail gives at most ${a.n} records: showing ${a.n}.`);
+    if (a.n !== want) say(`flm audit tail gives at most ${a.n} records: asked for ${a.n}.`);
     renderAudit();
     return true;
   } catch (e) {

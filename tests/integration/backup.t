@@ -3,11 +3,12 @@
 # against the live state, restored in place and onto a fresh state
 # directory (the passphrase kind, the master key lost with it); refused
 # whole when tampered with, truncated, extended, of another master key
-# or the wrong passphrase; a restore that crashed after its commit
-# finishes on the next start; no secret in clear anywhere.
+# or the wrong passphrase; a restore whose commit fails leaves nothing
+# staged; a restore that crashed after its commit finishes on the next
+# start; no secret in clear anywhere.
 . "$(dirname "$0")/lib.sh"
 
-plan 45
+plan 55
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flmb.XXXXXX")
 trap 'suite_cleanup; rm -rf "$TMP"' EXIT
@@ -85,6 +86,17 @@ check "a tampered backup is refused" sh -c \
 head -c $((SZ - 100)) "$TMP/offsite.flmbak" >"$TMP/short.flmbak"
 check "a truncated backup is refused" sh -c \
     "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/short.flmbak' 2>&1 | grep -q 'truncated'"
+# cut right after a whole chunk: all that is left authenticates
+CH1=$(od -An -tu4 -j104 -N4 "$TMP/offsite.flmbak" | tr -d ' ')
+CUT=$((104 + 4 + CH1))
+head -c $CUT "$TMP/offsite.flmbak" >"$TMP/chunk.flmbak"
+check "a backup cut after a whole chunk is refused as truncated there" sh -c \
+    "[ $CUT -lt $SZ ] && printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/chunk.flmbak' 2>&1 | grep -q 'truncated: it stops after a whole chunk'"
+# sealed again with the key, ending (FINAL) after a record, its END
+# record left out, or more: records missing, not "after its end"
+printf '%s\n' "$PASS" | "$top_builddir/tests/bk-reseal" "$TMP/offsite.flmbak" "$TMP/noend.flmbak" 1
+check "a backup sealed whole but ending before its END record is refused as records missing" sh -c \
+    "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/noend.flmbak' 2>&1 | grep -q 'ends before its last record (records missing)'"
 { cat "$TMP/offsite.flmbak"; printf 'more'; } >"$TMP/long.flmbak"
 check "a backup with bytes after its end is refused" sh -c \
     "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/long.flmbak' 2>&1 | grep -q 'after its end'"
@@ -101,7 +113,10 @@ check "no staged file is left behind" \
     sh -c "! ls '$STATE/keyd' | grep -q '^restore\.'"
 
 # restore in place: the state of the second backup (before "two" was
-# revoked below), the state replaced kept as one more backup
+# revoked below), the oldest of three, the state replaced kept as one
+# more backup, and the backup restored kept too
+check "three backups, the one restored below the oldest" \
+    sh -c "$F backup list --json | jq -e 'length == 3 and .[-1].file == \"$B2\"' >/dev/null"
 $F api-keys revoke two >/dev/null
 THREE=$($F api-keys create --label three --json | jq -r .key)
 printf '%s\n' "$PASS" | $F backup restore --passphrase "$B2" --json >"$TMP/restore.json" 2>"$TMP/restore.err"
@@ -122,9 +137,13 @@ check "flm status shows the audit anchor ok" \
 KEPT=$(jq -r .kept "$TMP/restore.json")
 check "the state replaced is kept as a backup, and holds key three" \
     sh -c "$F check --against '$KEPT' --json | jq -e '.differences | index(\"key three: missing\")' >/dev/null"
+check "the backup restored, the oldest, was not pruned for the pre-restore one" \
+    sh -c "$F backup list --json | jq -e 'length == 4 and .[-1].file == \"$B2\"' >/dev/null"
 
 # a master-key backup onto another master key: refused
 B3=$($F backup create --json | jq -r .file)
+check "the next backup prunes it as any other: three again" \
+    sh -c "[ \$(ls '$BDIR' | wc -l) = 3 ] && [ ! -e '$BDIR/$B2' ]"
 cp "$BDIR/$B3" "$TMP/master.flmbak"
 suite_stop
 rm -rf "$STATE"
@@ -135,6 +154,26 @@ URL=http://127.0.0.1:$PORT/v1/models
 check "the old key does not work on the fresh suite" refused "$ONE"
 check "a backup sealed with the lost master key is refused" \
     fails_with "another master key" $F backup restore "$TMP/master.flmbak"
+
+# a restore whose commit fails at flmd (a directory stands where
+# config.db.restore goes): nothing committed, and keyd's staged files,
+# the copy of the master key the backup brings among them, go at once
+KEYD_PID=$(proc_pid flm-keyd)
+nbk() { ls "$STATE/keyd/backups" 2>/dev/null | grep -c '\.flmbak$'; }
+NBK=$(nbk)
+mkdir "$STATE/config.db.restore"
+check "a restore whose commit fails says nothing was restored" sh -c \
+    "printf '%s\n' '$PASS' | $F backup restore --passphrase '$TMP/offsite.flmbak' 2>&1 >/dev/null |
+	grep -q 'cannot stage config.db: .*nothing was restored'"
+check "keyd's staged files, the master key's among them, are removed at once" \
+    wait_until 3000 sh -c "! ls '$STATE/keyd' | grep -q '^restore\.'"
+check "nothing was committed: no marker, keyd never restarted" \
+    sh -c "[ ! -e '$STATE/restore.ready' ] && [ '$(proc_pid flm-keyd)' = '$KEYD_PID' ]"
+check "keyd says why they went" \
+    grep -q "restore not committed by flmd: its staged files removed" "$STATE/flmd.log"
+check "its pre-restore backup, sealed for the key not put in place, is gone too ($NBK before, $(nbk) now)" \
+    [ "$(nbk)" = "$NBK" ]
+rmdir "$STATE/config.db.restore"
 
 # the passphrase backup restores without the master key; killed right
 # after its commit, the restore finishes on the next start

@@ -118,6 +118,9 @@ for step in staged sealed committed anchor backups; do
 	$F security master-key rotate >/dev/null 2>&1
 	wait_until 5000 sh -c "[ \"\$($FLM -D $STATE status --json | jq -r '.processes[] | select(.name == \"flm-keyd\") | .pid')\" != $KPID ]"
 	wait_until 5000 all_running
+	# keyd finishes or abandons before it serves: a key checked means
+	# the files are as the restart left them
+	wait_until 5000 works
 	case $step in
 	staged|sealed) want=old ;;
 	*) want=new ;;

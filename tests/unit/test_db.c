@@ -914,6 +914,115 @@ test_strerror(void **state)
 	    sqlite3_errstr(SQLITE_MISMATCH));
 }
 
+/* An image of a WAL database, deserialized: unreadable until it is made
+ * a rollback-journal one; other images are left as they are. */
+static int
+image_count(const uint8_t *img, sqlite3_int64 size)
+{
+	sqlite3		*h;
+	sqlite3_stmt	*st;
+	uint8_t		*copy;
+	int		 n = -1;
+
+	assert_non_null(copy = sqlite3_malloc64((sqlite3_uint64)size));
+	memcpy(copy, img, (size_t)size);
+	assert_int_equal(sqlite3_open(":memory:", &h), SQLITE_OK);
+	assert_int_equal(sqlite3_deserialize(h, "main", copy, size, size,
+	    SQLITE_DESERIALIZE_READONLY | SQLITE_DESERIALIZE_FREEONCLOSE),
+	    SQLITE_OK);
+	if (sqlite3_prepare_v2(h, "SELECT count(*) FROM a", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(h);
+	return n;
+}
+
+static void
+test_image_unwal(void **state)
+{
+	struct fx	*f = *state;
+	sqlite3_int64	 size = 0;
+	uint8_t		*img, head[100];
+
+	assert_int_equal(db_open(&f->db, f->path, 0, BUSY_MS, mig_a, 1), 0);
+	raw_exec(f->db.h, "INSERT INTO a VALUES (1), (2)");
+	assert_non_null(img = sqlite3_serialize(f->db.h, "main", &size, 0));
+	assert_true(size >= 100);
+	assert_int_equal(img[18], 2);
+	assert_int_equal(image_count(img, size), -1);
+
+	db_image_unwal(img, (size_t)size);
+	assert_int_equal(img[18], 1);
+	assert_int_equal(img[19], 1);
+	assert_int_equal(image_count(img, size), 2);
+	db_image_unwal(img, (size_t)size);	/* once is enough */
+	assert_int_equal(image_count(img, size), 2);
+	sqlite3_free(img);
+
+	/* Too short to be a database, or NULL: untouched. */
+	memset(head, 2, sizeof(head));
+	db_image_unwal(head, sizeof(head) - 1);
+	assert_int_equal(head[18], 2);
+	db_image_unwal(NULL, 4096);
+}
+
+/* The connections of db_open and db_image_open alike. */
+static void
+assert_hardened(sqlite3 *h)
+{
+	int	 on = -1;
+
+	assert_int_equal(sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, -1,
+	    &on), SQLITE_OK);
+	assert_int_equal(on, 1);
+	assert_int_equal(q_int(h, "PRAGMA cell_size_check"), 1);
+}
+
+/* The schema cannot be rewritten by hand through writable_schema. */
+static int
+schema_rewrite(sqlite3 *h)
+{
+	raw_exec(h, "PRAGMA writable_schema=ON");
+	return sqlite3_exec(h, "UPDATE sqlite_schema SET sql = "
+	    "'CREATE TABLE a(y)' WHERE name = 'a'", NULL, NULL, NULL);
+}
+
+static void
+test_hardened(void **state)
+{
+	struct fx	*f = *state;
+	uint8_t		*img;
+	size_t		 size;
+	sqlite3		*h;
+	char		 scratch[PATH_MAX];
+
+	/* Without db_harden, SQLite lets it through. */
+	snprintf(scratch, sizeof(scratch), "%s/scratch.db", f->dir);
+	h = raw_open(scratch);
+	raw_exec(h, "CREATE TABLE a(x)");
+	assert_int_equal(schema_rewrite(h), SQLITE_OK);
+	sqlite3_close(h);
+
+	assert_int_equal(db_open(&f->db, f->path, 0, BUSY_MS, mig_a, 1), 0);
+	assert_int_equal(f->db.safe_mode, 0);
+	assert_hardened(f->db.h);
+	assert_int_not_equal(schema_rewrite(f->db.h), SQLITE_OK);
+	assert_int_equal(q_int(f->db.h, "SELECT count(*) FROM sqlite_schema "
+	    "WHERE sql = 'CREATE TABLE a(x)'"), 1);
+
+	/* An image of it, opened as keyd opens a backup's. */
+	assert_non_null(img = db_image(f->db.h, &size));
+	assert_int_equal(img[18], 1);		/* not WAL any more */
+	assert_non_null(h = db_image_open(img, size));
+	assert_int_equal(q_int(h, "SELECT count(*) FROM a"), 0);
+	assert_hardened(h);
+	sqlite3_close(h);
+	sqlite3_free(img);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -938,6 +1047,8 @@ main(void)
 		T(test_readonly_file_current),
 		T(test_readonly_dir),
 		T(test_strerror),
+		T(test_image_unwal),
+		T(test_hardened),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
