@@ -118,7 +118,9 @@ con_reply(struct evhttp_request *req, int code, const char *type,
 	con_headers(req, type);
 	if (b != NULL)
 		evbuffer_add(b, body, len);
-	evhttp_send_reply(req, code, NULL, b);
+	/* libevent knows no phrase for 421 */
+	evhttp_send_reply(req, code, code == 421 ? "Misdirected Request" :
+	    NULL, b);
 	if (b != NULL)
 		evbuffer_free(b);
 }
@@ -264,11 +266,12 @@ arg_list(struct con_argv *a, struct json_object *in, const char *key,
 	}
 }
 
-/* A key's id or label: [A-Za-z0-9._-]{1,64}. */
+/* A key's id or label, in[key]: [A-Za-z0-9._-]{1,64}, after opt. */
 static void
-arg_key(struct con_argv *a, struct json_object *in)
+arg_name(struct con_argv *a, struct json_object *in, const char *key,
+    const char *opt)
 {
-	const char	*s = arg_str(a, in, "key");
+	const char	*s = arg_str(a, in, key);
 	size_t		 i;
 
 	if (s == NULL || strlen(s) > 64) {
@@ -281,7 +284,15 @@ arg_key(struct con_argv *a, struct json_object *in)
 			a->bad = 1;
 			return;
 		}
+	if (opt != NULL)
+		arg_add(a, opt);
 	arg_add(a, s);
+}
+
+static void
+arg_key(struct con_argv *a, struct json_object *in)
+{
+	arg_name(a, in, "key", NULL);
 }
 
 static void
@@ -355,7 +366,7 @@ static void
 r_key_create(struct con_argv *a, struct json_object *in)
 {
 	arg_words(a, "api-keys create --json");
-	arg_opt(a, in, "label", "--label", 1);
+	arg_name(a, in, "label", "--label");
 	arg_opt(a, in, "expires", "--expires", 0);
 	arg_scope(a, in);
 }
@@ -514,6 +525,8 @@ job_errmsg(struct con_job *j)
 	p = s;
 	if (strncmp(p, "flm: ", 5) == 0)
 		p += 5;
+	else if (strncmp(p, "flm chat: ", 10) == 0)
+		p += 10;
 	memmove(s, p, strlen(p) + 1);
 	if (*s == '\0') {
 		free(s);
