@@ -36,6 +36,7 @@
 
 #include "console_files.h"
 #include "flm.h"
+#include "jsonbuf.h"
 
 #define CON_SECRET_HEX	64		/* 32 random bytes */
 #define CON_BODY_MAX	65536
@@ -598,14 +599,11 @@ job_findings(struct con_job *j)
 {
 	struct json_object	*o;
 	size_t			 len = evbuffer_get_length(j->out);
-	char			*s;
 
-	if (len == 0 || (s = malloc(len + 1)) == NULL)
+	if (len == 0)
 		return 0;
-	evbuffer_copyout(j->out, s, len);
-	s[len] = '\0';
-	o = json_tokener_parse(s);
-	free(s);
+	o = json_parse_buf((const char *)evbuffer_pullup(j->out,
+	    (ssize_t)len), len);
 	json_object_put(o);
 	return o != NULL;
 }
@@ -1022,6 +1020,7 @@ con_input(struct evhttp_request *req, int post)
 	struct evkeyvalq	 q;
 	struct evkeyval		*kv;
 	const char		*query;
+	unsigned char		*p;
 	size_t			 len;
 
 	if (post) {
@@ -1029,8 +1028,11 @@ con_input(struct evhttp_request *req, int post)
 		len = evbuffer_get_length(b);
 		if (len == 0)
 			return json_object_new_object();
-		o = json_tokener_parse((const char *)evbuffer_pullup(b,
-		    (ssize_t)len));
+		/* A chat's key rides in it: the parser's copy and the
+		 * body are wiped. */
+		p = evbuffer_pullup(b, (ssize_t)len);
+		o = json_parse_buf_secret((const char *)p, len);
+		explicit_bzero(p, len);
 		if (o != NULL && !json_object_is_type(o, json_type_object)) {
 			json_object_put(o);
 			o = NULL;
@@ -1105,6 +1107,7 @@ con_api(struct evhttp_request *req, const char *path, int post)
 	else
 		job_start(req, r, &a, msg, key);
 	arg_free(&a);
+	wipe_key(in);
 	json_object_put(in);
 }
 
