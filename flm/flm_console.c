@@ -60,6 +60,7 @@ struct con_route {
 	const char	*method;
 	const char	*path;
 	int		 flags;
+	const char	*words;		/* the command and its fixed options */
 	void		(*build)(struct con_argv *, struct json_object *);
 };
 
@@ -308,48 +309,6 @@ arg_words(struct con_argv *a, const char *words)
 
 /* ---- the routes ----------------------------------------------------- */
 
-static void
-r_status(struct con_argv *a, struct json_object *in)
-{
-	(void)in;
-	arg_words(a, "status --json");
-}
-
-static void
-r_doctor(struct con_argv *a, struct json_object *in)
-{
-	(void)in;
-	arg_words(a, "doctor --json");
-}
-
-static void
-r_proxies(struct con_argv *a, struct json_object *in)
-{
-	(void)in;
-	arg_words(a, "proxy status --json");
-}
-
-static void
-r_models(struct con_argv *a, struct json_object *in)
-{
-	(void)in;
-	arg_words(a, "models list --json");
-}
-
-static void
-r_detect(struct con_argv *a, struct json_object *in)
-{
-	(void)in;
-	arg_words(a, "engines detect --json");
-}
-
-static void
-r_keys(struct con_argv *a, struct json_object *in)
-{
-	(void)in;
-	arg_words(a, "api-keys list --json");
-}
-
 /* A key's scope, as api-keys create and scope take it: scope replaces
  * the whole of it, so every part is passed. */
 static void
@@ -366,7 +325,6 @@ arg_scope(struct con_argv *a, struct json_object *in)
 static void
 r_key_create(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "api-keys create --json");
 	arg_name(a, in, "label", "--label");
 	arg_opt(a, in, "expires", "--expires", 0);
 	arg_scope(a, in);
@@ -375,7 +333,6 @@ r_key_create(struct con_argv *a, struct json_object *in)
 static void
 r_key_rotate(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "api-keys rotate --json");
 	arg_opt(a, in, "grace", "--grace", 0);
 	arg_key(a, in);
 }
@@ -383,14 +340,12 @@ r_key_rotate(struct con_argv *a, struct json_object *in)
 static void
 r_key_revoke(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "api-keys revoke --json");
 	arg_key(a, in);
 }
 
 static void
 r_key_scope(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "api-keys scope --json");
 	arg_scope(a, in);
 	arg_key(a, in);
 }
@@ -398,7 +353,6 @@ r_key_scope(struct con_argv *a, struct json_object *in)
 static void
 r_usage(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "usage --json");
 	arg_opt(a, in, "since", "--since", 0);
 }
 
@@ -409,7 +363,6 @@ r_audit(struct con_argv *a, struct json_object *in)
 	char		*end;
 	long		 n = 200;
 
-	arg_words(a, "audit tail --json --count");
 	if ((s = arg_str(a, in, "count")) != NULL) {
 		errno = 0;
 		n = strtol(s, &end, 10);
@@ -425,23 +378,14 @@ r_audit(struct con_argv *a, struct json_object *in)
 }
 
 static void
-r_verify(struct con_argv *a, struct json_object *in)
-{
-	(void)in;
-	arg_words(a, "audit verify --json");
-}
-
-static void
 r_firewall(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "firewall preview");
 	arg_opt(a, in, "backend", "--backend", 0);
 }
 
 static void
 r_proxy_start(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "proxy start --json");
 	arg_opt(a, in, "mode", "--mode", 1);
 	arg_opt(a, in, "port", "--port", 0);
 	arg_opt(a, in, "bind", "--bind", 0);
@@ -450,28 +394,43 @@ r_proxy_start(struct con_argv *a, struct json_object *in)
 static void
 r_chat(struct con_argv *a, struct json_object *in)
 {
-	arg_words(a, "chat --stream --json");
 	arg_opt(a, in, "model", "--model", 0);
 	arg_add(a, "-");
 }
 
 static const struct con_route con_routes[] = {
-	{ "GET",  "/api/status",	0,		r_status },
-	{ "GET",  "/api/doctor",	0,		r_doctor },
-	{ "GET",  "/api/proxies",	0,		r_proxies },
-	{ "GET",  "/api/models",	0,		r_models },
-	{ "POST", "/api/engines/detect", 0,		r_detect },
-	{ "GET",  "/api/keys",		0,		r_keys },
-	{ "POST", "/api/keys/create",	0,		r_key_create },
-	{ "POST", "/api/keys/rotate",	0,		r_key_rotate },
-	{ "POST", "/api/keys/revoke",	0,		r_key_revoke },
-	{ "POST", "/api/keys/scope",	0,		r_key_scope },
-	{ "GET",  "/api/usage",		0,		r_usage },
-	{ "GET",  "/api/audit",		0,		r_audit },
-	{ "POST", "/api/audit/verify",	0,		r_verify },
-	{ "GET",  "/api/firewall",	CON_TEXT,	r_firewall },
-	{ "POST", "/api/proxy/start",	0,		r_proxy_start },
-	{ "POST", "/api/chat",		CON_STREAM,	r_chat },
+	{ "GET", "/api/status", 0,
+	    "status --json", NULL },
+	{ "GET", "/api/doctor", 0,
+	    "doctor --json", NULL },
+	{ "GET", "/api/proxies", 0,
+	    "proxy status --json", NULL },
+	{ "GET", "/api/models", 0,
+	    "models list --json", NULL },
+	{ "POST", "/api/engines/detect", 0,
+	    "engines detect --json", NULL },
+	{ "GET", "/api/keys", 0,
+	    "api-keys list --json", NULL },
+	{ "POST", "/api/keys/create", 0,
+	    "api-keys create --json", r_key_create },
+	{ "POST", "/api/keys/rotate", 0,
+	    "api-keys rotate --json", r_key_rotate },
+	{ "POST", "/api/keys/revoke", 0,
+	    "api-keys revoke --json", r_key_revoke },
+	{ "POST", "/api/keys/scope", 0,
+	    "api-keys scope --json", r_key_scope },
+	{ "GET", "/api/usage", 0,
+	    "usage --json", r_usage },
+	{ "GET", "/api/audit", 0,
+	    "audit tail --json --count", r_audit },
+	{ "POST", "/api/audit/verify", 0,
+	    "audit verify --json", NULL },
+	{ "GET", "/api/firewall", CON_TEXT,
+	    "firewall preview", r_firewall },
+	{ "POST", "/api/proxy/start", 0,
+	    "proxy start --json", r_proxy_start },
+	{ "POST", "/api/chat", CON_STREAM,
+	    "chat --stream --json", r_chat },
 };
 #define CON_NROUTES	(sizeof(con_routes) / sizeof(con_routes[0]))
 
@@ -1090,7 +1049,9 @@ con_api(struct evhttp_request *req, const char *path, int post)
 		arg_add(&a, "-D");
 		arg_add(&a, con_dir);
 	}
-	r->build(&a, in);
+	arg_words(&a, r->words);
+	if (r->build != NULL)
+		r->build(&a, in);
 	if (r->flags & CON_STREAM) {
 		if (json_object_object_get_ex(in, "message", &v) &&
 		    json_object_is_type(v, json_type_string))
