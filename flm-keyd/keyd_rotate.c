@@ -40,6 +40,7 @@
 #include "fileio.h"
 #include "keyd.h"
 #include "log.h"
+#include "sandbox.h"
 
 #define ROT_KEY_NEW	KEYD_MASTER_FILE ".new"
 #define ROT_ANCHOR	"audit.anchor"
@@ -74,6 +75,9 @@ rot_step(const char *step)
 {
 	if (rot_crash != NULL && strcmp(rot_crash, step) == 0) {
 		log_warnx("FLM_TEST_ROTATE_CRASH: dying after step %s", step);
+#ifdef FLM_COVERAGE
+		__gcov_dump();
+#endif
 		_exit(99);
 	}
 }

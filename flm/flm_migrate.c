@@ -115,7 +115,7 @@ static void
 migrate_policy(struct legacy_set *s, struct migrate_live *l,
     struct migrate_plan *pl)
 {
-	struct json_object	*pol, *cors, *arr;
+	struct json_object	*pol = NULL, *cors, *arr;
 	struct policy		 p;
 	char			 err[512];
 	size_t			 i;
@@ -123,7 +123,13 @@ migrate_policy(struct legacy_set *s, struct migrate_live *l,
 	pl->origins_added = json_object_new_array();
 	if (s->norigins == 0)
 		return;
-	json_object_deep_copy(l->policy, &pol, NULL);
+	/* json-c copies into a NULL pointer only (else EINVAL, and pol as
+	 * it was: stack garbage, which -O0 showed). */
+	if (json_object_deep_copy(l->policy, &pol, NULL) != 0) {
+		legacy_error(s, s->origins_where, "OLLAMA_ORIGINS: cannot "
+		    "copy FLM's CORS policy");
+		return;
+	}
 	if (!json_object_object_get_ex(pol, "cors", &cors)) {
 		cors = json_object_new_object();
 		json_object_object_add(pol, "cors", cors);

@@ -533,6 +533,10 @@ spawn_start(void)
 	case -1:
 		fatal("spawner: fork");
 	case 0:
+#ifdef FLM_COVERAGE
+		/* flmd's start-up is flmd's to count, not the spawner's too. */
+		__gcov_reset();
+#endif
 		close(sv[0]);
 		spawn_main(sv[1]);
 	default:

@@ -22,6 +22,7 @@ mandoc jq curl sqlite3 util-linux procps ca-certificates"
 # (tests/integration/acme*.t).
 # rpm (rpmbuild), rpmlint, cpio and file (rpm's strip step) for
 # scripts/rpm.sh.  prometheus (promtool) for tests/integration/metrics.t.
+# lcov (lcov, genhtml) for make coverage (scripts/coverage.sh).
 # --package: what building and checking the .deb needs (dpkg-buildpackage,
 # lintian) and scripts/install-cycle.sh's clean Debian root (debootstrap).
 TEST=0
@@ -35,7 +36,7 @@ for a in "$@"; do
 done
 [ $TEST = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev chromium openssl
 libnss3-tools testssl.sh nginx wrk nftables iproute2 systemd strace
-rpm rpmlint cpio file pebble microsocks dante-server prometheus"
+rpm rpmlint cpio file pebble microsocks dante-server prometheus lcov"
 [ $PACKAGE = 1 ] && PKGS="$PKGS debhelper dpkg-dev fakeroot lintian
 debootstrap"
 

@@ -5,12 +5,15 @@
  * exit 0 "allowed", or death by SIGSYS / a failed call when refused.
  * mmap-shared maps a memfd made before the sandbox, as flmd hands
  * proxyd its rate-limit region; mmap-exec and mprotect-exec ask for
- * executable memory.
+ * executable memory.  open-gcov, access and mkdir do what gcov does at
+ * exit: a coverage build admits that open below FLM_COVERAGE_DIR only,
+ * and refuses the others (EACCES) rather than kill.
  */
 #include "config.h"
 
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,29 +58,35 @@ probe_map(const char *action)
 static int
 probe(const char *action, const char *arg)
 {
-	int	 fd;
+	int	 r;	/* a descriptor, or 0: allowed; -1: refused */
 
 	if (strncmp(action, "mmap-", 5) == 0 ||
 	    strcmp(action, "mprotect-exec") == 0)
 		return probe_map(action);
 	if (strcmp(action, "socket") == 0)
-		fd = socket(AF_INET, SOCK_STREAM, 0);
+		r = socket(AF_INET, SOCK_STREAM, 0);
 	else if (strcmp(action, "unix-socket") == 0)
-		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		r = socket(AF_UNIX, SOCK_STREAM, 0);
 	else if (strcmp(action, "open-read") == 0)
-		fd = open(arg, O_RDONLY);
+		r = open(arg, O_RDONLY);
 	else if (strcmp(action, "open-write") == 0)
-		fd = open(arg, O_WRONLY | O_CREAT, 0600);
+		r = open(arg, O_WRONLY | O_CREAT, 0600);
+	else if (strcmp(action, "open-gcov") == 0)	/* gcov's own flags */
+		r = open(arg, O_RDWR | O_CREAT, 0600);
+	else if (strcmp(action, "mkdir") == 0)
+		r = mkdir(arg, 0700);
+	else if (strcmp(action, "access") == 0)
+		r = access(arg, F_OK);
 	else if (strcmp(action, "exec") == 0) {
 		char	*argv[] = { "true", NULL };
 
 		execv("/bin/true", argv);
-		fd = -1;
+		r = -1;
 	} else {
 		fprintf(stderr, "unknown action %s\n", action);
 		return 2;
 	}
-	if (fd == -1) {
+	if (r == -1) {
 		printf("refused: %s\n", strerror(errno));
 		return 1;
 	}

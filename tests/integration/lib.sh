@@ -11,6 +11,11 @@ PROXYD=$top_builddir/flm-proxyd/flm-proxyd
 PROBE=$top_builddir/tests/sandbox-probe
 UDS_SEND=$top_builddir/tests/uds-send
 unset FLM_STATE_DIR FLM_KEYD_PATH FLM_PROXYD_PATH FLM_SANDBOX_DEBUG
+# COVERAGE_DIR: in a coverage build (./configure --enable-coverage), the
+# directory its sandboxes let keyd and proxyd write gcov's files below;
+# empty in any other build.
+COVERAGE_DIR=$(sed -n 's/^#define FLM_COVERAGE_DIR "\(.*\)"$/\1/p' \
+    "$top_builddir/config.h" 2>/dev/null)
 # proxy.workers is one per CPU by default: every flmd a test starts runs
 # one worker (so every test keeps its meaning) unless it asks for more
 # (WORKERS, for suite_start) or sets proxy.workers.

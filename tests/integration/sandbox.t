@@ -4,7 +4,7 @@
 # refuse.
 . "$(dirname "$0")/lib.sh"
 
-plan 20
+plan 32
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flms.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -49,6 +49,63 @@ check "proxyd: making memory executable kills the process" \
 check "keyd: an executable mapping kills the process" killed keyd mmap-exec
 check "without a sandbox an executable mapping is allowed (the probe works)" \
     allowed none mmap-exec
+
+# ---- gcov's files: a coverage build admits them, and nothing more ----
+# At exit gcov opens its .gcda files O_RDWR | O_CREAT, and where that
+# fails looks for their directory (access) and makes it (mkdir).  A
+# coverage build (./configure --enable-coverage) admits that open below
+# COVERAGE_DIR alone (Landlock) and refuses access and mkdir (EACCES)
+# rather than kill; any other build admits none of it.  Every other
+# point of this test is the same in both builds.
+refused() { "$PROBE" "$@" 2>/dev/null | grep -q "refused: Permission denied"; }
+# A file of the build tree, and one outside it and outside keyd's.
+IN=$top_builddir/tests/sandbox-gcov.$$
+OUT=$TMP/../flms-gcov.$$
+case $TMP/ in "${COVERAGE_DIR:-/nonexistent}"/*)
+	diag "TMPDIR is below the build directory: 'outside' is not" ;;
+esac
+if [ -n "$COVERAGE_DIR" ]; then
+	check "coverage build: proxyd opens a file below $COVERAGE_DIR as gcov does" \
+	    allowed proxyd open-gcov "$IN"
+	rm -f "$IN"
+	check "coverage build: proxyd's open as gcov does elsewhere is refused (Landlock)" \
+	    refused proxyd open-gcov "$OUT"
+	check "coverage build: keyd opens a file below $COVERAGE_DIR as gcov does" \
+	    sh -c "cd '$TMP' && '$PROBE' keyd open-gcov '$IN' >/dev/null 2>&1"
+	rm -f "$IN"
+	check "coverage build: proxyd's access is refused, not killed" \
+	    refused proxyd access /etc/passwd
+	check "coverage build: proxyd's mkdir is refused, not killed" \
+	    refused proxyd mkdir "$TMP/proxyd.dir"
+	check "coverage build: keyd's mkdir is refused, not killed" \
+	    refused keyd mkdir "$TMP/keyd.dir"
+	# The counters of a sandboxed process reach their file at exit.
+	gcda=$top_builddir/flm-proxyd/tests_sandbox_probe-proxyd_sandbox.gcda
+	rm -f "$gcda"
+	probe proxyd socket >/dev/null
+	check "coverage build: a process in proxyd's sandbox writes its counters" \
+	    test -s "$gcda"
+else
+	check "proxyd: open as gcov does kills the process, in the build tree too" \
+	    killed proxyd open-gcov "$IN"
+	check "proxyd: open as gcov does kills the process elsewhere" \
+	    killed proxyd open-gcov "$OUT"
+	check "keyd: open as gcov does in the build tree is refused" \
+	    sh -c "cd '$TMP' && '$PROBE' keyd open-gcov '$IN' | grep -q 'refused: Permission denied'"
+	check "proxyd: access kills the process" killed proxyd access /etc/passwd
+	check "proxyd: mkdir kills the process" killed proxyd mkdir "$TMP/proxyd.dir"
+	check "keyd: mkdir kills the process" killed keyd mkdir "$TMP/keyd.dir"
+	check "nothing was created in the build tree" [ ! -e "$IN" ]
+fi
+check "nothing was created outside the build tree" [ ! -e "$OUT" ]
+check "no directory was made" \
+    sh -c "[ ! -e '$TMP/proxyd.dir' ] && [ ! -e '$TMP/keyd.dir' ]"
+check "proxyd: in the build tree too, open for writing with other flags kills the process" \
+    killed proxyd open-write "$IN.w"
+check "proxyd: and nothing was created" [ ! -e "$IN.w" ]
+check "keyd: access is allowed (SQLite asks it), in a coverage build too" \
+    allowed keyd access /etc/passwd
+
 out=$(FLM_SANDBOX_DEBUG=1 "$PROBE" keyd socket 2>&1)
 check "FLM_SANDBOX_DEBUG names the forbidden call" \
     sh -c "echo '$out' | grep -q 'forbidden system call 41'"
