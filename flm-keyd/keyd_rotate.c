@@ -36,11 +36,11 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "cover.h"
 #include "db.h"
 #include "fileio.h"
 #include "keyd.h"
 #include "log.h"
-#include "sandbox.h"
 
 #define ROT_KEY_NEW	KEYD_MASTER_FILE ".new"
 #define ROT_ANCHOR	"audit.anchor"
@@ -75,9 +75,7 @@ rot_step(const char *step)
 {
 	if (rot_crash != NULL && strcmp(rot_crash, step) == 0) {
 		log_warnx("FLM_TEST_ROTATE_CRASH: dying after step %s", step);
-#ifdef FLM_COVERAGE
-		__gcov_dump();
-#endif
+		COVER_DUMP();
 		_exit(99);
 	}
 }

@@ -32,6 +32,7 @@
 
 #include <json-c/json.h>
 
+#include "cover.h"
 #include "flm.h"
 #include "paths.h"
 #include "policy.h"
@@ -1022,7 +1023,7 @@ fw_timer(struct fw_ctx *x, long long deadline)
 	struct fw_pending	 pd;
 	struct timespec		 ts;
 	char			 path[PATH_MAX];
-	int			 fd;
+	int			 fd, rc;
 
 	if ((fd = open("/dev/null", O_RDWR)) != -1) {
 		dup2(fd, STDIN_FILENO);
@@ -1046,7 +1047,9 @@ fw_timer(struct fw_ctx *x, long long deadline)
 	if (!fw_pending_read(x, &pd) || pd.pid != (long)getpid())
 		_exit(0);	/* confirmed, rolled back, or another's */
 	x->backend = (enum fw_backend)pd.backend;
-	_exit(fw_restore(x, "automatic rollback") == 0 ? 0 : 1);
+	rc = fw_restore(x, "automatic rollback") == 0 ? 0 : 1;
+	COVER_DUMP();		/* _exit skips gcov's exit handler */
+	_exit(rc);
 }
 
 /* Start the timer; its pid and start time into the pending file. */

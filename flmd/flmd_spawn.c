@@ -65,6 +65,7 @@
 #include <event2/event.h>
 
 #include "acme.h"
+#include "cover.h"
 #include "flmd.h"
 #include "log.h"
 #include "sandbox.h"
@@ -533,10 +534,8 @@ spawn_start(void)
 	case -1:
 		fatal("spawner: fork");
 	case 0:
-#ifdef FLM_COVERAGE
 		/* flmd's start-up is flmd's to count, not the spawner's too. */
-		__gcov_reset();
-#endif
+		COVER_RESET();
 		close(sv[0]);
 		spawn_main(sv[1]);
 	default:

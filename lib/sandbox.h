@@ -22,13 +22,6 @@
 	sandbox_rule((ctx), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(call), #call, \
 	    __VA_ARGS__)
 
-#ifdef FLM_COVERAGE
-/* gcov's run-time (coverage builds): the counters written now, as at
- * exit (an _exit skips that); the counters zeroed (a fork's copy). */
-void		 __gcov_dump(void);
-void		 __gcov_reset(void);
-#endif
-
 extern int	 sandbox_debug;
 
 void		 sandbox_nodump(void);
