@@ -48,9 +48,11 @@ run_check() {
 		find "$dir/tests" -name '*.log' -exec grep -l -E '^(not ok|ERROR)' {} + 2>/dev/null |
 		    while read -r l; do
 			echo "---- $l"
-			# The failed points first: the tail is mostly the
-			# daemons' log that a failing test prints.
-			grep -E '^(not ok|ERROR)' "$l"
+			# The failed points first, each with the diagnostics
+			# printed right after it: the tail is mostly the
+			# daemons' log of later points.
+			awk '/^(not ok|ERROR)/ { print; d = 80; next }
+			    d > 0 && /^#/ { print; d--; next } { d = 0 }' "$l"
 			echo "---- $l (last 40 lines)"
 			tail -40 "$l"
 		    done

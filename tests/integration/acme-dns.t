@@ -180,7 +180,7 @@ FLMD_PID=$!
 wait_until 5000 all_running
 waiting() { st .state | grep -q "exit 3: no credentials"; }
 check "restored with the certificate expired: the order fails, the proxy waits" \
-    wait_until 15000 waiting
+    wait_until 30000 waiting
 # A rare failure here showed the proxy ready with the expired
 # certificate: what flmd, keyd and proxyd said since the restart.
 [ "$T_FAILED" = 0 ] || diag "$($F proxy status --json | jq -c .)
