@@ -1,7 +1,9 @@
 #!/bin/sh
 # README command (2): install what is missing, build, and run every
-# test twice (plain, then AddressSanitizer + UBSan), plus the manual
-# page lint and make distcheck.  Ends with "N passed, N failed".
+# test three times (plain; AddressSanitizer + UBSan; a coverage build,
+# whose per-process table is printed and must be at 80% of each
+# process's lines), plus the manual page lint, fuzzing, make distcheck
+# and the packages.  Ends with "N passed, N failed".
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -38,10 +40,13 @@ step() {
 	fi
 }
 
+# run_check DIR TARGET [VAR=VALUE...]: make TARGET (check, or coverage,
+# which runs check) in DIR; its tests counted, its failures shown.
 run_check() {
 	dir=$1
-	shift
-	(cd "$dir" && env "$@" make -j2 check >check.out 2>&1)
+	target=$2
+	shift 2
+	(cd "$dir" && env "$@" make -j2 "$target" >check.out 2>&1)
 	rc=$?
 	grep -E '^(PASS|FAIL|XPASS|ERROR|SKIP):' "$dir/check.out" | sed "s|^|[$dir] |"
 	if [ $rc -ne 0 ]; then
@@ -72,7 +77,7 @@ echo "== build"
 step "build (-Werror)" sh scripts/build.sh build
 if [ -x build/flmd/flmd ]; then
 	echo "== tests"
-	run_check build
+	run_check build check
 	echo "== manual pages"
 	step "mandoc -Tlint" sh -c "cd build && make lint-man >/dev/null"
 	step "check-man" sh -c "cd build && make check-man"
@@ -107,9 +112,20 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 step "build (sanitizers)" sh scripts/build.sh build-asan \
     CFLAGS="-O1 -g $SAN" LDFLAGS="$SAN"
 if [ -x build-asan/flmd/flmd ]; then
-	run_check build-asan \
+	run_check build-asan check \
 	    ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=23 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+
+echo "== coverage (gcov; the sandboxes let gcov's files out, nothing else)"
+# docs/TEST_STRATEGY.md section 7.  The bar is the seed's: 80% of each
+# process's own lines (flmd, keyd, proxyd, flm, lib).
+step "build (coverage)" sh scripts/build.sh build-cov --enable-coverage
+if [ -x build-cov/flmd/flmd ]; then
+	run_check build-cov coverage
+	sed -n '/^process/,/^$/p' build-cov/coverage/summary.txt 2>/dev/null
+	step "coverage: every process at 80% of its lines or more" \
+	    sh scripts/coverage.sh gate build-cov 80
 fi
 
 echo
