@@ -29,7 +29,7 @@ puppeteer_install
 
 # The node script's checks (console-test.mjs: one per check() call).
 NODE_POINTS=19
-plan $((33 + NODE_POINTS))
+plan $((44 + NODE_POINTS))
 
 # A slow Ollama, to see the chat page print the answer as it comes.
 mock --flavor ollama --models llama3.2:1b,qwen2.5:0.5b --chunks 8 \
@@ -265,6 +265,69 @@ checkx "... with the token, its Origin and JSON: 200, a key ($c)" \
 LABELS=$($F api-keys list --json | jq -c '[.[].label] | sort')
 checkx "no refused request made a key, from the browser or curl ($LABELS)" \
     '[ "$LABELS" = "[\"console-a\",\"console-chat\",\"console-usage\",\"curl-ok\",\"probe\"]" ]'
+
+# ---- curl: the other routes, and flm's refusals as the console gives them --------
+# api GET|POST PATH [BODY]: with the session (POST: JSON and the CSRF
+# token); the status, the answer in TMP/b.
+api() {
+	if [ "$1" = POST ]; then
+		curl -s -m 30 -o "$TMP/b" -w '%{http_code}' -H "$C" -H "$J" \
+		    -H "X-FLM-CSRF: $CSRF" --data-binary "$3" "$CONSOLE$2"
+	else
+		curl -s -m 30 -D "$TMP/h" -o "$TMP/b" -w '%{http_code}' -H "$C" \
+		    "$CONSOLE$2"
+	fi
+}
+scope_of() {
+	$F api-keys list --json | jq -c --arg l "$1" '.[] | select(.label == $l) | .scope'
+}
+c=$(api POST /api/keys/scope '{"key":"curl-ok","models":["llama3.2:1b"],"rpm":30}')
+S=$(scope_of curl-ok)
+checkx "POST /api/keys/scope: 200, the scope stored ($c, $S)" \
+    '[ "$c" = 200 ] && [ "$(echo "$S" | jq -c "[.models, .rpm]")" = "[[\"llama3.2:1b\"],30]" ]' ||
+    diag "$(head -c 300 "$TMP/b")"
+a=$(api POST /api/keys/scope '{"key":"curl-ok","models":[5]}')
+b=$(api POST /api/keys/scope '{"key":"curl-ok","models":"-x"}')
+checkx "... a model that is no word (5, \"-x\"): 400 ($a, $b), the scope kept" \
+    '[ "$a" = 400 ] && [ "$b" = 400 ] && [ "$(scope_of curl-ok)" = "$S" ]'
+c=$(api POST /api/keys/rotate '{"key":"curl-ok","grace":"10m"}')
+NEW=$(jq -r '.key // empty' "$TMP/b")
+checkx "POST /api/keys/rotate: 200, a new secret the proxy takes ($c)" \
+    '[ "$c" = 200 ] && [ -n "$NEW" ] && [ "$(ask "$NEW")" = 200 ]' ||
+    diag "$(head -c 300 "$TMP/b")"
+c=$(api POST /api/keys/rotate '{"key":"no-such-key"}')
+checkx "... a key that does not exist: 409, flm's words without 'flm: ', its exit 1 ($c)" \
+    '[ "$c" = 409 ] && jq -e ".exit == 1 and (.error | test(\"no-such-key\")) and
+    (.error | startswith(\"flm\") | not)" "$TMP/b" >/dev/null' ||
+    diag "$(head -c 300 "$TMP/b")"
+c=$(api POST /api/chat "{\"key\":\"flm_wrong\",\"model\":\"$MODEL\",\"message\":\"hi\"}")
+checkx "POST /api/chat with a wrong key: the proxy's 401 as an error, not a stream; 403 ($c)" \
+    '[ "$c" = 403 ] && jq -e ".error == \"401: Incorrect API key provided.\"" "$TMP/b" >/dev/null' ||
+    diag "$(head -c 300 "$TMP/b")"
+c=$(api GET "/api/firewall?backend=nftables")
+checkx "GET /api/firewall?backend=nftables: flm firewall preview's text ($c)" \
+    '[ "$c" = 200 ] && jq -e ".text | test(\"table inet flm\")" "$TMP/b" >/dev/null' ||
+    diag "$(head -c 300 "$TMP/b")"
+a=$(api GET "/api/firewall?backend=-x")
+b=$(api GET "/api/firewall?backend=pf")
+checkx "... backend -x: 400 before flm runs ($a); backend pf: flm's usage error, 400 ($b)" \
+    '[ "$a" = 400 ] && [ "$b" = 400 ] && jq -e ".exit == 2" "$TMP/b" >/dev/null' ||
+    diag "$(head -c 300 "$TMP/b")"
+c=$(api POST /api/proxy/start '{"mode":"local-http","port":0}')
+P2=$(jq -r '.port // empty' "$TMP/b")
+checkx "POST /api/proxy/start: 200, a proxy on port $P2 that answers ($c)" \
+    '[ "$c" = 200 ] && [ -n "$P2" ] &&
+    [ "$(http_code "http://127.0.0.1:$P2/healthz")" = 200 ]' ||
+    diag "$(head -c 300 "$TMP/b")"
+[ -z "$P2" ] || $F proxy stop --port "$P2" >/dev/null 2>&1
+c=$(api POST /api/proxy/start '{"port":0}')
+checkx "... without a mode: 400, no proxy started ($c)" \
+    '[ "$c" = 400 ] && [ "$($F proxy status --json | jq length)" = 1 ]'
+suite_stop
+c=$(api GET /api/status)
+checkx "flmd stopped: /api/status is 502 with flm's words, exit 3 ($c)" \
+    '[ "$c" = 502 ] && jq -e ".exit == 3 and (.error | length > 0)" "$TMP/b" >/dev/null' ||
+    diag "$(head -c 300 "$TMP/b")"
 
 # ---- the screenshots ---------------------------------------------------------------
 PNG=$(printf '\211PNG\r\n\032\n' | od -An -tx1)

@@ -42,11 +42,12 @@ not_ok() {
 
 diag() { echo "$*" | sed 's/^/# /'; }
 
-# check DESCRIPTION COMMAND...: one test point from a command's status.
+# check DESCRIPTION COMMAND...: one test point from a command's status;
+# a failed point returns 1, so that "check ... || diag ..." explains it.
 check() {
 	desc=$1
 	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+	if "$@"; then ok "$desc"; else not_ok "$desc"; return 1; fi
 }
 
 # wait_until MS COMMAND...: poll every 20 ms until COMMAND succeeds.
@@ -188,7 +189,7 @@ json_has() { printf '%s' "$1" | jq -e "$2" >/dev/null 2>&1; }
 checkx() {
 	desc=$1
 	shift
-	if eval "$*"; then ok "$desc"; else not_ok "$desc"; fi
+	if eval "$*"; then ok "$desc"; else not_ok "$desc"; return 1; fi
 }
 
 # mock_init: a scratch directory and the cleanup for mock engines.
