@@ -13,14 +13,7 @@
 # under CI, where it fails.
 . "$(dirname "$0")/lib.sh"
 
-CHROMIUM=
-for c in chromium chromium-browser; do
-	if command -v "$c" >/dev/null 2>&1; then
-		CHROMIUM=$(command -v "$c")
-		break
-	fi
-done
-[ -n "$CHROMIUM" ] || unavailable "no chromium"
+chromium_find
 command -v ss >/dev/null 2>&1 || unavailable "no ss (iproute2)"
 
 unset FLM_API_KEY

@@ -9,14 +9,7 @@
 # without it the test is skipped, except under CI, where it fails.
 . "$(dirname "$0")/lib.sh"
 
-CHROMIUM=
-for c in chromium chromium-browser; do
-	if command -v "$c" >/dev/null 2>&1; then
-		CHROMIUM=$(command -v "$c")
-		break
-	fi
-done
-[ -n "$CHROMIUM" ] || unavailable "no chromium"
+chromium_find
 
 plan 14
 

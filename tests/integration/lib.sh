@@ -181,6 +181,13 @@ http_code() {
 detect() { DET=$($F engines detect --json); }
 field() { echo "$DET" | jq -r --arg i "$1" ".[] | select(.id == \$i) | .$2"; }
 
+# chromium_find: Debian's chromium (or chromium-browser) in CHROMIUM,
+# or the test is unavailable.
+chromium_find() {
+	CHROMIUM=$(command -v chromium || command -v chromium-browser) ||
+	    unavailable "no chromium"
+}
+
 # json_has JSON FILTER: jq's FILTER is true of JSON.
 json_has() { printf '%s' "$1" | jq -e "$2" >/dev/null 2>&1; }
 

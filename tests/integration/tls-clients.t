@@ -21,17 +21,10 @@ unset FLM_API_KEY
 ADDR=127.0.0.2
 MODEL=flm://ollama/llama3.2:1b
 
-CHROMIUM=
-for c in chromium chromium-browser; do
-	if command -v "$c" >/dev/null 2>&1; then
-		CHROMIUM=$(command -v "$c")
-		break
-	fi
-done
+chromium_find
 for c in openssl certutil; do
 	command -v $c >/dev/null 2>&1 || unavailable "no $c"
 done
-[ -n "$CHROMIUM" ] || unavailable "no chromium"
 mock_init
 openai_install
 
