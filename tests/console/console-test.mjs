@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { check, diag } from '../integration/tap.mjs';
 
 const require = createRequire(join(process.env.FLM_NPM_DIR, 'package.json'));
 const puppeteer = require('puppeteer-core');
@@ -25,29 +26,6 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
     "frame-ancestors 'none'; base-uri 'none'";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function diag(s) {
-	for (const l of String(s).split('\n'))
-		console.log(`# ${l}`);
-}
-
-// One check: fn returns true, or a string that says what was wrong.
-async function check(desc, fn) {
-	let r;
-
-	try {
-		r = await fn();
-	} catch (e) {
-		r = `threw ${e?.constructor?.name}: ${e?.message}`;
-	}
-	if (r === true) {
-		console.log(`ok - ${desc}`);
-		return true;
-	}
-	console.log(`not ok - ${desc}`);
-	diag(r);
-	return false;
-}
 
 // at NAME VALUE [WAIT]: tell the shell; when WAIT, wait (60 s at most)
 // for its SYNC/NAME and give its content.

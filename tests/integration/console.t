@@ -22,7 +22,7 @@ puppeteer_install
 
 # The node script's checks (console-test.mjs: one per check() call).
 NODE_POINTS=19
-plan $((44 + NODE_POINTS))
+plan $((43 + NODE_POINTS))
 
 # A slow Ollama, to see the chat page print the answer as it comes.
 mock --flavor ollama --models llama3.2:1b,qwen2.5:0.5b --chunks 8 \

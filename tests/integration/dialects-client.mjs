@@ -9,6 +9,7 @@
 // usage: FLM_NPM_DIR=DIR FLM_TEST_KEY=KEY node dialects-client.mjs BASEURL
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { check, diag } from './tap.mjs';
 
 const require = createRequire(join(process.env.FLM_NPM_DIR, 'package.json'));
 const { Ollama } = require('ollama');
@@ -34,27 +35,6 @@ const WEATHER = {
 	input_schema: { type: 'object',
 	    properties: { input: { type: 'string' } } },
 };
-
-function diag(s) {
-	for (const l of String(s).split('\n'))
-		console.log(`# ${l}`);
-}
-
-async function check(desc, fn) {
-	let r;
-
-	try {
-		r = await fn();
-	} catch (e) {
-		r = `threw ${e?.constructor?.name}: ${e?.message}`;
-	}
-	if (r === true) {
-		console.log(`ok - ${desc}`);
-		return;
-	}
-	console.log(`not ok - ${desc}`);
-	diag(r);
-}
 
 const said = (s, what) => typeof s === 'string' &&
     s.startsWith('Hello from mock ') && s.includes(`you said ${what}`);

@@ -6,6 +6,7 @@
 // usage: FLM_NPM_DIR=DIR FLM_TEST_KEY=KEY node openai-client.mjs BASEURL
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { check, diag } from './tap.mjs';
 
 const require = createRequire(join(process.env.FLM_NPM_DIR, 'package.json'));
 const OpenAI = require('openai');
@@ -13,28 +14,6 @@ const OpenAI = require('openai');
 const baseURL = process.argv[2];
 const MODEL = 'flm://ollama/llama3.2:1b';
 const client = new OpenAI({ baseURL, apiKey: process.env.FLM_TEST_KEY });
-
-function diag(s) {
-	for (const l of String(s).split('\n'))
-		console.log(`# ${l}`);
-}
-
-// One check: fn returns true, or a string that says what was wrong.
-async function check(desc, fn) {
-	let r;
-
-	try {
-		r = await fn();
-	} catch (e) {
-		r = `threw ${e?.constructor?.name}: ${e?.message}`;
-	}
-	if (r === true) {
-		console.log(`ok - ${desc}`);
-		return;
-	}
-	console.log(`not ok - ${desc}`);
-	diag(r);
-}
 
 let answer = null;
 
