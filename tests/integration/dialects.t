@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 85
+plan 103
 
 mock --flavor ollama
 OL=$MPORT
@@ -304,6 +304,61 @@ done
 checkx "a long string with a raw tab, or \\q: 400 in Anthropic's shape, nothing forwarded ($codes)" \
     '[ "$codes" = "400 400 " ] && jq -e ".error.type == \"invalid_request_error\"" "$TMP/bad.json" >/dev/null &&
     [ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" = $((before + 1)) ]'
+
+# ---- Ollama's fields for an engine that speaks OpenAI's: translated ----------------------
+# ol PATH BODY: an Ollama request, not streamed, to the vLLM model; the
+# status; the answer in TMP/ol.json, what the engine got in vl-body.json.
+ol() {
+	rm -f "$TMP/vl-body.json"
+	curl -s -o "$TMP/ol.json" -w '%{http_code}' -m 5 -H "$AUTH" \
+	    -d "{\"model\":\"$V\",\"stream\":false,$2}" "$U$1"
+}
+got() { wait_until 2000 test -s "$TMP/vl-body.json" && jq -c "$1" "$TMP/vl-body.json"; }
+MSG='"messages":[{"role":"user","content":"x"}]'
+code=$(ol /api/chat "\"options\":{\"temperature\":0.5,\"top_p\":0.9,\"top_k\":40,\"seed\":7,\"num_predict\":12,\"presence_penalty\":1,\"frequency_penalty\":-0.5,\"stop\":[\"END\"],\"mirostat\":2},\"format\":\"json\",$MSG")
+G=$(got '[.temperature, .top_p, .top_k, .seed, .max_tokens, .presence_penalty, .frequency_penalty, .stop, .response_format, .mirostat, .stream]')
+checkx "/api/chat options and format json: OpenAI's names, Ollama's own (mirostat) left out, no stream ($code, $G)" \
+    '[ $code = 200 ] && [ "$G" = "[0.5,0.9,40,7,12,1,-0.5,[\"END\"],{\"type\":\"json_object\"},null,null]" ] &&
+    jq -e ".message.role == \"assistant\" and .done == true" "$TMP/ol.json" >/dev/null'
+code=$(ol /api/chat "\"options\":{\"num_predict\":-1,\"stop\":\"END\"},\"format\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}},$MSG")
+G=$(got '[.max_tokens, .stop, .response_format.type, .response_format.json_schema.name, .response_format.json_schema.schema.properties.a.type]')
+checkx "num_predict -1 is no limit; a stop string; a format schema as json_schema ($code, $G)" \
+    '[ $code = 200 ] && [ "$G" = "[null,\"END\",\"json_schema\",\"response\",\"integer\"]" ]'
+code=$(ol /api/chat '"messages":[{"role":"user","content":"what is it?","images":["aGVsbG8=","d29ybGQ="]}]')
+G=$(got '.messages[0].content')
+checkx "images: an OpenAI content list, the text then each image as a data: URL ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[{\"type\":\"text\",\"text\":\"what is it?\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,aGVsbG8=\"}},{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,d29ybGQ=\"}}]" ]' ||
+    diag "$G"
+code=$(ol /api/chat '"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"messages":[{"role":"user","content":"weather?"},{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":{"city":"Paris"}}},{"function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}},{"function":{"name":"get_weather"}}]},{"role":"tool","content":"sunny"},{"role":"tool","content":"rain"},{"role":"tool","content":"fog"}]')
+G=$(got '[.tools[0].function.name, [.messages[1].tool_calls[] | [.id, .type, .function.name, .function.arguments]], [.messages[2,3,4].tool_call_id]]')
+checkx "tool calls in the history: ids made, arguments as JSON text, each tool answer names its call ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[\"get_weather\",[[\"call_1_0\",\"function\",\"get_weather\",\"{\\\"city\\\":\\\"Paris\\\"}\"],[\"call_1_1\",\"function\",\"get_weather\",\"{\\\"city\\\":\\\"Rome\\\"}\"],[\"call_1_2\",\"function\",\"get_weather\",\"{}\"]],[\"call_1_0\",\"call_1_1\",\"call_1_2\"]]" ]' ||
+    diag "$G"
+code=$(ol /api/generate '"system":"be brief","prompt":"hello","images":["aGVsbG8="]')
+G=$(got '[.messages[0], .messages[1].content[0].text, .messages[1].content[1].image_url.url]')
+checkx "/api/generate: a system message, then the prompt with its image ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[{\"role\":\"system\",\"content\":\"be brief\"},\"hello\",\"data:image/png;base64,aGVsbG8=\"]" ] &&
+    jq -e ".response | length > 0" "$TMP/ol.json" >/dev/null' || diag "$G $(cat "$TMP/ol.json")"
+before=$(stats $VL | jq '.by_path["/v1/completions"] // 0')
+code=$(ol /api/generate '"prompt":"def f(","suffix":"return 1","raw":true')
+G=$(got '[.prompt, .suffix, .messages]')
+checkx "/api/generate raw: a completion of the prompt and its suffix, no chat ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[\"def f(\",\"return 1\",null]" ] &&
+    [ "$(stats $VL | jq ".by_path[\"/v1/completions\"]")" = $((before + 1)) ]' || diag "$G $(cat "$TMP/ol.json")"
+n0=$(stats $VL | jq '.by_path["/v1/chat/completions"]')
+check "options not an object" bad ollama /api/chat "{\"model\":\"$V\",\"options\":\"hot\",$MSG}" 'options: expected an object, got a string'
+check "options.seed a fraction" bad ollama /api/chat "{\"model\":\"$V\",\"options\":{\"seed\":1.5},$MSG}" 'options.seed: expected an integer'
+check "options.stop a number" bad ollama /api/chat "{\"model\":\"$V\",\"options\":{\"stop\":5},$MSG}" 'options.stop: expected a list of strings'
+check "format a number" bad ollama /api/chat "{\"model\":\"$V\",\"format\":5,$MSG}" 'format: expected "json" or a JSON schema'
+check "images not a list" bad ollama /api/chat "{\"model\":\"$V\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":\"aGVsbG8=\"}]}" 'images: expected a list of base64 strings'
+check "an image not a string" bad ollama /api/chat "{\"model\":\"$V\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":[5]}]}" 'images\[0\]: expected a base64 string'
+check "content a number" bad ollama /api/chat "{\"model\":\"$V\",\"messages\":[{\"role\":\"user\",\"content\":5}]}" 'messages\[0\].content: expected a string'
+check "tool_calls not a list" bad ollama /api/chat "{\"model\":\"$V\",\"messages\":[{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":{}}]}" 'messages\[0\].tool_calls: expected a list'
+check "a tool call without a name" bad ollama /api/chat "{\"model\":\"$V\",\"messages\":[{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{}}]}]}" 'messages\[0\].tool_calls\[0\]: expected a function with a name'
+check "tools not a list" bad ollama /api/chat "{\"model\":\"$V\",\"tools\":{},$MSG}" 'tools: expected a list'
+check "/api/generate: system a number" bad ollama /api/generate "{\"model\":\"$V\",\"prompt\":\"x\",\"system\":5}" 'system: expected a string'
+checkx "none of those bad bodies reached the engine" \
+    '[ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" = "$n0" ]'
 
 # ---- count_tokens, by the engine's own tokenizer ----------------------------------------
 count() {
