@@ -13,13 +13,13 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 103
+plan 109
 
 mock --flavor ollama
 OL=$MPORT
 mock --flavor vllm --body-file "$TMP/vl-body.json"
 VL=$MPORT
-mock --flavor ollama --no-v1 --models old:1b
+mock --flavor ollama --no-v1 --models old:1b --body-file "$TMP/old-body.json"
 OLD=$MPORT
 mock --flavor vllm --models broken
 BAD=$MPORT
@@ -359,6 +359,39 @@ check "tools not a list" bad ollama /api/chat "{\"model\":\"$V\",\"tools\":{},$M
 check "/api/generate: system a number" bad ollama /api/generate "{\"model\":\"$V\",\"prompt\":\"x\",\"system\":5}" 'system: expected a string'
 checkx "none of those bad bodies reached the engine" \
     '[ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" = "$n0" ]'
+
+# ---- OpenAI's requests for an Ollama without /v1: its native API ---------------------
+# oa PATH BODY: an OpenAI request to the old Ollama; the status; the
+# answer in TMP/oa.json, what the engine got in old-body.json.
+oa() {
+	rm -f "$TMP/old-body.json"
+	curl -s -o "$TMP/oa.json" -w '%{http_code}' -m 5 -H "$AUTH" \
+	    -d "{\"model\":\"flm://old/old:1b\",$2}" "$U$1"
+}
+oldgot() { wait_until 2000 test -s "$TMP/old-body.json" && jq -c "$1" "$TMP/old-body.json"; }
+code=$(oa /v1/chat/completions '"response_format":{"type":"json_object"},"messages":[{"role":"system","content":null},{"role":"user","content":[{"type":"text","text":"one "},{"type":"image_url","image_url":{"url":"data:image/png;base64,aGVsbG8="}},{"type":"text","text":"two"}]}]')
+G=$(oldgot '[.messages, .format, .stream]')
+checkx "chat: content parts joined as Ollama's one string (the image left out), null content empty, json_object as format json ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[[{\"role\":\"system\",\"content\":\"\"},{\"role\":\"user\",\"content\":\"one two\"}],\"json\",false]" ] &&
+    jq -e ".object == \"chat.completion\" and (.choices[0].message.content | length > 0)" "$TMP/oa.json" >/dev/null' ||
+    diag "$G $(cat "$TMP/oa.json")"
+code=$(oa /v1/completions '"prompt":["def f("],"suffix":"return 1"')
+G=$(oldgot '[.prompt, .suffix]')
+checkx "completion: a one-string list as the prompt, the suffix kept, at /api/generate ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[\"def f(\",\"return 1\"]" ] &&
+    jq -e ".object == \"text_completion\"" "$TMP/oa.json" >/dev/null' || diag "$G $(cat "$TMP/oa.json")"
+n0=$(stats $OLD | jq '.requests')
+check "completion: two prompts, which Ollama cannot take" \
+    bad openai /v1/completions '{"model":"flm://old/old:1b","prompt":["a","b"]}' 'this engine takes one string prompt'
+check "embeddings: token ids, which Ollama cannot take" \
+    bad openai /v1/embeddings '{"model":"flm://old/old:1b","input":[[1,2,3]]}' 'not token ids'
+checkx "neither reached the engine" '[ "$(stats $OLD | jq .requests)" = "$n0" ]'
+post "http://127.0.0.1:$OLD/__mock/fail?mode=500" '' >/dev/null
+code=$(oa /v1/chat/completions '"messages":[{"role":"user","content":"x"}]')
+post "http://127.0.0.1:$OLD/__mock/fail?mode=none" '' >/dev/null
+checkx "the engine's own error, in OpenAI's shape: its words, server_error ($code)" \
+    '[ $code = 500 ] && jq -e ".error.type == \"server_error\" and (.error.message | length > 0) and
+    (.error.message | test(\"The engine answered\") | not)" "$TMP/oa.json" >/dev/null' || diag "$(cat "$TMP/oa.json")"
 
 # ---- count_tokens, by the engine's own tokenizer ----------------------------------------
 count() {
