@@ -13,7 +13,7 @@ unset FLM_API_KEY
 mock_init
 openai_install
 
-plan 109
+plan 118
 
 mock --flavor ollama
 OL=$MPORT
@@ -392,6 +392,47 @@ post "http://127.0.0.1:$OLD/__mock/fail?mode=none" '' >/dev/null
 checkx "the engine's own error, in OpenAI's shape: its words, server_error ($code)" \
     '[ $code = 500 ] && jq -e ".error.type == \"server_error\" and (.error.message | length > 0) and
     (.error.message | test(\"The engine answered\") | not)" "$TMP/oa.json" >/dev/null' || diag "$(cat "$TMP/oa.json")"
+
+# ---- Anthropic's Messages for an OpenAI engine: images, tool choice, block lists -------
+# am BODY: a Messages request, not streamed, to the vLLM model; the
+# status; the answer in TMP/am.json, what the engine got in vl-body.json.
+am() {
+	rm -f "$TMP/vl-body.json"
+	curl -s -o "$TMP/am.json" -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
+	    -d "{\"model\":\"$V\",\"max_tokens\":5,$1}" "$U/v1/messages"
+}
+TOOLS='"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]'
+code=$(am "\"system\":[{\"type\":\"text\",\"text\":\"be brief\"},{\"type\":\"text\",\"text\":\"be kind\"}],\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"what is it?\"},{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/jpeg\",\"data\":\"aGVsbG8=\"}},{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://example.com/a.png\"}}]}]")
+G=$(got '[.messages[0], .messages[1].content]')
+checkx "/v1/messages: system blocks joined; a text and two images (base64 as a data: URL of its type, a url as it is) ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[{\"role\":\"system\",\"content\":\"be brief\\nbe kind\"},[{\"type\":\"text\",\"text\":\"what is it?\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,aGVsbG8=\"}},{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://example.com/a.png\"}}]]" ] &&
+    jq -e ".type == \"message\"" "$TMP/am.json" >/dev/null' || diag "$G $(cat "$TMP/am.json")"
+tc=
+for c in '{"type":"auto"}' '{"type":"any","disable_parallel_tool_use":true}' '{"type":"none"}' '{"type":"tool","name":"get_weather"}'; do
+	code=$(am "$TOOLS,\"tool_choice\":$c,\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"}]")
+	tc="$tc$code $(got '[.tool_choice, .parallel_tool_calls]') "
+done
+checkx "tool_choice auto, any (no parallel calls), none and one tool: OpenAI's ($tc)" \
+    '[ "$tc" = "200 [\"auto\",null] 200 [\"required\",false] 200 [\"none\",null] 200 [{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},null] " ]'
+code=$(am "$TOOLS,\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"get_weather\",\"input\":{}}]},{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"content\":[{\"type\":\"text\",\"text\":\"sunny\"},{\"type\":\"text\",\"text\":\"warm\"}]}]}]")
+G=$(got '[.messages[1].content, .messages[2]]')
+checkx "a tool_result's text blocks joined into the tool message; a call without text has null content ($code)" \
+    '[ $code = 200 ] && [ "$G" = "[null,{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":\"sunny\\nwarm\"}]" ]' ||
+    diag "$G"
+n0=$(stats $VL | jq '.by_path["/v1/chat/completions"]')
+UM='"messages":[{"role":"user","content":"x"}]'
+check "/v1/messages: tool_choice of an unknown type" \
+    bad anthropic /v1/messages "{\"model\":\"$V\",\"max_tokens\":5,$TOOLS,\"tool_choice\":{\"type\":\"maybe\"},$UM}" 'tool_choice: expected auto, any, none, or tool with a name'
+check "/v1/messages: an image without a source" \
+    bad anthropic /v1/messages "{\"model\":\"$V\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"file\"}}]}]}" 'messages.0.content.0.source: expected a base64 or url image source'
+check "/v1/messages: system a number" \
+    bad anthropic /v1/messages "{\"model\":\"$V\",\"max_tokens\":5,\"system\":5,$UM}" 'system: Input should be a valid string or a list of text blocks'
+check "/v1/messages: a system block that is no text" \
+    bad anthropic /v1/messages "{\"model\":\"$V\",\"max_tokens\":5,\"system\":[{\"type\":\"image\"}],$UM}" 'system.0: expected a text block'
+check "/v1/messages: a tool_result without its tool_use_id" \
+    bad anthropic /v1/messages "{\"model\":\"$V\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"content\":\"x\"}]}]}" 'tool_use_id: Field required'
+checkx "none of those reached the engine" \
+    '[ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" = "$n0" ]'
 
 # ---- count_tokens, by the engine's own tokenizer ----------------------------------------
 count() {
