@@ -12,7 +12,7 @@ command -v script >/dev/null 2>&1 || unavailable "script(1) (util-linux)"
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 unset FLM_API_KEY
 
-plan 54
+plan 62
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -103,11 +103,50 @@ checkx "proxy start in a TLS mode: the certificate's subject, SANs, fingerprint"
     'shows "proxy listening on https://127.0.0.5:" &&
     printf "%s\n" "$OUT" | grep -Eq "^  SANs: .*IP:127\.0\.0\.5" &&
     printf "%s\n" "$OUT" | grep -Eq "^  SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}$"'
+TPORT=$(printf '%s\n' "$OUT" | sed -n 's|^proxy listening on https://127\.0\.0\.5:\([0-9]*\)/v1 (packaged-ca)$|\1|p')
 tty "$F proxy status"
 checkx "proxy status: a row per handle, then the workers" \
     'printf "%s\n" "$OUT" | grep -Eq "^127\.0\.0\.1:$PORT +local-http +[0-9]+ +[0-9]+ " &&
     printf "%s\n" "$OUT" | grep -Eq "^127\.0\.0\.5:[0-9]+ +packaged-ca " &&
     printf "%s\n" "$OUT" | grep -Eq "^flm-proxyd\[0\] +[0-9]+ .* running"'
+
+# ---- flm chat, before it sends anything or with no engine up --------------
+KEY=$($F api-keys create --label chat --json | jq -r .key)
+# chat_fails RC TEXT [ARGS...]: flm chat ARGS with the key exits RC,
+# saying TEXT.
+chat_fails() {
+	want_rc=$1
+	want_text=$2
+	shift 2
+	FLM_API_KEY=$KEY $F chat "$@" >"$T/chat.out" 2>"$T/chat.err" <"$T/in"
+	got=$?
+	[ $got = "$want_rc" ] && grep -qF -- "$want_text" "$T/chat.err" &&
+	    [ ! -s "$T/chat.out" ] ||
+	    { diag "exit $got: $(cat "$T/chat.err")"; return 1; }
+}
+: >"$T/in"
+check "chat, no engine up: the proxy offers no model (exit 1)" \
+    chat_fails 1 "the proxy offers no model; see flm engines detect, or name one with --model" hi
+check "chat --model of an engine that is down: the proxy's 404 (exit 1)" \
+    chat_fails 1 "404: The model 'flm://ollama/x' does not exist or its engine is not running" \
+    --model flm://ollama/x hi
+check "chat --stream, the same: the 404, not a stream (exit 1)" \
+    chat_fails 1 "404: The model 'flm://ollama/x' does not exist" \
+    --stream --model flm://ollama/x hi
+check "chat --port of a TLS proxy: only local-http (exit 1)" \
+    chat_fails 1 "the proxy on port $TPORT is in mode packaged-ca; only local-http is supported" \
+    --port "$TPORT" hi
+check "chat --port where no proxy listens: says so (exit 1)" \
+    chat_fails 1 "no proxy on port 9; see flm proxy status" --port 9 hi
+check "chat - with nothing on standard input: a usage error (exit 2)" \
+    chat_fails 2 "no message on standard input" -
+head -c 1048577 /dev/zero | tr '\0' a >"$T/in"
+check "chat - with over 1 MiB on standard input: refused (exit 2)" \
+    chat_fails 2 "the message on standard input is longer than 1048576 bytes" -
+: >"$T/in"
+check "chat --key that is not one word: refused before any request (exit 2)" \
+    chat_fails 2 "the API key is not a single word of printable characters" \
+    --key "$KEY x" hi
 
 # ---- the CA and client certificates ---------------------------------------
 tty "$F ca status"
