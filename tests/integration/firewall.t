@@ -87,8 +87,21 @@ hostile() {
 	rm -rf "$FAKE"
 }
 
+# fw_doctor: flm doctor's verdict on the host firewall, [status, detail]
+# (the tests set F); host_fw: ufw or firewalld is on here, which doctor
+# names before it looks at nftables.
+fw_doctor() {
+	"$@" $F doctor --json 2>/dev/null | jq -c '[.checks[] |
+	    select(.group == "firewall" and .name == "host firewall")][0] |
+	    [.status, .detail]'
+}
+host_fw() {
+	grep -q '^ENABLED=yes' /etc/ufw/ufw.conf 2>/dev/null ||
+	    [ -s /run/firewalld.pid ]
+}
+
 if [ "$(id -u)" -ne 0 ]; then
-	plan 15
+	plan 16
 	hostile
 	check "suite starts" suite_start
 	F="$FLM -D $STATE"
@@ -103,6 +116,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	RC=$?
 	checkx "apply as non-root: refused (exit 4), with why" \
 	    '[ $RC = 4 ] && grep -q "run it as root" "$STATE/apply.out"'
+	if host_fw; then
+		ok "# SKIP ufw or firewalld is on here: doctor names it"
+	else
+		checkx "doctor as non-root: the nftables ruleset skipped, saying why" \
+		    '[ "$(fw_doctor)" = "[\"skipped\",\"neither ufw nor firewalld; the nftables ruleset needs root to read: run flm doctor as root\"]" ]'
+	fi
 	exit 0
 fi
 
@@ -149,7 +168,7 @@ if ! { ip netns add "$SRV" && ip netns add "$CLI" &&
 	exit 0
 fi
 
-plan 49
+plan 51
 
 hostile
 
@@ -213,8 +232,20 @@ else
 	    [ ! -e "$STATE/firewall/pending" ]'
 fi
 
+if host_fw; then
+	ok "# SKIP ufw or firewalld is on here: doctor names it"
+else
+	checkx "doctor before apply: no input chain in the namespace, a warning and the fix" \
+	    '[ "$(fw_doctor S)" = "[\"warn\",\"no firewall: nftables has no input chain, no ufw, no firewalld\"]" ]'
+fi
 S $F firewall apply --timeout 30 >"$TMP/apply.out" 2>&1
 checkx "apply: loaded" '[ $? = 0 ] && S "$NFT" list table inet flm >/dev/null'
+if host_fw; then
+	ok "# SKIP ufw or firewalld is on here: doctor names it"
+else
+	checkx "doctor after apply: the input chain seen, ok" \
+	    '[ "$(fw_doctor S)" = "[\"ok\",\"nftables has a chain on the input hook\"]" ]'
+fi
 checkx "preview after apply: no change" \
     'S $F firewall preview | grep -q "^# no change"'
 $F security ip allow 10.77.0.9 >/dev/null 2>&1
