@@ -11,8 +11,9 @@
 command -v script >/dev/null 2>&1 || unavailable "script(1) (util-linux)"
 command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 unset FLM_API_KEY
+mock_init
 
-plan 62
+plan 89
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -28,6 +29,16 @@ tty() {
 }
 # shows TEXT: the last tty output has the line TEXT (fixed, anywhere).
 shows() { printf '%s\n' "$OUT" | grep -qF -- "$1"; }
+# exits RC TEXT COMMAND...: COMMAND fails with exit status RC and TEXT
+# in its error.
+exits() {
+	want_rc=$1
+	want_text=$2
+	shift 2
+	fails_with "$want_text" "$@" || return 1
+	"$@" >/dev/null 2>&1
+	[ $? = "$want_rc" ]
+}
 # no_json: the last tty output is no JSON text.
 no_json() { ! printf '%s' "$OUT" | jq -e . >/dev/null 2>&1; }
 
@@ -59,6 +70,22 @@ checkx "usage, empty: no requests" 'shows "no requests"'
 tty "$F audit archive --before 2020-01-01"
 checkx "audit archive, nothing that old: no rows to archive" \
     'shows "no rows to archive"'
+
+check "check with no backup yet: refused, saying what to do (exit 1)" \
+    exits 1 "no backup to check against: make one (flm backup create) or give --against" \
+    $F check
+check "backup restore of a file that is not there: refused, naming it (exit 1)" \
+    exits 1 "$T/none.flmbak: No such file or directory" \
+    $F backup restore "$T/none.flmbak"
+check "api-keys create without --label: a usage error (exit 2)" \
+    exits 2 "--label is required" $F api-keys create
+checkx "...and no key was made" '[ "$($F api-keys list --json | jq length)" = 0 ]'
+check "audit archive without --before: a usage error (exit 2)" \
+    exits 2 "--before is required" $F audit archive
+check "an unknown option: the usage (exit 2)" \
+    exits 2 "usage: flm [-D statedir] command [args]" $FLM --no-such-option
+check "no command at all: the usage (exit 2)" \
+    exits 2 "usage: flm [-D statedir] command [args]" $FLM
 
 # ---- config ---------------------------------------------------------------
 tty "$F config set tls.names flm-t.test"
@@ -104,11 +131,19 @@ checkx "proxy start in a TLS mode: the certificate's subject, SANs, fingerprint"
     printf "%s\n" "$OUT" | grep -Eq "^  SANs: .*IP:127\.0\.0\.5" &&
     printf "%s\n" "$OUT" | grep -Eq "^  SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}$"'
 TPORT=$(printf '%s\n' "$OUT" | sed -n 's|^proxy listening on https://127\.0\.0\.5:\([0-9]*\)/v1 (packaged-ca)$|\1|p')
+head -c 70000 /dev/zero >"$T/big.pem"
+check "proxy start --acme-ca of a missing file: refused, naming it (exit 1)" \
+    exits 1 "--acme-ca $T/none.pem: No such file or directory" \
+    $F proxy start --port 0 --mode https-acme --domain a.test --acme-ca "$T/none.pem"
+check "--acme-ca over 64 KiB: refused (exit 1)" \
+    exits 1 "--acme-ca $T/big.pem: larger than 64 KiB" \
+    $F proxy start --port 0 --mode https-acme --domain a.test --acme-ca "$T/big.pem"
 tty "$F proxy status"
 checkx "proxy status: a row per handle, then the workers" \
     'printf "%s\n" "$OUT" | grep -Eq "^127\.0\.0\.1:$PORT +local-http +[0-9]+ +[0-9]+ " &&
     printf "%s\n" "$OUT" | grep -Eq "^127\.0\.0\.5:[0-9]+ +packaged-ca " &&
-    printf "%s\n" "$OUT" | grep -Eq "^flm-proxyd\[0\] +[0-9]+ .* running"'
+    printf "%s\n" "$OUT" | grep -Eq "^flm-proxyd\[0\] +[0-9]+ .* running" &&
+    [ "$(printf "%s\n" "$OUT" | grep -c "^127\.0\.0\.")" = 2 ]'
 
 # ---- flm chat, before it sends anything or with no engine up --------------
 KEY=$($F api-keys create --label chat --json | jq -r .key)
@@ -148,6 +183,59 @@ check "chat --key that is not one word: refused before any request (exit 2)" \
     chat_fails 2 "the API key is not a single word of printable characters" \
     --key "$KEY x" hi
 
+# ---- with an engine up: chat's answers, usage and the audit trail --------
+mock --flavor ollama
+$F config set engines.ollama.url "http://127.0.0.1:$MPORT" >/dev/null
+$F engines detect >/dev/null
+KID=$($F api-keys list --json | jq -r '.[] | select(.label == "chat") | .id')
+has_model() { $F models list --json | jq -e 'any(.[]; .id == "flm://ollama/llama3.2:1b")' >/dev/null; }
+wait_until 5000 has_model
+FLM_API_KEY=$KEY $F chat --json --model flm://ollama/llama3.2:1b hi \
+    >"$T/chat.json" 2>"$T/chat.err"
+checkx "chat --json: the whole answer as JSON, the engine's text in it" \
+    'jq -e ".object == \"chat.completion\" and (.choices[0].message.content | test(\"Hello from mock\"))" "$T/chat.json" >/dev/null'
+FLM_API_KEY=$KEY $F chat --stream --json --model flm://ollama/llama3.2:1b hi \
+    >"$T/stream.json" 2>"$T/chat.err"
+checkx "chat --stream --json: each chunk a JSON line" \
+    '[ "$(wc -l <"$T/stream.json")" -gt 1 ] &&
+    jq -se "all(.[]; .object == \"chat.completion.chunk\")" "$T/stream.json" >/dev/null'
+used() {
+	$F usage --json | jq -e '[.usage[] | select(.model ==
+	    "flm://ollama/llama3.2:1b" and .requests == 2)] | length == 1' \
+	    >/dev/null
+}
+wait_until 5000 used
+tty "$F usage"
+checkx "usage: a header and the key's row for the model, 2 requests" \
+    'printf "%s\n" "$OUT" | grep -Eq "^KEY +MODEL +REQUESTS +PROMPT +COMPLETION$" &&
+    printf "%s\n" "$OUT" | grep -Eq "^$KID +flm://ollama/llama3\.2:1b +2 +[0-9]+ +[1-9][0-9]*$"'
+tty "$F usage --since 2020-01-01"
+checkx "usage --since: the time it counts from, then the rows" \
+    'shows "since 2020-01-01T00:00:00.000Z" && shows "flm://ollama/llama3.2:1b"'
+NROWS=$($F audit tail --json | jq '.records | length')
+tty "$F audit verify"
+checkx "audit verify: intact, how many rows, from the genesis row" \
+    'printf "%s\n" "$OUT" | grep -Eq "^audit trail intact: $NROWS rows \(ids 1-$NROWS\)$" &&
+    shows "genesis: row 1 of"'
+tty "$F audit archive --before 2099-01-01"
+ARCH=$(printf '%s\n' "$OUT" | sed -n "s/^archived $NROWS rows to \(audit-archive-.*\.db\)$/\1/p")
+checkx "audit archive: every row to a file it names" \
+    '[ -n "$ARCH" ] && [ -n "$(find "$STATE" -name "$ARCH")" ] &&
+    [ "$($F audit tail --json | jq ".records | length")" = 0 ]'
+tty "$F audit verify"
+checkx "audit verify after: no rows left, the archive checked too" \
+    'shows "audit trail intact: no rows, archived through id $NROWS in 1 file, checked too" &&
+    shows "genesis: row 1, in $ARCH"'
+
+tty "$F api-keys rotate chat"
+NEWKEY=$(printf '%s\n' "$OUT" | grep '^flm_' | head -1)
+checkx "api-keys rotate on a terminal: the new key alone on a line, and that it is shown once" \
+    '[ $RC = 0 ] && [ -n "$NEWKEY" ] && [ "$NEWKEY" != "$KEY" ] &&
+    shows "flm: rotated key $KID (chat); the new key is shown only this once; the old one no longer works"'
+checkx "the new key is let in, the old one refused" \
+    '[ "$(http_code "http://127.0.0.1:$PORT/v1/models" -H "Authorization: Bearer $NEWKEY")" = 200 ] &&
+    [ "$(http_code "http://127.0.0.1:$PORT/v1/models" -H "Authorization: Bearer $KEY")" = 401 ]'
+
 # ---- the CA and client certificates ---------------------------------------
 tty "$F ca status"
 SHA=$($F ca status --json | jq -r .sha256)
@@ -178,6 +266,15 @@ checkx "ca trust into a missing store directory: exit 1, naming it" \
     '[ $RC = 1 ] && grep -q "$T/nostore" "$T/trust.out" &&
     [ ! -e "$T/nostore" ]'
 
+tty "env FLM_CA_TRUST_DIR=$T/store FLM_CA_TRUST_CMD=true $F ca trust"
+checkx "ca trust on a terminal: installed, where" \
+    '[ $RC = 0 ] && shows "installed $T/store/flm-local-ca.crt" &&
+    cmp -s "$T/store/flm-local-ca.crt" "$T/ca.pem"'
+FLM_CA_TRUST_DIR=$T/store FLM_CA_TRUST_CMD='kill -9 $$' $F ca untrust \
+    >"$T/trust.out" 2>&1
+RC=$?
+checkx "ca untrust, the update command killed: exit 1, by which signal" \
+    '[ $RC = 1 ] && grep -q "failed (signal 9)" "$T/trust.out"'
 check "clients issue without --out: a usage error" \
     fails_with "--out PREFIX is needed" $F clients issue bob
 $F clients issue bob --out "$T/bob" --p12-password-file "$T/nopw" \
@@ -187,6 +284,15 @@ checkx "clients issue with a missing password file: exit 1, no file left, no cli
     '[ $RC = 1 ] && grep -q "$T/nopw: No such file or directory" "$T/err" &&
     [ -z "$(ls "$T" | grep "^bob")" ] &&
     ! $F clients list --json | jq -e "any(.[]; .label == \"bob\")" >/dev/null'
+: >"$T/carol.p12"
+$F clients issue carol --out "$T/carol" >"$T/out" 2>"$T/err"
+RC=$?
+checkx "clients issue where PREFIX.p12 exists: exit 1, the .crt and .key it opened removed" \
+    '[ $RC = 1 ] && grep -q "$T/carol.p12: File exists (never overwritten" "$T/err" &&
+    [ ! -e "$T/carol.crt" ] && [ ! -e "$T/carol.key" ] && [ ! -s "$T/carol.p12" ]'
+LONGP=$T/$(printf 'y%.0s' $(seq 4090))
+check "clients issue with an --out too long for a path: refused (exit 1)" \
+    exits 1 ": too long" $F clients issue dave --out "$LONGP"
 printf 'p12-secret\n' >"$T/pw"
 tty "$F clients issue bob --out $T/bob --days 2 --p12-password-file $T/pw"
 checkx "clients issue: serial, fingerprint, expiry and the three files named" \
@@ -242,6 +348,22 @@ checkx "security cors: each option set, as the policy shows" \
     '[ $RC = 0 ] && $F security policy show --json | jq -e ".policy.cors |
     .allowed_methods == [\"GET\",\"POST\"] and .allowed_headers == [\"x-a\"] and
     .max_age == 600 and .allow_credentials == true" >/dev/null'
+tty "$F security cors"
+checkx "security cors alone: the CORS policy as it is" \
+    '[ $RC = 0 ] && printf "%s" "$OUT" | jq -e ".allowed_origins == [\"https://a.test\"] and .max_age == 600" >/dev/null'
+tty "$F security ip allow 10.0.0.0/8"
+checkx "security ip allow: added, and the warning that loopback is no longer implied" \
+    'shows "added 10.0.0.0/8 to the allowlist" && shows "add 127.0.0.0/8 and ::1 if local clients need them"'
+tty "$F security ip allow 10.0.0.0/8"
+checkx "allow it again: already there, the list unchanged" \
+    'shows "10.0.0.0/8 is already in the allowlist" &&
+    [ "$($F security policy show --json | jq -c .policy.ip_allowlist)" = "[\"10.0.0.0/8\"]" ]'
+check "security ip deny of what is not listed: refused (exit 1)" \
+    exits 1 "10.9.0.0/16 is not in the allowlist" $F security ip deny 10.9.0.0/16
+tty "$F security ip deny 10.0.0.0/8"
+checkx "security ip deny: removed, the list empty again" \
+    'shows "removed 10.0.0.0/8 from the allowlist" &&
+    [ "$($F security policy show --json | jq -c .policy.ip_allowlist)" = "[]" ]'
 POL=$($F security policy show --json | jq -c .policy)
 check "--credentials other than yes or no: a usage error" \
     fails_with "--credentials: expected yes or no" \
@@ -263,16 +385,6 @@ checkx "nothing refused changed the policy" \
     '[ "$($F security policy show --json | jq -c .policy)" = "$POL" ]'
 
 # ---- no daemon, or one flm may not reach -----------------------------------
-# exits RC TEXT COMMAND...: COMMAND fails with exit status RC and TEXT
-# in its error.
-exits() {
-	want_rc=$1
-	want_text=$2
-	shift 2
-	fails_with "$want_text" "$@" || return 1
-	"$@" >/dev/null 2>&1
-	[ $? = "$want_rc" ]
-}
 check "a state directory without flmd: exit 3, how to start it" \
     exits 3 "flmd is not running (no daemon at $T/nodaemon/flmd.sock); start it with: flmd -d -D STATEDIR" \
     $FLM -D "$T/nodaemon" status
