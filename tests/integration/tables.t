@@ -27,17 +27,18 @@ tty() {
 	RC=$?
 	OUT=$(tr -d '\r' <"$T/tty")
 }
-# shows TEXT: the last tty output has the line TEXT (fixed, anywhere).
+# shows TEXT: the last tty output has TEXT in a line (a fixed string).
 shows() { printf '%s\n' "$OUT" | grep -qF -- "$1"; }
 # exits RC TEXT COMMAND...: COMMAND fails with exit status RC and TEXT
-# in its error.
+# in its error (kept in STATE/fails.err).
 exits() {
 	want_rc=$1
 	want_text=$2
 	shift 2
-	fails_with "$want_text" "$@" || return 1
-	"$@" >/dev/null 2>&1
-	[ $? = "$want_rc" ]
+	"$@" >"$STATE/fails.out" 2>"$STATE/fails.err"
+	got=$?
+	[ $got = "$want_rc" ] && grep -qF -- "$want_text" "$STATE/fails.err" ||
+	    { diag "exit $got: $(cat "$STATE/fails.err")"; return 1; }
 }
 # no_json: the last tty output is no JSON text.
 no_json() { ! printf '%s' "$OUT" | jq -e . >/dev/null 2>&1; }
