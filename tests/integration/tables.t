@@ -13,7 +13,7 @@ command -v openssl >/dev/null 2>&1 || unavailable "openssl(1)"
 unset FLM_API_KEY
 mock_init
 
-plan 89
+plan 92
 
 check "suite starts" suite_start
 F="$FLM -D $STATE"
@@ -120,6 +120,20 @@ checkx "secrets list: the sealed credential's row, never its value" \
 tty "$F secrets rotate"
 checkx "secrets rotate: how many, under which key" \
     'printf "%s\n" "$OUT" | grep -Eq "^1 secrets sealed again under data key [0-9]+$"'
+
+printf 'socks-%s\n' "$$" |
+    script -qec "$F egress password set" /dev/null >"$T/tty" 2>&1
+checkx "egress password set on a terminal: sealed, and said so" \
+    'grep -q "^the SOCKS5 password: sealed" "$T/tty" &&
+    $F secrets list --json | jq -e "any(.[]; .name == \"egress:socks5\")" >/dev/null'
+tty "$F egress password clear"
+checkx "egress password clear: cleared, gone from secrets list" \
+    'shows "the SOCKS5 password: cleared" &&
+    ! $F secrets list --json | jq -e "any(.[]; .name == \"egress:socks5\")" >/dev/null'
+tty "$F engines credential clear ollama"
+checkx "engines credential clear: cleared, gone from secrets list" \
+    '[ $RC = 0 ] && shows "ollama: credential cleared" &&
+    [ "$($F secrets list --json | jq length)" = 0 ]'
 
 # ---- proxy ----------------------------------------------------------------
 tty "$F proxy start --port 0"
@@ -340,7 +354,7 @@ check "check --against a directory without a state object: refused" \
 tty "$F security master-key rotate"
 checkx "master-key rotate: the new key id, what was sealed again, what to do" \
     'printf "%s\n" "$OUT" | grep -Eq "^master key rotated: now [0-9a-f]+$" &&
-    printf "%s\n" "$OUT" | grep -Eq "^sealed again: .* 1 secrets, 1 backups" &&
+    printf "%s\n" "$OUT" | grep -Eq "^sealed again: .* 0 secrets, 1 backups" &&
     shows "make a new one (flm backup create --passphrase)"'
 
 # ---- the security policy ---------------------------------------------------
