@@ -21,7 +21,8 @@ command -v ip >/dev/null 2>&1 || unavailable "ip is not installed (iproute2)"
 
 # hostile: flm firewall in front of tests/fake-flmd (a subverted flmd)
 # at $FAKE/flmd.sock; every fact that is not an address or a port is
-# refused before any rule is made.  6 points.
+# refused before any rule is made; what the rules make of a plan.
+# 11 points.
 FAKE_PID=
 hostile_one() {
 	desc=$1
@@ -59,14 +60,48 @@ hostile() {
 	    '{"proxies":[{"id":"p","bind":"0.0.0.0","port":8088}],'"$E"'}' \
 	    '{"policy":{"ip_allowlist":["10.0.0.0/8 } flush ruleset"]}}' \
 	    '[ $RC = 1 ] && grep -q "security policy from flmd is not valid" "$FAKE/out" && ! grep -q "table inet" "$FAKE/out"'
+	# What the rules make of a plan: loopback needs none, a port is
+	# one rule, a network inside another adds nothing.
+	hostile_one "a proxy on loopback (v4, v4-mapped): no rule, a note" \
+	    '{"proxies":[{"id":"p","bind":"0.0.0.0","port":8088},{"id":"l","bind":"127.0.0.1","port":8089},{"id":"m","bind":"::ffff:127.0.0.2","port":8090},{"id":"p6","bind":"::","port":8088}],"engines":[{"id":"e","addr":"127.0.0.1","port":8088},{"id":"e6","addr":"::1","port":11434}]}' \
+	    '{"policy":{"ip_allowlist":["10.1.0.0/16","10.1.2.0/24","2001:db8::/32","10.1.0.0/16","192.0.2.7"]}}' \
+	    '[ $RC = 0 ] && grep -q "^# proxy l listens on 127.0.0.1:8089, loopback: no rule needed" "$FAKE/out" &&
+	    grep -q "^# proxy m listens on ::ffff:127.0.0.2:8090, loopback" "$FAKE/out" &&
+	    ! grep -q "dport.*809[09]" "$FAKE/out"'
+	checkx "an engine port that is a proxy's: one rule (the proxy's), a note" \
+	    'grep -q "^# engine port 8088 is a proxy.s: the proxy.s rule applies" "$FAKE/out" &&
+	    [ "$(grep -c "^[[:space:]]*tcp dport 8088 ip saddr @proxy_clients4 accept" "$FAKE/out")" = 1 ] &&
+	    grep -q "tcp dport { 8088, 11434 } drop" "$FAKE/out"'
+	checkx "the allowlist: a network inside another and a repeat dropped, IPv6 apart" \
+	    'grep -q "elements = { 10.1.0.0/16, 192.0.2.7 }" "$FAKE/out" &&
+	    grep -q "elements = { 2001:db8::/32 }" "$FAKE/out" &&
+	    grep -q "tcp dport 8088 ip6 saddr @proxy_clients6 accept" "$FAKE/out"'
+	hostile_one "more than 256 ports: refused, no rules" \
+	    "{\"proxies\":[],\"engines\":$(seq 1000 1300 | jq -sc '[.[] | {id: "e\(.)", addr: "10.0.0.1", port: .}]')}" '' \
+	    '[ $RC = 1 ] && grep -q "more than 256 ports: refused" "$FAKE/out" && ! grep -q "table inet" "$FAKE/out"'
+	check "--backend other than nftables, ufw or firewalld: a usage error" \
+	    sh -c "'$FLM' -D '$FAKE' firewall preview --backend iptables >'$FAKE/out' 2>&1; [ \$? = 2 ] && grep -q -- '--backend: expected nftables, ufw or firewalld' '$FAKE/out'"
 	kill "$FAKE_PID" 2>/dev/null
 	wait "$FAKE_PID" 2>/dev/null
 	FAKE_PID=
 	rm -rf "$FAKE"
 }
 
+# fw_doctor: flm doctor's verdict on the host firewall, [status, detail]
+# (the tests set F); host_fw: ufw or firewalld is on here, which doctor
+# names before it looks at nftables.
+fw_doctor() {
+	"$@" $F doctor --json 2>/dev/null | jq -c '[.checks[] |
+	    select(.group == "firewall" and .name == "host firewall")][0] |
+	    [.status, .detail]'
+}
+host_fw() {
+	grep -q '^ENABLED=yes' /etc/ufw/ufw.conf 2>/dev/null ||
+	    [ -s /run/firewalld.pid ]
+}
+
 if [ "$(id -u)" -ne 0 ]; then
-	plan 10
+	plan 16
 	hostile
 	check "suite starts" suite_start
 	F="$FLM -D $STATE"
@@ -81,6 +116,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	RC=$?
 	checkx "apply as non-root: refused (exit 4), with why" \
 	    '[ $RC = 4 ] && grep -q "run it as root" "$STATE/apply.out"'
+	if host_fw; then
+		ok "# SKIP ufw or firewalld is on here: doctor names it"
+	else
+		checkx "doctor as non-root: the nftables ruleset skipped, saying why" \
+		    '[ "$(fw_doctor)" = "[\"skipped\",\"neither ufw nor firewalld; the nftables ruleset needs root to read: run flm doctor as root\"]" ]'
+	fi
 	exit 0
 fi
 
@@ -127,7 +168,7 @@ if ! { ip netns add "$SRV" && ip netns add "$CLI" &&
 	exit 0
 fi
 
-plan 39
+plan 51
 
 hostile
 
@@ -191,9 +232,31 @@ else
 	    [ ! -e "$STATE/firewall/pending" ]'
 fi
 
+if host_fw; then
+	ok "# SKIP ufw or firewalld is on here: doctor names it"
+else
+	checkx "doctor before apply: no input chain in the namespace, a warning and the fix" \
+	    '[ "$(fw_doctor S)" = "[\"warn\",\"no firewall: nftables has no input chain, no ufw, no firewalld\"]" ]'
+fi
 S $F firewall apply --timeout 30 >"$TMP/apply.out" 2>&1
 checkx "apply: loaded" '[ $? = 0 ] && S "$NFT" list table inet flm >/dev/null'
+if host_fw; then
+	ok "# SKIP ufw or firewalld is on here: doctor names it"
+else
+	checkx "doctor after apply: the input chain seen, ok" \
+	    '[ "$(fw_doctor S)" = "[\"ok\",\"nftables has a chain on the input hook\"]" ]'
+fi
 checkx "preview after apply: no change" \
+    'S $F firewall preview | grep -q "^# no change"'
+$F security ip allow 10.77.0.9 >/dev/null 2>&1
+OUT=$(S $F firewall preview 2>&1)
+checkx "preview after the allowlist grew: the loaded line -, the new one +, the rest kept" \
+    'printf "%s\n" "$OUT" | grep -q "^- 		elements = { $OK_IP, 127.0.0.0/8 }" &&
+    printf "%s\n" "$OUT" | grep -q "^+ 		elements = { $OK_IP, 10.77.0.9, 127.0.0.0/8 }" &&
+    printf "%s\n" "$OUT" | grep -q "^  table inet flm {" &&
+    ! printf "%s\n" "$OUT" | grep -q "^[-+] table"'
+$F security ip deny 10.77.0.9 >/dev/null 2>&1
+checkx "and once it shrank back: no change again" \
     'S $F firewall preview | grep -q "^# no change"'
 reach "$OK_IP" "$EURL"
 RC=$?
@@ -229,6 +292,10 @@ S $F firewall rollback >"$TMP/rb.out" 2>&1
 RC=$?
 checkx "rollback again: nothing to roll back (exit 1)" \
     '[ $RC = 1 ] && grep -q "nothing to roll back" "$TMP/rb.out"'
+S $F firewall confirm >"$TMP/cf.out" 2>&1
+RC=$?
+checkx "confirm with no apply waiting: exit 1, saying so" \
+    '[ $RC = 1 ] && grep -q "no firewall apply is waiting for confirm" "$TMP/cf.out"'
 
 S $F firewall apply --timeout 2 >/dev/null 2>&1
 T0=$(date +%s)
@@ -273,5 +340,21 @@ checkx "logs: what was loaded before and after, and who" \
     'grep -q "^uid: 0$" "$LOGS"/firewall-*.log &&
     grep -q "^--- before" "$LOGS"/firewall-*.log &&
     grep -q "^--- after" "$LOGS"/firewall-*.log'
+# The state flm keeps for rollback is root's alone: a directory of
+# another uid is refused, not used.
+chown 65534 "$STATE/firewall"
+S $F firewall apply --timeout 30 >"$TMP/own.out" 2>&1
+RC=$?
+checkx "a firewall directory of another uid: refused (exit 1), nothing loaded" \
+    '[ $RC = 1 ] && grep -q "$STATE/firewall: not a directory of uid 0" "$TMP/own.out" &&
+    no_table'
+chown 0 "$STATE/firewall"
+rm -rf "$STATE/firewall"
+: >"$STATE/firewall"
+S $F firewall rollback >"$TMP/own.out" 2>&1
+RC=$?
+checkx "a file where its directory goes: refused (exit 1), left as it was" \
+    '[ $RC = 1 ] && grep -q "$STATE/firewall: not a directory of uid 0" "$TMP/own.out" &&
+    [ -f "$STATE/firewall" ] && [ ! -s "$STATE/firewall" ]'
 checkx "the host's own ruleset is untouched" \
     '[ "$("$NFT" list ruleset 2>&1)" = "$HOST_BEFORE" ]'

@@ -6,7 +6,7 @@
 # refused, logged and shown in flm status; an untouched suite works.
 . "$(dirname "$0")/lib.sh"
 
-plan 23
+plan 24
 
 F() { "$FLM" -D "$STATE" "$@"; }
 DB() { sqlite3 "$STATE/keyd/security.db" "$@"; }
@@ -92,6 +92,9 @@ check "keyd logs the altered policy" \
     logged "security policy in security.db fails its MAC"
 altered() { [ "$(integrity | jq -r .policy)" = altered ]; }
 check "flm status says the policy is altered" wait_until 3000 altered
+check "flm status on a terminal says the policy is altered and not applied" \
+    sh -c "script -qc '$FLM -D $STATE status' /dev/null |
+    grep -q 'flm-keyd: the security policy in .*security.db was altered outside flm-keyd and is not applied'"
 
 # ... and with keyd stopped, a restart enforces the default.
 suite_restart "$PORT"

@@ -6,7 +6,7 @@
 # plain keys never in clear in the export, the logs or the databases.
 . "$(dirname "$0")/lib.sh"
 
-plan 48
+plan 57
 
 command -v sqlite3 >/dev/null || { echo "1..0 # SKIP no sqlite3"; exit 0; }
 BCRYPT=$top_builddir/tests/bcrypt-hash
@@ -173,7 +173,46 @@ LOG=$(jq -r .log "$TMP/apply.json")
 checkx "the migration log of the run" \
     'grep -q "committed: 4 keys imported" "$LOG" && grep -q "done" "$LOG" &&
     grep -q "key ci (bcrypt)" "$LOG"'
-for k in "$PLAIN1" "$PLAIN2" "$BC1" "$BC2"; do
+# What flm refuses before reading a source, and what it shows a person
+# (standard output a terminal, through script(1)).
+check "migrate legacy without --from: a usage error (exit 2)" \
+    sh -c "$F migrate legacy >/dev/null 2>'$TMP/u.err'; [ \$? = 2 ] && grep -q -- '--from KIND:PATH is required' '$TMP/u.err'"
+check "--from of an unknown kind: a usage error naming the kinds (exit 2)" \
+    sh -c "$F migrate legacy --from passwd:/etc/passwd >/dev/null 2>'$TMP/u.err'; [ \$? = 2 ] && grep -q -- '--from: expected keys-file:PATH, tokens-db:PATH or ollama-env:PATH' '$TMP/u.err'"
+PLAIN3=sk-late-$(rnd)
+printf 'late %s\n' "$PLAIN3" >"$TMP/late.txt"
+printf 'OLLAMA_ORIGINS=https://app.example.com,https://new.example.com\n' \
+    >"$TMP/late.env"
+LATE="--from keys-file:$TMP/late.txt --from ollama-env:$TMP/late.env"
+: >"$TMP/notadir"
+check "--out that is a file: refused (exit 1), the file untouched, no key added" \
+    sh -c "! $F migrate legacy $LATE --out '$TMP/notadir' 2>'$TMP/u.err' >/dev/null && grep -q '$TMP/notadir: File exists' '$TMP/u.err' && [ ! -s '$TMP/notadir' ] && [ \"\$($F api-keys list --json | jq 'map(select(.label == \"late\")) | length')\" = 0 ]"
+printf 'OLLAMA_ORIGINS=https://app.example.com/path\n' >"$TMP/badorigin.env"
+$F migrate legacy --from "ollama-env:$TMP/badorigin.env" --out "$TMP/out4" \
+    >/dev/null 2>"$TMP/u.err"
+RC=$?
+checkx "an origin FLM's CORS policy refuses: exit 1, its place, nothing written" \
+    '[ $RC = 1 ] && grep -qF "$TMP/badorigin.env" "$TMP/u.err" &&
+    grep -q "OLLAMA_ORIGINS: FLM.s CORS policy refuses it" "$TMP/u.err" &&
+    [ ! -e "$TMP/out4" ]'
+script -qec "$F migrate legacy $LATE --out $TMP/out3" /dev/null </dev/null \
+    >"$TMP/tty" 2>&1
+checkx "a dry run on a terminal: the diff, then where it is and what next" \
+    'grep -q "review it, then run again with --apply" "$TMP/tty" &&
+    grep -q "written to $TMP/out3" "$TMP/tty" && grep -q "late" "$TMP/tty" &&
+    grep -q "https://new.example.com" "$TMP/tty" && [ -s "$TMP/out3/diff.txt" ]'
+script -qec "$F migrate legacy $LATE --apply --out $TMP/out3" /dev/null \
+    </dev/null >"$TMP/tty" 2>&1
+checkx "--apply on a terminal: how many keys, the policy changed, the log" \
+    'tr -d "\r" <"$TMP/tty" | grep -Eq "^imported 1 keys \([0-9]+ keys in all\)$" &&
+    grep -q "^security policy updated (CORS origins added)" "$TMP/tty" &&
+    grep -q "^log: $STATE/logs/migrations/" "$TMP/tty"'
+check "and the late key works (200)" [ "$(code "$PLAIN3")" = 200 ]
+checkx "the new origin is in the policy, the old one once" \
+    '$F security policy show --json | jq -e ".policy.cors.allowed_origins |
+    index(\"https://new.example.com\") != null and
+    (map(select(. == \"https://app.example.com\")) | length == 1)" >/dev/null'
+for k in "$PLAIN1" "$PLAIN2" "$BC1" "$BC2" "$PLAIN3"; do
 	checkx "a key text is in no export, log or database file" \
 	    '! grep -r -a -q -F -- "$k" "$TMP/out" "$TMP/out2" "$STATE"'
 done

@@ -4,7 +4,7 @@
 # nothing on disk.
 . "$(dirname "$0")/lib.sh"
 
-plan 13
+plan 14
 
 # start_with SETUP: a fresh state directory prepared by SETUP, then flmd.
 start_with() {
@@ -87,6 +87,9 @@ newer() {
 start_with newer
 check "config.db from a newer FLM: flmd in safe mode" \
     [ "$(status_json | jq -r .config_db.safe_mode)" = true ]
+check "the status table on a terminal shows config.db in SAFE MODE, and why" \
+    sh -c "script -qc '$FLM -D $STATE status' /dev/null |
+    grep -q '^flmd: config.db in SAFE MODE (read-only): .*[a-z]'"
 out=$("$FLM" -D "$STATE" config set engines.ollama.url http://127.0.0.1:1 2>&1)
 check "config set is refused in safe mode" \
     sh -c "echo \"\$1\" | grep -q 'safe mode'" sh "$out"
