@@ -118,7 +118,17 @@ suite_stop() {
 
 # Keep the logs of a failed run in the TAP output, then clean up.
 suite_cleanup() {
-	if [ -n "$FLMD_PID" ]; then
+	if [ -n "$FLMD_PID" ] && [ -n "$COVERAGE_DIR" ]; then
+		# A killed flmd writes no gcov counters: what the test ran
+		# would not count.  Stopped as flmd stop does, killed if it
+		# hangs (the watchdog's fds are not the TAP driver's pipe).
+		{ sleep 15 && kill -KILL "$FLMD_PID"; } \
+		    >/dev/null 2>&1 </dev/null &
+		_w=$!
+		kill -TERM "$FLMD_PID" 2>/dev/null
+		wait "$FLMD_PID" 2>/dev/null
+		kill "$_w" 2>/dev/null
+	elif [ -n "$FLMD_PID" ]; then
 		kill -KILL "$FLMD_PID" 2>/dev/null
 		wait "$FLMD_PID" 2>/dev/null
 	fi
