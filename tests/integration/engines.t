@@ -5,7 +5,7 @@
 
 mock_init
 
-plan 32
+plan 34
 
 closed_port() { "$top_builddir/tests/uds-send" -p; }
 
@@ -131,6 +131,13 @@ checkx "SOCKS endpoint and user: refused unless HOST:PORT and visible characters
     refused egress.socks5 "[::1]" "expected HOST:PORT" &&
     refused egress.socks5_user "a b" "egress.socks5_user: expected 1-255 visible characters" &&
     $F config set egress.socks5 "[::1]:1080" >/dev/null'
+
+check "models list --engine of no engine: refused, naming it" \
+    fails_with "no engine 'nosuch': see flm engines detect" \
+    $F models list --engine nosuch
+check "engines trust of no engine: refused, naming it" \
+    fails_with "no engine 'nosuch': see flm engines detect" \
+    $F engines trust nosuch
 
 # Without engines.ollama.url or engines.llamacpp.url, the engines are
 # looked for where their own variables say they listen.
