@@ -4,7 +4,7 @@
 # peers are checked.
 . "$(dirname "$0")/lib.sh"
 
-plan 17
+plan 21
 
 check "suite starts" suite_start
 SOCK=$STATE/flmd.sock
@@ -20,6 +20,47 @@ check "an unknown request type disconnects the client ($out)" [ $? -eq 0 ]
 check "flmd lives on and answers" all_running
 check "the bad clients are named in the log" \
     grep -q 'control: client pid .*unknown request type' "$STATE/flmd.log"
+
+# A client that speaks the protocol but leaves arguments out: each
+# request refused, saying what is missing, and nothing stored.
+le() {	# le N BYTES: N, little-endian, BYTES bytes
+	n=$1 i=0
+	while [ $i -lt "$2" ]; do
+		printf "\\$(printf %03o $((n & 255)))"
+		n=$((n >> 8)) i=$((i + 1))
+	done
+}
+frame() { le "$1" 2; le 0 2; le $((16 + ${#2})) 4; le 7 4; le 0 4; printf %s "$2"; }
+hello() { printf '\001\000\000\000\041\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\004\000\000\000\005\000\000\0000.1.0'; }
+"$FLM" -D "$STATE" config set pools.affinity key >/dev/null
+out=$( { hello
+	frame 107 '{}'				# CONFIG_GET
+	frame 108 '{"key":"pools.policy"}'	# CONFIG_SET
+	frame 108 '{"key":"pools.policy","value":5}'
+	frame 121 '{}'				# ENGINES_TRUST
+	frame 129 '{"engine":"Not An Id","secret":"s"}'	# CREDENTIAL_SET
+	frame 129 '{"engine":"vllm"}'
+	frame 141 '{"keys":[]}'			# MIGRATE_APPLY
+	frame 107 '{"key":"pools.affinity"}'
+	frame 61167 ''; } | "$UDS_SEND" -r "$SOCK" | tr -c '[:print:]' ' ')
+has() { case $out in *"$1"*) ;; *) return 1 ;; esac; }
+checkx "requests without their arguments are refused, saying what is missing" \
+    'has "\"error\":\"a key is needed\"" && has "\"error\":\"a value is needed\"" &&
+    has "\"error\":\"an engine id is needed\"" &&
+    has "an engine id is needed (1-32 of a-z 0-9 - _)" &&
+    has "\"error\":\"a secret is needed\"" &&
+    has "expected {ts, keys, policy?, engine_url?}"'
+checkx "… the client is served on after them" \
+    'has "{\"pools.affinity\":\"key\"}"'
+checkx "… and nothing was stored" \
+    'fails_with "not set" "$FLM" -D "$STATE" config get pools.policy &&
+    ! "$FLM" -D "$STATE" secrets list --json | grep -q vllm'
+out=$( { hello; frame 129 '{"engine":"vllm","secret":"s3cr3t"'; } |
+    "$UDS_SEND" -r "$SOCK" | tr -c '[:print:]' ' ')
+checkx "a request that is not a JSON object: disconnected, logged, its secret not" \
+    '! has "{" &&
+    wait_until 3000 grep -q "control: client pid .*: malformed request type 129" "$STATE/flmd.log" &&
+    ! grep -q s3cr3t "$STATE/flmd.log"'
 
 closed=$("$UDS_SEND" -n 40 "$SOCK")
 check "one uid's connections beyond 16 are refused (40 tried, $closed closed)" \
