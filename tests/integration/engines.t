@@ -5,7 +5,7 @@
 
 mock_init
 
-plan 34
+plan 35
 
 closed_port() { "$top_builddir/tests/uds-send" -p; }
 
@@ -77,6 +77,11 @@ set_url lmstudio "http://127.0.0.1:$(closed_port)"
 detect
 check "closed port, nothing installed: NotFound ($(state lmstudio))" \
     [ "$(state lmstudio)" = NotFound ]
+mkdir "$TMP/.lmstudio"
+detect
+checkx "closed port, LM Studio's data in HOME: InstalledOnly, saying where ($(state lmstudio))" \
+    '[ "$(state lmstudio)" = InstalledOnly ] && json_has "$DET" \
+    "(.[] | select(.id == \"lmstudio\") | .reason) == \"installed (data in $TMP/.lmstudio) but not running\""'
 
 # Two instances of one kind, under their own ids.
 mock --flavor ollama --models a:1b; set_url second "http://127.0.0.1:$MPORT"
