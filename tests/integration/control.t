@@ -4,7 +4,7 @@
 # peers are checked.
 . "$(dirname "$0")/lib.sh"
 
-plan 23
+plan 24
 
 check "suite starts" suite_start
 SOCK=$STATE/flmd.sock
@@ -41,6 +41,8 @@ out=$( { hello
 	frame 129 '{"engine":"Not An Id","secret":"s"}'	# CREDENTIAL_SET
 	frame 129 '{"engine":"vllm"}'
 	frame 141 '{"keys":[]}'			# MIGRATE_APPLY
+	frame 141 '{"ts":"../../x","keys":[]}'
+	frame 141 '{"ts":"20260101-1","keys":[],"engine_url":"ftp://h:1"}'
 	frame 107 '{"key":"pools.affinity"}'
 	frame 61167 ''; } | "$UDS_SEND" -r "$SOCK" | tr -c '[:print:]' ' ')
 has() { case $out in *"$1"*) ;; *) return 1 ;; esac; }
@@ -49,7 +51,8 @@ checkx "requests without their arguments are refused, saying what is missing" \
     has "\"error\":\"an engine id is needed\"" &&
     has "an engine id is needed (1-32 of a-z 0-9 - _)" &&
     has "\"error\":\"a secret is needed\"" &&
-    has "expected {ts, keys, policy?, engine_url?}"'
+    [ "$(printf %s "$out" | grep -o "expected {ts, keys, policy?, engine_url?}" | wc -l)" = 2 ] &&
+    has "engines.ollama.url: expected http://HOST:PORT or https://HOST:PORT"'
 checkx "… the client is served on after them" \
     'has "{\"pools.affinity\":\"key\"}"'
 checkx "… and nothing was stored" \
@@ -61,6 +64,16 @@ checkx "a request that is not a JSON object: disconnected, logged, its secret no
     '! has "{" &&
     wait_until 3000 grep -q "control: client pid .*: malformed request type 129" "$STATE/flmd.log" &&
     ! grep -q s3cr3t "$STATE/flmd.log"'
+
+# The migration log cannot be made (logs is a file): refused, saying
+# where and why, before anything is imported or backed up.
+touch "$STATE/logs"
+out=$( { hello; frame 141 '{"ts":"20260101-1","keys":[]}'; frame 61167 ''; } |
+    "$UDS_SEND" -r "$SOCK" | tr -c '[:print:]' ' ')
+checkx "a migration whose log cannot be written: refused, saying where, nothing backed up" \
+    'has "the migration log in $STATE/logs/migrations: Not a directory" &&
+    [ -z "$(ls "$STATE/keyd/backups" 2>/dev/null)" ]'
+rm -f "$STATE/logs"
 
 closed=$("$UDS_SEND" -n 40 "$SOCK")
 check "one uid's connections beyond 16 are refused (40 tried, $closed closed)" \
