@@ -8,8 +8,9 @@
  *   uds-send -r PATH         send standard input, then print what the
  *                            server sent, raw, until it closed (exit 0)
  *                            or 2 s passed (exit 1)
- *   uds-send -n N PATH       open N connections at once and print how
- *                            many the server closed within 1 s
+ *   uds-send -n N PATH [MS]  open N connections at once and print how
+ *                            many the server closed within 1 s; with
+ *                            MS, keep the others open MS ms more
  *   uds-send -p              print a free TCP port on 127.0.0.1
  */
 #include "config.h"
@@ -105,7 +106,7 @@ uds_send(const char *path, int ms, int timed, int raw)
 }
 
 static int
-uds_many(const char *path, int n)
+uds_many(const char *path, int n, int hold)
 {
 	int	*fds, i, closed = 0;
 	size_t	 got;
@@ -123,6 +124,9 @@ uds_many(const char *path, int n)
 		    NULL);
 	}
 	printf("%d\n", closed);
+	fflush(stdout);
+	if (hold > 0)
+		poll(NULL, 0, hold);
 	for (i = 0; i < n; i++)
 		close(fds[i]);
 	free(fds);
@@ -156,13 +160,15 @@ main(int argc, char *argv[])
 	if (argc == 2 && strcmp(argv[1], "-p") == 0)
 		return free_port();
 	if (argc == 4 && strcmp(argv[1], "-n") == 0)
-		return uds_many(argv[3], atoi(argv[2]));
+		return uds_many(argv[3], atoi(argv[2]), 0);
+	if (argc == 5 && strcmp(argv[1], "-n") == 0)
+		return uds_many(argv[3], atoi(argv[2]), atoi(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "-w") == 0)
 		return uds_send(argv[3], atoi(argv[2]), 1, 0);
 	if (argc == 3 && strcmp(argv[1], "-r") == 0)
 		return uds_send(argv[2], 2000, 0, 1);
 	if (argc == 2)
 		return uds_send(argv[1], 2000, 0, 0);
-	fprintf(stderr, "usage: uds-send [-n N | -w MS | -r] path\n");
+	fprintf(stderr, "usage: uds-send [-n N | -w MS | -r] path [hold-ms]\n");
 	return 2;
 }
