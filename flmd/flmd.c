@@ -194,6 +194,9 @@ main(int argc, char *argv[])
 	int			 ch, i, sys = 0;
 
 	env = &flmd;
+	/* Errors in the arguments carry flmd's name too, not log.c's flm. */
+	log_init(1, 0);
+	log_procname("flmd");
 	while ((ch = getopt(argc, argv, "dD:L:sv")) != -1) {
 		switch (ch) {
 		case 'd':
@@ -221,7 +224,6 @@ main(int argc, char *argv[])
 		usage();
 
 	log_init(1, env->verbose);
-	log_procname("flmd");
 	if (paths_init(&env->paths, dir, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	/* -s: system mode (users, chroots) in the state directory given. */

@@ -5,8 +5,12 @@
  *                            or kept it open for 2 s (exit 1)
  *   uds-send -w MS PATH      the same, waiting MS ms, and say how long
  *                            the server took to close it
- *   uds-send -n N PATH       open N connections at once and print how
- *                            many the server closed within 1 s
+ *   uds-send -r PATH         send standard input, then print what the
+ *                            server sent, raw, until it closed (exit 0)
+ *                            or 2 s passed (exit 1)
+ *   uds-send -n N PATH [MS]  open N connections at once and print how
+ *                            many the server closed within 1 s; with
+ *                            MS, keep the others open MS ms more
  *   uds-send -p              print a free TCP port on 127.0.0.1
  */
 #include "config.h"
@@ -44,9 +48,10 @@ uds_connect(const char *path)
 	return fd;
 }
 
-/* 1 if the peer closed within ms, reading (and counting) what it sent. */
+/* 1 if the peer closed within ms, reading (and counting) what it sent;
+ * copied to out unless NULL. */
 static int
-uds_closed_within(int fd, int ms, size_t *got)
+uds_closed_within(int fd, int ms, size_t *got, FILE *out)
 {
 	struct pollfd	 pfd = { .fd = fd, .events = POLLIN };
 	char		 buf[4096];
@@ -58,6 +63,8 @@ uds_closed_within(int fd, int ms, size_t *got)
 		if ((n = read(fd, buf, sizeof(buf))) <= 0)
 			return 1;
 		*got += n;
+		if (out != NULL)
+			fwrite(buf, 1, n, out);
 	}
 }
 
@@ -71,7 +78,7 @@ uds_ms(void)
 }
 
 static int
-uds_send(const char *path, int ms, int timed)
+uds_send(const char *path, int ms, int timed, int raw)
 {
 	char	 buf[4096];
 	size_t	 got = 0;
@@ -87,11 +94,11 @@ uds_send(const char *path, int ms, int timed)
 		if (write(fd, buf, n) != n)
 			break;
 	t0 = uds_ms();
-	closed = uds_closed_within(fd, ms, &got);
-	if (timed)
+	closed = uds_closed_within(fd, ms, &got, raw ? stdout : NULL);
+	if (!raw && timed)
 		printf("%s after %zu bytes in %ld ms\n", closed ? "closed" :
 		    "open", got, uds_ms() - t0);
-	else
+	else if (!raw)
 		printf("%s after %zu bytes\n", closed ? "closed" : "open",
 		    got);
 	close(fd);
@@ -99,7 +106,7 @@ uds_send(const char *path, int ms, int timed)
 }
 
 static int
-uds_many(const char *path, int n)
+uds_many(const char *path, int n, int hold)
 {
 	int	*fds, i, closed = 0;
 	size_t	 got;
@@ -113,9 +120,13 @@ uds_many(const char *path, int n)
 		}
 	for (i = 0; i < n; i++) {
 		got = 0;
-		closed += uds_closed_within(fds[i], i == 0 ? 1000 : 50, &got);
+		closed += uds_closed_within(fds[i], i == 0 ? 1000 : 50, &got,
+		    NULL);
 	}
 	printf("%d\n", closed);
+	fflush(stdout);
+	if (hold > 0)
+		poll(NULL, 0, hold);
 	for (i = 0; i < n; i++)
 		close(fds[i]);
 	free(fds);
@@ -149,11 +160,15 @@ main(int argc, char *argv[])
 	if (argc == 2 && strcmp(argv[1], "-p") == 0)
 		return free_port();
 	if (argc == 4 && strcmp(argv[1], "-n") == 0)
-		return uds_many(argv[3], atoi(argv[2]));
+		return uds_many(argv[3], atoi(argv[2]), 0);
+	if (argc == 5 && strcmp(argv[1], "-n") == 0)
+		return uds_many(argv[3], atoi(argv[2]), atoi(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "-w") == 0)
-		return uds_send(argv[3], atoi(argv[2]), 1);
+		return uds_send(argv[3], atoi(argv[2]), 1, 0);
+	if (argc == 3 && strcmp(argv[1], "-r") == 0)
+		return uds_send(argv[2], 2000, 0, 1);
 	if (argc == 2)
-		return uds_send(argv[1], 2000, 0);
-	fprintf(stderr, "usage: uds-send [-n N | -w MS] path\n");
+		return uds_send(argv[1], 2000, 0, 0);
+	fprintf(stderr, "usage: uds-send [-n N | -w MS | -r] path [hold-ms]\n");
 	return 2;
 }

@@ -5,7 +5,7 @@
 # request counts, forge or flood the log, or plant members in flm status.
 . "$(dirname "$0")/lib.sh"
 
-plan 39
+plan 42
 
 FAKE=$top_builddir/tests/fake-child
 WRAP=$(mktemp -d "${TMPDIR:-/tmp}/flmw.XXXXXX")
@@ -127,6 +127,38 @@ checkx "the flood is cut to the burst ($spam of 3000 lines logged)" \
     '[ "$spam" -ge 100 ] && [ "$spam" -le 500 ]'
 check "with a summary of what was suppressed" \
     logged 'flm-proxyd: [0-9]* log lines suppressed'
+done_with
+
+# 4b. A proxyd sending, one per start, what only keyd sends (a key
+# reply, TLS_RENEWED, ACME_FAILED), an ACME_PROGRESS of its own making,
+# a LOG with no priority, a PEER_BROKEN naming a worker, and a type no
+# child sends: each one cuts its channel, named in the log; keyd stays.
+cat >"$WRAP/rotate" <<EOF
+#!/bin/sh
+n=\$(cat "$WRAP/rotate.n" 2>/dev/null || echo 0)
+echo \$((n + 1)) >"$WRAP/rotate.n"
+case \$n in
+0) exec "$FAKE" json 41 '{}' ;;
+1) exec "$FAKE" json 58 '{}' ;;
+2) exec "$FAKE" json 81 '{}' ;;
+3) exec "$FAKE" json 32 '[1]' ;;
+4) exec "$FAKE" json 6 x ;;
+5) exec "$FAKE" json 4 xyzw ;;
+6) exec "$FAKE" json 999 '{}' ;;
+*) exec "$FAKE" sleep 1 ;;
+esac
+EOF
+chmod +x "$WRAP/rotate"
+suite_start FLM_PROXYD_PATH="$WRAP/rotate"
+check "each is refused by name, the last one too" wait_until 20000 logged \
+    'unexpected message type 999 from flm-proxyd'
+checkx "… every one of them" \
+    'logged "malformed key reply" && logged "malformed TLS_RENEWED" &&
+    logged "malformed ACME_FAILED" && logged "malformed ACME_PROGRESS" &&
+    logged "malformed LOG" && logged "malformed PEER_BROKEN"'
+checkx "flmd lives on, keyd was never restarted, proxyd runs again" \
+    'flmd_alive && [ "$(proc_field flm-keyd restarts)" = 0 ] &&
+    wait_until 5000 all_running'
 done_with
 
 # 5. keyd (less privileged than flmd too) planting a member in flm status.

@@ -8,7 +8,7 @@
 # a healthy suite must pass.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 38
 
 mock_init
 F="$FLM -D"
@@ -102,6 +102,16 @@ checkx "a custom engine of another kind gets its kind's fix" \
     json_has "$c" ".status == \"fail\" and (.detail | test(\"a llamacpp engine\"))
     and (.fix | test(\"--host 127.0.0.1\"))"'
 $F "$STATE" config set engines.lab.url "http://127.0.0.1:$LPORT" >/dev/null
+$F "$STATE" config set engines.vllm.url "http://127.0.0.1:$WPORT" >/dev/null
+$F "$STATE" config set engines.lmstudio.url "http://127.0.0.1:$WPORT" >/dev/null
+out=$(doc)
+checkx "vLLM and LM Studio exposed: each gets its own fix" \
+    'json_has "$(check_of "$out" vllm)" ".status == \"fail\" and
+    (.fix | test(\"start vLLM with --host 127.0.0.1\"))" &&
+    json_has "$(check_of "$out" lmstudio)" ".status == \"fail\" and
+    (.fix | test(\"Serve on Local Network\"))"'
+$F "$STATE" config set engines.vllm.url "http://127.0.0.1:$LPORT" >/dev/null
+$F "$STATE" config set engines.lmstudio.url "http://127.0.0.1:$LPORT" >/dev/null
 
 # The same on IPv6's wildcard, when this machine has IPv6.
 if wild_mock '[::]'; then
@@ -133,6 +143,12 @@ checkx "keyd's directory open to others: flagged by keyd and by flmd" \
     json_has "$(check_of "$out" "keyd dir")" ".status == \"fail\" and
     (.fix | test(\"chmod 0700\"))"'
 chmod 0700 "$STATE/keyd"
+chmod 0644 "$STATE/config.db"
+checkx "a config.db of mode 0644: a warning, with the chmod that fixes it" \
+    'json_has "$(check_of "$(doc)" config.db "state directory")" \
+    ".status == \"warn\" and (.detail | test(\"is mode 0644, flmd makes it 0600\"))
+    and .fix == \"chmod 0600 $STATE/config.db\""'
+chmod 0600 "$STATE/config.db"
 checkx "made private again: healthy again" 'json_has "$(doc)" "$HEALTHY"'
 
 # 5. keyd does not answer: its checks fail, the rest is still there.

@@ -5,7 +5,7 @@
 
 mock_init
 
-plan 23
+plan 35
 
 closed_port() { "$top_builddir/tests/uds-send" -p; }
 
@@ -77,6 +77,11 @@ set_url lmstudio "http://127.0.0.1:$(closed_port)"
 detect
 check "closed port, nothing installed: NotFound ($(state lmstudio))" \
     [ "$(state lmstudio)" = NotFound ]
+mkdir "$TMP/.lmstudio"
+detect
+checkx "closed port, LM Studio's data in HOME: InstalledOnly, saying where ($(state lmstudio))" \
+    '[ "$(state lmstudio)" = InstalledOnly ] && json_has "$DET" \
+    "(.[] | select(.id == \"lmstudio\") | .reason) == \"installed (data in $TMP/.lmstudio) but not running\""'
 
 # Two instances of one kind, under their own ids.
 mock --flavor ollama --models a:1b; set_url second "http://127.0.0.1:$MPORT"
@@ -89,3 +94,66 @@ check "an unknown kind is refused" \
     sh -c "! $F config set engines.third.kind gpt5 2>/dev/null"
 check "results are kept in engines_cache" \
     [ "$(sqlite3 "$STATE/config.db" 'SELECT count(*) FROM engines_cache')" -ge 5 ]
+
+# Settings a user can mistype: each refused with what it expects, and
+# the value set before is kept.
+$F config set engines.vllm.priority 7 >/dev/null
+$F config set pools.policy priority >/dev/null
+refused() {	# refused KEY VALUE TEXT: refused saying TEXT
+	fails_with "$3" $F config set "$1" "$2"
+}
+checkx "priority, pools.policy, pools.affinity: refused out of range" \
+    'refused engines.vllm.priority 101 "engines.vllm.priority: expected 0-100" &&
+    refused engines.vllm.priority x "expected 0-100" &&
+    refused pools.policy fastest "pools.policy: expected least-outstanding, priority or round-robin" &&
+    refused pools.affinity user "pools.affinity: expected none or key"'
+checkx "… and the values set before are kept" \
+    '[ "$($F config get engines.vllm.priority --json | jq -r ".[\"engines.vllm.priority\"]")" = 7 ] &&
+    [ "$($F config get pools.policy --json | jq -r ".[\"pools.policy\"]")" = priority ] &&
+    ! $F config get pools.affinity >/dev/null 2>&1'
+check "a built-in engine keeps its kind" \
+    fails_with "engines.ollama.kind: the built-in engine ollama is always of kind ollama" \
+    $F config set engines.ollama.kind vllm
+u="expected http://HOST:PORT or https://HOST:PORT"
+checkx "engine URLs that name no host and port are refused" \
+    'refused engines.x.url ftp://h:1 "engines.x.url: $u" &&
+    refused engines.x.url "http://user@h:1" "$u" &&
+    refused engines.x.url "http://h:0" "$u" &&
+    refused engines.x.url "http://[::1" "$u" &&
+    refused engines.x.url "http://[::1]x:1" "$u" &&
+    refused engines.x.url "http://h/v1:1" "$u" &&
+    ! $F config get engines.x.url >/dev/null 2>&1'
+checkx "an IPv6 URL, or one without a port or with a slash, is taken" \
+    '$F config set engines.x.url "http://[::1]:8081" >/dev/null &&
+    $F config set engines.x.url "https://h.example/" >/dev/null &&
+    [ "$($F config get engines.x.url --json | jq -r ".[\"engines.x.url\"]")" = https://h.example/ ]'
+head -c 20000 /dev/zero | tr "\0" A >"$TMP/big.pem"
+check "a CA file over 16 KiB is refused, saying so" \
+    fails_with "engines.x.ca: $TMP/big.pem is larger than 16384 bytes" \
+    $F config set engines.x.ca "$TMP/big.pem"
+checkx "SOCKS endpoint and user: refused unless HOST:PORT and visible characters" \
+    'refused egress.socks5 "socks.example" "egress.socks5: expected HOST:PORT" &&
+    refused egress.socks5 "[::1]" "expected HOST:PORT" &&
+    refused egress.socks5_user "a b" "egress.socks5_user: expected 1-255 visible characters" &&
+    $F config set egress.socks5 "[::1]:1080" >/dev/null'
+
+check "models list --engine of no engine: refused, naming it" \
+    fails_with "no engine 'nosuch': see flm engines detect" \
+    $F models list --engine nosuch
+check "engines trust of no engine: refused, naming it" \
+    fails_with "no engine 'nosuch': see flm engines detect" \
+    $F engines trust nosuch
+
+# Without engines.ollama.url or engines.llamacpp.url, the engines are
+# looked for where their own variables say they listen.
+mock --flavor ollama; PO=$MPORT
+mock --flavor llamacpp; PL=$MPORT
+suite_stop
+suite_start OLLAMA_HOST="http://0.0.0.0:$PO" LLAMA_ARG_PORT="$PL"
+F="$FLM -D $STATE"
+detect
+url() { echo "$DET" | jq -r --arg i "$1" '.[] | select(.id == $i) | .base_url'; }
+checkx "OLLAMA_HOST 0.0.0.0:PORT: Ollama is reached on 127.0.0.1:PORT ($(url ollama) $(state ollama))" \
+    '[ "$(url ollama)" = "http://127.0.0.1:$PO" ] && [ "$(state ollama)" = RunningHealthy ]'
+checkx "LLAMA_ARG_PORT: llama.cpp on 127.0.0.1 and that port ($(url llamacpp) $(state llamacpp))" \
+    '[ "$(url llamacpp)" = "http://127.0.0.1:$PL" ] && [ "$(state llamacpp)" = RunningHealthy ]'

@@ -6,7 +6,7 @@
 # failures mapped to 502/504, a client that leaves cancels the engine.
 . "$(dirname "$0")/lib.sh"
 
-plan 42
+plan 47
 
 mock_init
 mock --flavor ollama --chunks 5 --chunk-delay-ms 40
@@ -228,6 +228,31 @@ wait_until 5000 all_running
 wait_until 3000 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H '$A' $U/v1/models)\" = 200 ]"
 check "after a restart of flmd the proxy is back on port $PORT" \
     [ "$(code "$(req /v1/chat/completions "$(chat flm://ollama/llama3.2:1b)")")" = 200 ]
+
+# ---- refused starts and stops: each says why, the proxy serving keeps on ------
+check "a --bind that is no address is refused, naming it" \
+    fails_with "--bind nope: not an IPv4 or IPv6 address" \
+    $F proxy start --port 0 --bind nope
+check "a port another program holds: refused, saying why" \
+    fails_with "cannot listen on 127.0.0.1 port $OLLAMA: Address already in use" \
+    $F proxy start --port "$OLLAMA"
+check "--client-certs takes off, optional or required" \
+    fails_with "--client-certs maybe: expected off, optional or required" \
+    $F proxy start --port 0 --mode dev-selfsigned --client-certs maybe
+# Eight proxies at most: seven more start, the ninth is refused.
+n=0
+while [ $n -lt 7 ] && $F proxy start --port 0 >/dev/null 2>&1; do
+	n=$((n + 1))
+done
+checkx "at most 8 proxies: the ninth is refused ($n more started)" \
+    '[ $n = 7 ] && fails_with "at most 8 proxies" $F proxy start --port 0'
+for p in $($F proxy status --json | jq ".[].port | select(. != $PORT)"); do
+	$F proxy stop --port "$p" >/dev/null
+done
+checkx "the extra ones stopped, the first serves on; stop --port 0 is refused" \
+    '[ "$($F proxy status --json | jq length)" = 1 ] &&
+    [ "$(code "$(req /v1/chat/completions "$(chat flm://ollama/llama3.2:1b)")")" = 200 ] &&
+    fails_with "--port: expected 1-65535" $F proxy stop --port 0'
 
 # ---- a clean exit ---------------------------------------------------------------
 # Both runs of flmd served chat requests, so flm-proxyd held idle engine

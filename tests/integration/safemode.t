@@ -4,7 +4,7 @@
 # nothing on disk.
 . "$(dirname "$0")/lib.sh"
 
-plan 14
+plan 18
 
 # start_with SETUP: a fresh state directory prepared by SETUP, then flmd.
 start_with() {
@@ -95,5 +95,31 @@ check "config set is refused in safe mode" \
     sh -c "echo \"\$1\" | grep -q 'safe mode'" sh "$out"
 check "reads still work in safe mode" \
     sh -c "\"$FLM\" -D \"$STATE\" config list --json >/dev/null"
+checkx "flm doctor fails config.db, saying safe mode and why" \
+    '"$FLM" -D "$STATE" doctor --json | jq -e ".checks[] | select(.name ==
+    \"config.db\" and .group == \"databases\") | .status == \"fail\" and
+    (.detail | test(\"safe mode \\\\(read-only\\\\)\"))" >/dev/null'
+stop_and_clean
+
+# 4. config.db locked by another process while flmd runs: a setting is
+# refused after the busy timeout, naming the lock; nothing half-stored.
+start_with true
+"$FLM" -D "$STATE" config set pools.affinity key >/dev/null
+mkfifo "$STATE/hold"
+(sqlite3 "$STATE/config.db" <"$STATE/hold" >/dev/null 2>&1 &)
+exec 9>"$STATE/hold"
+echo "BEGIN EXCLUSIVE; DELETE FROM settings;" >&9
+wait_until 3000 sh -c "! sqlite3 '$STATE/config.db' 'BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null"
+check "config set on a locked config.db: refused, naming the lock" \
+    fails_with "cannot store pools.policy: the database is locked by another process" \
+    "$FLM" -D "$STATE" config set pools.policy priority
+exec 9>&-
+unlocked() { sqlite3 "$STATE/config.db" 'BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null; }
+wait_until 3000 unlocked
+checkx "with the lock gone: nothing of it stored, what was set before kept" \
+    '! "$FLM" -D "$STATE" config get pools.policy >/dev/null 2>&1 &&
+    "$FLM" -D "$STATE" config get pools.affinity --json | jq -e ".[\"pools.affinity\"] == \"key\"" >/dev/null'
+check "and the setting is stored now" \
+    "$FLM" -D "$STATE" config set pools.policy priority
 stop_and_clean
 STATE=

@@ -3,7 +3,7 @@
 # and goes away cleanly on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 
-plan 21
+plan 24
 
 check "flmd starts and all three processes run" suite_start
 
@@ -69,3 +69,18 @@ checkx "and none was restarted (no sandbox violation while logging)" \
 kill -TERM "$(cat "$STATE/flmd.pid")"
 gone2() { [ ! -e "$STATE/flmd.sock" ]; }
 check "SIGTERM stops the daemon" wait_until 3000 gone2
+
+# A mistyped command line: the usage, exit 2, nothing started.
+checkx "flmd with an unknown option or an extra argument: usage, exit 2" \
+    '"$FLMD" -d -x >/dev/null 2>"$STATE/u1"; r1=$?
+    "$FLMD" -d -D "$STATE" extra >/dev/null 2>"$STATE/u2"; r2=$?
+    [ $r1 = 2 ] && [ $r2 = 2 ] && grep -q "^usage: flmd \[-dsv\]" "$STATE/u1" &&
+    grep -q "^usage: flmd" "$STATE/u2" && [ ! -e "$STATE/flmd.sock" ]'
+checkx "flmd -L with a relative directory: refused, saying it must be absolute" \
+    '! "$FLMD" -d -D "$STATE" -L libexec >/dev/null 2>"$STATE/u3" &&
+    grep -q -- "^flmd\[[0-9]*\]: -L needs an absolute directory" "$STATE/u3" &&
+    [ ! -e "$STATE/flmd.sock" ]'
+touch "$STATE/file"
+checkx "a state directory that cannot be made: flmd says why and exits 1" \
+    '"$FLMD" -d -D "$STATE/file/sub" >/dev/null 2>"$STATE/u4"; r=$?
+    [ $r = 1 ] && grep -q "^flmd\[[0-9]*\]: mkdir $STATE/file/sub: Not a directory" "$STATE/u4"'
