@@ -451,7 +451,8 @@ fw_plan_cidrs(struct fw_plan *pl)
 			c[k++] = c[i];
 	}
 	pl->pol.nallow = k;
-	qsort(c, k, sizeof(*c), fw_cidr_cmp);
+	if (k > 1)	/* an empty allowlist has no array: qsort's is nonnull */
+		qsort(c, k, sizeof(*c), fw_cidr_cmp);
 }
 
 /* A CIDR printed from its bytes (a host as an address alone). */
