@@ -245,6 +245,7 @@ checkx "a well-formed answer is shown as keyd's (flmd cannot check its word)" \
     'json_has "$(check_of "$out" "audit chain")" ".detail == \"intact (says keyd)\""'
 check "flmd lives on" kill -0 "$FLMD_PID"
 suite_stop
+rm -rf "$STATE"
 
 # 9. System mode (root): the owners and modes flmd makes are what doctor
 # expects of them: _flmkeyd's keyd/ and security.db, root's master.key.
