@@ -306,14 +306,20 @@ checkx "a long string with a raw tab, or \\q: 400 in Anthropic's shape, nothing 
     [ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" = $((before + 1)) ]'
 
 # ---- Ollama's fields for an engine that speaks OpenAI's: translated ----------------------
-# ol PATH BODY: an Ollama request, not streamed, to the vLLM model; the
-# status; the answer in TMP/ol.json, what the engine got in vl-body.json.
-ol() {
-	rm -f "$TMP/vl-body.json"
-	curl -s -o "$TMP/ol.json" -w '%{http_code}' -m 5 -H "$AUTH" \
-	    -d "{\"model\":\"$V\",\"stream\":false,$2}" "$U$1"
+# sent ENGINE OUT HEADER PATH BODY: a request to the proxy after the body
+# file of mock ENGINE (vl, old) is removed; the status, the answer in
+# TMP/OUT.json.  engine_got ENGINE FILTER: jq's FILTER of what ENGINE got.
+sent() {
+	rm -f "$TMP/$1-body.json"
+	curl -s -o "$TMP/$2.json" -w '%{http_code}' -m 5 -H "$3" -d "$5" "$U$4"
 }
-got() { wait_until 2000 test -s "$TMP/vl-body.json" && jq -c "$1" "$TMP/vl-body.json"; }
+engine_got() {
+	wait_until 2000 test -s "$TMP/$1-body.json" &&
+	    jq -c "$2" "$TMP/$1-body.json"
+}
+# ol PATH BODY: an Ollama request, not streamed, to the vLLM model.
+ol() { sent vl ol "$AUTH" "$1" "{\"model\":\"$V\",\"stream\":false,$2}"; }
+got() { engine_got vl "$1"; }
 MSG='"messages":[{"role":"user","content":"x"}]'
 code=$(ol /api/chat "\"options\":{\"temperature\":0.5,\"top_p\":0.9,\"top_k\":40,\"seed\":7,\"num_predict\":12,\"presence_penalty\":1,\"frequency_penalty\":-0.5,\"stop\":[\"END\"],\"mirostat\":2},\"format\":\"json\",$MSG")
 G=$(got '[.temperature, .top_p, .top_k, .seed, .max_tokens, .presence_penalty, .frequency_penalty, .stop, .response_format, .mirostat, .stream]')
@@ -361,14 +367,9 @@ checkx "none of those bad bodies reached the engine" \
     '[ "$(stats $VL | jq ".by_path[\"/v1/chat/completions\"]")" = "$n0" ]'
 
 # ---- OpenAI's requests for an Ollama without /v1: its native API ---------------------
-# oa PATH BODY: an OpenAI request to the old Ollama; the status; the
-# answer in TMP/oa.json, what the engine got in old-body.json.
-oa() {
-	rm -f "$TMP/old-body.json"
-	curl -s -o "$TMP/oa.json" -w '%{http_code}' -m 5 -H "$AUTH" \
-	    -d "{\"model\":\"flm://old/old:1b\",$2}" "$U$1"
-}
-oldgot() { wait_until 2000 test -s "$TMP/old-body.json" && jq -c "$1" "$TMP/old-body.json"; }
+# oa PATH BODY: an OpenAI request to the old Ollama.
+oa() { sent old oa "$AUTH" "$1" "{\"model\":\"flm://old/old:1b\",$2}"; }
+oldgot() { engine_got old "$1"; }
 code=$(oa /v1/chat/completions '"response_format":{"type":"json_object"},"messages":[{"role":"system","content":null},{"role":"user","content":[{"type":"text","text":"one "},{"type":"image_url","image_url":{"url":"data:image/png;base64,aGVsbG8="}},{"type":"text","text":"two"}]}]')
 G=$(oldgot '[.messages, .format, .stream]')
 checkx "chat: content parts joined as Ollama's one string (the image left out), null content empty, json_object as format json ($code)" \
@@ -394,13 +395,8 @@ checkx "the engine's own error, in OpenAI's shape: its words, server_error ($cod
     (.error.message | test(\"The engine answered\") | not)" "$TMP/oa.json" >/dev/null' || diag "$(cat "$TMP/oa.json")"
 
 # ---- Anthropic's Messages for an OpenAI engine: images, tool choice, block lists -------
-# am BODY: a Messages request, not streamed, to the vLLM model; the
-# status; the answer in TMP/am.json, what the engine got in vl-body.json.
-am() {
-	rm -f "$TMP/vl-body.json"
-	curl -s -o "$TMP/am.json" -w '%{http_code}' -m 5 -H "x-api-key: $KEY" \
-	    -d "{\"model\":\"$V\",\"max_tokens\":5,$1}" "$U/v1/messages"
-}
+# am BODY: a Messages request, not streamed, to the vLLM model.
+am() { sent vl am "x-api-key: $KEY" /v1/messages "{\"model\":\"$V\",\"max_tokens\":5,$1}"; }
 TOOLS='"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]'
 code=$(am "\"system\":[{\"type\":\"text\",\"text\":\"be brief\"},{\"type\":\"text\",\"text\":\"be kind\"}],\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"what is it?\"},{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/jpeg\",\"data\":\"aGVsbG8=\"}},{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://example.com/a.png\"}}]}]")
 G=$(got '[.messages[0], .messages[1].content]')

@@ -29,6 +29,8 @@ tty() {
 }
 # shows TEXT: the last tty output has TEXT in a line (a fixed string).
 shows() { printf '%s\n' "$OUT" | grep -qF -- "$1"; }
+# matches RE: a line of the last tty output matches the extended RE.
+matches() { printf '%s\n' "$OUT" | grep -Eq -- "$1"; }
 # exits RC TEXT COMMAND...: COMMAND fails with exit status RC and TEXT
 # in its error (kept in STATE/fails.err).
 exits() {
@@ -98,14 +100,14 @@ checkx "config unset: KEY unset, and gone from config get" \
     'shows "tls.names unset" && ! $F config get tls.names >/dev/null 2>&1'
 tty "$F config keys"
 checkx "config keys: each key with what it takes" \
-    'printf "%s\n" "$OUT" | grep -Eq "^engines\.ID\.kind +ollama\|lmstudio\|vllm\|llamacpp" && no_json'
+    'matches "^engines\.ID\.kind +ollama\|lmstudio\|vllm\|llamacpp" && no_json'
 
 # ---- engines ---------------------------------------------------------------
 $F config set engines.ollama.url http://127.0.0.1:9 >/dev/null
 tty "$F engines detect"
 checkx "engines detect: a header and a row per engine, with why it is down" \
-    'printf "%s\n" "$OUT" | grep -Eq "^ID +KIND +URL +STATE" &&
-    printf "%s\n" "$OUT" | grep -Eq "^ollama +ollama +http://127\.0\.0\.1:9 +NotFound .*nothing listens"'
+    'matches "^ID +KIND +URL +STATE" &&
+    matches "^ollama +ollama +http://127\.0\.0\.1:9 +NotFound .*nothing listens"'
 tty "$F models list"
 checkx "models list, no engine up: says where to look" \
     'shows "no models: is an engine running? see flm engines detect"'
@@ -115,11 +117,11 @@ checkx "engines trust: the owner forgotten, as a sentence" \
 printf 'tok-%s\n' "$$" | $F engines credential set ollama >/dev/null 2>&1
 tty "$F secrets list"
 checkx "secrets list: the sealed credential's row, never its value" \
-    'printf "%s\n" "$OUT" | grep -Eq "^engine:ollama +[0-9]+ +20[0-9-]+T" &&
+    'matches "^engine:ollama +[0-9]+ +20[0-9-]+T" &&
     ! shows "tok-$$"'
 tty "$F secrets rotate"
 checkx "secrets rotate: how many, under which key" \
-    'printf "%s\n" "$OUT" | grep -Eq "^1 secrets sealed again under data key [0-9]+$"'
+    'matches "^1 secrets sealed again under data key [0-9]+$"'
 
 printf 'socks-%s\n' "$$" |
     script -qec "$F egress password set" /dev/null >"$T/tty" 2>&1
@@ -143,8 +145,8 @@ checkx "proxy start: where it listens, and it answers there" \
 tty "$F proxy start --port 0 --bind 127.0.0.5 --mode packaged-ca"
 checkx "proxy start in a TLS mode: the certificate's subject, SANs, fingerprint" \
     'shows "proxy listening on https://127.0.0.5:" &&
-    printf "%s\n" "$OUT" | grep -Eq "^  SANs: .*IP:127\.0\.0\.5" &&
-    printf "%s\n" "$OUT" | grep -Eq "^  SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}$"'
+    matches "^  SANs: .*IP:127\.0\.0\.5" &&
+    matches "^  SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}$"'
 TPORT=$(printf '%s\n' "$OUT" | sed -n 's|^proxy listening on https://127\.0\.0\.5:\([0-9]*\)/v1 (packaged-ca)$|\1|p')
 head -c 70000 /dev/zero >"$T/big.pem"
 check "proxy start --acme-ca of a missing file: refused, naming it (exit 1)" \
@@ -155,9 +157,9 @@ check "--acme-ca over 64 KiB: refused (exit 1)" \
     $F proxy start --port 0 --mode https-acme --domain a.test --acme-ca "$T/big.pem"
 tty "$F proxy status"
 checkx "proxy status: a row per handle, then the workers" \
-    'printf "%s\n" "$OUT" | grep -Eq "^127\.0\.0\.1:$PORT +local-http +[0-9]+ +[0-9]+ " &&
-    printf "%s\n" "$OUT" | grep -Eq "^127\.0\.0\.5:[0-9]+ +packaged-ca " &&
-    printf "%s\n" "$OUT" | grep -Eq "^flm-proxyd\[0\] +[0-9]+ .* running" &&
+    'matches "^127\.0\.0\.1:$PORT +local-http +[0-9]+ +[0-9]+ " &&
+    matches "^127\.0\.0\.5:[0-9]+ +packaged-ca " &&
+    matches "^flm-proxyd\[0\] +[0-9]+ .* running" &&
     [ "$(printf "%s\n" "$OUT" | grep -c "^127\.0\.0\.")" = 2 ]'
 
 # ---- flm chat, before it sends anything or with no engine up --------------
@@ -222,15 +224,15 @@ used() {
 wait_until 5000 used
 tty "$F usage"
 checkx "usage: a header and the key's row for the model, 2 requests" \
-    'printf "%s\n" "$OUT" | grep -Eq "^KEY +MODEL +REQUESTS +PROMPT +COMPLETION$" &&
-    printf "%s\n" "$OUT" | grep -Eq "^$KID +flm://ollama/llama3\.2:1b +2 +[0-9]+ +[1-9][0-9]*$"'
+    'matches "^KEY +MODEL +REQUESTS +PROMPT +COMPLETION$" &&
+    matches "^$KID +flm://ollama/llama3\.2:1b +2 +[0-9]+ +[1-9][0-9]*$"'
 tty "$F usage --since 2020-01-01"
 checkx "usage --since: the time it counts from, then the rows" \
     'shows "since 2020-01-01T00:00:00.000Z" && shows "flm://ollama/llama3.2:1b"'
 NROWS=$($F audit tail --json | jq '.records | length')
 tty "$F audit verify"
 checkx "audit verify: intact, how many rows, from the genesis row" \
-    'printf "%s\n" "$OUT" | grep -Eq "^audit trail intact: $NROWS rows \(ids 1-$NROWS\)$" &&
+    'matches "^audit trail intact: $NROWS rows \(ids 1-$NROWS\)$" &&
     shows "genesis: row 1 of"'
 tty "$F audit archive --before 2099-01-01"
 ARCH=$(printf '%s\n' "$OUT" | sed -n "s/^archived $NROWS rows to \(audit-archive-.*\.db\)$/\1/p")
@@ -256,8 +258,8 @@ tty "$F ca status"
 SHA=$($F ca status --json | jq -r .sha256)
 checkx "ca status: subject, fingerprint and trust store as lines" \
     'shows "subject:     CN=FLM local CA" && shows "SHA-256:     $SHA" &&
-    printf "%s\n" "$OUT" | grep -Eq "^permitted: .* IP:127\.0\.0\.0/8" &&
-    printf "%s\n" "$OUT" | grep -Eq "^trust store: (not )?installed"'
+    matches "^permitted: .* IP:127\.0\.0\.0/8" &&
+    matches "^trust store: (not )?installed"'
 tty "$F ca export"
 printf '%s\n' "$OUT" >"$T/ca-stdout.pem"
 $F ca export --out "$T/ca.pem" --json >"$T/export.json"
@@ -311,7 +313,7 @@ check "clients issue with an --out too long for a path: refused (exit 1)" \
 printf 'p12-secret\n' >"$T/pw"
 tty "$F clients issue bob --out $T/bob --days 2 --p12-password-file $T/pw"
 checkx "clients issue: serial, fingerprint, expiry and the three files named" \
-    '[ $RC = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^client certificate bob \(serial [0-9a-f]+, SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\) until " &&
+    '[ $RC = 0 ] && matches "^client certificate bob \(serial [0-9a-f]+, SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\) until " &&
     shows "$T/bob.key (private key)" && shows "$T/bob.p12 (PKCS#12)"'
 checkx "--days 2: the certificate ends within 2 days" \
     '! openssl x509 -in "$T/bob.crt" -noout -checkend 172900 >/dev/null &&
@@ -321,8 +323,8 @@ checkx "--p12-password-file: the .p12 opens with that password only" \
     ! openssl pkcs12 -in "$T/bob.p12" -nokeys -passin pass: >/dev/null 2>&1'
 tty "$F clients list"
 checkx "clients list: a header and bob's row, not revoked" \
-    'printf "%s\n" "$OUT" | grep -Eq "^SERIAL +LABEL +CREATED" &&
-    printf "%s\n" "$OUT" | grep -Eq "^[0-9a-f]+ +bob +20[0-9-]+T.* -$"'
+    'matches "^SERIAL +LABEL +CREATED" &&
+    matches "^[0-9a-f]+ +bob +20[0-9-]+T.* -$"'
 
 # ---- backups --------------------------------------------------------------
 tty "$F backup create"
@@ -330,8 +332,8 @@ NAME=$(printf '%s\n' "$OUT" | sed -n 's/^backup \(flm-[^ ]*\.flmbak\) made (manu
 checkx "backup create: its name, why and how sealed" '[ -n "$NAME" ]'
 tty "$F backup list"
 checkx "backup list: a header and the backup's row" \
-    'printf "%s\n" "$OUT" | grep -Eq "^NAME +CREATED +REASON +SEALED +BYTES" &&
-    printf "%s\n" "$OUT" | grep -Eq "^$NAME +20[0-9-]+T.* manual +master +[0-9]+$"'
+    'matches "^NAME +CREATED +REASON +SEALED +BYTES" &&
+    matches "^$NAME +20[0-9-]+T.* manual +master +[0-9]+$"'
 tty "$F check"
 checkx "check: the live state matches the last backup" \
     '[ $RC = 0 ] && shows "$NAME: the live state matches"'
@@ -353,8 +355,8 @@ check "check --against a directory without a state object: refused" \
     $F check --against "$T/against"
 tty "$F security master-key rotate"
 checkx "master-key rotate: the new key id, what was sealed again, what to do" \
-    'printf "%s\n" "$OUT" | grep -Eq "^master key rotated: now [0-9a-f]+$" &&
-    printf "%s\n" "$OUT" | grep -Eq "^sealed again: .* 0 secrets, 1 backups" &&
+    'matches "^master key rotated: now [0-9a-f]+$" &&
+    matches "^sealed again: .* 0 secrets, 1 backups" &&
     shows "make a new one (flm backup create --passphrase)"'
 
 # ---- the security policy ---------------------------------------------------
