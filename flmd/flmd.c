@@ -194,8 +194,8 @@ main(int argc, char *argv[])
 	int			 ch, i, sys = 0;
 
 	env = &flmd;
-	/* Errors in the arguments carry flmd's name too, not log.c's flm. */
-	log_init(1, 0);
+	/* Errors in the arguments carry flmd's name too, not log.c's flm
+	 * (on stderr: the log starts in the foreground). */
 	log_procname("flmd");
 	while ((ch = getopt(argc, argv, "dD:L:sv")) != -1) {
 		switch (ch) {
